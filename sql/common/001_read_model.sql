@@ -1,14 +1,16 @@
 -- The read model shared by both flavours: raw metrics, dimension tables and the
--- latency sketch. The rollups themselves are defined per flavour.
+-- latency sketch. The rollups themselves are defined per flavour. Dimension columns use
+-- the "C" collation: they are identifiers, and byte-order grouping is several times
+-- faster than locale-aware comparison when rollups are refreshed.
 
 CREATE TABLE IF NOT EXISTS metrics (
   time               timestamptz      NOT NULL,
-  metric_type        text             NOT NULL,
-  rule_id            text,
-  parser_id          text,
-  rule_category      text,
-  source_type        text,
-  status             text             NOT NULL CHECK (status IN ('SUCCESS', 'ERROR', 'TIMEOUT')),
+  metric_type        text COLLATE "C" NOT NULL,
+  rule_id            text COLLATE "C",
+  parser_id          text COLLATE "C",
+  rule_category      text COLLATE "C",
+  source_type        text COLLATE "C",
+  status             text COLLATE "C" NOT NULL CHECK (status IN ('SUCCESS', 'ERROR', 'TIMEOUT')),
   execution_time_ms  double precision NOT NULL CHECK (execution_time_ms >= 0),
   records_processed  bigint           NOT NULL DEFAULT 0,
   records_matched    bigint           NOT NULL DEFAULT 0,
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS ruleperf_rollup_state (
 -- percentile over any range and filter is read from the merged histogram, never from
 -- percentiles of buckets.
 CREATE OR REPLACE FUNCTION ruleperf_sketch_key(x double precision) RETURNS integer
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN x <= 0 THEN 0
               ELSE least(4000, greatest(1, ceil(ln(x) / ln(1.016129032258064)::double precision)::integer + 1500)) END
 $$;

@@ -11,9 +11,6 @@ CREATE TABLE IF NOT EXISTS ruleperf_invalidations (
 CREATE INDEX IF NOT EXISTS ruleperf_invalidations_rollup ON ruleperf_invalidations (rollup);
 
 CREATE INDEX IF NOT EXISTS metrics_time ON metrics USING brin (time) WITH (pages_per_range = 32);
-CREATE INDEX IF NOT EXISTS metrics_rule_time ON metrics (rule_id, time DESC);
-CREATE INDEX IF NOT EXISTS metrics_parser_time ON metrics (parser_id, time DESC);
-CREATE INDEX IF NOT EXISTS metrics_time_btree ON metrics (time DESC);
 
 DO $$
 DECLARE r record;
@@ -80,7 +77,10 @@ CREATE TRIGGER ruleperf_metrics_truncate AFTER TRUNCATE ON metrics
 -- completed since the old one. Returns nothing when another session holds the lock.
 CREATE OR REPLACE FUNCTION ruleperf_refresh(only_rollups text[] DEFAULT NULL, until timestamptz DEFAULT now())
 RETURNS TABLE (rollup text, buckets_recomputed bigint, old_watermark timestamptz, new_watermark timestamptz, duration_ms double precision)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Hash aggregation in memory, and no JIT compile for what is a short, repeated statement.
+SET work_mem = '256MB' SET jit = off
+AS $$
 DECLARE
   r ruleperf_rollups;
   st ruleperf_rollup_state;

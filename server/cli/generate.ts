@@ -1,0 +1,98 @@
+/** npm run generate -- --days N --rows-per-hour N --rules 500 --parsers 30 --seed S [--follow] */
+import { Pool } from 'pg';
+import { z } from 'zod';
+import { followLive, generateHistory, plannedRows, type GenerateOptions } from '../generator/history';
+import { refreshRollups } from '../db/refresh';
+import { schemaInfo } from '../db/migrate';
+import { databaseUrl, fail, parseFlags, run } from './common';
+import { rowsProgress } from './progress';
+
+const USAGE = `usage: npm run generate -- [--days 7] [--rows-per-hour 5000] [--rules 500] [--parsers 30] [--seed 42]
+                            [--end 2026-01-31T00:00:00Z] [--method copy|insert] [--no-refresh] [--follow]
+
+Loads reproducible rule and parser executions into DATABASE_URL: the same seed and --end
+give the same rows. --follow then keeps inserting live rows (rows-per-hour spread over each
+second) until Ctrl-C. The rollups are refreshed after loading unless --no-refresh.`;
+
+const positiveInt = (name: string, max: number) =>
+  z.coerce.number({ invalid_type_error: `--${name} must be a number` }).int(`--${name} must be a whole number`).min(1, `--${name} must be at least 1`).max(max, `--${name} must be at most ${max}`);
+
+const schema = z.object({
+  days: positiveInt('days', 400).default(7),
+  'rows-per-hour': positiveInt('rows-per-hour', 50_000_000).default(5000),
+  rules: positiveInt('rules', 100_000).default(500),
+  parsers: positiveInt('parsers', 10_000).default(30),
+  seed: z.coerce.number().int('--seed must be a whole number').default(42),
+  end: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || Number.isFinite(Date.parse(v)), '--end must be an ISO-8601 time'),
+  method: z.enum(['copy', 'insert'], { errorMap: () => ({ message: '--method must be copy or insert' }) }).default('copy'),
+});
+
+run(async () => {
+  const flags = parseFlags(
+    {
+      days: { type: 'string' },
+      'rows-per-hour': { type: 'string' },
+      rules: { type: 'string' },
+      parsers: { type: 'string' },
+      seed: { type: 'string' },
+      end: { type: 'string' },
+      method: { type: 'string' },
+      follow: { type: 'boolean' },
+      'no-refresh': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    USAGE
+  );
+  if (flags.help) {
+    console.log(USAGE);
+    return;
+  }
+  const { follow, 'no-refresh': noRefresh, help: _help, ...values } = flags;
+  const parsed = schema.safeParse(values);
+  if (!parsed.success) {
+    fail(`${parsed.error.issues.map((i) => i.message).join('; ')}\n\n${USAGE}`);
+  }
+  const p = parsed.data;
+  const options: GenerateOptions = {
+    days: p.days,
+    rowsPerHour: p['rows-per-hour'],
+    rules: p.rules,
+    parsers: p.parsers,
+    seed: p.seed,
+    end: p.end ? new Date(p.end) : undefined,
+    method: p.method,
+  };
+  const pool = new Pool({ connectionString: databaseUrl(), max: 2 });
+  try {
+    const schemaState = await schemaInfo(pool);
+    if (!schemaState) {
+      fail('the database has no ruleperf schema yet; run `npm run migrate` first');
+    }
+    const progress = rowsProgress('loading', plannedRows(options));
+    await generateHistory(pool, options, (n) => progress.add(n));
+    const loaded = progress.stop();
+    console.log(`loaded ${loaded.rows.toLocaleString('en')} rows in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.rowsPerSecond).toLocaleString('en')} rows/s)`);
+    if (!noRefresh) {
+      const started = Date.now();
+      await refreshRollups(pool, schemaState.flavour);
+      console.log(`rollups refreshed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+    if (follow) {
+      const controller = new AbortController();
+      process.once('SIGINT', () => controller.abort());
+      process.once('SIGTERM', () => controller.abort());
+      let live = 0;
+      console.log('following live: inserting rows every second, Ctrl-C to stop');
+      await followLive(pool, options, controller.signal, (n) => {
+        live += n;
+        process.stderr.write(`\rlive rows inserted: ${live}`);
+      });
+      process.stderr.write('\n');
+    }
+  } finally {
+    await pool.end();
+  }
+});
