@@ -1,2 +1,17 @@
 // Jest setup provided by Grafana scaffolding
 import './.config/jest-setup';
+
+// react-dom/server (imported by @grafana/ui 13's Text) creates a MessageChannel when
+// loaded; jsdom has none. A tiny asynchronous stand-in is enough: nothing here renders
+// on the server, and unlike worker_threads' MessageChannel it keeps no handle open.
+if (typeof global.MessageChannel === 'undefined') {
+  global.MessageChannel = class MessageChannel {
+    constructor() {
+      this.port1 = { onmessage: null, close() {} };
+      this.port2 = {
+        postMessage: (data) => setTimeout(() => this.port1.onmessage && this.port1.onmessage({ data }), 0),
+        close() {},
+      };
+    }
+  };
+}

@@ -1,0 +1,304 @@
+import {
+  CoreApp,
+  DataQueryError,
+  DataQueryRequest,
+  DataQueryResponse,
+  DataSourceApi,
+  DataSourceInstanceSettings,
+  LoadingState,
+  MetricFindValue,
+  ScopedVars,
+  TestDataSourceResponse,
+} from '@grafana/data';
+import {
+  BackendDataSourceResponse,
+  FetchResponse,
+  getBackendSrv,
+  getTemplateSrv,
+  isFetchError,
+  TemplateSrv,
+  toDataQueryResponse,
+} from '@grafana/runtime';
+import { catchError, lastValueFrom, map, Observable, of } from 'rxjs';
+
+import { interpolateFilter } from './interpolation';
+import {
+  DEFAULT_QUERY,
+  FILTER_FIELDS,
+  FILTER_VARIABLE,
+  FilterField,
+  KIND_FIELDS,
+  MAX_DATA_POINTS,
+  QueryRequestInput,
+  ReadyResponse,
+  RuleperfOptions,
+  RuleperfQuery,
+  RuleperfQueryInput,
+  VARIABLE_NAMES,
+  VariableName,
+  VariablesResponse,
+} from './types';
+
+type VariableValue = VariablesResponse['values'][number];
+
+export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
+  /** Grafana's data proxy URL for this instance; plugin.json's routes map it to the service. */
+  private readonly proxyUrl: string;
+  private readonly serviceUrl: string;
+  /** Editor option lists, shared by every query row of this data source. */
+  private readonly optionsCache = new Map<VariableName, Promise<VariableValue[]>>();
+
+  constructor(
+    instanceSettings: DataSourceInstanceSettings<RuleperfOptions>,
+    private readonly templateSrv: TemplateSrv = getTemplateSrv()
+  ) {
+    super(instanceSettings);
+    this.proxyUrl = instanceSettings.url ?? '';
+    this.serviceUrl = instanceSettings.jsonData?.serviceUrl ?? '';
+  }
+
+  getDefaultQuery(_app: CoreApp): Partial<RuleperfQuery> {
+    return DEFAULT_QUERY;
+  }
+
+  filterQuery(query: RuleperfQuery): boolean {
+    return !query.hide;
+  }
+
+  /** Replaces dashboard variables in every filter; a filter whose variable is "All" is dropped. */
+  applyTemplateVariables(query: RuleperfQuery, scopedVars: ScopedVars): RuleperfQuery {
+    const interpolated: RuleperfQuery = { ...query };
+    for (const field of FILTER_FIELDS) {
+      const values = interpolateFilter(query[field], this.templateSrv, scopedVars);
+      if (values === undefined) {
+        delete interpolated[field];
+      } else {
+        interpolated[field] = values.length === 1 ? values[0] : values;
+      }
+    }
+    return interpolated;
+  }
+
+  interpolateVariablesInQueries(queries: RuleperfQuery[], scopedVars: ScopedVars): RuleperfQuery[] {
+    return queries.map((q) => this.applyTemplateVariables(q, scopedVars));
+  }
+
+  query(request: DataQueryRequest<RuleperfQuery>): Observable<DataQueryResponse> {
+    const queries = request.targets
+      .filter((q) => this.filterQuery(q))
+      .map((q) => this.applyTemplateVariables(q, request.scopedVars));
+    if (queries.length === 0) {
+      return of({ data: [], state: LoadingState.Done });
+    }
+    return getBackendSrv()
+      .fetch<BackendDataSourceResponse>({
+        url: `${this.proxyUrl}/api/v1/query`,
+        method: 'POST',
+        data: buildQueryRequest(queries, request),
+        requestId: request.requestId,
+        // Errors belong to the panel, not to a toast over the whole dashboard.
+        showErrorAlert: false,
+      })
+      .pipe(
+        // Per-query errors (`results[refId].error`) become DataQueryErrors here, frames keep their meta.
+        map((response: FetchResponse<BackendDataSourceResponse>) => toDataQueryResponse(response, queries)),
+        catchError((err: unknown) => of(requestErrorResponse(err, queries)))
+      );
+  }
+
+  /**
+   * Dashboard query variables: the query is the name of a list (`rules`, `parsers`,
+   * `categories`, `metricTypes`, `sourceTypes`, `statuses`). Always fetched fresh,
+   * because Grafana refreshes variables exactly when it wants new values.
+   */
+  async metricFindQuery(query: string, options?: { scopedVars?: ScopedVars }): Promise<MetricFindValue[]> {
+    const name = this.templateSrv.replace(String(query ?? '').trim(), options?.scopedVars);
+    if (!isVariableName(name)) {
+      throw new Error(`Unknown variable query "${query}". Use one of: ${VARIABLE_NAMES.join(', ')}.`);
+    }
+    const values = await this.fetchVariable(name);
+    return values.map((v) => ({ text: v.text, value: v.value }));
+  }
+
+  /** Options for one filter in the query editor; cached, and forgotten on failure so a retry can succeed. */
+  getFilterOptions(field: FilterField): Promise<VariableValue[]> {
+    const name = FILTER_VARIABLE[field];
+    let pending = this.optionsCache.get(name);
+    if (!pending) {
+      pending = this.fetchVariable(name);
+      pending.catch(() => this.optionsCache.delete(name));
+      this.optionsCache.set(name, pending);
+    }
+    return pending;
+  }
+
+  /** The dashboard's variables, offered as filter values (`$rule`). */
+  getTemplateVariableNames(): string[] {
+    return this.templateSrv.getVariables().map((v) => `$${v.name}`);
+  }
+
+  /** "Save & test": the service's readiness in words, then one authenticated call to check the token. */
+  async testDatasource(): Promise<TestDataSourceResponse> {
+    if (!this.serviceUrl) {
+      return { status: 'error', message: 'Set the ruleperf service URL (for example http://ruleperf:8080), then save.' };
+    }
+    let ready: ReadyResponse;
+    try {
+      const response = await lastValueFrom(
+        getBackendSrv().fetch<ReadyResponse>({ url: `${this.proxyUrl}/readyz`, method: 'GET', showErrorAlert: false })
+      );
+      ready = response.data;
+    } catch (err) {
+      // /readyz answers 503 with the same body when the database is down: that is a diagnosis, not a failure to reach it.
+      if (isFetchError(err) && isReadyResponse(err.data)) {
+        ready = err.data;
+      } else {
+        return { status: 'error', message: describeRequestError(err) };
+      }
+    }
+    if (!isReadyResponse(ready)) {
+      return {
+        status: 'error',
+        message: `${this.serviceUrl} answered, but not like a ruleperf service. Check the service URL.`,
+      };
+    }
+    const summary = describeReadiness(ready);
+    if (ready.status !== 'ready' || !ready.database.ok) {
+      return { status: 'error', message: `The service is running but not ready. ${summary}` };
+    }
+    try {
+      // /readyz needs no token; this call does, so a wrong token fails here and not on the first panel.
+      await this.fetchVariable('metricTypes');
+    } catch (err) {
+      return { status: 'error', message: describeRequestError(err) };
+    }
+    return {
+      status: ready.cache.state === 'degraded' ? 'warning' : 'success',
+      message: `Connected to ruleperf. ${summary}`,
+    };
+  }
+
+  private async fetchVariable(name: VariableName): Promise<VariableValue[]> {
+    const response = await lastValueFrom(
+      getBackendSrv().fetch<VariablesResponse>({
+        url: `${this.proxyUrl}/api/v1/variables/${name}`,
+        method: 'GET',
+        showErrorAlert: false,
+      })
+    );
+    return Array.isArray(response.data?.values) ? response.data.values : [];
+  }
+}
+
+function isVariableName(name: string): name is VariableName {
+  return (VARIABLE_NAMES as readonly string[]).includes(name);
+}
+
+function isReadyResponse(body: unknown): body is ReadyResponse {
+  const b = body as Partial<ReadyResponse> | undefined;
+  return typeof b?.status === 'string' && typeof b.database?.ok === 'boolean' && typeof b.cache?.state === 'string';
+}
+
+/** The POST /api/v1/query body for already interpolated queries. */
+export function buildQueryRequest(
+  queries: RuleperfQuery[],
+  request: Pick<DataQueryRequest<RuleperfQuery>, 'range' | 'intervalMs' | 'maxDataPoints'>
+): QueryRequestInput {
+  const body: QueryRequestInput = {
+    range: { from: request.range.from.valueOf(), to: request.range.to.valueOf() },
+    queries: queries.map(toContractQuery),
+  };
+  if (request.intervalMs && request.intervalMs > 0) {
+    body.intervalMs = Math.max(1, Math.round(request.intervalMs));
+  }
+  if (request.maxDataPoints && request.maxDataPoints > 0) {
+    body.maxDataPoints = Math.min(MAX_DATA_POINTS, Math.max(1, Math.round(request.maxDataPoints)));
+  }
+  return body;
+}
+
+/** One query as the contract wants it: filters that are set, and only the options its kind uses. */
+export function toContractQuery(query: RuleperfQuery): RuleperfQueryInput {
+  const kind = query.kind ?? 'stats';
+  const uses = KIND_FIELDS[kind];
+  const out: RuleperfQueryInput = { refId: query.refId, kind, granularity: query.granularity ?? 'auto' };
+  for (const field of FILTER_FIELDS) {
+    const value = query[field];
+    if (value !== undefined && value !== '' && !(Array.isArray(value) && value.length === 0)) {
+      // `status` is checked against SUCCESS|ERROR|TIMEOUT by the service, which names a bad value in its error.
+      (out as Record<string, unknown>)[field] = value;
+    }
+  }
+  if (uses.metrics && query.metrics?.length) {
+    out.metrics = query.metrics;
+  }
+  if (uses.groupBy && query.groupBy) {
+    out.groupBy = query.groupBy;
+  }
+  if (uses.limit && typeof query.limit === 'number' && Number.isFinite(query.limit)) {
+    out.limit = query.limit;
+  }
+  if (uses.sortBy && query.sortBy) {
+    out.sortBy = query.sortBy;
+  }
+  return out;
+}
+
+/** Readiness in words a Grafana user understands. */
+export function describeReadiness(ready: ReadyResponse): string {
+  const { database, cache } = ready;
+  let db: string;
+  if (database.ok) {
+    const flavour = database.flavour === 'timescale' ? 'TimescaleDB' : database.flavour === 'postgres' ? 'PostgreSQL' : '';
+    const details = [flavour, database.schemaVersion !== undefined ? `schema version ${database.schemaVersion}` : '']
+      .filter(Boolean)
+      .join(', ');
+    db = `Database connected${details ? ` (${details})` : ''}.`;
+  } else {
+    db = `Database unavailable${database.error ? `: ${database.error}` : ''}.`;
+  }
+  const cacheText = {
+    up: 'Redis cache is up.',
+    degraded: 'Redis cache is degraded: queries go straight to the database, correct but slower.',
+    disabled: 'Caching is off (the service has no Redis configured).',
+  }[cache.state];
+  return `${db} ${cacheText ?? `Cache state: ${cache.state}.`}`;
+}
+
+/** A failed request (not a failed query inside a 200 answer) in words, with the service's own error text. */
+export function describeRequestError(err: unknown): string {
+  if (isFetchError(err)) {
+    const body = (err.data ?? {}) as { error?: unknown; message?: unknown; details?: Array<{ path?: string; message?: string }> };
+    const text = typeof body.error === 'string' ? body.error : typeof body.message === 'string' ? body.message : '';
+    const details = Array.isArray(body.details)
+      ? body.details.map((d) => (d.path ? `${d.path}: ${d.message}` : String(d.message))).join('; ')
+      : '';
+    const said = [text || err.statusText, details].filter(Boolean).join(' — ');
+    switch (err.status) {
+      case 401:
+      case 403:
+        return `The service rejected the API token (HTTP ${err.status}). Check the API token in the data source settings.`;
+      case 502:
+      case 503:
+      case 504:
+        if (!text) {
+          return `Grafana could not reach the ruleperf service (HTTP ${err.status}). Check the service URL and that the service is running.`;
+        }
+        return `The ruleperf service is unavailable (HTTP ${err.status}): ${said}`;
+      default:
+        if (!err.status) {
+          return `Grafana could not reach the ruleperf service${said ? `: ${said}` : ''}.`;
+        }
+        return `The ruleperf service answered HTTP ${err.status}${said ? `: ${said}` : ''}`;
+    }
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Every query of a failed request gets the same error, so each panel row shows it. */
+export function requestErrorResponse(err: unknown, queries: RuleperfQuery[]): DataQueryResponse {
+  const message = describeRequestError(err);
+  const status = isFetchError(err) ? err.status : undefined;
+  const errors: DataQueryError[] = queries.map((q) => ({ refId: q.refId, message, status }));
+  return { data: [], state: LoadingState.Error, error: errors[0], errors };
+}
