@@ -1,0 +1,241 @@
+/**
+ * The Redis tier in front of the rollups:
+ * - one round trip per lookup (a script reads the generations and the entry together);
+ * - stale-while-revalidate: entries outlive their freshness by one TTL; a stale hit is
+ *   answered at once and refreshed in the background (or kept when the database is down);
+ * - stampede control: identical misses share one computation in-process, and a short
+ *   Redis lock makes other instances wait for the holder's answer instead of querying;
+ * - a circuit breaker: when Redis errs or is slow, the cache is bypassed, never fatal;
+ * - invalidation by generation counters, never KEYS.
+ */
+import type { Answer } from '../query/executor';
+import type { NormalizedQuery } from '../query/normalize';
+import type { CacheLayer } from '../query/service';
+import type { CacheStatus } from '../contract';
+import type { Metrics } from '../observability/metrics';
+import type { RedisClient } from './redis';
+import { CircuitBreaker } from './circuit';
+import { decode, encode } from './codec';
+import { fingerprint, generationKeys, keyspace, type Keyspace } from './keys';
+
+interface Entry {
+  /** Fresh until (epoch ms). */
+  f: number;
+  a: Answer;
+}
+
+export interface CacheSettings {
+  prefix: string;
+  ttlSeconds: number;
+  jitterSeconds: number;
+  settledTtlSeconds: number;
+  maxValueBytes: number;
+  lockMs: number;
+}
+
+const LOOKUP = `
+local gens = redis.call('MGET', unpack(KEYS))
+local parts = {}
+for i, v in ipairs(gens) do parts[i] = v or '0' end
+local key = ARGV[1] .. ':' .. table.concat(parts, '.')
+return {key, redis.call('GET', key)}`;
+
+const INVALIDATE = `
+for i, k in ipairs(KEYS) do redis.call('INCR', k); redis.call('PEXPIRE', k, ARGV[1]) end
+return #KEYS`;
+
+type ScriptedRedis = RedisClient & {
+  ruleperfLookupBuffer(n: number, ...args: string[]): Promise<[Buffer, Buffer | null]>;
+  ruleperfInvalidate(n: number, ...args: string[]): Promise<number>;
+};
+
+export class QueryCache implements CacheLayer {
+  private readonly ks: Keyspace;
+  private readonly redis: ScriptedRedis;
+  private readonly inflight = new Map<string, Promise<Answer>>();
+  readonly circuit: CircuitBreaker;
+  private pendingInvalidations: string[][] = [];
+
+  constructor(
+    redis: RedisClient,
+    private readonly settings: CacheSettings,
+    private readonly metrics: Metrics,
+    private readonly onError: (err: Error) => void = () => undefined
+  ) {
+    this.ks = keyspace(settings.prefix);
+    redis.defineCommand('ruleperfLookup', { lua: LOOKUP });
+    redis.defineCommand('ruleperfInvalidate', { lua: INVALIDATE });
+    this.redis = redis as ScriptedRedis;
+    this.circuit = new CircuitBreaker({
+      failureThreshold: 2,
+      probeIntervalMs: 500,
+      onChange: (open) => metrics.circuitOpen.set(open ? 1 : 0),
+    });
+  }
+
+  state(): 'up' | 'degraded' {
+    return this.circuit.isOpen ? 'degraded' : 'up';
+  }
+
+  /** Runs a Redis call through the circuit; undefined when bypassed or failed. */
+  private async guarded<T>(call: () => Promise<T>): Promise<T | undefined> {
+    if (!this.circuit.allow()) return undefined;
+    try {
+      const result = await call();
+      // Generations bumped while Redis was away are applied before trusting it again.
+      if (this.pendingInvalidations.length) await this.flushPendingInvalidations();
+      this.circuit.success();
+      return result;
+    } catch (err) {
+      this.circuit.failure();
+      this.onError(err as Error);
+      return undefined;
+    }
+  }
+
+  private ttlMs(answer: Answer): number {
+    if (!answer.touchesLiveEdge) return this.settings.settledTtlSeconds * 1000;
+    return (this.settings.ttlSeconds + Math.random() * this.settings.jitterSeconds) * 1000;
+  }
+
+  /** In-process single flight: concurrent callers of one key share one computation. */
+  private single(key: string, compute: () => Promise<Answer>): { promise: Promise<Answer>; joined: boolean } {
+    const existing = this.inflight.get(key);
+    if (existing) return { promise: existing, joined: true };
+    const promise = compute().finally(() => this.inflight.delete(key));
+    this.inflight.set(key, promise);
+    return { promise, joined: false };
+  }
+
+  async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
+    const base = this.ks.query(fingerprint(q));
+    const gens = generationKeys(this.ks, q);
+    const found = await this.guarded(() => this.redis.ruleperfLookupBuffer(gens.length, ...gens, base));
+    if (!found) {
+      // Bypassed: still coalesce identical concurrent queries in this process.
+      const { promise, joined } = this.single(`bypass:${base}`, compute);
+      if (joined) this.metrics.coalesced.inc();
+      this.metrics.cacheRequests.inc({ result: 'bypass' });
+      return { answer: await promise, status: 'bypass' };
+    }
+    const key = found[0].toString();
+    const entry = found[1] ? decode<Entry>(found[1]) : null;
+    if (entry && entry.f > Date.now()) {
+      this.metrics.cacheRequests.inc({ result: 'hit' });
+      return { answer: entry.a, status: 'hit' };
+    }
+    if (entry) {
+      // Stale: answer now, refresh in the background (errors keep the stale entry).
+      this.metrics.cacheRequests.inc({ result: 'stale' });
+      this.single(key, () => this.computeAndStore(key, compute)).promise.catch(() => undefined);
+      return { answer: entry.a, status: 'stale' };
+    }
+    this.metrics.cacheRequests.inc({ result: 'miss' });
+    const { promise, joined } = this.single(key, () => this.computeOnce(key, compute));
+    if (joined) this.metrics.coalesced.inc();
+    return { answer: await promise, status: 'miss' };
+  }
+
+  /** Across instances: the lock holder computes; others wait for its answer. */
+  private async computeOnce(key: string, compute: () => Promise<Answer>): Promise<Answer> {
+    const lockKey = this.ks.lock(key);
+    const got = await this.guarded(() => this.redis.set(lockKey, '1', 'PX', this.settings.lockMs, 'NX'));
+    if (got === null) {
+      // Someone else holds the lock: poll for their answer until it appears or the lock goes.
+      this.metrics.coalesced.inc();
+      const deadline = Date.now() + this.settings.lockMs;
+      for (let wait = 5; Date.now() < deadline; wait = Math.min(wait * 2, 50)) {
+        await new Promise((r) => setTimeout(r, wait));
+        const [value, locked] =
+          (await this.guarded(() => Promise.all([this.redis.getBuffer(key), this.redis.exists(lockKey)]))) ?? [null, 0];
+        const entry = value ? decode<Entry>(value) : null;
+        if (entry) return entry.a;
+        if (!locked) break;
+      }
+    }
+    try {
+      return await this.computeAndStore(key, compute);
+    } finally {
+      if (got === 'OK') await this.guarded(() => this.redis.del(lockKey));
+    }
+  }
+
+  private async computeAndStore(key: string, compute: () => Promise<Answer>): Promise<Answer> {
+    const answer = await compute();
+    const ttl = this.ttlMs(answer);
+    const value = encode({ f: Date.now() + ttl, a: answer } satisfies Entry);
+    if (value.length > this.settings.maxValueBytes) {
+      this.metrics.cacheSkipped.inc({ reason: 'too_large' });
+      return answer;
+    }
+    this.metrics.cacheValueBytes.observe(value.length);
+    // Kept for one more TTL past freshness, to serve stale while revalidating.
+    await this.guarded(() => this.redis.set(key, value, 'PX', Math.round(ttl * 2)));
+    return answer;
+  }
+
+  private invalidationKeys(target: { ruleId?: string; parserId?: string; all?: boolean }): string[] {
+    if (target.ruleId) return [this.ks.genRule(target.ruleId), this.ks.genAnyRule];
+    if (target.parserId) return [this.ks.genParser(target.parserId), this.ks.genAnyParser];
+    return [this.ks.genAll];
+  }
+
+  /** Generations outlive every entry that could carry them, then expire (bounded keyspace). */
+  private get generationTtlMs(): number {
+    return 4 * 1000 * Math.max(this.settings.settledTtlSeconds, this.settings.ttlSeconds + this.settings.jitterSeconds);
+  }
+
+  /**
+   * Invalidates now; throws when Redis cannot be reached, so the caller knows the old
+   * answers may come back with Redis (the API answers 503). `queueOnFailure` (used for
+   * database NOTIFY) instead keeps it and applies it before this instance trusts Redis again.
+   */
+  async invalidate(target: { ruleId?: string; parserId?: string; all?: boolean }, queueOnFailure = false): Promise<void> {
+    const keys = this.invalidationKeys(target);
+    try {
+      await this.redis.ruleperfInvalidate(keys.length, ...keys, String(this.generationTtlMs));
+    } catch (err) {
+      if (!queueOnFailure) throw new CacheUnavailable('the cache could not be reached; the invalidation was not applied');
+      this.pendingInvalidations.push(keys);
+      this.circuit.failure();
+    }
+  }
+
+  private async flushPendingInvalidations(): Promise<void> {
+    while (this.pendingInvalidations.length) {
+      const keys = this.pendingInvalidations[0];
+      await this.redis.ruleperfInvalidate(keys.length, ...keys, String(this.generationTtlMs));
+      this.pendingInvalidations.shift();
+    }
+  }
+
+  async redisInfo(): Promise<{ usedMemory: number; maxMemory: number; entries: number; evictedKeys: number } | null> {
+    return (
+      (await this.guarded(async () => {
+        const [memory, stats, keyspaceInfo] = await Promise.all([this.redis.info('memory'), this.redis.info('stats'), this.redis.info('keyspace')]);
+        const field = (text: string, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+        const entries = [...keyspaceInfo.matchAll(/keys=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+        return { usedMemory: field(memory, 'used_memory'), maxMemory: field(memory, 'maxmemory'), entries, evictedKeys: field(stats, 'evicted_keys') };
+      })) ?? null
+    );
+  }
+}
+
+export class CacheUnavailable extends Error {}
+
+/** The layer used when CACHE_ENABLED=false: every query goes to the rollups, coalesced in-process. */
+export class NoCache implements CacheLayer {
+  private readonly inflight = new Map<string, Promise<Answer>>();
+  constructor(private readonly metrics: Metrics) {}
+  async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
+    const key = fingerprint(q);
+    let promise = this.inflight.get(key);
+    if (promise) this.metrics.coalesced.inc();
+    else {
+      promise = compute().finally(() => this.inflight.delete(key));
+      this.inflight.set(key, promise);
+    }
+    this.metrics.cacheRequests.inc({ result: 'bypass' });
+    return { answer: await promise, status: 'bypass' };
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Warms the cache on start and every few minutes with what dashboards will ask next:
+ * the provisioned dashboards' targets (at their default range, variables at "All"),
+ * plus the most requested queries seen recently on this instance, replayed with their
+ * now-relative range moved to the present.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { querySchema, type QueryRequest, type RuleperfQuery } from '../contract';
+
+export interface WarmItem {
+  query: RuleperfQuery;
+  spanMs: number;
+  intervalMs?: number;
+  maxDataPoints?: number;
+}
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
+
+/** "now-24h" → 24 h in ms; anything else (absolute times, now/d) → null. */
+export function relativeSpan(from: string, to = 'now'): number | null {
+  const m = /^now-(\d+)([smhdw])$/.exec(from);
+  if (!m || to !== 'now') return null;
+  return Number(m[1]) * UNITS[m[2]];
+}
+
+/** Drops template-variable references: a dashboard's default "All" means no filter. */
+function withoutVariables(target: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(target)) {
+    if (typeof v === 'string' && v.includes('$')) continue;
+    if (Array.isArray(v) && v.some((x) => typeof x === 'string' && x.includes('$'))) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+interface Panel {
+  targets?: Array<Record<string, unknown>>;
+  panels?: Panel[];
+  maxDataPoints?: number;
+  datasource?: { uid?: string; type?: string };
+}
+
+export function dashboardWarmItems(dir: string, datasourceType = 'seed-ruleperf-datasource'): WarmItem[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const items: WarmItem[] = [];
+  for (const file of files) {
+    const dashboard = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    const spanMs = relativeSpan(dashboard.time?.from ?? 'now-24h', dashboard.time?.to ?? 'now');
+    if (!spanMs) continue;
+    const visit = (panels: Panel[]) => {
+      for (const panel of panels) {
+        if (panel.panels) visit(panel.panels);
+        for (const target of panel.targets ?? []) {
+          const ds = (target.datasource ?? panel.datasource) as { type?: string } | undefined;
+          if (ds?.type !== datasourceType) continue;
+          const parsed = querySchema.safeParse(withoutVariables(target));
+          if (parsed.success) items.push({ query: parsed.data, spanMs, maxDataPoints: panel.maxDataPoints ?? 1000 });
+        }
+      }
+    };
+    visit(dashboard.panels ?? []);
+  }
+  return items;
+}
+
+/** Counts recent now-relative queries to replay the most popular ones. */
+export class RecentQueries {
+  private readonly seen = new Map<string, { item: WarmItem; count: number; lastSeen: number }>();
+  constructor(
+    private readonly capacity = 200,
+    private readonly windowMs = 10 * 60_000
+  ) {}
+
+  record(request: QueryRequest, query: RuleperfQuery, now = Date.now()): void {
+    // Only ranges ending at "now" are worth replaying later.
+    if (Math.abs(request.range.to - now) > 60_000) return;
+    const spanMs = Math.round((request.range.to - request.range.from) / 60_000) * 60_000;
+    const { refId: _refId, ...shape } = query;
+    const id = JSON.stringify([shape, spanMs, request.intervalMs, request.maxDataPoints]);
+    const entry = this.seen.get(id);
+    if (entry) {
+      entry.count++;
+      entry.lastSeen = now;
+      return;
+    }
+    if (this.seen.size >= this.capacity) this.evict(now);
+    if (this.seen.size < this.capacity) {
+      this.seen.set(id, { item: { query, spanMs, intervalMs: request.intervalMs, maxDataPoints: request.maxDataPoints }, count: 1, lastSeen: now });
+    }
+  }
+
+  private evict(now: number): void {
+    for (const [id, e] of this.seen) if (now - e.lastSeen > this.windowMs) this.seen.delete(id);
+    if (this.seen.size >= this.capacity) {
+      const least = [...this.seen.entries()].sort((a, b) => a[1].count - b[1].count)[0];
+      this.seen.delete(least[0]);
+    }
+  }
+
+  top(n: number, now = Date.now()): WarmItem[] {
+    return [...this.seen.values()]
+      .filter((e) => now - e.lastSeen <= this.windowMs)
+      .sort((a, b) => b.count - a.count)
+      .slice(0, n)
+      .map((e) => e.item);
+  }
+}
+
+export async function warm(items: WarmItem[], answer: (request: QueryRequest, query: RuleperfQuery) => Promise<unknown>, now = Date.now()): Promise<{ warmed: number; failed: number }> {
+  let warmed = 0;
+  let failed = 0;
+  // A few at a time: warming must not crowd out dashboard traffic.
+  const queue = [...items];
+  const worker = async () => {
+    for (let item = queue.shift(); item; item = queue.shift()) {
+      const request: QueryRequest = {
+        range: { from: now - item.spanMs, to: now },
+        intervalMs: item.intervalMs,
+        maxDataPoints: item.maxDataPoints,
+        queries: [item.query],
+      };
+      try {
+        await answer(request, item.query);
+        warmed++;
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return { warmed, failed };
+}

@@ -1,0 +1,59 @@
+/** Service settings from the environment, validated once at start (bad values stop it with a clear message). */
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const schema = z.object({
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().default('127.0.0.1'),
+  DATABASE_URL: z.string().url().optional(),
+  DATABASE_READ_URL: z.string().url().optional(),
+  DATA_DIR: z.string().default('.data'),
+  DB_POOL_MAX: int(1, 200).default(10),
+  DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  DB_CONNECT_TIMEOUT_MS: int(50, 60_000).default(800),
+  MIGRATE_ON_START: bool.default('true'),
+  REFRESH_SCHEDULER: z.enum(['on', 'off']).default('on'),
+  ROUTE_DAILY_FROM_DAYS: z.coerce.number().positive().max(400).default(7),
+  WATERMARK_CACHE_MS: int(0, 60_000).default(2000),
+  API_TOKEN: z.string().min(1).optional(),
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  REDIS_SENTINELS: z.string().optional(),
+  REDIS_SENTINEL_NAME: z.string().default('mymaster'),
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  CACHE_ENABLED: bool.default('true'),
+  CACHE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/).default('ruleperf'),
+  CACHE_TTL_SECONDS: int(1, 86_400).default(60),
+  CACHE_JITTER_SECONDS: int(0, 3600).default(10),
+  CACHE_SETTLED_TTL_SECONDS: int(1, 7 * 86_400).default(3600),
+  CACHE_MAX_VALUE_BYTES: int(256, 64 * 1024 * 1024).default(512 * 1024),
+  CACHE_SLOW_MS: int(1, 10_000).default(100),
+  CACHE_LOCK_MS: int(100, 60_000).default(5000),
+  WARM_ON_START: bool.default('true'),
+  WARM_INTERVAL_SECONDS: int(0, 86_400).default(300),
+  DEMO_DAYS: int(0, 90).default(7),
+  DEMO_ROWS_PER_HOUR: int(1, 1_000_000).default(6000),
+  DEMO_SEED: z.coerce.number().int().default(42),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),
+});
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!parsed.success) {
+    throw new ConfigError(
+      'invalid configuration: ' + parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+    );
+  }
+  return parsed.data;
+}
+
+/** Every variable the service reads, for docs and for the compose-file test. */
+export const CONFIG_KEYS = Object.keys(schema.shape) as Array<keyof Config>;

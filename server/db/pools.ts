@@ -1,0 +1,62 @@
+/**
+ * Connection pools: one for writes and maintenance (migrate, refresh, LISTEN), one for
+ * dashboard reads (DATABASE_READ_URL when a replica is given). Statement timeouts cut
+ * runaway queries; a short connect timeout makes "database down" fail fast.
+ */
+import { Pool, types } from 'pg';
+import type { Config } from '../config';
+
+// COUNT/SUM results fit in a double for any realistic volume; parse int8 as number.
+types.setTypeParser(types.builtins.INT8, (v) => Number(v));
+
+export interface Pools {
+  write: Pool;
+  read: Pool;
+  /** PGlite serves one connection: LISTEN and parallel queries are unavailable. */
+  singleConnection: boolean;
+  end(): Promise<void>;
+}
+
+export function createPools(config: Config, url: string, options: { singleConnection?: boolean } = {}): Pools {
+  const single = options.singleConnection ?? false;
+  const make = (connectionString: string, max: number, applicationName: string) => {
+    const pool = new Pool({
+      connectionString,
+      max,
+      connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+      application_name: applicationName,
+    });
+    // An idle client losing its connection must not crash the process.
+    pool.on('error', () => undefined);
+    return pool;
+  };
+  const write = make(url, single ? 1 : Math.max(2, Math.ceil(config.DB_POOL_MAX / 4)), 'ruleperf');
+  const read = single ? write : config.DATABASE_READ_URL ? make(config.DATABASE_READ_URL, config.DB_POOL_MAX, 'ruleperf-read') : make(url, config.DB_POOL_MAX, 'ruleperf-read');
+  return {
+    write,
+    read,
+    singleConnection: single,
+    async end() {
+      await write.end();
+      if (read !== write) await read.end();
+    },
+  };
+}
+
+const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08007']);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+/** True when an error means the database cannot be reached now (answer 503, not 500). */
+export function isUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (e?.code && (UNAVAILABLE_CODES.has(e.code) || NETWORK_CODES.has(e.code))) return true;
+  const msg = e?.message ?? '';
+  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(msg);
+}
+
+/** True when the statement timeout cancelled the query. */
+export function isStatementTimeout(err: unknown): boolean {
+  return (err as { code?: string })?.code === '57014';
+}

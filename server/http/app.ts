@@ -1,0 +1,163 @@
+/**
+ * The HTTP surface (DESIGN.md "Server contract"): routes, body limits, auth, JSON errors.
+ * Bad input is a 400/401/404/413/415 with {error, details?}; never a stack trace, never
+ * a 500 for what a client sent.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { z, type ZodError } from 'zod';
+import { invalidateSchema, queryRequestSchema, VARIABLE_NAMES, type ErrorResponse, type ReadyResponse } from '../contract';
+import { bearerAuth } from './auth';
+import { variableValues } from './variables';
+import type { QueryService } from '../query/service';
+import type { Metrics } from '../observability/metrics';
+import type { Pool } from 'pg';
+import { isUnavailable } from '../db/pools';
+import { CacheUnavailable } from '../cache/store';
+
+export interface CacheControl {
+  invalidate(target: { ruleId?: string; parserId?: string; all?: boolean }): Promise<void>;
+  stats(): Promise<Record<string, unknown>>;
+  state(): 'up' | 'degraded' | 'disabled';
+}
+
+export interface AppDeps {
+  service: QueryService;
+  cache: CacheControl;
+  readPool: Pool;
+  ready: () => Promise<ReadyResponse>;
+  metrics: Metrics;
+  logger: Logger;
+  apiToken?: string;
+}
+
+export const BODY_LIMIT = '1mb';
+
+function zodDetails(err: ZodError): ErrorResponse['details'] {
+  return err.issues.slice(0, 20).map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+}
+
+function badRequest(res: Response, err: ZodError) {
+  const details = zodDetails(err);
+  res.status(400).json({ error: `invalid request: ${details![0].path}: ${details![0].message}`, details } satisfies ErrorResponse);
+}
+
+const requireJson = (req: Request, res: Response, next: NextFunction) => {
+  if (!req.is('application/json')) {
+    return res.status(415).json({ error: 'send the body as application/json' });
+  }
+  next();
+};
+
+export function createApp(deps: AppDeps) {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  // Request id, duration, cache status and tier on every log line; never headers (tokens).
+  app.use((req, res, next) => {
+    const id = (typeof req.headers['x-request-id'] === 'string' && /^[\w-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID());
+    res.locals.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    const started = performance.now();
+    res.on('finish', () => {
+      const route = (req.route?.path as string | undefined) ?? 'unmatched';
+      deps.metrics.httpRequests.inc({ route, status: String(res.statusCode) });
+      if (req.path === '/metrics' || req.path === '/healthz') return;
+      deps.logger.info(
+        { reqId: id, method: req.method, path: req.path, status: res.statusCode, durationMs: Math.round((performance.now() - started) * 100) / 100, cache: res.locals.cache, tier: res.locals.tier },
+        'request'
+      );
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+  app.get('/readyz', async (_req, res) => {
+    const ready = await deps.ready();
+    res.status(ready.status === 'ready' ? 200 : 503).json(ready);
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', deps.metrics.registry.contentType);
+    res.send(await deps.metrics.registry.metrics());
+  });
+
+  const api = express.Router();
+  api.use(bearerAuth(deps.apiToken));
+  api.use(express.json({ limit: BODY_LIMIT, strict: true, type: 'application/json' }));
+
+  api.post('/v1/query', requireJson, async (req, res, next) => {
+    const parsed = queryRequestSchema.safeParse(req.body);
+    if (!parsed.success) return badRequest(res, parsed.error);
+    try {
+      const { status, body } = await deps.service.answer(parsed.data);
+      const first = Object.values(body.results)[0]?.frames[0]?.schema.meta?.custom;
+      res.locals.cache = first?.cache;
+      res.locals.tier = first?.tiers.join('+');
+      if (status === 503) {
+        return res.status(503).json({ error: 'the database is unavailable; try again shortly', ...body });
+      }
+      res.json(body);
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  api.get('/v1/variables/:name', async (req, res, next) => {
+    const name = z.enum(VARIABLE_NAMES).safeParse(req.params.name);
+    if (!name.success) {
+      return res.status(404).json({ error: `unknown variable; use one of: ${VARIABLE_NAMES.join(', ')}` });
+    }
+    try {
+      res.json({ values: await variableValues(deps.readPool, name.data) });
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  api.post('/v1/invalidate', requireJson, async (req, res, next) => {
+    const parsed = invalidateSchema.safeParse(req.body);
+    if (!parsed.success) {
+      return res.status(400).json({ error: 'invalid request: send {"ruleId": "…"}, {"parserId": "…"} or {"all": true}', details: zodDetails(parsed.error) });
+    }
+    try {
+      await deps.cache.invalidate(parsed.data);
+      res.json({ invalidated: parsed.data });
+    } catch (err) {
+      if (err instanceof CacheUnavailable) return res.status(503).json({ error: err.message });
+      next(err);
+    }
+  });
+
+  api.get('/v1/cache/stats', async (_req, res, next) => {
+    try {
+      res.json(await deps.cache.stats());
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  app.use('/api', api);
+
+  app.use((_req, res) => res.status(404).json({ error: 'not found' }));
+
+  // Last resort: body-parser's client errors keep their status; anything else is ours.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  app.use((err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    if (err.type === 'entity.too.large') {
+      return res.status(413).json({ error: `request body larger than ${BODY_LIMIT}` });
+    }
+    if (err.status && err.status >= 400 && err.status < 500) {
+      return res.status(err.status).json({ error: err.type === 'entity.parse.failed' ? 'request body is not valid JSON' : 'bad request' });
+    }
+    if (isUnavailable(err)) {
+      return res.status(503).json({ error: 'the database is unavailable; try again shortly' });
+    }
+    deps.logger.error({ reqId: res.locals.requestId, err: { message: err.message, code: (err as { code?: string }).code } }, 'request failed');
+    res.status(500).json({ error: 'internal error', requestId: res.locals.requestId });
+  });
+
+  return app;
+}

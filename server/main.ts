@@ -1,0 +1,234 @@
+/**
+ * `npm start`: the query service. Without DATABASE_URL it runs the embedded WASM
+ * TimescaleDB (data under DATA_DIR), migrates it, loads a week of demo data on first
+ * start and refreshes on schedule; with DATABASE_URL it serves that database.
+ */
+import { join } from 'node:path';
+import pino from 'pino';
+import { loadConfig, ConfigError, type Config } from './config';
+import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded';
+import { createPools } from './db/pools';
+import { latestVersion, migrate, MigrationRefused, schemaInfo, type Flavour } from './db/migrate';
+import { refreshRollups } from './db/refresh';
+import { generateHistory, plannedRows } from './generator/history';
+import { rowsProgress } from './cli/progress';
+import { createMetrics } from './observability/metrics';
+import { WatermarkSource } from './query/watermarks';
+import { QueryExecutor } from './query/executor';
+import { QueryService } from './query/service';
+import { tierOf, DAY_MS, type RollupInfo } from './query/catalog';
+import { createRedis } from './cache/redis';
+import { QueryCache, NoCache } from './cache/store';
+import { listenForInvalidations } from './cache/notify';
+import { dashboardWarmItems, RecentQueries, warm } from './cache/warmer';
+import { RefreshScheduler } from './maintenance/scheduler';
+import { createApp } from './http/app';
+import type { ReadyResponse } from './contract';
+
+async function loadDemoData(pools: ReturnType<typeof createPools>, config: Config, flavour: Flavour, log: pino.Logger) {
+  const { rows } = await pools.write.query('SELECT EXISTS (SELECT 1 FROM metrics) AS any');
+  if (rows[0].any || config.DEMO_DAYS === 0) return;
+  const options = { days: config.DEMO_DAYS, rowsPerHour: config.DEMO_ROWS_PER_HOUR, rules: 500, parsers: 30, seed: config.DEMO_SEED, method: 'insert' as const };
+  log.info(`first start: generating ${config.DEMO_DAYS} days of demo data`);
+  const progress = rowsProgress('demo data', plannedRows(options));
+  await generateHistory(pools.write, options, (n) => progress.add(n));
+  const done = progress.stop();
+  log.info({ rows: done.rows, seconds: Math.round(done.seconds) }, 'demo data loaded; building rollups');
+  await refreshRollups(pools.write, flavour);
+}
+
+export async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = pino({ level: config.LOG_LEVEL, redact: ['*.authorization', '*.API_TOKEN', '*.password'] });
+
+  let embedded: EmbeddedDatabase | null = null;
+  let url = config.DATABASE_URL;
+  if (!url) {
+    log.info(`no DATABASE_URL: starting the embedded TimescaleDB (WASM) with data in ${config.DATA_DIR}/pglite`);
+    embedded = await startEmbeddedDatabase(join(config.DATA_DIR, 'pglite'));
+    url = embedded.url;
+  }
+  const pools = createPools(config, url, { singleConnection: embedded !== null });
+
+  let flavour: Flavour;
+  try {
+    if (config.MIGRATE_ON_START) {
+      const result = await migrate(pools.write, { log: (line) => log.info(line) });
+      flavour = result.flavour;
+    } else {
+      const info = await schemaInfo(pools.write);
+      if (!info) throw new MigrationRefused('the database has no ruleperf schema; run `npm run migrate` or set MIGRATE_ON_START=true');
+      flavour = info.flavour;
+    }
+  } catch (err) {
+    log.fatal((err as Error).message);
+    await pools.end();
+    await embedded?.stop();
+    process.exit(1);
+  }
+  if (embedded) await loadDemoData(pools, config, flavour, log);
+
+  const metrics = createMetrics();
+  const rollupRows = (await pools.write.query('SELECT name, source, extract(epoch FROM bucket_width) * 1000 AS ms, dims, extract(epoch FROM refresh_every) * 1000 AS every FROM ruleperf_rollups ORDER BY position')).rows;
+  const rollups: RollupInfo[] = rollupRows.map((r) => ({ name: r.name, tier: tierOf(r.name), source: r.source, bucketMs: Number(r.ms), dims: r.dims, refreshEveryMs: Number(r.every) }));
+
+  const watermarks = new WatermarkSource(pools.read, config.WATERMARK_CACHE_MS);
+  const executor = new QueryExecutor(pools.read, watermarks, { dbQuery: (tiers) => metrics.dbQueries.inc({ tier: tiers[tiers.length - 1] ?? 'none' }) });
+
+  const redis = config.CACHE_ENABLED ? createRedis(config) : null;
+  redis?.on('error', () => undefined); // reported through the circuit breaker, not as crashes
+  const cache = redis
+    ? new QueryCache(redis, {
+        prefix: config.CACHE_PREFIX,
+        ttlSeconds: config.CACHE_TTL_SECONDS,
+        jitterSeconds: config.CACHE_JITTER_SECONDS,
+        settledTtlSeconds: config.CACHE_SETTLED_TTL_SECONDS,
+        maxValueBytes: config.CACHE_MAX_VALUE_BYTES,
+        lockMs: config.CACHE_LOCK_MS,
+      }, metrics, (err) => log.debug({ err: { message: err.message } }, 'cache call failed'))
+    : null;
+  const recent = new RecentQueries();
+  const service = new QueryService(
+    () => rollups,
+    { dailyFromMs: config.ROUTE_DAILY_FROM_DAYS * DAY_MS },
+    executor,
+    cache ?? new NoCache(metrics),
+    { observe: (kind, c, tier, seconds) => metrics.queryDuration.observe({ kind, cache: c, tier }, seconds) },
+    (request, query) => recent.record(request, query)
+  );
+
+  const ready = async (): Promise<ReadyResponse> => {
+    const cacheState = cache ? cache.state() : 'disabled';
+    try {
+      const info = await schemaInfo(pools.read);
+      const current = info?.version === latestVersion();
+      return {
+        status: current ? 'ready' : 'not_ready',
+        database: { ok: current, flavour: info?.flavour, schemaVersion: info?.version, ...(current ? {} : { error: 'schema is not at the version this service needs; run npm run migrate' }) },
+        cache: { state: cacheState },
+      };
+    } catch (err) {
+      return { status: 'not_ready', database: { ok: false, error: 'database unreachable' }, cache: { state: cacheState } };
+    }
+  };
+
+  const app = createApp({
+    service,
+    readPool: pools.read,
+    metrics,
+    logger: log,
+    apiToken: config.API_TOKEN,
+    ready,
+    cache: {
+      state: () => (cache ? cache.state() : 'disabled'),
+      async invalidate(target) {
+        if (!cache) return;
+        await cache.invalidate(target);
+      },
+      async stats() {
+        const count = async (result: string) => (await metrics.cacheRequests.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+        const [hits, misses, stale, bypass] = await Promise.all(['hit', 'miss', 'stale', 'bypass'].map(count));
+        const info = cache ? await cache.redisInfo() : null;
+        const lookups = hits + misses + stale;
+        return {
+          state: cache ? cache.state() : 'disabled',
+          hits,
+          misses,
+          stale,
+          bypassed: bypass,
+          hitRate: lookups > 0 ? (hits + stale) / lookups : null,
+          entries: info?.entries ?? null,
+          memoryBytes: info?.usedMemory ?? null,
+          maxMemoryBytes: info?.maxMemory || null,
+          evictedKeys: info?.evictedKeys ?? null,
+        };
+      },
+    },
+  });
+
+  const scheduler = new RefreshScheduler({
+    pool: pools.write,
+    flavour,
+    metrics,
+    logger: log,
+    refresh: config.REFRESH_SCHEDULER === 'on',
+    onRefreshed: () => watermarks.reset(),
+  });
+  scheduler.start();
+
+  const listener = cache && !pools.singleConnection ? listenForInvalidations(url, (t) => cache.invalidate(t, true), log) : null;
+
+  const memoryTimer = setInterval(async () => {
+    const info = await cache?.redisInfo();
+    if (info) metrics.redisUsedMemory.set(info.usedMemory);
+  }, 15_000);
+  memoryTimer.unref();
+
+  const dashboardsDir = join(__dirname, '..', 'provisioning', 'dashboards');
+  const warmAll = async () => {
+    const items = [...dashboardWarmItems(dashboardsDir), ...recent.top(50)];
+    const result = await warm(items, (request, query) => service.answerOne(request, query));
+    log.info(result, 'cache warmed');
+  };
+  if (config.WARM_ON_START) void warmAll();
+  const warmTimer = config.WARM_INTERVAL_SECONDS > 0 ? setInterval(() => void warmAll(), config.WARM_INTERVAL_SECONDS * 1000) : null;
+  warmTimer?.unref();
+
+  const server = app.listen(config.PORT, config.HOST, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.PORT;
+    const base = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
+    log.info({ url: base, flavour, embedded: embedded !== null }, 'ruleperf is listening');
+    const auth = config.API_TOKEN ? ` -H "Authorization: Bearer $API_TOKEN"` : '';
+    process.stdout.write(
+      `\nruleperf is ready at ${base}\n\nTry (stats for the last 24 hours):\n` +
+        `  curl -s ${base}/api/v1/query -H 'Content-Type: application/json'${auth} \\\n` +
+        `    -d "{\\"range\\":{\\"from\\":$(( $(date +%s) * 1000 - 86400000 )),\\"to\\":$(( $(date +%s) * 1000 ))},\\"queries\\":[{\\"refId\\":\\"A\\",\\"kind\\":\\"stats\\"}]}"\n\n`
+    );
+  });
+  // Slow clients cannot hold connections open (slowloris).
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => process.exit(1), config.SHUTDOWN_GRACE_MS);
+    force.unref();
+    // Stop accepting; close idle keep-alive sockets; in-flight requests complete.
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+    clearInterval(memoryTimer);
+    if (warmTimer) clearInterval(warmTimer);
+    await scheduler.stop();
+    await listener?.stop();
+    redis?.disconnect();
+    await pools.end();
+    await embedded?.stop();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`fatal: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,54 @@
+/** Prometheus metrics (prom-client); the names are the ones DESIGN.md, the alerts and dashboards use. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'ruleperf_' });
+  const m = {
+    registry,
+    cacheRequests: new Counter({ name: 'ruleperf_cache_requests_total', help: 'Query cache lookups by result', labelNames: ['result'] as const, registers: [registry] }),
+    queryDuration: new Histogram({
+      name: 'ruleperf_query_duration_seconds',
+      help: 'Time to answer one query (one panel target), by kind, cache status and primary tier',
+      labelNames: ['kind', 'cache', 'tier'] as const,
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
+      registers: [registry],
+    }),
+    dbQueries: new Counter({ name: 'ruleperf_db_queries_total', help: 'Queries sent to the database by finest tier read', labelNames: ['tier'] as const, registers: [registry] }),
+    coalesced: new Counter({ name: 'ruleperf_coalesced_requests_total', help: 'Requests that waited for an identical in-flight query instead of querying', registers: [registry] }),
+    cacheSkipped: new Counter({ name: 'ruleperf_cache_skipped_total', help: 'Answers not stored in the cache, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+    cacheValueBytes: new Histogram({
+      name: 'ruleperf_cache_value_bytes',
+      help: 'Size of stored cache values',
+      buckets: [256, 512, 1024, 2048, 4096, 16384, 65536, 262144, 1048576],
+      registers: [registry],
+    }),
+    redisUsedMemory: new Gauge({ name: 'ruleperf_redis_used_memory_bytes', help: 'Redis used_memory as last read', registers: [registry] }),
+    circuitOpen: new Gauge({ name: 'ruleperf_cache_circuit_open', help: '1 while the cache circuit is open (Redis bypassed)', registers: [registry] }),
+    refreshLag: new Gauge({
+      name: 'ruleperf_aggregate_refresh_lag_seconds',
+      help: 'How late a rollup refresh is: seconds since its last successful refresh beyond its schedule (0 when on time)',
+      labelNames: ['rollup'] as const,
+      registers: [registry],
+    }),
+    refreshDuration: new Gauge({
+      name: 'ruleperf_aggregate_refresh_duration_seconds',
+      help: 'Duration of the last refresh of each rollup',
+      labelNames: ['rollup'] as const,
+      registers: [registry],
+    }),
+    watermarkAge: new Gauge({
+      name: 'ruleperf_aggregate_watermark_age_seconds',
+      help: 'Seconds between now and the rollup watermark (complete-up-to)',
+      labelNames: ['rollup'] as const,
+      registers: [registry],
+    }),
+    httpRequests: new Counter({ name: 'ruleperf_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: [registry] }),
+  };
+  m.circuitOpen.set(0);
+  for (const result of ['hit', 'miss', 'stale', 'bypass']) m.cacheRequests.inc({ result }, 0);
+  m.coalesced.inc(0);
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
