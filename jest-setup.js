@@ -15,3 +15,15 @@ if (typeof global.MessageChannel === 'undefined') {
     }
   };
 }
+
+// @grafana/ui's Select menu watches its options with an IntersectionObserver, which jsdom lacks.
+if (typeof global.IntersectionObserver === 'undefined') {
+  global.IntersectionObserver = class IntersectionObserver {
+    observe() {}
+    unobserve() {}
+    disconnect() {}
+    takeRecords() {
+      return [];
+    }
+  };
+}

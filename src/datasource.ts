@@ -140,7 +140,10 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
   /** "Save & test": the service's readiness in words, then one authenticated call to check the token. */
   async testDatasource(): Promise<TestDataSourceResponse> {
     if (!this.serviceUrl) {
-      return { status: 'error', message: 'Set the ruleperf service URL (for example http://ruleperf:8080), then save.' };
+      return {
+        status: 'error',
+        message: 'Set the ruleperf service URL (for example http://ruleperf:8080), then save.',
+      };
     }
     let ready: ReadyResponse;
     try {
@@ -249,7 +252,8 @@ export function describeReadiness(ready: ReadyResponse): string {
   const { database, cache } = ready;
   let db: string;
   if (database.ok) {
-    const flavour = database.flavour === 'timescale' ? 'TimescaleDB' : database.flavour === 'postgres' ? 'PostgreSQL' : '';
+    const flavour =
+      database.flavour === 'timescale' ? 'TimescaleDB' : database.flavour === 'postgres' ? 'PostgreSQL' : '';
     const details = [flavour, database.schemaVersion !== undefined ? `schema version ${database.schemaVersion}` : '']
       .filter(Boolean)
       .join(', ');
@@ -268,7 +272,11 @@ export function describeReadiness(ready: ReadyResponse): string {
 /** A failed request (not a failed query inside a 200 answer) in words, with the service's own error text. */
 export function describeRequestError(err: unknown): string {
   if (isFetchError(err)) {
-    const body = (err.data ?? {}) as { error?: unknown; message?: unknown; details?: Array<{ path?: string; message?: string }> };
+    const body = (err.data ?? {}) as {
+      error?: unknown;
+      message?: unknown;
+      details?: Array<{ path?: string; message?: string }>;
+    };
     const text = typeof body.error === 'string' ? body.error : typeof body.message === 'string' ? body.message : '';
     const details = Array.isArray(body.details)
       ? body.details.map((d) => (d.path ? `${d.path}: ${d.message}` : String(d.message))).join('; ')
@@ -300,5 +308,5 @@ export function requestErrorResponse(err: unknown, queries: RuleperfQuery[]): Da
   const message = describeRequestError(err);
   const status = isFetchError(err) ? err.status : undefined;
   const errors: DataQueryError[] = queries.map((q) => ({ refId: q.refId, message, status }));
-  return { data: [], state: LoadingState.Error, error: errors[0], errors };
+  return { data: [], state: LoadingState.Error, errors };
 }

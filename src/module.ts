@@ -5,6 +5,8 @@ import { QueryEditor } from './components/QueryEditor';
 import { DataSource } from './datasource';
 import { RuleperfOptions, RuleperfQuery, RuleperfSecureOptions } from './types';
 
-export const plugin = new DataSourcePlugin<DataSource, RuleperfQuery, RuleperfOptions, RuleperfSecureOptions>(DataSource)
+export const plugin = new DataSourcePlugin<DataSource, RuleperfQuery, RuleperfOptions, RuleperfSecureOptions>(
+  DataSource
+)
   .setConfigEditor(ConfigEditor)
   .setQueryEditor(QueryEditor);

@@ -98,7 +98,11 @@ export const MAX_FILTER_VALUES = 500;
 /** The service's defaults, shown as placeholders so an empty field says what it means. */
 export const DEFAULT_LIMIT = 10;
 export const DEFAULT_SORT: TopRulesSort = 'p95ExecutionTimeMs';
-export const DEFAULT_METRICS: readonly SeriesMetric[] = ['p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs'];
+export const DEFAULT_METRICS: readonly SeriesMetric[] = [
+  'p50ExecutionTimeMs',
+  'p95ExecutionTimeMs',
+  'p99ExecutionTimeMs',
+];
 
 /**
  * A filter as the editor stores it: one value or a list, each either a literal

@@ -27,8 +27,10 @@ import {
 
 type Props = QueryEditorProps<DataSource, RuleperfQuery, RuleperfOptions>;
 
-// Select and MultiSelect (not Combobox) because their props are the same in every
-// Grafana from 12.0 to 13.x, and the bundle uses whichever @grafana/ui Grafana ships.
+// Select and MultiSelect, although @grafana/ui 13 marks them deprecated in favour of
+// Combobox: the bundle runs against whichever @grafana/ui the Grafana server ships, and
+// Select's props are the same in every Grafana from 12.0 to 13.x, which Combobox's are not.
+/* eslint-disable @typescript-eslint/no-deprecated */
 
 const LABEL_WIDTH = 14;
 
@@ -120,10 +122,10 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, data }: P
     .getTemplateVariableNames()
     .map((name) => ({ value: name, label: name, description: 'Dashboard variable' }));
 
-  // The limit input keeps its own text while typed so an invalid entry can be shown and corrected.
-  const [limitText, setLimitText] = useState(query.limit !== undefined ? String(query.limit) : '');
+  // While the limit is being typed (or is invalid) the input shows the draft; otherwise the query's value.
+  const [limitDraft, setLimitDraft] = useState<string | undefined>();
   const [limitError, setLimitError] = useState<string | undefined>();
-  useEffect(() => setLimitText(query.limit !== undefined ? String(query.limit) : ''), [query.limit]);
+  const limitText = limitDraft ?? (query.limit !== undefined ? String(query.limit) : '');
 
   const id = (name: string) => `ruleperf-${query.refId}-${name}`;
   const change = (patch: Partial<RuleperfQuery>) => {
@@ -135,6 +137,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, data }: P
     const text = limitText.trim();
     if (text === '') {
       setLimitError(undefined);
+      setLimitDraft(undefined);
       if (query.limit !== undefined) {
         change({ limit: undefined });
       }
@@ -146,6 +149,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, data }: P
       return;
     }
     setLimitError(undefined);
+    setLimitDraft(undefined);
     if (n !== query.limit) {
       change({ limit: n });
     }
@@ -236,7 +240,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, data }: P
                 max={MAX_TOP_RULES_LIMIT}
                 placeholder={String(DEFAULT_LIMIT)}
                 value={limitText}
-                onChange={(e) => setLimitText(e.currentTarget.value)}
+                onChange={(e) => setLimitDraft(e.currentTarget.value)}
                 onBlur={commitLimit}
                 onKeyDown={(e) => e.key === 'Enter' && commitLimit()}
               />
@@ -270,6 +274,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, data }: P
               tooltip="Values from the service, or a dashboard variable; empty means all"
               invalid={Boolean(error)}
               error={error}
+              loading={loading}
             >
               <MultiSelect
                 inputId={id(field)}

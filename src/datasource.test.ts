@@ -1,0 +1,426 @@
+import { DataQueryRequest, DataSourceInstanceSettings, dateTime, FieldType, LoadingState } from '@grafana/data';
+import { BackendSrv, BackendSrvRequest, FetchError, setBackendSrv } from '@grafana/runtime';
+import { lastValueFrom, Observable, of, throwError } from 'rxjs';
+
+import { fakeTemplateSrv, FakeVariable } from './__fixtures__/templateSrv';
+import { DataSource, describeReadiness } from './datasource';
+import type { QueryRequestInput, QueryResponse, ReadyResponse, RuleperfOptions, RuleperfQuery } from './types';
+
+const PROXY = '/api/datasources/proxy/uid/ruleperf';
+
+function settings(jsonData: RuleperfOptions = { serviceUrl: 'http://ruleperf:8080' }) {
+  return {
+    id: 1,
+    uid: 'ruleperf',
+    type: 'seed-ruleperf-datasource',
+    name: 'ruleperf',
+    url: PROXY,
+    access: 'proxy',
+    jsonData,
+    meta: {},
+    readOnly: false,
+  } as unknown as DataSourceInstanceSettings<RuleperfOptions>;
+}
+
+/** Answers each request from `routes` (keyed by URL suffix); records every request. */
+function mockBackend(routes: Record<string, (req: BackendSrvRequest) => Observable<unknown>>) {
+  const requests: BackendSrvRequest[] = [];
+  const fetch = jest.fn((req: BackendSrvRequest) => {
+    requests.push(req);
+    const key = Object.keys(routes).find((suffix) => req.url.endsWith(suffix));
+    if (!key) {
+      return throwError(() => fetchError(404, { error: `no route for ${req.url}` }));
+    }
+    return routes[key](req);
+  });
+  setBackendSrv({ fetch } as unknown as BackendSrv);
+  return requests;
+}
+
+function ok<T>(data: T, status = 200) {
+  return of({ data, status, ok: true, statusText: 'OK', headers: new Headers(), config: { url: '' } });
+}
+
+function fetchError(status: number, data: unknown, statusText = ''): FetchError {
+  return { status, data, statusText, config: { url: '' } };
+}
+
+function request(targets: RuleperfQuery[], extra: Partial<DataQueryRequest<RuleperfQuery>> = {}) {
+  const from = dateTime(Date.UTC(2025, 0, 1, 0, 0));
+  const to = dateTime(Date.UTC(2025, 0, 2, 0, 0));
+  return {
+    requestId: 'Q1',
+    interval: '1m',
+    intervalMs: 60_000,
+    maxDataPoints: 1200,
+    range: { from, to, raw: { from: 'now-24h', to: 'now' } },
+    scopedVars: {},
+    targets,
+    timezone: 'utc',
+    app: 'dashboard',
+    startTime: 0,
+    ...extra,
+  } as DataQueryRequest<RuleperfQuery>;
+}
+
+const RULE_VARIABLES: FakeVariable[] = [
+  { name: 'rule', value: ['r-1', 'r-2'], options: ['r-1', 'r-2', 'r-3'] },
+  { name: 'parser', value: 'p-9', options: ['p-9'] },
+  { name: 'category', value: '$__all', options: ['auth', 'network'] },
+  { name: 'type', value: '$__all', options: ['rule', 'parser'], allValue: '.*' },
+  { name: 'status', value: ['ERROR'], options: ['SUCCESS', 'ERROR', 'TIMEOUT'] },
+];
+
+describe('template variables', () => {
+  const ds = new DataSource(settings(), fakeTemplateSrv(RULE_VARIABLES));
+
+  it('sends a single-value variable as one value and a multi-value variable as a list', () => {
+    const q = ds.applyTemplateVariables({ refId: 'A', kind: 'stats', ruleId: '$rule', parserId: '${parser}' }, {});
+    expect(q.ruleId).toEqual(['r-1', 'r-2']);
+    expect(q.parserId).toBe('p-9');
+  });
+
+  it('drops a filter whose variable is set to All, with or without a custom all value', () => {
+    const q = ds.applyTemplateVariables(
+      { refId: 'A', kind: 'stats', ruleCategory: '$category', metricType: ['$type'], ruleId: '$rule' },
+      {}
+    );
+    expect(q).not.toHaveProperty('ruleCategory');
+    expect(q).not.toHaveProperty('metricType');
+    expect(q.ruleId).toEqual(['r-1', 'r-2']);
+  });
+
+  it('treats All combined with other values as All', () => {
+    const q = ds.applyTemplateVariables({ refId: 'A', kind: 'stats', ruleCategory: ['billing', '$category'] }, {});
+    expect(q).not.toHaveProperty('ruleCategory');
+  });
+
+  it('flattens and de-duplicates literals mixed with variables in every filter field', () => {
+    const q = ds.applyTemplateVariables(
+      {
+        refId: 'A',
+        kind: 'stats',
+        ruleId: ['r-2', '$rule', 'r-7'],
+        sourceType: 'syslog',
+        status: '[[status]]',
+      },
+      {}
+    );
+    expect(q.ruleId).toEqual(['r-2', 'r-1', 'r-7']);
+    expect(q.sourceType).toBe('syslog');
+    expect(q.status).toBe('ERROR');
+  });
+
+  it('prefers a scoped variable (repeated panel) over the dashboard selection', () => {
+    const q = ds.applyTemplateVariables(
+      { refId: 'A', kind: 'stats', ruleId: '$rule', ruleCategory: '$category' },
+      { rule: { text: 'r-3', value: 'r-3' }, category: { text: 'auth', value: 'auth' } }
+    );
+    expect(q.ruleId).toBe('r-3');
+    expect(q.ruleCategory).toBe('auth');
+  });
+
+  it('drops empty filters', () => {
+    const q = ds.applyTemplateVariables({ refId: 'A', kind: 'stats', ruleId: [], parserId: '  ' }, {});
+    expect(q).not.toHaveProperty('ruleId');
+    expect(q).not.toHaveProperty('parserId');
+  });
+});
+
+describe('query', () => {
+  it('posts the interpolated queries to the service through the data proxy route', async () => {
+    const requests = mockBackend({ '/api/v1/query': () => ok({ results: {} }) });
+    const ds = new DataSource(settings(), fakeTemplateSrv(RULE_VARIABLES));
+    await lastValueFrom(
+      ds.query(
+        request([
+          {
+            refId: 'A',
+            kind: 'timeseries',
+            granularity: 'hourly',
+            ruleId: '$rule',
+            ruleCategory: '$category',
+            metrics: ['p95ExecutionTimeMs', 'errorRate'],
+            groupBy: 'ruleId',
+            // Not used by a timeseries: must not be sent.
+            limit: 5,
+            sortBy: 'errorRate',
+          },
+          {
+            refId: 'B',
+            kind: 'topRules',
+            limit: 20,
+            sortBy: 'p99ExecutionTimeMs',
+            groupBy: 'status',
+            metrics: ['errorRate'],
+          },
+          { refId: 'C', kind: 'stats', hide: true },
+        ])
+      )
+    );
+    expect(requests).toHaveLength(1);
+    expect(requests[0].url).toBe(`${PROXY}/api/v1/query`);
+    expect(requests[0].method).toBe('POST');
+    expect(requests[0].requestId).toBe('Q1');
+    const body = requests[0].data as QueryRequestInput;
+    expect(body).toEqual({
+      range: { from: Date.UTC(2025, 0, 1), to: Date.UTC(2025, 0, 2) },
+      intervalMs: 60_000,
+      maxDataPoints: 1200,
+      queries: [
+        {
+          refId: 'A',
+          kind: 'timeseries',
+          granularity: 'hourly',
+          ruleId: ['r-1', 'r-2'],
+          metrics: ['p95ExecutionTimeMs', 'errorRate'],
+          groupBy: 'ruleId',
+        },
+        { refId: 'B', kind: 'topRules', granularity: 'auto', limit: 20, sortBy: 'p99ExecutionTimeMs' },
+      ],
+    });
+  });
+
+  it('caps maxDataPoints at the contract limit', async () => {
+    const requests = mockBackend({ '/api/v1/query': () => ok({ results: {} }) });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }], { maxDataPoints: 50_000 })));
+    expect((requests[0].data as QueryRequestInput).maxDataPoints).toBe(10_000);
+  });
+
+  it('sends nothing when every query is hidden', async () => {
+    const requests = mockBackend({});
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats', hide: true }])));
+    expect(requests).toHaveLength(0);
+    expect(response.data).toEqual([]);
+  });
+
+  it('turns frames into data frames keeping the service meta, and error results into query errors', async () => {
+    const answer: QueryResponse = {
+      results: {
+        A: {
+          frames: [
+            {
+              schema: {
+                refId: 'A',
+                name: 'p95',
+                fields: [
+                  { name: 'time', type: 'time' },
+                  { name: 'p95ExecutionTimeMs', type: 'number', config: { unit: 'ms' } },
+                ],
+                meta: {
+                  executedQueryString: 'SELECT ... FROM metrics_hourly',
+                  notices: [{ severity: 'warning', text: 'Rollups are 12 minutes behind' }],
+                  custom: {
+                    tiers: ['hourly', 'raw'],
+                    alignedRange: { from: 0, to: 7_200_000 },
+                    bucketMs: 3_600_000,
+                    watermark: 3_600_000,
+                    cache: 'miss',
+                  },
+                },
+              },
+              data: {
+                values: [
+                  [0, 3_600_000],
+                  [12.5, 40],
+                ],
+              },
+            },
+          ],
+        },
+        B: { frames: [], error: 'ruleId: unknown rule "r-404"', status: 400 },
+      },
+    };
+    mockBackend({ '/api/v1/query': () => ok(answer) });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const response = await lastValueFrom(
+      ds.query(
+        request([
+          { refId: 'A', kind: 'timeseries' },
+          { refId: 'B', kind: 'stats', ruleId: 'r-404' },
+        ])
+      )
+    );
+    expect(response.data).toHaveLength(1);
+    const frame = response.data[0];
+    expect(frame.refId).toBe('A');
+    expect(frame.fields.map((f: { type: FieldType }) => f.type)).toEqual([FieldType.time, FieldType.number]);
+    expect(frame.fields[1].values).toEqual([12.5, 40]);
+    expect(frame.meta.executedQueryString).toBe('SELECT ... FROM metrics_hourly');
+    expect(frame.meta.notices).toEqual([{ severity: 'warning', text: 'Rollups are 12 minutes behind' }]);
+    expect(frame.meta.custom.tiers).toEqual(['hourly', 'raw']);
+    expect(frame.meta.custom.cache).toBe('miss');
+    expect(response.state).toBe(LoadingState.Error);
+    expect(response.errors).toEqual([{ refId: 'B', message: 'ruleId: unknown rule "r-404"', status: 400 }]);
+  });
+
+  it('reports a rejected request on every query with the service error and its details', async () => {
+    mockBackend({
+      '/api/v1/query': () =>
+        throwError(() =>
+          fetchError(400, {
+            error: 'invalid query',
+            details: [{ path: 'queries.0.status', message: 'Invalid enum value' }],
+          })
+        ),
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const response = await lastValueFrom(
+      ds.query(
+        request([
+          { refId: 'A', kind: 'stats', status: 'BROKEN' },
+          { refId: 'B', kind: 'stats' },
+        ])
+      )
+    );
+    expect(response.state).toBe(LoadingState.Error);
+    expect(response.errors?.map((e) => e.refId)).toEqual(['A', 'B']);
+    expect(response.errors?.[0].message).toBe(
+      'The ruleperf service answered HTTP 400: invalid query — queries.0.status: Invalid enum value'
+    );
+  });
+
+  it('explains a rejected token', async () => {
+    mockBackend({ '/api/v1/query': () => throwError(() => fetchError(401, { error: 'unauthorized' })) });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
+    expect(response.errors?.[0].message).toMatch(/rejected the API token/);
+    expect(response.errors?.[0].status).toBe(401);
+  });
+});
+
+describe('variables', () => {
+  it('lists rules, parsers, categories and metric types from the variables endpoint', async () => {
+    const requests = mockBackend({
+      '/api/v1/variables/rules': () => ok({ values: [{ value: 'r-1', text: 'Brute force' }] }),
+      '/api/v1/variables/parsers': () => ok({ values: [{ value: 'p-1', text: 'syslog' }] }),
+      '/api/v1/variables/categories': () => ok({ values: [{ value: 'auth', text: 'auth' }] }),
+      '/api/v1/variables/metricTypes': () => ok({ values: [{ value: 'rule', text: 'rule' }] }),
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    expect(await ds.metricFindQuery('rules')).toEqual([{ text: 'Brute force', value: 'r-1' }]);
+    expect(await ds.metricFindQuery(' parsers ')).toEqual([{ text: 'syslog', value: 'p-1' }]);
+    expect(await ds.metricFindQuery('categories')).toEqual([{ text: 'auth', value: 'auth' }]);
+    expect(await ds.metricFindQuery('metricTypes')).toEqual([{ text: 'rule', value: 'rule' }]);
+    expect(requests.map((r) => r.url)).toEqual([
+      `${PROXY}/api/v1/variables/rules`,
+      `${PROXY}/api/v1/variables/parsers`,
+      `${PROXY}/api/v1/variables/categories`,
+      `${PROXY}/api/v1/variables/metricTypes`,
+    ]);
+  });
+
+  it('names the accepted queries when given an unknown one, without calling the service', async () => {
+    const requests = mockBackend({});
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    await expect(ds.metricFindQuery('SELECT rules')).rejects.toThrow(/Use one of: rules, parsers, categories/);
+    expect(requests).toHaveLength(0);
+  });
+
+  it('caches editor options but retries after a failure', async () => {
+    let calls = 0;
+    mockBackend({
+      '/api/v1/variables/rules': () => {
+        calls++;
+        return calls === 1 ? throwError(() => fetchError(503, {})) : ok({ values: [{ value: 'r-1', text: 'one' }] });
+      },
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    await expect(ds.getFilterOptions('ruleId')).rejects.toBeDefined();
+    expect(await ds.getFilterOptions('ruleId')).toEqual([{ value: 'r-1', text: 'one' }]);
+    expect(await ds.getFilterOptions('ruleId')).toEqual([{ value: 'r-1', text: 'one' }]);
+    expect(calls).toBe(2);
+  });
+});
+
+describe('testDatasource', () => {
+  const ready: ReadyResponse = {
+    status: 'ready',
+    database: { ok: true, flavour: 'timescale', schemaVersion: 3 },
+    cache: { state: 'up' },
+  };
+
+  it('reports database and cache state in words when everything works', async () => {
+    const requests = mockBackend({
+      '/readyz': () => ok(ready),
+      '/api/v1/variables/metricTypes': () => ok({ values: [] }),
+    });
+    const result = await new DataSource(settings(), fakeTemplateSrv()).testDatasource();
+    expect(result).toEqual({
+      status: 'success',
+      message: 'Connected to ruleperf. Database connected (TimescaleDB, schema version 3). Redis cache is up.',
+    });
+    expect(requests.map((r) => r.url)).toEqual([`${PROXY}/readyz`, `${PROXY}/api/v1/variables/metricTypes`]);
+  });
+
+  it('warns when the cache is degraded', async () => {
+    mockBackend({
+      '/readyz': () => ok({ ...ready, cache: { state: 'degraded' } }),
+      '/api/v1/variables/metricTypes': () => ok({ values: [] }),
+    });
+    const result = await new DataSource(settings(), fakeTemplateSrv()).testDatasource();
+    expect(result.status).toBe('warning');
+    expect(result.message).toContain('Redis cache is degraded: queries go straight to the database');
+  });
+
+  it('explains a 503 from /readyz with the database error', async () => {
+    mockBackend({
+      '/readyz': () =>
+        throwError(() =>
+          fetchError(503, {
+            status: 'not_ready',
+            database: { ok: false, error: 'connect ECONNREFUSED 127.0.0.1:5432' },
+            cache: { state: 'disabled' },
+          })
+        ),
+    });
+    const result = await new DataSource(settings(), fakeTemplateSrv()).testDatasource();
+    expect(result).toEqual({
+      status: 'error',
+      message:
+        'The service is running but not ready. Database unavailable: connect ECONNREFUSED 127.0.0.1:5432. Caching is off (the service has no Redis configured).',
+    });
+  });
+
+  it('fails on a wrong token even though /readyz needs none', async () => {
+    mockBackend({
+      '/readyz': () => ok(ready),
+      '/api/v1/variables/metricTypes': () => throwError(() => fetchError(401, { error: 'unauthorized' })),
+    });
+    const result = await new DataSource(settings(), fakeTemplateSrv()).testDatasource();
+    expect(result.status).toBe('error');
+    expect(result.message).toMatch(/rejected the API token \(HTTP 401\)/);
+  });
+
+  it('says when Grafana cannot reach the service', async () => {
+    mockBackend({ '/readyz': () => throwError(() => fetchError(502, '', 'Bad Gateway')) });
+    const result = await new DataSource(settings(), fakeTemplateSrv()).testDatasource();
+    expect(result.status).toBe('error');
+    expect(result.message).toMatch(/could not reach the ruleperf service \(HTTP 502\)/);
+  });
+
+  it('says when something else answers at that URL', async () => {
+    mockBackend({ '/readyz': () => ok('<html>not ruleperf</html>') });
+    const result = await new DataSource(settings(), fakeTemplateSrv()).testDatasource();
+    expect(result).toEqual({
+      status: 'error',
+      message: 'http://ruleperf:8080 answered, but not like a ruleperf service. Check the service URL.',
+    });
+  });
+
+  it('asks for a URL before calling anything', async () => {
+    const requests = mockBackend({});
+    const result = await new DataSource(settings({}), fakeTemplateSrv()).testDatasource();
+    expect(result.status).toBe('error');
+    expect(result.message).toMatch(/Set the ruleperf service URL/);
+    expect(requests).toHaveLength(0);
+  });
+
+  it('names PostgreSQL without a schema version when the service omits it', () => {
+    expect(
+      describeReadiness({ status: 'ready', database: { ok: true, flavour: 'postgres' }, cache: { state: 'up' } })
+    ).toBe('Database connected (PostgreSQL). Redis cache is up.');
+  });
+});
