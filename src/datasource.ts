@@ -287,12 +287,11 @@ export function describeRequestError(err: unknown): string {
       case 403:
         return `The service rejected the API token (HTTP ${err.status}). Check the API token in the data source settings.`;
       case 502:
-      case 503:
       case 504:
-        if (!text) {
-          return `Grafana could not reach the ruleperf service (HTTP ${err.status}). Check the service URL and that the service is running.`;
-        }
-        return `The ruleperf service is unavailable (HTTP ${err.status}): ${said}`;
+        // Grafana's data proxy answers these itself when the service does not.
+        return `Grafana could not reach the ruleperf service (HTTP ${err.status}${text ? `: ${text}` : ''}). Check the service URL and that the service is running.`;
+      case 503:
+        return `The ruleperf service is unavailable (HTTP 503)${said ? `: ${said}` : ''}.`;
       default:
         if (!err.status) {
           return `Grafana could not reach the ruleperf service${said ? `: ${said}` : ''}.`;

@@ -181,7 +181,11 @@ describe('QueryEditor', () => {
   it('shows why a filter list could not load, and still accepts typed values', async () => {
     mockVariablesEndpoint(['parsers']);
     const { lastQuery } = renderEditor({ refId: 'A', kind: 'stats' });
-    expect(await screen.findByText(/Could not load parsers: database unavailable/)).toBeInTheDocument();
+    expect(
+      await screen.findByText(
+        'Could not load parsers: The ruleperf service is unavailable (HTTP 503): database unavailable.'
+      )
+    ).toBeInTheDocument();
     await userEvent.type(screen.getByLabelText('Parser'), 'p-42{enter}');
     expect(lastQuery().parserId).toEqual(['p-42']);
   });

@@ -2,7 +2,7 @@ import React, { useEffect, useState } from 'react';
 import { dateTimeFormat, QueryEditorProps, SelectableValue } from '@grafana/data';
 import { InlineField, InlineFieldRow, Input, MultiSelect, Select, Stack, Text } from '@grafana/ui';
 
-import { DataSource } from '../datasource';
+import { DataSource, describeRequestError } from '../datasource';
 import {
   FILTER_FIELDS,
   FILTER_LABELS,
@@ -85,7 +85,7 @@ function useFilterOptions(datasource: DataSource): Record<FilterField, FilterOpt
           }
         },
         (err: unknown) => {
-          const message = err instanceof Error ? err.message : describeFetchFailure(err);
+          const message = describeRequestError(err);
           if (active) {
             setState((s) => ({
               ...s,
@@ -100,11 +100,6 @@ function useFilterOptions(datasource: DataSource): Record<FilterField, FilterOpt
     };
   }, [datasource]);
   return state;
-}
-
-function describeFetchFailure(err: unknown): string {
-  const e = err as { status?: number; statusText?: string; data?: { error?: string } };
-  return e?.data?.error ?? e?.statusText ?? (e?.status ? `HTTP ${e.status}` : 'request failed');
 }
 
 function asList(value: string | string[] | undefined): string[] {
