@@ -16,7 +16,7 @@ import { createMetrics } from './observability/metrics';
 import { WatermarkSource } from './query/watermarks';
 import { QueryExecutor } from './query/executor';
 import { QueryService } from './query/service';
-import { tierOf, DAY_MS, type RollupInfo } from './query/catalog';
+import { DAY_MS, loadRollupCatalog } from './query/catalog';
 import { createRedis } from './cache/redis';
 import { QueryCache, NoCache } from './cache/store';
 import { listenForInvalidations } from './cache/notify';
@@ -37,27 +37,30 @@ async function loadDemoData(pools: ReturnType<typeof createPools>, config: Confi
   await refreshRollups(pools.write, flavour);
 }
 
-export async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const log = pino({ level: config.LOG_LEVEL, redact: ['*.authorization', '*.API_TOKEN', '*.password'] });
+export interface RunningService {
+  url: string;
+  port: number;
+  flavour: Flavour;
+  metrics: ReturnType<typeof createMetrics>;
+  cache: QueryCache | null;
+  pools: ReturnType<typeof createPools>;
+  scheduler: RefreshScheduler;
+  warmAll(): Promise<void>;
+  /** Stops accepting, lets in-flight requests finish, closes everything. */
+  stop(): Promise<void>;
+}
 
+export class StartupError extends Error {}
+
+export async function startService(config: Config, log: pino.Logger): Promise<RunningService> {
   let embedded: EmbeddedDatabase | null = null;
-  let url = config.DATABASE_URL;
-  if (!url) {
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
     log.info(`no DATABASE_URL: starting the embedded TimescaleDB (WASM) with data in ${config.DATA_DIR}/pglite`);
     embedded = await startEmbeddedDatabase(join(config.DATA_DIR, 'pglite'));
-    url = embedded.url;
+    databaseUrl = embedded.url;
   }
-  const pools = createPools(config, url, { singleConnection: embedded !== null });
+  const pools = createPools(config, databaseUrl, { singleConnection: embedded !== null });
 
   let flavour: Flavour;
   try {
@@ -70,16 +73,14 @@ export async function main(): Promise<void> {
       flavour = info.flavour;
     }
   } catch (err) {
-    log.fatal((err as Error).message);
     await pools.end();
     await embedded?.stop();
-    process.exit(1);
+    throw new StartupError((err as Error).message);
   }
   if (embedded) await loadDemoData(pools, config, flavour, log);
 
   const metrics = createMetrics();
-  const rollupRows = (await pools.write.query('SELECT name, source, extract(epoch FROM bucket_width) * 1000 AS ms, dims, extract(epoch FROM refresh_every) * 1000 AS every FROM ruleperf_rollups ORDER BY position')).rows;
-  const rollups: RollupInfo[] = rollupRows.map((r) => ({ name: r.name, tier: tierOf(r.name), source: r.source, bucketMs: Number(r.ms), dims: r.dims, refreshEveryMs: Number(r.every) }));
+  const rollups = await loadRollupCatalog(pools.write);
 
   const watermarks = new WatermarkSource(pools.read, config.WATERMARK_CACHE_MS);
   const executor = new QueryExecutor(pools.read, watermarks, { dbQuery: (tiers) => metrics.dbQueries.inc({ tier: tiers[tiers.length - 1] ?? 'none' }) });
@@ -165,7 +166,7 @@ export async function main(): Promise<void> {
   });
   scheduler.start();
 
-  const listener = cache && !pools.singleConnection ? listenForInvalidations(url, (t) => cache.invalidate(t, true), log) : null;
+  const listener = cache && !pools.singleConnection ? listenForInvalidations(databaseUrl, (t) => cache.invalidate(t, true), log) : null;
 
   const memoryTimer = setInterval(async () => {
     const info = await cache?.redisInfo();
@@ -174,7 +175,7 @@ export async function main(): Promise<void> {
   memoryTimer.unref();
 
   const dashboardsDir = join(__dirname, '..', 'provisioning', 'dashboards');
-  const warmAll = async () => {
+  const warmAll = async (): Promise<void> => {
     const items = [...dashboardWarmItems(dashboardsDir), ...recent.top(50)];
     const result = await warm(items, (request, query) => service.answerOne(request, query));
     log.info(result, 'cache warmed');
@@ -183,23 +184,68 @@ export async function main(): Promise<void> {
   const warmTimer = config.WARM_INTERVAL_SECONDS > 0 ? setInterval(() => void warmAll(), config.WARM_INTERVAL_SECONDS * 1000) : null;
   warmTimer?.unref();
 
-  const server = app.listen(config.PORT, config.HOST, () => {
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.PORT;
-    const base = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
-    log.info({ url: base, flavour, embedded: embedded !== null }, 'ruleperf is listening');
-    const auth = config.API_TOKEN ? ` -H "Authorization: Bearer $API_TOKEN"` : '';
-    process.stdout.write(
-      `\nruleperf is ready at ${base}\n\nTry (stats for the last 24 hours):\n` +
-        `  curl -s ${base}/api/v1/query -H 'Content-Type: application/json'${auth} \\\n` +
-        `    -d "{\\"range\\":{\\"from\\":$(( $(date +%s) * 1000 - 86400000 )),\\"to\\":$(( $(date +%s) * 1000 ))},\\"queries\\":[{\\"refId\\":\\"A\\",\\"kind\\":\\"stats\\"}]}"\n\n`
-    );
+  const server = app.listen(config.PORT, config.HOST);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
   });
   // Slow clients cannot hold connections open (slowloris).
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
+  log.info({ url, flavour, embedded: embedded !== null }, 'ruleperf is listening');
 
+  let stopped: Promise<void> | null = null;
+  const stop = () =>
+    (stopped ??= (async () => {
+      // Stop accepting; close idle keep-alive sockets; in-flight requests complete.
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      clearInterval(memoryTimer);
+      if (warmTimer) clearInterval(warmTimer);
+      await scheduler.stop();
+      await listener?.stop();
+      redis?.disconnect();
+      await pools.end();
+      await embedded?.stop();
+    })());
+
+  return { url, port, flavour, metrics, cache, pools, scheduler, warmAll, stop };
+}
+
+export async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = pino({ level: config.LOG_LEVEL, redact: ['*.authorization', '*.API_TOKEN', '*.password'] });
+  let running: RunningService;
+  try {
+    running = await startService(config, log);
+  } catch (err) {
+    if (err instanceof StartupError) {
+      log.fatal(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const auth = config.API_TOKEN ? ` -H "Authorization: Bearer $API_TOKEN"` : '';
+  process.stdout.write(
+    `\nruleperf is ready at ${running.url}\n\nTry (stats for the last 24 hours):\n` +
+      `  curl -s ${running.url}/api/v1/query -H 'Content-Type: application/json'${auth} \\\n` +
+      `    -d "{\\"range\\":{\\"from\\":$(( $(date +%s) * 1000 - 86400000 )),\\"to\\":$(( $(date +%s) * 1000 ))},\\"queries\\":[{\\"refId\\":\\"A\\",\\"kind\\":\\"stats\\"}]}"\n\n`
+  );
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -207,18 +253,7 @@ export async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: finishing in-flight requests');
     const force = setTimeout(() => process.exit(1), config.SHUTDOWN_GRACE_MS);
     force.unref();
-    // Stop accepting; close idle keep-alive sockets; in-flight requests complete.
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
-    clearInterval(memoryTimer);
-    if (warmTimer) clearInterval(warmTimer);
-    await scheduler.stop();
-    await listener?.stop();
-    redis?.disconnect();
-    await pools.end();
-    await embedded?.stop();
+    await running.stop();
     log.info('stopped');
     process.exit(0);
   };

@@ -103,7 +103,8 @@ async function refreshTimescale(client: PoolClient, only: string[] | undefined, 
         sourceEnd = finite(rows[0]?.watermark ?? null);
       }
       if (sourceEnd) {
-        const end = new Date(Math.floor(sourceEnd.getTime() / rollup.bucketMs) * rollup.bucketMs);
+        // Never below the current watermark: everything under it must be consistent after a refresh.
+        const end = new Date(Math.max(Math.floor(sourceEnd.getTime() / rollup.bucketMs) * rollup.bucketMs, rollup.watermark?.getTime() ?? -Infinity));
         // CALL cannot run in a transaction block; the name comes from the registry, the time is an ISO literal.
         await client.query(`CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', NULL, '${end.toISOString()}')`);
       }

@@ -19,3 +19,13 @@ export function tierOf(rollupName: string): Tier {
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
+
+/** Reads the rollup registry (ruleperf_rollups) the router navigates. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function loadRollupCatalog(db: { query(text: string): Promise<{ rows: any[] }> }): Promise<RollupInfo[]> {
+  const { rows } = await db.query(
+    `SELECT name, source, extract(epoch FROM bucket_width) * 1000 AS ms, dims, extract(epoch FROM refresh_every) * 1000 AS every
+     FROM ruleperf_rollups ORDER BY position`
+  );
+  return rows.map((r) => ({ name: r.name, tier: tierOf(r.name), source: r.source, bucketMs: Number(r.ms), dims: r.dims, refreshEveryMs: Number(r.every) }));
+}
