@@ -118,7 +118,7 @@ grafanaRuntime.setBackendSrv(backendSrv);
 grafanaRuntime.setTemplateSrv(
   fakeTemplateSrv([
     { name: 'rule', value: '$__all', options: [] },
-    { name: 'category', value: ['auth'], options: ['auth', 'network'] },
+    { name: 'category', value: '$__all', options: ['auth', 'network'] },
   ])
 );
 

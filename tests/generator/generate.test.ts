@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { freshDatabase } from '../support/services';
+import { buildModel, hourRows, METRIC_TYPES, loadFactor } from '../../server/generator/model';
+
+const ROOT = join(__dirname, '..', '..');
+const generate = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'server/cli/generate.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+
+test('bad flags get a clear message and exit code 2', () => {
+  for (const [args, message] of [
+    [['--days', 'x'], /--days must be a number/],
+    [['--rows-per-hour', '0'], /--rows-per-hour must be at least 1/],
+    [['--method', 'ftp'], /--method must be copy or insert/],
+    [['--bogus'], /Unknown option '--bogus'/],
+  ] as const) {
+    const r = generate([...args], { DATABASE_URL: 'postgres://unused@127.0.0.1:1/x' });
+    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}, stderr ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  const noUrl = generate(['--days', '1'], { DATABASE_URL: '' });
+  assert.equal(noUrl.status, 2);
+  assert.match(noUrl.stderr, /DATABASE_URL is not set/);
+});
+
+test('the model: six metric types, rules on one to three parsers, a daily load curve, a few slow rules', () => {
+  const model = buildModel(7, 500, 30);
+  assert.equal(model.rules.length, 500);
+  assert.equal(model.parsers.length, 30);
+  assert.ok(model.rules.every((r) => r.parserIds.length >= 1 && r.parserIds.length <= 3));
+  const rows = [...hourRows(model, 7, Date.parse('2026-03-01T14:00:00Z'), 20_000)];
+  assert.deepEqual(new Set(rows.map((r) => r[1])), new Set(METRIC_TYPES));
+  const medians = model.rules.map((r) => r.medianMs).sort((a, b) => a - b);
+  assert.ok(medians[499] > 20 * medians[250], 'a tail of much slower rules');
+  assert.ok(loadFactor(Date.parse('2026-03-01T14:00:00Z')) > loadFactor(Date.parse('2026-03-01T02:00:00Z')), 'afternoon busier than night');
+  assert.ok(rows.some((r) => r[6] === 'ERROR') && rows.some((r) => r[6] === 'TIMEOUT'));
+});
+
+test('the same seed and end give the same rows, in the database, with COPY; another seed differs', async () => {
+  const dbs = await Promise.all([freshDatabase(), freshDatabase(), freshDatabase()]);
+  try {
+    const digests: string[] = [];
+    for (const [i, db] of dbs.entries()) {
+      const r = generate(['--days', '1', '--rows-per-hour', '300', '--rules', '50', '--parsers', '5', '--seed', i === 2 ? '8' : '7', '--end', '2026-03-02T00:00:00Z'], { DATABASE_URL: db.url });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /loaded [\d,]+ rows/);
+      const { rows } = await db.pool.query(
+        `SELECT count(*)::int AS n, md5(string_agg(time::text || metric_type || coalesce(rule_id, '') || execution_time_ms::text, ',' ORDER BY time, rule_id, execution_time_ms)) AS h FROM metrics`
+      );
+      assert.ok(rows[0].n > 0);
+      digests.push(rows[0].h);
+      const { rows: rules } = await db.pool.query('SELECT count(*)::int AS n FROM rules');
+      assert.equal(rules[0].n, 50);
+    }
+    assert.equal(digests[0], digests[1], 'same seed, same rows');
+    assert.notEqual(digests[0], digests[2], 'another seed, other rows');
+  } finally {
+    await Promise.all(dbs.map((d) => d.drop()));
+  }
+});

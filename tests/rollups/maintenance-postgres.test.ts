@@ -1,0 +1,123 @@
+/**
+ * PostgreSQL flavour: the invalidation log keeps rollups exact through late,
+ * out-of-order, updated and deleted rows; an interrupted refresh changes nothing;
+ * migrations are idempotent and refuse databases they do not know.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { Client } from 'pg';
+import { freshDatabase, type TestDatabase } from '../support/services';
+import { assertRollupsMatchRaw, rollupDigest } from '../support/rollup-checks';
+import { refreshRollups } from '../../server/db/refresh';
+import { migrate, MigrationRefused, latestVersion } from '../../server/db/migrate';
+
+let db: TestDatabase;
+const T0 = Date.parse('2026-02-01T00:00:00Z');
+
+before(async () => {
+  db = await freshDatabase({ flavour: 'postgres' });
+});
+after(async () => {
+  await db.drop();
+});
+
+async function insert(rows: Array<[number, string, number]>) {
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+     SELECT t, 'RULE_EXECUTION', r, 'SUCCESS', v FROM unnest($1::timestamptz[], $2::text[], $3::float8[]) AS u(t, r, v)`,
+    [rows.map((r) => new Date(r[0])), rows.map((r) => r[1]), rows.map((r) => r[2])]
+  );
+}
+
+const refresh = (until = new Date(T0 + 3 * 86_400_000)) => refreshRollups(db.pool, 'postgres', { until });
+
+test('late, out-of-order, updated and deleted rows are reflected after the next refresh', async () => {
+  await insert(Array.from({ length: 500 }, (_, i) => [T0 + i * 300_000, `r${i % 4}`, 1 + (i % 97)] as [number, string, number]));
+  await refresh();
+  await assertRollupsMatchRaw(db.pool);
+  const before = await rollupDigest(db.pool, 'metrics_hourly');
+
+  // Late rows for old buckets, out of order, plus an update and a delete.
+  await insert([
+    [T0 + 86_400_000 + 5_000, 'r1', 5000],
+    [T0 + 10_000, 'r9', 0.5],
+    [T0 + 2 * 3_600_000 + 1, 'r2', 42],
+  ]);
+  await db.pool.query(`UPDATE metrics SET execution_time_ms = execution_time_ms * 10 WHERE rule_id = 'r3' AND time < $1`, [new Date(T0 + 6 * 3_600_000)]);
+  await db.pool.query(`DELETE FROM metrics WHERE rule_id = 'r0' AND time >= $1 AND time < $2`, [new Date(T0 + 20 * 3_600_000), new Date(T0 + 22 * 3_600_000)]);
+  const { rows: pending } = await db.pool.query('SELECT count(*)::int AS n FROM ruleperf_invalidations');
+  assert.ok(pending[0].n >= 4, 'each statement logged the range it touched');
+
+  const reports = await refresh();
+  assert.ok(reports, 'refresh ran');
+  assert.notEqual(await rollupDigest(db.pool, 'metrics_hourly'), before, 'the rollup changed');
+  await assertRollupsMatchRaw(db.pool);
+  const { rows: left } = await db.pool.query(`SELECT count(*)::int AS n FROM ruleperf_invalidations WHERE lo < $1`, [new Date(T0 + 3 * 86_400_000)]);
+  assert.equal(left[0].n, 0, 'the invalidation log below the watermark is consumed');
+});
+
+test('a refresh terminated mid-way leaves the rollups as they were; the next refresh completes them', async () => {
+  // Enough rows in new buckets that the refresh takes a while.
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+     SELECT $1::timestamptz + (g * interval '20 milliseconds'), 'RULE_EXECUTION', 'r' || (g % 50), 'SUCCESS', (g % 1000) + 0.5
+     FROM generate_series(1, 400000) g`,
+    [new Date(T0 + 3 * 86_400_000)]
+  );
+  const before = await Promise.all(['metrics_hourly', 'metrics_daily'].map((r) => rollupDigest(db.pool, r)));
+  const { rows: stateBefore } = await db.pool.query('SELECT rollup, watermark FROM ruleperf_rollup_state ORDER BY rollup');
+
+  const victim = new Client({ connectionString: db.url });
+  await victim.connect();
+  const pid = (await victim.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+  const refreshing = victim.query('SELECT * FROM ruleperf_refresh(NULL, $1)', [new Date(T0 + 5 * 86_400_000)]).then(
+    () => 'finished',
+    (err: Error) => `failed: ${err.message}`
+  );
+  victim.on('error', () => undefined);
+  // Wait until it is really running, then kill its backend.
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await db.pool.query(`SELECT state FROM pg_stat_activity WHERE pid = $1`, [pid]);
+    if (rows[0]?.state === 'active') break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await new Promise((r) => setTimeout(r, 150));
+  await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+  const outcome = await refreshing;
+  assert.match(outcome, /^failed/, 'the refresh was interrupted');
+
+  const after = await Promise.all(['metrics_hourly', 'metrics_daily'].map((r) => rollupDigest(db.pool, r)));
+  assert.deepEqual(after, before, 'rollups unchanged by the interrupted refresh');
+  const { rows: stateAfter } = await db.pool.query('SELECT rollup, watermark FROM ruleperf_rollup_state ORDER BY rollup');
+  assert.deepEqual(stateAfter, stateBefore, 'watermarks unchanged');
+
+  await refreshRollups(db.pool, 'postgres', { until: new Date(T0 + 5 * 86_400_000) });
+  await assertRollupsMatchRaw(db.pool);
+});
+
+test('migrating again applies nothing and changes nothing', async () => {
+  const digest = await rollupDigest(db.pool, 'metrics_hourly');
+  const result = await migrate(db.pool, { flavour: 'postgres' });
+  assert.deepEqual(result.applied, []);
+  assert.equal(result.version, latestVersion());
+  assert.equal(await rollupDigest(db.pool, 'metrics_hourly'), digest);
+});
+
+test('migrate refuses a database of unknown shape, one that is newer, and a flavour switch — changing nothing', async () => {
+  const foreign = await freshDatabase({ migrate: false });
+  try {
+    await foreign.pool.query('CREATE TABLE metrics (id int)');
+    await assert.rejects(migrate(foreign.pool), (err: Error) => err instanceof MigrationRefused && /did not create/.test(err.message));
+    const { rows } = await foreign.pool.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`);
+    assert.equal(rows[0].n, 1, 'nothing was created');
+  } finally {
+    await foreign.drop();
+  }
+  await db.pool.query(`INSERT INTO ruleperf_schema_migrations (version, name, flavour) VALUES (999, 'common/999_future.sql', 'postgres')`);
+  try {
+    await assert.rejects(migrate(db.pool), (err: Error) => err instanceof MigrationRefused && /newer/.test(err.message));
+  } finally {
+    await db.pool.query(`DELETE FROM ruleperf_schema_migrations WHERE version = 999`);
+  }
+  await assert.rejects(migrate(db.pool, { flavour: 'timescale' }), (err: Error) => err instanceof MigrationRefused && /switch/.test(err.message));
+});
