@@ -92,6 +92,9 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
   }
 
   test('the built module loads through AMD and renders both editors', async () => {
+    // The contract reaches the bundle only as types: zod must not be in it.
+    const moduleJs = fs.readFileSync(path.resolve(__dirname, '..', '..', 'dist', 'module.js'), 'utf8');
+    assert.doesNotMatch(moduleJs, /ZodError|invalid_type_error/);
     await urlField().waitFor();
     await page.getByLabel('Query type', { exact: true }).waitFor();
     assert.deepEqual(pageErrors, []);

@@ -22,14 +22,22 @@ function ruleperfDashboard(): { uid: string; panels: Array<{ title?: string; typ
   return undefined;
 }
 
-test('the provisioned Rule Performance dashboard renders every panel without errors', async ({ gotoDashboardPage }) => {
+test('the provisioned Rule Performance dashboard renders every panel without errors', async ({
+  gotoDashboardPage,
+  page,
+}) => {
   const dashboard = ruleperfDashboard();
   test.skip(!dashboard, 'provisioning/dashboards has no "Rule Performance" dashboard yet');
-  const page = await gotoDashboardPage({ uid: dashboard!.uid });
+  const dashboardPage = await gotoDashboardPage({ uid: dashboard!.uid });
   const titled = dashboard!.panels.filter((p) => p.title && p.type !== 'row');
   expect(titled.length).toBeGreaterThan(0);
+  // Grafana renders panels lazily: bring each into view so that it queries.
   for (const panel of titled) {
-    await expect(page.getPanelByTitle(panel.title!).locator).toBeVisible();
+    const rendered = dashboardPage.getPanelByTitle(panel.title!);
+    await rendered.scrollIntoView();
+    await expect(rendered.locator).toBeVisible();
   }
-  await expect(page).toHavePanelErrors(0);
+  // The plugin's queries go through the data proxy, so wait for the network, not for /api/ds/query.
+  await page.waitForLoadState('networkidle');
+  await expect(dashboardPage).toHavePanelErrors(0);
 });
