@@ -94,6 +94,8 @@ test('dashboards: unique uids and panel ids, every data source reference exists'
     const panels = allPanels(d.panels);
     const ids = panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, `${d.title}: panel ids are unique`);
+    const titles = panels.map((p) => p.title);
+    assert.equal(new Set(titles).size, titles.length, `${d.title}: panel titles are unique`);
     for (const panel of panels) {
       const refIds = (panel.targets ?? []).map((t) => t.refId);
       assert.equal(new Set(refIds).size, refIds.length, `${d.title} / ${panel.title}: refIds are unique`);
