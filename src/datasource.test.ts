@@ -303,7 +303,7 @@ describe('variables', () => {
     expect(await ds.metricFindQuery('rules')).toEqual([{ text: 'Brute force', value: 'r-1' }]);
     expect(await ds.metricFindQuery(' parsers ')).toEqual([{ text: 'syslog', value: 'p-1' }]);
     expect(await ds.metricFindQuery('categories')).toEqual([{ text: 'auth', value: 'auth' }]);
-    expect(await ds.metricFindQuery('metricTypes')).toEqual([{ text: 'rule', value: 'rule' }]);
+    expect(await ds.metricFindQuery({ query: 'metricTypes' })).toEqual([{ text: 'rule', value: 'rule' }]);
     expect(requests.map((r) => r.url)).toEqual([
       `${PROXY}/api/v1/variables/rules`,
       `${PROXY}/api/v1/variables/parsers`,

@@ -111,10 +111,15 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
    * `categories`, `metricTypes`, `sourceTypes`, `statuses`). Always fetched fresh,
    * because Grafana refreshes variables exactly when it wants new values.
    */
-  async metricFindQuery(query: string, options?: { scopedVars?: ScopedVars }): Promise<MetricFindValue[]> {
-    const name = this.templateSrv.replace(String(query ?? '').trim(), options?.scopedVars);
+  async metricFindQuery(
+    query: string | { query?: string },
+    options?: { scopedVars?: ScopedVars }
+  ): Promise<MetricFindValue[]> {
+    // Grafana passes the variable's query as a string; a provisioned `{ query: "rules" }` is accepted too.
+    const text = (typeof query === 'string' ? query : (query?.query ?? '')).trim();
+    const name = this.templateSrv.replace(text, options?.scopedVars);
     if (!isVariableName(name)) {
-      throw new Error(`Unknown variable query "${query}". Use one of: ${VARIABLE_NAMES.join(', ')}.`);
+      throw new Error(`Unknown variable query "${text}". Use one of: ${VARIABLE_NAMES.join(', ')}.`);
     }
     const values = await this.fetchVariable(name);
     return values.map((v) => ({ text: v.text, value: v.value }));
