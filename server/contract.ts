@@ -52,7 +52,11 @@ export type SeriesMetric = (typeof SERIES_METRICS)[number];
 export type TopRulesSort = (typeof TOP_RULES_SORT)[number];
 export type VariableName = (typeof VARIABLE_NAMES)[number];
 
-const filterValue = z.string().min(1).max(LIMITS.maxValueLength);
+const filterValue = z
+  .string()
+  .min(1)
+  .max(LIMITS.maxValueLength)
+  .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');
 const filter = z.union([filterValue, z.array(filterValue).max(LIMITS.maxFilterValues)]).optional();
 
 /** A time: epoch milliseconds (number or digit string) or an ISO-8601 string. */

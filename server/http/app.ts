@@ -150,7 +150,12 @@ export function createApp(deps: AppDeps) {
       return res.status(413).json({ error: `request body larger than ${BODY_LIMIT}` });
     }
     if (err.status && err.status >= 400 && err.status < 500) {
-      return res.status(err.status).json({ error: err.type === 'entity.parse.failed' ? 'request body is not valid JSON' : 'bad request' });
+      const message = err.type === 'entity.parse.failed' ? 'request body is not valid JSON' : 'bad request';
+      return res.status(err.status).json({ error: message, details: [{ path: '(body)', message: 'must be a JSON object' }] } satisfies ErrorResponse);
+    }
+    if (/^22/.test((err as { code?: string }).code ?? '')) {
+      // PostgreSQL rejected a value (data exception): the client's input, not our fault.
+      return res.status(400).json({ error: 'a value in the request cannot be used', details: [{ path: '(body)', message: err.message }] } satisfies ErrorResponse);
     }
     if (isUnavailable(err)) {
       return res.status(503).json({ error: 'the database is unavailable; try again shortly' });

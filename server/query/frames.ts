@@ -110,7 +110,7 @@ export function buildFrames(q: NormalizedQuery, rows: Row[], refId: string): Dat
       });
     }
     case 'topRules': {
-      const cols: Array<keyof Measures> = ['executionCount', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorRate'];
+      const cols: Array<keyof Measures> = ['executionCount', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorCount', 'errorRate'];
       const ms = rows.map((r) => measures(r, bucketMs));
       return [
         {

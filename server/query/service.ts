@@ -63,6 +63,9 @@ export class QueryService {
       if (isUnavailable(err)) {
         return { frames: [], error: 'the database is unavailable; try again shortly', status: 503 };
       }
+      if (/^22/.test((err as { code?: string }).code ?? '')) {
+        return { frames: [], error: `a value in this query cannot be used: ${(err as Error).message}`, status: 400 };
+      }
       throw err;
     }
   }

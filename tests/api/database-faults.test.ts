@@ -1,0 +1,70 @@
+/** Database down → 503 JSON fast, and recovery without a restart; runaway queries are cut. */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { Client } from 'pg';
+import { postJson, startTestService, PG_HOST, PG_PORT, type TestDatabase } from '../support/services';
+import { historyDatabase, DAY } from '../support/fixture';
+import { TcpProxy } from '../support/tcp-proxy';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+let proxy: TcpProxy;
+let svc: RunningService;
+const body = () => ({ range: { from: Date.now() - DAY, to: Date.now() }, queries: [{ refId: 'A', kind: 'stats' }] });
+
+before(async () => {
+  db = await historyDatabase({ days: 2, rowsPerHour: 200 });
+  proxy = new TcpProxy(PG_HOST, PG_PORT);
+  const port = await proxy.start();
+  svc = await startTestService({ DATABASE_URL: db.url.replace(`:${PG_PORT}/`, `:${port}/`), CACHE_ENABLED: 'false', DB_STATEMENT_TIMEOUT_MS: '400' });
+});
+after(async () => {
+  await svc?.stop();
+  await proxy?.stop();
+  await db?.drop();
+});
+
+test('database down: 503 JSON within 1 s, readyz says so, and it recovers without a restart', async () => {
+  assert.equal((await postJson(`${svc.url}/api/v1/query`, body())).status, 200);
+  await proxy.stop();
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now();
+    const r = await postJson(`${svc.url}/api/v1/query`, body());
+    const ms = performance.now() - started;
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.match(r.body.error, /database is unavailable/);
+    assert.ok(ms < 1000, `answered in ${ms.toFixed(0)} ms`);
+  }
+  const ready = await fetch(`${svc.url}/readyz`);
+  assert.equal(ready.status, 503);
+  assert.equal((await ready.json()).database.ok, false);
+
+  await proxy.start();
+  let status = 0;
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && status !== 200) {
+    status = (await postJson(`${svc.url}/api/v1/query`, body())).status;
+    if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(status, 200, 'recovered');
+  assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);
+});
+
+test('a runaway query is cut by the statement timeout (503, not a hang)', async () => {
+  const locker = new Client({ connectionString: db.url });
+  await locker.connect();
+  try {
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE metrics_hourly_by_type IN ACCESS EXCLUSIVE MODE');
+    const started = performance.now();
+    const r = await postJson(`${svc.url}/api/v1/query`, body());
+    const ms = performance.now() - started;
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.match(JSON.stringify(r.body), /statement timeout/);
+    assert.ok(ms < 2000, `cut after ${ms.toFixed(0)} ms`);
+  } finally {
+    await locker.query('ROLLBACK');
+    await locker.end();
+  }
+  assert.equal((await postJson(`${svc.url}/api/v1/query`, body())).status, 200);
+});

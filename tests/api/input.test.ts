@@ -1,0 +1,122 @@
+/**
+ * Hostile and malformed input: never a 500, never a stack trace; 400 naming the field,
+ * 401 without the token, 413 for oversized bodies; filter values are only values.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import fc from 'fast-check';
+import { postJson, startTestService, type TestDatabase } from '../support/services';
+import { historyDatabase, DAY } from '../support/fixture';
+import type { RunningService } from '../../server/main';
+
+const TOKEN = 's3cret-token-for-tests';
+let db: TestDatabase;
+let svc: RunningService;
+const now = Date.now();
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+before(async () => {
+  db = await historyDatabase({ days: 2, rowsPerHour: 200 });
+  svc = await startTestService({ DATABASE_URL: db.url, API_TOKEN: TOKEN });
+});
+after(async () => {
+  await svc?.stop();
+  await db?.drop();
+});
+
+const query = (q: Record<string, unknown>, range = { from: now - DAY, to: now }) => ({ range, queries: [{ refId: 'A', kind: 'stats', ...q }] });
+
+test('auth: missing, wrong, empty and differently cased tokens are 401; the right one passes', async () => {
+  const url = `${svc.url}/api/v1/query`;
+  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Bearer ' }, { authorization: `Bearer ${TOKEN.toUpperCase()}` }, { authorization: TOKEN }, { authorization: `Basic ${TOKEN}` }]) {
+    const r = await postJson(url, query({}), headers as Record<string, string>);
+    assert.equal(r.status, 401, JSON.stringify(headers));
+    assert.match(r.body.error, /token/);
+  }
+  assert.equal((await postJson(url, query({}), { authorization: `bearer ${TOKEN}` })).status, 200, 'the scheme is case-insensitive');
+  assert.equal((await fetch(`${svc.url}/api/v1/variables/rules`)).status, 401);
+  for (const open of ['/healthz', '/metrics', '/readyz']) {
+    const res = await fetch(svc.url + open);
+    assert.equal(res.status, 200, open);
+    assert.ok(!(await res.text()).includes(TOKEN), `${open} does not reveal the token`);
+  }
+});
+
+test('fuzzed request bodies never produce a 500 or a stack trace; 400s name the field', async () => {
+  const anyJson = fc.jsonValue({ maxDepth: 4 });
+  const nearlyValid = fc.record({
+    range: fc.oneof(anyJson, fc.record({ from: fc.oneof(fc.integer(), fc.string(), fc.double()), to: fc.oneof(fc.integer(), fc.string(), fc.constant(now)) })),
+    intervalMs: fc.oneof(fc.integer(), fc.string(), fc.constant(undefined)),
+    queries: fc.oneof(anyJson, fc.array(fc.record({ refId: fc.oneof(fc.string(), fc.integer()), kind: fc.oneof(fc.constantFrom('stats', 'timeseries', 'topRules', 'errorBreakdown'), fc.string()), ruleId: fc.oneof(fc.string(), fc.array(fc.string()), anyJson), limit: fc.oneof(fc.integer(), fc.double()), groupBy: fc.string(), granularity: fc.string(), metrics: anyJson }, { requiredKeys: [] }), { maxLength: 3 })),
+  }, { requiredKeys: [] });
+  await fc.assert(
+    fc.asyncProperty(fc.oneof(anyJson, nearlyValid), async (body) => {
+      const r = await postJson(`${svc.url}/api/v1/query`, body === undefined ? 'null' : JSON.stringify(body), auth);
+      assert.ok([200, 400].includes(r.status), `status ${r.status} for ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+      assert.equal(typeof r.body, 'object');
+      assert.doesNotMatch(JSON.stringify(r.body), /\s+at \S+ \(|node_modules/);
+      if (r.status === 400) {
+        assert.ok(Array.isArray(r.body.details) && r.body.details.length > 0 && typeof r.body.details[0].path === 'string');
+      }
+    }),
+    { numRuns: Number(process.env.FUZZ_RUNS ?? 1500) }
+  );
+});
+
+test('SQL-injection and unicode strings in every filter are only values', async () => {
+  const hostile = ["' OR 1=1 --", "'; DROP TABLE metrics; --", 'rule-0001\') UNION SELECT 1 --', '"; SELECT pg_sleep(5); --', '\u0000', 'ü🙂\u202e', '$1', '%', 'rule-0001\\'];
+  for (const field of ['metricType', 'ruleId', 'parserId', 'ruleCategory', 'sourceType']) {
+    for (const value of hostile) {
+      for (const kind of ['stats', 'timeseries', 'topRules', 'errorBreakdown']) {
+        const r = await postJson(`${svc.url}/api/v1/query`, query({ kind, [field]: [value] }), auth);
+        if (value === '\u0000') {
+          assert.ok([200, 400].includes(r.status));
+          continue;
+        }
+        assert.equal(r.status, 200, `${field}=${JSON.stringify(value)} ${kind}: ${JSON.stringify(r.body)}`);
+        const frame = r.body.results.A.frames[0];
+        if (kind === 'stats') assert.equal(frame.data.values[0][0], 0, 'matched nothing');
+      }
+    }
+  }
+  const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM metrics');
+  assert.ok(rows[0].n > 0, 'the table is still there');
+});
+
+test('limits: range over 400 days, limit over 1,000, too many values, body over 1 MB, wrong content type', async () => {
+  const url = `${svc.url}/api/v1/query`;
+  let r = await postJson(url, query({}, { from: now - 401 * DAY, to: now }), auth);
+  assert.equal(r.status, 400);
+  assert.match(r.body.error, /range.*400 days/);
+  r = await postJson(url, query({ kind: 'topRules', limit: 1001 }), auth);
+  assert.equal(r.status, 400);
+  assert.equal(r.body.details[0].path, 'queries.0.limit');
+  r = await postJson(url, query({ ruleId: Array.from({ length: 501 }, (_, i) => `r${i}`) }), auth);
+  assert.equal(r.status, 400);
+  assert.equal(r.body.details[0].path, 'queries.0.ruleId');
+  r = await postJson(url, query({ ruleId: 'x'.repeat(1_100_000) }), auth);
+  assert.equal(r.status, 413);
+  r = await postJson(url, { range: { from: now, to: now - 1 }, queries: [{ refId: 'A' }] }, auth);
+  assert.equal(r.status, 400);
+  assert.equal(r.body.details[0].path, 'range.to');
+  const text = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain', ...auth }, body: 'hello' });
+  assert.equal(text.status, 415);
+  const broken = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: '{"range": ' });
+  assert.equal(broken.status, 400);
+  assert.equal((await broken.json()).error, 'request body is not valid JSON');
+  const proto = await postJson(url, '{"__proto__": {"polluted": true}, "constructor": {"prototype": {"x": 1}}, "range": {"from": 1, "to": 2}, "queries": [{"refId": "A", "__proto__": {"kind": "x"}}]}', auth);
+  assert.equal(proto.status, 200);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+test('variables: names from a fixed list; anything else, including path traversal, is a 404', async () => {
+  const r = await fetch(`${svc.url}/api/v1/variables/rules`, { headers: auth });
+  assert.equal(r.status, 200);
+  const body = await r.json();
+  assert.ok(body.values.length === 40 && body.values[0].value === 'rule-0001' && body.values[0].text.includes('rule-0001'));
+  for (const name of ['..%2F..%2Fetc%2Fpasswd', 'metrics', '%00', 'rules%3B']) {
+    const res = await fetch(`${svc.url}/api/v1/variables/${name}`, { headers: auth });
+    assert.equal(res.status, 404, name);
+    assert.match((await res.json()).error, /unknown variable|not found/);
+  }
+});
