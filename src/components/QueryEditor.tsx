@@ -23,6 +23,8 @@ import {
   SORT_LABELS,
   TOP_RULES_SORT,
   DEFAULT_LIMIT,
+  DEFAULT_METRICS,
+  DEFAULT_SORT,
 } from '../types';
 
 type Props = QueryEditorProps<DataSource, RuleperfQuery, RuleperfOptions>;
@@ -39,6 +41,7 @@ const granularityOptions = GRANULARITIES.map((g) => ({ value: g, ...GRANULARITY_
 const metricOptions = SERIES_METRICS.map((m) => ({ value: m, label: METRIC_LABELS[m] }));
 const groupByOptions = GROUP_BY_FIELDS.map((g) => ({ value: g, label: FILTER_LABELS[g] }));
 const sortOptions = TOP_RULES_SORT.map((s) => ({ value: s, label: SORT_LABELS[s] }));
+const DEFAULT_METRICS_TEXT = `${DEFAULT_METRICS.map((m) => METRIC_LABELS[m].replace(' (ms)', '')).join(', ')} (default)`;
 
 const TIER_LABELS: Record<string, string> = {
   hourly: 'hourly rollup',
@@ -193,7 +196,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, data }: P
                 width={60}
                 options={metricOptions}
                 value={query.metrics ?? []}
-                placeholder="p50, p95, p99 time (default)"
+                placeholder={DEFAULT_METRICS_TEXT}
                 onChange={(selected) => {
                   const metrics = selected.map((s) => s.value).filter((m) => m !== undefined);
                   change({ metrics: metrics.length ? metrics : undefined });
@@ -248,7 +251,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, data }: P
                 width={28}
                 options={sortOptions}
                 value={query.sortBy ?? null}
-                placeholder={SORT_LABELS.p95ExecutionTimeMs}
+                placeholder={SORT_LABELS[DEFAULT_SORT]}
                 onChange={(v) => change({ sortBy: v.value })}
               />
             </InlineField>
