@@ -181,7 +181,7 @@ test('every metric named in dashboards and alert rules is one the service export
   const exported = new Set<string>();
   for (const m of await createMetrics().registry.getMetricsAsJSON()) {
     exported.add(m.name);
-    if (m.type === 'histogram') for (const s of ['_bucket', '_count', '_sum']) exported.add(m.name + s);
+    if (String(m.type) === 'histogram') for (const s of ['_bucket', '_count', '_sum']) exported.add(m.name + s);
   }
   const exprs = [
     ...dashboards().flatMap(dashboardPromQL),

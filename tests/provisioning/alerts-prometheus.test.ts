@@ -1,0 +1,270 @@
+/**
+ * The alert rules and the Cache Health dashboard's PromQL, evaluated by a real
+ * Prometheus (Debian's `prometheus`) scraping running services every second.
+ *
+ * Each alert condition is the rule's own expression with its threshold applied (see
+ * alertAsPromQL); only the range windows are shortened to WINDOW so the test runs in
+ * seconds. It must be false in steady state and true once its situation is induced:
+ *   LowCacheHitRate      a cache flushed before every request
+ *   HighQueryLatency     a second service whose database connection goes through a
+ *                        proxy that delays every answer
+ *   AggregateRefreshLag  refreshes stopped (REFRESH_SCHEDULER=off) and the last refresh
+ *                        moved back in time
+ *   HighCacheMemory      the real 4 GB threshold, then one lowered below current use
+ * Finally promtool checks the rules as a Prometheus rule file and unit-tests them with
+ * synthetic series at their real windows and `for` durations.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { alertAsPromQL, alertRule, dashboardPromQL, dashboards, panelTargets, PLUGIN_TYPE, prometheusRuleFile, substituteGrafanaVariables, templateSrv, toContractQuery } from './files';
+import {
+  delayingProxy,
+  loadedDatabase,
+  prometheusBinary,
+  promtool,
+  sleep,
+  startPrometheus,
+  startService,
+  unavailableReason,
+  waitFor,
+  type Database,
+  type Prometheus,
+  type Service,
+} from './stack';
+
+/** Rate windows in the test (the rules use 5-10 minutes); ten 1 s scrapes. */
+const WINDOW = '10s';
+const WINDOW_MS = 10_000;
+/** Added to every database answer of the slow service: uncached queries take longer than 200 ms. */
+const DB_DELAY_MS = 300;
+
+let reason: string | null = null;
+let db: Database | undefined;
+let main: Service | undefined;
+let slow: Service | undefined;
+let proxy: Awaited<ReturnType<typeof delayingProxy>> | undefined;
+let prom: Prometheus | undefined;
+let rules: string[] = [];
+
+const day = () => ({ from: Date.now() - 86_400_000, to: Date.now() });
+
+/** The Rule Performance panels at their defaults, one request per panel (as Grafana refreshes). */
+function dashboardRequests() {
+  const d = dashboards().find((x) => x.title === 'Rule Performance')!;
+  const srv = templateSrv(Object.fromEntries(d.templating.list.map((v) => [v.name, '$__all' as const])));
+  const byPanel = new Map<string, unknown[]>();
+  for (const { panel, target } of panelTargets(d, PLUGIN_TYPE)) byPanel.set(panel.title, [...(byPanel.get(panel.title) ?? []), toContractQuery(target, srv)]);
+  return [...byPanel.values()].map((queries) => ({ range: day(), maxDataPoints: 1000, intervalMs: 86_400, queries }));
+}
+
+/** Calls `step` every `everyMs` until `ms` have passed or it returns true (bounded: the loop always ends). */
+async function during(ms: number, everyMs: number, step: (i: number) => Promise<unknown>): Promise<void> {
+  const end = Date.now() + ms;
+  for (let i = 0; Date.now() < end; i++) {
+    const started = Date.now();
+    if ((await step(i)) === true) return;
+    await sleep(Math.max(0, everyMs - (Date.now() - started)));
+  }
+}
+
+async function expectOk(service: Service, body: unknown) {
+  const res = await service.post('/api/v1/query', body);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  for (const result of Object.values(res.body.results) as Array<{ error?: string }>) assert.equal(result.error, undefined);
+}
+
+/** Stats for one rule: a distinct cache key per rule, so each is a miss the first time. */
+const ruleQuery = (ruleId: string) => ({ range: day(), queries: [{ refId: 'A', kind: 'stats', ruleId }] });
+
+/** Cached dashboard refreshes plus a trickle of distinct (uncached) queries, as in normal use. */
+async function steadyTraffic(ms: number, firstRule: number) {
+  const requests = dashboardRequests();
+  let next = firstRule;
+  await during(ms, 250, async (i) => {
+    const calls = requests.map((r) => expectOk(main!, r));
+    if (i % 2 === 0) calls.push(expectOk(main!, ruleQuery(rules[next++ % rules.length])));
+    await Promise.all(calls);
+    return false;
+  });
+}
+
+const condition = (title: string, threshold?: number) => alertAsPromQL(alertRule(title), { window: WINDOW, threshold });
+
+/** True once the condition has a result, polling Prometheus every second up to `timeoutMs`. */
+async function becomesTrue(title: string, timeoutMs: number, threshold?: number) {
+  const { condition: expr } = condition(title, threshold);
+  return waitFor(`${title} to fire: ${expr}`, async () => {
+    const result = await prom!.query(expr);
+    return result.length > 0 ? result : undefined;
+  }, timeoutMs, 1000);
+}
+
+before(async () => {
+  reason = await unavailableReason();
+  const binary = prometheusBinary();
+  if (!reason && !binary) reason = 'prometheus/promtool not installed (Debian package prometheus)';
+  if (reason) return;
+  db = await loadedDatabase({ days: 2, rowsPerHour: 2000, seed: 23 });
+  // Refreshes stay off so the lag test controls them; a slow Redis (under CI load) must
+  // not open the circuit and turn hits into bypasses, hence the high CACHE_SLOW_MS.
+  const common = { REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false', CACHE_SLOW_MS: '2000' };
+  main = await startService({ ...common, DATABASE_URL: db.url });
+  proxy = await delayingProxy({ host: new URL(db.url).hostname, port: Number(new URL(db.url).port || 5432) }, DB_DELAY_MS);
+  const slowUrl = new URL(db.url);
+  slowUrl.hostname = '127.0.0.1';
+  slowUrl.port = String(proxy.port);
+  slow = await startService({ ...common, DATABASE_URL: slowUrl.toString(), MIGRATE_ON_START: 'false', DB_CONNECT_TIMEOUT_MS: '10000' }, 120_000);
+  prom = await startPrometheus(binary!, [`127.0.0.1:${main.port}`, `127.0.0.1:${slow.port}`]);
+  const res = await fetch(`${main.url}/api/v1/variables/rules`);
+  rules = ((await res.json()) as { values: Array<{ value: string }> }).values.map((v) => v.value);
+  assert.ok(rules.length >= 100, 'generated rules');
+});
+
+after(async () => {
+  await prom?.stop();
+  await slow?.stop();
+  await main?.stop();
+  await proxy?.close();
+  await db?.drop();
+});
+
+test('steady state: every dashboard expression has data and no alert condition holds', async (t) => {
+  if (reason) return t.skip(reason);
+  await steadyTraffic(WINDOW_MS + 3000, 0);
+  // The service reads Redis memory every 15 s; wait for the first reading.
+  await waitFor('a Redis memory reading', async () => ((await prom!.query('max(ruleperf_redis_used_memory_bytes) > 0')).length ? true : undefined), 30_000, 1000);
+
+  for (const d of dashboards()) {
+    for (const { where, expr } of dashboardPromQL(d)) {
+      const result = await prom!.query(substituteGrafanaVariables(expr, WINDOW));
+      assert.ok(result.length > 0, `${where}: no data for ${expr}`);
+    }
+  }
+  for (const title of ['LowCacheHitRate', 'HighQueryLatency', 'HighCacheMemory', 'AggregateRefreshLag']) {
+    const c = condition(title);
+    // The query has a value (so "false" is a comparison, not missing data) ...
+    const values = await prom!.query(c.query);
+    assert.ok(values.length > 0, `${title}: no value for ${c.query}`);
+    // ... and the condition does not hold.
+    assert.deepEqual(await prom!.query(c.condition), [], `${title} holds in steady state: ${JSON.stringify(values)}`);
+  }
+});
+
+test('LowCacheHitRate fires when the cache is flushed before every request, HighQueryLatency does not', async (t) => {
+  if (reason) return t.skip(reason);
+  const [request] = dashboardRequests();
+  let fired: unknown;
+  await during(WINDOW_MS * 3, 100, async () => {
+    await main!.post('/api/v1/invalidate', { all: true });
+    await expectOk(main!, request);
+    fired = (await prom!.query(condition('LowCacheHitRate').condition))[0];
+    return Boolean(fired);
+  });
+  assert.ok(fired, 'LowCacheHitRate did not fire');
+  // Misses on a healthy database stay fast: latency is about the database, not the cache.
+  assert.deepEqual(await prom!.query(condition('HighQueryLatency').condition), []);
+});
+
+test('AggregateRefreshLag fires for every rollup when refreshes stop', async (t) => {
+  if (reason) return t.skip(reason);
+  // Both services run with REFRESH_SCHEDULER=off: nothing refreshes; the last refresh is 3 hours ago.
+  await db!.query("UPDATE ruleperf_rollup_state SET last_refresh_at = now() - interval '3 hours'");
+  const firing = await becomesTrue('AggregateRefreshLag', 45_000);
+  assert.deepEqual(firing.map((s) => s.metric.rollup).sort(), ['metrics_daily', 'metrics_daily_by_type', 'metrics_hourly', 'metrics_hourly_by_type']);
+});
+
+test('HighCacheMemory holds above a threshold lowered below current use', async (t) => {
+  if (reason) return t.skip(reason);
+  const [{ value }] = await prom!.query(condition('HighCacheMemory').query);
+  const used = Number(value[1]);
+  assert.ok(used > 0 && used < 4 * 1024 ** 3);
+  assert.deepEqual(await prom!.query(condition('HighCacheMemory').condition), [], 'below 4 GB: quiet');
+  const firing = await prom!.query(condition('HighCacheMemory', Math.floor(used / 2)).condition);
+  assert.equal(firing.length, 1, 'above the lowered threshold: fires');
+});
+
+test('HighQueryLatency fires when the database is slow', async (t) => {
+  if (reason) return t.skip(reason);
+  let next = 250; // rules the main service has not asked for: every query misses the slow service's cache
+  let fired: unknown;
+  await during(WINDOW_MS * 4, 0, async () => {
+    await Promise.all([0, 1, 2].map(() => expectOk(slow!, ruleQuery(rules[next++ % rules.length]))));
+    fired = (await prom!.query(condition('HighQueryLatency').condition))[0];
+    return Boolean(fired);
+  });
+  assert.ok(fired, `HighQueryLatency did not fire; p95 of uncached queries: ${JSON.stringify(await prom!.query(condition('HighQueryLatency').query))}`);
+});
+
+test('promtool: the rules as a Prometheus rule file pass check and unit tests at their real windows', (t) => {
+  if (!prometheusBinary()) return t.skip('promtool not installed (Debian package prometheus)');
+  const dir = mkdtempSync(join(tmpdir(), 'ruleperf-promtool-'));
+  try {
+    // JSON is YAML, which promtool reads.
+    writeFileSync(join(dir, 'rules.yml'), JSON.stringify(prometheusRuleFile()));
+    const check = promtool(['check', 'rules', 'rules.yml'], dir);
+    assert.equal(check.status, 0, check.output);
+    writeFileSync(join(dir, 'tests.yml'), JSON.stringify(unitTests()));
+    const unit = promtool(['test', 'rules', 'tests.yml'], dir);
+    assert.equal(unit.status, 0, unit.output);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Counter series for promtool: `perStep` more every 15 s. */
+const counter = (perStep: number) => `0+${perStep}x200`;
+const warning = { severity: 'warning', service: 'ruleperf' };
+const critical = { severity: 'critical', service: 'ruleperf' };
+
+/** A latency histogram for one cache status: `n` observations per step, all within `le`. */
+function histogram(cache: string, n: number, le: string) {
+  return ['0.1', '0.2', '0.5', '+Inf'].map((b) => ({
+    series: `ruleperf_query_duration_seconds_bucket{cache="${cache}",le="${b}",kind="stats",tier="hourly"}`,
+    values: counter(Number(b === '+Inf' ? Infinity : b) >= Number(le === '+Inf' ? Infinity : le) ? n : 0),
+  })).concat([{ series: `ruleperf_query_duration_seconds_count{cache="${cache}",kind="stats",tier="hourly"}`, values: counter(n) }]);
+}
+
+function cacheLookups(hit: number, miss: number) {
+  return ['hit', 'miss', 'stale', 'bypass'].map((result) => ({
+    series: `ruleperf_cache_requests_total{result="${result}"}`,
+    values: counter(result === 'hit' ? hit : result === 'miss' ? miss : 0),
+  }));
+}
+
+/** Firing and quiet cases per alert; `for` means nothing fires at the early evaluation. */
+function unitTests() {
+  const fires = (alertname: string, labels: Record<string, string>) => [
+    { eval_time: '3m', alertname, exp_alerts: [] }, // pending: `for` has not elapsed
+    { eval_time: '25m', alertname, exp_alerts: [{ exp_labels: labels }] },
+  ];
+  const quiet = (alertname: string) => [{ eval_time: '25m', alertname, exp_alerts: [] }];
+  const tests = [
+    // 75 % hits at 0.27 lookups/s.
+    { input_series: cacheLookups(3, 1), alert_rule_test: fires('LowCacheHitRate', warning) },
+    // 95 % hits.
+    { input_series: cacheLookups(19, 1), alert_rule_test: quiet('LowCacheHitRate') },
+    // 0 % hits but only 0.07 lookups/s: too little traffic to judge.
+    { input_series: cacheLookups(0, 1), alert_rule_test: quiet('LowCacheHitRate') },
+    // Misses between 0.2 and 0.5 s; many fast hits must not dilute them.
+    { input_series: [...histogram('miss', 10, '0.5'), ...histogram('hit', 100, '0.1')], alert_rule_test: fires('HighQueryLatency', warning) },
+    { input_series: [...histogram('miss', 10, '0.1'), ...histogram('bypass', 1, '0.2')], alert_rule_test: quiet('HighQueryLatency') },
+    { input_series: histogram('hit', 100, '+Inf'), alert_rule_test: quiet('HighQueryLatency') },
+    { input_series: [{ series: 'ruleperf_redis_used_memory_bytes{instance="a"}', values: '5000000000x200' }, { series: 'ruleperf_redis_used_memory_bytes{instance="b"}', values: '1000x200' }], alert_rule_test: fires('HighCacheMemory', critical) },
+    { input_series: [{ series: 'ruleperf_redis_used_memory_bytes{instance="a"}', values: '4000000000x200' }], alert_rule_test: quiet('HighCacheMemory') },
+    // Lag grows with time for the hourly rollup (over 600 s after 10 minutes); daily is on time.
+    {
+      input_series: [
+        { series: 'ruleperf_aggregate_refresh_lag_seconds{rollup="metrics_hourly",instance="a"}', values: counter(15) },
+        { series: 'ruleperf_aggregate_refresh_lag_seconds{rollup="metrics_daily",instance="a"}', values: '0x200' },
+      ],
+      alert_rule_test: [
+        { eval_time: '14m', alertname: 'AggregateRefreshLag', exp_alerts: [] },
+        { eval_time: '25m', alertname: 'AggregateRefreshLag', exp_alerts: [{ exp_labels: { ...critical, rollup: 'metrics_hourly' } }] },
+      ],
+    },
+  ];
+  return { rule_files: ['rules.yml'], evaluation_interval: '1m', tests: tests.map((x) => ({ interval: '15s', ...x })) };
+}
