@@ -87,6 +87,16 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
 
   const redis = config.CACHE_ENABLED ? createRedis(config) : null;
   redis?.on('error', () => undefined); // reported through the circuit breaker, not as crashes
+  if (redis && redis.status !== 'ready') {
+    // Give Redis a moment at start; if it is not there, the circuit opens and we serve without it.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
   const cache = redis
     ? new QueryCache(redis, {
         prefix: config.CACHE_PREFIX,

@@ -1,0 +1,200 @@
+/**
+ * The Redis tier against real Redis and PostgreSQL: aligned keys, coalescing across
+ * instances, invalidation (API and NOTIFY) without KEYS, stale-while-revalidate,
+ * degradation when Redis is down or slow, bounded keys.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import Redis from 'ioredis';
+import { postJson, startTestService, uniqueName, REDIS_URL, PG_HOST, PG_PORT, type TestDatabase } from '../support/services';
+import { historyDatabase, DAY, HOUR } from '../support/fixture';
+import { TcpProxy } from '../support/tcp-proxy';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+let redis: Redis;
+const services: RunningService[] = [];
+const redisPort = Number(new URL(REDIS_URL).port || 6379);
+
+before(async () => {
+  db = await historyDatabase({ days: 2, rowsPerHour: 300 });
+  redis = new Redis(REDIS_URL);
+});
+after(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  redis.disconnect();
+  await db?.drop();
+});
+
+async function start(env: Record<string, string> = {}) {
+  const svc = await startTestService({ DATABASE_URL: db.url, ...env });
+  services.push(svc);
+  return svc;
+}
+
+/** A fixed "now" in the middle of an hour, so a minute later stays in the same aligned range. */
+const midHour = Math.floor(Date.now() / HOUR) * HOUR - 30 * 60_000;
+
+async function ask(svc: RunningService, q: Record<string, unknown>, at = midHour, span = DAY) {
+  const r = await postJson(`${svc.url}/api/v1/query`, { range: { from: at - span, to: at }, queries: [{ refId: 'A', kind: 'stats', ...q }] });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const frame = r.body.results.A.frames[0];
+  return { cache: frame.schema.meta.custom.cache as string, frame, body: r.body };
+}
+
+const dbQueries = async (...svcs: RunningService[]) => {
+  let n = 0;
+  for (const s of svcs) for (const v of (await s.metrics.dbQueries.get()).values) n += v.value;
+  return n;
+};
+
+test('the same relative query a minute later is a hit; a different filter is a miss', async () => {
+  const svc = await start();
+  assert.equal((await ask(svc, { metricType: 'RULE_EXECUTION' })).cache, 'miss');
+  assert.equal((await ask(svc, { metricType: 'RULE_EXECUTION' }, midHour + 60_000)).cache, 'hit');
+  assert.equal((await ask(svc, { metricType: ['RULE_EXECUTION'] }, midHour + 90_000)).cache, 'hit', 'a one-value list is the same query');
+  assert.equal((await ask(svc, { metricType: 'ENRICHMENT' })).cache, 'miss');
+  assert.equal((await ask(svc, { metricType: ['ENRICHMENT', 'RULE_EXECUTION'] })).cache, 'miss');
+  assert.equal((await ask(svc, { metricType: ['RULE_EXECUTION', 'ENRICHMENT'] })).cache, 'hit', 'filter order does not matter');
+  const stats = await (await fetch(`${svc.url}/api/v1/cache/stats`)).json();
+  assert.equal(stats.hits, 3);
+  assert.equal(stats.misses, 3);
+  assert.equal(stats.hitRate, 0.5);
+  assert.ok(stats.entries > 0 && stats.memoryBytes > 0);
+});
+
+test('200 concurrent identical misses over two instances make exactly one database query', async () => {
+  const prefix = uniqueName('coalesce').replace(/_/g, '-');
+  const [a, b] = [await start({ CACHE_PREFIX: prefix }), await start({ CACHE_PREFIX: prefix })];
+  const before = await dbQueries(a, b);
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => ask(i % 2 ? a : b, { kind: 'topRules', limit: 7 })));
+  assert.equal((await dbQueries(a, b)) - before, 1, 'one database query in all');
+  assert.equal(new Set(results.map((r) => JSON.stringify(r.frame.data))).size, 1, 'everyone got the same answer');
+  const coalesced = (await a.metrics.coalesced.get()).values[0].value + (await b.metrics.coalesced.get()).values[0].value;
+  const hits = results.filter((r) => r.cache === 'hit').length;
+  assert.ok(coalesced + hits >= 199, `coalesced ${coalesced}, hits ${hits}: all but one waited for the first answer`);
+});
+
+test('invalidation by rule, through the API and through UPDATE rules: the next answer on every instance is fresh, without KEYS', async () => {
+  const keysCalls = async () => Number(/cmdstat_keys:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+  const keysBefore = await keysCalls();
+  const prefix = uniqueName('inval').replace(/_/g, '-');
+  const [a, b] = [await start({ CACHE_PREFIX: prefix }), await start({ CACHE_PREFIX: prefix })];
+  const name = async (svc: RunningService, ruleId: string) => {
+    const r = await ask(svc, { kind: 'topRules', ruleId });
+    return { cache: r.cache, name: r.frame.data.values[1][0] as string };
+  };
+  for (const s of [a, b]) for (const id of ['rule-0001', 'rule-0002']) await name(s, id);
+  assert.equal((await name(b, 'rule-0001')).cache, 'hit');
+
+  // A change the cache cannot see (the NOTIFY trigger disabled), then the API invalidation.
+  await db.pool.query('ALTER TABLE rules DISABLE TRIGGER ruleperf_rules_notify');
+  await db.pool.query(`UPDATE rules SET rule_name = 'Renamed via API' WHERE rule_id = 'rule-0001'`);
+  await db.pool.query('ALTER TABLE rules ENABLE TRIGGER ruleperf_rules_notify');
+  assert.notEqual((await name(a, 'rule-0001')).name, 'Renamed via API', 'still cached');
+  const inv = await postJson(`${a.url}/api/v1/invalidate`, { ruleId: 'rule-0001' });
+  assert.equal(inv.status, 200);
+  assert.deepEqual(await name(b, 'rule-0001'), { cache: 'miss', name: 'Renamed via API' }, 'the other instance recomputes');
+  assert.deepEqual(await name(a, 'rule-0001'), { cache: 'hit', name: 'Renamed via API' }, 'and shares the fresh answer');
+  assert.equal((await name(b, 'rule-0002')).cache, 'hit', 'other rules stay cached');
+  assert.equal((await ask(a, {})).cache, 'miss', 'unfiltered answers include the rule, so they are invalidated too');
+
+  // Through the database: UPDATE rules → NOTIFY → every instance invalidates.
+  await db.pool.query(`UPDATE rules SET rule_name = 'Renamed in SQL' WHERE rule_id = 'rule-0002'`);
+  const deadline = Date.now() + 3000;
+  let seen: Array<{ name: string }> = [];
+  while (Date.now() < deadline) {
+    seen = [await name(a, 'rule-0002'), await name(b, 'rule-0002')];
+    if (seen.every((s) => s.name === 'Renamed in SQL')) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(seen.map((s) => s.name), ['Renamed in SQL', 'Renamed in SQL']);
+  assert.equal(await keysCalls(), keysBefore, 'no KEYS command was sent');
+});
+
+test('every key is under the prefix and expires; invalidation keys too', async () => {
+  const prefix = uniqueName('ttl').replace(/_/g, '-');
+  const svc = await start({ CACHE_PREFIX: prefix });
+  await ask(svc, {});
+  await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: 'whatever' });
+  await postJson(`${svc.url}/api/v1/invalidate`, { all: true });
+  let cursor = '0';
+  const keys: string[] = [];
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  assert.ok(keys.length >= 3, keys.join(', '));
+  for (const k of keys) assert.ok((await redis.pttl(k)) > 0, `${k} has a TTL`);
+});
+
+test('oversized values are not stored, and are counted', async () => {
+  const svc = await start({ CACHE_MAX_VALUE_BYTES: '256' });
+  assert.equal((await ask(svc, { kind: 'timeseries' })).cache, 'miss');
+  assert.equal((await ask(svc, { kind: 'timeseries' })).cache, 'miss', 'not stored');
+  const skipped = (await svc.metrics.cacheSkipped.get()).values.find((v) => v.labels.reason === 'too_large');
+  assert.equal(skipped?.value, 2);
+});
+
+test('stale-while-revalidate: past freshness the entry is served at once and refreshed; with the database down it is still served, marked stale', async () => {
+  const pgProxy = new TcpProxy(PG_HOST, PG_PORT);
+  const port = await pgProxy.start();
+  const svc = await startTestService({ DATABASE_URL: db.url.replace(`:${PG_PORT}/`, `:${port}/`), CACHE_TTL_SECONDS: '1', CACHE_JITTER_SECONDS: '0' });
+  services.push(svc);
+  try {
+    const now = Date.now(); // touches the live edge: the short TTL applies
+    assert.equal((await ask(svc, {}, now)).cache, 'miss');
+    await new Promise((r) => setTimeout(r, 1100));
+    const stale = await ask(svc, {}, now);
+    assert.equal(stale.cache, 'stale');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await ask(svc, {}, now)).cache, 'hit', 'revalidated in the background');
+    await new Promise((r) => setTimeout(r, 1100));
+    await pgProxy.stop();
+    const served = await ask(svc, {}, now);
+    assert.equal(served.cache, 'stale');
+    assert.match(JSON.stringify(served.frame.schema.meta.notices), /freshness/);
+    const uncached = await postJson(`${svc.url}/api/v1/query`, { range: { from: now - 2 * DAY, to: now }, queries: [{ refId: 'A', kind: 'errorBreakdown' }] });
+    assert.equal(uncached.status, 503);
+  } finally {
+    await pgProxy.stop();
+  }
+});
+
+test('Redis down or slow: no request fails, the circuit opens, and closes within 5 s of Redis being healthy', async () => {
+  const proxy = new TcpProxy('127.0.0.1', redisPort);
+  const port = await proxy.start();
+  const svc = await start({ REDIS_URL: `redis://127.0.0.1:${port}` });
+  const circuit = async () => (await svc.metrics.circuitOpen.get()).values[0].value;
+  assert.equal((await ask(svc, { status: 'ERROR' })).cache, 'miss');
+
+  // Down: requests keep succeeding, answered from the rollups.
+  await proxy.stop();
+  const statuses = new Set<string>();
+  for (let i = 0; i < 30; i++) statuses.add((await ask(svc, { status: 'ERROR' })).cache);
+  assert.ok(statuses.has('bypass'));
+  assert.equal(await circuit(), 1);
+  assert.equal((await (await fetch(`${svc.url}/readyz`)).json()).cache.state, 'degraded');
+  assert.equal((await postJson(`${svc.url}/api/v1/invalidate`, { all: true })).status, 503, 'an invalidation that cannot be applied says so');
+
+  // Back: closes by itself within 5 s.
+  await proxy.start();
+  const back = Date.now();
+  while ((await ask(svc, { status: 'ERROR' })).cache === 'bypass' && Date.now() - back < 5000) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(Date.now() - back < 5000, `closed after ${Date.now() - back} ms`);
+  assert.equal(await circuit(), 0);
+
+  // Slow (150 ms a hop): bypassed, and requests stay fast.
+  proxy.delayMs = 150;
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    await ask(svc, { status: 'ERROR' });
+    times.push(performance.now() - t);
+  }
+  assert.equal(await circuit(), 1, 'slow Redis opened the circuit');
+  assert.ok(times.slice(5).every((t) => t < 150), `later requests skip Redis: ${times.map((t) => t.toFixed(0)).join(', ')}`);
+  proxy.delayMs = 0;
+  await proxy.stop();
+});
