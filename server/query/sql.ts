@@ -127,12 +127,11 @@ export function buildQuery(q: NormalizedQuery, watermarks: Map<string, Date | nu
 
   const g = groupColumns(q);
   const gList = g.length ? g.join(', ') : "''";
-  const gJoin = g.length ? g.map((c) => `a.${c} IS NOT DISTINCT FROM h.${c}`).join(' AND ') : 'true';
   const needPercentiles = q.kind !== 'errorBreakdown';
   const rep = representativeSql('h.k');
   const quantile = (name: string, quant: number) => {
     // percentile_cont's rank, interpolated between the values at the ranks around it.
-    const h = `(${quant} * (a.execution_count - 1))`;
+    const h = `(${quant} * (h.n - 1))`;
     return `min(${rep}) FILTER (WHERE h.before <= floor(${h}) AND floor(${h}) < h.before + h.c) AS ${name}_lo,
       min(${rep}) FILTER (WHERE h.before <= ceil(${h}) AND ceil(${h}) < h.before + h.c) AS ${name}_hi,
       ${h} - floor(${h}) AS ${name}_f`;
@@ -156,14 +155,16 @@ export function buildQuery(q: NormalizedQuery, watermarks: Map<string, Date | nu
   FROM src, unnest(latency_sketch) AS e
   GROUP BY ${g.length ? g.join(', ') + ',' : ''} k
 ), cum AS (
-  SELECT *, sum(c) OVER (${g.length ? `PARTITION BY ${gList} ` : ''}ORDER BY k) - c AS before FROM hist
+  SELECT *, sum(c) OVER (${g.length ? `PARTITION BY ${gList} ` : ''}ORDER BY k) - c AS before,
+         sum(c) OVER (${g.length ? `PARTITION BY ${gList}` : ''}) AS n
+  FROM hist
 ), q AS (
-  SELECT ${g.length ? g.map((c) => `a.${c}`).join(', ') + ',' : ''}
+  SELECT ${g.length ? g.map((c) => `h.${c}`).join(', ') + ',' : ''}
       ${quantile('p50', 0.5)},
       ${quantile('p95', 0.95)},
       ${quantile('p99', 0.99)}
-  FROM agg a JOIN cum h ON ${gJoin}
-  ${g.length ? `GROUP BY ${g.map((c) => `a.${c}`).join(', ')}, a.execution_count` : 'GROUP BY a.execution_count'}
+  FROM cum h
+  GROUP BY ${g.length ? g.map((c) => `h.${c}`).join(', ') + ',' : ''} h.n
 )`
       : ''
   }
@@ -171,7 +172,7 @@ SELECT ${g.length ? g.map((c) => `a.${c}`).join(', ') + ',' : ''} a.execution_co
   a.records_processed, a.records_failed, a.error_count, a.success_count, a.timeout_count${
     needPercentiles ? `,\n  ${finish('p50')}, ${finish('p95')}, ${finish('p99')}` : ''
   }
-FROM agg a${needPercentiles ? ` LEFT JOIN q ON ${g.length ? g.map((c) => `q.${c} IS NOT DISTINCT FROM a.${c}`).join(' AND ') : 'true'}` : ''}
+FROM agg a${needPercentiles ? ` LEFT JOIN q ON ${g.length ? g.map((c) => `q.${c} = a.${c}`).join(' AND ') : 'true'}` : ''}
 WHERE a.execution_count > 0`;
 
   let text: string;

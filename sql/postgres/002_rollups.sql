@@ -10,7 +10,9 @@ CREATE TABLE IF NOT EXISTS ruleperf_invalidations (
 );
 CREATE INDEX IF NOT EXISTS ruleperf_invalidations_rollup ON ruleperf_invalidations (rollup);
 
-CREATE INDEX IF NOT EXISTS metrics_time ON metrics USING brin (time) WITH (pages_per_range = 32);
+-- BRIN keeps loading fast (a B-tree on time halves COPY throughput). New page ranges are
+-- summarized at every refresh, so reading the live edge touches only the newest pages.
+CREATE INDEX IF NOT EXISTS metrics_time ON metrics USING brin (time) WITH (pages_per_range = 32, autosummarize = on);
 
 DO $$
 DECLARE r record;
@@ -95,6 +97,7 @@ BEGIN
   IF NOT pg_try_advisory_xact_lock(hashtext('ruleperf_refresh')) THEN
     RETURN;
   END IF;
+  PERFORM brin_summarize_new_values('metrics_time');
   FOR r IN SELECT * FROM ruleperf_rollups ORDER BY position LOOP
     CONTINUE WHEN only_rollups IS NOT NULL AND NOT r.name = ANY (only_rollups);
     started := clock_timestamp();

@@ -1,0 +1,242 @@
+/**
+ * npm run bench — reproduces the ADR's tables on this machine, ruleperf beside each
+ * alternative, in one run: raw table (B), rollups without cache (E), rollups + Redis
+ * (A, ruleperf), and the ADR's own millisecond cache keys.
+ *
+ *   npm run bench -- [--scale 45m|10m|1m|<rows>[,…]] [--quick] [--sections rollups,queries,traffic]
+ *                    [--pairs 200] [--traffic-seconds 120] [--rebuild]
+ */
+import { parseArgs } from 'node:util';
+import { Client, Pool } from 'pg';
+import Redis from 'ioredis';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { SingleBar } from 'cli-progress';
+import { migrate } from '../server/db/migrate';
+import { refreshRollups } from '../server/db/refresh';
+import { generateHistory, plannedRows } from '../server/generator/history';
+import { rowsProgress } from '../server/cli/progress';
+import { startServiceProcess, type ServiceProcess } from './lib/service';
+import { post } from './lib/http';
+import { summarize, type Summary } from './lib/stats';
+import { table, latencyRow, LATENCY_HEADERS, ms, writeResults, latencyChart } from './lib/report';
+import { RAW_SQL } from './lib/raw-queries';
+import { rollupBench } from './lib/rollup-bench';
+import { trafficBench } from './lib/traffic-bench';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+const { values: flags } = parseArgs({
+  options: {
+    scale: { type: 'string', default: '45m' },
+    quick: { type: 'boolean', default: false },
+    sections: { type: 'string', default: 'rollups,queries,traffic' },
+    pairs: { type: 'string' },
+    'traffic-seconds': { type: 'string' },
+    rebuild: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (flags.help) {
+  console.log('usage: npm run bench -- [--scale 45m|10m|1m|<rows>[,…]] [--quick] [--sections rollups,queries,traffic] [--pairs 200] [--traffic-seconds 120] [--rebuild]');
+  process.exit(0);
+}
+const quick = flags.quick;
+const parseScale = (s: string) => {
+  const m = /^(\d+(?:\.\d+)?)([mk]?)$/i.exec(s.trim());
+  if (!m) throw new Error(`--scale: cannot read "${s}" (use 1m, 10m, 45m or a row count)`);
+  return Math.round(Number(m[1]) * (m[2].toLowerCase() === 'm' ? 1e6 : m[2].toLowerCase() === 'k' ? 1e3 : 1));
+};
+const scales = (quick ? '1m' : flags.scale!).split(',').map(parseScale).sort((a, b) => a - b);
+const sections = new Set(flags.sections!.split(','));
+const pairs = Number(flags.pairs ?? (quick ? 20 : 200));
+const trafficSeconds = Number(flags['traffic-seconds'] ?? (quick ? 25 : 120));
+const reps = (base: number) => (quick ? Math.max(3, Math.round(base / 5)) : base);
+
+const out: string[] = [];
+const figures: Record<string, unknown> = { date: new Date().toISOString(), quick, scales, machine: { cores: require('node:os').cpus().length, node: process.version } };
+const say = (s = '') => {
+  console.log(s);
+  out.push(s);
+};
+const label = (rows: number) => (rows >= 1e6 ? `${rows / 1e6}M` : `${rows / 1e3}k`);
+
+/** A benchmark database per scale: 30 days, 500 rules, 30 parsers, reused while recent. */
+async function benchDatabase(rows: number): Promise<{ url: string; load?: { rowsPerSecond: number; seconds: number }; refreshSeconds?: number }> {
+  const name = `ruleperf_bench_${rows}`;
+  const url = `${PG}/${name}`;
+  const admin = new Client({ connectionString: `${PG}/postgres` });
+  await admin.connect();
+  const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount;
+  if (exists && !flags.rebuild) {
+    const c = new Client({ connectionString: url });
+    await c.connect();
+    const meta = await c.query(`SELECT built_at FROM bench_meta WHERE rows = $1 AND built_at > now() - interval '6 hours'`, [rows]).catch(() => ({ rowCount: 0, rows: [] }));
+    await c.end();
+    if (meta.rowCount) {
+      await admin.end();
+      say(`reusing ${name} (built ${meta.rows[0].built_at.toISOString()}; --rebuild to start over)`);
+      return { url };
+    }
+  }
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const pool = new Pool({ connectionString: url, max: 2 });
+  await migrate(pool, { flavour: 'postgres' });
+  const options = { days: 30, rowsPerHour: Math.round(rows / 720), rules: 500, parsers: 30, seed: 42, end: new Date(Math.ceil(Date.now() / HOUR) * HOUR), method: 'copy' as const };
+  const progress = rowsProgress(`loading ${label(rows)}`, plannedRows(options));
+  await generateHistory(pool, options, (n) => progress.add(n));
+  const load = progress.stop();
+  const t = performance.now();
+  await refreshRollups(pool, 'postgres', { until: new Date(Date.now() - 10 * 60_000) });
+  const refreshSeconds = (performance.now() - t) / 1000;
+  await pool.query('ANALYZE');
+  await pool.query('CREATE TABLE bench_meta (rows bigint, built_at timestamptz DEFAULT now())');
+  await pool.query('INSERT INTO bench_meta (rows) VALUES ($1)', [rows]);
+  await pool.end();
+  say(`built ${name}: ${load.rows.toLocaleString('en')} rows at ${Math.round(load.rowsPerSecond).toLocaleString('en')} rows/s; first refresh ${refreshSeconds.toFixed(1)} s`);
+  return { url, load: { rowsPerSecond: load.rowsPerSecond, seconds: load.seconds }, refreshSeconds };
+}
+
+interface AdrRow {
+  name: string;
+  source: string;
+  spanMs: number;
+  query: Record<string, unknown>;
+  raw: keyof typeof RAW_SQL;
+}
+const ADR_ROWS: AdrRow[] = [
+  { name: 'Last 1 hour aggregate', source: 'Hourly', spanMs: HOUR, query: { kind: 'stats' }, raw: 'stats' },
+  { name: 'Last 24 hours aggregate', source: 'Hourly', spanMs: DAY, query: { kind: 'stats' }, raw: 'stats' },
+  { name: 'Last 7 days aggregate', source: 'Daily', spanMs: 7 * DAY, query: { kind: 'stats' }, raw: 'stats' },
+  { name: 'Last 30 days aggregate', source: 'Daily', spanMs: 30 * DAY, query: { kind: 'stats' }, raw: 'stats' },
+  { name: 'Top 10 slowest rules (7 days)', source: 'Daily', spanMs: 7 * DAY, query: { kind: 'topRules', limit: 10 }, raw: 'topRules' },
+  { name: 'Error breakdown (30 days)', source: 'Daily', spanMs: 30 * DAY, query: { kind: 'errorBreakdown', groupBy: 'ruleCategory', limit: 10 }, raw: 'errorBreakdown' },
+  { name: 'Per-rule timeseries (24 hours)', source: 'Hourly', spanMs: DAY, query: { kind: 'timeseries', ruleId: 'rule-0001', metrics: ['executionCount', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs'] }, raw: 'ruleTimeseries' },
+];
+
+const body = (row: AdrRow, now = Date.now()) => ({ range: { from: now - row.spanMs, to: now }, intervalMs: 60_000, maxDataPoints: 1000, queries: [{ refId: 'A', ...row.query }] });
+
+async function timeService(svc: ServiceProcess, row: AdrRow, n: number): Promise<{ server: Summary; client: Summary; tiers: string; cache: string }> {
+  const server: number[] = [];
+  const client: number[] = [];
+  let tiers = '';
+  let cache = '';
+  for (let i = 0; i < n; i++) {
+    const r = await post(`${svc.url}/api/v1/query`, body(row));
+    if (r.status !== 200) throw new Error(`${row.name}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    server.push(r.serverMs);
+    client.push(r.clientMs);
+    const meta = r.body.results.A.frames[0]?.schema.meta.custom;
+    tiers = meta?.tiers.join('+') ?? '';
+    cache = meta?.cache ?? '';
+  }
+  return { server: summarize(server), client: summarize(client), tiers, cache };
+}
+
+async function timeRaw(url: string, row: AdrRow, n: number): Promise<Summary> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  await c.query('SET max_parallel_workers_per_gather = 2');
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const now = Date.now();
+    const params: unknown[] = [new Date(now - row.spanMs), new Date(now)];
+    if (row.raw === 'ruleTimeseries') params.push('rule-0001');
+    const t = performance.now();
+    await c.query(RAW_SQL[row.raw], params);
+    samples.push(performance.now() - t);
+  }
+  await c.end();
+  return summarize(samples);
+}
+
+async function redisFlushPrefix(redis: Redis, prefix: string) {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+async function main() {
+  say(`# ruleperf benchmark — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${quick ? ' (quick)' : ''}`);
+  say(`\nMachine: ${require('node:os').cpus().length} cores, Node ${process.version}; native PostgreSQL and Redis on 127.0.0.1. Latencies are measured at the server (Server-Timing) unless marked client.`);
+  const redis = new Redis(REDIS_URL);
+  const scaling: Array<{ rows: number; uncached: number; raw: number; cached: number }> = [];
+
+  if (sections.has('rollups')) {
+    const r = await rollupBench(PG, { quick, say, pairs, largest: scales[scales.length - 1], benchDatabase });
+    figures.rollups = r;
+  }
+
+  for (const rows of scales) {
+    if (!sections.has('queries') && !sections.has('traffic')) break;
+    say(`\n## ${label(rows)} rows over 30 days`);
+    const db = await benchDatabase(rows);
+    const perScale: Record<string, unknown> = { rows, build: db };
+    figures[`scale_${rows}`] = perScale;
+
+    if (sections.has('queries')) {
+      const uncachedSvc = await startServiceProcess({ DATABASE_URL: db.url, CACHE_ENABLED: 'false', REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false' });
+      const prefix = `bench-${process.pid}-${rows}`;
+      const cachedSvc = await startServiceProcess({ DATABASE_URL: db.url, REDIS_URL, CACHE_PREFIX: prefix, REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false' });
+      const rowsOut: string[][] = [];
+      const results: Record<string, unknown> = {};
+      const bar = new SingleBar({ format: `timing queries [{bar}] {value}/{total} {row}`, noTTYOutput: !process.stderr.isTTY, notTTYSchedule: 5000, stream: process.stderr });
+      bar.start(ADR_ROWS.length, 0, { row: '' });
+      for (const row of ADR_ROWS) {
+        bar.update({ row: row.name });
+        const miss = await timeService(uncachedSvc, row, reps(50));
+        await post(`${cachedSvc.url}/api/v1/query`, body(row));
+        const hit = await timeService(cachedSvc, row, reps(200));
+        const rawRuns = rows >= 20e6 ? (quick ? 1 : 3) : reps(10);
+        const raw = await timeRaw(db.url, row, rawRuns);
+        rowsOut.push(latencyRow(row.name, miss.tiers, 'Hit', hit.server), latencyRow(row.name, miss.tiers, 'Miss', miss.server), latencyRow(row.name, 'raw table', '—', raw));
+        results[row.name] = { tiers: miss.tiers, hit: hit.server, hitClient: hit.client, miss: miss.server, missClient: miss.client, raw, hitCacheStatus: hit.cache, speedupVsRaw: raw.p95 / hit.server.p95, uncachedSpeedupVsRaw: raw.p95 / miss.server.p95 };
+        bar.increment();
+      }
+      bar.stop();
+      perScale.queries = results;
+      say(`\n### Query latency (ADR "Performance Benchmarks" layout; Data Source = tiers that answered)\n`);
+      say(table(LATENCY_HEADERS, rowsOut));
+      const s30 = results['Last 30 days aggregate'] as { miss: Summary; raw: Summary; hit: Summary };
+      say(`\nADR reports 3,200 ms (raw 30-day scan) → 180 ms (aggregates) → 8 ms (Redis). Here: raw ${ms(s30.raw.p95)} → uncached ${ms(s30.miss.p95)} (${(s30.raw.p95 / s30.miss.p95).toFixed(0)}×) → cached ${ms(s30.hit.p95)} (${(s30.raw.p95 / s30.hit.p95).toFixed(0)}× faster than raw), p95.`);
+      scaling.push({ rows, uncached: s30.miss.p95, raw: s30.raw.p95, cached: s30.hit.p95 });
+      await uncachedSvc.stop();
+      await cachedSvc.stop();
+      await redisFlushPrefix(redis, prefix);
+    }
+
+    if (sections.has('traffic') && rows === scales[scales.length - 1]) {
+      perScale.traffic = await trafficBench({ dbUrl: db.url, redis, redisUrl: REDIS_URL, seconds: trafficSeconds, quick, say, flush: redisFlushPrefix });
+    }
+  }
+
+  if (scaling.length > 1) {
+    say(`\n## Uncached latency against data size (30-day aggregate, p95)\n`);
+    say(table(['Rows', 'Raw table', 'ruleperf uncached', 'ruleperf cached'], scaling.map((s) => [label(s.rows), ms(s.raw), ms(s.uncached), ms(s.cached)])));
+    const svg = latencyChart([{ name: 'raw table', points: scaling.map((s) => [s.rows, s.raw]) }, { name: 'ruleperf uncached', points: scaling.map((s) => [s.rows, s.uncached]) }, { name: 'ruleperf cached', points: scaling.map((s) => [s.rows, s.cached]) }], '30-day aggregate p95 vs data size');
+    const stamp = new Date().toISOString().slice(0, 10);
+    writeFileSync(join(__dirname, 'results', `${stamp}-scaling.svg`), svg);
+    say(`\n![latency vs data size](${stamp}-scaling.svg)`);
+  }
+  figures.scaling = scaling;
+  redis.disconnect();
+  const stamp = `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}`;
+  const files = writeResults(join(__dirname, 'results'), stamp, out.join('\n') + '\n', figures);
+  console.log(`\nwritten: ${files.md}, ${files.json}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`bench failed: ${err.stack ?? err}`);
+    process.exit(1);
+  }
+);
