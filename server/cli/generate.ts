@@ -8,11 +8,12 @@ import { databaseUrl, fail, parseFlags, run } from './common';
 import { rowsProgress } from './progress';
 
 const USAGE = `usage: npm run generate -- [--days 7] [--rows-per-hour 5000] [--rules 500] [--parsers 30] [--seed 42]
-                            [--end 2026-01-31T00:00:00Z] [--method copy|insert] [--no-refresh] [--follow]
+                            [--end 2026-01-31T00:00:00Z] [--method copy|insert] [--no-refresh] [--if-empty] [--follow]
 
 Loads reproducible rule and parser executions into DATABASE_URL: the same seed and --end
 give the same rows. --follow then keeps inserting live rows (rows-per-hour spread over each
-second) until Ctrl-C. The rollups are refreshed after loading unless --no-refresh.`;
+second) until Ctrl-C. The rollups are refreshed after loading unless --no-refresh.
+--if-empty skips the history when metrics already holds rows (restarts keep one copy).`;
 
 const positiveInt = (name: string, max: number) =>
   z.coerce.number({ invalid_type_error: `--${name} must be a number` }).int(`--${name} must be a whole number`).min(1, `--${name} must be at least 1`).max(max, `--${name} must be at most ${max}`);
@@ -42,6 +43,7 @@ run(async () => {
       method: { type: 'string' },
       follow: { type: 'boolean' },
       'no-refresh': { type: 'boolean' },
+      'if-empty': { type: 'boolean' },
       help: { type: 'boolean' },
     },
     USAGE
@@ -50,7 +52,7 @@ run(async () => {
     console.log(USAGE);
     return;
   }
-  const { follow, 'no-refresh': noRefresh, help: _help, ...values } = flags;
+  const { follow, 'no-refresh': noRefresh, 'if-empty': ifEmpty, help: _help, ...values } = flags;
   const parsed = schema.safeParse(values);
   if (!parsed.success) {
     fail(`${parsed.error.issues.map((i) => i.message).join('; ')}\n\n${USAGE}`);
@@ -71,11 +73,16 @@ run(async () => {
     if (!schemaState) {
       fail('the database has no ruleperf schema yet; run `npm run migrate` first');
     }
-    const progress = rowsProgress('loading', plannedRows(options));
-    await generateHistory(pool, options, (n) => progress.add(n));
-    const loaded = progress.stop();
-    console.log(`loaded ${loaded.rows.toLocaleString('en')} rows in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.rowsPerSecond).toLocaleString('en')} rows/s)`);
-    if (!noRefresh) {
+    const skip = ifEmpty && (await pool.query('SELECT EXISTS (SELECT 1 FROM metrics) AS any')).rows[0].any;
+    if (skip) {
+      console.log('metrics already holds rows: history not loaded again (--if-empty)');
+    } else {
+      const progress = rowsProgress('loading', plannedRows(options));
+      await generateHistory(pool, options, (n) => progress.add(n));
+      const loaded = progress.stop();
+      console.log(`loaded ${loaded.rows.toLocaleString('en')} rows in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.rowsPerSecond).toLocaleString('en')} rows/s)`);
+    }
+    if (!noRefresh && !skip) {
       const started = Date.now();
       await refreshRollups(pool, schemaState.flavour);
       console.log(`rollups refreshed in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -56,6 +56,11 @@ test('the same seed and end give the same rows, in the database, with COPY; anot
       assert.equal(rules[0].n, 50);
     }
     assert.equal(digests[0], digests[1], 'same seed, same rows');
+    const before = (await dbs[0].pool.query('SELECT count(*)::int AS n FROM metrics')).rows[0].n;
+    const again = generate(['--days', '1', '--rows-per-hour', '300', '--rules', '50', '--parsers', '5', '--seed', '7', '--if-empty'], { DATABASE_URL: dbs[0].url });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /history not loaded again/);
+    assert.equal((await dbs[0].pool.query('SELECT count(*)::int AS n FROM metrics')).rows[0].n, before, '--if-empty keeps one copy');
     assert.notEqual(digests[0], digests[2], 'another seed, other rows');
   } finally {
     await Promise.all(dbs.map((d) => d.drop()));
