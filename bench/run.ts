@@ -16,7 +16,7 @@ import { migrate } from '../server/db/migrate';
 import { refreshRollups } from '../server/db/refresh';
 import { generateHistory, plannedRows } from '../server/generator/history';
 import { rowsProgress } from '../server/cli/progress';
-import { startServiceProcess, type ServiceProcess } from './lib/service';
+import { startServiceProcess, type ServiceProcess } from '../tests/support/service-process';
 import { post } from './lib/http';
 import { summarize, type Summary } from './lib/stats';
 import { table, latencyRow, LATENCY_HEADERS, ms, writeResults, latencyChart } from './lib/report';

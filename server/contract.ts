@@ -133,7 +133,18 @@ export type InvalidateRequest = z.output<typeof invalidateSchema>;
 
 // ---- Responses (Grafana's data-frame JSON, as /api/ds/query returns it) ----
 
-export type Tier = 'hourly' | 'daily' | 'hourly_by_type' | 'daily_by_type' | 'raw';
+export type Tier =
+  | 'hourly'
+  | 'daily'
+  | 'hourly_by_type'
+  | 'daily_by_type'
+  | 'hourly_total'
+  | 'daily_total'
+  | 'hourly_by_rule'
+  | 'daily_by_rule'
+  | 'hourly_by_category'
+  | 'daily_by_category'
+  | 'raw';
 export type CacheStatus = 'hit' | 'miss' | 'stale' | 'bypass';
 
 export interface FieldJSON {

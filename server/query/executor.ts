@@ -5,7 +5,7 @@
 import type { Pool } from 'pg';
 import type { DataFrameJSON, Notice, Tier } from '../contract';
 import type { NormalizedQuery } from './normalize';
-import { buildQuery } from './sql';
+import { buildQuery, buildTopRulesCandidates } from './sql';
 import { buildFrames } from './frames';
 import type { WatermarkSource } from './watermarks';
 
@@ -38,9 +38,23 @@ export class QueryExecutor {
   async run(q: NormalizedQuery, refId: string): Promise<Answer> {
     const status = await this.watermarks.current();
     const marks = new Map(status.map((s) => [s.rollup, s.watermark]));
-    const built = buildQuery(q, marks);
-    this.metrics.dbQuery(built.tiers);
-    const { rows } = await this.db.query(built.text, built.values);
+    let sql = '';
+    let final = q;
+    if (q.kind === 'topRules') {
+      // Phase one narrows hundreds of rules to the few that can rank; phase two is exact.
+      const candidates = buildTopRulesCandidates(q, marks);
+      this.metrics.dbQuery(candidates.tiers);
+      const ids = (await this.db.query(candidates.text, candidates.values)).rows.map((r) => r.grp as string);
+      sql = `-- phase 1: candidate rules\n${inlineParams(candidates.text, candidates.values)}\n\n-- phase 2: ${ids.length} candidates\n`;
+      final = { ...q, filters: { ...q.filters, rule_id: ids.sort() } };
+    }
+    const built = buildQuery(final, marks);
+    let rows: Record<string, unknown>[] = [];
+    if (final.filters.rule_id?.length !== 0) {
+      this.metrics.dbQuery(built.tiers);
+      rows = (await this.db.query(built.text, built.values)).rows;
+      sql += inlineParams(built.text, built.values);
+    }
     const frames = buildFrames(q, rows, refId);
     const primary = status.find((s) => s.rollup === q.route.primary.name);
     const notices: Notice[] = [];
@@ -61,7 +75,7 @@ export class QueryExecutor {
       tiers: built.tiers,
       watermark: primary?.watermark?.getTime() ?? null,
       touchesLiveEdge: built.tiers.includes('raw'),
-      sql: inlineParams(built.text, built.values),
+      sql,
       notices,
     };
   }

@@ -9,7 +9,7 @@
  */
 import type { Tier } from '../contract';
 import { FILTER_COLUMNS, type NormalizedQuery } from './normalize';
-import { representativeSql } from './sketch';
+import { GAMMA, OFFSET, representativeSql } from './sketch';
 
 export interface BuiltQuery {
   text: string;
@@ -92,11 +92,10 @@ function groupColumns(q: NormalizedQuery): string[] {
   }
 }
 
-export function buildQuery(q: NormalizedQuery, watermarks: Map<string, Date | null>): BuiltQuery {
-  const p = new Params();
+/** The rows of every stretch, in one shape: bucket, grp, counts, sums and a sketch. */
+function sourceRows(q: NormalizedQuery, watermarks: Map<string, Date | null>, p: Params, sketch: 'fine' | 'coarse'): { sql: string; tiers: Tier[] } {
   const parts = stretches(q, watermarks);
-  const grpColumn =
-    q.kind === 'topRules' ? 'rule_id' : q.groupBy ? FILTER_COLUMNS[q.groupBy] : null;
+  const grpColumn = q.kind === 'topRules' ? 'rule_id' : q.groupBy ? FILTER_COLUMNS[q.groupBy] : null;
   const bucketWidth = q.kind === 'timeseries' ? p.add(`${q.route.bucketMs / 1000} seconds`) : '';
   const origin = q.kind === 'timeseries' ? p.add(new Date(0).toISOString()) : '';
 
@@ -118,13 +117,64 @@ export function buildQuery(q: NormalizedQuery, watermarks: Map<string, Date | nu
     const grpExpr = grpColumn ? `coalesce(${ident(grpColumn)}, '(none)')` : "''";
     const where = filterSql([`${time} >= ${p.add(new Date(s.from))}`, `${time} < ${p.add(new Date(s.to))}`]);
     if (s.table === 'metrics') {
-      return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${MEASURES_FROM_RAW}
+      const measures = sketch === 'fine' ? MEASURES_FROM_RAW : MEASURES_FROM_RAW.replace('ruleperf_sketch_key(execution_time_ms)', 'ruleperf_sketch_key(execution_time_ms) / 16');
+      return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measures}
     FROM metrics WHERE ${where} GROUP BY 1, 2`;
     }
-    return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${MEASURES_FROM_ROLLUP}
+    const measures = sketch === 'fine' ? MEASURES_FROM_ROLLUP : MEASURES_FROM_ROLLUP.replace('latency_sketch', 'latency_coarse AS latency_sketch');
+    return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measures}
     FROM ${ident(s.table)} WHERE ${where}`;
   });
+  return { sql: selects.join('\n  UNION ALL\n  '), tiers: parts.map((s) => s.tier) };
+}
 
+/** Coarse key c holds fine keys 16c … 16c+15: its value range, as SQL. */
+const coarseLowSql = (k: string) => `(CASE WHEN ${k} = 0 THEN 0::float8 ELSE power(${GAMMA}::float8, (16 * ${k} - ${OFFSET + 1})::float8) END)`;
+const coarseHighSql = (k: string) => `power(${GAMMA}::float8, (16 * ${k} + 15 - ${OFFSET})::float8)`;
+
+/**
+ * Top rules, phase one: the rules that can be among the `limit` slowest. Ordering by a
+ * percentile, each rule's value is bounded from its coarse sketch (cheap to merge); a rule
+ * whose upper bound is below the limit-th largest lower bound cannot make the list. Other
+ * orderings are exact here already. Phase two is the ordinary query for these rules only.
+ */
+export function buildTopRulesCandidates(q: NormalizedQuery, watermarks: Map<string, Date | null>): BuiltQuery {
+  const p = new Params();
+  const percentile = q.sortBy === 'p95ExecutionTimeMs' ? 0.95 : q.sortBy === 'p99ExecutionTimeMs' ? 0.99 : null;
+  const src = sourceRows(q, watermarks, p, 'coarse');
+  const limit = p.add(q.limit);
+  const agg = `agg AS (
+  SELECT grp, sum(execution_count)::float8 AS execution_count, sum(exec_time_sum) AS exec_time_sum, min(exec_time_min) AS exec_time_min,
+         max(exec_time_max) AS exec_time_max, sum(error_count)::float8 AS error_count
+  FROM src GROUP BY grp)`;
+  if (percentile === null) {
+    const order = SORT_SQL[q.sortBy].replaceAll('b.', 'a.');
+    return { text: `WITH src AS (\n  ${src.sql}\n), ${agg}\nSELECT grp FROM agg a ORDER BY ${order} DESC NULLS LAST, grp LIMIT ${limit}`, values: p.values, tiers: src.tiers };
+  }
+  const h = `(${percentile} * (n - 1))`;
+  const text = `WITH src AS (
+  ${src.sql}
+), ${agg}, hist AS (
+  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
+), cum AS (
+  SELECT *, sum(c) OVER (PARTITION BY grp ORDER BY k) - c AS before, sum(c) OVER (PARTITION BY grp) AS n FROM hist
+), keys AS (
+  SELECT grp, min(k) FILTER (WHERE before <= floor(${h}) AND floor(${h}) < before + c) AS klo,
+              min(k) FILTER (WHERE before <= ceil(${h}) AND ceil(${h}) < before + c) AS khi
+  FROM cum GROUP BY grp, n
+), bounds AS (
+  SELECT a.grp, greatest(a.exec_time_min, ${coarseLowSql('k.klo')}) AS lo, least(a.exec_time_max, ${coarseHighSql('k.khi')}) AS hi
+  FROM keys k JOIN agg a ON a.grp = k.grp
+), threshold AS (
+  SELECT lo FROM bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
+)
+SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
+  return { text, values: p.values, tiers: src.tiers };
+}
+
+export function buildQuery(q: NormalizedQuery, watermarks: Map<string, Date | null>): BuiltQuery {
+  const p = new Params();
+  const src = sourceRows(q, watermarks, p, 'fine');
   const g = groupColumns(q);
   const gList = g.length ? g.join(', ') : "''";
   const needPercentiles = q.kind !== 'errorBreakdown';
@@ -140,7 +190,7 @@ export function buildQuery(q: NormalizedQuery, watermarks: Map<string, Date | nu
     `greatest(a.exec_time_min, least(a.exec_time_max, q.${name}_lo + q.${name}_f * (q.${name}_hi - q.${name}_lo))) AS ${name}`;
 
   const base = `WITH src AS (
-  ${selects.join('\n  UNION ALL\n  ')}
+  ${src.sql}
 ), agg AS (
   SELECT ${g.length ? g.join(', ') + ',' : ''}
     sum(execution_count)::bigint AS execution_count, sum(exec_time_sum) AS exec_time_sum,
@@ -197,5 +247,5 @@ ORDER BY b.error_count + b.timeout_count DESC, b.grp LIMIT ${p.add(q.limit)}`;
     default:
       text = base;
   }
-  return { text, values: p.values, tiers: parts.map((s) => s.tier) };
+  return { text, values: p.values, tiers: src.tiers };
 }

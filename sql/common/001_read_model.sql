@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS ruleperf_rollup_state (
 -- is within alpha = (gamma-1)/(gamma+1) = 0.8 % of every value in the bucket. Each entry of
 -- a sketch is one bigint: key << 32 | count. Sketches merge by adding counts per key, so a
 -- percentile over any range and filter is read from the merged histogram, never from
--- percentiles of buckets.
+-- percentiles of buckets. Rollups also keep a coarse sketch (keys / 16, about 30 % wide),
+-- merged cheaply to bound each rule's percentile when ranking the slowest rules.
 CREATE OR REPLACE FUNCTION ruleperf_sketch_key(x double precision) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN x <= 0 THEN 0

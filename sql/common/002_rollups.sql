@@ -11,11 +11,20 @@ CREATE TABLE IF NOT EXISTS ruleperf_rollups (
   position       integer NOT NULL UNIQUE -- refresh order: sources before the rollups built on them
 );
 
+-- Full-dimension rollups answer any filter; the smaller ones answer the common dashboard
+-- questions with far fewer rows to merge: unfiltered totals, per metric type and status,
+-- per rule (top rules), per category (category filters and breakdowns).
 INSERT INTO ruleperf_rollups (name, source, bucket_width, dims, refresh_every, position) VALUES
-  ('metrics_hourly',         'metrics',        '1 hour', '{metric_type,rule_id,parser_id,rule_category,source_type,status}', '5 minutes', 1),
-  ('metrics_daily',          'metrics_hourly', '1 day',  '{metric_type,rule_id,parser_id,rule_category,source_type,status}', '1 hour',    2),
-  ('metrics_hourly_by_type', 'metrics_hourly', '1 hour', '{metric_type,status}',                                             '5 minutes', 3),
-  ('metrics_daily_by_type',  'metrics_daily',  '1 day',  '{metric_type,status}',                                             '1 hour',    4)
+  ('metrics_hourly',             'metrics',                '1 hour', '{metric_type,rule_id,parser_id,rule_category,source_type,status}', '5 minutes', 1),
+  ('metrics_daily',              'metrics_hourly',         '1 day',  '{metric_type,rule_id,parser_id,rule_category,source_type,status}', '1 hour',    2),
+  ('metrics_hourly_by_type',     'metrics_hourly',         '1 hour', '{metric_type,status}',                                             '5 minutes', 3),
+  ('metrics_daily_by_type',      'metrics_daily',          '1 day',  '{metric_type,status}',                                             '1 hour',    4),
+  ('metrics_hourly_total',       'metrics_hourly_by_type', '1 hour', '{}',                                                               '5 minutes', 5),
+  ('metrics_daily_total',        'metrics_daily_by_type',  '1 day',  '{}',                                                               '1 hour',    6),
+  ('metrics_hourly_by_rule',     'metrics_hourly',         '1 hour', '{rule_id,rule_category,metric_type}',                              '5 minutes', 7),
+  ('metrics_daily_by_rule',      'metrics_daily',          '1 day',  '{rule_id,rule_category,metric_type}',                              '1 hour',    8),
+  ('metrics_hourly_by_category', 'metrics_hourly',         '1 hour', '{rule_category,metric_type,source_type,status}',                   '5 minutes', 9),
+  ('metrics_daily_by_category',  'metrics_daily',          '1 day',  '{rule_category,metric_type,source_type,status}',                   '1 hour',    10)
 ON CONFLICT (name) DO NOTHING;
 
 INSERT INTO ruleperf_rollup_state (rollup) SELECT name FROM ruleperf_rollups ON CONFLICT DO NOTHING;
@@ -33,6 +42,7 @@ DECLARE
 BEGIN
   SELECT * INTO STRICT r FROM ruleperf_rollups WHERE name = rollup;
   SELECT string_agg(format('%I', d), ', ') INTO dim_list FROM unnest(r.dims) AS d;
+  dim_list := coalesce(', ' || dim_list, '');  -- a totals rollup has no dimensions
   from_raw := r.source = 'metrics';
   IF from_raw THEN
     aggs := $a$
@@ -41,6 +51,7 @@ BEGIN
       min(execution_time_ms) AS exec_time_min,
       max(execution_time_ms) AS exec_time_max,
       ruleperf_sketch(ruleperf_sketch_key(execution_time_ms)) AS latency_sketch,
+      ruleperf_sketch(ruleperf_sketch_key(execution_time_ms) / 16) AS latency_coarse,
       sum(records_processed)::bigint AS records_processed,
       sum(records_matched)::bigint AS records_matched,
       sum(records_failed)::bigint AS records_failed,
@@ -58,6 +69,7 @@ BEGIN
       min(exec_time_min) AS exec_time_min,
       max(exec_time_max) AS exec_time_max,
       ruleperf_sketch_merge(latency_sketch) AS latency_sketch,
+      ruleperf_sketch_merge(latency_coarse) AS latency_coarse,
       sum(records_processed)::bigint AS records_processed,
       sum(records_matched)::bigint AS records_matched,
       sum(records_failed)::bigint AS records_failed,
@@ -69,7 +81,7 @@ BEGIN
       sum(success_count)::bigint AS success_count,
       sum(timeout_count)::bigint AS timeout_count$a$;
   END IF;
-  RETURN format('SELECT %s AS bucket, %s, %s FROM %I %s GROUP BY 1, %s',
+  RETURN format('SELECT %s AS bucket%s, %s FROM %I %s GROUP BY 1%s',
     format(bucket_fn, r.bucket_width::text, CASE WHEN from_raw THEN 'time' ELSE 'bucket' END),
     dim_list, aggs, r.source, where_sql, dim_list);
 END $$;

@@ -29,6 +29,8 @@ CREATE INDEX IF NOT EXISTS metrics_hourly_rule ON metrics_hourly (rule_id, bucke
 CREATE INDEX IF NOT EXISTS metrics_hourly_parser ON metrics_hourly (parser_id, bucket DESC) WHERE parser_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS metrics_daily_rule ON metrics_daily (rule_id, bucket DESC) WHERE rule_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS metrics_daily_parser ON metrics_daily (parser_id, bucket DESC) WHERE parser_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS metrics_hourly_by_rule_rule ON metrics_hourly_by_rule (rule_id, bucket DESC);
+CREATE INDEX IF NOT EXISTS metrics_daily_by_rule_rule ON metrics_daily_by_rule (rule_id, bucket DESC);
 
 -- Record the time range each statement touched, for every rollup built from raw rows.
 CREATE OR REPLACE FUNCTION ruleperf_log_new_rows() RETURNS trigger LANGUAGE plpgsql AS $$

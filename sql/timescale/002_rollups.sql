@@ -25,6 +25,8 @@ CREATE INDEX IF NOT EXISTS metrics_hourly_rule ON metrics_hourly (rule_id, bucke
 CREATE INDEX IF NOT EXISTS metrics_hourly_parser ON metrics_hourly (parser_id, bucket DESC);
 CREATE INDEX IF NOT EXISTS metrics_daily_rule ON metrics_daily (rule_id, bucket DESC);
 CREATE INDEX IF NOT EXISTS metrics_daily_parser ON metrics_daily (parser_id, bucket DESC);
+CREATE INDEX IF NOT EXISTS metrics_hourly_by_rule_rule ON metrics_hourly_by_rule (rule_id, bucket DESC);
+CREATE INDEX IF NOT EXISTS metrics_daily_by_rule_rule ON metrics_daily_by_rule (rule_id, bucket DESC);
 
 -- Refresh policies (run by TimescaleDB's background workers where they exist; the
 -- service's scheduler calls the same refresh where they don't, as in the WASM build).

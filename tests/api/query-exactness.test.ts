@@ -160,11 +160,11 @@ test('the live edge: a row inserted now appears at once in an uncached answer', 
 
 test('every frame carries meta: tiers, aligned range, watermark, cache status and the executed SQL', async () => {
   const { frames, meta } = await ask(RANGES[2], { kind: 'stats' });
-  assert.deepEqual(meta.tiers, ['daily_by_type', 'hourly_by_type', 'raw']);
+  assert.deepEqual(meta.tiers, ['daily_total', 'hourly_total', 'raw']);
   assert.equal(meta.alignedRange.from % DAY, 0);
   assert.equal(meta.alignedRange.to % DAY, 0);
   assert.equal(meta.cache, 'bypass');
   assert.ok(meta.watermark > now - 2 * DAY && meta.watermark <= now);
-  assert.match(frames[0].schema.meta.executedQueryString, /FROM "metrics_daily_by_type"/);
+  assert.match(frames[0].schema.meta.executedQueryString, /FROM "metrics_daily_total"/);
   assert.match(frames[0].schema.meta.executedQueryString, /-- \$1 = /);
 });

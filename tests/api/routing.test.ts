@@ -12,6 +12,10 @@ const rollups: RollupInfo[] = [
   { name: 'metrics_daily', tier: 'daily', source: 'metrics_hourly', bucketMs: D, dims: FULL, refreshEveryMs: H },
   { name: 'metrics_hourly_by_type', tier: 'hourly_by_type', source: 'metrics_hourly', bucketMs: H, dims: ['metric_type', 'status'], refreshEveryMs: 300_000 },
   { name: 'metrics_daily_by_type', tier: 'daily_by_type', source: 'metrics_daily', bucketMs: D, dims: ['metric_type', 'status'], refreshEveryMs: H },
+  { name: 'metrics_hourly_total', tier: 'hourly_total', source: 'metrics_hourly_by_type', bucketMs: H, dims: [], refreshEveryMs: 300_000 },
+  { name: 'metrics_daily_total', tier: 'daily_total', source: 'metrics_daily_by_type', bucketMs: D, dims: [], refreshEveryMs: H },
+  { name: 'metrics_hourly_by_rule', tier: 'hourly_by_rule', source: 'metrics_hourly', bucketMs: H, dims: ['rule_id', 'rule_category', 'metric_type'], refreshEveryMs: 300_000 },
+  { name: 'metrics_daily_by_rule', tier: 'daily_by_rule', source: 'metrics_daily', bucketMs: D, dims: ['rule_id', 'rule_category', 'metric_type'], refreshEveryMs: H },
 ];
 const now = Date.parse('2026-06-10T13:37:42.123Z');
 const route = (spanMs: number, extra: Partial<Parameters<typeof chooseRoute>[0]> = {}) =>
@@ -28,13 +32,16 @@ test('auto picks hourly below 7 days and daily from 7 days; the threshold is con
 });
 
 test('the smallest rollup holding the needed dimensions answers; a finer one fills after its watermark', () => {
-  assert.equal(route(30 * D).primary.name, 'metrics_daily_by_type');
-  assert.equal(route(30 * D).finer?.name, 'metrics_hourly_by_type');
+  assert.equal(route(30 * D).primary.name, 'metrics_daily_total');
+  assert.equal(route(30 * D).finer?.name, 'metrics_hourly_total');
+  assert.equal(route(30 * D, { neededDims: ['rule_id'] }).primary.name, 'metrics_daily_by_rule', 'top rules');
+  assert.equal(route(30 * D, { neededDims: ['rule_id', 'metric_type'] }).finer?.name, 'metrics_hourly_by_rule');
   assert.equal(route(30 * D, { neededDims: ['metric_type', 'status'] }).primary.name, 'metrics_daily_by_type');
-  assert.equal(route(30 * D, { neededDims: ['rule_id'] }).primary.name, 'metrics_daily');
-  assert.equal(route(30 * D, { neededDims: ['rule_id'] }).finer?.name, 'metrics_hourly');
-  assert.equal(route(D, { neededDims: ['rule_category'] }).primary.name, 'metrics_hourly');
-  assert.equal(route(D, { neededDims: ['rule_category'] }).finer, null);
+  assert.equal(route(30 * D, { neededDims: ['rule_id', 'parser_id'] }).primary.name, 'metrics_daily');
+  assert.equal(route(30 * D, { neededDims: ['rule_id', 'parser_id'] }).finer?.name, 'metrics_hourly');
+  assert.equal(route(D, { neededDims: ['rule_category'] }).primary.name, 'metrics_hourly_by_rule');
+  assert.equal(route(D, { neededDims: ['rule_category', 'parser_id'] }).primary.name, 'metrics_hourly');
+  assert.equal(route(D, { neededDims: ['rule_category', 'parser_id'] }).finer, null);
   assert.throws(() => route(D, { neededDims: ['no_such_dim'] }), RouteError);
 });
 
