@@ -65,13 +65,16 @@ const say = (s = '') => {
 const label = (rows: number) => (rows >= 1e6 ? `${rows / 1e6}M` : `${rows / 1e3}k`);
 
 /** A benchmark database per scale: 30 days, 500 rules, 30 parsers, reused while recent. */
+const builtThisRun = new Set<number>();
 async function benchDatabase(rows: number): Promise<{ url: string; load?: { rowsPerSecond: number; seconds: number }; refreshSeconds?: number }> {
   const name = `ruleperf_bench_${rows}`;
+  const rebuild = flags.rebuild && !builtThisRun.has(rows);
+  builtThisRun.add(rows);
   const url = `${PG}/${name}`;
   const admin = new Client({ connectionString: `${PG}/postgres` });
   await admin.connect();
   const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount;
-  if (exists && !flags.rebuild) {
+  if (exists && !rebuild) {
     const c = new Client({ connectionString: url });
     await c.connect();
     const meta = await c.query(`SELECT built_at FROM bench_meta WHERE rows = $1 AND built_at > now() - interval '6 hours'`, [rows]).catch(() => ({ rowCount: 0, rows: [] }));

@@ -38,20 +38,31 @@ export function dashboardRequests(panels: WarmItem[], now: number, filters: Part
   }));
 }
 
-/** The ADR's cache key (exact millisecond timestamps), to count the hits that keying would get. */
+/**
+ * The ADR's cache key (exact millisecond timestamps). It leaves out most of the query
+ * (kind's options, metrics, group-by, limit), so different panels can share a key: those
+ * are collisions (a wrong answer served), not hits.
+ */
 export function adrKey(request: QueryRequestInput): string {
   const q = request.queries[0];
   return ['aggregate', q.metricType ?? 'all', q.ruleId ?? 'all', q.parserId ?? 'all', q.ruleCategory ?? 'all', q.kind, new Date(Number(request.range.from)).toISOString(), new Date(Number(request.range.to)).toISOString()].join(':');
 }
 
-/** Hit rate of a TTL cache keyed by `key` over a request stream (time-ordered). */
-export function simulatedHitRate(stream: Array<{ at: number; key: string }>, ttlMs: number): number {
-  const expires = new Map<string, number>();
+/**
+ * Replays a time-ordered request stream through a TTL cache keyed by `key`: a lookup that
+ * finds an entry for the same question is a hit; one that finds another question's entry
+ * under the same key is a collision.
+ */
+export function simulatedHitRate(stream: Array<{ at: number; key: string; question: string }>, ttlMs: number): { hitRate: number; collisionRate: number } {
+  const entries = new Map<string, { until: number; question: string }>();
   let hits = 0;
+  let collisions = 0;
   for (const r of stream) {
-    const until = expires.get(r.key);
-    if (until !== undefined && until > r.at) hits++;
-    else expires.set(r.key, r.at + ttlMs);
+    const e = entries.get(r.key);
+    if (e && e.until > r.at) {
+      if (e.question === r.question) hits++;
+      else collisions++;
+    } else entries.set(r.key, { until: r.at + ttlMs, question: r.question });
   }
-  return stream.length ? hits / stream.length : 0;
+  return { hitRate: stream.length ? hits / stream.length : 0, collisionRate: stream.length ? collisions / stream.length : 0 };
 }
