@@ -68,6 +68,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   FROM (SELECT e >> 32 AS k, sum(e & 4294967295)::bigint AS c FROM unnest(entries) AS e GROUP BY 1) AS s
 $$;
 
+-- The coarse sketch of a sketch: keys / 16, counts added.
+CREATE OR REPLACE FUNCTION ruleperf_sketch_coarsen(entries bigint[]) RETURNS bigint[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT ruleperf_sketch_compact(array(SELECT (((e >> 32) / 16) << 32) | (e & 4294967295) FROM unnest(entries) AS e))
+$$;
+
 -- ruleperf_sketch(key): builds a sketch from raw rows (pass ruleperf_sketch_key(execution_time_ms)).
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'ruleperf_sketch' AND prokind = 'a') THEN

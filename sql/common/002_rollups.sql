@@ -51,7 +51,7 @@ BEGIN
       min(execution_time_ms) AS exec_time_min,
       max(execution_time_ms) AS exec_time_max,
       ruleperf_sketch(ruleperf_sketch_key(execution_time_ms)) AS latency_sketch,
-      ruleperf_sketch(ruleperf_sketch_key(execution_time_ms) / 16) AS latency_coarse,
+      ruleperf_sketch_coarsen(ruleperf_sketch(ruleperf_sketch_key(execution_time_ms))) AS latency_coarse,
       sum(records_processed)::bigint AS records_processed,
       sum(records_matched)::bigint AS records_matched,
       sum(records_failed)::bigint AS records_failed,
