@@ -90,6 +90,7 @@ DECLARE
   r ruleperf_rollups;
   st ruleperf_rollup_state;
   source_wm timestamptz;
+  same_width boolean;
   new_wm timestamptz;
   started timestamptz;
   rng tstzrange;
@@ -107,10 +108,15 @@ BEGIN
     SELECT * INTO STRICT st FROM ruleperf_rollup_state s WHERE s.rollup = r.name FOR UPDATE;
     IF r.source = 'metrics' THEN
       source_wm := until;
+      same_width := true;
     ELSE
-      SELECT s.watermark INTO STRICT source_wm FROM ruleperf_rollup_state s WHERE s.rollup = r.source;
+      SELECT s.watermark, (src.bucket_width = r.bucket_width) INTO STRICT source_wm, same_width
+      FROM ruleperf_rollup_state s JOIN ruleperf_rollups src ON src.name = s.rollup WHERE s.rollup = r.source;
     END IF;
-    new_wm := CASE WHEN source_wm IN ('-infinity', 'infinity') THEN source_wm
+    -- Rollups built from raw rows (and those of the same width as their source) are complete up
+    -- to the refresh instant, their last bucket partial; coarser ones up to their last whole bucket.
+    -- The stretch after the watermark is read from the finer tier or raw rows, so either is exact.
+    new_wm := CASE WHEN source_wm IN ('-infinity', 'infinity') OR same_width THEN source_wm
                    ELSE date_bin(r.bucket_width, source_wm, '2000-01-01 00:00:00+00') END;
     new_wm := greatest(new_wm, st.watermark);
     total := 0;
@@ -127,7 +133,10 @@ BEGIN
         FROM consumed
         WHERE lo < new_wm
         UNION ALL
-        SELECT tstzrange(st.watermark, new_wm, '[)') WHERE st.watermark < new_wm
+        -- From the start of the bucket holding the old watermark: that bucket may be partial.
+        SELECT tstzrange(CASE WHEN st.watermark = '-infinity' THEN st.watermark
+                              ELSE date_bin(r.bucket_width, st.watermark, '2000-01-01 00:00:00+00') END, new_wm, '[)')
+        WHERE st.watermark < new_wm
       )
       SELECT unnest(range_agg(rg)) FROM ranges WHERE NOT isempty(rg)
     LOOP
