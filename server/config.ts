@@ -39,6 +39,8 @@ const schema = z.object({
   DEMO_SEED: z.coerce.number().int().default(42),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),
+  HTTP_HEADERS_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
 });
 
 export type Config = z.infer<typeof schema>;

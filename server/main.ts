@@ -3,6 +3,7 @@
  * TimescaleDB (data under DATA_DIR), migrates it, loads a week of demo data on first
  * start and refreshes on schedule; with DATABASE_URL it serves that database.
  */
+import http from 'node:http';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig, ConfigError, type Config } from './config';
@@ -194,14 +195,13 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
   const warmTimer = config.WARM_INTERVAL_SECONDS > 0 ? setInterval(() => void warmAll(), config.WARM_INTERVAL_SECONDS * 1000) : null;
   warmTimer?.unref();
 
-  const server = app.listen(config.PORT, config.HOST);
+  // Timeouts are checked every second (Node's default interval is 30 s), so slow clients cannot hold sockets.
+  const server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS }, app);
+  server.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  // Slow clients cannot hold connections open (slowloris).
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
