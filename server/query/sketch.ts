@@ -11,12 +11,3 @@ export const OFFSET = 1500;
 export function representativeSql(key: string): string {
   return `(CASE WHEN ${key} = 0 THEN 0::float8 ELSE 2 * power(${GAMMA}::float8, (${key} - ${OFFSET})::float8) / ${GAMMA + 1} END)`;
 }
-
-export function sketchKey(x: number): number {
-  if (x <= 0) return 0;
-  return Math.min(4000, Math.max(1, Math.ceil(Math.log(x) / Math.log(GAMMA)) + OFFSET));
-}
-
-export function representative(key: number): number {
-  return key === 0 ? 0 : (2 * Math.pow(GAMMA, key - OFFSET)) / (GAMMA + 1);
-}
