@@ -90,7 +90,6 @@ DECLARE
   r ruleperf_rollups;
   st ruleperf_rollup_state;
   source_wm timestamptz;
-  same_width boolean;
   new_wm timestamptz;
   started timestamptz;
   rng tstzrange;
@@ -108,16 +107,14 @@ BEGIN
     SELECT * INTO STRICT st FROM ruleperf_rollup_state s WHERE s.rollup = r.name FOR UPDATE;
     IF r.source = 'metrics' THEN
       source_wm := until;
-      same_width := true;
     ELSE
-      SELECT s.watermark, (src.bucket_width = r.bucket_width) INTO STRICT source_wm, same_width
-      FROM ruleperf_rollup_state s JOIN ruleperf_rollups src ON src.name = s.rollup WHERE s.rollup = r.source;
+      SELECT s.watermark INTO STRICT source_wm FROM ruleperf_rollup_state s WHERE s.rollup = r.source;
     END IF;
-    -- Rollups built from raw rows (and those of the same width as their source) are complete up
-    -- to the refresh instant, their last bucket partial; coarser ones up to their last whole bucket.
-    -- The stretch after the watermark is read from the finer tier or raw rows, so either is exact.
-    new_wm := CASE WHEN source_wm IN ('-infinity', 'infinity') OR same_width THEN source_wm
-                   ELSE date_bin(r.bucket_width, source_wm, '2000-01-01 00:00:00+00') END;
+    -- Every rollup is complete up to its source's watermark (raw rows: the refresh instant), its
+    -- newest bucket partial until the next refresh recomputes it. Queries read the stretch after
+    -- a watermark from the finer tier or raw rows, so answers stay exact while the live edge a
+    -- query reads is minutes of rows, not an hour or a day.
+    new_wm := source_wm;
     new_wm := greatest(new_wm, st.watermark);
     total := 0;
     -- Invalidated ranges (consumed) below the new watermark, plus [old, new), merged.
