@@ -68,9 +68,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   FROM (SELECT e >> 32 AS k, sum(e & 4294967295)::bigint AS c FROM unnest(entries) AS e GROUP BY 1) AS s
 $$;
 
--- The coarse sketch of a sketch: keys / 16, counts added.
+-- The coarse sketch of a sketch: keys / 16, counts added. Its search_path is pinned because
+-- TimescaleDB refreshes continuous aggregates with a restricted one.
 CREATE OR REPLACE FUNCTION ruleperf_sketch_coarsen(entries bigint[]) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
   SELECT ruleperf_sketch_compact(array(SELECT (((e >> 32) / 16) << 32) | (e & 4294967295) FROM unnest(entries) AS e))
 $$;
 
