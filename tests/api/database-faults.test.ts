@@ -55,7 +55,8 @@ test('a runaway query is cut by the statement timeout (503, not a hang)', async 
   await locker.connect();
   try {
     await locker.query('BEGIN');
-    await locker.query('LOCK TABLE metrics_hourly_by_type IN ACCESS EXCLUSIVE MODE');
+    // Every answer reads the raw live edge: holding the table makes the query wait.
+    await locker.query('LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE');
     const started = performance.now();
     const r = await postJson(`${svc.url}/api/v1/query`, body());
     const ms = performance.now() - started;

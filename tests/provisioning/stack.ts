@@ -80,7 +80,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 export interface Database {
   name: string;
   url: string;
-  query(sql: string): Promise<void>;
+  query(sql: string): Promise<Array<Record<string, unknown>>>;
   drop(): Promise<void>;
 }
 
@@ -107,7 +107,7 @@ export async function loadedDatabase(options: { days: number; rowsPerHour: numbe
       const c = new Client({ connectionString: url });
       await c.connect();
       try {
-        await c.query(sql);
+        return (await c.query(sql)).rows;
       } finally {
         await c.end();
       }
