@@ -6,6 +6,7 @@ import type { Pool } from 'pg';
 import type { DataFrameJSON, Notice, Tier } from '../contract';
 import type { NormalizedQuery } from './normalize';
 import { buildQuery, buildTopRulesCandidates } from './sql';
+import { tierOf } from './catalog';
 import { buildFrames } from './frames';
 import type { WatermarkSource } from './watermarks';
 
@@ -61,7 +62,7 @@ export class QueryExecutor {
     const now = Date.now();
     for (const s of status.filter((x) => x.rollup === q.route.primary.name || x.rollup === q.route.finer?.name)) {
       const overdue = s.lastRefreshAt ? now - s.lastRefreshAt.getTime() > 2 * s.refreshEveryMs : true;
-      if (overdue && built.tiers.includes(s.rollup.replace(/^metrics_/, '') as Tier)) {
+      if (overdue && built.tiers.includes(tierOf(s.rollup))) {
         notices.push({
           severity: 'warning',
           text: s.lastRefreshAt
