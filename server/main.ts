@@ -11,7 +11,7 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded';
 import { createPools } from './db/pools';
 import { latestVersion, migrate, MigrationRefused, schemaInfo, type Flavour } from './db/migrate';
 import { refreshRollups } from './db/refresh';
-import { generateHistory, plannedRows } from './generator/history';
+import { generateHistory, hasMetrics, plannedRows } from './generator/history';
 import { rowsProgress } from './cli/progress';
 import { createMetrics } from './observability/metrics';
 import { WatermarkSource } from './query/watermarks';
@@ -27,8 +27,7 @@ import { createApp } from './http/app';
 import type { ReadyResponse } from './contract';
 
 async function loadDemoData(pools: ReturnType<typeof createPools>, config: Config, flavour: Flavour, log: pino.Logger) {
-  const { rows } = await pools.write.query('SELECT EXISTS (SELECT 1 FROM metrics) AS any');
-  if (rows[0].any || config.DEMO_DAYS === 0) return;
+  if (config.DEMO_DAYS === 0 || (await hasMetrics(pools.write))) return;
   const options = { days: config.DEMO_DAYS, rowsPerHour: config.DEMO_ROWS_PER_HOUR, rules: 500, parsers: 30, seed: config.DEMO_SEED, method: 'insert' as const };
   log.info(`first start: generating ${config.DEMO_DAYS} days of demo data`);
   const progress = rowsProgress('demo data', plannedRows(options));

@@ -1,7 +1,7 @@
 /** npm run generate -- --days N --rows-per-hour N --rules 500 --parsers 30 --seed S [--follow] */
 import { Pool } from 'pg';
 import { z } from 'zod';
-import { followLive, generateHistory, plannedRows, type GenerateOptions } from '../generator/history';
+import { followLive, generateHistory, hasMetrics, plannedRows, type GenerateOptions } from '../generator/history';
 import { refreshRollups } from '../db/refresh';
 import { schemaInfo } from '../db/migrate';
 import { databaseUrl, fail, parseFlags, run } from './common';
@@ -73,7 +73,7 @@ run(async () => {
     if (!schemaState) {
       fail('the database has no ruleperf schema yet; run `npm run migrate` first');
     }
-    const skip = ifEmpty && (await pool.query('SELECT EXISTS (SELECT 1 FROM metrics) AS any')).rows[0].any;
+    const skip = ifEmpty && (await hasMetrics(pool));
     if (skip) {
       console.log('metrics already holds rows: history not loaded again (--if-empty)');
     } else {

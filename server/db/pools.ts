@@ -63,3 +63,8 @@ export function isUnavailable(err: unknown): boolean {
 export function isStatementTimeout(err: unknown): boolean {
   return (err as { code?: string })?.code === '57014';
 }
+
+/** True when PostgreSQL rejected a value the client sent (class 22, data exception): a 400, not a 500. */
+export function isDataException(err: unknown): boolean {
+  return /^22/.test((err as { code?: string })?.code ?? '');
+}

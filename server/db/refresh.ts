@@ -92,16 +92,17 @@ async function refreshTimescale(client: PoolClient, only: string[] | undefined, 
   }
   try {
     const reports: RefreshReport[] = [];
-    for (const rollup of await rollupStatus(client)) {
+    const status = await rollupStatus(client);
+    // Watermarks as they stand, updated as each rollup is refreshed (sources come first).
+    const marks = new Map(status.map((s) => [s.rollup, s.watermark]));
+    const watermarkOf = async (name: string) =>
+      finite((await client.query('SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $1', [name])).rows[0]?.watermark ?? null);
+    for (const rollup of status) {
       if (only && !only.includes(rollup.rollup)) {
         continue;
       }
       const started = performance.now();
-      let sourceEnd: Date | null = until;
-      if (rollup.source !== 'metrics') {
-        const { rows } = await client.query('SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $1', [rollup.source]);
-        sourceEnd = finite(rows[0]?.watermark ?? null);
-      }
+      const sourceEnd = rollup.source === 'metrics' ? until : marks.get(rollup.source) ?? null;
       if (sourceEnd) {
         // Never below the current watermark: everything under it must be consistent after a refresh.
         const end = new Date(Math.max(Math.floor(sourceEnd.getTime() / rollup.bucketMs) * rollup.bucketMs, rollup.watermark?.getTime() ?? -Infinity));
@@ -109,12 +110,10 @@ async function refreshTimescale(client: PoolClient, only: string[] | undefined, 
         await client.query(`CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', NULL, '${end.toISOString()}')`);
       }
       const durationMs = performance.now() - started;
-      const { rows } = await client.query(
-        `UPDATE ruleperf_rollup_state SET last_refresh_at = now(), last_duration_ms = $2 WHERE rollup = $1 RETURNING rollup`,
-        [rollup.rollup, durationMs]
-      );
-      const after = (await client.query('SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $1', [rows[0].rollup])).rows[0];
-      reports.push({ rollup: rollup.rollup, oldWatermark: rollup.watermark, newWatermark: finite(after.watermark), durationMs });
+      await client.query('UPDATE ruleperf_rollup_state SET last_refresh_at = now(), last_duration_ms = $2 WHERE rollup = $1', [rollup.rollup, durationMs]);
+      const newWatermark = await watermarkOf(rollup.rollup);
+      marks.set(rollup.rollup, newWatermark);
+      reports.push({ rollup: rollup.rollup, oldWatermark: rollup.watermark, newWatermark, durationMs });
     }
     return reports;
   } finally {

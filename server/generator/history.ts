@@ -41,6 +41,11 @@ function* historyRows(model: Model, options: GenerateOptions): Generator<MetricR
   }
 }
 
+/** Whether `metrics` already holds rows (a history is not loaded twice). */
+export async function hasMetrics(pool: Pool): Promise<boolean> {
+  return (await pool.query('SELECT EXISTS (SELECT 1 FROM metrics) AS any')).rows[0].any;
+}
+
 export async function generateHistory(pool: Pool, options: GenerateOptions, onRows: (n: number) => void): Promise<Model> {
   const model = buildModel(options.seed, options.rules, options.parsers);
   await upsertDimensions(pool, model);

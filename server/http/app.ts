@@ -13,7 +13,7 @@ import { variableValues } from './variables';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
-import { isUnavailable } from '../db/pools';
+import { isDataException, isUnavailable } from '../db/pools';
 import { CacheUnavailable } from '../cache/store';
 
 export interface CacheControl {
@@ -156,7 +156,7 @@ export function createApp(deps: AppDeps) {
       const message = err.type === 'entity.parse.failed' ? 'request body is not valid JSON' : 'bad request';
       return res.status(err.status).json({ error: message, details: [{ path: '(body)', message: 'must be a JSON object' }] } satisfies ErrorResponse);
     }
-    if (/^22/.test((err as { code?: string }).code ?? '')) {
+    if (isDataException(err)) {
       // PostgreSQL rejected a value (data exception): the client's input, not our fault.
       return res.status(400).json({ error: 'a value in the request cannot be used', details: [{ path: '(body)', message: err.message }] } satisfies ErrorResponse);
     }

@@ -8,7 +8,7 @@ import { normalizeQuery, type NormalizedQuery, type RoutingSettings } from './no
 import { RouteError } from './router';
 import type { QueryExecutor, Answer } from './executor';
 import type { RollupInfo } from './catalog';
-import { isStatementTimeout, isUnavailable } from '../db/pools';
+import { isDataException, isStatementTimeout, isUnavailable } from '../db/pools';
 
 export interface CacheLayer {
   /** The answer for `key`, from the cache or from `compute`; never fails because of the cache itself. */
@@ -17,15 +17,6 @@ export interface CacheLayer {
 
 export interface QueryObserver {
   observe(kind: string, cache: CacheStatus, tier: string, seconds: number): void;
-}
-
-export class QueryFailure extends Error {
-  constructor(
-    message: string,
-    readonly status: number
-  ) {
-    super(message);
-  }
 }
 
 export class QueryService {
@@ -63,7 +54,7 @@ export class QueryService {
       if (isUnavailable(err)) {
         return { frames: [], error: 'the database is unavailable; try again shortly', status: 503 };
       }
-      if (/^22/.test((err as { code?: string }).code ?? '')) {
+      if (isDataException(err)) {
         return { frames: [], error: `a value in this query cannot be used: ${(err as Error).message}`, status: 400 };
       }
       throw err;

@@ -32,14 +32,18 @@ const ident = (name: string) => {
   return `"${name}"`;
 };
 
-const MEASURES_FROM_RAW = `count(*)::bigint AS execution_count,
+/** The sketch each stretch yields: the fine one, or the coarse one (keys / 16) for ranking. */
+const SKETCH_FROM_RAW = { fine: 'ruleperf_sketch_key(execution_time_ms)', coarse: 'ruleperf_sketch_key(execution_time_ms) / 16' };
+const SKETCH_FROM_ROLLUP = { fine: 'latency_sketch', coarse: 'latency_coarse AS latency_sketch' };
+
+const measuresFromRaw = (sketch: 'fine' | 'coarse') => `count(*)::bigint AS execution_count,
       sum(execution_time_ms) AS exec_time_sum, min(execution_time_ms) AS exec_time_min, max(execution_time_ms) AS exec_time_max,
-      ruleperf_sketch(ruleperf_sketch_key(execution_time_ms)) AS latency_sketch,
+      ruleperf_sketch(${SKETCH_FROM_RAW[sketch]}) AS latency_sketch,
       sum(records_processed)::bigint AS records_processed, sum(records_failed)::bigint AS records_failed,
       count(*) FILTER (WHERE status = 'ERROR')::bigint AS error_count,
       count(*) FILTER (WHERE status = 'SUCCESS')::bigint AS success_count,
       count(*) FILTER (WHERE status = 'TIMEOUT')::bigint AS timeout_count`;
-const MEASURES_FROM_ROLLUP = `execution_count, exec_time_sum, exec_time_min, exec_time_max, latency_sketch,
+const measuresFromRollup = (sketch: 'fine' | 'coarse') => `execution_count, exec_time_sum, exec_time_min, exec_time_max, ${SKETCH_FROM_ROLLUP[sketch]},
       records_processed, records_failed, error_count, success_count, timeout_count`;
 
 const SORT_SQL: Record<NormalizedQuery['sortBy'], string> = {
@@ -117,12 +121,10 @@ function sourceRows(q: NormalizedQuery, watermarks: Map<string, Date | null>, p:
     const grpExpr = grpColumn ? `coalesce(${ident(grpColumn)}, '(none)')` : "''";
     const where = filterSql([`${time} >= ${p.add(new Date(s.from))}`, `${time} < ${p.add(new Date(s.to))}`]);
     if (s.table === 'metrics') {
-      const measures = sketch === 'fine' ? MEASURES_FROM_RAW : MEASURES_FROM_RAW.replace('ruleperf_sketch_key(execution_time_ms)', 'ruleperf_sketch_key(execution_time_ms) / 16');
-      return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measures}
+      return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measuresFromRaw(sketch)}
     FROM metrics WHERE ${where} GROUP BY 1, 2`;
     }
-    const measures = sketch === 'fine' ? MEASURES_FROM_ROLLUP : MEASURES_FROM_ROLLUP.replace('latency_sketch', 'latency_coarse AS latency_sketch');
-    return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measures}
+    return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measuresFromRollup(sketch)}
     FROM ${ident(s.table)} WHERE ${where}`;
   });
   return { sql: selects.join('\n  UNION ALL\n  '), tiers: parts.map((s) => s.tier) };
