@@ -24,7 +24,8 @@ import { listenForInvalidations } from './cache/notify';
 import { dashboardWarmItems, RecentQueries, warm } from './cache/warmer';
 import { RefreshScheduler } from './maintenance/scheduler';
 import { createApp } from './http/app';
-import type { ReadyResponse } from './contract';
+import { VARIABLE_NAMES, type ReadyResponse, type VariableName } from './contract';
+import { variableValues } from './http/variables';
 
 async function loadDemoData(pools: ReturnType<typeof createPools>, config: Config, flavour: Flavour, log: pino.Logger) {
   if (config.DEMO_DAYS === 0 || (await hasMetrics(pools.write))) return;
@@ -107,6 +108,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
         lockMs: config.CACHE_LOCK_MS,
       }, metrics, (err) => log.debug({ err: { message: err.message } }, 'cache call failed'))
     : null;
+  const cacheInfo = async () => (cache ? cache.redisInfo() : null);
   const recent = new RecentQueries();
   const service = new QueryService(
     () => rollups,
@@ -121,7 +123,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
     const cacheState = cache ? cache.state() : 'disabled';
     try {
       const info = await schemaInfo(pools.read);
-      const current = info?.version === latestVersion();
+      const current = !!info && info.version === latestVersion(info.flavour);
       return {
         status: current ? 'ready' : 'not_ready',
         database: { ok: current, flavour: info?.flavour, schemaVersion: info?.version, ...(current ? {} : { error: 'schema is not at the version this service needs; run npm run migrate' }) },
@@ -148,7 +150,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
       async stats() {
         const count = async (result: string) => (await metrics.cacheRequests.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
         const [hits, misses, stale, bypass] = await Promise.all(['hit', 'miss', 'stale', 'bypass'].map(count));
-        const info = cache ? await cache.redisInfo() : null;
+        const info = await cacheInfo();
         const lookups = hits + misses + stale;
         return {
           state: cache ? cache.state() : 'disabled',
@@ -179,14 +181,18 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
   const listener = cache && !pools.singleConnection ? listenForInvalidations(databaseUrl, (t) => cache.invalidate(t, true), log) : null;
 
   const memoryTimer = setInterval(async () => {
-    const info = await cache?.redisInfo();
+    const info = await cacheInfo();
     if (info) metrics.redisUsedMemory.set(info.usedMemory);
   }, 15_000);
   memoryTimer.unref();
 
   const dashboardsDir = join(__dirname, '..', 'provisioning', 'dashboards');
   const warmAll = async (): Promise<void> => {
-    const items = [...dashboardWarmItems(dashboardsDir), ...recent.top(50)];
+    const values: Partial<Record<VariableName, string[]>> = {};
+    for (const name of VARIABLE_NAMES) {
+      values[name] = await variableValues(pools.read, name).then((v) => v.map((x) => x.value), () => []);
+    }
+    const items = [...dashboardWarmItems(dashboardsDir, values), ...recent.top(50)];
     const result = await warm(items, (request, query) => service.answerOne(request, query));
     log.info(result, 'cache warmed');
   };

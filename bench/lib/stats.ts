@@ -29,3 +29,12 @@ export function summarize(samples: number[]): Summary {
 export function median(values: number[]): number {
   return percentile([...values].sort((a, b) => a - b), 0.5);
 }
+
+/**
+ * One summary for several runs of the same measurement: each percentile is the median of
+ * the runs' values (what the issues ask to quote on a noisy machine), n is the total.
+ */
+export function medianOfRuns(runs: Summary[]): Summary {
+  const pick = (k: keyof Summary) => median(runs.map((r) => r[k]));
+  return { n: runs.reduce((a, r) => a + r.n, 0), p50: pick('p50'), p95: pick('p95'), p99: pick('p99'), max: pick('max'), mean: pick('mean') };
+}

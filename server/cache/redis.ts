@@ -25,12 +25,45 @@ export function createRedis(config: Config): RedisClient {
     // Reconnect quickly so the circuit can close within seconds of Redis returning.
     retryStrategy: (times) => Math.min(100 * times, 500),
     lazyConnect: false,
+    // Lookups issued in the same tick (a dashboard's panels arrive together) share one write.
+    enableAutoPipelining: true,
   };
   if (config.REDIS_CLUSTER_NODES) {
-    return new Cluster(hostPorts(config.REDIS_CLUSTER_NODES), { enableOfflineQueue: false, redisOptions: common });
+    return new Cluster(hostPorts(config.REDIS_CLUSTER_NODES), { enableOfflineQueue: false, enableAutoPipelining: true, redisOptions: common });
   }
   if (config.REDIS_SENTINELS) {
     return new Redis({ ...common, sentinels: hostPorts(config.REDIS_SENTINELS), name: config.REDIS_SENTINEL_NAME });
   }
   return new Redis(config.REDIS_URL, common);
+}
+
+export interface RedisInfo {
+  usedMemory: number;
+  maxMemory: number;
+  entries: number;
+  evictedKeys: number;
+}
+
+/**
+ * Memory, keys and evictions of the cache's Redis. On a Cluster a keyless INFO goes to one
+ * random master, so every master is asked and the numbers are summed (maxmemory is 0,
+ * unlimited, when any master is unlimited).
+ */
+export async function redisInfo(client: RedisClient): Promise<RedisInfo> {
+  const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+  if (nodes.length === 0) throw new Error('no Redis master is known yet');
+  const each = await Promise.all(
+    nodes.map(async (node) => {
+      const [memory, stats, keyspaceInfo] = await Promise.all([node.info('memory'), node.info('stats'), node.info('keyspace')]);
+      const field = (text: string, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+      const entries = [...keyspaceInfo.matchAll(/keys=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      return { usedMemory: field(memory, 'used_memory'), maxMemory: field(memory, 'maxmemory'), entries, evictedKeys: field(stats, 'evicted_keys') };
+    })
+  );
+  return {
+    usedMemory: each.reduce((n, i) => n + i.usedMemory, 0),
+    maxMemory: each.some((i) => i.maxMemory === 0) ? 0 : each.reduce((n, i) => n + i.maxMemory, 0),
+    entries: each.reduce((n, i) => n + i.entries, 0),
+    evictedKeys: each.reduce((n, i) => n + i.evictedKeys, 0),
+  };
 }

@@ -13,7 +13,7 @@ import type { NormalizedQuery } from '../query/normalize';
 import type { CacheLayer } from '../query/service';
 import type { CacheStatus } from '../contract';
 import type { Metrics } from '../observability/metrics';
-import type { RedisClient } from './redis';
+import { redisInfo, type RedisClient, type RedisInfo } from './redis';
 import { CircuitBreaker } from './circuit';
 import { decode, encode } from './codec';
 import { fingerprint, generationKeys, keyspace, type Keyspace } from './keys';
@@ -31,6 +31,31 @@ export interface CacheSettings {
   settledTtlSeconds: number;
   maxValueBytes: number;
   lockMs: number;
+}
+
+/**
+ * The last values decoded, by key. Entries are compared byte for byte, so a repeated hit
+ * reuses the decoded answer (and its rendered text) instead of inflating and parsing it
+ * again, while a recomputed entry under the same key is decoded afresh.
+ */
+class RecentlyDecoded {
+  private readonly values = new Map<string, { raw: Buffer; entry: Entry }>();
+  constructor(private readonly capacity: number) {}
+
+  decode(key: string, raw: Buffer): Entry | null {
+    const known = this.values.get(key);
+    if (known && known.raw.equals(raw)) {
+      this.values.delete(key); // most recently used goes last
+      this.values.set(key, known);
+      return known.entry;
+    }
+    const entry = decode<Entry>(raw);
+    if (entry) {
+      this.values.set(key, { raw, entry });
+      if (this.values.size > this.capacity) this.values.delete(this.values.keys().next().value!);
+    }
+    return entry;
+  }
 }
 
 const LOOKUP = `
@@ -55,6 +80,7 @@ export class QueryCache implements CacheLayer {
   private readonly inflight = new Map<string, Promise<Answer>>();
   readonly circuit: CircuitBreaker;
   private pendingInvalidations: string[][] = [];
+  private readonly decoded = new RecentlyDecoded(500);
 
   constructor(
     redis: RedisClient,
@@ -119,7 +145,7 @@ export class QueryCache implements CacheLayer {
       return { answer: await promise, status: 'bypass' };
     }
     const key = found[0].toString();
-    const entry = found[1] ? decode<Entry>(found[1]) : null;
+    const entry = found[1] ? this.decoded.decode(key, found[1]) : null;
     if (entry && entry.f > Date.now()) {
       this.metrics.cacheRequests.inc({ result: 'hit' });
       return { answer: entry.a, status: 'hit' };
@@ -209,15 +235,9 @@ export class QueryCache implements CacheLayer {
     }
   }
 
-  async redisInfo(): Promise<{ usedMemory: number; maxMemory: number; entries: number; evictedKeys: number } | null> {
-    return (
-      (await this.guarded(async () => {
-        const [memory, stats, keyspaceInfo] = await Promise.all([this.redis.info('memory'), this.redis.info('stats'), this.redis.info('keyspace')]);
-        const field = (text: string, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(text)?.[1] ?? 0);
-        const entries = [...keyspaceInfo.matchAll(/keys=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-        return { usedMemory: field(memory, 'used_memory'), maxMemory: field(memory, 'maxmemory'), entries, evictedKeys: field(stats, 'evicted_keys') };
-      })) ?? null
-    );
+  /** Memory, keys and evictions (summed over every master on a Cluster); null when Redis is unreachable. */
+  async redisInfo(): Promise<RedisInfo | null> {
+    return (await this.guarded(() => redisInfo(this.redis))) ?? null;
   }
 }
 

@@ -1,12 +1,13 @@
 /**
  * Warms the cache on start and every few minutes with what dashboards will ask next:
- * the provisioned dashboards' targets (at their default range, variables at "All"),
+ * the provisioned dashboards' targets (at their default range, variables at "All", and
+ * once per value of each short variable such as a category, which users switch between),
  * plus the most requested queries seen recently on this instance, replayed with their
  * now-relative range moved to the present.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { querySchema, type QueryRequest, type RuleperfQuery } from '../contract';
+import { querySchema, VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableName } from '../contract';
 
 export interface WarmItem {
   query: RuleperfQuery;
@@ -42,7 +43,21 @@ interface Panel {
   datasource?: { uid?: string; type?: string };
 }
 
-export function dashboardWarmItems(dir: string, datasourceType = 'seed-ruleperf-datasource'): WarmItem[] {
+interface DashboardVariable {
+  name: string;
+  type?: string;
+  query?: unknown;
+}
+
+/** Variables with at most this many values are warmed value by value. */
+export const WARM_VARIABLE_MAX_VALUES = 20;
+
+/**
+ * The warm items of the provisioned dashboards. `values` gives a variable's values (the
+ * service's variables endpoint); a query variable with few values is warmed once per value
+ * for every target that references it alone (other variables at "All").
+ */
+export function dashboardWarmItems(dir: string, values: Partial<Record<VariableName, string[]>> = {}, datasourceType = 'seed-ruleperf-datasource'): WarmItem[] {
   let files: string[];
   try {
     files = readdirSync(dir).filter((f) => f.endsWith('.json'));
@@ -54,14 +69,29 @@ export function dashboardWarmItems(dir: string, datasourceType = 'seed-ruleperf-
     const dashboard = JSON.parse(readFileSync(join(dir, file), 'utf8'));
     const spanMs = relativeSpan(dashboard.time?.from ?? 'now-24h', dashboard.time?.to ?? 'now');
     if (!spanMs) continue;
+    const variables = ((dashboard.templating?.list ?? []) as DashboardVariable[]).flatMap((v) => {
+      const source = typeof v.query === 'string' && (VARIABLE_NAMES as readonly string[]).includes(v.query) ? (v.query as VariableName) : null;
+      const list = source ? values[source] : undefined;
+      return list && list.length <= WARM_VARIABLE_MAX_VALUES ? [{ name: v.name, list }] : [];
+    });
+    const add = (target: Record<string, unknown>, maxDataPoints: number) => {
+      const parsed = querySchema.safeParse(withoutVariables(target));
+      if (parsed.success) items.push({ query: parsed.data, spanMs, maxDataPoints });
+    };
     const visit = (panels: Panel[]) => {
       for (const panel of panels) {
         if (panel.panels) visit(panel.panels);
         for (const target of panel.targets ?? []) {
           const ds = (target.datasource ?? panel.datasource) as { type?: string } | undefined;
           if (ds?.type !== datasourceType) continue;
-          const parsed = querySchema.safeParse(withoutVariables(target));
-          if (parsed.success) items.push({ query: parsed.data, spanMs, maxDataPoints: panel.maxDataPoints ?? 1000 });
+          const maxDataPoints = panel.maxDataPoints ?? 1000;
+          add(target, maxDataPoints);
+          for (const variable of variables) {
+            const fields = Object.keys(target).filter((k) => target[k] === `$${variable.name}` || target[k] === `\${${variable.name}}`);
+            for (const value of fields.length ? variable.list : []) {
+              add({ ...target, ...Object.fromEntries(fields.map((f) => [f, value])) }, maxDataPoints);
+            }
+          }
         }
       }
     };

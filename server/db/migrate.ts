@@ -47,8 +47,9 @@ export function loadMigrations(flavour: Flavour): MigrationFile[] {
   return files.sort((a, b) => a.version - b.version || (a.name.startsWith('common/') ? -1 : 1));
 }
 
-export function latestVersion(): number {
-  return Math.max(...loadMigrations('postgres').map((m) => m.version));
+/** The newest schema version of a flavour (flavours may add versions the other has no file for). */
+export function latestVersion(flavour: Flavour = 'postgres'): number {
+  return Math.max(...loadMigrations(flavour).map((m) => m.version));
 }
 
 async function tableExists(db: Queryable, name: string): Promise<boolean> {
@@ -90,10 +91,9 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
         'nothing was changed. Point DATABASE_URL at an empty database, or migrate that table yourself.'
     );
   }
-  const newest = latestVersion();
-  if (existing && existing.version > newest) {
+  if (existing && existing.version > latestVersion(existing.flavour)) {
     throw new MigrationRefused(
-      `the database is at schema version ${existing.version}, newer than this ruleperf (${newest}); nothing was changed. Upgrade ruleperf.`
+      `the database is at schema version ${existing.version}, newer than this ruleperf (${latestVersion(existing.flavour)}); nothing was changed. Upgrade ruleperf.`
     );
   }
   let flavour: Flavour;
@@ -130,5 +130,5 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
     }
     applied.push(m.name);
   }
-  return { flavour, applied, version: newest };
+  return { flavour, applied, version: latestVersion(flavour) };
 }

@@ -4,6 +4,7 @@
  * a 500 for what a client sent.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z, type ZodError } from 'zod';
@@ -15,6 +16,7 @@ import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
 import { isDataException, isUnavailable } from '../db/pools';
 import { CacheUnavailable } from '../cache/store';
+import { createQueryFastPath } from './query-fast-path';
 
 export interface CacheControl {
   invalidate(target: { ruleId?: string; parserId?: string; all?: boolean }): Promise<void>;
@@ -50,7 +52,7 @@ const requireJson = (req: Request, res: Response, next: NextFunction) => {
   next();
 };
 
-export function createApp(deps: AppDeps) {
+function createExpressApp(deps: AppDeps) {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -93,16 +95,17 @@ export function createApp(deps: AppDeps) {
     const parsed = queryRequestSchema.safeParse(req.body);
     if (!parsed.success) return badRequest(res, parsed.error);
     try {
-      const { status, body } = await deps.service.answer(parsed.data);
-      const first = Object.values(body.results)[0]?.frames[0]?.schema.meta?.custom;
-      res.locals.cache = first?.cache;
-      res.locals.tier = first?.tiers.join('+');
+      const { status, json, cache, tiers } = await deps.service.answer(parsed.data);
+      res.locals.cache = cache;
+      res.locals.tier = tiers?.join('+');
       // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
       res.setHeader('Server-Timing', `app;dur=${(performance.now() - started).toFixed(3)}`);
+      // The body is already JSON text (cached answers are rendered once, not per hit).
+      res.status(status).type('application/json');
       if (status === 503) {
-        return res.status(503).json({ error: 'the database is unavailable; try again shortly', ...body });
+        return res.send(`{"error":"the database is unavailable; try again shortly",${json.slice(1)}`);
       }
-      res.json(body);
+      res.send(json);
     } catch (err) {
       next(err);
     }
@@ -168,4 +171,13 @@ export function createApp(deps: AppDeps) {
   });
 
   return app;
+}
+
+/** The request handler: the query fast path for ordinary dashboard queries, Express for everything else. */
+export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const app = createExpressApp(deps);
+  const fastPath = createQueryFastPath(deps);
+  return (req, res) => {
+    if (!fastPath(req, res)) app(req, res);
+  };
 }

@@ -5,7 +5,8 @@
 import type { Pool } from 'pg';
 import type { DataFrameJSON, Notice, Tier } from '../contract';
 import type { NormalizedQuery } from './normalize';
-import { buildQuery, buildTopRulesCandidates } from './sql';
+import { buildQuery } from './sql';
+import { buildTopRulesCandidates } from './top-rules';
 import { tierOf } from './catalog';
 import { buildFrames } from './frames';
 import type { WatermarkSource } from './watermarks';
@@ -46,7 +47,7 @@ export class QueryExecutor {
       const candidates = buildTopRulesCandidates(q, marks);
       this.metrics.dbQuery(candidates.tiers);
       const ids = (await this.db.query(candidates.text, candidates.values)).rows.map((r) => r.grp as string);
-      sql = `-- phase 1: candidate rules\n${inlineParams(candidates.text, candidates.values)}\n\n-- phase 2: ${ids.length} candidates\n`;
+      sql = `-- phase 1: candidate rules (${candidates.method})\n${inlineParams(candidates.text, candidates.values)}\n\n-- phase 2: ${ids.length} candidates\n`;
       final = { ...q, filters: { ...q.filters, rule_id: ids.sort() } };
     }
     const built = buildQuery(final, marks);

@@ -3,12 +3,13 @@
  * lookup (with coalescing) → route + SQL on a miss → frames with meta. Each query of
  * the request is answered independently; one failing does not fail the others.
  */
-import type { CacheStatus, DataFrameJSON, QueryRequest, QueryResponse, QueryResult, RuleperfQuery } from '../contract';
+import type { CacheStatus, QueryRequest, QueryResult, RuleperfQuery, Tier } from '../contract';
 import { normalizeQuery, type NormalizedQuery, type RoutingSettings } from './normalize';
 import { RouteError } from './router';
 import type { QueryExecutor, Answer } from './executor';
 import type { RollupInfo } from './catalog';
 import { isDataException, isStatementTimeout, isUnavailable } from '../db/pools';
+import { renderFrames, withMeta } from './render';
 
 export interface CacheLayer {
   /** The answer for `key`, from the cache or from `compute`; never fails because of the cache itself. */
@@ -33,7 +34,8 @@ export class QueryService {
     return normalizeQuery(request, query, this.rollups(), this.routing);
   }
 
-  async answerOne(request: QueryRequest, query: RuleperfQuery): Promise<QueryResult> {
+  /** The answer to one query, or the error result a client should see. */
+  private async resolve(request: QueryRequest, query: RuleperfQuery): Promise<{ q: NormalizedQuery; answer: Answer; cache: CacheStatus } | QueryResult> {
     const started = performance.now();
     this.recordQuery(request, query);
     let q: NormalizedQuery;
@@ -46,7 +48,7 @@ export class QueryService {
     try {
       const { answer, status } = await this.cache.fetch(q, () => this.executor.run(q, query.refId));
       this.observer.observe(q.kind, status, q.route.primary.tier, (performance.now() - started) / 1000);
-      return { frames: withMeta(answer, q, status, query.refId) };
+      return { q, answer, cache: status };
     } catch (err) {
       if (isStatementTimeout(err)) {
         return { frames: [], error: 'the query took too long and was cancelled by the statement timeout', status: 503 };
@@ -61,42 +63,36 @@ export class QueryService {
     }
   }
 
-  async answer(request: QueryRequest): Promise<{ status: number; body: QueryResponse }> {
+  /** One query's result as objects (used by warming and tests). */
+  async answerOne(request: QueryRequest, query: RuleperfQuery): Promise<QueryResult> {
+    const r = await this.resolve(request, query);
+    return 'frames' in r ? r : { frames: withMeta(r.answer, r.q, r.cache, query.refId) };
+  }
+
+  /** One query's result as JSON text: hits of a cached answer reuse its rendered text. */
+  private async renderOne(request: QueryRequest, query: RuleperfQuery): Promise<RenderedResult> {
+    const r = await this.resolve(request, query);
+    if ('frames' in r) return { json: JSON.stringify(r), status: r.status };
+    return { json: renderFrames(r.answer, r.q, r.cache, query.refId), cache: r.cache, tiers: r.answer.tiers };
+  }
+
+  /**
+   * The whole response as JSON text (`{"results": {refId: result}}`), its HTTP status, and
+   * the first query's cache status and tiers for the request log.
+   */
+  async answer(request: QueryRequest): Promise<{ status: number; json: string; cache?: CacheStatus; tiers?: Tier[] }> {
     const visible = request.queries.filter((q) => !q.hide);
-    const results = await Promise.all(visible.map((q) => this.answerOne(request, q)));
-    const body: QueryResponse = { results: {} };
-    visible.forEach((q, i) => (body.results[q.refId] = results[i]));
+    const results = await Promise.all(visible.map((q) => this.renderOne(request, q)));
+    const json = `{"results":{${visible.map((q, i) => `${JSON.stringify(q.refId)}:${results[i].json}`).join(',')}}}`;
     // All queries unavailable → the request as a whole is (503); otherwise per-query errors.
     const allUnavailable = results.length > 0 && results.every((r) => r.status === 503);
-    return { status: allUnavailable ? 503 : 200, body };
+    return { status: allUnavailable ? 503 : 200, json, cache: results[0]?.cache, tiers: results[0]?.tiers };
   }
 }
 
-/** Frames with this answer's meta; the cached frames are not mutated. */
-function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): DataFrameJSON[] {
-  const notices = [...answer.notices];
-  if (cache === 'stale') {
-    notices.push({ severity: 'warning', text: 'Served from cache past its freshness: the database could not be reached or is being re-queried.' });
-  } else if (cache === 'bypass') {
-    notices.push({ severity: 'info', text: 'Cache degraded: answered directly from the rollups.' });
-  }
-  return answer.frames.map((f) => ({
-    schema: {
-      ...f.schema,
-      refId,
-      meta: {
-        ...f.schema.meta,
-        executedQueryString: answer.sql,
-        ...(notices.length ? { notices } : {}),
-        custom: {
-          tiers: answer.tiers,
-          alignedRange: { from: q.from, to: q.to },
-          bucketMs: q.route.bucketMs,
-          watermark: answer.watermark,
-          cache,
-        },
-      },
-    },
-    data: f.data,
-  }));
+interface RenderedResult {
+  json: string;
+  status?: number;
+  cache?: CacheStatus;
+  tiers?: Tier[];
 }

@@ -9,7 +9,7 @@
  */
 import type { Tier } from '../contract';
 import { FILTER_COLUMNS, type NormalizedQuery } from './normalize';
-import { GAMMA, OFFSET, representativeSql } from './sketch';
+import { representativeSql } from './sketch';
 
 export interface BuiltQuery {
   text: string;
@@ -17,7 +17,7 @@ export interface BuiltQuery {
   tiers: Tier[];
 }
 
-class Params {
+export class Params {
   readonly values: unknown[] = [];
   add(value: unknown): string {
     this.values.push(value);
@@ -32,21 +32,34 @@ const ident = (name: string) => {
   return `"${name}"`;
 };
 
-/** The sketch each stretch yields: the fine one, or the coarse one (keys / 16) for ranking. */
+/**
+ * What each stretch yields per row besides counts: the fine sketch (answers), the coarse one
+ * (keys / 16, for bounding percentiles cheaply), or only min, max and rank keys (the
+ * cheapest bounds; rollups that store them, see sql/postgres/004_rank_keys.sql).
+ */
+export type SourceShape = 'fine' | 'coarse' | 'rankKeys';
+
 const SKETCH_FROM_RAW = { fine: 'ruleperf_sketch_key(execution_time_ms)', coarse: 'ruleperf_sketch_key(execution_time_ms) / 16' };
 const SKETCH_FROM_ROLLUP = { fine: 'latency_sketch', coarse: 'latency_coarse AS latency_sketch' };
 
-const measuresFromRaw = (sketch: 'fine' | 'coarse') => `count(*)::bigint AS execution_count,
+const measuresFromRaw = (shape: SourceShape) =>
+  shape === 'rankKeys'
+    ? `min(execution_time_ms) AS exec_time_min, max(execution_time_ms) AS exec_time_max,
+      ruleperf_sketch_rank_keys(ruleperf_sketch(ruleperf_sketch_key(execution_time_ms))) AS rank_keys`
+    : `count(*)::bigint AS execution_count,
       sum(execution_time_ms) AS exec_time_sum, min(execution_time_ms) AS exec_time_min, max(execution_time_ms) AS exec_time_max,
-      ruleperf_sketch(${SKETCH_FROM_RAW[sketch]}) AS latency_sketch,
+      ruleperf_sketch(${SKETCH_FROM_RAW[shape]}) AS latency_sketch,
       sum(records_processed)::bigint AS records_processed, sum(records_failed)::bigint AS records_failed,
       count(*) FILTER (WHERE status = 'ERROR')::bigint AS error_count,
       count(*) FILTER (WHERE status = 'SUCCESS')::bigint AS success_count,
       count(*) FILTER (WHERE status = 'TIMEOUT')::bigint AS timeout_count`;
-const measuresFromRollup = (sketch: 'fine' | 'coarse') => `execution_count, exec_time_sum, exec_time_min, exec_time_max, ${SKETCH_FROM_ROLLUP[sketch]},
+const measuresFromRollup = (shape: SourceShape) =>
+  shape === 'rankKeys'
+    ? 'exec_time_min, exec_time_max, latency_rank_keys AS rank_keys'
+    : `execution_count, exec_time_sum, exec_time_min, exec_time_max, ${SKETCH_FROM_ROLLUP[shape]},
       records_processed, records_failed, error_count, success_count, timeout_count`;
 
-const SORT_SQL: Record<NormalizedQuery['sortBy'], string> = {
+export const SORT_SQL: Record<NormalizedQuery['sortBy'], string> = {
   p95ExecutionTimeMs: 'b.p95',
   p99ExecutionTimeMs: 'b.p99',
   avgExecutionTimeMs: 'b.exec_time_sum / b.execution_count',
@@ -97,7 +110,7 @@ function groupColumns(q: NormalizedQuery): string[] {
 }
 
 /** The rows of every stretch, in one shape: bucket, grp, counts, sums and a sketch. */
-function sourceRows(q: NormalizedQuery, watermarks: Map<string, Date | null>, p: Params, sketch: 'fine' | 'coarse'): { sql: string; tiers: Tier[] } {
+export function sourceRows(q: NormalizedQuery, watermarks: Map<string, Date | null>, p: Params, shape: SourceShape): { sql: string; tiers: Tier[] } {
   const parts = stretches(q, watermarks);
   const grpColumn = q.kind === 'topRules' ? 'rule_id' : q.groupBy ? FILTER_COLUMNS[q.groupBy] : null;
   const bucketWidth = q.kind === 'timeseries' ? p.add(`${q.route.bucketMs / 1000} seconds`) : '';
@@ -121,57 +134,13 @@ function sourceRows(q: NormalizedQuery, watermarks: Map<string, Date | null>, p:
     const grpExpr = grpColumn ? `coalesce(${ident(grpColumn)}, '(none)')` : "''";
     const where = filterSql([`${time} >= ${p.add(new Date(s.from))}`, `${time} < ${p.add(new Date(s.to))}`]);
     if (s.table === 'metrics') {
-      return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measuresFromRaw(sketch)}
+      return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measuresFromRaw(shape)}
     FROM metrics WHERE ${where} GROUP BY 1, 2`;
     }
-    return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measuresFromRollup(sketch)}
+    return `SELECT ${bucketExpr} AS bucket, ${grpExpr} AS grp, ${measuresFromRollup(shape)}
     FROM ${ident(s.table)} WHERE ${where}`;
   });
   return { sql: selects.join('\n  UNION ALL\n  '), tiers: parts.map((s) => s.tier) };
-}
-
-/** Coarse key c holds fine keys 16c … 16c+15: its value range, as SQL. */
-const coarseLowSql = (k: string) => `(CASE WHEN ${k} = 0 THEN 0::float8 ELSE power(${GAMMA}::float8, (16 * ${k} - ${OFFSET + 1})::float8) END)`;
-const coarseHighSql = (k: string) => `power(${GAMMA}::float8, (16 * ${k} + 15 - ${OFFSET})::float8)`;
-
-/**
- * Top rules, phase one: the rules that can be among the `limit` slowest. Ordering by a
- * percentile, each rule's value is bounded from its coarse sketch (cheap to merge); a rule
- * whose upper bound is below the limit-th largest lower bound cannot make the list. Other
- * orderings are exact here already. Phase two is the ordinary query for these rules only.
- */
-export function buildTopRulesCandidates(q: NormalizedQuery, watermarks: Map<string, Date | null>): BuiltQuery {
-  const p = new Params();
-  const percentile = q.sortBy === 'p95ExecutionTimeMs' ? 0.95 : q.sortBy === 'p99ExecutionTimeMs' ? 0.99 : null;
-  const src = sourceRows(q, watermarks, p, 'coarse');
-  const limit = p.add(q.limit);
-  const agg = `agg AS (
-  SELECT grp, sum(execution_count)::float8 AS execution_count, sum(exec_time_sum) AS exec_time_sum, min(exec_time_min) AS exec_time_min,
-         max(exec_time_max) AS exec_time_max, sum(error_count)::float8 AS error_count
-  FROM src GROUP BY grp)`;
-  if (percentile === null) {
-    const order = SORT_SQL[q.sortBy].replaceAll('b.', 'a.');
-    return { text: `WITH src AS (\n  ${src.sql}\n), ${agg}\nSELECT grp FROM agg a ORDER BY ${order} DESC NULLS LAST, grp LIMIT ${limit}`, values: p.values, tiers: src.tiers };
-  }
-  const h = `(${percentile} * (n - 1))`;
-  const text = `WITH src AS (
-  ${src.sql}
-), ${agg}, hist AS (
-  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
-), cum AS (
-  SELECT *, sum(c) OVER (PARTITION BY grp ORDER BY k) - c AS before, sum(c) OVER (PARTITION BY grp) AS n FROM hist
-), keys AS (
-  SELECT grp, min(k) FILTER (WHERE before <= floor(${h}) AND floor(${h}) < before + c) AS klo,
-              min(k) FILTER (WHERE before <= ceil(${h}) AND ceil(${h}) < before + c) AS khi
-  FROM cum GROUP BY grp, n
-), bounds AS (
-  SELECT a.grp, greatest(a.exec_time_min, ${coarseLowSql('k.klo')}) AS lo, least(a.exec_time_max, ${coarseHighSql('k.khi')}) AS hi
-  FROM keys k JOIN agg a ON a.grp = k.grp
-), threshold AS (
-  SELECT lo FROM bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
-)
-SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
-  return { text, values: p.values, tiers: src.tiers };
 }
 
 export function buildQuery(q: NormalizedQuery, watermarks: Map<string, Date | null>): BuiltQuery {

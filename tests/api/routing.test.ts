@@ -8,14 +8,14 @@ const H = 3_600_000;
 const D = 24 * H;
 const FULL = ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'];
 const rollups: RollupInfo[] = [
-  { name: 'metrics_hourly', tier: 'hourly', source: 'metrics', bucketMs: H, dims: FULL, refreshEveryMs: 300_000 },
-  { name: 'metrics_daily', tier: 'daily', source: 'metrics_hourly', bucketMs: D, dims: FULL, refreshEveryMs: H },
-  { name: 'metrics_hourly_by_type', tier: 'hourly_by_type', source: 'metrics_hourly', bucketMs: H, dims: ['metric_type', 'status'], refreshEveryMs: 300_000 },
-  { name: 'metrics_daily_by_type', tier: 'daily_by_type', source: 'metrics_daily', bucketMs: D, dims: ['metric_type', 'status'], refreshEveryMs: H },
-  { name: 'metrics_hourly_total', tier: 'hourly_total', source: 'metrics_hourly_by_type', bucketMs: H, dims: [], refreshEveryMs: 300_000 },
-  { name: 'metrics_daily_total', tier: 'daily_total', source: 'metrics_daily_by_type', bucketMs: D, dims: [], refreshEveryMs: H },
-  { name: 'metrics_hourly_by_rule', tier: 'hourly_by_rule', source: 'metrics_hourly', bucketMs: H, dims: ['rule_id', 'rule_category', 'metric_type'], refreshEveryMs: 300_000 },
-  { name: 'metrics_daily_by_rule', tier: 'daily_by_rule', source: 'metrics_daily', bucketMs: D, dims: ['rule_id', 'rule_category', 'metric_type'], refreshEveryMs: H },
+  { name: 'metrics_hourly', tier: 'hourly', source: 'metrics', bucketMs: H, dims: FULL, refreshEveryMs: 300_000, rankKeys: true },
+  { name: 'metrics_daily', tier: 'daily', source: 'metrics_hourly', bucketMs: D, dims: FULL, refreshEveryMs: H, rankKeys: true },
+  { name: 'metrics_hourly_by_type', tier: 'hourly_by_type', source: 'metrics_hourly', bucketMs: H, dims: ['metric_type', 'status'], refreshEveryMs: 300_000, rankKeys: false },
+  { name: 'metrics_daily_by_type', tier: 'daily_by_type', source: 'metrics_daily', bucketMs: D, dims: ['metric_type', 'status'], refreshEveryMs: H, rankKeys: false },
+  { name: 'metrics_hourly_total', tier: 'hourly_total', source: 'metrics_hourly_by_type', bucketMs: H, dims: [], refreshEveryMs: 300_000, rankKeys: false },
+  { name: 'metrics_daily_total', tier: 'daily_total', source: 'metrics_daily_by_type', bucketMs: D, dims: [], refreshEveryMs: H, rankKeys: false },
+  { name: 'metrics_hourly_by_rule', tier: 'hourly_by_rule', source: 'metrics_hourly', bucketMs: H, dims: ['rule_id', 'rule_category', 'metric_type'], refreshEveryMs: 300_000, rankKeys: true },
+  { name: 'metrics_daily_by_rule', tier: 'daily_by_rule', source: 'metrics_daily', bucketMs: D, dims: ['rule_id', 'rule_category', 'metric_type'], refreshEveryMs: H, rankKeys: true },
 ];
 const now = Date.parse('2026-06-10T13:37:42.123Z');
 const route = (spanMs: number, extra: Partial<Parameters<typeof chooseRoute>[0]> = {}) =>

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { percentile, summarize } from '../../bench/lib/stats';
+import { medianOfRuns, percentile, summarize } from '../../bench/lib/stats';
 import { refreshSchedule, userFilters, dashboardRequests, adrKey, simulatedHitRate } from '../../bench/lib/load-model';
 import { table, writeResults, latencyChart, ms } from '../../bench/lib/report';
 
@@ -61,4 +61,14 @@ test('the report: aligned markdown tables, results files, an SVG chart', () => {
   const svg = latencyChart([{ name: 'raw', points: [[1e6, 300], [1e7, 3000]] }], 'title');
   assert.match(svg, /^<svg/);
   assert.equal((svg.match(/<circle/g) ?? []).length, 2);
+});
+
+test('medianOfRuns quotes the median of each run\'s percentiles, not a pooled percentile', () => {
+  const runs = [summarize([1, 2, 3, 100]), summarize([1, 2, 3, 4]), summarize([2, 3, 4, 5])];
+  const m = medianOfRuns(runs);
+  assert.equal(m.n, 12);
+  assert.equal(m.p95, 5, 'one slow run does not set the figure');
+  assert.equal(m.max, 5);
+  assert.equal(m.p50, 2);
+  assert.equal(summarize(runs.flatMap(() => [1, 2, 3, 100, 1, 2, 3, 4, 2, 3, 4, 5])).p95, 100, 'pooling would have');
 });

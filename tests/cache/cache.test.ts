@@ -10,6 +10,9 @@ import { postJson, startTestService, uniqueName, REDIS_URL, PG_HOST, PG_PORT, ty
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { TcpProxy } from '../support/tcp-proxy';
 import type { RunningService } from '../../server/main';
+import { dashboardWarmItems } from '../../server/cache/warmer';
+import { dashboardRequests } from '../../bench/lib/load-model';
+import { join } from 'node:path';
 
 let db: TestDatabase;
 let redis: Redis;
@@ -61,6 +64,25 @@ test('the same relative query a minute later is a hit; a different filter is a m
   assert.equal(stats.misses, 3);
   assert.equal(stats.hitRate, 0.5);
   assert.ok(stats.entries > 0 && stats.memoryBytes > 0);
+});
+
+test('warming fills the dashboard\'s keys, for "All" and for each category, before the first request', async () => {
+  const svc = await start({ WARM_ON_START: 'false' });
+  const panels = dashboardWarmItems(join(__dirname, '..', '..', 'provisioning', 'dashboards'));
+  const categories: string[] = (await (await fetch(`${svc.url}/api/v1/variables/categories`)).json()).values.map((v: { value: string }) => v.value);
+  assert.ok(categories.length > 1);
+  const before = await dbQueries(svc);
+  await svc.warmAll();
+  assert.ok((await dbQueries(svc)) > before, 'warming queried the rollups');
+  const warmed = await dbQueries(svc);
+  for (const filters of [{}, { ruleCategory: categories[0] }, { ruleCategory: categories[categories.length - 1] }]) {
+    for (const request of dashboardRequests(panels, Date.now(), filters)) {
+      const r = await postJson(`${svc.url}/api/v1/query`, request);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.results[request.queries[0].refId!].frames[0]?.schema.meta.custom.cache, 'hit', `${request.queries[0].kind} ${JSON.stringify(filters)}`);
+    }
+  }
+  assert.equal(await dbQueries(svc), warmed, 'the dashboard was answered from the cache alone');
 });
 
 test('200 concurrent identical misses over two instances make exactly one database query', async () => {

@@ -83,6 +83,17 @@ test('the cache warmer picks up every provisioned ruleperf target', () => {
   assert.equal(items.length, targets.length, 'a target the warmer rejects would be cold on every dashboard load');
 });
 
+test('the cache warmer also warms each value of short variables (categories, metric types), not of long ones (rules)', () => {
+  const targets = dashboards().flatMap((d) => panelTargets(d, PLUGIN_TYPE));
+  const referencing = (name: string) => targets.filter(({ target }) => Object.values(target).includes(`$${name}`)).length;
+  const rules = Array.from({ length: 21 }, (_, i) => `rule-${i}`);
+  const items = dashboardWarmItems(join(PROVISIONING, 'dashboards'), { categories: ['auth', 'network'], metricTypes: ['RULE_EXECUTION'], rules });
+  assert.ok(referencing('category') > 0 && referencing('metricType') > 0);
+  assert.equal(items.length, targets.length + 2 * referencing('category') + referencing('metricType'));
+  assert.ok(items.some((i) => i.query.kind === 'topRules' && i.query.ruleCategory === 'network' && i.query.metricType === undefined));
+  assert.ok(!items.some((i) => i.query.ruleId !== undefined), 'rules has more values than are warmed one by one');
+});
+
 let reason: string | null = null;
 let db: Database | undefined;
 let service: Service | undefined;
