@@ -17,7 +17,7 @@ export const QUERY_PATH = '/api/v1/query';
 const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Whether this request is one the fast path answers (otherwise Express does). */
-function isOrdinary(req: IncomingMessage, apiToken: string | undefined): boolean {
+export function isOrdinary(req: IncomingMessage, apiToken: string | undefined): boolean {
   if (req.method !== 'POST' || req.url !== QUERY_PATH) return false;
   const length = Number(req.headers['content-length']);
   if (!Number.isInteger(length) || length < 0 || length > BODY_LIMIT_BYTES || req.headers['transfer-encoding']) return false;

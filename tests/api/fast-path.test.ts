@@ -1,0 +1,87 @@
+/**
+ * The query fast path answers ordinary dashboard queries without Express and hands every
+ * other request to Express. Both must give the same answers and the same errors.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { isOrdinary, QUERY_PATH } from '../../server/http/query-fast-path';
+import { startTestService, type TestDatabase } from '../support/services';
+import { historyDatabase, HOUR } from '../support/fixture';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+let svc: RunningService;
+const TOKEN = 'fast-path-token';
+
+before(async () => {
+  db = await historyDatabase({ days: 1, rowsPerHour: 200 });
+  svc = await startTestService({ DATABASE_URL: db.url, CACHE_ENABLED: 'false', API_TOKEN: TOKEN });
+});
+after(async () => {
+  await svc?.stop();
+  await db?.drop();
+});
+
+const request = (headers: Record<string, string>, method = 'POST', url = QUERY_PATH) => ({ method, url, headers }) as unknown as IncomingMessage;
+const ordinary = { 'content-type': 'application/json', 'content-length': '100', authorization: `Bearer ${TOKEN}` };
+
+test('only ordinary requests take the fast path', () => {
+  assert.equal(isOrdinary(request(ordinary), TOKEN), true);
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=utf-8' }), TOKEN), true);
+  assert.equal(isOrdinary(request({ ...ordinary, authorization: 'bearer  fast-path-token ' }), TOKEN), true, 'scheme case and spaces as in Express');
+  assert.equal(isOrdinary(request({ ...ordinary, authorization: 'Bearer wrong' }), TOKEN), false, 'Express answers 401');
+  assert.equal(isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), TOKEN), false, 'no token');
+  assert.equal(isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), undefined), true, 'no token needed');
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'text/plain' }), TOKEN), false, 'Express answers 415');
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=latin1' }), TOKEN), false);
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-encoding': 'gzip' }), TOKEN), false);
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-length': String(2 * 1024 * 1024) }), TOKEN), false, 'Express answers 413');
+  assert.equal(isOrdinary(request({ ...ordinary, 'transfer-encoding': 'chunked' }), TOKEN), false);
+  assert.equal(isOrdinary(request(ordinary, 'GET'), TOKEN), false);
+  assert.equal(isOrdinary(request(ordinary, 'POST', `${QUERY_PATH}?debug=1`), TOKEN), false);
+  assert.equal(isOrdinary(request(ordinary, 'POST', '/api/v1/invalidate'), TOKEN), false);
+});
+
+/** Sends a body with a declared length (fast path) or chunked (Express). */
+function send(body: string, chunked: boolean): Promise<{ status: number; type: string; requestId: string; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${svc.url}${QUERY_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }) },
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode!, type: String(res.headers['content-type']), requestId: String(res.headers['x-request-id']), body: JSON.parse(text) });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('the fast path and Express answer alike: data, validation errors, bad JSON, empty bodies', async () => {
+  const at = Math.floor(Date.now() / HOUR) * HOUR - 30 * 60_000;
+  const bodies = [
+    JSON.stringify({ range: { from: at - 6 * HOUR, to: at }, queries: [{ refId: 'A', kind: 'stats' }, { refId: 'B', kind: 'topRules', limit: 3 }] }),
+    JSON.stringify({ range: { from: at - 6 * HOUR, to: at }, queries: [{ refId: 'A', kind: 'timeseries', metrics: ['executionCount'] }] }),
+    JSON.stringify({ range: { from: at, to: at - HOUR }, queries: [{ refId: 'A', kind: 'stats' }] }),
+    JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', kind: 'nope' }] }),
+    '{"range": ',
+    '"just a string"',
+    '[]',
+    '',
+  ];
+  for (const body of bodies) {
+    const fast = await send(body, false);
+    const viaExpress = await send(body, true);
+    assert.equal(fast.status, viaExpress.status, body);
+    assert.deepEqual(fast.body, viaExpress.body, body);
+    assert.equal(fast.type, 'application/json; charset=utf-8');
+    assert.match(fast.requestId, /^[\w-]+$/);
+  }
+});
