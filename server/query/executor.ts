@@ -6,7 +6,7 @@ import type { Pool } from 'pg';
 import type { DataFrameJSON, Notice, Tier } from '../contract';
 import type { NormalizedQuery } from './normalize';
 import { buildQuery } from './sql';
-import { buildTopRulesCandidates } from './top-rules';
+import { buildTopRulesCandidates, rankTopRules, splitCandidates } from './top-rules';
 import { tierOf } from './catalog';
 import { buildFrames } from './frames';
 import type { WatermarkSource } from './watermarks';
@@ -41,21 +41,30 @@ export class QueryExecutor {
     const status = await this.watermarks.current();
     const marks = new Map(status.map((s) => [s.rollup, s.watermark]));
     let sql = '';
-    let final = q;
+    let rows: Record<string, unknown>[] = [];
+    let tiers: Tier[];
     if (q.kind === 'topRules') {
-      // Phase one narrows hundreds of rules to the few that can rank; phase two is exact.
+      // Phase one narrows hundreds of rules to the few that can rank; phase two is exact, the
+      // candidates split over two connections so that both cores merge sketches.
       const candidates = buildTopRulesCandidates(q, marks);
       this.metrics.dbQuery(candidates.tiers);
       const ids = (await this.db.query(candidates.text, candidates.values)).rows.map((r) => r.grp as string);
-      sql = `-- phase 1: candidate rules (${candidates.method})\n${inlineParams(candidates.text, candidates.values)}\n\n-- phase 2: ${ids.length} candidates\n`;
-      final = { ...q, filters: { ...q.filters, rule_id: ids.sort() } };
-    }
-    const built = buildQuery(final, marks);
-    let rows: Record<string, unknown>[] = [];
-    if (final.filters.rule_id?.length !== 0) {
+      const groups = splitCandidates(ids);
+      const exact = groups.map((group) => buildQuery({ ...q, filters: { ...q.filters, rule_id: group } }, marks));
+      exact.forEach((b) => this.metrics.dbQuery(b.tiers));
+      const results = await Promise.all(exact.map((b) => this.db.query(b.text, b.values)));
+      rows = rankTopRules(results.flatMap((r) => r.rows), q);
+      tiers = exact[0]?.tiers ?? candidates.tiers;
+      sql = [
+        `-- phase 1: candidate rules (${candidates.method})\n${inlineParams(candidates.text, candidates.values)}`,
+        ...exact.map((b, i) => `-- phase 2 (${i + 1}/${exact.length}): exact answers for ${groups[i].length} candidates\n${inlineParams(b.text, b.values)}`),
+      ].join('\n\n');
+    } else {
+      const built = buildQuery(q, marks);
       this.metrics.dbQuery(built.tiers);
       rows = (await this.db.query(built.text, built.values)).rows;
-      sql += inlineParams(built.text, built.values);
+      tiers = built.tiers;
+      sql = inlineParams(built.text, built.values);
     }
     const frames = buildFrames(q, rows, refId);
     const primary = status.find((s) => s.rollup === q.route.primary.name);
@@ -63,7 +72,7 @@ export class QueryExecutor {
     const now = Date.now();
     for (const s of status.filter((x) => x.rollup === q.route.primary.name || x.rollup === q.route.finer?.name)) {
       const overdue = s.lastRefreshAt ? now - s.lastRefreshAt.getTime() > 2 * s.refreshEveryMs : true;
-      if (overdue && built.tiers.includes(tierOf(s.rollup))) {
+      if (overdue && tiers.includes(tierOf(s.rollup))) {
         notices.push({
           severity: 'warning',
           text: s.lastRefreshAt
@@ -74,9 +83,9 @@ export class QueryExecutor {
     }
     return {
       frames,
-      tiers: built.tiers,
+      tiers,
       watermark: primary?.watermark?.getTime() ?? null,
-      touchesLiveEdge: built.tiers.includes('raw'),
+      touchesLiveEdge: tiers.includes('raw'),
       sql,
       notices,
     };

@@ -110,7 +110,14 @@ function groupColumns(q: NormalizedQuery): string[] {
 }
 
 /** The rows of every stretch, in one shape: bucket, grp, counts, sums and a sketch. */
-export function sourceRows(q: NormalizedQuery, watermarks: Map<string, Date | null>, p: Params, shape: SourceShape): { sql: string; tiers: Tier[] } {
+export function sourceRows(
+  q: NormalizedQuery,
+  watermarks: Map<string, Date | null>,
+  p: Params,
+  shape: SourceShape,
+  /** One more condition on every stretch (fixed SQL from this module's callers, never input). */
+  extraCondition?: string
+): { sql: string; tiers: Tier[] } {
   const parts = stretches(q, watermarks);
   const grpColumn = q.kind === 'topRules' ? 'rule_id' : q.groupBy ? FILTER_COLUMNS[q.groupBy] : null;
   const bucketWidth = q.kind === 'timeseries' ? p.add(`${q.route.bucketMs / 1000} seconds`) : '';
@@ -124,6 +131,7 @@ export function sourceRows(q: NormalizedQuery, watermarks: Map<string, Date | nu
     if (q.kind === 'topRules') {
       conditions.push('rule_id IS NOT NULL');
     }
+    if (extraCondition) conditions.push(extraCondition);
     return conditions.join(' AND ');
   };
 

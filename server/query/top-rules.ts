@@ -18,6 +18,10 @@
  * - coarse sketches (every rollup): merge keys / 16 per rule and read the keys at those
  *   ranks; a coarse key spans 16 fine ones, so its value range bounds the answer.
  *
+ * Rank keys are tight when rows hold many values and loose when they hold few (a p95 of a
+ * few dozen values varies a lot), so where they exist they narrow the rules first and, when
+ * more than twice `limit` survive, coarse sketches narrow the survivors, in one statement.
+ *
  * Other orderings (average, error rate, count) are exact sums: phase one ranks them directly.
  */
 import type { NormalizedQuery } from './normalize';
@@ -52,34 +56,13 @@ SELECT grp FROM agg a ORDER BY ${order} DESC NULLS LAST, grp LIMIT ${p.add(q.lim
     return { text, values: p.values, tiers: src.tiers, method: 'exact' };
   }
 
-  const threshold = (limit: string) => `threshold AS (
-  SELECT lo FROM bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
-)
-SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
-
-  if (canUseRankKeys(q)) {
-    const src = sourceRows(q, watermarks, p, 'rankKeys');
-    const i = RANK_KEY_INDEX[percentile];
-    const clamp = (v: string) => `greatest(r.mn, least(r.mx, ${v}))`;
-    const text = `WITH src AS (
-  ${src.sql}
-), ranks AS (
-  SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, min(rank_keys[${i}]) AS klo, max(rank_keys[${i + 1}]) AS khi
-  FROM src GROUP BY grp
-), bounds AS (
-  SELECT grp, ${clamp(representativeSql('r.klo'))} AS lo, ${clamp(representativeSql('r.khi'))} AS hi FROM ranks r
-), ${threshold(p.add(q.limit))}`;
-    return { text, values: p.values, tiers: src.tiers, method: 'rankKeys' };
-  }
-
-  const src = sourceRows(q, watermarks, p, 'coarse');
+  const limit = p.add(q.limit);
   const h = `(${percentile} * (n - 1))`;
-  const text = `WITH src AS (
-  ${src.sql}
-), agg AS (
-  SELECT grp, min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max FROM src GROUP BY grp
+  /** Coarse-sketch bounds per rule over the rows of CTE `src`, then the candidates. */
+  const coarseCandidates = (src: string) => `agg AS (
+  SELECT grp, min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max FROM ${src} GROUP BY grp
 ), hist AS (
-  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
+  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM ${src}, unnest(latency_sketch) AS e GROUP BY grp, k
 ), cum AS (
   SELECT *, sum(c) OVER (PARTITION BY grp ORDER BY k) - c AS before, sum(c) OVER (PARTITION BY grp) AS n FROM hist
 ), keys AS (
@@ -89,6 +72,74 @@ SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infini
 ), bounds AS (
   SELECT a.grp, greatest(a.exec_time_min, ${coarseLowSql('k.klo')}) AS lo, least(a.exec_time_max, ${coarseHighSql('k.khi')}) AS hi
   FROM keys k JOIN agg a ON a.grp = k.grp
-), ${threshold(p.add(q.limit))}`;
+), threshold AS (
+  SELECT lo FROM bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
+)
+SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
+
+  if (canUseRankKeys(q)) {
+    const ranked = sourceRows(q, watermarks, p, 'rankKeys');
+    const i = RANK_KEY_INDEX[percentile];
+    const clamp = (v: string) => `greatest(r.mn, least(r.mx, ${v}))`;
+    // Coarse sketches only when rank keys left many rules (rows holding few values each).
+    const many = `(SELECT count(*) FROM rank_candidates) > 2 * ${limit}`;
+    const survivors = sourceRows(q, watermarks, p, 'coarse', `${many} AND rule_id = ANY(ARRAY(SELECT grp FROM rank_candidates))`);
+    const text = `WITH ranked AS (
+  ${ranked.sql}
+), ranks AS (
+  SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, min(rank_keys[${i}]) AS klo, max(rank_keys[${i + 1}]) AS khi
+  FROM ranked GROUP BY grp
+), rank_bounds AS (
+  SELECT grp, ${clamp(representativeSql('r.klo'))} AS lo, ${clamp(representativeSql('r.khi'))} AS hi FROM ranks r
+), rank_threshold AS (
+  SELECT lo FROM rank_bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
+), rank_candidates AS (
+  SELECT grp FROM rank_bounds WHERE hi >= coalesce((SELECT lo FROM rank_threshold), '-infinity'::float8)
+), src AS (
+  ${survivors.sql}
+), ${coarseCandidates('src')}
+UNION ALL
+SELECT grp FROM rank_candidates WHERE NOT ${many}`;
+    return { text, values: p.values, tiers: ranked.tiers, method: 'rankKeys' };
+  }
+
+  const src = sourceRows(q, watermarks, p, 'coarse');
+  const text = `WITH src AS (\n  ${src.sql}\n), ${coarseCandidates('src')}`;
   return { text, values: p.values, tiers: src.tiers, method: 'coarse' };
+}
+
+/** Phase two's candidates in one group, or two when there are enough to share between two connections. */
+export function splitCandidates(ids: string[]): string[][] {
+  const sorted = [...ids].sort();
+  if (sorted.length === 0) return [];
+  if (sorted.length <= 4) return [sorted];
+  return [sorted.filter((_, i) => i % 2 === 0), sorted.filter((_, i) => i % 2 === 1)];
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const SORT_VALUE: Record<NormalizedQuery['sortBy'], (row: Record<string, any>) => number | null> = {
+  p95ExecutionTimeMs: (r) => (r.p95 === null ? null : Number(r.p95)),
+  p99ExecutionTimeMs: (r) => (r.p99 === null ? null : Number(r.p99)),
+  avgExecutionTimeMs: (r) => Number(r.exec_time_sum) / Number(r.execution_count),
+  errorRate: (r) => Number(r.error_count) / Number(r.execution_count),
+  executionCount: (r) => Number(r.execution_count),
+};
+
+/**
+ * Merges phase two's rows (each group already ranked and limited by SQL) into the top
+ * `limit`, ordered as the SQL orders them: by the sort value descending (nulls last), then
+ * by rule id in byte order (the dimension columns are COLLATE "C").
+ */
+export function rankTopRules(rows: Array<Record<string, any>>, q: NormalizedQuery): Array<Record<string, any>> {
+  const value = SORT_VALUE[q.sortBy];
+  const keyed = rows.map((row) => ({ row, v: value(row), id: Buffer.from(String(row.grp)) }));
+  keyed.sort((a, b) => {
+    if (a.v !== b.v) {
+      if (a.v === null) return 1;
+      if (b.v === null) return -1;
+      return b.v - a.v;
+    }
+    return Buffer.compare(a.id, b.id);
+  });
+  return keyed.slice(0, q.limit).map((k) => k.row);
 }
