@@ -21,7 +21,8 @@ const HOUR_MS = 3_600_000;
 
 export function historyHours(options: Pick<GenerateOptions, 'days' | 'end'>): { start: number; end: number } {
   const end = Math.floor((options.end?.getTime() ?? Date.now()) / HOUR_MS) * HOUR_MS;
-  return { start: end - options.days * 24 * HOUR_MS, end };
+  // Whole hours (fractional days are rounded to the hour), so rows stay on the hour grid.
+  return { start: end - Math.round(options.days * 24) * HOUR_MS, end };
 }
 
 /** Exact number of rows the history will hold, so progress can show an ETA. */
