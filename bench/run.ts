@@ -71,7 +71,8 @@ const historyOptions = (rows: number, days: number, end: Date) => ({ days, rowsP
 
 /**
  * A reused database ends where it was built: its last (partial) hour and the hours since are
- * loaded again, through the current hour, so "the last hour" holds rows like a live system's.
+ * loaded again, through the current hour, so "the last hour" holds rows like a live system's;
+ * then the rollups are refreshed, so they match the raw rows again.
  */
 async function topUp(url: string, rows: number) {
   const pool = new Pool({ connectionString: url, max: 2 });
@@ -81,6 +82,8 @@ async function topUp(url: string, rows: number) {
   await pool.query('DELETE FROM metrics WHERE time >= $1', [new Date(from)]);
   const hours = (end - from) / HOUR;
   await generateHistory(pool, historyOptions(rows, hours / 24, new Date(end)), () => undefined);
+  // The reloaded hour was materialized before: rollups must match raw rows again before anything is compared.
+  await refreshRollups(pool, 'postgres', { until: new Date(Date.now() - 10 * 60_000) });
   await pool.end();
   say(`loaded the ${hours} hour(s) since it was built, through the current hour`);
 }
