@@ -2,15 +2,19 @@
  * Cache values: one version byte, then the JSON of the entry, deflated when that saves
  * space (most answers are numbers and a SQL text, which compress several-fold).
  */
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { deflateRaw, inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
+
+const deflateRawAsync = promisify(deflateRaw);
 
 const PLAIN = 1;
 const DEFLATED = 2;
 
-export function encode(value: unknown): Buffer {
+/** Deflates on libuv's thread pool: storing a fresh answer must not hold up the hits being served. */
+export async function encode(value: unknown): Promise<Buffer> {
   const json = Buffer.from(JSON.stringify(value));
   if (json.length > 200) {
-    const packed = deflateRawSync(json, { level: 6 });
+    const packed = await deflateRawAsync(json, { level: 6 });
     if (packed.length < json.length) return Buffer.concat([Buffer.from([DEFLATED]), packed]);
   }
   return Buffer.concat([Buffer.from([PLAIN]), json]);

@@ -151,9 +151,10 @@ export class QueryCache implements CacheLayer {
       return { answer: entry.a, status: 'hit' };
     }
     if (entry) {
-      // Stale: answer now, refresh in the background (errors keep the stale entry).
+      // Stale: answer now, refresh in the background (errors keep the stale entry). The refresh
+      // starts after this answer is written, so building its query does not delay it.
       this.metrics.cacheRequests.inc({ result: 'stale' });
-      this.single(key, () => this.computeAndStore(key, compute)).promise.catch(() => undefined);
+      setImmediate(() => this.single(key, () => this.computeAndStore(key, compute)).promise.catch(() => undefined));
       return { answer: entry.a, status: 'stale' };
     }
     this.metrics.cacheRequests.inc({ result: 'miss' });
@@ -189,7 +190,7 @@ export class QueryCache implements CacheLayer {
   private async computeAndStore(key: string, compute: () => Promise<Answer>): Promise<Answer> {
     const answer = await compute();
     const ttl = this.ttlMs(answer);
-    const value = encode({ f: Date.now() + ttl, a: answer } satisfies Entry);
+    const value = await encode({ f: Date.now() + ttl, a: answer } satisfies Entry);
     if (value.length > this.settings.maxValueBytes) {
       this.metrics.cacheSkipped.inc({ reason: 'too_large' });
       return answer;
