@@ -188,10 +188,8 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
 
   const dashboardsDir = join(__dirname, '..', 'provisioning', 'dashboards');
   const warmAll = async (): Promise<void> => {
-    const values: Partial<Record<VariableName, string[]>> = {};
-    for (const name of VARIABLE_NAMES) {
-      values[name] = await variableValues(pools.read, name).then((v) => v.map((x) => x.value), () => []);
-    }
+    const lists = await Promise.all(VARIABLE_NAMES.map((name) => variableValues(pools.read, name).then((v) => v.map((x) => x.value), () => [])));
+    const values = Object.fromEntries(VARIABLE_NAMES.map((name, i) => [name, lists[i]])) as Record<VariableName, string[]>;
     const items = [...dashboardWarmItems(dashboardsDir, values), ...recent.top(50)];
     const result = await warm(items, (request, query) => service.answerOne(request, query));
     log.info(result, 'cache warmed');

@@ -5,7 +5,6 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z, type ZodError } from 'zod';
 import { invalidateSchema, queryRequestSchema, VARIABLE_NAMES, type ErrorResponse, type ReadyResponse } from '../contract';
@@ -14,9 +13,9 @@ import { variableValues } from './variables';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
-import { isDataException, isUnavailable } from '../db/pools';
 import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath } from './query-fast-path';
+import { errorResponse, invalidRequest, NOT_JSON, queryResponseText, recordRequest, requestIdFrom, zodDetails } from './responses';
 
 export interface CacheControl {
   invalidate(target: { ruleId?: string; parserId?: string; all?: boolean }): Promise<void>;
@@ -36,13 +35,8 @@ export interface AppDeps {
 
 export const BODY_LIMIT = '1mb';
 
-function zodDetails(err: ZodError): ErrorResponse['details'] {
-  return err.issues.slice(0, 20).map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
-}
-
 function badRequest(res: Response, err: ZodError) {
-  const details = zodDetails(err);
-  res.status(400).json({ error: `invalid request: ${details![0].path}: ${details![0].message}`, details } satisfies ErrorResponse);
+  res.status(400).json(invalidRequest(err));
 }
 
 const requireJson = (req: Request, res: Response, next: NextFunction) => {
@@ -58,21 +52,24 @@ function createExpressApp(deps: AppDeps) {
   app.set('etag', false);
   app.set('query parser', 'simple');
 
-  // Request id, duration, cache status and tier on every log line; never headers (tokens).
   app.use((req, res, next) => {
-    const id = (typeof req.headers['x-request-id'] === 'string' && /^[\w-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID());
+    const id = requestIdFrom(req.headers['x-request-id']);
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
     const started = performance.now();
-    res.on('finish', () => {
-      const route = (req.route?.path as string | undefined) ?? 'unmatched';
-      deps.metrics.httpRequests.inc({ route, status: String(res.statusCode) });
-      if (req.path === '/metrics' || req.path === '/healthz') return;
-      deps.logger.info(
-        { reqId: id, method: req.method, path: req.path, status: res.statusCode, durationMs: Math.round((performance.now() - started) * 100) / 100, cache: res.locals.cache, tier: res.locals.tier },
-        'request'
-      );
-    });
+    res.on('finish', () =>
+      recordRequest(deps, {
+        route: (req.route?.path as string | undefined) ?? 'unmatched',
+        reqId: id,
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        started,
+        cache: res.locals.cache,
+        tier: res.locals.tier,
+        log: req.path !== '/metrics' && req.path !== '/healthz',
+      })
+    );
     next();
   });
 
@@ -101,11 +98,7 @@ function createExpressApp(deps: AppDeps) {
       // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
       res.setHeader('Server-Timing', `app;dur=${(performance.now() - started).toFixed(3)}`);
       // The body is already JSON text (cached answers are rendered once, not per hit).
-      res.status(status).type('application/json');
-      if (status === 503) {
-        return res.send(`{"error":"the database is unavailable; try again shortly",${json.slice(1)}`);
-      }
-      res.send(json);
+      res.status(status).type('application/json').send(queryResponseText({ status, json }));
     } catch (err) {
       next(err);
     }
@@ -156,18 +149,10 @@ function createExpressApp(deps: AppDeps) {
       return res.status(413).json({ error: `request body larger than ${BODY_LIMIT}` });
     }
     if (err.status && err.status >= 400 && err.status < 500) {
-      const message = err.type === 'entity.parse.failed' ? 'request body is not valid JSON' : 'bad request';
-      return res.status(err.status).json({ error: message, details: [{ path: '(body)', message: 'must be a JSON object' }] } satisfies ErrorResponse);
+      return res.status(err.status).json({ ...NOT_JSON, error: err.type === 'entity.parse.failed' ? NOT_JSON.error : 'bad request' } satisfies ErrorResponse);
     }
-    if (isDataException(err)) {
-      // PostgreSQL rejected a value (data exception): the client's input, not our fault.
-      return res.status(400).json({ error: 'a value in the request cannot be used', details: [{ path: '(body)', message: err.message }] } satisfies ErrorResponse);
-    }
-    if (isUnavailable(err)) {
-      return res.status(503).json({ error: 'the database is unavailable; try again shortly' });
-    }
-    deps.logger.error({ reqId: res.locals.requestId, err: { message: err.message, code: (err as { code?: string }).code } }, 'request failed');
-    res.status(500).json({ error: 'internal error', requestId: res.locals.requestId });
+    const { status, body } = errorResponse(deps, err, res.locals.requestId);
+    res.status(status).json(body);
   });
 
   return app;

@@ -4,23 +4,28 @@ import type { RequestHandler } from 'express';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** Whether an Authorization header carries `token`. */
-export function tokenMatches(header: string | undefined, token: string): boolean {
-  const match = /^bearer +(.+)$/i.exec((header ?? '').trim());
-  // Comparing fixed-length digests keeps the time independent of where tokens differ.
-  return match !== null && timingSafeEqual(digest(match[1]), digest(token));
+const bearerToken = (header: string | undefined) => /^bearer +(.+)$/i.exec((header ?? '').trim())?.[1] ?? null;
+
+/** A check of Authorization headers against `token` (its digest computed once). */
+export function bearerMatcher(token: string): (header: string | undefined) => boolean {
+  const expected = digest(token);
+  return (header) => {
+    const sent = bearerToken(header);
+    // Comparing fixed-length digests keeps the time independent of where tokens differ.
+    return sent !== null && timingSafeEqual(digest(sent), expected);
+  };
 }
 
 export function bearerAuth(token: string | undefined): RequestHandler {
   if (!token) {
     return (_req, _res, next) => next();
   }
+  const matches = bearerMatcher(token);
   return (req, res, next) => {
-    if (tokenMatches(req.headers.authorization, token)) {
+    if (matches(req.headers.authorization)) {
       return next();
     }
-    const match = /^bearer +(.+)$/i.exec((req.headers.authorization ?? '').trim());
     res.setHeader('WWW-Authenticate', 'Bearer realm="ruleperf"');
-    res.status(401).json({ error: match ? 'invalid API token' : 'missing API token: send Authorization: Bearer <token>' });
+    res.status(401).json({ error: bearerToken(req.headers.authorization) !== null ? 'invalid API token' : 'missing API token: send Authorization: Bearer <token>' });
   };
 }

@@ -7,17 +7,16 @@
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
-import { queryRequestSchema, type ErrorResponse } from '../contract';
-import { isDataException, isUnavailable } from '../db/pools';
+import { queryRequestSchema } from '../contract';
 import type { AppDeps } from './app';
-import { tokenMatches } from './auth';
+import { bearerMatcher } from './auth';
+import { errorResponse, invalidRequest, NOT_JSON, queryResponseText, recordRequest, requestIdFrom } from './responses';
 
 export const QUERY_PATH = '/api/v1/query';
 const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Whether this request is one the fast path answers (otherwise Express does). */
-export function isOrdinary(req: IncomingMessage, apiToken: string | undefined): boolean {
+export function isOrdinary(req: IncomingMessage, authorized: (header: string | undefined) => boolean): boolean {
   if (req.method !== 'POST' || req.url !== QUERY_PATH) return false;
   const length = Number(req.headers['content-length']);
   if (!Number.isInteger(length) || length < 0 || length > BODY_LIMIT_BYTES || req.headers['transfer-encoding']) return false;
@@ -27,33 +26,32 @@ export function isOrdinary(req: IncomingMessage, apiToken: string | undefined): 
   if (type.trim().toLowerCase() !== 'application/json') return false;
   const charset = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='));
   if (charset && !/^charset="?utf-8"?$/.test(charset)) return false;
-  return apiToken === undefined || tokenMatches(req.headers.authorization, apiToken);
+  return authorized(req.headers.authorization);
 }
 
-function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string>) {
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
+/** Who may take the fast path: anyone without API_TOKEN, else requests carrying it (others get Express's 401). */
+export function authorizationCheck(apiToken: string | undefined): (header: string | undefined) => boolean {
+  return apiToken === undefined ? () => true : bearerMatcher(apiToken);
+}
+
 export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const authorized = authorizationCheck(deps.apiToken);
   return (req, res) => {
-    if (!isOrdinary(req, deps.apiToken)) return false;
-    const header = req.headers['x-request-id'];
-    const requestId = typeof header === 'string' && /^[\w-]{1,64}$/.test(header) ? header : randomUUID();
+    if (!isOrdinary(req, authorized)) return false;
+    const reqId = requestIdFrom(req.headers['x-request-id']);
+    const headers = { 'X-Request-Id': reqId };
     const started = performance.now();
     let cache: string | undefined;
     let tier: string | undefined;
-    res.on('finish', () => {
-      deps.metrics.httpRequests.inc({ route: '/v1/query', status: String(res.statusCode) });
-      deps.logger.info(
-        { reqId: requestId, method: 'POST', path: QUERY_PATH, status: res.statusCode, durationMs: Math.round((performance.now() - started) * 100) / 100, cache, tier },
-        'request'
-      );
-    });
+    res.on('finish', () => recordRequest(deps, { route: '/v1/query', reqId, method: 'POST', path: QUERY_PATH, status: res.statusCode, started, cache, tier }));
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', async () => {
-      const headers = { 'X-Request-Id': requestId };
       let body: unknown = {};
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.length > 0) {
@@ -63,33 +61,21 @@ export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: 
           if (first !== '{' && first !== '[') throw new SyntaxError('not an object');
           body = JSON.parse(text);
         } catch {
-          const error: ErrorResponse = { error: 'request body is not valid JSON', details: [{ path: '(body)', message: 'must be a JSON object' }] };
-          return send(res, 400, JSON.stringify(error), headers);
+          return send(res, 400, JSON.stringify(NOT_JSON), headers);
         }
       }
       const handlerStarted = performance.now();
       const parsed = queryRequestSchema.safeParse(body);
-      if (!parsed.success) {
-        const details = parsed.error.issues.slice(0, 20).map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
-        return send(res, 400, JSON.stringify({ error: `invalid request: ${details[0].path}: ${details[0].message}`, details } satisfies ErrorResponse), headers);
-      }
+      if (!parsed.success) return send(res, 400, JSON.stringify(invalidRequest(parsed.error)), headers);
       try {
         const answer = await deps.service.answer(parsed.data);
         cache = answer.cache;
         tier = answer.tiers?.join('+');
         // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
-        const timing = { ...headers, 'Server-Timing': `app;dur=${(performance.now() - handlerStarted).toFixed(3)}` };
-        if (answer.status === 503) {
-          return send(res, 503, `{"error":"the database is unavailable; try again shortly",${answer.json.slice(1)}`, timing);
-        }
-        send(res, answer.status, answer.json, timing);
+        send(res, answer.status, queryResponseText(answer), { ...headers, 'Server-Timing': `app;dur=${(performance.now() - handlerStarted).toFixed(3)}` });
       } catch (err) {
-        if (isDataException(err)) {
-          return send(res, 400, JSON.stringify({ error: 'a value in the request cannot be used', details: [{ path: '(body)', message: (err as Error).message }] }), headers);
-        }
-        if (isUnavailable(err)) return send(res, 503, JSON.stringify({ error: 'the database is unavailable; try again shortly' }), headers);
-        deps.logger.error({ reqId: requestId, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'request failed');
-        send(res, 500, JSON.stringify({ error: 'internal error', requestId }), headers);
+        const { status, body: error } = errorResponse(deps, err as Error, reqId);
+        send(res, status, JSON.stringify(error), headers);
       }
     });
     return true;

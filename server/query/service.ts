@@ -83,10 +83,8 @@ export class QueryService {
   async answer(request: QueryRequest): Promise<{ status: number; json: string; cache?: CacheStatus; tiers?: Tier[] }> {
     const visible = request.queries.filter((q) => !q.hide);
     const results = await Promise.all(visible.map((q) => this.renderOne(request, q)));
-    // One entry per refId (a repeated refId keeps its first place and its last result, as an object would).
-    const byRefId = new Map<string, string>();
-    visible.forEach((q, i) => byRefId.set(q.refId, results[i].json));
-    const json = `{"results":{${[...byRefId].map(([refId, result]) => `${JSON.stringify(refId)}:${result}`).join(',')}}}`;
+    // refIds are unique (the request schema refuses repeats), so each is one key.
+    const json = `{"results":{${visible.map((q, i) => `${JSON.stringify(q.refId)}:${results[i].json}`).join(',')}}}`;
     // All queries unavailable → the request as a whole is (503); otherwise per-query errors.
     const allUnavailable = results.length > 0 && results.every((r) => r.status === 503);
     return { status: allUnavailable ? 503 : 200, json, cache: results[0]?.cache, tiers: results[0]?.tiers };

@@ -59,10 +59,10 @@ SELECT grp FROM agg a ORDER BY ${order} DESC NULLS LAST, grp LIMIT ${p.add(q.lim
   const limit = p.add(q.limit);
   const h = `(${percentile} * (n - 1))`;
   /** Coarse-sketch bounds per rule over the rows of CTE `src`, then the candidates. */
-  const coarseCandidates = (src: string) => `agg AS (
-  SELECT grp, min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max FROM ${src} GROUP BY grp
+  const coarseCandidates = `agg AS (
+  SELECT grp, min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max FROM src GROUP BY grp
 ), hist AS (
-  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM ${src}, unnest(latency_sketch) AS e GROUP BY grp, k
+  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
 ), cum AS (
   SELECT *, sum(c) OVER (PARTITION BY grp ORDER BY k) - c AS before, sum(c) OVER (PARTITION BY grp) AS n FROM hist
 ), keys AS (
@@ -97,14 +97,14 @@ SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infini
   SELECT grp FROM rank_bounds WHERE hi >= coalesce((SELECT lo FROM rank_threshold), '-infinity'::float8)
 ), src AS (
   ${survivors.sql}
-), ${coarseCandidates('src')}
+), ${coarseCandidates}
 UNION ALL
 SELECT grp FROM rank_candidates WHERE NOT ${many}`;
     return { text, values: p.values, tiers: ranked.tiers, method: 'rankKeys' };
   }
 
   const src = sourceRows(q, watermarks, p, 'coarse');
-  const text = `WITH src AS (\n  ${src.sql}\n), ${coarseCandidates('src')}`;
+  const text = `WITH src AS (\n  ${src.sql}\n), ${coarseCandidates}`;
   return { text, values: p.values, tiers: src.tiers, method: 'coarse' };
 }
 

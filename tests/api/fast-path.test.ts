@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import http from 'node:http';
 import type { IncomingMessage } from 'node:http';
-import { isOrdinary, QUERY_PATH } from '../../server/http/query-fast-path';
+import { authorizationCheck, isOrdinary, QUERY_PATH } from '../../server/http/query-fast-path';
 import { startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase, HOUR } from '../support/fixture';
 import type { RunningService } from '../../server/main';
@@ -25,23 +25,24 @@ after(async () => {
 });
 
 const request = (headers: Record<string, string>, method = 'POST', url = QUERY_PATH) => ({ method, url, headers }) as unknown as IncomingMessage;
+const withToken = authorizationCheck(TOKEN);
 const ordinary = { 'content-type': 'application/json', 'content-length': '100', authorization: `Bearer ${TOKEN}` };
 
 test('only ordinary requests take the fast path', () => {
-  assert.equal(isOrdinary(request(ordinary), TOKEN), true);
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=utf-8' }), TOKEN), true);
-  assert.equal(isOrdinary(request({ ...ordinary, authorization: 'bearer  fast-path-token ' }), TOKEN), true, 'scheme case and spaces as in Express');
-  assert.equal(isOrdinary(request({ ...ordinary, authorization: 'Bearer wrong' }), TOKEN), false, 'Express answers 401');
-  assert.equal(isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), TOKEN), false, 'no token');
-  assert.equal(isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), undefined), true, 'no token needed');
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'text/plain' }), TOKEN), false, 'Express answers 415');
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=latin1' }), TOKEN), false);
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-encoding': 'gzip' }), TOKEN), false);
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-length': String(2 * 1024 * 1024) }), TOKEN), false, 'Express answers 413');
-  assert.equal(isOrdinary(request({ ...ordinary, 'transfer-encoding': 'chunked' }), TOKEN), false);
-  assert.equal(isOrdinary(request(ordinary, 'GET'), TOKEN), false);
-  assert.equal(isOrdinary(request(ordinary, 'POST', `${QUERY_PATH}?debug=1`), TOKEN), false);
-  assert.equal(isOrdinary(request(ordinary, 'POST', '/api/v1/invalidate'), TOKEN), false);
+  assert.equal(isOrdinary(request(ordinary), withToken), true);
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=utf-8' }), withToken), true);
+  assert.equal(isOrdinary(request({ ...ordinary, authorization: 'bearer  fast-path-token ' }), withToken), true, 'scheme case and spaces as in Express');
+  assert.equal(isOrdinary(request({ ...ordinary, authorization: 'Bearer wrong' }), withToken), false, 'Express answers 401');
+  assert.equal(isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), withToken), false, 'no token');
+  assert.equal(isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), authorizationCheck(undefined)), true, 'no token needed');
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'text/plain' }), withToken), false, 'Express answers 415');
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=latin1' }), withToken), false);
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-encoding': 'gzip' }), withToken), false);
+  assert.equal(isOrdinary(request({ ...ordinary, 'content-length': String(2 * 1024 * 1024) }), withToken), false, 'Express answers 413');
+  assert.equal(isOrdinary(request({ ...ordinary, 'transfer-encoding': 'chunked' }), withToken), false);
+  assert.equal(isOrdinary(request(ordinary, 'GET'), withToken), false);
+  assert.equal(isOrdinary(request(ordinary, 'POST', `${QUERY_PATH}?debug=1`), withToken), false);
+  assert.equal(isOrdinary(request(ordinary, 'POST', '/api/v1/invalidate'), withToken), false);
 });
 
 /** Sends a body with a declared length (fast path) or chunked (Express). */
