@@ -1,5 +1,5 @@
 /** Service settings from the environment, validated once at start (bad values stop it with a clear message). */
-import { z } from 'zod';
+import { z } from 'zod/v4';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
@@ -15,7 +15,7 @@ const schema = z.object({
   DB_POOL_MAX: int(1, 200).default(10),
   DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   DB_CONNECT_TIMEOUT_MS: int(50, 60_000).default(800),
-  MIGRATE_ON_START: bool.default('true'),
+  MIGRATE_ON_START: bool.default(true),
   REFRESH_SCHEDULER: z.enum(['on', 'off']).default('on'),
   ROUTE_DAILY_FROM_DAYS: z.coerce.number().positive().max(400).default(7),
   WATERMARK_CACHE_MS: int(0, 60_000).default(2000),
@@ -24,7 +24,7 @@ const schema = z.object({
   REDIS_SENTINELS: z.string().optional(),
   REDIS_SENTINEL_NAME: z.string().default('mymaster'),
   REDIS_CLUSTER_NODES: z.string().optional(),
-  CACHE_ENABLED: bool.default('true'),
+  CACHE_ENABLED: bool.default(true),
   CACHE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/).default('ruleperf'),
   CACHE_TTL_SECONDS: int(1, 86_400).default(60),
   CACHE_JITTER_SECONDS: int(0, 3600).default(10),
@@ -32,7 +32,7 @@ const schema = z.object({
   CACHE_MAX_VALUE_BYTES: int(256, 64 * 1024 * 1024).default(512 * 1024),
   CACHE_SLOW_MS: int(1, 10_000).default(100),
   CACHE_LOCK_MS: int(100, 60_000).default(5000),
-  WARM_ON_START: bool.default('true'),
+  WARM_ON_START: bool.default(true),
   WARM_INTERVAL_SECONDS: int(0, 86_400).default(300),
   DEMO_DAYS: int(0, 90).default(7),
   DEMO_ROWS_PER_HOUR: int(1, 1_000_000).default(6000),

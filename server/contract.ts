@@ -3,7 +3,7 @@
  * Grafana plugin (which imports only the types, so zod never reaches the bundle).
  * Everything a client may send or receive is described here, in one place.
  */
-import { z } from 'zod';
+import { z } from 'zod/v4';
 
 export const QUERY_KINDS = ['stats', 'timeseries', 'topRules', 'errorBreakdown'] as const;
 export const GRANULARITIES = ['auto', 'hourly', 'daily'] as const;
@@ -63,7 +63,7 @@ const filter = z.union([filterValue, z.array(filterValue).max(LIMITS.maxFilterVa
 const instant = z.union([z.number().finite(), z.string().max(64)]).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
   if (!Number.isFinite(ms) || ms < 0 || ms > 8.64e15) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be epoch milliseconds or an ISO-8601 time' });
+    ctx.addIssue({ code: 'custom', message: 'must be epoch milliseconds or an ISO-8601 time' });
     return z.NEVER;
   }
   return Math.trunc(ms);
@@ -100,10 +100,10 @@ export const queryRequestSchema = z
   .superRefine((req, ctx) => {
     const { from, to } = req.range;
     if (to <= from) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['range', 'to'], message: 'must be after range.from' });
+      ctx.addIssue({ code: 'custom', path: ['range', 'to'], message: 'must be after range.from' });
     } else if (to - from > LIMITS.maxRangeDays * 86_400_000) {
       ctx.addIssue({
-        code: z.ZodIssueCode.custom,
+        code: 'custom',
         path: ['range'],
         message: `must not span more than ${LIMITS.maxRangeDays} days`,
       });
@@ -111,7 +111,7 @@ export const queryRequestSchema = z
     const seen = new Set<string>();
     req.queries.forEach((q, i) => {
       if (seen.has(q.refId)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['queries', i, 'refId'], message: 'must be unique' });
+        ctx.addIssue({ code: 'custom', path: ['queries', i, 'refId'], message: 'must be unique' });
       }
       seen.add(q.refId);
     });

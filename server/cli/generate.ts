@@ -1,6 +1,6 @@
 /** npm run generate -- --days N --rows-per-hour N --rules 500 --parsers 30 --seed S [--follow] */
 import { Pool } from 'pg';
-import { z } from 'zod';
+import { z } from 'zod/v4';
 import { followLive, generateHistory, hasMetrics, plannedRows, type GenerateOptions } from '../generator/history';
 import { refreshRollups } from '../db/refresh';
 import { schemaInfo } from '../db/migrate';
@@ -16,7 +16,7 @@ second) until Ctrl-C. The rollups are refreshed after loading unless --no-refres
 --if-empty skips the history when metrics already holds rows (restarts keep one copy).`;
 
 const positiveInt = (name: string, max: number) =>
-  z.coerce.number({ invalid_type_error: `--${name} must be a number` }).int(`--${name} must be a whole number`).min(1, `--${name} must be at least 1`).max(max, `--${name} must be at most ${max}`);
+  z.coerce.number({ error: `--${name} must be a number` }).int(`--${name} must be a whole number`).min(1, `--${name} must be at least 1`).max(max, `--${name} must be at most ${max}`);
 
 const schema = z.object({
   days: positiveInt('days', 400).default(7),
@@ -28,7 +28,7 @@ const schema = z.object({
     .string()
     .optional()
     .refine((v) => v === undefined || Number.isFinite(Date.parse(v)), '--end must be an ISO-8601 time'),
-  method: z.enum(['copy', 'insert'], { errorMap: () => ({ message: '--method must be copy or insert' }) }).default('copy'),
+  method: z.enum(['copy', 'insert'], { error: '--method must be copy or insert' }).default('copy'),
 });
 
 run(async () => {

@@ -6,7 +6,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { z, type ZodError } from 'zod';
+import { z, type ZodError } from 'zod/v4';
 import { invalidateSchema, queryRequestSchema, VARIABLE_NAMES, type ErrorResponse, type ReadyResponse } from '../contract';
 import { bearerAuth } from './auth';
 import { variableValues } from './variables';

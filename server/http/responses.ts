@@ -4,7 +4,7 @@
  * Kept here once so the two paths cannot drift apart.
  */
 import { randomUUID } from 'node:crypto';
-import type { ZodError } from 'zod';
+import type { ZodError } from 'zod/v4';
 import type { ErrorResponse } from '../contract';
 import { isDataException, isUnavailable } from '../db/pools';
 import type { AppDeps } from './app';
@@ -28,7 +28,7 @@ export function recordRequest(
 }
 
 export function zodDetails(err: ZodError): NonNullable<ErrorResponse['details']> {
-  return err.issues.slice(0, 20).map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+  return err.issues.slice(0, 20).map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }));
 }
 
 /** A 400 body naming the first invalid field (and up to 20). */
