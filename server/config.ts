@@ -32,6 +32,8 @@ const schema = z.object({
   CACHE_MAX_VALUE_BYTES: int(256, 64 * 1024 * 1024).default(512 * 1024),
   CACHE_SLOW_MS: int(1, 10_000).default(100),
   CACHE_LOCK_MS: int(100, 60_000).default(5000),
+  CACHE_NEAR_LEASE_MS: int(0, 60_000).default(2000),
+  CACHE_NEAR_ENTRIES: int(0, 100_000).default(500),
   WARM_ON_START: bool.default(true),
   WARM_INTERVAL_SECONDS: int(0, 86_400).default(300),
   DEMO_DAYS: int(0, 90).default(7),

@@ -106,6 +106,8 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
         settledTtlSeconds: config.CACHE_SETTLED_TTL_SECONDS,
         maxValueBytes: config.CACHE_MAX_VALUE_BYTES,
         lockMs: config.CACHE_LOCK_MS,
+        nearLeaseMs: config.CACHE_NEAR_LEASE_MS,
+        nearEntries: config.CACHE_NEAR_ENTRIES,
       }, metrics, (err) => log.debug({ err: { message: err.message } }, 'cache call failed'))
     : null;
   const cacheInfo = async () => (cache ? cache.redisInfo() : null);

@@ -59,6 +59,7 @@ export async function trafficBench(o: { dbUrl: string; redis: Redis; redisUrl: s
   const missServer = summarize(records.filter((r) => status(r.reply) === 'miss').map((r) => r.reply.serverMs));
   const errors = records.filter((r) => r.reply.status !== 200).length + failed;
   const dbQueries = delta('ruleperf_db_queries_total');
+  const nearShare = delta('ruleperf_cache_near_hits_total') / Math.max(1, delta('ruleperf_cache_requests_total', 'result="hit"'));
   const requests = records.length;
   const adr = simulatedHitRate(records.map((r) => ({ at: r.at, key: r.key, question: r.question })).sort((a, b) => a.at - b.at), 60_000);
 
@@ -111,6 +112,7 @@ export async function trafficBench(o: { dbUrl: string; redis: Redis; redisUrl: s
         ["Hit rate with the ADR's keys (exact ms timestamps), same request stream", `${(adr.hitRate * 100).toFixed(2)} %`, 'replayed on the recorded stream, 60 s TTL'],
         ["… lookups where the ADR's key returns another panel's answer", `${(adr.collisionRate * 100).toFixed(2)} %`, 'its key omits metrics, group-by, limit'],
         ['Cached p95 at the server', ms(hitServer.p95), 'ADR: 12–22 ms; goal ≤ 2 ms'],
+        ['… hits answered from the near cache (no Redis round trip)', `${(nearShare * 100).toFixed(1)} %`, 'the rest: one Redis round trip each'],
         ['Cached p95 at the client (loopback)', ms(hitClient.p95), ''],
         [
           'Uncached (miss) p95 at the server',
@@ -127,5 +129,5 @@ export async function trafficBench(o: { dbUrl: string; redis: Redis; redisUrl: s
       ]
     )
   );
-  return { users, panels: panels.length, seconds: o.seconds, requests, hitRate: hits / Math.max(1, steady.length), adrHitRate: adr.hitRate, adrCollisionRate: adr.collisionRate, hitServer, hitClient, missServer, dbQueries, errors, ceiling, bytesPerStats, redisUsed, rss };
+  return { users, panels: panels.length, seconds: o.seconds, requests, nearShare, hitRate: hits / Math.max(1, steady.length), adrHitRate: adr.hitRate, adrCollisionRate: adr.collisionRate, hitServer, hitClient, missServer, dbQueries, errors, ceiling, bytesPerStats, redisUsed, rss };
 }

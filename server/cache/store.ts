@@ -6,7 +6,9 @@
  * - stampede control: identical misses share one computation in-process, and a short
  *   Redis lock makes other instances wait for the holder's answer instead of querying;
  * - a circuit breaker: when Redis errs or is slow, the cache is bypassed, never fatal;
- * - invalidation by generation counters, never KEYS.
+ * - invalidation by generation counters, never KEYS;
+ * - a near cache (near.ts): hot entries answered from this process under a short lease,
+ *   which an invalidation waits out before it returns.
  */
 import type { Answer } from '../query/executor';
 import type { NormalizedQuery } from '../query/normalize';
@@ -17,6 +19,7 @@ import { redisInfo, type RedisClient, type RedisInfo } from './redis';
 import { CircuitBreaker } from './circuit';
 import { decode, encode } from './codec';
 import { fingerprint, generationKeys, keyspace, type Keyspace } from './keys';
+import { NearCache } from './near';
 
 interface Entry {
   /** Fresh until (epoch ms). */
@@ -31,6 +34,9 @@ export interface CacheSettings {
   settledTtlSeconds: number;
   maxValueBytes: number;
   lockMs: number;
+  /** Near cache lease (0 turns it off) and size. */
+  nearLeaseMs?: number;
+  nearEntries?: number;
 }
 
 /**
@@ -81,6 +87,8 @@ export class QueryCache implements CacheLayer {
   readonly circuit: CircuitBreaker;
   private pendingInvalidations: string[][] = [];
   private readonly decoded = new RecentlyDecoded(500);
+  readonly near: NearCache<Answer>;
+  private readonly renewing = new Set<string>();
 
   constructor(
     redis: RedisClient,
@@ -92,6 +100,7 @@ export class QueryCache implements CacheLayer {
     redis.defineCommand('ruleperfLookup', { lua: LOOKUP });
     redis.defineCommand('ruleperfInvalidate', { lua: INVALIDATE });
     this.redis = redis as ScriptedRedis;
+    this.near = new NearCache(settings.nearLeaseMs ?? 0, settings.nearEntries ?? 500);
     this.circuit = new CircuitBreaker({
       failureThreshold: 2,
       probeIntervalMs: 500,
@@ -107,9 +116,9 @@ export class QueryCache implements CacheLayer {
   private async guarded<T>(call: () => Promise<T>): Promise<T | undefined> {
     if (!this.circuit.allow()) return undefined;
     try {
-      const result = await call();
-      // Generations bumped while Redis was away are applied before trusting it again.
+      // Generations bumped while Redis was away are applied before anything is read from it again.
       if (this.pendingInvalidations.length) await this.flushPendingInvalidations();
+      const result = await call();
       this.circuit.success();
       return result;
     } catch (err) {
@@ -133,10 +142,23 @@ export class QueryCache implements CacheLayer {
     return { promise, joined: false };
   }
 
+  /** The entry under `base` with the current generations: [key, value or null]; undefined when Redis is bypassed. */
+  private lookup(base: string, q: NormalizedQuery): Promise<[Buffer, Buffer | null] | undefined> {
+    const gens = generationKeys(this.ks, q);
+    return this.guarded(() => this.redis.ruleperfLookupBuffer(gens.length, ...gens, base));
+  }
+
   async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
     const base = this.ks.query(fingerprint(q));
-    const gens = generationKeys(this.ks, q);
-    const found = await this.guarded(() => this.redis.ruleperfLookupBuffer(gens.length, ...gens, base));
+    const near = this.near.get(base);
+    if (near) {
+      if (near.renew) this.renewLease(base, q);
+      this.metrics.cacheRequests.inc({ result: 'hit' });
+      this.metrics.nearHits.inc();
+      return { answer: near.entry.value, status: 'hit' };
+    }
+    const token = this.near.begin();
+    const found = await this.lookup(base, q);
     if (!found) {
       // Bypassed: still coalesce identical concurrent queries in this process.
       const { promise, joined } = this.single(`bypass:${base}`, compute);
@@ -147,6 +169,7 @@ export class QueryCache implements CacheLayer {
     const key = found[0].toString();
     const entry = found[1] ? this.decoded.decode(key, found[1]) : null;
     if (entry && entry.f > Date.now()) {
+      this.near.put(base, token, key, entry.a, entry.f);
       this.metrics.cacheRequests.inc({ result: 'hit' });
       return { answer: entry.a, status: 'hit' };
     }
@@ -161,6 +184,27 @@ export class QueryCache implements CacheLayer {
     const { promise, joined } = this.single(key, () => this.computeOnce(key, compute));
     if (joined) this.metrics.coalesced.inc();
     return { answer: await promise, status: 'miss' };
+  }
+
+  /**
+   * Re-confirms a near entry with Redis after the current answer is written; a changed
+   * key (invalidated elsewhere) or a missing or stale entry drops it instead.
+   */
+  private renewLease(base: string, q: NormalizedQuery): void {
+    if (this.renewing.has(base)) return;
+    this.renewing.add(base);
+    setImmediate(async () => {
+      try {
+        const token = this.near.begin();
+        const found = await this.lookup(base, q);
+        const key = found?.[0].toString();
+        const entry = found?.[1] && key ? this.decoded.decode(key, found[1]) : null;
+        if (key && entry && entry.f > Date.now()) this.near.put(base, token, key, entry.a, entry.f);
+        else this.near.drop(base);
+      } finally {
+        this.renewing.delete(base);
+      }
+    });
   }
 
   /** Across instances: the lock holder computes; others wait for its answer. */
@@ -219,22 +263,45 @@ export class QueryCache implements CacheLayer {
    */
   async invalidate(target: { ruleId?: string; parserId?: string; all?: boolean }, queueOnFailure = false): Promise<void> {
     const keys = this.invalidationKeys(target);
+    // This instance stops serving its near copies at once (a NOTIFY does not wait out leases).
+    this.near.clear();
     try {
       await this.redis.ruleperfInvalidate(keys.length, ...keys, String(this.generationTtlMs));
     } catch (err) {
       if (!queueOnFailure) throw new CacheUnavailable('the cache could not be reached; the invalidation was not applied');
       this.pendingInvalidations.push(keys);
       this.circuit.failure();
+      return;
+    } finally {
+      // Lookups sent before the bump may have installed copies meanwhile.
+      this.near.clear();
     }
+    if (!queueOnFailure) await this.outlastLeases(performance.now());
   }
 
-  private async flushPendingInvalidations(): Promise<void> {
-    while (this.pendingInvalidations.length) {
-      const keys = this.pendingInvalidations[0];
-      await this.redis.ruleperfInvalidate(keys.length, ...keys, String(this.generationTtlMs));
-      this.pendingInvalidations.shift();
-    }
+  /** Waits until every near lease granted before `since` (on any instance) has ended. */
+  private async outlastLeases(since: number): Promise<void> {
+    if (!this.near.enabled) return;
+    const until = since + this.near.leaseMs;
+    // setTimeout may fire up to a millisecond early by performance.now(): loop until past.
+    while (performance.now() < until) await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(until - performance.now()))));
   }
+
+  private flushing: Promise<void> | null = null;
+
+  /** Applies queued invalidations once, however many calls are waiting on it. */
+  private flushPendingInvalidations(): Promise<void> {
+    this.flushing ??= (async () => {
+      this.near.clear();
+      while (this.pendingInvalidations.length) {
+        const keys = this.pendingInvalidations[0];
+        await this.redis.ruleperfInvalidate(keys.length, ...keys, String(this.generationTtlMs));
+        this.pendingInvalidations.shift();
+      }
+    })().finally(() => (this.flushing = null));
+    return this.flushing;
+  }
+
 
   /** Memory, keys and evictions (summed over every master on a Cluster); null when Redis is unreachable. */
   async redisInfo(): Promise<RedisInfo | null> {

@@ -15,6 +15,7 @@ export function createMetrics() {
       registers: [registry],
     }),
     dbQueries: new Counter({ name: 'ruleperf_db_queries_total', help: 'Queries sent to the database by finest tier read', labelNames: ['tier'] as const, registers: [registry] }),
+    nearHits: new Counter({ name: 'ruleperf_cache_near_hits_total', help: 'Cache hits answered from this instance\'s near cache (a subset of ruleperf_cache_requests_total{result="hit"})', registers: [registry] }),
     coalesced: new Counter({ name: 'ruleperf_coalesced_requests_total', help: 'Requests that waited for an identical in-flight query instead of querying', registers: [registry] }),
     cacheSkipped: new Counter({ name: 'ruleperf_cache_skipped_total', help: 'Answers not stored in the cache, by reason', labelNames: ['reason'] as const, registers: [registry] }),
     cacheValueBytes: new Histogram({
@@ -48,6 +49,7 @@ export function createMetrics() {
   m.circuitOpen.set(0);
   for (const result of ['hit', 'miss', 'stale', 'bypass']) m.cacheRequests.inc({ result }, 0);
   m.coalesced.inc(0);
+  m.nearHits.inc(0);
   return m;
 }
 

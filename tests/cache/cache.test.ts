@@ -134,6 +134,33 @@ test('invalidation by rule, through the API and through UPDATE rules: the next a
   assert.equal(await keysCalls(), keysBefore, 'no KEYS command was sent');
 });
 
+test('near cache: a confirmed hit is answered without a Redis lookup; an invalidation on another instance returns only once no instance serves the old answer', async () => {
+  const prefix = uniqueName('near').replace(/_/g, '-');
+  const lease = 1500;
+  const [a, b] = [await start({ CACHE_PREFIX: prefix, CACHE_NEAR_LEASE_MS: String(lease) }), await start({ CACHE_PREFIX: prefix, CACHE_NEAR_LEASE_MS: String(lease) })];
+  const nearHits = async () => (await a.metrics.nearHits.get()).values[0].value;
+  assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'miss');
+  assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'hit', 'confirmed by Redis, now held near');
+  const before = await nearHits();
+  for (let i = 0; i < 10; i++) assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'hit');
+  assert.equal((await nearHits()) - before, 10, 'answered from the near cache');
+
+  const started = performance.now();
+  assert.equal((await postJson(`${b.url}/api/v1/invalidate`, { ruleId: 'rule-0003' })).status, 200);
+  assert.ok(performance.now() - started >= lease - 5, 'the invalidation waited out the leases');
+  assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'miss', 'the instance holding a near copy recomputes');
+  assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'hit');
+
+  // The invalidating instance drops its own copies at once, NOTIFY included.
+  await ask(a, { ruleId: 'rule-0004' });
+  await ask(a, { ruleId: 'rule-0004' });
+  await db.pool.query(`UPDATE rules SET rule_name = rule_name || ' (near)' WHERE rule_id = 'rule-0004'`);
+  const deadline = Date.now() + lease / 2;
+  let cache = 'hit';
+  while (cache === 'hit' && Date.now() < deadline) cache = (await ask(a, { ruleId: 'rule-0004' })).cache;
+  assert.equal(cache, 'miss', 'NOTIFY cleared the near copy well within the lease');
+});
+
 test('every key is under the prefix and expires; invalidation keys too', async () => {
   const prefix = uniqueName('ttl').replace(/_/g, '-');
   const svc = await start({ CACHE_PREFIX: prefix });
@@ -207,12 +234,13 @@ test('Redis down or slow: no request fails, the circuit opens, and closes within
   assert.ok(Date.now() - back < 5000, `closed after ${Date.now() - back} ms`);
   assert.equal(await circuit(), 0);
 
-  // Slow (150 ms a hop): bypassed, and requests stay fast.
+  // Slow (150 ms a hop): bypassed, and requests stay fast. Each asks a key of its own, as a
+  // key just confirmed would be answered from the near cache without Redis.
   proxy.delayMs = 150;
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
     const t = performance.now();
-    await ask(svc, { status: 'ERROR' });
+    await ask(svc, { status: 'ERROR', ruleId: `rule-${String(i + 1).padStart(4, '0')}` });
     times.push(performance.now() - t);
   }
   assert.equal(await circuit(), 1, 'slow Redis opened the circuit');
