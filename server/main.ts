@@ -161,6 +161,8 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
           stale,
           bypassed: bypass,
           hitRate: lookups > 0 ? (hits + stale) / lookups : null,
+          nearHits: (await metrics.nearHits.get()).values[0]?.value ?? 0,
+          nearEntries: cache ? cache.near.size : 0,
           entries: info?.entries ?? null,
           memoryBytes: info?.usedMemory ?? null,
           maxMemoryBytes: info?.maxMemory || null,

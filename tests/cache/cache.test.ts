@@ -63,6 +63,8 @@ test('the same relative query a minute later is a hit; a different filter is a m
   assert.equal(stats.hits, 3);
   assert.equal(stats.misses, 3);
   assert.equal(stats.hitRate, 0.5);
+  assert.equal(stats.nearHits, 1, 'the third ask of one normalized query is answered from the near cache');
+  assert.equal(stats.nearEntries, 2);
   assert.ok(stats.entries > 0 && stats.memoryBytes > 0);
 });
 
