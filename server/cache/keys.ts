@@ -18,6 +18,8 @@ export function keyspace(prefix: string) {
     base,
     query: (fingerprint: string) => `${base}:q:${fingerprint}`,
     lock: (key: string) => `${key}:lock`,
+    /** The longest near-cache lease held recently by any instance (store.ts). */
+    nearLease: `${base}:near-lease`,
     genAll: `${base}:gen:all`,
     genAnyRule: `${base}:gen:rules`,
     genAnyParser: `${base}:gen:parsers`,

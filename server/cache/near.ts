@@ -9,8 +9,9 @@
  * - a lease starts when the Redis lookup that confirmed the entry was *sent*, so it ends
  *   at most `leaseMs` after Redis last saw the entry's generations as current;
  * - an invalidation bumps the generations in Redis, clears this instance's copies, and
- *   returns only `leaseMs` later (see QueryCache.invalidate): by then every lease granted
- *   before the bump, on any instance, has ended, so no instance serves the old answer;
+ *   returns only after the longest lease any instance recorded in Redis (see
+ *   QueryCache.invalidate): by then every lease granted before the bump, on any
+ *   instance, has ended, so no instance serves the old answer;
  * - a lookup in flight while this instance clears its copies cannot re-install an old
  *   one (the epoch check below);
  * - only fresh entries are held; past freshness, the Redis path (stale-while-revalidate)

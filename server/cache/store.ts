@@ -64,16 +64,44 @@ class RecentlyDecoded {
   }
 }
 
+/**
+ * KEYS: the near-lease key, then the generation keys. ARGV: the entry's base key, this
+ * instance's near lease (ms, 0 when off) and how long the lease record lives. The lease
+ * record holds the longest lease any instance has held recently, for invalidations to wait.
+ */
 const LOOKUP = `
-local gens = redis.call('MGET', unpack(KEYS))
+local lease = tonumber(ARGV[2])
+if lease > 0 then
+  if tonumber(redis.call('GET', KEYS[1]) or '0') < lease then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+end
+local gens = redis.call('MGET', unpack(KEYS, 2))
 local parts = {}
 for i, v in ipairs(gens) do parts[i] = v or '0' end
 local key = ARGV[1] .. ':' .. table.concat(parts, '.')
 return {key, redis.call('GET', key)}`;
 
+/**
+ * KEYS: the near-lease key, then the generation keys to bump. A generation that expired
+ * restarts from the server's clock in microseconds, never from 1, so an old value cannot
+ * come back and match an entry stored under it. Returns the longest near lease recorded.
+ */
 const INVALIDATE = `
-for i, k in ipairs(KEYS) do redis.call('INCR', k); redis.call('PEXPIRE', k, ARGV[1]) end
-return #KEYS`;
+for i = 2, #KEYS do
+  local k = KEYS[i]
+  if redis.call('EXISTS', k) == 0 then
+    local t = redis.call('TIME')
+    redis.call('SET', k, t[1] .. string.format('%06d', tonumber(t[2])))
+  end
+  redis.call('INCR', k)
+  redis.call('PEXPIRE', k, ARGV[1])
+end
+return tonumber(redis.call('GET', KEYS[1]) or '0')`;
+
+/** How long the lease record outlives the last lookup: longer than any lease (≤ 60 s). */
+const LEASE_RECORD_MS = 120_000;
+/** Added to a lease an invalidation waits out, for timer and clock-rate slack. */
+const LEASE_MARGIN_MS = 20;
 
 type ScriptedRedis = RedisClient & {
   ruleperfLookupBuffer(n: number, ...args: string[]): Promise<[Buffer, Buffer | null]>;
@@ -145,7 +173,9 @@ export class QueryCache implements CacheLayer {
   /** The entry under `base` with the current generations: [key, value or null]; undefined when Redis is bypassed. */
   private lookup(base: string, q: NormalizedQuery): Promise<[Buffer, Buffer | null] | undefined> {
     const gens = generationKeys(this.ks, q);
-    return this.guarded(() => this.redis.ruleperfLookupBuffer(gens.length, ...gens, base));
+    return this.guarded(() =>
+      this.redis.ruleperfLookupBuffer(gens.length + 1, this.ks.nearLease, ...gens, base, String(this.near.enabled ? this.near.leaseMs : 0), String(LEASE_RECORD_MS))
+    );
   }
 
   async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
@@ -201,6 +231,8 @@ export class QueryCache implements CacheLayer {
         const entry = found?.[1] && key ? this.decoded.decode(key, found[1]) : null;
         if (key && entry && entry.f > Date.now()) this.near.put(base, token, key, entry.a, entry.f);
         else this.near.drop(base);
+      } catch (err) {
+        this.onError(err as Error);
       } finally {
         this.renewing.delete(base);
       }
@@ -265,8 +297,9 @@ export class QueryCache implements CacheLayer {
     const keys = this.invalidationKeys(target);
     // This instance stops serving its near copies at once (a NOTIFY does not wait out leases).
     this.near.clear();
+    let fleetLeaseMs = 0;
     try {
-      await this.redis.ruleperfInvalidate(keys.length, ...keys, String(this.generationTtlMs));
+      fleetLeaseMs = await this.redis.ruleperfInvalidate(keys.length + 1, this.ks.nearLease, ...keys, String(this.generationTtlMs));
     } catch (err) {
       if (!queueOnFailure) throw new CacheUnavailable('the cache could not be reached; the invalidation was not applied');
       this.pendingInvalidations.push(keys);
@@ -276,13 +309,16 @@ export class QueryCache implements CacheLayer {
       // Lookups sent before the bump may have installed copies meanwhile.
       this.near.clear();
     }
-    if (!queueOnFailure) await this.outlastLeases(performance.now());
+    if (!queueOnFailure) await this.outlastLeases(performance.now(), Math.max(fleetLeaseMs, this.near.leaseMs));
   }
 
-  /** Waits until every near lease granted before `since` (on any instance) has ended. */
-  private async outlastLeases(since: number): Promise<void> {
-    if (!this.near.enabled) return;
-    const until = since + this.near.leaseMs;
+  /**
+   * Waits until every near lease granted before `since` has ended, on every instance: the
+   * longest lease any of them recorded in Redis (or this one's), whatever this one's settings.
+   */
+  private async outlastLeases(since: number, leaseMs: number): Promise<void> {
+    if (leaseMs <= 0) return;
+    const until = since + leaseMs + LEASE_MARGIN_MS;
     // setTimeout may fire up to a millisecond early by performance.now(): loop until past.
     while (performance.now() < until) await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(until - performance.now()))));
   }
@@ -295,7 +331,7 @@ export class QueryCache implements CacheLayer {
       this.near.clear();
       while (this.pendingInvalidations.length) {
         const keys = this.pendingInvalidations[0];
-        await this.redis.ruleperfInvalidate(keys.length, ...keys, String(this.generationTtlMs));
+        await this.redis.ruleperfInvalidate(keys.length + 1, this.ks.nearLease, ...keys, String(this.generationTtlMs));
         this.pendingInvalidations.shift();
       }
     })().finally(() => (this.flushing = null));
