@@ -21,7 +21,7 @@ import { DAY_MS, loadRollupCatalog } from './query/catalog';
 import { createRedis } from './cache/redis';
 import { QueryCache, NoCache } from './cache/store';
 import { listenForInvalidations } from './cache/notify';
-import { dashboardWarmItems, RecentQueries, warm } from './cache/warmer';
+import { dashboardWarmItems, RecentQueries, warm, WARM_VARIABLE_MAX_VALUES } from './cache/warmer';
 import { RefreshScheduler } from './maintenance/scheduler';
 import { createApp } from './http/app';
 import { VARIABLE_NAMES, type ReadyResponse, type VariableName } from './contract';
@@ -192,7 +192,10 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
 
   const dashboardsDir = join(__dirname, '..', 'provisioning', 'dashboards');
   const warmAll = async (): Promise<void> => {
-    const lists = await Promise.all(VARIABLE_NAMES.map((name) => variableValues(pools.read, name).then((v) => v.map((x) => x.value), () => [])));
+    // One value past the warming limit is enough to tell a long list (e.g. 500 rules) is not warmed value by value.
+    const lists = await Promise.all(
+      VARIABLE_NAMES.map((name) => variableValues(pools.read, name, WARM_VARIABLE_MAX_VALUES + 1).then((v) => v.map((x) => x.value), () => []))
+    );
     const values = Object.fromEntries(VARIABLE_NAMES.map((name, i) => [name, lists[i]])) as Record<VariableName, string[]>;
     const items = [...dashboardWarmItems(dashboardsDir, values), ...recent.top(50)];
     const result = await warm(items, (request, query) => service.answerOne(request, query));

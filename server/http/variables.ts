@@ -12,10 +12,12 @@ const SQL: Record<Exclude<VariableName, 'statuses'>, string> = {
   sourceTypes: `SELECT DISTINCT source_type AS value, source_type AS text FROM parsers ORDER BY 1`,
 };
 
-export async function variableValues(db: Pool, name: VariableName): Promise<VariableValue[]> {
+/** A variable's values in order; `limit` keeps the first ones (warming only needs to know whether a list is short). */
+export async function variableValues(db: Pool, name: VariableName, limit?: number): Promise<VariableValue[]> {
   if (name === 'statuses') {
-    return STATUSES.map((s) => ({ value: s, text: s }));
+    return STATUSES.map((s) => ({ value: s, text: s })).slice(0, limit);
   }
-  const { rows } = await db.query(SQL[name]);
+  if (limit === undefined) return (await db.query(SQL[name])).rows;
+  const { rows } = await db.query(`SELECT value, text FROM (${SQL[name]}) v ORDER BY value LIMIT $1`, [limit]);
   return rows;
 }

@@ -8,6 +8,8 @@ import fc from 'fast-check';
 import { postJson, startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY } from '../support/fixture';
 import type { RunningService } from '../../server/main';
+import { variableValues } from '../../server/http/variables';
+import { VARIABLE_NAMES } from '../../server/contract';
 
 const TOKEN = 's3cret-token-for-tests';
 let db: TestDatabase;
@@ -114,6 +116,11 @@ test('variables: names from a fixed list; anything else, including path traversa
   assert.equal(r.status, 200);
   const body = await r.json();
   assert.ok(body.values.length === 40 && body.values[0].value === 'rule-0001' && body.values[0].text.includes('rule-0001'));
+  // Warming asks for one value past its limit only: the same first values, in order.
+  for (const name of VARIABLE_NAMES) {
+    const all = await variableValues(db.pool, name);
+    assert.deepEqual(await variableValues(db.pool, name, 3), all.slice(0, 3), name);
+  }
   for (const name of ['..%2F..%2Fetc%2Fpasswd', 'metrics', '%00', 'rules%3B']) {
     const res = await fetch(`${svc.url}/api/v1/variables/${name}`, { headers: auth });
     assert.equal(res.status, 404, name);
