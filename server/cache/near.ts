@@ -20,8 +20,6 @@
  * background, so keys requested at least every half lease never wait for Redis.
  */
 export interface NearEntry<T> {
-  /** The Redis key (with generations) the entry was read under. */
-  key: string;
   value: T;
   /** Fresh until (epoch ms), as stored in Redis. */
   freshUntil: number;
@@ -60,12 +58,12 @@ export class NearCache<T> {
   }
 
   /** Holds an entry a lookup confirmed, unless the cache was cleared since the lookup was sent. */
-  put(base: string, token: { epoch: number; sentAt: number }, key: string, value: T, freshUntil: number): void {
+  put(base: string, token: { epoch: number; sentAt: number }, value: T, freshUntil: number): void {
     if (!this.enabled || token.epoch !== this.epoch) return;
     const current = this.entries.get(base);
     if (current && current.leasedAt > token.sentAt) return; // a later lookup already renewed it
     this.entries.delete(base); // re-inserted last: the Map's order is least recently confirmed first
-    this.entries.set(base, { key, value, freshUntil, leasedAt: token.sentAt });
+    this.entries.set(base, { value, freshUntil, leasedAt: token.sentAt });
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
   }
 

@@ -103,6 +103,15 @@ const LEASE_RECORD_MS = 120_000;
 /** Added to a lease an invalidation waits out, for timer and clock-rate slack. */
 const LEASE_MARGIN_MS = 20;
 
+/** In-process single flight: concurrent callers of one key share one computation. */
+function singleFlight(inflight: Map<string, Promise<Answer>>, key: string, compute: () => Promise<Answer>): { promise: Promise<Answer>; joined: boolean } {
+  const existing = inflight.get(key);
+  if (existing) return { promise: existing, joined: true };
+  const promise = compute().finally(() => inflight.delete(key));
+  inflight.set(key, promise);
+  return { promise, joined: false };
+}
+
 type ScriptedRedis = RedisClient & {
   ruleperfLookupBuffer(n: number, ...args: string[]): Promise<[Buffer, Buffer | null]>;
   ruleperfInvalidate(n: number, ...args: string[]): Promise<number>;
@@ -161,21 +170,21 @@ export class QueryCache implements CacheLayer {
     return (this.settings.ttlSeconds + Math.random() * this.settings.jitterSeconds) * 1000;
   }
 
-  /** In-process single flight: concurrent callers of one key share one computation. */
   private single(key: string, compute: () => Promise<Answer>): { promise: Promise<Answer>; joined: boolean } {
-    const existing = this.inflight.get(key);
-    if (existing) return { promise: existing, joined: true };
-    const promise = compute().finally(() => this.inflight.delete(key));
-    this.inflight.set(key, promise);
-    return { promise, joined: false };
+    return singleFlight(this.inflight, key, compute);
   }
 
-  /** The entry under `base` with the current generations: [key, value or null]; undefined when Redis is bypassed. */
-  private lookup(base: string, q: NormalizedQuery): Promise<[Buffer, Buffer | null] | undefined> {
+  /**
+   * The entry under `base` with the current generations: its key and its decoded value
+   * (null when absent); undefined when Redis is bypassed.
+   */
+  private async lookup(base: string, q: NormalizedQuery): Promise<{ key: string; entry: Entry | null } | undefined> {
     const gens = generationKeys(this.ks, q);
-    return this.guarded(() =>
-      this.redis.ruleperfLookupBuffer(gens.length + 1, this.ks.nearLease, ...gens, base, String(this.near.enabled ? this.near.leaseMs : 0), String(LEASE_RECORD_MS))
-    );
+    const lease = String(this.near.enabled ? this.near.leaseMs : 0);
+    const found = await this.guarded(() => this.redis.ruleperfLookupBuffer(gens.length + 1, this.ks.nearLease, ...gens, base, lease, String(LEASE_RECORD_MS)));
+    if (!found) return undefined;
+    const key = found[0].toString();
+    return { key, entry: found[1] ? this.decoded.decode(key, found[1]) : null };
   }
 
   async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
@@ -196,10 +205,9 @@ export class QueryCache implements CacheLayer {
       this.metrics.cacheRequests.inc({ result: 'bypass' });
       return { answer: await promise, status: 'bypass' };
     }
-    const key = found[0].toString();
-    const entry = found[1] ? this.decoded.decode(key, found[1]) : null;
+    const { key, entry } = found;
     if (entry && entry.f > Date.now()) {
-      this.near.put(base, token, key, entry.a, entry.f);
+      this.near.put(base, token, entry.a, entry.f);
       this.metrics.cacheRequests.inc({ result: 'hit' });
       return { answer: entry.a, status: 'hit' };
     }
@@ -226,10 +234,8 @@ export class QueryCache implements CacheLayer {
     setImmediate(async () => {
       try {
         const token = this.near.begin();
-        const found = await this.lookup(base, q);
-        const key = found?.[0].toString();
-        const entry = found?.[1] && key ? this.decoded.decode(key, found[1]) : null;
-        if (key && entry && entry.f > Date.now()) this.near.put(base, token, key, entry.a, entry.f);
+        const entry = (await this.lookup(base, q))?.entry;
+        if (entry && entry.f > Date.now()) this.near.put(base, token, entry.a, entry.f);
         else this.near.drop(base);
       } catch (err) {
         this.onError(err as Error);
@@ -288,6 +294,11 @@ export class QueryCache implements CacheLayer {
     return 4 * 1000 * Math.max(this.settings.settledTtlSeconds, this.settings.ttlSeconds + this.settings.jitterSeconds);
   }
 
+  /** Bumps the generations; resolves to the longest near lease any instance recorded. */
+  private bumpGenerations(keys: string[]): Promise<number> {
+    return this.redis.ruleperfInvalidate(keys.length + 1, this.ks.nearLease, ...keys, String(this.generationTtlMs));
+  }
+
   /**
    * Invalidates now; throws when Redis cannot be reached, so the caller knows the old
    * answers may come back with Redis (the API answers 503). `queueOnFailure` (used for
@@ -299,7 +310,7 @@ export class QueryCache implements CacheLayer {
     this.near.clear();
     let fleetLeaseMs = 0;
     try {
-      fleetLeaseMs = await this.redis.ruleperfInvalidate(keys.length + 1, this.ks.nearLease, ...keys, String(this.generationTtlMs));
+      fleetLeaseMs = await this.bumpGenerations(keys);
     } catch (err) {
       if (!queueOnFailure) throw new CacheUnavailable('the cache could not be reached; the invalidation was not applied');
       this.pendingInvalidations.push(keys);
@@ -331,13 +342,12 @@ export class QueryCache implements CacheLayer {
       this.near.clear();
       while (this.pendingInvalidations.length) {
         const keys = this.pendingInvalidations[0];
-        await this.redis.ruleperfInvalidate(keys.length + 1, this.ks.nearLease, ...keys, String(this.generationTtlMs));
+        await this.bumpGenerations(keys);
         this.pendingInvalidations.shift();
       }
     })().finally(() => (this.flushing = null));
     return this.flushing;
   }
-
 
   /** Memory, keys and evictions (summed over every master on a Cluster); null when Redis is unreachable. */
   async redisInfo(): Promise<RedisInfo | null> {
@@ -352,13 +362,8 @@ export class NoCache implements CacheLayer {
   private readonly inflight = new Map<string, Promise<Answer>>();
   constructor(private readonly metrics: Metrics) {}
   async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
-    const key = fingerprint(q);
-    let promise = this.inflight.get(key);
-    if (promise) this.metrics.coalesced.inc();
-    else {
-      promise = compute().finally(() => this.inflight.delete(key));
-      this.inflight.set(key, promise);
-    }
+    const { promise, joined } = singleFlight(this.inflight, fingerprint(q), compute);
+    if (joined) this.metrics.coalesced.inc();
     this.metrics.cacheRequests.inc({ result: 'bypass' });
     return { answer: await promise, status: 'bypass' };
   }
