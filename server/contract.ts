@@ -133,18 +133,8 @@ export type InvalidateRequest = z.output<typeof invalidateSchema>;
 
 // ---- Responses (Grafana's data-frame JSON, as /api/ds/query returns it) ----
 
-export type Tier =
-  | 'hourly'
-  | 'daily'
-  | 'hourly_by_type'
-  | 'daily_by_type'
-  | 'hourly_total'
-  | 'daily_total'
-  | 'hourly_by_rule'
-  | 'daily_by_rule'
-  | 'hourly_by_category'
-  | 'daily_by_category'
-  | 'raw';
+/** A rollup's tier name (its registry name without `metrics_`, e.g. `hourly_by_rule`), or `raw`. */
+export type Tier = string;
 export type CacheStatus = 'hit' | 'miss' | 'stale' | 'bypass';
 
 export interface FieldJSON {
@@ -161,14 +151,16 @@ export interface Notice {
 
 /** Service-specific frame meta, under `meta.custom`. */
 export interface RuleperfFrameMeta {
-  /** Rollups that answered, finest last, plus `raw` when the live edge was read. */
+  /** Rollups that answered, coarsest first, plus `raw` when raw rows were read. */
   tiers: Tier[];
-  /** The range actually answered, aligned to the rollup's buckets (epoch ms). */
-  alignedRange: { from: number; to: number };
-  /** Bucket width of the answer in ms. */
-  bucketMs: number;
+  /** The range the answer covers (epoch ms): the asked range moved to whole minutes. A notice says so when it differs from the asked one by more than a second. */
+  coveredRange: { from: number; to: number };
+  /** Timeseries bucket width in ms (null for other kinds). */
+  bucketMs: number | null;
   /** Rollup data is complete up to this instant (epoch ms); later rows come from the raw table. */
   watermark: number | null;
+  /** When the answer was computed (epoch ms): rows after it are not in it. */
+  computedAt: number;
   cache: CacheStatus;
 }
 

@@ -17,9 +17,14 @@ import { createMetrics } from './observability/metrics';
 import { WatermarkSource } from './query/watermarks';
 import { QueryExecutor } from './query/executor';
 import { QueryService } from './query/service';
-import { DAY_MS, loadRollupCatalog } from './query/catalog';
+import { loadRollupCatalog } from './query/catalog';
+import { KINDS } from './query/kinds';
+import { Admission } from './db/admission';
+import { ChangeFeed } from './db/change-feed';
+import { databaseIdentity } from './db/identity';
+import { CacheAuditor } from './cache/audit';
 import { createRedis } from './cache/redis';
-import { QueryCache, NoCache } from './cache/store';
+import { QueryCache, NoCache, entryLifetimeMs } from './cache/store';
 import { listenForInvalidations } from './cache/notify';
 import { dashboardWarmItems, RecentQueries, warm, WARM_VARIABLE_MAX_VALUES } from './cache/warmer';
 import { RefreshScheduler } from './maintenance/scheduler';
@@ -47,6 +52,9 @@ export interface RunningService {
   pools: ReturnType<typeof createPools>;
   scheduler: RefreshScheduler;
   warmAll(): Promise<void>;
+  /** The consistency auditor (null without a cache or with AUDIT_INTERVAL_SECONDS=0). */
+  auditor: CacheAuditor | null;
+  changes: ChangeFeed;
   /** Stops accepting, lets in-flight requests finish, closes everything. */
   stop(): Promise<void>;
 }
@@ -82,9 +90,11 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
 
   const metrics = createMetrics();
   const rollups = await loadRollupCatalog(pools.write);
+  const database = await databaseIdentity(pools.read);
 
   const watermarks = new WatermarkSource(pools.read, config.WATERMARK_CACHE_MS);
-  const executor = new QueryExecutor(pools.read, watermarks, { dbQuery: (tiers) => metrics.dbQueries.inc({ tier: tiers[tiers.length - 1] ?? 'none' }) });
+  const admission = new Admission({ concurrency: pools.read.options.max ?? config.DB_POOL_MAX, maxQueue: config.DB_QUEUE_MAX, maxWaitMs: config.DB_QUEUE_WAIT_MS });
+  const executor = new QueryExecutor(pools.read, watermarks, () => rollups, admission, { dbQuery: (tier) => metrics.dbQueries.inc({ tier }) });
 
   const redis = config.CACHE_ENABLED ? createRedis(config) : null;
   redis?.on('error', () => undefined); // reported through the circuit breaker, not as crashes
@@ -98,23 +108,51 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
       });
     });
   }
+  const cacheSettings = {
+    prefix: config.CACHE_PREFIX,
+    ttlSeconds: config.CACHE_TTL_SECONDS,
+    jitterSeconds: config.CACHE_JITTER_SECONDS,
+    settledTtlSeconds: config.CACHE_SETTLED_TTL_SECONDS,
+    maxValueBytes: config.CACHE_MAX_VALUE_BYTES,
+    lockMs: config.CACHE_LOCK_MS,
+    nearLeaseMs: config.CACHE_NEAR_LEASE_MS,
+    nearEntries: config.CACHE_NEAR_ENTRIES,
+  };
+  const changes = new ChangeFeed(pools.read, {
+    pollMs: config.CHANGES_POLL_MS,
+    keepMs: 2 * entryLifetimeMs(cacheSettings) + 60_000,
+    listenUrl: pools.singleConnection ? null : (config.DATABASE_READ_URL ?? databaseUrl),
+    logger: log,
+  });
+  await changes.start();
+  let auditor: CacheAuditor | null = null;
   const cache = redis
-    ? new QueryCache(redis, {
-        prefix: config.CACHE_PREFIX,
-        ttlSeconds: config.CACHE_TTL_SECONDS,
-        jitterSeconds: config.CACHE_JITTER_SECONDS,
-        settledTtlSeconds: config.CACHE_SETTLED_TTL_SECONDS,
-        maxValueBytes: config.CACHE_MAX_VALUE_BYTES,
-        lockMs: config.CACHE_LOCK_MS,
-        nearLeaseMs: config.CACHE_NEAR_LEASE_MS,
-        nearEntries: config.CACHE_NEAR_ENTRIES,
-      }, metrics, (err) => log.debug({ err: { message: err.message } }, 'cache call failed'))
+    ? new QueryCache(redis, cacheSettings, metrics, {
+        database,
+        dataVersion: (q) => changes.version({ range: q.range, names: KINDS[q.kind].names(q), filters: q.filters }),
+        onSettledHit: (q, key) => auditor?.record(q, key),
+        onError: (err) => log.debug({ err: { message: err.message } }, 'cache call failed'),
+      })
     : null;
+  if (cache && config.AUDIT_INTERVAL_SECONDS > 0) {
+    auditor = new CacheAuditor(
+      {
+        lookup: async (q) => {
+          const found = await cache.lookup(cache.baseKey(q), q);
+          return found?.entry ? { key: found.key, answer: found.entry.a } : null;
+        },
+        recompute: (q) => executor.run(q, 'background'),
+        drop: (key) => cache.drop(key),
+      },
+      metrics,
+      log,
+      { sampleSize: config.AUDIT_SAMPLE_SIZE, confirmAfterMs: 2 * config.CHANGES_POLL_MS + 100 }
+    );
+  }
   const cacheInfo = async () => (cache ? cache.redisInfo() : null);
   const recent = new RecentQueries();
   const service = new QueryService(
     () => rollups,
-    { dailyFromMs: config.ROUTE_DAILY_FROM_DAYS * DAY_MS },
     executor,
     cache ?? new NoCache(metrics),
     { observe: (kind, c, tier, seconds) => metrics.queryDuration.observe({ kind, cache: c, tier }, seconds) },
@@ -178,7 +216,10 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
     metrics,
     logger: log,
     refresh: config.REFRESH_SCHEDULER === 'on',
-    onRefreshed: () => watermarks.reset(),
+    onRefreshed: () => {
+      watermarks.reset();
+      void changes.poll();
+    },
   });
   scheduler.start();
 
@@ -189,6 +230,14 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
     if (info) metrics.redisUsedMemory.set(info.usedMemory);
   }, 15_000);
   memoryTimer.unref();
+
+  const auditTimer = auditor
+    ? setInterval(async () => {
+        const result = await auditor!.runOnce().catch((err) => ({ error: (err as Error).message }));
+        log.debug(result, 'cache audit');
+      }, config.AUDIT_INTERVAL_SECONDS * 1000)
+    : null;
+  auditTimer?.unref();
 
   const dashboardsDir = join(__dirname, '..', 'provisioning', 'dashboards');
   const warmAll = async (): Promise<void> => {
@@ -227,6 +276,8 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
         server.closeIdleConnections();
       });
       clearInterval(memoryTimer);
+      if (auditTimer) clearInterval(auditTimer);
+      await changes.stop();
       if (warmTimer) clearInterval(warmTimer);
       await scheduler.stop();
       await listener?.stop();
@@ -235,7 +286,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
       await embedded?.stop();
     })());
 
-  return { url, port, flavour, metrics, cache, pools, scheduler, warmAll, stop };
+  return { url, port, flavour, metrics, cache, pools, scheduler, warmAll, stop, auditor, changes };
 }
 
 export async function main(): Promise<void> {

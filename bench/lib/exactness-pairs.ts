@@ -37,7 +37,7 @@ export async function checkExactnessPairs(pool: Pool, pairs: number, onPair: () 
     const filters = { ...FILTERS[Math.floor(r() * FILTERS.length)](r), ...(r() < 0.3 ? FILTERS[Math.floor(r() * 6)](r) : {}) };
     const { q, answer } = await run({ from: to - length, to }, { refId: 'A', kind: 'stats', ...filters });
     const got = Object.fromEntries(Object.entries(columns(answer.frames[0])).map(([k, v]) => [k, v[0]]));
-    const values: unknown[] = [new Date(q.from), new Date(q.to)];
+    const values: unknown[] = [new Date(q.range.from), new Date(q.range.to)];
     const where = filterSql(filters, values);
     const { rows: exact } = await pool.query(
       `SELECT count(*)::float8 AS n, sum(execution_time_ms) AS s, avg(execution_time_ms) AS a,

@@ -1,24 +1,36 @@
 /**
- * Cache keys. A key is the prefix, the schema version, a hash of the normalized query
- * (sorted filters, aligned range, rollup, kind), and the current generation of every
- * invalidation scope the answer depends on: the whole cache, each rule or parser the
- * query is filtered to (or "any rule" / "any parser" when it is not filtered, since it
- * then includes them all). Invalidating bumps generations, so no key is ever listed.
- * All keys share one hash tag, so scripts work on Redis Cluster too.
+ * The whole cache key scheme, in one place.
+ *
+ * An entry's key is `{prefix}:v<schema>:<database>:q:<fingerprint>:<data version>:<generations>`:
+ * - `{prefix}` is a hash tag: every key lands in one slot, so the Lua scripts also run on
+ *   Redis Cluster;
+ * - `<database>` identifies the database the answers come from, so deployments sharing a
+ *   Redis and a prefix never share entries;
+ * - the fingerprint hashes the normalized query: kind, sorted filters, the kind's parameters,
+ *   the covered range and the bucket width (not the tier: answers are exact whichever tier
+ *   reads them);
+ * - the data version is the newest change in the database's change log that the answer
+ *   depends on (rows rewritten in its range, renames of rules or parsers it shows), so a
+ *   refresh that rewrites settled buckets makes every overlapping answer a miss;
+ * - the generations are appended by the LOOKUP script (scripts.ts): the whole cache, each
+ *   rule or parser the query is filtered to (or "any rule" / "any parser" when it is not),
+ *   bumped by POST /api/v1/invalidate. A missing generation is created from Redis's clock,
+ *   above every earlier value, so an evicted one never matches old entries.
  */
 import { createHash } from 'node:crypto';
 import type { NormalizedQuery } from '../query/normalize';
 
 /** Bump when the cached value's shape or the answer's meaning changes. */
-export const CACHE_SCHEMA_VERSION = 1;
+export const CACHE_SCHEMA_VERSION = 2;
 
-export function keyspace(prefix: string) {
-  const base = `{${prefix}}:v${CACHE_SCHEMA_VERSION}`;
+export function keyspace(prefix: string, database: string) {
+  const base = `{${prefix}}:v${CACHE_SCHEMA_VERSION}:${hashId(database)}`;
   return {
     base,
-    query: (fingerprint: string) => `${base}:q:${fingerprint}`,
+    /** The entry key before the LOOKUP script appends the generations. */
+    query: (fingerprint: string, dataVersion: string) => `${base}:q:${fingerprint}:${dataVersion}`,
     lock: (key: string) => `${key}:lock`,
-    /** The longest near-cache lease held recently by any instance (store.ts). */
+    /** The longest near-cache lease held recently by any instance (near.ts). */
     nearLease: `${base}:near-lease`,
     genAll: `${base}:gen:all`,
     genAnyRule: `${base}:gen:rules`,
@@ -40,24 +52,27 @@ export function fingerprint(q: NormalizedQuery): string {
     k: q.kind,
     f: Object.keys(q.filters)
       .sort()
-      .map((c) => [c, q.filters[c]]),
+      .map((c) => [c, q.filters[c as keyof typeof q.filters]]),
     g: q.groupBy,
     m: q.metrics,
     l: q.limit,
-    s: q.kind === 'topRules' ? q.sortBy : null,
-    r: q.route.primary.name,
-    b: q.route.bucketMs,
-    t: [q.from, q.to],
+    s: q.sortBy,
+    t: [q.range.from, q.range.to],
+    b: q.bucketMs,
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 24);
 }
 
 /** The generation keys an answer depends on, in a fixed order. */
 export function generationKeys(ks: Keyspace, q: NormalizedQuery): string[] {
-  const keys = [ks.genAll];
-  const rules = q.filters.rule_id;
-  const parsers = q.filters.parser_id;
-  keys.push(...(rules ? rules.map(ks.genRule) : [ks.genAnyRule]));
-  keys.push(...(parsers ? parsers.map(ks.genParser) : [ks.genAnyParser]));
-  return keys;
+  const rules = q.filters.ruleId;
+  const parsers = q.filters.parserId;
+  return [ks.genAll, ...(rules ? rules.map(ks.genRule) : [ks.genAnyRule]), ...(parsers ? parsers.map(ks.genParser) : [ks.genAnyParser])];
+}
+
+/** The generations an invalidation bumps. */
+export function invalidationKeys(ks: Keyspace, target: { ruleId?: string; parserId?: string; all?: boolean }): string[] {
+  if (target.ruleId) return [ks.genRule(target.ruleId), ks.genAnyRule];
+  if (target.parserId) return [ks.genParser(target.parserId), ks.genAnyParser];
+  return [ks.genAll];
 }

@@ -14,6 +14,9 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
       registers: [registry],
     }),
+    cacheErrors: new Counter({ name: 'ruleperf_cache_errors_total', help: 'Redis calls of the cache that failed or timed out, by operation', labelNames: ['op'] as const, registers: [registry] }),
+    auditChecks: new Counter({ name: 'ruleperf_cache_audit_checks_total', help: 'Cached answers re-computed from the database by the consistency auditor', registers: [registry] }),
+    auditMismatches: new Counter({ name: 'ruleperf_cache_audit_mismatches_total', help: 'Cached answers the auditor found different from the database (each dropped and logged)', registers: [registry] }),
     dbQueries: new Counter({ name: 'ruleperf_db_queries_total', help: 'Queries sent to the database by finest tier read', labelNames: ['tier'] as const, registers: [registry] }),
     nearHits: new Counter({ name: 'ruleperf_cache_near_hits_total', help: 'Cache hits answered from this instance\'s near cache (a subset of ruleperf_cache_requests_total{result="hit"})', registers: [registry] }),
     coalesced: new Counter({ name: 'ruleperf_coalesced_requests_total', help: 'Requests that waited for an identical in-flight query instead of querying', registers: [registry] }),
@@ -49,6 +52,9 @@ export function createMetrics() {
   m.circuitOpen.set(0);
   for (const result of ['hit', 'miss', 'stale', 'bypass']) m.cacheRequests.inc({ result }, 0);
   m.coalesced.inc(0);
+  m.auditChecks.inc(0);
+  m.auditMismatches.inc(0);
+  for (const op of ['lookup', 'store']) m.cacheErrors.inc({ op }, 0);
   m.nearHits.inc(0);
   return m;
 }

@@ -1,93 +1,98 @@
 /**
- * Runs one normalized query against the database: reads watermarks, builds the SQL,
- * executes it on the read pool, and shapes the frames with their meta.
+ * Runs one normalized query against the database: reads the rollups' state, plans which
+ * tier answers each stretch of the covered range, lets the kind read its rows (each
+ * statement through admission control), and shapes the frames with what the answer is.
  */
 import type { Pool } from 'pg';
-import type { DataFrameJSON, Notice, Tier } from '../contract';
+import type { DataFrameJSON, Notice } from '../contract';
+import type { Admission, Priority } from '../db/admission';
+import type { RollupInfo } from './catalog';
+import { KINDS } from './kinds';
+import type { Reader } from './kinds/types';
 import type { NormalizedQuery } from './normalize';
-import { buildQuery } from './sql';
-import { buildTopRulesCandidates, rankTopRules, splitCandidates } from './top-rules';
-import { tierOf } from './catalog';
-import { buildFrames } from './frames';
-import type { WatermarkSource } from './watermarks';
+import { plan, tiersOf, type RollupState } from './plan';
+import { showStatement } from './sql';
+import type { DatabaseState, WatermarkSource } from './watermarks';
 
 export interface Answer {
   frames: DataFrameJSON[];
-  tiers: Tier[];
+  /** Rollups read, coarsest first, then `raw` when raw rows were read. */
+  tiers: string[];
+  /** The newest watermark of the rollups this query can use (epoch ms): rows after it came from the raw table. */
   watermark: number | null;
-  /** Whether the answer reads raw rows after the watermark (it can change as rows arrive). */
+  /** Whether the answer reads raw rows past every rollup's watermark (it changes as rows arrive). */
   touchesLiveEdge: boolean;
   sql: string;
   notices: Notice[];
+  /** When it was computed (epoch ms): data after this instant is not in it. */
+  computedAt: number;
 }
 
 export interface ExecutorMetrics {
-  dbQuery(tiers: Tier[]): void;
+  /** One statement sent, labelled by the finest tier it reads. */
+  dbQuery(finestTier: string): void;
 }
 
-function inlineParams(text: string, values: unknown[]): string {
-  const shown = values.map((v, i) => `-- $${i + 1} = ${v instanceof Date ? v.toISOString() : JSON.stringify(v)}`);
-  return `${text}\n${shown.join('\n')}`;
+function rollupStates(state: DatabaseState): Map<string, RollupState> {
+  return new Map(state.status.map((s) => [s.rollup, { watermark: s.watermark?.getTime() ?? null, retainedFrom: retainedFrom(s) }]));
+}
+
+/** The oldest bucket a rollup still keeps, where the status reports it. */
+function retainedFrom(s: DatabaseState['status'][number]): number | null {
+  const kept = (s as { retainedFrom?: Date | null }).retainedFrom;
+  return kept instanceof Date && Number.isFinite(kept.getTime()) ? kept.getTime() : null;
+}
+
+/** Notices about the rollups an answer used: a refresh long overdue means late rows may be missing. */
+function overdueNotices(state: DatabaseState, used: readonly string[], now: number): Notice[] {
+  const notices: Notice[] = [];
+  for (const s of state.status.filter((x) => used.includes(x.rollup))) {
+    const overdue = s.lastRefreshAt ? now - s.lastRefreshAt.getTime() > 2 * s.refreshEveryMs : true;
+    if (!overdue) continue;
+    notices.push({
+      severity: 'warning',
+      text: s.lastRefreshAt
+        ? `Rollup ${s.rollup} was last refreshed ${Math.round((now - s.lastRefreshAt.getTime()) / 60000)} min ago (expected every ${Math.round(s.refreshEveryMs / 60000)} min): rows that arrived late for older buckets may be missing.`
+        : `Rollup ${s.rollup} has never been refreshed; its range is read from raw rows.`,
+    });
+  }
+  return notices;
 }
 
 export class QueryExecutor {
   constructor(
     private readonly db: Pool,
-    private readonly watermarks: WatermarkSource,
+    private readonly state: WatermarkSource,
+    private readonly rollups: () => readonly RollupInfo[],
+    private readonly admission: Admission,
     private readonly metrics: ExecutorMetrics
   ) {}
 
-  async run(q: NormalizedQuery, refId: string): Promise<Answer> {
-    const status = await this.watermarks.current();
-    const marks = new Map(status.map((s) => [s.rollup, s.watermark]));
-    let sql = '';
-    let rows: Record<string, unknown>[] = [];
-    let tiers: Tier[];
-    if (q.kind === 'topRules') {
-      // Phase one narrows hundreds of rules to the few that can rank; phase two is exact, the
-      // candidates split over two connections so that both cores merge sketches.
-      const candidates = buildTopRulesCandidates(q, marks);
-      this.metrics.dbQuery(candidates.tiers);
-      const ids = (await this.db.query(candidates.text, candidates.values)).rows.map((r) => r.grp as string);
-      const groups = splitCandidates(ids);
-      const exact = groups.map((group) => buildQuery({ ...q, filters: { ...q.filters, rule_id: group } }, marks));
-      exact.forEach((b) => this.metrics.dbQuery(b.tiers));
-      const results = await Promise.all(exact.map((b) => this.db.query(b.text, b.values)));
-      rows = rankTopRules(results.flatMap((r) => r.rows), q);
-      tiers = exact[0]?.tiers ?? candidates.tiers;
-      sql = [
-        `-- phase 1: candidate rules (${candidates.method})\n${inlineParams(candidates.text, candidates.values)}`,
-        ...exact.map((b, i) => `-- phase 2 (${i + 1}/${exact.length}): exact answers for ${groups[i].length} candidates\n${inlineParams(b.text, b.values)}`),
-      ].join('\n\n');
-    } else {
-      const built = buildQuery(q, marks);
-      this.metrics.dbQuery(built.tiers);
-      rows = (await this.db.query(built.text, built.values)).rows;
-      tiers = built.tiers;
-      sql = inlineParams(built.text, built.values);
-    }
-    const frames = buildFrames(q, rows, refId);
-    const primary = status.find((s) => s.rollup === q.route.primary.name);
-    const notices: Notice[] = [];
-    const now = Date.now();
-    for (const s of status.filter((x) => x.rollup === q.route.primary.name || x.rollup === q.route.finer?.name)) {
-      const overdue = s.lastRefreshAt ? now - s.lastRefreshAt.getTime() > 2 * s.refreshEveryMs : true;
-      if (overdue && tiers.includes(tierOf(s.rollup))) {
-        notices.push({
-          severity: 'warning',
-          text: s.lastRefreshAt
-            ? `Rollup ${s.rollup} was last refreshed ${Math.round((now - s.lastRefreshAt.getTime()) / 60000)} min ago (expected every ${Math.round(s.refreshEveryMs / 60000)} min): rows that arrived late for older buckets may be missing.`
-            : `Rollup ${s.rollup} has never been refreshed; its range is read from raw rows.`,
-        });
-      }
-    }
+  async run(q: NormalizedQuery, priority: Priority = 'user'): Promise<Answer> {
+    const state = await this.admission.run(() => this.state.current(), priority);
+    const rollupState = rollupStates(state);
+    const p = plan({ range: q.range, fields: q.fields, rollups: this.rollups(), state: rollupState, pending: state.pending, bucketMs: q.bucketMs });
+    const tiers = tiersOf(p.pieces);
+    const reader: Reader = {
+      rows: async (statement) => {
+        this.metrics.dbQuery(tiers[tiers.length - 1] ?? 'none');
+        const result = await this.admission.run(() => this.db.query(statement.text, statement.values), priority);
+        return result.rows;
+      },
+    };
+    const spec = KINDS[q.kind];
+    const read = await spec.read(reader, q, p);
+    const computedAt = Date.now();
+    const used = [...new Set(p.pieces.flatMap((piece) => (piece.rollup ? [piece.rollup.name] : [])))];
+    const watermarks = used.map((name) => rollupState.get(name)?.watermark ?? null).filter((w): w is number => w !== null);
     return {
-      frames,
+      frames: spec.frames(q, read.rows, computedAt),
       tiers,
-      watermark: primary?.watermark?.getTime() ?? null,
-      touchesLiveEdge: tiers.includes('raw'),
-      sql,
-      notices,
+      watermark: watermarks.length ? Math.max(...watermarks) : null,
+      touchesLiveEdge: p.live,
+      sql: read.statements.map((s) => showStatement(s.statement, s.title)).join('\n\n'),
+      notices: overdueNotices(state, used, computedAt),
+      computedAt,
     };
   }
 }

@@ -72,7 +72,7 @@ test('stats: every filter and range equals the raw table', async () => {
     for (const filters of FILTERS) {
       const { frames, meta } = await ask(range, { kind: 'stats', ...filters });
       if (meta.tiers.includes('raw')) live++;
-      const exact = (await rawStats(db.pool, meta.alignedRange.from, meta.alignedRange.to, filters)).get('') ?? ({ n: 0, errors: 0, max: null } as unknown as RawStats);
+      const exact = (await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, filters)).get('') ?? ({ n: 0, errors: 0, max: null } as unknown as RawStats);
       const row = Object.fromEntries(Object.entries(columns(frames[0])).map(([k, v]) => [k, v[0]]));
       if (exact.n === 0) assert.equal(row.executionCount, 0);
       else assertClose(row, exact, `${range.name} ${JSON.stringify(filters)} via ${meta.tiers.join('+')}`);
@@ -92,7 +92,7 @@ test('timeseries grouped by each dimension: every bucket and group equals the ra
     ];
     for (const [groupBy, filters] of cases) {
       const { frames, meta } = await ask(range, { kind: 'timeseries', groupBy, ...filters, metrics: ['executionCount', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorCount'] });
-      const exact = await rawStats(db.pool, meta.alignedRange.from, meta.alignedRange.to, filters, COLUMN[groupBy], meta.bucketMs);
+      const exact = await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, filters, COLUMN[groupBy], meta.bucketMs);
       let compared = 0;
       for (const frame of frames) {
         const c = columns(frame);
@@ -116,7 +116,7 @@ test('topRules: the slowest rules by p95, with names and categories, each exact'
     const { frames, meta } = await ask(range, { kind: 'topRules', limit: 10 });
     const c = columns(frames[0]);
     assert.equal(c.ruleId.length, 10);
-    const exact = await rawStats(db.pool, meta.alignedRange.from, meta.alignedRange.to, {}, 'rule_id');
+    const exact = await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, {}, 'rule_id');
     exact.delete('(none)');
     const { rows: names } = await db.pool.query('SELECT rule_id, rule_name, rule_category FROM rules');
     const byId = new Map(names.map((r) => [r.rule_id, r]));
@@ -136,7 +136,7 @@ test('errorBreakdown: error and timeout counts per group are exact, most errors 
   for (const groupBy of ['ruleCategory', 'parserId', 'ruleId']) {
     const { frames, meta } = await ask(RANGES[1], { kind: 'errorBreakdown', groupBy, limit: 1000 });
     const c = columns(frames[0]);
-    const exact = await rawStats(db.pool, meta.alignedRange.from, meta.alignedRange.to, {}, COLUMN[groupBy]);
+    const exact = await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, {}, COLUMN[groupBy]);
     assert.equal(c[groupBy].length, exact.size);
     c[groupBy].forEach((g: string, i: number) => {
       assert.equal(c.executionCount[i], exact.get(g)!.n);
@@ -152,20 +152,31 @@ test('the live edge: a row inserted now appears at once in an uncached answer', 
   const before = await ask(RANGES[0], { kind: 'stats', ruleId: 'live-rule' });
   assert.equal(columns(before.frames[0]).executionCount[0], 0);
   await db.pool.query(`INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES (now(), 'RULE_EXECUTION', 'live-rule', 'SUCCESS', 12.5)`);
-  const after = await ask(RANGES[0], { kind: 'stats', ruleId: 'live-rule' });
+  // Asked up to now: the row was stamped after the test started.
+  const after = await ask({ name: 'now', from: Date.now() - HOUR, to: Date.now() }, { kind: 'stats', ruleId: 'live-rule' });
   assert.equal(columns(after.frames[0]).executionCount[0], 1);
   assert.equal(columns(after.frames[0]).p50ExecutionTimeMs[0], 12.5);
   assert.ok(after.meta.tiers.includes('raw'));
 });
 
-test('every frame carries meta: tiers, aligned range, watermark, cache status and the executed SQL', async () => {
+test('every frame carries meta: tiers, covered range, watermark, cache status and the executed SQL', async () => {
   const { frames, meta } = await ask(RANGES[2], { kind: 'stats' });
   assert.equal(meta.tiers[0], 'daily_total');
   assert.equal(meta.tiers[meta.tiers.length - 1], 'raw', 'the live edge after the watermark');
-  assert.equal(meta.alignedRange.from % DAY, 0);
-  assert.equal(meta.alignedRange.to % DAY, 0);
+  assert.ok(Math.abs(meta.coveredRange.from - RANGES[2].from) < 60_000 && meta.coveredRange.to - RANGES[2].to < 60_000, 'the asked range, to the minute');
+  assert.equal(meta.coveredRange.to - meta.coveredRange.from, Math.ceil(RANGES[2].to / 60_000) * 60_000 - Math.ceil(RANGES[2].from / 60_000) * 60_000);
   assert.equal(meta.cache, 'bypass');
   assert.ok(meta.watermark > now - 2 * DAY && meta.watermark <= now);
+  assert.ok(meta.computedAt >= now);
   assert.match(frames[0].schema.meta.executedQueryString, /FROM "metrics_daily_total"/);
   assert.match(frames[0].schema.meta.executedQueryString, /-- \$1 = /);
+  const notice = frames[0].schema.meta.notices.find((n: { text: string }) => /whole minutes/.test(n.text));
+  assert.ok(notice, 'a notice says the range was read to the minute');
+});
+
+test('a range on whole minutes is answered exactly as asked, without a notice', async () => {
+  const to = Math.floor(now / 60_000) * 60_000 - 3 * HOUR;
+  const { frames, meta } = await ask({ name: 'whole', from: to - 2 * DAY - 17 * 60_000, to }, { kind: 'stats' });
+  assert.deepEqual(meta.coveredRange, { from: to - 2 * DAY - 17 * 60_000, to });
+  assert.ok(!(frames[0].schema.meta.notices ?? []).some((n: { text: string }) => /whole minutes/.test(n.text)), 'no range notice');
 });

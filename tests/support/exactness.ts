@@ -97,7 +97,7 @@ export async function checkExactness(pool: Pool, refresh: (until: Date) => Promi
         const range = { from: BASE + spec.from, to: BASE + spec.from + spec.length };
         const { q, answer } = await run(range, { refId: 'A', kind: 'timeseries', granularity: spec.granularity, ...spec.filters, groupBy: spec.groupBy, metrics: ['executionCount', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorCount', 'timeoutCount', 'recordsProcessed'] });
         const groupColumn = spec.groupBy ? { ruleId: 'rule_id', status: 'status', metricType: 'metric_type' }[spec.groupBy] : undefined;
-        const exact = await rawStats(pool, q.from, q.to, spec.filters, groupColumn, q.route.bucketMs);
+        const exact = await rawStats(pool, q.range.from, q.range.to, spec.filters, groupColumn, q.bucketMs!);
         for (const frame of answer.frames) {
           const c = columns(frame);
           const group = spec.groupBy ? frame.schema.name! : '';
@@ -125,7 +125,7 @@ export async function checkExactness(pool: Pool, refresh: (until: Date) => Promi
         }
         // Groups the service left out must be empty in the raw table too.
         if (spec.groupBy) {
-          const total = (await rawStats(pool, q.from, q.to, spec.filters)).get('')?.n ?? 0;
+          const total = (await rawStats(pool, q.range.from, q.range.to, spec.filters)).get('')?.n ?? 0;
           const answered = answer.frames.reduce((s, f) => s + (columns(f).executionCount as number[]).reduce((a, b) => a + b, 0), 0);
           assert.equal(answered, total, 'every execution in the range is in some group');
         }

@@ -3,7 +3,7 @@
  * exact SQL (percentile_cont, plain averages), to compare the service against.
  */
 import type { Queryable } from '../../server/db/types';
-import { FILTER_COLUMNS } from '../../server/query/normalize';
+import { COLUMN_OF } from '../../server/query/columns';
 
 export interface RawStats {
   n: number;
@@ -22,7 +22,7 @@ export function filterSql(filters: Record<string, string | string[] | undefined>
   const parts: string[] = [];
   for (const [field, value] of Object.entries(filters)) {
     if (value === undefined) continue;
-    const column = FILTER_COLUMNS[field as keyof typeof FILTER_COLUMNS];
+    const column = COLUMN_OF[field as keyof typeof COLUMN_OF];
     values.push(Array.isArray(value) ? value : [value]);
     parts.push(`${column} = ANY($${values.length}::text[])`);
   }

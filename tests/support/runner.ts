@@ -1,17 +1,19 @@
-/** Runs queries through the real normalize → route → SQL → frames path, without HTTP. */
+/** Runs queries through the real normalize → plan → SQL → frames path, without HTTP. */
 import type { Pool } from 'pg';
 import { querySchema, type RuleperfQueryInput } from '../../server/contract';
-import { DAY_MS, loadRollupCatalog } from '../../server/query/catalog';
+import { loadRollupCatalog } from '../../server/query/catalog';
+import { Admission } from '../../server/db/admission';
 import { QueryExecutor } from '../../server/query/executor';
 import { normalizeQuery } from '../../server/query/normalize';
 import { WatermarkSource } from '../../server/query/watermarks';
 
 export async function queryRunner(pool: Pool) {
   const rollups = await loadRollupCatalog(pool);
-  const executor = new QueryExecutor(pool, new WatermarkSource(pool, 0), { dbQuery: () => undefined });
-  return async (range: { from: number; to: number; intervalMs?: number }, query: RuleperfQueryInput) => {
-    const q = normalizeQuery({ range, intervalMs: range.intervalMs }, querySchema.parse(query), rollups, { dailyFromMs: 7 * DAY_MS });
-    const answer = await executor.run(q, 'A');
+  const admission = new Admission({ concurrency: 4, maxQueue: 1000, maxWaitMs: 60_000 });
+  const executor = new QueryExecutor(pool, new WatermarkSource(pool, 0), () => rollups, admission, { dbQuery: () => undefined });
+  return async (range: { from: number; to: number; intervalMs?: number; maxDataPoints?: number }, query: RuleperfQueryInput) => {
+    const q = normalizeQuery({ range, intervalMs: range.intervalMs, maxDataPoints: range.maxDataPoints }, querySchema.parse(query), rollups);
+    const answer = await executor.run(q);
     return { q, answer };
   };
 }

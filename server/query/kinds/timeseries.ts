@@ -1,0 +1,79 @@
+/**
+ * `timeseries`: chosen metrics per time bucket, optionally one series per value of a
+ * dimension — the `limit` busiest groups over the range, everything else summed into one
+ * "(other)" series, so a grouping by a dimension with thousands of values stays bounded.
+ */
+import type { SeriesMetric } from '../../contract';
+import { measures, numberField, type Row } from '../measures';
+import { floorTo } from '../range';
+import { groupColumns, MEASURE_COLUMNS, mergedSelect, Params, sourceRows } from '../sql';
+import { DEFAULT_SERIES_LIMIT, DEFAULT_SERIES_METRICS, OTHER_GROUP } from './defaults';
+import { seriesBound, type KindSpec } from './types';
+
+/** Metrics that are zero, not missing, in a bucket without executions. */
+const COUNT_LIKE = new Set<SeriesMetric>(['executionCount', 'throughputPerSecond', 'errorCount', 'timeoutCount', 'recordsProcessed', 'recordsFailed']);
+
+export const timeseries: KindSpec = {
+  params: (query) => ({
+    groupBy: query.groupBy ?? null,
+    metrics: [...new Set(query.metrics ?? DEFAULT_SERIES_METRICS)],
+    limit: query.groupBy ? (query.limit ?? DEFAULT_SERIES_LIMIT) : 0,
+    sortBy: null,
+  }),
+  ownFields: [],
+  bucketed: true,
+  names: () => ({ rules: false, parsers: false }),
+  size(q, cardinality) {
+    const points = Math.ceil((q.range.to - floorTo(q.range.from, q.bucketMs!)) / q.bucketMs!);
+    const series = seriesBound(q, cardinality);
+    return { rows: points * series, cells: points * series * (q.metrics.length + 1) };
+  },
+  async read(db, q, plan) {
+    const p = new Params();
+    const o = { bucketMs: q.bucketMs, group: q.groupBy };
+    const src = sourceRows(q, plan.pieces, p, { shape: 'fine', ...o });
+    const g = groupColumns(o);
+    // Grouped: the busiest `limit` groups keep their name, the rest become one series.
+    const ctes = q.groupBy
+      ? `src_all AS (\n  ${src}\n), top AS (
+  SELECT grp FROM src_all GROUP BY grp ORDER BY sum(execution_count) DESC, grp LIMIT ${p.add(q.limit)}
+), src AS (
+  SELECT bucket, CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE ${p.add(OTHER_GROUP)} END AS grp, ${MEASURE_COLUMNS} FROM src_all
+)`
+      : `src AS (\n  ${src}\n)`;
+    const statement = { text: `WITH ${ctes}\n${mergedSelect(g, true)}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`, values: p.values };
+    return { rows: await db.rows(statement), statements: [{ statement }] };
+  },
+  frames(q, rows, computedAt) {
+    const bucketMs = q.bucketMs!;
+    const groups = new Map<string, Map<number, Row>>();
+    for (const row of rows) {
+      const key = q.groupBy ? String(row.grp) : '';
+      if (!groups.has(key)) groups.set(key, new Map());
+      groups.get(key)!.set(new Date(row.bucket).getTime(), row);
+    }
+    if (!q.groupBy && groups.size === 0) groups.set('', new Map());
+    // "(other)" last; the others by name.
+    const ordered = [...groups.keys()].sort((a, b) => (a === OTHER_GROUP ? 1 : b === OTHER_GROUP ? -1 : a < b ? -1 : a > b ? 1 : 0));
+    const times: number[] = [];
+    for (let t = floorTo(q.range.from, bucketMs); t < q.range.to; t += bucketMs) times.push(t);
+    // The seconds each bucket covers: partial at the range's ends and at the live edge.
+    const seconds = times.map((t) => Math.max(0, Math.min(t + bucketMs, q.range.to, Math.max(computedAt, t)) - Math.max(t, q.range.from)) / 1000);
+    return ordered.map((group) => {
+      const byTime = groups.get(group)!;
+      const labels = q.groupBy ? { [q.groupBy]: group } : undefined;
+      const values: unknown[][] = [times];
+      const perBucket = times.map((t, i) => {
+        const row = byTime.get(t);
+        return row ? measures(row, seconds[i]) : null;
+      });
+      for (const metric of q.metrics) {
+        values.push(perBucket.map((m, i) => (m ? m[metric] : COUNT_LIKE.has(metric) ? (metric === 'throughputPerSecond' && seconds[i] === 0 ? null : 0) : null)));
+      }
+      return {
+        schema: { name: q.groupBy ? group : 'timeseries', fields: [{ name: 'time', type: 'time' as const }, ...q.metrics.map((m) => numberField(m, labels))] },
+        data: { values },
+      };
+    });
+  },
+};

@@ -1,0 +1,190 @@
+/**
+ * `topRules`: the `limit` slowest rules (by p95, p99, average, error rate or count), with
+ * names and categories, read in two phases so that exact sketches are merged for the few
+ * rules that can rank, not for every rule.
+ *
+ * Phase one bounds each rule's percentile from below and above; a rule whose upper bound is
+ * below the limit-th largest lower bound cannot make the list (ties kept). Two ways to bound,
+ * cheapest first:
+ * - rank keys (rollups that store them, see the registry's rank_keys): a quantile of a union
+ *   of parts lies between its parts' quantiles. For part i with n_i values and level p, let
+ *   lo_i be the key at 0-based rank floor(p(n_i - 1)) and hi_i the key at rank
+ *   min(n_i - 1, ceil(p n_i)). Fewer than sum floor(p(n_i - 1)) <= floor(p(N - 1)) values lie
+ *   below min lo_i, so the union's key at rank floor(p(N - 1)) is at least min lo_i; at least
+ *   sum (rank_i + 1) > ceil(p(N - 1)) values lie at or below max hi_i, so its key at rank
+ *   ceil(p(N - 1)) is at most max hi_i. The answer interpolates between those two keys' values
+ *   and is clamped to [min, max]: so are the bounds. Reads four integers per rollup row.
+ * - coarse sketches (every rollup): merge keys / 16 per rule and read the keys at those
+ *   ranks; a coarse key spans 16 fine ones, so its value range bounds the answer.
+ * Rank keys are tight when rows hold many values and loose when they hold few, so where they
+ * exist they narrow the rules first and, when more than twice `limit` survive, coarse
+ * sketches narrow the survivors, in one statement. Other orderings (average, error rate,
+ * count) are exact sums: phase one ranks them directly.
+ *
+ * Phase two merges the fine sketches of the candidates (split over two connections when
+ * there are several, so both cores work), and the service ranks them exactly.
+ */
+import type { TopRulesSort } from '../../contract';
+import { measures, numberField, type MeasureName, type Row } from '../measures';
+import type { NormalizedQuery } from '../normalize';
+import type { Piece } from '../plan';
+import { GAMMA, OFFSET, representativeSql } from '../sketch';
+import { mergedSelect, Params, sourceRows, type Statement } from '../sql';
+import { DEFAULT_ROW_LIMIT, DEFAULT_SORT } from './defaults';
+import type { KindSpec } from './types';
+
+const COLUMNS: MeasureName[] = ['executionCount', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorCount', 'errorRate'];
+
+/** Phase one's exact orderings (sums over src rows in CTE `agg` as `a`). */
+const SUM_ORDER: Partial<Record<TopRulesSort, string>> = {
+  avgExecutionTimeMs: 'a.exec_time_sum / a.execution_count',
+  errorRate: 'a.error_count / a.execution_count',
+  executionCount: 'a.execution_count',
+};
+const PERCENTILE: Partial<Record<TopRulesSort, 0.95 | 0.99>> = { p95ExecutionTimeMs: 0.95, p99ExecutionTimeMs: 0.99 };
+/** Positions in rank keys: {p95 lower, p95 upper, p99 lower, p99 upper}. */
+const RANK_KEY_INDEX = { 0.95: 1, 0.99: 3 } as const;
+
+/** Coarse key c holds fine keys 16c … 16c+15: its value range, as SQL. */
+const coarseLowSql = (k: string) => `(CASE WHEN ${k} = 0 THEN 0::float8 ELSE power(${GAMMA}::float8, (16 * ${k} - ${OFFSET + 1})::float8) END)`;
+const coarseHighSql = (k: string) => `power(${GAMMA}::float8, (16 * ${k} + 15 - ${OFFSET})::float8)`;
+
+const byRule = { bucketMs: null, group: 'ruleId' as const, notNull: ['ruleId' as const] };
+
+export function candidatesStatement(q: NormalizedQuery, pieces: readonly Piece[]): Statement & { method: 'exact' | 'rankKeys' | 'coarse' } {
+  const p = new Params();
+  const percentile = PERCENTILE[q.sortBy!];
+  if (!percentile) {
+    const src = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule });
+    const text = `WITH src AS (\n  ${src}\n), agg AS (
+  SELECT grp, sum(execution_count)::float8 AS execution_count, sum(exec_time_sum) AS exec_time_sum, sum(error_count)::float8 AS error_count
+  FROM src GROUP BY grp)
+SELECT grp FROM agg a ORDER BY ${SUM_ORDER[q.sortBy!]} DESC NULLS LAST, grp LIMIT ${p.add(q.limit)}`;
+    return { text, values: p.values, method: 'exact' };
+  }
+  const limit = p.add(q.limit);
+  const h = `(${percentile} * (n - 1))`;
+  /** Coarse-sketch bounds per rule over the rows of CTE `src`, then the candidates. */
+  const coarseCandidates = `agg AS (
+  SELECT grp, min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max FROM src GROUP BY grp
+), hist AS (
+  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
+), cum AS (
+  SELECT *, sum(c) OVER (PARTITION BY grp ORDER BY k) - c AS before, sum(c) OVER (PARTITION BY grp) AS n FROM hist
+), keys AS (
+  SELECT grp, min(k) FILTER (WHERE before <= floor(${h}) AND floor(${h}) < before + c) AS klo,
+              min(k) FILTER (WHERE before <= ceil(${h}) AND ceil(${h}) < before + c) AS khi
+  FROM cum GROUP BY grp, n
+), bounds AS (
+  SELECT a.grp, greatest(a.exec_time_min, ${coarseLowSql('k.klo')}) AS lo, least(a.exec_time_max, ${coarseHighSql('k.khi')}) AS hi
+  FROM keys k JOIN agg a ON a.grp = k.grp
+), threshold AS (
+  SELECT lo FROM bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
+)
+SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
+
+  // Rank keys first where any rollup piece stores them (pieces that don't compute them on the fly).
+  if (pieces.some((piece) => piece.rollup?.rankKeys)) {
+    const ranked = sourceRows(q, pieces, p, { shape: 'rankKeys', ...byRule });
+    const i = RANK_KEY_INDEX[percentile];
+    const clamp = (v: string) => `greatest(r.mn, least(r.mx, ${v}))`;
+    // Coarse sketches only when rank keys left many rules (rows holding few values each).
+    const many = `(SELECT count(*) FROM rank_candidates) > 2 * ${limit}`;
+    const survivors = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule, extraCondition: `${many} AND rule_id = ANY(ARRAY(SELECT grp FROM rank_candidates))` });
+    const text = `WITH ranked AS (
+  ${ranked}
+), ranks AS (
+  SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, min(rank_keys[${i}]) AS klo, max(rank_keys[${i + 1}]) AS khi
+  FROM ranked GROUP BY grp
+), rank_bounds AS (
+  SELECT grp, ${clamp(representativeSql('r.klo'))} AS lo, ${clamp(representativeSql('r.khi'))} AS hi FROM ranks r
+), rank_threshold AS (
+  SELECT lo FROM rank_bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
+), rank_candidates AS (
+  SELECT grp FROM rank_bounds WHERE hi >= coalesce((SELECT lo FROM rank_threshold), '-infinity'::float8)
+), src AS (
+  ${survivors}
+), ${coarseCandidates}
+UNION ALL
+SELECT grp FROM rank_candidates WHERE NOT ${many}`;
+    return { text, values: p.values, method: 'rankKeys' };
+  }
+  const src = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule });
+  return { text: `WITH src AS (\n  ${src}\n), ${coarseCandidates}`, values: p.values, method: 'coarse' };
+}
+
+/** Phase two's candidates in one group, or two when there are enough to share between two connections. */
+export function splitCandidates(ids: string[]): string[][] {
+  const sorted = [...ids].sort();
+  if (sorted.length === 0) return [];
+  if (sorted.length <= 4) return [sorted];
+  return [sorted.filter((_, i) => i % 2 === 0), sorted.filter((_, i) => i % 2 === 1)];
+}
+
+/** Exact figures for the given rules (all rules when null), names and categories joined. */
+export function exactStatement(q: NormalizedQuery, pieces: readonly Piece[], ruleIds: string[] | null): Statement {
+  const p = new Params();
+  const src = sourceRows(q, pieces, p, { shape: 'fine', ...byRule, filters: ruleIds ? { ...q.filters, ruleId: ruleIds } : q.filters });
+  const text = `WITH src AS (\n  ${src}\n)
+SELECT b.*, r.rule_name AS name, r.rule_category AS category FROM (${mergedSelect(['grp'], true)}) b
+LEFT JOIN rules r ON r.rule_id = b.grp`;
+  return { text, values: p.values };
+}
+
+const SORT_VALUE: Record<TopRulesSort, MeasureName> = {
+  p95ExecutionTimeMs: 'p95ExecutionTimeMs',
+  p99ExecutionTimeMs: 'p99ExecutionTimeMs',
+  avgExecutionTimeMs: 'avgExecutionTimeMs',
+  errorRate: 'errorRate',
+  executionCount: 'executionCount',
+};
+
+/** The `limit` first rows by the sort value descending (nulls last), then rule id in byte order (dimension columns are COLLATE "C"). */
+export function rankTopRules(rows: Row[], q: NormalizedQuery, seconds: number): Row[] {
+  const key = SORT_VALUE[q.sortBy!];
+  const keyed = rows.map((row) => ({ row, v: measures(row, seconds)[key] as number | null, id: Buffer.from(String(row.grp)) }));
+  keyed.sort((a, b) => {
+    if (a.v !== b.v) {
+      if (a.v === null) return 1;
+      if (b.v === null) return -1;
+      return b.v - a.v;
+    }
+    return Buffer.compare(a.id, b.id);
+  });
+  return keyed.slice(0, q.limit).map((k) => k.row);
+}
+
+export const topRules: KindSpec = {
+  params: (query) => ({ groupBy: null, metrics: [], limit: query.limit ?? DEFAULT_ROW_LIMIT, sortBy: query.sortBy ?? DEFAULT_SORT }),
+  ownFields: ['ruleId'],
+  bucketed: false,
+  names: () => ({ rules: true, parsers: false }),
+  size: (q) => ({ rows: q.limit, cells: q.limit * (COLUMNS.length + 3) }),
+  async read(db, q, plan) {
+    const candidates = candidatesStatement(q, plan.pieces);
+    const ids = (await db.rows(candidates)).map((r) => String(r.grp));
+    const groups = splitCandidates(ids);
+    const exact = groups.map((group) => exactStatement(q, plan.pieces, group));
+    const results = await Promise.all(exact.map((s) => db.rows(s)));
+    return {
+      rows: rankTopRules(results.flat(), q, (q.range.to - q.range.from) / 1000),
+      statements: [
+        { title: `phase 1: candidate rules (${candidates.method})`, statement: candidates },
+        ...exact.map((statement, i) => ({ title: `phase 2 (${i + 1}/${exact.length}): exact answers for ${groups[i].length} candidates`, statement })),
+      ],
+    };
+  },
+  frames(q, rows) {
+    const ms = rows.map((r) => measures(r, (q.range.to - q.range.from) / 1000));
+    return [
+      {
+        schema: {
+          name: 'topRules',
+          fields: [{ name: 'ruleId', type: 'string' }, { name: 'ruleName', type: 'string' }, { name: 'ruleCategory', type: 'string' }, ...COLUMNS.map((c) => numberField(c))],
+          meta: { preferredVisualisationType: 'table' },
+        },
+        data: { values: [rows.map((r) => r.grp), rows.map((r) => r.name ?? null), rows.map((r) => r.category ?? null), ...COLUMNS.map((c) => ms.map((m) => m[c]))] },
+      },
+    ];
+  },
+};

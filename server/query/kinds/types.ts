@@ -1,0 +1,61 @@
+/**
+ * What the pipeline needs of a query kind, in one place per kind: its parameters and
+ * defaults, the dimensions it reads, whether its points are time buckets, whether names of
+ * rules or parsers appear in it, how large its answer can be, how it reads the database, and
+ * its frames. `KINDS` (index.ts) is a Record over every kind, so a kind missing a part is a
+ * compile error, and the pipeline modules never branch on the kind.
+ */
+import type { DataFrameJSON, FilterField, GroupByField, RuleperfQuery, SeriesMetric, TopRulesSort } from '../../contract';
+import type { Row } from '../measures';
+import type { NormalizedQuery } from '../normalize';
+import type { Plan } from '../plan';
+import type { Statement } from '../sql';
+
+export interface KindParams {
+  groupBy: GroupByField | null;
+  metrics: SeriesMetric[];
+  limit: number;
+  sortBy: TopRulesSort | null;
+}
+
+/** Runs statements (through the service's admission control). */
+export interface Reader {
+  rows(statement: Statement): Promise<Row[]>;
+}
+
+export interface KindRead {
+  rows: Row[];
+  /** What was run, for the query inspector. */
+  statements: Array<{ title?: string; statement: Statement }>;
+}
+
+/** Distinct values of each dimension (upper bounds, for budgets). */
+export type Cardinality = (field: FilterField) => number;
+
+export interface AnswerSize {
+  /** Result rows read from the database at most. */
+  rows: number;
+  /** Values in the frames at most (points × series × fields). */
+  cells: number;
+}
+
+export interface KindSpec {
+  params(query: RuleperfQuery): KindParams;
+  /** Dimensions the kind always reads, besides filters and grouping. */
+  ownFields: readonly FilterField[];
+  /** Points are time buckets (NormalizedQuery.bucketMs is set). */
+  bucketed: boolean;
+  /** Whether rule or parser names appear in the answer (renaming one changes it). */
+  names(q: NormalizedQuery): { rules: boolean; parsers: boolean };
+  size(q: NormalizedQuery, cardinality: Cardinality): AnswerSize;
+  read(db: Reader, q: NormalizedQuery, plan: Plan): Promise<KindRead>;
+  /** Frames of the answer; `computedAt` bounds the time the newest bucket covers. */
+  frames(q: NormalizedQuery, rows: Row[], computedAt: number): DataFrameJSON[];
+}
+
+/** Series in a grouped answer: the groups the filters allow, at most `limit`, plus "other". */
+export function seriesBound(q: NormalizedQuery, cardinality: Cardinality): number {
+  if (!q.groupBy) return 1;
+  const possible = Math.min(cardinality(q.groupBy) + 1, q.filters[q.groupBy]?.length ?? Infinity);
+  return possible > q.limit ? q.limit + 1 : possible;
+}

@@ -1,0 +1,55 @@
+/**
+ * The figures of one answer row, derived from exact sums (averages are sum / count, never
+ * averages of averages) and percentiles read from the row's merged histogram; and the
+ * data-frame fields that carry them.
+ */
+import type { FieldJSON } from '../contract';
+import { quantiles } from './sketch';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export type Row = Record<string, any>;
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** Every figure of a row; `seconds` is the time the row covers (for throughput). */
+export function measures(row: Row | undefined, seconds: number) {
+  const n = num(row?.execution_count) ?? 0;
+  const min = num(row?.exec_time_min);
+  const max = num(row?.exec_time_max);
+  const [p50, p95, p99] = n > 0 && row?.sketch_keys ? quantiles(row.sketch_keys, row.sketch_counts, [0.5, 0.95, 0.99], min!, max!) : [null, null, null];
+  return {
+    executionCount: n,
+    throughputPerSecond: seconds > 0 ? n / seconds : null,
+    avgExecutionTimeMs: n > 0 ? num(row!.exec_time_sum)! / n : null,
+    p50ExecutionTimeMs: p50,
+    p95ExecutionTimeMs: p95,
+    p99ExecutionTimeMs: p99,
+    minExecutionTimeMs: n > 0 ? min : null,
+    maxExecutionTimeMs: n > 0 ? max : null,
+    recordsProcessed: num(row?.records_processed) ?? 0,
+    recordsFailed: num(row?.records_failed) ?? 0,
+    errorCount: num(row?.error_count) ?? 0,
+    successCount: num(row?.success_count) ?? 0,
+    timeoutCount: num(row?.timeout_count) ?? 0,
+    errorRate: n > 0 ? (num(row?.error_count) ?? 0) / n : null,
+  };
+}
+
+export type Measures = ReturnType<typeof measures>;
+export type MeasureName = keyof Measures;
+
+const UNITS: Partial<Record<MeasureName, string>> = {
+  throughputPerSecond: 'reqps',
+  avgExecutionTimeMs: 'ms',
+  p50ExecutionTimeMs: 'ms',
+  p95ExecutionTimeMs: 'ms',
+  p99ExecutionTimeMs: 'ms',
+  minExecutionTimeMs: 'ms',
+  maxExecutionTimeMs: 'ms',
+  errorRate: 'percentunit',
+};
+
+export function numberField(name: MeasureName, labels?: Record<string, string>): FieldJSON {
+  const unit = UNITS[name];
+  return { name, type: 'number', ...(labels ? { labels } : {}), ...(unit ? { config: { unit } } : {}) };
+}

@@ -1,0 +1,110 @@
+/**
+ * Where each stretch of a covered range is read from (the aggregate navigator, tiled).
+ *
+ * For every bucket width the rollups offer (a day, an hour, a minute), the smallest rollup
+ * holding every dimension the query needs answers whole buckets of that width that lie
+ * inside the range, below the rollup's watermark, within its retention, and clear of raw
+ * changes it has not absorbed yet; coarser widths first, finer ones for the stretches
+ * left at the ends, raw rows for whatever no rollup holds (the live edge, changes not yet
+ * refreshed, minutes older than the minute tier keeps). Sketches and sums merge, so the
+ * pieces add up to the exact answer over the covered range.
+ */
+import type { FilterField } from '../contract';
+import type { RollupInfo } from './catalog';
+import { fieldsOfColumns } from './columns';
+import { ceilTo, floorTo, type TimeRange } from './range';
+
+/** A rollup's state as the database reports it (epoch ms; null when nothing is materialized or kept). */
+export interface RollupState {
+  watermark: number | null;
+  /** The oldest bucket still kept (null: everything is kept). */
+  retainedFrom: number | null;
+}
+
+export interface Piece extends TimeRange {
+  /** The rollup read, or null for raw rows. */
+  rollup: RollupInfo | null;
+}
+
+export interface PlanInput {
+  range: TimeRange;
+  fields: readonly FilterField[];
+  rollups: readonly RollupInfo[];
+  state: ReadonlyMap<string, RollupState>;
+  /** Raw time ranges [from, to] changed since the rollups were last refreshed. */
+  pending: readonly TimeRange[];
+  /** Timeseries bucket width: only rollups whose width divides it can be used. */
+  bucketMs?: number | null;
+}
+
+/** The smallest rollup of each width holding `fields`, widest first. */
+export function levels(rollups: readonly RollupInfo[], fields: readonly FilterField[], bucketMs?: number | null): RollupInfo[] {
+  const best = new Map<number, RollupInfo>();
+  for (const r of rollups) {
+    if (bucketMs && bucketMs % r.bucketMs !== 0) continue;
+    const have = fieldsOfColumns(r.dims);
+    if (!fields.every((f) => have.includes(f))) continue;
+    const current = best.get(r.bucketMs);
+    if (!current || r.dims.length < current.dims.length) best.set(r.bucketMs, r);
+  }
+  return [...best.values()].sort((a, b) => b.bucketMs - a.bucketMs);
+}
+
+/** [from, to) minus the intervals in `holes` (sorted, possibly overlapping). */
+function subtract(from: number, to: number, holes: TimeRange[]): TimeRange[] {
+  const out: TimeRange[] = [];
+  let cursor = from;
+  for (const h of holes) {
+    if (h.to <= cursor || h.from >= to) continue;
+    if (h.from > cursor) out.push({ from: cursor, to: h.from });
+    cursor = Math.max(cursor, h.to);
+  }
+  if (cursor < to) out.push({ from: cursor, to });
+  return out;
+}
+
+export interface Plan {
+  pieces: Piece[];
+  /** Raw rows past every usable rollup's watermark are read: rows still arriving change the answer. */
+  live: boolean;
+}
+
+export function plan(input: PlanInput): Plan {
+  const tiers = levels(input.rollups, input.fields, input.bucketMs);
+  const pieces: Piece[] = [];
+  const tile = (from: number, to: number, level: number): void => {
+    if (from >= to) return;
+    const rollup = tiers[level];
+    if (!rollup) {
+      pieces.push({ rollup: null, from, to });
+      return;
+    }
+    const w = rollup.bucketMs;
+    const state = input.state.get(rollup.name);
+    const watermark = state?.watermark ?? null;
+    const start = ceilTo(Math.max(from, state?.retainedFrom ?? -Infinity), w);
+    const end = watermark === null ? -Infinity : floorTo(Math.min(to, watermark), w);
+    if (!(start < end)) return tile(from, to, level + 1);
+    // Buckets holding a change the rollup has not absorbed are read from finer tiers.
+    const stale = input.pending
+      .map((p) => ({ from: floorTo(p.from, w), to: floorTo(p.to, w) + w }))
+      .sort((a, b) => a.from - b.from);
+    let cursor = from;
+    for (const usable of subtract(start, end, stale)) {
+      tile(cursor, usable.from, level + 1);
+      pieces.push({ rollup, from: usable.from, to: usable.to });
+      cursor = usable.to;
+    }
+    tile(cursor, to, level + 1);
+  };
+  tile(input.range.from, input.range.to, 0);
+  const newest = Math.max(-Infinity, ...tiers.map((r) => input.state.get(r.name)?.watermark ?? -Infinity));
+  const last = pieces[pieces.length - 1];
+  return { pieces, live: !!last && last.rollup === null && input.range.to > newest };
+}
+
+/** Tier names in the order read (coarsest first), `raw` last when raw rows are read. */
+export function tiersOf(pieces: readonly Piece[]): string[] {
+  const names = [...new Set(pieces.filter((p) => p.rollup).sort((a, b) => b.rollup!.bucketMs - a.rollup!.bucketMs).map((p) => p.rollup!.tier))];
+  return pieces.some((p) => !p.rollup) ? [...names, 'raw'] : names;
+}

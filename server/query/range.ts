@@ -1,0 +1,55 @@
+/**
+ * The range an answer covers, and the width of timeseries buckets.
+ *
+ * Rollups are whole buckets, and the finest is a minute, so an answer covers the asked
+ * range with both ends moved forward to the next whole minute: never more than 59.999 s
+ * from what was asked, the span kept, and a range ending "now" still includes the newest
+ * rows. Keys on whole minutes are also what lets "last 24 hours" sent a few seconds later
+ * hit the cache. The answer says what it covered (meta.custom.coveredRange) and carries a
+ * notice whenever that differs from the asked range by more than a second.
+ */
+import type { Granularity } from '../contract';
+
+export const MINUTE_MS = 60_000;
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+
+export interface TimeRange {
+  from: number;
+  to: number;
+}
+
+export const ceilTo = (t: number, width: number) => Math.ceil(t / width) * width;
+export const floorTo = (t: number, width: number) => Math.floor(t / width) * width;
+
+export function coverRange(asked: TimeRange): TimeRange {
+  const to = ceilTo(asked.to, MINUTE_MS);
+  const from = Math.min(ceilTo(asked.from, MINUTE_MS), to - MINUTE_MS);
+  return { from, to };
+}
+
+/** Whether the covered range differs from the asked one by more than a second at either end. */
+export function differsFromAsked(covered: TimeRange, asked: TimeRange): boolean {
+  return Math.abs(covered.from - asked.from) > 1000 || Math.abs(covered.to - asked.to) > 1000;
+}
+
+const GRANULARITY_MIN: Record<Granularity, number> = { auto: 0, hourly: HOUR_MS, daily: DAY_MS };
+
+/** Spans up to this long may be bucketed by the minute from raw rows when no rollup has minutes. */
+export const RAW_MINUTES_MAX_SPAN = 6 * HOUR_MS;
+
+/**
+ * Timeseries bucket width: never finer than Grafana's interval nor than the granularity
+ * asked, never more points than maxDataPoints; on the grid of the largest available tier
+ * width not above that, as a multiple of it (so every bucket is whole tier buckets).
+ * `widths` are the tier widths of the rollups holding the query's dimensions; when none is
+ * fine enough, minute buckets are read from raw rows for spans of at most RAW_MINUTES_MAX_SPAN,
+ * and longer spans take the finest rollup's width (fewer points than asked, never a scan of
+ * days of raw rows).
+ */
+export function timeseriesBucket(span: number, o: { intervalMs?: number; maxDataPoints?: number; granularity: Granularity }, widths: readonly number[]): number {
+  const wanted = Math.max(o.intervalMs ?? 0, o.maxDataPoints ? span / o.maxDataPoints : 0, GRANULARITY_MIN[o.granularity], MINUTE_MS);
+  const available = [...new Set([...widths, ...(span <= RAW_MINUTES_MAX_SPAN || widths.length === 0 ? [MINUTE_MS] : [])])].sort((a, b) => a - b);
+  const tier = available.filter((w) => w <= wanted).pop() ?? available[0];
+  return tier * Math.ceil(wanted / tier - 1e-9);
+}
