@@ -1,8 +1,8 @@
 /**
- * What the planner needs to know of the database, read together and kept for a couple of
- * seconds: each rollup's watermark, retention and refresh times, and the raw ranges changed
- * since the rollups were refreshed. Reading it late is safe: an older watermark only moves
- * more of the range to finer tiers and raw rows; pending changes are read in the same round.
+ * What the planner needs to know of the database: each rollup's watermark, retention and
+ * refresh times — kept for a couple of seconds, since an older watermark only moves more of
+ * the range to finer tiers and raw rows — and the raw ranges changed since the rollups were
+ * refreshed, read afresh for every answer computed, so that answer is exact when computed.
  */
 import type { Pool } from 'pg';
 import { rollupStatus, type RollupStatus } from '../db/refresh';
@@ -14,14 +14,17 @@ export interface DatabaseState {
   pending: TimeRange[];
 }
 
-/** Pending changes as the flavour exposes them: the view where migrations made it, else the PostgreSQL invalidation log. */
-async function pendingChanges(db: Pool): Promise<TimeRange[]> {
+/** Where pending changes are kept: the view where migrations made it, else the PostgreSQL invalidation log, else nowhere. */
+async function pendingSource(db: Pool): Promise<string | null> {
   const { rows } = await db.query(
-    `SELECT CASE WHEN to_regclass('ruleperf_pending_changes') IS NOT NULL THEN 'view'
-                 WHEN to_regclass('ruleperf_invalidations') IS NOT NULL THEN 'log' END AS source`
+    `SELECT CASE WHEN to_regclass('ruleperf_pending_changes') IS NOT NULL THEN 'ruleperf_pending_changes'
+                 WHEN to_regclass('ruleperf_invalidations') IS NOT NULL THEN 'ruleperf_invalidations' END AS source`
   );
-  if (!rows[0].source) return [];
-  const table = rows[0].source === 'view' ? 'ruleperf_pending_changes' : 'ruleperf_invalidations';
+  return rows[0].source;
+}
+
+async function pendingChanges(db: Pool, table: string | null): Promise<TimeRange[]> {
+  if (!table) return [];
   // Merged: a live feed logs one range per statement, mostly overlapping.
   const pending = await db.query(
     `SELECT extract(epoch FROM lower(r)) * 1000 AS lo, extract(epoch FROM upper(r)) * 1000 AS hi
@@ -31,26 +34,36 @@ async function pendingChanges(db: Pool): Promise<TimeRange[]> {
 }
 
 export class WatermarkSource {
-  private cached: { at: number; value: DatabaseState } | null = null;
-  private pending: Promise<DatabaseState> | null = null;
+  private cached: { at: number; value: RollupStatus[] } | null = null;
+  private reading: Promise<RollupStatus[]> | null = null;
+  private source: Promise<string | null> | null = null;
 
   constructor(
     private readonly db: Pool,
     private readonly maxAgeMs: number
   ) {}
 
+  /** One connection at a time: callers hold one admission slot. */
   async current(): Promise<DatabaseState> {
+    const status = await this.status();
+    this.source ??= pendingSource(this.db).catch((err) => {
+      this.source = null;
+      throw err;
+    });
+    return { status, pending: await pendingChanges(this.db, await this.source) };
+  }
+
+  private async status(): Promise<RollupStatus[]> {
     if (this.cached && Date.now() - this.cached.at <= this.maxAgeMs) return this.cached.value;
-    this.pending ??= Promise.all([rollupStatus(this.db), pendingChanges(this.db)])
-      .then(([status, pending]) => {
-        const value = { status, pending };
+    this.reading ??= rollupStatus(this.db)
+      .then((value) => {
         this.cached = { at: Date.now(), value };
         return value;
       })
       .finally(() => {
-        this.pending = null;
+        this.reading = null;
       });
-    return this.pending;
+    return this.reading;
   }
 
   /** Forget what was read (after a refresh this instance ran). */
