@@ -6,6 +6,7 @@
 import http from 'node:http';
 import { join } from 'node:path';
 import pino from 'pino';
+import { Pool } from 'pg';
 import { loadConfig, ConfigError, type Config } from './config';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded';
 import { createPools } from './db/pools';
@@ -159,10 +160,15 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
     (request, query) => recent.record(request, query)
   );
 
+  // Readiness has a connection of its own: a pool busy with queries must not read as a database down.
+  const healthPool = pools.singleConnection
+    ? pools.write
+    : new Pool({ connectionString: config.DATABASE_READ_URL ?? databaseUrl, max: 1, connectionTimeoutMillis: Math.max(config.DB_CONNECT_TIMEOUT_MS, 2000), statement_timeout: 5000, application_name: 'ruleperf-health' });
+  healthPool.on('error', () => undefined);
   const ready = async (): Promise<ReadyResponse> => {
     const cacheState = cache ? cache.state() : 'disabled';
     try {
-      const info = await schemaInfo(pools.read);
+      const info = await schemaInfo(healthPool);
       const current = !!info && info.version === latestVersion(info.flavour);
       return {
         status: current ? 'ready' : 'not_ready',
@@ -282,6 +288,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
       await scheduler.stop();
       await listener?.stop();
       redis?.disconnect();
+      if (healthPool !== pools.write) await healthPool.end();
       await pools.end();
       await embedded?.stop();
     })());

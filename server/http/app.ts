@@ -15,7 +15,7 @@ import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
 import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath } from './query-fast-path';
-import { errorResponse, invalidRequest, NOT_JSON, queryResponseText, recordRequest, requestIdFrom, zodDetails } from './responses';
+import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom, zodDetails } from './responses';
 
 export interface CacheControl {
   invalidate(target: { ruleId?: string; parserId?: string; all?: boolean }): Promise<void>;
@@ -92,13 +92,15 @@ function createExpressApp(deps: AppDeps) {
     const parsed = queryRequestSchema.safeParse(req.body);
     if (!parsed.success) return badRequest(res, parsed.error);
     try {
-      const { status, json, cache, tiers } = await deps.service.answer(parsed.data);
+      const answer = await deps.service.answer(parsed.data);
+      const { status, json, cache, tiers } = answer;
       res.locals.cache = cache;
       res.locals.tier = tiers?.join('+');
       // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
       res.setHeader('Server-Timing', `app;dur=${(performance.now() - started).toFixed(3)}`);
       // The body is already JSON text (cached answers are rendered once, not per hit).
-      res.status(status).type('application/json').send(queryResponseText({ status, json }));
+      res.set(queryHeaders(answer));
+      res.status(status).type('application/json').send(json);
     } catch (err) {
       next(err);
     }

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { queryRequestSchema } from '../contract';
 import type { AppDeps } from './app';
 import { bearerMatcher } from './auth';
-import { errorResponse, invalidRequest, NOT_JSON, queryResponseText, recordRequest, requestIdFrom } from './responses';
+import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom } from './responses';
 
 export const QUERY_PATH = '/api/v1/query';
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -72,7 +72,7 @@ export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: 
         cache = answer.cache;
         tier = answer.tiers?.join('+');
         // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
-        send(res, answer.status, queryResponseText(answer), { ...headers, 'Server-Timing': `app;dur=${(performance.now() - handlerStarted).toFixed(3)}` });
+        send(res, answer.status, answer.json, { ...headers, ...queryHeaders(answer), 'Server-Timing': `app;dur=${(performance.now() - handlerStarted).toFixed(3)}` });
       } catch (err) {
         const { status, body: error } = errorResponse(deps, err as Error, reqId);
         send(res, status, JSON.stringify(error), headers);

@@ -39,9 +39,9 @@ export function invalidRequest(err: ZodError): ErrorResponse {
 
 export const NOT_JSON: ErrorResponse = { error: 'request body is not valid JSON', details: [{ path: '(body)', message: 'must be a JSON object' }] };
 
-/** The query response text: the service's JSON, with the error line added when every query was unavailable. */
-export function queryResponseText(answer: { status: number; json: string }): string {
-  return answer.status === 503 ? `{"error":"the database is unavailable; try again shortly",${answer.json.slice(1)}` : answer.json;
+/** Headers of a query answer: when every query was refused for a transient reason (busy, unavailable), when to retry. */
+export function queryHeaders(answer: { retryAfter?: number }): Record<string, string> {
+  return answer.retryAfter ? { 'Retry-After': String(answer.retryAfter) } : {};
 }
 
 /** The status and body for an error a query (or any route) ended in; a 500 is logged. */

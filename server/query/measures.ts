@@ -4,7 +4,6 @@
  * data-frame fields that carry them.
  */
 import type { FieldJSON } from '../contract';
-import { quantiles } from './sketch';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export type Row = Record<string, any>;
@@ -16,7 +15,9 @@ export function measures(row: Row | undefined, seconds: number) {
   const n = num(row?.execution_count) ?? 0;
   const min = num(row?.exec_time_min);
   const max = num(row?.exec_time_max);
-  const [p50, p95, p99] = n > 0 && row?.sketch_keys ? quantiles(row.sketch_keys, row.sketch_counts, [0.5, 0.95, 0.99], min!, max!) : [null, null, null];
+  // Read off the merged histogram in SQL (sql.ts mergedSelect), clamped to the exact extremes.
+  const clamp = (v: unknown) => (v === null || v === undefined ? null : Math.max(min!, Math.min(max!, Number(v))));
+  const [p50, p95, p99] = n > 0 && Array.isArray(row?.pct) ? row.pct.map(clamp) : [null, null, null];
   return {
     executionCount: n,
     throughputPerSecond: seconds > 0 ? n / seconds : null,

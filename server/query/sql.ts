@@ -10,6 +10,7 @@ import type { FilterField } from '../contract';
 import { COLUMN_OF } from './columns';
 import type { NormalizedQuery } from './normalize';
 import type { Piece } from './plan';
+import { representativeSql } from './sketch';
 
 export interface Statement {
   text: string;
@@ -110,25 +111,36 @@ export function groupColumns(o: { bucketMs: number | null; group: FilterField | 
   return [...(o.bucketMs ? ['bucket'] : []), ...(o.group ? ['grp'] : [])];
 }
 
+/** The percentile levels every merged answer reads, in the order of its `pct` array. */
+export const PERCENTILE_LEVELS = [0.5, 0.95, 0.99] as const;
+
 /**
- * Counts, sums, minima and maxima per output group over CTE `src`, and the merged latency
- * histogram as two aligned arrays (sketch_keys ascending, sketch_counts), groups with no
- * execution dropped. The result is a SELECT the kinds wrap (order, limit, names).
+ * Counts, sums, minima and maxima per output group over CTE `src`, groups with no execution
+ * dropped; with `withPercentiles`, `pct` holds p50, p95 and p99 read off the group's merged
+ * latency histogram, interpolated as percentile_cont interpolates between the values at the
+ * ranks around q·(n − 1) (clamp them to [min, max] on use). The result is a SELECT the kinds
+ * wrap (order, limit, names).
  */
-export function mergedSelect(g: string[], withSketch: boolean): string {
+export function mergedSelect(g: string[], withPercentiles: boolean): string {
   const cols = g.length ? `${g.join(', ')}, ` : '';
-  const join = g.length ? g.map((c) => `h.${c} = a.${c}`).join(' AND ') : 'true';
   const agg = `SELECT ${cols}
     sum(execution_count)::bigint AS execution_count, sum(exec_time_sum) AS exec_time_sum,
     min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max,
     sum(records_processed)::bigint AS records_processed, sum(records_failed)::bigint AS records_failed,
     sum(error_count)::bigint AS error_count, sum(success_count)::bigint AS success_count, sum(timeout_count)::bigint AS timeout_count
   FROM src${g.length ? ` GROUP BY ${g.join(', ')}` : ''}`;
-  if (!withSketch) return `SELECT a.* FROM (${agg}) a WHERE a.execution_count > 0`;
-  const hist = `SELECT ${cols}array_agg(k ORDER BY k) AS sketch_keys, array_agg(c ORDER BY k) AS sketch_counts
-  FROM (SELECT ${cols}(e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY ${cols}k) s
+  if (!withPercentiles) return `SELECT a.* FROM (${agg}) a WHERE a.execution_count > 0`;
+  const rank = (round: 'floor' | 'ceil') => `${round}(lvl * (n - 1))`;
+  const at = (round: 'floor' | 'ceil') => `min(${representativeSql('k')}) FILTER (WHERE before <= ${rank(round)} AND ${rank(round)} < before + c)`;
+  const pct = `SELECT ${cols}array_agg(lo + (h - floor(h)) * (hi - lo) ORDER BY lvl) AS pct FROM (
+    SELECT ${cols}lvl, lvl * (n - 1) AS h, ${at('floor')} AS lo, ${at('ceil')} AS hi
+    FROM (SELECT *, sum(c) OVER (${g.length ? `PARTITION BY ${g.join(', ')} ` : ''}ORDER BY k) - c AS before, sum(c) OVER (${g.length ? `PARTITION BY ${g.join(', ')}` : ''}) AS n
+          FROM (SELECT ${cols}(e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY ${cols}k) hist) cum,
+         unnest('{${PERCENTILE_LEVELS.join(',')}}'::float8[]) AS lvl
+    GROUP BY ${cols}lvl, n) ranks
   ${g.length ? `GROUP BY ${g.join(', ')}` : ''}`;
-  return `SELECT a.*, h.sketch_keys, h.sketch_counts FROM (${agg}) a LEFT JOIN (${hist}) h ON ${join} WHERE a.execution_count > 0`;
+  const join = g.length ? g.map((c) => `p.${c} = a.${c}`).join(' AND ') : 'true';
+  return `SELECT a.*, p.pct FROM (${agg}) a LEFT JOIN (${pct}) p ON ${join} WHERE a.execution_count > 0`;
 }
 
 /** A statement as the query inspector shows it: the text, then each parameter's value. */

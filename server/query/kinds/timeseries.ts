@@ -10,6 +10,8 @@ import { groupColumns, MEASURE_COLUMNS, mergedSelect, Params, sourceRows } from 
 import { DEFAULT_SERIES_LIMIT, DEFAULT_SERIES_METRICS, OTHER_GROUP } from './defaults';
 import { seriesBound, type KindSpec } from './types';
 
+/** Metrics read off the merged latency histograms (the rest are sums). */
+const PERCENTILE_METRICS = new Set<SeriesMetric>(['p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs']);
 /** Metrics that are zero, not missing, in a bucket without executions. */
 const COUNT_LIKE = new Set<SeriesMetric>(['executionCount', 'throughputPerSecond', 'errorCount', 'timeoutCount', 'recordsProcessed', 'recordsFailed']);
 
@@ -41,7 +43,7 @@ export const timeseries: KindSpec = {
   SELECT bucket, CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE ${p.add(OTHER_GROUP)} END AS grp, ${MEASURE_COLUMNS} FROM src_all
 )`
       : `src AS (\n  ${src}\n)`;
-    const statement = { text: `WITH ${ctes}\n${mergedSelect(g, true)}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`, values: p.values };
+    const statement = { text: `WITH ${ctes}\n${mergedSelect(g, q.metrics.some((m) => PERCENTILE_METRICS.has(m)))}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`, values: p.values };
     return { rows: await db.rows(statement), statements: [{ statement }] };
   },
   frames(q, rows, computedAt) {

@@ -1,0 +1,150 @@
+/**
+ * Bounded work per request, and honest answers under overload (real PostgreSQL and Redis):
+ * - requests that could return more than the budget are refused before any work, with a 400
+ *   naming the limit, the estimate and how to narrow it; the instance stays healthy;
+ * - a saturated pool answers "busy" (503 + Retry-After), never "unavailable"; cached answers,
+ *   /healthz and /readyz do not wait behind the uncached work.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { Client } from 'pg';
+import { postJson, startTestService, uniqueName, type TestDatabase } from '../support/services';
+import { historyDatabase, DAY, HOUR } from '../support/fixture';
+import type { RunningService } from '../../server/main';
+import { SERIES_METRICS, GROUP_BY_FIELDS, QUERY_KINDS } from '../../server/contract';
+
+let db: TestDatabase;
+const services: RunningService[] = [];
+
+before(async () => {
+  db = await historyDatabase({ days: 3, rowsPerHour: 200 });
+});
+after(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  await db?.drop();
+});
+
+async function start(env: Record<string, string> = {}) {
+  const svc = await startTestService({ DATABASE_URL: db.url, CACHE_PREFIX: uniqueName('ovl').replace(/_/g, '-'), ...env });
+  services.push(svc);
+  return svc;
+}
+
+/** The request that crashed an instance (issue 15): 400 days, 1 ms interval, ten grouped hourly series of every metric. */
+const crashProbe = () => ({
+  range: { from: Date.now() - 400 * DAY, to: Date.now() },
+  intervalMs: 1,
+  maxDataPoints: 10_000,
+  queries: Array.from({ length: 10 }, (_, i) => ({ refId: `Q${i}`, kind: 'timeseries', groupBy: 'ruleId', granularity: 'hourly', metrics: [...SERIES_METRICS] })),
+});
+
+test('the crash probe is refused before any work, with the limit, the estimate and how to narrow it', async () => {
+  const svc = await start();
+  const dbBefore = (await svc.metrics.dbQueries.get()).values.reduce((n, v) => n + v.value, 0);
+  const r = await postJson(`${svc.url}/api/v1/query`, crashProbe());
+  assert.equal(r.status, 400, JSON.stringify(r.body).slice(0, 300));
+  assert.match(r.body.error, /limit/);
+  assert.match(r.body.error, /coarser interval|filter|limit on groups/);
+  assert.equal(r.body.details.length, 10);
+  assert.match(r.body.details[0].message, /timeseries: up to [\d,]+ points/);
+  const dbAfter = (await svc.metrics.dbQueries.get()).values.reduce((n, v) => n + v.value, 0);
+  assert.equal(dbAfter, dbBefore, 'no database work');
+  assert.equal((await fetch(`${svc.url}/healthz`)).status, 200);
+});
+
+test('variations of the probe: every kind and grouping, huge maxDataPoints, tiny intervals — a fast 400 or an answer within budget, never a 500', async () => {
+  const svc = await start();
+  const now = Date.now();
+  const cases: Array<Record<string, unknown>> = [];
+  for (const kind of QUERY_KINDS) {
+    for (const groupBy of [undefined, ...GROUP_BY_FIELDS]) {
+      for (const [span, intervalMs, maxDataPoints] of [[400 * DAY, 1, 10_000], [2 * DAY, 1, 10_000], [HOUR, 60_000, 50]] as const) {
+        cases.push({
+          range: { from: now - span, to: now },
+          intervalMs,
+          maxDataPoints,
+          queries: [{ refId: 'A', kind, ...(groupBy && kind !== 'stats' && kind !== 'topRules' ? { groupBy, limit: 1000 } : {}), ...(kind === 'timeseries' ? { metrics: [...SERIES_METRICS] } : {}) }],
+        });
+      }
+    }
+  }
+  cases.push({ ...crashProbe(), queries: Array.from({ length: 50 }, (_, i) => ({ refId: `S${i}`, kind: 'timeseries', metrics: [...SERIES_METRICS] })) });
+  let refused = 0;
+  let answered = 0;
+  for (const body of cases) {
+    const r = await postJson(`${svc.url}/api/v1/query`, body);
+    assert.ok(r.status === 200 || r.status === 400, `${r.status}: ${JSON.stringify(r.body).slice(0, 200)}`);
+    if (r.status === 400) {
+      refused++;
+      assert.match(r.body.error, /limit/);
+    } else {
+      answered++;
+      const values = Object.values(r.body.results as Record<string, { frames: Array<{ data: { values: unknown[][] } }> }>).reduce(
+        (n, res) => n + res.frames.reduce((m, f) => m + f.data.values.reduce((k, col) => k + col.length, 0), 0),
+        0
+      );
+      assert.ok(values <= 1_000_000, `an accepted answer holds ${values} values`);
+    }
+  }
+  assert.ok(refused > 0 && answered > 0, `refused ${refused}, answered ${answered}`);
+  assert.equal((await fetch(`${svc.url}/healthz`)).status, 200);
+});
+
+test('a grouped timeseries keeps the busiest groups and sums the rest into "(other)"', async () => {
+  const svc = await start({ CACHE_ENABLED: 'false' });
+  const range = { from: Date.now() - DAY, to: Date.now() };
+  const r = await postJson(`${svc.url}/api/v1/query`, { range, intervalMs: HOUR, queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 5, metrics: ['executionCount'] }] });
+  assert.equal(r.status, 200);
+  const frames = r.body.results.A.frames;
+  assert.equal(frames.length, 6);
+  assert.equal(frames[5].schema.name, '(other)');
+  const total = frames.reduce((n: number, f: { data: { values: number[][] } }) => n + f.data.values[1].reduce((a, b) => a + b, 0), 0);
+  const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM metrics WHERE time >= $1 AND time < $2', [new Date(r.body.results.A.frames[0].schema.meta.custom.coveredRange.from), new Date(r.body.results.A.frames[0].schema.meta.custom.coveredRange.to)]);
+  assert.equal(total, rows[0].n, 'every execution is in a series');
+});
+
+test('a saturated pool answers busy with Retry-After; cached answers, /healthz and /readyz are unaffected; nothing says unavailable', async () => {
+  const svc = await start({ DB_POOL_MAX: '2', DB_QUEUE_MAX: '2', DB_QUEUE_WAIT_MS: '400', DB_STATEMENT_TIMEOUT_MS: '30000' });
+  const range = () => ({ from: Date.now() - 2 * HOUR, to: Date.now() });
+  const cachedBody = () => ({ range: range(), queries: [{ refId: 'A', kind: 'stats', ruleId: 'rule-0001' }] });
+  assert.equal((await postJson(`${svc.url}/api/v1/query`, cachedBody())).status, 200);
+  const locker = new Client({ connectionString: db.url });
+  await locker.connect();
+  await locker.query('BEGIN');
+  // Every uncached answer reads the raw live edge: holding the table keeps the pool busy.
+  await locker.query('LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE');
+  let released = false;
+  try {
+    const uncached = Array.from({ length: 12 }, (_, i) =>
+      postJson(`${svc.url}/api/v1/query`, { range: range(), queries: [{ refId: 'A', kind: 'stats', ruleId: `busy-${i}` }] }).then((r) => r)
+    );
+    const withHeaders = fetch(`${svc.url}/api/v1/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ range: range(), queries: [{ refId: 'A', kind: 'stats', ruleId: 'busy-x' }] }) });
+    await new Promise((r) => setTimeout(r, 100));
+    const started = performance.now();
+    const cached = await postJson(`${svc.url}/api/v1/query`, cachedBody());
+    assert.equal(cached.status, 200);
+    assert.equal(cached.body.results.A.frames[0].schema.meta.custom.cache, 'hit');
+    assert.equal((await fetch(`${svc.url}/healthz`)).status, 200);
+    const ready = await fetch(`${svc.url}/readyz`);
+    assert.equal(ready.status, 200, 'the database is reachable, only busy');
+    assert.ok(performance.now() - started < 1000);
+    const refusedFast = await withHeaders;
+    assert.equal(refusedFast.status, 503);
+    assert.ok(Number(refusedFast.headers.get('retry-after')) >= 1, 'Retry-After');
+    const body = await refusedFast.json();
+    assert.match(body.error, /busy/);
+    // Let the two running queries finish.
+    setTimeout(() => void locker.query('ROLLBACK').then(() => (released = true)), 600);
+    const results = await Promise.all(uncached);
+    const statuses = results.map((r) => r.status);
+    assert.ok(statuses.filter((s) => s === 503).length >= 8, `most refused: ${statuses}`);
+    assert.ok(statuses.filter((s) => s === 200).length >= 2, `the running ones answered: ${statuses}`);
+    for (const r of results) {
+      assert.doesNotMatch(JSON.stringify(r.body), /unavailable/, 'busy is not reported as unavailable');
+      if (r.status === 503) assert.match(r.body.error, /busy/);
+    }
+  } finally {
+    if (!released) await locker.query('ROLLBACK').catch(() => undefined);
+    await locker.end();
+  }
+});
