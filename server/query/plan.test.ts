@@ -21,13 +21,13 @@ const ROLLUPS: RollupInfo[] = [
 const NOW = Date.parse('2026-06-10T13:37:42.123Z');
 const allMaterialized = (watermark = NOW - 2 * M): Map<string, RollupState> => new Map(ROLLUPS.map((r) => [r.name, { watermark: Math.floor(watermark / r.bucketMs) * r.bucketMs, retainedFrom: null }]));
 
-test('the covered range: both ends moved forward to a whole minute, the span kept, at least a minute', () => {
-  assert.deepEqual(coverRange({ from: NOW - H, to: NOW }), { from: Date.parse('2026-06-10T12:38:00Z'), to: Date.parse('2026-06-10T13:38:00Z') });
-  assert.deepEqual(coverRange({ from: 0, to: H }), { from: 0, to: H }, 'whole minutes stay as they are');
-  assert.deepEqual(coverRange({ from: 10_000, to: 40_000 }), { from: 0, to: M }, 'under a minute: the minute holding its end');
+test('a range ending now: both ends moved forward to a whole minute, the span kept, at least a minute', () => {
+  assert.deepEqual(coverRange({ from: NOW - H, to: NOW }, NOW), { from: Date.parse('2026-06-10T12:38:00Z'), to: Date.parse('2026-06-10T13:38:00Z') });
+  assert.deepEqual(coverRange({ from: 0, to: H }, H), { from: 0, to: H }, 'whole minutes stay as they are');
+  assert.deepEqual(coverRange({ from: 10_000, to: 40_000 }, 40_000), { from: 0, to: M }, 'under a minute: the minute holding its end');
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: 1, max: 400 * D }), (from, span) => {
-      const c = coverRange({ from, to: from + span });
+      const c = coverRange({ from, to: from + span }, from + span - 1000);
       assert.ok(c.from % M === 0 && c.to % M === 0 && c.to > c.from);
       assert.ok(Math.abs(c.from - from) < M && Math.abs(c.to - from - span) < M, 'within a minute of each end');
     })
@@ -36,10 +36,20 @@ test('the covered range: both ends moved forward to a whole minute, the span kep
   assert.equal(differsFromAsked({ from: 0, to: H }, { from: 1500, to: H }), true);
 });
 
-test('a minute later, "last 24 hours" is the same covered range for as long as the minute lasts', () => {
-  const a = coverRange({ from: NOW - D, to: NOW });
-  const b = coverRange({ from: NOW - D + 15_000, to: NOW + 15_000 });
+test('seconds later, "last 24 hours" is the same covered range for as long as the minute lasts', () => {
+  const a = coverRange({ from: NOW - D, to: NOW }, NOW);
+  const b = coverRange({ from: NOW - D + 15_000, to: NOW + 15_000 }, NOW + 15_000);
   assert.deepEqual(a, b);
+});
+
+test('a range that ended over a minute ago is covered exactly as asked, to the millisecond', () => {
+  const asked = { from: NOW - 3 * H - 1234, to: NOW - H + 999 };
+  assert.deepEqual(coverRange(asked, NOW), asked);
+  assert.deepEqual(coverRange({ from: NOW - H, to: NOW - 30_000 }, NOW), { from: NOW - H - (NOW % M) + M, to: NOW - (NOW % M) + M }, 'ended 30 s ago: still moving');
+  const { pieces, live } = plan({ range: asked, fields: [], rollups: ROLLUPS, state: allMaterialized(), pending: [] });
+  assert.equal(live, false);
+  const raw = pieces.filter((p) => !p.rollup);
+  assert.deepEqual(raw.map((p) => [p.from, p.to]), [[asked.from, asked.from - (asked.from % M) + M], [asked.to - (asked.to % M), asked.to]], 'the seconds at each end from raw rows');
 });
 
 test('the pieces tile the range exactly: coarse tiers inside, finer at the ends, raw past the watermark', () => {
@@ -50,7 +60,7 @@ test('the pieces tile the range exactly: coarse tiers inside, finer at the ends,
       fc.integer({ min: 0, max: 3 * H }),
       fc.constantFrom([], ['ruleId'], ['parserId'], ['ruleId', 'metricType']) as fc.Arbitrary<Array<'ruleId' | 'parserId' | 'metricType'>>,
       (ago, span, lag, fields) => {
-        const range = coverRange({ from: NOW - ago - span, to: NOW - ago });
+        const range = coverRange({ from: NOW - ago - span, to: NOW - ago }, NOW);
         const state = allMaterialized(NOW - lag);
         const { pieces } = plan({ range, fields, rollups: ROLLUPS, state, pending: [] });
         let cursor = range.from;
@@ -74,7 +84,7 @@ test('the pieces tile the range exactly: coarse tiers inside, finer at the ends,
 });
 
 test('a 30-day question reads days inside, hours and minutes at the ends, raw at the edge', () => {
-  const range = coverRange({ from: NOW - 30 * D, to: NOW });
+  const range = coverRange({ from: NOW - 30 * D, to: NOW }, NOW);
   const { pieces, live } = plan({ range, fields: [], rollups: ROLLUPS, state: allMaterialized(), pending: [] });
   assert.deepEqual(tiersOf(pieces), ['daily_total', 'hourly_total', 'minute_total', 'raw']);
   assert.equal(live, true);
@@ -84,7 +94,7 @@ test('a 30-day question reads days inside, hours and minutes at the ends, raw at
 });
 
 test('a settled past range does not read the live edge', () => {
-  const range = coverRange({ from: NOW - 4 * D - 1234, to: NOW - 2 * D + 4321 });
+  const range = { from: NOW - 4 * D - (NOW % M), to: NOW - 2 * D - (NOW % M) };
   const { pieces, live } = plan({ range, fields: ['ruleId'], rollups: ROLLUPS, state: allMaterialized(), pending: [] });
   assert.equal(live, false);
   assert.ok(pieces.every((p) => p.rollup), 'no raw rows');
@@ -105,7 +115,7 @@ test('buckets holding changes the rollups have not absorbed are read from finer 
 test('minutes older than the minute tier keeps come from raw rows; nothing materialized → all raw', () => {
   const state = allMaterialized();
   state.set('metrics_minute_total', { watermark: state.get('metrics_minute_total')!.watermark, retainedFrom: NOW - 2 * D });
-  const range = coverRange({ from: NOW - 6 * D - 1234, to: NOW - 4 * D - 4321 });
+  const range = { from: NOW - 6 * D - (NOW % M), to: NOW - 4 * D - (NOW % M) };
   const { pieces } = plan({ range, fields: [], rollups: ROLLUPS, state, pending: [] });
   assert.deepEqual(tiersOf(pieces), ['daily_total', 'hourly_total', 'raw']);
   const nothing = plan({ range, fields: [], rollups: ROLLUPS, state: new Map(), pending: [] });
@@ -122,7 +132,7 @@ test('timeseries buckets follow Grafana\'s interval and use only tiers that divi
   assert.equal(timeseriesBucket(H, { intervalMs: 1, granularity: 'auto' }, widths), M, 'never finer than a minute');
   assert.equal(timeseriesBucket(30 * D, { intervalMs: M, granularity: 'auto' }, [H, D]), H, 'no minute rollup for these dimensions: hourly for long spans');
   assert.equal(timeseriesBucket(2 * H, { intervalMs: M, granularity: 'auto' }, [H, D]), M, 'short spans: minutes from raw rows');
-  const range = coverRange({ from: NOW - D, to: NOW });
+  const range = coverRange({ from: NOW - D, to: NOW }, NOW);
   const { pieces } = plan({ range, fields: [], rollups: ROLLUPS, state: allMaterialized(), pending: [], bucketMs: 2 * M });
   assert.ok(pieces.every((p) => !p.rollup || p.rollup.bucketMs === M), 'only minute rollups divide 2-minute buckets');
 });

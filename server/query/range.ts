@@ -1,12 +1,14 @@
 /**
  * The range an answer covers, and the width of timeseries buckets.
  *
- * Rollups are whole buckets, and the finest is a minute, so an answer covers the asked
- * range with both ends moved forward to the next whole minute: never more than 59.999 s
- * from what was asked, the span kept, and a range ending "now" still includes the newest
- * rows. Keys on whole minutes are also what lets "last 24 hours" sent a few seconds later
- * hit the cache. The answer says what it covered (meta.custom.coveredRange) and carries a
- * notice whenever that differs from the asked range by more than a second.
+ * A range that ended more than a minute ago is answered exactly as asked, to the
+ * millisecond: whole days, hours and minutes from rollups, the seconds at either end from
+ * raw rows, and the same range asked again (an absolute range, a zoomed graph) is the same
+ * cache entry. A range ending "now" moves with every request: both ends are moved forward to
+ * the next whole minute, so "last 24 hours" sent a few seconds later is the same cache entry
+ * — never more than 59.999 s from what was asked, the span kept, and the newest rows still
+ * in it. The answer says what it covered (meta.custom.coveredRange) and carries a notice
+ * whenever that differs from the asked range by more than a second.
  */
 import type { Granularity } from '../contract';
 
@@ -22,7 +24,11 @@ export interface TimeRange {
 export const ceilTo = (t: number, width: number) => Math.ceil(t / width) * width;
 export const floorTo = (t: number, width: number) => Math.floor(t / width) * width;
 
-export function coverRange(asked: TimeRange): TimeRange {
+/** A range ending later than this before now is still moving (a now-relative range). */
+export const MOVING_WITHIN_MS = MINUTE_MS;
+
+export function coverRange(asked: TimeRange, now = Date.now()): TimeRange {
+  if (asked.to <= now - MOVING_WITHIN_MS) return { from: asked.from, to: asked.to };
   const to = ceilTo(asked.to, MINUTE_MS);
   const from = Math.min(ceilTo(asked.from, MINUTE_MS), to - MINUTE_MS);
   return { from, to };
