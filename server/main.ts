@@ -53,7 +53,7 @@ export interface RunningService {
   pools: ReturnType<typeof createPools>;
   scheduler: RefreshScheduler;
   warmAll(): Promise<void>;
-  /** The consistency auditor (null without a cache or with AUDIT_INTERVAL_SECONDS=0). */
+  /** The consistency auditor (null without a cache; runs every AUDIT_INTERVAL_SECONDS, never when 0). */
   auditor: CacheAuditor | null;
   changes: ChangeFeed;
   /** Stops accepting, lets in-flight requests finish, closes everything. */
@@ -135,7 +135,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
         onError: (err) => log.debug({ err: { message: err.message } }, 'cache call failed'),
       })
     : null;
-  if (cache && config.AUDIT_INTERVAL_SECONDS > 0) {
+  if (cache) {
     auditor = new CacheAuditor(
       {
         lookup: async (q) => {
@@ -237,7 +237,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
   }, 15_000);
   memoryTimer.unref();
 
-  const auditTimer = auditor
+  const auditTimer = auditor && config.AUDIT_INTERVAL_SECONDS > 0
     ? setInterval(async () => {
         const result = await auditor!.runOnce().catch((err) => ({ error: (err as Error).message }));
         log.debug(result, 'cache audit');
