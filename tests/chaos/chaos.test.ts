@@ -253,6 +253,43 @@ test('refresh interrupted during load: rollups stay consistent, the next refresh
   console.log(`refresh ${interrupted ? 'was' : 'was not'} interrupted before it finished`);
 });
 
+test('heavy queries under dashboard load: over-budget requests refused at once, a burst of uncached ones answered or refused as busy, dashboards keep being served', async () => {
+  const attacker = instances[0];
+  const attacks: Array<Promise<{ status: number; ms: number; error?: string }>> = [];
+  const heavy = async (body: unknown) => {
+    const t = performance.now();
+    try {
+      const r = await post(`${attacker.url}/api/v1/query`, body);
+      return { status: r.status, ms: performance.now() - t, error: r.body?.error };
+    } catch {
+      return { status: 0, ms: performance.now() - t };
+    }
+  };
+  const outcomes = await load(8000, 40, allInstances, async () => {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = Date.now();
+    for (let i = 0; i < 5; i++) {
+      // The request that once crashed an instance (issue 15): refused before any work.
+      attacks.push(heavy({ range: { from: now - 400 * DAY, to: now }, intervalMs: 1, maxDataPoints: 10_000, queries: Array.from({ length: 10 }, (_, j) => ({ refId: `Q${j}`, kind: 'timeseries', groupBy: 'ruleId', granularity: 'hourly', metrics: ['executionCount', 'p95ExecutionTimeMs'] })) }));
+    }
+    // 150 distinct uncached questions at once, each a month long.
+    for (let i = 0; i < 150; i++) {
+      attacks.push(heavy({ range: { from: now - 30 * DAY - i * 60_000, to: now - i * 60_000 }, queries: [{ refId: 'A', kind: 'topRules', limit: 50 + i }] }));
+    }
+  });
+  const results = await Promise.all(attacks);
+  const r = summarize('heavy queries under dashboard load', outcomes, 0, (o) => o.status === 200);
+  const probes = results.slice(0, 5);
+  assert.ok(probes.every((p) => p.status === 400), `probes refused: ${probes.map((p) => p.status)}`);
+  for (const a of results.slice(5)) {
+    assert.ok(a.status === 200 || (a.status === 503 && /busy/.test(a.error ?? '')), `a heavy request ended ${a.status} ${a.error}`);
+  }
+  for (const o of outcomes.filter((x) => x.status !== 200)) assert.equal(o.status, 503, `dashboard request ${o.status}`);
+  const health = await Promise.all(instances.filter((s) => s.child.exitCode === null).map((s) => fetch(`${s.url}/healthz`).then((res) => res.status)));
+  assert.deepEqual([...new Set(health)], [200]);
+  console.log(`heavy: ${results.slice(5).filter((a) => a.status === 200).length} answered, ${results.slice(5).filter((a) => a.status === 503).length} busy; dashboard failures ${r.failed}`);
+});
+
 test('an instance sent SIGTERM under load: its in-flight requests complete, the other carries on', async () => {
   const victim = instances[1];
   const inflight = Array.from({ length: 20 }, () => {
