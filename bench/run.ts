@@ -3,7 +3,7 @@
  * alternative, in one run: raw table (B), rollups without cache (E), rollups + Redis
  * (A, ruleperf), and the ADR's own millisecond cache keys.
  *
- *   npm run bench -- [--scale 45m|10m|1m|<rows>[,…]] [--quick] [--sections rollups,queries,traffic]
+ *   npm run bench -- [--scale 45m|10m|1m|<rows>[,…]] [--quick] [--sections rollups,queries,traffic,overload]
  *                    [--pairs 200] [--traffic-seconds 120] [--rebuild]
  */
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ import { table, latencyRow, LATENCY_HEADERS, ms, writeResults, latencyChart } fr
 import { RAW_SQL } from './lib/raw-queries';
 import { rollupBench } from './lib/rollup-bench';
 import { trafficBench } from './lib/traffic-bench';
+import { overloadBench } from './lib/overload-bench';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -33,7 +34,7 @@ const { values: flags } = parseArgs({
   options: {
     scale: { type: 'string', default: '45m' },
     quick: { type: 'boolean', default: false },
-    sections: { type: 'string', default: 'rollups,queries,traffic' },
+    sections: { type: 'string', default: 'rollups,queries,traffic,overload' },
     pairs: { type: 'string' },
     'traffic-seconds': { type: 'string' },
     rebuild: { type: 'boolean', default: false },
@@ -215,7 +216,7 @@ async function main() {
   }
 
   for (const rows of scales) {
-    if (!sections.has('queries') && !sections.has('traffic')) break;
+    if (!sections.has('queries') && !sections.has('traffic') && !sections.has('overload')) break;
     say(`\n## ${label(rows)} rows over 30 days`);
     const db = await benchDatabase(rows);
     const perScale: Record<string, unknown> = { rows, build: db };
@@ -275,6 +276,13 @@ async function main() {
       scaling.push({ rows, uncached: s30.miss.p95, raw: s30.raw.p95, cached: s30.hit.p95 });
       await uncachedSvc.stop();
       await cachedSvc.stop();
+      await redisFlushPrefix(redis, prefix);
+    }
+
+    // The overload figures are quoted at 10M rows where that scale runs, else at the largest.
+    if (sections.has('overload') && rows === (scales.includes(10e6) ? 10e6 : scales[scales.length - 1])) {
+      const prefix = `bench-overload-${process.pid}`;
+      perScale.overload = await overloadBench({ dbUrl: db.url, redisUrl: REDIS_URL, prefix, quick, say });
       await redisFlushPrefix(redis, prefix);
     }
 

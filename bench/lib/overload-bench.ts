@@ -1,0 +1,158 @@
+/**
+ * The overload section (issue 15): what one instance does with requests that would cost too
+ * much, with the heaviest request it accepts, and with a burst of distinct uncached requests.
+ * Figures are client-side (what a user sees) and the service process's resident memory, read
+ * from /proc while it works.
+ */
+import { readFileSync } from 'node:fs';
+import { startServiceProcess, type ServiceProcess } from '../../tests/support/service-process';
+import { post, getText } from './http';
+import { summarize, type Summary } from './stats';
+import { ms, table } from './report';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const METRICS = ['executionCount', 'throughputPerSecond', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorCount', 'timeoutCount', 'errorRate', 'recordsProcessed', 'recordsFailed'];
+
+/** Resident memory of a process in MB (Linux). */
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Samples a process's RSS every 20 ms while `work` runs; the peak and the growth over the start. */
+async function watchRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; startMb: number; peakMb: number }> {
+  const startMb = rssMb(pid);
+  let peakMb = startMb;
+  const timer = setInterval(() => (peakMb = Math.max(peakMb, rssMb(pid))), 20);
+  try {
+    const result = await work();
+    peakMb = Math.max(peakMb, rssMb(pid));
+    return { result, startMb, peakMb };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export const crashProbe = (now = Date.now()) => ({
+  range: { from: now - 400 * DAY, to: now },
+  intervalMs: 1,
+  maxDataPoints: 10_000,
+  queries: Array.from({ length: 10 }, (_, i) => ({ refId: `Q${i}`, kind: 'timeseries', groupBy: 'ruleId', granularity: 'hourly', metrics: METRICS })),
+});
+
+/** At the edge of the budget: 30 days of hourly points for the 100 busiest rules and "(other)", every metric. */
+export const heaviestAccepted = (now = Date.now()) => ({
+  range: { from: now - 30 * DAY, to: now },
+  intervalMs: HOUR,
+  maxDataPoints: 1000,
+  queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 100, metrics: METRICS }],
+});
+
+export interface OverloadFigures {
+  probe: { status: number; client: Summary; rssGrowthMb: number };
+  heaviest: { status: number; clientMs: number; bytes: number; values: number; rssGrowthMb: number; peakRssMb: number };
+  burst: { requests: number; answered: number; busy: number; unavailable: number; other: number; healthz: Summary; cached: Summary; peakRssMb: number; seconds: number };
+}
+
+export async function overloadBench(o: { dbUrl: string; redisUrl: string; prefix: string; quick: boolean; say: (s?: string) => void }): Promise<OverloadFigures> {
+  const svc: ServiceProcess = await startServiceProcess({ DATABASE_URL: o.dbUrl, REDIS_URL: o.redisUrl, CACHE_PREFIX: o.prefix, REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false' });
+  const pid = svc.child.pid!;
+  try {
+    // Warm the process (first requests compile code paths) so memory growth is the request's own.
+    for (let i = 0; i < 20; i++) await post(`${svc.url}/api/v1/query`, { range: { from: Date.now() - DAY, to: Date.now() }, queries: [{ refId: 'A', kind: 'stats' }] });
+
+    const probeTimes: number[] = [];
+    let probeStatus = 0;
+    const probe = await watchRss(pid, async () => {
+      for (let i = 0; i < (o.quick ? 5 : 20); i++) {
+        const r = await post(`${svc.url}/api/v1/query`, crashProbe());
+        probeStatus = r.status;
+        probeTimes.push(r.clientMs);
+      }
+    });
+
+    let heaviestStatus = 0;
+    let bytes = 0;
+    let values = 0;
+    let clientMs = 0;
+    const heavy = await watchRss(pid, async () => {
+      const r = await post(`${svc.url}/api/v1/query`, heaviestAccepted(), false);
+      heaviestStatus = r.status;
+      clientMs = r.clientMs;
+      bytes = Buffer.byteLength(r.body as string);
+      const parsed = JSON.parse(r.body as string);
+      values = (parsed.results?.A?.frames ?? []).reduce((n: number, f: { data: { values: unknown[][] } }) => n + f.data.values.reduce((k, c) => k + c.length, 0), 0);
+    });
+
+    // The burst: distinct uncached month-long questions all at once, while a prober asks
+    // /healthz and a cached question every 10 ms.
+    const cachedBody = { range: { from: Date.now() - 30 * DAY, to: Date.now() - DAY }, queries: [{ refId: 'A', kind: 'stats' }] };
+    await post(`${svc.url}/api/v1/query`, cachedBody);
+    const n = o.quick ? 100 : 300;
+    const healthz: number[] = [];
+    const cached: number[] = [];
+    let probing = true;
+    const prober = (async () => {
+      while (probing) {
+        let t = performance.now();
+        await getText(`${svc.url}/healthz`);
+        healthz.push(performance.now() - t);
+        t = performance.now();
+        await post(`${svc.url}/api/v1/query`, cachedBody);
+        cached.push(performance.now() - t);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const started = performance.now();
+    const burst = await watchRss(pid, () =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) => {
+          const now = Date.now() - i * 60_000;
+          return post(`${svc.url}/api/v1/query`, { range: { from: now - 9 * DAY, to: now }, queries: [{ refId: 'A', kind: i % 2 ? 'topRules' : 'errorBreakdown', limit: 10 + (i % 7) }] }, false).then(
+            (r) => r,
+            () => ({ status: 0, body: '', clientMs: 0, serverMs: 0 })
+          );
+        })
+      )
+    );
+    const seconds = (performance.now() - started) / 1000;
+    probing = false;
+    await prober;
+    const replies = burst.result;
+    const unavailable = replies.filter((r) => /unavailable/.test(String(r.body))).length;
+    const busy = replies.filter((r) => r.status === 503 && /busy/.test(String(r.body))).length;
+    const figures: OverloadFigures = {
+      probe: { status: probeStatus, client: summarize(probeTimes), rssGrowthMb: probe.peakMb - probe.startMb },
+      heaviest: { status: heaviestStatus, clientMs, bytes, values, rssGrowthMb: heavy.peakMb - heavy.startMb, peakRssMb: heavy.peakMb },
+      burst: {
+        requests: n,
+        answered: replies.filter((r) => r.status === 200).length,
+        busy,
+        unavailable,
+        other: replies.filter((r) => r.status !== 200 && r.status !== 503).length,
+        healthz: summarize(healthz),
+        cached: summarize(cached),
+        peakRssMb: burst.peakMb,
+        seconds,
+      },
+    };
+    o.say(`\n### Overload: bounded work per request, busy rather than down (one instance, client-side figures)\n`);
+    o.say(
+      table(
+        ['case', 'figure', 'target'],
+        [
+          ['crash probe (400 days, 1 ms interval, 10 grouped series of 12 metrics)', `HTTP ${figures.probe.status}, p50 ${ms(figures.probe.client.p50)}, max ${ms(figures.probe.client.max)}, RSS +${figures.probe.rssGrowthMb.toFixed(1)} MB`, '400 in < 100 ms, RSS < +50 MB'],
+          ['heaviest accepted (30 days hourly, 100 rules + other, 12 metrics)', `HTTP ${heaviestStatus}, ${ms(clientMs)}, ${(bytes / 1e6).toFixed(1)} MB, ${values.toLocaleString('en')} values, RSS +${figures.heaviest.rssGrowthMb.toFixed(0)} MB (peak ${figures.heaviest.peakRssMb.toFixed(0)} MB)`, 'RSS growth ≤ 256 MB'],
+          [`${n} concurrent distinct uncached 9-day requests`, `${figures.burst.answered} answered, ${busy} busy (503 + Retry-After), ${unavailable} "unavailable", ${figures.burst.other} other, in ${seconds.toFixed(1)} s`, '0 "unavailable"'],
+          ['… /healthz during the burst', `p50 ${ms(figures.burst.healthz.p50)}, p99 ${ms(figures.burst.healthz.p99)} (${figures.burst.healthz.n} probes)`, 'p99 ≤ 50 ms'],
+          ['… a cached request during the burst', `p50 ${ms(figures.burst.cached.p50)}, p99 ${ms(figures.burst.cached.p99)}`, 'p99 ≤ 10 ms'],
+          ['… peak RSS during the burst', `${figures.burst.peakRssMb.toFixed(0)} MB`, ''],
+        ]
+      )
+    );
+    return figures;
+  } finally {
+    await svc.stop();
+  }
+}
