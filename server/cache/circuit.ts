@@ -9,8 +9,12 @@ export class CircuitBreaker {
   private probing = false;
 
   constructor(
-    private readonly options: { failureThreshold: number; probeIntervalMs: number; onChange?: (open: boolean) => void }
+    private readonly options: { failureThreshold: number; probeIntervalMs: number; onChange?: (open: boolean) => void; now?: () => number }
   ) {}
+
+  private now(): number {
+    return this.options.now ? this.options.now() : Date.now();
+  }
 
   get isOpen(): boolean {
     return this.openedAt !== null;
@@ -19,7 +23,7 @@ export class CircuitBreaker {
   /** May a cache call go ahead now? While open, only a periodic probe may. */
   allow(): boolean {
     if (this.openedAt === null) return true;
-    if (!this.probing && Date.now() - this.openedAt >= this.options.probeIntervalMs) {
+    if (!this.probing && this.now() - this.openedAt >= this.options.probeIntervalMs) {
       this.probing = true;
       return true;
     }
@@ -39,10 +43,10 @@ export class CircuitBreaker {
     this.failures++;
     if (this.openedAt !== null) {
       // A failed probe: wait a full interval before the next.
-      this.openedAt = Date.now();
+      this.openedAt = this.now();
       this.probing = false;
     } else if (this.failures >= this.options.failureThreshold) {
-      this.openedAt = Date.now();
+      this.openedAt = this.now();
       this.options.onChange?.(true);
     }
   }

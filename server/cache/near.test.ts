@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { NearCache } from '../../server/cache/near';
+import { NearCache } from './near';
 
 const LEASE = 1000;
 const WALL = 1_700_000_000_000;

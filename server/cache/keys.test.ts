@@ -1,0 +1,51 @@
+/** The key scheme: what makes two queries one entry, and what keeps them apart. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fingerprint, generationKeys, invalidationKeys, keyspace } from './keys';
+import type { NormalizedQuery } from '../query/normalize';
+
+const q = (over: Partial<NormalizedQuery> = {}): NormalizedQuery => ({
+  kind: 'stats',
+  filters: {},
+  groupBy: null,
+  metrics: [],
+  limit: 0,
+  sortBy: null,
+  asked: { from: 1_000, to: 61_000 },
+  range: { from: 0, to: 60_000 },
+  bucketMs: null,
+  fields: [],
+  ...over,
+});
+
+test('the fingerprint covers everything that changes an answer, and nothing else', () => {
+  const base = fingerprint(q());
+  assert.equal(fingerprint(q({ asked: { from: 5, to: 60_001 } })), base, 'the asked range only matters through the covered range');
+  assert.equal(fingerprint(q({ fields: ['ruleId'] })), base, 'derived from the rest');
+  for (const other of [
+    q({ kind: 'timeseries' }),
+    q({ filters: { ruleId: ['r1'] } }),
+    q({ groupBy: 'status' }),
+    q({ metrics: ['executionCount'] }),
+    q({ limit: 10 }),
+    q({ sortBy: 'errorRate' }),
+    q({ range: { from: 0, to: 120_000 } }),
+    q({ bucketMs: 60_000 }),
+  ]) {
+    assert.notEqual(fingerprint(other), base, JSON.stringify(other));
+  }
+  assert.equal(fingerprint(q({ filters: { ruleId: ['a'], status: ['ERROR'] } })), fingerprint(q({ filters: { status: ['ERROR'], ruleId: ['a'] } })), 'filter order');
+});
+
+test('keys: one hash tag, the database in every key, generations per filtered rule or "any"', () => {
+  const a = keyspace('rp', 'id:db-a');
+  const b = keyspace('rp', 'id:db-b');
+  assert.notEqual(a.query('f', '0'), b.query('f', '0'), 'two databases never share an entry');
+  assert.notEqual(a.genAll, b.genAll, 'nor generations');
+  for (const key of [a.query('f', '7'), a.genAll, a.genRule('x'), a.nearLease, a.lock(a.query('f', '0'))]) assert.ok(key.startsWith('{rp}:'), key);
+  assert.deepEqual(generationKeys(a, q()), [a.genAll, a.genAnyRule, a.genAnyParser]);
+  assert.deepEqual(generationKeys(a, q({ filters: { ruleId: ['r1', 'r2'] } })), [a.genAll, a.genRule('r1'), a.genRule('r2'), a.genAnyParser]);
+  assert.deepEqual(invalidationKeys(a, { ruleId: 'r1' }), [a.genRule('r1'), a.genAnyRule]);
+  assert.deepEqual(invalidationKeys(a, { all: true }), [a.genAll]);
+  assert.doesNotMatch(a.genRule('odd\nid with spaces'), /\s/, 'ids are hashed');
+});
