@@ -307,7 +307,7 @@ async function main() {
       perScale.floor = floor;
     }
     if (sections.has('traffic') && loaded) {
-      perScale.traffic = await trafficBench({ dbUrl: db.url, redis, redisUrl: REDIS_URL, seconds: trafficSeconds, quick, say, flush: redisFlushPrefix, floor: floor?.summaries && floor.server ? { summaries: floor.summaries, server: floor.server } : undefined });
+      perScale.traffic = await trafficBench({ dbUrl: db.url, redis, redisUrl: REDIS_URL, seconds: trafficSeconds, quick, say, flush: redisFlushPrefix, floor: floor?.summaries && floor.server ? { summaries: floor.summaries, server: floor.server } : floor?.skipped });
     }
   }
 

@@ -17,8 +17,8 @@ import { table, ms } from './report';
 import { TARGETS, bracketText, type FloorSummary, type ServerSide } from './floor-bench';
 
 /** The client-side headline rows: wrk's figures per connection count, beside the floor and the server's own figure. */
-export function clientHeadline(floor: { summaries: FloorSummary[]; server: ServerSide } | undefined): string[][] {
-  if (!floor) return [['Cached answer at the client (wrk, dashboard mix)', 'not measured: the floor section did not run (wrk missing, or not in --sections)', '']];
+export function clientHeadline(floor: { summaries: FloorSummary[]; server: ServerSide } | string | undefined): string[][] {
+  if (!floor || typeof floor === 'string') return [['Cached answer at the client (wrk, dashboard mix)', `not measured: ${floor ?? 'the floor section was not in --sections'}`, '']];
   const rows: string[][] = [];
   const f = (v: number) => ms(v).replace('ms', ' ms');
   for (const s of floor.summaries) {
@@ -49,7 +49,8 @@ export async function trafficBench(o: {
   quick: boolean;
   say: (s: string) => void;
   flush: (r: Redis, prefix: string) => Promise<void>;
-  floor?: { summaries: FloorSummary[]; server: ServerSide };
+  /** The floor section's figures, or why there are none. */
+  floor?: { summaries: FloorSummary[]; server: ServerSide } | string;
 }) {
   const say = o.say;
   const prefix = `bench-traffic-${process.pid}`;

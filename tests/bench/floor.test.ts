@@ -255,7 +255,8 @@ test('the traffic headline: wrk figures beside the floor and the server, or why 
   assert.deepEqual(rows[0], ['Cached answer at the client, p50 / p99 (wrk, 10 connections, dashboard mix)', '2.01 ms / 6.30 ms', 'bare Node floor: 0.69 ms / 2.00 ms; goal p50 ≤ 1 ms']);
   assert.deepEqual(rows[1], ['Cached requests/s at the client (wrk, 10 connections)', '4,327/s (33 % of the floor)', 'bare Node floor: 13,069/s; goal ≥ 70 %']);
   assert.deepEqual(rows[2].slice(1), ['p50 ≤ 0.5 ms, p99 in (0.5 ms, 1 ms]', '99.9 % within 1 ms; 0 misses in 1,000 queries']);
-  assert.match(clientHeadline(undefined)[0][1], /not measured/);
+  assert.match(clientHeadline(undefined)[0][1], /not measured: the floor section was not in --sections/);
+  assert.equal(clientHeadline('wrk is not installed')[0][1], 'not measured: wrk is not installed');
 });
 
 test('cardinality options pair rules with parsers; the table marks what is over the target', () => {
