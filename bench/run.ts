@@ -25,6 +25,7 @@ import { RAW_SQL } from './lib/raw-queries';
 import { rollupBench } from './lib/rollup-bench';
 import { trafficBench } from './lib/traffic-bench';
 import { floorBench } from './lib/floor-bench';
+import { parseScale, rowsLabel } from './lib/options';
 import { cardinalities, cardinalityLabel, cardinalityTable, DEFAULT_CARDINALITY, type Cardinality, type CardinalityRow } from './lib/cardinality';
 
 const HOUR = 3_600_000;
@@ -58,11 +59,6 @@ if (flags.help) {
   process.exit(0);
 }
 const quick = flags.quick;
-const parseScale = (s: string) => {
-  const m = /^(\d+(?:\.\d+)?)([mk]?)$/i.exec(s.trim());
-  if (!m) throw new Error(`--scale: cannot read "${s}" (use 1m, 10m, 45m or a row count)`);
-  return Math.round(Number(m[1]) * (m[2].toLowerCase() === 'm' ? 1e6 : m[2].toLowerCase() === 'k' ? 1e3 : 1));
-};
 const scales = (quick ? '1m' : flags.scale!).split(',').map(parseScale).sort((a, b) => a - b);
 const sections = new Set(flags.sections!.split(','));
 const pairs = Number(flags.pairs ?? (quick ? 20 : 200));
@@ -82,7 +78,7 @@ const say = (s = '') => {
   console.log(s);
   out.push(s);
 };
-const label = (rows: number) => (rows >= 1e6 ? `${rows / 1e6}M` : `${rows / 1e3}k`);
+const label = rowsLabel;
 
 const historyOptions = (rows: number, days: number, end: Date, card: Cardinality) => ({ days, rowsPerHour: Math.round(rows / 720), rules: card.rules, parsers: card.parsers, seed: 42, end, method: 'copy' as const });
 

@@ -221,7 +221,7 @@ export async function floorBench(o: {
     const wire = { ruleperf: median(runs.filter((r) => r.target === 'ruleperf').map((r) => r.result.bytesPerRequest)), floor: median(runs.filter((r) => r.target === 'floor').map((r) => r.result.bytesPerRequest)) };
 
     say(
-      `${version}, ${o.threads} thread${o.threads > 1 ? 's' : ''}, the dashboard's ${requests.length} panel requests in turn (ranges ending at the current second), ${o.seconds} s per run, ` +
+      `${version}, ${o.threads} thread${o.threads > 1 ? 's' : ''}, the dashboard's ${requests.length} panel requests in turn (millisecond ranges ending within the last 2 s, as Grafana sends), ${o.seconds} s per run, ` +
         `${o.rounds} rounds (ruleperf and floor back to back, order alternating); medians over the rounds, the range in brackets is the machine's noise. ` +
         `ruleperf: service defaults (near cache on), warmed. Floor: bare Node \`http\` answering ${int(Math.round(size.averageBytes))} bytes. Load average at the start: ${load.toFixed(2)}.\n`
     );
