@@ -6,7 +6,8 @@
  * several rounds, the order alternating per round. Also: the average dashboard answer's size
  * and the part of it that is `meta.executedQueryString`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import type Redis from 'ioredis';
@@ -26,6 +27,8 @@ export interface FloorRun {
   connections: number;
   target: Target;
   result: WrkResult;
+  /** CPU time (user + system, all threads) the answering process spent per answer, in µs. */
+  cpuUsPerAnswer?: number;
 }
 
 /** Median and range over rounds. */
@@ -38,8 +41,8 @@ export interface Spread {
 export interface FloorSummary {
   connections: number;
   rounds: number;
-  ruleperf: { rps: Spread; p50: Spread; p99: Spread };
-  floor: { rps: Spread; p50: Spread; p99: Spread };
+  ruleperf: { rps: Spread; p50: Spread; p99: Spread; cpuUs?: Spread };
+  floor: { rps: Spread; p50: Spread; p99: Spread; cpuUs?: Spread };
   /** ruleperf requests/s ÷ floor requests/s, per round (each pair measured back to back). */
   ratio: Spread;
   failed: { ruleperf: number; floor: number };
@@ -49,6 +52,8 @@ export interface ServerSide {
   queries: number;
   hits: number;
   misses: number;
+  /** Answered stale, or bypassing the cache (circuit open). */
+  staleOrBypass: number;
   nearShare: number;
   /** Share of cached queries the service answered within 0.5 ms and 1 ms (its histogram). */
   within05ms: number;
@@ -70,7 +75,10 @@ export function summarizeFloor(runs: FloorRun[]): FloorSummary[] {
     const of = (t: Target) => runs.filter((r) => r.connections === connections && r.target === t).sort((a, b) => a.round - b.round);
     const rp = of('ruleperf');
     const fl = of('floor');
-    const side = (xs: FloorRun[]) => ({ rps: spread(xs.map((x) => x.result.requestsPerSecond)), p50: spread(xs.map((x) => x.result.latencyMs.p50)), p99: spread(xs.map((x) => x.result.latencyMs.p99)) });
+    const side = (xs: FloorRun[]) => {
+      const cpu = xs.flatMap((x) => (x.cpuUsPerAnswer === undefined ? [] : [x.cpuUsPerAnswer]));
+      return { rps: spread(xs.map((x) => x.result.requestsPerSecond)), p50: spread(xs.map((x) => x.result.latencyMs.p50)), p99: spread(xs.map((x) => x.result.latencyMs.p99)), ...(cpu.length ? { cpuUs: spread(cpu) } : {}) };
+    };
     const ratios = rp.flatMap((r) => {
       const f = fl.find((x) => x.round === r.round);
       return f ? [r.result.requestsPerSecond / f.result.requestsPerSecond] : [];
@@ -96,6 +104,12 @@ export function floorTable(summaries: FloorSummary[]): string {
     rows.push([c, 'requests/s', `${int(s.ruleperf.rps.median)}${rangeOf(s.ruleperf.rps, int)}`, `${int(s.floor.rps.median)}${rangeOf(s.floor.rps, int)}`, `${pct(s.ratio.median)}${rangeOf(s.ratio, pct)}`, `≥ ${pct(TARGETS.requestsShare)} of the floor`]);
     rows.push([c, 'client p50', `${msText(s.ruleperf.p50.median)} ms${rangeOf(s.ruleperf.p50, msText)}`, `${msText(s.floor.p50.median)} ms${rangeOf(s.floor.p50, msText)}`, `${(s.ruleperf.p50.median / s.floor.p50.median).toFixed(1)}×`, s.connections === 10 ? `≤ ${TARGETS.p50Ms} ms` : '']);
     rows.push([c, 'client p99', `${msText(s.ruleperf.p99.median)} ms${rangeOf(s.ruleperf.p99, msText)}`, `${msText(s.floor.p99.median)} ms${rangeOf(s.floor.p99, msText)}`, `${(s.ruleperf.p99.median / s.floor.p99.median).toFixed(1)}×`, '']);
+    if (s.ruleperf.cpuUs && s.floor.cpuUs) {
+      const r = s.ruleperf.cpuUs;
+      const f = s.floor.cpuUs;
+      // On an otherwise idle core, throughput is the inverse of CPU per answer: this ratio is what the requests/s ratio tends to when the machine is quiet.
+      rows.push([c, 'server CPU per answer', `${int(r.median)} µs${rangeOf(r, int)}`, `${int(f.median)} µs${rangeOf(f, int)}`, `${pct(f.median / r.median)} (floor CPU ÷ ruleperf CPU)`, `≥ ${pct(TARGETS.requestsShare)}`]);
+    }
     if (s.failed.ruleperf || s.failed.floor) rows.push([c, 'FAILED requests (non-2xx, socket errors)', String(s.failed.ruleperf), String(s.failed.floor), '', '0']);
   }
   return table(['Connections', 'Figure (wrk, client side)', 'ruleperf, cached', 'bare Node floor', 'ruleperf ÷ floor', 'Target'], rows);
@@ -114,7 +128,7 @@ export function sizeTable(size: DashboardSize, wireBytes?: { ruleperf: number; f
 
 export function serverSideText(s: ServerSide): string {
   return (
-    `Server side over ruleperf's wrk runs (its /metrics): ${int(s.queries)} queries, ${int(s.hits)} hits, ${int(s.misses)} misses (${(s.nearShare * 100).toFixed(1)} % of hits from the near cache); ` +
+    `Server side over ruleperf's wrk runs (its /metrics): ${int(s.queries)} queries, ${int(s.hits)} hits, ${int(s.misses)} misses, ${int(s.staleOrBypass)} stale or bypassing (${(s.nearShare * 100).toFixed(1)} % of hits from the near cache); ` +
     `cache lookup + answer (query_duration_seconds, cache="hit") p50 ${bracketText(s.p50)}, p99 ${bracketText(s.p99)}; ` +
     `${(s.within05ms * 100).toFixed(1)} % within 0.5 ms, ${(s.within1ms * 100).toFixed(1)} % within 1 ms.`
   );
@@ -145,6 +159,27 @@ function startFloorServer(bodyBytes: number): Promise<{ url: string; child: Chil
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`floor server exited (${code}): ${output}`)));
   });
+}
+
+/** utime + stime, in clock ticks, from /proc/<pid>/stat (fields 14 and 15; the command name may hold spaces and parentheses). */
+export function procStatTicks(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): utime is field 14, stime field 15.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  if (!Number.isFinite(ticks)) throw new Error(`cannot read /proc stat: ${stat.slice(0, 200)}`);
+  return ticks;
+}
+
+let clockTicks: number | undefined;
+/** CPU seconds a process has used so far (Linux); NaN where /proc is not there. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+    return procStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) / clockTicks;
+  } catch {
+    return NaN;
+  }
 }
 
 const panelLabel = (q: Record<string, unknown>) => `${q.kind}${Array.isArray(q.metrics) ? ` (${(q.metrics as string[]).join(', ')})` : ''}`;
@@ -186,6 +221,7 @@ export async function floorBench(o: {
     });
     const script = luaScript(shapes, { path: '/api/v1/query' });
     const urls: Record<Target, string> = { ruleperf: svc.url, floor: floor.url };
+    const pids: Record<Target, number | undefined> = { ruleperf: svc.child.pid, floor: floor.child.pid };
     const load = loadavg()[0];
 
     // Warm both (JIT, sockets, every panel's key) before anything is timed.
@@ -198,7 +234,10 @@ export async function floorBench(o: {
         const order: Target[] = round % 2 === 0 ? ['ruleperf', 'floor'] : ['floor', 'ruleperf'];
         for (const target of order) {
           process.stderr.write(`\rfloor: ${runs.length + 1}/${total} (${target}, ${connections} connections, round ${round + 1})   `);
-          runs.push({ round, connections, target, result: await runWrk({ url: urls[target], script, connections, threads: o.threads, seconds: o.seconds }) });
+          const cpu0 = cpuSeconds(pids[target]);
+          const result = await runWrk({ url: urls[target], script, connections, threads: o.threads, seconds: o.seconds });
+          const cpu = cpuSeconds(pids[target]) - cpu0;
+          runs.push({ round, connections, target, result, ...(Number.isFinite(cpu) && result.requests ? { cpuUsPerAnswer: (cpu * 1e6) / result.requests } : {}) });
         }
       }
     }
@@ -211,6 +250,7 @@ export async function floorBench(o: {
       queries: delta('ruleperf_cache_requests_total'),
       hits: delta('ruleperf_cache_requests_total', 'result="hit"'),
       misses: delta('ruleperf_cache_requests_total', 'result="miss"'),
+      staleOrBypass: delta('ruleperf_cache_requests_total', 'result="stale"') + delta('ruleperf_cache_requests_total', 'result="bypass"'),
       nearShare: delta('ruleperf_cache_near_hits_total') / Math.max(1, delta('ruleperf_cache_requests_total', 'result="hit"')),
       within05ms: (hitBuckets.get(0.0005) ?? 0) / Math.max(1, hitsTimed),
       within1ms: (hitBuckets.get(0.001) ?? 0) / Math.max(1, hitsTimed),

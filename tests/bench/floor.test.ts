@@ -8,9 +8,10 @@ import { test } from 'node:test';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { luaScript, luaString, parseWrk, runWrk, wrkDurationMs, wrkVersion, type WrkResult } from '../../bench/lib/wrk';
-import { floorTable, sizeTable, summarizeFloor, bracketText, type FloorRun } from '../../bench/lib/floor-bench';
+import { floorTable, sizeTable, summarizeFloor, bracketText, procStatTicks, type FloorRun } from '../../bench/lib/floor-bench';
 import { clientHeadline } from '../../bench/lib/traffic-bench';
 import { executedQueryBytes, dashboardSize } from '../../bench/lib/response-size';
 import { histogramBuckets, bucketDelta, quantileBracket } from '../../bench/lib/http';
@@ -175,8 +176,8 @@ test('floor summary: medians over rounds, the ratio taken per round (back to bac
     { round: 1, connections: 10, target: 'ruleperf', result: wrkResult(2500, 3, 9, 2) },
     { round: 2, connections: 10, target: 'ruleperf', result: wrkResult(4400, 1.8, 5) },
     { round: 2, connections: 10, target: 'floor', result: wrkResult(11000, 0.6, 2) },
-    { round: 0, connections: 100, target: 'ruleperf', result: wrkResult(7000, 12, 30) },
-    { round: 0, connections: 100, target: 'floor', result: wrkResult(14000, 6, 12) },
+    { round: 0, connections: 100, target: 'ruleperf', result: wrkResult(7000, 12, 30), cpuUsPerAnswer: 140 },
+    { round: 0, connections: 100, target: 'floor', result: wrkResult(14000, 6, 12), cpuUsPerAnswer: 42 },
   ];
   const [ten, hundred] = summarizeFloor(runs);
   assert.equal(ten.connections, 10);
@@ -195,6 +196,16 @@ test('floor summary: medians over rounds, the ratio taken per round (back to bac
   assert.match(t, /\| 10 +\| FAILED requests \(non-2xx, socket errors\) +\| 2 +\| 0/);
   assert.match(t, /\| 100 +\| requests\/s +\| 7,000 +\| 14,000 +\| 50 % +\|/, 'one round: no range');
   assert.ok(!/100 +\| FAILED/.test(t));
+  assert.match(t, /\| 100 +\| server CPU per answer +\| 140 µs +\| 42 µs +\| 30 % \(floor CPU ÷ ruleperf CPU\)/);
+  assert.ok(!/10 +\| server CPU/.test(t), 'no CPU row where it was not measured');
+});
+
+test('CPU time from /proc/<pid>/stat, whatever the command name holds', () => {
+  const stat = (comm: string) => `4242 (${comm}) S 1 4242 4242 0 -1 4194304 1000 0 0 0 1234 567 0 0 20 0 11 0 100 1000000 5000 18446744073709551615`;
+  assert.equal(procStatTicks(stat('node')), 1801);
+  assert.equal(procStatTicks(stat('we ird) (name')), 1801);
+  assert.ok(procStatTicks(readFileSync('/proc/self/stat', 'utf8')) >= 0);
+  assert.throws(() => procStatTicks('garbage'), /cannot read/);
 });
 
 test('the size table and executedQueryString bytes', () => {
@@ -250,7 +261,7 @@ test('the traffic headline: wrk figures beside the floor and the server, or why 
     { round: 0, connections: 10, target: 'ruleperf', result: wrkResult(4327, 2.01, 6.3) },
     { round: 0, connections: 10, target: 'floor', result: wrkResult(13069, 0.69, 2) },
   ]);
-  const server = { queries: 1000, hits: 1000, misses: 0, nearShare: 1, within05ms: 0.95, within1ms: 0.999, p50: { lower: 0, upper: 0.0005 }, p99: { lower: 0.0005, upper: 0.001 } };
+  const server = { queries: 1000, hits: 1000, misses: 0, staleOrBypass: 0, nearShare: 1, within05ms: 0.95, within1ms: 0.999, p50: { lower: 0, upper: 0.0005 }, p99: { lower: 0.0005, upper: 0.001 } };
   const rows = clientHeadline({ summaries: [s], server });
   assert.deepEqual(rows[0], ['Cached answer at the client, p50 / p99 (wrk, 10 connections, dashboard mix)', '2.01 ms / 6.30 ms', 'bare Node floor: 0.69 ms / 2.00 ms; goal p50 ≤ 1 ms']);
   assert.deepEqual(rows[1], ['Cached requests/s at the client (wrk, 10 connections)', '4,327/s (33 % of the floor)', 'bare Node floor: 13,069/s; goal ≥ 70 %']);
