@@ -59,15 +59,27 @@ if (flags.help) {
   process.exit(0);
 }
 const quick = flags.quick;
-const scales = (quick ? '1m' : flags.scale!).split(',').map(parseScale).sort((a, b) => a - b);
+/** An option that cannot be read ends the run with its message (no stack trace). */
+const option = <T>(read: () => T): T => {
+  try {
+    return read();
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}`);
+    process.exit(2);
+  }
+};
+const scales = option(() => (quick ? '1m' : flags.scale!).split(',').map(parseScale).sort((a, b) => a - b));
 const sections = new Set(flags.sections!.split(','));
 const pairs = Number(flags.pairs ?? (quick ? 20 : 200));
 const trafficSeconds = Number(flags['traffic-seconds'] ?? (quick ? 25 : 120));
 /** Service timings are repeated this many times (rows interleaved) and medians quoted. */
 const runs = Number(flags.runs ?? (quick ? 1 : 3));
 /** Data shapes: rules × parsers, paired by position (one --parsers value applies to every --rules value). */
-const cards = cardinalities(flags.rules!, flags.parsers!);
+const cards = option(() => cardinalities(flags.rules!, flags.parsers!));
 const floorConnections = (flags['floor-connections'] ?? '10,100').split(',').map(Number);
+option(() => {
+  if (!floorConnections.every((c) => Number.isInteger(c) && c > 0) || !Number.isInteger(Number(flags['wrk-threads'])) || Number(flags['wrk-threads']) < 1) throw new Error('--floor-connections and --wrk-threads take whole numbers ≥ 1');
+});
 const floorSeconds = Number(flags['floor-seconds'] ?? (quick ? 3 : 10));
 const floorRounds = Number(flags['floor-rounds'] ?? (quick ? 3 : 5));
 const reps = (base: number) => (quick ? Math.max(3, Math.round(base / 5)) : base);
@@ -232,6 +244,7 @@ async function main() {
   for (const { rows, card } of scales.flatMap((rows) => cards.map((card) => ({ rows, card })))) {
     if (!sections.has('queries') && !sections.has('floor') && !sections.has('traffic')) break;
     const main = card === cards[0];
+    if (!main && !sections.has('queries')) continue; // other data shapes only feed the query and cardinality tables
     say(`\n## ${label(rows)} rows over 30 days, ${cardinalityLabel(card)}`);
     const db = await benchDatabase(rows, card);
     const perScale: Record<string, unknown> = { rows, rules: card.rules, parsers: card.parsers, build: db };
