@@ -3,8 +3,9 @@
  * alternative, in one run: raw table (B), rollups without cache (E), rollups + Redis
  * (A, ruleperf), and the ADR's own millisecond cache keys.
  *
- *   npm run bench -- [--scale 45m|10m|1m|<rows>[,…]] [--quick] [--sections rollups,queries,traffic,overload]
- *                    [--pairs 200] [--traffic-seconds 120] [--rebuild]
+ *   npm run bench -- [--scale 45m|10m|1m|100m|<rows>[,…]] [--quick] [--sections rollups,queries,floor,traffic,overload]
+ *                    [--rules 500[,5000] --parsers 30[,100]] [--pairs 200] [--traffic-seconds 120] [--rebuild]
+ *                    [--floor-connections 10,100] [--floor-seconds 10] [--floor-rounds 5] [--wrk-threads 1]
  */
 import { parseArgs } from 'node:util';
 import { Client, Pool } from 'pg';
@@ -24,6 +25,9 @@ import { RAW_SQL } from './lib/raw-queries';
 import { rollupBench } from './lib/rollup-bench';
 import { trafficBench } from './lib/traffic-bench';
 import { overloadBench } from './lib/overload-bench';
+import { floorBench } from './lib/floor-bench';
+import { parseScale, rowsLabel } from './lib/options';
+import { cardinalities, cardinalityLabel, cardinalityTable, DEFAULT_CARDINALITY, type Cardinality, type CardinalityRow } from './lib/cardinality';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -34,7 +38,13 @@ const { values: flags } = parseArgs({
   options: {
     scale: { type: 'string', default: '45m' },
     quick: { type: 'boolean', default: false },
-    sections: { type: 'string', default: 'rollups,queries,traffic,overload' },
+    sections: { type: 'string', default: 'rollups,queries,floor,traffic,overload' },
+    rules: { type: 'string', default: String(DEFAULT_CARDINALITY.rules) },
+    parsers: { type: 'string', default: String(DEFAULT_CARDINALITY.parsers) },
+    'floor-connections': { type: 'string' },
+    'floor-seconds': { type: 'string' },
+    'floor-rounds': { type: 'string' },
+    'wrk-threads': { type: 'string', default: '1' },
     pairs: { type: 'string' },
     'traffic-seconds': { type: 'string' },
     rebuild: { type: 'boolean', default: false },
@@ -43,21 +53,36 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  console.log('usage: npm run bench -- [--scale 45m|10m|1m|<rows>[,…]] [--quick] [--sections rollups,queries,traffic] [--pairs 200] [--traffic-seconds 120] [--runs 3] [--rebuild]');
+  console.log(
+    'usage: npm run bench -- [--scale 45m|10m|1m|100m|<rows>[,…]] [--quick] [--sections rollups,queries,floor,traffic] [--rules 500[,5000]] [--parsers 30[,100]]\n' +
+      '                        [--pairs 200] [--traffic-seconds 120] [--runs 3] [--floor-connections 10,100] [--floor-seconds 10] [--floor-rounds 5] [--wrk-threads 1] [--rebuild]'
+  );
   process.exit(0);
 }
 const quick = flags.quick;
-const parseScale = (s: string) => {
-  const m = /^(\d+(?:\.\d+)?)([mk]?)$/i.exec(s.trim());
-  if (!m) throw new Error(`--scale: cannot read "${s}" (use 1m, 10m, 45m or a row count)`);
-  return Math.round(Number(m[1]) * (m[2].toLowerCase() === 'm' ? 1e6 : m[2].toLowerCase() === 'k' ? 1e3 : 1));
+/** An option that cannot be read ends the run with its message (no stack trace). */
+const option = <T>(read: () => T): T => {
+  try {
+    return read();
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}`);
+    process.exit(2);
+  }
 };
-const scales = (quick ? '1m' : flags.scale!).split(',').map(parseScale).sort((a, b) => a - b);
+const scales = option(() => (quick ? '1m' : flags.scale!).split(',').map(parseScale).sort((a, b) => a - b));
 const sections = new Set(flags.sections!.split(','));
 const pairs = Number(flags.pairs ?? (quick ? 20 : 200));
 const trafficSeconds = Number(flags['traffic-seconds'] ?? (quick ? 25 : 120));
 /** Service timings are repeated this many times (rows interleaved) and medians quoted. */
 const runs = Number(flags.runs ?? (quick ? 1 : 3));
+/** Data shapes: rules × parsers, paired by position (one --parsers value applies to every --rules value). */
+const cards = option(() => cardinalities(flags.rules!, flags.parsers!));
+const floorConnections = (flags['floor-connections'] ?? '10,100').split(',').map(Number);
+option(() => {
+  if (!floorConnections.every((c) => Number.isInteger(c) && c > 0) || !Number.isInteger(Number(flags['wrk-threads'])) || Number(flags['wrk-threads']) < 1) throw new Error('--floor-connections and --wrk-threads take whole numbers ≥ 1');
+});
+const floorSeconds = Number(flags['floor-seconds'] ?? (quick ? 3 : 10));
+const floorRounds = Number(flags['floor-rounds'] ?? (quick ? 3 : 5));
 const reps = (base: number) => (quick ? Math.max(3, Math.round(base / 5)) : base);
 
 const out: string[] = [];
@@ -66,22 +91,22 @@ const say = (s = '') => {
   console.log(s);
   out.push(s);
 };
-const label = (rows: number) => (rows >= 1e6 ? `${rows / 1e6}M` : `${rows / 1e3}k`);
+const label = rowsLabel;
 
-const historyOptions = (rows: number, days: number, end: Date) => ({ days, rowsPerHour: Math.round(rows / 720), rules: 500, parsers: 30, seed: 42, end, method: 'copy' as const });
+const historyOptions = (rows: number, days: number, end: Date, card: Cardinality) => ({ days, rowsPerHour: Math.round(rows / 720), rules: card.rules, parsers: card.parsers, seed: 42, end, method: 'copy' as const });
 
 /**
  * A reused database ends where it was built: its last (partial) hour and the hours since are
  * loaded again, through the current hour, so "the last hour" holds rows like a live system's.
  */
-async function topUp(url: string, rows: number) {
+async function topUp(url: string, rows: number, card: Cardinality) {
   const pool = new Pool({ connectionString: url, max: 2 });
   const { rows: found } = await pool.query('SELECT max(time) AS last FROM metrics');
   const from = Math.floor((found[0].last as Date).getTime() / HOUR) * HOUR;
   const end = Math.floor(Date.now() / HOUR) * HOUR + HOUR;
   await pool.query('DELETE FROM metrics WHERE time >= $1', [new Date(from)]);
   const hours = (end - from) / HOUR;
-  await generateHistory(pool, historyOptions(rows, hours / 24, new Date(end)), () => undefined);
+  await generateHistory(pool, historyOptions(rows, hours / 24, new Date(end), card), () => undefined);
   await pool.end();
   say(`loaded the ${hours} hour(s) since it was built, through the current hour`);
 }
@@ -98,12 +123,12 @@ async function makeCurrent(url: string) {
   await pool.end();
 }
 
-/** A benchmark database per scale: 30 days, 500 rules, 30 parsers, reused while recent. */
-const builtThisRun = new Set<number>();
-async function benchDatabase(rows: number): Promise<{ url: string; load?: { rowsPerSecond: number; seconds: number }; refreshSeconds?: number }> {
-  const name = `ruleperf_bench_${rows}`;
-  const rebuild = flags.rebuild && !builtThisRun.has(rows);
-  builtThisRun.add(rows);
+/** A benchmark database per scale and cardinality (default: 500 rules, 30 parsers): 30 days, reused while recent. */
+const builtThisRun = new Set<string>();
+async function benchDatabase(rows: number, card: Cardinality = DEFAULT_CARDINALITY): Promise<{ url: string; load?: { rowsPerSecond: number; seconds: number }; refreshSeconds?: number }> {
+  const name = `ruleperf_bench_${rows}${card.suffix}`;
+  const rebuild = flags.rebuild && !builtThisRun.has(name);
+  builtThisRun.add(name);
   const url = `${PG}/${name}`;
   const admin = new Client({ connectionString: `${PG}/postgres` });
   await admin.connect();
@@ -116,7 +141,7 @@ async function benchDatabase(rows: number): Promise<{ url: string; load?: { rows
     if (meta.rowCount) {
       await admin.end();
       say(`reusing ${name} (built ${meta.rows[0].built_at.toISOString()}; --rebuild to start over)`);
-      await topUp(url, rows);
+      await topUp(url, rows, card);
       await makeCurrent(url);
       return { url };
     }
@@ -126,8 +151,8 @@ async function benchDatabase(rows: number): Promise<{ url: string; load?: { rows
   await admin.end();
   const pool = new Pool({ connectionString: url, max: 2 });
   await migrate(pool, { flavour: 'postgres' });
-  const options = historyOptions(rows, 30, new Date(Math.floor(Date.now() / HOUR) * HOUR));
-  const progress = rowsProgress(`loading ${label(rows)}`, plannedRows(options));
+  const options = historyOptions(rows, 30, new Date(Math.floor(Date.now() / HOUR) * HOUR), card);
+  const progress = rowsProgress(`loading ${label(rows)}${card.suffix}`, plannedRows(options));
   await generateHistory(pool, options, (n) => progress.add(n));
   const load = progress.stop();
   const t = performance.now();
@@ -209,22 +234,26 @@ async function main() {
   say(`\nMachine: ${require('node:os').cpus().length} cores, Node ${process.version}; native PostgreSQL and Redis on 127.0.0.1. Latencies are measured at the server (Server-Timing) unless marked client.`);
   const redis = new Redis(REDIS_URL);
   const scaling: Array<{ rows: number; uncached: number; raw: number; cached: number }> = [];
+  const byCardinality: CardinalityRow[] = [];
 
   if (sections.has('rollups')) {
     const r = await rollupBench(PG, { quick, say, pairs, largest: scales[scales.length - 1], benchDatabase });
     figures.rollups = r;
   }
 
-  for (const rows of scales) {
-    if (!sections.has('queries') && !sections.has('traffic') && !sections.has('overload')) break;
-    say(`\n## ${label(rows)} rows over 30 days`);
-    const db = await benchDatabase(rows);
-    const perScale: Record<string, unknown> = { rows, build: db };
-    figures[`scale_${rows}`] = perScale;
+  // Each scale at each cardinality; the first cardinality is the one charted and loaded with traffic.
+  for (const { rows, card } of scales.flatMap((rows) => cards.map((card) => ({ rows, card })))) {
+    if (!sections.has('queries') && !sections.has('floor') && !sections.has('traffic') && !sections.has('overload')) break;
+    const main = card === cards[0];
+    if (!main && !sections.has('queries')) continue; // other data shapes only feed the query and cardinality tables
+    say(`\n## ${label(rows)} rows over 30 days, ${cardinalityLabel(card)}`);
+    const db = await benchDatabase(rows, card);
+    const perScale: Record<string, unknown> = { rows, rules: card.rules, parsers: card.parsers, build: db };
+    figures[`scale_${rows}${card.suffix}`] = perScale;
 
     if (sections.has('queries')) {
       const uncachedSvc = await startServiceProcess({ DATABASE_URL: db.url, CACHE_ENABLED: 'false', REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false' });
-      const prefix = `bench-${process.pid}-${rows}`;
+      const prefix = `bench-${process.pid}-${rows}${card.suffix}`;
       // Near cache off: every timed hit is a Redis round trip (the traffic section runs the defaults).
       const cachedSvc = await startServiceProcess({ DATABASE_URL: db.url, REDIS_URL, CACHE_PREFIX: prefix, REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false', CACHE_NEAR_LEASE_MS: '0' });
       const rowsOut: string[][] = [];
@@ -273,23 +302,37 @@ async function main() {
       say(table(LATENCY_HEADERS, rowsOut));
       const s30 = results['Last 30 days aggregate'] as { miss: Summary; raw: Summary; hit: Summary };
       say(`\nADR reports 3,200 ms (raw 30-day scan) → 180 ms (aggregates) → 8 ms (Redis). Here: raw ${ms(s30.raw.p95)} → uncached ${ms(s30.miss.p95)} (${(s30.raw.p95 / s30.miss.p95).toFixed(0)}×) → cached ${ms(s30.hit.p95)} (${(s30.raw.p95 / s30.hit.p95).toFixed(0)}× faster than raw), p95.`);
-      scaling.push({ rows, uncached: s30.miss.p95, raw: s30.raw.p95, cached: s30.hit.p95 });
+      if (main) scaling.push({ rows, uncached: s30.miss.p95, raw: s30.raw.p95, cached: s30.hit.p95 });
+      const grouped = (name: string) => results[name] as { miss: Summary; hit: Summary };
+      byCardinality.push({ rows, card, topRules: grouped('Top 10 slowest rules (7 days)'), errorBreakdown: grouped('Error breakdown (30 days)') });
       await uncachedSvc.stop();
       await cachedSvc.stop();
       await redisFlushPrefix(redis, prefix);
     }
 
     // The overload figures are quoted at 10M rows where that scale runs, else at the largest.
-    if (sections.has('overload') && rows === (scales.includes(10e6) ? 10e6 : scales[scales.length - 1])) {
+    if (sections.has('overload') && main && rows === (scales.includes(10e6) ? 10e6 : scales[scales.length - 1])) {
       const prefix = `bench-overload-${process.pid}`;
       perScale.overload = await overloadBench({ dbUrl: db.url, redisUrl: REDIS_URL, prefix, quick, say });
       await redisFlushPrefix(redis, prefix);
     }
 
-    if (sections.has('traffic') && rows === scales[scales.length - 1]) {
-      perScale.traffic = await trafficBench({ dbUrl: db.url, redis, redisUrl: REDIS_URL, seconds: trafficSeconds, quick, say, flush: redisFlushPrefix });
+    const loaded = main && rows === scales[scales.length - 1];
+    let floor: Awaited<ReturnType<typeof floorBench>> | undefined;
+    if (sections.has('floor') && loaded) {
+      floor = await floorBench({ dbUrl: db.url, redis, redisUrl: REDIS_URL, quick, say, flush: redisFlushPrefix, connections: floorConnections, rounds: floorRounds, seconds: floorSeconds, threads: Number(flags['wrk-threads']) });
+      perScale.floor = floor;
+    }
+    if (sections.has('traffic') && loaded) {
+      perScale.traffic = await trafficBench({ dbUrl: db.url, redis, redisUrl: REDIS_URL, seconds: trafficSeconds, quick, say, flush: redisFlushPrefix, floor: floor?.summaries && floor.server ? { summaries: floor.summaries, server: floor.server } : floor?.skipped });
     }
   }
+
+  if (byCardinality.length && (cards.length > 1 || cards[0].suffix !== '')) {
+    say(`\n## Cardinality: the rule-grouped panels as rules and parsers grow (p95 at the server, medians over runs)\n`);
+    say(cardinalityTable(byCardinality, label));
+  }
+  figures.cardinality = byCardinality;
 
   if (scaling.length > 1) {
     say(`\n## Uncached latency against data size (30-day aggregate, p95)\n`);

@@ -46,3 +46,42 @@ export function metricSum(text: string, name: string, labelFilter = ''): number 
   }
   return sum;
 }
+
+/**
+ * A Prometheus histogram's cumulative bucket counts, summed over every label set that holds
+ * all of `labelFilters` (e.g. `cache="hit"`): upper bound (seconds; Infinity for +Inf) → count.
+ */
+export function histogramBuckets(text: string, name: string, labelFilters: string[] = []): Map<number, number> {
+  const out = new Map<number, number>();
+  const prefix = `${name}_bucket{`;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix) || !labelFilters.every((f) => line.includes(f))) continue;
+    const le = /le="([^"]+)"/.exec(line);
+    if (!le) continue;
+    const bound = le[1] === '+Inf' ? Infinity : Number(le[1]);
+    out.set(bound, (out.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return new Map([...out].sort((a, b) => a[0] - b[0]));
+}
+
+/** after − before, bucket by bucket (counts observed between two scrapes). */
+export function bucketDelta(before: Map<number, number>, after: Map<number, number>): Map<number, number> {
+  return new Map([...after].map(([le, n]) => [le, n - (before.get(le) ?? 0)]));
+}
+
+/**
+ * The bucket a quantile falls in, as bounds (seconds): the q-quantile is > lower and ≤ upper.
+ * Exact, unlike an interpolated estimate; lower is 0 for the first bucket, upper Infinity past the last.
+ */
+export function quantileBracket(buckets: Map<number, number>, q: number): { lower: number; upper: number; count: number } {
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  const count = sorted.length ? sorted[sorted.length - 1][1] : 0;
+  if (count === 0) return { lower: NaN, upper: NaN, count };
+  const rank = Math.max(1, Math.ceil(q * count));
+  let lower = 0;
+  for (const [le, n] of sorted) {
+    if (n >= rank) return { lower, upper: le, count };
+    lower = le;
+  }
+  return { lower, upper: Infinity, count };
+}
