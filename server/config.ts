@@ -20,10 +20,14 @@ const schema = z.object({
   ROUTE_DAILY_FROM_DAYS: z.coerce.number().positive().max(400).default(7),
   WATERMARK_CACHE_MS: int(0, 60_000).default(2000),
   API_TOKEN: z.string().min(1).optional(),
+  API_ADMIN_TOKEN: z.string().min(1).optional(),
+  ALLOW_UNAUTHENTICATED: bool.default(false),
+  INVALIDATE_ALL_INTERVAL_SECONDS: int(0, 3600).default(10),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   REDIS_SENTINELS: z.string().optional(),
   REDIS_SENTINEL_NAME: z.string().default('mymaster'),
   REDIS_CLUSTER_NODES: z.string().optional(),
+  REDIS_TLS_CA_FILE: z.string().optional(),
   CACHE_ENABLED: bool.default(true),
   CACHE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/).default('ruleperf'),
   CACHE_TTL_SECONDS: int(1, 86_400).default(60),
@@ -47,6 +51,28 @@ const schema = z.object({
 
 export type Config = z.infer<typeof schema>;
 
+/** Whether HOST only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** Settings that are each valid but unsafe together (checked after the fields themselves). */
+function unsafeCombinations(c: Config): string[] {
+  const problems: string[] = [];
+  if (!c.API_TOKEN && !isLoopbackHost(c.HOST) && !c.ALLOW_UNAUTHENTICATED) {
+    problems.push(
+      `HOST: ${c.HOST} accepts connections from other machines, but API_TOKEN is not set, so anyone who reaches the port could ` +
+        'query it' + (c.API_ADMIN_TOKEN ? '' : ' and flush its cache') + '. Set API_TOKEN (read) and API_ADMIN_TOKEN (invalidate), ' +
+        'or ALLOW_UNAUTHENTICATED=true to serve without a token on purpose'
+    );
+  }
+  if (c.API_TOKEN && c.API_TOKEN === c.API_ADMIN_TOKEN) {
+    problems.push('API_ADMIN_TOKEN: must differ from API_TOKEN (the read token is the one stored in Grafana)');
+  }
+  return problems;
+}
+
 export class ConfigError extends Error {}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -56,6 +82,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration: ' + parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
     );
   }
+  const problems = unsafeCombinations(parsed.data);
+  if (problems.length) throw new ConfigError('invalid configuration: ' + problems.join('; '));
   return parsed.data;
 }
 

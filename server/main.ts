@@ -24,6 +24,7 @@ import { listenForInvalidations } from './cache/notify';
 import { dashboardWarmItems, RecentQueries, warm, WARM_VARIABLE_MAX_VALUES } from './cache/warmer';
 import { RefreshScheduler } from './maintenance/scheduler';
 import { createApp } from './http/app';
+import { exampleCurl, securitySettings } from './http/security';
 import { VARIABLE_NAMES, type ReadyResponse, type VariableName } from './contract';
 import { variableValues } from './http/variables';
 
@@ -121,7 +122,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
     (request, query) => recent.record(request, query)
   );
 
-  const ready = async (): Promise<ReadyResponse> => {
+  const ready = async (): Promise<Omit<ReadyResponse, 'warnings'>> => {
     const cacheState = cache ? cache.state() : 'disabled';
     try {
       const info = await schemaInfo(pools.read);
@@ -141,7 +142,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
     readPool: pools.read,
     metrics,
     logger: log,
-    apiToken: config.API_TOKEN,
+    security: securitySettings(config),
     ready,
     cache: {
       state: () => (cache ? cache.state() : 'disabled'),
@@ -260,12 +261,7 @@ export async function main(): Promise<void> {
     }
     throw err;
   }
-  const auth = config.API_TOKEN ? ` -H "Authorization: Bearer $API_TOKEN"` : '';
-  process.stdout.write(
-    `\nruleperf is ready at ${running.url}\n\nTry (stats for the last 24 hours):\n` +
-      `  curl -s ${running.url}/api/v1/query -H 'Content-Type: application/json'${auth} \\\n` +
-      `    -d "{\\"range\\":{\\"from\\":$(( $(date +%s) * 1000 - 86400000 )),\\"to\\":$(( $(date +%s) * 1000 ))},\\"queries\\":[{\\"refId\\":\\"A\\",\\"kind\\":\\"stats\\"}]}"\n\n`
-  );
+  process.stdout.write(`\nruleperf is ready at ${running.url}\n\nTry (stats for the last 24 hours):\n${exampleCurl(running.url, config)}\n\n`);
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

@@ -1,6 +1,7 @@
 /** Runs queries through the real normalize → route → SQL → frames path, without HTTP. */
 import type { Pool } from 'pg';
-import { querySchema, type RuleperfQueryInput } from '../../server/contract';
+import type { RuleperfQueryInput } from '../../server/contract';
+import { querySchema } from '../../server/http/validation';
 import { DAY_MS, loadRollupCatalog } from '../../server/query/catalog';
 import { QueryExecutor } from '../../server/query/executor';
 import { normalizeQuery } from '../../server/query/normalize';
