@@ -46,11 +46,11 @@ test('only ordinary requests take the fast path', () => {
 });
 
 /** Sends a body with a declared length (fast path) or chunked (Express). */
-function send(body: string, chunked: boolean): Promise<{ status: number; type: string; requestId: string; body: any }> {
+function send(body: string, chunked: boolean, extraHeaders: Record<string, string> = {}): Promise<{ status: number; type: string; requestId: string; body: any }> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${svc.url}${QUERY_PATH}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }) },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }), ...extraHeaders },
     });
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
@@ -72,6 +72,13 @@ test('the fast path and Express answer alike: data, validation errors, bad JSON,
     JSON.stringify({ range: { from: at - 6 * HOUR, to: at }, queries: [{ refId: 'A', kind: 'timeseries', metrics: ['executionCount'] }] }),
     JSON.stringify({ range: { from: at, to: at - HOUR }, queries: [{ refId: 'A', kind: 'stats' }] }),
     JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', kind: 'nope' }] }),
+    // The mistakes the API names (unknown field, seconds, empty list, case, dates past 9999) and relative times.
+    JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', rule: 'rule-0001' }] }),
+    JSON.stringify({ range: { from: Math.floor((at - HOUR) / 1000), to: Math.floor(at / 1000) }, queries: [{ refId: 'A' }] }),
+    JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', ruleId: [] }] }),
+    JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', status: ['ERROR', 'timeout'] }] }),
+    JSON.stringify({ range: { from: at - HOUR, to: 8.64e15 }, queries: [{ refId: 'A' }] }),
+    JSON.stringify({ range: { from: 'now-7d/d', to: 'now-1d/d' }, queries: [{ refId: 'A', kind: 'timeseries', datasource: { uid: 'x' } }] }),
     '{"range": ',
     '"just a string"',
     '[]',
@@ -84,5 +91,16 @@ test('the fast path and Express answer alike: data, validation errors, bad JSON,
     assert.deepEqual(fast.body, viaExpress.body, body);
     assert.equal(fast.type, 'application/json; charset=utf-8');
     assert.match(fast.requestId, /^[\w-]+$/);
+  }
+});
+
+test('compressed bodies and other charsets: the same 415 whether or not the length is declared', async () => {
+  const body = JSON.stringify({ range: { from: 'now-1h', to: 'now' }, queries: [{ refId: 'A' }] });
+  for (const headers of [{ 'content-encoding': 'br' }, { 'content-encoding': 'gzip' }, { 'content-type': 'application/json; charset=utf-16' }]) {
+    const fast = await send(body, false, headers);
+    const viaExpress = await send(body, true, headers);
+    assert.equal(fast.status, 415, JSON.stringify(headers));
+    assert.deepEqual(fast.body, viaExpress.body);
+    assert.equal(viaExpress.status, 415);
   }
 });
