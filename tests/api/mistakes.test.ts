@@ -85,7 +85,7 @@ test('compressed bodies and charsets other than UTF-8 get a 415 that names the h
   ];
   for (const path of ['/api/v1/query', '/api/v1/invalidate']) {
     for (const [headers, payload, message] of cases) {
-      const res = await fetch(svc.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...auth, ...headers }, body: payload });
+      const res = await fetch(svc.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...auth, ...headers }, body: typeof payload === 'string' ? payload : new Uint8Array(payload) });
       const answer = await res.json();
       assert.equal(res.status, path.endsWith('invalidate') ? 403 : 415, `${path} ${JSON.stringify(headers)}: ${JSON.stringify(answer)}`);
       if (path.endsWith('query')) assert.match(answer.error, message);
