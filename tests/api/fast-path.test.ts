@@ -96,7 +96,8 @@ test('the fast path and Express answer alike: data, validation errors, bad JSON,
 
 test('compressed bodies and other charsets: the same 415 whether or not the length is declared', async () => {
   const body = JSON.stringify({ range: { from: 'now-1h', to: 'now' }, queries: [{ refId: 'A' }] });
-  for (const headers of [{ 'content-encoding': 'br' }, { 'content-encoding': 'gzip' }, { 'content-type': 'application/json; charset=utf-16' }]) {
+  const cases: Array<Record<string, string>> = [{ 'content-encoding': 'br' }, { 'content-encoding': 'gzip' }, { 'content-type': 'application/json; charset=utf-16' }];
+  for (const headers of cases) {
     const fast = await send(body, false, headers);
     const viaExpress = await send(body, true, headers);
     assert.equal(fast.status, 415, JSON.stringify(headers));
