@@ -42,9 +42,10 @@ function flatten(issues: readonly ZodIssue[], prefix: PropertyKey[] = []): Array
       return [{ path: i.code === 'unrecognized_keys' && i.keys.length === 1 ? [...path, i.keys[0]] : path, message: i.message }];
     }
     // Branch ranks: 0 = the input has the wrong type for it; 2 = only parts of the input are wrong.
+    // On a tie the later branch wins: in `value | list` unions that is the list, which an array input meant.
     const rank = (branch: readonly ZodIssue[]) =>
       branch.some((b) => b.code === 'invalid_type' && b.path.length === 0) ? 0 : branch.every((b) => b.path.length > 0) ? 2 : 1;
-    const best = i.errors.reduce((a, b) => (rank(b) > rank(a) ? b : a));
+    const best = i.errors.reduce((a, b) => (rank(b) >= rank(a) ? b : a));
     if (rank(best) > 0) return flatten(best, path);
     const expected = [...new Set(i.errors.flat().map((b) => (b.code === 'invalid_type' ? b.expected : null)).filter(Boolean))];
     return [{ path, message: expected.length ? `must be ${expected.map((e) => (e === 'array' ? 'a list' : `a ${e}`)).join(' or ')}` : i.message }];
