@@ -1,4 +1,5 @@
 /** Service settings from the environment, validated once at start (bad values stop it with a clear message). */
+import { existsSync } from 'node:fs';
 import { z } from 'zod/v4';
 
 const bool = z
@@ -27,7 +28,10 @@ const schema = z.object({
   REDIS_SENTINELS: z.string().optional(),
   REDIS_SENTINEL_NAME: z.string().default('mymaster'),
   REDIS_CLUSTER_NODES: z.string().optional(),
-  REDIS_TLS_CA_FILE: z.string().optional(),
+  REDIS_TLS_CA_FILE: z
+    .string()
+    .refine((path) => existsSync(path), 'no such file (a PEM bundle of the CA that signed the Redis certificate)')
+    .optional(),
   CACHE_ENABLED: bool.default(true),
   CACHE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/).default('ruleperf'),
   CACHE_TTL_SECONDS: int(1, 86_400).default(60),
@@ -66,6 +70,9 @@ function unsafeCombinations(c: Config): string[] {
         'query it' + (c.API_ADMIN_TOKEN ? '' : ' and flush its cache') + '. Set API_TOKEN (read) and API_ADMIN_TOKEN (invalidate), ' +
         'or ALLOW_UNAUTHENTICATED=true to serve without a token on purpose'
     );
+  }
+  if (c.REDIS_TLS_CA_FILE && (!/^rediss:/i.test(c.REDIS_URL) || c.REDIS_SENTINELS || c.REDIS_CLUSTER_NODES)) {
+    problems.push('REDIS_TLS_CA_FILE: applies to a rediss:// REDIS_URL only (TLS is not used without one; Sentinel and Cluster have no TLS settings yet)');
   }
   if (c.API_TOKEN && c.API_TOKEN === c.API_ADMIN_TOKEN) {
     problems.push('API_ADMIN_TOKEN: must differ from API_TOKEN (the read token is the one stored in Grafana)');
