@@ -239,8 +239,9 @@ export interface ReadyResponse {
   /**
    * What an operator should fix although the service works (for example a published default
    * token). Shown in full to callers with a valid token; others are told only that there are some.
+   * Always sent by this service (absent from older ones, so clients must not require it).
    */
-  warnings: string[];
+  warnings?: string[];
 }
 
 export interface ErrorResponse {

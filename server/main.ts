@@ -122,7 +122,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
     (request, query) => recent.record(request, query)
   );
 
-  const ready = async (): Promise<Omit<ReadyResponse, 'warnings'>> => {
+  const ready = async (): Promise<ReadyResponse> => {
     const cacheState = cache ? cache.state() : 'disabled';
     try {
       const info = await schemaInfo(pools.read);

@@ -30,8 +30,8 @@ export interface AppDeps {
   service: QueryService;
   cache: CacheControl;
   readPool: Pool;
-  /** Readiness; the security warnings are added by the app. */
-  ready: () => Promise<Omit<ReadyResponse, 'warnings'> & { warnings?: string[] }>;
+  /** Readiness; the app adds the security warnings. */
+  ready: () => Promise<ReadyResponse>;
   metrics: Metrics;
   logger: Logger;
   security: SecuritySettings;

@@ -8,7 +8,6 @@
 import { z } from 'zod/v4';
 import {
   DEFAULTS,
-  FILTER_FIELDS,
   GRAFANA_QUERY_FIELDS,
   GRANULARITIES,
   GROUP_BY_FIELDS,
