@@ -32,13 +32,29 @@ export const SERIES_METRICS = [
   'recordsFailed',
 ] as const;
 
-export const TOP_RULES_SORT = ['p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'avgExecutionTimeMs', 'errorRate', 'executionCount'] as const;
+export const TOP_RULES_SORT = [
+  'p95ExecutionTimeMs',
+  'p99ExecutionTimeMs',
+  'avgExecutionTimeMs',
+  'errorRate',
+  'executionCount',
+] as const;
 
 /** Names accepted by GET /api/v1/variables/:name. */
 export const VARIABLE_NAMES = ['rules', 'parsers', 'categories', 'metricTypes', 'sourceTypes', 'statuses'] as const;
 
 /** The fields of a query that ruleperf reads (besides Grafana's own, below). */
-export const QUERY_FIELDS = ['refId', 'kind', 'granularity', ...FILTER_FIELDS, 'metrics', 'groupBy', 'limit', 'sortBy', 'hide'] as const;
+export const QUERY_FIELDS = [
+  'refId',
+  'kind',
+  'granularity',
+  ...FILTER_FIELDS,
+  'metrics',
+  'groupBy',
+  'limit',
+  'sortBy',
+  'hide',
+] as const;
 
 /**
  * Fields Grafana itself puts on a query (its `DataQuery`: datasource, key, queryType, and
@@ -46,7 +62,15 @@ export const QUERY_FIELDS = ['refId', 'kind', 'granularity', ...FILTER_FIELDS, '
  * queryCachingTTL). Accepted so that a target copied from a dashboard or the query inspector
  * works as it is; ignored (the request's own intervalMs and maxDataPoints apply).
  */
-export const GRAFANA_QUERY_FIELDS = ['datasource', 'datasourceId', 'key', 'queryType', 'intervalMs', 'maxDataPoints', 'queryCachingTTL'] as const;
+export const GRAFANA_QUERY_FIELDS = [
+  'datasource',
+  'datasourceId',
+  'key',
+  'queryType',
+  'intervalMs',
+  'maxDataPoints',
+  'queryCachingTTL',
+] as const;
 
 export const LIMITS = {
   maxQueries: 50,

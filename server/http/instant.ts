@@ -16,7 +16,8 @@ const MONTH_UNITS: Record<string, number> = { M: 1, Q: 3, y: 12 };
 /** Grafana's datemath refuses more digits than this in one term. */
 const MAX_TERM_DIGITS = 5;
 
-export const INSTANT_FORMS = 'epoch milliseconds, an ISO-8601 time such as 2024-05-01T00:00:00Z, or a relative time such as now-24h, now-7d/d or now/d (UTC)';
+export const INSTANT_FORMS =
+  'epoch milliseconds, an ISO-8601 time such as 2024-05-01T00:00:00Z, or a relative time such as now-24h, now-7d/d or now/d (UTC)';
 
 /** ISO-8601 date or date-time, optional fraction and offset. */
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
@@ -40,7 +41,8 @@ function fromNumber(value: number): InstantResult {
 
 function withinLimits(ms: number): InstantResult {
   if (!Number.isFinite(ms) || ms < 0) return { error: 'must not be before 1970-01-01T00:00:00Z (epoch 0)' };
-  if (ms > LIMITS.maxInstantMs) return { error: `must not be after ${iso(LIMITS.maxInstantMs)} (epoch ms ${LIMITS.maxInstantMs})` };
+  if (ms > LIMITS.maxInstantMs)
+    return { error: `must not be after ${iso(LIMITS.maxInstantMs)} (epoch ms ${LIMITS.maxInstantMs})` };
   return { ms };
 }
 
@@ -48,7 +50,13 @@ function fromIso(text: string): InstantResult | null {
   const m = ISO.exec(text);
   if (!m) return null;
   // Without an offset the time is UTC (JavaScript alone would read a date-time as local time).
-  const offset = m[8] ? (m[8].toUpperCase() === 'Z' ? 'Z' : m[8].length === 5 ? `${m[8].slice(0, 3)}:${m[8].slice(3)}` : m[8]) : 'Z';
+  const offset = m[8]
+    ? m[8].toUpperCase() === 'Z'
+      ? 'Z'
+      : m[8].length === 5
+        ? `${m[8].slice(0, 3)}:${m[8].slice(3)}`
+        : m[8]
+    : 'Z';
   const fraction = m[7] ? `.${m[7].slice(0, 3).padEnd(3, '0')}` : '';
   const ms = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4] ?? '00'}:${m[5] ?? '00'}:${m[6] ?? '00'}${fraction}${offset}`);
   if (!Number.isFinite(ms)) return { error: `${JSON.stringify(text)} is not a valid date or time` };
@@ -95,7 +103,8 @@ function startOf(ms: number, unit: string): number {
   }
 }
 
-const RELATIVE_HELP = 'relative times are now, now-24h, now-7d/d, now/d (terms +N or -N with a unit, /unit rounds; units s m h d w M Q y; UTC)';
+const RELATIVE_HELP =
+  'relative times are now, now-24h, now-7d/d, now/d (terms +N or -N with a unit, /unit rounds; units s m h d w M Q y; UTC)';
 
 /** Applies datemath terms (`-24h`, `/d`, `+1M`…) to `ms`; `roundUp` rounds to the end of the unit (a `to` bound). */
 function applyMath(ms: number, math: string, roundUp: boolean, text: string): InstantResult {
@@ -104,23 +113,29 @@ function applyMath(ms: number, math: string, roundUp: boolean, text: string): In
   let t = ms;
   while (i < s.length) {
     const op = s[i++];
-    if (op !== '/' && op !== '+' && op !== '-') return { error: `${JSON.stringify(text)}: expected +, - or / at "${s.slice(i - 1)}"; ${RELATIVE_HELP}` };
+    if (op !== '/' && op !== '+' && op !== '-')
+      return { error: `${JSON.stringify(text)}: expected +, - or / at "${s.slice(i - 1)}"; ${RELATIVE_HELP}` };
     const digits = /^\d*/.exec(s.slice(i))![0];
-    if (digits.length > MAX_TERM_DIGITS) return { error: `${JSON.stringify(text)}: at most ${MAX_TERM_DIGITS} digits per term` };
+    if (digits.length > MAX_TERM_DIGITS)
+      return { error: `${JSON.stringify(text)}: at most ${MAX_TERM_DIGITS} digits per term` };
     i += digits.length;
     const n = digits ? Number(digits) : 1;
     const unit = s[i++];
     if (unit === 'f') return { error: `${JSON.stringify(text)}: fiscal units are not supported; ${RELATIVE_HELP}` };
     if (unit === undefined || !(unit in FIXED_UNITS || unit in MONTH_UNITS)) {
-      return { error: `${JSON.stringify(text)}: ${unit === undefined ? 'a unit is missing' : `unknown unit "${unit}"`}; ${RELATIVE_HELP}` };
+      return {
+        error: `${JSON.stringify(text)}: ${unit === undefined ? 'a unit is missing' : `unknown unit "${unit}"`}; ${RELATIVE_HELP}`,
+      };
     }
     if (op === '/') {
-      if (digits && n !== 1) return { error: `${JSON.stringify(text)}: rounding takes no number (write /d, not /${digits}d)` };
+      if (digits && n !== 1)
+        return { error: `${JSON.stringify(text)}: rounding takes no number (write /d, not /${digits}d)` };
       t = roundUp ? add(startOf(t, unit), 1, unit) - 1 : startOf(t, unit);
     } else {
       t = add(t, op === '+' ? n : -n, unit);
     }
-    if (!Number.isFinite(t) || Math.abs(t) > 8.64e15) return { error: `${JSON.stringify(text)} is outside the representable dates` };
+    if (!Number.isFinite(t) || Math.abs(t) > 8.64e15)
+      return { error: `${JSON.stringify(text)} is outside the representable dates` };
   }
   return withinLimits(t);
 }
@@ -136,7 +151,8 @@ export function parseInstant(value: number | string, bound: 'from' | 'to', now: 
   const anchor = value.indexOf('||');
   if (anchor >= 0) {
     const base = fromIso(value.slice(0, anchor));
-    if (!base) return { error: `${JSON.stringify(value)}: the time before "||" must be ISO-8601, such as 2024-05-01T00:00:00Z` };
+    if (!base)
+      return { error: `${JSON.stringify(value)}: the time before "||" must be ISO-8601, such as 2024-05-01T00:00:00Z` };
     return 'error' in base ? base : applyMath(base.ms, value.slice(anchor + 2), bound === 'to', value);
   }
   return fromIso(value) ?? { error: `${JSON.stringify(value.slice(0, 64))} is not a time: send ${INSTANT_FORMS}` };

@@ -16,7 +16,8 @@ export class IntervalLimiter {
   take(): Slot {
     if (this.intervalMs <= 0) return { ok: true, release: () => undefined };
     const t = this.now();
-    if (t < this.nextAllowed) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((this.nextAllowed - t) / 1000)) };
+    if (t < this.nextAllowed)
+      return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((this.nextAllowed - t) / 1000)) };
     const previous = this.nextAllowed;
     const mine = t + this.intervalMs;
     this.nextAllowed = mine;

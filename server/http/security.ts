@@ -16,7 +16,10 @@ export interface SecuritySettings {
   warnings: string[];
 }
 
-type SecurityConfig = Pick<Config, 'HOST' | 'API_TOKEN' | 'API_ADMIN_TOKEN' | 'ALLOW_UNAUTHENTICATED' | 'INVALIDATE_ALL_INTERVAL_SECONDS'>;
+type SecurityConfig = Pick<
+  Config,
+  'HOST' | 'API_TOKEN' | 'API_ADMIN_TOKEN' | 'ALLOW_UNAUTHENTICATED' | 'INVALIDATE_ALL_INTERVAL_SECONDS'
+>;
 
 export function securityWarnings(config: SecurityConfig): string[] {
   const warnings: string[] = [];
@@ -51,7 +54,9 @@ export function securitySettings(config: SecurityConfig): SecuritySettings {
  * so the command says so instead of failing with a 401).
  */
 export function exampleCurl(url: string, config: Pick<Config, 'API_TOKEN'>): string {
-  const auth = config.API_TOKEN ? ` \\\n    -H "Authorization: Bearer \${API_TOKEN:?export API_TOKEN=<the token the service was started with>}"` : '';
+  const auth = config.API_TOKEN
+    ? ` \\\n    -H "Authorization: Bearer \${API_TOKEN:?export API_TOKEN=<the token the service was started with>}"`
+    : '';
   const body = '{"range":{"from":"now-24h","to":"now"},"queries":[{"refId":"A","kind":"stats"}]}';
   return `  curl -s ${url}/api/v1/query -H 'Content-Type: application/json'${auth} \\\n    -d '${body}'`;
 }

@@ -22,7 +22,10 @@ function check(body: unknown) {
   const parsed = queryRequestSchema.safeParse(body);
   return parsed.success ? { ok: parsed.data } : { error: invalidRequest(parsed.error) };
 }
-const request = (query: Record<string, unknown>, range: Record<string, unknown> = { from: NOW - 3_600_000, to: NOW }) => ({ range, queries: [{ refId: 'A', ...query }] });
+const request = (
+  query: Record<string, unknown>,
+  range: Record<string, unknown> = { from: NOW - 3_600_000, to: NOW }
+) => ({ range, queries: [{ refId: 'A', ...query }] });
 const errorOf = (body: unknown) => {
   const r = check(body);
   assert.ok('error' in r, `expected a refusal for ${JSON.stringify(body)}`);
@@ -62,7 +65,18 @@ test('unknown fields are refused by name, with the field probably meant', () => 
 });
 
 test("Grafana's own query fields are accepted and dropped; a serialized TimeRange's raw is accepted", () => {
-  const target = { refId: 'A', kind: 'stats', datasource: { type: 'seed-ruleperf-datasource', uid: 'ruleperf' }, datasourceId: 7, key: 'Q-1', queryType: '', intervalMs: 60_000, maxDataPoints: 900, queryCachingTTL: 0, hide: false };
+  const target = {
+    refId: 'A',
+    kind: 'stats',
+    datasource: { type: 'seed-ruleperf-datasource', uid: 'ruleperf' },
+    datasourceId: 7,
+    key: 'Q-1',
+    queryType: '',
+    intervalMs: 60_000,
+    maxDataPoints: 900,
+    queryCachingTTL: 0,
+    hide: false,
+  };
   const r = check({ range: { from: NOW - 1000, to: NOW, raw: { from: 'now-1s', to: 'now' } }, queries: [target] });
   assert.ok('ok' in r);
   assert.deepEqual(r.ok!.queries[0], { refId: 'A', kind: 'stats', granularity: 'auto', hide: false });
@@ -100,8 +114,17 @@ test('an empty filter list is refused: it would match nothing', () => {
 test('epoch seconds are refused with the milliseconds to send; dates outside 1970–9999 are refused before any SQL', () => {
   const s = Math.floor(NOW / 1000);
   let e = errorOf(request({}, { from: s - 3600, to: s }));
-  assert.deepEqual(e.details!.map((d) => d.path), ['range.from', 'range.to'], 'one error per bound, no "must be after"');
-  assert.match(e.error, new RegExp(`${s - 3600} is epoch seconds \\(2026-11-26T12:45:12Z\\), but times are epoch milliseconds: send ${(s - 3600) * 1000}`));
+  assert.deepEqual(
+    e.details!.map((d) => d.path),
+    ['range.from', 'range.to'],
+    'one error per bound, no "must be after"'
+  );
+  assert.match(
+    e.error,
+    new RegExp(
+      `${s - 3600} is epoch seconds \\(2026-11-26T12:45:12Z\\), but times are epoch milliseconds: send ${(s - 3600) * 1000}`
+    )
+  );
   e = errorOf(request({}, { from: String(s - 3600), to: NOW }));
   assert.match(e.error, /is epoch seconds/);
   e = errorOf(request({}, { from: NOW - 1000, to: 8.64e15 }));
@@ -126,40 +149,59 @@ test('one bad bound gives one error, not a second "must be after range.from"', (
     assert.equal(e.details!.length, 1, JSON.stringify(e.details));
     assert.doesNotMatch(e.error, /must be after/);
   }
-  assert.match(errorOf(request({}, { from: 'now-24x', to: 'now' })).error, /unknown unit "x".*now-24h, now-7d\/d, now\/d/);
-  assert.match(errorOf(request({}, { from: '05/01/2024', to: 'now' })).error, /is not a time: send epoch milliseconds, an ISO-8601 time/);
+  assert.match(
+    errorOf(request({}, { from: 'now-24x', to: 'now' })).error,
+    /unknown unit "x".*now-24h, now-7d\/d, now\/d/
+  );
+  assert.match(
+    errorOf(request({}, { from: '05/01/2024', to: 'now' })).error,
+    /is not a time: send epoch milliseconds, an ISO-8601 time/
+  );
   assert.match(errorOf(request({}, { from: NOW, to: NOW - 1 })).error, /range\.to: must be after range\.from/);
 });
 
 test('ISO-8601 times without an offset are UTC; relative ranges use one "now"', () => {
   assert.deepEqual(parseInstant('2024-05-01T12:00:00', 'from', NOW), { ms: Date.UTC(2024, 4, 1, 12) });
   assert.deepEqual(parseInstant('2024-05-01', 'from', NOW), { ms: Date.UTC(2024, 4, 1) });
-  assert.deepEqual(parseInstant('2024-05-01T12:00:00.5+0200', 'from', NOW), { ms: Date.UTC(2024, 4, 1, 10, 0, 0, 500) });
+  assert.deepEqual(parseInstant('2024-05-01T12:00:00.5+0200', 'from', NOW), {
+    ms: Date.UTC(2024, 4, 1, 10, 0, 0, 500),
+  });
   assert.deepEqual(parseInstant('2024-05-01T00:00:00Z||+1d/d', 'to', NOW), { ms: Date.UTC(2024, 4, 3) - 1 });
   const r = check(request({}, { from: 'now-1h', to: 'now' }));
   assert.ok('ok' in r);
   assert.equal(r.ok!.range.to - r.ok!.range.from, 3_600_000);
-  assert.match(String((parseInstant('now-1fy', 'from', NOW) as { error: string }).error), /fiscal units are not supported/);
+  assert.match(
+    String((parseInstant('now-1fy', 'from', NOW) as { error: string }).error),
+    /fiscal units are not supported/
+  );
   assert.match(String((parseInstant('now/2d', 'from', NOW) as { error: string }).error), /rounding takes no number/);
 });
 
 test("relative times resolve exactly as Grafana's datemath does in UTC (from rounds down, to rounds up)", () => {
   const unit = fc.constantFrom('s', 'm', 'h', 'd', 'w', 'M', 'Q', 'y');
   const term = fc.oneof(
-    fc.tuple(fc.constantFrom('+', '-'), fc.oneof(fc.constant(''), fc.integer({ min: 0, max: 400 }).map(String)), unit).map((t) => t.join('')),
+    fc
+      .tuple(fc.constantFrom('+', '-'), fc.oneof(fc.constant(''), fc.integer({ min: 0, max: 400 }).map(String)), unit)
+      .map((t) => t.join('')),
     unit.map((u) => `/${u}`)
   );
   const expression = fc.array(term, { maxLength: 3 }).map((terms) => `now${terms.join('')}`);
   const instant = fc.integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2100, 0, 1) });
   fc.assert(
     fc.property(expression, instant, fc.boolean(), (text, now, roundUp) => {
-      const expected = dateMath.toDateTime(text, { now: dateTime(now), roundUp, timezone: 'utc' } as Parameters<typeof dateMath.toDateTime>[1]);
+      const expected = dateMath.toDateTime(text, { now: dateTime(now), roundUp, timezone: 'utc' } as Parameters<
+        typeof dateMath.toDateTime
+      >[1]);
       const ours = parseInstant(text, roundUp ? 'to' : 'from', now);
       const ms = expected!.valueOf();
       if (ms < 0 || ms > contract.LIMITS.maxInstantMs) {
         assert.ok('error' in ours, `${text} at ${now}: Grafana gives ${ms}, outside the accepted dates`);
       } else {
-        assert.deepEqual(ours, { ms }, `${text} at ${new Date(now).toISOString()} (roundUp ${roundUp}): Grafana gives ${new Date(ms).toISOString()}`);
+        assert.deepEqual(
+          ours,
+          { ms },
+          `${text} at ${new Date(now).toISOString()} (roundUp ${roundUp}): Grafana gives ${new Date(ms).toISOString()}`
+        );
       }
     }),
     { numRuns: 3000 }

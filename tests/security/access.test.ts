@@ -82,58 +82,122 @@ test('read and admin tokens: the read token reads, only the admin token invalida
 
 test('with API_TOKEN alone nobody invalidates over HTTP; with API_ADMIN_TOKEN alone reads are open', async () => {
   const readOnly = await serve({ API_TOKEN: READ });
-  assert.deepEqual(await statuses(readOnly, READ), { query: 200, variables: 200, stats: 200, invalidate: 403, open: [200, 200, 200] });
+  assert.deepEqual(await statuses(readOnly, READ), {
+    query: 200,
+    variables: 200,
+    stats: 200,
+    invalidate: 403,
+    open: [200, 200, 200],
+  });
   const r = await postJson(`${readOnly.url}/api/v1/invalidate`, { ruleId: 'x' }, bearer(READ));
   assert.match(r.body.error, /set API_ADMIN_TOKEN on the service/);
-  assert.equal((await postJson(`${readOnly.url}/api/v1/invalidate`, { ruleId: 'x' })).status, 401, 'no token: authenticate first');
+  assert.equal(
+    (await postJson(`${readOnly.url}/api/v1/invalidate`, { ruleId: 'x' })).status,
+    401,
+    'no token: authenticate first'
+  );
 
   const adminOnly = await serve({ API_ADMIN_TOKEN: ADMIN });
-  assert.deepEqual(await statuses(adminOnly), { query: 200, variables: 200, stats: 200, invalidate: 401, open: [200, 200, 200] });
+  assert.deepEqual(await statuses(adminOnly), {
+    query: 200,
+    variables: 200,
+    stats: 200,
+    invalidate: 401,
+    open: [200, 200, 200],
+  });
   assert.equal((await statuses(adminOnly, 'wrong')).invalidate, 401);
   assert.equal((await statuses(adminOnly, ADMIN)).invalidate, 200);
 
   const none = await serve({});
-  assert.deepEqual(await statuses(none), { query: 200, variables: 200, stats: 200, invalidate: 200, open: [200, 200, 200] });
+  assert.deepEqual(await statuses(none), {
+    query: 200,
+    variables: 200,
+    stats: 200,
+    invalidate: 200,
+    open: [200, 200, 200],
+  });
 });
 
 test('a non-loopback HOST without API_TOKEN is refused at start, naming the settings; ALLOW_UNAUTHENTICATED=true allows it', () => {
   for (const host of ['0.0.0.0', '::', '192.168.1.20', 'ruleperf.internal']) {
-    assert.throws(() => loadConfig({ HOST: host }), (err: Error) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, new RegExp(`HOST: ${host.replace(/\./g, '\\.')} accepts connections from other machines, but API_TOKEN is not set`));
-      assert.match(err.message, /ALLOW_UNAUTHENTICATED=true/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ HOST: host }),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          new RegExp(
+            `HOST: ${host.replace(/\./g, '\\.')} accepts connections from other machines, but API_TOKEN is not set`
+          )
+        );
+        assert.match(err.message, /ALLOW_UNAUTHENTICATED=true/);
+        return true;
+      }
+    );
   }
-  assert.throws(() => loadConfig({ HOST: '0.0.0.0', API_ADMIN_TOKEN: ADMIN }), /could query it\. Set API_TOKEN/, 'reads would be open');
-  for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1', '[::1]']) assert.equal(loadConfig({ HOST: host }).HOST, host);
+  assert.throws(
+    () => loadConfig({ HOST: '0.0.0.0', API_ADMIN_TOKEN: ADMIN }),
+    /could query it\. Set API_TOKEN/,
+    'reads would be open'
+  );
+  for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1', '[::1]'])
+    assert.equal(loadConfig({ HOST: host }).HOST, host);
   assert.equal(loadConfig({ HOST: '0.0.0.0', API_TOKEN: READ }).API_TOKEN, READ);
   assert.equal(loadConfig({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true' }).ALLOW_UNAUTHENTICATED, true);
-  assert.throws(() => loadConfig({ API_TOKEN: READ, API_ADMIN_TOKEN: READ }), /API_ADMIN_TOKEN: must differ from API_TOKEN/);
+  assert.throws(
+    () => loadConfig({ API_TOKEN: READ, API_ADMIN_TOKEN: READ }),
+    /API_ADMIN_TOKEN: must differ from API_TOKEN/
+  );
 });
 
 test('`npm start` refuses the unsafe start with exit code 2 and says which setting to change', () => {
-  const env = { ...process.env, HOST: '0.0.0.0', PORT: '0', API_TOKEN: '', API_ADMIN_TOKEN: '', ALLOW_UNAUTHENTICATED: '' };
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'main.ts')], { env, encoding: 'utf8', timeout: 60_000 });
+  const env = {
+    ...process.env,
+    HOST: '0.0.0.0',
+    PORT: '0',
+    API_TOKEN: '',
+    API_ADMIN_TOKEN: '',
+    ALLOW_UNAUTHENTICATED: '',
+  };
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'main.ts')], {
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /^error: invalid configuration: HOST: 0\.0\.0\.0 accepts connections from other machines, but API_TOKEN is not set/);
+  assert.match(
+    r.stderr,
+    /^error: invalid configuration: HOST: 0\.0\.0\.0 accepts connections from other machines, but API_TOKEN is not set/
+  );
   assert.doesNotMatch(r.stderr, /\s+at \S+ \(/, 'no stack trace');
 });
 
 test("the compose stack's published token works, with a warning in the log and on /readyz (in full only for token holders)", async () => {
   const log: Array<Record<string, unknown>> = [];
   const svc = await serve({ API_TOKEN: COMPOSE_DEFAULT_TOKEN, API_ADMIN_TOKEN: ADMIN }, log);
-  assert.ok(log.some((l) => l.level === 40 && /SECURITY WARNING: API_TOKEN is the published default of docker-compose\.yml/.test(String(l.msg))), JSON.stringify(log));
+  assert.ok(
+    log.some(
+      (l) =>
+        l.level === 40 &&
+        /SECURITY WARNING: API_TOKEN is the published default of docker-compose\.yml/.test(String(l.msg))
+    ),
+    JSON.stringify(log)
+  );
   assert.equal((await postJson(`${svc.url}/api/v1/query`, queryBody, bearer(COMPOSE_DEFAULT_TOKEN))).status, 200);
   const anonymous = await (await fetch(`${svc.url}/readyz`)).json();
   assert.equal(anonymous.status, 'ready');
   assert.equal(anonymous.warnings.length, 1);
   assert.match(anonymous.warnings[0], /reports security warnings; call \/readyz with the API token/);
-  assert.ok(!JSON.stringify(anonymous).includes(COMPOSE_DEFAULT_TOKEN) && !JSON.stringify(anonymous).includes('docker-compose'));
+  assert.ok(
+    !JSON.stringify(anonymous).includes(COMPOSE_DEFAULT_TOKEN) && !JSON.stringify(anonymous).includes('docker-compose')
+  );
   for (const token of [COMPOSE_DEFAULT_TOKEN, ADMIN]) {
     const holder = await (await fetch(`${svc.url}/readyz`, { headers: bearer(token) })).json();
     assert.equal(holder.warnings.length, 1);
-    assert.match(holder.warnings[0], /API_TOKEN is the published default of docker-compose\.yml: anyone who has read that file can query this service/);
+    assert.match(
+      holder.warnings[0],
+      /API_TOKEN is the published default of docker-compose\.yml: anyone who has read that file can query this service/
+    );
   }
   const clean = await serve({ API_TOKEN: READ });
   assert.deepEqual((await (await fetch(`${clean.url}/readyz`)).json()).warnings, []);
@@ -142,22 +206,46 @@ test("the compose stack's published token works, with a warning in the log and o
 test('eleven "invalidate all" in a second: one applied, ten 429 with Retry-After; one rule is not limited', async () => {
   const svc = await serve({ API_ADMIN_TOKEN: ADMIN });
   const started = Date.now();
-  const answers = await Promise.all(Array.from({ length: 11 }, () => postJson(`${svc.url}/api/v1/invalidate`, { all: true }, bearer(ADMIN))));
+  const answers = await Promise.all(
+    Array.from({ length: 11 }, () => postJson(`${svc.url}/api/v1/invalidate`, { all: true }, bearer(ADMIN)))
+  );
   assert.ok(Date.now() - started < 1000, 'all eleven were answered within a second');
   assert.deepEqual(answers.map((a) => a.status).sort(), [200, ...Array(10).fill(429)]);
-  const limited = await fetch(`${svc.url}/api/v1/invalidate`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(ADMIN) }, body: '{"all": true}' });
+  const limited = await fetch(`${svc.url}/api/v1/invalidate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...bearer(ADMIN) },
+    body: '{"all": true}',
+  });
   assert.equal(limited.status, 429);
   const retry = Number(limited.headers.get('retry-after'));
   assert.ok(retry >= 1 && retry <= 10, `Retry-After ${retry}`);
-  assert.match((await limited.json()).error, /invalidated less than 10 s ago on this instance; try again in \d+ s, or invalidate one rule or parser/);
-  for (let i = 0; i < 3; i++) assert.equal((await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: `rule-000${i}` }, bearer(ADMIN))).status, 200);
+  assert.match(
+    (await limited.json()).error,
+    /invalidated less than 10 s ago on this instance; try again in \d+ s, or invalidate one rule or parser/
+  );
+  for (let i = 0; i < 3; i++)
+    assert.equal(
+      (await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: `rule-000${i}` }, bearer(ADMIN))).status,
+      200
+    );
 
   // The applied one really was applied: an answer cached before it is a miss after the next "all".
   const unlimited = await serve({ API_ADMIN_TOKEN: ADMIN, INVALIDATE_ALL_INTERVAL_SECONDS: '0' });
-  const ask = async () => (await postJson(`${unlimited.url}/api/v1/query`, { range: { from: Date.now() - 7_200_000, to: Date.now() }, queries: [{ refId: 'A' }] })).body.results.A.frames[0].schema.meta.custom.cache;
+  const ask = async () =>
+    (
+      await postJson(`${unlimited.url}/api/v1/query`, {
+        range: { from: Date.now() - 7_200_000, to: Date.now() },
+        queries: [{ refId: 'A' }],
+      })
+    ).body.results.A.frames[0].schema.meta.custom.cache;
   await ask();
   assert.equal(await ask(), 'hit');
-  for (let i = 0; i < 2; i++) assert.equal((await postJson(`${unlimited.url}/api/v1/invalidate`, { all: true }, bearer(ADMIN))).status, 200, 'INVALIDATE_ALL_INTERVAL_SECONDS=0: no limit');
+  for (let i = 0; i < 2; i++)
+    assert.equal(
+      (await postJson(`${unlimited.url}/api/v1/invalidate`, { all: true }, bearer(ADMIN))).status,
+      200,
+      'INVALIDATE_ALL_INTERVAL_SECONDS=0: no limit'
+    );
   assert.equal(await ask(), 'miss');
 });
 

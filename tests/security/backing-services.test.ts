@@ -19,7 +19,14 @@ import pino from 'pino';
 import { loadConfig } from '../../server/config';
 import { startService, type RunningService } from '../../server/main';
 import { freshDatabase, postJson, uniqueName, type TestDatabase } from '../support/services';
-import { freePort, makeCertificates, startTlsPostgres, startTlsRedis, type Certificates, type PrivateServer } from './private-servers';
+import {
+  freePort,
+  makeCertificates,
+  startTlsPostgres,
+  startTlsRedis,
+  type Certificates,
+  type PrivateServer,
+} from './private-servers';
 
 const REDIS_PASSWORD = 'redis-pw-Zq81x';
 const PG_PASSWORD = 'pg-pw-Lw27c';
@@ -50,9 +57,12 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const skipReason = (...servers: Array<PrivateServer | string>) => (typeof certs === 'string' ? certs : servers.find((s): s is string => typeof s === 'string'));
-const redisUrl = (password: string, scheme = 'rediss') => `${scheme}://:${password}@127.0.0.1:${(redis as PrivateServer).port}`;
-const pgUrl = (params: string, password = PG_PASSWORD) => `postgres://postgres:${password}@127.0.0.1:${(pg as PrivateServer).port}/postgres?${params}`;
+const skipReason = (...servers: Array<PrivateServer | string>) =>
+  typeof certs === 'string' ? certs : servers.find((s): s is string => typeof s === 'string');
+const redisUrl = (password: string, scheme = 'rediss') =>
+  `${scheme}://:${password}@127.0.0.1:${(redis as PrivateServer).port}`;
+const pgUrl = (params: string, password = PG_PASSWORD) =>
+  `postgres://postgres:${password}@127.0.0.1:${(pg as PrivateServer).port}/postgres?${params}`;
 
 /** An in-process service; `log` collects its lines. */
 async function serve(env: Record<string, string>, log: string[] = []): Promise<RunningService> {
@@ -77,7 +87,10 @@ async function serve(env: Record<string, string>, log: string[] = []): Promise<R
 }
 
 const ask = async (svc: RunningService) => {
-  const r = await postJson(`${svc.url}/api/v1/query`, { range: { from: 'now-1h', to: 'now' }, queries: [{ refId: 'A' }] });
+  const r = await postJson(`${svc.url}/api/v1/query`, {
+    range: { from: 'now-1h', to: 'now' },
+    queries: [{ refId: 'A' }],
+  });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body.results.A.frames[0].schema.meta.custom.cache as string;
 };
@@ -85,12 +98,19 @@ const ask = async (svc: RunningService) => {
 test('Redis over TLS with a password (rediss://, REDIS_TLS_CA_FILE): the cache works', async (t) => {
   const reason = skipReason(redis);
   if (reason) return t.skip(reason);
-  const svc = await serve({ DATABASE_URL: db.url, REDIS_URL: redisUrl(REDIS_PASSWORD), REDIS_TLS_CA_FILE: (certs as Certificates).ca });
+  const svc = await serve({
+    DATABASE_URL: db.url,
+    REDIS_URL: redisUrl(REDIS_PASSWORD),
+    REDIS_TLS_CA_FILE: (certs as Certificates).ca,
+  });
   assert.equal(svc.cache!.state(), 'up');
   assert.equal(await ask(svc), 'miss');
   assert.equal(await ask(svc), 'hit');
   // The entry is in that Redis, reached the same way from here.
-  const client = new Redis(redisUrl(REDIS_PASSWORD), { tls: { ca: readFileSync((certs as Certificates).ca) }, maxRetriesPerRequest: 1 });
+  const client = new Redis(redisUrl(REDIS_PASSWORD), {
+    tls: { ca: readFileSync((certs as Certificates).ca) },
+    maxRetriesPerRequest: 1,
+  });
   try {
     assert.ok((await client.dbsize()) > 0);
   } finally {
@@ -110,8 +130,14 @@ test('Redis refusals (unknown CA, wrong password, no TLS) leave the cache bypass
     const svc = await serve({ DATABASE_URL: db.url, ...env });
     assert.equal(await ask(svc), 'bypass', JSON.stringify(Object.keys(env)));
   }
-  assert.throws(() => loadConfig({ REDIS_URL: redisUrl(REDIS_PASSWORD, 'redis'), REDIS_TLS_CA_FILE: (certs as Certificates).ca }), /REDIS_TLS_CA_FILE: applies to a rediss:\/\/ REDIS_URL only/);
-  assert.throws(() => loadConfig({ REDIS_URL: redisUrl(REDIS_PASSWORD), REDIS_TLS_CA_FILE: join(dir, 'missing.pem') }), /REDIS_TLS_CA_FILE: no such file/);
+  assert.throws(
+    () => loadConfig({ REDIS_URL: redisUrl(REDIS_PASSWORD, 'redis'), REDIS_TLS_CA_FILE: (certs as Certificates).ca }),
+    /REDIS_TLS_CA_FILE: applies to a rediss:\/\/ REDIS_URL only/
+  );
+  assert.throws(
+    () => loadConfig({ REDIS_URL: redisUrl(REDIS_PASSWORD), REDIS_TLS_CA_FILE: join(dir, 'missing.pem') }),
+    /REDIS_TLS_CA_FILE: no such file/
+  );
 });
 
 test('PostgreSQL with sslmode in DATABASE_URL: verify-full with the CA works (every connection encrypted); refusals say why without the password', async (t) => {
@@ -123,7 +149,9 @@ test('PostgreSQL with sslmode in DATABASE_URL: verify-full with the CA works (ev
   assert.equal(await ask(svc), 'bypass');
   const check = new Client({ connectionString: pgUrl(`sslmode=verify-full&sslrootcert=${ca}`) });
   await check.connect();
-  const { rows } = await check.query("SELECT a.application_name, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.application_name LIKE 'ruleperf%'");
+  const { rows } = await check.query(
+    "SELECT a.application_name, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.application_name LIKE 'ruleperf%'"
+  );
   await check.end();
   assert.ok(rows.length > 0 && rows.every((r) => r.ssl === true), JSON.stringify(rows));
   // libpq's meaning of sslmode=require (encrypted, certificate not checked) is available explicitly.
@@ -215,10 +243,17 @@ test('no secret (passwords in URLs, tokens) appears in the log, the printed bann
   assert.equal(await proc.exited, 0, proc.output());
   const everything = proc.output() + answers.join('\n');
   assert.match(proc.output(), /"msg":"request"/, 'the log was written at trace level');
-  for (const secret of SECRETS) assert.ok(!everything.includes(secret), `a secret appears:\n${everything.slice(Math.max(0, everything.indexOf(secret) - 300), everything.indexOf(secret) + 50)}`);
+  for (const secret of SECRETS)
+    assert.ok(
+      !everything.includes(secret),
+      `a secret appears:\n${everything.slice(Math.max(0, everything.indexOf(secret) - 300), everything.indexOf(secret) + 50)}`
+    );
 
   // Failed starts say what is wrong, without the secret either.
-  const badPassword = startProcess({ ...env, DATABASE_URL: pgUrl(`sslmode=verify-full&sslrootcert=${ca}`, 'another-pw-Qx1') });
+  const badPassword = startProcess({
+    ...env,
+    DATABASE_URL: pgUrl(`sslmode=verify-full&sslrootcert=${ca}`, 'another-pw-Qx1'),
+  });
   assert.equal(await badPassword.exited, 1);
   assert.match(badPassword.output(), /password authentication failed/);
   assert.ok(!badPassword.output().includes('another-pw-Qx1'));

@@ -10,7 +10,10 @@ import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
-export const PG_BIN = ['/usr/lib/postgresql/15/bin', ...listDirs('/usr/lib/postgresql').map((v) => `/usr/lib/postgresql/${v}/bin`)].find((d) => existsSync(join(d, 'initdb')));
+export const PG_BIN = [
+  '/usr/lib/postgresql/15/bin',
+  ...listDirs('/usr/lib/postgresql').map((v) => `/usr/lib/postgresql/${v}/bin`),
+].find((d) => existsSync(join(d, 'initdb')));
 
 function listDirs(dir: string): string[] {
   try {
@@ -45,10 +48,40 @@ export function makeCertificates(dir: string): Certificates | string {
   if (!has('openssl')) return 'openssl is not installed';
   const at = (f: string) => join(dir, f);
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=ruleperf test CA');
+  run(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=ruleperf test CA'
+  );
   run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
   writeFileSync(at('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.ext');
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext'
+  );
   return { dir, ca: at('ca.crt'), cert: at('server.crt'), key: at('server.key') };
 }
 
@@ -80,7 +113,28 @@ export async function startTlsRedis(certs: Certificates, password: string): Prom
   const port = await freePort();
   const child = spawn(
     'redis-server',
-    ['--port', '0', '--tls-port', String(port), '--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no', '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', certs.dir],
+    [
+      '--port',
+      '0',
+      '--tls-port',
+      String(port),
+      '--tls-cert-file',
+      certs.cert,
+      '--tls-key-file',
+      certs.key,
+      '--tls-ca-cert-file',
+      certs.ca,
+      '--tls-auth-clients',
+      'no',
+      '--requirepass',
+      password,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      certs.dir,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] }
   );
   let output = '';
@@ -129,8 +183,25 @@ export async function startTlsPostgres(certs: Certificates, password: string): P
   writeFileSync(join(base, 'pw'), `${password}\n`);
   chmodSync(key, 0o600);
   if (owner) for (const p of [base, data, key, cert, join(base, 'pw')]) chownSync(p, owner.uid, owner.gid);
-  const as = (bin: string, args: string[]) => (owner ? spawnSync('runuser', ['-u', 'postgres', '--', join(PG_BIN!, bin), ...args], { encoding: 'utf8' }) : spawnSync(join(PG_BIN!, bin), args, { encoding: 'utf8' }));
-  const init = as('initdb', ['-D', data, '-U', 'postgres', '--pwfile', join(base, 'pw'), '--auth-host', 'scram-sha-256', '--auth-local', 'peer', '-E', 'UTF8', '--no-sync']);
+  const as = (bin: string, args: string[]) =>
+    owner
+      ? spawnSync('runuser', ['-u', 'postgres', '--', join(PG_BIN!, bin), ...args], { encoding: 'utf8' })
+      : spawnSync(join(PG_BIN!, bin), args, { encoding: 'utf8' });
+  const init = as('initdb', [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--pwfile',
+    join(base, 'pw'),
+    '--auth-host',
+    'scram-sha-256',
+    '--auth-local',
+    'peer',
+    '-E',
+    'UTF8',
+    '--no-sync',
+  ]);
   if (init.status !== 0) {
     rmSync(base, { recursive: true, force: true });
     return `initdb failed: ${(init.stderr || init.stdout).slice(0, 300)}`;
@@ -138,7 +209,17 @@ export async function startTlsPostgres(certs: Certificates, password: string): P
   const port = await freePort();
   writeFileSync(
     join(data, 'postgresql.conf'),
-    [`port = ${port}`, "listen_addresses = '127.0.0.1'", `unix_socket_directories = '${base}'`, 'ssl = on', `ssl_cert_file = '${cert}'`, `ssl_key_file = '${key}'`, 'fsync = off', 'max_connections = 40', ''].join('\n'),
+    [
+      `port = ${port}`,
+      "listen_addresses = '127.0.0.1'",
+      `unix_socket_directories = '${base}'`,
+      'ssl = on',
+      `ssl_cert_file = '${cert}'`,
+      `ssl_key_file = '${key}'`,
+      'fsync = off',
+      'max_connections = 40',
+      '',
+    ].join('\n'),
     { flag: 'a' }
   );
   writeFileSync(join(data, 'pg_hba.conf'), 'local all all peer\nhostssl all all 127.0.0.1/32 scram-sha-256\n');
