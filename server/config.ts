@@ -1,4 +1,5 @@
 /** Service settings from the environment, validated once at start (bad values stop it with a clear message). */
+import { existsSync } from 'node:fs';
 import { z } from 'zod/v4';
 
 const bool = z
@@ -24,10 +25,17 @@ const schema = z.object({
   AUDIT_INTERVAL_SECONDS: int(0, 86_400).default(300),
   AUDIT_SAMPLE_SIZE: int(1, 1000).default(5),
   API_TOKEN: z.string().min(1).optional(),
+  API_ADMIN_TOKEN: z.string().min(1).optional(),
+  ALLOW_UNAUTHENTICATED: bool.default(false),
+  INVALIDATE_ALL_INTERVAL_SECONDS: int(0, 3600).default(10),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   REDIS_SENTINELS: z.string().optional(),
   REDIS_SENTINEL_NAME: z.string().default('mymaster'),
   REDIS_CLUSTER_NODES: z.string().optional(),
+  REDIS_TLS_CA_FILE: z
+    .string()
+    .refine((path) => existsSync(path), 'no such file (a PEM bundle of the CA that signed the Redis certificate)')
+    .optional(),
   CACHE_ENABLED: bool.default(true),
   CACHE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/).default('ruleperf'),
   CACHE_TTL_SECONDS: int(1, 86_400).default(60),
@@ -51,6 +59,31 @@ const schema = z.object({
 
 export type Config = z.infer<typeof schema>;
 
+/** Whether HOST only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** Settings that are each valid but unsafe together (checked after the fields themselves). */
+function unsafeCombinations(c: Config): string[] {
+  const problems: string[] = [];
+  if (!c.API_TOKEN && !isLoopbackHost(c.HOST) && !c.ALLOW_UNAUTHENTICATED) {
+    problems.push(
+      `HOST: ${c.HOST} accepts connections from other machines, but API_TOKEN is not set, so anyone who reaches the port could ` +
+        'query it' + (c.API_ADMIN_TOKEN ? '' : ' and flush its cache') + '. Set API_TOKEN (read) and API_ADMIN_TOKEN (invalidate), ' +
+        'or ALLOW_UNAUTHENTICATED=true to serve without a token on purpose'
+    );
+  }
+  if (c.REDIS_TLS_CA_FILE && (!/^rediss:/i.test(c.REDIS_URL) || c.REDIS_SENTINELS || c.REDIS_CLUSTER_NODES)) {
+    problems.push('REDIS_TLS_CA_FILE: applies to a rediss:// REDIS_URL only (TLS is not used without one; Sentinel and Cluster have no TLS settings yet)');
+  }
+  if (c.API_TOKEN && c.API_TOKEN === c.API_ADMIN_TOKEN) {
+    problems.push('API_ADMIN_TOKEN: must differ from API_TOKEN (the read token is the one stored in Grafana)');
+  }
+  return problems;
+}
+
 export class ConfigError extends Error {}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -60,6 +93,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration: ' + parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
     );
   }
+  const problems = unsafeCombinations(parsed.data);
+  if (problems.length) throw new ConfigError('invalid configuration: ' + problems.join('; '));
   return parsed.data;
 }
 

@@ -1,15 +1,17 @@
 /**
- * The query contract shared by the service (runtime validation with zod) and the
- * Grafana plugin (which imports only the types, so zod never reaches the bundle).
- * Everything a client may send or receive is described here, in one place.
+ * The query contract shared by the service and the Grafana plugin: query kinds, filters,
+ * limits, defaults, request and response shapes. Dependency-free on purpose, so the plugin
+ * can import its runtime values without pulling anything server-only into its bundle. The
+ * service validates requests with zod schemas built on these constants
+ * (server/http/validation.ts, which also checks at compile time that the schemas and the
+ * types below agree).
  */
-import { z } from 'zod/v4';
 
 export const QUERY_KINDS = ['stats', 'timeseries', 'topRules', 'errorBreakdown'] as const;
 export const GRANULARITIES = ['auto', 'hourly', 'daily'] as const;
 export const STATUSES = ['SUCCESS', 'ERROR', 'TIMEOUT'] as const;
 
-/** Filters a query may carry; each is one value or a list (Grafana multi-value variables). */
+/** Filters a query may carry; each is one value or a non-empty list (Grafana multi-value variables). */
 export const FILTER_FIELDS = ['metricType', 'ruleId', 'parserId', 'ruleCategory', 'sourceType', 'status'] as const;
 /** Dimensions a timeseries or error breakdown may be grouped by. */
 export const GROUP_BY_FIELDS = ['metricType', 'ruleId', 'parserId', 'ruleCategory', 'sourceType', 'status'] as const;
@@ -30,106 +32,157 @@ export const SERIES_METRICS = [
   'recordsFailed',
 ] as const;
 
-export const TOP_RULES_SORT = ['p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'avgExecutionTimeMs', 'errorRate', 'executionCount'] as const;
+export const TOP_RULES_SORT = [
+  'p95ExecutionTimeMs',
+  'p99ExecutionTimeMs',
+  'avgExecutionTimeMs',
+  'errorRate',
+  'executionCount',
+] as const;
 
 /** Names accepted by GET /api/v1/variables/:name. */
 export const VARIABLE_NAMES = ['rules', 'parsers', 'categories', 'metricTypes', 'sourceTypes', 'statuses'] as const;
+
+/** The fields of a query that ruleperf reads (besides Grafana's own, below). */
+export const QUERY_FIELDS = [
+  'refId',
+  'kind',
+  'granularity',
+  ...FILTER_FIELDS,
+  'metrics',
+  'groupBy',
+  'limit',
+  'sortBy',
+  'hide',
+] as const;
+
+/**
+ * Fields Grafana itself puts on a query (its `DataQuery`: datasource, key, queryType, and
+ * what `DataSourceWithBackend` adds to each target: datasourceId, intervalMs, maxDataPoints,
+ * queryCachingTTL). Accepted so that a target copied from a dashboard or the query inspector
+ * works as it is; ignored (the request's own intervalMs and maxDataPoints apply).
+ */
+export const GRAFANA_QUERY_FIELDS = [
+  'datasource',
+  'datasourceId',
+  'key',
+  'queryType',
+  'intervalMs',
+  'maxDataPoints',
+  'queryCachingTTL',
+] as const;
 
 export const LIMITS = {
   maxQueries: 50,
   maxFilterValues: 500,
   maxValueLength: 200,
+  maxRefIdLength: 64,
   maxTopRulesLimit: 1000,
   maxDataPoints: 10_000,
+  maxIntervalMs: 366 * 86_400_000,
   maxRangeDays: 400,
+  /** Instants must lie in [0, maxInstantMs]: 1970-01-01 to 9999-12-31 (UTC), four-digit years. */
+  maxInstantMs: 253_402_300_799_999,
 } as const;
+
+/** What the service assumes for a field a query leaves out. */
+export const DEFAULTS = {
+  refId: 'A',
+  kind: 'stats',
+  granularity: 'auto',
+  /** timeseries: the metrics returned when `metrics` is omitted. */
+  seriesMetrics: ['p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs'],
+  /** topRules and errorBreakdown: rows returned when `limit` is omitted. */
+  limit: 10,
+  /** topRules: the ordering when `sortBy` is omitted (slowest first). */
+  sortBy: 'p95ExecutionTimeMs',
+  /** errorBreakdown: the dimension when `groupBy` is omitted. */
+  errorBreakdownGroupBy: 'ruleCategory',
+  /** timeseries with groupBy: series returned when `limit` is omitted (the busiest groups; the rest summed into "(other)"). */
+  seriesLimit: 20,
+} as const satisfies {
+  refId: string;
+  kind: QueryKind;
+  granularity: Granularity;
+  seriesMetrics: readonly SeriesMetric[];
+  limit: number;
+  sortBy: TopRulesSort;
+  errorBreakdownGroupBy: GroupByField;
+  seriesLimit: number;
+};
 
 export type QueryKind = (typeof QUERY_KINDS)[number];
 export type Granularity = (typeof GRANULARITIES)[number];
+export type Status = (typeof STATUSES)[number];
 export type FilterField = (typeof FILTER_FIELDS)[number];
 export type GroupByField = (typeof GROUP_BY_FIELDS)[number];
 export type SeriesMetric = (typeof SERIES_METRICS)[number];
 export type TopRulesSort = (typeof TOP_RULES_SORT)[number];
 export type VariableName = (typeof VARIABLE_NAMES)[number];
+export type GrafanaQueryField = (typeof GRAFANA_QUERY_FIELDS)[number];
 
-const filterValue = z
-  .string()
-  .min(1)
-  .max(LIMITS.maxValueLength)
-  .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');
-const filter = z.union([filterValue, z.array(filterValue).max(LIMITS.maxFilterValues)]).optional();
+/** A filter: one value or a non-empty list of values (an empty list is refused: it would match nothing). */
+export type FilterValue = string | string[];
 
-/** A time: epoch milliseconds (number or digit string) or an ISO-8601 string. */
-const instant = z.union([z.number().finite(), z.string().max(64)]).transform((v, ctx) => {
-  const ms = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-  if (!Number.isFinite(ms) || ms < 0 || ms > 8.64e15) {
-    ctx.addIssue({ code: 'custom', message: 'must be epoch milliseconds or an ISO-8601 time' });
-    return z.NEVER;
-  }
-  return Math.trunc(ms);
-});
+/**
+ * A time as a client may send it: epoch milliseconds (a number or a digit string), an
+ * ISO-8601 time (UTC when it has no offset), or Grafana's relative syntax evaluated in UTC
+ * (`now`, `now-24h`, `now-7d/d`, `now/d`; units s m h d w M Q y).
+ */
+export type InstantInput = number | string;
 
-export const querySchema = z.object({
-  refId: z.string().min(1).max(64).default('A'),
-  kind: z.enum(QUERY_KINDS).default('stats'),
-  granularity: z.enum(GRANULARITIES).default('auto'),
-  metricType: filter,
-  ruleId: filter,
-  parserId: filter,
-  ruleCategory: filter,
-  sourceType: filter,
-  status: z.union([z.enum(STATUSES), z.array(z.enum(STATUSES)).max(STATUSES.length)]).optional(),
-  /** timeseries: which metrics to return (default p50/p95/p99). */
-  metrics: z.array(z.enum(SERIES_METRICS)).min(1).max(SERIES_METRICS.length).optional(),
-  /** timeseries and errorBreakdown: split into one series / row per value of this dimension. */
-  groupBy: z.enum(GROUP_BY_FIELDS).optional(),
-  /** topRules and errorBreakdown: how many rows (default 10). */
-  limit: z.number().int().min(1).max(LIMITS.maxTopRulesLimit).optional(),
-  /** topRules: the ordering (default p95, slowest first). */
-  sortBy: z.enum(TOP_RULES_SORT).optional(),
-  hide: z.boolean().optional(),
-});
+interface QueryFields {
+  metricType?: FilterValue;
+  ruleId?: FilterValue;
+  parserId?: FilterValue;
+  ruleCategory?: FilterValue;
+  sourceType?: FilterValue;
+  status?: Status | Status[];
+  /** timeseries: which metrics to return (default `DEFAULTS.seriesMetrics`). */
+  metrics?: SeriesMetric[];
+  /** timeseries and errorBreakdown: one series / row per value of this dimension. */
+  groupBy?: GroupByField;
+  /** topRules and errorBreakdown: how many rows (default `DEFAULTS.limit`); grouped timeseries: how many series (default `DEFAULTS.seriesLimit`), the rest summed into "(other)". */
+  limit?: number;
+  /** topRules: the ordering (default `DEFAULTS.sortBy`). */
+  sortBy?: TopRulesSort;
+  /** Grafana's "hide response": the query is validated but not answered. */
+  hide?: boolean;
+}
 
-export const queryRequestSchema = z
-  .object({
-    range: z.object({ from: instant, to: instant }),
-    intervalMs: z.number().int().min(1).max(366 * 86_400_000).optional(),
-    maxDataPoints: z.number().int().min(1).max(LIMITS.maxDataPoints).optional(),
-    queries: z.array(querySchema).min(1).max(LIMITS.maxQueries),
-  })
-  .superRefine((req, ctx) => {
-    const { from, to } = req.range;
-    if (to <= from) {
-      ctx.addIssue({ code: 'custom', path: ['range', 'to'], message: 'must be after range.from' });
-    } else if (to - from > LIMITS.maxRangeDays * 86_400_000) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['range'],
-        message: `must not span more than ${LIMITS.maxRangeDays} days`,
-      });
-    }
-    const seen = new Set<string>();
-    req.queries.forEach((q, i) => {
-      if (seen.has(q.refId)) {
-        ctx.addIssue({ code: 'custom', path: ['queries', i, 'refId'], message: 'must be unique' });
-      }
-      seen.add(q.refId);
-    });
-  });
+/** One query as a client sends it (before defaults are applied). Any other field is refused. */
+export interface RuleperfQueryInput extends QueryFields, Partial<Record<GrafanaQueryField, unknown>> {
+  refId?: string;
+  kind?: QueryKind;
+  granularity?: Granularity;
+}
 
-export const invalidateSchema = z.union([
-  z.object({ ruleId: filterValue }).strict(),
-  z.object({ parserId: filterValue }).strict(),
-  z.object({ all: z.literal(true) }).strict(),
-]);
+/** A query after validation: defaults applied, Grafana's own fields dropped. */
+export interface RuleperfQuery extends QueryFields {
+  refId: string;
+  kind: QueryKind;
+  granularity: Granularity;
+}
 
-/** What a client sends (before defaults are applied). */
-export type RuleperfQueryInput = z.input<typeof querySchema>;
-/** A query after validation, with defaults applied. */
-export type RuleperfQuery = z.output<typeof querySchema>;
-export type QueryRequestInput = z.input<typeof queryRequestSchema>;
-export type QueryRequest = z.output<typeof queryRequestSchema>;
-export type InvalidateRequest = z.output<typeof invalidateSchema>;
+/** POST /api/v1/query, as a client sends it. */
+export interface QueryRequestInput {
+  /** `raw` is accepted (and ignored) so that Grafana's serialized TimeRange can be sent as it is. */
+  range: { from: InstantInput; to: InstantInput; raw?: unknown };
+  intervalMs?: number;
+  maxDataPoints?: number;
+  queries: RuleperfQueryInput[];
+}
+
+/** A validated request: instants resolved to epoch milliseconds. */
+export interface QueryRequest {
+  range: { from: number; to: number };
+  intervalMs?: number;
+  maxDataPoints?: number;
+  queries: RuleperfQuery[];
+}
+
+/** POST /api/v1/invalidate (needs the admin token when tokens are set). */
+export type InvalidateRequest = { ruleId: string } | { parserId: string } | { all: true };
 
 // ---- Responses (Grafana's data-frame JSON, as /api/ds/query returns it) ----
 
@@ -202,6 +255,12 @@ export interface ReadyResponse {
   status: 'ready' | 'not_ready';
   database: { ok: boolean; flavour?: 'timescale' | 'postgres'; schemaVersion?: number; error?: string };
   cache: { state: 'up' | 'degraded' | 'disabled' };
+  /**
+   * What an operator should fix although the service works (for example a published default
+   * token). Shown in full to callers with a valid token; others are told only that there are some.
+   * Always sent by this service (absent from older ones, so clients must not require it).
+   */
+  warnings?: string[];
 }
 
 export interface ErrorResponse {

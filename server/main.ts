@@ -30,6 +30,7 @@ import { listenForInvalidations } from './cache/notify';
 import { dashboardWarmItems, RecentQueries, warm, WARM_VARIABLE_MAX_VALUES } from './cache/warmer';
 import { RefreshScheduler } from './maintenance/scheduler';
 import { createApp } from './http/app';
+import { exampleCurl, securitySettings } from './http/security';
 import { VARIABLE_NAMES, type ReadyResponse, type VariableName } from './contract';
 import { variableValues } from './http/variables';
 
@@ -185,7 +186,7 @@ export async function startService(config: Config, log: pino.Logger): Promise<Ru
     readPool: pools.read,
     metrics,
     logger: log,
-    apiToken: config.API_TOKEN,
+    security: securitySettings(config),
     ready,
     cache: {
       state: () => (cache ? cache.state() : 'disabled'),
@@ -318,12 +319,7 @@ export async function main(): Promise<void> {
     }
     throw err;
   }
-  const auth = config.API_TOKEN ? ` -H "Authorization: Bearer $API_TOKEN"` : '';
-  process.stdout.write(
-    `\nruleperf is ready at ${running.url}\n\nTry (stats for the last 24 hours):\n` +
-      `  curl -s ${running.url}/api/v1/query -H 'Content-Type: application/json'${auth} \\\n` +
-      `    -d "{\\"range\\":{\\"from\\":$(( $(date +%s) * 1000 - 86400000 )),\\"to\\":$(( $(date +%s) * 1000 ))},\\"queries\\":[{\\"refId\\":\\"A\\",\\"kind\\":\\"stats\\"}]}"\n\n`
-  );
+  process.stdout.write(`\nruleperf is ready at ${running.url}\n\nTry (stats for the last 24 hours):\n${exampleCurl(running.url, config)}\n\n`);
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

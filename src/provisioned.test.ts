@@ -7,7 +7,7 @@ import path from 'path';
 
 import { dateTime, DataSourceInstanceSettings } from '@grafana/data';
 
-import { queryRequestSchema } from '../server/contract';
+import { queryRequestSchema } from '../server/http/validation';
 import { fakeTemplateSrv, FakeVariable } from './__fixtures__/templateSrv';
 import { buildQueryRequest, DataSource } from './datasource';
 import type { RuleperfOptions, RuleperfQuery } from './types';

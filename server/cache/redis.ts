@@ -4,6 +4,7 @@
  * ioredis. Commands fail fast when disconnected or slow, so the circuit can open instead
  * of requests waiting on the cache.
  */
+import { readFileSync } from 'node:fs';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import type { Config } from '../config';
 
@@ -34,7 +35,22 @@ export function createRedis(config: Config): RedisClient {
   if (config.REDIS_SENTINELS) {
     return new Redis({ ...common, sentinels: hostPorts(config.REDIS_SENTINELS), name: config.REDIS_SENTINEL_NAME });
   }
-  return new Redis(config.REDIS_URL, common);
+  return new Redis(config.REDIS_URL, { ...common, ...tlsOptions(config) });
+}
+
+/**
+ * TLS for a `rediss://` REDIS_URL (credentials go in the URL: rediss://user:password@host:port).
+ * The server certificate is verified against the system's CAs, or REDIS_TLS_CA_FILE's for a
+ * private CA; the host name must match the certificate.
+ */
+function tlsOptions(config: Pick<Config, 'REDIS_URL' | 'REDIS_TLS_CA_FILE'>): RedisOptions {
+  if (!/^rediss:/i.test(config.REDIS_URL)) return {};
+  if (!config.REDIS_TLS_CA_FILE) return { tls: {} };
+  try {
+    return { tls: { ca: readFileSync(config.REDIS_TLS_CA_FILE) } };
+  } catch (err) {
+    throw new Error(`REDIS_TLS_CA_FILE: cannot read ${config.REDIS_TLS_CA_FILE} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
 }
 
 export interface RedisInfo {

@@ -7,7 +7,8 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { querySchema, VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableName } from '../contract';
+import { VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableName } from '../contract';
+import { querySchema } from '../http/validation';
 
 export interface WarmItem {
   query: RuleperfQuery;

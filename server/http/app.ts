@@ -1,21 +1,24 @@
 /**
- * The HTTP surface (DESIGN.md "Server contract"): routes, body limits, auth, JSON errors.
- * Bad input is a 400/401/404/413/415 with {error, details?}; never a stack trace, never
- * a 500 for what a client sent.
+ * The HTTP surface: routes, body limits, auth by role, JSON errors. Bad input is a
+ * 400/401/403/404/405/413/415/429 with {error, details?}; never a stack trace, never a 500
+ * for what a client sent.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z, type ZodError } from 'zod/v4';
-import { invalidateSchema, queryRequestSchema, VARIABLE_NAMES, type ErrorResponse, type ReadyResponse } from '../contract';
-import { bearerAuth } from './auth';
+import { VARIABLE_NAMES, type ErrorResponse, type ReadyResponse } from '../contract';
+import { carriesToken, requireRole } from './auth';
 import { variableValues } from './variables';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
 import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath } from './query-fast-path';
-import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom, zodDetails } from './responses';
+import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom, unsupportedMedia, zodDetails } from './responses';
+import { invalidateSchema, queryRequestSchema } from './validation';
+import { IntervalLimiter } from './rate-limit';
+import type { SecuritySettings } from './security';
 
 export interface CacheControl {
   invalidate(target: { ruleId?: string; parserId?: string; all?: boolean }): Promise<void>;
@@ -27,23 +30,44 @@ export interface AppDeps {
   service: QueryService;
   cache: CacheControl;
   readPool: Pool;
+  /** Readiness; the app adds the security warnings. */
   ready: () => Promise<ReadyResponse>;
   metrics: Metrics;
   logger: Logger;
-  apiToken?: string;
+  security: SecuritySettings;
 }
 
 export const BODY_LIMIT = '1mb';
+
+/** Every route and the methods it answers (GET routes answer HEAD too); other methods get a 405. */
+export const ROUTES: Record<string, readonly string[]> = {
+  '/healthz': ['GET', 'HEAD'],
+  '/readyz': ['GET', 'HEAD'],
+  '/metrics': ['GET', 'HEAD'],
+  '/api/v1/query': ['POST'],
+  '/api/v1/variables/:name': ['GET', 'HEAD'],
+  '/api/v1/invalidate': ['POST'],
+  '/api/v1/cache/stats': ['GET', 'HEAD'],
+};
+
+const WITHHELD_WARNINGS = 'this service reports security warnings; call /readyz with the API token to read them (they are also in its log)';
 
 function badRequest(res: Response, err: ZodError) {
   res.status(400).json(invalidRequest(err));
 }
 
+const jsonBody = express.json({ limit: BODY_LIMIT, strict: true, type: () => true });
+
 const requireJson = (req: Request, res: Response, next: NextFunction) => {
-  if (!req.is('application/json')) {
-    return res.status(415).json({ error: 'send the body as application/json' });
-  }
-  next();
+  const problem = unsupportedMedia(req.headers);
+  if (problem) return res.status(415).json({ error: problem } satisfies ErrorResponse);
+  jsonBody(req, res, next);
+};
+
+const methodNotAllowed = (allowed: readonly string[]) => (req: Request, res: Response) => {
+  res.setHeader('Allow', allowed.join(', '));
+  if (req.method === 'OPTIONS') return res.status(204).end();
+  res.status(405).json({ error: `method ${req.method} is not allowed on ${req.baseUrl}${req.path}; use ${allowed.filter((m) => m !== 'HEAD').join(' or ')}` } satisfies ErrorResponse);
 };
 
 function createExpressApp(deps: AppDeps) {
@@ -51,32 +75,43 @@ function createExpressApp(deps: AppDeps) {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  const { tokens } = deps.security;
+  const tokenHolder = carriesToken(tokens);
+  const open = !tokens.read && !tokens.admin;
+  const allInvalidations = new IntervalLimiter(deps.security.invalidateAllIntervalMs);
+  for (const warning of deps.security.warnings) deps.logger.warn({ security: true }, `SECURITY WARNING: ${warning}`);
 
   app.use((req, res, next) => {
     const id = requestIdFrom(req.headers['x-request-id']);
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
     const started = performance.now();
+    // The full path as sent (a router strips its mount point from req.path), without the query string.
+    const path = req.path;
     res.on('finish', () =>
       recordRequest(deps, {
-        route: (req.route?.path as string | undefined) ?? 'unmatched',
+        route: req.route?.path ? `${req.baseUrl}${req.route.path as string}` : 'unmatched',
         reqId: id,
         method: req.method,
-        path: req.path,
+        path,
         status: res.statusCode,
         started,
         cache: res.locals.cache,
         tier: res.locals.tier,
-        log: req.path !== '/metrics' && req.path !== '/healthz',
+        log: path !== '/metrics' && path !== '/healthz',
       })
     );
     next();
   });
 
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
-  app.get('/readyz', async (_req, res) => {
+  app.get('/readyz', async (req, res) => {
     const ready = await deps.ready();
-    res.status(ready.status === 'ready' ? 200 : 503).json(ready);
+    const own = deps.security.warnings;
+    // A warning may say a token is the published default: only token holders read it (or anyone, when there is no token to protect).
+    const shown = own.length === 0 || open || tokenHolder(req.headers.authorization) ? own : [WITHHELD_WARNINGS];
+    const body: ReadyResponse = { ...ready, warnings: [...(ready.warnings ?? []), ...shown] };
+    res.status(ready.status === 'ready' ? 200 : 503).json(body);
   });
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', deps.metrics.registry.contentType);
@@ -84,8 +119,7 @@ function createExpressApp(deps: AppDeps) {
   });
 
   const api = express.Router();
-  api.use(bearerAuth(deps.apiToken));
-  api.use(express.json({ limit: BODY_LIMIT, strict: true, type: 'application/json' }));
+  api.use(requireRole(tokens, 'read'));
 
   api.post('/v1/query', requireJson, async (req, res, next) => {
     const started = performance.now();
@@ -118,15 +152,25 @@ function createExpressApp(deps: AppDeps) {
     }
   });
 
-  api.post('/v1/invalidate', requireJson, async (req, res, next) => {
+  api.post('/v1/invalidate', requireRole(tokens, 'admin'), requireJson, async (req, res, next) => {
     const parsed = invalidateSchema.safeParse(req.body);
     if (!parsed.success) {
       return res.status(400).json({ error: 'invalid request: send {"ruleId": "…"}, {"parserId": "…"} or {"all": true}', details: zodDetails(parsed.error) });
+    }
+    // Each "all" sends the next minute of every dashboard to the database: one per interval per instance.
+    const slot = 'all' in parsed.data ? allInvalidations.take() : null;
+    if (slot && !slot.ok) {
+      res.setHeader('Retry-After', String(slot.retryAfterSeconds));
+      return res.status(429).json({
+        error: `the whole cache was invalidated less than ${deps.security.invalidateAllIntervalMs / 1000} s ago on this instance; try again in ${slot.retryAfterSeconds} s, or invalidate one rule or parser`,
+      });
     }
     try {
       await deps.cache.invalidate(parsed.data);
       res.json({ invalidated: parsed.data });
     } catch (err) {
+      // Not applied: the next attempt may go ahead at once.
+      if (slot?.ok) slot.release();
       if (err instanceof CacheUnavailable) return res.status(503).json({ error: err.message });
       next(err);
     }
@@ -140,15 +184,23 @@ function createExpressApp(deps: AppDeps) {
     }
   });
 
+  for (const [path, methods] of Object.entries(ROUTES)) {
+    if (path.startsWith('/api/')) api.all(path.slice('/api'.length), methodNotAllowed(methods));
+    else app.all(path, methodNotAllowed(methods));
+  }
+
   app.use('/api', api);
 
   app.use((_req, res) => res.status(404).json({ error: 'not found' }));
 
-  // Last resort: body-parser's client errors keep their status; anything else is ours.
+  // Last resort: body-parser's client errors keep their status, with a message about what was wrong; anything else is ours.
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   app.use((err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
     if (err.type === 'entity.too.large') {
       return res.status(413).json({ error: `request body larger than ${BODY_LIMIT}` });
+    }
+    if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') {
+      return res.status(415).json({ error: unsupportedMedia(req.headers) ?? 'send the body as uncompressed UTF-8 JSON' });
     }
     if (err.status && err.status >= 400 && err.status < 500) {
       return res.status(err.status).json({ ...NOT_JSON, error: err.type === 'entity.parse.failed' ? NOT_JSON.error : 'bad request' } satisfies ErrorResponse);

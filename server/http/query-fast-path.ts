@@ -7,10 +7,10 @@
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { queryRequestSchema } from '../contract';
 import type { AppDeps } from './app';
-import { bearerMatcher } from './auth';
-import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom } from './responses';
+import { roleOf, type Tokens } from './auth';
+import { queryRequestSchema } from './validation';
+import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom, unsupportedMedia } from './responses';
 
 export const QUERY_PATH = '/api/v1/query';
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -20,12 +20,7 @@ export function isOrdinary(req: IncomingMessage, authorized: (header: string | u
   if (req.method !== 'POST' || req.url !== QUERY_PATH) return false;
   const length = Number(req.headers['content-length']);
   if (!Number.isInteger(length) || length < 0 || length > BODY_LIMIT_BYTES || req.headers['transfer-encoding']) return false;
-  const encoding = req.headers['content-encoding'];
-  if (encoding && encoding.toLowerCase() !== 'identity') return false;
-  const [type, ...params] = (req.headers['content-type'] ?? '').split(';');
-  if (type.trim().toLowerCase() !== 'application/json') return false;
-  const charset = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='));
-  if (charset && !/^charset="?utf-8"?$/.test(charset)) return false;
+  if (unsupportedMedia(req.headers) !== null) return false;
   return authorized(req.headers.authorization);
 }
 
@@ -34,13 +29,14 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(body);
 }
 
-/** Who may take the fast path: anyone without API_TOKEN, else requests carrying it (others get Express's 401). */
-export function authorizationCheck(apiToken: string | undefined): (header: string | undefined) => boolean {
-  return apiToken === undefined ? () => true : bearerMatcher(apiToken);
+/** Who may take the fast path: whoever may read (the others get Express's 401). */
+export function authorizationCheck(tokens: Tokens): (header: string | undefined) => boolean {
+  const role = roleOf(tokens);
+  return (header) => role(header) !== null;
 }
 
 export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const authorized = authorizationCheck(deps.apiToken);
+  const authorized = authorizationCheck(deps.security.tokens);
   return (req, res) => {
     if (!isOrdinary(req, authorized)) return false;
     const reqId = requestIdFrom(req.headers['x-request-id']);
@@ -48,7 +44,7 @@ export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: 
     const started = performance.now();
     let cache: string | undefined;
     let tier: string | undefined;
-    res.on('finish', () => recordRequest(deps, { route: '/v1/query', reqId, method: 'POST', path: QUERY_PATH, status: res.statusCode, started, cache, tier }));
+    res.on('finish', () => recordRequest(deps, { route: QUERY_PATH, reqId, method: 'POST', path: QUERY_PATH, status: res.statusCode, started, cache, tier }));
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', async () => {

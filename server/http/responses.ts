@@ -4,7 +4,10 @@
  * Kept here once so the two paths cannot drift apart.
  */
 import { randomUUID } from 'node:crypto';
-import type { ZodError } from 'zod/v4';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ZodError, core } from 'zod/v4';
+
+type ZodIssue = core.$ZodIssue;
 import type { ErrorResponse } from '../contract';
 import { isDataException, isUnavailable } from '../db/pools';
 import type { AppDeps } from './app';
@@ -27,14 +30,57 @@ export function recordRequest(
   );
 }
 
+/**
+ * Issues as `{path, message}`. A union that failed is reported through the branch that
+ * matched the input's shape (a filter sent as a list is checked as a list), so the message
+ * names the real problem instead of zod's bare "Invalid input".
+ */
+function flatten(issues: readonly ZodIssue[], prefix: PropertyKey[] = []): Array<{ path: PropertyKey[]; message: string }> {
+  return issues.flatMap((i) => {
+    const path = [...prefix, ...i.path];
+    if (i.code !== 'invalid_union' || !('errors' in i) || i.errors.length === 0) {
+      return [{ path: i.code === 'unrecognized_keys' && i.keys.length === 1 ? [...path, i.keys[0]] : path, message: i.message }];
+    }
+    // Branch ranks: 0 = the input has the wrong type for it; 2 = only parts of the input are wrong.
+    // On a tie the later branch wins: in `value | list` unions that is the list, which an array input meant.
+    const rank = (branch: readonly ZodIssue[]) =>
+      branch.some((b) => b.code === 'invalid_type' && b.path.length === 0) ? 0 : branch.every((b) => b.path.length > 0) ? 2 : 1;
+    const best = i.errors.reduce((a, b) => (rank(b) >= rank(a) ? b : a));
+    if (rank(best) > 0) return flatten(best, path);
+    const expected = [...new Set(i.errors.flat().map((b) => (b.code === 'invalid_type' ? b.expected : null)).filter(Boolean))];
+    return [{ path, message: expected.length ? `must be ${expected.map((e) => (e === 'array' ? 'a list' : `a ${e}`)).join(' or ')}` : i.message }];
+  });
+}
+
 export function zodDetails(err: ZodError): NonNullable<ErrorResponse['details']> {
-  return err.issues.slice(0, 20).map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }));
+  return flatten(err.issues)
+    .slice(0, 20)
+    .map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }));
 }
 
 /** A 400 body naming the first invalid field (and up to 20). */
 export function invalidRequest(err: ZodError): ErrorResponse {
   const details = zodDetails(err);
   return { error: `invalid request: ${details[0].path}: ${details[0].message}`, details };
+}
+
+/**
+ * A JSON body in UTF-8, not compressed: anything else is a 415 that says which header is
+ * wrong (body-parser would inflate some encodings and decode some charsets, and refuse others
+ * with a message about JSON).
+ */
+export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
+  const encoding = (headers['content-encoding'] ?? '').trim().toLowerCase();
+  if (encoding && encoding !== 'identity') {
+    return `unsupported Content-Encoding "${encoding.slice(0, 40)}": send the body uncompressed (no Content-Encoding)`;
+  }
+  const [type, ...params] = (headers['content-type'] ?? '').split(';');
+  if (type.trim().toLowerCase() !== 'application/json') return 'send the body as application/json';
+  const charset = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='));
+  if (charset && !/^charset="?utf-8"?$/.test(charset)) {
+    return `unsupported ${charset.replace('=', ' ').slice(0, 40)}: send the body as UTF-8 (Content-Type: application/json; charset=utf-8)`;
+  }
+  return null;
 }
 
 export const NOT_JSON: ErrorResponse = { error: 'request body is not valid JSON', details: [{ path: '(body)', message: 'must be a JSON object' }] };

@@ -106,8 +106,11 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
   const broken = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: '{"range": ' });
   assert.equal(broken.status, 400);
   assert.equal((await broken.json()).error, 'request body is not valid JSON');
+  // Prototype keys are unknown fields like any other: refused by name, and nothing is polluted.
   const proto = await postJson(url, '{"__proto__": {"polluted": true}, "constructor": {"prototype": {"x": 1}}, "range": {"from": 1, "to": 2}, "queries": [{"refId": "A", "__proto__": {"kind": "x"}}]}', auth);
-  assert.equal(proto.status, 200);
+  assert.equal(proto.status, 400);
+  assert.deepEqual(proto.body.details.map((d: { path: string }) => d.path).sort(), ['(body)', 'queries.0.__proto__']);
+  assert.match(proto.body.details.find((d: { path: string }) => d.path === '(body)').message, /unknown fields "__proto__", "constructor"/);
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });
 

@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import fc from 'fast-check';
 import { historyDatabase, HOUR } from '../support/fixture';
 import type { TestDatabase } from '../support/services';
-import { querySchema } from '../../server/contract';
+import { querySchema } from '../../server/http/validation';
 import { loadRollupCatalog, type RollupInfo } from '../../server/query/catalog';
 import { normalizeQuery, type NormalizedQuery } from '../../server/query/normalize';
 import { QueryExecutor } from '../../server/query/executor';

@@ -9,7 +9,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { queryRequestSchema, type DataFrameJSON, type QueryRequest, type RuleperfQuery } from '../../server/contract';
+import type { DataFrameJSON, QueryRequest, RuleperfQuery } from '../../server/contract';
+import { queryRequestSchema } from '../../server/http/validation';
 
 const RULES = [
   { value: 'r-101', text: 'Brute force login', category: 'auth' },

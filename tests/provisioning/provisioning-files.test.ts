@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { querySchema, VARIABLE_NAMES } from '../../server/contract';
+import { VARIABLE_NAMES } from '../../server/contract';
+import { querySchema } from '../../server/http/validation';
 import { createMetrics } from '../../server/observability/metrics';
 import {
   alertGroups,

@@ -1,6 +1,7 @@
 /** Runs queries through the real normalize → plan → SQL → frames path, without HTTP. */
 import type { Pool } from 'pg';
-import { querySchema, type RuleperfQueryInput } from '../../server/contract';
+import type { RuleperfQueryInput } from '../../server/contract';
+import { querySchema } from '../../server/http/validation';
 import { loadRollupCatalog } from '../../server/query/catalog';
 import { Admission } from '../../server/db/admission';
 import { QueryExecutor } from '../../server/query/executor';

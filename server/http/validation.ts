@@ -1,0 +1,242 @@
+/**
+ * Runtime validation of what clients send, built on the contract's constants. Mistakes are
+ * refused with a message that names the field and the fix: unknown fields (with the likely
+ * intended one), enum values (with every allowed value), empty filter lists, epoch seconds,
+ * times outside 1970–9999. The compile-time checks at the end keep these schemas and the
+ * contract's hand-written types equal.
+ */
+import { z } from 'zod/v4';
+import {
+  DEFAULTS,
+  GRAFANA_QUERY_FIELDS,
+  GRANULARITIES,
+  GROUP_BY_FIELDS,
+  LIMITS,
+  QUERY_FIELDS,
+  QUERY_KINDS,
+  SERIES_METRICS,
+  STATUSES,
+  TOP_RULES_SORT,
+  type FilterField,
+  type GrafanaQueryField,
+  type InvalidateRequest,
+  type QueryRequest,
+  type QueryRequestInput,
+  type RuleperfQuery,
+  type RuleperfQueryInput,
+} from '../contract';
+import { parseInstant } from './instant';
+
+/** The closest known name to a mistyped one (`rule` → `ruleId`, `rule_id` → `ruleId`), if any is close. */
+export function closest(name: string, known: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const n = norm(name);
+  if (!n) return undefined;
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const k of known) {
+    const m = norm(k);
+    // A prefix (`rule` of `ruleId`) counts as 1.5 edits, so a true one-letter slip (`metric` → `metrics`) wins.
+    const score = m === n ? 0 : Math.min(distance(n, m), m.startsWith(n) && n.length >= 3 ? 1.5 : Infinity);
+    if (score < bestScore) [best, bestScore] = [k, score];
+  }
+  return bestScore <= Math.max(2, Math.floor(n.length / 4)) ? best : undefined;
+}
+
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/** "unknown field "rule" (did you mean "ruleId"?)", for an object whose fields are `known`. */
+function unknownFields(keys: readonly PropertyKey[], known: readonly string[], fields: string): string {
+  const named = keys.map((k) => {
+    const hint = closest(String(k), known);
+    return `"${String(k)}"${hint ? ` (did you mean "${hint}"?)` : ''}`;
+  });
+  return `unknown field${keys.length > 1 ? 's' : ''} ${named.join(', ')}; ${fields}`;
+}
+
+/** An enum whose error lists every allowed value, and the right spelling when only the case differs. */
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, {
+    error: (iss) => {
+      const input = iss.input;
+      const same = typeof input === 'string' ? values.find((v) => v.toLowerCase() === input.toLowerCase()) : undefined;
+      const got = typeof input === 'string' ? JSON.stringify(input.slice(0, 64)) : typeof input;
+      return `must be one of ${values.join(', ')}; got ${got}${same ? ` (values are case-sensitive: "${same}")` : ''}`;
+    },
+  });
+}
+
+const FILTER_NOUNS: Record<FilterField, string> = {
+  metricType: 'metric type',
+  ruleId: 'rule',
+  parserId: 'parser',
+  ruleCategory: 'category',
+  sourceType: 'source type',
+  status: 'status',
+};
+const emptyList = (field: FilterField) =>
+  `an empty list matches nothing: omit ${field} to include every ${FILTER_NOUNS[field]}`;
+
+const filterValue = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(LIMITS.maxValueLength)
+  .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');
+
+/** One value or a non-empty list of values. */
+function oneOrMany<T extends z.ZodType>(item: T, field: FilterField, max: number) {
+  return z.union([item, z.array(item).min(1, emptyList(field)).max(max)]).optional();
+}
+
+const filter = (field: FilterField) => oneOrMany(filterValue, field, LIMITS.maxFilterValues);
+
+const KNOWN_QUERY_FIELDS: ReadonlySet<string> = new Set([...QUERY_FIELDS, ...GRAFANA_QUERY_FIELDS]);
+const QUERY_FIELD_LIST = `a query's fields are ${QUERY_FIELDS.join(', ')} (and Grafana's ${GRAFANA_QUERY_FIELDS.join(', ')}, which are ignored)`;
+
+/**
+ * The query's fields, checked by hand rather than by a strict zod object: listing Grafana's
+ * seven fields in the shape doubled the cost of validating a query, and this runs on every
+ * cached answer. The zod object strips Grafana's fields (and would strip unknown ones).
+ */
+function refuseUnknownQueryFields(
+  query: unknown,
+  ctx: { addIssue(issue: { code: 'custom'; path: PropertyKey[]; message: string }): void },
+  path: PropertyKey[]
+): void {
+  if (query === null || typeof query !== 'object' || Array.isArray(query)) return;
+  let unknown: string[] | null = null;
+  for (const key of Object.keys(query)) if (!KNOWN_QUERY_FIELDS.has(key)) (unknown ??= []).push(key);
+  if (unknown) {
+    ctx.addIssue({
+      code: 'custom',
+      path: unknown.length === 1 ? [...path, unknown[0]] : path,
+      message: unknownFields(unknown, [...KNOWN_QUERY_FIELDS], QUERY_FIELD_LIST),
+    });
+  }
+}
+
+const queryObject = z.object({
+  refId: z.string().min(1).max(LIMITS.maxRefIdLength).default(DEFAULTS.refId),
+  kind: oneOf(QUERY_KINDS).default(DEFAULTS.kind),
+  granularity: oneOf(GRANULARITIES).default(DEFAULTS.granularity),
+  metricType: filter('metricType'),
+  ruleId: filter('ruleId'),
+  parserId: filter('parserId'),
+  ruleCategory: filter('ruleCategory'),
+  sourceType: filter('sourceType'),
+  status: oneOrMany(oneOf(STATUSES), 'status', STATUSES.length),
+  metrics: z
+    .array(oneOf(SERIES_METRICS))
+    .min(1, `an empty list selects no metric: omit metrics for the default (${DEFAULTS.seriesMetrics.join(', ')})`)
+    .max(SERIES_METRICS.length)
+    .optional(),
+  groupBy: oneOf(GROUP_BY_FIELDS).optional(),
+  limit: z.number().int().min(1).max(LIMITS.maxTopRulesLimit).optional(),
+  sortBy: oneOf(TOP_RULES_SORT).optional(),
+  hide: z.boolean().optional(),
+});
+
+/** One query (warming and tests validate queries alone; requests check their queries' fields once, below). */
+export const querySchema = z.preprocess((query, ctx) => {
+  refuseUnknownQueryFields(query, ctx, []);
+  return query;
+}, queryObject);
+
+const range = z
+  .strictObject(
+    {
+      from: z.union([z.number(), z.string().max(64)], { error: 'must be a number (epoch milliseconds) or a string' }),
+      to: z.union([z.number(), z.string().max(64)], { error: 'must be a number (epoch milliseconds) or a string' }),
+      raw: z.unknown().optional(),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys' ? unknownFields(iss.keys, ['from', 'to'], 'range is {from, to}') : undefined,
+    }
+  )
+  .transform((r, ctx): QueryRequest['range'] => {
+    // One "now" for both bounds, so now-1h..now is exactly an hour.
+    const now = Date.now();
+    const from = parseInstant(r.from, 'from', now);
+    const to = parseInstant(r.to, 'to', now);
+    if ('error' in from) ctx.addIssue({ code: 'custom', path: ['from'], message: from.error });
+    if ('error' in to) ctx.addIssue({ code: 'custom', path: ['to'], message: to.error });
+    if ('error' in from || 'error' in to) return z.NEVER;
+    // Only compared once both bounds are valid: a bad bound is one error, not two.
+    if (to.ms <= from.ms) {
+      ctx.addIssue({ code: 'custom', path: ['to'], message: 'must be after range.from' });
+    } else if (to.ms - from.ms > LIMITS.maxRangeDays * 86_400_000) {
+      ctx.addIssue({ code: 'custom', path: [], message: `must not span more than ${LIMITS.maxRangeDays} days` });
+    }
+    return { from: from.ms, to: to.ms };
+  });
+
+const REQUEST_FIELDS = ['range', 'intervalMs', 'maxDataPoints', 'queries'] as const;
+
+function unknownRequestFields(keys: readonly PropertyKey[]): string {
+  const misplaced = keys.some((k) => k === 'from' || k === 'to') ? ' (put from and to inside "range")' : '';
+  return unknownFields(
+    keys,
+    REQUEST_FIELDS,
+    `a request is {range: {from, to}, intervalMs?, maxDataPoints?, queries: [...]}${misplaced}`
+  );
+}
+
+const requestObject = z
+  .strictObject(
+    {
+      range,
+      intervalMs: z.number().int().min(1).max(LIMITS.maxIntervalMs).optional(),
+      maxDataPoints: z.number().int().min(1).max(LIMITS.maxDataPoints).optional(),
+      queries: z.array(queryObject).min(1).max(LIMITS.maxQueries),
+    },
+    { error: (iss) => (iss.code === 'unrecognized_keys' ? unknownRequestFields(iss.keys) : undefined) }
+  )
+  .superRefine((req, ctx) => {
+    if (!Array.isArray(req.queries)) return;
+    const seen = new Set<string>();
+    req.queries.forEach((q, i) => {
+      if (typeof q?.refId !== 'string') return;
+      if (seen.has(q.refId)) {
+        ctx.addIssue({ code: 'custom', path: ['queries', i, 'refId'], message: 'must be unique' });
+      }
+      seen.add(q.refId);
+    });
+  });
+
+export const queryRequestSchema = z.preprocess((body, ctx) => {
+  const queries = body !== null && typeof body === 'object' ? (body as { queries?: unknown }).queries : undefined;
+  if (Array.isArray(queries) && queries.length <= LIMITS.maxQueries)
+    queries.forEach((q, i) => refuseUnknownQueryFields(q, ctx, ['queries', i]));
+  return body;
+}, requestObject);
+
+export const invalidateSchema = z.union([
+  z.strictObject({ ruleId: filterValue }),
+  z.strictObject({ parserId: filterValue }),
+  z.strictObject({ all: z.literal(true) }),
+]);
+
+// ---- The schemas and the contract's types must describe the same values ----
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+/** Fails to compile (with the pair's name in the error) when a schema and its contract type drift apart. */
+function inStep<T extends Record<string, true>>(checks: T): T {
+  return checks;
+}
+inStep({
+  queryInput: true as Equal<z.input<typeof queryObject>, Omit<RuleperfQueryInput, GrafanaQueryField>>,
+  query: true as Equal<z.output<typeof queryObject>, RuleperfQuery>,
+  requestInput: true as Equal<Omit<z.input<typeof requestObject>, 'queries'>, Omit<QueryRequestInput, 'queries'>>,
+  request: true as Equal<z.output<typeof requestObject>, QueryRequest>,
+  invalidate: true as Equal<z.output<typeof invalidateSchema>, InvalidateRequest>,
+});

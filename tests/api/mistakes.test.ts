@@ -1,0 +1,209 @@
+/**
+ * A user's mistakes over HTTP get an answer that says what is wrong and what to do:
+ * 405 with Allow for a wrong method, 415 naming the encoding or charset, 400 naming the
+ * field (never PostgreSQL's error text); relative times work end to end; the request
+ * log shows the full path.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { loadConfig } from '../../server/config';
+import { startService, type RunningService } from '../../server/main';
+import { ROUTES } from '../../server/http/app';
+import { historyDatabase, DAY } from '../support/fixture';
+import { postJson, REDIS_URL, uniqueName, type TestDatabase } from '../support/services';
+
+const TOKEN = 'mistakes-read-token';
+const auth = { authorization: `Bearer ${TOKEN}` };
+let db: TestDatabase;
+let svc: RunningService;
+const logLines: Array<Record<string, unknown>> = [];
+
+before(async () => {
+  db = await historyDatabase({ days: 3, rowsPerHour: 100 });
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    REDIS_URL,
+    CACHE_ENABLED: 'false',
+    CACHE_PREFIX: uniqueName('t').replace(/_/g, '-'),
+    WARM_ON_START: 'false',
+    WARM_INTERVAL_SECONDS: '0',
+    REFRESH_SCHEDULER: 'off',
+    DATABASE_URL: db.url,
+    API_TOKEN: TOKEN,
+  });
+  // The service's own logger, writing into this test: the request lines are checked below.
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
+      done();
+    },
+  });
+  svc = await startService(config, pino({ level: 'info' }, sink));
+});
+after(async () => {
+  await svc?.stop();
+  await db?.drop();
+});
+
+const query = (range: Record<string, unknown>, q: Record<string, unknown> = {}) => ({
+  range,
+  queries: [{ refId: 'A', kind: 'stats', ...q }],
+});
+
+test('a wrong method on a known path is a 405 with Allow; OPTIONS lists the methods; unknown paths stay 404', async () => {
+  const wrong: Record<string, string> = { POST: 'GET', GET: 'POST', HEAD: 'PUT' };
+  for (const [route, methods] of Object.entries(ROUTES)) {
+    const path = route.replace(':name', 'rules');
+    const method = wrong[methods[0]];
+    const res = await fetch(svc.url + path, { method, headers: auth });
+    assert.equal(res.status, 405, `${method} ${path}`);
+    assert.equal(res.headers.get('allow'), methods.join(', '), path);
+    const body = await res.json();
+    assert.match(
+      body.error,
+      new RegExp(`method ${method} is not allowed on ${path.replace(/\//g, '\\/')}; use ${methods[0]}`)
+    );
+    const options = await fetch(svc.url + path, { method: 'OPTIONS', headers: auth });
+    assert.equal(options.status, 204, `OPTIONS ${path}`);
+    assert.equal(options.headers.get('allow'), methods.join(', '));
+  }
+  const get = await fetch(`${svc.url}/api/v1/query`, { headers: auth });
+  assert.equal(get.status, 405);
+  assert.equal(get.headers.get('allow'), 'POST');
+  assert.equal((await fetch(`${svc.url}/api/v1/query`)).status, 401, 'without the token, the API says nothing more');
+  assert.equal((await fetch(`${svc.url}/api/v1/nope`, { headers: auth })).status, 404);
+  assert.equal((await fetch(`${svc.url}/nope`, { method: 'DELETE' })).status, 404);
+});
+
+test('compressed bodies and charsets other than UTF-8 get a 415 that names the header', async () => {
+  const body = JSON.stringify(query({ from: 'now-1h', to: 'now' }));
+  const cases: Array<[Record<string, string>, Buffer | string, RegExp]> = [
+    [{ 'content-encoding': 'br' }, body, /unsupported Content-Encoding "br": send the body uncompressed/],
+    [{ 'content-encoding': 'gzip' }, gzipSync(body), /unsupported Content-Encoding "gzip"/],
+    [{ 'content-encoding': 'deflate' }, body, /unsupported Content-Encoding "deflate"/],
+    [
+      { 'content-type': 'application/json; charset=utf-16' },
+      Buffer.from(body, 'utf16le'),
+      /unsupported charset utf-16: send the body as UTF-8/,
+    ],
+    [{ 'content-type': 'application/json; charset=latin1' }, body, /unsupported charset latin1/],
+    [{ 'content-type': 'text/plain' }, body, /send the body as application\/json/],
+  ];
+  for (const path of ['/api/v1/query', '/api/v1/invalidate']) {
+    for (const [headers, payload, message] of cases) {
+      const res = await fetch(svc.url + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth, ...headers },
+        body: typeof payload === 'string' ? payload : new Uint8Array(payload),
+      });
+      const answer = await res.json();
+      assert.equal(
+        res.status,
+        path.endsWith('invalidate') ? 403 : 415,
+        `${path} ${JSON.stringify(headers)}: ${JSON.stringify(answer)}`
+      );
+      if (path.endsWith('query')) assert.match(answer.error, message);
+    }
+  }
+  const identity = await fetch(`${svc.url}/api/v1/query`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json; charset="UTF-8"', 'content-encoding': 'identity', ...auth },
+    body,
+  });
+  assert.equal(identity.status, 200, 'identity and a quoted UTF-8 charset are fine');
+});
+
+test('dates past 9999 are a 400 naming the limit, never the database error text', async () => {
+  const now = Date.now();
+  for (const range of [
+    { from: now - DAY, to: 8.64e15 },
+    { from: 8.64e15 - DAY, to: 8.64e15 },
+    { from: '275760-09-12T00:00:00Z', to: 'now' },
+    { from: 'now', to: 'now+8000y' },
+  ]) {
+    const r = await postJson(
+      `${svc.url}/api/v1/query`,
+      query(range, { kind: 'timeseries', granularity: 'daily' }),
+      auth
+    );
+    assert.equal(r.status, 400, JSON.stringify(range));
+    assert.doesNotMatch(JSON.stringify(r.body), /NaN|syntax for type|timestamp/);
+  }
+  const r = await postJson(`${svc.url}/api/v1/query`, query({ from: now - DAY, to: 8.64e15 }), auth);
+  assert.match(r.body.error, /range\.to: must not be after 9999-12-31/);
+  // The last accepted instant is answered (aligned to daily buckets past it without overflowing).
+  const edge = await postJson(
+    `${svc.url}/api/v1/query`,
+    query(
+      { from: '9999-12-30T00:00:00Z', to: '9999-12-31T23:59:59.999Z' },
+      { kind: 'timeseries', granularity: 'daily' }
+    ),
+    auth
+  );
+  assert.equal(edge.status, 200, JSON.stringify(edge.body));
+});
+
+test('seconds, empty lists, misspelt fields and lowercase enums are refused over HTTP with the fix', async () => {
+  const now = Date.now();
+  const ask = (body: unknown) => postJson(`${svc.url}/api/v1/query`, body, auth);
+  let r = await ask(query({ from: Math.floor(now / 1000) - 86_400, to: Math.floor(now / 1000) }));
+  assert.equal(r.status, 400);
+  assert.match(r.body.error, /is epoch seconds .* send \d{13}/);
+  r = await ask(query({ from: now - DAY, to: now }, { ruleId: [] }));
+  assert.equal(r.status, 400);
+  assert.match(r.body.error, /queries\.0\.ruleId: an empty list matches nothing: omit ruleId/);
+  r = await ask(query({ from: now - DAY, to: now }, { rule: 'rule-0001' }));
+  assert.equal(r.status, 400);
+  assert.match(r.body.error, /queries\.0\.rule: unknown field "rule" \(did you mean "ruleId"\?\)/);
+  r = await ask(query({ from: now - DAY, to: now }, { status: 'error' }));
+  assert.equal(r.status, 400);
+  assert.match(
+    r.body.error,
+    /must be one of SUCCESS, ERROR, TIMEOUT; got "error" \(values are case-sensitive: "ERROR"\)/
+  );
+  r = await ask(
+    query({ from: 'now-24h', to: 'now' }, { status: 'ERROR', datasource: { uid: 'ruleperf' }, key: 'Q-1' })
+  );
+  assert.equal(r.status, 200, 'a relative range and Grafana-only fields are accepted');
+});
+
+test('a relative range answers exactly as the same range in epoch milliseconds (Grafana\'s "Yesterday", UTC)', async () => {
+  const now = Date.now();
+  const today = Math.floor(now / DAY) * DAY;
+  // As in Grafana, the rounded `to` bound is the end of its day.
+  const relative = await postJson(
+    `${svc.url}/api/v1/query`,
+    query({ from: 'now-1d/d', to: 'now-1d/d' }, { kind: 'timeseries', granularity: 'hourly' }),
+    auth
+  );
+  const absolute = await postJson(
+    `${svc.url}/api/v1/query`,
+    query({ from: today - DAY, to: today - 1 }, { kind: 'timeseries', granularity: 'hourly' }),
+    auth
+  );
+  if (Math.floor(Date.now() / DAY) * DAY !== today) return; // midnight passed between the two requests
+  assert.equal(relative.status, 200, JSON.stringify(relative.body));
+  const [a, b] = [relative.body.results.A.frames[0], absolute.body.results.A.frames[0]];
+  assert.deepEqual(a.data, b.data);
+  assert.deepEqual(a.schema.meta.custom.coveredRange, { from: today - DAY, to: today - 1 }, 'exactly the asked day, to its last millisecond');
+  assert.equal(a.data.values[0].length, 24, 'one point per hour of that day');
+  assert.ok(
+    a.data.values[1].some((v: number) => v > 0),
+    'with data'
+  );
+});
+
+test('the request log shows the full path, without the query string', async () => {
+  await fetch(`${svc.url}/api/v1/variables/rules?x=secret-looking`, { headers: auth });
+  await postJson(`${svc.url}/api/v1/invalidate`, { all: true }, auth);
+  await postJson(`${svc.url}/api/v1/query`, query({ from: 'now-1h', to: 'now' }), auth);
+  const paths = logLines.filter((l) => l.msg === 'request').map((l) => l.path);
+  assert.ok(paths.includes('/api/v1/variables/rules'), JSON.stringify(paths));
+  assert.ok(paths.includes('/api/v1/invalidate'));
+  assert.ok(paths.includes('/api/v1/query'));
+  assert.ok(!JSON.stringify(logLines).includes('secret-looking'));
+});

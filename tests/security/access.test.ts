@@ -1,0 +1,283 @@
+/**
+ * Secure by default: who may do what with which token, starts that are refused, the
+ * warning for the compose stack's published token, the rate of "invalidate all", and the
+ * example command printed at start.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { spawnSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { ConfigError, loadConfig } from '../../server/config';
+import { startService, type RunningService } from '../../server/main';
+import { COMPOSE_DEFAULT_TOKEN, exampleCurl } from '../../server/http/security';
+import { freshDatabase, postJson, REDIS_URL, uniqueName, type TestDatabase } from '../support/services';
+
+const READ = 'read-token-for-access-tests';
+const ADMIN = 'admin-token-for-access-tests';
+const ROOT = join(__dirname, '..', '..');
+let db: TestDatabase;
+const running: RunningService[] = [];
+
+before(async () => {
+  db = await freshDatabase();
+});
+after(async () => {
+  await Promise.all(running.map((s) => s.stop()));
+  await db?.drop();
+});
+
+/** A service on the test database with `env`; its log lines are collected in `log`. */
+async function serve(env: Record<string, string>, log: Array<Record<string, unknown>> = []): Promise<RunningService> {
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    REDIS_URL,
+    CACHE_PREFIX: uniqueName('t').replace(/_/g, '-'),
+    WARM_ON_START: 'false',
+    WARM_INTERVAL_SECONDS: '0',
+    REFRESH_SCHEDULER: 'off',
+    DATABASE_URL: db.url,
+    CACHE_NEAR_LEASE_MS: '0',
+    ...env,
+  });
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) log.push(JSON.parse(line));
+      done();
+    },
+  });
+  const svc = await startService(config, pino({ level: 'info' }, sink));
+  running.push(svc);
+  return svc;
+}
+
+const bearer = (token?: string): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+const queryBody = { range: { from: 'now-1h', to: 'now' }, queries: [{ refId: 'A', kind: 'stats' }] };
+
+/** The status of each endpoint for a caller with `token`. */
+async function statuses(svc: RunningService, token?: string) {
+  const h = bearer(token);
+  return {
+    query: (await postJson(`${svc.url}/api/v1/query`, queryBody, h)).status,
+    variables: (await fetch(`${svc.url}/api/v1/variables/statuses`, { headers: h })).status,
+    stats: (await fetch(`${svc.url}/api/v1/cache/stats`, { headers: h })).status,
+    invalidate: (await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: 'rule-0001' }, h)).status,
+    open: await Promise.all(['/healthz', '/readyz', '/metrics'].map(async (p) => (await fetch(svc.url + p)).status)),
+  };
+}
+
+test('read and admin tokens: the read token reads, only the admin token invalidates', async () => {
+  const svc = await serve({ API_TOKEN: READ, API_ADMIN_TOKEN: ADMIN });
+  const open = [200, 200, 200];
+  assert.deepEqual(await statuses(svc), { query: 401, variables: 401, stats: 401, invalidate: 401, open });
+  assert.deepEqual(await statuses(svc, 'wrong'), { query: 401, variables: 401, stats: 401, invalidate: 401, open });
+  assert.deepEqual(await statuses(svc, READ), { query: 200, variables: 200, stats: 200, invalidate: 403, open });
+  assert.deepEqual(await statuses(svc, ADMIN), { query: 200, variables: 200, stats: 200, invalidate: 200, open });
+  const refused = await postJson(`${svc.url}/api/v1/invalidate`, { all: true }, bearer(READ));
+  assert.equal(refused.status, 403);
+  assert.match(refused.body.error, /this token may only read: this endpoint needs the admin token \(API_ADMIN_TOKEN\)/);
+});
+
+test('with API_TOKEN alone nobody invalidates over HTTP; with API_ADMIN_TOKEN alone reads are open', async () => {
+  const readOnly = await serve({ API_TOKEN: READ });
+  assert.deepEqual(await statuses(readOnly, READ), {
+    query: 200,
+    variables: 200,
+    stats: 200,
+    invalidate: 403,
+    open: [200, 200, 200],
+  });
+  const r = await postJson(`${readOnly.url}/api/v1/invalidate`, { ruleId: 'x' }, bearer(READ));
+  assert.match(r.body.error, /set API_ADMIN_TOKEN on the service/);
+  assert.equal(
+    (await postJson(`${readOnly.url}/api/v1/invalidate`, { ruleId: 'x' })).status,
+    401,
+    'no token: authenticate first'
+  );
+
+  const adminOnly = await serve({ API_ADMIN_TOKEN: ADMIN });
+  assert.deepEqual(await statuses(adminOnly), {
+    query: 200,
+    variables: 200,
+    stats: 200,
+    invalidate: 401,
+    open: [200, 200, 200],
+  });
+  assert.equal((await statuses(adminOnly, 'wrong')).invalidate, 401);
+  assert.equal((await statuses(adminOnly, ADMIN)).invalidate, 200);
+
+  const none = await serve({});
+  assert.deepEqual(await statuses(none), {
+    query: 200,
+    variables: 200,
+    stats: 200,
+    invalidate: 200,
+    open: [200, 200, 200],
+  });
+});
+
+test('a non-loopback HOST without API_TOKEN is refused at start, naming the settings; ALLOW_UNAUTHENTICATED=true allows it', () => {
+  for (const host of ['0.0.0.0', '::', '192.168.1.20', 'ruleperf.internal']) {
+    assert.throws(
+      () => loadConfig({ HOST: host }),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          new RegExp(
+            `HOST: ${host.replace(/\./g, '\\.')} accepts connections from other machines, but API_TOKEN is not set`
+          )
+        );
+        assert.match(err.message, /ALLOW_UNAUTHENTICATED=true/);
+        return true;
+      }
+    );
+  }
+  assert.throws(
+    () => loadConfig({ HOST: '0.0.0.0', API_ADMIN_TOKEN: ADMIN }),
+    /could query it\. Set API_TOKEN/,
+    'reads would be open'
+  );
+  for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1', '[::1]'])
+    assert.equal(loadConfig({ HOST: host }).HOST, host);
+  assert.equal(loadConfig({ HOST: '0.0.0.0', API_TOKEN: READ }).API_TOKEN, READ);
+  assert.equal(loadConfig({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true' }).ALLOW_UNAUTHENTICATED, true);
+  assert.throws(
+    () => loadConfig({ API_TOKEN: READ, API_ADMIN_TOKEN: READ }),
+    /API_ADMIN_TOKEN: must differ from API_TOKEN/
+  );
+});
+
+test('`npm start` refuses the unsafe start with exit code 2 and says which setting to change', () => {
+  const env = {
+    ...process.env,
+    HOST: '0.0.0.0',
+    PORT: '0',
+    API_TOKEN: '',
+    API_ADMIN_TOKEN: '',
+    ALLOW_UNAUTHENTICATED: '',
+  };
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'main.ts')], {
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /^error: invalid configuration: HOST: 0\.0\.0\.0 accepts connections from other machines, but API_TOKEN is not set/
+  );
+  assert.doesNotMatch(r.stderr, /\s+at \S+ \(/, 'no stack trace');
+});
+
+test("the compose stack's published token works, with a warning in the log and on /readyz (in full only for token holders)", async () => {
+  const log: Array<Record<string, unknown>> = [];
+  const svc = await serve({ API_TOKEN: COMPOSE_DEFAULT_TOKEN, API_ADMIN_TOKEN: ADMIN }, log);
+  assert.ok(
+    log.some(
+      (l) =>
+        l.level === 40 &&
+        /SECURITY WARNING: API_TOKEN is the published default of docker-compose\.yml/.test(String(l.msg))
+    ),
+    JSON.stringify(log)
+  );
+  assert.equal((await postJson(`${svc.url}/api/v1/query`, queryBody, bearer(COMPOSE_DEFAULT_TOKEN))).status, 200);
+  const anonymous = await (await fetch(`${svc.url}/readyz`)).json();
+  assert.equal(anonymous.status, 'ready');
+  assert.equal(anonymous.warnings.length, 1);
+  assert.match(anonymous.warnings[0], /reports security warnings; call \/readyz with the API token/);
+  assert.ok(
+    !JSON.stringify(anonymous).includes(COMPOSE_DEFAULT_TOKEN) && !JSON.stringify(anonymous).includes('docker-compose')
+  );
+  for (const token of [COMPOSE_DEFAULT_TOKEN, ADMIN]) {
+    const holder = await (await fetch(`${svc.url}/readyz`, { headers: bearer(token) })).json();
+    assert.equal(holder.warnings.length, 1);
+    assert.match(
+      holder.warnings[0],
+      /API_TOKEN is the published default of docker-compose\.yml: anyone who has read that file can query this service/
+    );
+  }
+  const clean = await serve({ API_TOKEN: READ });
+  assert.deepEqual((await (await fetch(`${clean.url}/readyz`)).json()).warnings, []);
+});
+
+test('eleven "invalidate all" in a second: one applied, ten 429 with Retry-After; one rule is not limited', async () => {
+  const svc = await serve({ API_ADMIN_TOKEN: ADMIN });
+  const started = Date.now();
+  const answers = await Promise.all(
+    Array.from({ length: 11 }, () => postJson(`${svc.url}/api/v1/invalidate`, { all: true }, bearer(ADMIN)))
+  );
+  assert.ok(Date.now() - started < 1000, 'all eleven were answered within a second');
+  assert.deepEqual(answers.map((a) => a.status).sort(), [200, ...Array(10).fill(429)]);
+  const limited = await fetch(`${svc.url}/api/v1/invalidate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...bearer(ADMIN) },
+    body: '{"all": true}',
+  });
+  assert.equal(limited.status, 429);
+  const retry = Number(limited.headers.get('retry-after'));
+  assert.ok(retry >= 1 && retry <= 10, `Retry-After ${retry}`);
+  assert.match(
+    (await limited.json()).error,
+    /invalidated less than 10 s ago on this instance; try again in \d+ s, or invalidate one rule or parser/
+  );
+  for (let i = 0; i < 3; i++)
+    assert.equal(
+      (await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: `rule-000${i}` }, bearer(ADMIN))).status,
+      200
+    );
+
+  // The applied one really was applied: an answer cached before it is a miss after the next "all".
+  const unlimited = await serve({ API_ADMIN_TOKEN: ADMIN, INVALIDATE_ALL_INTERVAL_SECONDS: '0' });
+  const ask = async () =>
+    (
+      await postJson(`${unlimited.url}/api/v1/query`, {
+        range: { from: Date.now() - 7_200_000, to: Date.now() },
+        queries: [{ refId: 'A' }],
+      })
+    ).body.results.A.frames[0].schema.meta.custom.cache;
+  await ask();
+  assert.equal(await ask(), 'hit');
+  for (let i = 0; i < 2; i++)
+    assert.equal(
+      (await postJson(`${unlimited.url}/api/v1/invalidate`, { all: true }, bearer(ADMIN))).status,
+      200,
+      'INVALIDATE_ALL_INTERVAL_SECONDS=0: no limit'
+    );
+  assert.equal(await ask(), 'miss');
+});
+
+test('an "invalidate all" that could not be applied does not use up the interval', async () => {
+  // Nothing listens on port 1: the cache is unreachable, so invalidations answer 503.
+  const svc = await serve({ API_ADMIN_TOKEN: ADMIN, REDIS_URL: 'redis://127.0.0.1:1' });
+  for (let i = 0; i < 2; i++) {
+    const r = await postJson(`${svc.url}/api/v1/invalidate`, { all: true }, bearer(ADMIN));
+    assert.equal(r.status, 503, `attempt ${i + 1}: ${JSON.stringify(r.body)}`);
+    assert.match(r.body.error, /not applied/);
+  }
+});
+
+test('the example printed at start works when API_TOKEN is exported, and says what to do when it is not', async () => {
+  const svc = await serve({ API_TOKEN: READ });
+  const command = exampleCurl(svc.url, { API_TOKEN: READ });
+  assert.ok(!command.includes(READ), 'the token is never printed');
+  const run = (env: Record<string, string | undefined>) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('bash', ['-c', command], { env: { PATH: process.env.PATH, ...env } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  const ok = await run({ API_TOKEN: READ });
+  assert.equal(ok.code, 0, ok.stderr);
+  const body = JSON.parse(ok.stdout);
+  assert.equal(body.results.A.frames[0].schema.meta.custom.cache !== undefined, true, ok.stdout.slice(0, 200));
+  const missing = await run({});
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /API_TOKEN: export API_TOKEN=<the token the service was started with>/);
+  assert.equal(exampleCurl(svc.url, {}).includes('Authorization'), false, 'no header when the service has no token');
+});
