@@ -1,7 +1,7 @@
 import type { RuleperfQuery } from '../../types';
 
 /** Every inline label in the query editor has this width, so the rows line up. */
-export const LABEL_WIDTH = 14;
+export const LABEL_WIDTH = 16;
 
 /** A field id unique per query row, so each label points at its own input. */
 export function fieldId(refId: string, name: string): string {
