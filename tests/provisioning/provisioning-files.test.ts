@@ -299,3 +299,16 @@ test('every environment reference in provisioning files is set for Grafana in do
   }
   assert.ok(referenced.has('RULEPERF_API_TOKEN') && referenced.has('ALERT_WEBHOOK_URL'));
 });
+
+test("every alert's runbook_url points at a section of docs/runbooks.md", () => {
+  const runbooks = readFileSync(join(ROOT, 'docs', 'runbooks.md'), 'utf8');
+  // GitHub's anchors: the heading in lower case, spaces as dashes, punctuation dropped.
+  const anchors = new Set(
+    [...runbooks.matchAll(/^## (.+)$/gm)].map((m) => m[1].trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-'))
+  );
+  for (const r of alertRules()) {
+    const anchor = /#([\w-]+)$/.exec(r.annotations.runbook_url)?.[1];
+    assert.ok(anchor && anchors.has(anchor), `${r.title}: runbook anchor #${anchor} has a "## " section in docs/runbooks.md`);
+    assert.equal(anchor, r.title.toLowerCase(), `${r.title}: anchor named after the rule`);
+  }
+});
