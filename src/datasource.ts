@@ -95,6 +95,7 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
     if (queries.length === 0) {
       return of({ data: [], state: LoadingState.Done });
     }
+    const refIds = queries.map((q) => q.refId);
     return getBackendSrv()
       .fetch<BackendDataSourceResponse>({
         url: `${this.proxyUrl}/api/v1/query`,
@@ -110,14 +111,7 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
           const answer = toDataQueryResponse(response, queries);
           return { ...answer, data: keepEveryNotice(answer.data) };
         }),
-        catchError((err: unknown) =>
-          of(
-            requestErrorResponse(
-              err,
-              queries.map((q) => q.refId)
-            )
-          )
-        )
+        catchError((err: unknown) => of(requestErrorResponse(err, refIds)))
       );
   }
 
