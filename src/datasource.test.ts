@@ -4,7 +4,9 @@ import { lastValueFrom, Observable, of, throwError } from 'rxjs';
 
 import { fakeTemplateSrv, FakeVariable } from './__fixtures__/templateSrv';
 import { DataSource, describeReadiness } from './datasource';
-import type { QueryRequestInput, QueryResponse, ReadyResponse, RuleperfOptions, RuleperfQuery } from './types';
+import type { QueryRequestInput, QueryResponse, ReadyResponse } from './contract';
+import { TOKEN_REJECTED_MESSAGE } from './errors';
+import type { RuleperfOptions, RuleperfQuery } from './types';
 
 const PROXY = '/api/datasources/proxy/uid/ruleperf';
 
@@ -44,6 +46,24 @@ function ok<T>(data: T, status = 200) {
 function fetchError(status: number, data: unknown, statusText = ''): FetchError {
   return { status, data, statusText, config: { url: '' } };
 }
+
+/**
+ * A failed answer as the plugin receives it from Grafana: the body as text or JSON, then
+ * BackendSrv's processRequestError (a text body becomes { message, error: statusText, response }).
+ */
+function grafanaError(status: number, statusText: string, body: string | object): FetchError {
+  const data =
+    typeof body === 'string'
+      ? { message: body, error: statusText, response: body }
+      : {
+          ...body,
+          message: (body as { message?: string; error?: string }).message ?? (body as { error?: string }).error,
+        };
+  return fetchError(status, data, statusText);
+}
+
+/** What Grafana's data proxy sends instead of the service's 401 (pkg/api/pluginproxy/ds_proxy.go). */
+const tokenRejected = () => grafanaError(400, 'Bad Request', 'Authentication to data source failed');
 
 function request(targets: RuleperfQuery[], extra: Partial<DataQueryRequest<RuleperfQuery>> = {}) {
   const from = dateTime(Date.UTC(2025, 0, 1, 0, 0));
@@ -175,6 +195,7 @@ describe('query', () => {
           ruleId: ['r-1', 'r-2'],
           metrics: ['p95ExecutionTimeMs', 'errorRate'],
           groupBy: 'ruleId',
+          limit: 5,
         },
         { refId: 'B', kind: 'topRules', granularity: 'auto', limit: 20, sortBy: 'p99ExecutionTimeMs' },
       ],
@@ -214,7 +235,8 @@ describe('query', () => {
                   notices: [{ severity: 'warning', text: 'Rollups are 12 minutes behind' }],
                   custom: {
                     tiers: ['hourly', 'raw'],
-                    alignedRange: { from: 0, to: 7_200_000 },
+                    coveredRange: { from: 0, to: 7_200_000 },
+                    computedAt: 7_200_000,
                     bucketMs: 3_600_000,
                     watermark: 3_600_000,
                     cache: 'miss',
@@ -282,12 +304,88 @@ describe('query', () => {
     );
   });
 
-  it('explains a rejected token', async () => {
-    mockBackend({ '/api/v1/query': () => throwError(() => fetchError(401, { error: 'unauthorized' })) });
+  it('explains a rejected token from the answer Grafana sends for it', async () => {
+    mockBackend({ '/api/v1/query': () => throwError(tokenRejected) });
     const ds = new DataSource(settings(), fakeTemplateSrv());
     const response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
-    expect(response.errors?.[0].message).toMatch(/rejected the API token/);
-    expect(response.errors?.[0].status).toBe(401);
+    expect(response.errors?.[0].message).toBe(TOKEN_REJECTED_MESSAGE);
+    expect(response.errors?.[0].message).toMatch(/^The API token was rejected/);
+    expect(response.errors?.[0].message).toMatch(/reset the API token, enter the service's API_TOKEN/);
+    expect(response.errors?.[0].status).toBe(400);
+  });
+
+  it("does not take the service's own 400 for a token problem", async () => {
+    mockBackend({
+      '/api/v1/query': () => throwError(() => grafanaError(400, 'Bad Request', { error: 'invalid query request' })),
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
+    expect(response.errors?.[0].message).toBe('The ruleperf service answered HTTP 400: invalid query request');
+  });
+
+  it("says a 401 is Grafana's own (the data proxy never passes the service's 401 through)", async () => {
+    mockBackend({
+      '/api/v1/query': () => throwError(() => grafanaError(401, 'Unauthorized', { message: 'Unauthorized' })),
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
+    expect(response.errors?.[0].message).toMatch(/your Grafana session has ended/);
+  });
+
+  it("explains Grafana refusing a route the user's role may not use", async () => {
+    mockBackend({
+      '/api/v1/query': () =>
+        throwError(() => grafanaError(403, 'Forbidden', { message: 'plugin proxy route access denied' })),
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
+    expect(response.errors?.[0].message).toMatch(/Your Grafana role may not use this part of the ruleperf data source/);
+  });
+
+  it("passes the service's notices to the panel unchanged, and keeps every one Grafana's header would drop", async () => {
+    const frame = (refId: string, notices: Array<{ severity: 'info' | 'warning'; text: string }>) => ({
+      schema: {
+        refId,
+        fields: [{ name: 'executionCount', type: 'number' as const }],
+        meta: {
+          notices,
+          custom: {
+            tiers: ['hourly' as const],
+            coveredRange: { from: 0, to: 1 },
+            computedAt: 1,
+            bucketMs: 1,
+            watermark: null,
+            cache: 'stale' as const,
+          },
+        },
+      },
+      data: { values: [[1]] },
+    });
+    const stale = { severity: 'warning' as const, text: 'Served from cache past its freshness.' };
+    const wide = { severity: 'info' as const, text: 'The answer covers 00:00 to 24:00, not 00:13 to 00:13.' };
+    const lag = { severity: 'warning' as const, text: 'Rollup metrics_hourly was last refreshed 31 min ago.' };
+
+    mockBackend({ '/api/v1/query': () => ok({ results: { A: { frames: [frame('A', [stale, wide])] } } }) });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    let response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
+    expect(response.data[0].meta.notices).toEqual([stale, wide]);
+
+    mockBackend({
+      '/api/v1/query': () =>
+        ok({ results: { A: { frames: [frame('A', [stale, wide])] }, B: { frames: [frame('B', [lag])] } } }),
+    });
+    response = await lastValueFrom(
+      ds.query(
+        request([
+          { refId: 'A', kind: 'stats' },
+          { refId: 'B', kind: 'stats' },
+        ])
+      )
+    );
+    const warnings = response.data.flatMap((f: { meta: { notices: Array<typeof stale> } }) =>
+      f.meta.notices.filter((n) => n.severity === 'warning').map((n) => n.text)
+    );
+    expect(warnings).toEqual([`${stale.text} ${lag.text}`, `${stale.text} ${lag.text}`]);
   });
 });
 
@@ -387,11 +485,10 @@ describe('testDatasource', () => {
   it('fails on a wrong token even though /readyz needs none', async () => {
     mockBackend({
       '/readyz': () => ok(ready),
-      '/api/v1/variables/metricTypes': () => throwError(() => fetchError(401, { error: 'unauthorized' })),
+      '/api/v1/variables/metricTypes': () => throwError(tokenRejected),
     });
     const result = await new DataSource(settings(), fakeTemplateSrv()).testDatasource();
-    expect(result.status).toBe('error');
-    expect(result.message).toMatch(/rejected the API token \(HTTP 401\)/);
+    expect(result).toEqual({ status: 'error', message: TOKEN_REJECTED_MESSAGE });
   });
 
   it('says when Grafana cannot reach the service', async () => {

@@ -1,6 +1,5 @@
 import {
   CoreApp,
-  DataQueryError,
   DataQueryRequest,
   DataQueryResponse,
   DataSourceApi,
@@ -21,25 +20,31 @@ import {
 } from '@grafana/runtime';
 import { catchError, lastValueFrom, map, Observable, of } from 'rxjs';
 
-import { interpolateFilter } from './interpolation';
 import {
-  DEFAULT_QUERY,
   FILTER_FIELDS,
-  FILTER_VARIABLE,
-  FilterField,
-  KIND_FIELDS,
-  MAX_DATA_POINTS,
-  QueryRequestInput,
-  ReadyResponse,
-  RuleperfOptions,
-  RuleperfQuery,
-  RuleperfQueryInput,
+  type FilterField,
+  type ReadyResponse,
   VARIABLE_NAMES,
-  VariableName,
-  VariablesResponse,
-} from './types';
+  type VariableName,
+  type VariablesResponse,
+} from './contract';
+import { describeRequestError, requestErrorResponse } from './errors';
+import { interpolateFilter } from './interpolation';
+import { keepEveryNotice } from './notices';
+import { buildQueryRequest } from './request';
+import { DEFAULT_QUERY, type RuleperfOptions, type RuleperfQuery } from './types';
 
 type VariableValue = VariablesResponse['values'][number];
+
+/** Each filter's options come from one variables endpoint. */
+export const FILTER_VARIABLE: Record<FilterField, VariableName> = {
+  metricType: 'metricTypes',
+  ruleId: 'rules',
+  parserId: 'parsers',
+  ruleCategory: 'categories',
+  sourceType: 'sourceTypes',
+  status: 'statuses',
+};
 
 export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
   /** Grafana's data proxy URL for this instance; plugin.json's routes map it to the service. */
@@ -90,6 +95,7 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
     if (queries.length === 0) {
       return of({ data: [], state: LoadingState.Done });
     }
+    const refIds = queries.map((q) => q.refId);
     return getBackendSrv()
       .fetch<BackendDataSourceResponse>({
         url: `${this.proxyUrl}/api/v1/query`,
@@ -101,8 +107,11 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
       })
       .pipe(
         // Per-query errors (`results[refId].error`) become DataQueryErrors here, frames keep their meta.
-        map((response: FetchResponse<BackendDataSourceResponse>) => toDataQueryResponse(response, queries)),
-        catchError((err: unknown) => of(requestErrorResponse(err, queries)))
+        map((response: FetchResponse<BackendDataSourceResponse>) => {
+          const answer = toDataQueryResponse(response, queries);
+          return { ...answer, data: keepEveryNotice(answer.data) };
+        }),
+        catchError((err: unknown) => of(requestErrorResponse(err, refIds)))
       );
   }
 
@@ -207,51 +216,6 @@ function isReadyResponse(body: unknown): body is ReadyResponse {
   return typeof b?.status === 'string' && typeof b.database?.ok === 'boolean' && typeof b.cache?.state === 'string';
 }
 
-/** The POST /api/v1/query body for already interpolated queries. */
-export function buildQueryRequest(
-  queries: RuleperfQuery[],
-  request: Pick<DataQueryRequest<RuleperfQuery>, 'range' | 'intervalMs' | 'maxDataPoints'>
-): QueryRequestInput {
-  const body: QueryRequestInput = {
-    range: { from: request.range.from.valueOf(), to: request.range.to.valueOf() },
-    queries: queries.map(toContractQuery),
-  };
-  if (request.intervalMs && request.intervalMs > 0) {
-    body.intervalMs = Math.max(1, Math.round(request.intervalMs));
-  }
-  if (request.maxDataPoints && request.maxDataPoints > 0) {
-    body.maxDataPoints = Math.min(MAX_DATA_POINTS, Math.max(1, Math.round(request.maxDataPoints)));
-  }
-  return body;
-}
-
-/** One query as the contract wants it: filters that are set, and only the options its kind uses. */
-export function toContractQuery(query: RuleperfQuery): RuleperfQueryInput {
-  const kind = query.kind ?? 'stats';
-  const uses = KIND_FIELDS[kind];
-  const out: RuleperfQueryInput = { refId: query.refId, kind, granularity: query.granularity ?? 'auto' };
-  for (const field of FILTER_FIELDS) {
-    const value = query[field];
-    if (value !== undefined && value !== '' && !(Array.isArray(value) && value.length === 0)) {
-      // `status` is checked against SUCCESS|ERROR|TIMEOUT by the service, which names a bad value in its error.
-      (out as Record<string, unknown>)[field] = value;
-    }
-  }
-  if (uses.metrics && query.metrics?.length) {
-    out.metrics = query.metrics;
-  }
-  if (uses.groupBy && query.groupBy) {
-    out.groupBy = query.groupBy;
-  }
-  if (uses.limit && typeof query.limit === 'number' && Number.isFinite(query.limit)) {
-    out.limit = query.limit;
-  }
-  if (uses.sortBy && query.sortBy) {
-    out.sortBy = query.sortBy;
-  }
-  return out;
-}
-
 /** Readiness in words a Grafana user understands. */
 export function describeReadiness(ready: ReadyResponse): string {
   const { database, cache } = ready;
@@ -272,45 +236,4 @@ export function describeReadiness(ready: ReadyResponse): string {
     disabled: 'Caching is off (the service has no Redis configured).',
   }[cache.state];
   return `${db} ${cacheText ?? `Cache state: ${cache.state}.`}`;
-}
-
-/** A failed request (not a failed query inside a 200 answer) in words, with the service's own error text. */
-export function describeRequestError(err: unknown): string {
-  if (isFetchError(err)) {
-    const body = (err.data ?? {}) as {
-      error?: unknown;
-      message?: unknown;
-      details?: Array<{ path?: string; message?: string }>;
-    };
-    const text = typeof body.error === 'string' ? body.error : typeof body.message === 'string' ? body.message : '';
-    const details = Array.isArray(body.details)
-      ? body.details.map((d) => (d.path ? `${d.path}: ${d.message}` : String(d.message))).join('; ')
-      : '';
-    const said = [text || err.statusText, details].filter(Boolean).join(' — ');
-    switch (err.status) {
-      case 401:
-      case 403:
-        return `The service rejected the API token (HTTP ${err.status}). Check the API token in the data source settings.`;
-      case 502:
-      case 504:
-        // Grafana's data proxy answers these itself when the service does not.
-        return `Grafana could not reach the ruleperf service (HTTP ${err.status}${text ? `: ${text}` : ''}). Check the service URL and that the service is running.`;
-      case 503:
-        return `The ruleperf service is unavailable (HTTP 503)${said ? `: ${said}` : ''}.`;
-      default:
-        if (!err.status) {
-          return `Grafana could not reach the ruleperf service${said ? `: ${said}` : ''}.`;
-        }
-        return `The ruleperf service answered HTTP ${err.status}${said ? `: ${said}` : ''}`;
-    }
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Every query of a failed request gets the same error, so each panel row shows it. */
-export function requestErrorResponse(err: unknown, queries: RuleperfQuery[]): DataQueryResponse {
-  const message = describeRequestError(err);
-  const status = isFetchError(err) ? err.status : undefined;
-  const errors: DataQueryError[] = queries.map((q) => ({ refId: q.refId, message, status }));
-  return { data: [], state: LoadingState.Error, errors };
 }

@@ -34,23 +34,104 @@ describe('plugin.json', () => {
     expect(pluginJson.dependencies.grafanaDependency).toBe('>=12.0.0');
   });
 
-  it('routes /api through the data proxy with the URL from jsonData and a Bearer token from secureJsonData', () => {
-    const api = pluginJson.routes.find((r: { path: string }) => r.path === 'api');
-    expect(api.url).toBe('{{ .JsonData.serviceUrl }}/api');
-    expect(api.headers).toEqual([{ name: 'Authorization', content: 'Bearer {{ .SecureJsonData.apiToken }}' }]);
+  interface Route {
+    path: string;
+    method?: string;
+    url: string;
+    reqRole?: string;
+    reqAction?: string;
+    headers?: Array<{ name: string; content: string }>;
+  }
+  const routes: Route[] = pluginJson.routes;
+  const route = (path: string) => routes.find((r) => r.path === path)!;
+  const READ = [{ name: 'Authorization', content: 'Bearer {{ .SecureJsonData.apiToken }}' }];
+  const guarded = (r: Route) => Boolean(r.reqRole || r.reqAction);
+
+  it('opens only what the plugin uses to data-source users: queries, variables and readiness', () => {
+    const open = routes.filter((r) => !guarded(r)).map((r) => `${r.method} ${r.path}`);
+    expect(open.sort()).toEqual(['GET api/v1/variables', 'GET readyz', 'POST api/v1/query']);
+    expect(route('api/v1/query').url).toBe('{{ .JsonData.serviceUrl }}/api/v1/query');
+    expect(route('api/v1/query').headers).toEqual(READ);
+    expect(route('api/v1/variables').url).toBe('{{ .JsonData.serviceUrl }}/api/v1/variables');
+    expect(route('api/v1/variables').headers).toEqual(READ);
+    // /readyz needs no token, so none is sent.
+    expect(route('readyz')).toEqual({ path: 'readyz', method: 'GET', url: '{{ .JsonData.serviceUrl }}/readyz' });
   });
 
-  it('routes /readyz for "Save & test"', () => {
-    const ready = pluginJson.routes.find((r: { path: string }) => r.path === 'readyz');
-    expect(ready.url).toBe('{{ .JsonData.serviceUrl }}/readyz');
+  it('lets only admins invalidate, with the admin token when one is set and the API token otherwise', () => {
+    const invalidate = route('api/v1/invalidate');
+    expect(invalidate.method).toBe('POST');
+    expect(invalidate.reqRole).toBe('Admin');
+    // Grafana versions that evaluate reqAction use it instead of reqRole: org admins (and, in Enterprise,
+    // whoever may edit this data source) hold datasources:write on it.
+    expect(invalidate.reqAction).toBe('datasources:write');
+    expect(invalidate.url).toBe('{{ .JsonData.serviceUrl }}/api/v1/invalidate');
+    expect(invalidate.headers).toEqual([
+      {
+        name: 'Authorization',
+        content:
+          'Bearer {{ if .SecureJsonData.adminToken }}{{ .SecureJsonData.adminToken }}{{ else }}{{ .SecureJsonData.apiToken }}{{ end }}',
+      },
+    ]);
   });
 
-  it('reads only serviceUrl and apiToken, the keys ConfigEditor writes (ConfigEditor.test.tsx checks that side)', () => {
-    const text = JSON.stringify(pluginJson.routes);
+  it('gives every route one method, so a path is never reachable with a method its guard did not consider', () => {
+    for (const r of routes) {
+      expect(['GET', 'POST']).toContain(r.method);
+    }
+  });
+
+  it('lists guarded routes before any open route that would match their paths first', () => {
+    // Grafana takes the FIRST route, in plugin.json order, whose method matches and whose
+    // path is a prefix of the requested one (ds_proxy.go validateRequest).
+    routes.forEach((r, i) => {
+      if (!guarded(r)) {
+        return;
+      }
+      for (const earlier of routes.slice(0, i)) {
+        const sameMethod = !earlier.method || earlier.method === '*' || earlier.method === r.method;
+        if (sameMethod && r.path.startsWith(earlier.path)) {
+          expect(`${earlier.path} shadows ${r.path}`).toBe('no open route shadows a guarded one');
+        }
+      }
+    });
+  });
+
+  it('reads only serviceUrl, apiToken and adminToken, the keys ConfigEditor writes (ConfigEditor.test.tsx checks that side)', () => {
+    const text = JSON.stringify(routes);
     const jsonKeys = [...text.matchAll(/\.JsonData\.(\w+)/g)].map((m) => m[1]);
     const secureKeys = [...text.matchAll(/\.SecureJsonData\.(\w+)/g)].map((m) => m[1]);
     expect(new Set(jsonKeys)).toEqual(new Set(['serviceUrl']));
-    expect(new Set(secureKeys)).toEqual(new Set(['apiToken']));
+    expect(new Set(secureKeys)).toEqual(new Set(['apiToken', 'adminToken']));
+  });
+
+  it('lists screenshots that exist and are copied into dist/, and links that are absolute URLs', () => {
+    const { screenshots, links } = pluginJson.info;
+    expect(screenshots.length).toBeGreaterThanOrEqual(2);
+    for (const shot of screenshots) {
+      expect(shot.name).toBeTruthy();
+      // The build copies each screenshot from src/ to the same path in dist/.
+      expect(shot.path).not.toMatch(/^\/|\.\./);
+      expect(fs.existsSync(path.join(root, 'src', shot.path))).toBe(true);
+    }
+    for (const link of links) {
+      expect(link.name).toBeTruthy();
+      expect(link.url).toMatch(/^https:\/\//);
+    }
+  });
+
+  it("has a README whose images and links stay inside the plugin's folder", () => {
+    const readme = fs.readFileSync(path.join(root, 'src', 'README.md'), 'utf8');
+    const targets = [...readme.matchAll(/!?\[[^\]]*\]\(([^)\s]+)[^)]*\)/g)].map((m) => m[1]);
+    const shipped = [...pluginJson.info.screenshots.map((s: { path: string }) => s.path), 'CHANGELOG.md', 'LICENSE'];
+    for (const target of targets.filter((t) => !/^(https:|#)/.test(t))) {
+      // Grafana shows dist/README.md on the plugin page: a relative link must name a file the build ships.
+      expect(shipped).toContain(target);
+    }
+    expect(targets.filter((t) => t.startsWith('img/')).sort()).toEqual([
+      'img/config-editor.png',
+      'img/query-editor.png',
+    ]);
   });
 
   it('is the single copy: src/plugin.json points at it', () => {

@@ -9,7 +9,8 @@ import { dateTime, DataSourceInstanceSettings } from '@grafana/data';
 
 import { queryRequestSchema } from '../server/http/validation';
 import { fakeTemplateSrv, FakeVariable } from './__fixtures__/templateSrv';
-import { buildQueryRequest, DataSource } from './datasource';
+import { DataSource } from './datasource';
+import { buildQueryRequest } from './request';
 import type { RuleperfOptions, RuleperfQuery } from './types';
 
 const DASHBOARDS = path.resolve(__dirname, '..', 'provisioning', 'dashboards');

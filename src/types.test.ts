@@ -1,47 +1,60 @@
-// The plugin copies the contract's runtime arrays (importing them would bundle zod).
-// This test is what keeps the copies equal to the contract.
+// The plugin imports the service's contract itself (src/contract.ts re-exports it); this test
+// keeps the plugin's defaults equal to what the service does when a query leaves an option out.
 import * as contract from '../server/contract';
-import * as plugin from './types';
+import { normalizeQuery } from '../server/query/normalize';
+import { KIND_FIELDS, QUERY_DEFAULTS } from './defaults';
+import { FILTER_VARIABLE } from './datasource';
+import { DEFAULT_QUERY } from './types';
 import { querySchema } from '../server/http/validation';
 
-describe('plugin constants match server/contract.ts', () => {
-  it.each([
-    'QUERY_KINDS',
-    'GRANULARITIES',
-    'STATUSES',
-    'FILTER_FIELDS',
-    'GROUP_BY_FIELDS',
-    'SERIES_METRICS',
-    'TOP_RULES_SORT',
-    'VARIABLE_NAMES',
-  ] as const)('%s', (name) => {
-    expect([...plugin[name]]).toEqual([...contract[name]]);
-  });
+describe('defaults', () => {
+  const HOUR = 3_600_000;
+  const rollups = [
+    {
+      name: 'metrics_hourly',
+      tier: 'hourly' as const,
+      source: 'metrics',
+      bucketMs: HOUR,
+      dims: ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'],
+      refreshEveryMs: 300_000,
+      rankKeys: false,
+    },
+  ];
+  const normalize = (query: Record<string, unknown>) =>
+    normalizeQuery({ range: { from: 0, to: 24 * HOUR } }, querySchema.parse({ refId: 'A', ...query }), rollups, 24 * HOUR);
 
-  it('limits', () => {
-    expect(plugin.MAX_DATA_POINTS).toBe(contract.LIMITS.maxDataPoints);
-    expect(plugin.MAX_TOP_RULES_LIMIT).toBe(contract.LIMITS.maxTopRulesLimit);
-    expect(plugin.MAX_FILTER_VALUES).toBe(contract.LIMITS.maxFilterValues);
+  it('are what the service applies to a query that leaves the option out', () => {
+    const parsed = querySchema.parse({ refId: 'A' });
+    expect(parsed.kind).toBe(QUERY_DEFAULTS.kind);
+    expect(parsed.granularity).toBe(QUERY_DEFAULTS.granularity);
+    expect(normalize({ kind: 'topRules' }).limit).toBe(QUERY_DEFAULTS.limit);
+    expect(normalize({ kind: 'topRules' }).sortBy).toBe(QUERY_DEFAULTS.sortBy);
+    expect(normalize({ kind: 'timeseries' }).metrics).toEqual(QUERY_DEFAULTS.metrics);
+    expect(normalize({ kind: 'errorBreakdown' }).groupBy).toBe(QUERY_DEFAULTS.errorBreakdownGroupBy);
+    expect(normalize({ kind: 'timeseries', groupBy: 'ruleId' }).limit).toBe(QUERY_DEFAULTS.seriesLimit);
   });
 
   it('the default query and every kind the editor can produce validate against the contract', () => {
-    for (const kind of plugin.QUERY_KINDS) {
-      const parsed = querySchema.safeParse({ ...plugin.DEFAULT_QUERY, refId: 'A', kind });
+    for (const kind of contract.QUERY_KINDS) {
+      const parsed = querySchema.safeParse({ ...DEFAULT_QUERY, refId: 'A', kind });
       expect(parsed.success).toBe(true);
     }
   });
 
-  it('the defaults shown as placeholders are valid contract values', () => {
-    expect(contract.TOP_RULES_SORT).toContain(plugin.DEFAULT_SORT);
-    expect(plugin.DEFAULT_LIMIT).toBeLessThanOrEqual(contract.LIMITS.maxTopRulesLimit);
-    for (const m of plugin.DEFAULT_METRICS) {
-      expect(contract.SERIES_METRICS).toContain(m);
+  it('every kind says which options it uses, and only options the contract has', () => {
+    expect(Object.keys(KIND_FIELDS).sort()).toEqual([...contract.QUERY_KINDS].sort());
+    // The service refuses fields it does not know, so each option validating proves the contract has it.
+    const sample: Record<string, unknown> = { metrics: ['executionCount'], groupBy: 'status', limit: 5, sortBy: 'errorRate' };
+    for (const [kind, uses] of Object.entries(KIND_FIELDS)) {
+      for (const option of Object.keys(uses)) {
+        expect(querySchema.safeParse({ refId: 'A', kind, [option]: sample[option] }).success).toBe(true);
+      }
     }
   });
 
   it('every filter field has a variables endpoint for its options', () => {
     for (const field of contract.FILTER_FIELDS) {
-      expect(contract.VARIABLE_NAMES).toContain(plugin.FILTER_VARIABLE[field]);
+      expect(contract.VARIABLE_NAMES).toContain(FILTER_VARIABLE[field]);
     }
   });
 });

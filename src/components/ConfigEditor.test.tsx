@@ -3,8 +3,11 @@ import { DataSourceSettings } from '@grafana/data';
 import { render, screen } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 
+import { UI_TEST_TIMEOUT_MS } from '../__fixtures__/ui';
 import { ConfigEditor, normalizeServiceUrl, validateServiceUrl } from './ConfigEditor';
 import { RuleperfOptions, RuleperfSecureOptions } from '../types';
+
+jest.setTimeout(UI_TEST_TIMEOUT_MS);
 
 type Settings = DataSourceSettings<RuleperfOptions, RuleperfSecureOptions>;
 
@@ -51,10 +54,31 @@ function renderEditor(initial: Settings) {
 }
 
 describe('ConfigEditor', () => {
-  it('renders labelled fields for the service URL and the API token', () => {
+  it('renders labelled fields for the service URL, the API token and the optional admin token', () => {
     renderEditor(settings({ jsonData: { serviceUrl: 'http://ruleperf:8080' } }));
     expect(screen.getByLabelText(/Service URL/)).toHaveValue('http://ruleperf:8080');
-    expect(screen.getByLabelText(/API token/)).toHaveAttribute('type', 'password');
+    expect(screen.getByLabelText(/^API token/)).toHaveAttribute('type', 'password');
+    const admin = screen.getByLabelText(/Admin token \(optional\)/);
+    expect(admin).toHaveAttribute('type', 'password');
+    // Never required: only the service URL is.
+    expect(admin).not.toBeRequired();
+    expect(screen.getByText(/Only needed if Grafana admins should flush the service's cache/)).toBeInTheDocument();
+  });
+
+  it('writes the admin token into secureJsonData.adminToken, which only the invalidation route reads', async () => {
+    const { last } = renderEditor(settings());
+    await userEvent.type(screen.getByLabelText(/Admin token/), 'adm1n');
+    expect(last().secureJsonData).toEqual({ adminToken: 'adm1n' });
+    expect(last().jsonData).toEqual({});
+  });
+
+  it('resets a stored admin token without touching the API token', async () => {
+    const { last } = renderEditor(settings({ secureJsonFields: { apiToken: true, adminToken: true } }));
+    const resets = screen.getAllByRole('button', { name: 'Reset' });
+    expect(resets).toHaveLength(2);
+    await userEvent.click(resets[1]);
+    expect(last().secureJsonFields).toEqual({ apiToken: true, adminToken: false });
+    expect(last().secureJsonData).toEqual({ adminToken: '' });
   });
 
   it('writes the URL into jsonData.serviceUrl, which plugin.json routes read, and drops a trailing slash on blur', async () => {
@@ -83,20 +107,20 @@ describe('ConfigEditor', () => {
 
   it('writes the token into secureJsonData.apiToken', async () => {
     const { last } = renderEditor(settings());
-    await userEvent.type(screen.getByLabelText(/API token/), 's3cret');
+    await userEvent.type(screen.getByLabelText(/^API token/), 's3cret');
     expect(last().secureJsonData?.apiToken).toBe('s3cret');
     expect(last().jsonData).not.toHaveProperty('apiToken');
   });
 
   it('shows a stored token as configured, and Reset clears it', async () => {
     const { last } = renderEditor(settings({ secureJsonFields: { apiToken: true } }));
-    const token = screen.getByLabelText(/API token/);
+    const token = screen.getByLabelText(/^API token/);
     expect(token).toBeDisabled();
     expect(token).toHaveValue('configured');
-    await userEvent.click(screen.getByRole('button', { name: 'Reset' }));
+    await userEvent.click(screen.getAllByRole('button', { name: 'Reset' })[0]);
     expect(last().secureJsonFields.apiToken).toBe(false);
     expect(last().secureJsonData?.apiToken).toBe('');
-    expect(screen.getByLabelText(/API token/)).toBeEnabled();
+    expect(screen.getByLabelText(/^API token/)).toBeEnabled();
   });
 });
 

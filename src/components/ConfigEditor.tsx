@@ -34,6 +34,8 @@ export function normalizeServiceUrl(url: string): string {
   return url.trim().replace(/\/+$/, '');
 }
 
+type SecretKey = keyof RuleperfSecureOptions;
+
 export function ConfigEditor({ options, onOptionsChange }: Props) {
   const { jsonData, secureJsonFields } = options;
   const secureJsonData = options.secureJsonData ?? {};
@@ -53,18 +55,19 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
     }
   };
 
-  const onTokenChange = (event: ChangeEvent<HTMLInputElement>) => {
-    onOptionsChange({ ...options, secureJsonData: { ...secureJsonData, apiToken: event.target.value } });
-  };
-
-  // Reset clears the stored secret: Grafana removes it when the field is flagged unset and sent empty.
-  const onTokenReset = () => {
-    onOptionsChange({
-      ...options,
-      secureJsonFields: { ...secureJsonFields, apiToken: false },
-      secureJsonData: { ...secureJsonData, apiToken: '' },
-    });
-  };
+  const secretProps = (key: SecretKey) => ({
+    isConfigured: Boolean(secureJsonFields?.[key]),
+    value: secureJsonData[key] ?? '',
+    onChange: (event: ChangeEvent<HTMLInputElement>) =>
+      onOptionsChange({ ...options, secureJsonData: { ...secureJsonData, [key]: event.target.value } }),
+    // Reset clears the stored secret: Grafana removes it when the field is flagged unset and sent empty.
+    onReset: () =>
+      onOptionsChange({
+        ...options,
+        secureJsonFields: { ...secureJsonFields, [key]: false },
+        secureJsonData: { ...secureJsonData, [key]: '' },
+      }),
+  });
 
   return (
     <Stack direction="column" gap={1}>
@@ -86,17 +89,15 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
       </Field>
       <Field
         label="API token"
-        description="The service's API_TOKEN. Stored encrypted; Grafana's data proxy sends it as a Bearer token and browsers never see it. Leave empty if the service runs without a token."
+        description="The service's API_TOKEN, for queries and variables. Stored encrypted; Grafana's data proxy sends it as a Bearer token and browsers never see it. Leave empty if the service runs without a token."
       >
-        <SecretInput
-          id="ruleperf-config-api-token"
-          width={50}
-          placeholder="API token"
-          isConfigured={Boolean(secureJsonFields?.apiToken)}
-          value={secureJsonData.apiToken ?? ''}
-          onChange={onTokenChange}
-          onReset={onTokenReset}
-        />
+        <SecretInput id="ruleperf-config-api-token" width={50} placeholder="API token" {...secretProps('apiToken')} />
+      </Field>
+      <Field
+        label="Admin token (optional)"
+        description="The service's API_ADMIN_TOKEN. Only needed if Grafana admins should flush the service's cache through Grafana (POST …/api/v1/invalidate, allowed to the Admin role only). Without it that call carries the API token, which a service with an admin token refuses. Leave empty unless you need it."
+      >
+        <SecretInput id="ruleperf-config-admin-token" width={50} placeholder="Not set" {...secretProps('adminToken')} />
       </Field>
     </Stack>
   );

@@ -1,14 +1,17 @@
 import React, { useState } from 'react';
-import { DataSourceInstanceSettings, LoadingState, PanelData, toDataFrame } from '@grafana/data';
+import { DataSourceInstanceSettings, dateTime, LoadingState, PanelData, toDataFrame } from '@grafana/data';
 import { BackendSrv, BackendSrvRequest, setBackendSrv } from '@grafana/runtime';
 import { act, render, screen, waitFor, within } from '@testing-library/react';
-import userEvent from '@testing-library/user-event';
 import { Observable, of, throwError } from 'rxjs';
 
 import { fakeTemplateSrv } from '../__fixtures__/templateSrv';
+import { choose, FIND_TIMEOUT_MS, UI_TEST_TIMEOUT_MS, user } from '../__fixtures__/ui';
 import { DataSource } from '../datasource';
 import { RuleperfOptions, RuleperfQuery } from '../types';
-import { describeLastRun, QueryEditor } from './QueryEditor';
+import { QueryEditor } from './QueryEditor';
+
+// The whole editor renders ten Grafana Selects; the parts are tested one by one in query/parts.test.tsx.
+jest.setTimeout(UI_TEST_TIMEOUT_MS);
 
 const VALUES: Record<string, Array<{ value: string; text: string }>> = {
   rules: [
@@ -84,16 +87,9 @@ function renderEditor(initial: RuleperfQuery, data?: PanelData) {
   };
 }
 
-/** Opens a Grafana Select by its label and clicks the option with the given text. */
-async function choose(label: string | RegExp, option: string | RegExp) {
-  await userEvent.click(screen.getByLabelText(label));
-  const menu = await screen.findByLabelText('Select options menu');
-  await userEvent.click(within(menu).getByText(option));
-}
-
 async function waitForOptionsLoaded() {
   // Each filter shows a spinner until its list is in.
-  await waitFor(() => expect(screen.queryAllByTestId('Spinner')).toHaveLength(0));
+  await waitFor(() => expect(screen.queryAllByTestId('Spinner')).toHaveLength(0), { timeout: FIND_TIMEOUT_MS });
 }
 
 describe('QueryEditor', () => {
@@ -124,26 +120,20 @@ describe('QueryEditor', () => {
     const { lastQuery, onRunQuery } = renderEditor({ refId: 'A', kind: 'stats' });
     await choose('Query type', 'Time series');
     expect(lastQuery()).toEqual({ refId: 'A', kind: 'timeseries' });
-    expect(onRunQuery).toHaveBeenCalled();
+    expect(onRunQuery).toHaveBeenCalledTimes(1);
     expect(screen.getByLabelText('Metrics')).toBeInTheDocument();
     expect(screen.getByLabelText('Group by')).toBeInTheDocument();
+    expect(screen.queryByLabelText('Limit')).not.toBeInTheDocument();
+    await waitForOptionsLoaded();
+  });
 
-    await choose('Query type', 'Top rules');
+  it('shows limit and sort for top rules, and no series options', async () => {
+    mockVariablesEndpoint();
+    renderEditor({ refId: 'A', kind: 'topRules' });
     expect(screen.getByLabelText('Limit')).toBeInTheDocument();
     expect(screen.getByLabelText('Sort by')).toBeInTheDocument();
     expect(screen.queryByLabelText('Metrics')).not.toBeInTheDocument();
-  });
-
-  it('sets metrics, group-by and granularity', async () => {
-    mockVariablesEndpoint();
-    const { lastQuery } = renderEditor({ refId: 'A', kind: 'timeseries' });
-    await choose('Metrics', 'p99 time (ms)');
-    await choose('Metrics', 'Error rate');
-    expect(lastQuery().metrics).toEqual(['p99ExecutionTimeMs', 'errorRate']);
-    await choose('Group by', 'Rule');
-    expect(lastQuery().groupBy).toBe('ruleId');
-    await choose('Granularity', 'Daily');
-    expect(lastQuery().granularity).toBe('daily');
+    await waitForOptionsLoaded();
   });
 
   it('loads filter options from the variables endpoint, with the dashboard variables, and stores ids', async () => {
@@ -159,11 +149,11 @@ describe('QueryEditor', () => {
       )
     );
 
-    await userEvent.click(screen.getByLabelText('Rule'));
-    const menu = await screen.findByLabelText('Select options menu');
+    await user.click(screen.getByLabelText('Rule'));
+    const menu = await screen.findByLabelText('Select options menu', {}, { timeout: FIND_TIMEOUT_MS });
     expect(within(menu).getByText('$rule')).toBeInTheDocument();
     expect(within(menu).getByText('$category')).toBeInTheDocument();
-    await userEvent.click(within(menu).getByText('Port scan'));
+    await user.click(within(menu).getByText('Port scan'));
     expect(lastQuery().ruleId).toEqual(['r-2']);
 
     await choose('Rule', '$rule');
@@ -173,7 +163,7 @@ describe('QueryEditor', () => {
   it('shows a stored id by its name once the options are in', async () => {
     mockVariablesEndpoint();
     renderEditor({ refId: 'A', kind: 'stats', ruleId: ['r-1'], parserId: 'p-unknown' });
-    expect(await screen.findByText('Brute force login')).toBeInTheDocument();
+    expect(await screen.findByText('Brute force login', {}, { timeout: FIND_TIMEOUT_MS })).toBeInTheDocument();
     // An id the service does not list (deleted rule, typed value) is still shown, not silently dropped.
     expect(screen.getByText('p-unknown')).toBeInTheDocument();
   });
@@ -183,37 +173,26 @@ describe('QueryEditor', () => {
     const { lastQuery } = renderEditor({ refId: 'A', kind: 'stats' });
     expect(
       await screen.findByText(
-        'Could not load parsers: The ruleperf service is unavailable (HTTP 503): database unavailable.'
+        'Could not load parsers: The ruleperf service is unavailable (HTTP 503): database unavailable.',
+        {},
+        { timeout: FIND_TIMEOUT_MS }
       )
     ).toBeInTheDocument();
-    await userEvent.type(screen.getByLabelText('Parser'), 'p-42{enter}');
+    await user.type(screen.getByLabelText('Parser'), 'p-42{enter}');
     expect(lastQuery().parserId).toEqual(['p-42']);
   });
 
-  it('rejects a limit outside 1..1000 and sends a valid one', async () => {
+  it('shows which rollup answered, the cache status, and the range covered when it is not the panel range', async () => {
     mockVariablesEndpoint();
-    const { lastQuery, onChange } = renderEditor({ refId: 'A', kind: 'topRules' });
-    const limit = screen.getByLabelText('Limit');
-    await userEvent.type(limit, '5000');
-    await userEvent.tab();
-    expect(screen.getByText('Enter a whole number from 1 to 1000.')).toBeInTheDocument();
-    expect(onChange).not.toHaveBeenCalled();
-
-    await userEvent.clear(limit);
-    await userEvent.type(limit, '25{enter}');
-    expect(screen.queryByText(/Enter a whole number/)).not.toBeInTheDocument();
-    expect(lastQuery().limit).toBe(25);
-  });
-
-  it('shows which rollup answered and the cache status of the last run', async () => {
-    mockVariablesEndpoint();
+    const from = Date.UTC(2025, 0, 1, 0, 13);
+    const to = Date.UTC(2025, 0, 2, 0, 13);
     const frame = toDataFrame({
       refId: 'A',
       fields: [{ name: 'executionCount', values: [1] }],
       meta: {
         custom: {
           tiers: ['daily', 'hourly', 'raw'],
-          alignedRange: { from: 0, to: 1 },
+          coveredRange: { from: Date.UTC(2025, 0, 1), to: Date.UTC(2025, 0, 2, 1) },
           bucketMs: 86_400_000,
           watermark: Date.UTC(2025, 0, 2, 10, 0),
           cache: 'hit',
@@ -221,11 +200,16 @@ describe('QueryEditor', () => {
       },
     });
     const other = toDataFrame({ refId: 'B', fields: [], meta: { custom: { tiers: ['raw'], cache: 'miss' } } });
-    const data = { state: LoadingState.Done, series: [other, frame], timeRange: {} } as unknown as PanelData;
+    const data = {
+      state: LoadingState.Done,
+      series: [other, frame],
+      timeRange: { from: dateTime(from), to: dateTime(to), raw: { from: 'now-24h', to: 'now' } },
+    } as unknown as PanelData;
     renderEditor({ refId: 'A', kind: 'stats' }, data);
     const status = screen.getByRole('status', { name: 'Last run' });
     expect(status).toHaveTextContent(
-      'Answered from the daily rollup + hourly rollup + raw rows (live edge) · cache hit · rollups complete up to 2025-01-02 10:00:00'
+      'Answered from the daily rollup + hourly rollup + raw rows (live edge) · cache hit · rollups complete up to 2025-01-02 10:00:00 · ' +
+        'covers 2025-01-01 00:00:00 to 2025-01-02 01:00:00, the panel asked for 2025-01-01 00:13:00 to 2025-01-02 00:13:00'
     );
     await act(async () => {});
   });
@@ -235,19 +219,5 @@ describe('QueryEditor', () => {
     renderEditor({ refId: 'A', kind: 'stats' });
     expect(screen.queryByRole('status', { name: 'Last run' })).not.toBeInTheDocument();
     await waitForOptionsLoaded();
-  });
-});
-
-describe('describeLastRun', () => {
-  it('names a stale entry and a missing watermark plainly', () => {
-    expect(
-      describeLastRun({
-        tiers: ['hourly'],
-        alignedRange: { from: 0, to: 1 },
-        bucketMs: 1,
-        watermark: null,
-        cache: 'stale',
-      })
-    ).toBe('Answered from the hourly rollup · stale cache entry, refreshing in the background');
   });
 });

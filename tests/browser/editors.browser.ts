@@ -1,13 +1,15 @@
 /**
  * Real-browser test of the BUILT plugin: Debian's Chromium loads dist/module.js in
- * the harness page (tests/browser/harness), and the test drives the ConfigEditor and
- * QueryEditor against a service through plugin.json's proxy routes.
+ * the harness page (tests/browser/harness), and the test drives the ConfigEditor,
+ * QueryEditor and a dashboard variable against a service through an emulator of
+ * Grafana's data proxy (data-proxy.ts) applying dist/plugin.json's routes, as a
+ * Grafana Viewer, Editor or Admin.
  *
- *   SERVICE_URL=http://127.0.0.1:8080 SERVICE_TOKEN=... npm run test:browser   (a running ruleperf service)
- *   npm run test:browser                                                        (no SERVICE_URL: the stub in stub-service.ts)
+ *   SERVICE_URL=http://127.0.0.1:8080 SERVICE_TOKEN=... [SERVICE_ADMIN_TOKEN=...] npm run test:browser
+ *   npm run test:browser            (no SERVICE_URL: the stub in stub-service.ts)
  *
- * It saves a screenshot of the query editor to test-results/browser/query-editor.png, or,
- * with UPDATE_SCREENSHOT=1, to docs/img/query-editor.png for the README.
+ * It saves screenshots of both editors to test-results/browser/, or, with
+ * UPDATE_SCREENSHOT=1, to src/img/ for the plugin's README and plugin.json.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,14 +18,14 @@ import { after, before, describe, test } from 'node:test';
 
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-import { startHarnessServer, type HarnessServer } from './harness-server';
-import { startStubService, type StubService } from './stub-service';
+import { DATASOURCE_UID, startHarnessServer, type HarnessServer } from './harness-server';
+import { OVERDUE_NOTICE, STALE_NOTICE, startStubService, type StubService } from './stub-service';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// The README's picture is refreshed on request only, so ordinary runs leave the work tree clean.
-const SCREENSHOT = process.env.UPDATE_SCREENSHOT
-  ? path.resolve(__dirname, '..', '..', 'docs', 'img', 'query-editor.png')
-  : path.resolve(__dirname, '..', '..', 'test-results', 'browser', 'query-editor.png');
+// The README's pictures are refreshed on request only, so ordinary runs leave the work tree clean.
+const SCREENSHOTS = process.env.UPDATE_SCREENSHOT
+  ? path.resolve(__dirname, '..', '..', 'src', 'img')
+  : path.resolve(__dirname, '..', '..', 'test-results', 'browser');
 const skipReason = fs.existsSync(CHROMIUM)
   ? undefined
   : `Chromium not found at ${CHROMIUM}: install Debian's package (apt-get install chromium) or set CHROMIUM_PATH`;
@@ -35,6 +37,7 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
   let stub: StubService | undefined;
   let serviceUrl: string;
   let token: string;
+  let adminToken: string | undefined;
   let harness: HarnessServer;
   let browser: Browser;
   let page: Page;
@@ -44,11 +47,13 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
     if (process.env.SERVICE_URL) {
       serviceUrl = process.env.SERVICE_URL.replace(/\/+$/, '');
       token = process.env.SERVICE_TOKEN ?? '';
+      adminToken = process.env.SERVICE_ADMIN_TOKEN;
       console.log(`browser tests use the ruleperf service at ${serviceUrl}`);
     } else {
       stub = await startStubService();
       serviceUrl = stub.url;
       token = stub.token;
+      adminToken = stub.adminToken;
       console.log('SERVICE_URL is not set: browser tests use the stub service in tests/browser/stub-service.ts');
     }
     harness = await startHarnessServer();
@@ -79,6 +84,26 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
   // The alert after Save & test also mentions "API token", so the fields are found by role and name.
   const urlField = () => page.getByRole('textbox', { name: /^Service URL/ });
   const tokenField = () => page.getByRole('textbox', { name: /^API token/ });
+  const adminTokenField = () => page.getByRole('textbox', { name: /^Admin token/ });
+
+  async function screenshot(region: string, file: string) {
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    const target = path.join(SCREENSHOTS, file);
+    await page.getByRole('region', { name: region }).screenshot({ path: target });
+    assert.ok(fs.statSync(target).size > 10_000, `${file} written`);
+  }
+
+  /** POST /api/v1/invalidate through the data proxy from the page, as a user (or a script in their session) would. */
+  async function invalidateAllFromThePage(): Promise<{ status: number; body: string }> {
+    return page.evaluate(async (uid) => {
+      const res = await fetch(`/api/datasources/proxy/uid/${uid}/api/v1/invalidate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ all: true }),
+      });
+      return { status: res.status, body: await res.text() };
+    }, DATASOURCE_UID);
+  }
 
   /** Opens a Grafana Select by its label and picks the option with exactly this text. */
   async function choose(label: string, option: string) {
@@ -108,7 +133,9 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
     if (token) {
       await tokenField().fill('not-the-token');
       const rejected = await saveAndTest();
-      assert.match(rejected, /rejected the API token \(HTTP 401\)/);
+      // The service's 401 reaches the plugin as Grafana's 400 "Authentication to data source failed".
+      assert.match(rejected, /^The API token was rejected by the ruleperf service/);
+      assert.match(rejected, /reset the API token, enter the service's API_TOKEN, and click Save & test/);
       // Saved: the secret is now write-only and shown as configured.
       assert.equal(await tokenField().inputValue(), 'configured');
       await page.getByRole('button', { name: 'Reset' }).click();
@@ -122,6 +149,7 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
     if (stub) {
       assert.equal(stub.authorizations.at(-1), `Bearer ${stub.token}`, 'the route adds the saved token');
     }
+    await screenshot('Data source settings', 'config-editor.png');
   });
 
   test('the query editor offers service values and dashboard variables, runs, and shows rollup and cache', async () => {
@@ -166,9 +194,60 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
     const header = await page.getByTestId('result-frame').first().locator('th').allTextContents();
     assert.ok(header.includes('p95ExecutionTimeMs') || header.some((h) => /p95/i.test(h)), `fields: ${header}`);
 
-    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-    await page.getByRole('region', { name: 'Query editor' }).screenshot({ path: SCREENSHOT });
-    assert.ok(fs.statSync(SCREENSHOT).size > 10_000, 'screenshot written');
+    await screenshot('Query editor', 'query-editor.png');
+  });
+
+  test("the service's notices reach the panel header, and the last-run line says what the answer covers", async (t) => {
+    if (!stub) {
+      return t.skip('needs the stub service, which can be told to serve stale answers while a refresh is overdue');
+    }
+    stub.stale = true;
+    stub.refreshOverdue = true;
+    try {
+      await page.getByRole('button', { name: 'Run query' }).click();
+      const status = page.getByRole('status', { name: 'Last run' });
+      await page.getByText(/stale cache entry, refreshing in the background/).waitFor();
+      // The harness asks for the last 24 hours up to now; the stub answers whole hours, as the service does today.
+      assert.match((await status.textContent()) ?? '', / · covers .* to .*, the panel asked for .* to .*$/);
+      const header = page.getByLabel('Panel header');
+      const notices = header.getByRole('note');
+      await notices.first().waitFor();
+      const shown = await notices.evaluateAll((els) =>
+        els.map((e) => [e.getAttribute('data-severity'), e.getAttribute('aria-label')])
+      );
+      // Grafana shows one notice per severity; both warnings are in it, each text unchanged.
+      assert.deepEqual(
+        shown.map(([severity]) => severity),
+        ['warning', 'info']
+      );
+      assert.equal(shown[0][1], `${STALE_NOTICE} ${OVERDUE_NOTICE}`);
+      assert.match(shown[1][1] ?? '', /^The answer covers .* \(whole hours\), not .* as asked\.$/);
+    } finally {
+      stub.stale = false;
+      stub.refreshOverdue = false;
+    }
+  });
+
+  test('a dashboard variable lists the service values, and an unknown variable query says what is accepted', async () => {
+    const variable = page.getByRole('region', { name: 'Variable query' });
+    await variable.getByLabel('Variable query').fill('rules');
+    await variable.getByRole('button', { name: 'Run variable query' }).click();
+    const values = variable.getByRole('list', { name: 'Variable values' }).getByRole('listitem');
+    await values.first().waitFor();
+    if (stub) {
+      assert.deepEqual(await values.allTextContents(), [
+        'Brute force login (r-101)',
+        'Port scan (r-102)',
+        'Impossible travel (r-103)',
+      ]);
+    } else {
+      assert.ok((await values.count()) > 0, 'rules listed');
+    }
+    await variable.getByLabel('Variable query').fill('SELECT rules');
+    await variable.getByRole('button', { name: 'Run variable query' }).click();
+    await variable
+      .getByText(/Unknown variable query "SELECT rules"\. Use one of: rules, parsers, categories/)
+      .waitFor();
   });
 
   test('top rules: a limit outside 1..1000 is refused, a valid one is sent', async () => {
@@ -190,6 +269,42 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
     assert.equal(await table.locator('tbody tr').count(), 2, 'two rows for limit 2');
     if (stub) {
       assert.equal(stub.queries.at(-1)!.queries[0].limit, 2);
+    }
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test('roles: a Viewer and an Editor query but cannot invalidate; an Admin invalidates with the admin token', async (t) => {
+    for (const role of ['Viewer', 'Editor'] as const) {
+      harness.signInAs(role);
+      await page.getByRole('button', { name: 'Run query' }).click();
+      await page.getByTestId('result-frame').first().waitFor();
+      const refused = await invalidateAllFromThePage();
+      assert.equal(refused.status, 403, `${role}: ${refused.body}`);
+      assert.deepEqual(JSON.parse(refused.body), { message: 'plugin proxy route access denied' });
+    }
+    if (stub) {
+      assert.deepEqual(stub.invalidations, [], 'nothing reached the service');
+    }
+
+    harness.signInAs('Admin');
+    if (!adminToken) {
+      // A service without an admin token accepts the API token the route sends when no admin token is set.
+      const res = await invalidateAllFromThePage();
+      assert.equal(res.status, 200, res.body);
+      return t.diagnostic('SERVICE_ADMIN_TOKEN not set: the admin-token case is not exercised');
+    }
+    // No admin token stored in Grafana: the route sends the API token, which the service refuses.
+    const withReadToken = await invalidateAllFromThePage();
+    assert.equal(withReadToken.status, 403, withReadToken.body);
+    assert.match(JSON.parse(withReadToken.body).error, /admin token|API_ADMIN_TOKEN|not allowed|forbidden/i);
+
+    await adminTokenField().fill(adminToken);
+    assert.match(await saveAndTest(), /^Connected to ruleperf\./);
+    assert.equal(await adminTokenField().inputValue(), 'configured');
+    const res = await invalidateAllFromThePage();
+    assert.equal(res.status, 200, res.body);
+    if (stub) {
+      assert.deepEqual(stub.invalidations, [{ authorization: `Bearer ${stub.adminToken}`, body: { all: true } }]);
     }
     assert.deepEqual(pageErrors, []);
   });

@@ -2,9 +2,10 @@
  * Serves the harness page and plays Grafana's server-side parts for it:
  *  - /dist/*    the built plugin (dist/module.js is loaded as Grafana loads it, through AMD)
  *  - /settings  "saves" the data source: jsonData plus secureJsonData, kept server-side
- *  - /proxy/*   the data proxy: applies plugin.json's routes with the saved settings
- *               (URL from jsonData, Authorization header from secureJsonData)
- * So the browser test also exercises plugin.json's routes, not a hand-written copy.
+ *  - /api/datasources/proxy/uid/ruleperf/*
+ *               Grafana's data proxy (data-proxy.ts) over dist/plugin.json's routes, with
+ *               the saved settings and the signed-in user's role (`signInAs`)
+ * So the browser test exercises the built plugin.json's routes the way Grafana applies them.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -13,16 +14,14 @@ import path from 'node:path';
 
 import * as esbuild from 'esbuild';
 
+import { createDataProxy, type GrafanaUser, type OrgRole, type PluginRoute } from './data-proxy';
+
 const ROOT = path.resolve(__dirname, '..', '..');
 const DIST = path.join(ROOT, 'dist');
 // Grafana serves @grafana/ui's icons from /public/build/img/icons; the package ships them.
 const ICONS = path.join(ROOT, 'node_modules', '@grafana', 'ui', 'dist', 'public', 'img', 'icons');
 
-interface Route {
-  path: string;
-  url: string;
-  headers?: Array<{ name: string; content: string }>;
-}
+export const DATASOURCE_UID = 'ruleperf';
 
 export interface SavedSettings {
   jsonData: Record<string, string>;
@@ -32,15 +31,9 @@ export interface SavedSettings {
 export interface HarnessServer {
   url: string;
   settings: SavedSettings;
+  /** The Grafana user the page acts as from now on (the harness starts as Admin, who configures). */
+  signInAs(role: OrgRole): void;
   close(): Promise<void>;
-}
-
-/** `{{ .JsonData.x }}` / `{{ .SecureJsonData.x }}`, as Grafana's proxy interpolates route templates. */
-export function interpolateRoute(template: string, settings: SavedSettings): string {
-  return template.replace(/\{\{\s*\.(JsonData|SecureJsonData)\.(\w+)\s*\}\}/g, (_, bag: string, key: string) => {
-    const source = bag === 'JsonData' ? settings.jsonData : settings.secureJsonData;
-    return source[key] ?? '';
-  });
 }
 
 async function bundleHarness(): Promise<string> {
@@ -71,9 +64,15 @@ export async function startHarnessServer(): Promise<HarnessServer> {
   if (!fs.existsSync(path.join(DIST, 'module.js'))) {
     throw new Error('dist/module.js is missing: run `npm run build` first');
   }
-  const routes: Route[] = JSON.parse(fs.readFileSync(path.join(DIST, 'plugin.json'), 'utf8')).routes ?? [];
+  const routes: PluginRoute[] = JSON.parse(fs.readFileSync(path.join(DIST, 'plugin.json'), 'utf8')).routes ?? [];
   const harnessJs = await bundleHarness();
   const settings: SavedSettings = { jsonData: {}, secureJsonData: {} };
+  let user: GrafanaUser = { login: 'admin', role: 'Admin' };
+  const dataProxy = createDataProxy({
+    routes,
+    datasource: () => ({ uid: DATASOURCE_UID, jsonData: settings.jsonData, secureJsonData: settings.secureJsonData }),
+    user: () => user,
+  });
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://harness');
@@ -139,34 +138,7 @@ export async function startHarnessServer(): Promise<HarnessServer> {
       res.end(JSON.stringify({ jsonData: settings.jsonData, secureJsonFields }));
       return;
     }
-    if (url.pathname.startsWith('/proxy/')) {
-      const proxyPath = url.pathname.slice('/proxy/'.length);
-      const route = routes.find((r) => proxyPath === r.path || proxyPath.startsWith(`${r.path}/`));
-      if (!route) {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'no plugin route' }));
-        return;
-      }
-      const target = interpolateRoute(route.url, settings) + proxyPath.slice(route.path.length) + url.search;
-      const headers: Record<string, string> = {};
-      if (req.headers['content-type']) {
-        headers['content-type'] = req.headers['content-type'];
-      }
-      for (const h of route.headers ?? []) {
-        headers[h.name] = interpolateRoute(h.content, settings);
-      }
-      try {
-        const answer = await fetch(target, {
-          method: req.method,
-          headers,
-          body: ['GET', 'HEAD'].includes(req.method ?? 'GET') ? undefined : new Uint8Array(body),
-        });
-        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
-        res.end(Buffer.from(await answer.arrayBuffer()));
-      } catch (err) {
-        // What Grafana's proxy answers when the service cannot be reached.
-        res.writeHead(502, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ message: `Bad Gateway: ${(err as Error).message}` }));
-      }
+    if (await dataProxy(req, res, body)) {
       return;
     }
     res.writeHead(404).end();
@@ -177,6 +149,9 @@ export async function startHarnessServer(): Promise<HarnessServer> {
   return {
     url: `http://127.0.0.1:${port}`,
     settings,
+    signInAs(role) {
+      user = { login: role.toLowerCase(), role };
+    },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -1,10 +1,14 @@
 /**
  * A stand-in for the ruleperf service, used by the browser test only when no
- * SERVICE_URL is given. It speaks the contract's HTTP shape: Bearer auth on /api,
- * /readyz, the variables lists, and POST /api/v1/query validated with the real
- * zod schema from server/contract.ts (so a request the plugin builds in the
- * browser that the service would reject fails here too). Answers are small and
- * synthetic; the first answer for a query is a cache "miss", a repeat a "hit".
+ * SERVICE_URL is given. It speaks the contract's HTTP shape: Bearer auth on /api
+ * (a read token, and an admin token that alone may invalidate when one is set: the
+ * service's API_TOKEN and API_ADMIN_TOKEN), /readyz, the variables lists, POST
+ * /api/v1/invalidate, and POST /api/v1/query validated with the real zod schema from
+ * server/contract.ts (so a request the plugin builds in the browser that the service
+ * would reject fails here too). Answers are small and synthetic; the first answer for
+ * a query is a cache "miss", a repeat a "hit". Like the service today, answers cover
+ * whole hours and say so in a notice when that is wider than the asked range; `stale`
+ * and `refreshOverdue` add the service's warnings.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +44,13 @@ const HOUR = 3_600_000;
 export interface StubService {
   url: string;
   token: string;
+  adminToken: string | undefined;
+  /** Answer as if from a cache entry past its freshness. */
+  stale: boolean;
+  /** Answer as if the hourly rollup's refresh were overdue. */
+  refreshOverdue: boolean;
+  /** The Authorization header of every accepted POST /api/v1/invalidate, with its body. */
+  invalidations: Array<{ authorization: string | undefined; body: unknown }>;
   /** Every POST /api/v1/query body, as validated by the contract. */
   queries: QueryRequest[];
   /** The Authorization header of every /api request. */
@@ -47,15 +58,37 @@ export interface StubService {
   close(): Promise<void>;
 }
 
-function frameFor(q: RuleperfQuery, req: QueryRequest, cache: 'hit' | 'miss'): DataFrameJSON {
+// The service's own notice texts (server/query/render.ts, server/query/executor.ts).
+export const STALE_NOTICE =
+  'Served from cache past its freshness: the database could not be reached or is being re-queried.';
+export const OVERDUE_NOTICE =
+  'Rollup metrics_hourly was last refreshed 31 min ago (expected every 5 min): rows that arrived late for older buckets may be missing.';
+export const widenedNotice = (from: number, to: number, req: QueryRequest) =>
+  `The answer covers ${new Date(from).toISOString()} to ${new Date(to).toISOString()} (whole hours), ` +
+  `not ${new Date(req.range.from).toISOString()} to ${new Date(req.range.to).toISOString()} as asked.`;
+
+function frameFor(
+  q: RuleperfQuery,
+  req: QueryRequest,
+  cache: 'hit' | 'miss' | 'stale',
+  warnings: string[]
+): DataFrameJSON {
   const from = Math.floor(req.range.from / HOUR) * HOUR;
   const to = Math.ceil(req.range.to / HOUR) * HOUR;
+  const notices: Array<{ severity: 'info' | 'warning'; text: string }> = warnings.map((text) => ({
+    severity: 'warning',
+    text,
+  }));
+  if (req.range.from - from > 60_000 || to - req.range.to > 60_000) {
+    notices.push({ severity: 'info', text: widenedNotice(from, to, req) });
+  }
   const meta = {
     executedQueryString: `-- stub\nSELECT ... FROM metrics_hourly WHERE bucket >= ${from} AND bucket < ${to}`,
-    notices: [],
+    notices,
     custom: {
       tiers: ['hourly' as const, 'raw' as const],
-      alignedRange: { from, to },
+      coveredRange: { from, to },
+      computedAt: Date.now(),
       bucketMs: HOUR,
       watermark: to - HOUR,
       cache,
@@ -113,10 +146,15 @@ function frameFor(q: RuleperfQuery, req: QueryRequest, cache: 'hit' | 'miss'): D
   };
 }
 
-export async function startStubService(token = 'harness-token'): Promise<StubService> {
+export async function startStubService(
+  token = 'harness-token',
+  adminToken: string | undefined = 'harness-admin-token'
+): Promise<StubService> {
   const queries: QueryRequest[] = [];
   const authorizations: Array<string | undefined> = [];
+  const invalidations: StubService['invalidations'] = [];
   const seen = new Set<string>();
+  let stub: StubService;
 
   const server = http.createServer((req, res) => {
     const send = (status: number, body: unknown) => {
@@ -133,9 +171,22 @@ export async function startStubService(token = 'harness-token'): Promise<StubSer
     }
     if (url.pathname.startsWith('/api/')) {
       authorizations.push(req.headers.authorization);
-      if (req.headers.authorization !== `Bearer ${token}`) {
+      const known = [`Bearer ${token}`, ...(adminToken ? [`Bearer ${adminToken}`] : [])];
+      if (!known.includes(req.headers.authorization ?? '')) {
         return send(401, { error: 'unauthorized' });
       }
+    }
+    if (url.pathname === '/api/v1/invalidate' && req.method === 'POST') {
+      if (adminToken && req.headers.authorization !== `Bearer ${adminToken}`) {
+        return send(403, { error: 'this token may not invalidate: use the admin token (API_ADMIN_TOKEN)' });
+      }
+      let raw = '';
+      req.on('data', (chunk) => (raw += chunk));
+      req.on('end', () => {
+        invalidations.push({ authorization: req.headers.authorization, body: JSON.parse(raw || 'null') });
+        send(200, { invalidated: JSON.parse(raw || 'null') });
+      });
+      return;
     }
     const variable = url.pathname.match(/^\/api\/v1\/variables\/(\w+)$/);
     if (variable && req.method === 'GET') {
@@ -162,9 +213,10 @@ export async function startStubService(token = 'harness-token'): Promise<StubSer
           // Keyed on the hour-aligned range, as the service keys its cache: a re-run a moment later hits.
           const aligned = [Math.floor(parsed.data.range.from / HOUR), Math.ceil(parsed.data.range.to / HOUR)];
           const key = JSON.stringify({ ...q, aligned });
-          const cache = seen.has(key) ? 'hit' : 'miss';
+          const cache = stub.stale ? 'stale' : seen.has(key) ? 'hit' : 'miss';
           seen.add(key);
-          results[q.refId] = { frames: [frameFor(q, parsed.data, cache)] };
+          const warnings = [...(stub.stale ? [STALE_NOTICE] : []), ...(stub.refreshOverdue ? [OVERDUE_NOTICE] : [])];
+          results[q.refId] = { frames: [frameFor(q, parsed.data, cache, warnings)] };
         }
         send(200, { results });
       });
@@ -175,11 +227,16 @@ export async function startStubService(token = 'harness-token'): Promise<StubSer
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
+  stub = {
     url: `http://127.0.0.1:${port}`,
     token,
+    adminToken,
+    stale: false,
+    refreshOverdue: false,
+    invalidations,
     queries,
     authorizations,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+  return stub;
 }

@@ -3,11 +3,15 @@
  * Prometheus (Debian's `prometheus`) scraping running services every second.
  *
  * Each alert condition is the rule's own expression with its threshold applied (see
- * alertAsPromQL); only the range windows are shortened to WINDOW so the test runs in
+ * alertAsPromQL); only the range windows (and offsets) are shortened so the test runs in
  * seconds. It must be false in steady state and true once its situation is induced:
- *   LowCacheHitRate      a cache flushed before every request
+ *   DatabaseQuerySpike   every dashboard refresh asks for something not cached (a rule
+ *                        per refresh), far above the steady trickle of misses
+ *   LowCacheHitRate      only queries that are not cached
  *   HighQueryLatency     a second service whose database connection goes through a
  *                        proxy that delays every answer
+ *   CacheErrors          a third service whose Redis connection goes through a proxy
+ *                        that is then cut
  *   AggregateRefreshLag  refreshes stopped (REFRESH_SCHEDULER=off) and the last refresh
  *                        moved back in time
  *   HighCacheMemory      the real 4 GB threshold, then one lowered below current use
@@ -19,12 +23,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import Redis from 'ioredis';
+import { decode, encode } from '../../server/cache/codec';
+import type { Entry } from '../../server/cache/store';
 import { alertAsPromQL, alertRule, dashboardPromQL, dashboards, panelTargets, PLUGIN_TYPE, prometheusRuleFile, substituteGrafanaVariables, templateSrv, toContractQuery } from './files';
 import {
+  cuttableProxy,
   delayingProxy,
   loadedDatabase,
   prometheusBinary,
   promtool,
+  REDIS_URL,
   sleep,
   startPrometheus,
   startService,
@@ -38,6 +47,10 @@ import {
 /** Rate windows in the test (the rules use 5-10 minutes); ten 1 s scrapes. */
 const WINDOW = '10s';
 const WINDOW_MS = 10_000;
+/** DatabaseQuerySpike compares its last 5 minutes with the hour before: here 10 s with the 20 s before. */
+const SPIKE_WINDOWS = { '5m': WINDOW, '1h': '20s' };
+/** Steady traffic long enough to give DatabaseQuerySpike its baseline (20 s, 10 s back) and a recent window. */
+const STEADY_MS = 35_000;
 /** Added to every database answer of the slow service: uncached queries take longer than 200 ms. */
 const DB_DELAY_MS = 300;
 
@@ -45,7 +58,10 @@ let reason: string | null = null;
 let db: Database | undefined;
 let main: Service | undefined;
 let slow: Service | undefined;
+let flaky: Service | undefined;
+let audited: Service | undefined;
 let proxy: Awaited<ReturnType<typeof delayingProxy>> | undefined;
+let redisProxy: Awaited<ReturnType<typeof cuttableProxy>> | undefined;
 let prom: Prometheus | undefined;
 let rules: string[] = [];
 
@@ -79,6 +95,14 @@ async function expectOk(service: Service, body: unknown) {
 /** Stats for one rule: a distinct cache key per rule, so each is a miss the first time. */
 const ruleQuery = (ruleId: string) => ({ range: day(), queries: [{ refId: 'A', kind: 'stats', ruleId }] });
 
+/** The Rule Performance panels for one rule (Rule variable set to it): nine misses the first time. */
+function ruleDashboardRequests(ruleId: string) {
+  return dashboardRequests().map((r) => ({
+    ...r,
+    queries: (r.queries as Array<Record<string, unknown>>).map((q) => ({ ...q, ruleId })),
+  }));
+}
+
 /** Cached dashboard refreshes plus a trickle of distinct (uncached) queries, as in normal use. */
 async function steadyTraffic(ms: number, firstRule: number) {
   const requests = dashboardRequests();
@@ -91,7 +115,8 @@ async function steadyTraffic(ms: number, firstRule: number) {
   });
 }
 
-const condition = (title: string, threshold?: number) => alertAsPromQL(alertRule(title), { window: WINDOW, threshold });
+const condition = (title: string, threshold?: number) =>
+  alertAsPromQL(alertRule(title), title === 'DatabaseQuerySpike' ? { windows: SPIKE_WINDOWS, threshold } : { window: WINDOW, threshold });
 
 /** True once the condition has a result, polling Prometheus every second up to `timeoutMs`. */
 async function becomesTrue(title: string, timeoutMs: number, threshold?: number) {
@@ -117,7 +142,16 @@ before(async () => {
   slowUrl.hostname = '127.0.0.1';
   slowUrl.port = String(proxy.port);
   slow = await startService({ ...common, DATABASE_URL: slowUrl.toString(), MIGRATE_ON_START: 'false', DB_CONNECT_TIMEOUT_MS: '10000' }, 120_000);
-  prom = await startPrometheus(binary!, [`127.0.0.1:${main.port}`, `127.0.0.1:${slow.port}`]);
+  const redis = new URL(REDIS_URL);
+  redisProxy = await cuttableProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+  const flakyRedis = new URL(REDIS_URL);
+  flakyRedis.hostname = '127.0.0.1';
+  flakyRedis.port = String(redisProxy.port);
+  // Its own defaults (CACHE_SLOW_MS 100): a failing Redis opens the circuit as in production.
+  flaky = await startService({ REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false', DATABASE_URL: db.url, MIGRATE_ON_START: 'false', REDIS_URL: flakyRedis.toString() });
+  // Audits every second, without a near cache: an entry changed in Redis is what it serves and audits.
+  audited = await startService({ ...common, DATABASE_URL: db.url, MIGRATE_ON_START: 'false', AUDIT_INTERVAL_SECONDS: '1', CACHE_NEAR_LEASE_MS: '0' });
+  prom = await startPrometheus(binary!, [`127.0.0.1:${main.port}`, `127.0.0.1:${slow.port}`, `127.0.0.1:${flaky.port}`, `127.0.0.1:${audited.port}`]);
   const res = await fetch(`${main.url}/api/v1/variables/rules`);
   rules = ((await res.json()) as { values: Array<{ value: string }> }).values.map((v) => v.value);
   assert.ok(rules.length >= 100, 'generated rules');
@@ -125,6 +159,9 @@ before(async () => {
 
 after(async () => {
   await prom?.stop();
+  await flaky?.stop();
+  await audited?.stop();
+  await redisProxy?.close();
   await slow?.stop();
   await main?.stop();
   await proxy?.close();
@@ -133,9 +170,10 @@ after(async () => {
 
 test('steady state: every dashboard expression has data and no alert condition holds', async (t) => {
   if (reason) return t.skip(reason);
-  await steadyTraffic(WINDOW_MS + 3000, 0);
-  // The service reads Redis memory every 15 s; wait for the first reading.
+  // The service reads Redis memory every 15 s; wait for the first reading before the traffic,
+  // so every rate window below ends while the traffic runs.
   await waitFor('a Redis memory reading', async () => ((await prom!.query('max(ruleperf_redis_used_memory_bytes) > 0')).length ? true : undefined), 30_000, 1000);
+  await steadyTraffic(STEADY_MS, 0);
 
   for (const d of dashboards()) {
     for (const { where, expr } of dashboardPromQL(d)) {
@@ -143,7 +181,7 @@ test('steady state: every dashboard expression has data and no alert condition h
       assert.ok(result.length > 0, `${where}: no data for ${expr}`);
     }
   }
-  for (const title of ['LowCacheHitRate', 'HighQueryLatency', 'HighCacheMemory', 'AggregateRefreshLag']) {
+  for (const title of ['LowCacheHitRate', 'HighQueryLatency', 'HighCacheMemory', 'AggregateRefreshLag', 'DatabaseQuerySpike', 'CacheErrors', 'CacheAuditMismatch']) {
     const c = condition(title);
     // The query has a value (so "false" is a comparison, not missing data) ...
     const values = await prom!.query(c.query);
@@ -153,19 +191,85 @@ test('steady state: every dashboard expression has data and no alert condition h
   }
 });
 
-test('LowCacheHitRate fires when the cache is flushed before every request, HighQueryLatency does not', async (t) => {
+test('DatabaseQuerySpike fires when every dashboard refresh misses the cache', async (t) => {
   if (reason) return t.skip(reason);
-  const [request] = dashboardRequests();
+  // The steady test above left the baseline: a trickle of misses. Now each refresh is a new rule's dashboard.
+  let next = 100;
   let fired: unknown;
-  await during(WINDOW_MS * 3, 100, async () => {
-    await main!.post('/api/v1/invalidate', { all: true });
-    await expectOk(main!, request);
-    fired = (await prom!.query(condition('LowCacheHitRate').condition))[0];
+  await during(WINDOW_MS * 3, 200, async () => {
+    // One panel after another, as a slow dashboard would: a spike in rate, not a pile-up that slows each query.
+    for (const request of ruleDashboardRequests(rules[next++ % rules.length])) await expectOk(main!, request);
+    fired = (await prom!.query(condition('DatabaseQuerySpike').condition))[0];
     return Boolean(fired);
+  });
+  assert.ok(fired, `DatabaseQuerySpike did not fire: ${JSON.stringify(await prom!.query(condition('DatabaseQuerySpike').query))}`);
+});
+
+test('LowCacheHitRate fires when no query is cached, HighQueryLatency does not', async (t) => {
+  if (reason) return t.skip(reason);
+  // Distinct questions only (not flushes: invalidating everything may be rate-limited).
+  let next = 200;
+  let fired: unknown;
+  // At least one full window of this traffic alone, so nothing of the test before is in it.
+  const started = Date.now();
+  await during(WINDOW_MS * 4, 100, async () => {
+    await expectOk(main!, ruleQuery(rules[next++ % rules.length]));
+    fired = (await prom!.query(condition('LowCacheHitRate').condition))[0];
+    return Boolean(fired) && Date.now() - started > WINDOW_MS + 3000;
   });
   assert.ok(fired, 'LowCacheHitRate did not fire');
   // Misses on a healthy database stay fast: latency is about the database, not the cache.
   assert.deepEqual(await prom!.query(condition('HighQueryLatency').condition), []);
+});
+
+test('CacheAuditMismatch fires when a cached answer is changed in Redis', async (t) => {
+  if (reason) return t.skip(reason);
+  const day = 86_400_000;
+  const settled = { range: { from: Math.floor(Date.now() / day) * day - day, to: Math.floor(Date.now() / day) * day - day + 3 * 3_600_000 }, queries: [{ refId: 'A', kind: 'stats' }] };
+  const truth = await audited!.post('/api/v1/query', settled);
+  assert.equal((await audited!.post('/api/v1/query', settled)).body.results.A.frames[0].schema.meta.custom.cache, 'hit');
+  assert.deepEqual(await prom!.query(condition('CacheAuditMismatch').condition), []);
+  const redis = new Redis(REDIS_URL);
+  try {
+    let changed = 0;
+    for (const key of await redis.keys(`{${audited!.prefix}}:*:q:*`)) {
+      if (key.endsWith(':lock')) continue;
+      const entry = decode<Entry>((await redis.getBuffer(key))!)!;
+      if (JSON.stringify(entry.a.frames[0].data.values) !== JSON.stringify(truth.body.results.A.frames[0].data.values)) continue;
+      (entry.a.frames[0].data.values[0] as number[])[0] += 1;
+      await redis.set(key, await encode(entry), 'KEEPTTL');
+      changed++;
+    }
+    assert.equal(changed, 1);
+    // Served once more (so the auditor samples it), then caught within the audit interval.
+    await audited!.post('/api/v1/query', settled);
+    await becomesTrue('CacheAuditMismatch', 60_000);
+  } finally {
+    redis.disconnect();
+  }
+});
+
+test('CacheErrors fires when the Redis behind a service goes away', async (t) => {
+  if (reason) return t.skip(reason);
+  const exported = await (await fetch(`${flaky!.url}/metrics`)).text();
+  if (!/^# HELP ruleperf_cache_errors_total /m.test(exported)) {
+    return t.skip('the service does not export ruleperf_cache_errors_total yet (the counter of failed Redis calls)');
+  }
+  // Healthy first: lookups and no errors.
+  await during(3000, 200, () => expectOk(flaky!, dashboardRequests()[0]));
+  assert.deepEqual(await prom!.query(condition('CacheErrors').condition), []);
+  redisProxy!.cut();
+  try {
+    let fired: unknown;
+    await during(WINDOW_MS * 3, 100, async () => {
+      await expectOk(flaky!, dashboardRequests()[0]);
+      fired = (await prom!.query(condition('CacheErrors').condition))[0];
+      return Boolean(fired);
+    });
+    assert.ok(fired, `CacheErrors did not fire: ${JSON.stringify(await prom!.query(condition('CacheErrors').query))}`);
+  } finally {
+    redisProxy!.heal();
+  }
 });
 
 test('AggregateRefreshLag fires for every rollup when refreshes stop', async (t) => {
@@ -265,6 +369,43 @@ function unitTests() {
         { eval_time: '14m', alertname: 'AggregateRefreshLag', exp_alerts: [] },
         { eval_time: '25m', alertname: 'AggregateRefreshLag', exp_alerts: [{ exp_labels: { ...critical, rollup: 'metrics_hourly' } }] },
       ],
+    },
+    // Database queries: 1/s for two hours, then 20/s. From 2h02m the last 5 minutes run over 4x
+    // the hour before (which slowly takes in the spike: at 2h14m it averages 3.8/s); firing 10 min later.
+    {
+      input_series: [{ series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+15x480 7215+300x120' }],
+      alert_rule_test: [
+        { eval_time: '125m', alertname: 'DatabaseQuerySpike', exp_alerts: [] }, // pending: `for` has not elapsed
+        { eval_time: '134m', alertname: 'DatabaseQuerySpike', exp_alerts: [{ exp_labels: warning }] },
+      ],
+    },
+    // The same rate all along: quiet.
+    { input_series: [{ series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+15x600' }], alert_rule_test: quiet('DatabaseQuerySpike') },
+    // 50x more, but only 0.5 queries/s: below the 1/s floor.
+    {
+      input_series: [{ series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+0.15x480 72+7.5x120' }],
+      alert_rule_test: [{ eval_time: '132m', alertname: 'DatabaseQuerySpike', exp_alerts: [] }],
+    },
+    // 20/s since the service started: no rise, no alert.
+    {
+      input_series: [{ series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+300x120' }],
+      alert_rule_test: [{ eval_time: '25m', alertname: 'DatabaseQuerySpike', exp_alerts: [] }],
+    },
+    // Cache errors: 5 failed calls per 100 lookups (5 %) fires; 1 per 200 (0.5 %) does not;
+    // no error series at all reads as 0 %.
+    {
+      input_series: [...cacheLookups(100, 0), { series: 'ruleperf_cache_errors_total{op="lookup"}', values: counter(5) }],
+      alert_rule_test: fires('CacheErrors', warning),
+    },
+    {
+      input_series: [...cacheLookups(200, 0), { series: 'ruleperf_cache_errors_total{op="lookup"}', values: counter(1) }],
+      alert_rule_test: quiet('CacheErrors'),
+    },
+    { input_series: cacheLookups(100, 0), alert_rule_test: quiet('CacheErrors') },
+    // Errors but only 0.07 lookups/s: nothing to judge.
+    {
+      input_series: [...cacheLookups(1, 0), { series: 'ruleperf_cache_errors_total{op="probe"}', values: counter(1) }],
+      alert_rule_test: quiet('CacheErrors'),
     },
   ];
   return { rule_files: ['rules.yml'], evaluation_interval: '1m', tests: tests.map((x) => ({ interval: '15s', ...x })) };

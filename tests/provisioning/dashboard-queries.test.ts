@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { join } from 'node:path';
 import { FILTER_FIELDS, VARIABLE_NAMES } from '../../server/contract';
 import { queryRequestSchema, querySchema } from '../../server/http/validation';
-import { KIND_FIELDS } from '../../src/types';
+import { KIND_FIELDS } from '../../src/defaults';
 import { dashboardWarmItems } from '../../server/cache/warmer';
 import { dashboards, panelTargets, PLUGIN_TYPE, PROVISIONING, relativeMs, templateSrv, toContractQuery, type Dashboard, type Panel, type Target } from './files';
 import { loadedDatabase, startService, unavailableReason, type Database, type Service } from './stack';

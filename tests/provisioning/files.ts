@@ -209,7 +209,10 @@ const COMPARATORS: Record<string, string> = { gt: '>', lt: '<' };
  * provisioned rules use is supported (one Prometheus query, one threshold on it);
  * anything else throws so the tests notice.
  */
-export function alertAsPromQL(rule: AlertRule, overrides: { window?: string; threshold?: number } = {}): { query: string; condition: string; threshold: number } {
+export function alertAsPromQL(
+  rule: AlertRule,
+  overrides: { window?: string; windows?: Record<string, string>; threshold?: number } = {}
+): { query: string; condition: string; threshold: number } {
   const cond = rule.data.find((d) => d.refId === rule.condition);
   if (!cond || cond.datasourceUid !== '__expr__' || cond.model.type !== 'threshold') {
     throw new Error(`${rule.title}: the condition must be a threshold expression`);
@@ -220,8 +223,11 @@ export function alertAsPromQL(rule: AlertRule, overrides: { window?: string; thr
   const op = COMPARATORS[evaluator?.evaluator.type ?? ''];
   if (!op || cond.model.conditions!.length !== 1) throw new Error(`${rule.title}: one gt/lt threshold expected`);
   let expr = query.model.expr.trim();
-  // Test windows replace the rule's range selectors; the expression keeps its shape.
-  if (overrides.window) expr = expr.replace(/\[\d+[smhdw]\]/g, `[${overrides.window}]`);
+  // Test windows replace the rule's range selectors and offsets; the expression keeps its shape.
+  // `window` replaces every one; `windows` maps each duration the rule uses to its test duration.
+  const shorten = (d: string) => overrides.windows?.[d] ?? overrides.window ?? d;
+  expr = expr.replace(/\[(\d+[smhdw])\]/g, (_m, d: string) => `[${shorten(d)}]`);
+  expr = expr.replace(/offset (\d+[smhdw])/g, (_m, d: string) => `offset ${shorten(d)}`);
   const threshold = overrides.threshold ?? evaluator.evaluator.params[0];
   return { query: expr, condition: `(${expr}) ${op} ${threshold}`, threshold };
 }

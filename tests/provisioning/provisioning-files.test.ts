@@ -1,7 +1,7 @@
 /**
  * The provisioning files carry what Grafana needs to load them (apiVersion, uids,
  * data source uids that exist, folders, condition refs that exist), and what the
- * product promises: the dashboards' panels and variables, the four alert rules with
+ * product promises: the dashboards' panels and variables, the six alert rules with
  * their thresholds, and PromQL that only names metrics the service exports.
  */
 import assert from 'node:assert/strict';
@@ -62,11 +62,14 @@ test('data sources: ruleperf and Prometheus with the uids the dashboards and ale
 
 test('the ruleperf data source sets every setting the plugin routes read', () => {
   // plugin.json's data-proxy routes template {{ .JsonData.x }} and {{ .SecureJsonData.y }};
-  // a name missing from provisioning makes every panel request go to an empty URL.
+  // a name missing from provisioning makes every panel request go to an empty URL. A key a
+  // route only reads under {{ if .SecureJsonData.y }} (the optional admin token) may be left out.
   const plugin = JSON.parse(readFileSync(join(ROOT, 'plugin.json'), 'utf8'));
   const templated = JSON.stringify(plugin.routes ?? []);
+  const optional = new Set([...templated.matchAll(/\{\{\s*if\s+\.(?:JsonData|SecureJsonData)\.(\w+)/g)].map((m) => m[1]));
+  assert.deepEqual([...optional], ['adminToken'], 'only the admin token is optional');
   const ruleperf = datasources().find((d) => d.uid === 'ruleperf')!;
-  const read = [...templated.matchAll(/\.(JsonData|SecureJsonData)\.(\w+)/g)];
+  const read = [...templated.matchAll(/\.(JsonData|SecureJsonData)\.(\w+)/g)].filter(([, , key]) => !optional.has(key));
   assert.ok(read.length > 0, 'plugin.json routes read the data source settings');
   for (const [, bag, key] of read) {
     const values = bag === 'JsonData' ? ruleperf.jsonData : ruleperf.secureJsonData;
@@ -178,6 +181,11 @@ test('Aggregation Cache Health: one panel per signal the runbooks use', () => {
   assert.ok(exprs.includes(String(4 * 1024 ** 3)), 'Redis memory drawn against 4 GB');
 });
 
+/**
+ * Metrics an alert rule already reads that the service is about to export (the cache
+ * error counter, incremented on every failed Redis call, is added with the CacheErrors
+ * rule); remove a name once the service exports it.
+ */
 test('every metric named in dashboards and alert rules is one the service exports', async () => {
   const exported = new Set<string>();
   for (const m of await createMetrics().registry.getMetricsAsJSON()) {
@@ -201,6 +209,9 @@ const EXPECTED_ALERTS = {
   HighQueryLatency: { severity: 'warning', type: 'gt', threshold: 0.2 },
   HighCacheMemory: { severity: 'critical', type: 'gt', threshold: 4 * 1024 ** 3 },
   AggregateRefreshLag: { severity: 'critical', type: 'gt', threshold: 600 },
+  DatabaseQuerySpike: { severity: 'warning', type: 'gt', threshold: 4 },
+  CacheErrors: { severity: 'warning', type: 'gt', threshold: 0.01 },
+  CacheAuditMismatch: { severity: 'critical', type: 'gt', threshold: 0 },
 };
 
 test('alert rules: Grafana-managed, in a folder, 1m group interval, refs that exist', () => {
@@ -240,7 +251,7 @@ test('alert rules: Grafana-managed, in a folder, 1m group interval, refs that ex
   }
 });
 
-test('alert rules: the four alerts with their thresholds and severities', () => {
+test('alert rules: the seven alerts with their thresholds and severities', () => {
   const rules = alertRules();
   assert.deepEqual(rules.map((r) => r.title).sort(), Object.keys(EXPECTED_ALERTS).sort());
   for (const r of rules) {
@@ -251,6 +262,10 @@ test('alert rules: the four alerts with their thresholds and severities', () => 
     assert.deepEqual(cond.model.conditions?.map((c) => c.evaluator), [{ type: want.type, params: [want.threshold] }], `${r.title} threshold`);
   }
   assert.match(rules.find((r) => r.title === 'HighQueryLatency')!.data[0].model.expr!, /cache=~"miss\|bypass"/, 'latency of uncached queries only');
+  const spike = rules.find((r) => r.title === 'DatabaseQuerySpike')!.data[0].model.expr!;
+  assert.match(spike, /rate\(ruleperf_db_queries_total\[5m\]\)\)\s*\/\s*sum\(rate\(ruleperf_db_queries_total\[1h\] offset 5m\)\)/, 'the last 5 minutes against the hour before');
+  const errors = rules.find((r) => r.title === 'CacheErrors')!.data[0].model.expr!;
+  assert.match(errors, /\(sum\(rate\(ruleperf_cache_errors_total\[5m\]\)\) or vector\(0\)\)\s*\/\s*sum\(rate\(ruleperf_cache_requests_total\[5m\]\)\)/, 'errors over lookups, 0 without errors');
 });
 
 test('contact point and notification policy reference each other', () => {
@@ -283,4 +298,17 @@ test('every environment reference in provisioning files is set for Grafana in do
     }
   }
   assert.ok(referenced.has('RULEPERF_API_TOKEN') && referenced.has('ALERT_WEBHOOK_URL'));
+});
+
+test("every alert's runbook_url points at a section of docs/runbooks.md", () => {
+  const runbooks = readFileSync(join(ROOT, 'docs', 'runbooks.md'), 'utf8');
+  // GitHub's anchors: the heading in lower case, spaces as dashes, punctuation dropped.
+  const anchors = new Set(
+    [...runbooks.matchAll(/^## (.+)$/gm)].map((m) => m[1].trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-'))
+  );
+  for (const r of alertRules()) {
+    const anchor = /#([\w-]+)$/.exec(r.annotations.runbook_url)?.[1];
+    assert.ok(anchor && anchors.has(anchor), `${r.title}: runbook anchor #${anchor} has a "## " section in docs/runbooks.md`);
+    assert.equal(anchor, r.title.toLowerCase(), `${r.title}: anchor named after the rule`);
+  }
 });

@@ -308,3 +308,48 @@ export function promtool(args: string[], cwd: string): { status: number; output:
   const r = spawnSync('promtool', args, { cwd, encoding: 'utf8' });
   return { status: r.status ?? -1, output: `${r.stdout}${r.stderr}` };
 }
+
+/**
+ * A TCP proxy that can be cut: `cut()` drops every connection and refuses new ones (each
+ * is closed as it arrives), as a Redis that went away; `heal()` lets connections through again.
+ */
+export async function cuttableProxy(target: { host: string; port: number }): Promise<{ port: number; cut(): void; heal(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let cutOff = false;
+  const server: Server = createServer((client) => {
+    if (cutOff) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(target.port, target.host);
+    sockets.add(client).add(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on('close', close);
+      s.on('error', close);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    cut() {
+      cutOff = true;
+      for (const s of sockets) s.destroy();
+    },
+    heal() {
+      cutOff = false;
+    },
+    async close() {
+      cutOff = true;
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

@@ -3,18 +3,22 @@
  * provides react, @grafana/data, @grafana/ui, @grafana/runtime and rxjs to the
  * plugin's AMD module, sets Grafana's backend and template services, and renders
  * the plugin's ConfigEditor and QueryEditor with a "Save & test" and a "Run query"
- * button. Requests go to the harness server's /proxy, which applies plugin.json's
- * routes like Grafana's data proxy.
+ * button, a panel header showing the answer's notices as Grafana's does, and a
+ * dashboard-variable query. Requests go to the harness server's
+ * /api/datasources/proxy/uid/ruleperf, which emulates Grafana's data proxy.
  */
 import * as emotionCss from '@emotion/css';
 import * as grafanaData from '@grafana/data';
 import type {
+  DataFrame,
   DataQueryRequest,
   DataSourceApi,
   DataSourceInstanceSettings,
   DataSourcePlugin,
   DataSourceSettings,
+  MetricFindValue,
   PanelData,
+  QueryResultMetaNotice,
   TestDataSourceResponse,
 } from '@grafana/data';
 import * as grafanaRuntime from '@grafana/runtime';
@@ -73,7 +77,11 @@ function loadBuiltPlugin(): Promise<Plugin> {
   });
 }
 
-/** Grafana's BackendSrv.fetch in miniature: JSON in and out, FetchError-shaped failures. */
+/**
+ * Grafana's BackendSrv.fetch in miniature: the body read as text and parsed as JSON when it
+ * is JSON (parseResponseBody), and failures shaped by processRequestError (a text body
+ * becomes `{ message, error: statusText, response }`).
+ */
 const backendSrv = {
   fetch(options: BackendSrvRequest) {
     return new rxjs.Observable((subscriber) => {
@@ -90,9 +98,19 @@ const backendSrv = {
           const text = await res.text();
           let data: unknown = text;
           try {
-            data = text ? JSON.parse(text) : undefined;
+            data = JSON.parse(text);
           } catch {}
           if (!res.ok) {
+            if (data === undefined || data === null) {
+              data = { message: 'Unexpected error' };
+            }
+            if (typeof data === 'string') {
+              data = { message: data, error: res.statusText, response: data };
+            }
+            const body = data as { message?: unknown; error?: unknown };
+            if (!body.message && typeof body.error === 'string') {
+              body.message = body.error;
+            }
             subscriber.error({ status: res.status, statusText: res.statusText, data, config: options });
             return;
           }
@@ -107,7 +125,7 @@ const backendSrv = {
           subscriber.complete();
         })
         .catch((err: unknown) =>
-          subscriber.error({ status: 0, statusText: String(err), data: undefined, config: options })
+          subscriber.error({ status: 0, statusText: String(err), data: { message: String(err) }, config: options })
         );
       return () => controller.abort();
     });
@@ -149,7 +167,7 @@ function instanceSettings(saved: Settings): DataSourceInstanceSettings<RuleperfO
     type: saved.type,
     name: saved.name,
     access: 'proxy',
-    url: '/proxy',
+    url: '/api/datasources/proxy/uid/ruleperf',
     jsonData: saved.jsonData,
     meta: {},
     readOnly: false,
@@ -173,12 +191,43 @@ function queryRequest(query: RuleperfQuery): DataQueryRequest<RuleperfQuery> {
   } as DataQueryRequest<RuleperfQuery>;
 }
 
+/** getPanelQueryNotices, as Grafana's panel header does it: one notice per severity, the last one seen. */
+function panelNotices(frames: DataFrame[]): QueryResultMetaNotice[] {
+  const notices: Record<string, QueryResultMetaNotice> = {};
+  for (const frame of frames) {
+    for (const notice of frame.meta?.notices ?? []) {
+      notices[notice.severity] = notice;
+    }
+  }
+  return Object.values(notices);
+}
+
+const NOTICE_ICONS = { info: 'info-circle', warning: 'exclamation-triangle', error: 'exclamation-circle' } as const;
+
+/** The panel header: title plus one icon per notice, its text in the tooltip (and the accessible name). */
+function PanelHeader({ data }: { data?: PanelData }) {
+  const notices = panelNotices(data?.series ?? []);
+  return (
+    <header aria-label="Panel header" style={{ display: 'flex', gap: 8, alignItems: 'center', margin: '8px 0' }}>
+      <strong>Panel A</strong>
+      {notices.map((notice) => (
+        <grafanaUi.Tooltip key={notice.severity} content={notice.text}>
+          <span role="note" aria-label={notice.text} data-severity={notice.severity}>
+            <grafanaUi.Icon name={NOTICE_ICONS[notice.severity]} />
+          </span>
+        </grafanaUi.Tooltip>
+      ))}
+    </header>
+  );
+}
+
 function Results({ data }: { data?: PanelData }) {
   if (!data) {
     return null;
   }
   return (
     <section aria-label="Results">
+      <PanelHeader data={data} />
       {data.errors?.map((e, i) => (
         <grafanaUi.Alert key={i} severity="error" title={`Query ${e.refId ?? ''} failed`}>
           {e.message}
@@ -212,6 +261,41 @@ function Results({ data }: { data?: PanelData }) {
   );
 }
 
+/** A dashboard variable of type Query on this data source: the query text and the values it lists. */
+function VariableEditor({ ds }: { ds: DataSourceApi<RuleperfQuery, RuleperfOptions> }) {
+  const [text, setText] = useState('rules');
+  const [values, setValues] = useState<MetricFindValue[]>();
+  const [error, setError] = useState<string>();
+  const run = async () => {
+    setValues(undefined);
+    setError(undefined);
+    try {
+      setValues(await ds.metricFindQuery!(text, {}));
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <section aria-label="Variable query" style={{ padding: 8 }}>
+      <h3>Dashboard variable</h3>
+      <grafanaUi.Field label="Variable query">
+        <grafanaUi.Input id="variable-query" width={30} value={text} onChange={(e) => setText(e.currentTarget.value)} />
+      </grafanaUi.Field>
+      <grafanaUi.Button onClick={run}>Run variable query</grafanaUi.Button>
+      {error && <grafanaUi.Alert severity="error" title={error} />}
+      {values && (
+        <ul aria-label="Variable values">
+          {values.map((v) => (
+            <li key={String(v.value)}>
+              {v.text} ({String(v.value)})
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
 function App({ plugin }: { plugin: Plugin }) {
   const ConfigEditor = plugin.components.ConfigEditor!;
   const QueryEditor = plugin.components.QueryEditor!;
@@ -240,6 +324,7 @@ function App({ plugin }: { plugin: Plugin }) {
         series: response.data,
         errors: response.errors,
         timeRange: request.range,
+        request,
       })
     );
   };
@@ -276,6 +361,7 @@ function App({ plugin }: { plugin: Plugin }) {
         </div>
         <Results data={data} />
       </section>
+      <VariableEditor ds={ds} />
     </div>
   );
 }

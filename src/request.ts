@@ -1,0 +1,54 @@
+/** The POST /api/v1/query body the plugin sends for already interpolated queries. */
+import type { DataQueryRequest } from '@grafana/data';
+
+import { FILTER_FIELDS, LIMITS, type QueryRequestInput, type RuleperfQueryInput } from './contract';
+import { KIND_FIELDS, QUERY_DEFAULTS } from './defaults';
+import type { RuleperfQuery } from './types';
+
+export function buildQueryRequest(
+  queries: RuleperfQuery[],
+  request: Pick<DataQueryRequest<RuleperfQuery>, 'range' | 'intervalMs' | 'maxDataPoints'>
+): QueryRequestInput {
+  const body: QueryRequestInput = {
+    range: { from: request.range.from.valueOf(), to: request.range.to.valueOf() },
+    queries: queries.map(toContractQuery),
+  };
+  if (request.intervalMs && request.intervalMs > 0) {
+    body.intervalMs = Math.max(1, Math.round(request.intervalMs));
+  }
+  if (request.maxDataPoints && request.maxDataPoints > 0) {
+    body.maxDataPoints = Math.min(LIMITS.maxDataPoints, Math.max(1, Math.round(request.maxDataPoints)));
+  }
+  return body;
+}
+
+/** One query as the contract wants it: filters that are set, and only the options its kind uses. */
+export function toContractQuery(query: RuleperfQuery): RuleperfQueryInput {
+  const kind = query.kind ?? QUERY_DEFAULTS.kind;
+  const uses = KIND_FIELDS[kind];
+  const out: RuleperfQueryInput = {
+    refId: query.refId,
+    kind,
+    granularity: query.granularity ?? QUERY_DEFAULTS.granularity,
+  };
+  for (const field of FILTER_FIELDS) {
+    const value = query[field];
+    if (value !== undefined && value !== '' && !(Array.isArray(value) && value.length === 0)) {
+      // `status` is checked against SUCCESS|ERROR|TIMEOUT by the service, which names a bad value in its error.
+      (out as Record<string, unknown>)[field] = value;
+    }
+  }
+  if (uses.metrics && query.metrics?.length) {
+    out.metrics = query.metrics;
+  }
+  if (uses.groupBy && query.groupBy) {
+    out.groupBy = query.groupBy;
+  }
+  if (uses.limit && typeof query.limit === 'number' && Number.isFinite(query.limit)) {
+    out.limit = query.limit;
+  }
+  if (uses.sortBy && query.sortBy) {
+    out.sortBy = query.sortBy;
+  }
+  return out;
+}
