@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { join } from 'node:path';
 import { queryRequestSchema, querySchema, FILTER_FIELDS, VARIABLE_NAMES } from '../../server/contract';
 import { KIND_FIELDS } from '../../src/types';
-import { dashboardWarmItems } from '../../server/cache/warmer';
+import { dashboardWarmItems } from '../../server/warming/warmer';
 import { dashboards, panelTargets, PLUGIN_TYPE, PROVISIONING, relativeMs, templateSrv, toContractQuery, type Dashboard, type Panel, type Target } from './files';
 import { loadedDatabase, startService, unavailableReason, type Database, type Service } from './stack';
 // @ts-expect-error plain JavaScript shared with the k6 script
