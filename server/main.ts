@@ -255,9 +255,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
         server.closeIdleConnections();
       });
       clearInterval(memoryTimer);
-      await warming.stop();
-      await demo?.stop();
-      await scheduler.stop();
+      await Promise.all([warming.stop(), demo?.stop(), scheduler.stop()]);
       await listener?.stop();
       redis?.disconnect();
       await pools.end();

@@ -69,7 +69,10 @@ export function lockDataFolder(folder: string, path = `${folder}.lock`): DataLoc
       } catch {
         // Unreadable or half-written: a writer fills it within microseconds, so look again first.
       }
-      if (existing && existing.pid !== process.pid && alive(existing)) throw new DataFolderLocked(folder, existing.pid);
+      // Our own pid is a live owner only if it is this very process (opened twice); after a
+      // restart that reused the pid (pid 1 in a container) the start time differs.
+      const self = existing?.pid === process.pid && existing.host === record.host;
+      if (existing && (self ? existing.started === record.started : alive(existing))) throw new DataFolderLocked(folder, existing.pid);
       if (!existing && attempt === 0) continue;
       try {
         // Remove the stale lock only if it is still the one judged stale.

@@ -55,6 +55,7 @@ export class Demo {
   private stopping = false;
   private loops: Promise<unknown>[] = [];
   private readonly wakers = new Set<() => void>();
+  private rollups: string[] | null = null;
 
   private constructor(
     private readonly pool: Pool,
@@ -178,7 +179,7 @@ export class Demo {
       if (!c) break;
       try {
         await this.loadChunk(c.fromMs, c.toMs, 'from');
-        await refreshRollups(this.pool, this.flavour);
+        if (!(await this.refresh())) break;
         this.builtFrom = c.fromMs;
       } catch (err) {
         if (this.stopping) break;
@@ -197,6 +198,19 @@ export class Demo {
       }
     }
     return !this.stopping;
+  }
+
+  /**
+   * Refreshes the rollups one by one (sources first), so a stop waits for one at most;
+   * false if it stopped first (rows loaded but not built are refreshed after the restart).
+   */
+  private async refresh(): Promise<boolean> {
+    this.rollups ??= (await rollupStatus(this.pool)).map((s) => s.rollup);
+    for (const rollup of this.rollups) {
+      if (this.stopping) return false;
+      await refreshRollups(this.pool, this.flavour, { only: [rollup] });
+    }
+    return true;
   }
 
   /** Inserts [from, to) and moves the matching mark, in one transaction. */
@@ -227,7 +241,7 @@ export class Demo {
           const [c] = this.generator.chunks(this.state.loadedTo, now, BACKGROUND_CHUNK_ROWS);
           if (!caughtUpSome) this.log.info({ from: iso(this.state.loadedTo) }, 'demo data: generating the time the service was stopped');
           await this.loadChunk(c.fromMs, c.toMs, 'to');
-          await refreshRollups(this.pool, this.flavour);
+          await this.refresh();
           caughtUpSome = true;
           continue;
         }

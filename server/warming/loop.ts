@@ -29,6 +29,7 @@ export interface Warming {
 export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
   let running: Promise<void> | null = null;
   let stopped = false;
+  const abort = new AbortController();
   const pass = async () => {
     // One value past the warming limit is enough to tell a long list (e.g. 500 rules) is not warmed value by value.
     const lists = await Promise.all(
@@ -36,7 +37,8 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
     );
     const values = Object.fromEntries(VARIABLE_NAMES.map((name, i) => [name, lists[i]])) as Record<VariableName, string[]>;
     const items = [...dashboardWarmItems(o.dashboardsDir, values), ...o.recent.top(50)];
-    const result = await warm(items, o.answer);
+    const result = await warm(items, o.answer, Date.now(), abort.signal);
+    if (abort.signal.aborted) return;
     o.logger.info(result, 'cache warmed');
   };
   const warmAll = async (): Promise<void> => {
@@ -54,6 +56,7 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
     warmAll,
     async stop() {
       stopped = true;
+      abort.abort();
       if (timer) clearInterval(timer);
       await running;
     },
