@@ -5,8 +5,9 @@
  *
  * PGlite runs on a worker thread: its statements execute synchronously, and on the main
  * thread a rollup refresh of a few seconds would freeze every HTTP request, cached ones
- * included. It has one session, which the wire server lends to one statement at a time
- * (dashboard connections before background ones: see wire.ts).
+ * included. It has one session, which the wire server (on this thread, so it reads every
+ * socket while a statement runs) lends to one statement at a time, dashboard connections
+ * before background ones (see wire.ts).
  *
  * A data folder has one owner (a lock file beside it), and every session starts with
  * `LOAD 'timescaledb'`: the WASM build has no shared_preload_libraries, and without it a
@@ -15,7 +16,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { serveWire } from './wire';
+import { serveWire, type ProtocolDb } from './wire';
 import { lockDataFolder, type DataLock } from './data-lock';
 
 /** Connections with this application_name (refresh, loading, warming) yield the session to all others. */
@@ -38,10 +39,13 @@ export interface EmbeddedOptions {
 interface WorkerRequest {
   ruleperfEmbedded: true;
   dataDir: string | null;
-  maxWaitMs?: number;
 }
 
-type WorkerMessage = { type: 'ready'; port: number } | { type: 'failed'; message: string } | { type: 'stopped' };
+type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'failed'; message: string }
+  | { type: 'reply'; id: number; reply?: Uint8Array; error?: string }
+  | { type: 'stopped' };
 
 export class EmbeddedStartError extends Error {}
 
@@ -53,7 +57,7 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
     lock = lockDataFolder(dataDir);
     mkdirSync(dataDir, { recursive: true });
   }
-  const request: WorkerRequest = { ruleperfEmbedded: true, dataDir, maxWaitMs: options.maxWaitMs };
+  const request: WorkerRequest = { ruleperfEmbedded: true, dataDir };
   // This file under tsx is TypeScript: the worker registers tsx's require hook before loading it.
   const bootstrap = __filename.endsWith('.ts') ? `require('tsx/cjs'); require(${JSON.stringify(__filename)});` : `require(${JSON.stringify(__filename)});`;
   const worker = new Worker(bootstrap, { eval: true, workerData: request });
@@ -61,12 +65,19 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
   let ready = false;
   const stopped = new Promise<void>((resolveStopped) => worker.once('exit', () => resolveStopped()));
 
-  let port: number;
+  const calls = new Map<number, { resolve(reply: Uint8Array): void; reject(err: Error): void }>();
+  let nextId = 0;
   try {
-    port = await new Promise<number>((resolvePort, reject) => {
+    await new Promise<void>((resolveReady, reject) => {
       worker.on('message', (m: WorkerMessage) => {
-        if (m.type === 'ready') resolvePort(m.port);
+        if (m.type === 'ready') resolveReady();
         if (m.type === 'failed') reject(new EmbeddedStartError(m.message));
+        if (m.type === 'reply') {
+          const call = calls.get(m.id);
+          calls.delete(m.id);
+          if (m.error !== undefined) call?.reject(new Error(m.error));
+          else call?.resolve(m.reply!);
+        }
       });
       worker.once('error', (err) => reject(new EmbeddedStartError(err.message)));
       worker.once('exit', (code) => reject(new EmbeddedStartError(`the embedded database stopped while starting (exit code ${code})`)));
@@ -77,13 +88,37 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
     throw err;
   }
   ready = true;
+  const failed = (err: Error) => {
+    for (const call of calls.values()) call.reject(err);
+    calls.clear();
+  };
   worker.on('error', (err) => {
+    failed(err);
     if (!stopping) options.onFailure?.(new Error(`the embedded database failed: ${err.message}`));
   });
   worker.once('exit', (code) => {
+    failed(new Error('the embedded database has stopped'));
     lock?.release();
     if (!stopping && ready) options.onFailure?.(new Error(`the embedded database stopped unexpectedly (exit code ${code})`));
   });
+  const db: ProtocolDb = {
+    exec: (messages) =>
+      new Promise<Uint8Array>((resolve, reject) => {
+        const id = nextId++;
+        calls.set(id, { resolve, reject });
+        // Exact copies, transferred: a Buffer may be a view of a larger pooled slab, which cloning would copy whole.
+        const copies = messages.map((m) => new Uint8Array(m));
+        worker.postMessage({ type: 'exec', id, messages: copies }, copies.map((c) => c.buffer));
+      }),
+  };
+  const server = await serveWire(db, {
+    priorityOf: (p) => (p.application_name === BACKGROUND_APPLICATION_NAME ? 1 : 0),
+    maxWaitMs: options.maxWaitMs,
+    busyMessage: (waited) =>
+      `the embedded database was busy: this statement waited ${waited} ms for its one session, which serves one statement at a time ` +
+      `(raise DB_STATEMENT_TIMEOUT_MS to wait longer, or set DATABASE_URL to a PostgreSQL or TimescaleDB server)`,
+  });
+  const port = server.port;
 
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -91,6 +126,7 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
     async stop() {
       if (!stopping) {
         stopping = true;
+        await server.close();
         worker.postMessage({ type: 'stop' });
         // PGlite closes cleanly (checkpoint) within a second or two; never wait forever.
         const timer = setTimeout(() => void worker.terminate(), 15_000);
@@ -103,7 +139,7 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
   };
 }
 
-/** The worker side: boots PGlite, prepares its session, serves it, closes it on request. */
+/** The worker side: boots PGlite, prepares its session, runs protocol messages, closes on request. */
 async function runWorker(request: WorkerRequest): Promise<void> {
   const port = parentPort!;
   try {
@@ -112,23 +148,34 @@ async function runWorker(request: WorkerRequest): Promise<void> {
     const db = await PGlite.create({ dataDir: request.dataDir ?? undefined, extensions: { timescaledb } });
     await db.exec("LOAD 'timescaledb'");
     await db.exec("SET TIME ZONE 'UTC'");
-    const server = await serveWire(db, {
-      priorityOf: (p) => (p.application_name === BACKGROUND_APPLICATION_NAME ? 1 : 0),
-      maxWaitMs: request.maxWaitMs,
-      busyMessage: (waited) =>
-        `the embedded database was busy: this statement waited ${waited} ms for its one session, which serves one statement at a time ` +
-        `(raise DB_STATEMENT_TIMEOUT_MS to wait longer, or set DATABASE_URL to a PostgreSQL or TimescaleDB server)`,
-    });
-    port.on('message', (m: { type: string }) => {
-      if (m.type !== 'stop') return;
+    port.on('message', (m: { type: 'exec'; id: number; messages: Uint8Array[] } | { type: 'stop' }) => {
+      if (m.type === 'exec') {
+        void (async () => {
+          try {
+            const replies: Uint8Array[] = [];
+            // Copied at once: each reply is a view of PGlite's receive buffer, which the next message overwrites.
+            for (const message of m.messages) replies.push((await db.execProtocolRaw(message)).slice());
+            // One buffer of exactly the replies, transferred rather than cloned.
+            const reply = new Uint8Array(replies.reduce((n, r) => n + r.length, 0));
+            let at = 0;
+            for (const r of replies) {
+              reply.set(r, at);
+              at += r.length;
+            }
+            port.postMessage({ type: 'reply', id: m.id, reply } satisfies WorkerMessage, [reply.buffer]);
+          } catch (err) {
+            port.postMessage({ type: 'reply', id: m.id, error: (err as Error).message } satisfies WorkerMessage);
+          }
+        })();
+        return;
+      }
       void (async () => {
-        await server.close();
         await db.close();
         port.postMessage({ type: 'stopped' } satisfies WorkerMessage);
         port.close();
       })();
     });
-    port.postMessage({ type: 'ready', port: server.port } satisfies WorkerMessage);
+    port.postMessage({ type: 'ready' } satisfies WorkerMessage);
   } catch (err) {
     port.postMessage({ type: 'failed', message: (err as Error).message } satisfies WorkerMessage);
     port.close();

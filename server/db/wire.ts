@@ -13,13 +13,15 @@
  * session goes to whichever waiting connection comes first by priority (the
  * application_name of its startup message decides), then by arrival. So a dashboard query
  * waits for at most the one statement in progress, never for a whole refresh or load,
- * and a new connection is accepted at once (the handshake is answered here).
+ * and a new connection is accepted at once (the handshake is answered here). PGlite may
+ * run on another thread (embedded.ts): this server keeps reading sockets meanwhile, so
+ * arrival order and waiting times are exact.
  */
 import net from 'node:net';
 
-interface ProtocolDb {
-  execProtocolRaw(message: Uint8Array): Promise<Uint8Array>;
-  query(sql: string): Promise<unknown>;
+/** Runs protocol messages in order on the one session; resolves with their replies, concatenated. */
+export interface ProtocolDb {
+  exec(messages: Uint8Array[]): Promise<Uint8Array>;
 }
 
 const SSL_REQUEST = 80877103;
@@ -94,11 +96,13 @@ export function readyStatus(reply: Uint8Array): string | null {
  * AuthenticationOk, the server's parameters, BackendKeyData and ReadyForQuery.
  */
 async function handshake(db: ProtocolDb): Promise<Buffer> {
-  const first = Buffer.from(await db.execProtocolRaw(startupMessage({ user: 'postgres', database: 'postgres' })));
+  const first = Buffer.from(await db.exec([startupMessage({ user: 'postgres', database: 'postgres' })]));
   if (first.length && first[0] === 0x52 /* R */ && first.readInt32BE(5) === 0) return first;
   // PGlite asks for a password (any will do) before it reports its parameters.
-  return Buffer.from(await db.execProtocolRaw(typed('p', Buffer.from('ruleperf\0'))));
+  return Buffer.from(await db.exec([typed('p', Buffer.from('ruleperf\0'))]));
 }
+
+const ROLLBACK = typed('Q', Buffer.from('ROLLBACK\0'));
 
 export interface WireOptions {
   host?: string;
@@ -119,13 +123,15 @@ export interface WireOptions {
 interface Connection {
   socket: net.Socket;
   framer: MessageFramer;
-  pending: Buffer[];
+  /** Messages not yet run, with when each arrived. */
+  pending: Array<{ message: Buffer; at: number }>;
   priority: number;
-  /** When its oldest pending message arrived. */
-  waitingSince: number;
   started: boolean;
   gone: boolean;
 }
+
+/** The end of the unit that starts the queue: a simple Query, or extended-protocol messages through their Sync. */
+const unitEnd = (c: Connection) => c.pending.findIndex((p) => p.message[0] === 0x51 /* Q */ || p.message[0] === 0x53 /* S */);
 
 export interface WireServer {
   port: number;
@@ -150,7 +156,8 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     let bestRank = Infinity;
     for (const c of connections) {
       if (!c.pending.length) continue;
-      const rank = (now - c.waitingSince >= agingMs ? 0 : c.priority) * 1e13 + c.waitingSince;
+      const since = c.pending[0].at;
+      const rank = (now - since >= agingMs ? 0 : c.priority) * 1e13 + since;
       if (rank < bestRank) {
         best = c;
         bestRank = rank;
@@ -159,15 +166,13 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     return best;
   };
 
-  /** Refuses the statement at the head of a connection's queue if it waited too long. */
+  /** Refuses the unit at the head of a connection's queue if it waited too long. */
   const expire = (c: Connection, now: number) => {
-    if (c === owner || !c.pending.length || !options.maxWaitMs || now - c.waitingSince <= options.maxWaitMs) return;
-    // A whole unit: a simple Query, or extended-protocol messages through their Sync.
-    const end = c.pending.findIndex((m) => m[0] === 0x51 /* Q */ || m[0] === 0x53 /* S */);
+    if (c === owner || !c.pending.length || !options.maxWaitMs || now - c.pending[0].at <= options.maxWaitMs) return;
+    const end = unitEnd(c);
     if (end < 0) return; // its Sync has not arrived yet
+    const waited = now - c.pending[0].at;
     c.pending.splice(0, end + 1);
-    const waited = now - c.waitingSince;
-    c.waitingSince = now;
     if (!c.gone) c.socket.write(refusal('57014', options.busyMessage?.(waited) ?? `the database was busy: this statement waited ${waited} ms for its turn`));
   };
 
@@ -181,22 +186,24 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
         if (owner?.gone) {
           // Its client went away mid-transaction: roll back before anyone else uses the session.
           owner = null;
-          await db.query('ROLLBACK').catch(() => undefined);
+          await db.exec([ROLLBACK]).catch(() => undefined);
         }
         const c = next();
         if (!c) break;
-        const message = c.pending.shift()!;
-        if (c.pending.length) c.waitingSince = Date.now();
+        // The rest of its unit (or all it sent so far, if its Sync is still to come) in one go.
+        const end = unitEnd(c);
+        const batch = c.pending.splice(0, end < 0 ? c.pending.length : end + 1).map((p) => p.message);
         let reply: Uint8Array;
         try {
-          reply = await db.execProtocolRaw(new Uint8Array(message));
+          reply = await db.exec(batch);
         } catch {
-          // PGlite failed on this message: this connection cannot go on.
+          // PGlite failed: this connection cannot go on.
           c.gone = true;
           c.socket.destroy();
+          if (owner === c) owner = null;
           continue;
         }
-        if (reply.length && !c.gone) c.socket.write(Buffer.from(reply));
+        if (reply.length && !c.gone) c.socket.write(reply);
         owner = readyStatus(reply) === 'I' ? null : c;
       }
     } finally {
@@ -224,14 +231,14 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       c.socket.end();
       return;
     }
-    if (!c.pending.length) c.waitingSince = Date.now();
-    c.pending.push(message);
-    void pump();
+    c.pending.push({ message, at: Date.now() });
+    // On the next turn of the loop, so that every socket readable now has been read first.
+    if (!pumping) setImmediate(() => void pump());
   };
 
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
-    const c: Connection = { socket, framer: new MessageFramer(), pending: [], priority: 0, waitingSince: 0, started: false, gone: false };
+    const c: Connection = { socket, framer: new MessageFramer(), pending: [], priority: 0, started: false, gone: false };
     connections.add(c);
     socket.on('data', (chunk) => {
       for (const message of c.framer.push(chunk)) onMessage(c, message);
@@ -247,7 +254,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
-    stats: () => ({ connections: connections.size, waiting: [...connections].reduce((n, c) => n + (c.pending.length ? 1 : 0), 0) }),
+    stats: () => ({ connections: connections.size, waiting: [...connections].filter((c) => c.pending.length).length }),
     async close() {
       closed = true;
       for (const c of connections) c.socket.destroy();
@@ -255,7 +262,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       while (pumping) await new Promise((r) => setTimeout(r, 10));
       if (owner) {
         owner = null;
-        await db.query('ROLLBACK').catch(() => undefined);
+        await db.exec([ROLLBACK]).catch(() => undefined);
       }
     },
   };
