@@ -23,6 +23,7 @@ import { table, latencyRow, LATENCY_HEADERS, ms, writeResults, latencyChart } fr
 import { RAW_SQL } from './lib/raw-queries';
 import { rollupBench } from './lib/rollup-bench';
 import { trafficBench } from './lib/traffic-bench';
+import { startupBench } from './lib/startup-bench';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -42,7 +43,7 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  console.log('usage: npm run bench -- [--scale 45m|10m|1m|<rows>[,…]] [--quick] [--sections rollups,queries,traffic] [--pairs 200] [--traffic-seconds 120] [--runs 3] [--rebuild]');
+  console.log('usage: npm run bench -- [--scale 45m|10m|1m|<rows>[,…]] [--quick] [--sections startup,rollups,queries,traffic] [--pairs 200] [--traffic-seconds 120] [--runs 3] [--rebuild]');
   process.exit(0);
 }
 const quick = flags.quick;
@@ -208,6 +209,10 @@ async function main() {
   say(`\nMachine: ${require('node:os').cpus().length} cores, Node ${process.version}; native PostgreSQL and Redis on 127.0.0.1. Latencies are measured at the server (Server-Timing) unless marked client.`);
   const redis = new Redis(REDIS_URL);
   const scaling: Array<{ rows: number; uncached: number; raw: number; cached: number }> = [];
+
+  if (sections.has('startup')) {
+    figures.startup = await startupBench({ quick, say });
+  }
 
   if (sections.has('rollups')) {
     const r = await rollupBench(PG, { quick, say, pairs, largest: scales[scales.length - 1], benchDatabase });

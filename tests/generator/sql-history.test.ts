@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { freshDatabase, type TestDatabase } from '../support/services';
 import { SqlGenerator, expectedRows } from '../../server/generator/sql-history';
-import { buildModel, hourRows, rowsInHour } from '../../server/generator/model';
+import { buildModel, hourRows, rowsInHour, type MetricRow } from '../../server/generator/model';
 
 const HOUR = 3_600_000;
 const T0 = Date.parse('2026-03-02T00:00:00Z');
@@ -64,7 +64,7 @@ test('the rows follow the same model as the JS generator', async () => {
   const to = T0 + 48 * HOUR;
   await g.load(db.pool, from, to);
   const js = buildModel(model.seed, model.rules, model.parsers);
-  const jsRows = [];
+  const jsRows: MetricRow[] = [];
   for (let h = from; h < to; h += HOUR) jsRows.push(...hourRows(js, model.seed, h, rowsInHour(h, model.rowsPerHour)));
 
   const { rows: [sql] } = await db.pool.query(`SELECT count(*)::int AS n,
