@@ -51,6 +51,8 @@ export interface RunningService {
 export interface StartHooks {
   /** The embedded database failed while running (the service cannot answer any more). */
   onFatal?(err: Error): void;
+  /** Aborts a start-up in progress between statements (a signal during a long first start). */
+  signal?: AbortSignal;
 }
 
 export class StartupError extends Error {}
@@ -116,7 +118,8 @@ async function openDatabase(config: Config, log: pino.Logger, show: boolean, tim
   if (embedded) {
     const t2 = performance.now();
     try {
-      demo = await Demo.prepare(pools.write, flavour, { days: config.DEMO_DAYS, rowsPerHour: config.DEMO_ROWS_PER_HOUR, seed: config.DEMO_SEED, live: config.DEMO_LIVE }, log, show);
+      const settings = { days: config.DEMO_DAYS, rowsPerHour: config.DEMO_ROWS_PER_HOUR, seed: config.DEMO_SEED, live: config.DEMO_LIVE };
+      demo = await Demo.prepare(pools.write, flavour, settings, log, show, hooks.signal);
     } catch (err) {
       return fail(err);
     }
@@ -279,10 +282,12 @@ export async function main(): Promise<void> {
   const log = pino({ level: config.LOG_LEVEL, redact: ['*.authorization', '*.API_TOKEN', '*.password'] });
   let stopping = false;
   let startup: Promise<RunningService> | null = null;
+  const aborting = new AbortController();
   const shutdown = async (reason: string, code = 0) => {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, 'shutting down: finishing in-flight requests');
+    aborting.abort();
     const force = setTimeout(() => {
       log.error('shutdown took longer than SHUTDOWN_GRACE_MS; exiting');
       process.exit(1);
@@ -303,9 +308,11 @@ export async function main(): Promise<void> {
         log.fatal(err.message);
         void shutdown('the embedded database failed', 1);
       },
+      signal: aborting.signal,
     });
     running = await startup;
   } catch (err) {
+    if (stopping) return; // a signal cut the start-up short: shutdown() reports and exits
     if (err instanceof StartupError) {
       log.fatal(err.message);
       process.exit(1);

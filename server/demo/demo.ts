@@ -71,9 +71,10 @@ export class Demo {
   /**
    * Before the service is ready: on a fresh database, loads and builds the newest day
    * (`show` draws progress on stderr); otherwise only reads where the demo stands.
-   * Returns null when the demo is off (DEMO_DAYS=0).
+   * Returns null when the demo is off (DEMO_DAYS=0). `signal` stops it between statements
+   * (what was loaded stays; the next start carries on from there).
    */
-  static async prepare(pool: Pool, flavour: Flavour, settings: DemoSettings, log: Logger, show: boolean): Promise<Demo | null> {
+  static async prepare(pool: Pool, flavour: Flavour, settings: DemoSettings, log: Logger, show: boolean, signal?: AbortSignal): Promise<Demo | null> {
     if (settings.days <= 0) return null;
     await ensureDemoTable(pool);
     let state = await readDemoState(pool);
@@ -97,6 +98,7 @@ export class Demo {
         const client = await pool.connect();
         try {
           for (const c of generator.chunks(from, now, 50_000, true)) {
+            signal?.throwIfAborted();
             const n = await inTransaction(client, async () => {
               const inserted = await generator.insert(client, c.fromMs, c.toMs);
               await writeDemoState(client, { ...state!, loadedFrom: c.fromMs });
@@ -105,13 +107,16 @@ export class Demo {
             state.loadedFrom = c.fromMs;
             progress?.add(n);
           }
+        } catch (err) {
+          progress?.stop();
+          throw err;
         } finally {
           client.release();
         }
         const loaded = progress?.stop();
         if (loaded) log.info({ rows: loaded.rows, seconds: Number(loaded.seconds.toFixed(1)) }, 'demo data: newest day generated');
         await pool.query('ANALYZE metrics');
-        await buildRollups(pool, flavour, log, show);
+        await buildRollups(pool, flavour, log, show, signal);
       }
     }
     if (state.loadedTo < now - settings.days * DAY_MS) {
@@ -273,11 +278,13 @@ export class Demo {
 }
 
 /** Builds every rollup once, in registry order (sources first), one refresh per rollup so progress can be shown. */
-export async function buildRollups(pool: Pool, flavour: Flavour, log: Logger, show: boolean): Promise<void> {
+export async function buildRollups(pool: Pool, flavour: Flavour, log: Logger, show: boolean, signal?: AbortSignal): Promise<void> {
   const rollups = (await rollupStatus(pool)).map((s) => s.rollup);
   const bar = show ? stepsProgress('building rollups', rollups.length) : null;
   const started = Date.now();
   for (const rollup of rollups) {
+    if (signal?.aborted) bar?.stop();
+    signal?.throwIfAborted();
     bar?.step(rollup);
     await refreshRollups(pool, flavour, { only: [rollup] });
     bar?.done();

@@ -120,3 +120,49 @@ test('a lock left by a process that died does not block the next start', async (
     assert.equal(await svc.stop(), 0);
   }
 });
+
+test('SIGTERM during a first start stops it cleanly; the next start carries on without a gap or a duplicate row', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ruleperf-interrupted-'));
+  const settings = { ...env, DATA_DIR: dir, DEMO_DAYS: '1', DEMO_ROWS_PER_HOUR: '8000', DEMO_LIVE: 'false', CACHE_ENABLED: 'false' };
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { cwd: ROOT, env: { ...process.env, ...settings, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c) => (output += c));
+    child.stderr.on('data', (c) => (output += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    for (let i = 0; !/demo data, newest day/.test(output); i++) {
+      assert.ok(i < 600, `the demo load began:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1500)); // a chunk or two in
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, output);
+    assert.match(output, /"msg":"stopped"/);
+    assert.doesNotMatch(output, /ruleperf is ready/, 'it stopped before it was ready');
+    assert.equal(existsSync(join(dir, 'pglite.lock')), false, 'the lock was released');
+
+    const svc = await startServiceProcess(settings);
+    try {
+      for (let i = 0; !/demo data complete/.test(svc.output()); i++) {
+        assert.ok(i < 1800, `the back-fill finished:\n${svc.output().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const c = new (await import('pg')).Client({ connectionString: svc.databaseUrl! });
+      await c.connect();
+      try {
+        const { rows } = await c.query(`SELECT count(*)::int AS n, count(DISTINCT (time, parser_id, execution_time_ms))::int AS distinct_rows,
+            (SELECT history_from FROM ruleperf_demo) AS history_from, (SELECT loaded_from FROM ruleperf_demo) AS loaded_from FROM metrics`);
+        assert.equal(rows[0].distinct_rows, rows[0].n, 'no row twice');
+        assert.equal(rows[0].loaded_from.getTime(), rows[0].history_from.getTime(), 'the history is complete');
+        const { rows: hours } = await c.query(`SELECT count(*)::int AS hours FROM (SELECT date_trunc('hour', time) FROM metrics GROUP BY 1) h`);
+        assert.ok(hours[0].hours >= 24, `every hour of the day has rows (${hours[0].hours})`);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await svc.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
