@@ -135,8 +135,6 @@ const unitEnd = (c: Connection) => c.pending.findIndex((p) => p.message[0] === 0
 
 export interface WireServer {
   port: number;
-  /** Connections open and statements waiting for the session (for tests and diagnostics). */
-  stats(): { connections: number; waiting: number };
   close(): Promise<void>;
 }
 
@@ -254,7 +252,6 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
-    stats: () => ({ connections: connections.size, waiting: [...connections].filter((c) => c.pending.length).length }),
     async close() {
       closed = true;
       for (const c of connections) c.socket.destroy();

@@ -158,11 +158,6 @@ export class Demo {
     );
   }
 
-  /** Where loading stands (for tests and logs). */
-  progress(): { historyFrom: number; loadedFrom: number; builtFrom: number; loadedTo: number } {
-    return { historyFrom: this.state.historyFrom, loadedFrom: this.state.loadedFrom, builtFrom: this.builtFrom, loadedTo: this.state.loadedTo };
-  }
-
   async stop(): Promise<void> {
     this.stopping = true;
     for (const wake of this.wakers) wake();
@@ -222,13 +217,14 @@ export class Demo {
   private async loadChunk(fromMs: number, toMs: number, mark: 'from' | 'to'): Promise<number> {
     const client = await this.pool.connect();
     try {
-      return await inTransaction(client, async () => {
-        const n = await this.generator.insert(client, fromMs, toMs);
+      const n = await inTransaction(client, async () => {
+        const inserted = await this.generator.insert(client, fromMs, toMs);
         await client.query(mark === 'from' ? 'UPDATE ruleperf_demo SET loaded_from = $1' : 'UPDATE ruleperf_demo SET loaded_to = $1', [new Date(mark === 'from' ? fromMs : toMs)]);
-        if (mark === 'from') this.state.loadedFrom = fromMs;
-        else this.state.loadedTo = toMs;
-        return n;
+        return inserted;
       });
+      if (mark === 'from') this.state.loadedFrom = fromMs;
+      else this.state.loadedTo = toMs;
+      return n;
     } finally {
       client.release();
     }
