@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { test, after } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
+import { Client } from 'pg';
 import { startServiceProcess, ROOT, type ServiceProcess } from '../support/service-process';
 import { postJson, uniqueName, REDIS_URL } from '../support/services';
 
@@ -109,7 +110,7 @@ test('SIGTERM to the npm start process stops the service: the port closes within
 test('a lock left by a process that died does not block the next start', async () => {
   const dead = spawn(process.execPath, ['-e', '0']);
   await new Promise((r) => dead.once('exit', r));
-  writeFileSync(lockFile, JSON.stringify({ pid: dead.pid, host: require('node:os').hostname(), started: null }));
+  writeFileSync(lockFile, JSON.stringify({ pid: dead.pid, host: hostname(), started: null }));
   const svc = await startServiceProcess({ ...env, DEMO_LIVE: 'false' });
   try {
     assert.equal(JSON.parse(readFileSync(lockFile, 'utf8')).pid, servicePid(svc.output()), 'the new process took the lock over');
@@ -147,7 +148,7 @@ test('SIGTERM during a first start stops it cleanly; the next start carries on w
         assert.ok(i < 1800, `the back-fill finished:\n${svc.output().slice(-2000)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
-      const c = new (await import('pg')).Client({ connectionString: svc.databaseUrl! });
+      const c = new Client({ connectionString: svc.databaseUrl! });
       await c.connect();
       try {
         const { rows } = await c.query(`SELECT count(*)::int AS n, count(DISTINCT (time, parser_id, execution_time_ms))::int AS distinct_rows,
