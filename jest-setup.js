@@ -1,5 +1,10 @@
 // Jest setup provided by Grafana scaffolding
 import './.config/jest-setup';
+import { configure } from '@testing-library/react';
+
+// findBy*/waitFor give up after 1 s by default; a loaded machine can take longer to render a
+// Select's menu. The test timeout (jest.config.js) still bounds every test.
+configure({ asyncUtilTimeout: 10_000 });
 
 // react-dom/server (imported by @grafana/ui 13's Text) creates a MessageChannel when
 // loaded; jsdom has none. A tiny asynchronous stand-in is enough: nothing here renders

@@ -17,4 +17,7 @@ module.exports = {
     '^.+\\.mjs$': swc,
   },
   transformIgnorePatterns: [nodeModulesToTransform([...grafanaESModules, '@react-hookz/web', '@ver0/deep-equal'])],
+  // Rendering Grafana UI components takes seconds on a busy 2-core machine: jest's 5 s
+  // default failed tests that were only slow. Hangs are still caught, at a minute.
+  testTimeout: 60_000,
 };

@@ -28,6 +28,7 @@ import { overloadBench } from './lib/overload-bench';
 import { floorBench } from './lib/floor-bench';
 import { parseScale, rowsLabel } from './lib/options';
 import { cardinalities, cardinalityLabel, cardinalityTable, DEFAULT_CARDINALITY, type Cardinality, type CardinalityRow } from './lib/cardinality';
+import { startupBench } from './lib/startup-bench';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -54,7 +55,7 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   console.log(
-    'usage: npm run bench -- [--scale 45m|10m|1m|100m|<rows>[,…]] [--quick] [--sections rollups,queries,floor,traffic] [--rules 500[,5000]] [--parsers 30[,100]]\n' +
+    'usage: npm run bench -- [--scale 45m|10m|1m|100m|<rows>[,…]] [--quick] [--sections startup,rollups,queries,floor,traffic,overload] [--rules 500[,5000]] [--parsers 30[,100]]\n' +
       '                        [--pairs 200] [--traffic-seconds 120] [--runs 3] [--floor-connections 10,100] [--floor-seconds 10] [--floor-rounds 5] [--wrk-threads 1] [--rebuild]'
   );
   process.exit(0);
@@ -235,6 +236,10 @@ async function main() {
   const redis = new Redis(REDIS_URL);
   const scaling: Array<{ rows: number; uncached: number; raw: number; cached: number }> = [];
   const byCardinality: CardinalityRow[] = [];
+
+  if (sections.has('startup')) {
+    figures.startup = await startupBench({ quick, say });
+  }
 
   if (sections.has('rollups')) {
     const r = await rollupBench(PG, { quick, say, pairs, largest: scales[scales.length - 1], benchDatabase });

@@ -51,6 +51,7 @@ const schema = z.object({
   DEMO_DAYS: int(0, 90).default(7),
   DEMO_ROWS_PER_HOUR: int(1, 1_000_000).default(6000),
   DEMO_SEED: z.coerce.number().int().default(42),
+  DEMO_LIVE: bool.default(true),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),
   HTTP_HEADERS_TIMEOUT_MS: int(100, 120_000).default(10_000),

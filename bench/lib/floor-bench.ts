@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import type Redis from 'ioredis';
-import { dashboardWarmItems } from '../../server/cache/warmer';
+import { dashboardWarmItems } from '../../server/warming/warmer';
 import { startServiceProcess } from '../../tests/support/service-process';
 import { dashboardRequests } from './load-model';
 import { getText, metricSum, histogramBuckets, bucketDelta, quantileBracket } from './http';

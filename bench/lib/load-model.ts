@@ -5,7 +5,7 @@
  * with the clock, as Grafana's do). Some users pick a category instead of "All".
  */
 import type { QueryRequestInput, RuleperfQuery } from '../../server/contract';
-import type { WarmItem } from '../../server/cache/warmer';
+import type { WarmItem } from '../../server/warming/warmer';
 
 export interface Refresh {
   at: number; // ms since the start of the run

@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import type Redis from 'ioredis';
-import { dashboardWarmItems } from '../../server/cache/warmer';
+import { dashboardWarmItems } from '../../server/warming/warmer';
 import { startServiceProcess } from '../../tests/support/service-process';
 import { post, getText, metricSum, type Reply } from './http';
 import { summarize } from './stats';

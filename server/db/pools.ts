@@ -1,7 +1,8 @@
 /**
  * Connection pools: one for writes and maintenance (migrate, refresh, LISTEN), one for
  * dashboard reads (DATABASE_READ_URL when a replica is given). Statement timeouts cut
- * runaway queries; a short connect timeout makes "database down" fail fast.
+ * runaway queries; a short connect timeout makes "database down" fail fast. The embedded
+ * database has pools of its own kind (see createPools).
  */
 import { Pool, types } from 'pg';
 import type { Config } from '../config';
@@ -12,38 +13,71 @@ types.setTypeParser(types.builtins.INT8, (v) => Number(v));
 export interface Pools {
   write: Pool;
   read: Pool;
-  /** PGlite serves one connection: LISTEN and parallel queries are unavailable. */
-  singleConnection: boolean;
+  /** Warming and other work that must not hold up dashboard queries (the write pool on the embedded database). */
+  background: Pool;
+  /** The embedded database: one session shared statement by statement, no LISTEN. */
+  embedded: boolean;
   end(): Promise<void>;
 }
 
-export function createPools(config: Config, url: string, options: { singleConnection?: boolean } = {}): Pools {
-  const single = options.singleConnection ?? false;
+export interface PoolOptions {
+  /**
+   * The embedded WASM database: its wire server lends its one session to one statement at a
+   * time, dashboard connections first, and answers a statement that waited longer than
+   * DB_STATEMENT_TIMEOUT_MS with an error. Pools then wait as long for a connection.
+   */
+  embedded?: { backgroundApplicationName: string };
+}
+
+/** Read-pool connections beyond the DB_POOL_MAX that queries may use. */
+export const READ_POOL_HEADROOM = 2;
+
+export function createPools(config: Config, url: string, options: PoolOptions = {}): Pools {
+  const embedded = options.embedded ?? null;
   const make = (connectionString: string, max: number, applicationName: string) => {
     const pool = new Pool({
       connectionString,
       max,
-      connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
+      // On the embedded database a connection is free to open; what can take a while is the
+      // session's turn, which the wire server bounds.
+      connectionTimeoutMillis: embedded ? config.DB_STATEMENT_TIMEOUT_MS + config.DB_CONNECT_TIMEOUT_MS : config.DB_CONNECT_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
       application_name: applicationName,
       // Dashboard queries are short and repeated: JIT compilation costs more than it saves, and
       // merging sketches sorts in memory with a little more work_mem than the default 4 MB.
-      ...(single ? {} : { options: '-c jit=off -c work_mem=64MB' }),
+      ...(embedded ? {} : { options: '-c jit=off -c work_mem=64MB' }),
     });
     // An idle client losing its connection must not crash the process.
     pool.on('error', () => undefined);
     return pool;
   };
-  const write = make(url, single ? 1 : Math.max(2, Math.ceil(config.DB_POOL_MAX / 4)), 'ruleperf');
-  const read = single ? write : config.DATABASE_READ_URL ? make(config.DATABASE_READ_URL, config.DB_POOL_MAX, 'ruleperf-read') : make(url, config.DB_POOL_MAX, 'ruleperf-read');
+  if (embedded) {
+    const write = make(url, 3, embedded.backgroundApplicationName);
+    const read = make(url, config.DB_POOL_MAX, 'ruleperf-read');
+    return {
+      write,
+      read,
+      background: write,
+      embedded: true,
+      async end() {
+        await Promise.all([write.end(), read.end()]);
+      },
+    };
+  }
+  const write = make(url, Math.max(2, Math.ceil(config.DB_POOL_MAX / 4)), 'ruleperf');
+  // Queries take at most DB_POOL_MAX connections (admission control queues the rest); the two
+  // more are for the change feed and variable lists, so they never wait behind a busy pool.
+  const readMax = config.DB_POOL_MAX + READ_POOL_HEADROOM;
+  const read = config.DATABASE_READ_URL ? make(config.DATABASE_READ_URL, readMax, 'ruleperf-read') : make(url, readMax, 'ruleperf-read');
   return {
     write,
     read,
-    singleConnection: single,
+    background: read,
+    embedded: false,
     async end() {
       await write.end();
-      if (read !== write) await read.end();
+      await read.end();
     },
   };
 }

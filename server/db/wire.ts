@@ -5,16 +5,28 @@
  * Written here rather than taken from pglite-socket 0.0.19, which hands each TCP chunk
  * to PGlite as it arrives: a message larger than one chunk (a batch INSERT, a long query)
  * is split mid-message and crashes the WASM instance. This server frames the stream into
- * whole protocol messages, feeds them in order, and serves one connection at a time (PGlite
- * has one session); later connections wait their turn.
+ * whole protocol messages and feeds them in order.
+ *
+ * PGlite has one session. Many connections share it the way a transaction-pooling proxy
+ * shares a server connection: a connection holds the session only while a statement or a
+ * transaction is under way (until PGlite's ReadyForQuery says "idle"); in between, the
+ * session goes to whichever waiting connection comes first by priority (the
+ * application_name of its startup message decides), then by arrival. So a dashboard query
+ * waits for at most the one statement in progress, never for a whole refresh or load,
+ * and a new connection is accepted at once (the handshake is answered here). PGlite may
+ * run on another thread (embedded.ts): this server keeps reading sockets meanwhile, so
+ * arrival order and waiting times are exact.
  */
 import net from 'node:net';
 
-interface ProtocolDb {
-  execProtocolRaw(message: Uint8Array): Promise<Uint8Array>;
-  runExclusive<T>(fn: () => Promise<T>): Promise<T>;
-  query(sql: string): Promise<unknown>;
+/** Runs protocol messages in order on the one session; resolves with their replies, concatenated. */
+export interface ProtocolDb {
+  exec(messages: Uint8Array[]): Promise<Uint8Array>;
 }
+
+const SSL_REQUEST = 80877103;
+const GSSENC_REQUEST = 80877104;
+const CANCEL_REQUEST = 80877102;
 
 /** Splits a byte stream into complete messages; the first one (startup) has no type byte. */
 export class MessageFramer {
@@ -32,7 +44,7 @@ export class MessageFramer {
       const message = this.buffer.subarray(0, length);
       // SSLRequest / GSSENCRequest precede the real startup message.
       const code = this.started ? 0 : message.readInt32BE(4);
-      if (!this.started && code !== 80877103 && code !== 80877104) this.started = true;
+      if (!this.started && code !== SSL_REQUEST && code !== GSSENC_REQUEST) this.started = true;
       messages.push(Buffer.from(message));
       this.buffer = this.buffer.subarray(length);
     }
@@ -40,60 +52,215 @@ export class MessageFramer {
   }
 }
 
-export async function serveWire(db: ProtocolDb, host = '127.0.0.1', port = 0): Promise<{ port: number; close(): Promise<void> }> {
-  let turn: Promise<void> = Promise.resolve();
-  const sockets = new Set<net.Socket>();
+/** The parameters of a startup message (user, database, application_name, …). */
+export function startupParams(message: Buffer): Record<string, string> {
+  const parts = message.subarray(8).toString('utf8').split('\0');
+  const params: Record<string, string> = {};
+  for (let i = 0; i + 1 < parts.length && parts[i]; i += 2) params[parts[i]] = parts[i + 1];
+  return params;
+}
 
-  const session = (socket: net.Socket) =>
-    db.runExclusive(
-      () =>
-        new Promise<void>((done) => {
-          const framer = new MessageFramer();
-          let chain: Promise<void> = Promise.resolve();
-          const finish = () => {
-            chain.finally(() => {
-              // One session is shared by every connection: never hand on an open transaction.
-              done();
-            });
-          };
-          socket.on('data', (chunk) => {
-            for (const message of framer.push(chunk)) {
-              if (message.length === 8 && message.readInt32BE(4) === 80877103) {
-                socket.write('N'); // no TLS on loopback
-                continue;
-              }
-              chain = chain.then(async () => {
-                const reply = await db.execProtocolRaw(new Uint8Array(message));
-                if (reply.length && !socket.destroyed) socket.write(Buffer.from(reply));
-              });
-              chain = chain.catch(() => {
-                socket.destroy();
-              });
-            }
-          });
-          socket.once('close', finish);
-          socket.once('error', () => socket.destroy());
-          socket.resume();
-        })
-    );
+function startupMessage(params: Record<string, string>): Buffer {
+  const body = Buffer.concat([
+    Buffer.from([0, 3, 0, 0]),
+    ...Object.entries(params).flatMap(([k, v]) => [Buffer.from(`${k}\0`), Buffer.from(`${v}\0`)]),
+    Buffer.from([0]),
+  ]);
+  const length = Buffer.alloc(4);
+  length.writeInt32BE(body.length + 4);
+  return Buffer.concat([length, body]);
+}
+
+/** ErrorResponse + ReadyForQuery(idle): what a statement refused before it ran gets. */
+function refusal(code: string, message: string): Buffer {
+  const fields = Buffer.concat([Buffer.from(`SERROR\0VERROR\0C${code}\0M${message}\0`), Buffer.from([0])]);
+  return Buffer.concat([typed('E', fields), typed('Z', Buffer.from('I'))]);
+}
+
+function typed(type: string, body: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header.write(type, 0, 'latin1');
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
+
+/** The transaction status of a reply that ends in ReadyForQuery ('I', 'T' or 'E'), else null. */
+export function readyStatus(reply: Uint8Array): string | null {
+  const n = reply.length;
+  if (n < 6 || reply[n - 6] !== 0x5a /* Z */ || reply[n - 5] !== 0 || reply[n - 4] !== 0 || reply[n - 3] !== 0 || reply[n - 2] !== 5) return null;
+  return String.fromCharCode(reply[n - 1]);
+}
+
+/**
+ * Runs PGlite's own handshake once and returns what every connection is then told:
+ * AuthenticationOk, the server's parameters, BackendKeyData and ReadyForQuery.
+ */
+async function handshake(db: ProtocolDb): Promise<Buffer> {
+  const first = Buffer.from(await db.exec([startupMessage({ user: 'postgres', database: 'postgres' })]));
+  if (first.length && first[0] === 0x52 /* R */ && first.readInt32BE(5) === 0) return first;
+  // PGlite asks for a password (any will do) before it reports its parameters.
+  return Buffer.from(await db.exec([typed('p', Buffer.from('ruleperf\0'))]));
+}
+
+const ROLLBACK = typed('Q', Buffer.from('ROLLBACK\0'));
+
+export interface WireOptions {
+  host?: string;
+  port?: number;
+  /** Lower runs first; by the startup message's parameters. Default: every connection 0. */
+  priorityOf?: (params: Record<string, string>) => number;
+  /** A connection waiting longer than this goes ahead as if it had priority 0, so background work is never starved. */
+  agingMs?: number;
+  /**
+   * A statement that waited longer than this for the session is answered with an error
+   * (SQLSTATE 57014) instead of running: the queue stays bounded under overload.
+   */
+  maxWaitMs?: number;
+  /** The text of that error. */
+  busyMessage?: (waitedMs: number) => string;
+}
+
+interface Connection {
+  socket: net.Socket;
+  framer: MessageFramer;
+  /** Messages not yet run, with when each arrived. */
+  pending: Array<{ message: Buffer; at: number }>;
+  priority: number;
+  started: boolean;
+  gone: boolean;
+}
+
+/** The end of the unit that starts the queue: a simple Query, or extended-protocol messages through their Sync. */
+const unitEnd = (c: Connection) => c.pending.findIndex((p) => p.message[0] === 0x51 /* Q */ || p.message[0] === 0x53 /* S */);
+
+export interface WireServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Promise<WireServer> {
+  const greeting = await handshake(db);
+  const connections = new Set<Connection>();
+  /** The connection in the middle of a statement or transaction: the session is its alone. */
+  let owner: Connection | null = null;
+  let pumping = false;
+  let closed = false;
+  const agingMs = options.agingMs ?? 2000;
+
+  const next = (): Connection | null => {
+    if (owner) return owner.pending.length ? owner : null;
+    const now = Date.now();
+    let best: Connection | null = null;
+    let bestRank = Infinity;
+    for (const c of connections) {
+      if (!c.pending.length) continue;
+      const since = c.pending[0].at;
+      const rank = (now - since >= agingMs ? 0 : c.priority) * 1e13 + since;
+      if (rank < bestRank) {
+        best = c;
+        bestRank = rank;
+      }
+    }
+    return best;
+  };
+
+  /** Refuses the unit at the head of a connection's queue if it waited too long. */
+  const expire = (c: Connection, now: number) => {
+    if (c === owner || !c.pending.length || !options.maxWaitMs || now - c.pending[0].at <= options.maxWaitMs) return;
+    const end = unitEnd(c);
+    if (end < 0) return; // its Sync has not arrived yet
+    const waited = now - c.pending[0].at;
+    c.pending.splice(0, end + 1);
+    if (!c.gone) c.socket.write(refusal('57014', options.busyMessage?.(waited) ?? `the database was busy: this statement waited ${waited} ms for its turn`));
+  };
+
+  const pump = async () => {
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (!closed) {
+        const now = Date.now();
+        for (const c of connections) expire(c, now);
+        if (owner?.gone) {
+          // Its client went away mid-transaction: roll back before anyone else uses the session.
+          owner = null;
+          await db.exec([ROLLBACK]).catch(() => undefined);
+        }
+        const c = next();
+        if (!c) break;
+        // The rest of its unit (or all it sent so far, if its Sync is still to come) in one go.
+        const end = unitEnd(c);
+        const batch = c.pending.splice(0, end < 0 ? c.pending.length : end + 1).map((p) => p.message);
+        let reply: Uint8Array;
+        try {
+          reply = await db.exec(batch);
+        } catch {
+          // PGlite failed: this connection cannot go on.
+          c.gone = true;
+          c.socket.destroy();
+          if (owner === c) owner = null;
+          continue;
+        }
+        if (reply.length && !c.gone) c.socket.write(reply);
+        owner = readyStatus(reply) === 'I' ? null : c;
+      }
+    } finally {
+      pumping = false;
+    }
+  };
+
+  const onMessage = (c: Connection, message: Buffer) => {
+    if (!c.started) {
+      const code = message.readInt32BE(4);
+      if (code === SSL_REQUEST || code === GSSENC_REQUEST) {
+        c.socket.write('N'); // no TLS on loopback
+        return;
+      }
+      if (code === CANCEL_REQUEST) {
+        c.socket.destroy(); // nothing to cancel: a statement in PGlite runs to its end
+        return;
+      }
+      c.started = true;
+      c.priority = options.priorityOf?.(startupParams(message)) ?? 0;
+      c.socket.write(greeting);
+      return;
+    }
+    if (message[0] === 0x58 /* X: Terminate */) {
+      c.socket.end();
+      return;
+    }
+    c.pending.push({ message, at: Date.now() });
+    // On the next turn of the loop, so that every socket readable now has been read first.
+    if (!pumping) setImmediate(() => void pump());
+  };
 
   const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.pause(); // hold its bytes until its turn
-    turn = turn.then(async () => {
-      if (socket.destroyed) return;
-      await session(socket);
-      await db.query('ROLLBACK').catch(() => undefined);
+    socket.setNoDelay(true);
+    const c: Connection = { socket, framer: new MessageFramer(), pending: [], priority: 0, started: false, gone: false };
+    connections.add(c);
+    socket.on('data', (chunk) => {
+      for (const message of c.framer.push(chunk)) onMessage(c, message);
     });
+    socket.once('close', () => {
+      c.gone = true;
+      connections.delete(c);
+      c.pending.length = 0;
+      if (owner === c) void pump();
+    });
+    socket.once('error', () => socket.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
     async close() {
-      for (const s of sockets) s.destroy();
+      closed = true;
+      for (const c of connections) c.socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await turn.catch(() => undefined);
+      while (pumping) await new Promise((r) => setTimeout(r, 10));
+      if (owner) {
+        owner = null;
+        await db.exec([ROLLBACK]).catch(() => undefined);
+      }
     },
   };
 }

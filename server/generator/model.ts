@@ -191,6 +191,32 @@ function weightedPicker<T>(items: T[], weight: (t: T) => number): (r: number) =>
   };
 }
 
+export interface HourBurst {
+  /** Index into model.parsers of the parser whose errors burst this hour, or null. */
+  parserIndex: number | null;
+  /** Milliseconds into the hour. */
+  from: number;
+  to: number;
+}
+
+/** An error burst hits one parser for part of some hours (an outage upstream). The first draws of an hour. */
+function drawBurst(model: Model, rand: () => number): HourBurst {
+  const parserIndex = rand() < 0.08 ? Math.floor(rand() * model.parsers.length) : null;
+  const from = rand() * HOUR_MS;
+  return { parserIndex, from, to: from + 5 * 60_000 + rand() * 20 * 60_000 };
+}
+
+/** The error burst of one hour, as hourRows draws it (the in-database generator uses the same). */
+export function hourBurst(model: Model, seed: number, hourStartMs: number): HourBurst {
+  return drawBurst(model, rng((seed * 2654435761) ^ Math.floor(hourStartMs / HOUR_MS)));
+}
+
+/** The rule picked by each of `slots` evenly spaced points of [0, 1), by weight (index into model.rules). */
+export function ruleQuantiles(model: Model, slots: number): number[] {
+  const pick = weightedPicker(model.rules.map((r, i) => ({ i, w: r.weight })), (r) => r.w);
+  return Array.from({ length: slots }, (_, k) => pick((k + 0.5) / slots).i);
+}
+
 /**
  * Rows for one hour. Seeded by (seed, hour) so any hour can be generated alone and the
  * whole history is reproducible regardless of chunking.
@@ -199,10 +225,8 @@ export function* hourRows(model: Model, seed: number, hourStartMs: number, count
   const rand = rng((seed * 2654435761) ^ Math.floor(hourStartMs / HOUR_MS));
   const pickRule = weightedPicker(model.rules, (r) => r.weight);
   const parserById = new Map(model.parsers.map((p) => [p.parserId, p]));
-  // An error burst hits one parser for part of some hours (an outage upstream).
-  const burstParser = rand() < 0.08 ? model.parsers[Math.floor(rand() * model.parsers.length)].parserId : null;
-  const burstFrom = rand() * HOUR_MS;
-  const burstTo = burstFrom + 5 * 60_000 + rand() * 20 * 60_000;
+  const { parserIndex, from: burstFrom, to: burstTo } = drawBurst(model, rand);
+  const burstParser = parserIndex === null ? null : model.parsers[parserIndex].parserId;
   for (let i = 0; i < count; i++) {
     const offset = Math.floor(rand() * HOUR_MS);
     const time = new Date(hourStartMs + offset);

@@ -28,6 +28,11 @@ export interface Answer {
   computedAt: number;
 }
 
+/** What answers a normalized query from the database (QueryExecutor, or a decorator of it). */
+export interface Executor {
+  run(q: NormalizedQuery, priority?: Priority): Promise<Answer>;
+}
+
 export interface ExecutorMetrics {
   /** One statement sent, labelled by the finest tier it reads. */
   dbQuery(finestTier: string): void;
@@ -59,7 +64,7 @@ function overdueNotices(state: DatabaseState, used: readonly string[], now: numb
   return notices;
 }
 
-export class QueryExecutor {
+export class QueryExecutor implements Executor {
   constructor(
     private readonly db: Pool,
     private readonly state: WatermarkSource,

@@ -9,7 +9,7 @@ import { Busy, type Priority } from '../db/admission';
 import { isDataException, isStatementTimeout, isUnavailable } from '../db/pools';
 import { BudgetExceeded, checkBudget, schemaCardinality } from './budget';
 import type { RollupInfo } from './catalog';
-import type { Answer, QueryExecutor } from './executor';
+import type { Answer, Executor } from './executor';
 import { normalizeQuery, type NormalizedQuery, type RequestRange } from './normalize';
 import { renderFrames, withMeta } from './render';
 
@@ -52,7 +52,7 @@ function failure(err: unknown): Failure {
 export class QueryService {
   constructor(
     private readonly rollups: () => readonly RollupInfo[],
-    private readonly executor: QueryExecutor,
+    private readonly executor: Executor,
     private readonly cache: CacheLayer,
     private readonly observer: QueryObserver,
     private readonly recordQuery: (request: QueryRequest, query: RuleperfQuery) => void = () => undefined

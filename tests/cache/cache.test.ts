@@ -10,7 +10,7 @@ import { postJson, startTestService, uniqueName, REDIS_URL, PG_HOST, PG_PORT, ty
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { TcpProxy } from '../support/tcp-proxy';
 import type { RunningService } from '../../server/main';
-import { dashboardWarmItems } from '../../server/cache/warmer';
+import { dashboardWarmItems } from '../../server/warming/warmer';
 import { dashboardRequests } from '../../bench/lib/load-model';
 import { join } from 'node:path';
 

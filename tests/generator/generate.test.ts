@@ -13,7 +13,7 @@ test('bad flags get a clear message and exit code 2', () => {
   for (const [args, message] of [
     [['--days', 'x'], /--days must be a number/],
     [['--rows-per-hour', '0'], /--rows-per-hour must be at least 1/],
-    [['--method', 'ftp'], /--method must be copy or insert/],
+    [['--method', 'ftp'], /--method must be copy, insert or sql/],
     [['--bogus'], /Unknown option '--bogus'/],
   ] as const) {
     const r = generate([...args], { DATABASE_URL: 'postgres://unused@127.0.0.1:1/x' });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FILTER_FIELDS, VARIABLE_NAMES } from '../../server/contract';
 import { queryRequestSchema, querySchema } from '../../server/http/validation';
 import { KIND_FIELDS } from '../../src/defaults';
-import { dashboardWarmItems } from '../../server/cache/warmer';
+import { dashboardWarmItems } from '../../server/warming/warmer';
 import { dashboards, panelTargets, PLUGIN_TYPE, PROVISIONING, relativeMs, templateSrv, toContractQuery, type Dashboard, type Panel, type Target } from './files';
 import { loadedDatabase, startService, unavailableReason, type Database, type Service } from './stack';
 // @ts-expect-error plain JavaScript shared with the k6 script

@@ -144,13 +144,19 @@ export class RecentQueries {
   }
 }
 
-export async function warm(items: WarmItem[], answer: (request: QueryRequest, query: RuleperfQuery) => Promise<unknown>, now = Date.now()): Promise<{ warmed: number; failed: number }> {
+/** Answers each item (two at a time); stops taking items once `signal` aborts (shutdown). */
+export async function warm(
+  items: WarmItem[],
+  answer: (request: QueryRequest, query: RuleperfQuery) => Promise<unknown>,
+  now = Date.now(),
+  signal?: AbortSignal
+): Promise<{ warmed: number; failed: number }> {
   let warmed = 0;
   let failed = 0;
   // A few at a time: warming must not crowd out dashboard traffic.
   const queue = [...items];
   const worker = async () => {
-    for (let item = queue.shift(); item; item = queue.shift()) {
+    for (let item = queue.shift(); item && !signal?.aborted; item = queue.shift()) {
       const request: QueryRequest = {
         range: { from: now - item.spanMs, to: now },
         intervalMs: item.intervalMs,

@@ -1,0 +1,44 @@
+/**
+ * What `GET /api/v1/cache/stats` reports: lookups by result (from the Prometheus
+ * counters, so both always agree), the near cache, and Redis's own memory figures.
+ */
+import type { Metrics } from '../observability/metrics';
+import type { QueryCache } from './store';
+
+export type CacheStats = {
+  state: 'up' | 'degraded' | 'disabled';
+  hits: number;
+  misses: number;
+  stale: number;
+  bypassed: number;
+  /** (hits + stale) / lookups; null before the first lookup. */
+  hitRate: number | null;
+  nearHits: number;
+  nearEntries: number;
+  entries: number | null;
+  memoryBytes: number | null;
+  maxMemoryBytes: number | null;
+  evictedKeys: number | null;
+};
+
+export async function cacheStats(cache: QueryCache | null, metrics: Metrics): Promise<CacheStats> {
+  const counts = (await metrics.cacheRequests.get()).values;
+  const count = (result: string) => counts.find((v) => v.labels.result === result)?.value ?? 0;
+  const [hits, misses, stale, bypassed] = ['hit', 'miss', 'stale', 'bypass'].map(count);
+  const info = cache ? await cache.redisInfo() : null;
+  const lookups = hits + misses + stale;
+  return {
+    state: cache ? cache.state() : 'disabled',
+    hits,
+    misses,
+    stale,
+    bypassed,
+    hitRate: lookups > 0 ? (hits + stale) / lookups : null,
+    nearHits: (await metrics.nearHits.get()).values[0]?.value ?? 0,
+    nearEntries: cache ? cache.near.size : 0,
+    entries: info?.entries ?? null,
+    memoryBytes: info?.usedMemory ?? null,
+    maxMemoryBytes: info?.maxMemory || null,
+    evictedKeys: info?.evictedKeys ?? null,
+  };
+}

@@ -1,0 +1,290 @@
+/**
+ * The demo behind `npm start` on the embedded database: a week of rule and parser
+ * executions that keeps growing in real time.
+ *
+ * First start: the newest day is generated inside the database and its rollups built
+ * (both with progress), then the service is ready; the six older days are back-filled
+ * in the background, newest first, a few hours per statement with a refresh after each,
+ * so dashboard queries get the session between them. Panels over a span not loaded yet
+ * carry a notice saying so (DemoNotices). Restart: nothing to wait for; whatever a stop
+ * interrupted resumes in the background, and the hours the service was down are
+ * generated too (catch-up). Live: every few seconds the rows of the seconds just past are
+ * inserted (DEMO_LIVE=false turns it off), so "last 5 minutes" is never empty and the
+ * rollups advance with each scheduled refresh.
+ *
+ * All of it is one generator (sql-history.ts): rows are a function of time, so the
+ * history, back-fill, catch-up and live feed never overlap or leave a seam.
+ */
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { refreshRollups, rollupStatus } from '../db/refresh';
+import type { Flavour } from '../db/migrate';
+import { expectedRows, SqlGenerator } from '../generator/sql-history';
+import { rowsProgress, stepsProgress } from '../cli/progress';
+import { ensureDemoTable, inTransaction, readDemoState, writeDemoState, type DemoState } from './state';
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+/** Loaded and built before the service is ready on a first start. */
+const READY_SPAN_MS = DAY_MS;
+/** Rows per statement in the background: about a second of the session each. */
+const BACKGROUND_CHUNK_ROWS = 30_000;
+const LIVE_TICK_MS = 5000;
+/** The live feed trails the clock by up to a tick; only more than this counts as missing. */
+const LIVE_SLACK_MS = 60_000;
+
+export interface DemoSettings {
+  days: number;
+  rowsPerHour: number;
+  seed: number;
+  live: boolean;
+  rules?: number;
+  parsers?: number;
+}
+
+export interface DemoHooks {
+  /** The background loading finished (history complete, caught up): e.g. clear the cache, warm again. */
+  onLoaded?(): Promise<void>;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+
+export class Demo {
+  /** Rollups include the back-filled rows from here (moves back as the back-fill proceeds). */
+  private builtFrom: number;
+  private stopping = false;
+  private loops: Promise<unknown>[] = [];
+  private readonly wakers = new Set<() => void>();
+  private rollups: string[] | null = null;
+
+  private constructor(
+    private readonly pool: Pool,
+    private readonly flavour: Flavour,
+    private readonly generator: SqlGenerator,
+    private readonly state: DemoState,
+    private readonly settings: DemoSettings,
+    private readonly log: Logger
+  ) {
+    this.builtFrom = state.loadedFrom;
+  }
+
+  /**
+   * Before the service is ready: on a fresh database, loads and builds the newest day
+   * (`show` draws progress on stderr); otherwise only reads where the demo stands.
+   * Returns null when the demo is off (DEMO_DAYS=0). `signal` stops it between statements
+   * (what was loaded stays; the next start carries on from there).
+   */
+  static async prepare(pool: Pool, flavour: Flavour, settings: DemoSettings, log: Logger, show: boolean, signal?: AbortSignal): Promise<Demo | null> {
+    if (settings.days <= 0) return null;
+    await ensureDemoTable(pool);
+    let state = await readDemoState(pool);
+    const now = Date.now();
+    const model = { seed: settings.seed, rowsPerHour: settings.rowsPerHour, rules: settings.rules ?? 500, parsers: settings.parsers ?? 30 };
+    if (state && (state.seed !== model.seed || state.rowsPerHour !== model.rowsPerHour)) {
+      log.warn({ seed: state.seed, rowsPerHour: state.rowsPerHour }, 'this data folder holds demo data of other DEMO_SEED / DEMO_ROWS_PER_HOUR settings; keeping those (delete the folder to change them)');
+    }
+    const generator = new SqlGenerator(state ?? model);
+    if (!state) {
+      const { rows } = await pool.query('SELECT min(time) AS first, max(time) AS last FROM metrics');
+      if (rows[0].last) {
+        // Rows from before the demo kept its state (an older version): carry on from them.
+        state = { ...model, historyFrom: rows[0].first.getTime(), loadedFrom: rows[0].first.getTime(), loadedTo: rows[0].last.getTime() + 1 };
+        await writeDemoState(pool, state);
+      } else {
+        state = { ...model, historyFrom: now - settings.days * DAY_MS, loadedFrom: now, loadedTo: now };
+        await generator.upsertDimensions(pool);
+        const from = Math.max(state.historyFrom, now - READY_SPAN_MS);
+        const progress = show ? rowsProgress('demo data, newest day', expectedRows(model, from, now)) : null;
+        const client = await pool.connect();
+        try {
+          for (const c of generator.chunks(from, now, 50_000, true)) {
+            signal?.throwIfAborted();
+            const n = await inTransaction(client, async () => {
+              const inserted = await generator.insert(client, c.fromMs, c.toMs);
+              await writeDemoState(client, { ...state!, loadedFrom: c.fromMs });
+              return inserted;
+            });
+            state.loadedFrom = c.fromMs;
+            progress?.add(n);
+          }
+        } catch (err) {
+          progress?.stop();
+          throw err;
+        } finally {
+          client.release();
+        }
+        const loaded = progress?.stop();
+        if (loaded) log.info({ rows: loaded.rows, seconds: Number(loaded.seconds.toFixed(1)) }, 'demo data: newest day generated');
+        await pool.query('ANALYZE metrics');
+        await buildRollups(pool, flavour, log, show, signal);
+      }
+    }
+    if (state.loadedTo < now - settings.days * DAY_MS) {
+      // Down for longer than the demo spans: start a fresh window (older rows stay as they are).
+      state = { ...state, historyFrom: now - settings.days * DAY_MS, loadedFrom: now, loadedTo: now };
+      await writeDemoState(pool, state);
+    }
+    return new Demo(pool, flavour, generator, state, settings, log);
+  }
+
+  /** Starts the back-fill, the catch-up and the live feed in the background. */
+  start(hooks: DemoHooks = {}): void {
+    const backfill = this.backfill();
+    const live = this.settings.live ? this.live() : Promise.resolve();
+    this.loops = [backfill, live];
+    // Caught up means: history complete and (when live) no hours missing before the live edge.
+    void Promise.all([backfill, this.settings.live ? this.caughtUp : Promise.resolve(false)]).then(async ([loadedSome, caughtUpSome]) => {
+      if (this.stopping || !(loadedSome || caughtUpSome)) return;
+      this.log.info('demo data complete: the whole history is loaded and its rollups built');
+      await this.pool.query('ANALYZE metrics').catch(() => undefined);
+      await hooks.onLoaded?.().catch((err) => this.log.warn({ err: { message: (err as Error).message } }, 'after demo loading'));
+    });
+  }
+
+  /** A notice for a panel over [from, to) when part of it is not loaded yet, else null. */
+  notice(from: number, to: number): string | null {
+    const now = Date.now();
+    const missing: Array<[number, number]> = [];
+    if (this.builtFrom > this.state.historyFrom) missing.push([this.state.historyFrom, this.builtFrom]);
+    if (this.settings.live && this.state.loadedTo < now - LIVE_SLACK_MS) missing.push([this.state.loadedTo, now]);
+    const overlapping = missing.filter(([a, b]) => a < to && b > from);
+    if (!overlapping.length) return null;
+    const span = now - this.state.historyFrom;
+    const absent = missing.reduce((sum, [a, b]) => sum + (b - a), 0);
+    const done = Math.max(0, Math.min(99, Math.floor((100 * (span - absent)) / span)));
+    return (
+      `Demo data is still being generated (${done} % done): ${overlapping.map(([a, b]) => `${iso(a)}–${iso(b)}`).join(' and ')} UTC ` +
+      `is not loaded yet, so this panel shows less than it will. It fills in within a few minutes.`
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const wake of this.wakers) wake();
+    await Promise.all(this.loops);
+  }
+
+  private resolveCaughtUp: (loadedSome: boolean) => void = () => undefined;
+  private readonly caughtUp = new Promise<boolean>((resolve) => (this.resolveCaughtUp = resolve));
+
+  /** Older days, newest first, each chunk followed by a refresh. Resolves true if it loaded anything. */
+  private async backfill(): Promise<boolean> {
+    const total = this.state.loadedFrom - this.state.historyFrom;
+    if (total <= 0) return false;
+    const started = Date.now();
+    this.log.info({ from: iso(this.state.historyFrom), to: iso(this.state.loadedFrom) }, 'demo data: back-filling older days in the background');
+    let lastLog = 0;
+    while (!this.stopping && this.state.loadedFrom > this.state.historyFrom) {
+      const [c] = this.generator.chunks(this.state.historyFrom, this.state.loadedFrom, BACKGROUND_CHUNK_ROWS, true);
+      if (!c) break;
+      try {
+        await this.loadChunk(c.fromMs, c.toMs, 'from');
+        if (!(await this.refresh())) break;
+        this.builtFrom = c.fromMs;
+      } catch (err) {
+        if (this.stopping) break;
+        this.log.warn({ err: { message: (err as Error).message } }, 'demo back-fill step failed; retrying in 5 s');
+        await this.sleep(5000);
+        continue;
+      }
+      const done = (total - (this.state.loadedFrom - this.state.historyFrom)) / total;
+      if (Date.now() - lastLog > 5000 || done >= 1) {
+        lastLog = Date.now();
+        const elapsed = (Date.now() - started) / 1000;
+        this.log.info(
+          { loadedFrom: iso(this.state.loadedFrom), percent: Math.round(done * 100), etaSeconds: done > 0 ? Math.round((elapsed * (1 - done)) / done) : null },
+          'demo data: back-fill progress'
+        );
+      }
+    }
+    return !this.stopping;
+  }
+
+  /**
+   * Refreshes the rollups one by one (sources first), so a stop waits for one at most;
+   * false if it stopped first (rows loaded but not built are refreshed after the restart).
+   */
+  private async refresh(): Promise<boolean> {
+    this.rollups ??= (await rollupStatus(this.pool)).map((s) => s.rollup);
+    for (const rollup of this.rollups) {
+      if (this.stopping) return false;
+      await refreshRollups(this.pool, this.flavour, { only: [rollup] });
+    }
+    return true;
+  }
+
+  /** Inserts [from, to) and moves the matching mark, in one transaction. */
+  private async loadChunk(fromMs: number, toMs: number, mark: 'from' | 'to'): Promise<number> {
+    const client = await this.pool.connect();
+    try {
+      const n = await inTransaction(client, async () => {
+        const inserted = await this.generator.insert(client, fromMs, toMs);
+        await client.query(mark === 'from' ? 'UPDATE ruleperf_demo SET loaded_from = $1' : 'UPDATE ruleperf_demo SET loaded_to = $1', [new Date(mark === 'from' ? fromMs : toMs)]);
+        return inserted;
+      });
+      if (mark === 'from') this.state.loadedFrom = fromMs;
+      else this.state.loadedTo = toMs;
+      return n;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The hours since the last stop (in chunks, each refreshed), then every few seconds the seconds just past. */
+  private async live(): Promise<void> {
+    let caughtUpSome = false;
+    let reported = false;
+    while (!this.stopping) {
+      const now = Date.now();
+      const behind = now - this.state.loadedTo > LIVE_SLACK_MS;
+      try {
+        if (behind) {
+          const [c] = this.generator.chunks(this.state.loadedTo, now, BACKGROUND_CHUNK_ROWS);
+          if (!caughtUpSome) this.log.info({ from: iso(this.state.loadedTo) }, 'demo data: generating the time the service was stopped');
+          await this.loadChunk(c.fromMs, c.toMs, 'to');
+          await this.refresh();
+          caughtUpSome = true;
+          continue;
+        }
+        if (!reported) {
+          reported = true;
+          this.resolveCaughtUp(caughtUpSome);
+        }
+        if (now > this.state.loadedTo) await this.loadChunk(this.state.loadedTo, now, 'to');
+      } catch (err) {
+        if (this.stopping) break;
+        this.log.warn({ err: { message: (err as Error).message } }, 'demo live feed step failed; retrying');
+      }
+      await this.sleep(LIVE_TICK_MS);
+    }
+    if (!reported) this.resolveCaughtUp(false);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakers.add(wake);
+    });
+  }
+}
+
+/** Builds every rollup once, in registry order (sources first), one refresh per rollup so progress can be shown. */
+export async function buildRollups(pool: Pool, flavour: Flavour, log: Logger, show: boolean, signal?: AbortSignal): Promise<void> {
+  const rollups = (await rollupStatus(pool)).map((s) => s.rollup);
+  const bar = show ? stepsProgress('building rollups', rollups.length) : null;
+  const started = Date.now();
+  for (const rollup of rollups) {
+    if (signal?.aborted) bar?.stop();
+    signal?.throwIfAborted();
+    bar?.step(rollup);
+    await refreshRollups(pool, flavour, { only: [rollup] });
+    bar?.done();
+  }
+  bar?.stop();
+  log.info({ rollups: rollups.length, seconds: Number(((Date.now() - started) / 1000).toFixed(1)) }, 'demo data: rollups built');
+}

@@ -1,0 +1,64 @@
+/**
+ * The warming loop: on start and every WARM_INTERVAL_SECONDS, answers the provisioned
+ * dashboards' queries (once per value of each short variable) and the most requested
+ * recent ones, so dashboards hit the cache. It runs on the background pool: on the
+ * embedded database its queries yield the session to dashboard queries.
+ */
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableName } from '../contract';
+import { variableValues } from '../http/variables';
+import { dashboardWarmItems, warm, WARM_VARIABLE_MAX_VALUES, type RecentQueries } from './warmer';
+
+export interface WarmingOptions {
+  /** Answers one query through the cache (a QueryService on the background pool). */
+  answer: (request: QueryRequest, query: RuleperfQuery) => Promise<unknown>;
+  pool: Pool;
+  dashboardsDir: string;
+  recent: RecentQueries;
+  intervalSeconds: number;
+  logger: Logger;
+}
+
+export interface Warming {
+  /** One full pass; passes never overlap (a second call waits for the running one). */
+  warmAll(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
+  let running: Promise<void> | null = null;
+  let stopped = false;
+  const abort = new AbortController();
+  const pass = async () => {
+    // One value past the warming limit is enough to tell a long list (e.g. 500 rules) is not warmed value by value.
+    const lists = await Promise.all(
+      VARIABLE_NAMES.map((name) => variableValues(o.pool, name, WARM_VARIABLE_MAX_VALUES + 1).then((v) => v.map((x) => x.value), () => []))
+    );
+    const values = Object.fromEntries(VARIABLE_NAMES.map((name, i) => [name, lists[i]])) as Record<VariableName, string[]>;
+    const items = [...dashboardWarmItems(o.dashboardsDir, values), ...o.recent.top(50)];
+    const result = await warm(items, o.answer, Date.now(), abort.signal);
+    if (abort.signal.aborted) return;
+    o.logger.info(result, 'cache warmed');
+  };
+  const warmAll = async (): Promise<void> => {
+    while (running) await running;
+    if (stopped) return;
+    running = pass()
+      .catch((err) => o.logger.warn({ err: { message: (err as Error).message } }, 'cache warming failed'))
+      .finally(() => (running = null));
+    await running;
+  };
+  if (onStart) void warmAll();
+  const timer = o.intervalSeconds > 0 ? setInterval(() => void warmAll(), o.intervalSeconds * 1000) : null;
+  timer?.unref();
+  return {
+    warmAll,
+    async stop() {
+      stopped = true;
+      abort.abort();
+      if (timer) clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The embedded database's one session, shared by many connections (server/db/wire.ts):
+ * dashboard statements go before queued background ones, a transaction keeps the session
+ * to itself until it ends (and is rolled back if its client goes away), a statement that
+ * waited too long is refused with a message naming the embedded database, and the
+ * service's pools wait for their turn instead of failing on the connect timeout.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { Client, Pool } from 'pg';
+import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDatabase } from '../../server/db/embedded';
+import { createPools } from '../../server/db/pools';
+import { loadConfig } from '../../server/config';
+
+let db: EmbeddedDatabase;
+before(async () => {
+  db = await startEmbeddedDatabase(null, { maxWaitMs: 2500 });
+  const c = new Client({ connectionString: db.url });
+  await c.connect();
+  await c.query('CREATE TABLE t (v int); CREATE SEQUENCE turn');
+  await c.end();
+});
+after(async () => {
+  await db.stop();
+});
+
+async function client(applicationName?: string): Promise<Client> {
+  const c = new Client({ connectionString: db.url, application_name: applicationName });
+  await c.connect();
+  return c;
+}
+
+test('a dashboard statement queued behind background ones runs first', async () => {
+  const bg = await Promise.all([client(BACKGROUND_APPLICATION_NAME), client(BACKGROUND_APPLICATION_NAME)]);
+  const user = await client('ruleperf-read');
+  try {
+    const holding = bg[0].query('SELECT pg_sleep(0.6)');
+    await new Promise((r) => setTimeout(r, 150)); // the session is busy now
+    const queuedFirst = bg[1].query(`SELECT nextval('turn') AS n`);
+    await new Promise((r) => setTimeout(r, 50));
+    const queuedSecond = user.query(`SELECT nextval('turn') AS n`);
+    const [, background, dashboard] = await Promise.all([holding, queuedFirst, queuedSecond]);
+    assert.ok(dashboard.rows[0].n < background.rows[0].n, `dashboard got turn ${dashboard.rows[0].n}, background ${background.rows[0].n}`);
+  } finally {
+    await Promise.all([...bg, user].map((c) => c.end()));
+  }
+});
+
+test('a transaction keeps the session until it ends; others neither wait forever nor see into it', async () => {
+  const a = await client();
+  const b = await client();
+  try {
+    await a.query('BEGIN');
+    await a.query('INSERT INTO t VALUES (1)');
+    let bDone = 0;
+    const read = b.query('SELECT count(*)::int AS n FROM t').then((r) => {
+      bDone = Date.now();
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(bDone, 0, 'the other connection waits while the transaction is open');
+    const ended = Date.now();
+    await a.query('ROLLBACK');
+    const { rows } = await read;
+    assert.equal(rows[0].n, 0, 'it did not run inside the other transaction');
+    assert.ok(bDone >= ended, 'it ran after the transaction ended');
+  } finally {
+    await Promise.all([a.end(), b.end()]);
+  }
+});
+
+test('a client that goes away mid-transaction is rolled back and frees the session', async () => {
+  const a = await client();
+  const b = await client();
+  try {
+    await a.query('BEGIN');
+    await a.query('INSERT INTO t VALUES (2)');
+    await a.end();
+    const { rows } = await b.query('SELECT count(*)::int AS n FROM t');
+    assert.equal(rows[0].n, 0);
+    const { rows: state } = await b.query('SELECT now() = statement_timestamp() AS fresh');
+    assert.equal(state[0].fresh, true, 'b is not inside a leftover transaction');
+  } finally {
+    await b.end();
+  }
+});
+
+test('a statement that waited longer than the limit is refused, saying it is the embedded database and what to change', async () => {
+  const holder = await client(BACKGROUND_APPLICATION_NAME);
+  const user = await client();
+  try {
+    const holding = holder.query('SELECT pg_sleep(3)');
+    await new Promise((r) => setTimeout(r, 100));
+    const err = await user.query('SELECT 1').then(
+      () => null,
+      (e: Error & { code?: string }) => e
+    );
+    await holding;
+    assert.ok(err, 'refused');
+    assert.equal(err.code, '57014');
+    assert.match(err.message, /embedded database was busy/);
+    assert.match(err.message, /DB_STATEMENT_TIMEOUT_MS/);
+    assert.match(err.message, /DATABASE_URL/);
+    const { rows } = await user.query('SELECT 2 AS v');
+    assert.equal(rows[0].v, 2, 'the connection is usable afterwards');
+  } finally {
+    await Promise.all([holder.end(), user.end()]);
+  }
+});
+
+test("the service's pools wait for the session rather than fail on the connect timeout", async () => {
+  const config = loadConfig({ DB_CONNECT_TIMEOUT_MS: '200', DB_STATEMENT_TIMEOUT_MS: '5000', DB_POOL_MAX: '2' });
+  const pools = createPools(config, db.url, { embedded: { backgroundApplicationName: BACKGROUND_APPLICATION_NAME } });
+  try {
+    const busy = pools.write.query('SELECT pg_sleep(1)');
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => pools.read.query('SELECT $1::int AS i', [i])));
+    assert.deepEqual(answers.map((r) => r.rows[0].i), [0, 1, 2, 3, 4, 5]);
+    assert.ok(Date.now() - started >= 500, 'they did wait for the busy session');
+    await busy;
+    assert.equal(pools.background, pools.write, 'background work shares the low-priority pool');
+  } finally {
+    await pools.end();
+  }
+});
+
+test('many connections at once all get their answers, in any mix of simple and extended queries', async () => {
+  const pool = new Pool({ connectionString: db.url, max: 12 });
+  try {
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? pool.query(`SELECT ${i} AS i`) : pool.query('SELECT $1::int AS i', [i])))
+    );
+    assert.deepEqual(results.map((r) => r.rows[0].i), Array.from({ length: 60 }, (_, i) => i));
+  } finally {
+    await pool.end();
+  }
+});
