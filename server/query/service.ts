@@ -43,7 +43,10 @@ export interface ServiceAnswer {
 
 function failure(err: unknown): Failure {
   if (err instanceof Busy) return { frames: [], error: err.message, status: 503, retryAfter: err.retryAfterSeconds };
-  if (isStatementTimeout(err)) return { frames: [], error: 'the query took too long and was cancelled by the statement timeout; narrow the range or the filters', status: 503, retryAfter: 5 };
+  if (isStatementTimeout(err)) {
+    // The database's own words say which limit: its statement timeout, or (embedded) the wait for its one session.
+    return { frames: [], error: `the query took too long and was cancelled (${(err as Error).message}); narrow the range or the filters`, status: 503, retryAfter: 5 };
+  }
   if (isUnavailable(err)) return { frames: [], error: UNAVAILABLE, status: 503, retryAfter: 5 };
   if (isDataException(err)) return { frames: [], error: `a value in this query cannot be used: ${(err as Error).message}`, status: 400 };
   throw err;
