@@ -1,5 +1,5 @@
 /**
- * The consistency auditor (ADR-0034 risk 1, "compare cached vs fresh data periodically"):
+ * The consistency auditor ("compare cached vs fresh data periodically"):
  * every few minutes it takes a small sample of the settled answers recently served from the
  * cache, computes each again from the database without the cache, and compares the frames'
  * values. A mismatch is checked once more (a change just committed may not have reached the

@@ -1,5 +1,5 @@
 /**
- * The Redis tier in front of the database (DESIGN.md "Cache rules"):
+ * The Redis tier in front of the database (docs/architecture.md, "Cached answers never outlive the data under them"):
  * - one round trip per lookup (LOOKUP reads the generations and the entry together);
  * - stale-while-revalidate: entries outlive their freshness by one TTL; a stale hit is
  *   answered at once and refreshed in the background (or kept while the database is down);

@@ -1,4 +1,4 @@
-/** Prometheus metrics (prom-client); the names are the ones DESIGN.md, the alerts and dashboards use. */
+/** Prometheus metrics (prom-client); the alert rules, the dashboards and the README name them. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export function createMetrics() {
