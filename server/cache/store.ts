@@ -74,6 +74,7 @@ export class QueryCache implements CacheLayer {
   private readonly flights = new SingleFlight<Answer>();
   private readonly decoded = new RecentlyDecoded<Entry>(500);
   private readonly renewing = new Set<string>();
+  private readonly baseKeys = new WeakMap<NormalizedQuery, { version: string; base: string }>();
   private readonly invalidator: Invalidator;
   /** Generations idle this long expire: longer than any entry stored under them lives. */
   private readonly generationTtlMs: number;
@@ -109,7 +110,13 @@ export class QueryCache implements CacheLayer {
 
   /** The entry key before generations: fingerprint and data version. */
   baseKey(q: NormalizedQuery): string {
-    return this.ks.query(fingerprint(q), this.context.dataVersion?.(q) ?? '0');
+    const version = this.context.dataVersion?.(q) ?? '0';
+    // The same string object for the same key: its hash is computed once for the near cache's Map.
+    const known = this.baseKeys.get(q);
+    if (known?.version === version) return known.base;
+    const base = this.ks.query(fingerprint(q), version);
+    if (Object.isFrozen(q)) this.baseKeys.set(q, { version, base });
+    return base;
   }
 
   /**

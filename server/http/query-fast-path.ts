@@ -9,8 +9,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
 import { roleOf, type Tokens } from './auth';
+import { RequestMemo } from './request-memo';
 import { queryRequestSchema } from './validation';
-import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom, unsupportedMedia } from './responses';
+import { errorResponse, invalidRequest, NOT_JSON, queryHeaderList, recordRequest, requestIdFrom, unsupportedMedia } from './responses';
 
 export const QUERY_PATH = '/api/v1/query';
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -24,10 +25,15 @@ export function isOrdinary(req: IncomingMessage, authorized: (header: string | u
   return authorized(req.headers.authorization);
 }
 
-function send(res: ServerResponse, status: number, body: string, headers: Record<string, string>) {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...headers });
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** Writes the whole answer at once: headers as a flat list (no header object to build and walk), the body as bytes. */
+function send(res: ServerResponse, status: number, body: Buffer, reqId: string, more: string[] = []) {
+  res.writeHead(status, ['Content-Type', JSON_TYPE, 'Content-Length', String(body.length), 'X-Request-Id', reqId, ...more]);
   res.end(body);
 }
+
+const jsonBytes = (value: unknown) => Buffer.from(JSON.stringify(value));
 
 /** Who may take the fast path: whoever may read (the others get Express's 401). */
 export function authorizationCheck(tokens: Tokens): (header: string | undefined) => boolean {
@@ -37,41 +43,48 @@ export function authorizationCheck(tokens: Tokens): (header: string | undefined)
 
 export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   const authorized = authorizationCheck(deps.security.tokens);
+  const requests = new RequestMemo();
   return (req, res) => {
     if (!isOrdinary(req, authorized)) return false;
     const reqId = requestIdFrom(req.headers['x-request-id']);
-    const headers = { 'X-Request-Id': reqId };
     const started = performance.now();
-    let cache: string | undefined;
-    let tier: string | undefined;
-    res.on('finish', () => recordRequest(deps, { route: QUERY_PATH, reqId, method: 'POST', path: QUERY_PATH, status: res.statusCode, started, cache, tier }));
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', async () => {
-      let body: unknown = {};
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.length > 0) {
-        // As body-parser's strict mode: only an object or array is a JSON body.
-        const first = text.trimStart()[0];
-        try {
-          if (first !== '{' && first !== '[') throw new SyntaxError('not an object');
-          body = JSON.parse(text);
-        } catch {
-          return send(res, 400, JSON.stringify(NOT_JSON), headers);
-        }
-      }
+      // The request line is logged once the answer is handed to the socket.
+      const reply = (status: number, body: Buffer, more?: string[], cache?: string, tier?: string) => {
+        send(res, status, body, reqId, more);
+        recordRequest(deps, { route: QUERY_PATH, reqId, method: 'POST', path: QUERY_PATH, status, started, cache, tier });
+      };
+      const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
       const handlerStarted = performance.now();
-      const parsed = queryRequestSchema.safeParse(body);
-      if (!parsed.success) return send(res, 400, JSON.stringify(invalidRequest(parsed.error)), headers);
+      // A body seen before but for its range is not parsed again (request-memo.ts).
+      let request = requests.recall(text);
+      if (!request) {
+        let body: unknown = {};
+        if (text.length > 0) {
+          // As body-parser's strict mode: only an object or array is a JSON body.
+          const first = text.trimStart()[0];
+          try {
+            if (first !== '{' && first !== '[') throw new SyntaxError('not an object');
+            body = JSON.parse(text);
+          } catch {
+            return reply(400, jsonBytes(NOT_JSON));
+          }
+        }
+        const parsed = queryRequestSchema.safeParse(body);
+        if (!parsed.success) return reply(400, jsonBytes(invalidRequest(parsed.error)));
+        request = parsed.data;
+        requests.remember(text, request);
+      }
       try {
-        const answer = await deps.service.answer(parsed.data);
-        cache = answer.cache;
-        tier = answer.tiers?.join('+');
+        const answer = await deps.service.answer(request);
         // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
-        send(res, answer.status, answer.json, { ...headers, ...queryHeaders(answer), 'Server-Timing': `app;dur=${(performance.now() - handlerStarted).toFixed(3)}` });
+        const timing = ['Server-Timing', `app;dur=${(performance.now() - handlerStarted).toFixed(3)}`];
+        reply(answer.status, answer.body, [...queryHeaderList(answer), ...timing], answer.cache, answer.tiers?.join('+'));
       } catch (err) {
         const { status, body: error } = errorResponse(deps, err as Error, reqId);
-        send(res, status, JSON.stringify(error), headers);
+        reply(status, jsonBytes(error));
       }
     });
     return true;

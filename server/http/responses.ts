@@ -85,9 +85,17 @@ export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
 
 export const NOT_JSON: ErrorResponse = { error: 'request body is not valid JSON', details: [{ path: '(body)', message: 'must be a JSON object' }] };
 
-/** Headers of a query answer: when every query was refused for a transient reason (busy, unavailable), when to retry. */
+/** Headers of a query answer, as a flat list of names and values: when every query was refused for a transient reason (busy, unavailable), when to retry. */
+export function queryHeaderList(answer: { retryAfter?: number }): string[] {
+  return answer.retryAfter ? ['Retry-After', String(answer.retryAfter)] : [];
+}
+
+/** The same headers as an object. */
 export function queryHeaders(answer: { retryAfter?: number }): Record<string, string> {
-  return answer.retryAfter ? { 'Retry-After': String(answer.retryAfter) } : {};
+  const list = queryHeaderList(answer);
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < list.length; i += 2) headers[list[i]] = list[i + 1];
+  return headers;
 }
 
 /** The status and body for an error a query (or any route) ended in; a 500 is logged. */

@@ -220,6 +220,9 @@ export const queryRequestSchema = z.preprocess((body, ctx) => {
   return body;
 }, requestObject);
 
+/** A request's range alone, as the request schema checks it (the query fast path re-checks only the range of a body it has seen). */
+export const requestRangeSchema = range;
+
 export const invalidateSchema = z.union([
   z.strictObject({ ruleId: filterValue }),
   z.strictObject({ parserId: filterValue }),
