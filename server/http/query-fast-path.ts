@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
+import type { ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
 import { queryRequestSchema } from './validation';
@@ -50,7 +51,7 @@ export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: 
     const started = performance.now();
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', async () => {
+    req.on('end', () => {
       // The request line is logged once the answer is handed to the socket.
       const reply = (status: number, body: Buffer, more?: string[], cache?: string, tier?: string) => {
         send(res, status, body, reqId, more);
@@ -77,15 +78,27 @@ export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: 
         request = parsed.data;
         requests.remember(text, request);
       }
-      try {
-        const answer = await deps.service.answer(request);
+      const answered = (answer: ServiceAnswer) => {
         // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
         const timing = ['Server-Timing', `app;dur=${(performance.now() - handlerStarted).toFixed(3)}`];
-        reply(answer.status, answer.body, [...queryHeaderList(answer), ...timing], answer.cache, answer.tiers?.join('+'));
-      } catch (err) {
-        const { status, body: error } = errorResponse(deps, err as Error, reqId);
+        reply(answer.status, answer.body, answer.retryAfter ? [...queryHeaderList(answer), ...timing] : timing, answer.cache, answer.tiers?.join('+'));
+      };
+      const failed = (err: Error) => {
+        const { status, body: error } = errorResponse(deps, err, reqId);
         reply(status, jsonBytes(error));
+      };
+      // Held in this process (most refreshes): answered without a promise in the way.
+      let now: ServiceAnswer | undefined;
+      try {
+        now = deps.service.answerNow(request);
+      } catch (err) {
+        return failed(err as Error);
       }
+      if (now) return answered(now);
+      deps.service
+        .answer(request)
+        .then(answered, failed)
+        .catch((err: Error) => deps.logger.error({ reqId, err: { message: err.message } }, 'writing an answer failed'));
     });
     return true;
   };

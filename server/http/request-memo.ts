@@ -47,7 +47,9 @@ export class RequestMemo {
     // The range read from the head is the one validated (a safeguard: the check above already ensures it).
     if (request.range.from !== Number(head[1]) || request.range.to !== Number(head[2])) return;
     const { range: _range, ...others } = request;
-    this.rests.set(rest, deepFreeze(others));
+    // The queries are shared by every recall, so frozen; the holder is only spread (a frozen one is slow to spread).
+    deepFreeze(others.queries);
+    this.rests.set(rest, others);
     if (this.rests.size > CAPACITY) this.rests.delete(this.rests.keys().next().value!);
   }
 

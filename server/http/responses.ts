@@ -22,7 +22,7 @@ export function recordRequest(
   deps: Pick<AppDeps, 'metrics' | 'logger'>,
   r: { route: string; reqId: string; method: string; path: string; status: number; started: number; cache?: string; tier?: string; log?: boolean }
 ) {
-  deps.metrics.httpRequests.inc({ route: r.route, status: String(r.status) });
+  deps.metrics.hot.httpRequest(r.route, r.status).inc();
   if (r.log === false) return;
   deps.logger.info(
     { reqId: r.reqId, method: r.method, path: r.path, status: r.status, durationMs: Math.round((performance.now() - r.started) * 100) / 100, cache: r.cache, tier: r.tier },
