@@ -15,6 +15,7 @@ import { refreshRollups } from './db/refresh';
 import { generateHistory, hasMetrics, plannedRows } from './generator/history';
 import { rowsProgress } from './cli/progress';
 import { createMetrics } from './observability/metrics';
+import { createLogger } from './observability/logger';
 import { WatermarkSource } from './query/watermarks';
 import { QueryExecutor } from './query/executor';
 import { QueryService } from './query/service';
@@ -308,7 +309,7 @@ export async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = pino({ level: config.LOG_LEVEL, redact: ['*.authorization', '*.API_TOKEN', '*.password'] });
+  const log = createLogger({ level: config.LOG_LEVEL });
   let running: RunningService;
   try {
     running = await startService(config, log);
