@@ -42,64 +42,89 @@ export function authorizationCheck(tokens: Tokens): (header: string | undefined)
   return (header) => role(header) !== null;
 }
 
+/**
+ * One request on the fast path. A class rather than closures: the service runs through tsx,
+ * which names every function a closure assigns (a property definition each), and this is
+ * created per request.
+ */
+class Exchange {
+  readonly chunks: Buffer[] = [];
+  private handlerStarted = 0;
+
+  constructor(
+    private readonly deps: AppDeps,
+    private readonly requests: RequestMemo,
+    private readonly res: ServerResponse,
+    private readonly reqId: string,
+    private readonly started: number
+  ) {}
+
+  end(): void {
+    const chunks = this.chunks;
+    const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+    this.handlerStarted = performance.now();
+    // A body seen before but for its range is not parsed again (request-memo.ts).
+    let request = this.requests.recall(text);
+    if (!request) {
+      let body: unknown = {};
+      if (text.length > 0) {
+        // As body-parser's strict mode: only an object or array is a JSON body.
+        const first = text.trimStart()[0];
+        try {
+          if (first !== '{' && first !== '[') throw new SyntaxError('not an object');
+          body = JSON.parse(text);
+        } catch {
+          return this.reply(400, jsonBytes(NOT_JSON));
+        }
+      }
+      const parsed = queryRequestSchema.safeParse(body);
+      if (!parsed.success) return this.reply(400, jsonBytes(invalidRequest(parsed.error)));
+      request = parsed.data;
+      this.requests.remember(text, request);
+    }
+    // Held in this process (most refreshes): answered without a promise in the way.
+    let now: ServiceAnswer | undefined;
+    try {
+      now = this.deps.service.answerNow(request);
+    } catch (err) {
+      return this.failed(err as Error);
+    }
+    if (now) return this.answered(now);
+    this.deps.service
+      .answer(request)
+      .then(
+        (answer) => this.answered(answer),
+        (err: Error) => this.failed(err)
+      )
+      .catch((err: Error) => this.deps.logger.error({ reqId: this.reqId, err: { message: err.message } }, 'writing an answer failed'));
+  }
+
+  private answered(answer: ServiceAnswer): void {
+    // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
+    const timing = ['Server-Timing', `app;dur=${(performance.now() - this.handlerStarted).toFixed(3)}`];
+    this.reply(answer.status, answer.body, answer.retryAfter ? [...queryHeaderList(answer), ...timing] : timing, answer.cache, answer.tiers?.join('+'));
+  }
+
+  private failed(err: Error): void {
+    const { status, body } = errorResponse(this.deps, err, this.reqId);
+    this.reply(status, jsonBytes(body));
+  }
+
+  /** Writes the answer, then logs the request line. */
+  private reply(status: number, body: Buffer, more?: string[], cache?: string, tier?: string): void {
+    send(this.res, status, body, this.reqId, more);
+    recordRequest(this.deps, { route: QUERY_PATH, reqId: this.reqId, method: 'POST', path: QUERY_PATH, status, started: this.started, cache, tier });
+  }
+}
+
 export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   const authorized = authorizationCheck(deps.security.tokens);
   const requests = new RequestMemo();
   return (req, res) => {
     if (!isOrdinary(req, authorized)) return false;
-    const reqId = requestIdFrom(req.headers['x-request-id']);
-    const started = performance.now();
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      // The request line is logged once the answer is handed to the socket.
-      const reply = (status: number, body: Buffer, more?: string[], cache?: string, tier?: string) => {
-        send(res, status, body, reqId, more);
-        recordRequest(deps, { route: QUERY_PATH, reqId, method: 'POST', path: QUERY_PATH, status, started, cache, tier });
-      };
-      const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
-      const handlerStarted = performance.now();
-      // A body seen before but for its range is not parsed again (request-memo.ts).
-      let request = requests.recall(text);
-      if (!request) {
-        let body: unknown = {};
-        if (text.length > 0) {
-          // As body-parser's strict mode: only an object or array is a JSON body.
-          const first = text.trimStart()[0];
-          try {
-            if (first !== '{' && first !== '[') throw new SyntaxError('not an object');
-            body = JSON.parse(text);
-          } catch {
-            return reply(400, jsonBytes(NOT_JSON));
-          }
-        }
-        const parsed = queryRequestSchema.safeParse(body);
-        if (!parsed.success) return reply(400, jsonBytes(invalidRequest(parsed.error)));
-        request = parsed.data;
-        requests.remember(text, request);
-      }
-      const answered = (answer: ServiceAnswer) => {
-        // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
-        const timing = ['Server-Timing', `app;dur=${(performance.now() - handlerStarted).toFixed(3)}`];
-        reply(answer.status, answer.body, answer.retryAfter ? [...queryHeaderList(answer), ...timing] : timing, answer.cache, answer.tiers?.join('+'));
-      };
-      const failed = (err: Error) => {
-        const { status, body: error } = errorResponse(deps, err, reqId);
-        reply(status, jsonBytes(error));
-      };
-      // Held in this process (most refreshes): answered without a promise in the way.
-      let now: ServiceAnswer | undefined;
-      try {
-        now = deps.service.answerNow(request);
-      } catch (err) {
-        return failed(err as Error);
-      }
-      if (now) return answered(now);
-      deps.service
-        .answer(request)
-        .then(answered, failed)
-        .catch((err: Error) => deps.logger.error({ reqId, err: { message: err.message } }, 'writing an answer failed'));
-    });
+    const exchange = new Exchange(deps, requests, res, requestIdFrom(req.headers['x-request-id']), performance.now());
+    req.on('data', (chunk: Buffer) => exchange.chunks.push(chunk));
+    req.on('end', () => exchange.end());
     return true;
   };
 }
