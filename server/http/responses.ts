@@ -70,6 +70,8 @@ export function invalidRequest(err: ZodError): ErrorResponse {
  * with a message about JSON).
  */
 export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
+  // What every client of the query API sends, checked first.
+  if (headers['content-type'] === 'application/json' && headers['content-encoding'] === undefined) return null;
   const encoding = (headers['content-encoding'] ?? '').trim().toLowerCase();
   if (encoding && encoding !== 'identity') {
     return `unsupported Content-Encoding "${encoding.slice(0, 40)}": send the body uncompressed (no Content-Encoding)`;

@@ -28,7 +28,9 @@ export class HotHistogram<L extends string> {
   readonly help: string;
   private readonly labelNames: readonly L[];
   private readonly bounds: readonly number[];
-  private series = new Map<string, Series<L>>();
+  /** Series by label value, one map level per label name (no key string to build per observation). */
+  private byLabel = new Map<string, unknown>();
+  private series: Array<Series<L>> = [];
 
   constructor(o: { name: string; help: string; labelNames: readonly L[]; buckets: readonly number[]; registers: Registry[] }) {
     this.name = o.name;
@@ -42,13 +44,21 @@ export class HotHistogram<L extends string> {
 
   observe(labels: Record<L, string>, value: number): void {
     if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
-    let key = '';
-    for (const name of this.labelNames) key += `${labels[name]}\u0000`;
-    let s = this.series.get(key);
+    let level = this.byLabel;
+    const last = this.labelNames.length - 1;
+    for (let i = 0; i < last; i++) {
+      const labelValue = String(labels[this.labelNames[i]]);
+      let next = level.get(labelValue) as Map<string, unknown> | undefined;
+      if (!next) level.set(labelValue, (next = new Map()));
+      level = next;
+    }
+    const lastValue = String(labels[this.labelNames[last]]);
+    let s = level.get(lastValue) as Series<L> | undefined;
     if (!s) {
       const own = {} as Record<L, string>;
       for (const name of this.labelNames) own[name] = labels[name];
-      this.series.set(key, (s = { labels: own, counts: new Array(this.bounds.length + 1).fill(0), sum: 0, count: 0 }));
+      level.set(lastValue, (s = { labels: own, counts: new Array(this.bounds.length + 1).fill(0), sum: 0, count: 0 }));
+      this.series.push(s);
     }
     let i = 0;
     while (i < this.bounds.length && value > this.bounds[i]) i++;
@@ -58,14 +68,15 @@ export class HotHistogram<L extends string> {
   }
 
   reset(): void {
-    this.series = new Map();
+    this.byLabel = new Map();
+    this.series = [];
   }
 
   /** What the registry renders (prom-client's Histogram shape: buckets, +Inf, sum, count per series). */
   async getForPromString() {
     const name = `${this.name}_bucket`;
     const values: ValuePair[] = [];
-    for (const s of this.series.values()) {
+    for (const s of this.series) {
       let acc = 0;
       this.bounds.forEach((le, i) => {
         acc += s.counts[i];

@@ -60,6 +60,7 @@ export function createMetrics() {
   const cacheTallies = new Tallies(m.cacheRequests);
   const nearTallies = new Tallies(m.nearHits);
   const httpTallies = new Tallies(m.httpRequests);
+  const httpByRoute = new Map<string, Map<number, Tally>>();
   flushes.push(() => cacheTallies.flush(), () => nearTallies.flush(), () => httpTallies.flush());
   const hot = {
     /** ruleperf_cache_requests_total by result. */
@@ -67,7 +68,13 @@ export function createMetrics() {
     /** ruleperf_cache_near_hits_total. */
     nearHit: nearTallies.of('', {}),
     /** ruleperf_http_requests_total for a route and status. */
-    httpRequest: (route: string, status: number): Tally => httpTallies.of(`${status} ${route}`, { route, status: String(status) }),
+    httpRequest(route: string, status: number): Tally {
+      let byStatus = httpByRoute.get(route);
+      if (!byStatus) httpByRoute.set(route, (byStatus = new Map()));
+      let tally = byStatus.get(status);
+      if (!tally) byStatus.set(status, (tally = httpTallies.of(`${status} ${route}`, { route, status: String(status) })));
+      return tally;
+    },
   };
   m.circuitOpen.set(0);
   for (const result of CACHE_RESULTS) m.cacheRequests.inc({ result }, 0);

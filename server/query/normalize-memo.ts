@@ -18,8 +18,17 @@ import { deepFreeze } from './frozen';
 /** Coverages kept per query: the minute covered now and the one before, and a few settled ranges. */
 const PER_QUERY = 4;
 
+interface Known {
+  from: number;
+  to: number;
+  differsFromAsked: boolean;
+  intervalMs: number | undefined;
+  maxDataPoints: number | undefined;
+  q: NormalizedQuery;
+}
+
 export class NormalizeMemo {
-  private byQuery = new WeakMap<RuleperfQuery, Map<string, NormalizedQuery>>();
+  private byQuery = new WeakMap<RuleperfQuery, Known[]>();
   private catalog: readonly RollupInfo[] | null = null;
 
   normalize(request: RequestRange, query: RuleperfQuery, rollups: readonly RollupInfo[], now = Date.now()): NormalizedQuery {
@@ -28,14 +37,18 @@ export class NormalizeMemo {
       this.catalog = rollups;
     }
     const c = coverage(request, now);
-    const key = `${c.range.from}:${c.range.to}:${c.differsFromAsked ? 1 : 0}:${c.intervalMs}:${c.maxDataPoints}`;
     let known = this.byQuery.get(query);
-    const found = known?.get(key);
-    if (found) return found;
+    if (known) {
+      // A handful of entries per query: compared field by field, no key to build.
+      for (const k of known) {
+        if (k.from === c.range.from && k.to === c.range.to && k.differsFromAsked === c.differsFromAsked && k.intervalMs === c.intervalMs && k.maxDataPoints === c.maxDataPoints) return k.q;
+      }
+    } else {
+      this.byQuery.set(query, (known = []));
+    }
     const q = deepFreeze(normalizeCovered(query, c, rollups));
-    if (!known) this.byQuery.set(query, (known = new Map()));
-    known.set(key, q);
-    if (known.size > PER_QUERY) known.delete(known.keys().next().value!);
+    known.push({ from: c.range.from, to: c.range.to, differsFromAsked: c.differsFromAsked, intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, q });
+    if (known.length > PER_QUERY) known.shift();
     return q;
   }
 }
