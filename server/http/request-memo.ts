@@ -8,14 +8,15 @@
  *
  * Why a recalled request is exactly what parsing and validating the body would give: the
  * rest is the same text, so it parses to the same members; it holds no second "range", nor
- * any escaped key that could be one (JSON keeps the last of repeated keys), so the range is the one read here; the range is checked
- * by the request schema's own range rules, and every other rule reads only the other
- * members. Anything else (another form, a range that fails, a body not seen before) is
- * parsed and validated whole, so errors come from one place.
+ * any escaped key that could be one (JSON keeps the last of repeated keys), so the range is
+ * the one read here; the range is checked by the request schema's own range rules
+ * (checkRange: its members are numbers here, which their types allow), and every other rule
+ * reads only the other members. Anything else (another form, a range that fails, a body not
+ * seen before) is parsed and validated whole, so errors come from one place.
  */
 import type { QueryRequest } from '../contract';
 import { deepFreeze } from '../query/frozen';
-import { requestRangeSchema } from './validation';
+import { checkRange } from './validation';
 
 /** Bodies remembered (first in, first out) and the longest rest worth remembering. */
 const CAPACITY = 256;
@@ -33,8 +34,8 @@ export class RequestMemo {
     if (!head) return undefined;
     const known = this.rests.get(text.slice(head[0].length));
     if (!known) return undefined;
-    const range = requestRangeSchema.safeParse({ from: Number(head[1]), to: Number(head[2]) });
-    return range.success ? { range: range.data, ...known } : undefined;
+    const checked = checkRange(Number(head[1]), Number(head[2]), Date.now());
+    return 'range' in checked ? { range: checked.range, ...known } : undefined;
   }
 
   /** Remembers what a body validated to, when the body has the remembered form. */
