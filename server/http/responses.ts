@@ -23,7 +23,7 @@ export function recordRequest(
   r: { route: string; reqId: string; method: string; path: string; status: number; started: number; cache?: string; tier?: string; log?: boolean }
 ) {
   deps.metrics.hot.httpRequest(r.route, r.status).inc();
-  if (r.log === false) return;
+  if (r.log === false || !deps.logger.isLevelEnabled('info')) return;
   deps.logger.info(
     { reqId: r.reqId, method: r.method, path: r.path, status: r.status, durationMs: Math.round((performance.now() - r.started) * 100) / 100, cache: r.cache, tier: r.tier },
     'request'

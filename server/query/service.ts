@@ -87,6 +87,7 @@ function failure(err: unknown): Failure {
 
 export class QueryService {
   private readonly memo = new NormalizeMemo();
+  private readonly budgets = new WeakMap<NormalizedQuery, boolean>();
 
   constructor(
     private readonly rollups: () => readonly RollupInfo[],
@@ -130,17 +131,29 @@ export class QueryService {
     if (!nearHit || request.queries.length !== 1 || request.queries[0].hide) return undefined;
     const query = request.queries[0];
     const q = this.normalize(request, query);
-    try {
-      checkBudget([{ refId: query.refId, q }], schemaCardinality);
-    } catch {
-      return undefined; // `answer` says why
-    }
+    if (!this.withinBudget(q, query.refId)) return undefined; // `answer` says why
     const started = performance.now();
     const answer = nearHit.call(this.cache, q);
     if (!answer) return undefined;
     this.recordQuery(request, query);
     this.observer.observe(q.kind, 'hit', answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
     return serviceAnswer(200, renderResponse(answer, q, 'hit', query.refId), { cache: 'hit', tiers: answer.tiers });
+  }
+
+  /** Whether one query alone is within the request budget; remembered per (frozen, shared) normalized query. */
+  private withinBudget(q: NormalizedQuery, refId: string): boolean {
+    let within = this.budgets.get(q);
+    if (within === undefined) {
+      try {
+        checkBudget([{ refId, q }], schemaCardinality);
+        within = true;
+      } catch (err) {
+        if (!(err instanceof BudgetExceeded)) throw err;
+        within = false;
+      }
+      if (Object.isFrozen(q)) this.budgets.set(q, within);
+    }
+    return within;
   }
 
   /** One query's part of the response. */
