@@ -29,6 +29,12 @@ test('a body seen before but for its range is recalled with its own range, equal
   assert.equal(memo.recall(body(NOW - 1000, NOW, REST.replace('r1', 'r2'))), undefined, 'another rest is another body');
 });
 
+test('the epoch itself is a bound like any other', () => {
+  const memo = remembered(body(NOW - 3_600_000, NOW, REST));
+  const text = body(0, 86_400_000, REST);
+  assert.deepEqual(memo.recall(text), full(text).data);
+});
+
 test('nothing is recalled that parsing would read differently or refuse', () => {
   const memo = remembered(body(NOW - 3_600_000, NOW, REST));
   for (const text of [
@@ -38,6 +44,9 @@ test('nothing is recalled that parsing would read differently or refuse', () => 
     body(`0${NOW - 1000}`, NOW, REST), // leading zero: not JSON
     body(`-${NOW}`, NOW, REST),
     body(`${NOW - 1000}.5`, NOW, REST),
+    body(`${NOW - 1000}e0`, NOW, REST),
+    body(NOW - 1000, '1000000000000000', REST), // 16 digits: past 9999
+    body(NOW - 1000, `${NOW}0000`, REST),
     body(`"now-1h"`, `"now"`, REST), // relative times: parsed whole
     ` ${body(NOW - 1000, NOW, REST)}`,
     body(NOW - 1000, NOW, `${REST.slice(0, -1)},"x":1}`),
