@@ -6,8 +6,10 @@ import { RequestMemo } from './request-memo';
 import { queryRequestSchema } from './validation';
 
 const NOW = Date.now();
-const body = (from: number | string, to: number | string, rest: string) => `{"range":{"from":${from},"to":${to}},${rest}`;
-const REST = '"queries":[{"refId":"A","kind":"timeseries","granularity":"auto","ruleId":["r1"],"metrics":["p95ExecutionTimeMs"]}],"intervalMs":60000,"maxDataPoints":1000}';
+const body = (from: number | string, to: number | string, rest: string) =>
+  `{"range":{"from":${from},"to":${to}},${rest}`;
+const REST =
+  '"queries":[{"refId":"A","kind":"timeseries","granularity":"auto","ruleId":["r1"],"metrics":["p95ExecutionTimeMs"]}],"intervalMs":60000,"maxDataPoints":1000}';
 const full = (text: string) => queryRequestSchema.safeParse(JSON.parse(text));
 
 function remembered(text: string): RequestMemo {
@@ -66,11 +68,28 @@ test('nothing is recalled that parsing would read differently or refuse', () => 
 test('random rests and ranges: a recall is exactly the validated body, and only of bodies that validate', () => {
   const memo = new RequestMemo();
   const member = fc.oneof(
-    fc.constantFrom('"queries":[{"refId":"A"}]', '"queries":[{"refId":"A","kind":"stats"},{"refId":"A"}]', '"queries":[{"refId":"A","rule":"x"}]', '"queries":[]', '"queries":[{"refId":"B","status":["ERROR","timeout"]}]', '"queries":[{"refId":"C","kind":"topRules","limit":5,"hide":true},{"refId":"D","ruleId":"r"}]'),
-    fc.constantFrom('"intervalMs":60000', '"intervalMs":0', '"maxDataPoints":500', '"maxDataPoints":1.5', '"from":1', '"\\u0072ange":{"from":1000,"to":2000}', '"queries":[{"refId":"E","metricType":"PARSER_EXECUTION"}]')
+    fc.constantFrom(
+      '"queries":[{"refId":"A"}]',
+      '"queries":[{"refId":"A","kind":"stats"},{"refId":"A"}]',
+      '"queries":[{"refId":"A","rule":"x"}]',
+      '"queries":[]',
+      '"queries":[{"refId":"B","status":["ERROR","timeout"]}]',
+      '"queries":[{"refId":"C","kind":"topRules","limit":5,"hide":true},{"refId":"D","ruleId":"r"}]'
+    ),
+    fc.constantFrom(
+      '"intervalMs":60000',
+      '"intervalMs":0',
+      '"maxDataPoints":500',
+      '"maxDataPoints":1.5',
+      '"from":1',
+      '"\\u0072ange":{"from":1000,"to":2000}',
+      '"queries":[{"refId":"E","metricType":"PARSER_EXECUTION"}]'
+    )
   );
   const rest = fc.array(member, { minLength: 1, maxLength: 3 }).map((ms) => `${ms.join(',')}}`);
-  const range = fc.tuple(fc.integer({ min: 0, max: 2 * NOW }), fc.integer({ min: 0, max: 100 * 86_400_000 })).map(([to, span]) => [Math.max(0, to - span), to] as const);
+  const range = fc
+    .tuple(fc.integer({ min: 0, max: 2 * NOW }), fc.integer({ min: 0, max: 100 * 86_400_000 }))
+    .map(([to, span]) => [Math.max(0, to - span), to] as const);
   fc.assert(
     fc.property(rest, range, range, (r, [f1, t1], [f2, t2]) => {
       const first = body(f1, t1, r);
@@ -84,7 +103,10 @@ test('random rests and ranges: a recall is exactly the validated body, and only 
         assert.deepEqual(recalled, expected.data);
       } else {
         // Misses: the first body did not validate, the second does not, or its rest may hold a second range.
-        assert.ok(!parsed.success || !expected.success || r.includes('ange"'), `${second} was remembered but not recalled`);
+        assert.ok(
+          !parsed.success || !expected.success || r.includes('ange"'),
+          `${second} was remembered but not recalled`
+        );
       }
     }),
     { numRuns: 3000, seed: 18 }

@@ -49,7 +49,8 @@ export class RequestMemo {
     if (start < 0) return;
     const rest = text.slice(start);
     // No second range, spelt out or escaped (`"\u0072ange"` is a key "range" too).
-    if (rest.length > MAX_REST_LENGTH || rest.includes('"range"') || rest.includes('\\u') || this.rests.has(rest)) return;
+    if (rest.length > MAX_REST_LENGTH || rest.includes('"range"') || rest.includes('\\u') || this.rests.has(rest))
+      return;
     // The range read from the head is the one validated (a safeguard: the check above already ensures it).
     if (request.range.from !== this.from || request.range.to !== this.to) return;
     const { range: _range, ...others } = request;
@@ -63,7 +64,12 @@ export class RequestMemo {
   private head(text: string): number {
     if (!text.startsWith(OPEN) || !this.digits(text, OPEN.length)) return -1;
     const from = this.to;
-    if (!text.startsWith(MIDDLE, this.end) || !this.digits(text, this.end + MIDDLE.length) || !text.startsWith(CLOSE, this.end)) return -1;
+    if (
+      !text.startsWith(MIDDLE, this.end) ||
+      !this.digits(text, this.end + MIDDLE.length) ||
+      !text.startsWith(CLOSE, this.end)
+    )
+      return -1;
     this.from = from;
     return this.end + CLOSE.length;
   }

@@ -32,11 +32,18 @@ export class HotHistogram<L extends string> {
   private byLabel = new Map<string, unknown>();
   private series: Array<Series<L>> = [];
 
-  constructor(o: { name: string; help: string; labelNames: readonly L[]; buckets: readonly number[]; registers: Registry[] }) {
+  constructor(o: {
+    name: string;
+    help: string;
+    labelNames: readonly L[];
+    buckets: readonly number[];
+    registers: Registry[];
+  }) {
     this.name = o.name;
     this.help = o.help;
     // prom-client exposes an unlabelled histogram before its first observation; this one has series only once observed.
-    if (o.labelNames.length === 0 || o.labelNames.includes('le' as L)) throw new Error(`${o.name}: a hot histogram needs labels, and "le" is reserved`);
+    if (o.labelNames.length === 0 || o.labelNames.includes('le' as L))
+      throw new Error(`${o.name}: a hot histogram needs labels, and "le" is reserved`);
     this.labelNames = o.labelNames;
     this.bounds = [...o.buckets].sort((a, b) => a - b);
     for (const r of o.registers) r.registerMetric(this as never);
@@ -94,6 +101,13 @@ export class HotHistogram<L extends string> {
   /** As prom-client's get(): each value's labels with the series' labels. */
   async get() {
     const data = await this.getForPromString();
-    return { ...data, values: data.values.map((v) => ({ value: v.value, labels: { ...v.labels, ...v.sharedLabels }, metricName: v.metricName })) };
+    return {
+      ...data,
+      values: data.values.map((v) => ({
+        value: v.value,
+        labels: { ...v.labels, ...v.sharedLabels },
+        metricName: v.metricName,
+      })),
+    };
   }
 }

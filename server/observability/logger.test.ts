@@ -18,17 +18,32 @@ function child(body: string): Promise<{ code: number | null; lines: Array<Record
     p.stdout.on('data', (c) => (out += c));
     p.stderr.resume();
     p.on('error', reject);
-    p.on('close', (code) => resolve({ code, lines: out.split('\n').filter(Boolean).map((l) => JSON.parse(l)) }));
+    p.on('close', (code) =>
+      resolve({
+        code,
+        lines: out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+      })
+    );
   });
 }
 
 test('every line is written, in order, when the process exits: process.exit, the end of work, a crash', async () => {
   const many = `for (let i = 0; i < 1000; i++) log.info({ i }, 'request');`;
-  for (const [ending, code] of [['log.info("stopped"); process.exit(0);', 0], ['log.info("stopped");', 0], ['log.fatal("stopped"); throw new Error("boom");', 1]] as const) {
+  for (const [ending, code] of [
+    ['log.info("stopped"); process.exit(0);', 0],
+    ['log.info("stopped");', 0],
+    ['log.fatal("stopped"); throw new Error("boom");', 1],
+  ] as const) {
     const r = await child(`${many} ${ending}`);
     assert.equal(r.code, code, ending);
     assert.equal(r.lines.length, 1001, ending);
-    assert.deepEqual(r.lines.slice(0, 1000).map((l) => l.i), Array.from({ length: 1000 }, (_, i) => i));
+    assert.deepEqual(
+      r.lines.slice(0, 1000).map((l) => l.i),
+      Array.from({ length: 1000 }, (_, i) => i)
+    );
     assert.equal(r.lines[1000].msg, 'stopped');
   }
 });
@@ -42,7 +57,10 @@ test('lines wait for a batch, and are written within the flush interval', async 
     log.info({ reqId: 'r1' }, 'request');
     assert.equal(readFileSync(file, 'utf8'), '', 'one short line waits for more');
     await new Promise((r) => setTimeout(r, FLUSH_MS * 3));
-    const [line] = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const [line] = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(line.reqId, 'r1');
     for (let i = 0; i < 100; i++) log.info({ i, auth: { authorization: 'Bearer secret' } }, 'request');
     const written = readFileSync(file, 'utf8');

@@ -20,7 +20,12 @@ export interface LoggerOptions {
 }
 
 export function createLogger(o: LoggerOptions): pino.Logger {
-  const destination = pino.destination({ dest: o.fd ?? 1, sync: true, minLength: BATCH_BYTES, periodicFlush: FLUSH_MS });
+  const destination = pino.destination({
+    dest: o.fd ?? 1,
+    sync: true,
+    minLength: BATCH_BYTES,
+    periodicFlush: FLUSH_MS,
+  });
   process.on('exit', () => {
     try {
       destination.flushSync();

@@ -9,21 +9,38 @@ import { createMetrics } from './metrics';
 
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.5, 1];
 
-test('a hot histogram renders as prom-client\'s Histogram does, for any observations and label values', async () => {
+test("a hot histogram renders as prom-client's Histogram does, for any observations and label values", async () => {
   const label = fc.oneof(fc.constantFrom('stats', 'hit', 'hourly_total', 'raw'), fc.string({ maxLength: 6 }));
-  const observation = fc.tuple(label, label, fc.oneof(fc.constantFrom(...BUCKETS, 0, 2), fc.double({ min: 0, max: 3, noNaN: true })));
+  const observation = fc.tuple(
+    label,
+    label,
+    fc.oneof(fc.constantFrom(...BUCKETS, 0, 2), fc.double({ min: 0, max: 3, noNaN: true }))
+  );
   await fc.assert(
     fc.asyncProperty(fc.array(observation, { maxLength: 40 }), async (observations) => {
       const theirs = new Registry();
       const ours = new Registry();
-      const reference = new Histogram({ name: 'h_seconds', help: 'help "text"', labelNames: ['kind', 'cache'] as const, buckets: BUCKETS, registers: [theirs] });
-      const hot = new HotHistogram({ name: 'h_seconds', help: 'help "text"', labelNames: ['kind', 'cache'] as const, buckets: BUCKETS, registers: [ours] });
+      const reference = new Histogram({
+        name: 'h_seconds',
+        help: 'help "text"',
+        labelNames: ['kind', 'cache'] as const,
+        buckets: BUCKETS,
+        registers: [theirs],
+      });
+      const hot = new HotHistogram({
+        name: 'h_seconds',
+        help: 'help "text"',
+        labelNames: ['kind', 'cache'] as const,
+        buckets: BUCKETS,
+        registers: [ours],
+      });
       for (const [kind, cache, v] of observations) {
         reference.observe({ kind, cache }, v);
         hot.observe({ kind, cache }, v);
       }
       assert.equal(await ours.metrics(), await theirs.metrics());
-      const strip = (values: Array<{ labels: object; value: number; metricName?: string }>) => values.map(({ labels, value, metricName }) => ({ labels, value, metricName }));
+      const strip = (values: Array<{ labels: object; value: number; metricName?: string }>) =>
+        values.map(({ labels, value, metricName }) => ({ labels, value, metricName }));
       assert.deepEqual(strip((await hot.get()).values), strip((await reference.get()).values));
     }),
     { numRuns: 300, seed: 18 }
@@ -33,7 +50,13 @@ test('a hot histogram renders as prom-client\'s Histogram does, for any observat
 test('tallies reach their counter at every collection, exactly once', async () => {
   const registry = new Registry();
   let tallies: Tallies<'result'> | undefined;
-  const counter = new Counter({ name: 'c_total', help: 'c', labelNames: ['result'] as const, registers: [registry], collect: () => tallies?.flush() });
+  const counter = new Counter({
+    name: 'c_total',
+    help: 'c',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect: () => tallies?.flush(),
+  });
   tallies = new Tallies(counter);
   counter.inc({ result: 'miss' }, 0);
   const hit = tallies.of('hit', { result: 'hit' });
@@ -47,10 +70,11 @@ test('tallies reach their counter at every collection, exactly once', async () =
   assert.match(await registry.metrics(), /c_total\{result="miss"\} 1\nc_total\{result="hit"\} 6/);
 });
 
-test('the service\'s metrics: hot counts show in /metrics and in get(), the zero series from the start', async () => {
+test("the service's metrics: hot counts show in /metrics and in get(), the zero series from the start", async () => {
   const m = createMetrics();
   const text = await m.registry.metrics();
-  for (const r of ['hit', 'miss', 'stale', 'bypass']) assert.match(text, new RegExp(`ruleperf_cache_requests_total\\{result="${r}"\\} 0`));
+  for (const r of ['hit', 'miss', 'stale', 'bypass'])
+    assert.match(text, new RegExp(`ruleperf_cache_requests_total\\{result="${r}"\\} 0`));
   m.hot.cacheResult.hit.inc();
   m.hot.cacheResult.hit.inc();
   m.hot.nearHit.inc();

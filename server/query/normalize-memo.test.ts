@@ -10,11 +10,29 @@ import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 import { fingerprint } from '../cache/keys';
 
 const FULL = ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'];
-const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({ name, tier: name, source: 'metrics', bucketMs, dims, refreshEveryMs: 300_000, rankKeys: false });
-const ROLLUPS = [rollup('metrics_hourly', H, FULL), rollup('metrics_daily', D, FULL), rollup('metrics_minute_total', M, [])];
+const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({
+  name,
+  tier: name,
+  source: 'metrics',
+  bucketMs,
+  dims,
+  refreshEveryMs: 300_000,
+  rankKeys: false,
+});
+const ROLLUPS = [
+  rollup('metrics_hourly', H, FULL),
+  rollup('metrics_daily', D, FULL),
+  rollup('metrics_minute_total', M, []),
+];
 const NOW = Date.parse('2026-06-10T13:37:42.123Z');
-const query = (q: Partial<RuleperfQuery>): RuleperfQuery => ({ refId: 'A', kind: 'timeseries', granularity: 'auto', ...q }) as RuleperfQuery;
-const last = (span: number, now = NOW, extra: object = {}) => ({ range: { from: now - span, to: now }, intervalMs: M, maxDataPoints: 1000, ...extra });
+const query = (q: Partial<RuleperfQuery>): RuleperfQuery =>
+  ({ refId: 'A', kind: 'timeseries', granularity: 'auto', ...q }) as RuleperfQuery;
+const last = (span: number, now = NOW, extra: object = {}) => ({
+  range: { from: now - span, to: now },
+  intervalMs: M,
+  maxDataPoints: 1000,
+  ...extra,
+});
 
 test('the same query over the same covered minutes is one frozen value; its fingerprint is computed once', () => {
   const memo = new NormalizeMemo();
@@ -23,7 +41,11 @@ test('the same query over the same covered minutes is one frozen value; its fing
   const later = memo.normalize(last(D, NOW + 9_000), ts, ROLLUPS, NOW + 9_000);
   assert.equal(later, first, 'nine seconds later, the same minutes');
   assert.ok(Object.isFrozen(first) && Object.isFrozen(first.filters.ruleId) && Object.isFrozen(first.range));
-  assert.throws(() => (first.filters.ruleId as string[]).push('c'), TypeError, 'nothing downstream can change a shared value');
+  assert.throws(
+    () => (first.filters.ruleId as string[]).push('c'),
+    TypeError,
+    'nothing downstream can change a shared value'
+  );
   assert.equal(fingerprint(first), fingerprint(later));
   assert.deepEqual(first, normalizeQuery(last(D), ts, ROLLUPS, NOW));
 });
@@ -41,7 +63,12 @@ test('a miss whenever something normalizing reads differs: covered minute, inter
   const fewer = memo.normalize(last(D, NOW, { maxDataPoints: 10 }), ts, ROLLUPS, NOW);
   assert.ok(fewer.bucketMs! > base.bucketMs!);
   // Ending on a whole minute: covered exactly, no notice; same covered range otherwise.
-  const exact = memo.normalize({ range: { from: base.range.from, to: base.range.to }, intervalMs: M, maxDataPoints: 1000 }, ts, ROLLUPS, NOW);
+  const exact = memo.normalize(
+    { range: { from: base.range.from, to: base.range.to }, intervalMs: M, maxDataPoints: 1000 },
+    ts,
+    ROLLUPS,
+    NOW
+  );
   assert.deepEqual([exact.range, exact.differsFromAsked, base.differsFromAsked], [base.range, false, true]);
   assert.notEqual(exact, base);
   const twin = memo.normalize(last(D), query({}), ROLLUPS, NOW);
@@ -55,7 +82,13 @@ test('a miss whenever something normalizing reads differs: covered minute, inter
 
 test('memoized values equal normalizing afresh (random ranges, intervals, kinds, at any moment)', () => {
   const memo = new NormalizeMemo();
-  const queries = [query({}), query({ kind: 'stats' }), query({ kind: 'topRules', limit: 5 }), query({ groupBy: 'status', metrics: ['executionCount'] }), query({ kind: 'errorBreakdown', status: ['ERROR', 'TIMEOUT'] })];
+  const queries = [
+    query({}),
+    query({ kind: 'stats' }),
+    query({ kind: 'topRules', limit: 5 }),
+    query({ groupBy: 'status', metrics: ['executionCount'] }),
+    query({ kind: 'errorBreakdown', status: ['ERROR', 'TIMEOUT'] }),
+  ];
   fc.assert(
     fc.property(
       fc.integer({ min: 0, max: 4 }),
@@ -66,8 +99,15 @@ test('memoized values equal normalizing afresh (random ranges, intervals, kinds,
       fc.option(fc.integer({ min: 1, max: 5000 })),
       (i, span, endAgo, drift, intervalMs, maxDataPoints) => {
         const now = NOW + drift;
-        const request = { range: { from: NOW - endAgo - span, to: NOW - endAgo }, intervalMs: intervalMs ?? undefined, maxDataPoints: maxDataPoints ?? undefined };
-        assert.deepEqual(memo.normalize(request, queries[i], ROLLUPS, now), normalizeQuery(request, queries[i], ROLLUPS, now));
+        const request = {
+          range: { from: NOW - endAgo - span, to: NOW - endAgo },
+          intervalMs: intervalMs ?? undefined,
+          maxDataPoints: maxDataPoints ?? undefined,
+        };
+        assert.deepEqual(
+          memo.normalize(request, queries[i], ROLLUPS, now),
+          normalizeQuery(request, queries[i], ROLLUPS, now)
+        );
       }
     ),
     { numRuns: 2000, seed: 18 }

@@ -31,7 +31,12 @@ export class NormalizeMemo {
   private byQuery = new WeakMap<RuleperfQuery, Known[]>();
   private catalog: readonly RollupInfo[] | null = null;
 
-  normalize(request: RequestRange, query: RuleperfQuery, rollups: readonly RollupInfo[], now = Date.now()): NormalizedQuery {
+  normalize(
+    request: RequestRange,
+    query: RuleperfQuery,
+    rollups: readonly RollupInfo[],
+    now = Date.now()
+  ): NormalizedQuery {
     if (rollups !== this.catalog) {
       this.byQuery = new WeakMap();
       this.catalog = rollups;
@@ -41,13 +46,27 @@ export class NormalizeMemo {
     if (known) {
       // A handful of entries per query: compared field by field, no key to build.
       for (const k of known) {
-        if (k.from === c.range.from && k.to === c.range.to && k.differsFromAsked === c.differsFromAsked && k.intervalMs === c.intervalMs && k.maxDataPoints === c.maxDataPoints) return k.q;
+        if (
+          k.from === c.range.from &&
+          k.to === c.range.to &&
+          k.differsFromAsked === c.differsFromAsked &&
+          k.intervalMs === c.intervalMs &&
+          k.maxDataPoints === c.maxDataPoints
+        )
+          return k.q;
       }
     } else {
       this.byQuery.set(query, (known = []));
     }
     const q = deepFreeze(normalizeCovered(query, c, rollups));
-    known.push({ from: c.range.from, to: c.range.to, differsFromAsked: c.differsFromAsked, intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, q });
+    known.push({
+      from: c.range.from,
+      to: c.range.to,
+      differsFromAsked: c.differsFromAsked,
+      intervalMs: c.intervalMs,
+      maxDataPoints: c.maxDataPoints,
+      q,
+    });
     if (known.length > PER_QUERY) known.shift();
     return q;
   }

@@ -26,15 +26,49 @@ after(async () => {
 });
 
 const H = 3_600_000;
-const ROLLUPS: RollupInfo[] = [{ name: 'metrics_hourly_total', tier: 'hourly_total', source: 'metrics', bucketMs: H, dims: [], refreshEveryMs: 300_000, rankKeys: false }];
-const answer = (n: number): Answer => ({ frames: [{ schema: { name: 'stats', fields: [{ name: 'executionCount', type: 'number' }] }, data: { values: [[n]] } }], tiers: ['hourly_total'], watermark: null, touchesLiveEdge: true, sql: 'SELECT 1', notices: [], computedAt: Date.now() });
+const ROLLUPS: RollupInfo[] = [
+  {
+    name: 'metrics_hourly_total',
+    tier: 'hourly_total',
+    source: 'metrics',
+    bucketMs: H,
+    dims: [],
+    refreshEveryMs: 300_000,
+    rankKeys: false,
+  },
+];
+const answer = (n: number): Answer => ({
+  frames: [
+    { schema: { name: 'stats', fields: [{ name: 'executionCount', type: 'number' }] }, data: { values: [[n]] } },
+  ],
+  tiers: ['hourly_total'],
+  watermark: null,
+  touchesLiveEdge: true,
+  sql: 'SELECT 1',
+  notices: [],
+  computedAt: Date.now(),
+});
 
 test('a new data version or covered minute is another key: the near cache and Redis miss, then hold the new answer', async () => {
   let version = '7';
-  const cache = new QueryCache(redis, { prefix, ttlSeconds: 60, jitterSeconds: 0, settledTtlSeconds: 3600, maxValueBytes: 1 << 20, lockMs: 2000, nearLeaseMs: 10_000, nearEntries: 100 }, createMetrics(), {
-    database: 'test-db',
-    dataVersion: () => version,
-  });
+  const cache = new QueryCache(
+    redis,
+    {
+      prefix,
+      ttlSeconds: 60,
+      jitterSeconds: 0,
+      settledTtlSeconds: 3600,
+      maxValueBytes: 1 << 20,
+      lockMs: 2000,
+      nearLeaseMs: 10_000,
+      nearEntries: 100,
+    },
+    createMetrics(),
+    {
+      database: 'test-db',
+      dataVersion: () => version,
+    }
+  );
   const memo = new NormalizeMemo();
   const query = { refId: 'A', kind: 'stats', granularity: 'auto' } as RuleperfQuery;
   const now = Date.now();
