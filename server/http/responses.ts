@@ -11,6 +11,7 @@ type ZodIssue = core.$ZodIssue;
 import type { ErrorResponse } from '../contract';
 import { isDataException, isUnavailable } from '../db/pools';
 import type { AppDeps } from './app';
+import { requestLogger } from '../observability/logger';
 
 /** The client's X-Request-Id when it is a plain token, a fresh one otherwise. */
 export function requestIdFrom(header: string | string[] | undefined): string {
@@ -24,7 +25,8 @@ export function recordRequest(
 ) {
   deps.metrics.hot.httpRequest(r.route, r.status).inc();
   if (r.log === false || !deps.logger.isLevelEnabled('info')) return;
-  deps.logger.info(
+  // Flat fields only: see requestLogger.
+  requestLogger(deps.logger).info(
     { reqId: r.reqId, method: r.method, path: r.path, status: r.status, durationMs: Math.round((performance.now() - r.started) * 100) / 100, cache: r.cache, tier: r.tier },
     'request'
   );

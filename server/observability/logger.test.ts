@@ -5,7 +5,8 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createLogger, FLUSH_MS } from './logger';
+import pino from 'pino';
+import { createLogger, FLUSH_MS, requestLogger } from './logger';
 
 const LOGGER = join(__dirname, 'logger.ts');
 
@@ -68,6 +69,32 @@ test('lines wait for a batch, and are written within the flush interval', async 
     assert.doesNotMatch(written, /secret/, 'credentials are redacted');
   } finally {
     // The descriptor stays open (the logger's timer may still write to it); the file goes.
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('request lines share the destination and its order; other loggers log their own', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ruleperf-log-'));
+  const file = join(dir, 'log');
+  try {
+    const log = createLogger({ level: 'info', fd: openSync(file, 'a') });
+    log.info({ step: 1 }, 'before');
+    requestLogger(log).info({ reqId: 'r2', method: 'POST', path: '/api/v1/query', status: 200 }, 'request');
+    log.info({ step: 3, config: { password: 'hunter2' } }, 'after');
+    await new Promise((r) => setTimeout(r, FLUSH_MS * 3));
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.msg),
+      ['before', 'request', 'after']
+    );
+    assert.equal(lines[1].reqId, 'r2');
+    assert.equal(lines[2].config.password, '[Redacted]', 'the service logger still redacts');
+    const plain = pino({ level: 'silent' });
+    assert.equal(requestLogger(plain), plain);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
