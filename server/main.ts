@@ -12,6 +12,7 @@ import { loadConfig, ConfigError, type Config } from './config';
 import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded';
 import { DataFolderLocked } from './db/data-lock';
 import { createPools, type Pools } from './db/pools';
+import { createLogger } from './observability/logger';
 import { Admission } from './db/admission';
 import { ChangeFeed } from './db/change-feed';
 import { databaseIdentity } from './db/identity';
@@ -348,7 +349,7 @@ export async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = pino({ level: config.LOG_LEVEL, redact: ['*.authorization', '*.API_TOKEN', '*.password'] });
+  const log = createLogger({ level: config.LOG_LEVEL });
   let stopping = false;
   let startup: Promise<RunningService> | null = null;
   const aborting = new AbortController();

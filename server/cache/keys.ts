@@ -47,7 +47,17 @@ function hashId(id: string): string {
   return createHash('sha1').update(id).digest('base64url').slice(0, 16);
 }
 
+/** Fingerprints of frozen normalized queries (normalize-memo.ts hands out one per question; frozen, it cannot change). */
+const fingerprints = new WeakMap<NormalizedQuery, string>();
+
 export function fingerprint(q: NormalizedQuery): string {
+  if (!Object.isFrozen(q)) return computeFingerprint(q);
+  let known = fingerprints.get(q);
+  if (known === undefined) fingerprints.set(q, (known = computeFingerprint(q)));
+  return known;
+}
+
+function computeFingerprint(q: NormalizedQuery): string {
   const canonical = {
     k: q.kind,
     f: Object.keys(q.filters)

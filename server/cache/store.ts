@@ -74,6 +74,7 @@ export class QueryCache implements CacheLayer {
   private readonly flights = new SingleFlight<Answer>();
   private readonly decoded = new RecentlyDecoded<Entry>(500);
   private readonly renewing = new Set<string>();
+  private readonly baseKeys = new WeakMap<NormalizedQuery, { version: string; base: string }>();
   private readonly invalidator: Invalidator;
   /** Generations idle this long expire: longer than any entry stored under them lives. */
   private readonly generationTtlMs: number;
@@ -109,7 +110,13 @@ export class QueryCache implements CacheLayer {
 
   /** The entry key before generations: fingerprint and data version. */
   baseKey(q: NormalizedQuery): string {
-    return this.ks.query(fingerprint(q), this.context.dataVersion?.(q) ?? '0');
+    const version = this.context.dataVersion?.(q) ?? '0';
+    // The same string object for the same key: its hash is computed once for the near cache's Map.
+    const known = this.baseKeys.get(q);
+    if (known?.version === version) return known.base;
+    const base = this.ks.query(fingerprint(q), version);
+    if (Object.isFrozen(q)) this.baseKeys.set(q, { version, base });
+    return base;
   }
 
   /**
@@ -127,39 +134,48 @@ export class QueryCache implements CacheLayer {
     return { key, entry: found[1] ? this.decoded.decode(key, found[1]) : null };
   }
 
+  /** The answer this instance holds for `q` under a lease (a hit, counted), or undefined: then `fetch`. */
+  nearHit(q: NormalizedQuery): Answer | undefined {
+    return this.nearHitAt(this.baseKey(q), q);
+  }
+
+  private nearHitAt(base: string, q: NormalizedQuery): Answer | undefined {
+    const near = this.near.get(base);
+    if (!near) return undefined;
+    if (near.renew) this.renewLease(base, q);
+    this.metrics.hot.cacheResult.hit.inc();
+    this.metrics.hot.nearHit.inc();
+    return near.entry.value;
+  }
+
   async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
     const base = this.baseKey(q);
-    const near = this.near.get(base);
-    if (near) {
-      if (near.renew) this.renewLease(base, q);
-      this.metrics.cacheRequests.inc({ result: 'hit' });
-      this.metrics.nearHits.inc();
-      return { answer: near.entry.value, status: 'hit' };
-    }
+    const near = this.nearHitAt(base, q);
+    if (near) return { answer: near, status: 'hit' };
     const token = this.near.begin();
     const found = await this.lookup(base, q);
     if (!found) {
       // Bypassed: still coalesce identical concurrent queries in this process.
       const { promise, joined } = this.flights.run(`bypass:${base}`, compute);
       if (joined) this.metrics.coalesced.inc();
-      this.metrics.cacheRequests.inc({ result: 'bypass' });
+      this.metrics.hot.cacheResult.bypass.inc();
       return { answer: await promise, status: 'bypass' };
     }
     const { key, entry } = found;
     if (entry && entry.f > Date.now()) {
       this.near.put(base, token, entry.a, entry.f);
-      this.metrics.cacheRequests.inc({ result: 'hit' });
+      this.metrics.hot.cacheResult.hit.inc();
       if (!entry.a.touchesLiveEdge) this.context.onSettledHit?.(q, key);
       return { answer: entry.a, status: 'hit' };
     }
     if (entry) {
       // Stale: answer now, refresh in the background (errors keep the stale entry). The refresh
       // starts after this answer is written, so building its query does not delay it.
-      this.metrics.cacheRequests.inc({ result: 'stale' });
+      this.metrics.hot.cacheResult.stale.inc();
       setImmediate(() => this.flights.run(key, () => this.computeAndStore(key, compute)).promise.catch(() => undefined));
       return { answer: entry.a, status: 'stale' };
     }
-    this.metrics.cacheRequests.inc({ result: 'miss' });
+    this.metrics.hot.cacheResult.miss.inc();
     const { promise, joined } = this.flights.run(key, () => this.computeOnce(key, compute));
     if (joined) this.metrics.coalesced.inc();
     return { answer: await promise, status: 'miss' };
@@ -252,7 +268,7 @@ export class NoCache implements CacheLayer {
   async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
     const { promise, joined } = this.flights.run(fingerprint(q), compute);
     if (joined) this.metrics.coalesced.inc();
-    this.metrics.cacheRequests.inc({ result: 'bypass' });
+    this.metrics.hot.cacheResult.bypass.inc();
     return { answer: await promise, status: 'bypass' };
   }
 }

@@ -8,9 +8,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
+import type { ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
+import { RequestMemo } from './request-memo';
 import { queryRequestSchema } from './validation';
-import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom, unsupportedMedia } from './responses';
+import { errorResponse, invalidRequest, NOT_JSON, queryHeaderList, recordRequest, requestIdFrom, unsupportedMedia } from './responses';
 
 export const QUERY_PATH = '/api/v1/query';
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -24,10 +26,15 @@ export function isOrdinary(req: IncomingMessage, authorized: (header: string | u
   return authorized(req.headers.authorization);
 }
 
-function send(res: ServerResponse, status: number, body: string, headers: Record<string, string>) {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...headers });
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** Writes the whole answer at once: headers as a flat list (no header object to build and walk), the body as bytes. */
+function send(res: ServerResponse, status: number, body: Buffer, reqId: string, more: string[] = []) {
+  res.writeHead(status, ['Content-Type', JSON_TYPE, 'Content-Length', String(body.length), 'X-Request-Id', reqId, ...more]);
   res.end(body);
 }
+
+const jsonBytes = (value: unknown) => Buffer.from(JSON.stringify(value));
 
 /** Who may take the fast path: whoever may read (the others get Express's 401). */
 export function authorizationCheck(tokens: Tokens): (header: string | undefined) => boolean {
@@ -35,21 +42,31 @@ export function authorizationCheck(tokens: Tokens): (header: string | undefined)
   return (header) => role(header) !== null;
 }
 
-export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const authorized = authorizationCheck(deps.security.tokens);
-  return (req, res) => {
-    if (!isOrdinary(req, authorized)) return false;
-    const reqId = requestIdFrom(req.headers['x-request-id']);
-    const headers = { 'X-Request-Id': reqId };
-    const started = performance.now();
-    let cache: string | undefined;
-    let tier: string | undefined;
-    res.on('finish', () => recordRequest(deps, { route: QUERY_PATH, reqId, method: 'POST', path: QUERY_PATH, status: res.statusCode, started, cache, tier }));
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', async () => {
+/**
+ * One request on the fast path. A class rather than closures: the service runs through tsx,
+ * which names every function a closure assigns (a property definition each), and this is
+ * created per request.
+ */
+class Exchange {
+  readonly chunks: Buffer[] = [];
+  private handlerStarted = 0;
+
+  constructor(
+    private readonly deps: AppDeps,
+    private readonly requests: RequestMemo,
+    private readonly res: ServerResponse,
+    private readonly reqId: string,
+    private readonly started: number
+  ) {}
+
+  end(): void {
+    const chunks = this.chunks;
+    const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+    this.handlerStarted = performance.now();
+    // A body seen before but for its range is not parsed again (request-memo.ts).
+    let request = this.requests.recall(text);
+    if (!request) {
       let body: unknown = {};
-      const text = Buffer.concat(chunks).toString('utf8');
       if (text.length > 0) {
         // As body-parser's strict mode: only an object or array is a JSON body.
         const first = text.trimStart()[0];
@@ -57,23 +74,57 @@ export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: 
           if (first !== '{' && first !== '[') throw new SyntaxError('not an object');
           body = JSON.parse(text);
         } catch {
-          return send(res, 400, JSON.stringify(NOT_JSON), headers);
+          return this.reply(400, jsonBytes(NOT_JSON));
         }
       }
-      const handlerStarted = performance.now();
       const parsed = queryRequestSchema.safeParse(body);
-      if (!parsed.success) return send(res, 400, JSON.stringify(invalidRequest(parsed.error)), headers);
-      try {
-        const answer = await deps.service.answer(parsed.data);
-        cache = answer.cache;
-        tier = answer.tiers?.join('+');
-        // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
-        send(res, answer.status, answer.json, { ...headers, ...queryHeaders(answer), 'Server-Timing': `app;dur=${(performance.now() - handlerStarted).toFixed(3)}` });
-      } catch (err) {
-        const { status, body: error } = errorResponse(deps, err as Error, reqId);
-        send(res, status, JSON.stringify(error), headers);
-      }
-    });
+      if (!parsed.success) return this.reply(400, jsonBytes(invalidRequest(parsed.error)));
+      request = parsed.data;
+      this.requests.remember(text, request);
+    }
+    // Held in this process (most refreshes): answered without a promise in the way.
+    let now: ServiceAnswer | undefined;
+    try {
+      now = this.deps.service.answerNow(request);
+    } catch (err) {
+      return this.failed(err as Error);
+    }
+    if (now) return this.answered(now);
+    this.deps.service
+      .answer(request)
+      .then(
+        (answer) => this.answered(answer),
+        (err: Error) => this.failed(err)
+      )
+      .catch((err: Error) => this.deps.logger.error({ reqId: this.reqId, err: { message: err.message } }, 'writing an answer failed'));
+  }
+
+  private answered(answer: ServiceAnswer): void {
+    // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
+    const timing = ['Server-Timing', `app;dur=${(performance.now() - this.handlerStarted).toFixed(3)}`];
+    this.reply(answer.status, answer.body, answer.retryAfter ? [...queryHeaderList(answer), ...timing] : timing, answer.cache, answer.tiers?.join('+'));
+  }
+
+  private failed(err: Error): void {
+    const { status, body } = errorResponse(this.deps, err, this.reqId);
+    this.reply(status, jsonBytes(body));
+  }
+
+  /** Writes the answer, then logs the request line. */
+  private reply(status: number, body: Buffer, more?: string[], cache?: string, tier?: string): void {
+    send(this.res, status, body, this.reqId, more);
+    recordRequest(this.deps, { route: QUERY_PATH, reqId: this.reqId, method: 'POST', path: QUERY_PATH, status, started: this.started, cache, tier });
+  }
+}
+
+export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const authorized = authorizationCheck(deps.security.tokens);
+  const requests = new RequestMemo();
+  return (req, res) => {
+    if (!isOrdinary(req, authorized)) return false;
+    const exchange = new Exchange(deps, requests, res, requestIdFrom(req.headers['x-request-id']), performance.now());
+    req.on('data', (chunk: Buffer) => exchange.chunks.push(chunk));
+    req.on('end', () => exchange.end());
     return true;
   };
 }

@@ -11,6 +11,7 @@ type ZodIssue = core.$ZodIssue;
 import type { ErrorResponse } from '../contract';
 import { isDataException, isUnavailable } from '../db/pools';
 import type { AppDeps } from './app';
+import { requestLogger } from '../observability/logger';
 
 /** The client's X-Request-Id when it is a plain token, a fresh one otherwise. */
 export function requestIdFrom(header: string | string[] | undefined): string {
@@ -22,9 +23,10 @@ export function recordRequest(
   deps: Pick<AppDeps, 'metrics' | 'logger'>,
   r: { route: string; reqId: string; method: string; path: string; status: number; started: number; cache?: string; tier?: string; log?: boolean }
 ) {
-  deps.metrics.httpRequests.inc({ route: r.route, status: String(r.status) });
-  if (r.log === false) return;
-  deps.logger.info(
+  deps.metrics.hot.httpRequest(r.route, r.status).inc();
+  if (r.log === false || !deps.logger.isLevelEnabled('info')) return;
+  // Flat fields only: see requestLogger.
+  requestLogger(deps.logger).info(
     { reqId: r.reqId, method: r.method, path: r.path, status: r.status, durationMs: Math.round((performance.now() - r.started) * 100) / 100, cache: r.cache, tier: r.tier },
     'request'
   );
@@ -70,6 +72,8 @@ export function invalidRequest(err: ZodError): ErrorResponse {
  * with a message about JSON).
  */
 export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
+  // What every client of the query API sends, checked first.
+  if (headers['content-type'] === 'application/json' && headers['content-encoding'] === undefined) return null;
   const encoding = (headers['content-encoding'] ?? '').trim().toLowerCase();
   if (encoding && encoding !== 'identity') {
     return `unsupported Content-Encoding "${encoding.slice(0, 40)}": send the body uncompressed (no Content-Encoding)`;
@@ -85,9 +89,17 @@ export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
 
 export const NOT_JSON: ErrorResponse = { error: 'request body is not valid JSON', details: [{ path: '(body)', message: 'must be a JSON object' }] };
 
-/** Headers of a query answer: when every query was refused for a transient reason (busy, unavailable), when to retry. */
+/** Headers of a query answer, as a flat list of names and values: when every query was refused for a transient reason (busy, unavailable), when to retry. */
+export function queryHeaderList(answer: { retryAfter?: number }): string[] {
+  return answer.retryAfter ? ['Retry-After', String(answer.retryAfter)] : [];
+}
+
+/** The same headers as an object. */
 export function queryHeaders(answer: { retryAfter?: number }): Record<string, string> {
-  return answer.retryAfter ? { 'Retry-After': String(answer.retryAfter) } : {};
+  const list = queryHeaderList(answer);
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < list.length; i += 2) headers[list[i]] = list[i + 1];
+  return headers;
 }
 
 /** The status and body for an error a query (or any route) ended in; a 500 is logged. */

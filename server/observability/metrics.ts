@@ -1,13 +1,21 @@
 /** Prometheus metrics (prom-client); the alert rules, the dashboards and the README name them. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotHistogram } from './histogram';
+import { Tallies, type Tally } from './tallies';
+
+const CACHE_RESULTS = ['hit', 'miss', 'stale', 'bypass'] as const;
+export type CacheResult = (typeof CACHE_RESULTS)[number];
 
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'ruleperf_' });
+  // What the hot path counts (answers, cache results, near hits) is tallied in plain numbers and added at collection (tallies.ts).
+  const flushes: Array<() => void> = [];
+  const collect = () => flushes.forEach((flush) => flush());
   const m = {
     registry,
-    cacheRequests: new Counter({ name: 'ruleperf_cache_requests_total', help: 'Query cache lookups by result', labelNames: ['result'] as const, registers: [registry] }),
-    queryDuration: new Histogram({
+    cacheRequests: new Counter({ name: 'ruleperf_cache_requests_total', help: 'Query cache lookups by result', labelNames: ['result'] as const, registers: [registry], collect }),
+    queryDuration: new HotHistogram({
       name: 'ruleperf_query_duration_seconds',
       help: 'Time to answer one query (one panel target), by kind, cache status and primary tier',
       labelNames: ['kind', 'cache', 'tier'] as const,
@@ -18,7 +26,7 @@ export function createMetrics() {
     auditChecks: new Counter({ name: 'ruleperf_cache_audit_checks_total', help: 'Cached answers re-computed from the database by the consistency auditor', registers: [registry] }),
     auditMismatches: new Counter({ name: 'ruleperf_cache_audit_mismatches_total', help: 'Cached answers the auditor found different from the database (each dropped and logged)', registers: [registry] }),
     dbQueries: new Counter({ name: 'ruleperf_db_queries_total', help: 'Queries sent to the database by finest tier read', labelNames: ['tier'] as const, registers: [registry] }),
-    nearHits: new Counter({ name: 'ruleperf_cache_near_hits_total', help: 'Cache hits answered from this instance\'s near cache (a subset of ruleperf_cache_requests_total{result="hit"})', registers: [registry] }),
+    nearHits: new Counter({ name: 'ruleperf_cache_near_hits_total', help: 'Cache hits answered from this instance\'s near cache (a subset of ruleperf_cache_requests_total{result="hit"})', registers: [registry], collect }),
     coalesced: new Counter({ name: 'ruleperf_coalesced_requests_total', help: 'Requests that waited for an identical in-flight query instead of querying', registers: [registry] }),
     cacheSkipped: new Counter({ name: 'ruleperf_cache_skipped_total', help: 'Answers not stored in the cache, by reason', labelNames: ['reason'] as const, registers: [registry] }),
     cacheValueBytes: new Histogram({
@@ -47,16 +55,35 @@ export function createMetrics() {
       labelNames: ['rollup'] as const,
       registers: [registry],
     }),
-    httpRequests: new Counter({ name: 'ruleperf_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: [registry] }),
+    httpRequests: new Counter({ name: 'ruleperf_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: [registry], collect }),
+  };
+  const cacheTallies = new Tallies(m.cacheRequests);
+  const nearTallies = new Tallies(m.nearHits);
+  const httpTallies = new Tallies(m.httpRequests);
+  const httpByRoute = new Map<string, Map<number, Tally>>();
+  flushes.push(() => cacheTallies.flush(), () => nearTallies.flush(), () => httpTallies.flush());
+  const hot = {
+    /** ruleperf_cache_requests_total by result. */
+    cacheResult: Object.fromEntries(CACHE_RESULTS.map((r) => [r, cacheTallies.of(r, { result: r })])) as Record<CacheResult, Tally>,
+    /** ruleperf_cache_near_hits_total. */
+    nearHit: nearTallies.of('', {}),
+    /** ruleperf_http_requests_total for a route and status. */
+    httpRequest(route: string, status: number): Tally {
+      let byStatus = httpByRoute.get(route);
+      if (!byStatus) httpByRoute.set(route, (byStatus = new Map()));
+      let tally = byStatus.get(status);
+      if (!tally) byStatus.set(status, (tally = httpTallies.of(`${status} ${route}`, { route, status: String(status) })));
+      return tally;
+    },
   };
   m.circuitOpen.set(0);
-  for (const result of ['hit', 'miss', 'stale', 'bypass']) m.cacheRequests.inc({ result }, 0);
+  for (const result of CACHE_RESULTS) m.cacheRequests.inc({ result }, 0);
   m.coalesced.inc(0);
   m.auditChecks.inc(0);
   m.auditMismatches.inc(0);
   for (const op of ['lookup', 'store']) m.cacheErrors.inc({ op }, 0);
   m.nearHits.inc(0);
-  return m;
+  return { ...m, hot };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -52,3 +52,11 @@ test('the budget refuses, before any work, what could return too much, and names
   assert.throws(() => checkBudget(big, schemaCardinality), BudgetExceeded);
   assert.ok(BUDGET.maxCells >= 100_000);
 });
+
+test('the asked range counts only through the covered range and whether the two differ (the notice)', () => {
+  const moving = normalizeQuery(last(H), query({}), ROLLUPS, NOW);
+  assert.deepEqual([moving.range.to % M, moving.differsFromAsked], [0, true], 'a range ending now moves to whole minutes, and says so');
+  const settled = normalizeQuery({ range: { from: NOW - 3 * H, to: NOW - 2 * H } }, query({}), ROLLUPS, NOW);
+  assert.deepEqual([settled.range, settled.differsFromAsked], [{ from: NOW - 3 * H, to: NOW - 2 * H }, false], 'a settled range is covered as asked');
+  assert.equal('asked' in moving, false, 'nothing per request is kept, so a normalized query can be shared');
+});

@@ -4,12 +4,16 @@
  * kind does not use), the covered range (range.ts), and for timeseries the bucket width.
  * Two queries that must give the same answer normalize to the same value, which is what the
  * cache key hashes (so "last 24 hours" sent a few seconds later is the same entry).
+ *
+ * The value depends on the asked range only through the covered range and whether the two
+ * differ (the notice), so it can be shared by every request covering the same minutes
+ * (normalize-memo.ts).
  */
 import { FILTER_FIELDS, type FilterField, type GroupByField, type QueryKind, type QueryRequest, type RuleperfQuery, type SeriesMetric, type TopRulesSort } from '../contract';
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import { levels } from './plan';
-import { coverRange, timeseriesBucket, type TimeRange } from './range';
+import { coverRange, differsFromAsked, timeseriesBucket, type TimeRange } from './range';
 
 export interface NormalizedQuery {
   kind: QueryKind;
@@ -20,10 +24,10 @@ export interface NormalizedQuery {
   /** Rows (top rules, error breakdown) or series (grouped timeseries) at most; 0 when unused. */
   limit: number;
   sortBy: TopRulesSort | null;
-  /** What the client asked. */
-  asked: TimeRange;
   /** What the answer covers (range.ts: as asked once settled, whole minutes while it moves). */
   range: TimeRange;
+  /** Whether the covered range differs from the asked one by more than a second (the answer then says so). */
+  differsFromAsked: boolean;
   /** Timeseries bucket width in ms; null for kinds without time buckets. */
   bucketMs: number | null;
   /** Every dimension the answer reads: filters, grouping, and the kind's own. */
@@ -32,12 +36,27 @@ export interface NormalizedQuery {
 
 export type RequestRange = Pick<QueryRequest, 'range' | 'intervalMs' | 'maxDataPoints'>;
 
+/** What normalizing reads of a request besides the query: the covered range and Grafana's interval. */
+export interface Coverage {
+  range: TimeRange;
+  differsFromAsked: boolean;
+  intervalMs?: number;
+  maxDataPoints?: number;
+}
+
+/** The covered range of a request's range at `now`, with Grafana's interval. */
+export function coverage(request: RequestRange, now = Date.now()): Coverage {
+  const range = coverRange(request.range, now);
+  return { range, differsFromAsked: differsFromAsked(range, request.range), intervalMs: request.intervalMs, maxDataPoints: request.maxDataPoints };
+}
+
 function asList(value: string | string[] | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   return [...new Set(Array.isArray(value) ? value : [value])].sort();
 }
 
-export function normalizeQuery(request: RequestRange, query: RuleperfQuery, rollups: readonly RollupInfo[], now = Date.now()): NormalizedQuery {
+/** The normalized query for a coverage (see `coverage`). */
+export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: readonly RollupInfo[]): NormalizedQuery {
   const spec = KINDS[query.kind];
   const filters: Partial<Record<FilterField, string[]>> = {};
   for (const field of FILTER_FIELDS) {
@@ -46,10 +65,13 @@ export function normalizeQuery(request: RequestRange, query: RuleperfQuery, roll
   }
   const params = spec.params(query);
   const fields = [...new Set<FilterField>([...(Object.keys(filters) as FilterField[]), ...(params.groupBy ? [params.groupBy] : []), ...spec.ownFields])].sort();
-  const asked = { from: request.range.from, to: request.range.to };
-  const range = coverRange(asked, now);
+  const range = { from: c.range.from, to: c.range.to };
   const bucketMs = spec.bucketed
-    ? timeseriesBucket(range.to - range.from, { intervalMs: request.intervalMs, maxDataPoints: request.maxDataPoints, granularity: query.granularity }, levels(rollups, fields).map((r) => r.bucketMs))
+    ? timeseriesBucket(range.to - range.from, { intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, granularity: query.granularity }, levels(rollups, fields).map((r) => r.bucketMs))
     : null;
-  return { kind: query.kind, filters, ...params, asked, range, bucketMs, fields };
+  return { kind: query.kind, filters, ...params, range, differsFromAsked: c.differsFromAsked, bucketMs, fields };
+}
+
+export function normalizeQuery(request: RequestRange, query: RuleperfQuery, rollups: readonly RollupInfo[], now = Date.now()): NormalizedQuery {
+  return normalizeCovered(query, coverage(request, now), rollups);
 }

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
-import { renderFrames, withMeta } from './render';
+import { differsFromAsked } from './range';
+import { joinResults, renderFrames, renderResponse, resultMember, withMeta } from './render';
 
 const answer: Answer = {
   frames: [{ schema: { name: 'stats', fields: [{ name: 'executionCount', type: 'number' }] }, data: { values: [[42]] } }],
@@ -21,7 +22,7 @@ const q = (asked: { from: number; to: number }): NormalizedQuery => ({
   metrics: [],
   limit: 0,
   sortBy: null,
-  asked,
+  differsFromAsked: differsFromAsked({ from: 60_000, to: 180_000 }, asked),
   range: { from: 60_000, to: 180_000 },
   bucketMs: null,
   fields: [],
@@ -46,4 +47,30 @@ test('a notice names the covered range when it differs from the asked one by mor
   assert.deepEqual(custom.coveredRange, { from: 60_000, to: 180_000 });
   assert.equal(custom.cache, 'stale');
   assert.equal(custom.computedAt, 5000);
+});
+
+test('a one-query response body is the JSON of {results: {refId: {frames}}} in UTF-8, rendered once per variant and refId', () => {
+  const moving = { from: 30_001, to: 150_001 };
+  for (const cache of ['hit', 'stale'] as const) {
+    for (const refId of ['A', 'B"x', 'é–ü']) {
+      const body = renderResponse(answer, q(moving), cache, refId);
+      assert.deepEqual(JSON.parse(body.toString('utf8')), { results: { [refId]: { frames: withMeta(answer, q(moving), cache, refId) } } });
+      assert.equal(renderResponse(answer, q(moving), cache, refId), body, 'the same bytes again');
+      assert.deepEqual(JSON.parse(`{${resultMember(body).toString('utf8')}}`), { [refId]: { frames: withMeta(answer, q(moving), cache, refId) } });
+    }
+  }
+  const settled = renderResponse(answer, q({ from: 60_000, to: 180_000 }), 'hit', 'A');
+  assert.equal(JSON.parse(settled.toString()).results.A.frames[0].schema.meta.notices, undefined, 'no notice in the other variant');
+  // Any number of refIds is answered right, though only a few are kept per variant.
+  for (let i = 0; i < 20; i++) {
+    assert.equal(JSON.parse(renderResponse(answer, q(moving), 'miss', `R${i}`).toString()).results[`R${i}`].frames[0].schema.refId, `R${i}`);
+  }
+});
+
+test('results join into one body, with the request\'s error first when it has one', () => {
+  const a = resultMember(renderResponse(answer, q({ from: 60_000, to: 180_000 }), 'hit', 'A'));
+  const b = Buffer.from('"B":{"frames":[],"error":"busy","status":503}');
+  assert.deepEqual(JSON.parse(joinResults([a, b]).toString()), { results: { A: { frames: withMeta(answer, q({ from: 60_000, to: 180_000 }), 'hit', 'A') }, B: { frames: [], error: 'busy', status: 503 } } });
+  assert.deepEqual(JSON.parse(joinResults([b], 'the service is busy').toString()), { error: 'the service is busy', results: { B: { frames: [], error: 'busy', status: 503 } } });
+  assert.equal(joinResults([]).toString(), '{"results":{}}');
 });

@@ -1,13 +1,13 @@
 /**
  * Shapes an answer for the client: the frames with this request's meta (refId, cache
- * status, covered range, notices), as objects or as JSON text. The text of a cached answer
- * is rendered once per variant and reused for every hit of it (only the refId is spliced
- * in), so a hit costs no frame building and no serializing of numbers and SQL.
+ * status, covered range, notices), as objects or as JSON. The JSON of a cached answer is
+ * rendered once per variant and refId, as UTF-8 bytes, and reused for every hit of it, so a
+ * hit costs no frame building, no serializing of numbers and SQL and no text encoding.
  */
 import type { CacheStatus, DataFrameJSON, Notice } from '../contract';
 import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
-import { differsFromAsked, type TimeRange } from './range';
+import type { TimeRange } from './range';
 
 const utc = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace(/\.000Z$/, '').replace(/Z$/, '');
 
@@ -23,7 +23,7 @@ const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
 
 /** Frames with this answer's meta; the (shared, cached) answer is not mutated. */
 export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): DataFrameJSON[] {
-  const notices = [...answer.notices, ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []), ...(differsFromAsked(q.range, q.asked) ? [coveredRangeNotice(q.range)] : [])];
+  const notices = [...answer.notices, ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []), ...(q.differsFromAsked ? [coveredRangeNotice(q.range)] : [])];
   return answer.frames.map((f) => ({
     schema: {
       ...f.schema,
@@ -47,36 +47,78 @@ export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus,
 }
 
 const SCHEMA_OPEN = '{"schema":{';
+const RESULTS_OPEN = '{"results":{';
+const RESULTS_CLOSE = '}}';
+
+/** Response bodies kept per variant of an answer: a request's refIds are few, but a client may send any. */
+const REF_IDS_KEPT = 8;
+
+interface Variant {
+  /** Each frame's JSON after `{"schema":{"refId":<refId>,`. */
+  pieces: string[];
+  /** refId → the whole one-query response body. */
+  bodies: Map<string, Buffer>;
+}
 
 /**
- * Per answer object: for each variant (cache status, whether the asked range differs from the
- * covered one), each frame's JSON after `{"schema":{"refId":<refId>,`. Keyed weakly, so
- * templates go when the answer does. An answer belongs to one cache key, so its covered range
- * and bucket width are fixed.
+ * Per answer object: its variants (cache status, whether the range notice is shown). Keyed
+ * weakly, so they go when the answer does. An answer belongs to one cache key, so its covered
+ * range and bucket width are fixed.
  */
-const templates = new WeakMap<Answer, Map<string, string[]>>();
+const variants = new WeakMap<Answer, Map<string, Variant>>();
 
-function frameTemplates(answer: Answer, q: NormalizedQuery, cache: CacheStatus): string[] {
-  let byVariant = templates.get(answer);
-  if (!byVariant) templates.set(answer, (byVariant = new Map()));
-  const variant = `${cache}|${differsFromAsked(q.range, q.asked) ? 1 : 0}`;
-  let pieces = byVariant.get(variant);
-  if (!pieces) {
-    pieces = withMeta(answer, q, cache, '').map((frame) => {
+function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Variant {
+  let byVariant = variants.get(answer);
+  if (!byVariant) variants.set(answer, (byVariant = new Map()));
+  const key = q.differsFromAsked ? `${cache}|notice` : cache;
+  let variant = byVariant.get(key);
+  if (!variant) {
+    const pieces = withMeta(answer, q, cache, '').map((frame) => {
       const { refId: _omitted, ...schema } = frame.schema;
       const text = JSON.stringify({ schema, data: frame.data });
       // A schema always has a name and fields, so the text goes on after the opening brace.
       if (!text.startsWith(SCHEMA_OPEN) || text.startsWith(`${SCHEMA_OPEN}}`)) throw new Error('unexpected frame shape');
       return text.slice(SCHEMA_OPEN.length);
     });
-    byVariant.set(variant, pieces);
+    byVariant.set(key, (variant = { pieces, bodies: new Map() }));
   }
-  return pieces;
+  return variant;
+}
+
+function framesText(variant: Variant, refId: string): string {
+  const ref = JSON.stringify(refId);
+  return `{"frames":[${variant.pieces.map((rest) => `${SCHEMA_OPEN}"refId":${ref},${rest}`).join(',')}]}`;
 }
 
 /** The JSON text of `{"frames": [...]}` for this answer, identical to JSON.stringify of withMeta's frames but for key order. */
 export function renderFrames(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): string {
-  const ref = JSON.stringify(refId);
-  const frames = frameTemplates(answer, q, cache).map((rest) => `${SCHEMA_OPEN}"refId":${ref},${rest}`);
-  return `{"frames":[${frames.join(',')}]}`;
+  return framesText(variantOf(answer, q, cache), refId);
 }
+
+/** The whole body of a response answering one query: `{"results":{<refId>:{"frames":[...]}}}`, as UTF-8. */
+export function renderResponse(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): Buffer {
+  const variant = variantOf(answer, q, cache);
+  let body = variant.bodies.get(refId);
+  if (!body) {
+    body = Buffer.from(`${RESULTS_OPEN}${JSON.stringify(refId)}:${framesText(variant, refId)}${RESULTS_CLOSE}`);
+    if (variant.bodies.size < REF_IDS_KEPT) variant.bodies.set(refId, body);
+  }
+  return body;
+}
+
+/** The `<refId>:{…}` member of a one-query response body (a view, not a copy). */
+export function resultMember(response: Buffer): Buffer {
+  return response.subarray(RESULTS_OPEN.length, response.length - RESULTS_CLOSE.length);
+}
+
+/** A response body from result members (`<refId>:{…}`), with the request's error first when it has one. */
+export function joinResults(members: Buffer[], error?: string): Buffer {
+  const open = Buffer.from(error === undefined ? RESULTS_OPEN : `{"error":${JSON.stringify(error)},"results":{`);
+  const parts: Buffer[] = [open];
+  members.forEach((m, i) => parts.push(...(i ? [COMMA, m] : [m])));
+  parts.push(CLOSE);
+  return Buffer.concat(parts);
+}
+
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(RESULTS_CLOSE);

@@ -10,12 +10,15 @@ import { isDataException, isStatementTimeout, isUnavailable } from '../db/pools'
 import { BudgetExceeded, checkBudget, schemaCardinality } from './budget';
 import type { RollupInfo } from './catalog';
 import type { Answer, Executor } from './executor';
-import { normalizeQuery, type NormalizedQuery, type RequestRange } from './normalize';
-import { renderFrames, withMeta } from './render';
+import type { NormalizedQuery, RequestRange } from './normalize';
+import { NormalizeMemo } from './normalize-memo';
+import { joinResults, renderResponse, resultMember, withMeta } from './render';
 
 export interface CacheLayer {
   /** The answer for `q`, from the cache or from `compute`; never fails because of the cache itself. */
   fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }>;
+  /** The answer this process holds for `q` right now, counted as a hit; undefined when it must be fetched. */
+  nearHit?(q: NormalizedQuery): Answer | undefined;
 }
 
 export interface QueryObserver {
@@ -32,11 +35,44 @@ interface Failure extends QueryResult {
 
 export interface ServiceAnswer {
   status: number;
-  /** The whole response body as JSON text. */
-  json: string;
+  /** The whole response body: JSON in UTF-8. */
+  body: Buffer;
+  /** The same body as text. */
+  readonly json: string;
   /** Seconds, when every query was refused for a transient reason. */
   retryAfter?: number;
   /** The first query's cache status and tiers, for the request log. */
+  cache?: CacheStatus;
+  tiers?: string[];
+}
+
+/** A class, not an object literal with a getter: building such a literal is a slow path in V8, and this is built per request. */
+class Reply implements ServiceAnswer {
+  retryAfter?: number;
+  cache?: CacheStatus;
+  tiers?: string[];
+  constructor(
+    readonly status: number,
+    readonly body: Buffer
+  ) {}
+  get json(): string {
+    return this.body.toString('utf8');
+  }
+}
+
+function serviceAnswer(status: number, body: Buffer, more: Omit<ServiceAnswer, 'status' | 'body' | 'json'> = {}): ServiceAnswer {
+  const reply = new Reply(status, body);
+  if (more.retryAfter !== undefined) reply.retryAfter = more.retryAfter;
+  if (more.cache !== undefined) reply.cache = more.cache;
+  if (more.tiers !== undefined) reply.tiers = more.tiers;
+  return reply;
+}
+
+/** One query's part of a response: the `<refId>:{…}` member, and the whole body when it answered alone. */
+interface Part {
+  member: Buffer;
+  response?: Buffer;
+  failure?: Failure;
   cache?: CacheStatus;
   tiers?: string[];
 }
@@ -53,6 +89,9 @@ function failure(err: unknown): Failure {
 }
 
 export class QueryService {
+  private readonly memo = new NormalizeMemo();
+  private readonly budgets = new WeakMap<NormalizedQuery, boolean>();
+
   constructor(
     private readonly rollups: () => readonly RollupInfo[],
     private readonly executor: Executor,
@@ -62,7 +101,7 @@ export class QueryService {
   ) {}
 
   normalize(request: RequestRange, query: RuleperfQuery): NormalizedQuery {
-    return normalizeQuery(request, query, this.rollups());
+    return this.memo.normalize(request, query, this.rollups());
   }
 
   /** The answer to one normalized query, or the failure a client should see. */
@@ -85,7 +124,51 @@ export class QueryService {
     return 'frames' in r ? r : { frames: withMeta(r.answer, q, r.cache, query.refId) };
   }
 
-  /** The whole response as JSON text (`{"results": {refId: result}}`) and its HTTP status. */
+  /**
+   * The response at once, without waiting on anything, when the request is one query whose
+   * answer this process holds (the near cache): what most dashboard refreshes are. Undefined
+   * otherwise; then `answer`.
+   */
+  answerNow(request: QueryRequest): ServiceAnswer | undefined {
+    const nearHit = this.cache.nearHit;
+    if (!nearHit || request.queries.length !== 1 || request.queries[0].hide) return undefined;
+    const query = request.queries[0];
+    const q = this.normalize(request, query);
+    if (!this.withinBudget(q, query.refId)) return undefined; // `answer` says why
+    const started = performance.now();
+    const answer = nearHit.call(this.cache, q);
+    if (!answer) return undefined;
+    this.recordQuery(request, query);
+    this.observer.observe(q.kind, 'hit', answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
+    return serviceAnswer(200, renderResponse(answer, q, 'hit', query.refId), { cache: 'hit', tiers: answer.tiers });
+  }
+
+  /** Whether one query alone is within the request budget; remembered per (frozen, shared) normalized query. */
+  private withinBudget(q: NormalizedQuery, refId: string): boolean {
+    let within = this.budgets.get(q);
+    if (within === undefined) {
+      try {
+        checkBudget([{ refId, q }], schemaCardinality);
+        within = true;
+      } catch (err) {
+        if (!(err instanceof BudgetExceeded)) throw err;
+        within = false;
+      }
+      if (Object.isFrozen(q)) this.budgets.set(q, within);
+    }
+    return within;
+  }
+
+  /** One query's part of the response. */
+  private async part(request: QueryRequest, refId: string, query: RuleperfQuery, q: NormalizedQuery): Promise<Part> {
+    this.recordQuery(request, query);
+    const r = await this.resolve(q, 'user');
+    if ('frames' in r) return { member: Buffer.from(`${JSON.stringify(refId)}:${JSON.stringify({ frames: [], error: r.error, status: r.status })}`), failure: r };
+    const response = renderResponse(r.answer, q, r.cache, refId);
+    return { member: resultMember(response), response, cache: r.cache, tiers: r.answer.tiers };
+  }
+
+  /** The whole response (`{"results": {refId: result}}`) and its HTTP status. */
   async answer(request: QueryRequest): Promise<ServiceAnswer> {
     const visible = request.queries.filter((q) => !q.hide);
     const normalized = visible.map((query) => ({ refId: query.refId, query, q: this.normalize(request, query) }));
@@ -93,25 +176,18 @@ export class QueryService {
       checkBudget(normalized, schemaCardinality);
     } catch (err) {
       if (!(err instanceof BudgetExceeded)) throw err;
-      return { status: 400, json: JSON.stringify({ error: err.message, details: err.details }) };
+      return serviceAnswer(400, Buffer.from(JSON.stringify({ error: err.message, details: err.details })));
     }
-    const results = await Promise.all(
-      normalized.map(async ({ refId, query, q }) => {
-        this.recordQuery(request, query);
-        const r = await this.resolve(q, 'user');
-        if ('frames' in r) return { json: JSON.stringify({ frames: [], error: r.error, status: r.status }), failure: r };
-        return { json: renderFrames(r.answer, q, r.cache, refId), cache: r.cache, tiers: r.answer.tiers };
-      })
-    );
     // refIds are unique (the request schema refuses repeats), so each is one key.
-    const body = normalized.map(({ refId }, i) => `${JSON.stringify(refId)}:${results[i].json}`).join(',');
-    const failures = results.flatMap((r) => (r.failure ? [r.failure] : []));
+    const parts = normalized.length === 1 ? [await this.part(request, normalized[0].refId, normalized[0].query, normalized[0].q)] : await Promise.all(normalized.map(({ refId, query, q }) => this.part(request, refId, query, q)));
+    const failures = parts.flatMap((r) => (r.failure ? [r.failure] : []));
     // Every query refused for a transient reason → the request as a whole is (503, with the reason).
-    if (results.length > 0 && failures.length === results.length && failures.every((f) => f.status === 503)) {
+    if (parts.length > 0 && failures.length === parts.length && failures.every((f) => f.status === 503)) {
       const busy = failures.find((f) => f.error !== UNAVAILABLE);
       const error = busy?.error ?? UNAVAILABLE;
-      return { status: 503, json: `{"error":${JSON.stringify(error)},"results":{${body}}}`, retryAfter: Math.max(...failures.map((f) => f.retryAfter ?? 1)) };
+      return serviceAnswer(503, joinResults(parts.map((p) => p.member), error), { retryAfter: Math.max(...failures.map((f) => f.retryAfter ?? 1)) });
     }
-    return { status: 200, json: `{"results":{${body}}}`, cache: results[0]?.cache, tiers: results[0]?.tiers };
+    const body = parts.length === 1 && parts[0].response ? parts[0].response : joinResults(parts.map((p) => p.member));
+    return serviceAnswer(200, body, { cache: parts[0]?.cache, tiers: parts[0]?.tiers });
   }
 }

@@ -19,9 +19,17 @@ export interface Statement {
 
 export class Params {
   readonly values: unknown[] = [];
+  /** Instants already added: every instant is compared with a timestamptz column, so one parameter serves each use of it. */
+  private readonly instants = new Map<number, string>();
+
   add(value: unknown): string {
+    const instant = value instanceof Date ? value.getTime() : null;
+    const known = instant === null ? undefined : this.instants.get(instant);
+    if (known) return known;
     this.values.push(value);
-    return `$${this.values.length}`;
+    const name = `$${this.values.length}`;
+    if (instant !== null) this.instants.set(instant, name);
+    return name;
   }
 }
 
@@ -31,40 +39,48 @@ export const ident = (name: string) => {
 };
 
 /**
- * What each piece yields per row besides bucket and group: the fine sketch (answers), the
- * coarse one (keys / 16, for bounding percentiles cheaply), or only min, max and rank keys
- * (the cheapest bounds; computed on the fly where a rollup does not store them).
+ * What each piece yields per row besides bucket and group: every measure with the fine
+ * sketch (answers with percentiles), every measure but the sketch (answers without them:
+ * merging sketches nobody reads is most of a query's work), min, max and the coarse sketch
+ * (keys / 16, for bounding percentiles cheaply), or min, max and rank keys (the cheapest
+ * bounds; computed on the fly where a rollup does not store them).
  */
-export type SourceShape = 'fine' | 'coarse' | 'rankKeys';
+export type SourceShape = 'fine' | 'counts' | 'coarse' | 'rankKeys';
 
-const RAW_SKETCH = { fine: 'ruleperf_sketch_key(execution_time_ms)', coarse: 'ruleperf_sketch_key(execution_time_ms) / 16' };
-const ROLLUP_SKETCH = { fine: 'latency_sketch', coarse: 'latency_coarse AS latency_sketch' };
+/** A measure as [expression over raw rows, expression over a rollup row, column name]. */
+type Measure = readonly [string, string, string];
 
-function rawMeasures(shape: SourceShape): string {
-  if (shape === 'rankKeys') {
-    return `min(execution_time_ms) AS exec_time_min, max(execution_time_ms) AS exec_time_max,
-      ruleperf_sketch_rank_keys(ruleperf_sketch(ruleperf_sketch_key(execution_time_ms))) AS rank_keys`;
-  }
-  return `count(*)::bigint AS execution_count,
-      sum(execution_time_ms) AS exec_time_sum, min(execution_time_ms) AS exec_time_min, max(execution_time_ms) AS exec_time_max,
-      ruleperf_sketch(${RAW_SKETCH[shape]}) AS latency_sketch,
-      sum(records_processed)::bigint AS records_processed, sum(records_failed)::bigint AS records_failed,
-      count(*) FILTER (WHERE status = 'ERROR')::bigint AS error_count,
-      count(*) FILTER (WHERE status = 'SUCCESS')::bigint AS success_count,
-      count(*) FILTER (WHERE status = 'TIMEOUT')::bigint AS timeout_count`;
+const MEASURES: Record<SourceShape, Measure[]> = {
+  fine: [
+    ['count(*)', 'execution_count', 'execution_count'],
+    ['sum(execution_time_ms)', 'exec_time_sum', 'exec_time_sum'],
+    ['min(execution_time_ms)', 'exec_time_min', 'exec_time_min'],
+    ['max(execution_time_ms)', 'exec_time_max', 'exec_time_max'],
+    ['ruleperf_sketch(ruleperf_sketch_key(execution_time_ms))', 'latency_sketch', 'latency_sketch'],
+    ['sum(records_processed)::bigint', 'records_processed', 'records_processed'],
+    ['sum(records_failed)::bigint', 'records_failed', 'records_failed'],
+    ["count(*) FILTER (WHERE status = 'ERROR')", 'error_count', 'error_count'],
+    ["count(*) FILTER (WHERE status = 'SUCCESS')", 'success_count', 'success_count'],
+    ["count(*) FILTER (WHERE status = 'TIMEOUT')", 'timeout_count', 'timeout_count'],
+  ],
+  counts: [],
+  coarse: [
+    ['min(execution_time_ms)', 'exec_time_min', 'exec_time_min'],
+    ['max(execution_time_ms)', 'exec_time_max', 'exec_time_max'],
+    ['ruleperf_sketch(ruleperf_sketch_key(execution_time_ms) / 16)', 'latency_coarse', 'latency_sketch'],
+  ],
+  rankKeys: [
+    ['min(execution_time_ms)', 'exec_time_min', 'exec_time_min'],
+    ['max(execution_time_ms)', 'exec_time_max', 'exec_time_max'],
+    ['ruleperf_sketch_rank_keys(ruleperf_sketch(ruleperf_sketch_key(execution_time_ms)))', 'latency_rank_keys', 'rank_keys'],
+  ],
+};
+MEASURES.counts = MEASURES.fine.filter(([, , name]) => name !== 'latency_sketch');
+
+/** The measure columns of a source row of this shape, in order (for re-selecting them). */
+export function measureColumns(shape: SourceShape): string {
+  return MEASURES[shape].map(([, , name]) => name).join(', ');
 }
-
-function rollupMeasures(shape: SourceShape, storesRankKeys: boolean): string {
-  if (shape === 'rankKeys') {
-    return `exec_time_min, exec_time_max, ${storesRankKeys ? 'latency_rank_keys' : 'ruleperf_sketch_rank_keys(latency_sketch)'} AS rank_keys`;
-  }
-  return `execution_count, exec_time_sum, exec_time_min, exec_time_max, ${ROLLUP_SKETCH[shape]},
-      records_processed, records_failed, error_count, success_count, timeout_count`;
-}
-
-/** The measure columns of a `fine` or `coarse` source row, in order (for re-selecting them). */
-export const MEASURE_COLUMNS =
-  'execution_count, exec_time_sum, exec_time_min, exec_time_max, latency_sketch, records_processed, records_failed, error_count, success_count, timeout_count';
 
 export interface SourceOptions {
   shape: SourceShape;
@@ -80,28 +96,57 @@ export interface SourceOptions {
   extraCondition?: string;
 }
 
-/** The rows of every piece, in one shape: bucket, grp, then the shape's measures. */
+/** The time ranges read from one table, adjacent ones joined. */
+function rangesOf(pieces: readonly Piece[]): Array<{ from: number; to: number }> {
+  const ranges = pieces.map((piece) => ({ from: piece.from, to: piece.to })).sort((a, b) => a.from - b.from);
+  const joined: Array<{ from: number; to: number }> = [];
+  for (const r of ranges) {
+    const last = joined[joined.length - 1];
+    if (last && r.from <= last.to) last.to = Math.max(last.to, r.to);
+    else joined.push({ ...r });
+  }
+  return joined;
+}
+
+/**
+ * The rows of every piece, in one shape: bucket, grp, then the shape's measures. The pieces
+ * that read one table are one SELECT over their time ranges (a bitmap OR of index scans, as
+ * separate SELECTs would scan); rollups come first, and the first SELECT names the columns
+ * (UNION ALL takes the names from it), so the statement shows each measure list once.
+ */
 export function sourceRows(q: NormalizedQuery, pieces: readonly Piece[], p: Params, o: SourceOptions): string {
   const width = o.bucketMs ? p.add(`${o.bucketMs / 1000} seconds`) : null;
-  const grp = o.group ? `coalesce(${ident(COLUMN_OF[o.group])}, '(none)')` : "''";
+  const notNull = new Set(o.notNull ?? []);
   const filters = o.filters ?? q.filters;
+  // A dimension that must not be NULL needs no placeholder group.
+  const grp = o.group ? (notNull.has(o.group) ? ident(COLUMN_OF[o.group]) : `coalesce(${ident(COLUMN_OF[o.group])}, '(none)')`) : "''";
   const conditions: string[] = [];
   for (const [field, values] of Object.entries(filters) as Array<[FilterField, string[]]>) {
     const column = ident(COLUMN_OF[field]);
     conditions.push(values.length === 1 ? `${column} = ${p.add(values[0])}` : `${column} = ANY(${p.add(values)}::text[])`);
   }
-  for (const field of o.notNull ?? []) conditions.push(`${ident(COLUMN_OF[field])} IS NOT NULL`);
+  // A filter already keeps NULL out.
+  for (const field of notNull) if (!filters[field]) conditions.push(`${ident(COLUMN_OF[field])} IS NOT NULL`);
   if (o.extraCondition) conditions.push(o.extraCondition);
-  const selects = pieces.map((piece) => {
-    const time = piece.rollup ? 'bucket' : 'time';
+  const tables = new Map<string, Piece[]>();
+  for (const piece of [...pieces].sort((a, b) => (a.rollup ? 0 : 1) - (b.rollup ? 0 : 1))) {
+    const table = piece.rollup?.name ?? 'metrics';
+    tables.set(table, [...(tables.get(table) ?? []), piece]);
+  }
+  let named = true;
+  const selects = [...tables.values()].map((group) => {
+    const rollup = group[0].rollup;
+    const time = rollup ? 'bucket' : 'time';
+    const spans = rangesOf(group).map((r) => `${time} >= ${p.add(new Date(r.from))} AND ${time} < ${p.add(new Date(r.to))}`);
+    const when = spans.length === 1 ? spans[0] : `(${spans.map((t) => `(${t})`).join(' OR ')})`;
     const bucket = width ? `date_bin(${width}::interval, ${time}, '1970-01-01Z')` : 'NULL::timestamptz';
-    const where = [`${time} >= ${p.add(new Date(piece.from))}`, `${time} < ${p.add(new Date(piece.to))}`, ...conditions].join(' AND ');
-    if (!piece.rollup) {
-      return `SELECT ${bucket} AS bucket, ${grp} AS grp, ${rawMeasures(o.shape)}
-    FROM metrics WHERE ${where} GROUP BY 1, 2`;
-    }
-    return `SELECT ${bucket} AS bucket, ${grp} AS grp, ${rollupMeasures(o.shape, piece.rollup.rankKeys)}
-    FROM ${ident(piece.rollup.name)} WHERE ${where}`;
+    // Rank keys are computed from the sketch where a rollup does not store them.
+    const measures = MEASURES[o.shape].map(([raw, stored, name]) => [rollup ? (name === 'rank_keys' && !rollup.rankKeys ? 'ruleperf_sketch_rank_keys(latency_sketch)' : stored) : raw, name] as const);
+    const column = ([expr, name]: readonly [string, string]) => (named && expr !== name ? `${expr} AS ${name}` : expr);
+    const list = [column([bucket, 'bucket']), column([grp, 'grp']), ...measures.map(column)].join(', ');
+    named = false;
+    const where = [when, ...conditions].join(' AND ');
+    return rollup ? `SELECT ${list}\n    FROM ${ident(rollup.name)} WHERE ${where}` : `SELECT ${list}\n    FROM metrics WHERE ${where} GROUP BY 1, 2`;
   });
   return selects.join('\n  UNION ALL\n  ');
 }
@@ -118,33 +163,52 @@ export const PERCENTILE_LEVELS = [0.5, 0.95, 0.99] as const;
  * Counts, sums, minima and maxima per output group over CTE `src`, groups with no execution
  * dropped; with `withPercentiles`, `pct` holds p50, p95 and p99 read off the group's merged
  * latency histogram, interpolated as percentile_cont interpolates between the values at the
- * ranks around q·(n − 1) (clamp them to [min, max] on use). The result is a SELECT the kinds
- * wrap (order, limit, names).
+ * ranks around h = q·(n − 1) (clamp them to [min, max] on use). The result is a SELECT the
+ * kinds wrap (order, limit, names).
  */
 export function mergedSelect(g: string[], withPercentiles: boolean): string {
   const cols = g.length ? `${g.join(', ')}, ` : '';
-  const agg = `SELECT ${cols}
-    sum(execution_count)::bigint AS execution_count, sum(exec_time_sum) AS exec_time_sum,
+  const agg = `SELECT ${cols}sum(execution_count)::bigint AS execution_count, sum(exec_time_sum) AS exec_time_sum,
     min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max,
     sum(records_processed)::bigint AS records_processed, sum(records_failed)::bigint AS records_failed,
     sum(error_count)::bigint AS error_count, sum(success_count)::bigint AS success_count, sum(timeout_count)::bigint AS timeout_count
   FROM src${g.length ? ` GROUP BY ${g.join(', ')}` : ''}`;
   if (!withPercentiles) return `SELECT a.* FROM (${agg}) a WHERE a.execution_count > 0`;
-  const rank = (round: 'floor' | 'ceil') => `${round}(lvl * (n - 1))`;
-  const at = (round: 'floor' | 'ceil') => `min(${representativeSql('k')}) FILTER (WHERE before <= ${rank(round)} AND ${rank(round)} < before + c)`;
+  // Per group: the histogram (key k, count c, value v), each key's count of values below it, and n values in all.
+  const at = (round: 'floor' | 'ceil') => `min(v) FILTER (WHERE before <= ${round}(h) AND ${round}(h) < before + c)`;
   const pct = `SELECT ${cols}array_agg(lo + (h - floor(h)) * (hi - lo) ORDER BY lvl) AS pct FROM (
-    SELECT ${cols}lvl, lvl * (n - 1) AS h, ${at('floor')} AS lo, ${at('ceil')} AS hi
-    FROM (SELECT *, sum(c) OVER (${g.length ? `PARTITION BY ${g.join(', ')} ` : ''}ORDER BY k) - c AS before, sum(c) OVER (${g.length ? `PARTITION BY ${g.join(', ')}` : ''}) AS n
-          FROM (SELECT ${cols}(e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY ${cols}k) hist) cum,
-         unnest('{${PERCENTILE_LEVELS.join(',')}}'::float8[]) AS lvl
-    GROUP BY ${cols}lvl, n) ranks
+    SELECT ${cols}lvl, h, ${at('floor')} AS lo, ${at('ceil')} AS hi
+    FROM (SELECT *, lvl * (n - 1) AS h FROM (
+        SELECT *, ${representativeSql('k')} AS v, sum(c) OVER (w ORDER BY k) - c AS before, sum(c) OVER w AS n
+        FROM (SELECT ${cols}(e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY ${cols}k) hist
+        WINDOW w AS (${g.length ? `PARTITION BY ${g.join(', ')}` : ''})) cum, unnest('{${PERCENTILE_LEVELS.join(',')}}'::float8[]) AS lvl) ranks
+    GROUP BY ${cols}lvl, h) levels
   ${g.length ? `GROUP BY ${g.join(', ')}` : ''}`;
   const join = g.length ? g.map((c) => `p.${c} = a.${c}`).join(' AND ') : 'true';
   return `SELECT a.*, p.pct FROM (${agg}) a LEFT JOIN (${pct}) p ON ${join} WHERE a.execution_count > 0`;
 }
 
-/** A statement as the query inspector shows it: the text, then each parameter's value. */
-export function showStatement(s: Statement, title?: string): string {
-  const shown = s.values.map((v, i) => `-- $${i + 1} = ${v instanceof Date ? v.toISOString() : JSON.stringify(v)}`);
-  return [...(title ? [`-- ${title}`] : []), s.text, ...shown].join('\n');
+/** A parameter as the inspector shows it: instants in ISO 8601 (without zero milliseconds), other values as JSON. */
+function shownValue(v: unknown): string {
+  return v instanceof Date ? v.toISOString().replace('.000Z', 'Z') : JSON.stringify(v);
+}
+
+/** A statement run once per set of values (the same text each time), shown once. */
+export interface RepeatedStatement extends Statement {
+  /** The values of every run, the first one's being `values`. */
+  runs: unknown[][];
+}
+
+/** A statement as the query inspector shows it: the title, the text, then the parameters on one line (per run, when it ran more than once). */
+export function showStatement(s: Statement | RepeatedStatement, title?: string): string {
+  const runs = 'runs' in s ? s.runs : [s.values];
+  const param = (values: unknown[], i: number) => `$${i + 1} = ${shownValue(values[i])}`;
+  const indexes = runs[0].map((_, i) => i);
+  const same = indexes.filter((i) => runs.every((r) => shownValue(r[i]) === shownValue(runs[0][i])));
+  const differ = indexes.filter((i) => !same.includes(i));
+  const lines =
+    runs.length === 1
+      ? indexes.length ? [`-- ${indexes.map((i) => param(runs[0], i)).join(', ')}`] : []
+      : [...runs.map((r, n) => `-- run ${n + 1}: ${differ.map((i) => param(r, i)).join(', ')}`), ...(same.length ? [`-- every run: ${same.map((i) => param(runs[0], i)).join(', ')}`] : [])];
+  return [...(title ? [`-- ${title}`] : []), s.text, ...lines].join('\n');
 }

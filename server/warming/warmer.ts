@@ -101,6 +101,18 @@ export function dashboardWarmItems(dir: string, values: Partial<Record<VariableN
   return items;
 }
 
+/** A query's JSON without its refId; remembered for frozen queries (the query fast path shares them between requests). */
+const shapes = new WeakMap<RuleperfQuery, string>();
+function shapeOf(query: RuleperfQuery): string {
+  let shape = shapes.get(query);
+  if (shape === undefined) {
+    const { refId: _refId, ...rest } = query;
+    shape = JSON.stringify(rest);
+    if (Object.isFrozen(query)) shapes.set(query, shape);
+  }
+  return shape;
+}
+
 /** Counts recent now-relative queries to replay the most popular ones. */
 export class RecentQueries {
   private readonly seen = new Map<string, { item: WarmItem; count: number; lastSeen: number }>();
@@ -113,8 +125,7 @@ export class RecentQueries {
     // Only ranges ending at "now" are worth replaying later.
     if (Math.abs(request.range.to - now) > 60_000) return;
     const spanMs = Math.round((request.range.to - request.range.from) / 60_000) * 60_000;
-    const { refId: _refId, ...shape } = query;
-    const id = JSON.stringify([shape, spanMs, request.intervalMs, request.maxDataPoints]);
+    const id = `${shapeOf(query)}|${spanMs}|${request.intervalMs}|${request.maxDataPoints}`;
     const entry = this.seen.get(id);
     if (entry) {
       entry.count++;

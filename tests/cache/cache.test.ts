@@ -183,7 +183,14 @@ test('a generation that expired restarts from the clock, so an old value never c
   const prefix = uniqueName('gen').replace(/_/g, '-');
   const svc = await start({ CACHE_PREFIX: prefix });
   const generation = async () => {
-    const [, keys] = await redis.scan('0', 'MATCH', `{${prefix}}:*:gen:rule:*`, 'COUNT', 1000);
+    // A full SCAN: one call of COUNT n may stop early on a Redis shared with other suites.
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `{${prefix}}:*:gen:rule:*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
     assert.equal(keys.length, 1, keys.join(', '));
     return { key: keys[0], value: BigInt((await redis.get(keys[0]))!) };
   };

@@ -23,7 +23,7 @@ export const errorBreakdown: KindSpec = {
   },
   async read(db, q, plan) {
     const p = new Params();
-    const src = sourceRows(q, plan.pieces, p, { shape: 'fine', bucketMs: null, group: q.groupBy });
+    const src = sourceRows(q, plan.pieces, p, { shape: 'counts', bucketMs: null, group: q.groupBy });
     const names = NAMES[q.groupBy!];
     const text = `WITH src AS (\n  ${src}\n)
 SELECT b.*, ${names?.column ?? 'NULL::text'} AS name FROM (${mergedSelect(['grp'], false)}) b ${names?.join ?? ''}

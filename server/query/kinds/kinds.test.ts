@@ -13,7 +13,7 @@ const base = (over: Partial<NormalizedQuery>): NormalizedQuery => ({
   metrics: [],
   limit: 0,
   sortBy: null,
-  asked: { from: 0, to: 0 },
+  differsFromAsked: false,
   range: { from: 0, to: 0 },
   bucketMs: null,
   fields: [],

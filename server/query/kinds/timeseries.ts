@@ -6,7 +6,7 @@
 import type { SeriesMetric } from '../../contract';
 import { measures, numberField, type Row } from '../measures';
 import { floorTo } from '../range';
-import { groupColumns, MEASURE_COLUMNS, mergedSelect, Params, sourceRows } from '../sql';
+import { groupColumns, measureColumns, mergedSelect, Params, sourceRows } from '../sql';
 import { DEFAULT_SERIES_LIMIT, DEFAULT_SERIES_METRICS, OTHER_GROUP } from './defaults';
 import { seriesBound, type KindSpec } from './types';
 
@@ -33,17 +33,19 @@ export const timeseries: KindSpec = {
   async read(db, q, plan) {
     const p = new Params();
     const o = { bucketMs: q.bucketMs, group: q.groupBy };
-    const src = sourceRows(q, plan.pieces, p, { shape: 'fine', ...o });
+    const percentiles = q.metrics.some((m) => PERCENTILE_METRICS.has(m));
+    const shape = percentiles ? 'fine' : 'counts';
+    const src = sourceRows(q, plan.pieces, p, { shape, ...o });
     const g = groupColumns(o);
     // Grouped: the busiest `limit` groups keep their name, the rest become one series.
     const ctes = q.groupBy
       ? `src_all AS (\n  ${src}\n), top AS (
   SELECT grp FROM src_all GROUP BY grp ORDER BY sum(execution_count) DESC, grp LIMIT ${p.add(q.limit)}
 ), src AS (
-  SELECT bucket, CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE ${p.add(OTHER_GROUP)} END AS grp, ${MEASURE_COLUMNS} FROM src_all
+  SELECT bucket, CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE ${p.add(OTHER_GROUP)} END AS grp, ${measureColumns(shape)} FROM src_all
 )`
       : `src AS (\n  ${src}\n)`;
-    const statement = { text: `WITH ${ctes}\n${mergedSelect(g, q.metrics.some((m) => PERCENTILE_METRICS.has(m)))}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`, values: p.values };
+    const statement = { text: `WITH ${ctes}\n${mergedSelect(g, percentiles)}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`, values: p.values };
     return { rows: await db.rows(statement), statements: [{ statement }] };
   },
   frames(q, rows, computedAt) {

@@ -29,7 +29,7 @@ import { measures, numberField, type MeasureName, type Row } from '../measures';
 import type { NormalizedQuery } from '../normalize';
 import type { Piece } from '../plan';
 import { GAMMA, OFFSET, representativeSql } from '../sketch';
-import { mergedSelect, Params, sourceRows, type Statement } from '../sql';
+import { mergedSelect, Params, sourceRows, type RepeatedStatement, type Statement } from '../sql';
 import { DEFAULT_ROW_LIMIT, DEFAULT_SORT } from './defaults';
 import type { KindSpec } from './types';
 
@@ -55,7 +55,7 @@ export function candidatesStatement(q: NormalizedQuery, pieces: readonly Piece[]
   const p = new Params();
   const percentile = PERCENTILE[q.sortBy!];
   if (!percentile) {
-    const src = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule });
+    const src = sourceRows(q, pieces, p, { shape: 'counts', ...byRule });
     const text = `WITH src AS (\n  ${src}\n), agg AS (
   SELECT grp, sum(execution_count)::float8 AS execution_count, sum(exec_time_sum) AS exec_time_sum, sum(error_count)::float8 AS error_count
   FROM src GROUP BY grp)
@@ -63,18 +63,16 @@ SELECT grp FROM agg a ORDER BY ${SUM_ORDER[q.sortBy!]} DESC NULLS LAST, grp LIMI
     return { text, values: p.values, method: 'exact' };
   }
   const limit = p.add(q.limit);
-  const h = `(${percentile} * (n - 1))`;
-  /** Coarse-sketch bounds per rule over the rows of CTE `src`, then the candidates. */
+  /** Coarse-sketch bounds per rule over the rows of CTE `src` (the keys around rank h = q·(n − 1)), then the candidates. */
   const coarseCandidates = `agg AS (
   SELECT grp, min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max FROM src GROUP BY grp
 ), hist AS (
   SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
 ), cum AS (
-  SELECT *, sum(c) OVER (PARTITION BY grp ORDER BY k) - c AS before, sum(c) OVER (PARTITION BY grp) AS n FROM hist
+  SELECT *, sum(c) OVER (w ORDER BY k) - c AS before, ${percentile} * (sum(c) OVER w - 1) AS h FROM hist WINDOW w AS (PARTITION BY grp)
 ), keys AS (
-  SELECT grp, min(k) FILTER (WHERE before <= floor(${h}) AND floor(${h}) < before + c) AS klo,
-              min(k) FILTER (WHERE before <= ceil(${h}) AND ceil(${h}) < before + c) AS khi
-  FROM cum GROUP BY grp, n
+  SELECT grp, min(k) FILTER (WHERE before <= floor(h) AND floor(h) < before + c) AS klo, min(k) FILTER (WHERE before <= ceil(h) AND ceil(h) < before + c) AS khi
+  FROM cum GROUP BY grp
 ), bounds AS (
   SELECT a.grp, greatest(a.exec_time_min, ${coarseLowSql('k.klo')}) AS lo, least(a.exec_time_max, ${coarseHighSql('k.khi')}) AS hi
   FROM keys k JOIN agg a ON a.grp = k.grp
@@ -131,6 +129,15 @@ LEFT JOIN rules r ON r.rule_id = b.grp`;
   return { text, values: p.values };
 }
 
+/** Phase two as the inspector shows it: statements of one text (the candidates split in two) shown once, with each run's values. */
+function phaseTwo(exact: Statement[], groups: string[][]): Array<{ title: string; statement: Statement | RepeatedStatement }> {
+  if (exact.length > 1 && exact.every((s) => s.text === exact[0].text)) {
+    const sizes = groups.map((g) => g.length).join(' and ');
+    return [{ title: `phase 2: exact answers for ${sizes} candidates, side by side`, statement: { ...exact[0], runs: exact.map((s) => s.values) } }];
+  }
+  return exact.map((statement, i) => ({ title: `phase 2 (${i + 1}/${exact.length}): exact answers for ${groups[i].length} candidates`, statement }));
+}
+
 const SORT_VALUE: Record<TopRulesSort, MeasureName> = {
   p95ExecutionTimeMs: 'p95ExecutionTimeMs',
   p99ExecutionTimeMs: 'p99ExecutionTimeMs',
@@ -168,10 +175,7 @@ export const topRules: KindSpec = {
     const results = await Promise.all(exact.map((s) => db.rows(s)));
     return {
       rows: rankTopRules(results.flat(), q, (q.range.to - q.range.from) / 1000),
-      statements: [
-        { title: `phase 1: candidate rules (${candidates.method})`, statement: candidates },
-        ...exact.map((statement, i) => ({ title: `phase 2 (${i + 1}/${exact.length}): exact answers for ${groups[i].length} candidates`, statement })),
-      ],
+      statements: [{ title: `phase 1: candidate rules (${candidates.method})`, statement: candidates }, ...phaseTwo(exact, groups)],
     };
   },
   frames(q, rows) {

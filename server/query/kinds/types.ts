@@ -9,7 +9,7 @@ import type { DataFrameJSON, FilterField, GroupByField, RuleperfQuery, SeriesMet
 import type { Row } from '../measures';
 import type { NormalizedQuery } from '../normalize';
 import type { Plan } from '../plan';
-import type { Statement } from '../sql';
+import type { RepeatedStatement, Statement } from '../sql';
 
 export interface KindParams {
   groupBy: GroupByField | null;
@@ -25,8 +25,8 @@ export interface Reader {
 
 export interface KindRead {
   rows: Row[];
-  /** What was run, for the query inspector. */
-  statements: Array<{ title?: string; statement: Statement }>;
+  /** What was run, for the query inspector (one text run with several sets of values as a RepeatedStatement, shown once). */
+  statements: Array<{ title?: string; statement: Statement | RepeatedStatement }>;
 }
 
 /** Distinct values of each dimension (upper bounds, for budgets). */

@@ -1,0 +1,100 @@
+/** The batched logger: lines arrive in order, within the flush interval, and all of them at exit, however the process ends. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import pino from 'pino';
+import { createLogger, FLUSH_MS, requestLogger } from './logger';
+
+const LOGGER = join(__dirname, 'logger.ts');
+
+/** Runs a script with the logger as `log` in a child process; its stdout and exit code. */
+function child(body: string): Promise<{ code: number | null; lines: Array<Record<string, unknown>> }> {
+  const script = `const { createLogger } = require(${JSON.stringify(LOGGER)}); const log = createLogger({ level: 'info' }); ${body}`;
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (c) => (out += c));
+    p.stderr.resume();
+    p.on('error', reject);
+    p.on('close', (code) =>
+      resolve({
+        code,
+        lines: out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+      })
+    );
+  });
+}
+
+test('every line is written, in order, when the process exits: process.exit, the end of work, a crash', async () => {
+  const many = `for (let i = 0; i < 1000; i++) log.info({ i }, 'request');`;
+  for (const [ending, code] of [
+    ['log.info("stopped"); process.exit(0);', 0],
+    ['log.info("stopped");', 0],
+    ['log.fatal("stopped"); throw new Error("boom");', 1],
+  ] as const) {
+    const r = await child(`${many} ${ending}`);
+    assert.equal(r.code, code, ending);
+    assert.equal(r.lines.length, 1001, ending);
+    assert.deepEqual(
+      r.lines.slice(0, 1000).map((l) => l.i),
+      Array.from({ length: 1000 }, (_, i) => i)
+    );
+    assert.equal(r.lines[1000].msg, 'stopped');
+  }
+});
+
+test('lines wait for a batch, and are written within the flush interval', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ruleperf-log-'));
+  const file = join(dir, 'log');
+  const fd = openSync(file, 'a');
+  try {
+    const log = createLogger({ level: 'info', fd });
+    log.info({ reqId: 'r1' }, 'request');
+    assert.equal(readFileSync(file, 'utf8'), '', 'one short line waits for more');
+    await new Promise((r) => setTimeout(r, FLUSH_MS * 3));
+    const [line] = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(line.reqId, 'r1');
+    for (let i = 0; i < 100; i++) log.info({ i, auth: { authorization: 'Bearer secret' } }, 'request');
+    const written = readFileSync(file, 'utf8');
+    assert.ok(written.split('\n').length > 20, 'a full batch is written at once');
+    assert.doesNotMatch(written, /secret/, 'credentials are redacted');
+  } finally {
+    // The descriptor stays open (the logger's timer may still write to it); the file goes.
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('request lines share the destination and its order; other loggers log their own', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ruleperf-log-'));
+  const file = join(dir, 'log');
+  try {
+    const log = createLogger({ level: 'info', fd: openSync(file, 'a') });
+    log.info({ step: 1 }, 'before');
+    requestLogger(log).info({ reqId: 'r2', method: 'POST', path: '/api/v1/query', status: 200 }, 'request');
+    log.info({ step: 3, config: { password: 'hunter2' } }, 'after');
+    await new Promise((r) => setTimeout(r, FLUSH_MS * 3));
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.msg),
+      ['before', 'request', 'after']
+    );
+    assert.equal(lines[1].reqId, 'r2');
+    assert.equal(lines[2].config.password, '[Redacted]', 'the service logger still redacts');
+    const plain = pino({ level: 'silent' });
+    assert.equal(requestLogger(plain), plain);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,115 @@
+/** The normalize memo: one value per query and coverage, equal to normalizing afresh, and a miss whenever anything it reads changes. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import type { RuleperfQuery } from '../contract';
+import type { RollupInfo } from './catalog';
+import { normalizeQuery } from './normalize';
+import { NormalizeMemo } from './normalize-memo';
+import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
+import { fingerprint } from '../cache/keys';
+
+const FULL = ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'];
+const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({
+  name,
+  tier: name,
+  source: 'metrics',
+  bucketMs,
+  dims,
+  refreshEveryMs: 300_000,
+  rankKeys: false,
+});
+const ROLLUPS = [
+  rollup('metrics_hourly', H, FULL),
+  rollup('metrics_daily', D, FULL),
+  rollup('metrics_minute_total', M, []),
+];
+const NOW = Date.parse('2026-06-10T13:37:42.123Z');
+const query = (q: Partial<RuleperfQuery>): RuleperfQuery =>
+  ({ refId: 'A', kind: 'timeseries', granularity: 'auto', ...q }) as RuleperfQuery;
+const last = (span: number, now = NOW, extra: object = {}) => ({
+  range: { from: now - span, to: now },
+  intervalMs: M,
+  maxDataPoints: 1000,
+  ...extra,
+});
+
+test('the same query over the same covered minutes is one frozen value; its fingerprint is computed once', () => {
+  const memo = new NormalizeMemo();
+  const ts = query({ ruleId: ['b', 'a'] });
+  const first = memo.normalize(last(D), ts, ROLLUPS, NOW);
+  const later = memo.normalize(last(D, NOW + 9_000), ts, ROLLUPS, NOW + 9_000);
+  assert.equal(later, first, 'nine seconds later, the same minutes');
+  assert.ok(Object.isFrozen(first) && Object.isFrozen(first.filters.ruleId) && Object.isFrozen(first.range));
+  assert.throws(
+    () => (first.filters.ruleId as string[]).push('c'),
+    TypeError,
+    'nothing downstream can change a shared value'
+  );
+  assert.equal(fingerprint(first), fingerprint(later));
+  assert.deepEqual(first, normalizeQuery(last(D), ts, ROLLUPS, NOW));
+});
+
+test('a miss whenever something normalizing reads differs: covered minute, interval, points, notice, query object, catalog', () => {
+  const memo = new NormalizeMemo();
+  const ts = query({});
+  const base = memo.normalize(last(D), ts, ROLLUPS, NOW);
+  const nextMinute = memo.normalize(last(D, NOW + 20_000), ts, ROLLUPS, NOW + 20_000);
+  assert.notEqual(nextMinute, base);
+  assert.equal(nextMinute.range.to - base.range.to, M, 'the covered range moved a minute');
+  assert.notEqual(fingerprint(nextMinute), fingerprint(base), 'and so does the cache key');
+  const wider = memo.normalize(last(D, NOW, { intervalMs: H }), ts, ROLLUPS, NOW);
+  assert.equal(wider.bucketMs, H);
+  const fewer = memo.normalize(last(D, NOW, { maxDataPoints: 10 }), ts, ROLLUPS, NOW);
+  assert.ok(fewer.bucketMs! > base.bucketMs!);
+  // Ending on a whole minute: covered exactly, no notice; same covered range otherwise.
+  const exact = memo.normalize(
+    { range: { from: base.range.from, to: base.range.to }, intervalMs: M, maxDataPoints: 1000 },
+    ts,
+    ROLLUPS,
+    NOW
+  );
+  assert.deepEqual([exact.range, exact.differsFromAsked, base.differsFromAsked], [base.range, false, true]);
+  assert.notEqual(exact, base);
+  const twin = memo.normalize(last(D), query({}), ROLLUPS, NOW);
+  assert.notEqual(twin, base, 'another query object is another entry');
+  assert.deepEqual(twin, base, 'with the same value');
+  const noMinutes = ROLLUPS.slice(0, 2);
+  const other = memo.normalize(last(2 * H), ts, noMinutes, NOW);
+  assert.deepEqual(other, normalizeQuery(last(2 * H), ts, noMinutes, NOW), 'another catalog is read, not remembered');
+  assert.equal(memo.normalize(last(2 * H), ts, ROLLUPS, NOW).bucketMs, M);
+});
+
+test('memoized values equal normalizing afresh (random ranges, intervals, kinds, at any moment)', () => {
+  const memo = new NormalizeMemo();
+  const queries = [
+    query({}),
+    query({ kind: 'stats' }),
+    query({ kind: 'topRules', limit: 5 }),
+    query({ groupBy: 'status', metrics: ['executionCount'] }),
+    query({ kind: 'errorBreakdown', status: ['ERROR', 'TIMEOUT'] }),
+  ];
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 4 }),
+      fc.integer({ min: 1, max: 40 * D }),
+      fc.integer({ min: -3 * M, max: 3 * D }),
+      fc.integer({ min: 0, max: 10 * M }),
+      fc.option(fc.integer({ min: 1, max: D })),
+      fc.option(fc.integer({ min: 1, max: 5000 })),
+      (i, span, endAgo, drift, intervalMs, maxDataPoints) => {
+        const now = NOW + drift;
+        const request = {
+          range: { from: NOW - endAgo - span, to: NOW - endAgo },
+          intervalMs: intervalMs ?? undefined,
+          maxDataPoints: maxDataPoints ?? undefined,
+        };
+        assert.deepEqual(
+          memo.normalize(request, queries[i], ROLLUPS, now),
+          normalizeQuery(request, queries[i], ROLLUPS, now)
+        );
+      }
+    ),
+    { numRuns: 2000, seed: 18 }
+  );
+});

@@ -1,0 +1,100 @@
+/**
+ * What the cached path remembers between requests (normalized queries, their keys) against
+ * real Redis: a changed data version or covered minute is a different key and a miss, and
+ * the near cache never answers across such a change.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import Redis from 'ioredis';
+import { QueryCache } from '../../server/cache/store';
+import { createMetrics } from '../../server/observability/metrics';
+import { NormalizeMemo } from '../../server/query/normalize-memo';
+import type { RollupInfo } from '../../server/query/catalog';
+import type { Answer } from '../../server/query/executor';
+import type { RuleperfQuery } from '../../server/contract';
+import { REDIS_URL, uniqueName } from '../support/services';
+
+let redis: Redis;
+const prefix = uniqueName('memo').replace(/_/g, '-');
+before(() => {
+  redis = new Redis(REDIS_URL);
+});
+after(async () => {
+  const keys = await redis.keys(`{${prefix}}*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+});
+
+const H = 3_600_000;
+const ROLLUPS: RollupInfo[] = [
+  {
+    name: 'metrics_hourly_total',
+    tier: 'hourly_total',
+    source: 'metrics',
+    bucketMs: H,
+    dims: [],
+    refreshEveryMs: 300_000,
+    rankKeys: false,
+  },
+];
+const answer = (n: number): Answer => ({
+  frames: [
+    { schema: { name: 'stats', fields: [{ name: 'executionCount', type: 'number' }] }, data: { values: [[n]] } },
+  ],
+  tiers: ['hourly_total'],
+  watermark: null,
+  touchesLiveEdge: true,
+  sql: 'SELECT 1',
+  notices: [],
+  computedAt: Date.now(),
+});
+
+test('a new data version or covered minute is another key: the near cache and Redis miss, then hold the new answer', async () => {
+  let version = '7';
+  const cache = new QueryCache(
+    redis,
+    {
+      prefix,
+      ttlSeconds: 60,
+      jitterSeconds: 0,
+      settledTtlSeconds: 3600,
+      maxValueBytes: 1 << 20,
+      lockMs: 2000,
+      nearLeaseMs: 10_000,
+      nearEntries: 100,
+    },
+    createMetrics(),
+    {
+      database: 'test-db',
+      dataVersion: () => version,
+    }
+  );
+  const memo = new NormalizeMemo();
+  const query = { refId: 'A', kind: 'stats', granularity: 'auto' } as RuleperfQuery;
+  const now = Date.now();
+  const q = memo.normalize({ range: { from: now - H, to: now } }, query, ROLLUPS, now);
+  let computed = 0;
+  const compute = (n: number) => async () => {
+    computed++;
+    return answer(n);
+  };
+  assert.equal((await cache.fetch(q, compute(1))).status, 'miss');
+  assert.equal((await cache.fetch(q, compute(1))).status, 'hit', 'from Redis, now held near');
+  assert.equal(cache.nearHit(q)?.frames[0].data.values[0][0], 1);
+  const before = cache.baseKey(q);
+  assert.equal(cache.baseKey(q), before, 'the same key object while nothing changes');
+
+  version = '8'; // a refresh rewrote rows this answer covers
+  assert.notEqual(cache.baseKey(q), before);
+  assert.match(cache.baseKey(q), /:8$/);
+  assert.equal(cache.nearHit(q), undefined, 'the near cache does not answer under the new version');
+  const fresh = await cache.fetch(q, compute(2));
+  assert.deepEqual([fresh.status, fresh.answer.frames[0].data.values[0][0], computed], ['miss', 2, 2]);
+
+  // A minute later the covered range moves: another normalized query, another key.
+  const later = memo.normalize({ range: { from: now - H + 60_000, to: now + 60_000 } }, query, ROLLUPS, now + 60_000);
+  assert.notEqual(later, q);
+  assert.notEqual(cache.baseKey(later), cache.baseKey(q));
+  assert.equal(cache.nearHit(later), undefined);
+  assert.equal((await cache.fetch(later, compute(3))).status, 'miss');
+});
