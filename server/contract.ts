@@ -133,18 +133,11 @@ export type InvalidateRequest = z.output<typeof invalidateSchema>;
 
 // ---- Responses (Grafana's data-frame JSON, as /api/ds/query returns it) ----
 
-export type Tier =
-  | 'hourly'
-  | 'daily'
-  | 'hourly_by_type'
-  | 'daily_by_type'
-  | 'hourly_total'
-  | 'daily_total'
-  | 'hourly_by_rule'
-  | 'daily_by_rule'
-  | 'hourly_by_category'
-  | 'daily_by_category'
-  | 'raw';
+/**
+ * A tier that answered: a rollup's registry name without `metrics_` ("hourly", "daily_by_rule",
+ * "minute_total", …; read from the database at run time, see server/query/catalog.ts) or "raw".
+ */
+export type Tier = string;
 export type CacheStatus = 'hit' | 'miss' | 'stale' | 'bypass';
 
 export interface FieldJSON {
