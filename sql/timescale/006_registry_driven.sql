@@ -98,4 +98,5 @@ WITH caggs AS (
 )
 SELECT lower(m.x) AS lo, upper(m.x) AS hi
 FROM (SELECT unnest(range_agg(tstzrange(lo, least(hi, watermark), '[]'))) AS x
-      FROM logged WHERE lo < watermark AND hi >= retained_from) AS m;
+      -- (a refresh from the beginning leaves a log entry ending at -infinity: no change)
+      FROM logged WHERE lo < watermark AND hi >= retained_from AND hi > '-infinity') AS m;
