@@ -186,7 +186,15 @@ DECLARE
   i integer; j integer; v bigint; k bigint; prevk bigint; c bigint; m integer;
 BEGIN
   IF n = 0 THEN RETURN r; END IF;
-  IF n = 1 THEN RETURN coalesce(parts[1].entries, r); END IF;  -- rollup sketches are compact already
+  IF n = 1 THEN  -- a rollup's sketch is compact already
+    s := coalesce(parts[1].entries, r);
+    m := cardinality(s);
+    FOR i IN 2..m LOOP
+      IF s[i] >> 32 <= s[i - 1] >> 32 THEN m := -1; EXIT; END IF;
+    END LOOP;
+    IF m >= 0 THEN RETURN s; END IF;
+    s := '{}';
+  END IF;
   FOR i IN 1..n LOOP total := total + coalesce(cardinality(parts[i].entries), 0); END LOOP;
   IF total > 16 THEN
     RETURN (SELECT coalesce(array_agg((g.k << 32) | g.cnt ORDER BY g.k), '{}')
