@@ -288,6 +288,10 @@ BEGIN
       count(*) FILTER (WHERE status = 'ERROR')::bigint AS error_count,
       count(*) FILTER (WHERE status = 'SUCCESS')::bigint AS success_count,
       count(*) FILTER (WHERE status = 'TIMEOUT')::bigint AS timeout_count$m$;
+    IF 'status' = ANY (r.dims) THEN  -- one status per group: no per-row filter
+      measures := regexp_replace(measures, $r$count\(\*\) FILTER \(WHERE status = '([A-Z]+)'\)$r$,
+                                 $r$CASE WHEN status = '\1' THEN count(*) ELSE 0 END$r$, 'g');
+    END IF;
     helpers := $h$, min(ruleperf_sketch_key(execution_time_ms)) / 16 = max(ruleperf_sketch_key(execution_time_ms)) / 16 AS one_coarse_key,
       count(*) = 2 AS two_rows, min(ruleperf_sketch_key(execution_time_ms)) / 16 AS coarse_lo, max(ruleperf_sketch_key(execution_time_ms)) / 16 AS coarse_hi$h$;
   ELSE
