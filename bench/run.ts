@@ -27,6 +27,8 @@ import { trafficBench } from './lib/traffic-bench';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432';
+/** Bench databases are named <prefix>_<rows>; another prefix keeps runs of different checkouts apart. */
+const DB_PREFIX = process.env.BENCH_DB_PREFIX ?? 'ruleperf_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const { values: flags } = parseArgs({
@@ -100,7 +102,7 @@ async function makeCurrent(url: string) {
 /** A benchmark database per scale: 30 days, 500 rules, 30 parsers, reused while recent. */
 const builtThisRun = new Set<number>();
 async function benchDatabase(rows: number): Promise<{ url: string; load?: { rowsPerSecond: number; seconds: number }; refreshSeconds?: number }> {
-  const name = `ruleperf_bench_${rows}`;
+  const name = `${DB_PREFIX}_${rows}`;
   const rebuild = flags.rebuild && !builtThisRun.has(rows);
   builtThisRun.add(rows);
   const url = `${PG}/${name}`;
@@ -115,6 +117,9 @@ async function benchDatabase(rows: number): Promise<{ url: string; load?: { rows
     if (meta.rowCount) {
       await admin.end();
       say(`reusing ${name} (built ${meta.rows[0].built_at.toISOString()}; --rebuild to start over)`);
+      const upgrade = new Pool({ connectionString: url, max: 1 });
+      await migrate(upgrade, { flavour: 'postgres' }); // a database built by an older checkout
+      await upgrade.end();
       await topUp(url, rows);
       await makeCurrent(url);
       return { url };
@@ -210,7 +215,7 @@ async function main() {
   const scaling: Array<{ rows: number; uncached: number; raw: number; cached: number }> = [];
 
   if (sections.has('rollups')) {
-    const r = await rollupBench(PG, { quick, say, pairs, largest: scales[scales.length - 1], benchDatabase });
+    const r = await rollupBench(PG, { quick, say, pairs, largest: scales[scales.length - 1], scales, benchDatabase });
     figures.rollups = r;
   }
 

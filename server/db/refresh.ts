@@ -161,6 +161,7 @@ async function refreshTimescale(client: PoolClient, only: string[] | undefined, 
     return null;
   }
   try {
+    // A first build can take minutes: the pool's statement timeout is for dashboard queries.
     await client.query('SET statement_timeout = 0');
     const status = await rollupStatus(client);
     const pending = await pendingChanges(client);
