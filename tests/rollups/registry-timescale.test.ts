@@ -6,7 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
+import { Pool } from 'pg';
 import { embeddedTimescale } from '../support/embedded';
+import { startEmbeddedDatabase } from '../../server/db/embedded';
+import { migrate } from '../../server/db/migrate';
 import { refreshRollups, pendingChanges, databaseIdentity, rollupStatus } from '../../server/db/refresh';
 import { loadRollupCatalog } from '../../server/query/catalog';
 import { assertAllRollupsExact, rollupDifferences } from './reference';
@@ -38,6 +41,21 @@ async function insertSpread(from: number, span: number, count: number, salt = 0)
      FROM generate_series(1, $3) AS g`,
     [new Date(from), span, count, salt]
   );
+}
+
+/** Another WASM database, migrated only up to `version`. */
+async function embeddedTimescaleAt(version: number) {
+  const e = await startEmbeddedDatabase(null);
+  const pool = new Pool({ connectionString: e.url, max: 1 });
+  pool.on('error', () => undefined);
+  await migrate(pool, { flavour: 'timescale', toVersion: version });
+  return {
+    pool,
+    async stop() {
+      await pool.end();
+      await e.stop();
+    },
+  };
 }
 
 const refresh = (until: number) => refreshRollups(db.pool, 'timescale', { until: new Date(until) });
@@ -126,4 +144,30 @@ test('a new rollup is one INSERT; rank keys are refused', async () => {
   assert.ok(diff.checked > 10);
   await assert.rejects(db.pool.query(`UPDATE ruleperf_rollups SET rank_keys = true WHERE name = 'metrics_6h_by_parser'`), /rank keys/);
   await assert.rejects(db.pool.query(`UPDATE ruleperf_rollups SET source = 'metrics' WHERE name = 'metrics_6h_by_parser'`), /cannot change/);
+});
+
+test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate exact and adds the minute tier', async () => {
+  const old = await embeddedTimescaleAt(5);
+  try {
+    await old.pool.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+       SELECT $1::timestamptz + g * interval '37 seconds', 'RULE_EXECUTION', 'r' || (g % 9), 'SUCCESS', (g % 300) / 4.0 FROM generate_series(1, 3000) g`,
+      [new Date(T0)]
+    );
+    // Schema 5's refresh: each aggregate in registry order, up to its last whole bucket.
+    const { rows } = await old.pool.query('SELECT name, extract(epoch FROM bucket_width) * 1000 AS ms FROM ruleperf_rollups ORDER BY position');
+    for (const r of rows) {
+      const upTo = new Date(Math.floor((T0 + DAY + 90 * MIN) / Number(r.ms)) * Number(r.ms)).toISOString();
+      await old.pool.query(`CALL refresh_continuous_aggregate('${r.name}', NULL, '${upTo}')`);
+    }
+    const result = await migrate(old.pool, { flavour: 'timescale' });
+    assert.deepEqual(result.applied, ['common/006_registry.sql', 'timescale/006_registry_driven.sql', 'common/007_minute_tier.sql']);
+    const { rows: idx } = await old.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'metrics' ORDER BY 1`);
+    assert.deepEqual(idx.map((r) => r.indexname), ['metrics_time_idx'], 'only the time index is left on the hypertable');
+    await refreshRollups(old.pool, 'timescale', { until: new Date(T0 + 2 * DAY) });
+    await assertAllRollupsExact(old.pool);
+    assert.equal((await loadRollupCatalog(old.pool)).length, 14);
+  } finally {
+    await old.stop();
+  }
 });
