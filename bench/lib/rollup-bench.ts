@@ -157,7 +157,7 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   // One hour holding 1.5 million rows (the ADR's refresh row), refreshed alone, in both.
   const hourRowCount = o.quick ? 300_000 : 1_500_000;
   const hourStart = until.getTime() + DAY + 10 * HOUR;
-  const hourly: Record<string, { hourlyMs: number; allMs: number; wallS: number; cpuS: number; noopMs: number }> = {};
+  const hourly: Record<string, { hourlyS: number; hourlyCpuS: number; allS: number; allCpuS: number; noopMs: number }> = {};
   for (const [label, client, pool] of [
     ['before', bc, beforePool],
     ['now', nc, now],
@@ -168,15 +168,22 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
     await copyRows(loader, hourRows(buildModel(6, 500, 30), 6, hourStart, hourRowCount), () => undefined);
     loader.release();
     await client.query('VACUUM ANALYZE metrics');
-    // Up to the end of the hour (plus this schema's minute of lateness, so the hour is complete in both).
-    const refreshed = await measured(client, () => refreshAll(client, label, new Date(hourStart + HOUR + MIN), MIN));
+    // Up to the end of the hour (plus this schema's minute of lateness, so the hour is complete
+    // in both): the hourly rollup first, on its own, then the others.
+    const upTo = new Date(hourStart + HOUR + MIN);
+    const first = await measured(client, () =>
+      label === 'before'
+        ? client.query(`SELECT * FROM ruleperf_refresh(ARRAY['metrics_hourly'], $1)`, [upTo])
+        : client.query(`SELECT * FROM ruleperf_refresh(ARRAY['metrics_hourly'], $1, '1 minute')`, [upTo])
+    );
+    const rest = await measured(client, () => refreshAll(client, label, upTo, MIN));
     const t = performance.now();
-    await refreshAll(client, label, new Date(hourStart + HOUR + MIN), MIN);
+    await refreshAll(client, label, upTo, MIN);
     hourly[label] = {
-      hourlyMs: refreshed.result.find((r) => r.rollup === 'metrics_hourly')!.ms,
-      allMs: refreshed.result.reduce((s, r) => s + r.ms, 0),
-      wallS: refreshed.wallS,
-      cpuS: refreshed.cpuS,
+      hourlyS: first.wallS,
+      hourlyCpuS: first.cpuS,
+      allS: first.wallS + rest.wallS,
+      allCpuS: first.cpuS + rest.cpuS,
       noopMs: performance.now() - t,
     };
   }
@@ -190,9 +197,10 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
       ['Figure', `schema ${BEFORE}`, 'this schema', 'Baseline'],
       [
         ['Load (COPY, rows/s)', '', Math.round(load.rowsPerSecond).toLocaleString('en'), 'target ≥ 200,000'],
-        ['Refresh of the hour: hourly rollup', secs(hourly.before.hourlyMs / 1000), secs(hourly.now.hourlyMs / 1000), 'ADR: 2.8 s for 1.5M; target ≤ 3 s'],
-        ['… every rollup (schema 5: ten; this schema: fourteen)', secs(hourly.before.allMs / 1000), secs(hourly.now.allMs / 1000), 'ADR: 2.8 s + 1.2 s (its two)'],
-        ['… backend CPU time', secs(hourly.before.cpuS), secs(hourly.now.cpuS), ''],
+        ['Refresh of the hour: hourly rollup, wall', secs(hourly.before.hourlyS), secs(hourly.now.hourlyS), 'ADR: 2.8 s for 1.5M; target ≤ 3 s'],
+        ['… its backend CPU time', secs(hourly.before.hourlyCpuS), secs(hourly.now.hourlyCpuS), ratio(hourly.before.hourlyCpuS, hourly.now.hourlyCpuS) + ' faster'],
+        ['… every rollup (schema 5: ten; this schema: fourteen), wall', secs(hourly.before.allS), secs(hourly.now.allS), 'ADR: 2.8 s + 1.2 s (its two)'],
+        ['… their backend CPU time', secs(hourly.before.allCpuS), secs(hourly.now.allCpuS), ''],
         ['Refresh with nothing to do (client round trip)', `${hourly.before.noopMs.toFixed(1)} ms`, `${hourly.now.noopMs.toFixed(1)} ms`, 'target ≤ 100 ms'],
       ]
     )
