@@ -36,6 +36,7 @@ async function scratch(pg: string, name: string, toVersion?: number, template?: 
   await admin.query(template ? `CREATE DATABASE ${name} TEMPLATE ${template}` : `CREATE DATABASE ${name}`);
   await admin.end();
   const pool = new Pool({ connectionString: `${pg}/${name}`, max: 2 });
+  pool.on('error', () => undefined); // an idle client cut by the server is replaced on the next query
   await migrate(pool, { flavour: 'postgres', toVersion });
   return pool;
 }
@@ -126,6 +127,7 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   await before.end();
   const now = await scratch(pg, nowName, undefined, beforeName);
   const beforePool = new Pool({ connectionString: `${pg}/${beforeName}`, max: 2 });
+  beforePool.on('error', () => undefined);
   const { rows: counted } = await now.query('SELECT count(*)::int AS n FROM metrics');
   const buildRows = counted[0].n as number;
   const until = buildOptions.end;
@@ -211,8 +213,9 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   // beside the PostgreSQL flavour in the same engine, and the first build, schema 5 against this.
   figures.timescale = await timescaleBench(o.quick, say);
 
-  // ---- The minute tier at the bench scales.
+  // ---- The minute tier at the bench scales, and a first build at the largest.
   figures.minuteTier = await minuteTierSizes(o, say);
+  figures.buildAtScale = await buildAtScale(pg, o, say);
 
   // ---- Exactness at scale.
   const scale = o.quick ? o.largest : Math.max(10_000_000, Math.min(o.largest, 10_000_000));
@@ -378,4 +381,53 @@ async function minuteTierSizes(o: RollupBenchOptions, say: (s: string) => void) 
   say(`\nThe minute tier at the bench scales (7 days kept, of 30 days of rows):\n`);
   say(table(['Scale', 'Raw rows in its 7 days', 'Rows per minute rollup', 'Size (with indexes)', 'A full-dimension minute rollup would hold', 'Refresh after a minute of rows'], lines));
   return out;
+}
+
+/**
+ * The first build of every rollup over a bench database's rows (a copy, rollups emptied), one
+ * rollup at a time in refresh order so that each one's CPU time is known.
+ */
+async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) => void) {
+  const rows = o.largest;
+  const source = await o.benchDatabase(rows);
+  const template = new URL(source.url).pathname.slice(1);
+  const name = `ruleperf_bench_build_${process.pid}`;
+  const admin = new Client({ connectionString: `${pg}/postgres` });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+  await admin.end();
+  const c = new Client({ connectionString: `${pg}/${name}` });
+  await c.connect();
+  const groups: Record<string, { wallS: number; cpuS: number; rollupRows: number }> = {};
+  let rawRows = 0;
+  try {
+    await c.query('SET statement_timeout = 0');
+    const { rows: names } = await c.query('SELECT name, source FROM ruleperf_rollups ORDER BY position');
+    for (const n of names) await c.query(`TRUNCATE ${n.name}`);
+    await c.query(`UPDATE ruleperf_rollup_state SET watermark = '-infinity', retained_from = '-infinity'`);
+    await c.query('DELETE FROM ruleperf_invalidations');
+    rawRows = Number((await c.query('SELECT count(*)::bigint AS n FROM metrics')).rows[0].n);
+    const until = new Date(Date.now() - 10 * MIN);
+    for (const n of names) {
+      const group = MINUTE_TIER.test(n.name) ? 'the minute tier' : n.source === 'metrics' ? 'hourly, from raw rows' : 'hourly and daily, from other rollups';
+      const m = await measured(c, () => c.query(`SELECT buckets_recomputed FROM ruleperf_refresh(ARRAY[$1], $2, '1 minute')`, [n.name, until]));
+      const g = (groups[group] ??= { wallS: 0, cpuS: 0, rollupRows: 0 });
+      g.wallS += m.wallS;
+      g.cpuS += m.cpuS;
+      g.rollupRows += Number(m.result.rows[0].buckets_recomputed);
+    }
+  } finally {
+    await c.end();
+    await drop(pg, null, name);
+  }
+  const total = Object.values(groups).reduce((t, g) => ({ wallS: t.wallS + g.wallS, cpuS: t.cpuS + g.cpuS, rollupRows: t.rollupRows + g.rollupRows }), { wallS: 0, cpuS: 0, rollupRows: 0 });
+  say(`\nFirst build of every rollup over the ${(rawRows / 1e6).toFixed(0)}M-row bench database (30 days; the minute tier from its last 7), one rollup after another:\n`);
+  say(
+    table(
+      ['Rollups', 'Rollup rows', 'Wall', 'Backend CPU', 'Raw rows per CPU second'],
+      [...Object.entries(groups), ['all', total] as const].map(([g, v]) => [g, v.rollupRows.toLocaleString('en'), secs(v.wallS), secs(v.cpuS), g === 'all' ? rate(rawRows, v.cpuS) : ''])
+    )
+  );
+  return { rawRows, groups, total };
 }
