@@ -33,6 +33,8 @@ import { startupBench } from './lib/startup-bench';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432';
+/** Bench databases are named <prefix>_<rows>; another prefix keeps runs of different checkouts apart. */
+const DB_PREFIX = process.env.BENCH_DB_PREFIX ?? 'ruleperf_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const { values: flags } = parseArgs({
@@ -127,7 +129,7 @@ async function makeCurrent(url: string) {
 /** A benchmark database per scale and cardinality (default: 500 rules, 30 parsers): 30 days, reused while recent. */
 const builtThisRun = new Set<string>();
 async function benchDatabase(rows: number, card: Cardinality = DEFAULT_CARDINALITY): Promise<{ url: string; load?: { rowsPerSecond: number; seconds: number }; refreshSeconds?: number }> {
-  const name = `ruleperf_bench_${rows}${card.suffix}`;
+  const name = `${DB_PREFIX}_${rows}${card.suffix}`;
   const rebuild = flags.rebuild && !builtThisRun.has(name);
   builtThisRun.add(name);
   const url = `${PG}/${name}`;
@@ -142,6 +144,9 @@ async function benchDatabase(rows: number, card: Cardinality = DEFAULT_CARDINALI
     if (meta.rowCount) {
       await admin.end();
       say(`reusing ${name} (built ${meta.rows[0].built_at.toISOString()}; --rebuild to start over)`);
+      const upgrade = new Pool({ connectionString: url, max: 1 });
+      await migrate(upgrade, { flavour: 'postgres' }); // a database built by an older checkout
+      await upgrade.end();
       await topUp(url, rows, card);
       await makeCurrent(url);
       return { url };
@@ -242,7 +247,7 @@ async function main() {
   }
 
   if (sections.has('rollups')) {
-    const r = await rollupBench(PG, { quick, say, pairs, largest: scales[scales.length - 1], benchDatabase });
+    const r = await rollupBench(PG, { quick, say, pairs, largest: scales[scales.length - 1], scales, benchDatabase });
     figures.rollups = r;
   }
 

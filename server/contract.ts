@@ -186,7 +186,10 @@ export type InvalidateRequest = { ruleId: string } | { parserId: string } | { al
 
 // ---- Responses (Grafana's data-frame JSON, as /api/ds/query returns it) ----
 
-/** A rollup's tier name (its registry name without `metrics_`, e.g. `hourly_by_rule`), or `raw`. */
+/**
+ * A tier that answered: a rollup's registry name without `metrics_` ("hourly", "daily_by_rule",
+ * "minute_total", …; read from the database at run time, see server/query/catalog.ts) or "raw".
+ */
 export type Tier = string;
 export type CacheStatus = 'hit' | 'miss' | 'stale' | 'bypass';
 

@@ -158,7 +158,8 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   const { embedded, url: databaseUrl, pools, flavour, demo } = await openDatabase(config, log, show, timings, hooks);
 
   const metrics = createMetrics();
-  const rollups = await loadRollupCatalog(pools.write);
+  // The registry as last read: read again after every refresh, so a rollup added by a migration is used without a restart.
+  let rollups = await loadRollupCatalog(pools.write);
   const database = await databaseIdentity(pools.read);
   const watermarks = new WatermarkSource(pools.read, config.WATERMARK_CACHE_MS);
   const executorMetrics = { dbQuery: (tier: string) => metrics.dbQueries.inc({ tier }) };
@@ -233,6 +234,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   const app = createApp({
     service,
     readPool: pools.read,
+    rollups: () => rollups,
     metrics,
     logger: log,
     security: securitySettings(config),
@@ -254,6 +256,10 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     refresh: config.REFRESH_SCHEDULER === 'on',
     onRefreshed: () => {
       watermarks.reset();
+      loadRollupCatalog(pools.read).then(
+        (fresh) => (rollups = fresh),
+        () => undefined
+      );
       // A refresh that rewrote settled buckets logged it: apply it now rather than at the next poll.
       void changes.poll();
     },
@@ -278,6 +284,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     {
       answer: (request, query) => warmingService.answerOne(request, query, 'background'),
       pool: pools.background,
+      rollups: () => rollups,
       dashboardsDir: join(__dirname, '..', 'provisioning', 'dashboards'),
       recent,
       intervalSeconds: config.WARM_INTERVAL_SECONDS,

@@ -1,80 +1,223 @@
-/** Issue-2 figures: load rate, refresh of a 1.5M-row hour, a no-op refresh, exactness at scale. */
-import { Client, Pool } from 'pg';
+/**
+ * Rollup figures, each beside what it is compared with, measured in the same run on the same
+ * rows: the first build of every rollup (schema 5 against this schema, in both flavours), the
+ * refresh of one dense hour, a refresh with nothing to do, ingest into each flavour, the
+ * minute tier's size at the bench scales, and exactness at scale.
+ *
+ * On this shared 2-core machine wall times vary by up to 2x with other work; the build
+ * figures are also given in CPU seconds of the PostgreSQL backend (read from /proc), which
+ * hardly move.
+ */
+import { readFileSync } from 'node:fs';
+import { Client, Pool, type PoolClient } from 'pg';
 import { SingleBar } from 'cli-progress';
 import { migrate } from '../../server/db/migrate';
 import { refreshRollups } from '../../server/db/refresh';
+import { startEmbeddedDatabase } from '../../server/db/embedded';
 import { generateHistory, plannedRows } from '../../server/generator/history';
 import { buildModel, hourRows } from '../../server/generator/model';
-import { copyRows } from '../../server/generator/load';
+import { copyRows, insertRows } from '../../server/generator/load';
 import { rowsProgress } from '../../server/cli/progress';
 import { table } from './report';
 import { checkExactnessPairs } from './exactness-pairs';
 
+const MIN = 60_000;
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** The schema the comparisons start from: before registry-driven rollups and the minute tier. */
+const BEFORE = 5;
+/** Rollups schema 5 had (the minute tier came with schema 7). */
+const MINUTE_TIER = /^metrics_minute_/;
 
-async function scratch(pg: string, name: string): Promise<Pool> {
+async function scratch(pg: string, name: string, toVersion?: number, template?: string): Promise<Pool> {
   const admin = new Client({ connectionString: `${pg}/postgres` });
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.query(template ? `CREATE DATABASE ${name} TEMPLATE ${template}` : `CREATE DATABASE ${name}`);
   await admin.end();
   const pool = new Pool({ connectionString: `${pg}/${name}`, max: 2 });
-  await migrate(pool, { flavour: 'postgres' });
+  pool.on('error', () => undefined); // an idle client cut by the server is replaced on the next query
+  await migrate(pool, { flavour: 'postgres', toVersion });
   return pool;
 }
 
-async function drop(pg: string, pool: Pool, name: string) {
-  await pool.end();
+async function drop(pg: string, pool: Pool | null, name: string) {
+  await pool?.end();
   const admin = new Client({ connectionString: `${pg}/postgres` });
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await admin.end();
 }
 
-export async function rollupBench(
-  pg: string,
-  o: { quick: boolean; say: (s: string) => void; pairs: number; largest: number; benchDatabase: (rows: number) => Promise<{ url: string }> }
-) {
-  const say = o.say;
-  say('\n## Rollups (issue 2)\n');
-  const name = `ruleperf_bench_scratch_${process.pid}`;
-  const pool = await scratch(pg, name);
-  const loadRows = o.quick ? 500_000 : 3_000_000;
-  const options = { days: 1, rowsPerHour: Math.round(loadRows / 24), rules: 500, parsers: 30, seed: 5, end: new Date(Date.UTC(2026, 0, 2)), method: 'copy' as const };
-  const progress = rowsProgress('load rate', plannedRows(options));
-  await generateHistory(pool, options, (n) => progress.add(n));
-  const load = progress.stop();
+/** CPU seconds a local backend has used (utime + stime), or NaN when it is not on this machine. */
+function backendCpu(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
 
-  // One hour holding 1.5 million rows (the ADR's refresh row), refreshed alone.
-  await pool.query('TRUNCATE metrics');
-  await refreshRollups(pool, 'postgres', { until: new Date(Date.UTC(2026, 0, 3)) });
-  const hourRowCount = o.quick ? 300_000 : 1_500_000;
-  const hourStart = Date.UTC(2026, 0, 3, 10);
-  const client = await pool.connect();
-  await copyRows(client, hourRows(buildModel(6, 500, 30), 6, hourStart, hourRowCount), () => undefined);
-  client.release();
-  const { rows: count } = await pool.query('SELECT count(*)::int AS n FROM metrics');
-  await pool.query('VACUUM ANALYZE metrics');
-  const reports = (await refreshRollups(pool, 'postgres', { until: new Date(hourStart + HOUR) }))!;
-  const hourly = reports.find((r) => r.rollup === 'metrics_hourly')!.durationMs;
-  const total = reports.reduce((s, r) => s + r.durationMs, 0);
+interface Measured<T> {
+  result: T;
+  wallS: number;
+  cpuS: number;
+}
+
+/** Runs `work` on one connection and measures its wall time and the backend's CPU time. */
+async function measured<T>(client: PoolClient | Client, work: () => Promise<T>): Promise<Measured<T>> {
+  const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+  const cpu0 = backendCpu(pid);
   const t = performance.now();
-  await refreshRollups(pool, 'postgres', { until: new Date(hourStart + HOUR) });
-  const noop = performance.now() - t;
-  await drop(pg, pool, name);
+  const result = await work();
+  return { result, wallS: (performance.now() - t) / 1000, cpuS: backendCpu(pid) - cpu0 };
+}
 
+/** Each flavour's refresh of everything, on one connection, as its schema defines it. */
+async function refreshAll(client: PoolClient, schema: 'before' | 'now', until: Date, latenessMs = 0): Promise<Array<{ rollup: string; ms: number }>> {
+  await client.query('SET statement_timeout = 0');
+  const { rows } =
+    schema === 'before'
+      ? await client.query('SELECT rollup, duration_ms FROM ruleperf_refresh(NULL, $1)', [until])
+      : await client.query('SELECT rollup, duration_ms FROM ruleperf_refresh(NULL, $1, $2::interval)', [until, `${latenessMs} milliseconds`]);
+  return rows.map((r) => ({ rollup: r.rollup, ms: Number(r.duration_ms) }));
+}
+
+const rate = (rows: number, s: number) => (Number.isFinite(s) && s > 0 ? Math.round(rows / s).toLocaleString('en') : '—');
+const secs = (s: number) => (Number.isFinite(s) ? `${s.toFixed(s < 10 ? 2 : 1)} s` : '—');
+const ratio = (before: number, now: number) => (Number.isFinite(before / now) ? `${(before / now).toFixed(1)}×` : '—');
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`;
+
+export interface RollupBenchOptions {
+  quick: boolean;
+  say: (s: string) => void;
+  pairs: number;
+  largest: number;
+  scales: number[];
+  benchDatabase: (rows: number) => Promise<{ url: string }>;
+}
+
+export async function rollupBench(pg: string, o: RollupBenchOptions) {
+  const say = o.say;
+  const figures: Record<string, unknown> = {};
+  say('\n## Rollups\n');
+
+  // ---- Load rate (COPY), into the PostgreSQL flavour.
+  const loadName = `ruleperf_bench_load_${process.pid}`;
+  const loadPool = await scratch(pg, loadName);
+  const loadRows = o.quick ? 500_000 : 3_000_000;
+  const loadOptions = { days: 1, rowsPerHour: Math.round(loadRows / 24), rules: 500, parsers: 30, seed: 5, end: new Date(Date.UTC(2026, 0, 2)), method: 'copy' as const };
+  const progress = rowsProgress('load rate', plannedRows(loadOptions));
+  await generateHistory(loadPool, loadOptions, (n) => progress.add(n));
+  const load = progress.stop();
+  await drop(pg, loadPool, loadName);
+  figures.load = load;
+
+  // ---- First build and one-hour refresh, schema 5 against this schema, on the same rows.
+  const beforeName = `ruleperf_bench_v${BEFORE}_${process.pid}`;
+  const nowName = `ruleperf_bench_now_${process.pid}`;
+  // The embedded demo's density (6,000 rows an hour), 500 rules, 30 parsers.
+  const buildOptions = { days: o.quick ? 1 : 2, rowsPerHour: 6000, rules: 500, parsers: 30, seed: 7, end: new Date(Date.UTC(2026, 0, 10)), method: 'copy' as const };
+  const before = await scratch(pg, beforeName, BEFORE);
+  const buildProgress = rowsProgress('rows for the build comparison', plannedRows(buildOptions));
+  await generateHistory(before, buildOptions, (n) => buildProgress.add(n));
+  buildProgress.stop();
+  await before.query('VACUUM ANALYZE metrics');
+  await before.end();
+  const now = await scratch(pg, nowName, undefined, beforeName);
+  const beforePool = new Pool({ connectionString: `${pg}/${beforeName}`, max: 2 });
+  beforePool.on('error', () => undefined);
+  const { rows: counted } = await now.query('SELECT count(*)::int AS n FROM metrics');
+  const buildRows = counted[0].n as number;
+  const until = buildOptions.end;
+
+  const bc = await beforePool.connect();
+  const nc = await now.connect();
+  say(`First build of every rollup from ${buildRows.toLocaleString('en')} raw rows (${buildOptions.days} day${buildOptions.days > 1 ? 's' : ''} at 6,000 rows an hour, 500 rules, 30 parsers), one after the other on the same rows:\n`);
+  const firstBefore = await measured(bc, () => refreshAll(bc, 'before', until));
+  const firstNow = await measured(nc, () => refreshAll(nc, 'now', until));
+  const tenMs = firstNow.result.filter((r) => !MINUTE_TIER.test(r.rollup)).reduce((s, r) => s + r.ms, 0);
+  const minuteMs = firstNow.result.filter((r) => MINUTE_TIER.test(r.rollup)).reduce((s, r) => s + r.ms, 0);
+  const tenCpu = firstNow.cpuS * (tenMs / (tenMs + minuteMs));
   say(
     table(
-      ['Figure', 'ruleperf', 'Baseline'],
+      ['Figure', `schema ${BEFORE}`, 'this schema', 'speed-up'],
       [
-        ['Load (COPY, rows/s)', Math.round(load.rowsPerSecond).toLocaleString('en'), 'target ≥ 200,000'],
-        [`Refresh of one hour holding ${count[0].n.toLocaleString('en')} rows (hourly rollup)`, `${(hourly / 1000).toFixed(2)} s`, 'ADR: 2.8 s for 1.5M; target ≤ 3 s'],
-        ['… all ten rollups (hourly and daily, full, totals, by type, rule, category)', `${(total / 1000).toFixed(2)} s`, 'ADR: 2.8 s + 1.2 s (its two)'],
-        ['Refresh with nothing invalidated (client round trip)', `${noop.toFixed(1)} ms`, 'target ≤ 100 ms'],
+        ['All rollups: wall time', secs(firstBefore.wallS), secs(firstNow.wallS), ratio(firstBefore.wallS, firstNow.wallS)],
+        ['… raw rows per second (wall)', rate(buildRows, firstBefore.wallS), rate(buildRows, firstNow.wallS), ''],
+        ['… backend CPU time', secs(firstBefore.cpuS), secs(firstNow.cpuS), ratio(firstBefore.cpuS, firstNow.cpuS)],
+        ['… raw rows per CPU second', rate(buildRows, firstBefore.cpuS), rate(buildRows, firstNow.cpuS), ''],
+        [`The ten rollups of schema ${BEFORE} (hourly and daily): wall`, secs(firstBefore.wallS), secs(tenMs / 1000), ratio(firstBefore.wallS, tenMs / 1000)],
+        ['… raw rows per second (wall; CPU)', `${rate(buildRows, firstBefore.wallS)}; ${rate(buildRows, firstBefore.cpuS)}`, `${rate(buildRows, tenMs / 1000)}; ${rate(buildRows, tenCpu)}`, ''],
+        ['The minute tier (four rollups, 7 days kept)', '—', secs(minuteMs / 1000), ''],
       ]
     )
   );
+  figures.firstBuild = { rows: buildRows, days: buildOptions.days, before: firstBefore, now: firstNow, tenMs, minuteMs };
 
+  // One hour holding 1.5 million rows (the ADR's refresh row), refreshed alone, in both.
+  const hourRowCount = o.quick ? 300_000 : 1_500_000;
+  const hourStart = until.getTime() + DAY + 10 * HOUR;
+  const hourly: Record<string, { hourlyS: number; hourlyCpuS: number; allS: number; allCpuS: number; noopMs: number }> = {};
+  for (const [label, client, pool] of [
+    ['before', bc, beforePool],
+    ['now', nc, now],
+  ] as const) {
+    await client.query('TRUNCATE metrics');
+    await refreshAll(client, label, new Date(hourStart));
+    const loader = await pool.connect();
+    await copyRows(loader, hourRows(buildModel(6, 500, 30), 6, hourStart, hourRowCount), () => undefined);
+    loader.release();
+    await client.query('VACUUM ANALYZE metrics');
+    // Up to the end of the hour (plus this schema's minute of lateness, so the hour is complete
+    // in both): the hourly rollup first, on its own, then the others.
+    const upTo = new Date(hourStart + HOUR + MIN);
+    const first = await measured(client, () =>
+      label === 'before'
+        ? client.query(`SELECT * FROM ruleperf_refresh(ARRAY['metrics_hourly'], $1)`, [upTo])
+        : client.query(`SELECT * FROM ruleperf_refresh(ARRAY['metrics_hourly'], $1, '1 minute')`, [upTo])
+    );
+    const rest = await measured(client, () => refreshAll(client, label, upTo, MIN));
+    const t = performance.now();
+    await refreshAll(client, label, upTo, MIN);
+    hourly[label] = {
+      hourlyS: first.wallS,
+      hourlyCpuS: first.cpuS,
+      allS: first.wallS + rest.wallS,
+      allCpuS: first.cpuS + rest.cpuS,
+      noopMs: performance.now() - t,
+    };
+  }
+  bc.release();
+  nc.release();
+  await drop(pg, beforePool, beforeName);
+  await drop(pg, now, nowName);
+  say(`\nRefresh of one hour holding ${hourRowCount.toLocaleString('en')} rows, and a refresh with nothing to do:\n`);
+  say(
+    table(
+      ['Figure', `schema ${BEFORE}`, 'this schema', 'Baseline'],
+      [
+        ['Load (COPY, rows/s)', '', Math.round(load.rowsPerSecond).toLocaleString('en'), 'target ≥ 200,000'],
+        ['Refresh of the hour: hourly rollup, wall', secs(hourly.before.hourlyS), secs(hourly.now.hourlyS), 'ADR: 2.8 s for 1.5M; target ≤ 3 s'],
+        ['… its backend CPU time', secs(hourly.before.hourlyCpuS), secs(hourly.now.hourlyCpuS), ratio(hourly.before.hourlyCpuS, hourly.now.hourlyCpuS) + ' faster'],
+        ['… every rollup (schema 5: ten; this schema: fourteen), wall', secs(hourly.before.allS), secs(hourly.now.allS), 'ADR: 2.8 s + 1.2 s (its two)'],
+        ['… their backend CPU time', secs(hourly.before.allCpuS), secs(hourly.now.allCpuS), ''],
+        ['Refresh with nothing to do (client round trip)', `${hourly.before.noopMs.toFixed(1)} ms`, `${hourly.now.noopMs.toFixed(1)} ms`, 'target ≤ 100 ms'],
+      ]
+    )
+  );
+  figures.hourRefresh = { rows: hourRowCount, ...hourly };
+
+  // ---- The TimescaleDB flavour (the WASM build the tests and `npm start` use): ingest
+  // beside the PostgreSQL flavour in the same engine, and the first build, schema 5 against this.
+  figures.timescale = await timescaleBench(o.quick, say);
+
+  // ---- The minute tier at the bench scales, and a first build at the largest.
+  figures.minuteTier = await minuteTierSizes(o, say);
+  figures.buildAtScale = await buildAtScale(pg, o, say);
+
+  // ---- Exactness at scale.
   const scale = o.quick ? o.largest : Math.max(10_000_000, Math.min(o.largest, 10_000_000));
   const db = await o.benchDatabase(scale);
   const exPool = new Pool({ connectionString: db.url, max: 2 });
@@ -97,5 +240,194 @@ export async function rollupBench(
       ]
     )
   );
-  return { load, refreshHourRows: count[0].n, hourlyRefreshMs: hourly, allRollupsRefreshMs: total, noopRefreshMs: noop, exactness: { scale, ...errors } };
+  figures.exactness = { scale, ...errors };
+  return figures;
+}
+
+/** Ingest and first build in the WASM TimescaleDB, each beside its comparison. */
+async function timescaleBench(quick: boolean, say: (s: string) => void) {
+  const model = buildModel(6, 500, 30);
+  const ingestRows = quick ? 60_000 : 200_000;
+  const ingest = async (flavour: 'postgres' | 'timescale', toVersion?: number) => {
+    const e = await startEmbeddedDatabase(null);
+    const pool = new Pool({ connectionString: e.url, max: 1 });
+    try {
+      await migrate(pool, { flavour, toVersion });
+      await insertRows(pool, hourRows(model, 7, Date.UTC(2026, 0, 2, 10), 20_000), () => undefined); // warm-up, another hour
+      const t = performance.now();
+      await insertRows(pool, hourRows(model, 6, Date.UTC(2026, 0, 3, 10), ingestRows), () => undefined);
+      return ingestRows / ((performance.now() - t) / 1000);
+    } finally {
+      await pool.end();
+      await e.stop();
+    }
+  };
+  // Interleaved rounds, medians: other work on this machine lands on all three alike.
+  const rounds: Array<[number, number, number]> = [];
+  for (let i = 0; i < (quick ? 1 : 3); i++) {
+    rounds.push([await ingest('postgres'), await ingest('timescale', BEFORE), await ingest('timescale')]);
+  }
+  const median = (i: number) => rounds.map((r) => r[i]).sort((a, b) => a - b)[Math.floor(rounds.length / 2)];
+  const [pgRate, tsBefore, tsNow] = [median(0), median(1), median(2)];
+
+  const hours = quick ? 6 : 24;
+  const build = async (toVersion?: number) => {
+    const e = await startEmbeddedDatabase(null);
+    const pool = new Pool({ connectionString: e.url, max: 1 });
+    try {
+      await migrate(pool, { flavour: 'timescale', toVersion });
+      const end = Date.UTC(2026, 0, 10);
+      await generateHistory(pool, { days: hours / 24, rowsPerHour: 6000, rules: 500, parsers: 30, seed: 7, end: new Date(end), method: 'insert' }, () => undefined);
+      const t = performance.now();
+      if (toVersion === BEFORE) {
+        // Schema 5's refresh: every continuous aggregate in registry order, up to its last whole bucket.
+        const { rows } = await pool.query('SELECT name, extract(epoch FROM bucket_width) * 1000 AS ms FROM ruleperf_rollups ORDER BY position');
+        for (const r of rows) {
+          const upTo = new Date(Math.floor((end + HOUR) / Number(r.ms)) * Number(r.ms)).toISOString();
+          await pool.query(`CALL refresh_continuous_aggregate('${r.name}', NULL, '${upTo}')`);
+        }
+        return { s: (performance.now() - t) / 1000, minuteMs: 0 };
+      }
+      const reports = (await refreshRollups(pool, 'timescale', { until: new Date(end + HOUR), latenessMs: 0 }))!;
+      return { s: (performance.now() - t) / 1000, minuteMs: reports.filter((r) => MINUTE_TIER.test(r.rollup)).reduce((s, r) => s + r.durationMs, 0) };
+    } finally {
+      await pool.end();
+      await e.stop();
+    }
+  };
+  const buildBefore = await build(BEFORE);
+  const buildNow = await build();
+  const rows = hours * 6000;
+  say(`\nTimescaleDB flavour in the WASM build (PGlite + TimescaleDB 2.23, one process; native servers are several times faster). Ingest of ${ingestRows.toLocaleString('en')} rows in batches of 20,000, and the first build from ${rows.toLocaleString('en')} rows:\n`);
+  say(
+    table(
+      ['Figure', `schema ${BEFORE}`, 'this schema', 'Comparison'],
+      [
+        [
+          `Ingest, rows/s (median of ${rounds.length})`,
+          Math.round(tsBefore).toLocaleString('en'),
+          Math.round(tsNow).toLocaleString('en'),
+          `PostgreSQL flavour, same engine: ${Math.round(pgRate).toLocaleString('en')}; TimescaleDB takes ${(pgRate / tsNow).toFixed(2)}× its time (schema ${BEFORE}: ${(pgRate / tsBefore).toFixed(2)}×)`,
+        ],
+        ['First build, all rollups', secs(buildBefore.s), secs(buildNow.s), `${ratio(buildBefore.s, buildNow.s)} (this schema has four more)`],
+        ['… raw rows per second', rate(rows, buildBefore.s), rate(rows, buildNow.s), ''],
+        [`… the ten rollups of schema ${BEFORE}`, secs(buildBefore.s), secs(buildNow.s - buildNow.minuteMs / 1000), ratio(buildBefore.s, buildNow.s - buildNow.minuteMs / 1000)],
+      ]
+    )
+  );
+  return { ingestRows, ingest: { postgres: pgRate, timescaleBefore: tsBefore, timescaleNow: tsNow, rounds }, build: { rows, before: buildBefore, now: buildNow } };
+}
+
+/** Rows and bytes of the minute tier (and what a full-dimension one would hold) at each bench scale. */
+async function minuteTierSizes(o: RollupBenchOptions, say: (s: string) => void) {
+  const out: Record<string, unknown> = {};
+  const lines: string[][] = [];
+  for (const rows of o.scales) {
+    const db = await o.benchDatabase(rows);
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      await c.query('SET statement_timeout = 0');
+      const { rows: sizes } = await c.query(
+        `SELECT r.name, r.bucket_width, pg_total_relation_size(to_regclass(quote_ident(r.name))) AS bytes, s.retained_from, s.watermark
+         FROM ruleperf_rollups r JOIN ruleperf_rollup_status s ON s.rollup = r.name ORDER BY r.position`
+      );
+      const minute = sizes.filter((s) => MINUTE_TIER.test(s.name));
+      const kept = minute[0].retained_from as Date;
+      const mark = minute[0].watermark as Date;
+      const { rows: raw } = await c.query('SELECT count(*)::bigint AS n FROM metrics WHERE time >= $1 AND time < $2', [kept, mark]);
+      const rawInWindow = Number(raw[0].n);
+      const counts: Record<string, number> = {};
+      for (const m of minute) {
+        counts[m.name] = Number((await c.query(`SELECT count(*)::bigint AS n FROM ${m.name} WHERE bucket >= $1`, [kept])).rows[0].n);
+      }
+      // What a full-dimension minute rollup would hold over the same days: one row per group.
+      const { rows: full } = await c.query(
+        `SELECT count(*)::bigint AS n FROM (SELECT 1 FROM metrics WHERE time >= $1 AND time < $2
+           GROUP BY date_bin('1 minute', time, '2000-01-01 00:00:00+00'), metric_type, rule_id, parser_id, rule_category, source_type, status) AS g`,
+        [kept, mark]
+      );
+      // The minute tier's share of a refresh: a minute of new rows at this scale's density (an
+      // hour's worth spread over the hour; the refresh takes the first minute), then the four
+      // minute rollups. The rows are deleted again afterwards.
+      const perMinute = Math.max(1, Math.round(rows / 720 / 60));
+      const next = mark.getTime();
+      const pool = new Pool({ connectionString: db.url, max: 1 });
+      const pc = await pool.connect();
+      await copyRows(pc, hourRows(buildModel(42, 500, 30), 99, next, perMinute * 60), () => undefined);
+      pc.release();
+      const t = performance.now();
+      await refreshRollups(pool, 'postgres', { only: minute.map((m) => m.name), until: new Date(next + 2 * MIN), latenessMs: MIN });
+      const minuteRefreshMs = performance.now() - t;
+      await pool.query('DELETE FROM metrics WHERE time >= $1', [new Date(next)]);
+      await refreshRollups(pool, 'postgres', { only: minute.map((m) => m.name) });
+      await pool.end();
+      const bytes = minute.reduce((s, m) => s + Number(m.bytes), 0);
+      const rawBytes = Number((await c.query(`SELECT pg_total_relation_size('metrics') AS b`)).rows[0].b);
+      out[rows] = { rawInWindow, counts, bytes, fullDimensionRows: Number(full[0].n), minuteRefreshMs, rawBytes };
+      const label = rows >= 1e6 ? `${rows / 1e6}M` : `${rows / 1e3}k`;
+      lines.push([
+        label,
+        rawInWindow.toLocaleString('en'),
+        minute.map((m) => `${m.name.replace('metrics_minute_', '')} ${counts[m.name].toLocaleString('en')}`).join(', '),
+        mb(bytes),
+        `${Number(full[0].n).toLocaleString('en')} (${((100 * Number(full[0].n)) / Math.max(1, rawInWindow)).toFixed(0)} % of raw)`,
+        `${minuteRefreshMs.toFixed(0)} ms`,
+      ]);
+    } finally {
+      await c.end();
+    }
+  }
+  say(`\nThe minute tier at the bench scales (7 days kept, of 30 days of rows):\n`);
+  say(table(['Scale', 'Raw rows in its 7 days', 'Rows per minute rollup', 'Size (with indexes)', 'A full-dimension minute rollup would hold', 'Refresh after a minute of rows'], lines));
+  return out;
+}
+
+/**
+ * The first build of every rollup over a bench database's rows (a copy, rollups emptied), one
+ * rollup at a time in refresh order so that each one's CPU time is known.
+ */
+async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) => void) {
+  const rows = o.largest;
+  const source = await o.benchDatabase(rows);
+  const template = new URL(source.url).pathname.slice(1);
+  const name = `ruleperf_bench_build_${process.pid}`;
+  const admin = new Client({ connectionString: `${pg}/postgres` });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+  await admin.end();
+  const c = new Client({ connectionString: `${pg}/${name}` });
+  await c.connect();
+  const groups: Record<string, { wallS: number; cpuS: number; rollupRows: number }> = {};
+  let rawRows = 0;
+  try {
+    await c.query('SET statement_timeout = 0');
+    const { rows: names } = await c.query('SELECT name, source FROM ruleperf_rollups ORDER BY position');
+    for (const n of names) await c.query(`TRUNCATE ${n.name}`);
+    await c.query(`UPDATE ruleperf_rollup_state SET watermark = '-infinity', retained_from = '-infinity'`);
+    await c.query('DELETE FROM ruleperf_invalidations');
+    rawRows = Number((await c.query('SELECT count(*)::bigint AS n FROM metrics')).rows[0].n);
+    const until = new Date(Date.now() - 10 * MIN);
+    for (const n of names) {
+      const group = MINUTE_TIER.test(n.name) ? 'the minute tier' : n.source === 'metrics' ? 'hourly, from raw rows' : 'hourly and daily, from other rollups';
+      const m = await measured(c, () => c.query(`SELECT buckets_recomputed FROM ruleperf_refresh(ARRAY[$1], $2, '1 minute')`, [n.name, until]));
+      const g = (groups[group] ??= { wallS: 0, cpuS: 0, rollupRows: 0 });
+      g.wallS += m.wallS;
+      g.cpuS += m.cpuS;
+      g.rollupRows += Number(m.result.rows[0].buckets_recomputed);
+    }
+  } finally {
+    await c.end();
+    await drop(pg, null, name);
+  }
+  const total = Object.values(groups).reduce((t, g) => ({ wallS: t.wallS + g.wallS, cpuS: t.cpuS + g.cpuS, rollupRows: t.rollupRows + g.rollupRows }), { wallS: 0, cpuS: 0, rollupRows: 0 });
+  say(`\nFirst build of every rollup over the ${(rawRows / 1e6).toFixed(0)}M-row bench database (30 days; the minute tier from its last 7), one rollup after another:\n`);
+  say(
+    table(
+      ['Rollups', 'Rollup rows', 'Wall', 'Backend CPU', 'Raw rows per CPU second'],
+      [...Object.entries(groups), ['all', total] as const].map(([g, v]) => [g, v.rollupRows.toLocaleString('en'), secs(v.wallS), secs(v.cpuS), g === 'all' ? rate(rawRows, v.cpuS) : ''])
+    )
+  );
+  return { rawRows, groups, total };
 }

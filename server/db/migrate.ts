@@ -23,6 +23,8 @@ export interface MigrateOptions {
   flavour?: Flavour;
   compressAfter?: string;
   rawRetention?: string;
+  /** Stop after this schema version (upgrade tests and the bench's comparison with older schemas). */
+  toVersion?: number;
   log?: (line: string) => void;
 }
 
@@ -114,7 +116,7 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
       version integer NOT NULL, name text PRIMARY KEY, flavour text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
   const done = new Set((await db.query(`SELECT name FROM ${MIGRATIONS_TABLE}`)).rows.map((r: { name: string }) => r.name));
   for (const m of loadMigrations(flavour)) {
-    if (done.has(m.name)) {
+    if (done.has(m.name) || m.version > (options.toVersion ?? Infinity)) {
       continue;
     }
     log(`applying ${m.name}`);
@@ -130,5 +132,5 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
     }
     applied.push(m.name);
   }
-  return { flavour, applied, version: latestVersion(flavour) };
+  return { flavour, applied, version: Math.min(latestVersion(flavour), options.toVersion ?? Infinity) };
 }

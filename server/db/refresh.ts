@@ -1,17 +1,35 @@
 /**
- * Brings the rollups up to date. PostgreSQL flavour: ruleperf_refresh() recomputes the
- * invalidated and newly completed buckets in one transaction. TimescaleDB flavour:
- * refresh_continuous_aggregate per rollup, sources first, each up to the last complete
- * bucket of its source (where TimescaleDB's own jobs run, this is harmless extra work).
+ * Brings the rollups up to date, and says what that rewrote.
+ *
+ * PostgreSQL flavour: ruleperf_refresh() recomputes the invalidated and newly completed
+ * buckets and writes the raw ranges it reflected below the watermarks to ruleperf_changes,
+ * all in one transaction. TimescaleDB flavour: refresh_continuous_aggregate per rollup,
+ * sources first, each up to the last complete bucket of its source; the ranges TimescaleDB
+ * had logged as changed below the watermarks are written to ruleperf_changes before and
+ * again after (a refresh is not one transaction there, so an answer computed meanwhile is
+ * superseded too). Rollups with a retention keep the buckets from their retained_from on.
  * Both run under an advisory lock so only one instance refreshes at a time.
  */
 import type { Pool, PoolClient } from 'pg';
 import type { Flavour } from './migrate';
+import type { Queryable } from './types';
+
+/** A time range; null bounds are unbounded (the database's ±infinity). */
+export interface TimeRange {
+  from: Date | null;
+  to: Date | null;
+}
 
 export interface RefreshReport {
   rollup: string;
   oldWatermark: Date | null;
   newWatermark: Date | null;
+  /** The oldest bucket still kept (null: every bucket since the first raw row). */
+  retainedFrom: Date | null;
+  /** Bucket ranges below the old watermark that this refresh recomputed: settled data it rewrote. */
+  rewritten: TimeRange[];
+  /** Raw time ranges changed below the old watermark that this rollup now reflects (rollups read from raw rows). */
+  changed: TimeRange[];
   durationMs: number;
 }
 
@@ -21,22 +39,39 @@ export interface RollupStatus {
   bucketMs: number;
   dims: string[];
   refreshEveryMs: number;
+  /** Everything below is materialized (whole buckets). */
   watermark: Date | null;
+  /** The oldest bucket still kept (null: all of them). */
+  retainedFrom: Date | null;
+  /** How long buckets are kept (null: as long as the raw rows). */
+  retentionMs: number | null;
   lastRefreshAt: Date | null;
   lastDurationMs: number | null;
 }
 
+export interface RefreshOptions {
+  only?: string[];
+  /** The refresh instant (default now). */
+  until?: Date;
+  /** Rows up to this late are still above the watermark: it stops this long before `until` (default 60 s). */
+  latenessMs?: number;
+}
+
+export const DEFAULT_LATENESS_MS = 60_000;
 const LOCK_KEY = "hashtext('ruleperf_refresh')";
 
-/** pg returns ±infinity timestamps as non-Date values; those mean "nothing materialized". */
+/** pg returns ±infinity timestamps as non-Date values; those mean "unbounded" / "nothing materialized". */
 function finite(d: unknown): Date | null {
   return d instanceof Date && Number.isFinite(d.getTime()) ? d : null;
 }
 
-export async function rollupStatus(db: Pool | PoolClient): Promise<RollupStatus[]> {
+const ranges = (lo: unknown[] | null, hi: unknown[] | null): TimeRange[] => (lo ?? []).map((l, i) => ({ from: finite(l), to: finite(hi?.[i]) }));
+
+export async function rollupStatus(db: Queryable): Promise<RollupStatus[]> {
   const { rows } = await db.query(
     `SELECT rollup, source, extract(epoch FROM bucket_width) * 1000 AS bucket_ms, dims,
-            extract(epoch FROM refresh_every) * 1000 AS refresh_ms, watermark, last_refresh_at, last_duration_ms
+            extract(epoch FROM refresh_every) * 1000 AS refresh_ms, watermark, retained_from,
+            extract(epoch FROM retention) * 1000 AS retention_ms, last_refresh_at, last_duration_ms
      FROM ruleperf_rollup_status ORDER BY position`
   );
   return rows.map((r) => ({
@@ -46,77 +81,141 @@ export async function rollupStatus(db: Pool | PoolClient): Promise<RollupStatus[
     dims: r.dims,
     refreshEveryMs: Number(r.refresh_ms),
     watermark: finite(r.watermark),
+    retainedFrom: finite(r.retained_from),
+    retentionMs: r.retention_ms === null ? null : Number(r.retention_ms),
     lastRefreshAt: r.last_refresh_at,
     lastDurationMs: r.last_duration_ms === null ? null : Number(r.last_duration_ms),
   }));
 }
 
+/** Raw time ranges changed but not yet reflected in every rollup (ruleperf_pending_changes). */
+export async function pendingChanges(db: Queryable): Promise<TimeRange[]> {
+  const { rows } = await db.query('SELECT lo, hi FROM ruleperf_pending_changes ORDER BY lo');
+  return rows.map((r) => ({ from: finite(r.lo), to: finite(r.hi) }));
+}
+
 /** Refreshes all rollups (or `only`); returns null when another instance holds the lock. */
-export async function refreshRollups(
-  pool: Pool,
-  flavour: Flavour,
-  options: { only?: string[]; until?: Date } = {}
-): Promise<RefreshReport[] | null> {
+export async function refreshRollups(pool: Pool, flavour: Flavour, options: RefreshOptions = {}): Promise<RefreshReport[] | null> {
   const until = options.until ?? new Date();
+  const latenessMs = options.latenessMs ?? DEFAULT_LATENESS_MS;
+  if (!(latenessMs >= 0)) {
+    throw new Error(`latenessMs must be zero or more, got ${latenessMs}`);
+  }
   const client = await pool.connect();
   try {
     if (flavour === 'postgres') {
-      await client.query('BEGIN');
-      try {
-        const { rows } = await client.query('SELECT * FROM ruleperf_refresh($1::text[], $2)', [options.only ?? null, until]);
-        await client.query('COMMIT');
-        if (rows.length === 0) {
-          return null;
-        }
-        return rows.map((r) => ({
-          rollup: r.rollup,
-          oldWatermark: finite(r.old_watermark),
-          newWatermark: finite(r.new_watermark),
-          durationMs: Number(r.duration_ms),
-        }));
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
+      return await refreshPostgres(client, options.only, until, latenessMs);
     }
-    return await refreshTimescale(client, options.only, until);
+    return await refreshTimescale(client, options.only, until, latenessMs);
   } finally {
     client.release();
   }
 }
 
-async function refreshTimescale(client: PoolClient, only: string[] | undefined, until: Date): Promise<RefreshReport[] | null> {
+async function refreshPostgres(client: PoolClient, only: string[] | undefined, until: Date, latenessMs: number): Promise<RefreshReport[] | null> {
+  await client.query('BEGIN');
+  try {
+    // A first build can take minutes: the pool's statement timeout is for dashboard queries.
+    await client.query('SET LOCAL statement_timeout = 0');
+    const { rows } = await client.query('SELECT * FROM ruleperf_refresh($1::text[], $2, $3::interval)', [only ?? null, until, `${latenessMs} milliseconds`]);
+    await client.query('COMMIT');
+    if (rows.length === 0) {
+      return null;
+    }
+    return rows.map((r) => ({
+      rollup: r.rollup,
+      oldWatermark: finite(r.old_watermark),
+      newWatermark: finite(r.new_watermark),
+      retainedFrom: finite(r.retained_from),
+      rewritten: ranges(r.rewritten_lo, r.rewritten_hi),
+      changed: ranges(r.changed_lo, r.changed_hi),
+      durationMs: Number(r.duration_ms),
+    }));
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+const floorTo = (t: number, width: number) => Math.floor(t / width) * width;
+const ceilTo = (t: number, width: number) => Math.ceil(t / width) * width;
+const overlaps = (r: TimeRange, before: number) => (r.from?.getTime() ?? -Infinity) < before;
+
+async function recordChanges(client: PoolClient, changes: TimeRange[]): Promise<void> {
+  if (changes.length === 0) return;
+  await client.query('INSERT INTO ruleperf_changes (lo, hi) SELECT * FROM unnest($1::timestamptz[], $2::timestamptz[])', [
+    changes.map((c) => c.from ?? '-infinity'),
+    changes.map((c) => c.to ?? 'infinity'),
+  ]);
+}
+
+async function refreshTimescale(client: PoolClient, only: string[] | undefined, until: Date, latenessMs: number): Promise<RefreshReport[] | null> {
   const { rows: lock } = await client.query(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`);
   if (!lock[0].ok) {
     return null;
   }
   try {
-    const reports: RefreshReport[] = [];
+    // A first build can take minutes: the pool's statement timeout is for dashboard queries.
+    await client.query('SET statement_timeout = 0');
     const status = await rollupStatus(client);
-    // Watermarks as they stand, updated as each rollup is refreshed (sources come first).
-    const marks = new Map(status.map((s) => [s.rollup, s.watermark]));
-    const watermarkOf = async (name: string) =>
-      finite((await client.query('SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $1', [name])).rows[0]?.watermark ?? null);
+    const pending = await pendingChanges(client);
+    await recordChanges(client, pending);
+    const reports: RefreshReport[] = [];
+    // Watermarks and retained buckets as they stand, updated as each rollup is refreshed (sources come first).
+    const marks = new Map(status.map((s) => [s.rollup, { watermark: s.watermark, retainedFrom: s.retainedFrom }]));
     for (const rollup of status) {
       if (only && !only.includes(rollup.rollup)) {
         continue;
       }
       const started = performance.now();
-      const sourceEnd = rollup.source === 'metrics' ? until : marks.get(rollup.source) ?? null;
-      if (sourceEnd) {
-        // Never below the current watermark: everything under it must be consistent after a refresh.
-        const end = new Date(Math.max(Math.floor(sourceEnd.getTime() / rollup.bucketMs) * rollup.bucketMs, rollup.watermark?.getTime() ?? -Infinity));
-        // CALL cannot run in a transaction block; the name comes from the registry, the time is an ISO literal.
-        await client.query(`CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', NULL, '${end.toISOString()}')`);
+      const width = rollup.bucketMs;
+      const source = rollup.source === 'metrics' ? { watermark: new Date(until.getTime() - latenessMs), retainedFrom: null } : marks.get(rollup.source);
+      // Whole buckets after the source's retained ones, and after this rollup's retention.
+      let start = source?.retainedFrom ? ceilTo(source.retainedFrom.getTime(), width) : -Infinity;
+      if (rollup.retentionMs !== null) {
+        start = Math.max(start, floorTo(until.getTime() - rollup.retentionMs, width));
+      }
+      // Never below the current watermark: everything under it must be consistent after a refresh.
+      const end = source?.watermark ? Math.max(floorTo(source.watermark.getTime(), width), rollup.watermark?.getTime() ?? -Infinity) : -Infinity;
+      if (end > -Infinity && end - start >= width) {
+        // CALL cannot run in a transaction block; the name comes from the registry, the times are ISO literals.
+        const startSql = Number.isFinite(start) ? `'${new Date(start).toISOString()}'` : 'NULL';
+        await client.query(`CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', ${startSql}, '${new Date(end).toISOString()}')`);
+      }
+      if (Number.isFinite(start)) {
+        await client.query('SELECT drop_chunks($1::regclass, older_than => $2::timestamptz)', [rollup.rollup, new Date(start)]);
       }
       const durationMs = performance.now() - started;
-      await client.query('UPDATE ruleperf_rollup_state SET last_refresh_at = now(), last_duration_ms = $2 WHERE rollup = $1', [rollup.rollup, durationMs]);
-      const newWatermark = await watermarkOf(rollup.rollup);
-      marks.set(rollup.rollup, newWatermark);
-      reports.push({ rollup: rollup.rollup, oldWatermark: rollup.watermark, newWatermark, durationMs });
+      const retainedFrom = Number.isFinite(start) ? new Date(start) : null;
+      await client.query('UPDATE ruleperf_rollup_state SET last_refresh_at = now(), last_duration_ms = $2, retained_from = $3 WHERE rollup = $1', [
+        rollup.rollup,
+        durationMs,
+        retainedFrom ?? '-infinity',
+      ]);
+      const { rows } = await client.query('SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $1', [rollup.rollup]);
+      const newWatermark = finite(rows[0]?.watermark);
+      marks.set(rollup.rollup, { watermark: newWatermark, retainedFrom });
+      const old = rollup.watermark?.getTime() ?? -Infinity;
+      const below = pending.filter((r) => overlaps(r, old) && (r.to?.getTime() ?? Infinity) >= start);
+      reports.push({
+        rollup: rollup.rollup,
+        oldWatermark: rollup.watermark,
+        newWatermark,
+        retainedFrom,
+        // TimescaleDB recomputes the buckets the logged ranges touch.
+        rewritten: below.map((r) => {
+          const lo = Math.max(r.from ? floorTo(r.from.getTime(), width) : -Infinity, start);
+          return { from: Number.isFinite(lo) ? new Date(lo) : null, to: new Date(Math.min(r.to ? floorTo(r.to.getTime(), width) + width : Infinity, old)) };
+        }),
+        changed: rollup.source === 'metrics' ? below.map((r) => ({ from: r.from, to: r.to && r.to.getTime() < old ? r.to : new Date(old) })) : [],
+        durationMs,
+      });
     }
+    await recordChanges(client, pending);
+    await client.query("DELETE FROM ruleperf_changes WHERE at < now() - interval '1 day'");
     return reports;
   } finally {
+    await client.query('RESET statement_timeout').catch(() => undefined);
     await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`);
   }
 }

@@ -10,6 +10,7 @@ import { z, type ZodError } from 'zod/v4';
 import { VARIABLE_NAMES, type ErrorResponse, type ReadyResponse } from '../contract';
 import { carriesToken, requireRole } from './auth';
 import { variableValues } from './variables';
+import type { RollupInfo } from '../query/catalog';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
@@ -30,6 +31,8 @@ export interface AppDeps {
   service: QueryService;
   cache: CacheControl;
   readPool: Pool;
+  /** The rollups (the registry as last read): variables read metric types from them. */
+  rollups: () => readonly RollupInfo[];
   /** Readiness; the app adds the security warnings. */
   ready: () => Promise<ReadyResponse>;
   metrics: Metrics;
@@ -146,7 +149,7 @@ function createExpressApp(deps: AppDeps) {
       return res.status(404).json({ error: `unknown variable; use one of: ${VARIABLE_NAMES.join(', ')}` });
     }
     try {
-      res.json({ values: await variableValues(deps.readPool, name.data) });
+      res.json({ values: await variableValues(deps.readPool, name.data, deps.rollups()) });
     } catch (err) {
       next(err);
     }

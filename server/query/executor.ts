@@ -39,13 +39,7 @@ export interface ExecutorMetrics {
 }
 
 function rollupStates(state: DatabaseState): Map<string, RollupState> {
-  return new Map(state.status.map((s) => [s.rollup, { watermark: s.watermark?.getTime() ?? null, retainedFrom: retainedFrom(s) }]));
-}
-
-/** The oldest bucket a rollup still keeps, where the status reports it. */
-function retainedFrom(s: DatabaseState['status'][number]): number | null {
-  const kept = (s as { retainedFrom?: Date | null }).retainedFrom;
-  return kept instanceof Date && Number.isFinite(kept.getTime()) ? kept.getTime() : null;
+  return new Map(state.status.map((s) => [s.rollup, { watermark: s.watermark?.getTime() ?? null, retainedFrom: s.retainedFrom?.getTime() ?? null }]));
 }
 
 /** Notices about the rollups an answer used: a refresh long overdue means late rows may be missing. */

@@ -5,7 +5,7 @@
  * refreshed, read afresh for every answer computed, so that answer is exact when computed.
  */
 import type { Pool } from 'pg';
-import { rollupStatus, type RollupStatus } from '../db/refresh';
+import { pendingChanges, rollupStatus, type RollupStatus } from '../db/refresh';
 import type { TimeRange } from './range';
 
 export interface DatabaseState {
@@ -14,29 +14,16 @@ export interface DatabaseState {
   pending: TimeRange[];
 }
 
-/** Where pending changes are kept: the view where migrations made it, else the PostgreSQL invalidation log, else nowhere. */
-async function pendingSource(db: Pool): Promise<string | null> {
-  const { rows } = await db.query(
-    `SELECT CASE WHEN to_regclass('ruleperf_pending_changes') IS NOT NULL THEN 'ruleperf_pending_changes'
-                 WHEN to_regclass('ruleperf_invalidations') IS NOT NULL THEN 'ruleperf_invalidations' END AS source`
-  );
-  return rows[0].source;
-}
-
-async function pendingChanges(db: Pool, table: string | null): Promise<TimeRange[]> {
-  if (!table) return [];
-  // Merged: a live feed logs one range per statement, mostly overlapping.
-  const pending = await db.query(
-    `SELECT extract(epoch FROM lower(r)) * 1000 AS lo, extract(epoch FROM upper(r)) * 1000 AS hi
-     FROM (SELECT unnest(range_agg(tstzrange(lo, hi, '[]'))) AS r FROM ${table}) s`
-  );
-  return pending.rows.map((r) => ({ from: Number(r.lo), to: Number(r.hi) }));
+/** Whether the schema lists pending changes (ruleperf_pending_changes, schema 7); older ones have none to read. */
+async function hasPendingView(db: Pool): Promise<boolean> {
+  const { rows } = await db.query("SELECT to_regclass('ruleperf_pending_changes') IS NOT NULL AS present");
+  return rows[0].present;
 }
 
 export class WatermarkSource {
   private cached: { at: number; value: RollupStatus[] } | null = null;
   private reading: Promise<RollupStatus[]> | null = null;
-  private source: Promise<string | null> | null = null;
+  private hasView: Promise<boolean> | null = null;
 
   constructor(
     private readonly db: Pool,
@@ -46,11 +33,13 @@ export class WatermarkSource {
   /** One connection at a time: callers hold one admission slot. */
   async current(): Promise<DatabaseState> {
     const status = await this.status();
-    this.source ??= pendingSource(this.db).catch((err) => {
-      this.source = null;
+    this.hasView ??= hasPendingView(this.db).catch((err) => {
+      this.hasView = null;
       throw err;
     });
-    return { status, pending: await pendingChanges(this.db, await this.source) };
+    // Unbounded ends (a TRUNCATE) are null there: everything before or after.
+    const pending = (await this.hasView) ? (await pendingChanges(this.db)).map((r) => ({ from: r.from?.getTime() ?? -Infinity, to: r.to?.getTime() ?? Infinity })) : [];
+    return { status, pending };
   }
 
   private async status(): Promise<RollupStatus[]> {

@@ -8,12 +8,14 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableName } from '../contract';
 import { variableValues } from '../http/variables';
+import type { RollupInfo } from '../query/catalog';
 import { dashboardWarmItems, warm, WARM_VARIABLE_MAX_VALUES, type RecentQueries } from './warmer';
 
 export interface WarmingOptions {
   /** Answers one query through the cache (a QueryService on the background pool). */
   answer: (request: QueryRequest, query: RuleperfQuery) => Promise<unknown>;
   pool: Pool;
+  rollups: () => readonly RollupInfo[];
   dashboardsDir: string;
   recent: RecentQueries;
   intervalSeconds: number;
@@ -33,7 +35,7 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
   const pass = async () => {
     // One value past the warming limit is enough to tell a long list (e.g. 500 rules) is not warmed value by value.
     const lists = await Promise.all(
-      VARIABLE_NAMES.map((name) => variableValues(o.pool, name, WARM_VARIABLE_MAX_VALUES + 1).then((v) => v.map((x) => x.value), () => []))
+      VARIABLE_NAMES.map((name) => variableValues(o.pool, name, o.rollups(), WARM_VARIABLE_MAX_VALUES + 1).then((v) => v.map((x) => x.value), () => []))
     );
     const values = Object.fromEntries(VARIABLE_NAMES.map((name, i) => [name, lists[i]])) as Record<VariableName, string[]>;
     const items = [...dashboardWarmItems(o.dashboardsDir, values), ...o.recent.top(50)];

@@ -9,6 +9,7 @@ import { postJson, startTestService, type TestDatabase } from '../support/servic
 import { historyDatabase, DAY } from '../support/fixture';
 import type { RunningService } from '../../server/main';
 import { variableValues } from '../../server/http/variables';
+import { loadRollupCatalog } from '../../server/query/catalog';
 import { VARIABLE_NAMES } from '../../server/contract';
 
 const TOKEN = 's3cret-token-for-tests';
@@ -121,8 +122,9 @@ test('variables: names from a fixed list; anything else, including path traversa
   assert.ok(body.values.length === 40 && body.values[0].value === 'rule-0001' && body.values[0].text.includes('rule-0001'));
   // Warming asks for one value past its limit only: the same first values, in order.
   for (const name of VARIABLE_NAMES) {
-    const all = await variableValues(db.pool, name);
-    assert.deepEqual(await variableValues(db.pool, name, 3), all.slice(0, 3), name);
+    const rollups = await loadRollupCatalog(db.pool);
+    const all = await variableValues(db.pool, name, rollups);
+    assert.deepEqual(await variableValues(db.pool, name, rollups, 3), all.slice(0, 3), name);
   }
   for (const name of ['..%2F..%2Fetc%2Fpasswd', 'metrics', '%00', 'rules%3B']) {
     const res = await fetch(`${svc.url}/api/v1/variables/${name}`, { headers: auth });

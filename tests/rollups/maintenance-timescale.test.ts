@@ -24,13 +24,13 @@ after(async () => {
 test('hypertable and continuous aggregates are in place, with policies', async () => {
   const { rows: caggs } = await db.pool.query('SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1');
   const { rows: registry } = await db.pool.query('SELECT name FROM ruleperf_rollups ORDER BY 1');
-  assert.equal(registry.length, 10);
+  assert.equal(registry.length, 14);
   assert.deepEqual(caggs.map((r) => r.view_name), registry.map((r) => r.name), 'every registered rollup is a continuous aggregate');
   const { rows: jobs } = await db.pool.query(`SELECT proc_name, count(*)::int AS n FROM timescaledb_information.jobs WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression', 'policy_retention') GROUP BY 1 ORDER BY 1`);
   assert.deepEqual(jobs, [
     { proc_name: 'policy_compression', n: 1 },
-    { proc_name: 'policy_refresh_continuous_aggregate', n: 10 },
-    { proc_name: 'policy_retention', n: 1 },
+    { proc_name: 'policy_refresh_continuous_aggregate', n: 14 },
+    { proc_name: 'policy_retention', n: 5 },
   ]);
 });
 

@@ -1,0 +1,280 @@
+/**
+ * PostgreSQL flavour, schema 6-7: the registry drives materialization, the minute tier is
+ * exact and kept for its retention, watermarks sit on bucket boundaries a lateness allowance
+ * behind the refresh, refreshes that rewrite settled buckets log the raw ranges they
+ * reflected (and nothing for the routine advance), the pending view lists what is not yet
+ * refreshed, and the database has one identity.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { Client } from 'pg';
+import { freshDatabase, type TestDatabase } from '../support/services';
+import { refreshRollups, pendingChanges, rollupStatus } from '../../server/db/refresh';
+import { databaseIdentity } from '../../server/db/identity';
+import { migrate } from '../../server/db/migrate';
+import { loadRollupCatalog, tierNames } from '../../server/query/catalog';
+import { assertAllRollupsExact, rollupDifferences } from './reference';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+const T0 = Date.parse('2026-03-02T00:00:00Z');
+
+let db: TestDatabase;
+before(async () => {
+  db = await freshDatabase({ flavour: 'postgres' });
+});
+after(async () => {
+  await db.drop();
+});
+
+/** Rows spread over [from, from + span): rules, parsers, statuses; latencies exact in binary. */
+async function insertSpread(from: number, span: number, count: number, salt = 0) {
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, parser_id, rule_category, source_type, status, execution_time_ms, records_processed, records_failed)
+     SELECT $1::timestamptz + ((g::bigint * $2) / $3 + (g * 7919 + $4) % 1000) * interval '1 millisecond',
+            (ARRAY['RULE_EXECUTION','PARSER_EXECUTION','ENRICHMENT'])[1 + (g + $4) % 3],
+            CASE WHEN g % 5 = 0 THEN NULL ELSE 'r' || ((g + $4) % 7) END,
+            CASE WHEN g % 4 = 0 THEN NULL ELSE 'p' || (g % 3) END,
+            (ARRAY['auth','net',NULL])[1 + g % 3],
+            (ARRAY['syslog','dns'])[1 + g % 2],
+            (ARRAY['SUCCESS','SUCCESS','ERROR','TIMEOUT'])[1 + (g * 3 + $4) % 4],
+            ((g * 37 + $4) % 4000) / 8.0, g % 100, g % 7
+     FROM generate_series(1, $3) AS g`,
+    [new Date(from), span, count, salt]
+  );
+}
+
+const refresh = (until: number, options: { only?: string[]; latenessMs?: number } = {}) => refreshRollups(db.pool, 'postgres', { until: new Date(until), ...options });
+
+async function changesSince(id: number): Promise<Array<{ id: number; lo: Date | null; hi: Date | null; rule_id: string | null; parser_id: string | null }>> {
+  const { rows } = await db.pool.query('SELECT id, lo, hi, rule_id, parser_id FROM ruleperf_changes WHERE id > $1 ORDER BY id', [id]);
+  return rows;
+}
+async function lastChangeId(): Promise<number> {
+  const { rows } = await db.pool.query('SELECT coalesce(max(id), 0)::int AS id FROM ruleperf_changes');
+  return rows[0].id;
+}
+
+test('the registry lists fourteen rollups, minute tier included, and tier names come from it', async () => {
+  const rollups = await loadRollupCatalog(db.pool);
+  assert.equal(rollups.length, 14);
+  const minute = rollups.filter((r) => r.bucketMs === MIN);
+  assert.deepEqual(minute.map((r) => r.tier).sort(), ['minute_by_category', 'minute_by_rule', 'minute_by_type', 'minute_total']);
+  assert.ok(minute.every((r) => r.retentionMs === 7 * DAY && r.refreshEveryMs === MIN));
+  assert.deepEqual(rollups.filter((r) => r.rankKeys).map((r) => r.name).sort(), ['metrics_daily_by_rule', 'metrics_hourly_by_rule']);
+  const tiers = tierNames(rollups);
+  assert.equal(tiers.at(-1), 'raw');
+  assert.equal(tiers.indexOf('daily'), 0, 'coarsest first');
+  // Every source comes before the rollups built on it.
+  for (const r of rollups.filter((x) => x.source !== 'metrics')) {
+    assert.ok(rollups.find((s) => s.name === r.source)!.position! < r.position!, `${r.source} before ${r.name}`);
+  }
+});
+
+test('every rollup, minute tier included, equals raw rows group by group; watermarks sit on bucket boundaries, a minute behind', async () => {
+  await insertSpread(T0, 2 * DAY, 6000);
+  const until = T0 + 2 * DAY + 30 * MIN + 20_000; // 00:30:20 on day 3
+  const reports = (await refresh(until))!;
+  const byName = new Map(reports.map((r) => [r.rollup, r]));
+  assert.equal(byName.get('metrics_hourly')!.newWatermark!.getTime(), T0 + 2 * DAY, 'hourly: the last whole hour before until - 1 minute');
+  assert.equal(byName.get('metrics_daily')!.newWatermark!.getTime(), T0 + 2 * DAY);
+  assert.equal(byName.get('metrics_minute_total')!.newWatermark!.getTime(), T0 + 2 * DAY + 29 * MIN, 'minute: 00:29, a minute and 20 s before until');
+  assert.equal(byName.get('metrics_minute_by_rule')!.retainedFrom!.getTime(), T0 + 2 * DAY + 30 * MIN - 7 * DAY);
+  assert.ok(reports.every((r) => r.rewritten.length === 0 && r.changed.length === 0), 'a first build rewrites nothing settled');
+  const checked = await assertAllRollupsExact(db.pool);
+  assert.ok(checked.metrics_minute_by_rule > 1000 && checked.metrics_hourly > 100, JSON.stringify(checked));
+  // Indexes are built once the rollups hold rows.
+  const { rows: idx } = await db.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_minute_by_rule' ORDER BY 1`);
+  assert.deepEqual(idx.map((r) => r.indexname), ['metrics_minute_by_rule_bucket', 'metrics_minute_by_rule_rule']);
+});
+
+test('rows a live feed delivers within the lateness allowance are routine; late, updated and deleted rows below the watermark are changes', async () => {
+  const until = T0 + 2 * DAY + 40 * MIN;
+  let mark = await lastChangeId();
+  // Live rows up to 50 s old at refresh time: above every watermark (minute: 00:39 - 1 min).
+  await insertSpread(T0 + 2 * DAY + 30 * MIN + 20_000, 10 * MIN - 30_000, 300, 1);
+  let reports = (await refresh(until))!;
+  assert.deepEqual(await changesSince(mark), [], 'the routine advance is not a change');
+  assert.ok(reports.every((r) => r.rewritten.length === 0));
+
+  // A late row for an hour settled yesterday, an update and a delete in another settled hour.
+  mark = await lastChangeId();
+  const late = T0 + DAY + 5 * HOUR + 17 * MIN + 3_000;
+  await db.pool.query(`INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r1', 'ERROR', 12.5)`, [new Date(late)]);
+  const { rows: upd } = await db.pool.query(
+    `UPDATE metrics SET execution_time_ms = execution_time_ms + 1 WHERE time >= $1 AND time < $2 AND rule_id = 'r2' RETURNING time`,
+    [new Date(T0 + 3 * HOUR), new Date(T0 + 4 * HOUR)]
+  );
+  const { rows: del } = await db.pool.query(`DELETE FROM metrics WHERE time >= $1 AND time < $2 AND rule_id = 'r3' RETURNING time`, [
+    new Date(T0 + 10 * HOUR),
+    new Date(T0 + 10 * HOUR + 20 * MIN),
+  ]);
+  assert.ok(upd.length > 0 && del.length > 0);
+  const span = (rows: Array<{ time: Date }>) => [Math.min(...rows.map((r) => r.time.getTime())), Math.max(...rows.map((r) => r.time.getTime()))];
+
+  // Before the refresh: the pending view lists the three raw ranges, nothing is in the change log.
+  const pending = await pendingChanges(db.pool);
+  const pend = pending.map((p) => [p.from!.getTime(), p.to!.getTime()]);
+  assert.deepEqual(pend, [span(upd), span(del), [late, late]].sort((a, b) => a[0] - b[0]));
+  assert.deepEqual(await changesSince(mark), []);
+
+  const listener = new Client({ connectionString: db.url });
+  await listener.connect();
+  const notified: string[] = [];
+  listener.on('notification', (n) => n.channel === 'ruleperf_changes' && notified.push(n.payload!));
+  await listener.query('LISTEN ruleperf_changes');
+  try {
+    reports = (await refresh(until + 5 * MIN))!;
+    const changes = await changesSince(mark);
+    assert.deepEqual(
+      changes.map((c) => [c.lo!.getTime(), c.hi!.getTime(), c.rule_id, c.parser_id]),
+      pend.map(([lo, hi]) => [lo, hi, null, null]),
+      'one change row per touched raw range: the raw times, not bucket bounds'
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(notified, changes.map((c) => String(c.id)), 'each change row is announced with its id');
+  } finally {
+    await listener.end();
+  }
+  assert.deepEqual(await pendingChanges(db.pool), [], 'nothing pending once refreshed');
+  const hourly = reports.find((r) => r.rollup === 'metrics_hourly')!;
+  assert.deepEqual(
+    hourly.rewritten.map((r) => [r.from!.getTime(), r.to!.getTime()]),
+    [[T0 + 3 * HOUR, T0 + 4 * HOUR], [T0 + 10 * HOUR, T0 + 11 * HOUR], [T0 + DAY + 5 * HOUR, T0 + DAY + 6 * HOUR]],
+    'the hourly rollup reports the buckets it rewrote'
+  );
+  assert.equal(hourly.changed.length, 3);
+  const daily = reports.find((r) => r.rollup === 'metrics_daily')!;
+  assert.deepEqual(daily.rewritten.map((r) => [r.from!.getTime(), r.to!.getTime()]), [[T0, T0 + 2 * DAY]]);
+  assert.deepEqual(daily.changed, [], 'cascaded recomputes are not logged again');
+  await assertAllRollupsExact(db.pool);
+});
+
+test('rule and parser edits write change rows in their transaction, beside the existing NOTIFY', async () => {
+  const mark = await lastChangeId();
+  await db.pool.query(`INSERT INTO rules (rule_id, rule_name, rule_category, metric_type) VALUES ('r1', 'One', 'auth', 'RULE_EXECUTION')`);
+  await db.pool.query(`UPDATE rules SET rule_id = 'r1b' WHERE rule_id = 'r1'`);
+  await db.pool.query(`INSERT INTO parsers (parser_id, parser_name, source_type) VALUES ('p1', 'P', 'dns')`);
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`DELETE FROM parsers WHERE parser_id = 'p1'`);
+    await client.query('ROLLBACK');
+  } finally {
+    client.release();
+  }
+  const rows = await changesSince(mark);
+  assert.deepEqual(
+    rows.map((r) => [r.rule_id, r.parser_id, r.lo, r.hi]),
+    [
+      ['r1', null, null, null],
+      ['r1b', null, null, null],
+      ['r1', null, null, null],
+      [null, 'p1', null, null],
+    ]
+  );
+});
+
+test('the minute tier keeps its retention; a longer one rebuilds what it had dropped', async () => {
+  const until = T0 + 9 * DAY + 12 * HOUR;
+  await insertSpread(T0 + 2 * DAY + HOUR, 7 * DAY, 3000, 2);
+  await refresh(until);
+  const status = new Map((await rollupStatus(db.pool)).map((s) => [s.rollup, s]));
+  const kept = status.get('metrics_minute_total')!.retainedFrom!.getTime();
+  assert.equal(kept, until - 7 * DAY);
+  assert.equal(status.get('metrics_hourly')!.retainedFrom, null, 'hourly keeps everything');
+  const { rows } = await db.pool.query('SELECT min(bucket) AS first FROM metrics_minute_by_rule');
+  assert.ok(rows[0].first.getTime() >= kept, 'older minute buckets are gone');
+  await assertAllRollupsExact(db.pool);
+
+  await db.pool.query(`UPDATE ruleperf_rollups SET retention = '9 days' WHERE bucket_width = '1 minute'`);
+  await refresh(until);
+  const longer = (await rollupStatus(db.pool)).find((s) => s.rollup === 'metrics_minute_by_category')!;
+  assert.equal(longer.retainedFrom!.getTime(), until - 9 * DAY);
+  const diff = await rollupDifferences(db.pool, 'metrics_minute_by_category');
+  assert.deepEqual([diff.extra, diff.missing], [[], []]);
+  const { rows: first } = await db.pool.query('SELECT min(bucket) AS first FROM metrics_minute_by_category');
+  assert.ok(first[0].first.getTime() < until - 8 * DAY, 'rebuilt from the raw rows');
+});
+
+test('a new rollup is one INSERT: table, state, then the next refresh fills it exactly and indexes it', async () => {
+  await db.pool.query(
+    `INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ('metrics_6h_by_parser', 'metrics_hourly', '6 hours', '{parser_id,status}')`
+  );
+  const { rows: reg } = await db.pool.query(`SELECT position, refresh_every::text AS every FROM ruleperf_rollups WHERE name = 'metrics_6h_by_parser'`);
+  assert.deepEqual(reg[0], { position: 15, every: '01:00:00' }, 'position and refresh interval filled in');
+  const before = (await rollupStatus(db.pool)).find((s) => s.rollup === 'metrics_6h_by_parser')!;
+  assert.equal(before.watermark, null);
+  await refresh(T0 + 10 * DAY);
+  const diff = await rollupDifferences(db.pool, 'metrics_6h_by_parser');
+  assert.deepEqual([diff.extra, diff.missing], [[], []]);
+  assert.ok(diff.checked > 10);
+  const { rows: idx } = await db.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_6h_by_parser' ORDER BY 1`);
+  assert.deepEqual(idx.map((r) => r.indexname), ['metrics_6h_by_parser_bucket', 'metrics_6h_by_parser_parser']);
+  assert.ok((await loadRollupCatalog(db.pool)).some((r) => r.tier === '6h_by_parser'));
+
+  // Rank keys switched on later: a column, filled for existing rows, kept by refreshes.
+  await db.pool.query(`UPDATE ruleperf_rollups SET rank_keys = true WHERE name = 'metrics_6h_by_parser'`);
+  await insertSpread(T0 + 5 * DAY, HOUR, 50, 3);
+  await refresh(T0 + 10 * DAY);
+  const keyed = await rollupDifferences(db.pool, 'metrics_6h_by_parser');
+  assert.deepEqual([keyed.extra, keyed.missing], [[], []]);
+});
+
+test('the registry refuses rows it cannot materialize', async () => {
+  const bad = [
+    [`('metrics_x', 'metrics', '1 hour', '{rule_id,bogus}')`, /dims/],
+    [`('metrics_x', 'metrics_minute_by_type', '1 hour', '{rule_id}')`, /lacks/],
+    [`('metrics_x', 'metrics_hourly', '90 minutes', '{rule_id}')`, /multiple/],
+    [`('metrics_x', 'nowhere', '1 hour', '{}')`, /neither/],
+    [`('x; drop table metrics', 'metrics', '1 hour', '{}')`, /name/],
+    [`('metrics_x', 'metrics', '1 month', '{}')`, /bucket_width/],
+  ] as const;
+  for (const [values, message] of bad) {
+    await assert.rejects(db.pool.query(`INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ${values}`), message, values);
+  }
+  await assert.rejects(db.pool.query(`UPDATE ruleperf_rollups SET dims = '{status}' WHERE name = 'metrics_hourly_by_type'`), /cannot change/);
+});
+
+test('the identity is one uuid that migrating again keeps; changes older than a day are pruned by a refresh', async () => {
+  const id = await databaseIdentity(db.pool);
+  assert.match(id, /^[0-9a-f-]{36}$/);
+  assert.deepEqual((await migrate(db.pool, { flavour: 'postgres' })).applied, []);
+  assert.equal(await databaseIdentity(db.pool), id);
+  await assert.rejects(db.pool.query('INSERT INTO ruleperf_identity DEFAULT VALUES'));
+
+  await db.pool.query(`INSERT INTO ruleperf_changes (at, rule_id) VALUES (now() - interval '25 hours', 'old'), (now() - interval '23 hours', 'recent')`);
+  await refresh(T0 + 10 * DAY, { only: ['metrics_hourly_total'] });
+  const { rows } = await db.pool.query(`SELECT rule_id FROM ruleperf_changes WHERE rule_id IN ('old', 'recent')`);
+  assert.deepEqual(rows, [{ rule_id: 'recent' }]);
+});
+
+test('upgrading a schema-5 database with data: rollups stay exact, watermarks move to bucket boundaries, rank keys become a plain column', async () => {
+  const old = await freshDatabase({ migrate: false });
+  try {
+    await migrate(old.pool, { flavour: 'postgres', toVersion: 5 });
+    await old.pool.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+       SELECT $1::timestamptz + g * interval '37 seconds', 'RULE_EXECUTION', 'r' || (g % 9), 'SUCCESS', (g % 300) / 4.0 FROM generate_series(1, 5000) g`,
+      [new Date(T0)]
+    );
+    // Schema 5's refresh: watermarks at the refresh instant, inside a bucket.
+    await old.pool.query(`SELECT * FROM ruleperf_refresh(NULL, $1)`, [new Date(T0 + DAY + 90 * MIN)]);
+    const result = await migrate(old.pool, { flavour: 'postgres' });
+    assert.deepEqual(result.applied, ['common/006_registry.sql', 'postgres/006_registry_driven.sql', 'common/007_minute_tier.sql']);
+    const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
+    assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
+    assert.equal(status.get('metrics_daily')!.watermark!.getTime(), T0 + DAY);
+    const { rows: gen } = await old.pool.query(
+      `SELECT attgenerated FROM pg_attribute WHERE attrelid = 'metrics_hourly_by_rule'::regclass AND attname = 'latency_rank_keys'`
+    );
+    assert.equal(gen[0].attgenerated, '');
+    await refreshRollups(old.pool, 'postgres', { until: new Date(T0 + 2 * DAY + 30 * MIN) });
+    await assertAllRollupsExact(old.pool);
+    const { rows: idx } = await old.pool.query(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'metrics_hourly'`);
+    assert.equal(idx[0].n, 3, 'a populated rollup keeps its indexes');
+  } finally {
+    await old.drop();
+  }
+});

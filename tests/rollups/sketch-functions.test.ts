@@ -1,0 +1,83 @@
+/**
+ * Schema 6 rewrote the sketch functions in PL/pgSQL for speed. Continuous aggregates and
+ * stored rank keys made by the SQL versions of schemas 1 and 4 must keep meaning the same
+ * thing, so for random inputs (sorted or not, repeated keys, zero counts, empty, NULL) each
+ * new function returns exactly what the old definition returns.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import fc from 'fast-check';
+import { freshDatabase, type TestDatabase } from '../support/services';
+
+let db: TestDatabase;
+before(async () => {
+  db = await freshDatabase({ flavour: 'postgres' });
+  // The schema-1 and schema-4 definitions, as they were.
+  await db.pool.query(`
+    CREATE FUNCTION old_from_keys(keys integer[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE AS $$
+      SELECT coalesce(array_agg((k::bigint << 32) | c ORDER BY k), '{}'::bigint[])
+      FROM (SELECT k, count(*) AS c FROM unnest(keys) AS k GROUP BY k) AS s $$;
+    CREATE FUNCTION old_compact(entries bigint[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE AS $$
+      SELECT coalesce(array_agg((k << 32) | c ORDER BY k), '{}'::bigint[])
+      FROM (SELECT e >> 32 AS k, sum(e & 4294967295)::bigint AS c FROM unnest(entries) AS e GROUP BY 1) AS s $$;
+    CREATE FUNCTION old_coarsen(entries bigint[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE AS $$
+      SELECT old_compact(array(SELECT (((e >> 32) / 16) << 32) | (e & 4294967295) FROM unnest(entries) AS e)) $$;
+    CREATE FUNCTION old_rank_keys(entries bigint[]) RETURNS integer[] LANGUAGE sql IMMUTABLE AS $$
+      WITH e AS (SELECT (x >> 32)::int AS k, (x & 4294967295)::float8 AS c FROM unnest(entries) AS x),
+           cum AS (SELECT k, c, sum(c) OVER (ORDER BY k) - c AS before, sum(c) OVER () AS n FROM e)
+      SELECT ARRAY[
+        min(k) FILTER (WHERE before <= floor(0.95 * (n - 1)) AND floor(0.95 * (n - 1)) < before + c),
+        min(k) FILTER (WHERE before <= least(n - 1, ceil(0.95 * n)) AND least(n - 1, ceil(0.95 * n)) < before + c),
+        min(k) FILTER (WHERE before <= floor(0.99 * (n - 1)) AND floor(0.99 * (n - 1)) < before + c),
+        min(k) FILTER (WHERE before <= least(n - 1, ceil(0.99 * n)) AND least(n - 1, ceil(0.99 * n)) < before + c)]
+      FROM cum $$;`);
+});
+after(async () => {
+  await db.drop();
+});
+
+// Keys cluster (ties matter) and span the whole range.
+const key = fc.oneof(fc.integer({ min: 1480, max: 1530 }), fc.integer({ min: 0, max: 4000 }));
+const keys = fc.array(key, { maxLength: 60 });
+const entry = fc.tuple(key, fc.integer({ min: 0, max: 50 })).map(([k, c]) => `${(BigInt(k) << 32n) | BigInt(c)}`);
+/** A compact sorted sketch (what rollups store), or an arbitrary list of entries. */
+const sketch = fc.oneof(
+  fc.uniqueArray(key, { maxLength: 40 }).chain((ks) =>
+    fc.tuple(...ks.sort((a, b) => a - b).map((k) => fc.integer({ min: 1, max: 1000 }).map((c) => `${(BigInt(k) << 32n) | BigInt(c)}`)))
+  ),
+  fc.array(entry, { maxLength: 40 })
+);
+
+async function same(sql: string, args: unknown[]) {
+  const { rows } = await db.pool.query(sql, args);
+  assert.deepEqual(rows[0].new, rows[0].old, `${sql} ${JSON.stringify(args)}`);
+}
+
+test('from_keys, compact, coarsen and rank keys equal their schema-1/4 definitions', async () => {
+  await fc.assert(
+    fc.asyncProperty(keys, sketch, async (k, s) => {
+      await same('SELECT ruleperf_sketch_from_keys($1::int[])::text AS new, old_from_keys($1::int[])::text AS old', [k]);
+      await same('SELECT ruleperf_sketch_compact($1::bigint[])::text AS new, old_compact($1::bigint[])::text AS old', [s]);
+      await same('SELECT ruleperf_sketch_coarsen($1::bigint[])::text AS new, old_coarsen($1::bigint[])::text AS old', [s]);
+      await same('SELECT ruleperf_sketch_rank_keys($1::bigint[])::text AS new, old_rank_keys($1::bigint[])::text AS old', [s]);
+    }),
+    { numRuns: 300 }
+  );
+  for (const fn of ['from_keys($1::int[])', 'compact($1::bigint[])', 'coarsen($1::bigint[])']) {
+    await same(`SELECT ruleperf_sketch_${fn}::text AS new, old_${fn}::text AS old`, [null]);
+  }
+  await same('SELECT ruleperf_sketch_rank_keys(NULL)::text AS new, old_rank_keys(NULL)::text AS old', []);
+});
+
+test('merging sketches as parts equals compacting their concatenation', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(sketch, { maxLength: 6 }), async (parts) => {
+      await same(
+        `SELECT ruleperf_sketch_merge_parts(array(SELECT ROW(p::bigint[])::ruleperf_sketch_part FROM jsonb_array_elements_text($1::jsonb) AS p))::text AS new,
+                old_compact(array(SELECT e FROM jsonb_array_elements_text($1::jsonb) AS p, unnest(p::bigint[]) AS e))::text AS old`,
+        [JSON.stringify(parts.map((p) => `{${p.join(',')}}`))]
+      );
+    }),
+    { numRuns: 200 }
+  );
+});
