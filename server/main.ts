@@ -17,7 +17,6 @@ import { Admission } from './db/admission';
 import { ChangeFeed } from './db/change-feed';
 import { databaseIdentity } from './db/identity';
 import { migrate, MigrationRefused, schemaInfo, type Flavour } from './db/migrate';
-import { listenForInvalidations } from './db/notify';
 import { phaseProgress } from './cli/progress';
 import { Demo } from './demo/demo';
 import { DemoNoticeExecutor } from './demo/notices';
@@ -265,7 +264,6 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     },
   });
   scheduler.start();
-  const listener = cache && !pools.embedded ? listenForInvalidations(databaseUrl, (t) => cache.invalidate(t, true), log) : null;
   const memoryTimer = setInterval(async () => {
     const info = cache ? await cache.redisInfo() : null;
     if (info) metrics.redisUsedMemory.set(info.usedMemory);
@@ -335,7 +333,6 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
       clearInterval(memoryTimer);
       if (auditTimer) clearInterval(auditTimer);
       await Promise.all([warming.stop(), demo?.stop(), scheduler.stop(), changes.stop()]);
-      await listener?.stop();
       redis?.disconnect();
       if (healthPool !== pools.write) await healthPool.end();
       await pools.end();

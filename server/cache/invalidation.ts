@@ -1,13 +1,13 @@
 /**
- * Invalidation by generation counters (never KEYS): POST /api/v1/invalidate and database
- * NOTIFY bump the generations an answer's key carries (keys.ts), so every entry stored under
- * the old ones becomes unreachable on every instance at once.
+ * Invalidation by generation counters (never KEYS): POST /api/v1/invalidate bumps the
+ * generations an answer's key carries (keys.ts), so every entry stored under the old ones
+ * becomes unreachable on every instance at once. (Changes in the database — rewritten rows,
+ * renamed rules — reach cached answers through the change log instead: server/db/change-feed.ts.)
  *
  * The near cache (near.ts) holds confirmed entries in each instance for a short lease; an
- * API invalidation clears this instance's copies and returns only after the longest lease any
+ * invalidation clears this instance's copies and returns only after the longest lease any
  * instance recorded in Redis, so no instance serves the old answer after it returns. When
- * Redis cannot be reached, an API invalidation fails (the caller answers 503); a NOTIFY is
- * kept and applied before this instance reads Redis again.
+ * Redis cannot be reached, the invalidation fails (the caller answers 503).
  */
 import type { RedisClient } from './redis';
 import type { RedisGuard } from './guard';
@@ -37,30 +37,22 @@ export class Invalidator {
     return this.redis.ruleperfInvalidate(keys.length + 1, this.ks.nearLease, ...keys, String(this.generationTtlMs));
   }
 
-  /**
-   * Invalidates now; throws CacheUnavailable when Redis cannot be reached. `queueOnFailure`
-   * (database NOTIFY) instead keeps it and applies it before this instance reads Redis again.
-   */
-  async invalidate(target: InvalidationTarget, queueOnFailure = false): Promise<void> {
+  /** Invalidates now; throws CacheUnavailable when Redis cannot be reached. */
+  async invalidate(target: InvalidationTarget): Promise<void> {
     const keys = invalidationKeys(this.ks, target);
-    // This instance stops serving its near copies at once (a NOTIFY does not wait out leases).
+    // This instance stops serving its near copies at once.
     this.near.clear();
     let fleetLeaseMs = 0;
     try {
       fleetLeaseMs = await this.bump(keys);
     } catch (err) {
-      if (!queueOnFailure) throw new CacheUnavailable('the cache could not be reached; the invalidation was not applied');
-      this.guard.whenReachable(async () => {
-        this.near.clear();
-        await this.bump(keys);
-      });
       this.guard.failed('invalidate', err as Error);
-      return;
+      throw new CacheUnavailable('the cache could not be reached; the invalidation was not applied');
     } finally {
       // Lookups sent before the bump may have installed copies meanwhile.
       this.near.clear();
     }
-    if (!queueOnFailure) await outlastLeases(performance.now(), Math.max(fleetLeaseMs, this.near.leaseMs));
+    await outlastLeases(performance.now(), Math.max(fleetLeaseMs, this.near.leaseMs));
   }
 }
 

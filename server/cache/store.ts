@@ -249,8 +249,8 @@ export class QueryCache implements CacheLayer {
     await this.guard.run('drop', () => this.redis.del(key));
   }
 
-  invalidate(target: InvalidationTarget, queueOnFailure = false): Promise<void> {
-    return this.invalidator.invalidate(target, queueOnFailure);
+  invalidate(target: InvalidationTarget): Promise<void> {
+    return this.invalidator.invalidate(target);
   }
 
   /** Memory, keys and evictions (summed over every master on a Cluster); null when Redis is unreachable. */

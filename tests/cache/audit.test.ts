@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import Redis from 'ioredis';
+import { scanKeys } from '../support/redis-keys';
 import { postJson, startTestService, uniqueName, REDIS_URL, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { decode, encode } from '../../server/cache/codec';
@@ -48,7 +49,7 @@ test('answers that agree with the database pass the audit and stay cached', asyn
 test('an entry corrupted in Redis is caught, dropped, counted, and the next answer is right again', async () => {
   const truth = await ask({ kind: 'stats', metricType: 'RULE_EXECUTION' });
   assert.equal((await ask({ kind: 'stats', metricType: 'RULE_EXECUTION' })).schema.meta.custom.cache, 'hit');
-  const keys = (await redis.keys(`{${prefix}}:*:q:*`)).filter((k) => !k.endsWith(':lock'));
+  const keys = (await scanKeys(redis, `{${prefix}}:*:q:*`)).filter((k) => !k.endsWith(':lock'));
   let corrupted = 0;
   for (const key of keys) {
     const entry = decode<Entry>((await redis.getBuffer(key))!)!;

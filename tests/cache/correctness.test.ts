@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import Redis from 'ioredis';
+import { scanKeys } from '../support/redis-keys';
 import { postJson, startTestService, uniqueName, REDIS_URL, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { hasRedisServer, startPrivateRedis, type PrivateRedis } from '../support/private-redis';
@@ -76,7 +77,7 @@ test('a deleted generation key never brings an invalidated answer back (real Red
   assert.equal(second.meta.cache, 'miss', 'invalidated');
   assert.ok(second.meta.computedAt >= invalidatedAt);
   // Delete every generation key this query depends on, as eviction or an operator might.
-  const gens = (await redis.keys(`{${prefix}}:*:gen:*`)).filter((k) => !k.endsWith(':near-lease'));
+  const gens = (await scanKeys(redis, `{${prefix}}:*:gen:*`)).filter((k) => !k.endsWith(':near-lease'));
   assert.ok(gens.length >= 2, `generation keys: ${gens}`);
   await redis.del(...gens);
   for (let i = 0; i < 3; i++) {

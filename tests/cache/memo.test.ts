@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import Redis from 'ioredis';
+import { scanKeys } from '../support/redis-keys';
 import { QueryCache } from '../../server/cache/store';
 import { createMetrics } from '../../server/observability/metrics';
 import { NormalizeMemo } from '../../server/query/normalize-memo';
@@ -20,7 +21,7 @@ before(() => {
   redis = new Redis(REDIS_URL);
 });
 after(async () => {
-  const keys = await redis.keys(`{${prefix}}*`);
+  const keys = await scanKeys(redis, `{${prefix}}*`);
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
 });

@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Redis from 'ioredis';
+import { scanKeys } from '../support/redis-keys';
 import { decode, encode } from '../../server/cache/codec';
 import type { Entry } from '../../server/cache/store';
 import { alertAsPromQL, alertRule, dashboardPromQL, dashboards, panelTargets, PLUGIN_TYPE, prometheusRuleFile, substituteGrafanaVariables, templateSrv, toContractQuery } from './files';
@@ -232,7 +233,7 @@ test('CacheAuditMismatch fires when a cached answer is changed in Redis', async 
   const redis = new Redis(REDIS_URL);
   try {
     let changed = 0;
-    for (const key of await redis.keys(`{${audited!.prefix}}:*:q:*`)) {
+    for (const key of await scanKeys(redis, `{${audited!.prefix}}:*:q:*`)) {
       if (key.endsWith(':lock')) continue;
       const entry = decode<Entry>((await redis.getBuffer(key))!)!;
       if (JSON.stringify(entry.a.frames[0].data.values) !== JSON.stringify(truth.body.results.A.frames[0].data.values)) continue;

@@ -1,0 +1,99 @@
+/**
+ * A refresh that rewrites settled buckets reaches every cached answer over them, on every
+ * instance, and no other (real PostgreSQL and Redis, two instances sharing one cache): late
+ * rows back-filled, rows deleted and rows updated in a past hour, then a refresh.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { postJson, startTestService, uniqueName, type TestDatabase } from '../support/services';
+import { historyDatabase, DAY, HOUR } from '../support/fixture';
+import { rawStats } from '../support/raw';
+import { refreshRollups } from '../../server/db/refresh';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+const services: RunningService[] = [];
+const hour0 = Math.floor((Date.now() - DAY) / HOUR) * HOUR; // a settled past hour
+/** Overlaps the changed hour; the other one ends before it. */
+const overlapping = { from: hour0 - 2 * HOUR + 7 * 60_000, to: hour0 + 2 * HOUR + 13_000 };
+const elsewhere = { from: hour0 - 6 * HOUR + 5 * 60_000, to: hour0 - 3 * HOUR - 17_000 };
+
+before(async () => {
+  db = await historyDatabase({ days: 3, rowsPerHour: 300, refreshedHoursAgo: 1 });
+  const prefix = uniqueName('changes').replace(/_/g, '-');
+  // Followed by NOTIFY and a poll; the near cache on, as in production.
+  for (let i = 0; i < 2; i++) services.push(await startTestService({ DATABASE_URL: db.url, CACHE_PREFIX: prefix, CHANGES_POLL_MS: '200' }));
+});
+after(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  await db?.drop();
+});
+
+async function ask(svc: RunningService, range: { from: number; to: number }, q: Record<string, unknown> = { kind: 'stats' }) {
+  const r = await postJson(`${svc.url}/api/v1/query`, { range, queries: [{ refId: 'A', ...q }] });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const frame = r.body.results.A.frames[0];
+  return { values: frame.data.values, meta: frame.schema.meta.custom };
+}
+
+const count = async (range: { from: number; to: number }) => (await rawStats(db.pool, range.from, range.to)).get('')!.n;
+
+/** Waits until `check` holds on every instance (the change reaches each through NOTIFY or its poll). */
+async function everywhere(check: (svc: RunningService) => Promise<boolean>, what: string) {
+  const deadline = Date.now() + 5000;
+  for (const svc of services) {
+    while (!(await check(svc))) {
+      assert.ok(Date.now() < deadline, `${what} within 5 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+for (const [name, change] of [
+  ['late rows back-filled', `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) SELECT $1::timestamptz + g * interval '7 seconds', 'RULE_EXECUTION', 'rule-0001', 'SUCCESS', 3 FROM generate_series(1, 40) g`],
+  ['rows deleted', `DELETE FROM metrics WHERE time >= $1::timestamptz AND time < $1::timestamptz + interval '20 minutes' AND status = 'SUCCESS'`],
+  ['rows updated', `UPDATE metrics SET status = 'ERROR' WHERE time >= $1::timestamptz + interval '20 minutes' AND time < $1::timestamptz + interval '40 minutes'`],
+] as const) {
+  test(`${name} in a settled hour, then a refresh: overlapping answers change on every instance, others stay cached`, async () => {
+    for (const svc of services) {
+      await ask(svc, overlapping);
+      await ask(svc, elsewhere);
+      await ask(svc, overlapping, { kind: 'topRules', limit: 5 });
+    }
+    const before = (await ask(services[0], overlapping)).values;
+    const untouched = await ask(services[1], elsewhere);
+    assert.equal(untouched.meta.cache, 'hit');
+    await db.pool.query(change, [new Date(hour0 + 5 * 60_000)]);
+    // Until the refresh, cached answers stand (uncached ones already read the changed rows raw).
+    await refreshRollups(db.pool, 'postgres', { until: new Date(Date.now() - HOUR) });
+    const truth = await count(overlapping);
+    await everywhere(async (svc) => (await ask(svc, overlapping)).values[0][0] === truth, 'the new count');
+    assert.notDeepEqual((await ask(services[0], overlapping)).values, before);
+    for (const svc of services) {
+      const top = await ask(svc, overlapping, { kind: 'topRules', limit: 5 });
+      assert.notEqual(top.meta.cache, 'stale');
+      const other = await ask(svc, elsewhere);
+      assert.equal(other.meta.cache, 'hit', 'an answer the change does not overlap is not dropped');
+      assert.equal(other.meta.computedAt, untouched.meta.computedAt, 'the same cached answer');
+      assert.equal(other.values[0][0], await count(elsewhere));
+    }
+  });
+}
+
+test('a renamed rule reaches cached top-rules answers on every instance; stats answers stay cached', async () => {
+  const range = { from: hour0 - 8 * HOUR, to: hour0 - 5 * HOUR };
+  const names = async (svc: RunningService) => {
+    const r = await ask(svc, range, { kind: 'topRules', limit: 40 });
+    return r.values[1] as string[];
+  };
+  for (const svc of services) {
+    await names(svc);
+    await ask(svc, range);
+  }
+  const statsBefore = await ask(services[0], range);
+  const { rows } = await db.pool.query("UPDATE rules SET rule_name = rule_name || ' (renamed)' WHERE rule_id = 'rule-0002' RETURNING rule_name");
+  await everywhere(async (svc) => (await names(svc)).includes(rows[0].rule_name), 'the new name');
+  const statsAfter = await ask(services[0], range);
+  assert.equal(statsAfter.meta.cache, 'hit');
+  assert.equal(statsAfter.meta.computedAt, statsBefore.meta.computedAt, 'a stats answer shows no names: kept');
+});
