@@ -17,14 +17,15 @@ import { migrate } from '../server/db/migrate';
 import { refreshRollups } from '../server/db/refresh';
 import { generateHistory, plannedRows } from '../server/generator/history';
 import { rowsProgress } from '../server/cli/progress';
-import { startServiceProcess, type ServiceProcess } from '../tests/support/service-process';
-import { post } from './lib/http';
+import { startServiceProcess, type ServiceProcess } from '../testkit/service-process';
+import { post } from '../testkit/http';
 import { medianOfRuns, summarize, type Summary } from './lib/stats';
 import { table, latencyRow, LATENCY_HEADERS, ms, writeResults, latencyChart } from './lib/report';
 import { RAW_SQL } from './lib/raw-queries';
 import { rollupBench } from './lib/rollup-bench';
 import { trafficBench } from './lib/traffic-bench';
 import { overloadBench } from './lib/overload-bench';
+import { freshnessBench } from './lib/freshness-bench';
 import { floorBench } from './lib/floor-bench';
 import { parseScale, rowsLabel } from './lib/options';
 import { cardinalities, cardinalityLabel, cardinalityTable, DEFAULT_CARDINALITY, type Cardinality, type CardinalityRow } from './lib/cardinality';
@@ -41,7 +42,7 @@ const { values: flags } = parseArgs({
   options: {
     scale: { type: 'string', default: '45m' },
     quick: { type: 'boolean', default: false },
-    sections: { type: 'string', default: 'rollups,queries,floor,traffic,overload' },
+    sections: { type: 'string', default: 'rollups,queries,floor,traffic,overload,freshness' },
     rules: { type: 'string', default: String(DEFAULT_CARDINALITY.rules) },
     parsers: { type: 'string', default: String(DEFAULT_CARDINALITY.parsers) },
     'floor-connections': { type: 'string' },
@@ -57,7 +58,7 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   console.log(
-    'usage: npm run bench -- [--scale 45m|10m|1m|100m|<rows>[,…]] [--quick] [--sections startup,rollups,queries,floor,traffic,overload] [--rules 500[,5000]] [--parsers 30[,100]]\n' +
+    'usage: npm run bench -- [--scale 45m|10m|1m|100m|<rows>[,…]] [--quick] [--sections startup,rollups,queries,floor,traffic,overload,freshness] [--rules 500[,5000]] [--parsers 30[,100]]\n' +
       '                        [--pairs 200] [--traffic-seconds 120] [--runs 3] [--floor-connections 10,100] [--floor-seconds 10] [--floor-rounds 5] [--wrk-threads 1] [--rebuild]'
   );
   process.exit(0);
@@ -253,7 +254,7 @@ async function main() {
 
   // Each scale at each cardinality; the first cardinality is the one charted and loaded with traffic.
   for (const { rows, card } of scales.flatMap((rows) => cards.map((card) => ({ rows, card })))) {
-    if (!sections.has('queries') && !sections.has('floor') && !sections.has('traffic') && !sections.has('overload')) break;
+    if (!['queries', 'floor', 'traffic', 'overload', 'freshness'].some((name) => sections.has(name))) break;
     const main = card === cards[0];
     if (!main && !sections.has('queries')) continue; // other data shapes only feed the query and cardinality tables
     say(`\n## ${label(rows)} rows over 30 days, ${cardinalityLabel(card)}`);
@@ -324,6 +325,11 @@ async function main() {
     if (sections.has('overload') && main && rows === (scales.includes(10e6) ? 10e6 : scales[scales.length - 1])) {
       const prefix = `bench-overload-${process.pid}`;
       perScale.overload = await overloadBench({ dbUrl: db.url, redisUrl: REDIS_URL, prefix, quick, say });
+      await redisFlushPrefix(redis, prefix);
+    }
+    if (sections.has('freshness') && main && rows === (scales.includes(10e6) ? 10e6 : scales[scales.length - 1])) {
+      const prefix = `bench-freshness-${process.pid}`;
+      perScale.freshness = await freshnessBench({ dbUrl: db.url, redisUrl: REDIS_URL, prefix, quick, say });
       await redisFlushPrefix(redis, prefix);
     }
 

@@ -5,8 +5,8 @@
  */
 import type { Pool } from 'pg';
 import { rng } from '../../server/generator/model';
-import { queryRunner, columns } from '../../tests/support/runner';
-import { filterSql, relErr } from '../../tests/support/raw';
+import { queryRunner, columns } from '../../testkit/runner';
+import { filterSql, relErr } from '../../testkit/raw';
 
 export interface PairErrors {
   pairs: number;

@@ -5,8 +5,8 @@
  * from /proc while it works.
  */
 import { readFileSync } from 'node:fs';
-import { startServiceProcess, type ServiceProcess } from '../../tests/support/service-process';
-import { post, getText } from './http';
+import { startServiceProcess, type ServiceProcess } from '../../testkit/service-process';
+import { post, getText } from '../../testkit/http';
 import { summarize, type Summary } from './stats';
 import { ms, table } from './report';
 

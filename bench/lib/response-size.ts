@@ -4,7 +4,7 @@
  * sent again with every cached answer).
  */
 import type { QueryRequestInput } from '../../server/contract';
-import { post } from './http';
+import { post } from '../../testkit/http';
 
 /** Bytes of every `"executedQueryString":"…"` member in a JSON text, with one separating comma (before or after it). */
 export function executedQueryBytes(json: string): number {

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { startServiceProcess, type ServiceProcess } from '../../tests/support/service-process';
-import { post } from './http';
+import { startServiceProcess, type ServiceProcess } from '../../testkit/service-process';
+import { post } from '../../testkit/http';
 import { summarize } from './stats';
 import { ms, table } from './report';
 

@@ -9,10 +9,10 @@
 import { join } from 'node:path';
 import type Redis from 'ioredis';
 import { dashboardWarmItems } from '../../server/warming/warmer';
-import { startServiceProcess } from '../../tests/support/service-process';
-import { post, getText, metricSum, type Reply } from './http';
+import { startServiceProcess } from '../../testkit/service-process';
+import { post, getText, metricSum, type Reply } from '../../testkit/http';
 import { summarize } from './stats';
-import { refreshSchedule, userFilters, dashboardRequests, adrKey, simulatedHitRate } from './load-model';
+import { refreshSchedule, userFilters, dashboardRequests, adrKey, simulatedHitRate } from '../../testkit/load-model';
 import { table, ms } from './report';
 import { TARGETS, bracketText, type FloorSummary, type ServerSide } from './floor-bench';
 

@@ -9,12 +9,12 @@
  * instance recorded in Redis, so no instance serves the old answer after it returns. When
  * Redis cannot be reached, the invalidation fails (the caller answers 503).
  */
+import type { InvalidateRequest } from '../contract';
 import type { RedisClient } from './redis';
 import type { RedisGuard } from './guard';
 import { invalidationKeys, type Keyspace } from './keys';
 import type { NearCache } from './near';
 
-export type InvalidationTarget = { ruleId?: string; parserId?: string; all?: boolean };
 
 export class CacheUnavailable extends Error {}
 
@@ -38,7 +38,7 @@ export class Invalidator {
   }
 
   /** Invalidates now; throws CacheUnavailable when Redis cannot be reached. */
-  async invalidate(target: InvalidationTarget): Promise<void> {
+  async invalidate(target: InvalidateRequest): Promise<void> {
     const keys = invalidationKeys(this.ks, target);
     // This instance stops serving its near copies at once.
     this.near.clear();

@@ -18,6 +18,7 @@
  *   above every earlier value, so an evicted one never matches old entries.
  */
 import { createHash } from 'node:crypto';
+import type { InvalidateRequest } from '../contract';
 import type { NormalizedQuery } from '../query/normalize';
 
 /** Bump when the cached value's shape or the answer's meaning changes. */
@@ -81,8 +82,8 @@ export function generationKeys(ks: Keyspace, q: NormalizedQuery): string[] {
 }
 
 /** The generations an invalidation bumps. */
-export function invalidationKeys(ks: Keyspace, target: { ruleId?: string; parserId?: string; all?: boolean }): string[] {
-  if (target.ruleId) return [ks.genRule(target.ruleId), ks.genAnyRule];
-  if (target.parserId) return [ks.genParser(target.parserId), ks.genAnyParser];
+export function invalidationKeys(ks: Keyspace, target: InvalidateRequest): string[] {
+  if ('ruleId' in target) return [ks.genRule(target.ruleId), ks.genAnyRule];
+  if ('parserId' in target) return [ks.genParser(target.parserId), ks.genAnyParser];
   return [ks.genAll];
 }

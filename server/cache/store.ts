@@ -9,7 +9,7 @@
  * - a near cache: hot entries answered from this process under a short lease.
  * The key scheme is keys.ts; invalidation is invalidation.ts.
  */
-import type { CacheStatus } from '../contract';
+import type { CacheStatus, InvalidateRequest } from '../contract';
 import type { Answer } from '../query/executor';
 import type { NormalizedQuery } from '../query/normalize';
 import type { CacheLayer } from '../query/service';
@@ -17,7 +17,7 @@ import type { Metrics } from '../observability/metrics';
 import { decode, encode } from './codec';
 import { RecentlyDecoded } from './decoded';
 import { RedisGuard } from './guard';
-import { Invalidator, type InvalidationTarget } from './invalidation';
+import { Invalidator } from './invalidation';
 import { fingerprint, generationKeys, keyspace, type Keyspace } from './keys';
 import { NearCache } from './near';
 import { redisInfo, type RedisClient, type RedisInfo } from './redis';
@@ -249,7 +249,7 @@ export class QueryCache implements CacheLayer {
     await this.guard.run('drop', () => this.redis.del(key));
   }
 
-  invalidate(target: InvalidationTarget): Promise<void> {
+  invalidate(target: InvalidateRequest): Promise<void> {
     return this.invalidator.invalidate(target);
   }
 

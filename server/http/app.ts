@@ -7,7 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z, type ZodError } from 'zod/v4';
-import { VARIABLE_NAMES, type ErrorResponse, type ReadyResponse } from '../contract';
+import { VARIABLE_NAMES, type ErrorResponse, type InvalidateRequest, type ReadyResponse } from '../contract';
 import { carriesToken, requireRole } from './auth';
 import { variableValues } from './variables';
 import type { RollupInfo } from '../query/catalog';
@@ -22,7 +22,7 @@ import { IntervalLimiter } from './rate-limit';
 import type { SecuritySettings } from './security';
 
 export interface CacheControl {
-  invalidate(target: { ruleId?: string; parserId?: string; all?: boolean }): Promise<void>;
+  invalidate(target: InvalidateRequest): Promise<void>;
   stats(): Promise<Record<string, unknown>>;
   state(): 'up' | 'degraded' | 'disabled';
 }

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import { postJson, startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
-import { rawStats, relErr, type RawStats } from '../support/raw';
-import { columns } from '../support/runner';
+import { rawStats, relErr, type RawStats } from '../../testkit/raw';
+import { columns } from '../../testkit/runner';
 import type { RunningService } from '../../server/main';
 
 let db: TestDatabase;

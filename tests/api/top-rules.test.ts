@@ -17,7 +17,7 @@ import { WatermarkSource } from '../../server/query/watermarks';
 import { Admission } from '../../server/db/admission';
 import { plan } from '../../server/query/plan';
 import { candidatesStatement, exactStatement, rankTopRules } from '../../server/query/kinds/top-rules';
-import { columns } from '../support/runner';
+import { columns } from '../../testkit/runner';
 import { measures } from '../../server/query/measures';
 
 let db: TestDatabase;

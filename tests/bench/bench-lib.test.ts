@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { medianOfRuns, percentile, summarize } from '../../bench/lib/stats';
-import { refreshSchedule, userFilters, dashboardRequests, adrKey, simulatedHitRate } from '../../bench/lib/load-model';
+import { refreshSchedule, userFilters, dashboardRequests, adrKey, simulatedHitRate } from '../../testkit/load-model';
 import { table, writeResults, latencyChart, ms } from '../../bench/lib/report';
 
 test('percentiles are nearest-rank: a value the samples took', () => {

@@ -14,7 +14,7 @@ import { luaScript, luaString, parseWrk, runWrk, wrkDurationMs, wrkVersion, type
 import { floorTable, sizeTable, summarizeFloor, bracketText, procStatTicks, type FloorRun } from '../../bench/lib/floor-bench';
 import { clientHeadline } from '../../bench/lib/traffic-bench';
 import { executedQueryBytes, dashboardSize } from '../../bench/lib/response-size';
-import { histogramBuckets, bucketDelta, quantileBracket } from '../../bench/lib/http';
+import { histogramBuckets, bucketDelta, quantileBracket } from '../../testkit/http';
 import { cardinalities, cardinalityTable, DEFAULT_CARDINALITY } from '../../bench/lib/cardinality';
 import { summarize } from '../../bench/lib/stats';
 

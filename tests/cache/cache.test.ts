@@ -11,7 +11,7 @@ import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { TcpProxy } from '../support/tcp-proxy';
 import type { RunningService } from '../../server/main';
 import { dashboardWarmItems } from '../../server/warming/warmer';
-import { dashboardRequests } from '../../bench/lib/load-model';
+import { dashboardRequests } from '../../testkit/load-model';
 import { join } from 'node:path';
 
 let db: TestDatabase;

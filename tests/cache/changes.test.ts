@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import { postJson, startTestService, uniqueName, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
-import { rawStats } from '../support/raw';
+import { rawStats } from '../../testkit/raw';
 import { refreshRollups } from '../../server/db/refresh';
 import type { RunningService } from '../../server/main';
 

@@ -12,7 +12,7 @@ import { scanKeys } from '../support/redis-keys';
 import { postJson, startTestService, uniqueName, REDIS_URL, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { hasRedisServer, startPrivateRedis, type PrivateRedis } from '../support/private-redis';
-import { rawStats } from '../support/raw';
+import { rawStats } from '../../testkit/raw';
 import type { RunningService } from '../../server/main';
 
 let db: TestDatabase;

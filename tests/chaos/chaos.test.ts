@@ -13,10 +13,10 @@ import { Client } from 'pg';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { PG_HOST, PG_PORT, type TestDatabase } from '../support/services';
 import { TcpProxy } from '../support/tcp-proxy';
-import { startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { startServiceProcess, type ServiceProcess } from '../../testkit/service-process';
 import { assertRollupsMatchRaw } from '../support/rollup-checks';
 import { refreshRollups } from '../../server/db/refresh';
-import { post } from '../../bench/lib/http';
+import { post } from '../../testkit/http';
 
 interface Outcome {
   at: number;

@@ -12,7 +12,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { Client } from 'pg';
-import { startServiceProcess, ROOT, type ServiceProcess } from '../support/service-process';
+import { startServiceProcess, ROOT, type ServiceProcess } from '../../testkit/service-process';
 import { postJson, uniqueName, REDIS_URL } from '../support/services';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'ruleperf-process-'));

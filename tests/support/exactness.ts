@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Pool } from 'pg';
-import { queryRunner, columns } from './runner';
-import { rawStats, relErr } from './raw';
+import { queryRunner, columns } from '../../testkit/runner';
+import { rawStats, relErr } from '../../testkit/raw';
 
 const BASE = Date.parse('2026-01-05T00:00:00Z');
 const SPAN = 3 * 86_400_000;

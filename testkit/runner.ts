@@ -1,12 +1,12 @@
 /** Runs queries through the real normalize → plan → SQL → frames path, without HTTP. */
 import type { Pool } from 'pg';
-import type { RuleperfQueryInput } from '../../server/contract';
-import { querySchema } from '../../server/http/validation';
-import { loadRollupCatalog } from '../../server/query/catalog';
-import { Admission } from '../../server/db/admission';
-import { QueryExecutor } from '../../server/query/executor';
-import { normalizeQuery } from '../../server/query/normalize';
-import { WatermarkSource } from '../../server/query/watermarks';
+import type { RuleperfQueryInput } from '../server/contract';
+import { querySchema } from '../server/http/validation';
+import { loadRollupCatalog } from '../server/query/catalog';
+import { Admission } from '../server/db/admission';
+import { QueryExecutor } from '../server/query/executor';
+import { normalizeQuery } from '../server/query/normalize';
+import { WatermarkSource } from '../server/query/watermarks';
 
 export async function queryRunner(pool: Pool) {
   const rollups = await loadRollupCatalog(pool);

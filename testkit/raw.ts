@@ -2,8 +2,8 @@
  * The reference answers: the same questions asked of the raw `metrics` table with
  * exact SQL (percentile_cont, plain averages), to compare the service against.
  */
-import type { Queryable } from '../../server/db/types';
-import { COLUMN_OF } from '../../server/query/columns';
+import type { Queryable } from '../server/db/types';
+import { COLUMN_OF } from '../server/query/columns';
 
 export interface RawStats {
   n: number;

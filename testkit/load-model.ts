@@ -4,8 +4,8 @@
  * request per panel with a now-relative range computed at that moment (so ranges move
  * with the clock, as Grafana's do). Some users pick a category instead of "All".
  */
-import type { QueryRequestInput, RuleperfQuery } from '../../server/contract';
-import type { WarmItem } from '../../server/warming/warmer';
+import type { QueryRequestInput, RuleperfQuery } from '../server/contract';
+import type { WarmItem } from '../server/warming/warmer';
 
 export interface Refresh {
   at: number; // ms since the start of the run
