@@ -1,5 +1,6 @@
 /** Service settings from the environment, validated once at start (bad values stop it with a clear message). */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod/v4';
 
 const bool = z
@@ -13,7 +14,9 @@ const schema = z.object({
   DATABASE_URL: z.string().url().optional(),
   DATABASE_READ_URL: z.string().url().optional(),
   DATA_DIR: z.string().default('.data'),
-  DB_POOL_MAX: int(1, 200).default(10),
+  // Uncached queries that run at once: one per core by default. More only queue up on the
+  // database's CPUs, and on a machine shared with it they starve cached answers of CPU.
+  DB_POOL_MAX: int(1, 200).default(Math.min(16, Math.max(2, availableParallelism()))),
   DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   DB_CONNECT_TIMEOUT_MS: int(50, 60_000).default(800),
   MIGRATE_ON_START: bool.default(true),
