@@ -28,7 +28,14 @@ import { overloadBench } from './lib/overload-bench';
 import { freshnessBench } from './lib/freshness-bench';
 import { floorBench } from './lib/floor-bench';
 import { parseScale, rowsLabel } from './lib/options';
-import { cardinalities, cardinalityLabel, cardinalityTable, DEFAULT_CARDINALITY, type Cardinality, type CardinalityRow } from './lib/cardinality';
+import {
+  cardinalities,
+  cardinalityLabel,
+  cardinalityTable,
+  DEFAULT_CARDINALITY,
+  type Cardinality,
+  type CardinalityRow,
+} from './lib/cardinality';
 import { startupBench } from './lib/startup-bench';
 
 const HOUR = 3_600_000;
@@ -73,7 +80,12 @@ const option = <T>(read: () => T): T => {
     process.exit(2);
   }
 };
-const scales = option(() => (quick ? '1m' : flags.scale!).split(',').map(parseScale).sort((a, b) => a - b));
+const scales = option(() =>
+  (quick ? '1m' : flags.scale!)
+    .split(',')
+    .map(parseScale)
+    .sort((a, b) => a - b)
+);
 const sections = new Set(flags.sections!.split(','));
 const pairs = Number(flags.pairs ?? (quick ? 20 : 200));
 const trafficSeconds = Number(flags['traffic-seconds'] ?? (quick ? 25 : 120));
@@ -83,21 +95,40 @@ const runs = Number(flags.runs ?? (quick ? 1 : 3));
 const cards = option(() => cardinalities(flags.rules!, flags.parsers!));
 const floorConnections = (flags['floor-connections'] ?? '10,100').split(',').map(Number);
 option(() => {
-  if (!floorConnections.every((c) => Number.isInteger(c) && c > 0) || !Number.isInteger(Number(flags['wrk-threads'])) || Number(flags['wrk-threads']) < 1) throw new Error('--floor-connections and --wrk-threads take whole numbers ≥ 1');
+  if (
+    !floorConnections.every((c) => Number.isInteger(c) && c > 0) ||
+    !Number.isInteger(Number(flags['wrk-threads'])) ||
+    Number(flags['wrk-threads']) < 1
+  ) {
+    throw new Error('--floor-connections and --wrk-threads take whole numbers ≥ 1');
+  }
 });
 const floorSeconds = Number(flags['floor-seconds'] ?? (quick ? 3 : 10));
 const floorRounds = Number(flags['floor-rounds'] ?? (quick ? 3 : 5));
 const reps = (base: number) => (quick ? Math.max(3, Math.round(base / 5)) : base);
 
 const out: string[] = [];
-const figures: Record<string, unknown> = { date: new Date().toISOString(), quick, scales, machine: { cores: require('node:os').cpus().length, node: process.version } };
+const figures: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  quick,
+  scales,
+  machine: { cores: require('node:os').cpus().length, node: process.version },
+};
 const say = (s = '') => {
   console.log(s);
   out.push(s);
 };
 const label = rowsLabel;
 
-const historyOptions = (rows: number, days: number, end: Date, card: Cardinality) => ({ days, rowsPerHour: Math.round(rows / 720), rules: card.rules, parsers: card.parsers, seed: 42, end, method: 'copy' as const });
+const historyOptions = (rows: number, days: number, end: Date, card: Cardinality) => ({
+  days,
+  rowsPerHour: Math.round(rows / 720),
+  rules: card.rules,
+  parsers: card.parsers,
+  seed: 42,
+  end,
+  method: 'copy' as const,
+});
 
 /**
  * A reused database ends where it was built: its last (partial) hour and the hours since are
@@ -129,7 +160,10 @@ async function makeCurrent(url: string) {
 
 /** A benchmark database per scale and cardinality (default: 500 rules, 30 parsers): 30 days, reused while recent. */
 const builtThisRun = new Set<string>();
-async function benchDatabase(rows: number, card: Cardinality = DEFAULT_CARDINALITY): Promise<{ url: string; load?: { rowsPerSecond: number; seconds: number }; refreshSeconds?: number }> {
+async function benchDatabase(
+  rows: number,
+  card: Cardinality = DEFAULT_CARDINALITY
+): Promise<{ url: string; load?: { rowsPerSecond: number; seconds: number }; refreshSeconds?: number }> {
   const name = `${DB_PREFIX}_${rows}${card.suffix}`;
   const rebuild = flags.rebuild && !builtThisRun.has(name);
   builtThisRun.add(name);
@@ -140,7 +174,9 @@ async function benchDatabase(rows: number, card: Cardinality = DEFAULT_CARDINALI
   if (exists && !rebuild) {
     const c = new Client({ connectionString: url });
     await c.connect();
-    const meta = await c.query(`SELECT built_at FROM bench_meta WHERE rows = $1 AND built_at > now() - interval '6 hours'`, [rows]).catch(() => ({ rowCount: 0, rows: [] }));
+    const meta = await c
+      .query(`SELECT built_at FROM bench_meta WHERE rows = $1 AND built_at > now() - interval '6 hours'`, [rows])
+      .catch(() => ({ rowCount: 0, rows: [] }));
     await c.end();
     if (meta.rowCount) {
       await admin.end();
@@ -169,7 +205,9 @@ async function benchDatabase(rows: number, card: Cardinality = DEFAULT_CARDINALI
   await pool.query('CREATE TABLE bench_meta (rows bigint, built_at timestamptz DEFAULT now())');
   await pool.query('INSERT INTO bench_meta (rows) VALUES ($1)', [rows]);
   await pool.end();
-  say(`built ${name}: ${load.rows.toLocaleString('en')} rows at ${Math.round(load.rowsPerSecond).toLocaleString('en')} rows/s; first refresh ${refreshSeconds.toFixed(1)} s`);
+  say(
+    `built ${name}: ${load.rows.toLocaleString('en')} rows at ${Math.round(load.rowsPerSecond).toLocaleString('en')} rows/s; first refresh ${refreshSeconds.toFixed(1)} s`
+  );
   await makeCurrent(url);
   return { url, load: { rowsPerSecond: load.rowsPerSecond, seconds: load.seconds }, refreshSeconds };
 }
@@ -186,21 +224,54 @@ const ADR_ROWS: AdrRow[] = [
   { name: 'Last 24 hours aggregate', source: 'Hourly', spanMs: DAY, query: { kind: 'stats' }, raw: 'stats' },
   { name: 'Last 7 days aggregate', source: 'Daily', spanMs: 7 * DAY, query: { kind: 'stats' }, raw: 'stats' },
   { name: 'Last 30 days aggregate', source: 'Daily', spanMs: 30 * DAY, query: { kind: 'stats' }, raw: 'stats' },
-  { name: 'Top 10 slowest rules (7 days)', source: 'Daily', spanMs: 7 * DAY, query: { kind: 'topRules', limit: 10 }, raw: 'topRules' },
-  { name: 'Error breakdown (30 days)', source: 'Daily', spanMs: 30 * DAY, query: { kind: 'errorBreakdown', groupBy: 'ruleCategory', limit: 10 }, raw: 'errorBreakdown' },
-  { name: 'Per-rule timeseries (24 hours)', source: 'Hourly', spanMs: DAY, query: { kind: 'timeseries', ruleId: 'rule-0001', metrics: ['executionCount', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs'] }, raw: 'ruleTimeseries' },
+  {
+    name: 'Top 10 slowest rules (7 days)',
+    source: 'Daily',
+    spanMs: 7 * DAY,
+    query: { kind: 'topRules', limit: 10 },
+    raw: 'topRules',
+  },
+  {
+    name: 'Error breakdown (30 days)',
+    source: 'Daily',
+    spanMs: 30 * DAY,
+    query: { kind: 'errorBreakdown', groupBy: 'ruleCategory', limit: 10 },
+    raw: 'errorBreakdown',
+  },
+  {
+    name: 'Per-rule timeseries (24 hours)',
+    source: 'Hourly',
+    spanMs: DAY,
+    query: {
+      kind: 'timeseries',
+      ruleId: 'rule-0001',
+      metrics: ['executionCount', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs'],
+    },
+    raw: 'ruleTimeseries',
+  },
 ];
 
-const body = (row: AdrRow, now = Date.now()) => ({ range: { from: now - row.spanMs, to: now }, intervalMs: 60_000, maxDataPoints: 1000, queries: [{ refId: 'A', ...row.query }] });
+const body = (row: AdrRow, now = Date.now()) => ({
+  range: { from: now - row.spanMs, to: now },
+  intervalMs: 60_000,
+  maxDataPoints: 1000,
+  queries: [{ refId: 'A', ...row.query }],
+});
 
-async function timeService(svc: ServiceProcess, row: AdrRow, n: number): Promise<{ server: Summary; client: Summary; tiers: string; cache: string }> {
+async function timeService(
+  svc: ServiceProcess,
+  row: AdrRow,
+  n: number
+): Promise<{ server: Summary; client: Summary; tiers: string; cache: string }> {
   const server: number[] = [];
   const client: number[] = [];
   let tiers = '';
   let cache = '';
   for (let i = 0; i < n; i++) {
     const r = await post(`${svc.url}/api/v1/query`, body(row));
-    if (r.status !== 200) throw new Error(`${row.name}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    if (r.status !== 200) {
+      throw new Error(`${row.name}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    }
     server.push(r.serverMs);
     client.push(r.clientMs);
     const meta = r.body.results.A.frames[0]?.schema.meta.custom;
@@ -218,7 +289,9 @@ async function timeRaw(url: string, row: AdrRow, n: number): Promise<Summary> {
   for (let i = 0; i < n; i++) {
     const now = Date.now();
     const params: unknown[] = [new Date(now - row.spanMs), new Date(now)];
-    if (row.raw === 'ruleTimeseries') params.push('rule-0001');
+    if (row.raw === 'ruleTimeseries') {
+      params.push('rule-0001');
+    }
     const t = performance.now();
     await c.query(RAW_SQL[row.raw], params);
     samples.push(performance.now() - t);
@@ -232,13 +305,19 @@ async function redisFlushPrefix(redis: Redis, prefix: string) {
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
     cursor = next;
-    if (keys.length) await redis.del(...keys);
+    if (keys.length) {
+      await redis.del(...keys);
+    }
   } while (cursor !== '0');
 }
 
 async function main() {
-  say(`# ruleperf benchmark — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${quick ? ' (quick)' : ''}`);
-  say(`\nMachine: ${require('node:os').cpus().length} cores, Node ${process.version}; native PostgreSQL and Redis on 127.0.0.1. Latencies are measured at the server (Server-Timing) unless marked client.`);
+  say(
+    `# ruleperf benchmark — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${quick ? ' (quick)' : ''}`
+  );
+  say(
+    `\nMachine: ${require('node:os').cpus().length} cores, Node ${process.version}; native PostgreSQL and Redis on 127.0.0.1. Latencies are measured at the server (Server-Timing) unless marked client.`
+  );
   const redis = new Redis(REDIS_URL);
   const scaling: Array<{ rows: number; uncached: number; raw: number; cached: number }> = [];
   const byCardinality: CardinalityRow[] = [];
@@ -254,26 +333,50 @@ async function main() {
 
   // Each scale at each cardinality; the first cardinality is the one charted and loaded with traffic.
   for (const { rows, card } of scales.flatMap((rows) => cards.map((card) => ({ rows, card })))) {
-    if (!['queries', 'floor', 'traffic', 'overload', 'freshness'].some((name) => sections.has(name))) break;
+    if (!['queries', 'floor', 'traffic', 'overload', 'freshness'].some((name) => sections.has(name))) {
+      break;
+    }
     const main = card === cards[0];
-    if (!main && !sections.has('queries')) continue; // other data shapes only feed the query and cardinality tables
+    if (!main && !sections.has('queries')) {
+      continue;
+    } // other data shapes only feed the query and cardinality tables
     say(`\n## ${label(rows)} rows over 30 days, ${cardinalityLabel(card)}`);
     const db = await benchDatabase(rows, card);
     const perScale: Record<string, unknown> = { rows, rules: card.rules, parsers: card.parsers, build: db };
     figures[`scale_${rows}${card.suffix}`] = perScale;
 
     if (sections.has('queries')) {
-      const uncachedSvc = await startServiceProcess({ DATABASE_URL: db.url, CACHE_ENABLED: 'false', REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false' });
+      const uncachedSvc = await startServiceProcess({
+        DATABASE_URL: db.url,
+        CACHE_ENABLED: 'false',
+        REFRESH_SCHEDULER: 'off',
+        WARM_ON_START: 'false',
+      });
       const prefix = `bench-${process.pid}-${rows}${card.suffix}`;
       // Near cache off: every timed hit is a Redis round trip (the traffic section runs the defaults).
-      const cachedSvc = await startServiceProcess({ DATABASE_URL: db.url, REDIS_URL, CACHE_PREFIX: prefix, REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false', CACHE_NEAR_LEASE_MS: '0' });
+      const cachedSvc = await startServiceProcess({
+        DATABASE_URL: db.url,
+        REDIS_URL,
+        CACHE_PREFIX: prefix,
+        REFRESH_SCHEDULER: 'off',
+        WARM_ON_START: 'false',
+        CACHE_NEAR_LEASE_MS: '0',
+      });
       const rowsOut: string[][] = [];
       const results: Record<string, unknown> = {};
-      const bar = new SingleBar({ format: `timing queries [{bar}] {value}/{total} {row}`, noTTYOutput: !process.stderr.isTTY, notTTYSchedule: 5000, stream: process.stderr });
+      const bar = new SingleBar({
+        format: `timing queries [{bar}] {value}/{total} {row}`,
+        noTTYOutput: !process.stderr.isTTY,
+        notTTYSchedule: 5000,
+        stream: process.stderr,
+      });
       bar.start(ADR_ROWS.length * runs, 0, { row: '' });
       // Each run times every row once (miss, then hit); rows interleave across runs so a noisy
       // minute on this shared machine does not land on one row only.
-      const timed = new Map<string, { miss: Awaited<ReturnType<typeof timeService>>[]; hit: Awaited<ReturnType<typeof timeService>>[] }>();
+      const timed = new Map<
+        string,
+        { miss: Array<Awaited<ReturnType<typeof timeService>>>; hit: Array<Awaited<ReturnType<typeof timeService>>> }
+      >();
       for (let run = 0; run < runs; run++) {
         for (const row of ADR_ROWS) {
           bar.update({ row: `${row.name}${runs > 1 ? ` (run ${run + 1}/${runs})` : ''}` });
@@ -287,11 +390,23 @@ async function main() {
       }
       for (const row of ADR_ROWS) {
         const t = timed.get(row.name)!;
-        const miss = { ...t.miss[0], server: medianOfRuns(t.miss.map((x) => x.server)), client: medianOfRuns(t.miss.map((x) => x.client)) };
-        const hit = { ...t.hit[0], server: medianOfRuns(t.hit.map((x) => x.server)), client: medianOfRuns(t.hit.map((x) => x.client)) };
+        const miss = {
+          ...t.miss[0],
+          server: medianOfRuns(t.miss.map((x) => x.server)),
+          client: medianOfRuns(t.miss.map((x) => x.client)),
+        };
+        const hit = {
+          ...t.hit[0],
+          server: medianOfRuns(t.hit.map((x) => x.server)),
+          client: medianOfRuns(t.hit.map((x) => x.client)),
+        };
         const rawRuns = rows >= 20e6 ? (quick ? 1 : 3) : reps(10);
         const raw = await timeRaw(db.url, row, rawRuns);
-        rowsOut.push(latencyRow(row.name, miss.tiers, 'Hit', hit.server), latencyRow(row.name, miss.tiers, 'Miss', miss.server), latencyRow(row.name, 'raw table', '—', raw));
+        rowsOut.push(
+          latencyRow(row.name, miss.tiers, 'Hit', hit.server),
+          latencyRow(row.name, miss.tiers, 'Miss', miss.server),
+          latencyRow(row.name, 'raw table', '—', raw)
+        );
         results[row.name] = {
           tiers: miss.tiers,
           hit: hit.server,
@@ -309,13 +424,24 @@ async function main() {
       bar.stop();
       perScale.queries = results;
       say(`\n### Query latency (ADR "Performance Benchmarks" layout; Data Source = tiers that answered)\n`);
-      say(`Hit and Miss: medians over ${runs} run${runs > 1 ? 's' : ''} of ${reps(200)} hits / ${reps(50)} misses each (per-run p95s in the JSON); raw table: one run. Hits here are Redis round trips (near cache off); the traffic section runs the defaults.\n`);
+      say(
+        `Hit and Miss: medians over ${runs} run${runs > 1 ? 's' : ''} of ${reps(200)} hits / ${reps(50)} misses each (per-run p95s in the JSON); raw table: one run. Hits here are Redis round trips (near cache off); the traffic section runs the defaults.\n`
+      );
       say(table(LATENCY_HEADERS, rowsOut));
       const s30 = results['Last 30 days aggregate'] as { miss: Summary; raw: Summary; hit: Summary };
-      say(`\nADR reports 3,200 ms (raw 30-day scan) → 180 ms (aggregates) → 8 ms (Redis). Here: raw ${ms(s30.raw.p95)} → uncached ${ms(s30.miss.p95)} (${(s30.raw.p95 / s30.miss.p95).toFixed(0)}×) → cached ${ms(s30.hit.p95)} (${(s30.raw.p95 / s30.hit.p95).toFixed(0)}× faster than raw), p95.`);
-      if (main) scaling.push({ rows, uncached: s30.miss.p95, raw: s30.raw.p95, cached: s30.hit.p95 });
+      say(
+        `\nADR reports 3,200 ms (raw 30-day scan) → 180 ms (aggregates) → 8 ms (Redis). Here: raw ${ms(s30.raw.p95)} → uncached ${ms(s30.miss.p95)} (${(s30.raw.p95 / s30.miss.p95).toFixed(0)}×) → cached ${ms(s30.hit.p95)} (${(s30.raw.p95 / s30.hit.p95).toFixed(0)}× faster than raw), p95.`
+      );
+      if (main) {
+        scaling.push({ rows, uncached: s30.miss.p95, raw: s30.raw.p95, cached: s30.hit.p95 });
+      }
       const grouped = (name: string) => results[name] as { miss: Summary; hit: Summary };
-      byCardinality.push({ rows, card, topRules: grouped('Top 10 slowest rules (7 days)'), errorBreakdown: grouped('Error breakdown (30 days)') });
+      byCardinality.push({
+        rows,
+        card,
+        topRules: grouped('Top 10 slowest rules (7 days)'),
+        errorBreakdown: grouped('Error breakdown (30 days)'),
+      });
       await uncachedSvc.stop();
       await cachedSvc.stop();
       await redisFlushPrefix(redis, prefix);
@@ -336,11 +462,31 @@ async function main() {
     const loaded = main && rows === scales[scales.length - 1];
     let floor: Awaited<ReturnType<typeof floorBench>> | undefined;
     if (sections.has('floor') && loaded) {
-      floor = await floorBench({ dbUrl: db.url, redis, redisUrl: REDIS_URL, quick, say, flush: redisFlushPrefix, connections: floorConnections, rounds: floorRounds, seconds: floorSeconds, threads: Number(flags['wrk-threads']) });
+      floor = await floorBench({
+        dbUrl: db.url,
+        redis,
+        redisUrl: REDIS_URL,
+        quick,
+        say,
+        flush: redisFlushPrefix,
+        connections: floorConnections,
+        rounds: floorRounds,
+        seconds: floorSeconds,
+        threads: Number(flags['wrk-threads']),
+      });
       perScale.floor = floor;
     }
     if (sections.has('traffic') && loaded) {
-      perScale.traffic = await trafficBench({ dbUrl: db.url, redis, redisUrl: REDIS_URL, seconds: trafficSeconds, quick, say, flush: redisFlushPrefix, floor: floor?.summaries && floor.server ? { summaries: floor.summaries, server: floor.server } : floor?.skipped });
+      perScale.traffic = await trafficBench({
+        dbUrl: db.url,
+        redis,
+        redisUrl: REDIS_URL,
+        seconds: trafficSeconds,
+        quick,
+        say,
+        flush: redisFlushPrefix,
+        floor: floor?.summaries && floor.server ? { summaries: floor.summaries, server: floor.server } : floor?.skipped,
+      });
     }
   }
 
@@ -352,8 +498,20 @@ async function main() {
 
   if (scaling.length > 1) {
     say(`\n## Uncached latency against data size (30-day aggregate, p95)\n`);
-    say(table(['Rows', 'Raw table', 'ruleperf uncached', 'ruleperf cached'], scaling.map((s) => [label(s.rows), ms(s.raw), ms(s.uncached), ms(s.cached)])));
-    const svg = latencyChart([{ name: 'raw table', points: scaling.map((s) => [s.rows, s.raw]) }, { name: 'ruleperf uncached', points: scaling.map((s) => [s.rows, s.uncached]) }, { name: 'ruleperf cached', points: scaling.map((s) => [s.rows, s.cached]) }], '30-day aggregate p95 vs data size');
+    say(
+      table(
+        ['Rows', 'Raw table', 'ruleperf uncached', 'ruleperf cached'],
+        scaling.map((s) => [label(s.rows), ms(s.raw), ms(s.uncached), ms(s.cached)])
+      )
+    );
+    const svg = latencyChart(
+      [
+        { name: 'raw table', points: scaling.map((s) => [s.rows, s.raw]) },
+        { name: 'ruleperf uncached', points: scaling.map((s) => [s.rows, s.uncached]) },
+        { name: 'ruleperf cached', points: scaling.map((s) => [s.rows, s.cached]) },
+      ],
+      '30-day aggregate p95 vs data size'
+    );
     const stamp = new Date().toISOString().slice(0, 10);
     writeFileSync(join(__dirname, 'results', `${stamp}-scaling.svg`), svg);
     say(`\n![latency vs data size](${stamp}-scaling.svg)`);

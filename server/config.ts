@@ -40,7 +40,10 @@ const schema = z.object({
     .refine((path) => existsSync(path), 'no such file (a PEM bundle of the CA that signed the Redis certificate)')
     .optional(),
   CACHE_ENABLED: bool.default(true),
-  CACHE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/).default('ruleperf'),
+  CACHE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{1,32}$/)
+    .default('ruleperf'),
   CACHE_TTL_SECONDS: int(1, 86_400).default(60),
   CACHE_JITTER_SECONDS: int(0, 3600).default(10),
   CACHE_SETTLED_TTL_SECONDS: int(1, 7 * 86_400).default(3600),
@@ -75,12 +78,16 @@ function unsafeCombinations(c: Config): string[] {
   if (!c.API_TOKEN && !isLoopbackHost(c.HOST) && !c.ALLOW_UNAUTHENTICATED) {
     problems.push(
       `HOST: ${c.HOST} accepts connections from other machines, but API_TOKEN is not set, so anyone who reaches the port could ` +
-        'query it' + (c.API_ADMIN_TOKEN ? '' : ' and flush its cache') + '. Set API_TOKEN (read) and API_ADMIN_TOKEN (invalidate), ' +
+        'query it' +
+        (c.API_ADMIN_TOKEN ? '' : ' and flush its cache') +
+        '. Set API_TOKEN (read) and API_ADMIN_TOKEN (invalidate), ' +
         'or ALLOW_UNAUTHENTICATED=true to serve without a token on purpose'
     );
   }
   if (c.REDIS_TLS_CA_FILE && (!/^rediss:/i.test(c.REDIS_URL) || c.REDIS_SENTINELS || c.REDIS_CLUSTER_NODES)) {
-    problems.push('REDIS_TLS_CA_FILE: applies to a rediss:// REDIS_URL only (TLS is not used without one; Sentinel and Cluster have no TLS settings yet)');
+    problems.push(
+      'REDIS_TLS_CA_FILE: applies to a rediss:// REDIS_URL only (TLS is not used without one; Sentinel and Cluster have no TLS settings yet)'
+    );
   }
   if (c.API_TOKEN && c.API_TOKEN === c.API_ADMIN_TOKEN) {
     problems.push('API_ADMIN_TOKEN: must differ from API_TOKEN (the read token is the one stored in Grafana)');
@@ -98,7 +105,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const problems = unsafeCombinations(parsed.data);
-  if (problems.length) throw new ConfigError('invalid configuration: ' + problems.join('; '));
+  if (problems.length) {
+    throw new ConfigError('invalid configuration: ' + problems.join('; '));
+  }
   return parsed.data;
 }
 

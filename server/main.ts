@@ -75,7 +75,13 @@ function embeddedHint(config: Config): string {
 }
 
 /** The database: the embedded one (locked, booted, migrated, demo prepared) or DATABASE_URL's. */
-async function openDatabase(config: Config, log: pino.Logger, show: boolean, timings: Record<string, number>, hooks: StartHooks) {
+async function openDatabase(
+  config: Config,
+  log: pino.Logger,
+  show: boolean,
+  timings: Record<string, number>,
+  hooks: StartHooks
+) {
   let embedded: EmbeddedDatabase | null = null;
   let url = config.DATABASE_URL;
   if (!url) {
@@ -84,10 +90,15 @@ async function openDatabase(config: Config, log: pino.Logger, show: boolean, tim
     const t = performance.now();
     const phase = show ? phaseProgress('starting the embedded database') : null;
     try {
-      embedded = await startEmbeddedDatabase(dir, { maxWaitMs: config.DB_STATEMENT_TIMEOUT_MS, onFailure: (err) => hooks.onFatal?.(err) });
+      embedded = await startEmbeddedDatabase(dir, {
+        maxWaitMs: config.DB_STATEMENT_TIMEOUT_MS,
+        onFailure: (err) => hooks.onFatal?.(err),
+      });
     } catch (err) {
       phase?.stop('failed');
-      if (err instanceof DataFolderLocked) throw new StartupError(err.message);
+      if (err instanceof DataFolderLocked) {
+        throw new StartupError(err.message);
+      }
       throw new StartupError(`the embedded database did not start: ${(err as Error).message}`);
     }
     phase?.stop();
@@ -95,12 +106,18 @@ async function openDatabase(config: Config, log: pino.Logger, show: boolean, tim
     url = embedded.url;
     log.info({ url }, 'the embedded database listens on loopback while the service runs (psql works)');
   }
-  const pools = createPools(config, url, embedded ? { embedded: { backgroundApplicationName: BACKGROUND_APPLICATION_NAME } } : {});
+  const pools = createPools(
+    config,
+    url,
+    embedded ? { embedded: { backgroundApplicationName: BACKGROUND_APPLICATION_NAME } } : {}
+  );
   const fail = async (err: unknown): Promise<never> => {
     await pools.end().catch(() => undefined);
     await embedded?.stop();
     const message = (err as Error).message;
-    throw new StartupError(embedded && !(err instanceof MigrationRefused) ? `${message} (${embeddedHint(config)})` : message);
+    throw new StartupError(
+      embedded && !(err instanceof MigrationRefused) ? `${message} (${embeddedHint(config)})` : message
+    );
   };
 
   let flavour: Flavour;
@@ -116,7 +133,11 @@ async function openDatabase(config: Config, log: pino.Logger, show: boolean, tim
       }
     } else {
       const info = await schemaInfo(pools.write);
-      if (!info) throw new MigrationRefused('the database has no ruleperf schema; run `npm run migrate` or set MIGRATE_ON_START=true');
+      if (!info) {
+        throw new MigrationRefused(
+          'the database has no ruleperf schema; run `npm run migrate` or set MIGRATE_ON_START=true'
+        );
+      }
       flavour = info.flavour;
     }
   } catch (err) {
@@ -128,7 +149,12 @@ async function openDatabase(config: Config, log: pino.Logger, show: boolean, tim
   if (embedded) {
     const t2 = performance.now();
     try {
-      const settings = { days: config.DEMO_DAYS, rowsPerHour: config.DEMO_ROWS_PER_HOUR, seed: config.DEMO_SEED, live: config.DEMO_LIVE };
+      const settings = {
+        days: config.DEMO_DAYS,
+        rowsPerHour: config.DEMO_ROWS_PER_HOUR,
+        seed: config.DEMO_SEED,
+        live: config.DEMO_LIVE,
+      };
       demo = await Demo.prepare(pools.write, flavour, settings, log, show, hooks.signal);
     } catch (err) {
       return fail(err);
@@ -140,7 +166,9 @@ async function openDatabase(config: Config, log: pino.Logger, show: boolean, tim
 
 function waitForRedis(redis: ReturnType<typeof createRedis>): Promise<void> {
   // Give Redis a moment at start; if it is not there, the circuit opens and we serve without it.
-  if (redis.status === 'ready') return Promise.resolve();
+  if (redis.status === 'ready') {
+    return Promise.resolve();
+  }
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 2000);
     redis.once('ready', () => {
@@ -163,10 +191,17 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   const watermarks = new WatermarkSource(pools.read, config.WATERMARK_CACHE_MS);
   const executorMetrics = { dbQuery: (tier: string) => metrics.dbQueries.inc({ tier }) };
   // Uncached work waits its turn in a bounded queue per pool (busy, not unavailable, when full).
-  const admissionFor = (concurrency: number) => new Admission({ concurrency, maxQueue: config.DB_QUEUE_MAX, maxWaitMs: config.DB_QUEUE_WAIT_MS });
+  const admissionFor = (concurrency: number) =>
+    new Admission({ concurrency, maxQueue: config.DB_QUEUE_MAX, maxWaitMs: config.DB_QUEUE_WAIT_MS });
   const readAdmission = admissionFor(config.DB_POOL_MAX);
   const executorOn = (pool: Pool): Executor => {
-    const executor = new QueryExecutor(pool, watermarks, () => rollups, pool === pools.read ? readAdmission : admissionFor(pool.options.max ?? 1), executorMetrics);
+    const executor = new QueryExecutor(
+      pool,
+      watermarks,
+      () => rollups,
+      pool === pools.read ? readAdmission : admissionFor(pool.options.max ?? 1),
+      executorMetrics
+    );
     return demo ? new DemoNoticeExecutor(executor, demo) : executor;
   };
   const executor = executorOn(pools.read);
@@ -174,7 +209,9 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
 
   const redis = config.CACHE_ENABLED ? createRedis(config) : null;
   redis?.on('error', () => undefined); // reported through the circuit breaker, not as crashes
-  if (redis) await waitForRedis(redis);
+  if (redis) {
+    await waitForRedis(redis);
+  }
   const cacheSettings = {
     prefix: config.CACHE_PREFIX,
     ttlSeconds: config.CACHE_TTL_SECONDS,
@@ -219,15 +256,30 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   }
   const cacheLayer = cache ?? new NoCache(metrics);
   const recent = new RecentQueries();
-  const observer = { observe: (kind: string, c: string, tier: string, s: number) => metrics.queryDuration.observe({ kind, cache: c, tier }, s) };
-  const service = new QueryService(() => rollups, executor, cacheLayer, observer, (request, query) => recent.record(request, query));
+  const observer = {
+    observe: (kind: string, c: string, tier: string, s: number) =>
+      metrics.queryDuration.observe({ kind, cache: c, tier }, s),
+  };
+  const service = new QueryService(
+    () => rollups,
+    executor,
+    cacheLayer,
+    observer,
+    (request, query) => recent.record(request, query)
+  );
   // Warming answers through the same cache, after dashboard queries (on the embedded database, on its background pool).
   const warmingService = new QueryService(() => rollups, backgroundExecutor, cacheLayer, observer);
   const cacheState = () => (cache ? cache.state() : 'disabled');
   // Readiness has a connection of its own: a pool busy with queries must not read as a database down.
   const healthPool = pools.embedded
     ? pools.write
-    : new Pool({ connectionString: config.DATABASE_READ_URL ?? databaseUrl, max: 1, connectionTimeoutMillis: Math.max(config.DB_CONNECT_TIMEOUT_MS, 2000), statement_timeout: 5000, application_name: 'ruleperf-health' });
+    : new Pool({
+        connectionString: config.DATABASE_READ_URL ?? databaseUrl,
+        max: 1,
+        connectionTimeoutMillis: Math.max(config.DB_CONNECT_TIMEOUT_MS, 2000),
+        statement_timeout: 5000,
+        application_name: 'ruleperf-health',
+      });
   healthPool.on('error', () => undefined);
 
   const app = createApp({
@@ -266,7 +318,9 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   scheduler.start();
   const memoryTimer = setInterval(async () => {
     const info = cache ? await cache.redisInfo() : null;
-    if (info) metrics.redisUsedMemory.set(info.usedMemory);
+    if (info) {
+      metrics.redisUsedMemory.set(info.usedMemory);
+    }
   }, 15_000);
   memoryTimer.unref();
   const auditTimer =
@@ -299,7 +353,9 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
           await cache.invalidate({ all: true });
           break;
         } catch (err) {
-          if (attempt === 60) throw err;
+          if (attempt === 60) {
+            throw err;
+          }
           await new Promise((resolve) => setTimeout(resolve, 5000).unref());
         }
       }
@@ -309,7 +365,14 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   });
 
   // Timeouts are checked every second (Node's default interval is 30 s), so slow clients cannot hold sockets.
-  const server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS }, app);
+  const server = http.createServer(
+    {
+      connectionsCheckingInterval: 1000,
+      headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    },
+    app
+  );
   server.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -331,15 +394,33 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
         server.closeIdleConnections();
       });
       clearInterval(memoryTimer);
-      if (auditTimer) clearInterval(auditTimer);
+      if (auditTimer) {
+        clearInterval(auditTimer);
+      }
       await Promise.all([warming.stop(), demo?.stop(), scheduler.stop(), changes.stop()]);
       redis?.disconnect();
-      if (healthPool !== pools.write) await healthPool.end();
+      if (healthPool !== pools.write) {
+        await healthPool.end();
+      }
       await pools.end();
       await embedded?.stop();
     })());
 
-  return { url, port, flavour, metrics, cache, pools, scheduler, demo, timings, warmAll: warming.warmAll, auditor, changes, stop };
+  return {
+    url,
+    port,
+    flavour,
+    metrics,
+    cache,
+    pools,
+    scheduler,
+    demo,
+    timings,
+    warmAll: warming.warmAll,
+    auditor,
+    changes,
+    stop,
+  };
 }
 
 export async function main(): Promise<void> {
@@ -358,7 +439,9 @@ export async function main(): Promise<void> {
   let startup: Promise<RunningService> | null = null;
   const aborting = new AbortController();
   const shutdown = async (reason: string, code = 0) => {
-    if (stopping) return;
+    if (stopping) {
+      return;
+    }
     stopping = true;
     log.info({ reason }, 'shutting down: finishing in-flight requests');
     aborting.abort();
@@ -368,7 +451,10 @@ export async function main(): Promise<void> {
     }, config.SHUTDOWN_GRACE_MS);
     force.unref();
     // A signal during start-up waits for it (within the grace period), then stops what started.
-    await startup?.then((running) => running.stop(), () => undefined);
+    await startup?.then(
+      (running) => running.stop(),
+      () => undefined
+    );
     log.info('stopped');
     process.exit(code);
   };
@@ -386,14 +472,18 @@ export async function main(): Promise<void> {
     });
     running = await startup;
   } catch (err) {
-    if (stopping) return; // a signal cut the start-up short: shutdown() reports and exits
+    if (stopping) {
+      return;
+    } // a signal cut the start-up short: shutdown() reports and exits
     if (err instanceof StartupError) {
       log.fatal(err.message);
       process.exit(1);
     }
     throw err;
   }
-  if (stopping) return;
+  if (stopping) {
+    return;
+  }
   process.stdout.write(
     `\nruleperf is ready at ${running.url} (started in ${running.timings.total.toFixed(1)} s)\n\nTry (stats for the last 24 hours):\n${exampleCurl(running.url, config)}\n\n`
   );

@@ -4,7 +4,14 @@
  * fills kind and granularity with them, and src/types.test.ts checks each against the
  * service's own defaults.
  */
-import { DEFAULTS, type Granularity, type GroupByField, type QueryKind, type SeriesMetric, type TopRulesSort } from './contract';
+import {
+  DEFAULTS,
+  type Granularity,
+  type GroupByField,
+  type QueryKind,
+  type SeriesMetric,
+  type TopRulesSort,
+} from './contract';
 
 export const QUERY_DEFAULTS: {
   kind: QueryKind;

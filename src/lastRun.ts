@@ -13,7 +13,11 @@ interface Range {
  * The service's `meta.custom`. `coveredRange` is the range the answer covers; older
  * services send only `alignedRange` (the range widened to whole buckets), read the same way.
  */
-export type LastRunMeta = Omit<RuleperfFrameMeta, 'coveredRange' | 'computedAt'> & { coveredRange?: Range; computedAt?: number; alignedRange?: Range };
+export type LastRunMeta = Omit<RuleperfFrameMeta, 'coveredRange' | 'computedAt'> & {
+  coveredRange?: Range;
+  computedAt?: number;
+  alignedRange?: Range;
+};
 
 /**
  * The service answers a settled range exactly and a range ending now to whole minutes; like

@@ -21,7 +21,12 @@ describe('defaults', () => {
     },
   ];
   const normalize = (query: Record<string, unknown>) =>
-    normalizeQuery({ range: { from: 0, to: 24 * HOUR } }, querySchema.parse({ refId: 'A', ...query }), rollups, 24 * HOUR);
+    normalizeQuery(
+      { range: { from: 0, to: 24 * HOUR } },
+      querySchema.parse({ refId: 'A', ...query }),
+      rollups,
+      24 * HOUR
+    );
 
   it('are what the service applies to a query that leaves the option out', () => {
     const parsed = querySchema.parse({ refId: 'A' });
@@ -44,7 +49,12 @@ describe('defaults', () => {
   it('every kind says which options it uses, and only options the contract has', () => {
     expect(Object.keys(KIND_FIELDS).sort()).toEqual([...contract.QUERY_KINDS].sort());
     // The service refuses fields it does not know, so each option validating proves the contract has it.
-    const sample: Record<string, unknown> = { metrics: ['executionCount'], groupBy: 'status', limit: 5, sortBy: 'errorRate' };
+    const sample: Record<string, unknown> = {
+      metrics: ['executionCount'],
+      groupBy: 'status',
+      limit: 5,
+      sortBy: 'errorRate',
+    };
     for (const [kind, uses] of Object.entries(KIND_FIELDS)) {
       for (const option of Object.keys(uses)) {
         expect(querySchema.safeParse({ refId: 'A', kind, [option]: sample[option] }).success).toBe(true);

@@ -14,15 +14,28 @@ export function post(url: string, payload: unknown, parse = true): Promise<Reply
   const data = JSON.stringify(payload);
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const timing = /dur=([\d.]+)/.exec(String(res.headers['server-timing'] ?? ''));
-        const text = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode ?? 0, clientMs: performance.now() - started, serverMs: timing ? Number(timing[1]) : NaN, body: parse ? JSON.parse(text) : text });
-      });
-    });
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const timing = /dur=([\d.]+)/.exec(String(res.headers['server-timing'] ?? ''));
+          const text = Buffer.concat(chunks).toString();
+          resolve({
+            status: res.statusCode ?? 0,
+            clientMs: performance.now() - started,
+            serverMs: timing ? Number(timing[1]) : NaN,
+            body: parse ? JSON.parse(text) : text,
+          });
+        });
+      }
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -30,11 +43,13 @@ export function post(url: string, payload: unknown, parse = true): Promise<Reply
 
 export async function getText(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    http.get(url, { agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-    }).on('error', reject);
+    http
+      .get(url, { agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      })
+      .on('error', reject);
   });
 }
 
@@ -42,7 +57,13 @@ export async function getText(url: string): Promise<string> {
 export function metricSum(text: string, name: string, labelFilter = ''): number {
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' ') && line.includes(labelFilter)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (
+      line.startsWith(name) &&
+      (line[name.length] === '{' || line[name.length] === ' ') &&
+      line.includes(labelFilter)
+    ) {
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
   }
   return sum;
 }
@@ -55,9 +76,13 @@ export function histogramBuckets(text: string, name: string, labelFilters: strin
   const out = new Map<number, number>();
   const prefix = `${name}_bucket{`;
   for (const line of text.split('\n')) {
-    if (!line.startsWith(prefix) || !labelFilters.every((f) => line.includes(f))) continue;
+    if (!line.startsWith(prefix) || !labelFilters.every((f) => line.includes(f))) {
+      continue;
+    }
     const le = /le="([^"]+)"/.exec(line);
-    if (!le) continue;
+    if (!le) {
+      continue;
+    }
     const bound = le[1] === '+Inf' ? Infinity : Number(le[1]);
     out.set(bound, (out.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
@@ -73,14 +98,21 @@ export function bucketDelta(before: Map<number, number>, after: Map<number, numb
  * The bucket a quantile falls in, as bounds (seconds): the q-quantile is > lower and ≤ upper.
  * Exact, unlike an interpolated estimate; lower is 0 for the first bucket, upper Infinity past the last.
  */
-export function quantileBracket(buckets: Map<number, number>, q: number): { lower: number; upper: number; count: number } {
+export function quantileBracket(
+  buckets: Map<number, number>,
+  q: number
+): { lower: number; upper: number; count: number } {
   const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
   const count = sorted.length ? sorted[sorted.length - 1][1] : 0;
-  if (count === 0) return { lower: NaN, upper: NaN, count };
+  if (count === 0) {
+    return { lower: NaN, upper: NaN, count };
+  }
   const rank = Math.max(1, Math.ceil(q * count));
   let lower = 0;
   for (const [le, n] of sorted) {
-    if (n >= rank) return { lower, upper: le, count };
+    if (n >= rank) {
+      return { lower, upper: le, count };
+    }
     lower = le;
   }
   return { lower, upper: Infinity, count };

@@ -17,24 +17,42 @@ export function refreshSchedule(users: number, periodMs: number, durationMs: num
   const out: Refresh[] = [];
   for (let u = 0; u < users; u++) {
     const offset = (u * periodMs) / users;
-    for (let t = offset; t < durationMs; t += periodMs) out.push({ at: t, user: u });
+    for (let t = offset; t < durationMs; t += periodMs) {
+      out.push({ at: t, user: u });
+    }
   }
   return out.sort((a, b) => a.at - b.at);
 }
 
 /** A user's variable choice: most keep "All"; every fourth user filters one category. */
 export function userFilters(user: number, categories: string[]): Partial<RuleperfQuery> {
-  if (user % 4 !== 3 || categories.length === 0) return {};
+  if (user % 4 !== 3 || categories.length === 0) {
+    return {};
+  }
   return { ruleCategory: categories[(user >> 2) % categories.length] };
 }
 
 /** The panel requests one dashboard refresh sends at `now`. */
-export function dashboardRequests(panels: WarmItem[], now: number, filters: Partial<RuleperfQuery>): QueryRequestInput[] {
+export function dashboardRequests(
+  panels: WarmItem[],
+  now: number,
+  filters: Partial<RuleperfQuery>
+): QueryRequestInput[] {
   return panels.map((p) => ({
     range: { from: now - p.spanMs, to: now },
     intervalMs: Math.max(1000, Math.round(p.spanMs / (p.maxDataPoints ?? 1000) / 1000) * 1000),
     maxDataPoints: p.maxDataPoints ?? 1000,
-    queries: [{ ...p.query, ...(p.query.kind === 'errorBreakdown' || p.query.kind === 'topRules' || p.query.kind === 'stats' || p.query.kind === 'timeseries' ? filters : {}) }],
+    queries: [
+      {
+        ...p.query,
+        ...(p.query.kind === 'errorBreakdown' ||
+        p.query.kind === 'topRules' ||
+        p.query.kind === 'stats' ||
+        p.query.kind === 'timeseries'
+          ? filters
+          : {}),
+      },
+    ],
   }));
 }
 
@@ -45,7 +63,16 @@ export function dashboardRequests(panels: WarmItem[], now: number, filters: Part
  */
 export function adrKey(request: QueryRequestInput): string {
   const q = request.queries[0];
-  return ['aggregate', q.metricType ?? 'all', q.ruleId ?? 'all', q.parserId ?? 'all', q.ruleCategory ?? 'all', q.kind, new Date(Number(request.range.from)).toISOString(), new Date(Number(request.range.to)).toISOString()].join(':');
+  return [
+    'aggregate',
+    q.metricType ?? 'all',
+    q.ruleId ?? 'all',
+    q.parserId ?? 'all',
+    q.ruleCategory ?? 'all',
+    q.kind,
+    new Date(Number(request.range.from)).toISOString(),
+    new Date(Number(request.range.to)).toISOString(),
+  ].join(':');
 }
 
 /**
@@ -53,16 +80,27 @@ export function adrKey(request: QueryRequestInput): string {
  * finds an entry for the same question is a hit; one that finds another question's entry
  * under the same key is a collision.
  */
-export function simulatedHitRate(stream: Array<{ at: number; key: string; question: string }>, ttlMs: number): { hitRate: number; collisionRate: number } {
+export function simulatedHitRate(
+  stream: Array<{ at: number; key: string; question: string }>,
+  ttlMs: number
+): { hitRate: number; collisionRate: number } {
   const entries = new Map<string, { until: number; question: string }>();
   let hits = 0;
   let collisions = 0;
   for (const r of stream) {
     const e = entries.get(r.key);
     if (e && e.until > r.at) {
-      if (e.question === r.question) hits++;
-      else collisions++;
-    } else entries.set(r.key, { until: r.at + ttlMs, question: r.question });
+      if (e.question === r.question) {
+        hits++;
+      } else {
+        collisions++;
+      }
+    } else {
+      entries.set(r.key, { until: r.at + ttlMs, question: r.question });
+    }
   }
-  return { hitRate: stream.length ? hits / stream.length : 0, collisionRate: stream.length ? collisions / stream.length : 0 };
+  return {
+    hitRate: stream.length ? hits / stream.length : 0,
+    collisionRate: stream.length ? collisions / stream.length : 0,
+  };
 }

@@ -28,16 +28,26 @@ export interface ServiceProcessOptions {
 }
 
 /** Starts the service and waits for "ruleperf is ready at …"; rejects with its output if it exits or times out first. */
-export async function startServiceProcess(env: Record<string, string>, options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
+export async function startServiceProcess(
+  env: Record<string, string>,
+  options: ServiceProcessOptions = {}
+): Promise<ServiceProcess> {
   const started = performance.now();
   const fullEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env };
   const child = options.viaNpm
     ? spawn('npm', ['start', '--silent'], { cwd: ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'main.ts')], { cwd: ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    : spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'main.ts')], {
+        cwd: ROOT,
+        env: fullEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start within ${options.timeoutMs ?? 180_000} ms:\n${output}`)), options.timeoutMs ?? 180_000);
+    const timer = setTimeout(
+      () => reject(new Error(`service did not start within ${options.timeoutMs ?? 180_000} ms:\n${output}`)),
+      options.timeoutMs ?? 180_000
+    );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const m = /ruleperf is ready at (http:\/\/\S+)/.exec(output);
@@ -62,7 +72,9 @@ export async function startServiceProcess(env: Record<string, string>, options: 
     databaseUrl: /"url":"(postgres:\/\/[^"]+)"/.exec(output)?.[1] ?? null,
     exited,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+      }
       return exited;
     },
   };

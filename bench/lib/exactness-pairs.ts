@@ -25,16 +25,28 @@ const FILTERS: Array<(r: () => number) => Record<string, string | string[]>> = [
   () => ({}),
 ];
 
-export async function checkExactnessPairs(pool: Pool, pairs: number, onPair: () => void, seed = 7): Promise<PairErrors> {
+export async function checkExactnessPairs(
+  pool: Pool,
+  pairs: number,
+  onPair: () => void,
+  seed = 7
+): Promise<PairErrors> {
   const run = await queryRunner(pool);
   const r = rng(seed);
-  const worst: PairErrors = { pairs: 0, ruleperf: { count: 0, sum: 0, avg: 0, p50: 0, p95: 0, p99: 0 }, adr: { count: 0, avg: 0, p50: 0, p95: 0, p99: 0 } };
+  const worst: PairErrors = {
+    pairs: 0,
+    ruleperf: { count: 0, sum: 0, avg: 0, p50: 0, p95: 0, p99: 0 },
+    adr: { count: 0, avg: 0, p50: 0, p95: 0, p99: 0 },
+  };
   const now = Date.now();
   for (let i = 0; i < pairs; i++) {
     // Log-uniform lengths from 1 hour to 30 days, anywhere in the last 30 days.
     const length = Math.exp(Math.log(3_600_000) + r() * Math.log(720));
     const to = now - r() * (30 * 86_400_000 - length);
-    const filters = { ...FILTERS[Math.floor(r() * FILTERS.length)](r), ...(r() < 0.3 ? FILTERS[Math.floor(r() * 6)](r) : {}) };
+    const filters = {
+      ...FILTERS[Math.floor(r() * FILTERS.length)](r),
+      ...(r() < 0.3 ? FILTERS[Math.floor(r() * 6)](r) : {}),
+    };
     const { q, answer } = await run({ from: to - length, to }, { refId: 'A', kind: 'stats', ...filters });
     const got = Object.fromEntries(Object.entries(columns(answer.frames[0])).map(([k, v]) => [k, v[0]]));
     const values: unknown[] = [new Date(q.range.from), new Date(q.range.to)];

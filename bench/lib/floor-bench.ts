@@ -72,19 +72,42 @@ export function spread(values: number[]): Spread {
 export function summarizeFloor(runs: FloorRun[]): FloorSummary[] {
   const counts = [...new Set(runs.map((r) => r.connections))].sort((a, b) => a - b);
   return counts.map((connections) => {
-    const of = (t: Target) => runs.filter((r) => r.connections === connections && r.target === t).sort((a, b) => a.round - b.round);
+    const of = (t: Target) =>
+      runs.filter((r) => r.connections === connections && r.target === t).sort((a, b) => a.round - b.round);
     const rp = of('ruleperf');
     const fl = of('floor');
     const side = (xs: FloorRun[]) => {
       const cpu = xs.flatMap((x) => (x.cpuUsPerAnswer === undefined ? [] : [x.cpuUsPerAnswer]));
-      return { rps: spread(xs.map((x) => x.result.requestsPerSecond)), p50: spread(xs.map((x) => x.result.latencyMs.p50)), p99: spread(xs.map((x) => x.result.latencyMs.p99)), ...(cpu.length ? { cpuUs: spread(cpu) } : {}) };
+      return {
+        rps: spread(xs.map((x) => x.result.requestsPerSecond)),
+        p50: spread(xs.map((x) => x.result.latencyMs.p50)),
+        p99: spread(xs.map((x) => x.result.latencyMs.p99)),
+        ...(cpu.length ? { cpuUs: spread(cpu) } : {}),
+      };
     };
     const ratios = rp.flatMap((r) => {
       const f = fl.find((x) => x.round === r.round);
       return f ? [r.result.requestsPerSecond / f.result.requestsPerSecond] : [];
     });
-    const failed = (xs: FloorRun[]) => xs.reduce((a, x) => a + x.result.errors.status + x.result.errors.connect + x.result.errors.read + x.result.errors.write + x.result.errors.timeout, 0);
-    return { connections, rounds: Math.min(rp.length, fl.length), ruleperf: side(rp), floor: side(fl), ratio: spread(ratios), failed: { ruleperf: failed(rp), floor: failed(fl) } };
+    const failed = (xs: FloorRun[]) =>
+      xs.reduce(
+        (a, x) =>
+          a +
+          x.result.errors.status +
+          x.result.errors.connect +
+          x.result.errors.read +
+          x.result.errors.write +
+          x.result.errors.timeout,
+        0
+      );
+    return {
+      connections,
+      rounds: Math.min(rp.length, fl.length),
+      ruleperf: side(rp),
+      floor: side(fl),
+      ratio: spread(ratios),
+      failed: { ruleperf: failed(rp), floor: failed(fl) },
+    };
   });
 }
 
@@ -94,35 +117,94 @@ const pct = (v: number) => `${Math.round(v * 100)} %`;
 const rangeOf = (s: Spread, f: (v: number) => string) => (s.min === s.max ? '' : ` (${f(s.min)}–${f(s.max)})`);
 const boundMs = (s: number) => (s === Infinity ? '∞' : `${+(s * 1000).toFixed(3)} ms`);
 /** A quantile known to a histogram bucket: "≤ 0.5 ms", or "in (1 ms, 2 ms]". */
-export const bracketText = (b: { lower: number; upper: number }) => (Number.isNaN(b.upper) ? 'not observed' : b.lower === 0 ? `≤ ${boundMs(b.upper)}` : `in (${boundMs(b.lower)}, ${boundMs(b.upper)}]`);
+export const bracketText = (b: { lower: number; upper: number }) =>
+  Number.isNaN(b.upper)
+    ? 'not observed'
+    : b.lower === 0
+      ? `≤ ${boundMs(b.upper)}`
+      : `in (${boundMs(b.lower)}, ${boundMs(b.upper)}]`;
 
 /** The floor table: each ruleperf figure beside the floor's, the ratio and the target. */
 export function floorTable(summaries: FloorSummary[]): string {
   const rows: string[][] = [];
   for (const s of summaries) {
     const c = `${s.connections}`;
-    rows.push([c, 'requests/s', `${int(s.ruleperf.rps.median)}${rangeOf(s.ruleperf.rps, int)}`, `${int(s.floor.rps.median)}${rangeOf(s.floor.rps, int)}`, `${pct(s.ratio.median)}${rangeOf(s.ratio, pct)}`, `≥ ${pct(TARGETS.requestsShare)} of the floor`]);
-    rows.push([c, 'client p50', `${msText(s.ruleperf.p50.median)} ms${rangeOf(s.ruleperf.p50, msText)}`, `${msText(s.floor.p50.median)} ms${rangeOf(s.floor.p50, msText)}`, `${(s.ruleperf.p50.median / s.floor.p50.median).toFixed(1)}×`, s.connections === 10 ? `≤ ${TARGETS.p50Ms} ms` : '']);
-    rows.push([c, 'client p99', `${msText(s.ruleperf.p99.median)} ms${rangeOf(s.ruleperf.p99, msText)}`, `${msText(s.floor.p99.median)} ms${rangeOf(s.floor.p99, msText)}`, `${(s.ruleperf.p99.median / s.floor.p99.median).toFixed(1)}×`, '']);
+    rows.push([
+      c,
+      'requests/s',
+      `${int(s.ruleperf.rps.median)}${rangeOf(s.ruleperf.rps, int)}`,
+      `${int(s.floor.rps.median)}${rangeOf(s.floor.rps, int)}`,
+      `${pct(s.ratio.median)}${rangeOf(s.ratio, pct)}`,
+      `≥ ${pct(TARGETS.requestsShare)} of the floor`,
+    ]);
+    rows.push([
+      c,
+      'client p50',
+      `${msText(s.ruleperf.p50.median)} ms${rangeOf(s.ruleperf.p50, msText)}`,
+      `${msText(s.floor.p50.median)} ms${rangeOf(s.floor.p50, msText)}`,
+      `${(s.ruleperf.p50.median / s.floor.p50.median).toFixed(1)}×`,
+      s.connections === 10 ? `≤ ${TARGETS.p50Ms} ms` : '',
+    ]);
+    rows.push([
+      c,
+      'client p99',
+      `${msText(s.ruleperf.p99.median)} ms${rangeOf(s.ruleperf.p99, msText)}`,
+      `${msText(s.floor.p99.median)} ms${rangeOf(s.floor.p99, msText)}`,
+      `${(s.ruleperf.p99.median / s.floor.p99.median).toFixed(1)}×`,
+      '',
+    ]);
     if (s.ruleperf.cpuUs && s.floor.cpuUs) {
       const r = s.ruleperf.cpuUs;
       const f = s.floor.cpuUs;
       // On an otherwise idle core, throughput is the inverse of CPU per answer: this ratio is what the requests/s ratio tends to when the machine is quiet.
-      rows.push([c, 'server CPU per answer', `${int(r.median)} µs${rangeOf(r, int)}`, `${int(f.median)} µs${rangeOf(f, int)}`, `${pct(f.median / r.median)} (floor CPU ÷ ruleperf CPU)`, `≥ ${pct(TARGETS.requestsShare)}`]);
+      rows.push([
+        c,
+        'server CPU per answer',
+        `${int(r.median)} µs${rangeOf(r, int)}`,
+        `${int(f.median)} µs${rangeOf(f, int)}`,
+        `${pct(f.median / r.median)} (floor CPU ÷ ruleperf CPU)`,
+        `≥ ${pct(TARGETS.requestsShare)}`,
+      ]);
     }
-    if (s.failed.ruleperf || s.failed.floor) rows.push([c, 'FAILED requests (non-2xx, socket errors)', String(s.failed.ruleperf), String(s.failed.floor), '', '0']);
+    if (s.failed.ruleperf || s.failed.floor) {
+      rows.push([
+        c,
+        'FAILED requests (non-2xx, socket errors)',
+        String(s.failed.ruleperf),
+        String(s.failed.floor),
+        '',
+        '0',
+      ]);
+    }
   }
-  return table(['Connections', 'Figure (wrk, client side)', 'ruleperf, cached', 'bare Node floor', 'ruleperf ÷ floor', 'Target'], rows);
+  return table(
+    ['Connections', 'Figure (wrk, client side)', 'ruleperf, cached', 'bare Node floor', 'ruleperf ÷ floor', 'Target'],
+    rows
+  );
 }
 
 /** The response-size table. */
 export function sizeTable(size: DashboardSize, wireBytes?: { ruleperf: number; floor: number }): string {
   const rows: string[][] = [
-    [`Average dashboard answer (JSON body, mean of ${size.panels.length} panels)`, `${int(size.averageBytes)} bytes`, `≤ ${int(TARGETS.responseBytes)} bytes (4 KB)`],
-    ['… of which meta.executedQueryString', `${int(size.averageExecutedQueryBytes)} bytes (${(size.executedQueryShare * 100).toFixed(1)} %)`, 'still present and readable'],
+    [
+      `Average dashboard answer (JSON body, mean of ${size.panels.length} panels)`,
+      `${int(size.averageBytes)} bytes`,
+      `≤ ${int(TARGETS.responseBytes)} bytes (4 KB)`,
+    ],
+    [
+      '… of which meta.executedQueryString',
+      `${int(size.averageExecutedQueryBytes)} bytes (${(size.executedQueryShare * 100).toFixed(1)} %)`,
+      'still present and readable',
+    ],
     ['… without executedQueryString', `${int(size.averageBytes - size.averageExecutedQueryBytes)} bytes`, ''],
   ];
-  if (wireBytes) rows.push(['Bytes read per answer by wrk (headers + body): ruleperf / floor', `${int(wireBytes.ruleperf)} / ${int(wireBytes.floor)}`, 'the floor answers a body of the same average size']);
+  if (wireBytes) {
+    rows.push([
+      'Bytes read per answer by wrk (headers + body): ruleperf / floor',
+      `${int(wireBytes.ruleperf)} / ${int(wireBytes.floor)}`,
+      'the floor answers a body of the same average size',
+    ]);
+  }
   return table(['Figure', 'ruleperf', 'Target'], rows);
 }
 
@@ -135,21 +217,28 @@ export function serverSideText(s: ServerSide): string {
 }
 
 function startFloorServer(bodyBytes: number): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [join(__dirname, 'floor-server.mjs')], { env: { ...process.env, FLOOR_BODY_BYTES: String(bodyBytes) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(__dirname, 'floor-server.mjs')], {
+    env: { ...process.env, FLOOR_BODY_BYTES: String(bodyBytes) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new Promise((resolve, reject) => {
     let output = '';
     const timer = setTimeout(() => reject(new Error(`floor server did not start: ${output}`)), 10_000);
     const onData = (c: Buffer) => {
       output += c;
       const m = /ready at (http:\/\/\S+)/.exec(output);
-      if (!m) return;
+      if (!m) {
+        return;
+      }
       clearTimeout(timer);
       resolve({
         url: m[1],
         child,
         stop: () =>
           new Promise<void>((done) => {
-            if (child.exitCode !== null) return done();
+            if (child.exitCode !== null) {
+              return done();
+            }
             child.once('exit', () => done());
             child.kill('SIGTERM');
           }),
@@ -166,14 +255,18 @@ export function procStatTicks(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state): utime is field 14, stime field 15.
   const ticks = Number(fields[11]) + Number(fields[12]);
-  if (!Number.isFinite(ticks)) throw new Error(`cannot read /proc stat: ${stat.slice(0, 200)}`);
+  if (!Number.isFinite(ticks)) {
+    throw new Error(`cannot read /proc stat: ${stat.slice(0, 200)}`);
+  }
   return ticks;
 }
 
 let clockTicks: number | undefined;
 /** CPU seconds a process has used so far (Linux); NaN where /proc is not there. */
 function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
+  if (pid === undefined) {
+    return NaN;
+  }
   try {
     clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
     return procStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) / clockTicks;
@@ -182,7 +275,8 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-const panelLabel = (q: Record<string, unknown>) => `${q.kind}${Array.isArray(q.metrics) ? ` (${(q.metrics as string[]).join(', ')})` : ''}`;
+const panelLabel = (q: Record<string, unknown>) =>
+  `${q.kind}${Array.isArray(q.metrics) ? ` (${(q.metrics as string[]).join(', ')})` : ''}`;
 
 export async function floorBench(o: {
   dbUrl: string;
@@ -200,11 +294,20 @@ export async function floorBench(o: {
   say(`\n### Floor: ruleperf's cached path against a bare Node server (wrk, client side)\n`);
   const version = wrkVersion();
   if (!version) {
-    say('**wrk is not installed: the floor section was skipped.** Install it with `apt-get install wrk` (`.ci/run` does) and run again.');
+    say(
+      '**wrk is not installed: the floor section was skipped.** Install it with `apt-get install wrk` (`.ci/run` does) and run again.'
+    );
     return { skipped: 'wrk is not installed' };
   }
   const prefix = `bench-floor-${process.pid}`;
-  const svc = await startServiceProcess({ DATABASE_URL: o.dbUrl, REDIS_URL: o.redisUrl, CACHE_PREFIX: prefix, REFRESH_SCHEDULER: 'off', WARM_ON_START: 'true', DB_POOL_MAX: '10' });
+  const svc = await startServiceProcess({
+    DATABASE_URL: o.dbUrl,
+    REDIS_URL: o.redisUrl,
+    CACHE_PREFIX: prefix,
+    REFRESH_SCHEDULER: 'off',
+    WARM_ON_START: 'true',
+    DB_POOL_MAX: '10',
+  });
   let floor: Awaited<ReturnType<typeof startFloorServer>> | undefined;
   try {
     const panels = dashboardWarmItems(join(__dirname, '..', '..', 'provisioning', 'dashboards'));
@@ -225,7 +328,9 @@ export async function floorBench(o: {
     const load = loadavg()[0];
 
     // Warm both (JIT, sockets, every panel's key) before anything is timed.
-    for (const t of ['ruleperf', 'floor'] as Target[]) await runWrk({ url: urls[t], script, connections: o.connections[0], threads: o.threads, seconds: 2 });
+    for (const t of ['ruleperf', 'floor'] as Target[]) {
+      await runWrk({ url: urls[t], script, connections: o.connections[0], threads: o.threads, seconds: 2 });
+    }
     const before = await getText(`${svc.url}/metrics`);
     const runs: FloorRun[] = [];
     const total = o.rounds * o.connections.length * 2;
@@ -233,32 +338,55 @@ export async function floorBench(o: {
       for (const connections of o.connections) {
         const order: Target[] = round % 2 === 0 ? ['ruleperf', 'floor'] : ['floor', 'ruleperf'];
         for (const target of order) {
-          process.stderr.write(`\rfloor: ${runs.length + 1}/${total} (${target}, ${connections} connections, round ${round + 1})   `);
+          process.stderr.write(
+            `\rfloor: ${runs.length + 1}/${total} (${target}, ${connections} connections, round ${round + 1})   `
+          );
           const cpu0 = cpuSeconds(pids[target]);
-          const result = await runWrk({ url: urls[target], script, connections, threads: o.threads, seconds: o.seconds });
+          const result = await runWrk({
+            url: urls[target],
+            script,
+            connections,
+            threads: o.threads,
+            seconds: o.seconds,
+          });
           const cpu = cpuSeconds(pids[target]) - cpu0;
-          runs.push({ round, connections, target, result, ...(Number.isFinite(cpu) && result.requests ? { cpuUsPerAnswer: (cpu * 1e6) / result.requests } : {}) });
+          runs.push({
+            round,
+            connections,
+            target,
+            result,
+            ...(Number.isFinite(cpu) && result.requests ? { cpuUsPerAnswer: (cpu * 1e6) / result.requests } : {}),
+          });
         }
       }
     }
     process.stderr.write('\n');
     const after = await getText(`${svc.url}/metrics`);
     const delta = (name: string, label = '') => metricSum(after, name, label) - metricSum(before, name, label);
-    const hitBuckets = bucketDelta(histogramBuckets(before, 'ruleperf_query_duration_seconds', ['cache="hit"']), histogramBuckets(after, 'ruleperf_query_duration_seconds', ['cache="hit"']));
+    const hitBuckets = bucketDelta(
+      histogramBuckets(before, 'ruleperf_query_duration_seconds', ['cache="hit"']),
+      histogramBuckets(after, 'ruleperf_query_duration_seconds', ['cache="hit"'])
+    );
     const hitsTimed = quantileBracket(hitBuckets, 1).count;
     const server: ServerSide = {
       queries: delta('ruleperf_cache_requests_total'),
       hits: delta('ruleperf_cache_requests_total', 'result="hit"'),
       misses: delta('ruleperf_cache_requests_total', 'result="miss"'),
-      staleOrBypass: delta('ruleperf_cache_requests_total', 'result="stale"') + delta('ruleperf_cache_requests_total', 'result="bypass"'),
-      nearShare: delta('ruleperf_cache_near_hits_total') / Math.max(1, delta('ruleperf_cache_requests_total', 'result="hit"')),
+      staleOrBypass:
+        delta('ruleperf_cache_requests_total', 'result="stale"') +
+        delta('ruleperf_cache_requests_total', 'result="bypass"'),
+      nearShare:
+        delta('ruleperf_cache_near_hits_total') / Math.max(1, delta('ruleperf_cache_requests_total', 'result="hit"')),
       within05ms: (hitBuckets.get(0.0005) ?? 0) / Math.max(1, hitsTimed),
       within1ms: (hitBuckets.get(0.001) ?? 0) / Math.max(1, hitsTimed),
       p50: quantileBracket(hitBuckets, 0.5),
       p99: quantileBracket(hitBuckets, 0.99),
     };
     const summaries = summarizeFloor(runs);
-    const wire = { ruleperf: median(runs.filter((r) => r.target === 'ruleperf').map((r) => r.result.bytesPerRequest)), floor: median(runs.filter((r) => r.target === 'floor').map((r) => r.result.bytesPerRequest)) };
+    const wire = {
+      ruleperf: median(runs.filter((r) => r.target === 'ruleperf').map((r) => r.result.bytesPerRequest)),
+      floor: median(runs.filter((r) => r.target === 'floor').map((r) => r.result.bytesPerRequest)),
+    };
 
     say(
       `${version}, ${o.threads} thread${o.threads > 1 ? 's' : ''}, the dashboard's ${requests.length} panel requests in turn (millisecond ranges ending within the last 2 s, as Grafana sends), ${o.seconds} s per run, ` +
@@ -268,7 +396,18 @@ export async function floorBench(o: {
     say(floorTable(summaries));
     say(`\n${serverSideText(server)}\n`);
     say(sizeTable(size, wire));
-    return { wrk: version, threads: o.threads, seconds: o.seconds, rounds: o.rounds, loadAverage: load, summaries, server, size, wire, runs: runs.map((r) => ({ round: r.round, connections: r.connections, target: r.target, ...r.result })) };
+    return {
+      wrk: version,
+      threads: o.threads,
+      seconds: o.seconds,
+      rounds: o.rounds,
+      loadAverage: load,
+      summaries,
+      server,
+      size,
+      wire,
+      runs: runs.map((r) => ({ round: r.round, connections: r.connections, target: r.target, ...r.result })),
+    };
   } finally {
     await floor?.stop();
     await svc.stop();

@@ -21,8 +21,20 @@ export interface FreshnessFigures {
   cachedBefore: number;
 }
 
-export async function freshnessBench(o: { dbUrl: string; redisUrl: string; prefix: string; quick: boolean; say: (s?: string) => void }): Promise<FreshnessFigures> {
-  const svc = await startServiceProcess({ DATABASE_URL: o.dbUrl, REDIS_URL: o.redisUrl, CACHE_PREFIX: o.prefix, REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false' });
+export async function freshnessBench(o: {
+  dbUrl: string;
+  redisUrl: string;
+  prefix: string;
+  quick: boolean;
+  say: (s?: string) => void;
+}): Promise<FreshnessFigures> {
+  const svc = await startServiceProcess({
+    DATABASE_URL: o.dbUrl,
+    REDIS_URL: o.redisUrl,
+    CACHE_PREFIX: o.prefix,
+    REFRESH_SCHEDULER: 'off',
+    WARM_ON_START: 'false',
+  });
   const pool = new Pool({ connectionString: o.dbUrl, max: 2 });
   const windows: number[] = [];
   let cachedBefore = 0;
@@ -30,7 +42,10 @@ export async function freshnessBench(o: { dbUrl: string; redisUrl: string; prefi
     const rounds = o.quick ? 3 : 10;
     for (let i = 0; i < rounds; i++) {
       const hour = Math.floor(Date.now() / HOUR) * HOUR - (30 + 3 * i) * HOUR;
-      const body = { range: { from: hour - 2 * HOUR + 7_000, to: hour + 2 * HOUR - 11_000 }, queries: [{ refId: 'A', kind: 'stats' }] };
+      const body = {
+        range: { from: hour - 2 * HOUR + 7_000, to: hour + 2 * HOUR - 11_000 },
+        queries: [{ refId: 'A', kind: 'stats' }],
+      };
       const count = async () => {
         const r = await post(`${svc.url}/api/v1/query`, body);
         const frame = r.body.results.A.frames[0];
@@ -38,7 +53,9 @@ export async function freshnessBench(o: { dbUrl: string; redisUrl: string; prefi
       };
       await count();
       const before = await count();
-      if (before.cache === 'hit') cachedBefore++;
+      if (before.cache === 'hit') {
+        cachedBefore++;
+      }
       await pool.query(
         `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
          SELECT $1::timestamptz + g * interval '3 seconds', 'RULE_EXECUTION', $2, 'SUCCESS', 5 FROM generate_series(1, 25) g`,
@@ -71,7 +88,16 @@ export async function freshnessBench(o: { dbUrl: string; redisUrl: string; prefi
   o.say(
     table(
       ['rounds', 'old value cached before', 'stale window p50', 'max', 'target', 'before this release'],
-      [[String(figures.rounds), `${cachedBefore}/${figures.rounds}`, ms(figures.window.p50), ms(figures.window.max), '≤ 1 s', 'until the entry expired (about 2 h)']]
+      [
+        [
+          String(figures.rounds),
+          `${cachedBefore}/${figures.rounds}`,
+          ms(figures.window.p50),
+          ms(figures.window.max),
+          '≤ 1 s',
+          'until the entry expired (about 2 h)',
+        ],
+      ]
     )
   );
   return figures;

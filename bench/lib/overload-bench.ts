@@ -12,7 +12,20 @@ import { ms, table } from './report';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const METRICS = ['executionCount', 'throughputPerSecond', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorCount', 'timeoutCount', 'errorRate', 'recordsProcessed', 'recordsFailed'];
+const METRICS = [
+  'executionCount',
+  'throughputPerSecond',
+  'avgExecutionTimeMs',
+  'p50ExecutionTimeMs',
+  'p95ExecutionTimeMs',
+  'p99ExecutionTimeMs',
+  'maxExecutionTimeMs',
+  'errorCount',
+  'timeoutCount',
+  'errorRate',
+  'recordsProcessed',
+  'recordsFailed',
+];
 
 /** Resident memory of a process in MB (Linux). */
 export function rssMb(pid: number): number {
@@ -21,7 +34,10 @@ export function rssMb(pid: number): number {
 }
 
 /** Samples a process's RSS every 20 ms while `work` runs; the peak and the growth over the start. */
-async function watchRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; startMb: number; peakMb: number }> {
+async function watchRss<T>(
+  pid: number,
+  work: () => Promise<T>
+): Promise<{ result: T; startMb: number; peakMb: number }> {
   const startMb = rssMb(pid);
   let peakMb = startMb;
   const timer = setInterval(() => (peakMb = Math.max(peakMb, rssMb(pid))), 20);
@@ -38,7 +54,13 @@ export const crashProbe = (now = Date.now()) => ({
   range: { from: now - 400 * DAY, to: now },
   intervalMs: 1,
   maxDataPoints: 10_000,
-  queries: Array.from({ length: 10 }, (_, i) => ({ refId: `Q${i}`, kind: 'timeseries', groupBy: 'ruleId', granularity: 'hourly', metrics: METRICS })),
+  queries: Array.from({ length: 10 }, (_, i) => ({
+    refId: `Q${i}`,
+    kind: 'timeseries',
+    groupBy: 'ruleId',
+    granularity: 'hourly',
+    metrics: METRICS,
+  })),
 });
 
 /** At the edge of the budget: 30 days of hourly points for the 100 busiest rules and "(other)", every metric. */
@@ -52,15 +74,42 @@ export const heaviestAccepted = (now = Date.now()) => ({
 export interface OverloadFigures {
   probe: { status: number; client: Summary; rssGrowthMb: number };
   heaviest: { status: number; clientMs: number; bytes: number; values: number; rssGrowthMb: number; peakRssMb: number };
-  burst: { requests: number; answered: number; busy: number; unavailable: number; other: number; healthz: Summary; cached: Summary; peakRssMb: number; seconds: number };
+  burst: {
+    requests: number;
+    answered: number;
+    busy: number;
+    unavailable: number;
+    other: number;
+    healthz: Summary;
+    cached: Summary;
+    peakRssMb: number;
+    seconds: number;
+  };
 }
 
-export async function overloadBench(o: { dbUrl: string; redisUrl: string; prefix: string; quick: boolean; say: (s?: string) => void }): Promise<OverloadFigures> {
-  const svc: ServiceProcess = await startServiceProcess({ DATABASE_URL: o.dbUrl, REDIS_URL: o.redisUrl, CACHE_PREFIX: o.prefix, REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false' });
+export async function overloadBench(o: {
+  dbUrl: string;
+  redisUrl: string;
+  prefix: string;
+  quick: boolean;
+  say: (s?: string) => void;
+}): Promise<OverloadFigures> {
+  const svc: ServiceProcess = await startServiceProcess({
+    DATABASE_URL: o.dbUrl,
+    REDIS_URL: o.redisUrl,
+    CACHE_PREFIX: o.prefix,
+    REFRESH_SCHEDULER: 'off',
+    WARM_ON_START: 'false',
+  });
   const pid = svc.child.pid!;
   try {
     // Warm the process (first requests compile code paths) so memory growth is the request's own.
-    for (let i = 0; i < 20; i++) await post(`${svc.url}/api/v1/query`, { range: { from: Date.now() - DAY, to: Date.now() }, queries: [{ refId: 'A', kind: 'stats' }] });
+    for (let i = 0; i < 20; i++) {
+      await post(`${svc.url}/api/v1/query`, {
+        range: { from: Date.now() - DAY, to: Date.now() },
+        queries: [{ refId: 'A', kind: 'stats' }],
+      });
+    }
 
     const probeTimes: number[] = [];
     let probeStatus = 0;
@@ -82,12 +131,18 @@ export async function overloadBench(o: { dbUrl: string; redisUrl: string; prefix
       clientMs = r.clientMs;
       bytes = Buffer.byteLength(r.body as string);
       const parsed = JSON.parse(r.body as string);
-      values = (parsed.results?.A?.frames ?? []).reduce((n: number, f: { data: { values: unknown[][] } }) => n + f.data.values.reduce((k, c) => k + c.length, 0), 0);
+      values = (parsed.results?.A?.frames ?? []).reduce(
+        (n: number, f: { data: { values: unknown[][] } }) => n + f.data.values.reduce((k, c) => k + c.length, 0),
+        0
+      );
     });
 
     // The burst: distinct uncached month-long questions all at once, while a prober asks
     // /healthz and a cached question every 10 ms.
-    const cachedBody = { range: { from: Date.now() - 30 * DAY, to: Date.now() - DAY }, queries: [{ refId: 'A', kind: 'stats' }] };
+    const cachedBody = {
+      range: { from: Date.now() - 30 * DAY, to: Date.now() - DAY },
+      queries: [{ refId: 'A', kind: 'stats' }],
+    };
     await post(`${svc.url}/api/v1/query`, cachedBody);
     const n = o.quick ? 100 : 300;
     const healthz: number[] = [];
@@ -109,7 +164,14 @@ export async function overloadBench(o: { dbUrl: string; redisUrl: string; prefix
       Promise.all(
         Array.from({ length: n }, (_, i) => {
           const now = Date.now() - i * 60_000;
-          return post(`${svc.url}/api/v1/query`, { range: { from: now - 9 * DAY, to: now }, queries: [{ refId: 'A', kind: i % 2 ? 'topRules' : 'errorBreakdown', limit: 10 + (i % 7) }] }, false).then(
+          return post(
+            `${svc.url}/api/v1/query`,
+            {
+              range: { from: now - 9 * DAY, to: now },
+              queries: [{ refId: 'A', kind: i % 2 ? 'topRules' : 'errorBreakdown', limit: 10 + (i % 7) }],
+            },
+            false
+          ).then(
             (r) => r,
             () => ({ status: 0, body: '', clientMs: 0, serverMs: 0 })
           );
@@ -124,7 +186,14 @@ export async function overloadBench(o: { dbUrl: string; redisUrl: string; prefix
     const busy = replies.filter((r) => r.status === 503 && /busy/.test(String(r.body))).length;
     const figures: OverloadFigures = {
       probe: { status: probeStatus, client: summarize(probeTimes), rssGrowthMb: probe.peakMb - probe.startMb },
-      heaviest: { status: heaviestStatus, clientMs, bytes, values, rssGrowthMb: heavy.peakMb - heavy.startMb, peakRssMb: heavy.peakMb },
+      heaviest: {
+        status: heaviestStatus,
+        clientMs,
+        bytes,
+        values,
+        rssGrowthMb: heavy.peakMb - heavy.startMb,
+        peakRssMb: heavy.peakMb,
+      },
       burst: {
         requests: n,
         answered: replies.filter((r) => r.status === 200).length,
@@ -142,11 +211,31 @@ export async function overloadBench(o: { dbUrl: string; redisUrl: string; prefix
       table(
         ['case', 'figure', 'target'],
         [
-          ['crash probe (400 days, 1 ms interval, 10 grouped series of 12 metrics)', `HTTP ${figures.probe.status}, p50 ${ms(figures.probe.client.p50)}, max ${ms(figures.probe.client.max)}, RSS +${figures.probe.rssGrowthMb.toFixed(1)} MB`, '400 in < 100 ms, RSS < +50 MB'],
-          ['heaviest accepted (30 days hourly, 100 rules + other, 12 metrics)', `HTTP ${heaviestStatus}, ${ms(clientMs)}, ${(bytes / 1e6).toFixed(1)} MB, ${values.toLocaleString('en')} values, RSS +${figures.heaviest.rssGrowthMb.toFixed(0)} MB (peak ${figures.heaviest.peakRssMb.toFixed(0)} MB)`, 'RSS growth ≤ 256 MB'],
-          [`${n} concurrent distinct uncached 9-day requests`, `${figures.burst.answered} answered, ${busy} busy (503 + Retry-After), ${unavailable} "unavailable", ${figures.burst.other} other, in ${seconds.toFixed(1)} s`, '0 "unavailable"'],
-          ['… /healthz during the burst', `p50 ${ms(figures.burst.healthz.p50)}, p99 ${ms(figures.burst.healthz.p99)} (${figures.burst.healthz.n} probes)`, 'p99 ≤ 50 ms'],
-          ['… a cached request during the burst', `p50 ${ms(figures.burst.cached.p50)}, p99 ${ms(figures.burst.cached.p99)}`, 'p99 ≤ 10 ms'],
+          [
+            'crash probe (400 days, 1 ms interval, 10 grouped series of 12 metrics)',
+            `HTTP ${figures.probe.status}, p50 ${ms(figures.probe.client.p50)}, max ${ms(figures.probe.client.max)}, RSS +${figures.probe.rssGrowthMb.toFixed(1)} MB`,
+            '400 in < 100 ms, RSS < +50 MB',
+          ],
+          [
+            'heaviest accepted (30 days hourly, 100 rules + other, 12 metrics)',
+            `HTTP ${heaviestStatus}, ${ms(clientMs)}, ${(bytes / 1e6).toFixed(1)} MB, ${values.toLocaleString('en')} values, RSS +${figures.heaviest.rssGrowthMb.toFixed(0)} MB (peak ${figures.heaviest.peakRssMb.toFixed(0)} MB)`,
+            'RSS growth ≤ 256 MB',
+          ],
+          [
+            `${n} concurrent distinct uncached 9-day requests`,
+            `${figures.burst.answered} answered, ${busy} busy (503 + Retry-After), ${unavailable} "unavailable", ${figures.burst.other} other, in ${seconds.toFixed(1)} s`,
+            '0 "unavailable"',
+          ],
+          [
+            '… /healthz during the burst',
+            `p50 ${ms(figures.burst.healthz.p50)}, p99 ${ms(figures.burst.healthz.p99)} (${figures.burst.healthz.n} probes)`,
+            'p99 ≤ 50 ms',
+          ],
+          [
+            '… a cached request during the burst',
+            `p50 ${ms(figures.burst.cached.p50)}, p99 ${ms(figures.burst.cached.p99)}`,
+            'p99 ≤ 10 ms',
+          ],
           ['… peak RSS during the burst', `${figures.burst.peakRssMb.toFixed(0)} MB`, ''],
         ]
       )

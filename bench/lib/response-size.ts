@@ -9,7 +9,9 @@ import { post } from '../../testkit/http';
 /** Bytes of every `"executedQueryString":"…"` member in a JSON text, with one separating comma (before or after it). */
 export function executedQueryBytes(json: string): number {
   let bytes = 0;
-  for (const m of json.matchAll(/(,?)"executedQueryString":"(?:[^"\\]|\\.)*"(,?)/g)) bytes += Buffer.byteLength(m[0]) - (m[1] && m[2] ? 1 : 0);
+  for (const m of json.matchAll(/(,?)"executedQueryString":"(?:[^"\\]|\\.)*"(,?)/g)) {
+    bytes += Buffer.byteLength(m[0]) - (m[1] && m[2] ? 1 : 0);
+  }
   return bytes;
 }
 
@@ -32,15 +34,25 @@ export function dashboardSize(panels: PanelSize[]): DashboardSize {
   const total = panels.reduce((a, p) => a + p.bytes, 0);
   const sql = panels.reduce((a, p) => a + p.executedQueryBytes, 0);
   const n = Math.max(1, panels.length);
-  return { panels, averageBytes: total / n, averageExecutedQueryBytes: sql / n, executedQueryShare: total ? sql / total : 0 };
+  return {
+    panels,
+    averageBytes: total / n,
+    averageExecutedQueryBytes: sql / n,
+    executedQueryShare: total ? sql / total : 0,
+  };
 }
 
 /** Sends each panel request once and measures its answer's body. */
-export async function measureDashboard(url: string, requests: Array<{ panel: string; body: QueryRequestInput }>): Promise<DashboardSize> {
+export async function measureDashboard(
+  url: string,
+  requests: Array<{ panel: string; body: QueryRequestInput }>
+): Promise<DashboardSize> {
   const panels: PanelSize[] = [];
   for (const r of requests) {
     const reply = await post(`${url}/api/v1/query`, r.body, false);
-    if (reply.status !== 200) throw new Error(`${r.panel}: HTTP ${reply.status} ${String(reply.body).slice(0, 300)}`);
+    if (reply.status !== 200) {
+      throw new Error(`${r.panel}: HTTP ${reply.status} ${String(reply.body).slice(0, 300)}`);
+    }
     const text = reply.body as string;
     panels.push({ panel: r.panel, bytes: Buffer.byteLength(text), executedQueryBytes: executedQueryBytes(text) });
   }

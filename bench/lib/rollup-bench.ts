@@ -75,16 +75,25 @@ async function measured<T>(client: PoolClient | Client, work: () => Promise<T>):
 }
 
 /** Each flavour's refresh of everything, on one connection, as its schema defines it. */
-async function refreshAll(client: PoolClient, schema: 'before' | 'now', until: Date, latenessMs = 0): Promise<Array<{ rollup: string; ms: number }>> {
+async function refreshAll(
+  client: PoolClient,
+  schema: 'before' | 'now',
+  until: Date,
+  latenessMs = 0
+): Promise<Array<{ rollup: string; ms: number }>> {
   await client.query('SET statement_timeout = 0');
   const { rows } =
     schema === 'before'
       ? await client.query('SELECT rollup, duration_ms FROM ruleperf_refresh(NULL, $1)', [until])
-      : await client.query('SELECT rollup, duration_ms FROM ruleperf_refresh(NULL, $1, $2::interval)', [until, `${latenessMs} milliseconds`]);
+      : await client.query('SELECT rollup, duration_ms FROM ruleperf_refresh(NULL, $1, $2::interval)', [
+          until,
+          `${latenessMs} milliseconds`,
+        ]);
   return rows.map((r) => ({ rollup: r.rollup, ms: Number(r.duration_ms) }));
 }
 
-const rate = (rows: number, s: number) => (Number.isFinite(s) && s > 0 ? Math.round(rows / s).toLocaleString('en') : '—');
+const rate = (rows: number, s: number) =>
+  Number.isFinite(s) && s > 0 ? Math.round(rows / s).toLocaleString('en') : '—';
 const secs = (s: number) => (Number.isFinite(s) ? `${s.toFixed(s < 10 ? 2 : 1)} s` : '—');
 const ratio = (before: number, now: number) => (Number.isFinite(before / now) ? `${(before / now).toFixed(1)}×` : '—');
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`;
@@ -107,7 +116,15 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   const loadName = `ruleperf_bench_load_${process.pid}`;
   const loadPool = await scratch(pg, loadName);
   const loadRows = o.quick ? 500_000 : 3_000_000;
-  const loadOptions = { days: 1, rowsPerHour: Math.round(loadRows / 24), rules: 500, parsers: 30, seed: 5, end: new Date(Date.UTC(2026, 0, 2)), method: 'copy' as const };
+  const loadOptions = {
+    days: 1,
+    rowsPerHour: Math.round(loadRows / 24),
+    rules: 500,
+    parsers: 30,
+    seed: 5,
+    end: new Date(Date.UTC(2026, 0, 2)),
+    method: 'copy' as const,
+  };
   const progress = rowsProgress('load rate', plannedRows(loadOptions));
   await generateHistory(loadPool, loadOptions, (n) => progress.add(n));
   const load = progress.stop();
@@ -118,7 +135,15 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   const beforeName = `ruleperf_bench_v${BEFORE}_${process.pid}`;
   const nowName = `ruleperf_bench_now_${process.pid}`;
   // The embedded demo's density (6,000 rows an hour), 500 rules, 30 parsers.
-  const buildOptions = { days: o.quick ? 1 : 2, rowsPerHour: 6000, rules: 500, parsers: 30, seed: 7, end: new Date(Date.UTC(2026, 0, 10)), method: 'copy' as const };
+  const buildOptions = {
+    days: o.quick ? 1 : 2,
+    rowsPerHour: 6000,
+    rules: 500,
+    parsers: 30,
+    seed: 7,
+    end: new Date(Date.UTC(2026, 0, 10)),
+    method: 'copy' as const,
+  };
   const before = await scratch(pg, beforeName, BEFORE);
   const buildProgress = rowsProgress('rows for the build comparison', plannedRows(buildOptions));
   await generateHistory(before, buildOptions, (n) => buildProgress.add(n));
@@ -134,7 +159,9 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
 
   const bc = await beforePool.connect();
   const nc = await now.connect();
-  say(`First build of every rollup from ${buildRows.toLocaleString('en')} raw rows (${buildOptions.days} day${buildOptions.days > 1 ? 's' : ''} at 6,000 rows an hour, 500 rules, 30 parsers), one after the other on the same rows:\n`);
+  say(
+    `First build of every rollup from ${buildRows.toLocaleString('en')} raw rows (${buildOptions.days} day${buildOptions.days > 1 ? 's' : ''} at 6,000 rows an hour, 500 rules, 30 parsers), one after the other on the same rows:\n`
+  );
   const firstBefore = await measured(bc, () => refreshAll(bc, 'before', until));
   const firstNow = await measured(nc, () => refreshAll(nc, 'now', until));
   const tenMs = firstNow.result.filter((r) => !MINUTE_TIER.test(r.rollup)).reduce((s, r) => s + r.ms, 0);
@@ -144,22 +171,45 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
     table(
       ['Figure', `schema ${BEFORE}`, 'this schema', 'speed-up'],
       [
-        ['All rollups: wall time', secs(firstBefore.wallS), secs(firstNow.wallS), ratio(firstBefore.wallS, firstNow.wallS)],
+        [
+          'All rollups: wall time',
+          secs(firstBefore.wallS),
+          secs(firstNow.wallS),
+          ratio(firstBefore.wallS, firstNow.wallS),
+        ],
         ['… raw rows per second (wall)', rate(buildRows, firstBefore.wallS), rate(buildRows, firstNow.wallS), ''],
         ['… backend CPU time', secs(firstBefore.cpuS), secs(firstNow.cpuS), ratio(firstBefore.cpuS, firstNow.cpuS)],
         ['… raw rows per CPU second', rate(buildRows, firstBefore.cpuS), rate(buildRows, firstNow.cpuS), ''],
-        [`The ten rollups of schema ${BEFORE} (hourly and daily): wall`, secs(firstBefore.wallS), secs(tenMs / 1000), ratio(firstBefore.wallS, tenMs / 1000)],
-        ['… raw rows per second (wall; CPU)', `${rate(buildRows, firstBefore.wallS)}; ${rate(buildRows, firstBefore.cpuS)}`, `${rate(buildRows, tenMs / 1000)}; ${rate(buildRows, tenCpu)}`, ''],
+        [
+          `The ten rollups of schema ${BEFORE} (hourly and daily): wall`,
+          secs(firstBefore.wallS),
+          secs(tenMs / 1000),
+          ratio(firstBefore.wallS, tenMs / 1000),
+        ],
+        [
+          '… raw rows per second (wall; CPU)',
+          `${rate(buildRows, firstBefore.wallS)}; ${rate(buildRows, firstBefore.cpuS)}`,
+          `${rate(buildRows, tenMs / 1000)}; ${rate(buildRows, tenCpu)}`,
+          '',
+        ],
         ['The minute tier (four rollups, 7 days kept)', '—', secs(minuteMs / 1000), ''],
       ]
     )
   );
-  figures.firstBuild = { rows: buildRows, days: buildOptions.days, before: firstBefore, now: firstNow, tenMs, minuteMs };
+  figures.firstBuild = {
+    rows: buildRows,
+    days: buildOptions.days,
+    before: firstBefore,
+    now: firstNow,
+    tenMs,
+    minuteMs,
+  };
 
   // One hour holding 1.5 million rows (the ADR's refresh row), refreshed alone, in both.
   const hourRowCount = o.quick ? 300_000 : 1_500_000;
   const hourStart = until.getTime() + DAY + 10 * HOUR;
-  const hourly: Record<string, { hourlyS: number; hourlyCpuS: number; allS: number; allCpuS: number; noopMs: number }> = {};
+  const hourly: Record<string, { hourlyS: number; hourlyCpuS: number; allS: number; allCpuS: number; noopMs: number }> =
+    {};
   for (const [label, client, pool] of [
     ['before', bc, beforePool],
     ['now', nc, now],
@@ -199,11 +249,31 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
       ['Figure', `schema ${BEFORE}`, 'this schema', 'Baseline'],
       [
         ['Load (COPY, rows/s)', '', Math.round(load.rowsPerSecond).toLocaleString('en'), 'target ≥ 200,000'],
-        ['Refresh of the hour: hourly rollup, wall', secs(hourly.before.hourlyS), secs(hourly.now.hourlyS), 'ADR: 2.8 s for 1.5M; target ≤ 3 s'],
-        ['… its backend CPU time', secs(hourly.before.hourlyCpuS), secs(hourly.now.hourlyCpuS), ratio(hourly.before.hourlyCpuS, hourly.now.hourlyCpuS) + ' faster'],
-        ['… every rollup (schema 5: ten; this schema: fourteen), wall', secs(hourly.before.allS), secs(hourly.now.allS), 'ADR: 2.8 s + 1.2 s (its two)'],
+        [
+          'Refresh of the hour: hourly rollup, wall',
+          secs(hourly.before.hourlyS),
+          secs(hourly.now.hourlyS),
+          'ADR: 2.8 s for 1.5M; target ≤ 3 s',
+        ],
+        [
+          '… its backend CPU time',
+          secs(hourly.before.hourlyCpuS),
+          secs(hourly.now.hourlyCpuS),
+          ratio(hourly.before.hourlyCpuS, hourly.now.hourlyCpuS) + ' faster',
+        ],
+        [
+          '… every rollup (schema 5: ten; this schema: fourteen), wall',
+          secs(hourly.before.allS),
+          secs(hourly.now.allS),
+          'ADR: 2.8 s + 1.2 s (its two)',
+        ],
         ['… their backend CPU time', secs(hourly.before.allCpuS), secs(hourly.now.allCpuS), ''],
-        ['Refresh with nothing to do (client round trip)', `${hourly.before.noopMs.toFixed(1)} ms`, `${hourly.now.noopMs.toFixed(1)} ms`, 'target ≤ 100 ms'],
+        [
+          'Refresh with nothing to do (client round trip)',
+          `${hourly.before.noopMs.toFixed(1)} ms`,
+          `${hourly.now.noopMs.toFixed(1)} ms`,
+          'target ≤ 100 ms',
+        ],
       ]
     )
   );
@@ -221,13 +291,20 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   const scale = o.quick ? o.largest : Math.max(10_000_000, Math.min(o.largest, 10_000_000));
   const db = await o.benchDatabase(scale);
   const exPool = new Pool({ connectionString: db.url, max: 2 });
-  const bar = new SingleBar({ format: `exactness pairs [{bar}] {value}/{total}`, noTTYOutput: !process.stderr.isTTY, notTTYSchedule: 5000, stream: process.stderr });
+  const bar = new SingleBar({
+    format: `exactness pairs [{bar}] {value}/{total}`,
+    noTTYOutput: !process.stderr.isTTY,
+    notTTYSchedule: 5000,
+    stream: process.stderr,
+  });
   bar.start(o.pairs, 0);
   const errors = await checkExactnessPairs(exPool, o.pairs, () => bar.increment());
   bar.stop();
   await exPool.end();
   const pct = (v: number) => `${(v * 100).toFixed(v < 0.001 ? 4 : 2)} %`;
-  say(`\nExactness over ${errors.pairs} random (range, filter) pairs at ${(scale / 1e6).toFixed(0)}M rows — worst relative error against the raw table:\n`);
+  say(
+    `\nExactness over ${errors.pairs} random (range, filter) pairs at ${(scale / 1e6).toFixed(0)}M rows — worst relative error against the raw table:\n`
+  );
   say(
     table(
       ['Figure', 'ruleperf', "ADR's query (avg of avgs, percentile of hourly percentiles)"],
@@ -277,11 +354,17 @@ async function timescaleBench(quick: boolean, say: (s: string) => void) {
     try {
       await migrate(pool, { flavour: 'timescale', toVersion });
       const end = Date.UTC(2026, 0, 10);
-      await generateHistory(pool, { days: hours / 24, rowsPerHour: 6000, rules: 500, parsers: 30, seed: 7, end: new Date(end), method: 'insert' }, () => undefined);
+      await generateHistory(
+        pool,
+        { days: hours / 24, rowsPerHour: 6000, rules: 500, parsers: 30, seed: 7, end: new Date(end), method: 'insert' },
+        () => undefined
+      );
       const t = performance.now();
       if (toVersion === BEFORE) {
         // Schema 5's refresh: every continuous aggregate in registry order, up to its last whole bucket.
-        const { rows } = await pool.query('SELECT name, extract(epoch FROM bucket_width) * 1000 AS ms FROM ruleperf_rollups ORDER BY position');
+        const { rows } = await pool.query(
+          'SELECT name, extract(epoch FROM bucket_width) * 1000 AS ms FROM ruleperf_rollups ORDER BY position'
+        );
         for (const r of rows) {
           const upTo = new Date(Math.floor((end + HOUR) / Number(r.ms)) * Number(r.ms)).toISOString();
           await pool.query(`CALL refresh_continuous_aggregate('${r.name}', NULL, '${upTo}')`);
@@ -289,7 +372,10 @@ async function timescaleBench(quick: boolean, say: (s: string) => void) {
         return { s: (performance.now() - t) / 1000, minuteMs: 0 };
       }
       const reports = (await refreshRollups(pool, 'timescale', { until: new Date(end + HOUR), latenessMs: 0 }))!;
-      return { s: (performance.now() - t) / 1000, minuteMs: reports.filter((r) => MINUTE_TIER.test(r.rollup)).reduce((s, r) => s + r.durationMs, 0) };
+      return {
+        s: (performance.now() - t) / 1000,
+        minuteMs: reports.filter((r) => MINUTE_TIER.test(r.rollup)).reduce((s, r) => s + r.durationMs, 0),
+      };
     } finally {
       await pool.end();
       await e.stop();
@@ -298,7 +384,9 @@ async function timescaleBench(quick: boolean, say: (s: string) => void) {
   const buildBefore = await build(BEFORE);
   const buildNow = await build();
   const rows = hours * 6000;
-  say(`\nTimescaleDB flavour in the WASM build (PGlite + TimescaleDB 2.23, one process; native servers are several times faster). Ingest of ${ingestRows.toLocaleString('en')} rows in batches of 20,000, and the first build from ${rows.toLocaleString('en')} rows:\n`);
+  say(
+    `\nTimescaleDB flavour in the WASM build (PGlite + TimescaleDB 2.23, one process; native servers are several times faster). Ingest of ${ingestRows.toLocaleString('en')} rows in batches of 20,000, and the first build from ${rows.toLocaleString('en')} rows:\n`
+  );
   say(
     table(
       ['Figure', `schema ${BEFORE}`, 'this schema', 'Comparison'],
@@ -309,13 +397,27 @@ async function timescaleBench(quick: boolean, say: (s: string) => void) {
           Math.round(tsNow).toLocaleString('en'),
           `PostgreSQL flavour, same engine: ${Math.round(pgRate).toLocaleString('en')}; TimescaleDB takes ${(pgRate / tsNow).toFixed(2)}× its time (schema ${BEFORE}: ${(pgRate / tsBefore).toFixed(2)}×)`,
         ],
-        ['First build, all rollups', secs(buildBefore.s), secs(buildNow.s), `${ratio(buildBefore.s, buildNow.s)} (this schema has four more)`],
+        [
+          'First build, all rollups',
+          secs(buildBefore.s),
+          secs(buildNow.s),
+          `${ratio(buildBefore.s, buildNow.s)} (this schema has four more)`,
+        ],
         ['… raw rows per second', rate(rows, buildBefore.s), rate(rows, buildNow.s), ''],
-        [`… the ten rollups of schema ${BEFORE}`, secs(buildBefore.s), secs(buildNow.s - buildNow.minuteMs / 1000), ratio(buildBefore.s, buildNow.s - buildNow.minuteMs / 1000)],
+        [
+          `… the ten rollups of schema ${BEFORE}`,
+          secs(buildBefore.s),
+          secs(buildNow.s - buildNow.minuteMs / 1000),
+          ratio(buildBefore.s, buildNow.s - buildNow.minuteMs / 1000),
+        ],
       ]
     )
   );
-  return { ingestRows, ingest: { postgres: pgRate, timescaleBefore: tsBefore, timescaleNow: tsNow, rounds }, build: { rows, before: buildBefore, now: buildNow } };
+  return {
+    ingestRows,
+    ingest: { postgres: pgRate, timescaleBefore: tsBefore, timescaleNow: tsNow, rounds },
+    build: { rows, before: buildBefore, now: buildNow },
+  };
 }
 
 /** Rows and bytes of the minute tier (and what a full-dimension one would hold) at each bench scale. */
@@ -335,11 +437,16 @@ async function minuteTierSizes(o: RollupBenchOptions, say: (s: string) => void) 
       const minute = sizes.filter((s) => MINUTE_TIER.test(s.name));
       const kept = minute[0].retained_from as Date;
       const mark = minute[0].watermark as Date;
-      const { rows: raw } = await c.query('SELECT count(*)::bigint AS n FROM metrics WHERE time >= $1 AND time < $2', [kept, mark]);
+      const { rows: raw } = await c.query('SELECT count(*)::bigint AS n FROM metrics WHERE time >= $1 AND time < $2', [
+        kept,
+        mark,
+      ]);
       const rawInWindow = Number(raw[0].n);
       const counts: Record<string, number> = {};
       for (const m of minute) {
-        counts[m.name] = Number((await c.query(`SELECT count(*)::bigint AS n FROM ${m.name} WHERE bucket >= $1`, [kept])).rows[0].n);
+        counts[m.name] = Number(
+          (await c.query(`SELECT count(*)::bigint AS n FROM ${m.name} WHERE bucket >= $1`, [kept])).rows[0].n
+        );
       }
       // What a full-dimension minute rollup would hold over the same days: one row per group.
       const { rows: full } = await c.query(
@@ -357,7 +464,11 @@ async function minuteTierSizes(o: RollupBenchOptions, say: (s: string) => void) 
       await copyRows(pc, hourRows(buildModel(42, 500, 30), 99, next, perMinute * 60), () => undefined);
       pc.release();
       const t = performance.now();
-      await refreshRollups(pool, 'postgres', { only: minute.map((m) => m.name), until: new Date(next + 2 * MIN), latenessMs: MIN });
+      await refreshRollups(pool, 'postgres', {
+        only: minute.map((m) => m.name),
+        until: new Date(next + 2 * MIN),
+        latenessMs: MIN,
+      });
       const minuteRefreshMs = performance.now() - t;
       await pool.query('DELETE FROM metrics WHERE time >= $1', [new Date(next)]);
       await refreshRollups(pool, 'postgres', { only: minute.map((m) => m.name) });
@@ -379,7 +490,19 @@ async function minuteTierSizes(o: RollupBenchOptions, say: (s: string) => void) 
     }
   }
   say(`\nThe minute tier at the bench scales (7 days kept, of 30 days of rows):\n`);
-  say(table(['Scale', 'Raw rows in its 7 days', 'Rows per minute rollup', 'Size (with indexes)', 'A full-dimension minute rollup would hold', 'Refresh after a minute of rows'], lines));
+  say(
+    table(
+      [
+        'Scale',
+        'Raw rows in its 7 days',
+        'Rows per minute rollup',
+        'Size (with indexes)',
+        'A full-dimension minute rollup would hold',
+        'Refresh after a minute of rows',
+      ],
+      lines
+    )
+  );
   return out;
 }
 
@@ -404,14 +527,22 @@ async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) 
   try {
     await c.query('SET statement_timeout = 0');
     const { rows: names } = await c.query('SELECT name, source FROM ruleperf_rollups ORDER BY position');
-    for (const n of names) await c.query(`TRUNCATE ${n.name}`);
+    for (const n of names) {
+      await c.query(`TRUNCATE ${n.name}`);
+    }
     await c.query(`UPDATE ruleperf_rollup_state SET watermark = '-infinity', retained_from = '-infinity'`);
     await c.query('DELETE FROM ruleperf_invalidations');
     rawRows = Number((await c.query('SELECT count(*)::bigint AS n FROM metrics')).rows[0].n);
     const until = new Date(Date.now() - 10 * MIN);
     for (const n of names) {
-      const group = MINUTE_TIER.test(n.name) ? 'the minute tier' : n.source === 'metrics' ? 'hourly, from raw rows' : 'hourly and daily, from other rollups';
-      const m = await measured(c, () => c.query(`SELECT buckets_recomputed FROM ruleperf_refresh(ARRAY[$1], $2, '1 minute')`, [n.name, until]));
+      const group = MINUTE_TIER.test(n.name)
+        ? 'the minute tier'
+        : n.source === 'metrics'
+          ? 'hourly, from raw rows'
+          : 'hourly and daily, from other rollups';
+      const m = await measured(c, () =>
+        c.query(`SELECT buckets_recomputed FROM ruleperf_refresh(ARRAY[$1], $2, '1 minute')`, [n.name, until])
+      );
       const g = (groups[group] ??= { wallS: 0, cpuS: 0, rollupRows: 0 });
       g.wallS += m.wallS;
       g.cpuS += m.cpuS;
@@ -421,12 +552,23 @@ async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) 
     await c.end();
     await drop(pg, null, name);
   }
-  const total = Object.values(groups).reduce((t, g) => ({ wallS: t.wallS + g.wallS, cpuS: t.cpuS + g.cpuS, rollupRows: t.rollupRows + g.rollupRows }), { wallS: 0, cpuS: 0, rollupRows: 0 });
-  say(`\nFirst build of every rollup over the ${(rawRows / 1e6).toFixed(0)}M-row bench database (30 days; the minute tier from its last 7), one rollup after another:\n`);
+  const total = Object.values(groups).reduce(
+    (t, g) => ({ wallS: t.wallS + g.wallS, cpuS: t.cpuS + g.cpuS, rollupRows: t.rollupRows + g.rollupRows }),
+    { wallS: 0, cpuS: 0, rollupRows: 0 }
+  );
+  say(
+    `\nFirst build of every rollup over the ${(rawRows / 1e6).toFixed(0)}M-row bench database (30 days; the minute tier from its last 7), one rollup after another:\n`
+  );
   say(
     table(
       ['Rollups', 'Rollup rows', 'Wall', 'Backend CPU', 'Raw rows per CPU second'],
-      [...Object.entries(groups), ['all', total] as const].map(([g, v]) => [g, v.rollupRows.toLocaleString('en'), secs(v.wallS), secs(v.cpuS), g === 'all' ? rate(rawRows, v.cpuS) : ''])
+      [...Object.entries(groups), ['all', total] as const].map(([g, v]) => [
+        g,
+        v.rollupRows.toLocaleString('en'),
+        secs(v.wallS),
+        secs(v.cpuS),
+        g === 'all' ? rate(rawRows, v.cpuS) : '',
+      ])
     )
   );
   return { rawRows, groups, total };

@@ -27,13 +27,16 @@ const logLines = (svc: ServiceProcess): LogLine[] =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as LogLine);
 
-const find = (svc: ServiceProcess, msg: string | RegExp) => logLines(svc).find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(l.msg)));
+const find = (svc: ServiceProcess, msg: string | RegExp) =>
+  logLines(svc).find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(l.msg)));
 
 /** The start-up timings the service logs (its log may reach the pipe just after the banner). */
 async function startupPhases(svc: ServiceProcess): Promise<{ phases: Record<string, number>; time: number | null }> {
   for (let i = 0; i < 50; i++) {
     const line = find(svc, 'ruleperf is listening');
-    if (line) return { phases: (line.startup ?? {}) as Record<string, number>, time: line.time };
+    if (line) {
+      return { phases: (line.startup ?? {}) as Record<string, number>, time: line.time };
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return { phases: {}, time: null };
@@ -43,7 +46,8 @@ async function rowsInLast5Minutes(databaseUrl: string): Promise<number> {
   const c = new Client({ connectionString: databaseUrl });
   await c.connect();
   try {
-    return (await c.query(`SELECT count(*)::int AS n FROM metrics WHERE time > now() - interval '5 minutes'`)).rows[0].n;
+    return (await c.query(`SELECT count(*)::int AS n FROM metrics WHERE time > now() - interval '5 minutes'`)).rows[0]
+      .n;
   } finally {
     await c.end();
   }
@@ -54,7 +58,10 @@ async function firstQueries(url: string): Promise<{ ok: number; failed: number; 
   const now = Date.now();
   const results = await Promise.all(
     Array.from({ length: 20 }, (_, i) =>
-      post(`${url}/api/v1/query`, { range: { from: now - 6 * 3_600_000, to: now }, queries: [{ refId: 'A', kind: 'stats', ruleId: `rule-${String(100 + i).padStart(4, '0')}` }] })
+      post(`${url}/api/v1/query`, {
+        range: { from: now - 6 * 3_600_000, to: now },
+        queries: [{ refId: 'A', kind: 'stats', ruleId: `rule-${String(100 + i).padStart(4, '0')}` }],
+      })
     )
   );
   const ok = results.filter((r) => r.status === 200 && !r.body.results?.A?.error).length;
@@ -78,7 +85,11 @@ export async function startupBench(o: { quick: boolean; say: (s: string) => void
     // The older days load in the background; wait for them (bounded) to report how long that takes.
     const wait = o.waitBackfillSeconds ?? (o.quick ? 0 : 600);
     let backfillSeconds: number | null = null;
-    for (const started = Date.now(); Date.now() - started < wait * 1000; await new Promise((r) => setTimeout(r, 1000))) {
+    for (
+      const started = Date.now();
+      Date.now() - started < wait * 1000;
+      await new Promise((r) => setTimeout(r, 1000))
+    ) {
       const done = find(first, 'demo data complete: the whole history is loaded and its rollups built');
       if (done) {
         backfillSeconds = (done.time - readyAt) / 1000;
@@ -100,13 +111,45 @@ export async function startupBench(o: { quick: boolean; say: (s: string) => void
       table(
         ['figure', 'value', 'detail'],
         [
-          ['first start to ready (fresh folder)', `${first.readySeconds.toFixed(1)} s`, `database ${phases.database ?? '?'} s, migrate ${phases.migrate ?? '?'} s, demo ${phases.demo ?? '?'} s (spawn to banner)`],
-          ['newest day generated in the database', generated ? `${generated.rows.toLocaleString('en')} rows in ${generated.seconds} s` : '—', rowsPerSecond ? `${rowsPerSecond.toLocaleString('en')} rows/s` : ''],
-          ['rollups built (10, newest day)', built ? `${built.seconds} s` : '—', generated && built ? `${Math.round(generated.rows / built.seconds).toLocaleString('en')} raw rows/s` : ''],
-          ['older 6 days back-filled after ready', backfillSeconds === null ? (wait ? `not done in ${wait} s` : 'not waited for (--quick)') : `${backfillSeconds.toFixed(0)} s`, 'in the background, dashboards first'],
-          ['20 uncached queries sent at ready', `${queries.ok} answered, ${queries.failed} failed`, `client p50 ${ms(lat.p50)}, max ${ms(lat.max)}`],
-          ['restart to ready', `${second.readySeconds.toFixed(1)} s`, `database ${restartPhases.database ?? '?'} s, migrate ${restartPhases.migrate ?? '?'} s, demo ${restartPhases.demo ?? '?'} s`],
-          ['rows in the last 5 minutes (running demo)', `${liveFirst.toLocaleString('en')}`, `after the restart: ${liveRestart.toLocaleString('en')}`],
+          [
+            'first start to ready (fresh folder)',
+            `${first.readySeconds.toFixed(1)} s`,
+            `database ${phases.database ?? '?'} s, migrate ${phases.migrate ?? '?'} s, demo ${phases.demo ?? '?'} s (spawn to banner)`,
+          ],
+          [
+            'newest day generated in the database',
+            generated ? `${generated.rows.toLocaleString('en')} rows in ${generated.seconds} s` : '—',
+            rowsPerSecond ? `${rowsPerSecond.toLocaleString('en')} rows/s` : '',
+          ],
+          [
+            'rollups built (10, newest day)',
+            built ? `${built.seconds} s` : '—',
+            generated && built ? `${Math.round(generated.rows / built.seconds).toLocaleString('en')} raw rows/s` : '',
+          ],
+          [
+            'older 6 days back-filled after ready',
+            backfillSeconds === null
+              ? wait
+                ? `not done in ${wait} s`
+                : 'not waited for (--quick)'
+              : `${backfillSeconds.toFixed(0)} s`,
+            'in the background, dashboards first',
+          ],
+          [
+            '20 uncached queries sent at ready',
+            `${queries.ok} answered, ${queries.failed} failed`,
+            `client p50 ${ms(lat.p50)}, max ${ms(lat.max)}`,
+          ],
+          [
+            'restart to ready',
+            `${second.readySeconds.toFixed(1)} s`,
+            `database ${restartPhases.database ?? '?'} s, migrate ${restartPhases.migrate ?? '?'} s, demo ${restartPhases.demo ?? '?'} s`,
+          ],
+          [
+            'rows in the last 5 minutes (running demo)',
+            `${liveFirst.toLocaleString('en')}`,
+            `after the restart: ${liveRestart.toLocaleString('en')}`,
+          ],
         ]
       )
     );

@@ -9,7 +9,9 @@ export interface Summary {
 }
 
 export function percentile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
+  if (sorted.length === 0) {
+    return NaN;
+  }
   const rank = Math.ceil(q * sorted.length);
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
 }
@@ -27,7 +29,10 @@ export function summarize(samples: number[]): Summary {
 }
 
 export function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5
+  );
 }
 
 /**
@@ -36,5 +41,12 @@ export function median(values: number[]): number {
  */
 export function medianOfRuns(runs: Summary[]): Summary {
   const pick = (k: keyof Summary) => median(runs.map((r) => r[k]));
-  return { n: runs.reduce((a, r) => a + r.n, 0), p50: pick('p50'), p95: pick('p95'), p99: pick('p99'), max: pick('max'), mean: pick('mean') };
+  return {
+    n: runs.reduce((a, r) => a + r.n, 0),
+    p50: pick('p50'),
+    p95: pick('p95'),
+    p99: pick('p99'),
+    max: pick('max'),
+    mean: pick('mean'),
+  };
 }

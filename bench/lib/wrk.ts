@@ -30,7 +30,9 @@ export interface WrkResult {
 /** Whether wrk can be run here: its version line, or null when it is not installed. */
 export function wrkVersion(): string | null {
   const r = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
-  if (r.error) return null;
+  if (r.error) {
+    return null;
+  }
   const m = /wrk \S+/.exec(`${r.stdout}${r.stderr}`);
   return m ? m[0] : null;
 }
@@ -39,10 +41,15 @@ export function wrkVersion(): string | null {
 export function luaString(s: string): string {
   let out = '"';
   for (const byte of Buffer.from(s, 'utf8')) {
-    if (byte === 0x22) out += '\\"';
-    else if (byte === 0x5c) out += '\\\\';
-    else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
-    else out += `\\${String(byte).padStart(3, '0')}`;
+    if (byte === 0x22) {
+      out += '\\"';
+    } else if (byte === 0x5c) {
+      out += '\\\\';
+    } else if (byte >= 0x20 && byte < 0x7f) {
+      out += String.fromCharCode(byte);
+    } else {
+      out += `\\${String(byte).padStart(3, '0')}`;
+    }
   }
   return out + '"';
 }
@@ -55,11 +62,15 @@ export function luaString(s: string): string {
  * WRK_JSON, with latencies in microseconds.
  */
 export function luaScript(shapes: WrkShape[], o: { path: string; headers?: Record<string, string> }): string {
-  if (shapes.length === 0) throw new Error('luaScript: no request shapes');
+  if (shapes.length === 0) {
+    throw new Error('luaScript: no request shapes');
+  }
   const headers = { 'Content-Type': 'application/json', ...(o.headers ?? {}) };
   const shapeLines = shapes.map((s) => {
     const rest = JSON.stringify(s.rest);
-    if (!rest.startsWith('{') || rest === '{}') throw new Error('luaScript: a shape needs a body besides its range');
+    if (!rest.startsWith('{') || rest === '{}') {
+      throw new Error('luaScript: a shape needs a body besides its range');
+    }
     // Body = {"range":{"from":F,"to":T}, + rest without its opening brace.
     return `  { span = ${Math.round(s.spanMs)}, tail = ${luaString(',' + rest.slice(1))} },`;
   });
@@ -115,7 +126,9 @@ const BYTES: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 
 /** "1.23ms" → 1.23; "850.00us" → 0.85 (wrk's text units). */
 export function wrkDurationMs(s: string): number {
   const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(s.trim());
-  if (!m) throw new Error(`wrk: cannot read the duration "${s}"`);
+  if (!m) {
+    throw new Error(`wrk: cannot read the duration "${s}"`);
+  }
   return Number(m[1]) * UNIT_MS[m[2]];
 }
 
@@ -135,13 +148,22 @@ export function parseWrk(text: string): WrkResult {
       seconds,
       requestsPerSecond: j.requests / seconds,
       bytesPerRequest: j.requests ? j.bytes / j.requests : NaN,
-      latencyMs: { mean: us.mean / 1000, p50: us.p50 / 1000, p90: us.p90 / 1000, p99: us.p99 / 1000, p999: us.p999 / 1000, max: us.max / 1000 },
+      latencyMs: {
+        mean: us.mean / 1000,
+        p50: us.p50 / 1000,
+        p90: us.p90 / 1000,
+        p99: us.p99 / 1000,
+        p999: us.p999 / 1000,
+        max: us.max / 1000,
+      },
       errors: { ...j.errors },
     };
   }
   const total = /(\d+) requests in ([\d.]+)(us|ms|s|m|h), ([\d.]+)(B|KB|MB|GB|TB) read/.exec(text);
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
-  if (!total || !rps) throw new Error(`wrk: unexpected output:\n${text.slice(0, 2000)}`);
+  if (!total || !rps) {
+    throw new Error(`wrk: unexpected output:\n${text.slice(0, 2000)}`);
+  }
   const requests = Number(total[1]);
   const dist = (p: string) => {
     const m = new RegExp(`^\\s+${p.replace('.', '\\.')}%\\s+(\\S+)\\s*$`, 'm').exec(text);
@@ -155,17 +177,50 @@ export function parseWrk(text: string): WrkResult {
     seconds: (Number(total[2]) * UNIT_MS[total[3]]) / 1000,
     requestsPerSecond: Number(rps[1]),
     bytesPerRequest: requests ? (Number(total[4]) * BYTES[total[5]]) / requests : NaN,
-    latencyMs: { mean: thread ? wrkDurationMs(thread[1]) : NaN, p50: dist('50'), p90: dist('90'), p99: dist('99'), p999: NaN, max: thread ? wrkDurationMs(thread[2]) : NaN },
-    errors: { connect: Number(socket?.[1] ?? 0), read: Number(socket?.[2] ?? 0), write: Number(socket?.[3] ?? 0), timeout: Number(socket?.[4] ?? 0), status: Number(status?.[1] ?? 0) },
+    latencyMs: {
+      mean: thread ? wrkDurationMs(thread[1]) : NaN,
+      p50: dist('50'),
+      p90: dist('90'),
+      p99: dist('99'),
+      p999: NaN,
+      max: thread ? wrkDurationMs(thread[2]) : NaN,
+    },
+    errors: {
+      connect: Number(socket?.[1] ?? 0),
+      read: Number(socket?.[2] ?? 0),
+      write: Number(socket?.[3] ?? 0),
+      timeout: Number(socket?.[4] ?? 0),
+      status: Number(status?.[1] ?? 0),
+    },
   };
 }
 
 /** Runs wrk against `url` (loopback only) with the script, and reads its output. */
-export async function runWrk(o: { url: string; script: string; connections: number; threads: number; seconds: number; timeoutSeconds?: number }): Promise<WrkResult> {
+export async function runWrk(o: {
+  url: string;
+  script: string;
+  connections: number;
+  threads: number;
+  seconds: number;
+  timeoutSeconds?: number;
+}): Promise<WrkResult> {
   const dir = mkdtempSync(join(tmpdir(), 'ruleperf-wrk-'));
   const file = join(dir, 'dashboard.lua');
   writeFileSync(file, o.script);
-  const args = ['-t', String(Math.min(o.threads, o.connections)), '-c', String(o.connections), '-d', `${o.seconds}s`, '--timeout', `${o.timeoutSeconds ?? 2}s`, '--latency', '-s', file, o.url];
+  const args = [
+    '-t',
+    String(Math.min(o.threads, o.connections)),
+    '-c',
+    String(o.connections),
+    '-d',
+    `${o.seconds}s`,
+    '--timeout',
+    `${o.timeoutSeconds ?? 2}s`,
+    '--latency',
+    '-s',
+    file,
+    o.url,
+  ];
   try {
     const output = await new Promise<string>((resolve, reject) => {
       const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -173,7 +228,9 @@ export async function runWrk(o: { url: string; script: string; connections: numb
       child.stdout.on('data', (c) => (out += c));
       child.stderr.on('data', (c) => (out += c));
       child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited ${code}: ${out.slice(0, 2000)}`))));
+      child.on('exit', (code) =>
+        code === 0 ? resolve(out) : reject(new Error(`wrk exited ${code}: ${out.slice(0, 2000)}`))
+      );
     });
     return parseWrk(output);
   } finally {

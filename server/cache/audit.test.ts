@@ -4,10 +4,29 @@ import { test } from 'node:test';
 import { sameValues } from './audit';
 import type { DataFrameJSON } from '../contract';
 
-const frame = (values: unknown[][], name = 'stats'): DataFrameJSON => ({ schema: { name, fields: [] }, data: { values } });
+const frame = (values: unknown[][], name = 'stats'): DataFrameJSON => ({
+  schema: { name, fields: [] },
+  data: { values },
+});
 
 test('equal answers pass; any count, name, length or string difference does not', () => {
-  assert.ok(sameValues([frame([[1, 2.5], ['a', null]])], [frame([[1, 2.5 * (1 + 1e-12)], ['a', null]])]), 'sums added in another order');
+  assert.ok(
+    sameValues(
+      [
+        frame([
+          [1, 2.5],
+          ['a', null],
+        ]),
+      ],
+      [
+        frame([
+          [1, 2.5 * (1 + 1e-12)],
+          ['a', null],
+        ]),
+      ]
+    ),
+    'sums added in another order'
+  );
   assert.ok(!sameValues([frame([[1]])], [frame([[2]])]));
   assert.ok(!sameValues([frame([[1]])], [frame([[1]], 'other')]));
   assert.ok(!sameValues([frame([[1, 2]])], [frame([[1]])]));

@@ -29,17 +29,23 @@ export interface AuditOptions {
 
 /** Frames' values equal: numbers to 1e-9 relative (sums may be added in another order), everything else exactly. */
 export function sameValues(a: DataFrameJSON[], b: DataFrameJSON[]): boolean {
-  if (a.length !== b.length) return false;
+  if (a.length !== b.length) {
+    return false;
+  }
   return a.every((fa, i) => {
     const va = fa.data.values;
     const vb = b[i].data.values;
-    if (fa.schema.name !== b[i].schema.name || va.length !== vb.length) return false;
+    if (fa.schema.name !== b[i].schema.name || va.length !== vb.length) {
+      return false;
+    }
     return va.every((col, j) => col.length === vb[j].length && col.every((x, k) => close(x, vb[j][k])));
   });
 }
 
 function close(x: unknown, y: unknown): boolean {
-  if (typeof x === 'number' && typeof y === 'number') return x === y || Math.abs(x - y) <= 1e-9 * Math.max(Math.abs(x), Math.abs(y));
+  if (typeof x === 'number' && typeof y === 'number') {
+    return x === y || Math.abs(x - y) <= 1e-9 * Math.max(Math.abs(x), Math.abs(y));
+  }
   return isDeepStrictEqual(x, y);
 }
 
@@ -64,7 +70,9 @@ export class CacheAuditor {
   record(q: NormalizedQuery, key: string): void {
     this.recent.delete(key);
     this.recent.set(key, q);
-    if (this.recent.size > 100) this.recent.delete(this.recent.keys().next().value!);
+    if (this.recent.size > 100) {
+      this.recent.delete(this.recent.keys().next().value!);
+    }
   }
 
   /** Audits a random sample of the recently served answers. */
@@ -74,24 +82,36 @@ export class CacheAuditor {
     let mismatches = 0;
     for (const q of sample) {
       const result = await this.check(q);
-      if (result === 'skipped') continue;
+      if (result === 'skipped') {
+        continue;
+      }
       checked++;
-      if (result === 'mismatch') mismatches++;
+      if (result === 'mismatch') {
+        mismatches++;
+      }
     }
     return { checked, mismatches };
   }
 
   private async check(q: NormalizedQuery): Promise<'ok' | 'mismatch' | 'skipped'> {
     const cached = await this.target.lookup(q);
-    if (!cached || cached.answer.touchesLiveEdge) return 'skipped';
+    if (!cached || cached.answer.touchesLiveEdge) {
+      return 'skipped';
+    }
     let fresh = await this.target.recompute(q);
     this.metrics.auditChecks.inc();
-    if (sameValues(cached.answer.frames, fresh.frames)) return 'ok';
+    if (sameValues(cached.answer.frames, fresh.frames)) {
+      return 'ok';
+    }
     await new Promise((r) => setTimeout(r, this.o.confirmAfterMs));
     const again = await this.target.lookup(q);
-    if (!again || again.key !== cached.key) return 'ok'; // superseded meanwhile (a change reached the feed)
+    if (!again || again.key !== cached.key) {
+      return 'ok';
+    } // superseded meanwhile (a change reached the feed)
     fresh = await this.target.recompute(q);
-    if (sameValues(again.answer.frames, fresh.frames)) return 'ok';
+    if (sameValues(again.answer.frames, fresh.frames)) {
+      return 'ok';
+    }
     this.metrics.auditMismatches.inc();
     await this.target.drop(again.key);
     this.logger.error(

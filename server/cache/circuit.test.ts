@@ -6,7 +6,12 @@ import { CircuitBreaker } from './circuit';
 function breaker() {
   let t = 0;
   const changes: boolean[] = [];
-  const c = new CircuitBreaker({ failureThreshold: 2, probeIntervalMs: 500, onChange: (open) => changes.push(open), now: () => t });
+  const c = new CircuitBreaker({
+    failureThreshold: 2,
+    probeIntervalMs: 500,
+    onChange: (open) => changes.push(open),
+    now: () => t,
+  });
   return { c, changes, advance: (ms: number) => (t += ms) };
 }
 

@@ -9,7 +9,12 @@ export class CircuitBreaker {
   private probing = false;
 
   constructor(
-    private readonly options: { failureThreshold: number; probeIntervalMs: number; onChange?: (open: boolean) => void; now?: () => number }
+    private readonly options: {
+      failureThreshold: number;
+      probeIntervalMs: number;
+      onChange?: (open: boolean) => void;
+      now?: () => number;
+    }
   ) {}
 
   private now(): number {
@@ -22,7 +27,9 @@ export class CircuitBreaker {
 
   /** May a cache call go ahead now? While open, only a periodic probe may. */
   allow(): boolean {
-    if (this.openedAt === null) return true;
+    if (this.openedAt === null) {
+      return true;
+    }
     if (!this.probing && this.now() - this.openedAt >= this.options.probeIntervalMs) {
       this.probing = true;
       return true;

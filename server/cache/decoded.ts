@@ -19,7 +19,9 @@ export class RecentlyDecoded<T> {
     const value = decode<T>(raw);
     if (value) {
       this.values.set(key, { raw, value });
-      if (this.values.size > this.capacity) this.values.delete(this.values.keys().next().value!);
+      if (this.values.size > this.capacity) {
+        this.values.delete(this.values.keys().next().value!);
+      }
     }
     return value;
   }

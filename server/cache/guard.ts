@@ -12,12 +12,18 @@ export class RedisGuard {
     private readonly metrics: Metrics,
     private readonly onError: (err: Error) => void
   ) {
-    this.circuit = new CircuitBreaker({ failureThreshold: 2, probeIntervalMs: 500, onChange: (open) => metrics.circuitOpen.set(open ? 1 : 0) });
+    this.circuit = new CircuitBreaker({
+      failureThreshold: 2,
+      probeIntervalMs: 500,
+      onChange: (open) => metrics.circuitOpen.set(open ? 1 : 0),
+    });
   }
 
   /** Runs a Redis call through the circuit; undefined when bypassed or failed. */
   async run<T>(op: string, call: () => Promise<T>): Promise<T | undefined> {
-    if (!this.circuit.allow()) return undefined;
+    if (!this.circuit.allow()) {
+      return undefined;
+    }
     try {
       const result = await call();
       this.circuit.success();

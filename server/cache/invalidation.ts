@@ -15,7 +15,6 @@ import type { RedisGuard } from './guard';
 import { invalidationKeys, type Keyspace } from './keys';
 import type { NearCache } from './near';
 
-
 export class CacheUnavailable extends Error {}
 
 /** Added to a lease an invalidation waits out, for timer and clock-rate slack. */
@@ -61,8 +60,12 @@ export class Invalidator {
  * longest lease any of them recorded in Redis (or this one's), whatever this one's settings.
  */
 async function outlastLeases(since: number, leaseMs: number): Promise<void> {
-  if (leaseMs <= 0) return;
+  if (leaseMs <= 0) {
+    return;
+  }
   const until = since + leaseMs + LEASE_MARGIN_MS;
   // setTimeout may fire up to a millisecond early by performance.now(): loop until past.
-  while (performance.now() < until) await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(until - performance.now()))));
+  while (performance.now() < until) {
+    await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(until - performance.now()))));
+  }
 }

@@ -20,7 +20,11 @@ const q = (over: Partial<NormalizedQuery> = {}): NormalizedQuery => ({
 
 test('the fingerprint covers everything that changes an answer, and nothing else', () => {
   const base = fingerprint(q());
-  assert.equal(fingerprint(q({ differsFromAsked: false })), base, 'the asked range only matters through the covered range');
+  assert.equal(
+    fingerprint(q({ differsFromAsked: false })),
+    base,
+    'the asked range only matters through the covered range'
+  );
   assert.equal(fingerprint(q({ fields: ['ruleId'] })), base, 'derived from the rest');
   for (const other of [
     q({ kind: 'timeseries' }),
@@ -34,7 +38,11 @@ test('the fingerprint covers everything that changes an answer, and nothing else
   ]) {
     assert.notEqual(fingerprint(other), base, JSON.stringify(other));
   }
-  assert.equal(fingerprint(q({ filters: { ruleId: ['a'], status: ['ERROR'] } })), fingerprint(q({ filters: { status: ['ERROR'], ruleId: ['a'] } })), 'filter order');
+  assert.equal(
+    fingerprint(q({ filters: { ruleId: ['a'], status: ['ERROR'] } })),
+    fingerprint(q({ filters: { status: ['ERROR'], ruleId: ['a'] } })),
+    'filter order'
+  );
 });
 
 test('keys: one hash tag, the database in every key, generations per filtered rule or "any"', () => {
@@ -42,9 +50,16 @@ test('keys: one hash tag, the database in every key, generations per filtered ru
   const b = keyspace('rp', 'id:db-b');
   assert.notEqual(a.query('f', '0'), b.query('f', '0'), 'two databases never share an entry');
   assert.notEqual(a.genAll, b.genAll, 'nor generations');
-  for (const key of [a.query('f', '7'), a.genAll, a.genRule('x'), a.nearLease, a.lock(a.query('f', '0'))]) assert.ok(key.startsWith('{rp}:'), key);
+  for (const key of [a.query('f', '7'), a.genAll, a.genRule('x'), a.nearLease, a.lock(a.query('f', '0'))]) {
+    assert.ok(key.startsWith('{rp}:'), key);
+  }
   assert.deepEqual(generationKeys(a, q()), [a.genAll, a.genAnyRule, a.genAnyParser]);
-  assert.deepEqual(generationKeys(a, q({ filters: { ruleId: ['r1', 'r2'] } })), [a.genAll, a.genRule('r1'), a.genRule('r2'), a.genAnyParser]);
+  assert.deepEqual(generationKeys(a, q({ filters: { ruleId: ['r1', 'r2'] } })), [
+    a.genAll,
+    a.genRule('r1'),
+    a.genRule('r2'),
+    a.genAnyParser,
+  ]);
   assert.deepEqual(invalidationKeys(a, { ruleId: 'r1' }), [a.genRule('r1'), a.genAnyRule]);
   assert.deepEqual(invalidationKeys(a, { all: true }), [a.genAll]);
   assert.doesNotMatch(a.genRule('odd\nid with spaces'), /\s/, 'ids are hashed');

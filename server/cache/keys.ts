@@ -52,9 +52,13 @@ function hashId(id: string): string {
 const fingerprints = new WeakMap<NormalizedQuery, string>();
 
 export function fingerprint(q: NormalizedQuery): string {
-  if (!Object.isFrozen(q)) return computeFingerprint(q);
+  if (!Object.isFrozen(q)) {
+    return computeFingerprint(q);
+  }
   let known = fingerprints.get(q);
-  if (known === undefined) fingerprints.set(q, (known = computeFingerprint(q)));
+  if (known === undefined) {
+    fingerprints.set(q, (known = computeFingerprint(q)));
+  }
   return known;
 }
 
@@ -78,12 +82,20 @@ function computeFingerprint(q: NormalizedQuery): string {
 export function generationKeys(ks: Keyspace, q: NormalizedQuery): string[] {
   const rules = q.filters.ruleId;
   const parsers = q.filters.parserId;
-  return [ks.genAll, ...(rules ? rules.map(ks.genRule) : [ks.genAnyRule]), ...(parsers ? parsers.map(ks.genParser) : [ks.genAnyParser])];
+  return [
+    ks.genAll,
+    ...(rules ? rules.map(ks.genRule) : [ks.genAnyRule]),
+    ...(parsers ? parsers.map(ks.genParser) : [ks.genAnyParser]),
+  ];
 }
 
 /** The generations an invalidation bumps. */
 export function invalidationKeys(ks: Keyspace, target: InvalidateRequest): string[] {
-  if ('ruleId' in target) return [ks.genRule(target.ruleId), ks.genAnyRule];
-  if ('parserId' in target) return [ks.genParser(target.parserId), ks.genAnyParser];
+  if ('ruleId' in target) {
+    return [ks.genRule(target.ruleId), ks.genAnyRule];
+  }
+  if ('parserId' in target) {
+    return [ks.genParser(target.parserId), ks.genAnyParser];
+  }
   return [ks.genAll];
 }

@@ -56,7 +56,10 @@ test('the least recently confirmed entry goes first when full; a zero lease turn
   near.put('q2', near.begin(1), 'b', WALL + 60_000);
   near.put('q1', near.begin(2), 'a', WALL + 60_000);
   near.put('q3', near.begin(3), 'c', WALL + 60_000);
-  assert.deepEqual(['q1', 'q2', 'q3'].map((q) => near.get(q, 4, WALL)?.entry.value), ['a', undefined, 'c']);
+  assert.deepEqual(
+    ['q1', 'q2', 'q3'].map((q) => near.get(q, 4, WALL)?.entry.value),
+    ['a', undefined, 'c']
+  );
   const off = new NearCache<string>(0, 10);
   off.put('q1', off.begin(0), 'a', WALL + 60_000);
   assert.equal(off.get('q1', 0, WALL), undefined);

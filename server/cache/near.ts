@@ -41,9 +41,15 @@ export class NearCache<T> {
   }
 
   /** The entry for `base` while its lease runs and it is fresh; `renew` when past half the lease. */
-  get(base: string, now = performance.now(), wallNow = Date.now()): { entry: NearEntry<T>; renew: boolean } | undefined {
+  get(
+    base: string,
+    now = performance.now(),
+    wallNow = Date.now()
+  ): { entry: NearEntry<T>; renew: boolean } | undefined {
     const entry = this.entries.get(base);
-    if (!entry) return undefined;
+    if (!entry) {
+      return undefined;
+    }
     const age = now - entry.leasedAt;
     if (age >= this.leaseMs || entry.freshUntil <= wallNow) {
       this.entries.delete(base);
@@ -59,12 +65,18 @@ export class NearCache<T> {
 
   /** Holds an entry a lookup confirmed, unless the cache was cleared since the lookup was sent. */
   put(base: string, token: { epoch: number; sentAt: number }, value: T, freshUntil: number): void {
-    if (!this.enabled || token.epoch !== this.epoch) return;
+    if (!this.enabled || token.epoch !== this.epoch) {
+      return;
+    }
     const current = this.entries.get(base);
-    if (current && current.leasedAt > token.sentAt) return; // a later lookup already renewed it
+    if (current && current.leasedAt > token.sentAt) {
+      return;
+    } // a later lookup already renewed it
     this.entries.delete(base); // re-inserted last: the Map's order is least recently confirmed first
     this.entries.set(base, { value, freshUntil, leasedAt: token.sentAt });
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    if (this.entries.size > this.capacity) {
+      this.entries.delete(this.entries.keys().next().value!);
+    }
   }
 
   drop(base: string): void {

@@ -30,7 +30,11 @@ export function createRedis(config: Config): RedisClient {
     enableAutoPipelining: true,
   };
   if (config.REDIS_CLUSTER_NODES) {
-    return new Cluster(hostPorts(config.REDIS_CLUSTER_NODES), { enableOfflineQueue: false, enableAutoPipelining: true, redisOptions: common });
+    return new Cluster(hostPorts(config.REDIS_CLUSTER_NODES), {
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      redisOptions: common,
+    });
   }
   if (config.REDIS_SENTINELS) {
     return new Redis({ ...common, sentinels: hostPorts(config.REDIS_SENTINELS), name: config.REDIS_SENTINEL_NAME });
@@ -44,12 +48,18 @@ export function createRedis(config: Config): RedisClient {
  * private CA; the host name must match the certificate.
  */
 function tlsOptions(config: Pick<Config, 'REDIS_URL' | 'REDIS_TLS_CA_FILE'>): RedisOptions {
-  if (!/^rediss:/i.test(config.REDIS_URL)) return {};
-  if (!config.REDIS_TLS_CA_FILE) return { tls: {} };
+  if (!/^rediss:/i.test(config.REDIS_URL)) {
+    return {};
+  }
+  if (!config.REDIS_TLS_CA_FILE) {
+    return { tls: {} };
+  }
   try {
     return { tls: { ca: readFileSync(config.REDIS_TLS_CA_FILE) } };
   } catch (err) {
-    throw new Error(`REDIS_TLS_CA_FILE: cannot read ${config.REDIS_TLS_CA_FILE} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new Error(
+      `REDIS_TLS_CA_FILE: cannot read ${config.REDIS_TLS_CA_FILE} (${(err as NodeJS.ErrnoException).code ?? 'error'})`
+    );
   }
 }
 
@@ -67,13 +77,24 @@ export interface RedisInfo {
  */
 export async function redisInfo(client: RedisClient): Promise<RedisInfo> {
   const nodes = client instanceof Cluster ? client.nodes('master') : [client];
-  if (nodes.length === 0) throw new Error('no Redis master is known yet');
+  if (nodes.length === 0) {
+    throw new Error('no Redis master is known yet');
+  }
   const each = await Promise.all(
     nodes.map(async (node) => {
-      const [memory, stats, keyspaceInfo] = await Promise.all([node.info('memory'), node.info('stats'), node.info('keyspace')]);
+      const [memory, stats, keyspaceInfo] = await Promise.all([
+        node.info('memory'),
+        node.info('stats'),
+        node.info('keyspace'),
+      ]);
       const field = (text: string, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(text)?.[1] ?? 0);
       const entries = [...keyspaceInfo.matchAll(/keys=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-      return { usedMemory: field(memory, 'used_memory'), maxMemory: field(memory, 'maxmemory'), entries, evictedKeys: field(stats, 'evicted_keys') };
+      return {
+        usedMemory: field(memory, 'used_memory'),
+        maxMemory: field(memory, 'maxmemory'),
+        entries,
+        evictedKeys: field(stats, 'evicted_keys'),
+      };
     })
   );
   return {

@@ -4,7 +4,9 @@ export class SingleFlight<T> {
 
   run(key: string, compute: () => Promise<T>): { promise: Promise<T>; joined: boolean } {
     const existing = this.inflight.get(key);
-    if (existing) return { promise: existing, joined: true };
+    if (existing) {
+      return { promise: existing, joined: true };
+    }
     const promise = compute().finally(() => this.inflight.delete(key));
     this.inflight.set(key, promise);
     return { promise, joined: false };

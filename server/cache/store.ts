@@ -104,7 +104,9 @@ export class QueryCache implements CacheLayer {
   }
 
   private ttlMs(answer: Answer): number {
-    if (!answer.touchesLiveEdge) return this.settings.settledTtlSeconds * 1000;
+    if (!answer.touchesLiveEdge) {
+      return this.settings.settledTtlSeconds * 1000;
+    }
     return (this.settings.ttlSeconds + Math.random() * this.settings.jitterSeconds) * 1000;
   }
 
@@ -113,9 +115,13 @@ export class QueryCache implements CacheLayer {
     const version = this.context.dataVersion?.(q) ?? '0';
     // The same string object for the same key: its hash is computed once for the near cache's Map.
     const known = this.baseKeys.get(q);
-    if (known?.version === version) return known.base;
+    if (known?.version === version) {
+      return known.base;
+    }
     const base = this.ks.query(fingerprint(q), version);
-    if (Object.isFrozen(q)) this.baseKeys.set(q, { version, base });
+    if (Object.isFrozen(q)) {
+      this.baseKeys.set(q, { version, base });
+    }
     return base;
   }
 
@@ -127,9 +133,19 @@ export class QueryCache implements CacheLayer {
     const gens = generationKeys(this.ks, q);
     const lease = String(this.near.enabled ? this.near.leaseMs : 0);
     const found = await this.guard.run('lookup', () =>
-      this.redis.ruleperfLookupBuffer(gens.length + 1, this.ks.nearLease, ...gens, base, lease, String(LEASE_RECORD_MS), String(this.generationTtlMs))
+      this.redis.ruleperfLookupBuffer(
+        gens.length + 1,
+        this.ks.nearLease,
+        ...gens,
+        base,
+        lease,
+        String(LEASE_RECORD_MS),
+        String(this.generationTtlMs)
+      )
     );
-    if (!found) return undefined;
+    if (!found) {
+      return undefined;
+    }
     const key = found[0].toString();
     return { key, entry: found[1] ? this.decoded.decode(key, found[1]) : null };
   }
@@ -141,8 +157,12 @@ export class QueryCache implements CacheLayer {
 
   private nearHitAt(base: string, q: NormalizedQuery): Answer | undefined {
     const near = this.near.get(base);
-    if (!near) return undefined;
-    if (near.renew) this.renewLease(base, q);
+    if (!near) {
+      return undefined;
+    }
+    if (near.renew) {
+      this.renewLease(base, q);
+    }
     this.metrics.hot.cacheResult.hit.inc();
     this.metrics.hot.nearHit.inc();
     return near.entry.value;
@@ -151,13 +171,17 @@ export class QueryCache implements CacheLayer {
   async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
     const base = this.baseKey(q);
     const near = this.nearHitAt(base, q);
-    if (near) return { answer: near, status: 'hit' };
+    if (near) {
+      return { answer: near, status: 'hit' };
+    }
     const token = this.near.begin();
     const found = await this.lookup(base, q);
     if (!found) {
       // Bypassed: still coalesce identical concurrent queries in this process.
       const { promise, joined } = this.flights.run(`bypass:${base}`, compute);
-      if (joined) this.metrics.coalesced.inc();
+      if (joined) {
+        this.metrics.coalesced.inc();
+      }
       this.metrics.hot.cacheResult.bypass.inc();
       return { answer: await promise, status: 'bypass' };
     }
@@ -165,19 +189,25 @@ export class QueryCache implements CacheLayer {
     if (entry && entry.f > Date.now()) {
       this.near.put(base, token, entry.a, entry.f);
       this.metrics.hot.cacheResult.hit.inc();
-      if (!entry.a.touchesLiveEdge) this.context.onSettledHit?.(q, key);
+      if (!entry.a.touchesLiveEdge) {
+        this.context.onSettledHit?.(q, key);
+      }
       return { answer: entry.a, status: 'hit' };
     }
     if (entry) {
       // Stale: answer now, refresh in the background (errors keep the stale entry). The refresh
       // starts after this answer is written, so building its query does not delay it.
       this.metrics.hot.cacheResult.stale.inc();
-      setImmediate(() => this.flights.run(key, () => this.computeAndStore(key, compute)).promise.catch(() => undefined));
+      setImmediate(() =>
+        this.flights.run(key, () => this.computeAndStore(key, compute)).promise.catch(() => undefined)
+      );
       return { answer: entry.a, status: 'stale' };
     }
     this.metrics.hot.cacheResult.miss.inc();
     const { promise, joined } = this.flights.run(key, () => this.computeOnce(key, compute));
-    if (joined) this.metrics.coalesced.inc();
+    if (joined) {
+      this.metrics.coalesced.inc();
+    }
     return { answer: await promise, status: 'miss' };
   }
 
@@ -186,14 +216,19 @@ export class QueryCache implements CacheLayer {
    * (invalidated elsewhere) or a missing or stale entry drops it instead.
    */
   private renewLease(base: string, q: NormalizedQuery): void {
-    if (this.renewing.has(base)) return;
+    if (this.renewing.has(base)) {
+      return;
+    }
     this.renewing.add(base);
     setImmediate(async () => {
       try {
         const token = this.near.begin();
         const entry = (await this.lookup(base, q))?.entry;
-        if (entry && entry.f > Date.now()) this.near.put(base, token, entry.a, entry.f);
-        else this.near.drop(base);
+        if (entry && entry.f > Date.now()) {
+          this.near.put(base, token, entry.a, entry.f);
+        } else {
+          this.near.drop(base);
+        }
       } catch (err) {
         this.context.onError?.(err as Error);
       } finally {
@@ -212,16 +247,24 @@ export class QueryCache implements CacheLayer {
       const deadline = Date.now() + this.settings.lockMs;
       for (let wait = 5; Date.now() < deadline; wait = Math.min(wait * 2, 50)) {
         await new Promise((r) => setTimeout(r, wait));
-        const [value, locked] = (await this.guard.run('lock-wait', () => Promise.all([this.redis.getBuffer(key), this.redis.exists(lockKey)]))) ?? [null, 0];
+        const [value, locked] = (await this.guard.run('lock-wait', () =>
+          Promise.all([this.redis.getBuffer(key), this.redis.exists(lockKey)])
+        )) ?? [null, 0];
         const entry = value ? decode<Entry>(value) : null;
-        if (entry) return entry.a;
-        if (!locked) break;
+        if (entry) {
+          return entry.a;
+        }
+        if (!locked) {
+          break;
+        }
       }
     }
     try {
       return await this.computeAndStore(key, compute);
     } finally {
-      if (got === 'OK') await this.guard.run('unlock', () => this.redis.del(lockKey));
+      if (got === 'OK') {
+        await this.guard.run('unlock', () => this.redis.del(lockKey));
+      }
     }
   }
 
@@ -267,7 +310,9 @@ export class NoCache implements CacheLayer {
   constructor(private readonly metrics: Metrics) {}
   async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
     const { promise, joined } = this.flights.run(fingerprint(q), compute);
-    if (joined) this.metrics.coalesced.inc();
+    if (joined) {
+      this.metrics.coalesced.inc();
+    }
     this.metrics.hot.cacheResult.bypass.inc();
     return { answer: await promise, status: 'bypass' };
   }

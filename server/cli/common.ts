@@ -1,7 +1,6 @@
 /** Small helpers shared by the command-line tools: flag parsing and the database URL. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-
 export function parseFlags<T extends ParseArgsConfig['options']>(options: T, usage: string) {
   try {
     return parseArgs({ options, strict: true, allowPositionals: false }).values;

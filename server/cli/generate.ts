@@ -1,7 +1,14 @@
 /** npm run generate -- --days N --rows-per-hour N --rules 500 --parsers 30 --seed S [--method copy|insert|sql] [--follow] */
 import { Pool } from 'pg';
 import { z } from 'zod/v4';
-import { followLive, generateHistory, hasMetrics, historyHours, plannedRows, type GenerateOptions } from '../generator/history';
+import {
+  followLive,
+  generateHistory,
+  hasMetrics,
+  historyHours,
+  plannedRows,
+  type GenerateOptions,
+} from '../generator/history';
 import { SqlGenerator } from '../generator/sql-history';
 import { refreshRollups } from '../db/refresh';
 import { schemaInfo } from '../db/migrate';
@@ -20,7 +27,11 @@ same model, far faster over a slow link, but other rows than copy/insert give fo
 The table is ANALYZEd after loading.`;
 
 const positiveInt = (name: string, max: number) =>
-  z.coerce.number({ error: `--${name} must be a number` }).int(`--${name} must be a whole number`).min(1, `--${name} must be at least 1`).max(max, `--${name} must be at most ${max}`);
+  z.coerce
+    .number({ error: `--${name} must be a number` })
+    .int(`--${name} must be a whole number`)
+    .min(1, `--${name} must be at least 1`)
+    .max(max, `--${name} must be at most ${max}`);
 
 const schema = z.object({
   days: positiveInt('days', 400).default(7),
@@ -91,7 +102,9 @@ run(async () => {
       const loaded = progress.stop();
       // Fresh statistics: without them the planner reads the live edge with sequential scans.
       await pool.query('ANALYZE metrics');
-      console.log(`loaded ${loaded.rows.toLocaleString('en')} rows in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.rowsPerSecond).toLocaleString('en')} rows/s)`);
+      console.log(
+        `loaded ${loaded.rows.toLocaleString('en')} rows in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.rowsPerSecond).toLocaleString('en')} rows/s)`
+      );
     }
     if (!noRefresh && !skip) {
       const started = Date.now();

@@ -10,7 +10,12 @@ TimescaleDB extension is available, else postgres. Safe to run again: applied fi
 
 run(async () => {
   const flags = parseFlags(
-    { flavour: { type: 'string' }, 'compress-after': { type: 'string' }, 'raw-retention': { type: 'string' }, help: { type: 'boolean' } },
+    {
+      flavour: { type: 'string' },
+      'compress-after': { type: 'string' },
+      'raw-retention': { type: 'string' },
+      help: { type: 'boolean' },
+    },
     USAGE
   );
   if (flags.help) {

@@ -63,13 +63,18 @@ export function phaseProgress(label: string) {
   const started = Date.now();
   const tty = process.stderr.isTTY;
   const line = () => `${label} … ${Math.round((Date.now() - started) / 1000)} s`;
-  if (tty) process.stderr.write(line());
-  else process.stderr.write(`${label} …\n`);
+  if (tty) {
+    process.stderr.write(line());
+  } else {
+    process.stderr.write(`${label} …\n`);
+  }
   const timer = tty ? setInterval(() => process.stderr.write(`\r${line()}`), 1000) : null;
   timer?.unref();
   return {
     stop(detail = 'done'): number {
-      if (timer) clearInterval(timer);
+      if (timer) {
+        clearInterval(timer);
+      }
       const seconds = (Date.now() - started) / 1000;
       process.stderr.write(`${tty ? '\r' : ''}${label}: ${detail} in ${seconds.toFixed(1)} s\n`);
       return seconds;

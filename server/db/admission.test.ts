@@ -32,11 +32,17 @@ test('a full queue refuses at once; a wait past the limit refuses with Busy; fai
   const hold = gate();
   const running = a.run(() => hold.opened);
   const waiting = a.run(async () => 'late');
-  await assert.rejects(a.run(async () => 'x'), (err: unknown) => err instanceof Busy && /already waiting/.test(err.message));
+  await assert.rejects(
+    a.run(async () => 'x'),
+    (err: unknown) => err instanceof Busy && /already waiting/.test(err.message)
+  );
   await assert.rejects(waiting, (err: unknown) => err instanceof Busy && err.retryAfterSeconds >= 1);
   hold.open();
   await running;
-  await assert.rejects(a.run(async () => Promise.reject(new Error('boom'))), /boom/);
+  await assert.rejects(
+    a.run(async () => Promise.reject(new Error('boom'))),
+    /boom/
+  );
   assert.equal(await a.run(async () => 'free again'), 'free again');
   assert.equal(a.active, 0);
 });

@@ -43,8 +43,11 @@ export class Admission {
   }
 
   async run<T>(work: () => Promise<T>, priority: Priority = 'user'): Promise<T> {
-    if (this.running >= this.o.concurrency || this.waiting > 0) await this.wait(priority);
-    else this.running++;
+    if (this.running >= this.o.concurrency || this.waiting > 0) {
+      await this.wait(priority);
+    } else {
+      this.running++;
+    }
     try {
       return await work();
     } finally {
@@ -67,8 +70,15 @@ export class Admission {
       };
       const timer = setTimeout(() => {
         const i = queue.indexOf(waiter);
-        if (i >= 0) queue.splice(i, 1);
-        reject(new Busy(Math.max(1, Math.ceil(this.o.maxWaitMs / 1000)), `no database connection free within ${this.o.maxWaitMs} ms`));
+        if (i >= 0) {
+          queue.splice(i, 1);
+        }
+        reject(
+          new Busy(
+            Math.max(1, Math.ceil(this.o.maxWaitMs / 1000)),
+            `no database connection free within ${this.o.maxWaitMs} ms`
+          )
+        );
       }, this.o.maxWaitMs);
       queue.push(waiter);
     });
@@ -77,7 +87,10 @@ export class Admission {
   /** Hands the slot to the next waiter (user queries first), or frees it. */
   private release(): void {
     const next = this.queues.user.shift() ?? this.queues.background.shift();
-    if (next) next.start();
-    else this.running--;
+    if (next) {
+      next.start();
+    } else {
+      this.running--;
+    }
   }
 }

@@ -3,8 +3,21 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { affects, type Change } from './change-feed';
 
-const change = (over: Partial<Change>): Change => ({ id: 1, from: null, to: null, ruleId: null, parserId: null, at: 0, ...over });
-const scope = (over = {}) => ({ range: { from: 1000, to: 2000 }, names: { rules: false, parsers: false }, filters: {}, ...over });
+const change = (over: Partial<Change>): Change => ({
+  id: 1,
+  from: null,
+  to: null,
+  ruleId: null,
+  parserId: null,
+  at: 0,
+  ...over,
+});
+const scope = (over = {}) => ({
+  range: { from: 1000, to: 2000 },
+  names: { rules: false, parsers: false },
+  filters: {},
+  ...over,
+});
 
 test('rewritten rows: only answers whose range overlaps them', () => {
   assert.equal(affects(change({ from: 1500, to: 1600 }), scope()), true);
@@ -15,8 +28,15 @@ test('rewritten rows: only answers whose range overlaps them', () => {
 
 test('renamed rules and parsers: only answers that show names, and only for the rules they show', () => {
   assert.equal(affects(change({ ruleId: 'r1' }), scope()), false, 'a stats answer shows no names');
-  assert.equal(affects(change({ ruleId: 'r1' }), scope({ names: { rules: true, parsers: false } })), true, 'top rules over every rule');
-  assert.equal(affects(change({ ruleId: 'r1' }), scope({ names: { rules: true, parsers: false }, filters: { ruleId: ['r2'] } })), false);
+  assert.equal(
+    affects(change({ ruleId: 'r1' }), scope({ names: { rules: true, parsers: false } })),
+    true,
+    'top rules over every rule'
+  );
+  assert.equal(
+    affects(change({ ruleId: 'r1' }), scope({ names: { rules: true, parsers: false }, filters: { ruleId: ['r2'] } })),
+    false
+  );
   assert.equal(affects(change({ parserId: 'p1' }), scope({ names: { rules: true, parsers: false } })), false);
   assert.equal(affects(change({ parserId: 'p1' }), scope({ names: { rules: false, parsers: true } })), true);
 });

@@ -36,9 +36,15 @@ export interface VersionScope {
 
 /** Whether a change can alter an answer with this scope. */
 export function affects(change: Change, scope: VersionScope): boolean {
-  if (change.from !== null && change.to !== null) return change.from < scope.range.to && change.to >= scope.range.from;
-  if (change.ruleId !== null) return scope.names.rules && (!scope.filters.ruleId || scope.filters.ruleId.includes(change.ruleId));
-  if (change.parserId !== null) return scope.names.parsers && (!scope.filters.parserId || scope.filters.parserId.includes(change.parserId));
+  if (change.from !== null && change.to !== null) {
+    return change.from < scope.range.to && change.to >= scope.range.from;
+  }
+  if (change.ruleId !== null) {
+    return scope.names.rules && (!scope.filters.ruleId || scope.filters.ruleId.includes(change.ruleId));
+  }
+  if (change.parserId !== null) {
+    return scope.names.parsers && (!scope.filters.parserId || scope.filters.parserId.includes(change.parserId));
+  }
   return false;
 }
 
@@ -77,13 +83,17 @@ export class ChangeFeed {
     const { rows } = await this.db.query("SELECT to_regclass('ruleperf_changes') IS NOT NULL AS present");
     this.available = rows[0].present;
     if (!this.available) {
-      this.o.logger.warn('the database has no change log (ruleperf_changes): cached answers are not invalidated by refreshes; run `npm run migrate`');
+      this.o.logger.warn(
+        'the database has no change log (ruleperf_changes): cached answers are not invalidated by refreshes; run `npm run migrate`'
+      );
       return;
     }
     await this.poll();
     this.timer = setInterval(() => void this.poll(), this.o.pollMs);
     this.timer.unref();
-    if (this.o.listenUrl) void this.listen(this.o.listenUrl);
+    if (this.o.listenUrl) {
+      void this.listen(this.o.listenUrl);
+    }
   }
 
   private async listen(url: string): Promise<void> {
@@ -92,7 +102,9 @@ export class ChangeFeed {
     client.on('notification', () => void this.poll());
     client.on('end', () => {
       this.listener = null;
-      if (!this.stopped) setTimeout(() => void this.listen(url), 1000).unref();
+      if (!this.stopped) {
+        setTimeout(() => void this.listen(url), 1000).unref();
+      }
     });
     try {
       await client.connect();
@@ -106,7 +118,9 @@ export class ChangeFeed {
   /** Reads changes not seen yet; concurrent callers share one read. */
   poll(): Promise<void> {
     this.polling ??= this.read()
-      .catch((err) => this.o.logger.debug({ err: { message: (err as Error).message } }, 'change log read failed; will retry'))
+      .catch((err) =>
+        this.o.logger.debug({ err: { message: (err as Error).message } }, 'change log read failed; will retry')
+      )
       .finally(() => (this.polling = null));
     return this.polling;
   }
@@ -121,8 +135,17 @@ export class ChangeFeed {
     const fresh: Change[] = [];
     for (const r of rows) {
       const id = Number(r.id);
-      if (this.seen.has(id)) continue;
-      const change: Change = { id, from: r.lo === null ? null : Number(r.lo), to: r.hi === null ? null : Number(r.hi), ruleId: r.rule_id, parserId: r.parser_id, at: Number(r.at) };
+      if (this.seen.has(id)) {
+        continue;
+      }
+      const change: Change = {
+        id,
+        from: r.lo === null ? null : Number(r.lo),
+        to: r.hi === null ? null : Number(r.hi),
+        ruleId: r.rule_id,
+        parserId: r.parser_id,
+        at: Number(r.at),
+      };
       this.seen.add(id);
       this.maxSeen = Math.max(this.maxSeen, id);
       fresh.push(change);
@@ -132,21 +155,31 @@ export class ChangeFeed {
     const forgotten = this.changes.filter((c) => now - c.at > this.o.keepMs);
     if (forgotten.length) {
       this.changes = this.changes.filter((c) => now - c.at <= this.o.keepMs);
-      for (const c of forgotten) this.seen.delete(c.id);
+      for (const c of forgotten) {
+        this.seen.delete(c.id);
+      }
     }
-    if (fresh.length) this.o.onChanges?.(fresh);
+    if (fresh.length) {
+      this.o.onChanges?.(fresh);
+    }
   }
 
   /** The newest change an answer with this scope depends on ("0" when none). */
   version(scope: VersionScope): string {
     let newest = 0;
-    for (const c of this.changes) if (c.id > newest && affects(c, scope)) newest = c.id;
+    for (const c of this.changes) {
+      if (c.id > newest && affects(c, scope)) {
+        newest = c.id;
+      }
+    }
     return String(newest);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) {
+      clearInterval(this.timer);
+    }
     await this.polling;
     await this.listener?.end().catch(() => undefined);
   }

@@ -37,11 +37,15 @@ function processStart(pid: number): string | null {
 }
 
 function alive(record: LockRecord): boolean {
-  if (record.host !== hostname()) return true; // another machine's process: cannot check, assume it runs
+  if (record.host !== hostname()) {
+    return true;
+  } // another machine's process: cannot check, assume it runs
   try {
     process.kill(record.pid, 0);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') {
+      return false;
+    }
   }
   const started = processStart(record.pid);
   return !(record.started && started && started !== record.started);
@@ -60,7 +64,9 @@ export function lockDataFolder(folder: string, path = `${folder}.lock`): DataLoc
     try {
       fd = openSync(path, 'wx');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw err;
+      }
       let text = '';
       let existing: LockRecord | null = null;
       try {
@@ -72,11 +78,17 @@ export function lockDataFolder(folder: string, path = `${folder}.lock`): DataLoc
       // Our own pid is a live owner only if it is this very process (opened twice); after a
       // restart that reused the pid (pid 1 in a container) the start time differs.
       const self = existing?.pid === process.pid && existing.host === record.host;
-      if (existing && (self ? existing.started === record.started : alive(existing))) throw new DataFolderLocked(folder, existing.pid);
-      if (!existing && attempt === 0) continue;
+      if (existing && (self ? existing.started === record.started : alive(existing))) {
+        throw new DataFolderLocked(folder, existing.pid);
+      }
+      if (!existing && attempt === 0) {
+        continue;
+      }
       try {
         // Remove the stale lock only if it is still the one judged stale.
-        if (readFileSync(path, 'utf8') === text) unlinkSync(path);
+        if (readFileSync(path, 'utf8') === text) {
+          unlinkSync(path);
+        }
       } catch {
         /* another process removed it first; try again */
       }
@@ -86,12 +98,16 @@ export function lockDataFolder(folder: string, path = `${folder}.lock`): DataLoc
     closeSync(fd);
     let released = false;
     const release = () => {
-      if (released) return;
+      if (released) {
+        return;
+      }
       released = true;
       process.off('exit', release);
       try {
         // Only our own lock: never remove one another process took over.
-        if (JSON.parse(readFileSync(path, 'utf8')).pid === process.pid) unlinkSync(path);
+        if (JSON.parse(readFileSync(path, 'utf8')).pid === process.pid) {
+          unlinkSync(path);
+        }
       } catch {
         /* already gone */
       }

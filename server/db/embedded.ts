@@ -49,7 +49,10 @@ type WorkerMessage =
 
 export class EmbeddedStartError extends Error {}
 
-export async function startEmbeddedDatabase(dataDir: string | null, options: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedDatabase(
+  dataDir: string | null,
+  options: EmbeddedOptions = {}
+): Promise<EmbeddedDatabase> {
   let lock: DataLock | null = null;
   if (dataDir) {
     dataDir = resolve(dataDir);
@@ -59,7 +62,9 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
   }
   const request: WorkerRequest = { ruleperfEmbedded: true, dataDir };
   // This file under tsx is TypeScript: the worker registers tsx's require hook before loading it.
-  const bootstrap = __filename.endsWith('.ts') ? `require('tsx/cjs'); require(${JSON.stringify(__filename)});` : `require(${JSON.stringify(__filename)});`;
+  const bootstrap = __filename.endsWith('.ts')
+    ? `require('tsx/cjs'); require(${JSON.stringify(__filename)});`
+    : `require(${JSON.stringify(__filename)});`;
   const worker = new Worker(bootstrap, { eval: true, workerData: request });
   let stopping = false;
   let ready = false;
@@ -70,17 +75,26 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
   try {
     await new Promise<void>((resolveReady, reject) => {
       worker.on('message', (m: WorkerMessage) => {
-        if (m.type === 'ready') resolveReady();
-        if (m.type === 'failed') reject(new EmbeddedStartError(m.message));
+        if (m.type === 'ready') {
+          resolveReady();
+        }
+        if (m.type === 'failed') {
+          reject(new EmbeddedStartError(m.message));
+        }
         if (m.type === 'reply') {
           const call = calls.get(m.id);
           calls.delete(m.id);
-          if (m.error !== undefined) call?.reject(new Error(m.error));
-          else call?.resolve(m.reply!);
+          if (m.error !== undefined) {
+            call?.reject(new Error(m.error));
+          } else {
+            call?.resolve(m.reply!);
+          }
         }
       });
       worker.once('error', (err) => reject(new EmbeddedStartError(err.message)));
-      worker.once('exit', (code) => reject(new EmbeddedStartError(`the embedded database stopped while starting (exit code ${code})`)));
+      worker.once('exit', (code) =>
+        reject(new EmbeddedStartError(`the embedded database stopped while starting (exit code ${code})`))
+      );
     });
   } catch (err) {
     await worker.terminate();
@@ -89,17 +103,23 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
   }
   ready = true;
   const failed = (err: Error) => {
-    for (const call of calls.values()) call.reject(err);
+    for (const call of calls.values()) {
+      call.reject(err);
+    }
     calls.clear();
   };
   worker.on('error', (err) => {
     failed(err);
-    if (!stopping) options.onFailure?.(new Error(`the embedded database failed: ${err.message}`));
+    if (!stopping) {
+      options.onFailure?.(new Error(`the embedded database failed: ${err.message}`));
+    }
   });
   worker.once('exit', (code) => {
     failed(new Error('the embedded database has stopped'));
     lock?.release();
-    if (!stopping && ready) options.onFailure?.(new Error(`the embedded database stopped unexpectedly (exit code ${code})`));
+    if (!stopping && ready) {
+      options.onFailure?.(new Error(`the embedded database stopped unexpectedly (exit code ${code})`));
+    }
   });
   const db: ProtocolDb = {
     exec: (messages) =>
@@ -108,7 +128,10 @@ export async function startEmbeddedDatabase(dataDir: string | null, options: Emb
         calls.set(id, { resolve, reject });
         // Exact copies, transferred: a Buffer may be a view of a larger pooled slab, which cloning would copy whole.
         const copies = messages.map((m) => new Uint8Array(m));
-        worker.postMessage({ type: 'exec', id, messages: copies }, copies.map((c) => c.buffer));
+        worker.postMessage(
+          { type: 'exec', id, messages: copies },
+          copies.map((c) => c.buffer)
+        );
       }),
   };
   const server = await serveWire(db, {
@@ -154,7 +177,9 @@ async function runWorker(request: WorkerRequest): Promise<void> {
           try {
             const replies: Uint8Array[] = [];
             // Copied at once: each reply is a view of PGlite's receive buffer, which the next message overwrites.
-            for (const message of m.messages) replies.push((await db.execProtocolRaw(message)).slice());
+            for (const message of m.messages) {
+              replies.push((await db.execProtocolRaw(message)).slice());
+            }
             // One buffer of exactly the replies, transferred rather than cloned.
             const reply = new Uint8Array(replies.reduce((n, r) => n + r.length, 0));
             let at = 0;

@@ -42,7 +42,11 @@ export function loadMigrations(flavour: Flavour): MigrationFile[] {
   const files: MigrationFile[] = [];
   for (const dir of ['common', flavour]) {
     for (const file of readdirSync(join(SQL_DIR, dir)).filter((f) => /^\d{3}_.+\.sql$/.test(f))) {
-      files.push({ version: Number(file.slice(0, 3)), name: `${dir}/${file}`, sql: readFileSync(join(SQL_DIR, dir, file), 'utf8') });
+      files.push({
+        version: Number(file.slice(0, 3)),
+        name: `${dir}/${file}`,
+        sql: readFileSync(join(SQL_DIR, dir, file), 'utf8'),
+      });
     }
   }
   // Within a version the shared file comes first, then the flavour's.
@@ -69,7 +73,9 @@ export async function schemaInfo(db: Queryable): Promise<{ flavour: Flavour; ver
   if (!(await tableExists(db, MIGRATIONS_TABLE))) {
     return null;
   }
-  const { rows } = await db.query(`SELECT flavour, max(version)::int AS version FROM ${MIGRATIONS_TABLE} GROUP BY flavour`);
+  const { rows } = await db.query(
+    `SELECT flavour, max(version)::int AS version FROM ${MIGRATIONS_TABLE} GROUP BY flavour`
+  );
   if (rows.length !== 1) {
     throw new MigrationRefused(`${MIGRATIONS_TABLE} records ${rows.length} flavours; expected exactly one`);
   }
@@ -102,7 +108,9 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
   if (existing) {
     flavour = existing.flavour;
     if (options.flavour && options.flavour !== flavour) {
-      throw new MigrationRefused(`the database holds the ${flavour} flavour; refusing to switch it to ${options.flavour}`);
+      throw new MigrationRefused(
+        `the database holds the ${flavour} flavour; refusing to switch it to ${options.flavour}`
+      );
     }
   } else {
     flavour = options.flavour ?? ((await timescaleAvailable(db)) ? 'timescale' : 'postgres');
@@ -114,7 +122,9 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
   }
   await db.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
       version integer NOT NULL, name text PRIMARY KEY, flavour text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-  const done = new Set((await db.query(`SELECT name FROM ${MIGRATIONS_TABLE}`)).rows.map((r: { name: string }) => r.name));
+  const done = new Set(
+    (await db.query(`SELECT name FROM ${MIGRATIONS_TABLE}`)).rows.map((r: { name: string }) => r.name)
+  );
   for (const m of loadMigrations(flavour)) {
     if (done.has(m.name) || m.version > (options.toVersion ?? Infinity)) {
       continue;
@@ -124,7 +134,11 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
     await db.query('BEGIN');
     try {
       await db.query(sql);
-      await db.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, flavour) VALUES ($1, $2, $3)`, [m.version, m.name, flavour]);
+      await db.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, flavour) VALUES ($1, $2, $3)`, [
+        m.version,
+        m.name,
+        flavour,
+      ]);
       await db.query('COMMIT');
     } catch (err) {
       await db.query('ROLLBACK');

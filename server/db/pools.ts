@@ -40,7 +40,9 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
       max,
       // On the embedded database a connection is free to open; what can take a while is the
       // session's turn, which the wire server bounds.
-      connectionTimeoutMillis: embedded ? config.DB_STATEMENT_TIMEOUT_MS + config.DB_CONNECT_TIMEOUT_MS : config.DB_CONNECT_TIMEOUT_MS,
+      connectionTimeoutMillis: embedded
+        ? config.DB_STATEMENT_TIMEOUT_MS + config.DB_CONNECT_TIMEOUT_MS
+        : config.DB_CONNECT_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
       application_name: applicationName,
@@ -69,7 +71,9 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
   // Queries take at most DB_POOL_MAX connections (admission control queues the rest); the two
   // more are for the change feed and variable lists, so they never wait behind a busy pool.
   const readMax = config.DB_POOL_MAX + READ_POOL_HEADROOM;
-  const read = config.DATABASE_READ_URL ? make(config.DATABASE_READ_URL, readMax, 'ruleperf-read') : make(url, readMax, 'ruleperf-read');
+  const read = config.DATABASE_READ_URL
+    ? make(config.DATABASE_READ_URL, readMax, 'ruleperf-read')
+    : make(url, readMax, 'ruleperf-read');
   return {
     write,
     read,
@@ -82,15 +86,30 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
   };
 }
 
-const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08007']);
+const UNAVAILABLE_CODES = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '08007',
+]);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
 
 /** True when an error means the database cannot be reached now (answer 503, not 500). */
 export function isUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
-  if (e?.code && (UNAVAILABLE_CODES.has(e.code) || NETWORK_CODES.has(e.code))) return true;
+  if (e?.code && (UNAVAILABLE_CODES.has(e.code) || NETWORK_CODES.has(e.code))) {
+    return true;
+  }
   const msg = e?.message ?? '';
-  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(msg);
+  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(
+    msg
+  );
 }
 
 /** True when the statement timeout cancelled the query. */

@@ -65,7 +65,8 @@ function finite(d: unknown): Date | null {
   return d instanceof Date && Number.isFinite(d.getTime()) ? d : null;
 }
 
-const ranges = (lo: unknown[] | null, hi: unknown[] | null): TimeRange[] => (lo ?? []).map((l, i) => ({ from: finite(l), to: finite(hi?.[i]) }));
+const ranges = (lo: unknown[] | null, hi: unknown[] | null): TimeRange[] =>
+  (lo ?? []).map((l, i) => ({ from: finite(l), to: finite(hi?.[i]) }));
 
 export async function rollupStatus(db: Queryable): Promise<RollupStatus[]> {
   const { rows } = await db.query(
@@ -95,7 +96,11 @@ export async function pendingChanges(db: Queryable): Promise<TimeRange[]> {
 }
 
 /** Refreshes all rollups (or `only`); returns null when another instance holds the lock. */
-export async function refreshRollups(pool: Pool, flavour: Flavour, options: RefreshOptions = {}): Promise<RefreshReport[] | null> {
+export async function refreshRollups(
+  pool: Pool,
+  flavour: Flavour,
+  options: RefreshOptions = {}
+): Promise<RefreshReport[] | null> {
   const until = options.until ?? new Date();
   const latenessMs = options.latenessMs ?? DEFAULT_LATENESS_MS;
   if (!(latenessMs >= 0)) {
@@ -112,12 +117,21 @@ export async function refreshRollups(pool: Pool, flavour: Flavour, options: Refr
   }
 }
 
-async function refreshPostgres(client: PoolClient, only: string[] | undefined, until: Date, latenessMs: number): Promise<RefreshReport[] | null> {
+async function refreshPostgres(
+  client: PoolClient,
+  only: string[] | undefined,
+  until: Date,
+  latenessMs: number
+): Promise<RefreshReport[] | null> {
   await client.query('BEGIN');
   try {
     // A first build can take minutes: the pool's statement timeout is for dashboard queries.
     await client.query('SET LOCAL statement_timeout = 0');
-    const { rows } = await client.query('SELECT * FROM ruleperf_refresh($1::text[], $2, $3::interval)', [only ?? null, until, `${latenessMs} milliseconds`]);
+    const { rows } = await client.query('SELECT * FROM ruleperf_refresh($1::text[], $2, $3::interval)', [
+      only ?? null,
+      until,
+      `${latenessMs} milliseconds`,
+    ]);
     await client.query('COMMIT');
     if (rows.length === 0) {
       return null;
@@ -142,14 +156,21 @@ const ceilTo = (t: number, width: number) => Math.ceil(t / width) * width;
 const overlaps = (r: TimeRange, before: number) => (r.from?.getTime() ?? -Infinity) < before;
 
 async function recordChanges(client: PoolClient, changes: TimeRange[]): Promise<void> {
-  if (changes.length === 0) return;
-  await client.query('INSERT INTO ruleperf_changes (lo, hi) SELECT * FROM unnest($1::timestamptz[], $2::timestamptz[])', [
-    changes.map((c) => c.from ?? '-infinity'),
-    changes.map((c) => c.to ?? 'infinity'),
-  ]);
+  if (changes.length === 0) {
+    return;
+  }
+  await client.query(
+    'INSERT INTO ruleperf_changes (lo, hi) SELECT * FROM unnest($1::timestamptz[], $2::timestamptz[])',
+    [changes.map((c) => c.from ?? '-infinity'), changes.map((c) => c.to ?? 'infinity')]
+  );
 }
 
-async function refreshTimescale(client: PoolClient, only: string[] | undefined, until: Date, latenessMs: number): Promise<RefreshReport[] | null> {
+async function refreshTimescale(
+  client: PoolClient,
+  only: string[] | undefined,
+  until: Date,
+  latenessMs: number
+): Promise<RefreshReport[] | null> {
   const { rows: lock } = await client.query(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`);
   if (!lock[0].ok) {
     return null;
@@ -169,30 +190,41 @@ async function refreshTimescale(client: PoolClient, only: string[] | undefined, 
       }
       const started = performance.now();
       const width = rollup.bucketMs;
-      const source = rollup.source === 'metrics' ? { watermark: new Date(until.getTime() - latenessMs), retainedFrom: null } : marks.get(rollup.source);
+      const source =
+        rollup.source === 'metrics'
+          ? { watermark: new Date(until.getTime() - latenessMs), retainedFrom: null }
+          : marks.get(rollup.source);
       // Whole buckets after the source's retained ones, and after this rollup's retention.
       let start = source?.retainedFrom ? ceilTo(source.retainedFrom.getTime(), width) : -Infinity;
       if (rollup.retentionMs !== null) {
         start = Math.max(start, floorTo(until.getTime() - rollup.retentionMs, width));
       }
       // Never below the current watermark: everything under it must be consistent after a refresh.
-      const end = source?.watermark ? Math.max(floorTo(source.watermark.getTime(), width), rollup.watermark?.getTime() ?? -Infinity) : -Infinity;
+      const end = source?.watermark
+        ? Math.max(floorTo(source.watermark.getTime(), width), rollup.watermark?.getTime() ?? -Infinity)
+        : -Infinity;
       if (end > -Infinity && end - start >= width) {
         // CALL cannot run in a transaction block; the name comes from the registry, the times are ISO literals.
         const startSql = Number.isFinite(start) ? `'${new Date(start).toISOString()}'` : 'NULL';
-        await client.query(`CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', ${startSql}, '${new Date(end).toISOString()}')`);
+        await client.query(
+          `CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', ${startSql}, '${new Date(end).toISOString()}')`
+        );
       }
       if (Number.isFinite(start)) {
-        await client.query('SELECT drop_chunks($1::regclass, older_than => $2::timestamptz)', [rollup.rollup, new Date(start)]);
+        await client.query('SELECT drop_chunks($1::regclass, older_than => $2::timestamptz)', [
+          rollup.rollup,
+          new Date(start),
+        ]);
       }
       const durationMs = performance.now() - started;
       const retainedFrom = Number.isFinite(start) ? new Date(start) : null;
-      await client.query('UPDATE ruleperf_rollup_state SET last_refresh_at = now(), last_duration_ms = $2, retained_from = $3 WHERE rollup = $1', [
+      await client.query(
+        'UPDATE ruleperf_rollup_state SET last_refresh_at = now(), last_duration_ms = $2, retained_from = $3 WHERE rollup = $1',
+        [rollup.rollup, durationMs, retainedFrom ?? '-infinity']
+      );
+      const { rows } = await client.query('SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $1', [
         rollup.rollup,
-        durationMs,
-        retainedFrom ?? '-infinity',
       ]);
-      const { rows } = await client.query('SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $1', [rollup.rollup]);
       const newWatermark = finite(rows[0]?.watermark);
       marks.set(rollup.rollup, { watermark: newWatermark, retainedFrom });
       const old = rollup.watermark?.getTime() ?? -Infinity;
@@ -205,9 +237,15 @@ async function refreshTimescale(client: PoolClient, only: string[] | undefined, 
         // TimescaleDB recomputes the buckets the logged ranges touch.
         rewritten: below.map((r) => {
           const lo = Math.max(r.from ? floorTo(r.from.getTime(), width) : -Infinity, start);
-          return { from: Number.isFinite(lo) ? new Date(lo) : null, to: new Date(Math.min(r.to ? floorTo(r.to.getTime(), width) + width : Infinity, old)) };
+          return {
+            from: Number.isFinite(lo) ? new Date(lo) : null,
+            to: new Date(Math.min(r.to ? floorTo(r.to.getTime(), width) + width : Infinity, old)),
+          };
         }),
-        changed: rollup.source === 'metrics' ? below.map((r) => ({ from: r.from, to: r.to && r.to.getTime() < old ? r.to : new Date(old) })) : [],
+        changed:
+          rollup.source === 'metrics'
+            ? below.map((r) => ({ from: r.from, to: r.to && r.to.getTime() < old ? r.to : new Date(old) }))
+            : [],
         durationMs,
       });
     }

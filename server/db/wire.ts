@@ -38,13 +38,19 @@ export class MessageFramer {
     const messages: Buffer[] = [];
     for (;;) {
       const header = this.started ? 5 : 4;
-      if (this.buffer.length < header) break;
+      if (this.buffer.length < header) {
+        break;
+      }
       const length = this.started ? 1 + this.buffer.readInt32BE(1) : this.buffer.readInt32BE(0);
-      if (this.buffer.length < length) break;
+      if (this.buffer.length < length) {
+        break;
+      }
       const message = this.buffer.subarray(0, length);
       // SSLRequest / GSSENCRequest precede the real startup message.
       const code = this.started ? 0 : message.readInt32BE(4);
-      if (!this.started && code !== SSL_REQUEST && code !== GSSENC_REQUEST) this.started = true;
+      if (!this.started && code !== SSL_REQUEST && code !== GSSENC_REQUEST) {
+        this.started = true;
+      }
       messages.push(Buffer.from(message));
       this.buffer = this.buffer.subarray(length);
     }
@@ -56,7 +62,9 @@ export class MessageFramer {
 export function startupParams(message: Buffer): Record<string, string> {
   const parts = message.subarray(8).toString('utf8').split('\0');
   const params: Record<string, string> = {};
-  for (let i = 0; i + 1 < parts.length && parts[i]; i += 2) params[parts[i]] = parts[i + 1];
+  for (let i = 0; i + 1 < parts.length && parts[i]; i += 2) {
+    params[parts[i]] = parts[i + 1];
+  }
   return params;
 }
 
@@ -87,7 +95,16 @@ function typed(type: string, body: Buffer): Buffer {
 /** The transaction status of a reply that ends in ReadyForQuery ('I', 'T' or 'E'), else null. */
 export function readyStatus(reply: Uint8Array): string | null {
   const n = reply.length;
-  if (n < 6 || reply[n - 6] !== 0x5a /* Z */ || reply[n - 5] !== 0 || reply[n - 4] !== 0 || reply[n - 3] !== 0 || reply[n - 2] !== 5) return null;
+  if (
+    n < 6 ||
+    reply[n - 6] !== 0x5a /* Z */ ||
+    reply[n - 5] !== 0 ||
+    reply[n - 4] !== 0 ||
+    reply[n - 3] !== 0 ||
+    reply[n - 2] !== 5
+  ) {
+    return null;
+  }
   return String.fromCharCode(reply[n - 1]);
 }
 
@@ -97,7 +114,9 @@ export function readyStatus(reply: Uint8Array): string | null {
  */
 async function handshake(db: ProtocolDb): Promise<Buffer> {
   const first = Buffer.from(await db.exec([startupMessage({ user: 'postgres', database: 'postgres' })]));
-  if (first.length && first[0] === 0x52 /* R */ && first.readInt32BE(5) === 0) return first;
+  if (first.length && first[0] === 0x52 /* R */ && first.readInt32BE(5) === 0) {
+    return first;
+  }
   // PGlite asks for a password (any will do) before it reports its parameters.
   return Buffer.from(await db.exec([typed('p', Buffer.from('ruleperf\0'))]));
 }
@@ -131,7 +150,8 @@ interface Connection {
 }
 
 /** The end of the unit that starts the queue: a simple Query, or extended-protocol messages through their Sync. */
-const unitEnd = (c: Connection) => c.pending.findIndex((p) => p.message[0] === 0x51 /* Q */ || p.message[0] === 0x53 /* S */);
+const unitEnd = (c: Connection) =>
+  c.pending.findIndex((p) => p.message[0] === 0x51 /* Q */ || p.message[0] === 0x53 /* S */);
 
 export interface WireServer {
   port: number;
@@ -148,12 +168,16 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
   const agingMs = options.agingMs ?? 2000;
 
   const next = (): Connection | null => {
-    if (owner) return owner.pending.length ? owner : null;
+    if (owner) {
+      return owner.pending.length ? owner : null;
+    }
     const now = Date.now();
     let best: Connection | null = null;
     let bestRank = Infinity;
     for (const c of connections) {
-      if (!c.pending.length) continue;
+      if (!c.pending.length) {
+        continue;
+      }
       const since = c.pending[0].at;
       const rank = (now - since >= agingMs ? 0 : c.priority) * 1e13 + since;
       if (rank < bestRank) {
@@ -166,28 +190,45 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
 
   /** Refuses the unit at the head of a connection's queue if it waited too long. */
   const expire = (c: Connection, now: number) => {
-    if (c === owner || !c.pending.length || !options.maxWaitMs || now - c.pending[0].at <= options.maxWaitMs) return;
+    if (c === owner || !c.pending.length || !options.maxWaitMs || now - c.pending[0].at <= options.maxWaitMs) {
+      return;
+    }
     const end = unitEnd(c);
-    if (end < 0) return; // its Sync has not arrived yet
+    if (end < 0) {
+      return;
+    } // its Sync has not arrived yet
     const waited = now - c.pending[0].at;
     c.pending.splice(0, end + 1);
-    if (!c.gone) c.socket.write(refusal('57014', options.busyMessage?.(waited) ?? `the database was busy: this statement waited ${waited} ms for its turn`));
+    if (!c.gone) {
+      c.socket.write(
+        refusal(
+          '57014',
+          options.busyMessage?.(waited) ?? `the database was busy: this statement waited ${waited} ms for its turn`
+        )
+      );
+    }
   };
 
   const pump = async () => {
-    if (pumping) return;
+    if (pumping) {
+      return;
+    }
     pumping = true;
     try {
       while (!closed) {
         const now = Date.now();
-        for (const c of connections) expire(c, now);
+        for (const c of connections) {
+          expire(c, now);
+        }
         if (owner?.gone) {
           // Its client went away mid-transaction: roll back before anyone else uses the session.
           owner = null;
           await db.exec([ROLLBACK]).catch(() => undefined);
         }
         const c = next();
-        if (!c) break;
+        if (!c) {
+          break;
+        }
         // The rest of its unit (or all it sent so far, if its Sync is still to come) in one go.
         const end = unitEnd(c);
         const batch = c.pending.splice(0, end < 0 ? c.pending.length : end + 1).map((p) => p.message);
@@ -198,10 +239,14 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
           // PGlite failed: this connection cannot go on.
           c.gone = true;
           c.socket.destroy();
-          if (owner === c) owner = null;
+          if (owner === c) {
+            owner = null;
+          }
           continue;
         }
-        if (reply.length && !c.gone) c.socket.write(reply);
+        if (reply.length && !c.gone) {
+          c.socket.write(reply);
+        }
         owner = readyStatus(reply) === 'I' ? null : c;
       }
     } finally {
@@ -231,21 +276,34 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     }
     c.pending.push({ message, at: Date.now() });
     // On the next turn of the loop, so that every socket readable now has been read first.
-    if (!pumping) setImmediate(() => void pump());
+    if (!pumping) {
+      setImmediate(() => void pump());
+    }
   };
 
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
-    const c: Connection = { socket, framer: new MessageFramer(), pending: [], priority: 0, started: false, gone: false };
+    const c: Connection = {
+      socket,
+      framer: new MessageFramer(),
+      pending: [],
+      priority: 0,
+      started: false,
+      gone: false,
+    };
     connections.add(c);
     socket.on('data', (chunk) => {
-      for (const message of c.framer.push(chunk)) onMessage(c, message);
+      for (const message of c.framer.push(chunk)) {
+        onMessage(c, message);
+      }
     });
     socket.once('close', () => {
       c.gone = true;
       connections.delete(c);
       c.pending.length = 0;
-      if (owner === c) void pump();
+      if (owner === c) {
+        void pump();
+      }
     });
     socket.once('error', () => socket.destroy());
   });
@@ -254,9 +312,13 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     port: (server.address() as net.AddressInfo).port,
     async close() {
       closed = true;
-      for (const c of connections) c.socket.destroy();
+      for (const c of connections) {
+        c.socket.destroy();
+      }
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      while (pumping) await new Promise((r) => setTimeout(r, 10));
+      while (pumping) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       if (owner) {
         owner = null;
         await db.exec([ROLLBACK]).catch(() => undefined);

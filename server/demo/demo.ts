@@ -53,7 +53,7 @@ export class Demo {
   /** Rollups include the back-filled rows from here (moves back as the back-fill proceeds). */
   private builtFrom: number;
   private stopping = false;
-  private loops: Promise<unknown>[] = [];
+  private loops: Array<Promise<unknown>> = [];
   private readonly wakers = new Set<() => void>();
   private rollups: string[] | null = null;
 
@@ -74,21 +74,43 @@ export class Demo {
    * Returns null when the demo is off (DEMO_DAYS=0). `signal` stops it between statements
    * (what was loaded stays; the next start carries on from there).
    */
-  static async prepare(pool: Pool, flavour: Flavour, settings: DemoSettings, log: Logger, show: boolean, signal?: AbortSignal): Promise<Demo | null> {
-    if (settings.days <= 0) return null;
+  static async prepare(
+    pool: Pool,
+    flavour: Flavour,
+    settings: DemoSettings,
+    log: Logger,
+    show: boolean,
+    signal?: AbortSignal
+  ): Promise<Demo | null> {
+    if (settings.days <= 0) {
+      return null;
+    }
     await ensureDemoTable(pool);
     let state = await readDemoState(pool);
     const now = Date.now();
-    const model = { seed: settings.seed, rowsPerHour: settings.rowsPerHour, rules: settings.rules ?? 500, parsers: settings.parsers ?? 30 };
+    const model = {
+      seed: settings.seed,
+      rowsPerHour: settings.rowsPerHour,
+      rules: settings.rules ?? 500,
+      parsers: settings.parsers ?? 30,
+    };
     if (state && (state.seed !== model.seed || state.rowsPerHour !== model.rowsPerHour)) {
-      log.warn({ seed: state.seed, rowsPerHour: state.rowsPerHour }, 'this data folder holds demo data of other DEMO_SEED / DEMO_ROWS_PER_HOUR settings; keeping those (delete the folder to change them)');
+      log.warn(
+        { seed: state.seed, rowsPerHour: state.rowsPerHour },
+        'this data folder holds demo data of other DEMO_SEED / DEMO_ROWS_PER_HOUR settings; keeping those (delete the folder to change them)'
+      );
     }
     const generator = new SqlGenerator(state ?? model);
     if (!state) {
       const { rows } = await pool.query('SELECT min(time) AS first, max(time) AS last FROM metrics');
       if (rows[0].last) {
         // Rows from before the demo kept its state (an older version): carry on from them.
-        state = { ...model, historyFrom: rows[0].first.getTime(), loadedFrom: rows[0].first.getTime(), loadedTo: rows[0].last.getTime() + 1 };
+        state = {
+          ...model,
+          historyFrom: rows[0].first.getTime(),
+          loadedFrom: rows[0].first.getTime(),
+          loadedTo: rows[0].last.getTime() + 1,
+        };
         await writeDemoState(pool, state);
       } else {
         state = { ...model, historyFrom: now - settings.days * DAY_MS, loadedFrom: now, loadedTo: now };
@@ -114,7 +136,12 @@ export class Demo {
           client.release();
         }
         const loaded = progress?.stop();
-        if (loaded) log.info({ rows: loaded.rows, seconds: Number(loaded.seconds.toFixed(1)) }, 'demo data: newest day generated');
+        if (loaded) {
+          log.info(
+            { rows: loaded.rows, seconds: Number(loaded.seconds.toFixed(1)) },
+            'demo data: newest day generated'
+          );
+        }
         await pool.query('ANALYZE metrics');
         await buildRollups(pool, flavour, log, show, signal);
       }
@@ -133,22 +160,34 @@ export class Demo {
     const live = this.settings.live ? this.live() : Promise.resolve();
     this.loops = [backfill, live];
     // Caught up means: history complete and (when live) no hours missing before the live edge.
-    void Promise.all([backfill, this.settings.live ? this.caughtUp : Promise.resolve(false)]).then(async ([loadedSome, caughtUpSome]) => {
-      if (this.stopping || !(loadedSome || caughtUpSome)) return;
-      this.log.info('demo data complete: the whole history is loaded and its rollups built');
-      await this.pool.query('ANALYZE metrics').catch(() => undefined);
-      await hooks.onLoaded?.().catch((err) => this.log.warn({ err: { message: (err as Error).message } }, 'after demo loading'));
-    });
+    void Promise.all([backfill, this.settings.live ? this.caughtUp : Promise.resolve(false)]).then(
+      async ([loadedSome, caughtUpSome]) => {
+        if (this.stopping || !(loadedSome || caughtUpSome)) {
+          return;
+        }
+        this.log.info('demo data complete: the whole history is loaded and its rollups built');
+        await this.pool.query('ANALYZE metrics').catch(() => undefined);
+        await hooks
+          .onLoaded?.()
+          .catch((err) => this.log.warn({ err: { message: (err as Error).message } }, 'after demo loading'));
+      }
+    );
   }
 
   /** A notice for a panel over [from, to) when part of it is not loaded yet, else null. */
   notice(from: number, to: number): string | null {
     const now = Date.now();
     const missing: Array<[number, number]> = [];
-    if (this.builtFrom > this.state.historyFrom) missing.push([this.state.historyFrom, this.builtFrom]);
-    if (this.settings.live && this.state.loadedTo < now - LIVE_SLACK_MS) missing.push([this.state.loadedTo, now]);
+    if (this.builtFrom > this.state.historyFrom) {
+      missing.push([this.state.historyFrom, this.builtFrom]);
+    }
+    if (this.settings.live && this.state.loadedTo < now - LIVE_SLACK_MS) {
+      missing.push([this.state.loadedTo, now]);
+    }
     const overlapping = missing.filter(([a, b]) => a < to && b > from);
-    if (!overlapping.length) return null;
+    if (!overlapping.length) {
+      return null;
+    }
     const span = now - this.state.historyFrom;
     const absent = missing.reduce((sum, [a, b]) => sum + (b - a), 0);
     const done = Math.max(0, Math.min(99, Math.floor((100 * (span - absent)) / span)));
@@ -160,7 +199,9 @@ export class Demo {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const wake of this.wakers) wake();
+    for (const wake of this.wakers) {
+      wake();
+    }
     await Promise.all(this.loops);
   }
 
@@ -170,19 +211,30 @@ export class Demo {
   /** Older days, newest first, each chunk followed by a refresh. Resolves true if it loaded anything. */
   private async backfill(): Promise<boolean> {
     const total = this.state.loadedFrom - this.state.historyFrom;
-    if (total <= 0) return false;
+    if (total <= 0) {
+      return false;
+    }
     const started = Date.now();
-    this.log.info({ from: iso(this.state.historyFrom), to: iso(this.state.loadedFrom) }, 'demo data: back-filling older days in the background');
+    this.log.info(
+      { from: iso(this.state.historyFrom), to: iso(this.state.loadedFrom) },
+      'demo data: back-filling older days in the background'
+    );
     let lastLog = 0;
     while (!this.stopping && this.state.loadedFrom > this.state.historyFrom) {
       const [c] = this.generator.chunks(this.state.historyFrom, this.state.loadedFrom, BACKGROUND_CHUNK_ROWS, true);
-      if (!c) break;
+      if (!c) {
+        break;
+      }
       try {
         await this.loadChunk(c.fromMs, c.toMs, 'from');
-        if (!(await this.refresh())) break;
+        if (!(await this.refresh())) {
+          break;
+        }
         this.builtFrom = c.fromMs;
       } catch (err) {
-        if (this.stopping) break;
+        if (this.stopping) {
+          break;
+        }
         this.log.warn({ err: { message: (err as Error).message } }, 'demo back-fill step failed; retrying in 5 s');
         await this.sleep(5000);
         continue;
@@ -192,7 +244,11 @@ export class Demo {
         lastLog = Date.now();
         const elapsed = (Date.now() - started) / 1000;
         this.log.info(
-          { loadedFrom: iso(this.state.loadedFrom), percent: Math.round(done * 100), etaSeconds: done > 0 ? Math.round((elapsed * (1 - done)) / done) : null },
+          {
+            loadedFrom: iso(this.state.loadedFrom),
+            percent: Math.round(done * 100),
+            etaSeconds: done > 0 ? Math.round((elapsed * (1 - done)) / done) : null,
+          },
           'demo data: back-fill progress'
         );
       }
@@ -207,7 +263,9 @@ export class Demo {
   private async refresh(): Promise<boolean> {
     this.rollups ??= (await rollupStatus(this.pool)).map((s) => s.rollup);
     for (const rollup of this.rollups) {
-      if (this.stopping) return false;
+      if (this.stopping) {
+        return false;
+      }
       await refreshRollups(this.pool, this.flavour, { only: [rollup] });
     }
     return true;
@@ -219,11 +277,17 @@ export class Demo {
     try {
       const n = await inTransaction(client, async () => {
         const inserted = await this.generator.insert(client, fromMs, toMs);
-        await client.query(mark === 'from' ? 'UPDATE ruleperf_demo SET loaded_from = $1' : 'UPDATE ruleperf_demo SET loaded_to = $1', [new Date(mark === 'from' ? fromMs : toMs)]);
+        await client.query(
+          mark === 'from' ? 'UPDATE ruleperf_demo SET loaded_from = $1' : 'UPDATE ruleperf_demo SET loaded_to = $1',
+          [new Date(mark === 'from' ? fromMs : toMs)]
+        );
         return inserted;
       });
-      if (mark === 'from') this.state.loadedFrom = fromMs;
-      else this.state.loadedTo = toMs;
+      if (mark === 'from') {
+        this.state.loadedFrom = fromMs;
+      } else {
+        this.state.loadedTo = toMs;
+      }
       return n;
     } finally {
       client.release();
@@ -240,7 +304,9 @@ export class Demo {
       try {
         if (behind) {
           const [c] = this.generator.chunks(this.state.loadedTo, now, BACKGROUND_CHUNK_ROWS);
-          if (!caughtUpSome) this.log.info({ from: iso(this.state.loadedTo) }, 'demo data: generating the time the service was stopped');
+          if (!caughtUpSome) {
+            this.log.info({ from: iso(this.state.loadedTo) }, 'demo data: generating the time the service was stopped');
+          }
           await this.loadChunk(c.fromMs, c.toMs, 'to');
           await this.refresh();
           caughtUpSome = true;
@@ -250,14 +316,20 @@ export class Demo {
           reported = true;
           this.resolveCaughtUp(caughtUpSome);
         }
-        if (now > this.state.loadedTo) await this.loadChunk(this.state.loadedTo, now, 'to');
+        if (now > this.state.loadedTo) {
+          await this.loadChunk(this.state.loadedTo, now, 'to');
+        }
       } catch (err) {
-        if (this.stopping) break;
+        if (this.stopping) {
+          break;
+        }
         this.log.warn({ err: { message: (err as Error).message } }, 'demo live feed step failed; retrying');
       }
       await this.sleep(LIVE_TICK_MS);
     }
-    if (!reported) this.resolveCaughtUp(false);
+    if (!reported) {
+      this.resolveCaughtUp(false);
+    }
   }
 
   private sleep(ms: number): Promise<void> {
@@ -274,17 +346,28 @@ export class Demo {
 }
 
 /** Builds every rollup once, in registry order (sources first), one refresh per rollup so progress can be shown. */
-export async function buildRollups(pool: Pool, flavour: Flavour, log: Logger, show: boolean, signal?: AbortSignal): Promise<void> {
+export async function buildRollups(
+  pool: Pool,
+  flavour: Flavour,
+  log: Logger,
+  show: boolean,
+  signal?: AbortSignal
+): Promise<void> {
   const rollups = (await rollupStatus(pool)).map((s) => s.rollup);
   const bar = show ? stepsProgress('building rollups', rollups.length) : null;
   const started = Date.now();
   for (const rollup of rollups) {
-    if (signal?.aborted) bar?.stop();
+    if (signal?.aborted) {
+      bar?.stop();
+    }
     signal?.throwIfAborted();
     bar?.step(rollup);
     await refreshRollups(pool, flavour, { only: [rollup] });
     bar?.done();
   }
   bar?.stop();
-  log.info({ rollups: rollups.length, seconds: Number(((Date.now() - started) / 1000).toFixed(1)) }, 'demo data: rollups built');
+  log.info(
+    { rollups: rollups.length, seconds: Number(((Date.now() - started) / 1000).toFixed(1)) },
+    'demo data: rollups built'
+  );
 }

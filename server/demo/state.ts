@@ -32,7 +32,9 @@ export async function ensureDemoTable(db: Queryable): Promise<void> {
 
 export async function readDemoState(db: Queryable): Promise<DemoState | null> {
   const { rows } = await db.query('SELECT * FROM ruleperf_demo');
-  if (!rows.length) return null;
+  if (!rows.length) {
+    return null;
+  }
   const r = rows[0];
   return {
     seed: Number(r.seed),

@@ -47,7 +47,11 @@ export async function hasMetrics(pool: Pool): Promise<boolean> {
   return (await pool.query('SELECT EXISTS (SELECT 1 FROM metrics) AS any')).rows[0].any;
 }
 
-export async function generateHistory(pool: Pool, options: GenerateOptions, onRows: (n: number) => void): Promise<Model> {
+export async function generateHistory(
+  pool: Pool,
+  options: GenerateOptions,
+  onRows: (n: number) => void
+): Promise<Model> {
   const model = buildModel(options.seed, options.rules, options.parsers);
   await upsertDimensions(pool, model);
   const client = await pool.connect();
@@ -67,7 +71,12 @@ export async function generateHistory(pool: Pool, options: GenerateOptions, onRo
  * Inserts live rows once a second (rowsPerHour spread over the hour) until the signal
  * aborts. Live rows are timestamped within the second just past.
  */
-export async function followLive(pool: Pool, options: GenerateOptions, signal: AbortSignal, onRows: (n: number) => void): Promise<void> {
+export async function followLive(
+  pool: Pool,
+  options: GenerateOptions,
+  signal: AbortSignal,
+  onRows: (n: number) => void
+): Promise<void> {
   const model = buildModel(options.seed, options.rules, options.parsers);
   let tick = 0;
   while (!signal.aborted) {

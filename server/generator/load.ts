@@ -21,7 +21,11 @@ function copyLine(row: MetricRow): string {
 }
 
 /** Streams rows with COPY; onRows is told how many rows went out, in batches. */
-export async function copyRows(client: PoolClient, rows: Iterable<MetricRow>, onRows: (n: number) => void): Promise<void> {
+export async function copyRows(
+  client: PoolClient,
+  rows: Iterable<MetricRow>,
+  onRows: (n: number) => void
+): Promise<void> {
   const stream = client.query(copyFrom(`COPY metrics (${METRIC_COLUMNS.join(', ')}) FROM STDIN`));
   const iterator = rows[Symbol.iterator]();
   const source = Readable.from(
@@ -51,11 +55,18 @@ const INSERT_SQL = `INSERT INTO metrics (${METRIC_COLUMNS.join(', ')})
                        $8::float8[], $9::bigint[], $10::bigint[], $11::bigint[], $12::float8[], $13::float8[])`;
 
 /** Inserts rows in batches of `batchSize` with one parameterized statement each. */
-export async function insertRows(db: Queryable, rows: Iterable<MetricRow>, onRows: (n: number) => void, batchSize = 20_000): Promise<void> {
+export async function insertRows(
+  db: Queryable,
+  rows: Iterable<MetricRow>,
+  onRows: (n: number) => void,
+  batchSize = 20_000
+): Promise<void> {
   let columns: unknown[][] = METRIC_COLUMNS.map(() => []);
   let n = 0;
   const flush = async () => {
-    if (n === 0) return;
+    if (n === 0) {
+      return;
+    }
     await db.query(INSERT_SQL, columns);
     onRows(n);
     columns = METRIC_COLUMNS.map(() => []);
@@ -81,7 +92,12 @@ export async function upsertDimensions(db: Queryable, model: Model): Promise<voi
        metric_type = EXCLUDED.metric_type, updated_at = now()
      WHERE (rules.rule_name, rules.rule_category, rules.metric_type) IS DISTINCT FROM
            (EXCLUDED.rule_name, EXCLUDED.rule_category, EXCLUDED.metric_type)`,
-    [model.rules.map((r) => r.ruleId), model.rules.map((r) => r.name), model.rules.map((r) => r.category), model.rules.map((r) => r.metricType)]
+    [
+      model.rules.map((r) => r.ruleId),
+      model.rules.map((r) => r.name),
+      model.rules.map((r) => r.category),
+      model.rules.map((r) => r.metricType),
+    ]
   );
   await db.query(
     `INSERT INTO parsers (parser_id, parser_name, source_type)

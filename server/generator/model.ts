@@ -13,7 +13,14 @@ export const METRIC_TYPES = [
   'NORMALIZATION',
   'CORRELATION',
 ] as const;
-const RULE_METRIC_TYPES = ['RULE_EXECUTION', 'RULE_EXECUTION', 'RULE_EXECUTION', 'ENRICHMENT', 'NORMALIZATION', 'CORRELATION'];
+const RULE_METRIC_TYPES = [
+  'RULE_EXECUTION',
+  'RULE_EXECUTION',
+  'RULE_EXECUTION',
+  'ENRICHMENT',
+  'NORMALIZATION',
+  'CORRELATION',
+];
 const PARSER_METRIC_TYPES = ['PARSER_EXECUTION', 'EXTRACTION_PIPELINE'];
 export const CATEGORIES = [
   'authentication',
@@ -213,7 +220,10 @@ export function hourBurst(model: Model, seed: number, hourStartMs: number): Hour
 
 /** The rule picked by each of `slots` evenly spaced points of [0, 1), by weight (index into model.rules). */
 export function ruleQuantiles(model: Model, slots: number): number[] {
-  const pick = weightedPicker(model.rules.map((r, i) => ({ i, w: r.weight })), (r) => r.w);
+  const pick = weightedPicker(
+    model.rules.map((r, i) => ({ i, w: r.weight })),
+    (r) => r.w
+  );
   return Array.from({ length: slots }, (_, k) => pick((k + 0.5) / slots).i);
 }
 

@@ -13,7 +13,17 @@
  * the rows are not the same rows, and arrivals are spread evenly over each hour.
  */
 import type { Pool, PoolClient } from 'pg';
-import { buildModel, CATEGORIES, hourBurst, METRIC_COLUMNS, METRIC_TYPES, ruleQuantiles, rowsInHour, SOURCE_TYPES, type Model } from './model';
+import {
+  buildModel,
+  CATEGORIES,
+  hourBurst,
+  METRIC_COLUMNS,
+  METRIC_TYPES,
+  ruleQuantiles,
+  rowsInHour,
+  SOURCE_TYPES,
+  type Model,
+} from './model';
 import { upsertDimensions } from './load';
 
 const HOUR_MS = 3_600_000;
@@ -87,7 +97,9 @@ function modelParams(model: Model): unknown[] {
   const parserIndex = new Map(model.parsers.map((p, i) => [p.parserId, i + 1]));
   const ruleParsers: number[] = [];
   for (const r of model.rules) {
-    for (let j = 0; j < 3; j++) ruleParsers.push(parserIndex.get(r.parserIds[j] ?? r.parserIds[0])!);
+    for (let j = 0; j < 3; j++) {
+      ruleParsers.push(parserIndex.get(r.parserIds[j] ?? r.parserIds[0])!);
+    }
   }
   const idx = (list: readonly string[], v: string) => list.indexOf(v) + 1;
   return [
@@ -133,7 +145,9 @@ function slices(options: ModelOptions, fromMs: number, toMs: number): HourSlice[
     const rows = rowsInHour(h, options.rowsPerHour);
     const lo = Math.max(0, fromMs - h);
     const hi = Math.min(HOUR_MS, toMs - h);
-    if (rows === 0 || hi <= lo) continue;
+    if (rows === 0 || hi <= lo) {
+      continue;
+    }
     // Row i lies in [i, i + 1) * HOUR / rows: only these indexes can fall in [lo, hi).
     const iFrom = Math.max(0, Math.floor((lo * rows) / HOUR_MS) - 1);
     const iTo = Math.min(rows - 1, Math.ceil((hi * rows) / HOUR_MS));
@@ -160,7 +174,9 @@ export class SqlGenerator {
 
   constructor(readonly options: ModelOptions) {
     if (options.rowsPerHour * 1.6 >= MAX_SQL_ROWS_PER_HOUR) {
-      throw new RangeError(`at most ${Math.floor(MAX_SQL_ROWS_PER_HOUR / 1.6)} rows per hour can be generated in the database`);
+      throw new RangeError(
+        `at most ${Math.floor(MAX_SQL_ROWS_PER_HOUR / 1.6)} rows per hour can be generated in the database`
+      );
     }
     this.model = buildModel(options.seed, options.rules, options.parsers);
     this.params = modelParams(this.model);
@@ -171,9 +187,16 @@ export class SqlGenerator {
   }
 
   /** The windows, each at most `chunkRows` rows, that insert() runs as separate statements. */
-  chunks(fromMs: number, toMs: number, chunkRows = 50_000, newestFirst = false): Array<{ fromMs: number; toMs: number }> {
+  chunks(
+    fromMs: number,
+    toMs: number,
+    chunkRows = 50_000,
+    newestFirst = false
+  ): Array<{ fromMs: number; toMs: number }> {
     const hours = slices(this.options, fromMs, toMs);
-    if (newestFirst) hours.reverse();
+    if (newestFirst) {
+      hours.reverse();
+    }
     const out: Array<{ fromMs: number; toMs: number }> = [];
     let current: { fromMs: number; toMs: number } | null = null;
     let rows = 0;
@@ -195,7 +218,9 @@ export class SqlGenerator {
   /** Inserts the rows of [fromMs, toMs) in one statement; returns how many. */
   async insert(db: Pool | PoolClient, fromMs: number, toMs: number): Promise<number> {
     const hours = slices(this.options, fromMs, toMs);
-    if (!hours.length) return 0;
+    if (!hours.length) {
+      return 0;
+    }
     const bursts = hours.map((s) => hourBurst(this.model, this.options.seed, s.start));
     const result = await db.query(INSERT_SQL, [
       String(Math.trunc(this.options.seed)),
@@ -214,7 +239,13 @@ export class SqlGenerator {
   }
 
   /** Inserts [fromMs, toMs) chunk by chunk (dimension tables first); returns the rows written. */
-  async load(db: Pool | PoolClient, fromMs: number, toMs: number, onRows: (n: number) => void = () => undefined, chunkRows?: number): Promise<number> {
+  async load(
+    db: Pool | PoolClient,
+    fromMs: number,
+    toMs: number,
+    onRows: (n: number) => void = () => undefined,
+    chunkRows?: number
+  ): Promise<number> {
     await this.upsertDimensions(db);
     let total = 0;
     for (const c of this.chunks(fromMs, toMs, chunkRows)) {

@@ -16,7 +16,16 @@ import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
 import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath } from './query-fast-path';
-import { errorResponse, invalidRequest, NOT_JSON, queryHeaders, recordRequest, requestIdFrom, unsupportedMedia, zodDetails } from './responses';
+import {
+  errorResponse,
+  invalidRequest,
+  NOT_JSON,
+  queryHeaders,
+  recordRequest,
+  requestIdFrom,
+  unsupportedMedia,
+  zodDetails,
+} from './responses';
 import { invalidateSchema, queryRequestSchema } from './validation';
 import { IntervalLimiter } from './rate-limit';
 import type { SecuritySettings } from './security';
@@ -53,7 +62,8 @@ export const ROUTES: Record<string, readonly string[]> = {
   '/api/v1/cache/stats': ['GET', 'HEAD'],
 };
 
-const WITHHELD_WARNINGS = 'this service reports security warnings; call /readyz with the API token to read them (they are also in its log)';
+const WITHHELD_WARNINGS =
+  'this service reports security warnings; call /readyz with the API token to read them (they are also in its log)';
 
 function badRequest(res: Response, err: ZodError) {
   res.status(400).json(invalidRequest(err));
@@ -63,14 +73,20 @@ const jsonBody = express.json({ limit: BODY_LIMIT, strict: true, type: () => tru
 
 const requireJson = (req: Request, res: Response, next: NextFunction) => {
   const problem = unsupportedMedia(req.headers);
-  if (problem) return res.status(415).json({ error: problem } satisfies ErrorResponse);
+  if (problem) {
+    return res.status(415).json({ error: problem } satisfies ErrorResponse);
+  }
   jsonBody(req, res, next);
 };
 
 const methodNotAllowed = (allowed: readonly string[]) => (req: Request, res: Response) => {
   res.setHeader('Allow', allowed.join(', '));
-  if (req.method === 'OPTIONS') return res.status(204).end();
-  res.status(405).json({ error: `method ${req.method} is not allowed on ${req.baseUrl}${req.path}; use ${allowed.filter((m) => m !== 'HEAD').join(' or ')}` } satisfies ErrorResponse);
+  if (req.method === 'OPTIONS') {
+    return res.status(204).end();
+  }
+  res.status(405).json({
+    error: `method ${req.method} is not allowed on ${req.baseUrl}${req.path}; use ${allowed.filter((m) => m !== 'HEAD').join(' or ')}`,
+  } satisfies ErrorResponse);
 };
 
 function createExpressApp(deps: AppDeps) {
@@ -82,7 +98,9 @@ function createExpressApp(deps: AppDeps) {
   const tokenHolder = carriesToken(tokens);
   const open = !tokens.read && !tokens.admin;
   const allInvalidations = new IntervalLimiter(deps.security.invalidateAllIntervalMs);
-  for (const warning of deps.security.warnings) deps.logger.warn({ security: true }, `SECURITY WARNING: ${warning}`);
+  for (const warning of deps.security.warnings) {
+    deps.logger.warn({ security: true }, `SECURITY WARNING: ${warning}`);
+  }
 
   app.use((req, res, next) => {
     const id = requestIdFrom(req.headers['x-request-id']);
@@ -127,7 +145,9 @@ function createExpressApp(deps: AppDeps) {
   api.post('/v1/query', requireJson, async (req, res, next) => {
     const started = performance.now();
     const parsed = queryRequestSchema.safeParse(req.body);
-    if (!parsed.success) return badRequest(res, parsed.error);
+    if (!parsed.success) {
+      return badRequest(res, parsed.error);
+    }
     try {
       const answer = await deps.service.answer(parsed.data);
       const { status, json, cache, tiers } = answer;
@@ -158,7 +178,10 @@ function createExpressApp(deps: AppDeps) {
   api.post('/v1/invalidate', requireRole(tokens, 'admin'), requireJson, async (req, res, next) => {
     const parsed = invalidateSchema.safeParse(req.body);
     if (!parsed.success) {
-      return res.status(400).json({ error: 'invalid request: send {"ruleId": "…"}, {"parserId": "…"} or {"all": true}', details: zodDetails(parsed.error) });
+      return res.status(400).json({
+        error: 'invalid request: send {"ruleId": "…"}, {"parserId": "…"} or {"all": true}',
+        details: zodDetails(parsed.error),
+      });
     }
     // Each "all" sends the next minute of every dashboard to the database: one per interval per instance.
     const slot = 'all' in parsed.data ? allInvalidations.take() : null;
@@ -173,8 +196,12 @@ function createExpressApp(deps: AppDeps) {
       res.json({ invalidated: parsed.data });
     } catch (err) {
       // Not applied: the next attempt may go ahead at once.
-      if (slot?.ok) slot.release();
-      if (err instanceof CacheUnavailable) return res.status(503).json({ error: err.message });
+      if (slot?.ok) {
+        slot.release();
+      }
+      if (err instanceof CacheUnavailable) {
+        return res.status(503).json({ error: err.message });
+      }
       next(err);
     }
   });
@@ -188,8 +215,11 @@ function createExpressApp(deps: AppDeps) {
   });
 
   for (const [path, methods] of Object.entries(ROUTES)) {
-    if (path.startsWith('/api/')) api.all(path.slice('/api'.length), methodNotAllowed(methods));
-    else app.all(path, methodNotAllowed(methods));
+    if (path.startsWith('/api/')) {
+      api.all(path.slice('/api'.length), methodNotAllowed(methods));
+    } else {
+      app.all(path, methodNotAllowed(methods));
+    }
   }
 
   app.use('/api', api);
@@ -197,16 +227,21 @@ function createExpressApp(deps: AppDeps) {
   app.use((_req, res) => res.status(404).json({ error: 'not found' }));
 
   // Last resort: body-parser's client errors keep their status, with a message about what was wrong; anything else is ours.
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+
   app.use((err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
     if (err.type === 'entity.too.large') {
       return res.status(413).json({ error: `request body larger than ${BODY_LIMIT}` });
     }
     if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') {
-      return res.status(415).json({ error: unsupportedMedia(req.headers) ?? 'send the body as uncompressed UTF-8 JSON' });
+      return res
+        .status(415)
+        .json({ error: unsupportedMedia(req.headers) ?? 'send the body as uncompressed UTF-8 JSON' });
     }
     if (err.status && err.status >= 400 && err.status < 500) {
-      return res.status(err.status).json({ ...NOT_JSON, error: err.type === 'entity.parse.failed' ? NOT_JSON.error : 'bad request' } satisfies ErrorResponse);
+      return res.status(err.status).json({
+        ...NOT_JSON,
+        error: err.type === 'entity.parse.failed' ? NOT_JSON.error : 'bad request',
+      } satisfies ErrorResponse);
     }
     const { status, body } = errorResponse(deps, err, res.locals.requestId);
     res.status(status).json(body);
@@ -220,6 +255,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const app = createExpressApp(deps);
   const fastPath = createQueryFastPath(deps);
   return (req, res) => {
-    if (!fastPath(req, res)) app(req, res);
+    if (!fastPath(req, res)) {
+      app(req, res);
+    }
   };
 }

@@ -36,10 +36,16 @@ export function bearerMatcher(token: string): (header: string | undefined) => bo
 export function roleOf(tokens: Tokens): (header: string | undefined) => Role | null {
   const isAdmin = tokens.admin ? bearerMatcher(tokens.admin) : null;
   const isReader = tokens.read ? bearerMatcher(tokens.read) : null;
-  if (!isAdmin && !isReader) return () => 'admin';
+  if (!isAdmin && !isReader) {
+    return () => 'admin';
+  }
   return (header) => {
-    if (isAdmin?.(header)) return 'admin';
-    if (!isReader || isReader(header)) return 'read';
+    if (isAdmin?.(header)) {
+      return 'admin';
+    }
+    if (!isReader || isReader(header)) {
+      return 'read';
+    }
     return null;
   };
 }
@@ -52,7 +58,9 @@ export function carriesToken(tokens: Tokens): (header: string | undefined) => bo
 
 function refuse401(res: Parameters<RequestHandler>[1], header: string | undefined) {
   res.setHeader('WWW-Authenticate', 'Bearer realm="ruleperf"');
-  res.status(401).json({ error: bearerToken(header) !== null ? 'invalid API token' : 'missing API token: send Authorization: Bearer <token>' });
+  res.status(401).json({
+    error: bearerToken(header) !== null ? 'invalid API token' : 'missing API token: send Authorization: Bearer <token>',
+  });
 }
 
 /** Lets through callers with at least `needed`; 401 without a valid token, 403 when the token may only read. */
@@ -60,16 +68,23 @@ export function requireRole(tokens: Tokens, needed: Role): RequestHandler {
   const role = roleOf(tokens);
   return (req, res, next) => {
     const granted = role(req.headers.authorization);
-    if (granted === 'admin' || (granted === 'read' && needed === 'read')) return next();
-    if (granted === null) return refuse401(res, req.headers.authorization);
+    if (granted === 'admin' || (granted === 'read' && needed === 'read')) {
+      return next();
+    }
+    if (granted === null) {
+      return refuse401(res, req.headers.authorization);
+    }
     if (!tokens.admin) {
       // Tokens are in use but there is no admin token: nobody may change state over HTTP.
       return res.status(403).json({
-        error: 'this endpoint needs the admin token, and the service has none (API_TOKEN is set, API_ADMIN_TOKEN is not): set API_ADMIN_TOKEN on the service and send it as the Bearer token',
+        error:
+          'this endpoint needs the admin token, and the service has none (API_TOKEN is set, API_ADMIN_TOKEN is not): set API_ADMIN_TOKEN on the service and send it as the Bearer token',
       });
     }
     // Reads are open (no API_TOKEN), so "read" here means no admin token was sent.
-    if (!tokens.read) return refuse401(res, req.headers.authorization);
+    if (!tokens.read) {
+      return refuse401(res, req.headers.authorization);
+    }
     res.status(403).json({ error: 'this token may only read: this endpoint needs the admin token (API_ADMIN_TOKEN)' });
   };
 }

@@ -28,9 +28,13 @@ const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
 /** Epoch milliseconds, checked: whole, not before 1970, not past 9999, not evidently seconds. */
 function fromNumber(value: number): InstantResult {
-  if (!Number.isFinite(value)) return { error: `must be ${INSTANT_FORMS}` };
+  if (!Number.isFinite(value)) {
+    return { error: `must be ${INSTANT_FORMS}` };
+  }
   const ms = Math.trunc(value);
-  if (ms < 0) return { error: 'must not be before 1970-01-01T00:00:00Z (epoch 0)' };
+  if (ms < 0) {
+    return { error: 'must not be before 1970-01-01T00:00:00Z (epoch 0)' };
+  }
   // 10- and 11-digit numbers are 1970-01-12..1973-03-03 as milliseconds, but 2001..5138 as
   // seconds: no rule ran in 1972, so the client sent seconds and would get an empty answer.
   if (ms >= 1e9 && ms < 1e11) {
@@ -40,15 +44,20 @@ function fromNumber(value: number): InstantResult {
 }
 
 function withinLimits(ms: number): InstantResult {
-  if (!Number.isFinite(ms) || ms < 0) return { error: 'must not be before 1970-01-01T00:00:00Z (epoch 0)' };
-  if (ms > LIMITS.maxInstantMs)
+  if (!Number.isFinite(ms) || ms < 0) {
+    return { error: 'must not be before 1970-01-01T00:00:00Z (epoch 0)' };
+  }
+  if (ms > LIMITS.maxInstantMs) {
     return { error: `must not be after ${iso(LIMITS.maxInstantMs)} (epoch ms ${LIMITS.maxInstantMs})` };
+  }
   return { ms };
 }
 
 function fromIso(text: string): InstantResult | null {
   const m = ISO.exec(text);
-  if (!m) return null;
+  if (!m) {
+    return null;
+  }
   // Without an offset the time is UTC (JavaScript alone would read a date-time as local time).
   const offset = m[8]
     ? m[8].toUpperCase() === 'Z'
@@ -59,7 +68,9 @@ function fromIso(text: string): InstantResult | null {
     : 'Z';
   const fraction = m[7] ? `.${m[7].slice(0, 3).padEnd(3, '0')}` : '';
   const ms = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4] ?? '00'}:${m[5] ?? '00'}:${m[6] ?? '00'}${fraction}${offset}`);
-  if (!Number.isFinite(ms)) return { error: `${JSON.stringify(text)} is not a valid date or time` };
+  if (!Number.isFinite(ms)) {
+    return { error: `${JSON.stringify(text)} is not a valid date or time` };
+  }
   return withinLimits(ms);
 }
 
@@ -113,29 +124,35 @@ function applyMath(ms: number, math: string, roundUp: boolean, text: string): In
   let t = ms;
   while (i < s.length) {
     const op = s[i++];
-    if (op !== '/' && op !== '+' && op !== '-')
+    if (op !== '/' && op !== '+' && op !== '-') {
       return { error: `${JSON.stringify(text)}: expected +, - or / at "${s.slice(i - 1)}"; ${RELATIVE_HELP}` };
+    }
     const digits = /^\d*/.exec(s.slice(i))![0];
-    if (digits.length > MAX_TERM_DIGITS)
+    if (digits.length > MAX_TERM_DIGITS) {
       return { error: `${JSON.stringify(text)}: at most ${MAX_TERM_DIGITS} digits per term` };
+    }
     i += digits.length;
     const n = digits ? Number(digits) : 1;
     const unit = s[i++];
-    if (unit === 'f') return { error: `${JSON.stringify(text)}: fiscal units are not supported; ${RELATIVE_HELP}` };
+    if (unit === 'f') {
+      return { error: `${JSON.stringify(text)}: fiscal units are not supported; ${RELATIVE_HELP}` };
+    }
     if (unit === undefined || !(unit in FIXED_UNITS || unit in MONTH_UNITS)) {
       return {
         error: `${JSON.stringify(text)}: ${unit === undefined ? 'a unit is missing' : `unknown unit "${unit}"`}; ${RELATIVE_HELP}`,
       };
     }
     if (op === '/') {
-      if (digits && n !== 1)
+      if (digits && n !== 1) {
         return { error: `${JSON.stringify(text)}: rounding takes no number (write /d, not /${digits}d)` };
+      }
       t = roundUp ? add(startOf(t, unit), 1, unit) - 1 : startOf(t, unit);
     } else {
       t = add(t, op === '+' ? n : -n, unit);
     }
-    if (!Number.isFinite(t) || Math.abs(t) > 8.64e15)
+    if (!Number.isFinite(t) || Math.abs(t) > 8.64e15) {
       return { error: `${JSON.stringify(text)} is outside the representable dates` };
+    }
   }
   return withinLimits(t);
 }
@@ -145,14 +162,21 @@ function applyMath(ms: number, math: string, roundUp: boolean, text: string): In
  * Grafana); `now` is the request's instant, so both bounds use the same one.
  */
 export function parseInstant(value: number | string, bound: 'from' | 'to', now: number): InstantResult {
-  if (typeof value === 'number') return fromNumber(value);
-  if (/^\d+$/.test(value)) return fromNumber(Number(value));
-  if (value.startsWith('now')) return applyMath(now, value.slice(3), bound === 'to', value);
+  if (typeof value === 'number') {
+    return fromNumber(value);
+  }
+  if (/^\d+$/.test(value)) {
+    return fromNumber(Number(value));
+  }
+  if (value.startsWith('now')) {
+    return applyMath(now, value.slice(3), bound === 'to', value);
+  }
   const anchor = value.indexOf('||');
   if (anchor >= 0) {
     const base = fromIso(value.slice(0, anchor));
-    if (!base)
+    if (!base) {
       return { error: `${JSON.stringify(value)}: the time before "||" must be ISO-8601, such as 2024-05-01T00:00:00Z` };
+    }
     return 'error' in base ? base : applyMath(base.ms, value.slice(anchor + 2), bound === 'to', value);
   }
   return fromIso(value) ?? { error: `${JSON.stringify(value.slice(0, 64))} is not a time: send ${INSTANT_FORMS}` };

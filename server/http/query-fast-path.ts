@@ -12,17 +12,31 @@ import type { ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
 import { queryRequestSchema } from './validation';
-import { errorResponse, invalidRequest, NOT_JSON, queryHeaderList, recordRequest, requestIdFrom, unsupportedMedia } from './responses';
+import {
+  errorResponse,
+  invalidRequest,
+  NOT_JSON,
+  queryHeaderList,
+  recordRequest,
+  requestIdFrom,
+  unsupportedMedia,
+} from './responses';
 
 export const QUERY_PATH = '/api/v1/query';
 const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Whether this request is one the fast path answers (otherwise Express does). */
 export function isOrdinary(req: IncomingMessage, authorized: (header: string | undefined) => boolean): boolean {
-  if (req.method !== 'POST' || req.url !== QUERY_PATH) return false;
+  if (req.method !== 'POST' || req.url !== QUERY_PATH) {
+    return false;
+  }
   const length = Number(req.headers['content-length']);
-  if (!Number.isInteger(length) || length < 0 || length > BODY_LIMIT_BYTES || req.headers['transfer-encoding']) return false;
-  if (unsupportedMedia(req.headers) !== null) return false;
+  if (!Number.isInteger(length) || length < 0 || length > BODY_LIMIT_BYTES || req.headers['transfer-encoding']) {
+    return false;
+  }
+  if (unsupportedMedia(req.headers) !== null) {
+    return false;
+  }
   return authorized(req.headers.authorization);
 }
 
@@ -30,7 +44,15 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Writes the whole answer at once: headers as a flat list (no header object to build and walk), the body as bytes. */
 function send(res: ServerResponse, status: number, body: Buffer, reqId: string, more: string[] = []) {
-  res.writeHead(status, ['Content-Type', JSON_TYPE, 'Content-Length', String(body.length), 'X-Request-Id', reqId, ...more]);
+  res.writeHead(status, [
+    'Content-Type',
+    JSON_TYPE,
+    'Content-Length',
+    String(body.length),
+    'X-Request-Id',
+    reqId,
+    ...more,
+  ]);
   res.end(body);
 }
 
@@ -71,14 +93,18 @@ class Exchange {
         // As body-parser's strict mode: only an object or array is a JSON body.
         const first = text.trimStart()[0];
         try {
-          if (first !== '{' && first !== '[') throw new SyntaxError('not an object');
+          if (first !== '{' && first !== '[') {
+            throw new SyntaxError('not an object');
+          }
           body = JSON.parse(text);
         } catch {
           return this.reply(400, jsonBytes(NOT_JSON));
         }
       }
       const parsed = queryRequestSchema.safeParse(body);
-      if (!parsed.success) return this.reply(400, jsonBytes(invalidRequest(parsed.error)));
+      if (!parsed.success) {
+        return this.reply(400, jsonBytes(invalidRequest(parsed.error)));
+      }
       request = parsed.data;
       this.requests.remember(text, request);
     }
@@ -89,20 +115,30 @@ class Exchange {
     } catch (err) {
       return this.failed(err as Error);
     }
-    if (now) return this.answered(now);
+    if (now) {
+      return this.answered(now);
+    }
     this.deps.service
       .answer(request)
       .then(
         (answer) => this.answered(answer),
         (err: Error) => this.failed(err)
       )
-      .catch((err: Error) => this.deps.logger.error({ reqId: this.reqId, err: { message: err.message } }, 'writing an answer failed'));
+      .catch((err: Error) =>
+        this.deps.logger.error({ reqId: this.reqId, err: { message: err.message } }, 'writing an answer failed')
+      );
   }
 
   private answered(answer: ServiceAnswer): void {
     // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
     const timing = ['Server-Timing', `app;dur=${(performance.now() - this.handlerStarted).toFixed(3)}`];
-    this.reply(answer.status, answer.body, answer.retryAfter ? [...queryHeaderList(answer), ...timing] : timing, answer.cache, answer.tiers?.join('+'));
+    this.reply(
+      answer.status,
+      answer.body,
+      answer.retryAfter ? [...queryHeaderList(answer), ...timing] : timing,
+      answer.cache,
+      answer.tiers?.join('+')
+    );
   }
 
   private failed(err: Error): void {
@@ -113,7 +149,16 @@ class Exchange {
   /** Writes the answer, then logs the request line. */
   private reply(status: number, body: Buffer, more?: string[], cache?: string, tier?: string): void {
     send(this.res, status, body, this.reqId, more);
-    recordRequest(this.deps, { route: QUERY_PATH, reqId: this.reqId, method: 'POST', path: QUERY_PATH, status, started: this.started, cache, tier });
+    recordRequest(this.deps, {
+      route: QUERY_PATH,
+      reqId: this.reqId,
+      method: 'POST',
+      path: QUERY_PATH,
+      status,
+      started: this.started,
+      cache,
+      tier,
+    });
   }
 }
 
@@ -121,7 +166,9 @@ export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: 
   const authorized = authorizationCheck(deps.security.tokens);
   const requests = new RequestMemo();
   return (req, res) => {
-    if (!isOrdinary(req, authorized)) return false;
+    if (!isOrdinary(req, authorized)) {
+      return false;
+    }
     const exchange = new Exchange(deps, requests, res, requestIdFrom(req.headers['x-request-id']), performance.now());
     req.on('data', (chunk: Buffer) => exchange.chunks.push(chunk));
     req.on('end', () => exchange.end());

@@ -14,17 +14,22 @@ export class IntervalLimiter {
    * how long to wait. `release` gives the slot back (the action was not applied after all).
    */
   take(): Slot {
-    if (this.intervalMs <= 0) return { ok: true, release: () => undefined };
+    if (this.intervalMs <= 0) {
+      return { ok: true, release: () => undefined };
+    }
     const t = this.now();
-    if (t < this.nextAllowed)
+    if (t < this.nextAllowed) {
       return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((this.nextAllowed - t) / 1000)) };
+    }
     const previous = this.nextAllowed;
     const mine = t + this.intervalMs;
     this.nextAllowed = mine;
     return {
       ok: true,
       release: () => {
-        if (this.nextAllowed === mine) this.nextAllowed = previous;
+        if (this.nextAllowed === mine) {
+          this.nextAllowed = previous;
+        }
       },
     };
   }

@@ -30,7 +30,14 @@ export function readiness(o: ReadinessOptions): () => Promise<ReadyResponse> {
         cache,
       };
     } catch {
-      return { status: 'not_ready', database: { ok: false, error: o.unreachableHint ? `database unreachable: ${o.unreachableHint}` : 'database unreachable' }, cache };
+      return {
+        status: 'not_ready',
+        database: {
+          ok: false,
+          error: o.unreachableHint ? `database unreachable: ${o.unreachableHint}` : 'database unreachable',
+        },
+        cache,
+      };
     }
   };
 }

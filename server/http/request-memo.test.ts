@@ -94,7 +94,9 @@ test('random rests and ranges: a recall is exactly the validated body, and only 
     fc.property(rest, range, range, (r, [f1, t1], [f2, t2]) => {
       const first = body(f1, t1, r);
       const parsed = full(first);
-      if (parsed.success) memo.remember(first, parsed.data);
+      if (parsed.success) {
+        memo.remember(first, parsed.data);
+      }
       const second = body(f2, t2, r);
       const recalled = memo.recall(second);
       const expected = full(second);

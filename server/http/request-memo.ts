@@ -36,9 +36,13 @@ export class RequestMemo {
   /** The validated request for a body of the remembered form, or undefined: then parse and validate it, and `remember` it. */
   recall(text: string): QueryRequest | undefined {
     const start = this.head(text);
-    if (start < 0) return undefined;
+    if (start < 0) {
+      return undefined;
+    }
     const known = this.rests.get(text.slice(start));
-    if (!known) return undefined;
+    if (!known) {
+      return undefined;
+    }
     const checked = checkRange(this.from, this.to, Date.now());
     return 'range' in checked ? { range: checked.range, ...known } : undefined;
   }
@@ -46,30 +50,40 @@ export class RequestMemo {
   /** Remembers what a body validated to, when the body has the remembered form. */
   remember(text: string, request: QueryRequest): void {
     const start = this.head(text);
-    if (start < 0) return;
+    if (start < 0) {
+      return;
+    }
     const rest = text.slice(start);
     // No second range, spelt out or escaped (`"\u0072ange"` is a key "range" too).
-    if (rest.length > MAX_REST_LENGTH || rest.includes('"range"') || rest.includes('\\u') || this.rests.has(rest))
+    if (rest.length > MAX_REST_LENGTH || rest.includes('"range"') || rest.includes('\\u') || this.rests.has(rest)) {
       return;
+    }
     // The range read from the head is the one validated (a safeguard: the check above already ensures it).
-    if (request.range.from !== this.from || request.range.to !== this.to) return;
+    if (request.range.from !== this.from || request.range.to !== this.to) {
+      return;
+    }
     const { range: _range, ...others } = request;
     // The queries are shared by every recall, so frozen; the holder is only spread (a frozen one is slow to spread).
     deepFreeze(others.queries);
     this.rests.set(rest, others);
-    if (this.rests.size > CAPACITY) this.rests.delete(this.rests.keys().next().value!);
+    if (this.rests.size > CAPACITY) {
+      this.rests.delete(this.rests.keys().next().value!);
+    }
   }
 
   /** Where the rest starts in a body of the remembered form (bounds in `from` and `to`), or -1. */
   private head(text: string): number {
-    if (!text.startsWith(OPEN) || !this.digits(text, OPEN.length)) return -1;
+    if (!text.startsWith(OPEN) || !this.digits(text, OPEN.length)) {
+      return -1;
+    }
     const from = this.to;
     if (
       !text.startsWith(MIDDLE, this.end) ||
       !this.digits(text, this.end + MIDDLE.length) ||
       !text.startsWith(CLOSE, this.end)
-    )
+    ) {
       return -1;
+    }
     this.from = from;
     return this.end + CLOSE.length;
   }
@@ -84,11 +98,15 @@ export class RequestMemo {
     let i = start;
     for (; i < text.length && i - start < 16; i++) {
       const c = text.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) break;
+      if (c < 0 || c > 9) {
+        break;
+      }
       value = value * 10 + c;
     }
     const n = i - start;
-    if (n === 0 || n > 15 || (n > 1 && text.charCodeAt(start) === 48)) return false;
+    if (n === 0 || n > 15 || (n > 1 && text.charCodeAt(start) === 48)) {
+      return false;
+    }
     this.to = value;
     this.end = i;
     return true;

@@ -21,13 +21,33 @@ export function requestIdFrom(header: string | string[] | undefined): string {
 /** Counts the request and logs its line: id, duration, cache status and tier, never headers (tokens). */
 export function recordRequest(
   deps: Pick<AppDeps, 'metrics' | 'logger'>,
-  r: { route: string; reqId: string; method: string; path: string; status: number; started: number; cache?: string; tier?: string; log?: boolean }
+  r: {
+    route: string;
+    reqId: string;
+    method: string;
+    path: string;
+    status: number;
+    started: number;
+    cache?: string;
+    tier?: string;
+    log?: boolean;
+  }
 ) {
   deps.metrics.hot.httpRequest(r.route, r.status).inc();
-  if (r.log === false || !deps.logger.isLevelEnabled('info')) return;
+  if (r.log === false || !deps.logger.isLevelEnabled('info')) {
+    return;
+  }
   // Flat fields only: see requestLogger.
   requestLogger(deps.logger).info(
-    { reqId: r.reqId, method: r.method, path: r.path, status: r.status, durationMs: Math.round((performance.now() - r.started) * 100) / 100, cache: r.cache, tier: r.tier },
+    {
+      reqId: r.reqId,
+      method: r.method,
+      path: r.path,
+      status: r.status,
+      durationMs: Math.round((performance.now() - r.started) * 100) / 100,
+      cache: r.cache,
+      tier: r.tier,
+    },
     'request'
   );
 }
@@ -37,20 +57,48 @@ export function recordRequest(
  * matched the input's shape (a filter sent as a list is checked as a list), so the message
  * names the real problem instead of zod's bare "Invalid input".
  */
-function flatten(issues: readonly ZodIssue[], prefix: PropertyKey[] = []): Array<{ path: PropertyKey[]; message: string }> {
+function flatten(
+  issues: readonly ZodIssue[],
+  prefix: PropertyKey[] = []
+): Array<{ path: PropertyKey[]; message: string }> {
   return issues.flatMap((i) => {
     const path = [...prefix, ...i.path];
     if (i.code !== 'invalid_union' || !('errors' in i) || i.errors.length === 0) {
-      return [{ path: i.code === 'unrecognized_keys' && i.keys.length === 1 ? [...path, i.keys[0]] : path, message: i.message }];
+      return [
+        {
+          path: i.code === 'unrecognized_keys' && i.keys.length === 1 ? [...path, i.keys[0]] : path,
+          message: i.message,
+        },
+      ];
     }
     // Branch ranks: 0 = the input has the wrong type for it; 2 = only parts of the input are wrong.
     // On a tie the later branch wins: in `value | list` unions that is the list, which an array input meant.
     const rank = (branch: readonly ZodIssue[]) =>
-      branch.some((b) => b.code === 'invalid_type' && b.path.length === 0) ? 0 : branch.every((b) => b.path.length > 0) ? 2 : 1;
+      branch.some((b) => b.code === 'invalid_type' && b.path.length === 0)
+        ? 0
+        : branch.every((b) => b.path.length > 0)
+          ? 2
+          : 1;
     const best = i.errors.reduce((a, b) => (rank(b) >= rank(a) ? b : a));
-    if (rank(best) > 0) return flatten(best, path);
-    const expected = [...new Set(i.errors.flat().map((b) => (b.code === 'invalid_type' ? b.expected : null)).filter(Boolean))];
-    return [{ path, message: expected.length ? `must be ${expected.map((e) => (e === 'array' ? 'a list' : `a ${e}`)).join(' or ')}` : i.message }];
+    if (rank(best) > 0) {
+      return flatten(best, path);
+    }
+    const expected = [
+      ...new Set(
+        i.errors
+          .flat()
+          .map((b) => (b.code === 'invalid_type' ? b.expected : null))
+          .filter(Boolean)
+      ),
+    ];
+    return [
+      {
+        path,
+        message: expected.length
+          ? `must be ${expected.map((e) => (e === 'array' ? 'a list' : `a ${e}`)).join(' or ')}`
+          : i.message,
+      },
+    ];
   });
 }
 
@@ -73,13 +121,17 @@ export function invalidRequest(err: ZodError): ErrorResponse {
  */
 export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
   // What every client of the query API sends, checked first.
-  if (headers['content-type'] === 'application/json' && headers['content-encoding'] === undefined) return null;
+  if (headers['content-type'] === 'application/json' && headers['content-encoding'] === undefined) {
+    return null;
+  }
   const encoding = (headers['content-encoding'] ?? '').trim().toLowerCase();
   if (encoding && encoding !== 'identity') {
     return `unsupported Content-Encoding "${encoding.slice(0, 40)}": send the body uncompressed (no Content-Encoding)`;
   }
   const [type, ...params] = (headers['content-type'] ?? '').split(';');
-  if (type.trim().toLowerCase() !== 'application/json') return 'send the body as application/json';
+  if (type.trim().toLowerCase() !== 'application/json') {
+    return 'send the body as application/json';
+  }
   const charset = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='));
   if (charset && !/^charset="?utf-8"?$/.test(charset)) {
     return `unsupported ${charset.replace('=', ' ').slice(0, 40)}: send the body as UTF-8 (Content-Type: application/json; charset=utf-8)`;
@@ -87,7 +139,10 @@ export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
   return null;
 }
 
-export const NOT_JSON: ErrorResponse = { error: 'request body is not valid JSON', details: [{ path: '(body)', message: 'must be a JSON object' }] };
+export const NOT_JSON: ErrorResponse = {
+  error: 'request body is not valid JSON',
+  details: [{ path: '(body)', message: 'must be a JSON object' }],
+};
 
 /** Headers of a query answer, as a flat list of names and values: when every query was refused for a transient reason (busy, unavailable), when to retry. */
 export function queryHeaderList(answer: { retryAfter?: number }): string[] {
@@ -98,17 +153,28 @@ export function queryHeaderList(answer: { retryAfter?: number }): string[] {
 export function queryHeaders(answer: { retryAfter?: number }): Record<string, string> {
   const list = queryHeaderList(answer);
   const headers: Record<string, string> = {};
-  for (let i = 0; i < list.length; i += 2) headers[list[i]] = list[i + 1];
+  for (let i = 0; i < list.length; i += 2) {
+    headers[list[i]] = list[i + 1];
+  }
   return headers;
 }
 
 /** The status and body for an error a query (or any route) ended in; a 500 is logged. */
-export function errorResponse(deps: Pick<AppDeps, 'logger'>, err: Error, reqId: string): { status: number; body: ErrorResponse & { requestId?: string } } {
+export function errorResponse(
+  deps: Pick<AppDeps, 'logger'>,
+  err: Error,
+  reqId: string
+): { status: number; body: ErrorResponse & { requestId?: string } } {
   if (isDataException(err)) {
     // PostgreSQL rejected a value (data exception): the client's input, not our fault.
-    return { status: 400, body: { error: 'a value in the request cannot be used', details: [{ path: '(body)', message: err.message }] } };
+    return {
+      status: 400,
+      body: { error: 'a value in the request cannot be used', details: [{ path: '(body)', message: err.message }] },
+    };
   }
-  if (isUnavailable(err)) return { status: 503, body: { error: 'the database is unavailable; try again shortly' } };
+  if (isUnavailable(err)) {
+    return { status: 503, body: { error: 'the database is unavailable; try again shortly' } };
+  }
   deps.logger.error({ reqId, err: { message: err.message, code: (err as { code?: string }).code } }, 'request failed');
   return { status: 500, body: { error: 'internal error', requestId: reqId } };
 }

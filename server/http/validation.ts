@@ -31,14 +31,18 @@ import { parseInstant } from './instant';
 export function closest(name: string, known: readonly string[]): string | undefined {
   const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, '');
   const n = norm(name);
-  if (!n) return undefined;
+  if (!n) {
+    return undefined;
+  }
   let best: string | undefined;
   let bestScore = Infinity;
   for (const k of known) {
     const m = norm(k);
     // A prefix (`rule` of `ruleId`) counts as 1.5 edits, so a true one-letter slip (`metric` → `metrics`) wins.
     const score = m === n ? 0 : Math.min(distance(n, m), m.startsWith(n) && n.length >= 3 ? 1.5 : Infinity);
-    if (score < bestScore) [best, bestScore] = [k, score];
+    if (score < bestScore) {
+      [best, bestScore] = [k, score];
+    }
   }
   return bestScore <= Math.max(2, Math.floor(n.length / 4)) ? best : undefined;
 }
@@ -47,8 +51,9 @@ function distance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
-    for (let j = 1; j <= b.length; j++)
+    for (let j = 1; j <= b.length; j++) {
       row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
     prev = row;
   }
   return prev[b.length];
@@ -112,9 +117,15 @@ function refuseUnknownQueryFields(
   ctx: { addIssue(issue: { code: 'custom'; path: PropertyKey[]; message: string }): void },
   path: PropertyKey[]
 ): void {
-  if (query === null || typeof query !== 'object' || Array.isArray(query)) return;
+  if (query === null || typeof query !== 'object' || Array.isArray(query)) {
+    return;
+  }
   let unknown: string[] | null = null;
-  for (const key of Object.keys(query)) if (!KNOWN_QUERY_FIELDS.has(key)) (unknown ??= []).push(key);
+  for (const key of Object.keys(query)) {
+    if (!KNOWN_QUERY_FIELDS.has(key)) {
+      (unknown ??= []).push(key);
+    }
+  }
   if (unknown) {
     ctx.addIssue({
       code: 'custom',
@@ -166,7 +177,9 @@ const range = z
   .transform((r, ctx): QueryRequest['range'] => {
     const checked = checkRange(r.from, r.to, Date.now());
     if ('issues' in checked) {
-      for (const issue of checked.issues) ctx.addIssue({ code: 'custom', ...issue });
+      for (const issue of checked.issues) {
+        ctx.addIssue({ code: 'custom', ...issue });
+      }
       return z.NEVER;
     }
     return checked.range;
@@ -177,15 +190,28 @@ const range = z
  * now-1h..now is exactly an hour): the range in epoch ms, or the issues by path. The query
  * fast path checks the range of a body it has seen before with this alone.
  */
-export function checkRange(fromValue: number | string, toValue: number | string, now: number): { range: QueryRequest['range'] } | { issues: Array<{ path: PropertyKey[]; message: string }> } {
+export function checkRange(
+  fromValue: number | string,
+  toValue: number | string,
+  now: number
+): { range: QueryRequest['range'] } | { issues: Array<{ path: PropertyKey[]; message: string }> } {
   const from = parseInstant(fromValue, 'from', now);
   const to = parseInstant(toValue, 'to', now);
   if ('error' in from || 'error' in to) {
-    return { issues: [...('error' in from ? [{ path: ['from'], message: from.error }] : []), ...('error' in to ? [{ path: ['to'], message: to.error }] : [])] };
+    return {
+      issues: [
+        ...('error' in from ? [{ path: ['from'], message: from.error }] : []),
+        ...('error' in to ? [{ path: ['to'], message: to.error }] : []),
+      ],
+    };
   }
   // Only compared once both bounds are valid: a bad bound is one error, not two.
-  if (to.ms <= from.ms) return { issues: [{ path: ['to'], message: 'must be after range.from' }] };
-  if (to.ms - from.ms > LIMITS.maxRangeDays * 86_400_000) return { issues: [{ path: [], message: `must not span more than ${LIMITS.maxRangeDays} days` }] };
+  if (to.ms <= from.ms) {
+    return { issues: [{ path: ['to'], message: 'must be after range.from' }] };
+  }
+  if (to.ms - from.ms > LIMITS.maxRangeDays * 86_400_000) {
+    return { issues: [{ path: [], message: `must not span more than ${LIMITS.maxRangeDays} days` }] };
+  }
   return { range: { from: from.ms, to: to.ms } };
 }
 
@@ -211,10 +237,14 @@ const requestObject = z
     { error: (iss) => (iss.code === 'unrecognized_keys' ? unknownRequestFields(iss.keys) : undefined) }
   )
   .superRefine((req, ctx) => {
-    if (!Array.isArray(req.queries)) return;
+    if (!Array.isArray(req.queries)) {
+      return;
+    }
     const seen = new Set<string>();
     req.queries.forEach((q, i) => {
-      if (typeof q?.refId !== 'string') return;
+      if (typeof q?.refId !== 'string') {
+        return;
+      }
       if (seen.has(q.refId)) {
         ctx.addIssue({ code: 'custom', path: ['queries', i, 'refId'], message: 'must be unique' });
       }
@@ -224,8 +254,9 @@ const requestObject = z
 
 export const queryRequestSchema = z.preprocess((body, ctx) => {
   const queries = body !== null && typeof body === 'object' ? (body as { queries?: unknown }).queries : undefined;
-  if (Array.isArray(queries) && queries.length <= LIMITS.maxQueries)
+  if (Array.isArray(queries) && queries.length <= LIMITS.maxQueries) {
     queries.forEach((q, i) => refuseUnknownQueryFields(q, ctx, ['queries', i]));
+  }
   return body;
 }, requestObject);
 

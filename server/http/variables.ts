@@ -23,12 +23,19 @@ function metricTypesSql(rollups: readonly RollupInfo[]): string {
 }
 
 /** A variable's values in order; `limit` keeps the first ones (warming only needs to know whether a list is short). */
-export async function variableValues(db: Pool, name: VariableName, rollups: readonly RollupInfo[], limit?: number): Promise<VariableValue[]> {
+export async function variableValues(
+  db: Pool,
+  name: VariableName,
+  rollups: readonly RollupInfo[],
+  limit?: number
+): Promise<VariableValue[]> {
   if (name === 'statuses') {
     return STATUSES.map((s) => ({ value: s, text: s })).slice(0, limit);
   }
   const sql = name === 'metricTypes' ? metricTypesSql(rollups) : SQL[name];
-  if (limit === undefined) return (await db.query(sql)).rows;
+  if (limit === undefined) {
+    return (await db.query(sql)).rows;
+  }
   const { rows } = await db.query(`SELECT value, text FROM (${sql}) v ORDER BY value LIMIT $1`, [limit]);
   return rows;
 }

@@ -25,8 +25,12 @@ export function publishRefreshMetrics(metrics: Metrics, status: RollupStatus[], 
     const sinceRefresh = s.lastRefreshAt ? (now - s.lastRefreshAt.getTime()) / 1000 : Infinity;
     const lag = Math.max(0, sinceRefresh - s.refreshEveryMs / 1000);
     metrics.refreshLag.set({ rollup: s.rollup }, Number.isFinite(lag) ? lag : 1e9);
-    if (s.lastDurationMs !== null) metrics.refreshDuration.set({ rollup: s.rollup }, s.lastDurationMs / 1000);
-    if (s.watermark) metrics.watermarkAge.set({ rollup: s.rollup }, (now - s.watermark.getTime()) / 1000);
+    if (s.lastDurationMs !== null) {
+      metrics.refreshDuration.set({ rollup: s.rollup }, s.lastDurationMs / 1000);
+    }
+    if (s.watermark) {
+      metrics.watermarkAge.set({ rollup: s.rollup }, (now - s.watermark.getTime()) / 1000);
+    }
   }
 }
 
@@ -46,7 +50,9 @@ export class RefreshScheduler {
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) {
+      clearInterval(this.timer);
+    }
     await this.running;
   }
 
@@ -56,11 +62,22 @@ export class RefreshScheduler {
       let status = await rollupStatus(this.o.pool);
       if (this.o.refresh) {
         const now = Date.now();
-        const due = status.filter((s) => !s.lastRefreshAt || now - s.lastRefreshAt.getTime() >= s.refreshEveryMs).map((s) => s.rollup);
+        const due = status
+          .filter((s) => !s.lastRefreshAt || now - s.lastRefreshAt.getTime() >= s.refreshEveryMs)
+          .map((s) => s.rollup);
         if (due.length) {
           const reports = await refreshRollups(this.o.pool, this.o.flavour, { only: due });
           if (reports) {
-            this.o.logger.info({ rollups: reports.map((r) => ({ rollup: r.rollup, ms: Math.round(r.durationMs), watermark: r.newWatermark })) }, 'rollups refreshed');
+            this.o.logger.info(
+              {
+                rollups: reports.map((r) => ({
+                  rollup: r.rollup,
+                  ms: Math.round(r.durationMs),
+                  watermark: r.newWatermark,
+                })),
+              },
+              'rollups refreshed'
+            );
             this.o.onRefreshed?.();
             status = await rollupStatus(this.o.pool);
           }

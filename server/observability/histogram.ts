@@ -42,33 +42,44 @@ export class HotHistogram<L extends string> {
     this.name = o.name;
     this.help = o.help;
     // prom-client exposes an unlabelled histogram before its first observation; this one has series only once observed.
-    if (o.labelNames.length === 0 || o.labelNames.includes('le' as L))
+    if (o.labelNames.length === 0 || o.labelNames.includes('le' as L)) {
       throw new Error(`${o.name}: a hot histogram needs labels, and "le" is reserved`);
+    }
     this.labelNames = o.labelNames;
     this.bounds = [...o.buckets].sort((a, b) => a - b);
-    for (const r of o.registers) r.registerMetric(this as never);
+    for (const r of o.registers) {
+      r.registerMetric(this as never);
+    }
   }
 
   observe(labels: Record<L, string>, value: number): void {
-    if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+    if (!Number.isFinite(value)) {
+      throw new TypeError(`Value is not a valid number: ${value}`);
+    }
     let level = this.byLabel;
     const last = this.labelNames.length - 1;
     for (let i = 0; i < last; i++) {
       const labelValue = String(labels[this.labelNames[i]]);
       let next = level.get(labelValue) as Map<string, unknown> | undefined;
-      if (!next) level.set(labelValue, (next = new Map()));
+      if (!next) {
+        level.set(labelValue, (next = new Map()));
+      }
       level = next;
     }
     const lastValue = String(labels[this.labelNames[last]]);
     let s = level.get(lastValue) as Series<L> | undefined;
     if (!s) {
       const own = {} as Record<L, string>;
-      for (const name of this.labelNames) own[name] = labels[name];
+      for (const name of this.labelNames) {
+        own[name] = labels[name];
+      }
       level.set(lastValue, (s = { labels: own, counts: new Array(this.bounds.length + 1).fill(0), sum: 0, count: 0 }));
       this.series.push(s);
     }
     let i = 0;
-    while (i < this.bounds.length && value > this.bounds[i]) i++;
+    while (i < this.bounds.length && value > this.bounds[i]) {
+      i++;
+    }
     s.counts[i]++;
     s.sum += value;
     s.count++;

@@ -63,7 +63,9 @@ test('lines wait for a batch, and are written within the flush interval', async 
       .split('\n')
       .map((l) => JSON.parse(l));
     assert.equal(line.reqId, 'r1');
-    for (let i = 0; i < 100; i++) log.info({ i, auth: { authorization: 'Bearer secret' } }, 'request');
+    for (let i = 0; i < 100; i++) {
+      log.info({ i, auth: { authorization: 'Bearer secret' } }, 'request');
+    }
     const written = readFileSync(file, 'utf8');
     assert.ok(written.split('\n').length > 20, 'a full batch is written at once');
     assert.doesNotMatch(written, /secret/, 'credentials are redacted');

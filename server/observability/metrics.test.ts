@@ -61,7 +61,9 @@ test('tallies reach their counter at every collection, exactly once', async () =
   counter.inc({ result: 'miss' }, 0);
   const hit = tallies.of('hit', { result: 'hit' });
   assert.equal(tallies.of('hit', { result: 'hit' }), hit, 'one tally per key');
-  for (let i = 0; i < 5; i++) hit.inc();
+  for (let i = 0; i < 5; i++) {
+    hit.inc();
+  }
   const value = async (result: string) => (await counter.get()).values.find((v) => v.labels.result === result)?.value;
   assert.equal(await value('hit'), 5);
   assert.equal(await value('hit'), 5, 'a second collection adds nothing');
@@ -73,8 +75,9 @@ test('tallies reach their counter at every collection, exactly once', async () =
 test("the service's metrics: hot counts show in /metrics and in get(), the zero series from the start", async () => {
   const m = createMetrics();
   const text = await m.registry.metrics();
-  for (const r of ['hit', 'miss', 'stale', 'bypass'])
+  for (const r of ['hit', 'miss', 'stale', 'bypass']) {
     assert.match(text, new RegExp(`ruleperf_cache_requests_total\\{result="${r}"\\} 0`));
+  }
   m.hot.cacheResult.hit.inc();
   m.hot.cacheResult.hit.inc();
   m.hot.nearHit.inc();

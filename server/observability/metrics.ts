@@ -14,7 +14,13 @@ export function createMetrics() {
   const collect = () => flushes.forEach((flush) => flush());
   const m = {
     registry,
-    cacheRequests: new Counter({ name: 'ruleperf_cache_requests_total', help: 'Query cache lookups by result', labelNames: ['result'] as const, registers: [registry], collect }),
+    cacheRequests: new Counter({
+      name: 'ruleperf_cache_requests_total',
+      help: 'Query cache lookups by result',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect,
+    }),
     queryDuration: new HotHistogram({
       name: 'ruleperf_query_duration_seconds',
       help: 'Time to answer one query (one panel target), by kind, cache status and primary tier',
@@ -22,21 +28,61 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
       registers: [registry],
     }),
-    cacheErrors: new Counter({ name: 'ruleperf_cache_errors_total', help: 'Redis calls of the cache that failed or timed out, by operation', labelNames: ['op'] as const, registers: [registry] }),
-    auditChecks: new Counter({ name: 'ruleperf_cache_audit_checks_total', help: 'Cached answers re-computed from the database by the consistency auditor', registers: [registry] }),
-    auditMismatches: new Counter({ name: 'ruleperf_cache_audit_mismatches_total', help: 'Cached answers the auditor found different from the database (each dropped and logged)', registers: [registry] }),
-    dbQueries: new Counter({ name: 'ruleperf_db_queries_total', help: 'Queries sent to the database by finest tier read', labelNames: ['tier'] as const, registers: [registry] }),
-    nearHits: new Counter({ name: 'ruleperf_cache_near_hits_total', help: 'Cache hits answered from this instance\'s near cache (a subset of ruleperf_cache_requests_total{result="hit"})', registers: [registry], collect }),
-    coalesced: new Counter({ name: 'ruleperf_coalesced_requests_total', help: 'Requests that waited for an identical in-flight query instead of querying', registers: [registry] }),
-    cacheSkipped: new Counter({ name: 'ruleperf_cache_skipped_total', help: 'Answers not stored in the cache, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+    cacheErrors: new Counter({
+      name: 'ruleperf_cache_errors_total',
+      help: 'Redis calls of the cache that failed or timed out, by operation',
+      labelNames: ['op'] as const,
+      registers: [registry],
+    }),
+    auditChecks: new Counter({
+      name: 'ruleperf_cache_audit_checks_total',
+      help: 'Cached answers re-computed from the database by the consistency auditor',
+      registers: [registry],
+    }),
+    auditMismatches: new Counter({
+      name: 'ruleperf_cache_audit_mismatches_total',
+      help: 'Cached answers the auditor found different from the database (each dropped and logged)',
+      registers: [registry],
+    }),
+    dbQueries: new Counter({
+      name: 'ruleperf_db_queries_total',
+      help: 'Queries sent to the database by finest tier read',
+      labelNames: ['tier'] as const,
+      registers: [registry],
+    }),
+    nearHits: new Counter({
+      name: 'ruleperf_cache_near_hits_total',
+      help: 'Cache hits answered from this instance\'s near cache (a subset of ruleperf_cache_requests_total{result="hit"})',
+      registers: [registry],
+      collect,
+    }),
+    coalesced: new Counter({
+      name: 'ruleperf_coalesced_requests_total',
+      help: 'Requests that waited for an identical in-flight query instead of querying',
+      registers: [registry],
+    }),
+    cacheSkipped: new Counter({
+      name: 'ruleperf_cache_skipped_total',
+      help: 'Answers not stored in the cache, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     cacheValueBytes: new Histogram({
       name: 'ruleperf_cache_value_bytes',
       help: 'Size of stored cache values',
       buckets: [256, 512, 1024, 2048, 4096, 16384, 65536, 262144, 1048576],
       registers: [registry],
     }),
-    redisUsedMemory: new Gauge({ name: 'ruleperf_redis_used_memory_bytes', help: 'Redis used_memory as last read', registers: [registry] }),
-    circuitOpen: new Gauge({ name: 'ruleperf_cache_circuit_open', help: '1 while the cache circuit is open (Redis bypassed)', registers: [registry] }),
+    redisUsedMemory: new Gauge({
+      name: 'ruleperf_redis_used_memory_bytes',
+      help: 'Redis used_memory as last read',
+      registers: [registry],
+    }),
+    circuitOpen: new Gauge({
+      name: 'ruleperf_cache_circuit_open',
+      help: '1 while the cache circuit is open (Redis bypassed)',
+      registers: [registry],
+    }),
     refreshLag: new Gauge({
       name: 'ruleperf_aggregate_refresh_lag_seconds',
       help: 'How late a rollup refresh is: seconds since its last successful refresh beyond its schedule (0 when on time)',
@@ -55,33 +101,54 @@ export function createMetrics() {
       labelNames: ['rollup'] as const,
       registers: [registry],
     }),
-    httpRequests: new Counter({ name: 'ruleperf_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: [registry], collect }),
+    httpRequests: new Counter({
+      name: 'ruleperf_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['route', 'status'] as const,
+      registers: [registry],
+      collect,
+    }),
   };
   const cacheTallies = new Tallies(m.cacheRequests);
   const nearTallies = new Tallies(m.nearHits);
   const httpTallies = new Tallies(m.httpRequests);
   const httpByRoute = new Map<string, Map<number, Tally>>();
-  flushes.push(() => cacheTallies.flush(), () => nearTallies.flush(), () => httpTallies.flush());
+  flushes.push(
+    () => cacheTallies.flush(),
+    () => nearTallies.flush(),
+    () => httpTallies.flush()
+  );
   const hot = {
     /** ruleperf_cache_requests_total by result. */
-    cacheResult: Object.fromEntries(CACHE_RESULTS.map((r) => [r, cacheTallies.of(r, { result: r })])) as Record<CacheResult, Tally>,
+    cacheResult: Object.fromEntries(CACHE_RESULTS.map((r) => [r, cacheTallies.of(r, { result: r })])) as Record<
+      CacheResult,
+      Tally
+    >,
     /** ruleperf_cache_near_hits_total. */
     nearHit: nearTallies.of('', {}),
     /** ruleperf_http_requests_total for a route and status. */
     httpRequest(route: string, status: number): Tally {
       let byStatus = httpByRoute.get(route);
-      if (!byStatus) httpByRoute.set(route, (byStatus = new Map()));
+      if (!byStatus) {
+        httpByRoute.set(route, (byStatus = new Map()));
+      }
       let tally = byStatus.get(status);
-      if (!tally) byStatus.set(status, (tally = httpTallies.of(`${status} ${route}`, { route, status: String(status) })));
+      if (!tally) {
+        byStatus.set(status, (tally = httpTallies.of(`${status} ${route}`, { route, status: String(status) })));
+      }
       return tally;
     },
   };
   m.circuitOpen.set(0);
-  for (const result of CACHE_RESULTS) m.cacheRequests.inc({ result }, 0);
+  for (const result of CACHE_RESULTS) {
+    m.cacheRequests.inc({ result }, 0);
+  }
   m.coalesced.inc(0);
   m.auditChecks.inc(0);
   m.auditMismatches.inc(0);
-  for (const op of ['lookup', 'store']) m.cacheErrors.inc({ op }, 0);
+  for (const op of ['lookup', 'store']) {
+    m.cacheErrors.inc({ op }, 0);
+  }
   m.nearHits.inc(0);
   return { ...m, hot };
 }

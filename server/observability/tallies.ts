@@ -28,7 +28,9 @@ export class Tallies<L extends string> {
   /** Adds what was counted since the last flush to the counter (its `collect` calls this). */
   flush(): void {
     for (const slot of this.slots.values()) {
-      if (slot.n === 0) continue;
+      if (slot.n === 0) {
+        continue;
+      }
       const n = slot.n;
       slot.n = 0;
       this.counter.inc(slot.labels, n);

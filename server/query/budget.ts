@@ -39,8 +39,13 @@ export function checkBudget(queries: Array<{ refId: string; q: NormalizedQuery }
   const sizes = queries.map(({ refId, q }) => ({ refId, q, size: KINDS[q.kind].size(q, cardinality) }));
   const rows = sizes.reduce((n, s) => n + s.size.rows, 0);
   const cells = sizes.reduce((n, s) => n + s.size.cells, 0);
-  if (rows <= BUDGET.maxRows && cells <= BUDGET.maxCells) return;
-  const over = rows > BUDGET.maxRows ? `${fmt(rows)} result rows (limit ${fmt(BUDGET.maxRows)})` : `${fmt(cells)} values (limit ${fmt(BUDGET.maxCells)})`;
+  if (rows <= BUDGET.maxRows && cells <= BUDGET.maxCells) {
+    return;
+  }
+  const over =
+    rows > BUDGET.maxRows
+      ? `${fmt(rows)} result rows (limit ${fmt(BUDGET.maxRows)})`
+      : `${fmt(cells)} values (limit ${fmt(BUDGET.maxCells)})`;
   throw new BudgetExceeded(
     `this request could return ${over}; narrow it: a coarser interval (larger intervalMs or smaller maxDataPoints), a shorter range, fewer metrics, a filter, a smaller limit on groups, or fewer queries per request`,
     sizes.map((s) => ({ path: `queries.${s.refId}`, message: describe(s.q, s.size) }))

@@ -31,7 +31,10 @@ export function tierOf(rollupName: string): Tier {
 
 /** Every tier an answer can name, finest rollups last, then raw. */
 export function tierNames(rollups: RollupInfo[]): Tier[] {
-  return [...[...rollups].sort((a, b) => b.bucketMs - a.bucketMs || (a.position ?? 0) - (b.position ?? 0)).map((r) => r.tier), RAW_TIER];
+  return [
+    ...[...rollups].sort((a, b) => b.bucketMs - a.bucketMs || (a.position ?? 0) - (b.position ?? 0)).map((r) => r.tier),
+    RAW_TIER,
+  ];
 }
 
 export const MINUTE_MS = 60_000;
@@ -39,7 +42,7 @@ export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
 
 /** Reads the rollup registry (ruleperf_rollups) the router navigates. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 export async function loadRollupCatalog(db: { query(text: string): Promise<{ rows: any[] }> }): Promise<RollupInfo[]> {
   const { rows } = await db.query(
     `SELECT name, source, extract(epoch FROM bucket_width) * 1000 AS ms, dims, extract(epoch FROM refresh_every) * 1000 AS every,

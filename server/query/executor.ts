@@ -39,7 +39,12 @@ export interface ExecutorMetrics {
 }
 
 function rollupStates(state: DatabaseState): Map<string, RollupState> {
-  return new Map(state.status.map((s) => [s.rollup, { watermark: s.watermark?.getTime() ?? null, retainedFrom: s.retainedFrom?.getTime() ?? null }]));
+  return new Map(
+    state.status.map((s) => [
+      s.rollup,
+      { watermark: s.watermark?.getTime() ?? null, retainedFrom: s.retainedFrom?.getTime() ?? null },
+    ])
+  );
 }
 
 /** Notices about the rollups an answer used: a refresh long overdue means late rows may be missing. */
@@ -47,7 +52,9 @@ function overdueNotices(state: DatabaseState, used: readonly string[], now: numb
   const notices: Notice[] = [];
   for (const s of state.status.filter((x) => used.includes(x.rollup))) {
     const overdue = s.lastRefreshAt ? now - s.lastRefreshAt.getTime() > 2 * s.refreshEveryMs : true;
-    if (!overdue) continue;
+    if (!overdue) {
+      continue;
+    }
     notices.push({
       severity: 'warning',
       text: s.lastRefreshAt
@@ -70,7 +77,14 @@ export class QueryExecutor implements Executor {
   async run(q: NormalizedQuery, priority: Priority = 'user'): Promise<Answer> {
     const state = await this.admission.run(() => this.state.current(), priority);
     const rollupState = rollupStates(state);
-    const p = plan({ range: q.range, fields: q.fields, rollups: this.rollups(), state: rollupState, pending: state.pending, bucketMs: q.bucketMs });
+    const p = plan({
+      range: q.range,
+      fields: q.fields,
+      rollups: this.rollups(),
+      state: rollupState,
+      pending: state.pending,
+      bucketMs: q.bucketMs,
+    });
     const tiers = tiersOf(p.pieces);
     const reader: Reader = {
       rows: async (statement) => {
@@ -83,7 +97,9 @@ export class QueryExecutor implements Executor {
     const read = await spec.read(reader, q, p);
     const computedAt = Date.now();
     const used = [...new Set(p.pieces.flatMap((piece) => (piece.rollup ? [piece.rollup.name] : [])))];
-    const watermarks = used.map((name) => rollupState.get(name)?.watermark ?? null).filter((w): w is number => w !== null);
+    const watermarks = used
+      .map((name) => rollupState.get(name)?.watermark ?? null)
+      .filter((w): w is number => w !== null);
     return {
       frames: spec.frames(q, read.rows, computedAt),
       tiers,

@@ -5,7 +5,6 @@
  */
 import type { FieldJSON } from '../contract';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 export type Row = Record<string, any>;
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));

@@ -52,8 +52,9 @@ export class NormalizeMemo {
           k.differsFromAsked === c.differsFromAsked &&
           k.intervalMs === c.intervalMs &&
           k.maxDataPoints === c.maxDataPoints
-        )
+        ) {
           return k.q;
+        }
       }
     } else {
       this.byQuery.set(query, (known = []));
@@ -67,7 +68,9 @@ export class NormalizeMemo {
       maxDataPoints: c.maxDataPoints,
       q,
     });
-    if (known.length > PER_QUERY) known.shift();
+    if (known.length > PER_QUERY) {
+      known.shift();
+    }
     return q;
   }
 }

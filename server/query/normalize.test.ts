@@ -8,25 +8,59 @@ import { BudgetExceeded, BUDGET, checkBudget, schemaCardinality } from './budget
 import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 
 const FULL = ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'];
-const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({ name, tier: name, source: 'metrics', bucketMs, dims, refreshEveryMs: 300_000, rankKeys: false });
-const ROLLUPS = [rollup('metrics_hourly', H, FULL), rollup('metrics_daily', D, FULL), rollup('metrics_minute_total', M, [])];
+const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({
+  name,
+  tier: name,
+  source: 'metrics',
+  bucketMs,
+  dims,
+  refreshEveryMs: 300_000,
+  rankKeys: false,
+});
+const ROLLUPS = [
+  rollup('metrics_hourly', H, FULL),
+  rollup('metrics_daily', D, FULL),
+  rollup('metrics_minute_total', M, []),
+];
 const NOW = Date.parse('2026-06-10T13:37:42.123Z');
-const query = (q: Partial<RuleperfQuery>): RuleperfQuery => ({ refId: 'A', kind: 'stats', granularity: 'auto', ...q }) as RuleperfQuery;
+const query = (q: Partial<RuleperfQuery>): RuleperfQuery =>
+  ({ refId: 'A', kind: 'stats', granularity: 'auto', ...q }) as RuleperfQuery;
 const last = (span: number) => ({ range: { from: NOW - span, to: NOW } });
 
-test('filters become sorted distinct lists under the contract\'s names; unused parameters are dropped', () => {
-  const q = normalizeQuery(last(D), query({ kind: 'stats', ruleId: ['b', 'a', 'b'], status: 'ERROR', metrics: ['executionCount'], limit: 5, groupBy: 'status' }), ROLLUPS, NOW);
+test("filters become sorted distinct lists under the contract's names; unused parameters are dropped", () => {
+  const q = normalizeQuery(
+    last(D),
+    query({
+      kind: 'stats',
+      ruleId: ['b', 'a', 'b'],
+      status: 'ERROR',
+      metrics: ['executionCount'],
+      limit: 5,
+      groupBy: 'status',
+    }),
+    ROLLUPS,
+    NOW
+  );
   assert.deepEqual(q.filters, { ruleId: ['a', 'b'], status: ['ERROR'] });
-  assert.deepEqual([q.metrics, q.limit, q.groupBy, q.sortBy, q.bucketMs], [[], 0, null, null, null], 'stats uses none of them');
+  assert.deepEqual(
+    [q.metrics, q.limit, q.groupBy, q.sortBy, q.bucketMs],
+    [[], 0, null, null, null],
+    'stats uses none of them'
+  );
   assert.deepEqual(q.fields, ['ruleId', 'status']);
 });
 
-test('each kind\'s defaults, in one place', () => {
+test("each kind's defaults, in one place", () => {
   const top = normalizeQuery(last(D), query({ kind: 'topRules' }), ROLLUPS, NOW);
   assert.deepEqual([top.limit, top.sortBy, top.fields], [10, 'p95ExecutionTimeMs', ['ruleId']]);
   const eb = normalizeQuery(last(D), query({ kind: 'errorBreakdown' }), ROLLUPS, NOW);
   assert.deepEqual([eb.groupBy, eb.limit], ['ruleCategory', 10]);
-  const ts = normalizeQuery({ ...last(D), intervalMs: M, maxDataPoints: 1000 }, query({ kind: 'timeseries' }), ROLLUPS, NOW);
+  const ts = normalizeQuery(
+    { ...last(D), intervalMs: M, maxDataPoints: 1000 },
+    query({ kind: 'timeseries' }),
+    ROLLUPS,
+    NOW
+  );
   assert.deepEqual(ts.metrics, ['p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs']);
   assert.equal(ts.bucketMs, 2 * M, '24 h at a 1-minute interval and 1000 points: 2-minute buckets of the minute tier');
   const grouped = normalizeQuery(last(D), query({ kind: 'timeseries', groupBy: 'ruleId' }), ROLLUPS, NOW);
@@ -37,26 +71,65 @@ test('each kind\'s defaults, in one place', () => {
 test('the budget refuses, before any work, what could return too much, and names every query', () => {
   const probe = Array.from({ length: 10 }, (_, i) => ({
     refId: `Q${i}`,
-    q: normalizeQuery({ range: { from: NOW - 400 * D, to: NOW }, intervalMs: 1, maxDataPoints: 10_000 }, query({ kind: 'timeseries', groupBy: 'ruleId', granularity: 'hourly', metrics: ['executionCount', 'p95ExecutionTimeMs'] }), ROLLUPS, NOW),
+    q: normalizeQuery(
+      { range: { from: NOW - 400 * D, to: NOW }, intervalMs: 1, maxDataPoints: 10_000 },
+      query({
+        kind: 'timeseries',
+        groupBy: 'ruleId',
+        granularity: 'hourly',
+        metrics: ['executionCount', 'p95ExecutionTimeMs'],
+      }),
+      ROLLUPS,
+      NOW
+    ),
   }));
-  assert.throws(() => checkBudget(probe, schemaCardinality), (err: unknown) => {
-    assert.ok(err instanceof BudgetExceeded);
-    assert.match(err.message, /limit/);
-    assert.equal(err.details.length, 10);
-    return true;
-  });
-  const fine = [{ refId: 'A', q: normalizeQuery({ ...last(7 * D), intervalMs: H }, query({ kind: 'timeseries', groupBy: 'status' }), ROLLUPS, NOW) }];
+  assert.throws(
+    () => checkBudget(probe, schemaCardinality),
+    (err: unknown) => {
+      assert.ok(err instanceof BudgetExceeded);
+      assert.match(err.message, /limit/);
+      assert.equal(err.details.length, 10);
+      return true;
+    }
+  );
+  const fine = [
+    {
+      refId: 'A',
+      q: normalizeQuery(
+        { ...last(7 * D), intervalMs: H },
+        query({ kind: 'timeseries', groupBy: 'status' }),
+        ROLLUPS,
+        NOW
+      ),
+    },
+  ];
   assert.doesNotThrow(() => checkBudget(fine, schemaCardinality));
   // At most 3 statuses: 169 hourly points × (3 + "(none)" at most) series.
-  const big = Array.from({ length: 50 }, (_, i) => ({ refId: `S${i}`, q: normalizeQuery({ ...last(30 * D), intervalMs: H }, query({ kind: 'timeseries', groupBy: 'ruleId', limit: 1000 }), ROLLUPS, NOW) }));
+  const big = Array.from({ length: 50 }, (_, i) => ({
+    refId: `S${i}`,
+    q: normalizeQuery(
+      { ...last(30 * D), intervalMs: H },
+      query({ kind: 'timeseries', groupBy: 'ruleId', limit: 1000 }),
+      ROLLUPS,
+      NOW
+    ),
+  }));
   assert.throws(() => checkBudget(big, schemaCardinality), BudgetExceeded);
   assert.ok(BUDGET.maxCells >= 100_000);
 });
 
 test('the asked range counts only through the covered range and whether the two differ (the notice)', () => {
   const moving = normalizeQuery(last(H), query({}), ROLLUPS, NOW);
-  assert.deepEqual([moving.range.to % M, moving.differsFromAsked], [0, true], 'a range ending now moves to whole minutes, and says so');
+  assert.deepEqual(
+    [moving.range.to % M, moving.differsFromAsked],
+    [0, true],
+    'a range ending now moves to whole minutes, and says so'
+  );
   const settled = normalizeQuery({ range: { from: NOW - 3 * H, to: NOW - 2 * H } }, query({}), ROLLUPS, NOW);
-  assert.deepEqual([settled.range, settled.differsFromAsked], [{ from: NOW - 3 * H, to: NOW - 2 * H }, false], 'a settled range is covered as asked');
+  assert.deepEqual(
+    [settled.range, settled.differsFromAsked],
+    [{ from: NOW - 3 * H, to: NOW - 2 * H }, false],
+    'a settled range is covered as asked'
+  );
   assert.equal('asked' in moving, false, 'nothing per request is kept, so a normalized query can be shared');
 });

@@ -9,7 +9,16 @@
  * differ (the notice), so it can be shared by every request covering the same minutes
  * (normalize-memo.ts).
  */
-import { FILTER_FIELDS, type FilterField, type GroupByField, type QueryKind, type QueryRequest, type RuleperfQuery, type SeriesMetric, type TopRulesSort } from '../contract';
+import {
+  FILTER_FIELDS,
+  type FilterField,
+  type GroupByField,
+  type QueryKind,
+  type QueryRequest,
+  type RuleperfQuery,
+  type SeriesMetric,
+  type TopRulesSort,
+} from '../contract';
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import { levels } from './plan';
@@ -47,11 +56,18 @@ export interface Coverage {
 /** The covered range of a request's range at `now`, with Grafana's interval. */
 export function coverage(request: RequestRange, now = Date.now()): Coverage {
   const range = coverRange(request.range, now);
-  return { range, differsFromAsked: differsFromAsked(range, request.range), intervalMs: request.intervalMs, maxDataPoints: request.maxDataPoints };
+  return {
+    range,
+    differsFromAsked: differsFromAsked(range, request.range),
+    intervalMs: request.intervalMs,
+    maxDataPoints: request.maxDataPoints,
+  };
 }
 
 function asList(value: string | string[] | undefined): string[] | undefined {
-  if (value === undefined) return undefined;
+  if (value === undefined) {
+    return undefined;
+  }
   return [...new Set(Array.isArray(value) ? value : [value])].sort();
 }
 
@@ -61,17 +77,34 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
   const filters: Partial<Record<FilterField, string[]>> = {};
   for (const field of FILTER_FIELDS) {
     const list = asList(query[field] as string | string[] | undefined);
-    if (list) filters[field] = list;
+    if (list) {
+      filters[field] = list;
+    }
   }
   const params = spec.params(query);
-  const fields = [...new Set<FilterField>([...(Object.keys(filters) as FilterField[]), ...(params.groupBy ? [params.groupBy] : []), ...spec.ownFields])].sort();
+  const fields = [
+    ...new Set<FilterField>([
+      ...(Object.keys(filters) as FilterField[]),
+      ...(params.groupBy ? [params.groupBy] : []),
+      ...spec.ownFields,
+    ]),
+  ].sort();
   const range = { from: c.range.from, to: c.range.to };
   const bucketMs = spec.bucketed
-    ? timeseriesBucket(range.to - range.from, { intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, granularity: query.granularity }, levels(rollups, fields).map((r) => r.bucketMs))
+    ? timeseriesBucket(
+        range.to - range.from,
+        { intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, granularity: query.granularity },
+        levels(rollups, fields).map((r) => r.bucketMs)
+      )
     : null;
   return { kind: query.kind, filters, ...params, range, differsFromAsked: c.differsFromAsked, bucketMs, fields };
 }
 
-export function normalizeQuery(request: RequestRange, query: RuleperfQuery, rollups: readonly RollupInfo[], now = Date.now()): NormalizedQuery {
+export function normalizeQuery(
+  request: RequestRange,
+  query: RuleperfQuery,
+  rollups: readonly RollupInfo[],
+  now = Date.now()
+): NormalizedQuery {
   return normalizeCovered(query, coverage(request, now), rollups);
 }

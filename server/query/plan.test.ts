@@ -7,7 +7,15 @@ import { levels, plan, tiersOf, type RollupState } from './plan';
 import { coverRange, differsFromAsked, timeseriesBucket, DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 
 const FULL = ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'];
-const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({ name, tier: name.replace(/^metrics_/, ''), source: 'metrics', bucketMs, dims, refreshEveryMs: 300_000, rankKeys: false });
+const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({
+  name,
+  tier: name.replace(/^metrics_/, ''),
+  source: 'metrics',
+  bucketMs,
+  dims,
+  refreshEveryMs: 300_000,
+  rankKeys: false,
+});
 const ROLLUPS: RollupInfo[] = [
   rollup('metrics_hourly', H, FULL),
   rollup('metrics_daily', D, FULL),
@@ -19,12 +27,22 @@ const ROLLUPS: RollupInfo[] = [
   rollup('metrics_minute_by_rule', M, ['rule_id', 'rule_category', 'metric_type']),
 ];
 const NOW = Date.parse('2026-06-10T13:37:42.123Z');
-const allMaterialized = (watermark = NOW - 2 * M): Map<string, RollupState> => new Map(ROLLUPS.map((r) => [r.name, { watermark: Math.floor(watermark / r.bucketMs) * r.bucketMs, retainedFrom: null }]));
+const allMaterialized = (watermark = NOW - 2 * M): Map<string, RollupState> =>
+  new Map(
+    ROLLUPS.map((r) => [r.name, { watermark: Math.floor(watermark / r.bucketMs) * r.bucketMs, retainedFrom: null }])
+  );
 
 test('a range ending now: both ends moved forward to a whole minute, the span kept, at least a minute', () => {
-  assert.deepEqual(coverRange({ from: NOW - H, to: NOW }, NOW), { from: Date.parse('2026-06-10T12:38:00Z'), to: Date.parse('2026-06-10T13:38:00Z') });
+  assert.deepEqual(coverRange({ from: NOW - H, to: NOW }, NOW), {
+    from: Date.parse('2026-06-10T12:38:00Z'),
+    to: Date.parse('2026-06-10T13:38:00Z'),
+  });
   assert.deepEqual(coverRange({ from: 0, to: H }, H), { from: 0, to: H }, 'whole minutes stay as they are');
-  assert.deepEqual(coverRange({ from: 10_000, to: 40_000 }, 40_000), { from: 0, to: M }, 'under a minute: the minute holding its end');
+  assert.deepEqual(
+    coverRange({ from: 10_000, to: 40_000 }, 40_000),
+    { from: 0, to: M },
+    'under a minute: the minute holding its end'
+  );
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: 1, max: 400 * D }), (from, span) => {
       const c = coverRange({ from, to: from + span }, from + span - 1000);
@@ -45,11 +63,22 @@ test('seconds later, "last 24 hours" is the same covered range for as long as th
 test('a range that ended over a minute ago is covered exactly as asked, to the millisecond', () => {
   const asked = { from: NOW - 3 * H - 1234, to: NOW - H + 999 };
   assert.deepEqual(coverRange(asked, NOW), asked);
-  assert.deepEqual(coverRange({ from: NOW - H, to: NOW - 30_000 }, NOW), { from: NOW - H - (NOW % M) + M, to: NOW - (NOW % M) + M }, 'ended 30 s ago: still moving');
+  assert.deepEqual(
+    coverRange({ from: NOW - H, to: NOW - 30_000 }, NOW),
+    { from: NOW - H - (NOW % M) + M, to: NOW - (NOW % M) + M },
+    'ended 30 s ago: still moving'
+  );
   const { pieces, live } = plan({ range: asked, fields: [], rollups: ROLLUPS, state: allMaterialized(), pending: [] });
   assert.equal(live, false);
   const raw = pieces.filter((p) => !p.rollup);
-  assert.deepEqual(raw.map((p) => [p.from, p.to]), [[asked.from, asked.from - (asked.from % M) + M], [asked.to - (asked.to % M), asked.to]], 'the seconds at each end from raw rows');
+  assert.deepEqual(
+    raw.map((p) => [p.from, p.to]),
+    [
+      [asked.from, asked.from - (asked.from % M) + M],
+      [asked.to - (asked.to % M), asked.to],
+    ],
+    'the seconds at each end from raw rows'
+  );
 });
 
 test('the pieces tile the range exactly: coarse tiers inside, finer at the ends, raw past the watermark', () => {
@@ -58,7 +87,9 @@ test('the pieces tile the range exactly: coarse tiers inside, finer at the ends,
       fc.integer({ min: 0, max: 40 * D }),
       fc.integer({ min: M, max: 40 * D }),
       fc.integer({ min: 0, max: 3 * H }),
-      fc.constantFrom([], ['ruleId'], ['parserId'], ['ruleId', 'metricType']) as fc.Arbitrary<Array<'ruleId' | 'parserId' | 'metricType'>>,
+      fc.constantFrom([], ['ruleId'], ['parserId'], ['ruleId', 'metricType']) as fc.Arbitrary<
+        Array<'ruleId' | 'parserId' | 'metricType'>
+      >,
       (ago, span, lag, fields) => {
         const range = coverRange({ from: NOW - ago - span, to: NOW - ago }, NOW);
         const state = allMaterialized(NOW - lag);
@@ -76,8 +107,13 @@ test('the pieces tile the range exactly: coarse tiers inside, finer at the ends,
         }
         assert.equal(cursor, range.to, 'covers the whole range');
         const raw = pieces.filter((p) => !p.rollup).reduce((n, p) => n + p.to - p.from, 0);
-        if (fields.includes('parserId')) return; // no minute rollup holds parsers
-        assert.ok(raw <= Math.max(0, range.to - (NOW - lag - M)) + 2 * M, `raw rows only at the live edge (${raw / M} min)`);
+        if (fields.includes('parserId')) {
+          return;
+        } // no minute rollup holds parsers
+        assert.ok(
+          raw <= Math.max(0, range.to - (NOW - lag - M)) + 2 * M,
+          `raw rows only at the live edge (${raw / M} min)`
+        );
       }
     )
   );
@@ -97,7 +133,10 @@ test('a settled past range does not read the live edge', () => {
   const range = { from: NOW - 4 * D - (NOW % M), to: NOW - 2 * D - (NOW % M) };
   const { pieces, live } = plan({ range, fields: ['ruleId'], rollups: ROLLUPS, state: allMaterialized(), pending: [] });
   assert.equal(live, false);
-  assert.ok(pieces.every((p) => p.rollup), 'no raw rows');
+  assert.ok(
+    pieces.every((p) => p.rollup),
+    'no raw rows'
+  );
   assert.deepEqual(tiersOf(pieces), ['daily_by_rule', 'hourly_by_rule', 'minute_by_rule']);
 });
 
@@ -106,33 +145,75 @@ test('buckets holding changes the rollups have not absorbed are read from finer 
   const change = { from: range.from + D + 3 * H + 17 * M + 5000, to: range.from + D + 3 * H + 17 * M + 9000 };
   const { pieces } = plan({ range, fields: [], rollups: ROLLUPS, state: allMaterialized(), pending: [change] });
   for (const p of pieces) {
-    if (p.rollup) assert.ok(p.to <= Math.floor(change.from / p.rollup.bucketMs) * p.rollup.bucketMs || p.from >= Math.floor(change.to / p.rollup.bucketMs) * p.rollup.bucketMs + p.rollup.bucketMs, `${p.rollup.name} avoids the changed bucket`);
+    if (p.rollup) {
+      assert.ok(
+        p.to <= Math.floor(change.from / p.rollup.bucketMs) * p.rollup.bucketMs ||
+          p.from >= Math.floor(change.to / p.rollup.bucketMs) * p.rollup.bucketMs + p.rollup.bucketMs,
+        `${p.rollup.name} avoids the changed bucket`
+      );
+    }
   }
   const raw = pieces.filter((p) => !p.rollup);
-  assert.deepEqual(raw.map((p) => [p.from, p.to]), [[change.from - (change.from % M), change.from - (change.from % M) + M]], 'only the changed minute is read raw');
+  assert.deepEqual(
+    raw.map((p) => [p.from, p.to]),
+    [[change.from - (change.from % M), change.from - (change.from % M) + M]],
+    'only the changed minute is read raw'
+  );
 });
 
 test('minutes older than the minute tier keeps come from raw rows; nothing materialized → all raw', () => {
   const state = allMaterialized();
-  state.set('metrics_minute_total', { watermark: state.get('metrics_minute_total')!.watermark, retainedFrom: NOW - 2 * D });
+  state.set('metrics_minute_total', {
+    watermark: state.get('metrics_minute_total')!.watermark,
+    retainedFrom: NOW - 2 * D,
+  });
   const range = { from: NOW - 6 * D - (NOW % M), to: NOW - 4 * D - (NOW % M) };
   const { pieces } = plan({ range, fields: [], rollups: ROLLUPS, state, pending: [] });
   assert.deepEqual(tiersOf(pieces), ['daily_total', 'hourly_total', 'raw']);
   const nothing = plan({ range, fields: [], rollups: ROLLUPS, state: new Map(), pending: [] });
-  assert.deepEqual(nothing.pieces.map((p) => p.rollup), [null]);
+  assert.deepEqual(
+    nothing.pieces.map((p) => p.rollup),
+    [null]
+  );
 });
 
-test('timeseries buckets follow Grafana\'s interval and use only tiers that divide them', () => {
+test("timeseries buckets follow Grafana's interval and use only tiers that divide them", () => {
   const widths = levels(ROLLUPS, []).map((r) => r.bucketMs);
-  assert.equal(timeseriesBucket(7 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths), H, '7 days at 1 h: hourly points');
-  assert.equal(timeseriesBucket(90 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths), 3 * H, '90 days: as many as maxDataPoints allows');
+  assert.equal(
+    timeseriesBucket(7 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths),
+    H,
+    '7 days at 1 h: hourly points'
+  );
+  assert.equal(
+    timeseriesBucket(90 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths),
+    3 * H,
+    '90 days: as many as maxDataPoints allows'
+  );
   assert.equal(timeseriesBucket(D, { intervalMs: M, maxDataPoints: 1000, granularity: 'auto' }, widths), 2 * M);
   assert.equal(timeseriesBucket(D, { intervalMs: M, maxDataPoints: 1000, granularity: 'hourly' }, widths), H);
   assert.equal(timeseriesBucket(10 * D, { intervalMs: M, granularity: 'daily' }, widths), D);
   assert.equal(timeseriesBucket(H, { intervalMs: 1, granularity: 'auto' }, widths), M, 'never finer than a minute');
-  assert.equal(timeseriesBucket(30 * D, { intervalMs: M, granularity: 'auto' }, [H, D]), H, 'no minute rollup for these dimensions: hourly for long spans');
-  assert.equal(timeseriesBucket(2 * H, { intervalMs: M, granularity: 'auto' }, [H, D]), M, 'short spans: minutes from raw rows');
+  assert.equal(
+    timeseriesBucket(30 * D, { intervalMs: M, granularity: 'auto' }, [H, D]),
+    H,
+    'no minute rollup for these dimensions: hourly for long spans'
+  );
+  assert.equal(
+    timeseriesBucket(2 * H, { intervalMs: M, granularity: 'auto' }, [H, D]),
+    M,
+    'short spans: minutes from raw rows'
+  );
   const range = coverRange({ from: NOW - D, to: NOW }, NOW);
-  const { pieces } = plan({ range, fields: [], rollups: ROLLUPS, state: allMaterialized(), pending: [], bucketMs: 2 * M });
-  assert.ok(pieces.every((p) => !p.rollup || p.rollup.bucketMs === M), 'only minute rollups divide 2-minute buckets');
+  const { pieces } = plan({
+    range,
+    fields: [],
+    rollups: ROLLUPS,
+    state: allMaterialized(),
+    pending: [],
+    bucketMs: 2 * M,
+  });
+  assert.ok(
+    pieces.every((p) => !p.rollup || p.rollup.bucketMs === M),
+    'only minute rollups divide 2-minute buckets'
+  );
 });

@@ -38,14 +38,24 @@ export interface PlanInput {
 }
 
 /** The smallest rollup of each width holding `fields`, widest first. */
-export function levels(rollups: readonly RollupInfo[], fields: readonly FilterField[], bucketMs?: number | null): RollupInfo[] {
+export function levels(
+  rollups: readonly RollupInfo[],
+  fields: readonly FilterField[],
+  bucketMs?: number | null
+): RollupInfo[] {
   const best = new Map<number, RollupInfo>();
   for (const r of rollups) {
-    if (bucketMs && bucketMs % r.bucketMs !== 0) continue;
+    if (bucketMs && bucketMs % r.bucketMs !== 0) {
+      continue;
+    }
     const have = fieldsOfColumns(r.dims);
-    if (!fields.every((f) => have.includes(f))) continue;
+    if (!fields.every((f) => have.includes(f))) {
+      continue;
+    }
     const current = best.get(r.bucketMs);
-    if (!current || r.dims.length < current.dims.length) best.set(r.bucketMs, r);
+    if (!current || r.dims.length < current.dims.length) {
+      best.set(r.bucketMs, r);
+    }
   }
   return [...best.values()].sort((a, b) => b.bucketMs - a.bucketMs);
 }
@@ -55,11 +65,17 @@ function subtract(from: number, to: number, holes: TimeRange[]): TimeRange[] {
   const out: TimeRange[] = [];
   let cursor = from;
   for (const h of holes) {
-    if (h.to <= cursor || h.from >= to) continue;
-    if (h.from > cursor) out.push({ from: cursor, to: h.from });
+    if (h.to <= cursor || h.from >= to) {
+      continue;
+    }
+    if (h.from > cursor) {
+      out.push({ from: cursor, to: h.from });
+    }
     cursor = Math.max(cursor, h.to);
   }
-  if (cursor < to) out.push({ from: cursor, to });
+  if (cursor < to) {
+    out.push({ from: cursor, to });
+  }
   return out;
 }
 
@@ -73,7 +89,9 @@ export function plan(input: PlanInput): Plan {
   const tiers = levels(input.rollups, input.fields, input.bucketMs);
   const pieces: Piece[] = [];
   const tile = (from: number, to: number, level: number): void => {
-    if (from >= to) return;
+    if (from >= to) {
+      return;
+    }
     const rollup = tiers[level];
     if (!rollup) {
       pieces.push({ rollup: null, from, to });
@@ -84,7 +102,9 @@ export function plan(input: PlanInput): Plan {
     const watermark = state?.watermark ?? null;
     const start = ceilTo(Math.max(from, state?.retainedFrom ?? -Infinity), w);
     const end = watermark === null ? -Infinity : floorTo(Math.min(to, watermark), w);
-    if (!(start < end)) return tile(from, to, level + 1);
+    if (!(start < end)) {
+      return tile(from, to, level + 1);
+    }
     // Buckets holding a change the rollup has not absorbed are read from finer tiers.
     const stale = input.pending
       .map((p) => ({ from: floorTo(p.from, w), to: floorTo(p.to, w) + w }))
@@ -105,6 +125,13 @@ export function plan(input: PlanInput): Plan {
 
 /** Tier names in the order read (coarsest first), `raw` last when raw rows are read. */
 export function tiersOf(pieces: readonly Piece[]): string[] {
-  const names = [...new Set(pieces.filter((p) => p.rollup).sort((a, b) => b.rollup!.bucketMs - a.rollup!.bucketMs).map((p) => p.rollup!.tier))];
+  const names = [
+    ...new Set(
+      pieces
+        .filter((p) => p.rollup)
+        .sort((a, b) => b.rollup!.bucketMs - a.rollup!.bucketMs)
+        .map((p) => p.rollup!.tier)
+    ),
+  ];
   return pieces.some((p) => !p.rollup) ? [...names, 'raw'] : names;
 }

@@ -28,7 +28,9 @@ export const floorTo = (t: number, width: number) => Math.floor(t / width) * wid
 export const MOVING_WITHIN_MS = MINUTE_MS;
 
 export function coverRange(asked: TimeRange, now = Date.now()): TimeRange {
-  if (asked.to <= now - MOVING_WITHIN_MS) return { from: asked.from, to: asked.to };
+  if (asked.to <= now - MOVING_WITHIN_MS) {
+    return { from: asked.from, to: asked.to };
+  }
   const to = ceilTo(asked.to, MINUTE_MS);
   const from = Math.min(ceilTo(asked.from, MINUTE_MS), to - MINUTE_MS);
   return { from, to };
@@ -53,9 +55,20 @@ export const RAW_MINUTES_MAX_SPAN = 6 * HOUR_MS;
  * and longer spans take the finest rollup's width (fewer points than asked, never a scan of
  * days of raw rows).
  */
-export function timeseriesBucket(span: number, o: { intervalMs?: number; maxDataPoints?: number; granularity: Granularity }, widths: readonly number[]): number {
-  const wanted = Math.max(o.intervalMs ?? 0, o.maxDataPoints ? span / o.maxDataPoints : 0, GRANULARITY_MIN[o.granularity], MINUTE_MS);
-  const available = [...new Set([...widths, ...(span <= RAW_MINUTES_MAX_SPAN || widths.length === 0 ? [MINUTE_MS] : [])])].sort((a, b) => a - b);
+export function timeseriesBucket(
+  span: number,
+  o: { intervalMs?: number; maxDataPoints?: number; granularity: Granularity },
+  widths: readonly number[]
+): number {
+  const wanted = Math.max(
+    o.intervalMs ?? 0,
+    o.maxDataPoints ? span / o.maxDataPoints : 0,
+    GRANULARITY_MIN[o.granularity],
+    MINUTE_MS
+  );
+  const available = [
+    ...new Set([...widths, ...(span <= RAW_MINUTES_MAX_SPAN || widths.length === 0 ? [MINUTE_MS] : [])]),
+  ].sort((a, b) => a - b);
   const tier = available.filter((w) => w <= wanted).pop() ?? available[0];
   return tier * Math.ceil(wanted / tier - 1e-9);
 }

@@ -7,7 +7,9 @@ import { differsFromAsked } from './range';
 import { joinResults, renderFrames, renderResponse, resultMember, withMeta } from './render';
 
 const answer: Answer = {
-  frames: [{ schema: { name: 'stats', fields: [{ name: 'executionCount', type: 'number' }] }, data: { values: [[42]] } }],
+  frames: [
+    { schema: { name: 'stats', fields: [{ name: 'executionCount', type: 'number' }] }, data: { values: [[42]] } },
+  ],
   tiers: ['hourly_total', 'raw'],
   watermark: 1000,
   touchesLiveEdge: true,
@@ -30,7 +32,10 @@ const q = (asked: { from: number; to: number }): NormalizedQuery => ({
 
 test('rendered text equals JSON.stringify of the frames with meta, for every refId and cache status', () => {
   for (const cache of ['hit', 'miss', 'stale', 'bypass'] as const) {
-    for (const asked of [{ from: 60_000, to: 180_000 }, { from: 30_001, to: 150_001 }]) {
+    for (const asked of [
+      { from: 60_000, to: 180_000 },
+      { from: 30_001, to: 150_001 },
+    ]) {
       const text = renderFrames(answer, q(asked), cache, 'B"x');
       assert.deepEqual(JSON.parse(text), { frames: withMeta(answer, q(asked), cache, 'B"x') });
     }
@@ -38,11 +43,15 @@ test('rendered text equals JSON.stringify of the frames with meta, for every ref
 });
 
 test('a notice names the covered range when it differs from the asked one by more than a second, and only then', () => {
-  const notices = (asked: { from: number; to: number }) => withMeta(answer, q(asked), 'hit', 'A')[0].schema.meta?.notices ?? [];
+  const notices = (asked: { from: number; to: number }) =>
+    withMeta(answer, q(asked), 'hit', 'A')[0].schema.meta?.notices ?? [];
   assert.deepEqual(notices({ from: 60_500, to: 179_500 }), []);
   const [n] = notices({ from: 30_001, to: 150_001 });
   assert.equal(n.severity, 'info');
-  assert.match(n.text, /Covered 1970-01-01 00:01:00 – 00:03:00 UTC|Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC/);
+  assert.match(
+    n.text,
+    /Covered 1970-01-01 00:01:00 – 00:03:00 UTC|Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC/
+  );
   const custom = withMeta(answer, q({ from: 30_001, to: 150_001 }), 'stale', 'A')[0].schema.meta!.custom!;
   assert.deepEqual(custom.coveredRange, { from: 60_000, to: 180_000 });
   assert.equal(custom.cache, 'stale');
@@ -54,23 +63,42 @@ test('a one-query response body is the JSON of {results: {refId: {frames}}} in U
   for (const cache of ['hit', 'stale'] as const) {
     for (const refId of ['A', 'B"x', 'é–ü']) {
       const body = renderResponse(answer, q(moving), cache, refId);
-      assert.deepEqual(JSON.parse(body.toString('utf8')), { results: { [refId]: { frames: withMeta(answer, q(moving), cache, refId) } } });
+      assert.deepEqual(JSON.parse(body.toString('utf8')), {
+        results: { [refId]: { frames: withMeta(answer, q(moving), cache, refId) } },
+      });
       assert.equal(renderResponse(answer, q(moving), cache, refId), body, 'the same bytes again');
-      assert.deepEqual(JSON.parse(`{${resultMember(body).toString('utf8')}}`), { [refId]: { frames: withMeta(answer, q(moving), cache, refId) } });
+      assert.deepEqual(JSON.parse(`{${resultMember(body).toString('utf8')}}`), {
+        [refId]: { frames: withMeta(answer, q(moving), cache, refId) },
+      });
     }
   }
   const settled = renderResponse(answer, q({ from: 60_000, to: 180_000 }), 'hit', 'A');
-  assert.equal(JSON.parse(settled.toString()).results.A.frames[0].schema.meta.notices, undefined, 'no notice in the other variant');
+  assert.equal(
+    JSON.parse(settled.toString()).results.A.frames[0].schema.meta.notices,
+    undefined,
+    'no notice in the other variant'
+  );
   // Any number of refIds is answered right, though only a few are kept per variant.
   for (let i = 0; i < 20; i++) {
-    assert.equal(JSON.parse(renderResponse(answer, q(moving), 'miss', `R${i}`).toString()).results[`R${i}`].frames[0].schema.refId, `R${i}`);
+    assert.equal(
+      JSON.parse(renderResponse(answer, q(moving), 'miss', `R${i}`).toString()).results[`R${i}`].frames[0].schema.refId,
+      `R${i}`
+    );
   }
 });
 
-test('results join into one body, with the request\'s error first when it has one', () => {
+test("results join into one body, with the request's error first when it has one", () => {
   const a = resultMember(renderResponse(answer, q({ from: 60_000, to: 180_000 }), 'hit', 'A'));
   const b = Buffer.from('"B":{"frames":[],"error":"busy","status":503}');
-  assert.deepEqual(JSON.parse(joinResults([a, b]).toString()), { results: { A: { frames: withMeta(answer, q({ from: 60_000, to: 180_000 }), 'hit', 'A') }, B: { frames: [], error: 'busy', status: 503 } } });
-  assert.deepEqual(JSON.parse(joinResults([b], 'the service is busy').toString()), { error: 'the service is busy', results: { B: { frames: [], error: 'busy', status: 503 } } });
+  assert.deepEqual(JSON.parse(joinResults([a, b]).toString()), {
+    results: {
+      A: { frames: withMeta(answer, q({ from: 60_000, to: 180_000 }), 'hit', 'A') },
+      B: { frames: [], error: 'busy', status: 503 },
+    },
+  });
+  assert.deepEqual(JSON.parse(joinResults([b], 'the service is busy').toString()), {
+    error: 'the service is busy',
+    results: { B: { frames: [], error: 'busy', status: 503 } },
+  });
   assert.equal(joinResults([]).toString(), '{"results":{}}');
 });

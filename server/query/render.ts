@@ -9,21 +9,39 @@ import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
 import type { TimeRange } from './range';
 
-const utc = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace(/\.000Z$/, '').replace(/Z$/, '');
+const utc = (ms: number) =>
+  new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.000Z$/, '')
+    .replace(/Z$/, '');
 
 /** The notice a panel shows when the covered range is not the one it asked for. */
 export function coveredRangeNotice(covered: TimeRange): Notice {
-  return { severity: 'info', text: `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ranges are read in whole minutes.` };
+  return {
+    severity: 'info',
+    text: `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ranges are read in whole minutes.`,
+  };
 }
 
 const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
-  stale: { severity: 'warning', text: 'Served from cache past its freshness: the database could not be reached or is being re-queried.' },
-  bypass: { severity: 'info', text: 'Not served from the cache (Redis unreachable, slow, or turned off): answered directly from the database.' },
+  stale: {
+    severity: 'warning',
+    text: 'Served from cache past its freshness: the database could not be reached or is being re-queried.',
+  },
+  bypass: {
+    severity: 'info',
+    text: 'Not served from the cache (Redis unreachable, slow, or turned off): answered directly from the database.',
+  },
 };
 
 /** Frames with this answer's meta; the (shared, cached) answer is not mutated. */
 export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): DataFrameJSON[] {
-  const notices = [...answer.notices, ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []), ...(q.differsFromAsked ? [coveredRangeNotice(q.range)] : [])];
+  const notices = [
+    ...answer.notices,
+    ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []),
+    ...(q.differsFromAsked ? [coveredRangeNotice(q.range)] : []),
+  ];
   return answer.frames.map((f) => ({
     schema: {
       ...f.schema,
@@ -69,7 +87,9 @@ const variants = new WeakMap<Answer, Map<string, Variant>>();
 
 function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Variant {
   let byVariant = variants.get(answer);
-  if (!byVariant) variants.set(answer, (byVariant = new Map()));
+  if (!byVariant) {
+    variants.set(answer, (byVariant = new Map()));
+  }
   const key = q.differsFromAsked ? `${cache}|notice` : cache;
   let variant = byVariant.get(key);
   if (!variant) {
@@ -77,7 +97,9 @@ function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Vari
       const { refId: _omitted, ...schema } = frame.schema;
       const text = JSON.stringify({ schema, data: frame.data });
       // A schema always has a name and fields, so the text goes on after the opening brace.
-      if (!text.startsWith(SCHEMA_OPEN) || text.startsWith(`${SCHEMA_OPEN}}`)) throw new Error('unexpected frame shape');
+      if (!text.startsWith(SCHEMA_OPEN) || text.startsWith(`${SCHEMA_OPEN}}`)) {
+        throw new Error('unexpected frame shape');
+      }
       return text.slice(SCHEMA_OPEN.length);
     });
     byVariant.set(key, (variant = { pieces, bodies: new Map() }));
@@ -101,7 +123,9 @@ export function renderResponse(answer: Answer, q: NormalizedQuery, cache: CacheS
   let body = variant.bodies.get(refId);
   if (!body) {
     body = Buffer.from(`${RESULTS_OPEN}${JSON.stringify(refId)}:${framesText(variant, refId)}${RESULTS_CLOSE}`);
-    if (variant.bodies.size < REF_IDS_KEPT) variant.bodies.set(refId, body);
+    if (variant.bodies.size < REF_IDS_KEPT) {
+      variant.bodies.set(refId, body);
+    }
   }
   return body;
 }

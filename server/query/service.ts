@@ -60,11 +60,21 @@ class Reply implements ServiceAnswer {
   }
 }
 
-function serviceAnswer(status: number, body: Buffer, more: Omit<ServiceAnswer, 'status' | 'body' | 'json'> = {}): ServiceAnswer {
+function serviceAnswer(
+  status: number,
+  body: Buffer,
+  more: Omit<ServiceAnswer, 'status' | 'body' | 'json'> = {}
+): ServiceAnswer {
   const reply = new Reply(status, body);
-  if (more.retryAfter !== undefined) reply.retryAfter = more.retryAfter;
-  if (more.cache !== undefined) reply.cache = more.cache;
-  if (more.tiers !== undefined) reply.tiers = more.tiers;
+  if (more.retryAfter !== undefined) {
+    reply.retryAfter = more.retryAfter;
+  }
+  if (more.cache !== undefined) {
+    reply.cache = more.cache;
+  }
+  if (more.tiers !== undefined) {
+    reply.tiers = more.tiers;
+  }
   return reply;
 }
 
@@ -78,13 +88,24 @@ interface Part {
 }
 
 function failure(err: unknown): Failure {
-  if (err instanceof Busy) return { frames: [], error: err.message, status: 503, retryAfter: err.retryAfterSeconds };
+  if (err instanceof Busy) {
+    return { frames: [], error: err.message, status: 503, retryAfter: err.retryAfterSeconds };
+  }
   if (isStatementTimeout(err)) {
     // The database's own words say which limit: its statement timeout, or (embedded) the wait for its one session.
-    return { frames: [], error: `the query took too long and was cancelled (${(err as Error).message}); narrow the range or the filters`, status: 503, retryAfter: 5 };
+    return {
+      frames: [],
+      error: `the query took too long and was cancelled (${(err as Error).message}); narrow the range or the filters`,
+      status: 503,
+      retryAfter: 5,
+    };
   }
-  if (isUnavailable(err)) return { frames: [], error: UNAVAILABLE, status: 503, retryAfter: 5 };
-  if (isDataException(err)) return { frames: [], error: `a value in this query cannot be used: ${(err as Error).message}`, status: 400 };
+  if (isUnavailable(err)) {
+    return { frames: [], error: UNAVAILABLE, status: 503, retryAfter: 5 };
+  }
+  if (isDataException(err)) {
+    return { frames: [], error: `a value in this query cannot be used: ${(err as Error).message}`, status: 400 };
+  }
   throw err;
 }
 
@@ -105,7 +126,10 @@ export class QueryService {
   }
 
   /** The answer to one normalized query, or the failure a client should see. */
-  private async resolve(q: NormalizedQuery, priority: Priority): Promise<{ answer: Answer; cache: CacheStatus } | Failure> {
+  private async resolve(
+    q: NormalizedQuery,
+    priority: Priority
+  ): Promise<{ answer: Answer; cache: CacheStatus } | Failure> {
     const started = performance.now();
     try {
       const { answer, status } = await this.cache.fetch(q, () => this.executor.run(q, priority));
@@ -131,13 +155,19 @@ export class QueryService {
    */
   answerNow(request: QueryRequest): ServiceAnswer | undefined {
     const nearHit = this.cache.nearHit;
-    if (!nearHit || request.queries.length !== 1 || request.queries[0].hide) return undefined;
+    if (!nearHit || request.queries.length !== 1 || request.queries[0].hide) {
+      return undefined;
+    }
     const query = request.queries[0];
     const q = this.normalize(request, query);
-    if (!this.withinBudget(q, query.refId)) return undefined; // `answer` says why
+    if (!this.withinBudget(q, query.refId)) {
+      return undefined;
+    } // `answer` says why
     const started = performance.now();
     const answer = nearHit.call(this.cache, q);
-    if (!answer) return undefined;
+    if (!answer) {
+      return undefined;
+    }
     this.recordQuery(request, query);
     this.observer.observe(q.kind, 'hit', answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
     return serviceAnswer(200, renderResponse(answer, q, 'hit', query.refId), { cache: 'hit', tiers: answer.tiers });
@@ -151,10 +181,14 @@ export class QueryService {
         checkBudget([{ refId, q }], schemaCardinality);
         within = true;
       } catch (err) {
-        if (!(err instanceof BudgetExceeded)) throw err;
+        if (!(err instanceof BudgetExceeded)) {
+          throw err;
+        }
         within = false;
       }
-      if (Object.isFrozen(q)) this.budgets.set(q, within);
+      if (Object.isFrozen(q)) {
+        this.budgets.set(q, within);
+      }
     }
     return within;
   }
@@ -163,7 +197,14 @@ export class QueryService {
   private async part(request: QueryRequest, refId: string, query: RuleperfQuery, q: NormalizedQuery): Promise<Part> {
     this.recordQuery(request, query);
     const r = await this.resolve(q, 'user');
-    if ('frames' in r) return { member: Buffer.from(`${JSON.stringify(refId)}:${JSON.stringify({ frames: [], error: r.error, status: r.status })}`), failure: r };
+    if ('frames' in r) {
+      return {
+        member: Buffer.from(
+          `${JSON.stringify(refId)}:${JSON.stringify({ frames: [], error: r.error, status: r.status })}`
+        ),
+        failure: r,
+      };
+    }
     const response = renderResponse(r.answer, q, r.cache, refId);
     return { member: resultMember(response), response, cache: r.cache, tiers: r.answer.tiers };
   }
@@ -175,17 +216,29 @@ export class QueryService {
     try {
       checkBudget(normalized, schemaCardinality);
     } catch (err) {
-      if (!(err instanceof BudgetExceeded)) throw err;
+      if (!(err instanceof BudgetExceeded)) {
+        throw err;
+      }
       return serviceAnswer(400, Buffer.from(JSON.stringify({ error: err.message, details: err.details })));
     }
     // refIds are unique (the request schema refuses repeats), so each is one key.
-    const parts = normalized.length === 1 ? [await this.part(request, normalized[0].refId, normalized[0].query, normalized[0].q)] : await Promise.all(normalized.map(({ refId, query, q }) => this.part(request, refId, query, q)));
+    const parts =
+      normalized.length === 1
+        ? [await this.part(request, normalized[0].refId, normalized[0].query, normalized[0].q)]
+        : await Promise.all(normalized.map(({ refId, query, q }) => this.part(request, refId, query, q)));
     const failures = parts.flatMap((r) => (r.failure ? [r.failure] : []));
     // Every query refused for a transient reason → the request as a whole is (503, with the reason).
     if (parts.length > 0 && failures.length === parts.length && failures.every((f) => f.status === 503)) {
       const busy = failures.find((f) => f.error !== UNAVAILABLE);
       const error = busy?.error ?? UNAVAILABLE;
-      return serviceAnswer(503, joinResults(parts.map((p) => p.member), error), { retryAfter: Math.max(...failures.map((f) => f.retryAfter ?? 1)) });
+      return serviceAnswer(
+        503,
+        joinResults(
+          parts.map((p) => p.member),
+          error
+        ),
+        { retryAfter: Math.max(...failures.map((f) => f.retryAfter ?? 1)) }
+      );
     }
     const body = parts.length === 1 && parts[0].response ? parts[0].response : joinResults(parts.map((p) => p.member));
     return serviceAnswer(200, body, { cache: parts[0]?.cache, tiers: parts[0]?.tiers });

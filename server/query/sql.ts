@@ -25,16 +25,22 @@ export class Params {
   add(value: unknown): string {
     const instant = value instanceof Date ? value.getTime() : null;
     const known = instant === null ? undefined : this.instants.get(instant);
-    if (known) return known;
+    if (known) {
+      return known;
+    }
     this.values.push(value);
     const name = `$${this.values.length}`;
-    if (instant !== null) this.instants.set(instant, name);
+    if (instant !== null) {
+      this.instants.set(instant, name);
+    }
     return name;
   }
 }
 
 export const ident = (name: string) => {
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`refusing identifier ${JSON.stringify(name)}`);
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) {
+    throw new Error(`refusing identifier ${JSON.stringify(name)}`);
+  }
   return `"${name}"`;
 };
 
@@ -72,7 +78,11 @@ const MEASURES: Record<SourceShape, Measure[]> = {
   rankKeys: [
     ['min(execution_time_ms)', 'exec_time_min', 'exec_time_min'],
     ['max(execution_time_ms)', 'exec_time_max', 'exec_time_max'],
-    ['ruleperf_sketch_rank_keys(ruleperf_sketch(ruleperf_sketch_key(execution_time_ms)))', 'latency_rank_keys', 'rank_keys'],
+    [
+      'ruleperf_sketch_rank_keys(ruleperf_sketch(ruleperf_sketch_key(execution_time_ms)))',
+      'latency_rank_keys',
+      'rank_keys',
+    ],
   ],
 };
 MEASURES.counts = MEASURES.fine.filter(([, , name]) => name !== 'latency_sketch');
@@ -102,8 +112,11 @@ function rangesOf(pieces: readonly Piece[]): Array<{ from: number; to: number }>
   const joined: Array<{ from: number; to: number }> = [];
   for (const r of ranges) {
     const last = joined[joined.length - 1];
-    if (last && r.from <= last.to) last.to = Math.max(last.to, r.to);
-    else joined.push({ ...r });
+    if (last && r.from <= last.to) {
+      last.to = Math.max(last.to, r.to);
+    } else {
+      joined.push({ ...r });
+    }
   }
   return joined;
 }
@@ -119,15 +132,27 @@ export function sourceRows(q: NormalizedQuery, pieces: readonly Piece[], p: Para
   const notNull = new Set(o.notNull ?? []);
   const filters = o.filters ?? q.filters;
   // A dimension that must not be NULL needs no placeholder group.
-  const grp = o.group ? (notNull.has(o.group) ? ident(COLUMN_OF[o.group]) : `coalesce(${ident(COLUMN_OF[o.group])}, '(none)')`) : "''";
+  const grp = o.group
+    ? notNull.has(o.group)
+      ? ident(COLUMN_OF[o.group])
+      : `coalesce(${ident(COLUMN_OF[o.group])}, '(none)')`
+    : "''";
   const conditions: string[] = [];
   for (const [field, values] of Object.entries(filters) as Array<[FilterField, string[]]>) {
     const column = ident(COLUMN_OF[field]);
-    conditions.push(values.length === 1 ? `${column} = ${p.add(values[0])}` : `${column} = ANY(${p.add(values)}::text[])`);
+    conditions.push(
+      values.length === 1 ? `${column} = ${p.add(values[0])}` : `${column} = ANY(${p.add(values)}::text[])`
+    );
   }
   // A filter already keeps NULL out.
-  for (const field of notNull) if (!filters[field]) conditions.push(`${ident(COLUMN_OF[field])} IS NOT NULL`);
-  if (o.extraCondition) conditions.push(o.extraCondition);
+  for (const field of notNull) {
+    if (!filters[field]) {
+      conditions.push(`${ident(COLUMN_OF[field])} IS NOT NULL`);
+    }
+  }
+  if (o.extraCondition) {
+    conditions.push(o.extraCondition);
+  }
   const tables = new Map<string, Piece[]>();
   for (const piece of [...pieces].sort((a, b) => (a.rollup ? 0 : 1) - (b.rollup ? 0 : 1))) {
     const table = piece.rollup?.name ?? 'metrics';
@@ -137,16 +162,30 @@ export function sourceRows(q: NormalizedQuery, pieces: readonly Piece[], p: Para
   const selects = [...tables.values()].map((group) => {
     const rollup = group[0].rollup;
     const time = rollup ? 'bucket' : 'time';
-    const spans = rangesOf(group).map((r) => `${time} >= ${p.add(new Date(r.from))} AND ${time} < ${p.add(new Date(r.to))}`);
+    const spans = rangesOf(group).map(
+      (r) => `${time} >= ${p.add(new Date(r.from))} AND ${time} < ${p.add(new Date(r.to))}`
+    );
     const when = spans.length === 1 ? spans[0] : `(${spans.map((t) => `(${t})`).join(' OR ')})`;
     const bucket = width ? `date_bin(${width}::interval, ${time}, '1970-01-01Z')` : 'NULL::timestamptz';
     // Rank keys are computed from the sketch where a rollup does not store them.
-    const measures = MEASURES[o.shape].map(([raw, stored, name]) => [rollup ? (name === 'rank_keys' && !rollup.rankKeys ? 'ruleperf_sketch_rank_keys(latency_sketch)' : stored) : raw, name] as const);
+    const measures = MEASURES[o.shape].map(
+      ([raw, stored, name]) =>
+        [
+          rollup
+            ? name === 'rank_keys' && !rollup.rankKeys
+              ? 'ruleperf_sketch_rank_keys(latency_sketch)'
+              : stored
+            : raw,
+          name,
+        ] as const
+    );
     const column = ([expr, name]: readonly [string, string]) => (named && expr !== name ? `${expr} AS ${name}` : expr);
     const list = [column([bucket, 'bucket']), column([grp, 'grp']), ...measures.map(column)].join(', ');
     named = false;
     const where = [when, ...conditions].join(' AND ');
-    return rollup ? `SELECT ${list}\n    FROM ${ident(rollup.name)} WHERE ${where}` : `SELECT ${list}\n    FROM metrics WHERE ${where} GROUP BY 1, 2`;
+    return rollup
+      ? `SELECT ${list}\n    FROM ${ident(rollup.name)} WHERE ${where}`
+      : `SELECT ${list}\n    FROM metrics WHERE ${where} GROUP BY 1, 2`;
   });
   return selects.join('\n  UNION ALL\n  ');
 }
@@ -173,7 +212,9 @@ export function mergedSelect(g: string[], withPercentiles: boolean): string {
     sum(records_processed)::bigint AS records_processed, sum(records_failed)::bigint AS records_failed,
     sum(error_count)::bigint AS error_count, sum(success_count)::bigint AS success_count, sum(timeout_count)::bigint AS timeout_count
   FROM src${g.length ? ` GROUP BY ${g.join(', ')}` : ''}`;
-  if (!withPercentiles) return `SELECT a.* FROM (${agg}) a WHERE a.execution_count > 0`;
+  if (!withPercentiles) {
+    return `SELECT a.* FROM (${agg}) a WHERE a.execution_count > 0`;
+  }
   // Per group: the histogram (key k, count c, value v), each key's count of values below it, and n values in all.
   const at = (round: 'floor' | 'ceil') => `min(v) FILTER (WHERE before <= ${round}(h) AND ${round}(h) < before + c)`;
   const pct = `SELECT ${cols}array_agg(lo + (h - floor(h)) * (hi - lo) ORDER BY lvl) AS pct FROM (
@@ -208,7 +249,12 @@ export function showStatement(s: Statement | RepeatedStatement, title?: string):
   const differ = indexes.filter((i) => !same.includes(i));
   const lines =
     runs.length === 1
-      ? indexes.length ? [`-- ${indexes.map((i) => param(runs[0], i)).join(', ')}`] : []
-      : [...runs.map((r, n) => `-- run ${n + 1}: ${differ.map((i) => param(r, i)).join(', ')}`), ...(same.length ? [`-- every run: ${same.map((i) => param(runs[0], i)).join(', ')}`] : [])];
+      ? indexes.length
+        ? [`-- ${indexes.map((i) => param(runs[0], i)).join(', ')}`]
+        : []
+      : [
+          ...runs.map((r, n) => `-- run ${n + 1}: ${differ.map((i) => param(r, i)).join(', ')}`),
+          ...(same.length ? [`-- every run: ${same.map((i) => param(runs[0], i)).join(', ')}`] : []),
+        ];
   return [...(title ? [`-- ${title}`] : []), s.text, ...lines].join('\n');
 }

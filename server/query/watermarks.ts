@@ -38,12 +38,19 @@ export class WatermarkSource {
       throw err;
     });
     // Unbounded ends (a TRUNCATE) are null there: everything before or after.
-    const pending = (await this.hasView) ? (await pendingChanges(this.db)).map((r) => ({ from: r.from?.getTime() ?? -Infinity, to: r.to?.getTime() ?? Infinity })) : [];
+    const pending = (await this.hasView)
+      ? (await pendingChanges(this.db)).map((r) => ({
+          from: r.from?.getTime() ?? -Infinity,
+          to: r.to?.getTime() ?? Infinity,
+        }))
+      : [];
     return { status, pending };
   }
 
   private async status(): Promise<RollupStatus[]> {
-    if (this.cached && Date.now() - this.cached.at <= this.maxAgeMs) return this.cached.value;
+    if (this.cached && Date.now() - this.cached.at <= this.maxAgeMs) {
+      return this.cached.value;
+    }
     this.reading ??= rollupStatus(this.db)
       .then((value) => {
         this.cached = { at: Date.now(), value };

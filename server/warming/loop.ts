@@ -35,23 +35,39 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
   const pass = async () => {
     // One value past the warming limit is enough to tell a long list (e.g. 500 rules) is not warmed value by value.
     const lists = await Promise.all(
-      VARIABLE_NAMES.map((name) => variableValues(o.pool, name, o.rollups(), WARM_VARIABLE_MAX_VALUES + 1).then((v) => v.map((x) => x.value), () => []))
+      VARIABLE_NAMES.map((name) =>
+        variableValues(o.pool, name, o.rollups(), WARM_VARIABLE_MAX_VALUES + 1).then(
+          (v) => v.map((x) => x.value),
+          () => []
+        )
+      )
     );
-    const values = Object.fromEntries(VARIABLE_NAMES.map((name, i) => [name, lists[i]])) as Record<VariableName, string[]>;
+    const values = Object.fromEntries(VARIABLE_NAMES.map((name, i) => [name, lists[i]])) as Record<
+      VariableName,
+      string[]
+    >;
     const items = [...dashboardWarmItems(o.dashboardsDir, values), ...o.recent.top(50)];
     const result = await warm(items, o.answer, Date.now(), abort.signal);
-    if (abort.signal.aborted) return;
+    if (abort.signal.aborted) {
+      return;
+    }
     o.logger.info(result, 'cache warmed');
   };
   const warmAll = async (): Promise<void> => {
-    while (running) await running;
-    if (stopped) return;
+    while (running) {
+      await running;
+    }
+    if (stopped) {
+      return;
+    }
     running = pass()
       .catch((err) => o.logger.warn({ err: { message: (err as Error).message } }, 'cache warming failed'))
       .finally(() => (running = null));
     await running;
   };
-  if (onStart) void warmAll();
+  if (onStart) {
+    void warmAll();
+  }
   const timer = o.intervalSeconds > 0 ? setInterval(() => void warmAll(), o.intervalSeconds * 1000) : null;
   timer?.unref();
   return {
@@ -59,7 +75,9 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
     async stop() {
       stopped = true;
       abort.abort();
-      if (timer) clearInterval(timer);
+      if (timer) {
+        clearInterval(timer);
+      }
       await running;
     },
   };

@@ -22,7 +22,9 @@ const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_
 /** "now-24h" → 24 h in ms; anything else (absolute times, now/d) → null. */
 export function relativeSpan(from: string, to = 'now'): number | null {
   const m = /^now-(\d+)([smhdw])$/.exec(from);
-  if (!m || to !== 'now') return null;
+  if (!m || to !== 'now') {
+    return null;
+  }
   return Number(m[1]) * UNITS[m[2]];
 }
 
@@ -30,8 +32,12 @@ export function relativeSpan(from: string, to = 'now'): number | null {
 function withoutVariables(target: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(target)) {
-    if (typeof v === 'string' && v.includes('$')) continue;
-    if (Array.isArray(v) && v.some((x) => typeof x === 'string' && x.includes('$'))) continue;
+    if (typeof v === 'string' && v.includes('$')) {
+      continue;
+    }
+    if (Array.isArray(v) && v.some((x) => typeof x === 'string' && x.includes('$'))) {
+      continue;
+    }
     out[k] = v;
   }
   return out;
@@ -58,7 +64,11 @@ export const WARM_VARIABLE_MAX_VALUES = 20;
  * service's variables endpoint); a query variable with few values is warmed once per value
  * for every target that references it alone (other variables at "All").
  */
-export function dashboardWarmItems(dir: string, values: Partial<Record<VariableName, string[]>> = {}, datasourceType = 'seed-ruleperf-datasource'): WarmItem[] {
+export function dashboardWarmItems(
+  dir: string,
+  values: Partial<Record<VariableName, string[]>> = {},
+  datasourceType = 'seed-ruleperf-datasource'
+): WarmItem[] {
   let files: string[];
   try {
     files = readdirSync(dir).filter((f) => f.endsWith('.json'));
@@ -69,26 +79,39 @@ export function dashboardWarmItems(dir: string, values: Partial<Record<VariableN
   for (const file of files) {
     const dashboard = JSON.parse(readFileSync(join(dir, file), 'utf8'));
     const spanMs = relativeSpan(dashboard.time?.from ?? 'now-24h', dashboard.time?.to ?? 'now');
-    if (!spanMs) continue;
+    if (!spanMs) {
+      continue;
+    }
     const variables = ((dashboard.templating?.list ?? []) as DashboardVariable[]).flatMap((v) => {
-      const source = typeof v.query === 'string' && (VARIABLE_NAMES as readonly string[]).includes(v.query) ? (v.query as VariableName) : null;
+      const source =
+        typeof v.query === 'string' && (VARIABLE_NAMES as readonly string[]).includes(v.query)
+          ? (v.query as VariableName)
+          : null;
       const list = source ? values[source] : undefined;
       return list && list.length <= WARM_VARIABLE_MAX_VALUES ? [{ name: v.name, list }] : [];
     });
     const add = (target: Record<string, unknown>, maxDataPoints: number) => {
       const parsed = querySchema.safeParse(withoutVariables(target));
-      if (parsed.success) items.push({ query: parsed.data, spanMs, maxDataPoints });
+      if (parsed.success) {
+        items.push({ query: parsed.data, spanMs, maxDataPoints });
+      }
     };
     const visit = (panels: Panel[]) => {
       for (const panel of panels) {
-        if (panel.panels) visit(panel.panels);
+        if (panel.panels) {
+          visit(panel.panels);
+        }
         for (const target of panel.targets ?? []) {
           const ds = (target.datasource ?? panel.datasource) as { type?: string } | undefined;
-          if (ds?.type !== datasourceType) continue;
+          if (ds?.type !== datasourceType) {
+            continue;
+          }
           const maxDataPoints = panel.maxDataPoints ?? 1000;
           add(target, maxDataPoints);
           for (const variable of variables) {
-            const fields = Object.keys(target).filter((k) => target[k] === `$${variable.name}` || target[k] === `\${${variable.name}}`);
+            const fields = Object.keys(target).filter(
+              (k) => target[k] === `$${variable.name}` || target[k] === `\${${variable.name}}`
+            );
             for (const value of fields.length ? variable.list : []) {
               add({ ...target, ...Object.fromEntries(fields.map((f) => [f, value])) }, maxDataPoints);
             }
@@ -108,7 +131,9 @@ function shapeOf(query: RuleperfQuery): string {
   if (shape === undefined) {
     const { refId: _refId, ...rest } = query;
     shape = JSON.stringify(rest);
-    if (Object.isFrozen(query)) shapes.set(query, shape);
+    if (Object.isFrozen(query)) {
+      shapes.set(query, shape);
+    }
   }
   return shape;
 }
@@ -123,7 +148,9 @@ export class RecentQueries {
 
   record(request: QueryRequest, query: RuleperfQuery, now = Date.now()): void {
     // Only ranges ending at "now" are worth replaying later.
-    if (Math.abs(request.range.to - now) > 60_000) return;
+    if (Math.abs(request.range.to - now) > 60_000) {
+      return;
+    }
     const spanMs = Math.round((request.range.to - request.range.from) / 60_000) * 60_000;
     const id = `${shapeOf(query)}|${spanMs}|${request.intervalMs}|${request.maxDataPoints}`;
     const entry = this.seen.get(id);
@@ -132,14 +159,24 @@ export class RecentQueries {
       entry.lastSeen = now;
       return;
     }
-    if (this.seen.size >= this.capacity) this.evict(now);
+    if (this.seen.size >= this.capacity) {
+      this.evict(now);
+    }
     if (this.seen.size < this.capacity) {
-      this.seen.set(id, { item: { query, spanMs, intervalMs: request.intervalMs, maxDataPoints: request.maxDataPoints }, count: 1, lastSeen: now });
+      this.seen.set(id, {
+        item: { query, spanMs, intervalMs: request.intervalMs, maxDataPoints: request.maxDataPoints },
+        count: 1,
+        lastSeen: now,
+      });
     }
   }
 
   private evict(now: number): void {
-    for (const [id, e] of this.seen) if (now - e.lastSeen > this.windowMs) this.seen.delete(id);
+    for (const [id, e] of this.seen) {
+      if (now - e.lastSeen > this.windowMs) {
+        this.seen.delete(id);
+      }
+    }
     if (this.seen.size >= this.capacity) {
       const least = [...this.seen.entries()].sort((a, b) => a[1].count - b[1].count)[0];
       this.seen.delete(least[0]);

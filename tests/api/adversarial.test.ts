@@ -15,7 +15,11 @@ let svc: RunningService;
 
 before(async () => {
   db = await historyDatabase({ days: 1, rowsPerHour: 100 });
-  svc = await startTestService({ DATABASE_URL: db.url, HTTP_HEADERS_TIMEOUT_MS: '500', HTTP_REQUEST_TIMEOUT_MS: '1000' });
+  svc = await startTestService({
+    DATABASE_URL: db.url,
+    HTTP_HEADERS_TIMEOUT_MS: '500',
+    HTTP_REQUEST_TIMEOUT_MS: '1000',
+  });
 });
 after(async () => {
   await svc?.stop();
@@ -25,21 +29,39 @@ after(async () => {
 const NO_TRACE = /\s+at \S+ \(|node_modules|Error: /;
 
 function assertClean(status: number, body: unknown, context: string) {
-  assert.ok(status >= 200 && status < 500 && status !== 500, `${context}: status ${status} ${JSON.stringify(body).slice(0, 200)}`);
+  assert.ok(
+    status >= 200 && status < 500 && status !== 500,
+    `${context}: status ${status} ${JSON.stringify(body).slice(0, 200)}`
+  );
   assert.doesNotMatch(typeof body === 'string' ? body : JSON.stringify(body), NO_TRACE, context);
 }
 
 test('fuzzing every endpoint: bodies, paths and methods never give a 500 or a stack trace', async () => {
   const runs = Number(process.env.FUZZ_ENDPOINT_RUNS ?? 10_000);
-  const endpoints = ['/api/v1/query', '/api/v1/invalidate', '/api/v1/variables/rules', '/api/v1/cache/stats', '/healthz', '/readyz'];
+  const endpoints = [
+    '/api/v1/query',
+    '/api/v1/invalidate',
+    '/api/v1/variables/rules',
+    '/api/v1/cache/stats',
+    '/healthz',
+    '/readyz',
+  ];
   await fc.assert(
     fc.asyncProperty(
       fc.constantFrom(...endpoints),
       fc.constantFrom('GET', 'POST', 'PUT', 'DELETE'),
-      fc.oneof(fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)), fc.string({ maxLength: 200 }), fc.constant('')),
+      fc.oneof(
+        fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+        fc.string({ maxLength: 200 }),
+        fc.constant('')
+      ),
       fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', ''),
       async (path, method, body, type) => {
-        const res = await fetch(svc.url + path, { method, headers: type ? { 'content-type': type } : {}, body: method === 'GET' ? undefined : body });
+        const res = await fetch(svc.url + path, {
+          method,
+          headers: type ? { 'content-type': type } : {},
+          body: method === 'GET' ? undefined : body,
+        });
         const text = await res.text();
         assertClean(res.status, text, `${method} ${path} ${type} ${body.slice(0, 80)}`);
       }
@@ -62,10 +84,16 @@ test('deep nesting, huge arrays and prototype keys are refused or ignored, not f
   const deep = '['.repeat(200_000) + ']'.repeat(200_000);
   let r = await postJson(url, deep);
   assert.ok([400, 413].includes(r.status), `deep nesting: ${r.status}`);
-  r = await postJson(url, { range: { from: 1, to: 2 }, queries: Array.from({ length: 5000 }, (_, i) => ({ refId: `q${i}` })) });
+  r = await postJson(url, {
+    range: { from: 1, to: 2 },
+    queries: Array.from({ length: 5000 }, (_, i) => ({ refId: `q${i}` })),
+  });
   assert.equal(r.status, 400);
   assert.equal(r.body.details[0].path, 'queries');
-  r = await postJson(url, `{"range":{"from":1,"to":2},"queries":[{"refId":"A","ruleId":${JSON.stringify(Array.from({ length: 100_000 }, () => 'x'))}}]}`);
+  r = await postJson(
+    url,
+    `{"range":{"from":1,"to":2},"queries":[{"refId":"A","ruleId":${JSON.stringify(Array.from({ length: 100_000 }, () => 'x'))}}]}`
+  );
   assert.ok([400, 413].includes(r.status));
   r = await postJson(`${svc.url}/api/v1/invalidate`, '{"__proto__": {"all": true}}');
   assert.equal(r.status, 400, 'a prototype key is not an invalidation');

@@ -16,7 +16,11 @@ before(async () => {
   db = await historyDatabase({ days: 2, rowsPerHour: 200 });
   proxy = new TcpProxy(PG_HOST, PG_PORT);
   const port = await proxy.start();
-  svc = await startTestService({ DATABASE_URL: db.url.replace(`:${PG_PORT}/`, `:${port}/`), CACHE_ENABLED: 'false', DB_STATEMENT_TIMEOUT_MS: '400' });
+  svc = await startTestService({
+    DATABASE_URL: db.url.replace(`:${PG_PORT}/`, `:${port}/`),
+    CACHE_ENABLED: 'false',
+    DB_STATEMENT_TIMEOUT_MS: '400',
+  });
 });
 after(async () => {
   await svc?.stop();
@@ -44,7 +48,9 @@ test('database down: 503 JSON within 1 s, readyz says so, and it recovers withou
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && status !== 200) {
     status = (await postJson(`${svc.url}/api/v1/query`, body())).status;
-    if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    if (status !== 200) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   assert.equal(status, 200, 'recovered');
   assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);

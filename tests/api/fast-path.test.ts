@@ -4,8 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
-import http from 'node:http';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import { authorizationCheck, isOrdinary, QUERY_PATH } from '../../server/http/query-fast-path';
 import { startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase, HOUR } from '../support/fixture';
@@ -24,21 +23,52 @@ after(async () => {
   await db?.drop();
 });
 
-const request = (headers: Record<string, string>, method = 'POST', url = QUERY_PATH) => ({ method, url, headers }) as unknown as IncomingMessage;
+const request = (headers: Record<string, string>, method = 'POST', url = QUERY_PATH) =>
+  ({ method, url, headers }) as unknown as IncomingMessage;
 const withToken = authorizationCheck({ read: TOKEN });
 const ordinary = { 'content-type': 'application/json', 'content-length': '100', authorization: `Bearer ${TOKEN}` };
 
 test('only ordinary requests take the fast path', () => {
   assert.equal(isOrdinary(request(ordinary), withToken), true);
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=utf-8' }), withToken), true);
-  assert.equal(isOrdinary(request({ ...ordinary, authorization: 'bearer  fast-path-token ' }), withToken), true, 'scheme case and spaces as in Express');
-  assert.equal(isOrdinary(request({ ...ordinary, authorization: 'Bearer wrong' }), withToken), false, 'Express answers 401');
-  assert.equal(isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), withToken), false, 'no token');
-  assert.equal(isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), authorizationCheck({})), true, 'no token needed');
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'text/plain' }), withToken), false, 'Express answers 415');
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=latin1' }), withToken), false);
+  assert.equal(
+    isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=utf-8' }), withToken),
+    true
+  );
+  assert.equal(
+    isOrdinary(request({ ...ordinary, authorization: 'bearer  fast-path-token ' }), withToken),
+    true,
+    'scheme case and spaces as in Express'
+  );
+  assert.equal(
+    isOrdinary(request({ ...ordinary, authorization: 'Bearer wrong' }), withToken),
+    false,
+    'Express answers 401'
+  );
+  assert.equal(
+    isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), withToken),
+    false,
+    'no token'
+  );
+  assert.equal(
+    isOrdinary(request({ 'content-type': 'application/json', 'content-length': '100' }), authorizationCheck({})),
+    true,
+    'no token needed'
+  );
+  assert.equal(
+    isOrdinary(request({ ...ordinary, 'content-type': 'text/plain' }), withToken),
+    false,
+    'Express answers 415'
+  );
+  assert.equal(
+    isOrdinary(request({ ...ordinary, 'content-type': 'application/json; charset=latin1' }), withToken),
+    false
+  );
   assert.equal(isOrdinary(request({ ...ordinary, 'content-encoding': 'gzip' }), withToken), false);
-  assert.equal(isOrdinary(request({ ...ordinary, 'content-length': String(2 * 1024 * 1024) }), withToken), false, 'Express answers 413');
+  assert.equal(
+    isOrdinary(request({ ...ordinary, 'content-length': String(2 * 1024 * 1024) }), withToken),
+    false,
+    'Express answers 413'
+  );
   assert.equal(isOrdinary(request({ ...ordinary, 'transfer-encoding': 'chunked' }), withToken), false);
   assert.equal(isOrdinary(request(ordinary, 'GET'), withToken), false);
   assert.equal(isOrdinary(request(ordinary, 'POST', `${QUERY_PATH}?debug=1`), withToken), false);
@@ -46,18 +76,32 @@ test('only ordinary requests take the fast path', () => {
 });
 
 /** Sends a body with a declared length (fast path) or chunked (Express). */
-function send(body: string, chunked: boolean, extraHeaders: Record<string, string> = {}): Promise<{ status: number; type: string; requestId: string; body: any }> {
+function send(
+  body: string,
+  chunked: boolean,
+  extraHeaders: Record<string, string> = {}
+): Promise<{ status: number; type: string; requestId: string; body: any }> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${svc.url}${QUERY_PATH}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }), ...extraHeaders },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${TOKEN}`,
+        ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }),
+        ...extraHeaders,
+      },
     });
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode!, type: String(res.headers['content-type']), requestId: String(res.headers['x-request-id']), body: JSON.parse(text) });
+        resolve({
+          status: res.statusCode!,
+          type: String(res.headers['content-type']),
+          requestId: String(res.headers['x-request-id']),
+          body: JSON.parse(text),
+        });
       });
     });
     req.on('error', reject);
@@ -68,17 +112,32 @@ function send(body: string, chunked: boolean, extraHeaders: Record<string, strin
 test('the fast path and Express answer alike: data, validation errors, bad JSON, empty bodies', async () => {
   const at = Math.floor(Date.now() / HOUR) * HOUR - 30 * 60_000;
   const bodies = [
-    JSON.stringify({ range: { from: at - 6 * HOUR, to: at }, queries: [{ refId: 'A', kind: 'stats' }, { refId: 'B', kind: 'topRules', limit: 3 }] }),
-    JSON.stringify({ range: { from: at - 6 * HOUR, to: at }, queries: [{ refId: 'A', kind: 'timeseries', metrics: ['executionCount'] }] }),
+    JSON.stringify({
+      range: { from: at - 6 * HOUR, to: at },
+      queries: [
+        { refId: 'A', kind: 'stats' },
+        { refId: 'B', kind: 'topRules', limit: 3 },
+      ],
+    }),
+    JSON.stringify({
+      range: { from: at - 6 * HOUR, to: at },
+      queries: [{ refId: 'A', kind: 'timeseries', metrics: ['executionCount'] }],
+    }),
     JSON.stringify({ range: { from: at, to: at - HOUR }, queries: [{ refId: 'A', kind: 'stats' }] }),
     JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', kind: 'nope' }] }),
     // The mistakes the API names (unknown field, seconds, empty list, case, dates past 9999) and relative times.
     JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', rule: 'rule-0001' }] }),
-    JSON.stringify({ range: { from: Math.floor((at - HOUR) / 1000), to: Math.floor(at / 1000) }, queries: [{ refId: 'A' }] }),
+    JSON.stringify({
+      range: { from: Math.floor((at - HOUR) / 1000), to: Math.floor(at / 1000) },
+      queries: [{ refId: 'A' }],
+    }),
     JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', ruleId: [] }] }),
     JSON.stringify({ range: { from: at - HOUR, to: at }, queries: [{ refId: 'A', status: ['ERROR', 'timeout'] }] }),
     JSON.stringify({ range: { from: at - HOUR, to: 8.64e15 }, queries: [{ refId: 'A' }] }),
-    JSON.stringify({ range: { from: 'now-7d/d', to: 'now-1d/d' }, queries: [{ refId: 'A', kind: 'timeseries', datasource: { uid: 'x' } }] }),
+    JSON.stringify({
+      range: { from: 'now-7d/d', to: 'now-1d/d' },
+      queries: [{ refId: 'A', kind: 'timeseries', datasource: { uid: 'x' } }],
+    }),
     '{"range": ',
     '"just a string"',
     '[]',
@@ -96,7 +155,11 @@ test('the fast path and Express answer alike: data, validation errors, bad JSON,
 
 test('compressed bodies and other charsets: the same 415 whether or not the length is declared', async () => {
   const body = JSON.stringify({ range: { from: 'now-1h', to: 'now' }, queries: [{ refId: 'A' }] });
-  const cases: Array<Record<string, string>> = [{ 'content-encoding': 'br' }, { 'content-encoding': 'gzip' }, { 'content-type': 'application/json; charset=utf-16' }];
+  const cases: Array<Record<string, string>> = [
+    { 'content-encoding': 'br' },
+    { 'content-encoding': 'gzip' },
+    { 'content-type': 'application/json; charset=utf-16' },
+  ];
   for (const headers of cases) {
     const fast = await send(body, false, headers);
     const viaExpress = await send(body, true, headers);

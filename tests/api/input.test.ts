@@ -27,16 +27,30 @@ after(async () => {
   await db?.drop();
 });
 
-const query = (q: Record<string, unknown>, range = { from: now - DAY, to: now }) => ({ range, queries: [{ refId: 'A', kind: 'stats', ...q }] });
+const query = (q: Record<string, unknown>, range = { from: now - DAY, to: now }) => ({
+  range,
+  queries: [{ refId: 'A', kind: 'stats', ...q }],
+});
 
 test('auth: missing, wrong, empty and differently cased tokens are 401; the right one passes', async () => {
   const url = `${svc.url}/api/v1/query`;
-  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Bearer ' }, { authorization: `Bearer ${TOKEN.toUpperCase()}` }, { authorization: TOKEN }, { authorization: `Basic ${TOKEN}` }]) {
+  for (const headers of [
+    {},
+    { authorization: 'Bearer wrong' },
+    { authorization: 'Bearer ' },
+    { authorization: `Bearer ${TOKEN.toUpperCase()}` },
+    { authorization: TOKEN },
+    { authorization: `Basic ${TOKEN}` },
+  ]) {
     const r = await postJson(url, query({}), headers as Record<string, string>);
     assert.equal(r.status, 401, JSON.stringify(headers));
     assert.match(r.body.error, /token/);
   }
-  assert.equal((await postJson(url, query({}), { authorization: `bearer ${TOKEN}` })).status, 200, 'the scheme is case-insensitive');
+  assert.equal(
+    (await postJson(url, query({}), { authorization: `bearer ${TOKEN}` })).status,
+    200,
+    'the scheme is case-insensitive'
+  );
   assert.equal((await fetch(`${svc.url}/api/v1/variables/rules`)).status, 401);
   for (const open of ['/healthz', '/metrics', '/readyz']) {
     const res = await fetch(svc.url + open);
@@ -47,19 +61,50 @@ test('auth: missing, wrong, empty and differently cased tokens are 401; the righ
 
 test('fuzzed request bodies never produce a 500 or a stack trace; 400s name the field', async () => {
   const anyJson = fc.jsonValue({ maxDepth: 4 });
-  const nearlyValid = fc.record({
-    range: fc.oneof(anyJson, fc.record({ from: fc.oneof(fc.integer(), fc.string(), fc.double()), to: fc.oneof(fc.integer(), fc.string(), fc.constant(now)) })),
-    intervalMs: fc.oneof(fc.integer(), fc.string(), fc.constant(undefined)),
-    queries: fc.oneof(anyJson, fc.array(fc.record({ refId: fc.oneof(fc.string(), fc.integer()), kind: fc.oneof(fc.constantFrom('stats', 'timeseries', 'topRules', 'errorBreakdown'), fc.string()), ruleId: fc.oneof(fc.string(), fc.array(fc.string()), anyJson), limit: fc.oneof(fc.integer(), fc.double()), groupBy: fc.string(), granularity: fc.string(), metrics: anyJson }, { requiredKeys: [] }), { maxLength: 3 })),
-  }, { requiredKeys: [] });
+  const nearlyValid = fc.record(
+    {
+      range: fc.oneof(
+        anyJson,
+        fc.record({
+          from: fc.oneof(fc.integer(), fc.string(), fc.double()),
+          to: fc.oneof(fc.integer(), fc.string(), fc.constant(now)),
+        })
+      ),
+      intervalMs: fc.oneof(fc.integer(), fc.string(), fc.constant(undefined)),
+      queries: fc.oneof(
+        anyJson,
+        fc.array(
+          fc.record(
+            {
+              refId: fc.oneof(fc.string(), fc.integer()),
+              kind: fc.oneof(fc.constantFrom('stats', 'timeseries', 'topRules', 'errorBreakdown'), fc.string()),
+              ruleId: fc.oneof(fc.string(), fc.array(fc.string()), anyJson),
+              limit: fc.oneof(fc.integer(), fc.double()),
+              groupBy: fc.string(),
+              granularity: fc.string(),
+              metrics: anyJson,
+            },
+            { requiredKeys: [] }
+          ),
+          { maxLength: 3 }
+        )
+      ),
+    },
+    { requiredKeys: [] }
+  );
   await fc.assert(
     fc.asyncProperty(fc.oneof(anyJson, nearlyValid), async (body) => {
       const r = await postJson(`${svc.url}/api/v1/query`, body === undefined ? 'null' : JSON.stringify(body), auth);
-      assert.ok([200, 400].includes(r.status), `status ${r.status} for ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+      assert.ok(
+        [200, 400].includes(r.status),
+        `status ${r.status} for ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`
+      );
       assert.equal(typeof r.body, 'object');
       assert.doesNotMatch(JSON.stringify(r.body), /\s+at \S+ \(|node_modules/);
       if (r.status === 400) {
-        assert.ok(Array.isArray(r.body.details) && r.body.details.length > 0 && typeof r.body.details[0].path === 'string');
+        assert.ok(
+          Array.isArray(r.body.details) && r.body.details.length > 0 && typeof r.body.details[0].path === 'string'
+        );
       }
     }),
     { numRuns: Number(process.env.FUZZ_RUNS ?? 1500) }
@@ -67,7 +112,17 @@ test('fuzzed request bodies never produce a 500 or a stack trace; 400s name the 
 });
 
 test('SQL-injection and unicode strings in every filter are only values', async () => {
-  const hostile = ["' OR 1=1 --", "'; DROP TABLE metrics; --", 'rule-0001\') UNION SELECT 1 --', '"; SELECT pg_sleep(5); --', '\u0000', 'ü🙂\u202e', '$1', '%', 'rule-0001\\'];
+  const hostile = [
+    "' OR 1=1 --",
+    "'; DROP TABLE metrics; --",
+    "rule-0001') UNION SELECT 1 --",
+    '"; SELECT pg_sleep(5); --',
+    '\u0000',
+    'ü🙂\u202e',
+    '$1',
+    '%',
+    'rule-0001\\',
+  ];
   for (const field of ['metricType', 'ruleId', 'parserId', 'ruleCategory', 'sourceType']) {
     for (const value of hostile) {
       for (const kind of ['stats', 'timeseries', 'topRules', 'errorBreakdown']) {
@@ -78,7 +133,9 @@ test('SQL-injection and unicode strings in every filter are only values', async 
         }
         assert.equal(r.status, 200, `${field}=${JSON.stringify(value)} ${kind}: ${JSON.stringify(r.body)}`);
         const frame = r.body.results.A.frames[0];
-        if (kind === 'stats') assert.equal(frame.data.values[0][0], 0, 'matched nothing');
+        if (kind === 'stats') {
+          assert.equal(frame.data.values[0][0], 0, 'matched nothing');
+        }
       }
     }
   }
@@ -104,14 +161,25 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
   assert.equal(r.body.details[0].path, 'range.to');
   const text = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain', ...auth }, body: 'hello' });
   assert.equal(text.status, 415);
-  const broken = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: '{"range": ' });
+  const broken = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...auth },
+    body: '{"range": ',
+  });
   assert.equal(broken.status, 400);
   assert.equal((await broken.json()).error, 'request body is not valid JSON');
   // Prototype keys are unknown fields like any other: refused by name, and nothing is polluted.
-  const proto = await postJson(url, '{"__proto__": {"polluted": true}, "constructor": {"prototype": {"x": 1}}, "range": {"from": 1, "to": 2}, "queries": [{"refId": "A", "__proto__": {"kind": "x"}}]}', auth);
+  const proto = await postJson(
+    url,
+    '{"__proto__": {"polluted": true}, "constructor": {"prototype": {"x": 1}}, "range": {"from": 1, "to": 2}, "queries": [{"refId": "A", "__proto__": {"kind": "x"}}]}',
+    auth
+  );
   assert.equal(proto.status, 400);
   assert.deepEqual(proto.body.details.map((d: { path: string }) => d.path).sort(), ['(body)', 'queries.0.__proto__']);
-  assert.match(proto.body.details.find((d: { path: string }) => d.path === '(body)').message, /unknown fields "__proto__", "constructor"/);
+  assert.match(
+    proto.body.details.find((d: { path: string }) => d.path === '(body)').message,
+    /unknown fields "__proto__", "constructor"/
+  );
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });
 
@@ -119,7 +187,9 @@ test('variables: names from a fixed list; anything else, including path traversa
   const r = await fetch(`${svc.url}/api/v1/variables/rules`, { headers: auth });
   assert.equal(r.status, 200);
   const body = await r.json();
-  assert.ok(body.values.length === 40 && body.values[0].value === 'rule-0001' && body.values[0].text.includes('rule-0001'));
+  assert.ok(
+    body.values.length === 40 && body.values[0].value === 'rule-0001' && body.values[0].text.includes('rule-0001')
+  );
   // Warming asks for one value past its limit only: the same first values, in order.
   for (const name of VARIABLE_NAMES) {
     const rollups = await loadRollupCatalog(db.pool);

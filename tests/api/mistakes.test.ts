@@ -38,7 +38,9 @@ before(async () => {
   // The service's own logger, writing into this test: the request lines are checked below.
   const sink = new Writable({
     write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
+      for (const line of String(chunk).split('\n').filter(Boolean)) {
+        logLines.push(JSON.parse(line));
+      }
       done();
     },
   });
@@ -106,7 +108,9 @@ test('compressed bodies and charsets other than UTF-8 get a 415 that names the h
         path.endsWith('invalidate') ? 403 : 415,
         `${path} ${JSON.stringify(headers)}: ${JSON.stringify(answer)}`
       );
-      if (path.endsWith('query')) assert.match(answer.error, message);
+      if (path.endsWith('query')) {
+        assert.match(answer.error, message);
+      }
     }
   }
   const identity = await fetch(`${svc.url}/api/v1/query`, {
@@ -185,11 +189,17 @@ test('a relative range answers exactly as the same range in epoch milliseconds (
     query({ from: today - DAY, to: today - 1 }, { kind: 'timeseries', granularity: 'hourly' }),
     auth
   );
-  if (Math.floor(Date.now() / DAY) * DAY !== today) return; // midnight passed between the two requests
+  if (Math.floor(Date.now() / DAY) * DAY !== today) {
+    return;
+  } // midnight passed between the two requests
   assert.equal(relative.status, 200, JSON.stringify(relative.body));
   const [a, b] = [relative.body.results.A.frames[0], absolute.body.results.A.frames[0]];
   assert.deepEqual(a.data, b.data);
-  assert.deepEqual(a.schema.meta.custom.coveredRange, { from: today - DAY, to: today - 1 }, 'exactly the asked day, to its last millisecond');
+  assert.deepEqual(
+    a.schema.meta.custom.coveredRange,
+    { from: today - DAY, to: today - 1 },
+    'exactly the asked day, to its last millisecond'
+  );
   assert.equal(a.data.values[0].length, 24, 'one point per hour of that day');
   assert.ok(
     a.data.values[1].some((v: number) => v > 0),

@@ -25,7 +25,11 @@ after(async () => {
 });
 
 async function start(env: Record<string, string> = {}) {
-  const svc = await startTestService({ DATABASE_URL: db.url, CACHE_PREFIX: uniqueName('ovl').replace(/_/g, '-'), ...env });
+  const svc = await startTestService({
+    DATABASE_URL: db.url,
+    CACHE_PREFIX: uniqueName('ovl').replace(/_/g, '-'),
+    ...env,
+  });
   services.push(svc);
   return svc;
 }
@@ -35,7 +39,13 @@ const crashProbe = () => ({
   range: { from: Date.now() - 400 * DAY, to: Date.now() },
   intervalMs: 1,
   maxDataPoints: 10_000,
-  queries: Array.from({ length: 10 }, (_, i) => ({ refId: `Q${i}`, kind: 'timeseries', groupBy: 'ruleId', granularity: 'hourly', metrics: [...SERIES_METRICS] })),
+  queries: Array.from({ length: 10 }, (_, i) => ({
+    refId: `Q${i}`,
+    kind: 'timeseries',
+    groupBy: 'ruleId',
+    granularity: 'hourly',
+    metrics: [...SERIES_METRICS],
+  })),
 });
 
 test('the crash probe is refused before any work, with the limit, the estimate and how to narrow it', async () => {
@@ -58,17 +68,35 @@ test('variations of the probe: every kind and grouping, huge maxDataPoints, tiny
   const cases: Array<Record<string, unknown>> = [];
   for (const kind of QUERY_KINDS) {
     for (const groupBy of [undefined, ...GROUP_BY_FIELDS]) {
-      for (const [span, intervalMs, maxDataPoints] of [[400 * DAY, 1, 10_000], [2 * DAY, 1, 10_000], [HOUR, 60_000, 50]] as const) {
+      for (const [span, intervalMs, maxDataPoints] of [
+        [400 * DAY, 1, 10_000],
+        [2 * DAY, 1, 10_000],
+        [HOUR, 60_000, 50],
+      ] as const) {
         cases.push({
           range: { from: now - span, to: now },
           intervalMs,
           maxDataPoints,
-          queries: [{ refId: 'A', kind, ...(groupBy && kind !== 'stats' && kind !== 'topRules' ? { groupBy, limit: 1000 } : {}), ...(kind === 'timeseries' ? { metrics: [...SERIES_METRICS] } : {}) }],
+          queries: [
+            {
+              refId: 'A',
+              kind,
+              ...(groupBy && kind !== 'stats' && kind !== 'topRules' ? { groupBy, limit: 1000 } : {}),
+              ...(kind === 'timeseries' ? { metrics: [...SERIES_METRICS] } : {}),
+            },
+          ],
         });
       }
     }
   }
-  cases.push({ ...crashProbe(), queries: Array.from({ length: 50 }, (_, i) => ({ refId: `S${i}`, kind: 'timeseries', metrics: [...SERIES_METRICS] })) });
+  cases.push({
+    ...crashProbe(),
+    queries: Array.from({ length: 50 }, (_, i) => ({
+      refId: `S${i}`,
+      kind: 'timeseries',
+      metrics: [...SERIES_METRICS],
+    })),
+  });
   let refused = 0;
   let answered = 0;
   for (const body of cases) {
@@ -79,7 +107,9 @@ test('variations of the probe: every kind and grouping, huge maxDataPoints, tiny
       assert.match(r.body.error, /limit/);
     } else {
       answered++;
-      const values = Object.values(r.body.results as Record<string, { frames: Array<{ data: { values: unknown[][] } }> }>).reduce(
+      const values = Object.values(
+        r.body.results as Record<string, { frames: Array<{ data: { values: unknown[][] } }> }>
+      ).reduce(
         (n, res) => n + res.frames.reduce((m, f) => m + f.data.values.reduce((k, col) => k + col.length, 0), 0),
         0
       );
@@ -93,18 +123,33 @@ test('variations of the probe: every kind and grouping, huge maxDataPoints, tiny
 test('a grouped timeseries keeps the busiest groups and sums the rest into "(other)"', async () => {
   const svc = await start({ CACHE_ENABLED: 'false' });
   const range = { from: Date.now() - DAY, to: Date.now() };
-  const r = await postJson(`${svc.url}/api/v1/query`, { range, intervalMs: HOUR, queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 5, metrics: ['executionCount'] }] });
+  const r = await postJson(`${svc.url}/api/v1/query`, {
+    range,
+    intervalMs: HOUR,
+    queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 5, metrics: ['executionCount'] }],
+  });
   assert.equal(r.status, 200);
   const frames = r.body.results.A.frames;
   assert.equal(frames.length, 6);
   assert.equal(frames[5].schema.name, '(other)');
-  const total = frames.reduce((n: number, f: { data: { values: number[][] } }) => n + f.data.values[1].reduce((a, b) => a + b, 0), 0);
-  const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM metrics WHERE time >= $1 AND time < $2', [new Date(r.body.results.A.frames[0].schema.meta.custom.coveredRange.from), new Date(r.body.results.A.frames[0].schema.meta.custom.coveredRange.to)]);
+  const total = frames.reduce(
+    (n: number, f: { data: { values: number[][] } }) => n + f.data.values[1].reduce((a, b) => a + b, 0),
+    0
+  );
+  const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM metrics WHERE time >= $1 AND time < $2', [
+    new Date(r.body.results.A.frames[0].schema.meta.custom.coveredRange.from),
+    new Date(r.body.results.A.frames[0].schema.meta.custom.coveredRange.to),
+  ]);
   assert.equal(total, rows[0].n, 'every execution is in a series');
 });
 
 test('a saturated pool answers busy with Retry-After; cached answers, /healthz and /readyz are unaffected; nothing says unavailable', async () => {
-  const svc = await start({ DB_POOL_MAX: '2', DB_QUEUE_MAX: '2', DB_QUEUE_WAIT_MS: '400', DB_STATEMENT_TIMEOUT_MS: '30000' });
+  const svc = await start({
+    DB_POOL_MAX: '2',
+    DB_QUEUE_MAX: '2',
+    DB_QUEUE_WAIT_MS: '400',
+    DB_STATEMENT_TIMEOUT_MS: '30000',
+  });
   const range = () => ({ from: Date.now() - 2 * HOUR, to: Date.now() });
   const cachedBody = () => ({ range: range(), queries: [{ refId: 'A', kind: 'stats', ruleId: 'rule-0001' }] });
   assert.equal((await postJson(`${svc.url}/api/v1/query`, cachedBody())).status, 200);
@@ -116,9 +161,16 @@ test('a saturated pool answers busy with Retry-After; cached answers, /healthz a
   let released = false;
   try {
     const uncached = Array.from({ length: 12 }, (_, i) =>
-      postJson(`${svc.url}/api/v1/query`, { range: range(), queries: [{ refId: 'A', kind: 'stats', ruleId: `busy-${i}` }] }).then((r) => r)
+      postJson(`${svc.url}/api/v1/query`, {
+        range: range(),
+        queries: [{ refId: 'A', kind: 'stats', ruleId: `busy-${i}` }],
+      }).then((r) => r)
     );
-    const withHeaders = fetch(`${svc.url}/api/v1/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ range: range(), queries: [{ refId: 'A', kind: 'stats', ruleId: 'busy-x' }] }) });
+    const withHeaders = fetch(`${svc.url}/api/v1/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ range: range(), queries: [{ refId: 'A', kind: 'stats', ruleId: 'busy-x' }] }),
+    });
     await new Promise((r) => setTimeout(r, 100));
     const started = performance.now();
     const cached = await postJson(`${svc.url}/api/v1/query`, cachedBody());
@@ -141,10 +193,14 @@ test('a saturated pool answers busy with Retry-After; cached answers, /healthz a
     assert.ok(statuses.filter((s) => s === 200).length >= 2, `the running ones answered: ${statuses}`);
     for (const r of results) {
       assert.doesNotMatch(JSON.stringify(r.body), /unavailable/, 'busy is not reported as unavailable');
-      if (r.status === 503) assert.match(r.body.error, /busy/);
+      if (r.status === 503) {
+        assert.match(r.body.error, /busy/);
+      }
     }
   } finally {
-    if (!released) await locker.query('ROLLBACK').catch(() => undefined);
+    if (!released) {
+      await locker.query('ROLLBACK').catch(() => undefined);
+    }
     await locker.end();
   }
 });

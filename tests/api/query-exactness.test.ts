@@ -41,7 +41,14 @@ const RANGES = [
   { name: '8d', from: now - 8 * DAY, to: now },
   { name: '3d daily', from: now - 3 * DAY, to: now, granularity: 'daily' },
 ];
-const COLUMN: Record<string, string> = { ruleId: 'rule_id', status: 'status', metricType: 'metric_type', ruleCategory: 'rule_category', parserId: 'parser_id', sourceType: 'source_type' };
+const COLUMN: Record<string, string> = {
+  ruleId: 'rule_id',
+  status: 'status',
+  metricType: 'metric_type',
+  ruleCategory: 'rule_category',
+  parserId: 'parser_id',
+  sourceType: 'source_type',
+};
 
 function assertClose(actual: Record<string, number | null>, expected: RawStats, context: string) {
   assert.equal(actual.executionCount, expected.n, `count, ${context}`);
@@ -50,7 +57,10 @@ function assertClose(actual: Record<string, number | null>, expected: RawStats, 
   assert.ok(relErr(actual.avgExecutionTimeMs, expected.sum! / expected.n) <= 1e-9, `avg, ${context}`);
   for (const p of ['p50', 'p95', 'p99'] as const) {
     const err = relErr(actual[`${p}ExecutionTimeMs`], expected[p]);
-    assert.ok(err <= 0.01, `${p} ${actual[`${p}ExecutionTimeMs`]} vs ${expected[p]} (${(err * 100).toFixed(2)} %), ${context}`);
+    assert.ok(
+      err <= 0.01,
+      `${p} ${actual[`${p}ExecutionTimeMs`]} vs ${expected[p]} (${(err * 100).toFixed(2)} %), ${context}`
+    );
   }
 }
 
@@ -71,11 +81,18 @@ test('stats: every filter and range equals the raw table', async () => {
   for (const range of RANGES) {
     for (const filters of FILTERS) {
       const { frames, meta } = await ask(range, { kind: 'stats', ...filters });
-      if (meta.tiers.includes('raw')) live++;
-      const exact = (await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, filters)).get('') ?? ({ n: 0, errors: 0, max: null } as unknown as RawStats);
+      if (meta.tiers.includes('raw')) {
+        live++;
+      }
+      const exact =
+        (await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, filters)).get('') ??
+        ({ n: 0, errors: 0, max: null } as unknown as RawStats);
       const row = Object.fromEntries(Object.entries(columns(frames[0])).map(([k, v]) => [k, v[0]]));
-      if (exact.n === 0) assert.equal(row.executionCount, 0);
-      else assertClose(row, exact, `${range.name} ${JSON.stringify(filters)} via ${meta.tiers.join('+')}`);
+      if (exact.n === 0) {
+        assert.equal(row.executionCount, 0);
+      } else {
+        assertClose(row, exact, `${range.name} ${JSON.stringify(filters)} via ${meta.tiers.join('+')}`);
+      }
     }
   }
   assert.ok(live > 0, 'some answers read the live edge');
@@ -91,8 +108,28 @@ test('timeseries grouped by each dimension: every bucket and group equals the ra
       ['parserId', { ruleId: ['rule-0001', 'rule-0005'] }],
     ];
     for (const [groupBy, filters] of cases) {
-      const { frames, meta } = await ask(range, { kind: 'timeseries', groupBy, ...filters, metrics: ['executionCount', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorCount'] });
-      const exact = await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, filters, COLUMN[groupBy], meta.bucketMs);
+      const { frames, meta } = await ask(range, {
+        kind: 'timeseries',
+        groupBy,
+        ...filters,
+        metrics: [
+          'executionCount',
+          'avgExecutionTimeMs',
+          'p50ExecutionTimeMs',
+          'p95ExecutionTimeMs',
+          'p99ExecutionTimeMs',
+          'maxExecutionTimeMs',
+          'errorCount',
+        ],
+      });
+      const exact = await rawStats(
+        db.pool,
+        meta.coveredRange.from,
+        meta.coveredRange.to,
+        filters,
+        COLUMN[groupBy],
+        meta.bucketMs
+      );
       let compared = 0;
       for (const frame of frames) {
         const c = columns(frame);
@@ -100,13 +137,19 @@ test('timeseries grouped by each dimension: every bucket and group equals the ra
         c.time.forEach((t: number, i: number) => {
           const e = exact.get(`${t}|${group}`);
           const row = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v[i]]));
-          if (!e) return assert.equal(row.executionCount, 0);
+          if (!e) {
+            return assert.equal(row.executionCount, 0);
+          }
           compared++;
           assertClose(row, e, `${range.name} by ${groupBy} ${group} @${new Date(t).toISOString()}`);
         });
       }
       const expectedCells = [...exact.values()].length;
-      assert.equal(compared, expectedCells, `every (bucket, group) of the raw table is answered, ${range.name} by ${groupBy}`);
+      assert.equal(
+        compared,
+        expectedCells,
+        `every (bucket, group) of the raw table is answered, ${range.name} by ${groupBy}`
+      );
     }
   }
 });
@@ -123,12 +166,22 @@ test('topRules: the slowest rules by p95, with names and categories, each exact'
     c.ruleId.forEach((id: string, i: number) => {
       assert.equal(c.ruleName[i], byId.get(id).rule_name);
       assert.equal(c.ruleCategory[i], byId.get(id).rule_category);
-      assertClose(Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v[i]])) as Record<string, number>, exact.get(id)!, `rule ${id}`);
-      if (i > 0) assert.ok(c.p95ExecutionTimeMs[i] <= c.p95ExecutionTimeMs[i - 1], 'sorted by p95, slowest first');
+      assertClose(
+        Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v[i]])) as Record<string, number>,
+        exact.get(id)!,
+        `rule ${id}`
+      );
+      if (i > 0) {
+        assert.ok(c.p95ExecutionTimeMs[i] <= c.p95ExecutionTimeMs[i - 1], 'sorted by p95, slowest first');
+      }
     });
     // No rule left out is clearly slower than the slowest one shown (1 % sketch tolerance each way).
     const cutoff = Math.min(...c.ruleId.map((id: string) => exact.get(id)!.p95!));
-    for (const [id, e] of exact) if (!c.ruleId.includes(id)) assert.ok(e.p95! <= cutoff * 1.02, `${id} (p95 ${e.p95}) should be in the top 10 (cutoff ${cutoff})`);
+    for (const [id, e] of exact) {
+      if (!c.ruleId.includes(id)) {
+        assert.ok(e.p95! <= cutoff * 1.02, `${id} (p95 ${e.p95}) should be in the top 10 (cutoff ${cutoff})`);
+      }
+    }
   }
 });
 
@@ -142,18 +195,30 @@ test('errorBreakdown: error and timeout counts per group are exact, most errors 
       assert.equal(c.executionCount[i], exact.get(g)!.n);
       assert.equal(c.errorCount[i], exact.get(g)!.errors);
       assert.equal(c.timeoutCount[i], exact.get(g)!.timeouts);
-      if (i > 0) assert.ok(c.errorCount[i] + c.timeoutCount[i] <= c.errorCount[i - 1] + c.timeoutCount[i - 1]);
+      if (i > 0) {
+        assert.ok(c.errorCount[i] + c.timeoutCount[i] <= c.errorCount[i - 1] + c.timeoutCount[i - 1]);
+      }
     });
-    if (groupBy === 'ruleId') assert.ok(c.name.some((n: string | null) => n && n.length > 0), 'rule names included');
+    if (groupBy === 'ruleId') {
+      assert.ok(
+        c.name.some((n: string | null) => n && n.length > 0),
+        'rule names included'
+      );
+    }
   }
 });
 
 test('the live edge: a row inserted now appears at once in an uncached answer', async () => {
   const before = await ask(RANGES[0], { kind: 'stats', ruleId: 'live-rule' });
   assert.equal(columns(before.frames[0]).executionCount[0], 0);
-  await db.pool.query(`INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES (now(), 'RULE_EXECUTION', 'live-rule', 'SUCCESS', 12.5)`);
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES (now(), 'RULE_EXECUTION', 'live-rule', 'SUCCESS', 12.5)`
+  );
   // Asked up to now: the row was stamped after the test started.
-  const after = await ask({ name: 'now', from: Date.now() - HOUR, to: Date.now() }, { kind: 'stats', ruleId: 'live-rule' });
+  const after = await ask(
+    { name: 'now', from: Date.now() - HOUR, to: Date.now() },
+    { kind: 'stats', ruleId: 'live-rule' }
+  );
   assert.equal(columns(after.frames[0]).executionCount[0], 1);
   assert.equal(columns(after.frames[0]).p50ExecutionTimeMs[0], 12.5);
   assert.ok(after.meta.tiers.includes('raw'));
@@ -163,8 +228,14 @@ test('every frame carries meta: tiers, covered range, watermark, cache status an
   const { frames, meta } = await ask(RANGES[2], { kind: 'stats' });
   assert.equal(meta.tiers[0], 'daily_total');
   assert.equal(meta.tiers[meta.tiers.length - 1], 'raw', 'the live edge after the watermark');
-  assert.ok(Math.abs(meta.coveredRange.from - RANGES[2].from) < 60_000 && meta.coveredRange.to - RANGES[2].to < 60_000, 'the asked range, to the minute');
-  assert.equal(meta.coveredRange.to - meta.coveredRange.from, Math.ceil(RANGES[2].to / 60_000) * 60_000 - Math.ceil(RANGES[2].from / 60_000) * 60_000);
+  assert.ok(
+    Math.abs(meta.coveredRange.from - RANGES[2].from) < 60_000 && meta.coveredRange.to - RANGES[2].to < 60_000,
+    'the asked range, to the minute'
+  );
+  assert.equal(
+    meta.coveredRange.to - meta.coveredRange.from,
+    Math.ceil(RANGES[2].to / 60_000) * 60_000 - Math.ceil(RANGES[2].from / 60_000) * 60_000
+  );
   assert.equal(meta.cache, 'bypass');
   assert.ok(meta.watermark > now - 2 * DAY && meta.watermark <= now);
   assert.ok(meta.computedAt >= now);
@@ -178,5 +249,8 @@ test('a range on whole minutes is answered exactly as asked, without a notice', 
   const to = Math.floor(now / 60_000) * 60_000 - 3 * HOUR;
   const { frames, meta } = await ask({ name: 'whole', from: to - 2 * DAY - 17 * 60_000, to }, { kind: 'stats' });
   assert.deepEqual(meta.coveredRange, { from: to - 2 * DAY - 17 * 60_000, to });
-  assert.ok(!(frames[0].schema.meta.notices ?? []).some((n: { text: string }) => /whole minutes/.test(n.text)), 'no range notice');
+  assert.ok(
+    !(frames[0].schema.meta.notices ?? []).some((n: { text: string }) => /whole minutes/.test(n.text)),
+    'no range notice'
+  );
 });

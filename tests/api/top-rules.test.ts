@@ -34,14 +34,20 @@ before(async () => {
     ['rank keys', rollups],
     ['coarse', rollups.map((r) => ({ ...r, rankKeys: false }))],
   ] as const) {
-    executors.push({ name, rollups: [...list], executor: new QueryExecutor(db.pool, watermarks, () => list, admission, { dbQuery: () => undefined }) });
+    executors.push({
+      name,
+      rollups: [...list],
+      executor: new QueryExecutor(db.pool, watermarks, () => list, admission, { dbQuery: () => undefined }),
+    });
   }
 });
 after(async () => db?.drop());
 
 async function pieces(q: NormalizedQuery, list: RollupInfo[]) {
   const state = await watermarks.current();
-  const rollupState = new Map(state.status.map((s) => [s.rollup, { watermark: s.watermark?.getTime() ?? null, retainedFrom: null }]));
+  const rollupState = new Map(
+    state.status.map((s) => [s.rollup, { watermark: s.watermark?.getTime() ?? null, retainedFrom: null }])
+  );
   return plan({ range: q.range, fields: q.fields, rollups: list, state: rollupState, pending: state.pending }).pieces;
 }
 
@@ -55,7 +61,10 @@ async function exactTop(q: NormalizedQuery) {
 
 test('the PostgreSQL flavour stores rank keys on the by-rule rollups', () => {
   assert.deepEqual(
-    rollups.filter((r) => r.rankKeys).map((r) => r.name).sort(),
+    rollups
+      .filter((r) => r.rankKeys)
+      .map((r) => r.name)
+      .sort(),
     ['metrics_daily_by_rule', 'metrics_hourly_by_rule']
   );
 });
@@ -81,7 +90,11 @@ test('pruned top rules equal the exact ranking over all rules (rank keys and coa
           const answer = await variant.executor.run(q);
           const c = columns(answer.frames[0]);
           const got = c.ruleId.map((id: string, i: number) => [id, c[sortBy][i]]);
-          assert.deepEqual(got, expected, `${variant.name}: ${hours} h ending ${hoursAgo} h ago, limit ${limit}, ${sortBy}, ${JSON.stringify(filter)}`);
+          assert.deepEqual(
+            got,
+            expected,
+            `${variant.name}: ${hours} h ending ${hoursAgo} h ago, limit ${limit}, ${sortBy}, ${JSON.stringify(filter)}`
+          );
         }
       }
     ),

@@ -22,13 +22,20 @@ test('percentiles are nearest-rank: a value the samples took', () => {
 test('the schedule: every user refreshes every period, offsets spread, in time order', () => {
   const s = refreshSchedule(100, 5000, 20_000);
   assert.equal(s.length, 400);
-  assert.deepEqual(s.filter((r) => r.user === 7).map((r) => r.at), [350, 5350, 10350, 15350]);
+  assert.deepEqual(
+    s.filter((r) => r.user === 7).map((r) => r.at),
+    [350, 5350, 10350, 15350]
+  );
   assert.ok(s.every((r, i) => i === 0 || s[i - 1].at <= r.at));
 });
 
 test('a dashboard refresh: one request per panel, ranges ending now, filters applied', () => {
   const panels = [
-    { query: { refId: 'A', kind: 'stats' as const, granularity: 'auto' as const }, spanMs: 86_400_000, maxDataPoints: 1000 },
+    {
+      query: { refId: 'A', kind: 'stats' as const, granularity: 'auto' as const },
+      spanMs: 86_400_000,
+      maxDataPoints: 1000,
+    },
     { query: { refId: 'B', kind: 'timeseries' as const, granularity: 'auto' as const }, spanMs: 86_400_000 },
   ];
   const reqs = dashboardRequests(panels, 1_000_000_000_000, userFilters(3, ['web', 'dns']));
@@ -39,8 +46,15 @@ test('a dashboard refresh: one request per panel, ranges ending now, filters app
 });
 
 test("the ADR's millisecond keys: a moving clock never hits; shared keys across panels collide", () => {
-  const req = (to: number, kind = 'stats', metrics?: string[]) => ({ range: { from: to - 1000, to }, queries: [{ refId: 'A', kind: kind as 'stats', metrics: metrics as never }] });
-  const stream = [0, 5000, 10000].map((at) => ({ at, key: adrKey(req(1e12 + at)), question: JSON.stringify(req(1e12 + at)) }));
+  const req = (to: number, kind = 'stats', metrics?: string[]) => ({
+    range: { from: to - 1000, to },
+    queries: [{ refId: 'A', kind: kind as 'stats', metrics: metrics as never }],
+  });
+  const stream = [0, 5000, 10000].map((at) => ({
+    at,
+    key: adrKey(req(1e12 + at)),
+    question: JSON.stringify(req(1e12 + at)),
+  }));
   assert.deepEqual(simulatedHitRate(stream, 60_000), { hitRate: 0, collisionRate: 0 });
   const a = req(1e12, 'timeseries', ['p95ExecutionTimeMs']);
   const b = req(1e12, 'timeseries', ['executionCount']);
@@ -50,7 +64,13 @@ test("the ADR's millisecond keys: a moving clock never hits; shared keys across 
 });
 
 test('the report: aligned markdown tables, results files, an SVG chart', () => {
-  const t = table(['a', 'bb'], [['1', 'x'], ['22', 'yyy']]);
+  const t = table(
+    ['a', 'bb'],
+    [
+      ['1', 'x'],
+      ['22', 'yyy'],
+    ]
+  );
   assert.deepEqual(t.split('\n'), ['| a  | bb  |', '|----|-----|', '| 1  | x   |', '| 22 | yyy |']);
   assert.equal(ms(0.456), '0.46ms');
   assert.equal(ms(1234.4), '1,234ms');
@@ -58,12 +78,23 @@ test('the report: aligned markdown tables, results files, an SVG chart', () => {
   const files = writeResults(dir, 'day', '# hi\n', { x: 1 });
   assert.equal(readFileSync(files.md, 'utf8'), '# hi\n');
   assert.deepEqual(JSON.parse(readFileSync(files.json, 'utf8')), { x: 1 });
-  const svg = latencyChart([{ name: 'raw', points: [[1e6, 300], [1e7, 3000]] }], 'title');
+  const svg = latencyChart(
+    [
+      {
+        name: 'raw',
+        points: [
+          [1e6, 300],
+          [1e7, 3000],
+        ],
+      },
+    ],
+    'title'
+  );
   assert.match(svg, /^<svg/);
   assert.equal((svg.match(/<circle/g) ?? []).length, 2);
 });
 
-test('medianOfRuns quotes the median of each run\'s percentiles, not a pooled percentile', () => {
+test("medianOfRuns quotes the median of each run's percentiles, not a pooled percentile", () => {
   const runs = [summarize([1, 2, 3, 100]), summarize([1, 2, 3, 4]), summarize([2, 3, 4, 5])];
   const m = medianOfRuns(runs);
   assert.equal(m.n, 12);

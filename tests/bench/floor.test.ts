@@ -11,7 +11,14 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { luaScript, luaString, parseWrk, runWrk, wrkDurationMs, wrkVersion, type WrkResult } from '../../bench/lib/wrk';
-import { floorTable, sizeTable, summarizeFloor, bracketText, procStatTicks, type FloorRun } from '../../bench/lib/floor-bench';
+import {
+  floorTable,
+  sizeTable,
+  summarizeFloor,
+  bracketText,
+  procStatTicks,
+  type FloorRun,
+} from '../../bench/lib/floor-bench';
 import { clientHeadline } from '../../bench/lib/traffic-bench';
 import { executedQueryBytes, dashboardSize } from '../../bench/lib/response-size';
 import { histogramBuckets, bucketDelta, quantileBracket } from '../../testkit/http';
@@ -27,60 +34,99 @@ async function recordingServer() {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() });
+      seen.push({
+        method: req.method!,
+        url: req.url!,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      });
       res.writeHead(seen.length % 50 === 0 ? 503 : 200, { 'content-type': 'application/json' });
       res.end('{"ok":true}');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { seen, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+  return {
+    seen,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
 }
 
 const shapes = [
   { spanMs: 86_400_000, rest: { intervalMs: 86_000, maxDataPoints: 1000, queries: [{ refId: 'A', kind: 'stats' }] } },
-  { spanMs: 3_600_000, rest: { intervalMs: 4000, queries: [{ refId: 'A', kind: 'timeseries', metrics: ['p95ExecutionTimeMs'] }] } },
+  {
+    spanMs: 3_600_000,
+    rest: { intervalMs: 4000, queries: [{ refId: 'A', kind: 'timeseries', metrics: ['p95ExecutionTimeMs'] }] },
+  },
   // Quotes, backslashes, a newline and non-ASCII must reach the server byte for byte.
-  { spanMs: 604_800_000, rest: { queries: [{ refId: 'A', kind: 'topRules', ruleCategory: 'we"ird\\cat\nnew — ünïcode ✓' }] } },
+  {
+    spanMs: 604_800_000,
+    rest: { queries: [{ refId: 'A', kind: 'topRules', ruleCategory: 'we"ird\\cat\nnew — ünïcode ✓' }] },
+  },
 ];
 
-test('the Lua script, run by the real wrk: every shape in turn, exact bodies, ranges in ms ending in the last two seconds', { skip: WRK ? false : 'wrk is not installed (apt-get install wrk)' }, async () => {
-  const server = await recordingServer();
-  try {
-    const script = luaScript(shapes, { path: '/api/v1/query', headers: { Authorization: 'Bearer t"k' } });
-    const started = Date.now();
-    const result = await runWrk({ url: server.url, script, connections: 1, threads: 1, seconds: 1 });
-    assert.ok(server.seen.length >= 30, `wrk sent ${server.seen.length} requests`);
-    // wrk counts answered requests; the server may have taken one more that was cut at the end.
-    assert.ok(Math.abs(result.requests - server.seen.length) <= 1, `wrk ${result.requests} vs server ${server.seen.length}`);
-    assert.equal(result.errors.status, server.seen.filter((_, i) => (i + 1) % 50 === 0 && i < result.requests).length, 'non-2xx answers are counted');
-    const tos = new Set<number>();
-    // wrk calls request() once to check the script before sending, so the cycle may start anywhere.
-    const offset = shapes.findIndex((s) => JSON.stringify(s.rest) === JSON.stringify({ ...JSON.parse(server.seen[0].body), range: undefined }));
-    assert.ok(offset >= 0);
-    server.seen.forEach((r, i) => {
-      assert.equal(r.method, 'POST');
-      assert.equal(r.url, '/api/v1/query');
-      assert.equal(r.headers['content-type'], 'application/json');
-      assert.equal(r.headers.authorization, 'Bearer t"k');
-      assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.body));
-      const body = JSON.parse(r.body);
-      const shape = shapes[(i + offset) % shapes.length]; // one connection: strictly in turn
-      const { range, ...rest } = body;
-      assert.deepEqual(rest, shape.rest);
-      assert.equal(range.to - range.from, shape.spanMs);
-      assert.ok(Number.isInteger(range.to));
-      assert.ok(range.to <= r.at && range.to >= Math.floor(started / 1000) * 1000 - 1000, `to=${range.to} at=${r.at}`);
-      tos.add(range.to);
-    });
-    const ends = server.seen.map((r) => JSON.parse(r.body).range.to);
-    assert.ok(ends.every((to, i) => i === 0 || to !== ends[i - 1]), 'consecutive bodies differ (millisecond ranges)');
-    assert.ok(tos.size >= Math.min(500, ends.length / 2), `${tos.size} distinct range ends`);
-    assert.ok(result.latencyMs.p50 > 0 && result.latencyMs.p50 <= result.latencyMs.p99 && result.latencyMs.p99 <= result.latencyMs.max);
-    assert.ok(result.bytesPerRequest > 11, 'bytes read include headers and body');
-  } finally {
-    await server.close();
+test(
+  'the Lua script, run by the real wrk: every shape in turn, exact bodies, ranges in ms ending in the last two seconds',
+  { skip: WRK ? false : 'wrk is not installed (apt-get install wrk)' },
+  async () => {
+    const server = await recordingServer();
+    try {
+      const script = luaScript(shapes, { path: '/api/v1/query', headers: { Authorization: 'Bearer t"k' } });
+      const started = Date.now();
+      const result = await runWrk({ url: server.url, script, connections: 1, threads: 1, seconds: 1 });
+      assert.ok(server.seen.length >= 30, `wrk sent ${server.seen.length} requests`);
+      // wrk counts answered requests; the server may have taken one more that was cut at the end.
+      assert.ok(
+        Math.abs(result.requests - server.seen.length) <= 1,
+        `wrk ${result.requests} vs server ${server.seen.length}`
+      );
+      assert.equal(
+        result.errors.status,
+        server.seen.filter((_, i) => (i + 1) % 50 === 0 && i < result.requests).length,
+        'non-2xx answers are counted'
+      );
+      const tos = new Set<number>();
+      // wrk calls request() once to check the script before sending, so the cycle may start anywhere.
+      const offset = shapes.findIndex(
+        (s) => JSON.stringify(s.rest) === JSON.stringify({ ...JSON.parse(server.seen[0].body), range: undefined })
+      );
+      assert.ok(offset >= 0);
+      server.seen.forEach((r, i) => {
+        assert.equal(r.method, 'POST');
+        assert.equal(r.url, '/api/v1/query');
+        assert.equal(r.headers['content-type'], 'application/json');
+        assert.equal(r.headers.authorization, 'Bearer t"k');
+        assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.body));
+        const body = JSON.parse(r.body);
+        const shape = shapes[(i + offset) % shapes.length]; // one connection: strictly in turn
+        const { range, ...rest } = body;
+        assert.deepEqual(rest, shape.rest);
+        assert.equal(range.to - range.from, shape.spanMs);
+        assert.ok(Number.isInteger(range.to));
+        assert.ok(
+          range.to <= r.at && range.to >= Math.floor(started / 1000) * 1000 - 1000,
+          `to=${range.to} at=${r.at}`
+        );
+        tos.add(range.to);
+      });
+      const ends = server.seen.map((r) => JSON.parse(r.body).range.to);
+      assert.ok(
+        ends.every((to, i) => i === 0 || to !== ends[i - 1]),
+        'consecutive bodies differ (millisecond ranges)'
+      );
+      assert.ok(tos.size >= Math.min(500, ends.length / 2), `${tos.size} distinct range ends`);
+      assert.ok(
+        result.latencyMs.p50 > 0 &&
+          result.latencyMs.p50 <= result.latencyMs.p99 &&
+          result.latencyMs.p99 <= result.latencyMs.max
+      );
+      assert.ok(result.bytesPerRequest > 11, 'bytes read include headers and body');
+    } finally {
+      await server.close();
+    }
   }
-});
+);
 
 test('luaScript refuses what it cannot send; luaString escapes every byte that needs it', () => {
   assert.throws(() => luaScript([], { path: '/' }), /no request shapes/);
@@ -137,16 +183,25 @@ test("wrk's output: the WRK_JSON line is preferred and exact; plain text is read
 });
 
 test('the floor server answers exactly the asked number of bytes of JSON, after reading the body', async () => {
-  const child = spawn(process.execPath, [join(__dirname, '..', '..', 'bench', 'lib', 'floor-server.mjs')], { env: { ...process.env, FLOOR_BODY_BYTES: '6492' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(__dirname, '..', '..', 'bench', 'lib', 'floor-server.mjs')], {
+    env: { ...process.env, FLOOR_BODY_BYTES: '6492' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout!.on('data', (c: Buffer) => {
         const m = /ready at (\S+)/.exec(String(c));
-        if (m) resolve(m[1]);
+        if (m) {
+          resolve(m[1]);
+        }
       });
       child.once('exit', (code) => reject(new Error(`exited ${code}`)));
     });
-    const res = await fetch(`${url}/api/v1/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ range: { from: 0, to: 1 } }) });
+    const res = await fetch(`${url}/api/v1/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ range: { from: 0, to: 1 } }),
+    });
     const text = await res.text();
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type')!, /application\/json/);
@@ -191,8 +246,14 @@ test('floor summary: medians over rounds, the ratio taken per round (back to bac
   const t = floorTable([ten, hundred]);
   const lines = t.split('\n');
   assert.match(lines[0], /Connections .*ruleperf, cached .*bare Node floor .*ruleperf ÷ floor .*Target/);
-  assert.match(t, /\| 10 +\| requests\/s +\| 4,000 \(2,500–4,400\) +\| 10,000 \(5,000–11,000\) +\| 40 % \(40 %–50 %\) +\| ≥ 70 % of the floor/);
-  assert.match(t, /\| 10 +\| client p50 +\| 2\.00 ms \(1\.80–3\.00\) +\| 0\.70 ms \(0\.60–0\.90\) +\| 2\.9× +\| ≤ 1 ms/);
+  assert.match(
+    t,
+    /\| 10 +\| requests\/s +\| 4,000 \(2,500–4,400\) +\| 10,000 \(5,000–11,000\) +\| 40 % \(40 %–50 %\) +\| ≥ 70 % of the floor/
+  );
+  assert.match(
+    t,
+    /\| 10 +\| client p50 +\| 2\.00 ms \(1\.80–3\.00\) +\| 0\.70 ms \(0\.60–0\.90\) +\| 2\.9× +\| ≤ 1 ms/
+  );
   assert.match(t, /\| 10 +\| FAILED requests \(non-2xx, socket errors\) +\| 2 +\| 0/);
   assert.match(t, /\| 100 +\| requests\/s +\| 7,000 +\| 14,000 +\| 50 % +\|/, 'one round: no range');
   assert.ok(!/100 +\| FAILED/.test(t));
@@ -201,7 +262,8 @@ test('floor summary: medians over rounds, the ratio taken per round (back to bac
 });
 
 test('CPU time from /proc/<pid>/stat, whatever the command name holds', () => {
-  const stat = (comm: string) => `4242 (${comm}) S 1 4242 4242 0 -1 4194304 1000 0 0 0 1234 567 0 0 20 0 11 0 100 1000000 5000 18446744073709551615`;
+  const stat = (comm: string) =>
+    `4242 (${comm}) S 1 4242 4242 0 -1 4194304 1000 0 0 0 1234 567 0 0 20 0 11 0 100 1000000 5000 18446744073709551615`;
   assert.equal(procStatTicks(stat('node')), 1801);
   assert.equal(procStatTicks(stat('we ird) (name')), 1801);
   assert.ok(procStatTicks(readFileSync('/proc/self/stat', 'utf8')) >= 0);
@@ -209,12 +271,27 @@ test('CPU time from /proc/<pid>/stat, whatever the command name holds', () => {
 });
 
 test('the size table and executedQueryString bytes', () => {
-  const answer = JSON.stringify({ results: { A: { frames: [{ schema: { meta: { executedQueryString: 'SELECT "a\\b"\nFROM x', custom: { cache: 'hit' } } }, data: { values: [] } }] } } });
+  const answer = JSON.stringify({
+    results: {
+      A: {
+        frames: [
+          {
+            schema: { meta: { executedQueryString: 'SELECT "a\\b"\nFROM x', custom: { cache: 'hit' } } },
+            data: { values: [] },
+          },
+        ],
+      },
+    },
+  });
   const sql = `,"executedQueryString":${JSON.stringify('SELECT "a\\b"\nFROM x')}`;
   assert.equal(executedQueryBytes(answer), Buffer.byteLength(sql));
   assert.equal(executedQueryBytes('{"executedQueryString":"é"}'), Buffer.byteLength('"executedQueryString":"é"'));
   assert.equal(executedQueryBytes('{"x":1}'), 0);
-  assert.equal(executedQueryBytes('{"a":1,"executedQueryString":"x","b":2}'), Buffer.byteLength(',"executedQueryString":"x"'), 'one comma goes with the member');
+  assert.equal(
+    executedQueryBytes('{"a":1,"executedQueryString":"x","b":2}'),
+    Buffer.byteLength(',"executedQueryString":"x"'),
+    'one comma goes with the member'
+  );
   const size = dashboardSize([
     { panel: 'stats', bytes: 5000, executedQueryBytes: 4000 },
     { panel: 'topRules', bytes: 3000, executedQueryBytes: 1000 },
@@ -243,10 +320,26 @@ ruleperf_query_duration_seconds_sum{kind="stats",cache="hit",tier="daily_total"}
 
 test('histogram buckets: summed over label sets, differenced between scrapes, quantiles bracketed by buckets', () => {
   const before = histogramBuckets(METRICS(100, 0), 'ruleperf_query_duration_seconds', ['cache="hit"']);
-  assert.deepEqual([...before], [[0.0005, 110], [0.001, 110], [0.002, 110], [Infinity, 110]]);
+  assert.deepEqual(
+    [...before],
+    [
+      [0.0005, 110],
+      [0.001, 110],
+      [0.002, 110],
+      [Infinity, 110],
+    ]
+  );
   const after = histogramBuckets(METRICS(190, 20), 'ruleperf_query_duration_seconds', ['cache="hit"']);
   const d = bucketDelta(before, after);
-  assert.deepEqual([...d], [[0.0005, 90], [0.001, 110], [0.002, 110], [Infinity, 110]]);
+  assert.deepEqual(
+    [...d],
+    [
+      [0.0005, 90],
+      [0.001, 110],
+      [0.002, 110],
+      [Infinity, 110],
+    ]
+  );
   assert.deepEqual(quantileBracket(d, 0.5), { lower: 0, upper: 0.0005, count: 110 });
   assert.deepEqual(quantileBracket(d, 0.99), { lower: 0.0005, upper: 0.001, count: 110 });
   assert.equal(bracketText(quantileBracket(d, 0.5)), '≤ 0.5 ms');
@@ -261,11 +354,32 @@ test('the traffic headline: wrk figures beside the floor and the server, or why 
     { round: 0, connections: 10, target: 'ruleperf', result: wrkResult(4327, 2.01, 6.3) },
     { round: 0, connections: 10, target: 'floor', result: wrkResult(13069, 0.69, 2) },
   ]);
-  const server = { queries: 1000, hits: 1000, misses: 0, staleOrBypass: 0, nearShare: 1, within05ms: 0.95, within1ms: 0.999, p50: { lower: 0, upper: 0.0005 }, p99: { lower: 0.0005, upper: 0.001 } };
+  const server = {
+    queries: 1000,
+    hits: 1000,
+    misses: 0,
+    staleOrBypass: 0,
+    nearShare: 1,
+    within05ms: 0.95,
+    within1ms: 0.999,
+    p50: { lower: 0, upper: 0.0005 },
+    p99: { lower: 0.0005, upper: 0.001 },
+  };
   const rows = clientHeadline({ summaries: [s], server });
-  assert.deepEqual(rows[0], ['Cached answer at the client, p50 / p99 (wrk, 10 connections, dashboard mix)', '2.01 ms / 6.30 ms', 'bare Node floor: 0.69 ms / 2.00 ms; goal p50 ≤ 1 ms']);
-  assert.deepEqual(rows[1], ['Cached requests/s at the client (wrk, 10 connections)', '4,327/s (33 % of the floor)', 'bare Node floor: 13,069/s; goal ≥ 70 %']);
-  assert.deepEqual(rows[2].slice(1), ['p50 ≤ 0.5 ms, p99 in (0.5 ms, 1 ms]', '99.9 % within 1 ms; 0 misses in 1,000 queries']);
+  assert.deepEqual(rows[0], [
+    'Cached answer at the client, p50 / p99 (wrk, 10 connections, dashboard mix)',
+    '2.01 ms / 6.30 ms',
+    'bare Node floor: 0.69 ms / 2.00 ms; goal p50 ≤ 1 ms',
+  ]);
+  assert.deepEqual(rows[1], [
+    'Cached requests/s at the client (wrk, 10 connections)',
+    '4,327/s (33 % of the floor)',
+    'bare Node floor: 13,069/s; goal ≥ 70 %',
+  ]);
+  assert.deepEqual(rows[2].slice(1), [
+    'p50 ≤ 0.5 ms, p99 in (0.5 ms, 1 ms]',
+    '99.9 % within 1 ms; 0 misses in 1,000 queries',
+  ]);
   assert.match(clientHeadline(undefined)[0][1], /not measured: the floor section was not in --sections/);
   assert.equal(clientHeadline('wrk is not installed')[0][1], 'not measured: wrk is not installed');
 });
@@ -280,15 +394,28 @@ test('cardinality options pair rules with parsers; the table marks what is over 
       [5000, 100, '_r5000_p100'],
     ]
   );
-  assert.deepEqual(cardinalities('5000,2000', '100').map((c) => c.parsers), [100, 100]);
+  assert.deepEqual(
+    cardinalities('5000,2000', '100').map((c) => c.parsers),
+    [100, 100]
+  );
   assert.throws(() => cardinalities('5k', '30'), /--rules: "5k"/);
   assert.throws(() => cardinalities('500,5000', '30,40,50'), /one per --rules value/);
   assert.throws(() => cardinalities('500,500', '30'), /listed twice/);
   const s = (p95: number) => summarize([p95]);
   const t = cardinalityTable(
     [
-      { rows: 45e6, card: DEFAULT_CARDINALITY, topRules: { miss: s(31), hit: s(0.5) }, errorBreakdown: { miss: s(26), hit: s(0.6) } },
-      { rows: 45e6, card: cardinalities('5000', '100')[0], topRules: { miss: s(120), hit: s(0.5) }, errorBreakdown: { miss: s(44), hit: s(0.7) } },
+      {
+        rows: 45e6,
+        card: DEFAULT_CARDINALITY,
+        topRules: { miss: s(31), hit: s(0.5) },
+        errorBreakdown: { miss: s(26), hit: s(0.6) },
+      },
+      {
+        rows: 45e6,
+        card: cardinalities('5000', '100')[0],
+        topRules: { miss: s(120), hit: s(0.5) },
+        errorBreakdown: { miss: s(44), hit: s(0.7) },
+      },
     ],
     (r) => `${r / 1e6}M`
   );

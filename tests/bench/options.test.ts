@@ -5,7 +5,10 @@ import { parseScale, rowsLabel } from '../../bench/lib/options';
 import { latencyChart } from '../../bench/lib/report';
 
 test('--scale reads 1m … 100m, k and plain counts; refuses what it cannot read', () => {
-  assert.deepEqual(['1m', '10m', '45M', '100m', '250k', '1.5m', '5000'].map(parseScale), [1e6, 1e7, 45e6, 1e8, 250_000, 1_500_000, 5000]);
+  assert.deepEqual(
+    ['1m', '10m', '45M', '100m', '250k', '1.5m', '5000'].map(parseScale),
+    [1e6, 1e7, 45e6, 1e8, 250_000, 1_500_000, 5000]
+  );
   assert.throws(() => parseScale('100g'), /cannot read "100g"/);
   assert.throws(() => parseScale('-1m'), /cannot read/);
   assert.throws(() => parseScale('100'), /fewer rows than the 720 hours/);

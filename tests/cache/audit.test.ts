@@ -17,11 +17,19 @@ let db: TestDatabase;
 let svc: RunningService;
 let redis: Redis;
 const prefix = uniqueName('audit').replace(/_/g, '-');
-const range = { from: Math.floor((Date.now() - DAY) / HOUR) * HOUR - 3 * HOUR, to: Math.floor((Date.now() - DAY) / HOUR) * HOUR };
+const range = {
+  from: Math.floor((Date.now() - DAY) / HOUR) * HOUR - 3 * HOUR,
+  to: Math.floor((Date.now() - DAY) / HOUR) * HOUR,
+};
 
 before(async () => {
   db = await historyDatabase({ days: 2, rowsPerHour: 200, refreshedHoursAgo: 1 });
-  svc = await startTestService({ DATABASE_URL: db.url, CACHE_PREFIX: prefix, CACHE_NEAR_LEASE_MS: '0', AUDIT_INTERVAL_SECONDS: '0' });
+  svc = await startTestService({
+    DATABASE_URL: db.url,
+    CACHE_PREFIX: prefix,
+    CACHE_NEAR_LEASE_MS: '0',
+    AUDIT_INTERVAL_SECONDS: '0',
+  });
   redis = new Redis(REDIS_URL);
 });
 after(async () => {
@@ -35,7 +43,8 @@ const ask = async (q: Record<string, unknown>) => {
   assert.equal(r.status, 200);
   return r.body.results.A.frames[0];
 };
-const counter = async (name: 'auditChecks' | 'auditMismatches') => (await svc.metrics[name].get()).values[0]?.value ?? 0;
+const counter = async (name: 'auditChecks' | 'auditMismatches') =>
+  (await svc.metrics[name].get()).values[0]?.value ?? 0;
 
 test('answers that agree with the database pass the audit and stay cached', async () => {
   await ask({ kind: 'stats' });
@@ -53,7 +62,9 @@ test('an entry corrupted in Redis is caught, dropped, counted, and the next answ
   let corrupted = 0;
   for (const key of keys) {
     const entry = decode<Entry>((await redis.getBuffer(key))!)!;
-    if (JSON.stringify(entry.a.frames[0].data.values) !== JSON.stringify(truth.data.values)) continue;
+    if (JSON.stringify(entry.a.frames[0].data.values) !== JSON.stringify(truth.data.values)) {
+      continue;
+    }
     entry.a.frames[0].data.values[0][0] = (entry.a.frames[0].data.values[0][0] as number) + 1;
     await redis.set(key, await encode(entry), 'KEEPTTL');
     corrupted++;

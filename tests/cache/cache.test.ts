@@ -6,7 +6,15 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import Redis from 'ioredis';
-import { postJson, startTestService, uniqueName, REDIS_URL, PG_HOST, PG_PORT, type TestDatabase } from '../support/services';
+import {
+  postJson,
+  startTestService,
+  uniqueName,
+  REDIS_URL,
+  PG_HOST,
+  PG_PORT,
+  type TestDatabase,
+} from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { TcpProxy } from '../support/tcp-proxy';
 import type { RunningService } from '../../server/main';
@@ -41,12 +49,17 @@ const midHour = Math.floor(Date.now() / HOUR) * HOUR - 30 * 60_000 - 50_000;
 /** Waits, if needed, so that the next 20 s stay within one minute (ranges ending now move to the minute's end). */
 async function startOfMinute(): Promise<number> {
   const into = Date.now() % 60_000;
-  if (into > 35_000) await new Promise((r) => setTimeout(r, 60_000 - into + 500));
+  if (into > 35_000) {
+    await new Promise((r) => setTimeout(r, 60_000 - into + 500));
+  }
   return Date.now();
 }
 
 async function ask(svc: RunningService, q: Record<string, unknown>, at = midHour, span = DAY) {
-  const r = await postJson(`${svc.url}/api/v1/query`, { range: { from: at - span, to: at }, queries: [{ refId: 'A', kind: 'stats', ...q }] });
+  const r = await postJson(`${svc.url}/api/v1/query`, {
+    range: { from: at - span, to: at },
+    queries: [{ refId: 'A', kind: 'stats', ...q }],
+  });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const frame = r.body.results.A.frames[0];
   return { cache: frame.schema.meta.custom.cache as string, frame, body: r.body };
@@ -54,7 +67,11 @@ async function ask(svc: RunningService, q: Record<string, unknown>, at = midHour
 
 const dbQueries = async (...svcs: RunningService[]) => {
   let n = 0;
-  for (const s of svcs) for (const v of (await s.metrics.dbQueries.get()).values) n += v.value;
+  for (const s of svcs) {
+    for (const v of (await s.metrics.dbQueries.get()).values) {
+      n += v.value;
+    }
+  }
   return n;
 };
 
@@ -64,11 +81,23 @@ test('"last 24 hours" asked again seconds later is a hit; a different filter is 
   assert.equal((await ask(svc, { metricType: 'RULE_EXECUTION' }, t0)).cache, 'miss');
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal((await ask(svc, { metricType: 'RULE_EXECUTION' }, Date.now())).cache, 'hit');
-  assert.equal((await ask(svc, { metricType: ['RULE_EXECUTION'] }, Date.now())).cache, 'hit', 'a one-value list is the same query');
-  assert.equal((await ask(svc, { metricType: 'RULE_EXECUTION' }, t0 + 60_000)).cache, 'miss', 'the next minute is another range');
+  assert.equal(
+    (await ask(svc, { metricType: ['RULE_EXECUTION'] }, Date.now())).cache,
+    'hit',
+    'a one-value list is the same query'
+  );
+  assert.equal(
+    (await ask(svc, { metricType: 'RULE_EXECUTION' }, t0 + 60_000)).cache,
+    'miss',
+    'the next minute is another range'
+  );
   assert.equal((await ask(svc, { metricType: 'ENRICHMENT' })).cache, 'miss');
   assert.equal((await ask(svc, { metricType: ['ENRICHMENT', 'RULE_EXECUTION'] })).cache, 'miss');
-  assert.equal((await ask(svc, { metricType: ['RULE_EXECUTION', 'ENRICHMENT'] })).cache, 'hit', 'filter order does not matter');
+  assert.equal(
+    (await ask(svc, { metricType: ['RULE_EXECUTION', 'ENRICHMENT'] })).cache,
+    'hit',
+    'filter order does not matter'
+  );
   const stats = await (await fetch(`${svc.url}/api/v1/cache/stats`)).json();
   assert.equal(stats.hits, 3);
   assert.equal(stats.misses, 4);
@@ -81,7 +110,9 @@ test('"last 24 hours" asked again seconds later is a hit; a different filter is 
 test('warming fills the dashboard\'s keys, for "All" and for each category, before the first request', async () => {
   const svc = await start({ WARM_ON_START: 'false' });
   const panels = dashboardWarmItems(join(__dirname, '..', '..', 'provisioning', 'dashboards'));
-  const categories: string[] = (await (await fetch(`${svc.url}/api/v1/variables/categories`)).json()).values.map((v: { value: string }) => v.value);
+  const categories: string[] = (await (await fetch(`${svc.url}/api/v1/variables/categories`)).json()).values.map(
+    (v: { value: string }) => v.value
+  );
   assert.ok(categories.length > 1);
   const before = await dbQueries(svc);
   await svc.warmAll();
@@ -91,7 +122,11 @@ test('warming fills the dashboard\'s keys, for "All" and for each category, befo
     for (const request of dashboardRequests(panels, Date.now(), filters)) {
       const r = await postJson(`${svc.url}/api/v1/query`, request);
       assert.equal(r.status, 200, JSON.stringify(r.body));
-      assert.equal(r.body.results[request.queries[0].refId!].frames[0]?.schema.meta.custom.cache, 'hit', `${request.queries[0].kind} ${JSON.stringify(filters)}`);
+      assert.equal(
+        r.body.results[request.queries[0].refId!].frames[0]?.schema.meta.custom.cache,
+        'hit',
+        `${request.queries[0].kind} ${JSON.stringify(filters)}`
+      );
     }
   }
   assert.equal(await dbQueries(svc), warmed, 'the dashboard was answered from the cache alone');
@@ -101,10 +136,13 @@ test('200 concurrent identical misses over two instances make exactly one databa
   const prefix = uniqueName('coalesce').replace(/_/g, '-');
   const [a, b] = [await start({ CACHE_PREFIX: prefix }), await start({ CACHE_PREFIX: prefix })];
   const before = await dbQueries(a, b);
-  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => ask(i % 2 ? a : b, { kind: 'errorBreakdown', groupBy: 'parserId', limit: 7 })));
+  const results = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => ask(i % 2 ? a : b, { kind: 'errorBreakdown', groupBy: 'parserId', limit: 7 }))
+  );
   assert.equal((await dbQueries(a, b)) - before, 1, 'one database query in all');
   assert.equal(new Set(results.map((r) => JSON.stringify(r.frame.data))).size, 1, 'everyone got the same answer');
-  const coalesced = (await a.metrics.coalesced.get()).values[0].value + (await b.metrics.coalesced.get()).values[0].value;
+  const coalesced =
+    (await a.metrics.coalesced.get()).values[0].value + (await b.metrics.coalesced.get()).values[0].value;
   const hits = results.filter((r) => r.cache === 'hit').length;
   assert.ok(coalesced + hits >= 199, `coalesced ${coalesced}, hits ${hits}: all but one waited for the first answer`);
 });
@@ -118,7 +156,11 @@ test('invalidation by rule, through the API and through UPDATE rules: the next a
     const r = await ask(svc, { kind: 'topRules', ruleId });
     return { cache: r.cache, name: r.frame.data.values[1][0] as string };
   };
-  for (const s of [a, b]) for (const id of ['rule-0001', 'rule-0002']) await name(s, id);
+  for (const s of [a, b]) {
+    for (const id of ['rule-0001', 'rule-0002']) {
+      await name(s, id);
+    }
+  }
   assert.equal((await name(b, 'rule-0001')).cache, 'hit');
 
   // A change the cache cannot see (the NOTIFY trigger disabled), then the API invalidation.
@@ -128,8 +170,16 @@ test('invalidation by rule, through the API and through UPDATE rules: the next a
   assert.notEqual((await name(a, 'rule-0001')).name, 'Renamed via API', 'still cached');
   const inv = await postJson(`${a.url}/api/v1/invalidate`, { ruleId: 'rule-0001' });
   assert.equal(inv.status, 200);
-  assert.deepEqual(await name(b, 'rule-0001'), { cache: 'miss', name: 'Renamed via API' }, 'the other instance recomputes');
-  assert.deepEqual(await name(a, 'rule-0001'), { cache: 'hit', name: 'Renamed via API' }, 'and shares the fresh answer');
+  assert.deepEqual(
+    await name(b, 'rule-0001'),
+    { cache: 'miss', name: 'Renamed via API' },
+    'the other instance recomputes'
+  );
+  assert.deepEqual(
+    await name(a, 'rule-0001'),
+    { cache: 'hit', name: 'Renamed via API' },
+    'and shares the fresh answer'
+  );
   assert.equal((await name(b, 'rule-0002')).cache, 'hit', 'other rules stay cached');
   assert.equal((await ask(a, {})).cache, 'miss', 'unfiltered answers include the rule, so they are invalidated too');
 
@@ -139,22 +189,32 @@ test('invalidation by rule, through the API and through UPDATE rules: the next a
   let seen: Array<{ name: string }> = [];
   while (Date.now() < deadline) {
     seen = [await name(a, 'rule-0002'), await name(b, 'rule-0002')];
-    if (seen.every((s) => s.name === 'Renamed in SQL')) break;
+    if (seen.every((s) => s.name === 'Renamed in SQL')) {
+      break;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
-  assert.deepEqual(seen.map((s) => s.name), ['Renamed in SQL', 'Renamed in SQL']);
+  assert.deepEqual(
+    seen.map((s) => s.name),
+    ['Renamed in SQL', 'Renamed in SQL']
+  );
   assert.equal(await keysCalls(), keysBefore, 'no KEYS command was sent');
 });
 
 test('near cache: a confirmed hit is answered without a Redis lookup; an invalidation on another instance (even one without a near cache) returns only once no instance serves the old answer', async () => {
   const prefix = uniqueName('near').replace(/_/g, '-');
   const lease = 1500;
-  const [a, b] = [await start({ CACHE_PREFIX: prefix, CACHE_NEAR_LEASE_MS: String(lease) }), await start({ CACHE_PREFIX: prefix, CACHE_NEAR_LEASE_MS: '0' })];
+  const [a, b] = [
+    await start({ CACHE_PREFIX: prefix, CACHE_NEAR_LEASE_MS: String(lease) }),
+    await start({ CACHE_PREFIX: prefix, CACHE_NEAR_LEASE_MS: '0' }),
+  ];
   const nearHits = async (svc: RunningService) => (await svc.metrics.nearHits.get()).values[0].value;
   assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'miss');
   assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'hit', 'confirmed by Redis, now held near');
   const before = await nearHits(a);
-  for (let i = 0; i < 10; i++) assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'hit');
+  for (let i = 0; i < 10; i++) {
+    assert.equal((await ask(a, { ruleId: 'rule-0003' })).cache, 'hit');
+  }
   assert.equal((await nearHits(a)) - before, 10, 'answered from the near cache');
 
   // b holds no near copies itself, but waits out the longest lease any instance recorded.
@@ -172,12 +232,18 @@ test('near cache: a renamed rule reaches its near copies at once, long before th
   assert.equal((await ask(c, top)).cache, 'hit');
   const held = (await c.metrics.nearHits.get()).values[0].value;
   assert.equal((await ask(c, top)).cache, 'hit');
-  assert.equal((await c.metrics.nearHits.get()).values[0].value, held + 1, 'held near (a renewal would only start after 10 s)');
+  assert.equal(
+    (await c.metrics.nearHits.get()).values[0].value,
+    held + 1,
+    'held near (a renewal would only start after 10 s)'
+  );
   await db.pool.query(`UPDATE rules SET rule_name = rule_name || ' (near)' WHERE rule_id = 'rule-0004'`);
   const deadline = Date.now() + 2000;
   let cache = 'hit';
-  while (cache === 'hit' && Date.now() < deadline) cache = (await ask(c, top)).cache;
-  assert.equal(cache, 'miss', 'the change log reached the answer showing the rule\'s name');
+  while (cache === 'hit' && Date.now() < deadline) {
+    cache = (await ask(c, top)).cache;
+  }
+  assert.equal(cache, 'miss', "the change log reached the answer showing the rule's name");
 });
 
 test('a generation that expired restarts from the clock, so an old value never comes back', async () => {
@@ -217,7 +283,9 @@ test('every key is under the prefix and expires; invalidation keys too', async (
     keys.push(...batch);
   } while (cursor !== '0');
   assert.ok(keys.length >= 3, keys.join(', '));
-  for (const k of keys) assert.ok((await redis.pttl(k)) > 0, `${k} has a TTL`);
+  for (const k of keys) {
+    assert.ok((await redis.pttl(k)) > 0, `${k} has a TTL`);
+  }
 });
 
 test('oversized values are not stored, and are counted', async () => {
@@ -231,7 +299,11 @@ test('oversized values are not stored, and are counted', async () => {
 test('stale-while-revalidate: past freshness the entry is served at once and refreshed; with the database down it is still served, marked stale', async () => {
   const pgProxy = new TcpProxy(PG_HOST, PG_PORT);
   const port = await pgProxy.start();
-  const svc = await startTestService({ DATABASE_URL: db.url.replace(`:${PG_PORT}/`, `:${port}/`), CACHE_TTL_SECONDS: '1', CACHE_JITTER_SECONDS: '0' });
+  const svc = await startTestService({
+    DATABASE_URL: db.url.replace(`:${PG_PORT}/`, `:${port}/`),
+    CACHE_TTL_SECONDS: '1',
+    CACHE_JITTER_SECONDS: '0',
+  });
   services.push(svc);
   try {
     const now = Date.now(); // touches the live edge: the short TTL applies
@@ -246,7 +318,10 @@ test('stale-while-revalidate: past freshness the entry is served at once and ref
     const served = await ask(svc, {}, now);
     assert.equal(served.cache, 'stale');
     assert.match(JSON.stringify(served.frame.schema.meta.notices), /freshness/);
-    const uncached = await postJson(`${svc.url}/api/v1/query`, { range: { from: now - 2 * DAY, to: now }, queries: [{ refId: 'A', kind: 'errorBreakdown' }] });
+    const uncached = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: now - 2 * DAY, to: now },
+      queries: [{ refId: 'A', kind: 'errorBreakdown' }],
+    });
     assert.equal(uncached.status, 503);
   } finally {
     await pgProxy.stop();
@@ -263,16 +338,24 @@ test('Redis down or slow: no request fails, the circuit opens, and closes within
   // Down: requests keep succeeding, answered from the rollups.
   await proxy.stop();
   const statuses = new Set<string>();
-  for (let i = 0; i < 30; i++) statuses.add((await ask(svc, { status: 'ERROR' })).cache);
+  for (let i = 0; i < 30; i++) {
+    statuses.add((await ask(svc, { status: 'ERROR' })).cache);
+  }
   assert.ok(statuses.has('bypass'));
   assert.equal(await circuit(), 1);
   assert.equal((await (await fetch(`${svc.url}/readyz`)).json()).cache.state, 'degraded');
-  assert.equal((await postJson(`${svc.url}/api/v1/invalidate`, { all: true })).status, 503, 'an invalidation that cannot be applied says so');
+  assert.equal(
+    (await postJson(`${svc.url}/api/v1/invalidate`, { all: true })).status,
+    503,
+    'an invalidation that cannot be applied says so'
+  );
 
   // Back: closes by itself within 5 s.
   await proxy.start();
   const back = Date.now();
-  while ((await ask(svc, { status: 'ERROR' })).cache === 'bypass' && Date.now() - back < 5000) await new Promise((r) => setTimeout(r, 50));
+  while ((await ask(svc, { status: 'ERROR' })).cache === 'bypass' && Date.now() - back < 5000) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   assert.ok(Date.now() - back < 5000, `closed after ${Date.now() - back} ms`);
   assert.equal(await circuit(), 0);
 
@@ -286,7 +369,10 @@ test('Redis down or slow: no request fails, the circuit opens, and closes within
     times.push(performance.now() - t);
   }
   assert.equal(await circuit(), 1, 'slow Redis opened the circuit');
-  assert.ok(times.slice(5).every((t) => t < 150), `later requests skip Redis: ${times.map((t) => t.toFixed(0)).join(', ')}`);
+  assert.ok(
+    times.slice(5).every((t) => t < 150),
+    `later requests skip Redis: ${times.map((t) => t.toFixed(0)).join(', ')}`
+  );
   proxy.delayMs = 0;
   await proxy.stop();
 });

@@ -22,14 +22,20 @@ before(async () => {
   db = await historyDatabase({ days: 3, rowsPerHour: 300, refreshedHoursAgo: 1 });
   const prefix = uniqueName('changes').replace(/_/g, '-');
   // Followed by NOTIFY and a poll; the near cache on, as in production.
-  for (let i = 0; i < 2; i++) services.push(await startTestService({ DATABASE_URL: db.url, CACHE_PREFIX: prefix, CHANGES_POLL_MS: '200' }));
+  for (let i = 0; i < 2; i++) {
+    services.push(await startTestService({ DATABASE_URL: db.url, CACHE_PREFIX: prefix, CHANGES_POLL_MS: '200' }));
+  }
 });
 after(async () => {
   await Promise.all(services.map((s) => s.stop()));
   await db?.drop();
 });
 
-async function ask(svc: RunningService, range: { from: number; to: number }, q: Record<string, unknown> = { kind: 'stats' }) {
+async function ask(
+  svc: RunningService,
+  range: { from: number; to: number },
+  q: Record<string, unknown> = { kind: 'stats' }
+) {
   const r = await postJson(`${svc.url}/api/v1/query`, { range, queries: [{ refId: 'A', ...q }] });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const frame = r.body.results.A.frames[0];
@@ -50,9 +56,18 @@ async function everywhere(check: (svc: RunningService) => Promise<boolean>, what
 }
 
 for (const [name, change] of [
-  ['late rows back-filled', `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) SELECT $1::timestamptz + g * interval '7 seconds', 'RULE_EXECUTION', 'rule-0001', 'SUCCESS', 3 FROM generate_series(1, 40) g`],
-  ['rows deleted', `DELETE FROM metrics WHERE time >= $1::timestamptz AND time < $1::timestamptz + interval '20 minutes' AND status = 'SUCCESS'`],
-  ['rows updated', `UPDATE metrics SET status = 'ERROR' WHERE time >= $1::timestamptz + interval '20 minutes' AND time < $1::timestamptz + interval '40 minutes'`],
+  [
+    'late rows back-filled',
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) SELECT $1::timestamptz + g * interval '7 seconds', 'RULE_EXECUTION', 'rule-0001', 'SUCCESS', 3 FROM generate_series(1, 40) g`,
+  ],
+  [
+    'rows deleted',
+    `DELETE FROM metrics WHERE time >= $1::timestamptz AND time < $1::timestamptz + interval '20 minutes' AND status = 'SUCCESS'`,
+  ],
+  [
+    'rows updated',
+    `UPDATE metrics SET status = 'ERROR' WHERE time >= $1::timestamptz + interval '20 minutes' AND time < $1::timestamptz + interval '40 minutes'`,
+  ],
 ] as const) {
   test(`${name} in a settled hour, then a refresh: overlapping answers change on every instance, others stay cached`, async () => {
     for (const svc of services) {
@@ -91,7 +106,9 @@ test('a renamed rule reaches cached top-rules answers on every instance; stats a
     await ask(svc, range);
   }
   const statsBefore = await ask(services[0], range);
-  const { rows } = await db.pool.query("UPDATE rules SET rule_name = rule_name || ' (renamed)' WHERE rule_id = 'rule-0002' RETURNING rule_name");
+  const { rows } = await db.pool.query(
+    "UPDATE rules SET rule_name = rule_name || ' (renamed)' WHERE rule_id = 'rule-0002' RETURNING rule_name"
+  );
   await everywhere(async (svc) => (await names(svc)).includes(rows[0].rule_name), 'the new name');
   const statsAfter = await ask(services[0], range);
   assert.equal(statsAfter.meta.cache, 'hit');

@@ -16,7 +16,8 @@ import { postJson, startTestService, uniqueName, type TestDatabase } from '../su
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import type { RunningService } from '../../server/main';
 
-const hasRedis = spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
+const hasRedis =
+  spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
 const exec = promisify(execFile);
 const children: ChildProcess[] = [];
 const ports: number[] = [];
@@ -28,11 +29,15 @@ const prefix = uniqueName('cluster').replace(/_/g, '-');
 /** n distinct free loopback ports: all listeners are held open until every port is known. */
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    }))
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        })
+    )
   );
   const found = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
@@ -42,23 +47,32 @@ async function freePorts(n: number): Promise<number[]> {
 /** redis-cli against one node; a non-zero exit or an error reply throws. */
 async function cli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await exec('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
-  if (stdout.startsWith('ERR') || stdout.startsWith('(error)')) throw new Error(`redis-cli -p ${port} ${args.join(' ')}: ${stdout}`);
+  if (stdout.startsWith('ERR') || stdout.startsWith('(error)')) {
+    throw new Error(`redis-cli -p ${port} ${args.join(' ')}: ${stdout}`);
+  }
   return stdout.trim();
 }
 
 async function until(what: string, check: () => Promise<boolean>, ms = 10_000) {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (await check().catch(() => false)) {
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-const clusterInfo = async (port: number) => Object.fromEntries((await cli(port, 'CLUSTER', 'INFO')).split(/\r?\n/).map((l) => l.split(':')));
+const clusterInfo = async (port: number) =>
+  Object.fromEntries((await cli(port, 'CLUSTER', 'INFO')).split(/\r?\n/).map((l) => l.split(':')));
 
 before(async () => {
-  if (!hasRedis) return;
+  if (!hasRedis) {
+    return;
+  }
   dir = mkdtempSync(join(tmpdir(), 'ruleperf-cluster-'));
   // A client port and a cluster-bus port per node (the default bus port, port+10000, may be taken).
   const free = await freePorts(6);
@@ -67,25 +81,41 @@ before(async () => {
     const child = spawn(
       'redis-server',
       [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--cluster-enabled', 'yes',
-        '--cluster-port', String(free[3 + i]),
-        '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-        '--cluster-node-timeout', '5000',
-        '--dir', dir,
-        '--save', '',
-        '--appendonly', 'no',
-        '--logfile', join(dir, `redis-${port}.log`),
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-port',
+        String(free[3 + i]),
+        '--cluster-config-file',
+        join(dir, `nodes-${port}.conf`),
+        '--cluster-node-timeout',
+        '5000',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--logfile',
+        join(dir, `redis-${port}.log`),
       ],
       { stdio: 'ignore' }
     );
     child.on('error', () => undefined);
     children.push(child);
   });
-  for (const port of ports) await until(`redis-server on ${port}`, async () => (await cli(port, 'PING')) === 'PONG');
+  for (const port of ports) {
+    await until(`redis-server on ${port}`, async () => (await cli(port, 'PING')) === 'PONG');
+  }
 
-  await exec('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+  await exec(
+    'redis-cli',
+    ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+    { timeout: 30_000 }
+  );
   for (const port of ports) {
     await until(`cluster_state:ok on ${port}`, async () => {
       const info = await clusterInfo(port);
@@ -106,8 +136,14 @@ after(async () => {
     await svc?.stop();
     await db?.drop();
   } finally {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGKILL');
+      }
+    }
+    if (dir) {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });
 
@@ -115,7 +151,10 @@ after(async () => {
 const midHour = Math.floor(Date.now() / HOUR) * HOUR - 30 * 60_000;
 
 async function ask(q: Record<string, unknown>) {
-  const r = await postJson(`${svc.url}/api/v1/query`, { range: { from: midHour - DAY, to: midHour }, queries: [{ refId: 'A', kind: 'stats', ...q }] });
+  const r = await postJson(`${svc.url}/api/v1/query`, {
+    range: { from: midHour - DAY, to: midHour },
+    queries: [{ refId: 'A', kind: 'stats', ...q }],
+  });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const frame = r.body.results.A.frames[0];
   return { cache: frame.schema.meta.custom.cache as string, frame };
@@ -131,23 +170,31 @@ async function scanKeys(port: number): Promise<string[]> {
   return out ? out.split('\n') : [];
 }
 
-test('the cache works on a real Redis Cluster (REDIS_CLUSTER_NODES): hits, invalidation, stats, keys in the hash-tag slot', { skip: hasRedis ? false : 'redis-server or redis-cli is not installed (Debian packages redis-server, redis-tools)' }, async (t) => {
-  try {
-    await clusterChecks();
-  } catch (err) {
-    // The nodes' logs say why when the cluster itself misbehaved.
-    for (const port of ports) {
-      let log = '(no log)';
-      try {
-        log = readFileSync(join(dir, `redis-${port}.log`), 'utf8').trim().split('\n').slice(-8).join(' | ');
-      } catch {
-        /* not written */
+test(
+  'the cache works on a real Redis Cluster (REDIS_CLUSTER_NODES): hits, invalidation, stats, keys in the hash-tag slot',
+  { skip: hasRedis ? false : 'redis-server or redis-cli is not installed (Debian packages redis-server, redis-tools)' },
+  async (t) => {
+    try {
+      await clusterChecks();
+    } catch (err) {
+      // The nodes' logs say why when the cluster itself misbehaved.
+      for (const port of ports) {
+        let log = '(no log)';
+        try {
+          log = readFileSync(join(dir, `redis-${port}.log`), 'utf8')
+            .trim()
+            .split('\n')
+            .slice(-8)
+            .join(' | ');
+        } catch {
+          /* not written */
+        }
+        t.diagnostic(`redis-${port}.log, last lines: ${log}`);
       }
-      t.diagnostic(`redis-${port}.log, last lines: ${log}`);
+      throw err;
     }
-    throw err;
   }
-});
+);
 
 async function clusterChecks() {
   assert.equal((await ask({})).cache, 'miss');
@@ -160,32 +207,54 @@ async function clusterChecks() {
   await db.pool.query('ALTER TABLE rules DISABLE TRIGGER ruleperf_rules_notify');
   await db.pool.query(`UPDATE rules SET rule_name = 'Renamed on the cluster' WHERE rule_id = 'rule-0001'`);
   await db.pool.query('ALTER TABLE rules ENABLE TRIGGER ruleperf_rules_notify');
-  assert.deepEqual(await topRuleName('rule-0001'), { cache: 'hit', name: before.name }, 'still cached: the change was not announced');
+  assert.deepEqual(
+    await topRuleName('rule-0001'),
+    { cache: 'hit', name: before.name },
+    'still cached: the change was not announced'
+  );
   const inv = await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: 'rule-0001' });
   assert.equal(inv.status, 200, JSON.stringify(inv.body));
-  assert.deepEqual(await topRuleName('rule-0001'), { cache: 'miss', name: 'Renamed on the cluster' }, 'recomputed after the invalidation');
+  assert.deepEqual(
+    await topRuleName('rule-0001'),
+    { cache: 'miss', name: 'Renamed on the cluster' },
+    'recomputed after the invalidation'
+  );
   assert.deepEqual(await topRuleName('rule-0001'), { cache: 'hit', name: 'Renamed on the cluster' });
   assert.equal((await ask({})).cache, 'miss', 'unfiltered answers include the rule, so they are invalidated too');
 
   // The keys live in the cluster, all on the node owning the hash tag's slot.
   const slot = Number(await cli(ports[0], 'CLUSTER', 'KEYSLOT', `{${prefix}}`));
   const perNode = await Promise.all(ports.map(scanKeys));
-  const counts = await Promise.all(ports.map(async (p) => Number(await cli(p, 'CLUSTER', 'COUNTKEYSINSLOT', String(slot)))));
+  const counts = await Promise.all(
+    ports.map(async (p) => Number(await cli(p, 'CLUSTER', 'COUNTKEYSINSLOT', String(slot))))
+  );
   const holders = ports.filter((_, i) => perNode[i].length > 0);
-  assert.equal(holders.length, 1, `exactly one node holds cache keys (keys per node: ${perNode.map((k) => k.length).join(', ')})`);
+  assert.equal(
+    holders.length,
+    1,
+    `exactly one node holds cache keys (keys per node: ${perNode.map((k) => k.length).join(', ')})`
+  );
   const owner = ports.indexOf(holders[0]);
   const keys = perNode[owner];
   assert.equal(counts[owner], keys.length, `all ${keys.length} keys are in slot ${slot}`);
   const slotOwner = (await cli(ports[0], 'CLUSTER', 'NODES'))
     .split('\n')
     .map((line) => line.split(' '))
-    .find((f) => f.slice(8).some((range) => {
-      const [lo, hi = lo] = range.split('-').map(Number);
-      return slot >= lo && slot <= hi;
-    }));
+    .find((f) =>
+      f.slice(8).some((range) => {
+        const [lo, hi = lo] = range.split('-').map(Number);
+        return slot >= lo && slot <= hi;
+      })
+    );
   assert.equal(slotOwner?.[1].split('@')[0], `127.0.0.1:${ports[owner]}`, 'the node holding the keys owns the slot');
-  assert.ok(keys.some((k) => k.includes(':q:')), `query entries: ${keys.join(', ')}`);
-  assert.ok(keys.some((k) => k.includes(':gen:rule:')), `generation counters: ${keys.join(', ')}`);
+  assert.ok(
+    keys.some((k) => k.includes(':q:')),
+    `query entries: ${keys.join(', ')}`
+  );
+  assert.ok(
+    keys.some((k) => k.includes(':gen:rule:')),
+    `generation counters: ${keys.join(', ')}`
+  );
 
   // Stats count the whole cluster, whichever node the service asks first.
   const stats = await (await fetch(`${svc.url}/api/v1/cache/stats`)).json();

@@ -24,7 +24,9 @@ before(async () => {
 });
 after(async () => {
   await Promise.all(services.map((s) => s.stop()));
-  for (const c of cleanups) await c();
+  for (const c of cleanups) {
+    await c();
+  }
   await db?.drop();
 });
 
@@ -35,7 +37,10 @@ async function start(env: Record<string, string>) {
 }
 
 /** A settled past range on whole minutes: two days ago, three hours long. */
-const past = { from: Math.floor((Date.now() - 2 * DAY) / HOUR) * HOUR + 7 * 60_000, to: Math.floor((Date.now() - 2 * DAY) / HOUR) * HOUR + 3 * HOUR + 7 * 60_000 };
+const past = {
+  from: Math.floor((Date.now() - 2 * DAY) / HOUR) * HOUR + 7 * 60_000,
+  to: Math.floor((Date.now() - 2 * DAY) / HOUR) * HOUR + 3 * HOUR + 7 * 60_000,
+};
 
 async function stats(svc: RunningService, range: { from: number; to: number }, filters: Record<string, unknown> = {}) {
   const r = await postJson(`${svc.url}/api/v1/query`, { range, queries: [{ refId: 'A', kind: 'stats', ...filters }] });
@@ -59,7 +64,11 @@ test('rows inserted below the watermark are in the next uncached answer, before 
   assert.equal(after.n, 5, 'late rows counted at once');
   assert.ok(after.meta.tiers.includes('raw'), 'the changed hour is read from raw rows until the next refresh');
   const all = await stats(svc, hours);
-  assert.equal(all.n, (await rawStats(db.pool, hours.from, hours.to)).get('')!.n, 'the unfiltered answer equals raw SQL');
+  assert.equal(
+    all.n,
+    (await rawStats(db.pool, hours.from, hours.to)).get('')!.n,
+    'the unfiltered answer equals raw SQL'
+  );
 });
 
 test('a deleted generation key never brings an invalidated answer back (real Redis)', async () => {
@@ -82,36 +91,57 @@ test('a deleted generation key never brings an invalidated answer back (real Red
   await redis.del(...gens);
   for (let i = 0; i < 3; i++) {
     const again = await stats(svc, past, filters);
-    assert.ok(again.meta.computedAt >= invalidatedAt, `never the answer from before the invalidation (${again.meta.cache})`);
+    assert.ok(
+      again.meta.computedAt >= invalidatedAt,
+      `never the answer from before the invalidation (${again.meta.cache})`
+    );
   }
 });
 
-test('generations evicted under maxmemory with allkeys-lru never bring invalidated answers back', { skip: hasRedisServer ? false : 'redis-server is not installed (Debian package redis-server)' }, async () => {
-  const redisServer: PrivateRedis = await startPrivateRedis(['--maxmemory', '4mb', '--maxmemory-policy', 'allkeys-lru']);
-  cleanups.push(() => redisServer.stop());
-  const svc = await start({ REDIS_URL: redisServer.url, CACHE_NEAR_LEASE_MS: '0' });
-  const filler = new Redis(redisServer.url);
-  cleanups.push(async () => filler.disconnect());
-  const rules = Array.from({ length: 30 }, (_, i) => `rule-${String(i + 1).padStart(4, '0')}`);
-  for (const ruleId of rules) await stats(svc, past, { ruleId });
-  const invalidatedAt = Date.now();
-  for (const ruleId of rules) assert.equal((await postJson(`${svc.url}/api/v1/invalidate`, { ruleId })).status, 200);
-  let served = 0;
-  for (let round = 0; round < 4; round++) {
-    // Push the cache's keys out: each round writes more than maxmemory of other keys.
-    const value = 'x'.repeat(8192);
-    for (let i = 0; i < 800; i++) void filler.set(`filler:${round}:${i}`, value);
-    await filler.ping();
+test(
+  'generations evicted under maxmemory with allkeys-lru never bring invalidated answers back',
+  { skip: hasRedisServer ? false : 'redis-server is not installed (Debian package redis-server)' },
+  async () => {
+    const redisServer: PrivateRedis = await startPrivateRedis([
+      '--maxmemory',
+      '4mb',
+      '--maxmemory-policy',
+      'allkeys-lru',
+    ]);
+    cleanups.push(() => redisServer.stop());
+    const svc = await start({ REDIS_URL: redisServer.url, CACHE_NEAR_LEASE_MS: '0' });
+    const filler = new Redis(redisServer.url);
+    cleanups.push(async () => filler.disconnect());
+    const rules = Array.from({ length: 30 }, (_, i) => `rule-${String(i + 1).padStart(4, '0')}`);
     for (const ruleId of rules) {
-      const r = await stats(svc, past, { ruleId });
-      assert.ok(r.meta.computedAt >= invalidatedAt, `${ruleId}: an answer from before the invalidation came back (${r.meta.cache})`);
-      served++;
+      await stats(svc, past, { ruleId });
     }
+    const invalidatedAt = Date.now();
+    for (const ruleId of rules) {
+      assert.equal((await postJson(`${svc.url}/api/v1/invalidate`, { ruleId })).status, 200);
+    }
+    let served = 0;
+    for (let round = 0; round < 4; round++) {
+      // Push the cache's keys out: each round writes more than maxmemory of other keys.
+      const value = 'x'.repeat(8192);
+      for (let i = 0; i < 800; i++) {
+        void filler.set(`filler:${round}:${i}`, value);
+      }
+      await filler.ping();
+      for (const ruleId of rules) {
+        const r = await stats(svc, past, { ruleId });
+        assert.ok(
+          r.meta.computedAt >= invalidatedAt,
+          `${ruleId}: an answer from before the invalidation came back (${r.meta.cache})`
+        );
+        served++;
+      }
+    }
+    const evicted = Number(/evicted_keys:(\d+)/.exec(await filler.info('stats'))![1]);
+    assert.ok(evicted > 1000, `Redis evicted keys under memory pressure (${evicted})`);
+    assert.equal(served, 120);
   }
-  const evicted = Number(/evicted_keys:(\d+)/.exec(await filler.info('stats'))![1]);
-  assert.ok(evicted > 1000, `Redis evicted keys under memory pressure (${evicted})`);
-  assert.equal(served, 120);
-});
+);
 
 test('two deployments sharing one Redis and prefix each answer from their own database', async () => {
   const other = await historyDatabase({ days: 3, rowsPerHour: 120, refreshedHoursAgo: 1 });
@@ -125,6 +155,6 @@ test('two deployments sharing one Redis and prefix each answer from their own da
   assert.equal(ra.n, (await rawStats(db.pool, past.from, past.to)).get('')!.n);
   assert.equal(rb.n, (await rawStats(other.pool, past.from, past.to)).get('')!.n);
   assert.notEqual(ra.n, rb.n);
-  assert.equal(rb.meta.cache, 'miss', 'the other deployment\'s entry is not shared');
+  assert.equal(rb.meta.cache, 'miss', "the other deployment's entry is not shared");
   assert.equal((await stats(b, past)).meta.cache, 'hit');
 });

@@ -22,7 +22,9 @@ before(() => {
 });
 after(async () => {
   const keys = await scanKeys(redis, `{${prefix}}*`);
-  if (keys.length) await redis.del(...keys);
+  if (keys.length) {
+    await redis.del(...keys);
+  }
   redis.disconnect();
 });
 

@@ -44,7 +44,24 @@ function freePort(): Promise<number> {
 }
 
 async function startRedis(): Promise<void> {
-  redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru'], { stdio: 'ignore' });
+  redis = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(redisPort),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--maxmemory',
+      '256mb',
+      '--maxmemory-policy',
+      'allkeys-lru',
+    ],
+    { stdio: 'ignore' }
+  );
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((resolve) => {
       const c = net.connect(redisPort, '127.0.0.1', () => {
@@ -53,7 +70,9 @@ async function startRedis(): Promise<void> {
       });
       c.on('error', () => resolve(false));
     });
-    if (ok) return;
+    if (ok) {
+      return;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error('redis-server did not start');
@@ -62,7 +81,9 @@ async function startRedis(): Promise<void> {
 async function stopRedis(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   const r = redis;
   redis = null;
-  if (!r || r.exitCode !== null) return;
+  if (!r || r.exitCode !== null) {
+    return;
+  }
   await new Promise<void>((resolve) => {
     r.once('exit', () => resolve());
     r.kill(signal);
@@ -81,7 +102,7 @@ const queries = [
 async function load(ms: number, rate: number, alive: () => number[], during?: () => Promise<void>): Promise<Outcome[]> {
   const outcomes: Outcome[] = [];
   const started = Date.now();
-  const pending: Promise<void>[] = [];
+  const pending: Array<Promise<void>> = [];
   let i = 0;
   const faults = during ? during() : Promise.resolve();
   while (Date.now() - started < ms && i < rate * (ms / 1000) * 2) {
@@ -92,8 +113,20 @@ async function load(ms: number, rate: number, alive: () => number[], during?: ()
     const at = now - started;
     const t = performance.now();
     pending.push(
-      post(`${instances[instance].url}/api/v1/query`, { range: { from: now - DAY, to: now }, intervalMs: 60_000, maxDataPoints: 500, queries: [{ refId: 'A', ...q }] }).then(
-        (r) => void outcomes.push({ at, status: r.status, ms: performance.now() - t, cache: r.body.results?.A?.frames?.[0]?.schema.meta.custom.cache, instance }),
+      post(`${instances[instance].url}/api/v1/query`, {
+        range: { from: now - DAY, to: now },
+        intervalMs: 60_000,
+        maxDataPoints: 500,
+        queries: [{ refId: 'A', ...q }],
+      }).then(
+        (r) =>
+          void outcomes.push({
+            at,
+            status: r.status,
+            ms: performance.now() - t,
+            cache: r.body.results?.A?.frames?.[0]?.schema.meta.custom.cache,
+            instance,
+          }),
         () => void outcomes.push({ at, status: 0, ms: performance.now() - t, instance })
       )
     );
@@ -111,11 +144,22 @@ function summarize(name: string, outcomes: Outcome[], faultEnd: number, healthy:
   const firstHealthy = afterFault.find(healthy);
   // Recovered once every later request is healthy.
   const lastUnhealthy = [...afterFault].reverse().find((o) => !healthy(o));
-  const recoveredAt = lastUnhealthy ? afterFault.find((o) => o.at > lastUnhealthy.at && healthy(o))?.at : firstHealthy?.at;
+  const recoveredAt = lastUnhealthy
+    ? afterFault.find((o) => o.at > lastUnhealthy.at && healthy(o))?.at
+    : firstHealthy?.at;
   const recovery = recoveredAt === undefined ? Infinity : Math.max(0, recoveredAt - faultEnd);
   const worst = Math.max(...outcomes.map((o) => o.ms));
-  const row = { name, sent: outcomes.length, answered: outcomes.length - failed.length, failed: failed.length, worstMs: worst, recoveryMs: recovery };
-  report.push(`| ${name} | ${row.sent} | ${row.answered} | ${row.failed} | ${Math.round(worst)} ms | ${Number.isFinite(recovery) ? `${(recovery / 1000).toFixed(1)} s` : 'not recovered'} |`);
+  const row = {
+    name,
+    sent: outcomes.length,
+    answered: outcomes.length - failed.length,
+    failed: failed.length,
+    worstMs: worst,
+    recoveryMs: recovery,
+  };
+  report.push(
+    `| ${name} | ${row.sent} | ${row.answered} | ${row.failed} | ${Math.round(worst)} ms | ${Number.isFinite(recovery) ? `${(recovery / 1000).toFixed(1)} s` : 'not recovered'} |`
+  );
   return { ...row, failedOutcomes: failed };
 }
 
@@ -152,7 +196,14 @@ after(async () => {
   await pgProxy?.stop();
   await stopRedis('SIGKILL');
   await db?.drop();
-  console.log(['', '| scenario | sent | answered | failed | worst latency | recovery |', '|---|---|---|---|---|---|', ...report].join('\n'));
+  console.log(
+    [
+      '',
+      '| scenario | sent | answered | failed | worst latency | recovery |',
+      '|---|---|---|---|---|---|',
+      ...report,
+    ].join('\n')
+  );
 });
 
 test('Redis killed, then restarted: no request fails; the cache is back within 5 s', async () => {
@@ -164,7 +215,10 @@ test('Redis killed, then restarted: no request fails; the cache is back within 5
   });
   const r = summarize('Redis killed 3 s, restarted', outcomes, 5000, usesCache);
   assert.equal(r.failed, 0, JSON.stringify(r.failedOutcomes.slice(0, 3)));
-  assert.ok(outcomes.some((o) => o.cache === 'bypass'), 'the circuit opened');
+  assert.ok(
+    outcomes.some((o) => o.cache === 'bypass'),
+    'the circuit opened'
+  );
   assert.ok(r.recoveryMs <= 5000, `recovered in ${r.recoveryMs} ms`);
 });
 
@@ -199,13 +253,19 @@ test('PostgreSQL connections terminated (pg_terminate_backend): the pools reconn
     await new Promise((r) => setTimeout(r, 2000));
     const c = new Client({ connectionString: db.url });
     await c.connect();
-    await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'ruleperf%'`, [db.name]);
+    await c.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'ruleperf%'`,
+      [db.name]
+    );
     await c.end();
   });
   const r = summarize('PostgreSQL backends terminated', outcomes, 2000, (o) => o.status === 200);
   assert.ok(r.failed <= outcomes.length * 0.1, `${r.failed} failed`);
   assert.ok(r.recoveryMs <= 5000);
-  assert.ok(outcomes.slice(-20).every((o) => o.status === 200), 'healthy at the end');
+  assert.ok(
+    outcomes.slice(-20).every((o) => o.status === 200),
+    'healthy at the end'
+  );
 });
 
 test('PostgreSQL down 5 s, then back: cached answers still served (marked stale), uncached fail fast with 503, recovery within 5 s', async () => {
@@ -217,7 +277,10 @@ test('PostgreSQL down 5 s, then back: cached answers still served (marked stale)
   });
   const r = summarize('PostgreSQL down 5 s', outcomes, 7000, (o) => o.status === 200);
   const down = outcomes.filter((o) => o.at > 2500 && o.at < 7000);
-  assert.ok(down.some((o) => o.status === 200 && (o.cache === 'stale' || o.cache === 'hit')), 'cached answers served while down');
+  assert.ok(
+    down.some((o) => o.status === 200 && (o.cache === 'stale' || o.cache === 'hit')),
+    'cached answers served while down'
+  );
   for (const o of down.filter((x) => x.status !== 200)) {
     assert.equal(o.status, 503);
     assert.ok(o.ms < 1000, `503 after ${Math.round(o.ms)} ms`);
@@ -237,7 +300,7 @@ test('refresh interrupted during load: rollups stay consistent, the next refresh
     await victim.connect();
     victim.on('error', () => undefined);
     const pid = (await victim.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-    const running = victim.query('SELECT * FROM ruleperf_refresh(NULL, now() + interval \'2 hours\')').then(
+    const running = victim.query("SELECT * FROM ruleperf_refresh(NULL, now() + interval '2 hours')").then(
       () => false,
       () => true
     );
@@ -270,31 +333,64 @@ test('heavy queries under dashboard load: over-budget requests refused at once, 
     const now = Date.now();
     for (let i = 0; i < 5; i++) {
       // The request that once crashed an instance (issue 15): refused before any work.
-      attacks.push(heavy({ range: { from: now - 400 * DAY, to: now }, intervalMs: 1, maxDataPoints: 10_000, queries: Array.from({ length: 10 }, (_, j) => ({ refId: `Q${j}`, kind: 'timeseries', groupBy: 'ruleId', granularity: 'hourly', metrics: ['executionCount', 'p95ExecutionTimeMs'] })) }));
+      attacks.push(
+        heavy({
+          range: { from: now - 400 * DAY, to: now },
+          intervalMs: 1,
+          maxDataPoints: 10_000,
+          queries: Array.from({ length: 10 }, (_, j) => ({
+            refId: `Q${j}`,
+            kind: 'timeseries',
+            groupBy: 'ruleId',
+            granularity: 'hourly',
+            metrics: ['executionCount', 'p95ExecutionTimeMs'],
+          })),
+        })
+      );
     }
     // 150 distinct uncached questions at once, each a month long.
     for (let i = 0; i < 150; i++) {
-      attacks.push(heavy({ range: { from: now - 30 * DAY - i * 60_000, to: now - i * 60_000 }, queries: [{ refId: 'A', kind: 'topRules', limit: 50 + i }] }));
+      attacks.push(
+        heavy({
+          range: { from: now - 30 * DAY - i * 60_000, to: now - i * 60_000 },
+          queries: [{ refId: 'A', kind: 'topRules', limit: 50 + i }],
+        })
+      );
     }
   });
   const results = await Promise.all(attacks);
   const r = summarize('heavy queries under dashboard load', outcomes, 0, (o) => o.status === 200);
   const probes = results.slice(0, 5);
-  assert.ok(probes.every((p) => p.status === 400), `probes refused: ${probes.map((p) => p.status)}`);
+  assert.ok(
+    probes.every((p) => p.status === 400),
+    `probes refused: ${probes.map((p) => p.status)}`
+  );
   for (const a of results.slice(5)) {
-    assert.ok(a.status === 200 || (a.status === 503 && /busy/.test(a.error ?? '')), `a heavy request ended ${a.status} ${a.error}`);
+    assert.ok(
+      a.status === 200 || (a.status === 503 && /busy/.test(a.error ?? '')),
+      `a heavy request ended ${a.status} ${a.error}`
+    );
   }
-  for (const o of outcomes.filter((x) => x.status !== 200)) assert.equal(o.status, 503, `dashboard request ${o.status}`);
-  const health = await Promise.all(instances.filter((s) => s.child.exitCode === null).map((s) => fetch(`${s.url}/healthz`).then((res) => res.status)));
+  for (const o of outcomes.filter((x) => x.status !== 200)) {
+    assert.equal(o.status, 503, `dashboard request ${o.status}`);
+  }
+  const health = await Promise.all(
+    instances.filter((s) => s.child.exitCode === null).map((s) => fetch(`${s.url}/healthz`).then((res) => res.status))
+  );
   assert.deepEqual([...new Set(health)], [200]);
-  console.log(`heavy: ${results.slice(5).filter((a) => a.status === 200).length} answered, ${results.slice(5).filter((a) => a.status === 503).length} busy; dashboard failures ${r.failed}`);
+  console.log(
+    `heavy: ${results.slice(5).filter((a) => a.status === 200).length} answered, ${results.slice(5).filter((a) => a.status === 503).length} busy; dashboard failures ${r.failed}`
+  );
 });
 
 test('an instance sent SIGTERM under load: its in-flight requests complete, the other carries on', async () => {
   const victim = instances[1];
   const inflight = Array.from({ length: 20 }, () => {
     const now = Date.now();
-    return post(`${victim.url}/api/v1/query`, { range: { from: now - 30 * DAY, to: now }, queries: [{ refId: 'A', kind: 'topRules', limit: 50 }] }).then(
+    return post(`${victim.url}/api/v1/query`, {
+      range: { from: now - 30 * DAY, to: now },
+      queries: [{ refId: 'A', kind: 'topRules', limit: 50 }],
+    }).then(
       (res) => res.status,
       () => 0
     );

@@ -7,7 +7,12 @@ import { buildModel, hourRows, METRIC_TYPES, loadFactor } from '../../server/gen
 
 const ROOT = join(__dirname, '..', '..');
 const generate = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'server/cli/generate.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+  spawnSync(process.execPath, ['--import', 'tsx', 'server/cli/generate.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
 
 test('bad flags get a clear message and exit code 2', () => {
   for (const [args, message] of [
@@ -35,7 +40,10 @@ test('the model: six metric types, rules on one to three parsers, a daily load c
   assert.deepEqual(new Set(rows.map((r) => r[1])), new Set(METRIC_TYPES));
   const medians = model.rules.map((r) => r.medianMs).sort((a, b) => a - b);
   assert.ok(medians[499] > 20 * medians[250], 'a tail of much slower rules');
-  assert.ok(loadFactor(Date.parse('2026-03-01T14:00:00Z')) > loadFactor(Date.parse('2026-03-01T02:00:00Z')), 'afternoon busier than night');
+  assert.ok(
+    loadFactor(Date.parse('2026-03-01T14:00:00Z')) > loadFactor(Date.parse('2026-03-01T02:00:00Z')),
+    'afternoon busier than night'
+  );
   assert.ok(rows.some((r) => r[6] === 'ERROR') && rows.some((r) => r[6] === 'TIMEOUT'));
 });
 
@@ -44,7 +52,23 @@ test('the same seed and end give the same rows, in the database, with COPY; anot
   try {
     const digests: string[] = [];
     for (const [i, db] of dbs.entries()) {
-      const r = generate(['--days', '1', '--rows-per-hour', '300', '--rules', '50', '--parsers', '5', '--seed', i === 2 ? '8' : '7', '--end', '2026-03-02T00:00:00Z'], { DATABASE_URL: db.url });
+      const r = generate(
+        [
+          '--days',
+          '1',
+          '--rows-per-hour',
+          '300',
+          '--rules',
+          '50',
+          '--parsers',
+          '5',
+          '--seed',
+          i === 2 ? '8' : '7',
+          '--end',
+          '2026-03-02T00:00:00Z',
+        ],
+        { DATABASE_URL: db.url }
+      );
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /loaded [\d,]+ rows/);
       const { rows } = await db.pool.query(
@@ -57,10 +81,17 @@ test('the same seed and end give the same rows, in the database, with COPY; anot
     }
     assert.equal(digests[0], digests[1], 'same seed, same rows');
     const before = (await dbs[0].pool.query('SELECT count(*)::int AS n FROM metrics')).rows[0].n;
-    const again = generate(['--days', '1', '--rows-per-hour', '300', '--rules', '50', '--parsers', '5', '--seed', '7', '--if-empty'], { DATABASE_URL: dbs[0].url });
+    const again = generate(
+      ['--days', '1', '--rows-per-hour', '300', '--rules', '50', '--parsers', '5', '--seed', '7', '--if-empty'],
+      { DATABASE_URL: dbs[0].url }
+    );
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /history not loaded again/);
-    assert.equal((await dbs[0].pool.query('SELECT count(*)::int AS n FROM metrics')).rows[0].n, before, '--if-empty keeps one copy');
+    assert.equal(
+      (await dbs[0].pool.query('SELECT count(*)::int AS n FROM metrics')).rows[0].n,
+      before,
+      '--if-empty keeps one copy'
+    );
     assert.notEqual(digests[0], digests[2], 'another seed, other rows');
   } finally {
     await Promise.all(dbs.map((d) => d.drop()));

@@ -59,14 +59,21 @@ export default function (variables) {
   }
   const requests = panelRequests(dashboard, { now: Date.now(), from: view.from, selection });
   const responses = http.batch(
-    requests.map((r) => ['POST', BASE_URL + '/api/v1/query', JSON.stringify(r.body), { headers: HEADERS, tags: { panel: r.panel } }])
+    requests.map((r) => [
+      'POST',
+      BASE_URL + '/api/v1/query',
+      JSON.stringify(r.body),
+      { headers: HEADERS, tags: { panel: r.panel } },
+    ])
   );
   responses.forEach((res, i) => {
     const ok = check(res, { 'status 200': (r) => r.status === 200 });
     if (!ok) return;
     // A panel counts as a hit when every one of its queries came from the cache.
     const results = Object.values(res.json('results'));
-    const hit = results.every((q) => q.frames.length > 0 && q.frames.every((f) => ['hit', 'stale'].indexOf(f.schema.meta.custom.cache) >= 0));
+    const hit = results.every(
+      (q) => q.frames.length > 0 && q.frames.every((f) => ['hit', 'stale'].indexOf(f.schema.meta.custom.cache) >= 0)
+    );
     cacheHit.add(hit);
     panelDuration.add(res.timings.duration, { cache: hit ? 'hit' : 'miss', panel: requests[i].panel });
   });

@@ -77,7 +77,8 @@ export function panelRequests(dashboard, options) {
     });
     if (!targets.length) continue;
     // Grafana asks for about one point per pixel of panel width.
-    const maxDataPoints = panel.maxDataPoints || Math.round(((panel.gridPos ? panel.gridPos.w : 24) / 24) * (options.width || 1600));
+    const maxDataPoints =
+      panel.maxDataPoints || Math.round(((panel.gridPos ? panel.gridPos.w : 24) / 24) * (options.width || 1600));
     requests.push({
       panel: panel.title,
       body: {

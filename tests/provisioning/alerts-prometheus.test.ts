@@ -27,7 +27,18 @@ import Redis from 'ioredis';
 import { scanKeys } from '../support/redis-keys';
 import { decode, encode } from '../../server/cache/codec';
 import type { Entry } from '../../server/cache/store';
-import { alertAsPromQL, alertRule, dashboardPromQL, dashboards, panelTargets, PLUGIN_TYPE, prometheusRuleFile, substituteGrafanaVariables, templateSrv, toContractQuery } from './files';
+import {
+  alertAsPromQL,
+  alertRule,
+  dashboardPromQL,
+  dashboards,
+  panelTargets,
+  PLUGIN_TYPE,
+  prometheusRuleFile,
+  substituteGrafanaVariables,
+  templateSrv,
+  toContractQuery,
+} from './files';
 import {
   cuttableProxy,
   delayingProxy,
@@ -73,7 +84,9 @@ function dashboardRequests() {
   const d = dashboards().find((x) => x.title === 'Rule Performance')!;
   const srv = templateSrv(Object.fromEntries(d.templating.list.map((v) => [v.name, '$__all' as const])));
   const byPanel = new Map<string, unknown[]>();
-  for (const { panel, target } of panelTargets(d, PLUGIN_TYPE)) byPanel.set(panel.title, [...(byPanel.get(panel.title) ?? []), toContractQuery(target, srv)]);
+  for (const { panel, target } of panelTargets(d, PLUGIN_TYPE)) {
+    byPanel.set(panel.title, [...(byPanel.get(panel.title) ?? []), toContractQuery(target, srv)]);
+  }
   return [...byPanel.values()].map((queries) => ({ range: day(), maxDataPoints: 1000, intervalMs: 86_400, queries }));
 }
 
@@ -82,7 +95,9 @@ async function during(ms: number, everyMs: number, step: (i: number) => Promise<
   const end = Date.now() + ms;
   for (let i = 0; Date.now() < end; i++) {
     const started = Date.now();
-    if ((await step(i)) === true) return;
+    if ((await step(i)) === true) {
+      return;
+    }
     await sleep(Math.max(0, everyMs - (Date.now() - started)));
   }
 }
@@ -90,7 +105,9 @@ async function during(ms: number, everyMs: number, step: (i: number) => Promise<
 async function expectOk(service: Service, body: unknown) {
   const res = await service.post('/api/v1/query', body);
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  for (const result of Object.values(res.body.results) as Array<{ error?: string }>) assert.equal(result.error, undefined);
+  for (const result of Object.values(res.body.results) as Array<{ error?: string }>) {
+    assert.equal(result.error, undefined);
+  }
 }
 
 /** Stats for one rule: a distinct cache key per rule, so each is a miss the first time. */
@@ -110,49 +127,86 @@ async function steadyTraffic(ms: number, firstRule: number) {
   let next = firstRule;
   await during(ms, 250, async (i) => {
     const calls = requests.map((r) => expectOk(main!, r));
-    if (i % 2 === 0) calls.push(expectOk(main!, ruleQuery(rules[next++ % rules.length])));
+    if (i % 2 === 0) {
+      calls.push(expectOk(main!, ruleQuery(rules[next++ % rules.length])));
+    }
     await Promise.all(calls);
     return false;
   });
 }
 
 const condition = (title: string, threshold?: number) =>
-  alertAsPromQL(alertRule(title), title === 'DatabaseQuerySpike' ? { windows: SPIKE_WINDOWS, threshold } : { window: WINDOW, threshold });
+  alertAsPromQL(
+    alertRule(title),
+    title === 'DatabaseQuerySpike' ? { windows: SPIKE_WINDOWS, threshold } : { window: WINDOW, threshold }
+  );
 
 /** True once the condition has a result, polling Prometheus every second up to `timeoutMs`. */
 async function becomesTrue(title: string, timeoutMs: number, threshold?: number) {
   const { condition: expr } = condition(title, threshold);
-  return waitFor(`${title} to fire: ${expr}`, async () => {
-    const result = await prom!.query(expr);
-    return result.length > 0 ? result : undefined;
-  }, timeoutMs, 1000);
+  return waitFor(
+    `${title} to fire: ${expr}`,
+    async () => {
+      const result = await prom!.query(expr);
+      return result.length > 0 ? result : undefined;
+    },
+    timeoutMs,
+    1000
+  );
 }
 
 before(async () => {
   reason = await unavailableReason();
   const binary = prometheusBinary();
-  if (!reason && !binary) reason = 'prometheus/promtool not installed (Debian package prometheus)';
-  if (reason) return;
+  if (!reason && !binary) {
+    reason = 'prometheus/promtool not installed (Debian package prometheus)';
+  }
+  if (reason) {
+    return;
+  }
   db = await loadedDatabase({ days: 2, rowsPerHour: 2000, seed: 23 });
   // Refreshes stay off so the lag test controls them; a slow Redis (under CI load) must
   // not open the circuit and turn hits into bypasses, hence the high CACHE_SLOW_MS.
   const common = { REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false', CACHE_SLOW_MS: '2000' };
   main = await startService({ ...common, DATABASE_URL: db.url });
-  proxy = await delayingProxy({ host: new URL(db.url).hostname, port: Number(new URL(db.url).port || 5432) }, DB_DELAY_MS);
+  proxy = await delayingProxy(
+    { host: new URL(db.url).hostname, port: Number(new URL(db.url).port || 5432) },
+    DB_DELAY_MS
+  );
   const slowUrl = new URL(db.url);
   slowUrl.hostname = '127.0.0.1';
   slowUrl.port = String(proxy.port);
-  slow = await startService({ ...common, DATABASE_URL: slowUrl.toString(), MIGRATE_ON_START: 'false', DB_CONNECT_TIMEOUT_MS: '10000' }, 120_000);
+  slow = await startService(
+    { ...common, DATABASE_URL: slowUrl.toString(), MIGRATE_ON_START: 'false', DB_CONNECT_TIMEOUT_MS: '10000' },
+    120_000
+  );
   const redis = new URL(REDIS_URL);
   redisProxy = await cuttableProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
   const flakyRedis = new URL(REDIS_URL);
   flakyRedis.hostname = '127.0.0.1';
   flakyRedis.port = String(redisProxy.port);
   // Its own defaults (CACHE_SLOW_MS 100): a failing Redis opens the circuit as in production.
-  flaky = await startService({ REFRESH_SCHEDULER: 'off', WARM_ON_START: 'false', DATABASE_URL: db.url, MIGRATE_ON_START: 'false', REDIS_URL: flakyRedis.toString() });
+  flaky = await startService({
+    REFRESH_SCHEDULER: 'off',
+    WARM_ON_START: 'false',
+    DATABASE_URL: db.url,
+    MIGRATE_ON_START: 'false',
+    REDIS_URL: flakyRedis.toString(),
+  });
   // Audits every second, without a near cache: an entry changed in Redis is what it serves and audits.
-  audited = await startService({ ...common, DATABASE_URL: db.url, MIGRATE_ON_START: 'false', AUDIT_INTERVAL_SECONDS: '1', CACHE_NEAR_LEASE_MS: '0' });
-  prom = await startPrometheus(binary!, [`127.0.0.1:${main.port}`, `127.0.0.1:${slow.port}`, `127.0.0.1:${flaky.port}`, `127.0.0.1:${audited.port}`]);
+  audited = await startService({
+    ...common,
+    DATABASE_URL: db.url,
+    MIGRATE_ON_START: 'false',
+    AUDIT_INTERVAL_SECONDS: '1',
+    CACHE_NEAR_LEASE_MS: '0',
+  });
+  prom = await startPrometheus(binary!, [
+    `127.0.0.1:${main.port}`,
+    `127.0.0.1:${slow.port}`,
+    `127.0.0.1:${flaky.port}`,
+    `127.0.0.1:${audited.port}`,
+  ]);
   const res = await fetch(`${main.url}/api/v1/variables/rules`);
   rules = ((await res.json()) as { values: Array<{ value: string }> }).values.map((v) => v.value);
   assert.ok(rules.length >= 100, 'generated rules');
@@ -170,10 +224,17 @@ after(async () => {
 });
 
 test('steady state: every dashboard expression has data and no alert condition holds', async (t) => {
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   // The service reads Redis memory every 15 s; wait for the first reading before the traffic,
   // so every rate window below ends while the traffic runs.
-  await waitFor('a Redis memory reading', async () => ((await prom!.query('max(ruleperf_redis_used_memory_bytes) > 0')).length ? true : undefined), 30_000, 1000);
+  await waitFor(
+    'a Redis memory reading',
+    async () => ((await prom!.query('max(ruleperf_redis_used_memory_bytes) > 0')).length ? true : undefined),
+    30_000,
+    1000
+  );
   await steadyTraffic(STEADY_MS, 0);
 
   for (const d of dashboards()) {
@@ -182,7 +243,15 @@ test('steady state: every dashboard expression has data and no alert condition h
       assert.ok(result.length > 0, `${where}: no data for ${expr}`);
     }
   }
-  for (const title of ['LowCacheHitRate', 'HighQueryLatency', 'HighCacheMemory', 'AggregateRefreshLag', 'DatabaseQuerySpike', 'CacheErrors', 'CacheAuditMismatch']) {
+  for (const title of [
+    'LowCacheHitRate',
+    'HighQueryLatency',
+    'HighCacheMemory',
+    'AggregateRefreshLag',
+    'DatabaseQuerySpike',
+    'CacheErrors',
+    'CacheAuditMismatch',
+  ]) {
     const c = condition(title);
     // The query has a value (so "false" is a comparison, not missing data) ...
     const values = await prom!.query(c.query);
@@ -193,21 +262,30 @@ test('steady state: every dashboard expression has data and no alert condition h
 });
 
 test('DatabaseQuerySpike fires when every dashboard refresh misses the cache', async (t) => {
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   // The steady test above left the baseline: a trickle of misses. Now each refresh is a new rule's dashboard.
   let next = 100;
   let fired: unknown;
   await during(WINDOW_MS * 3, 200, async () => {
     // One panel after another, as a slow dashboard would: a spike in rate, not a pile-up that slows each query.
-    for (const request of ruleDashboardRequests(rules[next++ % rules.length])) await expectOk(main!, request);
+    for (const request of ruleDashboardRequests(rules[next++ % rules.length])) {
+      await expectOk(main!, request);
+    }
     fired = (await prom!.query(condition('DatabaseQuerySpike').condition))[0];
     return Boolean(fired);
   });
-  assert.ok(fired, `DatabaseQuerySpike did not fire: ${JSON.stringify(await prom!.query(condition('DatabaseQuerySpike').query))}`);
+  assert.ok(
+    fired,
+    `DatabaseQuerySpike did not fire: ${JSON.stringify(await prom!.query(condition('DatabaseQuerySpike').query))}`
+  );
 });
 
 test('LowCacheHitRate fires when no query is cached, HighQueryLatency does not', async (t) => {
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   // Distinct questions only (not flushes: invalidating everything may be rate-limited).
   let next = 200;
   let fired: unknown;
@@ -224,19 +302,36 @@ test('LowCacheHitRate fires when no query is cached, HighQueryLatency does not',
 });
 
 test('CacheAuditMismatch fires when a cached answer is changed in Redis', async (t) => {
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   const day = 86_400_000;
-  const settled = { range: { from: Math.floor(Date.now() / day) * day - day, to: Math.floor(Date.now() / day) * day - day + 3 * 3_600_000 }, queries: [{ refId: 'A', kind: 'stats' }] };
+  const settled = {
+    range: {
+      from: Math.floor(Date.now() / day) * day - day,
+      to: Math.floor(Date.now() / day) * day - day + 3 * 3_600_000,
+    },
+    queries: [{ refId: 'A', kind: 'stats' }],
+  };
   const truth = await audited!.post('/api/v1/query', settled);
-  assert.equal((await audited!.post('/api/v1/query', settled)).body.results.A.frames[0].schema.meta.custom.cache, 'hit');
+  assert.equal(
+    (await audited!.post('/api/v1/query', settled)).body.results.A.frames[0].schema.meta.custom.cache,
+    'hit'
+  );
   assert.deepEqual(await prom!.query(condition('CacheAuditMismatch').condition), []);
   const redis = new Redis(REDIS_URL);
   try {
     let changed = 0;
     for (const key of await scanKeys(redis, `{${audited!.prefix}}:*:q:*`)) {
-      if (key.endsWith(':lock')) continue;
+      if (key.endsWith(':lock')) {
+        continue;
+      }
       const entry = decode<Entry>((await redis.getBuffer(key))!)!;
-      if (JSON.stringify(entry.a.frames[0].data.values) !== JSON.stringify(truth.body.results.A.frames[0].data.values)) continue;
+      if (
+        JSON.stringify(entry.a.frames[0].data.values) !== JSON.stringify(truth.body.results.A.frames[0].data.values)
+      ) {
+        continue;
+      }
       (entry.a.frames[0].data.values[0] as number[])[0] += 1;
       await redis.set(key, await encode(entry), 'KEEPTTL');
       changed++;
@@ -251,7 +346,9 @@ test('CacheAuditMismatch fires when a cached answer is changed in Redis', async 
 });
 
 test('CacheErrors fires when the Redis behind a service goes away', async (t) => {
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   const exported = await (await fetch(`${flaky!.url}/metrics`)).text();
   if (!/^# HELP ruleperf_cache_errors_total /m.test(exported)) {
     return t.skip('the service does not export ruleperf_cache_errors_total yet (the counter of failed Redis calls)');
@@ -274,16 +371,23 @@ test('CacheErrors fires when the Redis behind a service goes away', async (t) =>
 });
 
 test('AggregateRefreshLag fires for every rollup when refreshes stop', async (t) => {
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   // Both services run with REFRESH_SCHEDULER=off: nothing refreshes; the last refresh is 3 hours ago.
   await db!.query("UPDATE ruleperf_rollup_state SET last_refresh_at = now() - interval '3 hours'");
   const firing = await becomesTrue('AggregateRefreshLag', 45_000);
   const registry = await db!.query('SELECT name FROM ruleperf_rollups ORDER BY name');
-  assert.deepEqual(firing.map((s) => s.metric.rollup).sort(), registry.map((r) => r.name));
+  assert.deepEqual(
+    firing.map((s) => s.metric.rollup).sort(),
+    registry.map((r) => r.name)
+  );
 });
 
 test('HighCacheMemory holds above a threshold lowered below current use', async (t) => {
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   const [{ value }] = await prom!.query(condition('HighCacheMemory').query);
   const used = Number(value[1]);
   assert.ok(used > 0 && used < 4 * 1024 ** 3);
@@ -293,7 +397,9 @@ test('HighCacheMemory holds above a threshold lowered below current use', async 
 });
 
 test('HighQueryLatency fires when the database is slow', async (t) => {
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   let next = 250; // rules the main service has not asked for: every query misses the slow service's cache
   let fired: unknown;
   await during(WINDOW_MS * 4, 0, async () => {
@@ -301,11 +407,16 @@ test('HighQueryLatency fires when the database is slow', async (t) => {
     fired = (await prom!.query(condition('HighQueryLatency').condition))[0];
     return Boolean(fired);
   });
-  assert.ok(fired, `HighQueryLatency did not fire; p95 of uncached queries: ${JSON.stringify(await prom!.query(condition('HighQueryLatency').query))}`);
+  assert.ok(
+    fired,
+    `HighQueryLatency did not fire; p95 of uncached queries: ${JSON.stringify(await prom!.query(condition('HighQueryLatency').query))}`
+  );
 });
 
 test('promtool: the rules as a Prometheus rule file pass check and unit tests at their real windows', (t) => {
-  if (!prometheusBinary()) return t.skip('promtool not installed (Debian package prometheus)');
+  if (!prometheusBinary()) {
+    return t.skip('promtool not installed (Debian package prometheus)');
+  }
   const dir = mkdtempSync(join(tmpdir(), 'ruleperf-promtool-'));
   try {
     // JSON is YAML, which promtool reads.
@@ -327,10 +438,17 @@ const critical = { severity: 'critical', service: 'ruleperf' };
 
 /** A latency histogram for one cache status: `n` observations per step, all within `le`. */
 function histogram(cache: string, n: number, le: string) {
-  return ['0.1', '0.2', '0.5', '+Inf'].map((b) => ({
-    series: `ruleperf_query_duration_seconds_bucket{cache="${cache}",le="${b}",kind="stats",tier="hourly"}`,
-    values: counter(Number(b === '+Inf' ? Infinity : b) >= Number(le === '+Inf' ? Infinity : le) ? n : 0),
-  })).concat([{ series: `ruleperf_query_duration_seconds_count{cache="${cache}",kind="stats",tier="hourly"}`, values: counter(n) }]);
+  return ['0.1', '0.2', '0.5', '+Inf']
+    .map((b) => ({
+      series: `ruleperf_query_duration_seconds_bucket{cache="${cache}",le="${b}",kind="stats",tier="hourly"}`,
+      values: counter(Number(b === '+Inf' ? Infinity : b) >= Number(le === '+Inf' ? Infinity : le) ? n : 0),
+    }))
+    .concat([
+      {
+        series: `ruleperf_query_duration_seconds_count{cache="${cache}",kind="stats",tier="hourly"}`,
+        values: counter(n),
+      },
+    ]);
 }
 
 function cacheLookups(hit: number, miss: number) {
@@ -355,11 +473,26 @@ function unitTests() {
     // 0 % hits but only 0.07 lookups/s: too little traffic to judge.
     { input_series: cacheLookups(0, 1), alert_rule_test: quiet('LowCacheHitRate') },
     // Misses between 0.2 and 0.5 s; many fast hits must not dilute them.
-    { input_series: [...histogram('miss', 10, '0.5'), ...histogram('hit', 100, '0.1')], alert_rule_test: fires('HighQueryLatency', warning) },
-    { input_series: [...histogram('miss', 10, '0.1'), ...histogram('bypass', 1, '0.2')], alert_rule_test: quiet('HighQueryLatency') },
+    {
+      input_series: [...histogram('miss', 10, '0.5'), ...histogram('hit', 100, '0.1')],
+      alert_rule_test: fires('HighQueryLatency', warning),
+    },
+    {
+      input_series: [...histogram('miss', 10, '0.1'), ...histogram('bypass', 1, '0.2')],
+      alert_rule_test: quiet('HighQueryLatency'),
+    },
     { input_series: histogram('hit', 100, '+Inf'), alert_rule_test: quiet('HighQueryLatency') },
-    { input_series: [{ series: 'ruleperf_redis_used_memory_bytes{instance="a"}', values: '5000000000x200' }, { series: 'ruleperf_redis_used_memory_bytes{instance="b"}', values: '1000x200' }], alert_rule_test: fires('HighCacheMemory', critical) },
-    { input_series: [{ series: 'ruleperf_redis_used_memory_bytes{instance="a"}', values: '4000000000x200' }], alert_rule_test: quiet('HighCacheMemory') },
+    {
+      input_series: [
+        { series: 'ruleperf_redis_used_memory_bytes{instance="a"}', values: '5000000000x200' },
+        { series: 'ruleperf_redis_used_memory_bytes{instance="b"}', values: '1000x200' },
+      ],
+      alert_rule_test: fires('HighCacheMemory', critical),
+    },
+    {
+      input_series: [{ series: 'ruleperf_redis_used_memory_bytes{instance="a"}', values: '4000000000x200' }],
+      alert_rule_test: quiet('HighCacheMemory'),
+    },
     // Lag grows with time for the hourly rollup (over 600 s after 10 minutes); daily is on time.
     {
       input_series: [
@@ -368,23 +501,34 @@ function unitTests() {
       ],
       alert_rule_test: [
         { eval_time: '14m', alertname: 'AggregateRefreshLag', exp_alerts: [] },
-        { eval_time: '25m', alertname: 'AggregateRefreshLag', exp_alerts: [{ exp_labels: { ...critical, rollup: 'metrics_hourly' } }] },
+        {
+          eval_time: '25m',
+          alertname: 'AggregateRefreshLag',
+          exp_alerts: [{ exp_labels: { ...critical, rollup: 'metrics_hourly' } }],
+        },
       ],
     },
     // Database queries: 1/s for two hours, then 20/s. From 2h02m the last 5 minutes run over 4x
     // the hour before (which slowly takes in the spike: at 2h14m it averages 3.8/s); firing 10 min later.
     {
-      input_series: [{ series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+15x480 7215+300x120' }],
+      input_series: [
+        { series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+15x480 7215+300x120' },
+      ],
       alert_rule_test: [
         { eval_time: '125m', alertname: 'DatabaseQuerySpike', exp_alerts: [] }, // pending: `for` has not elapsed
         { eval_time: '134m', alertname: 'DatabaseQuerySpike', exp_alerts: [{ exp_labels: warning }] },
       ],
     },
     // The same rate all along: quiet.
-    { input_series: [{ series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+15x600' }], alert_rule_test: quiet('DatabaseQuerySpike') },
+    {
+      input_series: [{ series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+15x600' }],
+      alert_rule_test: quiet('DatabaseQuerySpike'),
+    },
     // 50x more, but only 0.5 queries/s: below the 1/s floor.
     {
-      input_series: [{ series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+0.15x480 72+7.5x120' }],
+      input_series: [
+        { series: 'ruleperf_db_queries_total{tier="hourly",instance="a"}', values: '0+0.15x480 72+7.5x120' },
+      ],
       alert_rule_test: [{ eval_time: '132m', alertname: 'DatabaseQuerySpike', exp_alerts: [] }],
     },
     // 20/s since the service started: no rise, no alert.
@@ -395,11 +539,17 @@ function unitTests() {
     // Cache errors: 5 failed calls per 100 lookups (5 %) fires; 1 per 200 (0.5 %) does not;
     // no error series at all reads as 0 %.
     {
-      input_series: [...cacheLookups(100, 0), { series: 'ruleperf_cache_errors_total{op="lookup"}', values: counter(5) }],
+      input_series: [
+        ...cacheLookups(100, 0),
+        { series: 'ruleperf_cache_errors_total{op="lookup"}', values: counter(5) },
+      ],
       alert_rule_test: fires('CacheErrors', warning),
     },
     {
-      input_series: [...cacheLookups(200, 0), { series: 'ruleperf_cache_errors_total{op="lookup"}', values: counter(1) }],
+      input_series: [
+        ...cacheLookups(200, 0),
+        { series: 'ruleperf_cache_errors_total{op="lookup"}', values: counter(1) },
+      ],
       alert_rule_test: quiet('CacheErrors'),
     },
     { input_series: cacheLookups(100, 0), alert_rule_test: quiet('CacheErrors') },

@@ -51,7 +51,9 @@ function composeSchema(): object {
 test('docker-compose.yml validates against the Compose specification schema', () => {
   const ajv = new Ajv2019({ strict: false, allErrors: true });
   ajv.addFormat('duration', /^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$/);
-  for (const loose of ['ports', 'expose', 'subnet_ip_address']) ajv.addFormat(loose, true);
+  for (const loose of ['ports', 'expose', 'subnet_ip_address']) {
+    ajv.addFormat(loose, true);
+  }
   const validate = ajv.compile(composeSchema());
   const doc = compose();
   assert.ok(validate(doc), JSON.stringify(validate.errors, null, 2));
@@ -66,7 +68,11 @@ test('docker-compose config (Debian docker-compose) accepts the file', (t) => {
     t.skip('docker-compose is not installed (Debian package docker-compose); the schema test above still ran');
     return;
   }
-  const r = spawnSync('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, COMPOSE_PROJECT_NAME: 'ruleperf' } });
+  const r = spawnSync('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, COMPOSE_PROJECT_NAME: 'ruleperf' },
+  });
   assert.equal(r.status, 0, r.stderr);
 });
 
@@ -75,7 +81,9 @@ test('the service sets only variables it reads, and the ones it needs', () => {
   for (const key of Object.keys(env)) {
     assert.ok((CONFIG_KEYS as string[]).includes(key), `${key} is not a setting of the service (server/config.ts)`);
   }
-  for (const key of ['DATABASE_URL', 'REDIS_URL', 'HOST', 'PORT']) assert.ok(env[key], `${key} is set`);
+  for (const key of ['DATABASE_URL', 'REDIS_URL', 'HOST', 'PORT']) {
+    assert.ok(env[key], `${key} is set`);
+  }
   assert.equal(env.HOST, '0.0.0.0', 'listens beyond the container loopback');
   const services = compose().services;
   const db = new URL(withDefaults(env.DATABASE_URL));
@@ -91,8 +99,15 @@ test('the service sets only variables it reads, and the ones it needs', () => {
 test('ports, healthcheck, scrape target and Grafana data source agree on the service address', () => {
   const { services } = compose();
   const port = services[SERVICE].environment!.PORT;
-  assert.ok(services[SERVICE].ports?.some((p) => p.endsWith(`:${port}`)), 'the service port is published');
-  assert.match(JSON.stringify(services[SERVICE].healthcheck?.test), new RegExp(`127\\.0\\.0\\.1:${port}/readyz`), 'healthcheck asks /readyz on PORT');
+  assert.ok(
+    services[SERVICE].ports?.some((p) => p.endsWith(`:${port}`)),
+    'the service port is published'
+  );
+  assert.match(
+    JSON.stringify(services[SERVICE].healthcheck?.test),
+    new RegExp(`127\\.0\\.0\\.1:${port}/readyz`),
+    'healthcheck asks /readyz on PORT'
+  );
   const scrape = readYaml(join(ROOT, 'prometheus', 'prometheus.yml'));
   const job = scrape.scrape_configs.find((j: { job_name: string }) => j.job_name === 'ruleperf');
   assert.deepEqual(job.static_configs[0].targets, [`${SERVICE}:${port}`]);
@@ -100,7 +115,11 @@ test('ports, healthcheck, scrape target and Grafana data source agree on the ser
   const grafana = services.grafana.environment!;
   assert.equal(grafana.RULEPERF_URL, `http://${SERVICE}:${port}`);
   assert.equal(new URL(grafana.PROMETHEUS_URL).hostname, 'prometheus');
-  assert.equal(grafana.RULEPERF_API_TOKEN, services[SERVICE].environment!.API_TOKEN, 'Grafana sends the token the service expects');
+  assert.equal(
+    grafana.RULEPERF_API_TOKEN,
+    services[SERVICE].environment!.API_TOKEN,
+    'Grafana sends the token the service expects'
+  );
 });
 
 test('start order: every dependency waits for health or completion', () => {
@@ -152,13 +171,18 @@ test('Grafana 13 with the built plugin, provisioning mounted and the unsigned pl
   const grafana = compose().services.grafana;
   assert.match(grafana.image!, /^grafana\/grafana(-enterprise|-oss)?:13\.\d+\.\d+$/);
   assert.equal(grafana.environment!.GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS, PLUGIN_TYPE);
-  assert.ok(grafana.volumes!.some((v) => /^\.\/dist:\/var\/lib\/grafana\/plugins\/[\w-]+(:ro)?$/.test(v)), './dist mounted as a plugin');
+  assert.ok(
+    grafana.volumes!.some((v) => /^\.\/dist:\/var\/lib\/grafana\/plugins\/[\w-]+(:ro)?$/.test(v)),
+    './dist mounted as a plugin'
+  );
   assert.ok(grafana.volumes!.includes('./provisioning:/etc/grafana/provisioning:ro'));
   // The built plugin's id must be the one allowed unsigned.
   const manifest = JSON.parse(readFileSync(join(ROOT, 'plugin.json'), 'utf8'));
   assert.equal(manifest.id, PLUGIN_TYPE);
   const home = grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
-  if (home) assert.ok(existsSync(join(ROOT, home.replace('/etc/grafana/', ''))), `home dashboard ${home} exists`);
+  if (home) {
+    assert.ok(existsSync(join(ROOT, home.replace('/etc/grafana/', ''))), `home dashboard ${home} exists`);
+  }
 });
 
 /** A tag that names a release: has a digit, is not "latest", no floating "lts"/"stable". */
@@ -166,22 +190,33 @@ function assertPinned(image: string, where: string) {
   const m = /^[\w./-]+(?::([\w.-]+))?(@sha256:[a-f0-9]{64})?$/.exec(image);
   assert.ok(m, `${where}: ${image} is an image reference`);
   const [, tag, digest] = m;
-  if (digest) return;
+  if (digest) {
+    return;
+  }
   assert.ok(tag, `${where}: ${image} has an explicit tag`);
-  assert.ok(!/^(latest|lts|stable|current|edge)/.test(tag!) && /\d+\.\d+/.test(tag!), `${where}: ${image} is pinned to a release (major.minor at least)`);
+  assert.ok(
+    !/^(latest|lts|stable|current|edge)/.test(tag!) && /\d+\.\d+/.test(tag!),
+    `${where}: ${image} is pinned to a release (major.minor at least)`
+  );
 }
 
 test('every image is pinned to an explicit version, the built one included', () => {
   for (const [name, service] of Object.entries(compose().services)) {
-    if (service.build) continue;
+    if (service.build) {
+      continue;
+    }
     assert.ok(service.image, `${name} has an image`);
     assertPinned(service.image!, name);
   }
   const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
   const args = Object.fromEntries([...dockerfile.matchAll(/^ARG (\w+)=(\S+)/gm)].map((m) => [m[1], m[2]]));
-  const froms = [...dockerfile.matchAll(/^FROM (\S+)(?: AS (\w+))?/gim)].map((m) => m[1].replace(/\$\{(\w+)\}/g, (_, n) => args[n] ?? ''));
+  const froms = [...dockerfile.matchAll(/^FROM (\S+)(?: AS (\w+))?/gim)].map((m) =>
+    m[1].replace(/\$\{(\w+)\}/g, (_, n) => args[n] ?? '')
+  );
   assert.ok(froms.length >= 2, 'a multi-stage build');
-  for (const image of froms) assertPinned(image, 'Dockerfile FROM');
+  for (const image of froms) {
+    assertPinned(image, 'Dockerfile FROM');
+  }
   const node = froms.map((f) => /^node:(\d+)\./.exec(f)).find(Boolean);
   assert.ok(node && Number(node[1]) % 2 === 0 && Number(node[1]) >= 22, 'a Node.js LTS line (even major, 22 or later)');
 });
@@ -196,7 +231,9 @@ test('the Dockerfile runs as a non-root user and copies nothing .dockerignore ex
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
-  for (const must of ['node_modules', '.git', 'dist']) assert.ok(ignored.includes(must), `.dockerignore excludes ${must}`);
+  for (const must of ['node_modules', '.git', 'dist']) {
+    assert.ok(ignored.includes(must), `.dockerignore excludes ${must}`);
+  }
   const copied = [...dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((m) => m[1].split(/\s+/));
   assert.ok(copied.includes('server') && copied.includes('sql'));
   for (const source of copied) {

@@ -47,7 +47,9 @@ function checkAgainstSchema(files: Record<string, string>): Record<string, strin
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
   host.getSourceFile = (file, language, ...rest) =>
-    sources.has(file) ? ts.createSourceFile(file, sources.get(file)!, language) : getSourceFile(file, language, ...rest);
+    sources.has(file)
+      ? ts.createSourceFile(file, sources.get(file)!, language)
+      : getSourceFile(file, language, ...rest);
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (file) => sources.has(file) || fileExists(file);
   const readFile = host.readFile.bind(host);
@@ -67,10 +69,12 @@ function checkAgainstSchema(files: Record<string, string>): Record<string, strin
   return out;
 }
 
-test("every provisioned dashboard is a @grafana/schema Dashboard at the current schemaVersion", () => {
+test('every provisioned dashboard is a @grafana/schema Dashboard at the current schemaVersion', () => {
   const all = dashboards();
   assert.ok(all.length >= 2);
-  const files = Object.fromEntries(all.map((d) => [d.uid, readFileSync(join(PROVISIONING, 'dashboards', d.file), 'utf8')]));
+  const files = Object.fromEntries(
+    all.map((d) => [d.uid, readFileSync(join(PROVISIONING, 'dashboards', d.file), 'utf8')])
+  );
   assert.deepEqual(checkAgainstSchema(files), Object.fromEntries(all.map((d) => [d.uid, []])));
   for (const d of all) {
     assert.equal((d as unknown as { schemaVersion: number }).schemaVersion, CURRENT_SCHEMA_VERSION, d.file);
@@ -85,10 +89,15 @@ test('the schema check fails on the mistakes it is there for', () => {
     wrongType: { ...base, graphTooltip: 'shared' },
     unknownKey: { ...base, schemaVersoin: 42 },
     unknownPanelKey: { ...base, panels: [{ ...base.panels[0], titel: 'x' }] },
-    wrongEnumValue: { ...base, panels: [{ ...base.panels[0], fieldConfig: { defaults: { color: { mode: 'rainbow' } }, overrides: [] } }] },
+    wrongEnumValue: {
+      ...base,
+      panels: [{ ...base.panels[0], fieldConfig: { defaults: { color: { mode: 'rainbow' } }, overrides: [] } }],
+    },
   };
   const result = checkAgainstSchema(
-    Object.fromEntries(Object.entries(broken).map(([n, v]) => [n, JSON.stringify(v, (_k, x) => (x === undefined ? undefined : x))]))
+    Object.fromEntries(
+      Object.entries(broken).map(([n, v]) => [n, JSON.stringify(v, (_k, x) => (x === undefined ? undefined : x))])
+    )
   );
   assert.match(result.linkWithoutTooltip.join('\n'), /tooltip/);
   assert.match(result.wrongType.join('\n'), /graphTooltip|DashboardCursorSync|not assignable/);
@@ -102,7 +111,18 @@ test('dashboard links are complete: title, tooltip, type, url and the link optio
     const links = (d as unknown as { links: Array<Record<string, unknown>> }).links;
     assert.ok(links.length >= 1, d.title);
     for (const link of links) {
-      for (const key of ['title', 'tooltip', 'type', 'url', 'icon', 'asDropdown', 'includeVars', 'keepTime', 'tags', 'targetBlank']) {
+      for (const key of [
+        'title',
+        'tooltip',
+        'type',
+        'url',
+        'icon',
+        'asDropdown',
+        'includeVars',
+        'keepTime',
+        'tags',
+        'targetBlank',
+      ]) {
         assert.ok(key in link, `${d.title}: link ${link.title} has ${key}`);
       }
       assert.ok(String(link.tooltip).length > 10, `${d.title}: link ${link.title} says where it goes`);

@@ -49,7 +49,16 @@ export interface Dashboard {
   uid: string;
   title: string;
   time: { from: string; to: string };
-  templating: { list: Array<{ name: string; type: string; query: unknown; datasource?: DatasourceRef; multi?: boolean; includeAll?: boolean }> };
+  templating: {
+    list: Array<{
+      name: string;
+      type: string;
+      query: unknown;
+      datasource?: DatasourceRef;
+      multi?: boolean;
+      includeAll?: boolean;
+    }>;
+  };
   panels: Panel[];
   file: string;
 }
@@ -63,7 +72,9 @@ export function dashboards(): Dashboard[] {
 
 export function dashboard(title: string): Dashboard {
   const found = dashboards().find((d) => d.title === title);
-  if (!found) throw new Error(`no provisioned dashboard titled "${title}"`);
+  if (!found) {
+    throw new Error(`no provisioned dashboard titled "${title}"`);
+  }
   return found;
 }
 
@@ -79,7 +90,9 @@ export function targetDatasource(panel: Panel, target: Target): DatasourceRef | 
 
 export function panelTargets(d: Dashboard, type: string): Array<{ panel: Panel; target: Target }> {
   return allPanels(d.panels).flatMap((panel) =>
-    (panel.targets ?? []).filter((target) => targetDatasource(panel, target)?.type === type).map((target) => ({ panel, target }))
+    (panel.targets ?? [])
+      .filter((target) => targetDatasource(panel, target)?.type === type)
+      .map((target) => ({ panel, target }))
   );
 }
 
@@ -96,7 +109,9 @@ export function templateSrv(selection: Record<string, string[] | '$__all'>): Tem
     replace: (text = '', _scoped?: unknown, format?: unknown) =>
       text.replace(reference, (match, a, b, c) => {
         const value = selection[a ?? b ?? c];
-        if (value === undefined) return match;
+        if (value === undefined) {
+          return match;
+        }
         return typeof format === 'function' ? format(value) : String(value);
       }),
     containsTemplate: (text?: string) => Boolean(text && reference.test(text)),
@@ -115,14 +130,21 @@ export const GRAFANA_TARGET_KEYS = ['refId', 'datasource', 'hide'];
 export function toContractQuery(target: Target, srv: TemplateSrv): RuleperfQueryInput & Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(target)) {
-    if (key === 'datasource' || key === 'hide') continue;
+    if (key === 'datasource' || key === 'hide') {
+      continue;
+    }
     out[key] = value;
   }
   for (const field of FILTER_FIELDS) {
-    if (target[field] === undefined) continue;
+    if (target[field] === undefined) {
+      continue;
+    }
     const values = interpolateFilter(target[field] as string | string[], srv);
-    if (values === undefined) delete out[field];
-    else out[field] = values.length === 1 ? values[0] : values;
+    if (values === undefined) {
+      delete out[field];
+    } else {
+      out[field] = values.length === 1 ? values[0] : values;
+    }
   }
   return out as RuleperfQueryInput & Record<string, unknown>;
 }
@@ -132,7 +154,9 @@ const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_
 /** Milliseconds of a Grafana relative range start such as now-24h. */
 export function relativeMs(from: string): number {
   const m = /^now-(\d+)([smhdw])$/.exec(from);
-  if (!m) throw new Error(`not a relative time: ${from}`);
+  if (!m) {
+    throw new Error(`not a relative time: ${from}`);
+  }
   return Number(m[1]) * UNITS[m[2]];
 }
 
@@ -145,7 +169,10 @@ export interface PromExpr {
 
 /** Every Prometheus target expression in a dashboard. */
 export function dashboardPromQL(d: Dashboard): PromExpr[] {
-  return panelTargets(d, 'prometheus').map(({ panel, target }) => ({ where: `${d.title} / ${panel.title} / ${target.refId}`, expr: String(target.expr) }));
+  return panelTargets(d, 'prometheus').map(({ panel, target }) => ({
+    where: `${d.title} / ${panel.title} / ${target.refId}`,
+    expr: String(target.expr),
+  }));
 }
 
 /** Grafana's range variables replaced by a fixed window, as Grafana would before sending. */
@@ -197,7 +224,9 @@ export function alertRules(): AlertRule[] {
 
 export function alertRule(title: string): AlertRule {
   const rule = alertRules().find((r) => r.title === title);
-  if (!rule) throw new Error(`no provisioned alert rule titled "${title}"`);
+  if (!rule) {
+    throw new Error(`no provisioned alert rule titled "${title}"`);
+  }
   return rule;
 }
 
@@ -218,10 +247,14 @@ export function alertAsPromQL(
     throw new Error(`${rule.title}: the condition must be a threshold expression`);
   }
   const query = rule.data.find((d) => d.refId === cond.model.expression);
-  if (!query?.model.expr) throw new Error(`${rule.title}: the threshold must read a PromQL query`);
+  if (!query?.model.expr) {
+    throw new Error(`${rule.title}: the threshold must read a PromQL query`);
+  }
   const [evaluator] = cond.model.conditions ?? [];
   const op = COMPARATORS[evaluator?.evaluator.type ?? ''];
-  if (!op || cond.model.conditions!.length !== 1) throw new Error(`${rule.title}: one gt/lt threshold expected`);
+  if (!op || cond.model.conditions!.length !== 1) {
+    throw new Error(`${rule.title}: one gt/lt threshold expected`);
+  }
   let expr = query.model.expr.trim();
   // Test windows replace the rule's range selectors and offsets; the expression keeps its shape.
   // `window` replaces every one; `windows` maps each duration the rule uses to its test duration.
@@ -233,7 +266,9 @@ export function alertAsPromQL(
 }
 
 /** The provisioned rules as a Prometheus rule file (same expressions, `for` and labels). */
-export function prometheusRuleFile(): { groups: Array<{ name: string; interval: string; rules: Array<Record<string, unknown>> }> } {
+export function prometheusRuleFile(): {
+  groups: Array<{ name: string; interval: string; rules: Array<Record<string, unknown>> }>;
+} {
   return {
     groups: alertGroups().map((g) => ({
       name: g.name,

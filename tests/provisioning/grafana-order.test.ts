@@ -64,7 +64,9 @@ test('the check fails on the collision it guards against: a folderUid on the das
     writeFileSync(join(dir, 'dashboards', 'dashboards.yaml'), stringify(providers));
     const { log } = provision(dir);
     assert.ok(
-      log.errors.some((e) => /cannot create folder "ruleperf" \(uid ruleperf\): a folder with the same name already exists/.test(e)),
+      log.errors.some((e) =>
+        /cannot create folder "ruleperf" \(uid ruleperf\): a folder with the same name already exists/.test(e)
+      ),
       log.errors.join('\n')
     );
     assert.ok(log.errors.some((e) => /its dashboards are not loaded/.test(e)));
@@ -77,7 +79,11 @@ test('the check fails on the collision it guards against: a folderUid on the das
     providers.providers[0].folder = 'ruleperf';
     writeFileSync(join(dir, 'dashboards', 'dashboards.yaml'), stringify(providers));
     const renamed = provision(dir, first.state);
-    assert.ok(renamed.log.errors.some((e) => /names folder "ruleperf" but uid ruleperf is the folder "ruleperf dashboards"/.test(e)));
+    assert.ok(
+      renamed.log.errors.some((e) =>
+        /names folder "ruleperf" but uid ruleperf is the folder "ruleperf dashboards"/.test(e)
+      )
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -126,7 +126,8 @@ function provisionAlerting(dir: string, state: GrafanaState, log: ProvisioningLo
       let parentUid = '';
       for (const title of titles) {
         const found = state.folders.find((f) => f.title === title && f.parentUid === parentUid);
-        const folder = found ?? createFolder(state, log, { uid: generateUid(), title, parentUid, createdBy: 'alerting' });
+        const folder =
+          found ?? createFolder(state, log, { uid: generateUid(), title, parentUid, createdBy: 'alerting' });
         if (!folder) {
           parentUid = '';
           break;
@@ -141,11 +142,15 @@ function provisionAlerting(dir: string, state: GrafanaState, log: ProvisioningLo
           ([uid, r]) => uid !== rule.uid && r.title === rule.title && r.folderUid === parentUid
         );
         if (sameTitle) {
-          log.errors.push(`alerting/${file}: rule "${rule.title}" has the title of rule ${sameTitle[0]} in the same folder`);
+          log.errors.push(
+            `alerting/${file}: rule "${rule.title}" has the title of rule ${sameTitle[0]} in the same folder`
+          );
         }
         for (const query of rule.data ?? []) {
           if (!known.has(query.datasourceUid)) {
-            log.errors.push(`alerting/${file}: rule "${rule.title}" queries unknown data source ${query.datasourceUid}`);
+            log.errors.push(
+              `alerting/${file}: rule "${rule.title}" queries unknown data source ${query.datasourceUid}`
+            );
           }
         }
         state.alertRules.set(rule.uid, { title: rule.title, folderUid: parentUid });
@@ -175,17 +180,23 @@ function provisionDashboards(dir: string, state: GrafanaState, log: Provisioning
       if (!folder && (title || uid)) {
         folder = createFolder(state, log, { uid: uid || generateUid(), title, parentUid: '', createdBy: 'dashboards' });
         if (!folder) {
-          log.errors.push(`dashboards/${file}: provider ${provider.name}: failed to get or create folder; its dashboards are not loaded`);
+          log.errors.push(
+            `dashboards/${file}: provider ${provider.name}: failed to get or create folder; its dashboards are not loaded`
+          );
           continue;
         }
       }
       // Provisioning paths are container paths; read them from the repository's provisioning/.
       const path = String(provider.options?.path ?? '').replace(/^\/etc\/grafana\/provisioning/, root);
       if (!existsSync(path)) {
-        log.errors.push(`dashboards/${file}: provider ${provider.name}: cannot read directory ${provider.options?.path}`);
+        log.errors.push(
+          `dashboards/${file}: provider ${provider.name}: cannot read directory ${provider.options?.path}`
+        );
         continue;
       }
-      for (const json of readdirSync(path).filter((f) => f.endsWith('.json')).sort()) {
+      for (const json of readdirSync(path)
+        .filter((f) => f.endsWith('.json'))
+        .sort()) {
         const dashboard = JSON.parse(readFileSync(join(path, json), 'utf8'));
         const folderUid = folder?.uid ?? '';
         const other = state.dashboards.get(dashboard.uid);
@@ -197,7 +208,9 @@ function provisionDashboards(dir: string, state: GrafanaState, log: Provisioning
           ([u, d]) => u !== dashboard.uid && d.title === dashboard.title && d.folderUid === folderUid
         );
         if (sameTitle) {
-          log.errors.push(`dashboards: "${dashboard.title}" (${json}) has the title of dashboard ${sameTitle[0]} in the same folder`);
+          log.errors.push(
+            `dashboards: "${dashboard.title}" (${json}) has the title of dashboard ${sameTitle[0]} in the same folder`
+          );
           continue;
         }
         state.dashboards.set(dashboard.uid, { title: dashboard.title, folderUid });
@@ -223,10 +236,18 @@ export function provision(
       log.errors.push(`${step}: can't read provisioning files from directory ${dir}`);
       continue;
     }
-    if (step === 'datasources') provisionDatasources(dir, state, log);
-    if (step === 'plugins') provisionPlugins(dir, log);
-    if (step === 'alerting') provisionAlerting(dir, state, log);
-    if (step === 'dashboards') provisionDashboards(dir, state, log, root);
+    if (step === 'datasources') {
+      provisionDatasources(dir, state, log);
+    }
+    if (step === 'plugins') {
+      provisionPlugins(dir, log);
+    }
+    if (step === 'alerting') {
+      provisionAlerting(dir, state, log);
+    }
+    if (step === 'dashboards') {
+      provisionDashboards(dir, state, log, root);
+    }
   }
   return { state, log };
 }

@@ -66,14 +66,19 @@ test('the ruleperf data source sets every setting the plugin routes read', () =>
   // route only reads under {{ if .SecureJsonData.y }} (the optional admin token) may be left out.
   const plugin = JSON.parse(readFileSync(join(ROOT, 'plugin.json'), 'utf8'));
   const templated = JSON.stringify(plugin.routes ?? []);
-  const optional = new Set([...templated.matchAll(/\{\{\s*if\s+\.(?:JsonData|SecureJsonData)\.(\w+)/g)].map((m) => m[1]));
+  const optional = new Set(
+    [...templated.matchAll(/\{\{\s*if\s+\.(?:JsonData|SecureJsonData)\.(\w+)/g)].map((m) => m[1])
+  );
   assert.deepEqual([...optional], ['adminToken'], 'only the admin token is optional');
   const ruleperf = datasources().find((d) => d.uid === 'ruleperf')!;
   const read = [...templated.matchAll(/\.(JsonData|SecureJsonData)\.(\w+)/g)].filter(([, , key]) => !optional.has(key));
   assert.ok(read.length > 0, 'plugin.json routes read the data source settings');
   for (const [, bag, key] of read) {
     const values = bag === 'JsonData' ? ruleperf.jsonData : ruleperf.secureJsonData;
-    assert.ok(values?.[key], `provisioned ruleperf data source sets ${bag === 'JsonData' ? 'jsonData' : 'secureJsonData'}.${key}`);
+    assert.ok(
+      values?.[key],
+      `provisioned ruleperf data source sets ${bag === 'JsonData' ? 'jsonData' : 'secureJsonData'}.${key}`
+    );
   }
 });
 
@@ -107,11 +112,21 @@ test('dashboards: unique uids and panel ids, every data source reference exists'
         const ds = targetDatasource(panel, target);
         const where = `${d.title} / ${panel.title} / ${target.refId}`;
         assert.ok(ds?.uid, `${where}: has a data source`);
-        assert.equal(byUid.get(ds.uid)?.type, ds.type, `${where}: data source uid ${ds.uid} is provisioned with type ${ds.type}`);
+        assert.equal(
+          byUid.get(ds.uid)?.type,
+          ds.type,
+          `${where}: data source uid ${ds.uid} is provisioned with type ${ds.type}`
+        );
       }
     }
     for (const v of d.templating.list) {
-      if (v.datasource) assert.equal(byUid.get(v.datasource.uid!)?.type, v.datasource.type, `${d.title}: variable ${v.name} data source`);
+      if (v.datasource) {
+        assert.equal(
+          byUid.get(v.datasource.uid!)?.type,
+          v.datasource.type,
+          `${d.title}: variable ${v.name} data source`
+        );
+      }
     }
   }
 });
@@ -127,7 +142,10 @@ test('Rule Performance: last 24 hours, multi-value variables from the plugin, fi
     assert.equal(v.type, 'query');
     assert.equal(v.datasource?.uid, 'ruleperf');
     assert.equal(v.query, query, `${name} lists ${query}`);
-    assert.ok((VARIABLE_NAMES as readonly string[]).includes(String(v.query)), `${name}: the plugin's metricFindQuery accepts "${v.query}"`);
+    assert.ok(
+      (VARIABLE_NAMES as readonly string[]).includes(String(v.query)),
+      `${name}: the plugin's metricFindQuery accepts "${v.query}"`
+    );
     assert.equal(v.multi, true, `${name} is multi-value`);
     assert.equal(v.includeAll, true, `${name} offers All`);
   }
@@ -147,24 +165,43 @@ test('Rule Performance: the panels the product promises', () => {
   const targets = panelTargets(d, PLUGIN_TYPE).map(({ panel, target }) => ({ panel, q: querySchema.parse(target) }));
   const statFields = targets
     .filter(({ panel, q }) => panel.type === 'stat' && q.kind === 'stats')
-    .map(({ panel }) => (panel as unknown as { options: { reduceOptions: { fields: string } } }).options.reduceOptions.fields);
-  assert.deepEqual(statFields.sort(), ['/^errorRate$/', '/^executionCount$/', '/^p95ExecutionTimeMs$/', '/^recordsProcessed$/']);
+    .map(
+      ({ panel }) =>
+        (panel as unknown as { options: { reduceOptions: { fields: string } } }).options.reduceOptions.fields
+    );
+  assert.deepEqual(statFields.sort(), [
+    '/^errorRate$/',
+    '/^executionCount$/',
+    '/^p95ExecutionTimeMs$/',
+    '/^recordsProcessed$/',
+  ]);
   const series = targets.filter(({ q }) => q.kind === 'timeseries').map(({ q }) => (q.metrics ?? []).join(','));
-  assert.ok(series.includes('p50ExecutionTimeMs,p95ExecutionTimeMs,p99ExecutionTimeMs'), 'latency percentiles over time');
+  assert.ok(
+    series.includes('p50ExecutionTimeMs,p95ExecutionTimeMs,p99ExecutionTimeMs'),
+    'latency percentiles over time'
+  );
   assert.ok(series.includes('throughputPerSecond'), 'throughput');
   assert.ok(series.includes('errorRate'), 'error rate over time');
   const top = targets.find(({ q }) => q.kind === 'topRules');
   assert.equal(top?.panel.type, 'table');
   assert.equal(top?.q.limit, 10);
   assert.equal(top?.q.sortBy ?? 'p95ExecutionTimeMs', 'p95ExecutionTimeMs');
-  assert.ok(targets.some(({ q }) => q.kind === 'errorBreakdown'), 'error breakdown');
+  assert.ok(
+    targets.some(({ q }) => q.kind === 'errorBreakdown'),
+    'error breakdown'
+  );
   const freshness = dashboardPromQL(d);
-  assert.ok(freshness.some((e) => e.expr.includes('ruleperf_aggregate_watermark_age_seconds')), 'data freshness from the watermark age');
+  assert.ok(
+    freshness.some((e) => e.expr.includes('ruleperf_aggregate_watermark_age_seconds')),
+    'data freshness from the watermark age'
+  );
 });
 
 test('Aggregation Cache Health: one panel per signal the runbooks use', () => {
   const d = dashboard('Aggregation Cache Health');
-  const exprs = dashboardPromQL(d).map((e) => e.expr).join('\n');
+  const exprs = dashboardPromQL(d)
+    .map((e) => e.expr)
+    .join('\n');
   for (const metric of [
     'ruleperf_cache_requests_total',
     'ruleperf_query_duration_seconds_bucket',
@@ -190,11 +227,17 @@ test('every metric named in dashboards and alert rules is one the service export
   const exported = new Set<string>();
   for (const m of await createMetrics().registry.getMetricsAsJSON()) {
     exported.add(m.name);
-    if (String(m.type) === 'histogram') for (const s of ['_bucket', '_count', '_sum']) exported.add(m.name + s);
+    if (String(m.type) === 'histogram') {
+      for (const s of ['_bucket', '_count', '_sum']) {
+        exported.add(m.name + s);
+      }
+    }
   }
   const exprs = [
     ...dashboards().flatMap(dashboardPromQL),
-    ...alertRules().flatMap((r) => r.data.filter((q) => q.model.expr).map((q) => ({ where: r.title, expr: q.model.expr! }))),
+    ...alertRules().flatMap((r) =>
+      r.data.filter((q) => q.model.expr).map((q) => ({ where: r.title, expr: q.model.expr! }))
+    ),
   ];
   assert.ok(exprs.length >= 15);
   for (const { where, expr } of exprs) {
@@ -235,16 +278,27 @@ test('alert rules: Grafana-managed, in a folder, 1m group interval, refs that ex
       assert.ok(refIds.includes(r.condition), `${r.title}: condition ${r.condition} is one of its queries`);
       for (const q of r.data) {
         assert.ok(datasourceUids.has(q.datasourceUid), `${r.title}/${q.refId}: data source ${q.datasourceUid} exists`);
-        if (q.model.refId) assert.equal(q.model.refId, q.refId, `${r.title}/${q.refId}: model refId`);
+        if (q.model.refId) {
+          assert.equal(q.model.refId, q.refId, `${r.title}/${q.refId}: model refId`);
+        }
         if (q.datasourceUid === EXPRESSION_UID) {
-          assert.ok(refIds.includes(q.model.expression!), `${r.title}/${q.refId}: reads ${q.model.expression}, which exists`);
+          assert.ok(
+            refIds.includes(q.model.expression!),
+            `${r.title}/${q.refId}: reads ${q.model.expression}, which exists`
+          );
         } else {
-          assert.equal(q.datasourceUid, 'prometheus', `${r.title}: queries Prometheus (Alerting cannot run the frontend plugin)`);
+          assert.equal(
+            q.datasourceUid,
+            'prometheus',
+            `${r.title}: queries Prometheus (Alerting cannot run the frontend plugin)`
+          );
           assert.ok(q.relativeTimeRange && q.relativeTimeRange.from > 0, `${r.title}/${q.refId}: relativeTimeRange`);
         }
       }
       assert.match(r.for, /^\d+[smh]$/, `${r.title}: has a for duration`);
-      for (const a of ['summary', 'description', 'runbook_url']) assert.ok(r.annotations?.[a], `${r.title}: annotation ${a}`);
+      for (const a of ['summary', 'description', 'runbook_url']) {
+        assert.ok(r.annotations?.[a], `${r.title}: annotation ${a}`);
+      }
       assert.ok(['OK', 'NoData', 'Alerting', 'KeepLast'].includes(r.noDataState), `${r.title}: noDataState`);
       assert.ok(['OK', 'Error', 'Alerting', 'KeepLast'].includes(r.execErrState), `${r.title}: execErrState`);
     }
@@ -259,13 +313,29 @@ test('alert rules: the seven alerts with their thresholds and severities', () =>
     assert.equal(r.labels.severity, want.severity, `${r.title} severity`);
     const cond = r.data.find((q) => q.refId === r.condition)!;
     assert.equal(cond.model.type, 'threshold');
-    assert.deepEqual(cond.model.conditions?.map((c) => c.evaluator), [{ type: want.type, params: [want.threshold] }], `${r.title} threshold`);
+    assert.deepEqual(
+      cond.model.conditions?.map((c) => c.evaluator),
+      [{ type: want.type, params: [want.threshold] }],
+      `${r.title} threshold`
+    );
   }
-  assert.match(rules.find((r) => r.title === 'HighQueryLatency')!.data[0].model.expr!, /cache=~"miss\|bypass"/, 'latency of uncached queries only');
+  assert.match(
+    rules.find((r) => r.title === 'HighQueryLatency')!.data[0].model.expr!,
+    /cache=~"miss\|bypass"/,
+    'latency of uncached queries only'
+  );
   const spike = rules.find((r) => r.title === 'DatabaseQuerySpike')!.data[0].model.expr!;
-  assert.match(spike, /rate\(ruleperf_db_queries_total\[5m\]\)\)\s*\/\s*sum\(rate\(ruleperf_db_queries_total\[1h\] offset 5m\)\)/, 'the last 5 minutes against the hour before');
+  assert.match(
+    spike,
+    /rate\(ruleperf_db_queries_total\[5m\]\)\)\s*\/\s*sum\(rate\(ruleperf_db_queries_total\[1h\] offset 5m\)\)/,
+    'the last 5 minutes against the hour before'
+  );
   const errors = rules.find((r) => r.title === 'CacheErrors')!.data[0].model.expr!;
-  assert.match(errors, /\(sum\(rate\(ruleperf_cache_errors_total\[5m\]\)\) or vector\(0\)\)\s*\/\s*sum\(rate\(ruleperf_cache_requests_total\[5m\]\)\)/, 'errors over lookups, 0 without errors');
+  assert.match(
+    errors,
+    /\(sum\(rate\(ruleperf_cache_errors_total\[5m\]\)\) or vector\(0\)\)\s*\/\s*sum\(rate\(ruleperf_cache_requests_total\[5m\]\)\)/,
+    'errors over lookups, 0 without errors'
+  );
 });
 
 test('contact point and notification policy reference each other', () => {
@@ -274,11 +344,17 @@ test('contact point and notification policy reference each other', () => {
   const policies = docs.flatMap((d) => d.policies ?? []);
   assert.ok(contactPoints.length >= 1 && policies.length === 1);
   const names = new Set(contactPoints.map((c: { name: string }) => c.name));
-  const webhook = contactPoints.flatMap((c: { receivers: any[] }) => c.receivers).find((r: { type: string }) => r.type === 'webhook');
+  const webhook = contactPoints
+    .flatMap((c: { receivers: any[] }) => c.receivers)
+    .find((r: { type: string }) => r.type === 'webhook');
   assert.ok(webhook?.uid && webhook.settings?.url, 'a webhook receiver with uid and url');
   const walk = (p: { receiver?: string; routes?: unknown[] }): void => {
-    if (p.receiver) assert.ok(names.has(p.receiver), `policy receiver ${p.receiver} is a contact point`);
-    for (const child of (p.routes ?? []) as Array<typeof p>) walk(child);
+    if (p.receiver) {
+      assert.ok(names.has(p.receiver), `policy receiver ${p.receiver} is a contact point`);
+    }
+    for (const child of (p.routes ?? []) as Array<typeof p>) {
+      walk(child);
+    }
   };
   assert.ok(policies[0].receiver, 'the root policy has a receiver');
   walk(policies[0]);
@@ -304,11 +380,20 @@ test("every alert's runbook_url points at a section of docs/runbooks.md", () => 
   const runbooks = readFileSync(join(ROOT, 'docs', 'runbooks.md'), 'utf8');
   // GitHub's anchors: the heading in lower case, spaces as dashes, punctuation dropped.
   const anchors = new Set(
-    [...runbooks.matchAll(/^## (.+)$/gm)].map((m) => m[1].trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-'))
+    [...runbooks.matchAll(/^## (.+)$/gm)].map((m) =>
+      m[1]
+        .trim()
+        .toLowerCase()
+        .replace(/[^\w\- ]/g, '')
+        .replace(/ /g, '-')
+    )
   );
   for (const r of alertRules()) {
     const anchor = /#([\w-]+)$/.exec(r.annotations.runbook_url)?.[1];
-    assert.ok(anchor && anchors.has(anchor), `${r.title}: runbook anchor #${anchor} has a "## " section in docs/runbooks.md`);
+    assert.ok(
+      anchor && anchors.has(anchor),
+      `${r.title}: runbook anchor #${anchor} has a "## " section in docs/runbooks.md`
+    );
     assert.equal(anchor, r.title.toLowerCase(), `${r.title}: anchor named after the rule`);
   }
 });

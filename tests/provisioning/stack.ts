@@ -33,7 +33,12 @@ export async function unavailableReason(): Promise<string | null> {
   } finally {
     await pg.end().catch(() => undefined);
   }
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null });
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    retryStrategy: () => null,
+  });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
@@ -62,19 +67,28 @@ export async function freePort(): Promise<number> {
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, everyMs = 500): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 500
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
       const value = await check();
-      if (value !== undefined) return value;
+      if (value !== undefined) {
+        return value;
+      }
     } catch (err) {
       last = err;
     }
     await sleep(everyMs);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`
+  );
 }
 
 export interface Database {
@@ -97,7 +111,16 @@ export async function loadedDatabase(options: { days: number; rowsPerHour: numbe
   await run(process.execPath, [...tsx, 'server/cli/migrate.ts'], { cwd: ROOT, env });
   await run(
     process.execPath,
-    [...tsx, 'server/cli/generate.ts', '--days', String(options.days), '--rows-per-hour', String(options.rowsPerHour), '--seed', String(options.seed)],
+    [
+      ...tsx,
+      'server/cli/generate.ts',
+      '--days',
+      String(options.days),
+      '--rows-per-hour',
+      String(options.rowsPerHour),
+      '--seed',
+      String(options.seed),
+    ],
     { cwd: ROOT, env }
   );
   return {
@@ -158,7 +181,11 @@ export async function startService(env: Record<string, string>, readyTimeoutMs =
     prefix,
     output: () => output,
     async post(path, body) {
-      const res = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(url + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : null };
     },
@@ -176,7 +203,9 @@ export async function startService(env: Record<string, string>, readyTimeoutMs =
     await waitFor(
       `the service on port ${port} to be ready`,
       async () => {
-        if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}:\n${output}`);
+        if (child.exitCode !== null) {
+          throw new Error(`the service exited with ${child.exitCode}:\n${output}`);
+        }
         const res = await fetch(`${url}/readyz`).catch(() => null);
         return res?.status === 200 ? true : undefined;
       },
@@ -199,7 +228,9 @@ async function deleteCacheKeys(prefix: string): Promise<void> {
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
       cursor = next;
-      if (keys.length) await redis.del(...keys);
+      if (keys.length) {
+        await redis.del(...keys);
+      }
     } while (cursor !== '0');
   } finally {
     redis.disconnect();
@@ -210,7 +241,10 @@ async function deleteCacheKeys(prefix: string): Promise<void> {
  * A TCP proxy in front of PostgreSQL that holds every chunk the server sends back for
  * `delayMs` (in order), so each database round trip of a query gets that much slower.
  */
-export async function delayingProxy(target: { host: string; port: number }, delayMs: number): Promise<{ port: number; close(): Promise<void> }> {
+export async function delayingProxy(
+  target: { host: string; port: number },
+  delayMs: number
+): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(target.port, target.host);
@@ -218,9 +252,13 @@ export async function delayingProxy(target: { host: string; port: number }, dela
     client.pipe(upstream);
     let chain = Promise.resolve();
     upstream.on('data', (chunk) => {
-      chain = chain.then(() => sleep(delayMs)).then(() => {
-        if (!client.destroyed) client.write(chunk);
-      });
+      chain = chain
+        .then(() => sleep(delayMs))
+        .then(() => {
+          if (!client.destroyed) {
+            client.write(chunk);
+          }
+        });
     });
     const close = () => {
       client.destroy();
@@ -235,7 +273,9 @@ export async function delayingProxy(target: { host: string; port: number }, dela
   return {
     port: (server.address() as AddressInfo).port,
     async close() {
-      for (const s of sockets) s.destroy();
+      for (const s of sockets) {
+        s.destroy();
+      }
       await new Promise((resolve) => server.close(resolve));
     },
   };
@@ -256,12 +296,19 @@ export async function startPrometheus(binary: string, targets: string[]): Promis
     join(dir, 'prometheus.yml'),
     JSON.stringify({
       global: { scrape_interval: '1s', evaluation_interval: '1s' },
-      scrape_configs: [{ job_name: 'ruleperf', scrape_interval: '1s', scrape_timeout: '900ms', static_configs: [{ targets }] }],
+      scrape_configs: [
+        { job_name: 'ruleperf', scrape_interval: '1s', scrape_timeout: '900ms', static_configs: [{ targets }] },
+      ],
     })
   );
   const child = spawn(
     binary,
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] }
   );
   let output = '';
@@ -273,8 +320,12 @@ export async function startPrometheus(binary: string, targets: string[]): Promis
     async query(expr) {
       const res = await fetch(`${url}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query: expr }) });
       const body = (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: any } };
-      if (body.status !== 'success') throw new Error(`PromQL error for ${expr}: ${body.error}`);
-      if (body.data!.resultType === 'scalar') return [{ metric: {}, value: body.data!.result }];
+      if (body.status !== 'success') {
+        throw new Error(`PromQL error for ${expr}: ${body.error}`);
+      }
+      if (body.data!.resultType === 'scalar') {
+        return [{ metric: {}, value: body.data!.result }];
+      }
       return body.data!.result;
     },
     async stop() {
@@ -286,16 +337,28 @@ export async function startPrometheus(binary: string, targets: string[]): Promis
     },
   };
   try {
-    await waitFor('prometheus to be ready', async () => {
-      if (child.exitCode !== null) throw new Error(`prometheus exited:\n${output}`);
-      const res = await fetch(`${url}/-/ready`).catch(() => null);
-      return res?.ok ? true : undefined;
-    }, 30_000, 200);
+    await waitFor(
+      'prometheus to be ready',
+      async () => {
+        if (child.exitCode !== null) {
+          throw new Error(`prometheus exited:\n${output}`);
+        }
+        const res = await fetch(`${url}/-/ready`).catch(() => null);
+        return res?.ok ? true : undefined;
+      },
+      30_000,
+      200
+    );
     // Every target scraped at least once.
-    await waitFor('prometheus to scrape every service', async () => {
-      const up = await prometheus.query('up{job="ruleperf"} == 1');
-      return up.length === targets.length ? true : undefined;
-    }, 30_000, 250);
+    await waitFor(
+      'prometheus to scrape every service',
+      async () => {
+        const up = await prometheus.query('up{job="ruleperf"} == 1');
+        return up.length === targets.length ? true : undefined;
+      },
+      30_000,
+      250
+    );
   } catch (err) {
     await prometheus.stop();
     throw err;
@@ -313,7 +376,10 @@ export function promtool(args: string[], cwd: string): { status: number; output:
  * A TCP proxy that can be cut: `cut()` drops every connection and refuses new ones (each
  * is closed as it arrives), as a Redis that went away; `heal()` lets connections through again.
  */
-export async function cuttableProxy(target: { host: string; port: number }): Promise<{ port: number; cut(): void; heal(): void; close(): Promise<void> }> {
+export async function cuttableProxy(target: {
+  host: string;
+  port: number;
+}): Promise<{ port: number; cut(): void; heal(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   let cutOff = false;
   const server: Server = createServer((client) => {
@@ -341,14 +407,18 @@ export async function cuttableProxy(target: { host: string; port: number }): Pro
     port: (server.address() as AddressInfo).port,
     cut() {
       cutOff = true;
-      for (const s of sockets) s.destroy();
+      for (const s of sockets) {
+        s.destroy();
+      }
     },
     heal() {
       cutOff = false;
     },
     async close() {
       cutOff = true;
-      for (const s of sockets) s.destroy();
+      for (const s of sockets) {
+        s.destroy();
+      }
       await new Promise((resolve) => server.close(resolve));
     },
   };

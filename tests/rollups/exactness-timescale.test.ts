@@ -14,7 +14,14 @@ after(async () => {
 
 test('timescale flavour (WASM TimescaleDB): continuous aggregates + live edge equal the raw table', async () => {
   // DELETE, not TRUNCATE: continuous aggregates learn of changes from DML invalidations.
-  const worst = await checkExactness(db.pool, async (until) => void (await refreshRollups(db.pool, 'timescale', { until })), Number(process.env.EXACTNESS_RUNS_TIMESCALE ?? 12), 'DELETE FROM metrics');
+  const worst = await checkExactness(
+    db.pool,
+    async (until) => void (await refreshRollups(db.pool, 'timescale', { until })),
+    Number(process.env.EXACTNESS_RUNS_TIMESCALE ?? 12),
+    'DELETE FROM metrics'
+  );
   assert.ok(worst.count > 0, 'the property compared no bucket with 3+ rows');
-  console.log(`buckets compared with 3+ rows: ${worst.count}; worst relative error: avg ${worst.avg.toExponential(2)}, percentiles ${(worst.percentile * 100).toFixed(3)} %`);
+  console.log(
+    `buckets compared with 3+ rows: ${worst.count}; worst relative error: avg ${worst.avg.toExponential(2)}, percentiles ${(worst.percentile * 100).toFixed(3)} %`
+  );
 });

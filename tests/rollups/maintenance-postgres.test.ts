@@ -32,7 +32,9 @@ async function insert(rows: Array<[number, string, number]>) {
 const refresh = (until = new Date(T0 + 3 * 86_400_000)) => refreshRollups(db.pool, 'postgres', { until });
 
 test('late, out-of-order, updated and deleted rows are reflected after the next refresh', async () => {
-  await insert(Array.from({ length: 500 }, (_, i) => [T0 + i * 300_000, `r${i % 4}`, 1 + (i % 97)] as [number, string, number]));
+  await insert(
+    Array.from({ length: 500 }, (_, i) => [T0 + i * 300_000, `r${i % 4}`, 1 + (i % 97)] as [number, string, number])
+  );
   await refresh();
   await assertRollupsMatchRaw(db.pool);
   const before = await rollupDigest(db.pool, 'metrics_hourly');
@@ -43,8 +45,14 @@ test('late, out-of-order, updated and deleted rows are reflected after the next 
     [T0 + 10_000, 'r9', 0.5],
     [T0 + 2 * 3_600_000 + 1, 'r2', 42],
   ]);
-  await db.pool.query(`UPDATE metrics SET execution_time_ms = execution_time_ms * 10 WHERE rule_id = 'r3' AND time < $1`, [new Date(T0 + 6 * 3_600_000)]);
-  await db.pool.query(`DELETE FROM metrics WHERE rule_id = 'r0' AND time >= $1 AND time < $2`, [new Date(T0 + 20 * 3_600_000), new Date(T0 + 22 * 3_600_000)]);
+  await db.pool.query(
+    `UPDATE metrics SET execution_time_ms = execution_time_ms * 10 WHERE rule_id = 'r3' AND time < $1`,
+    [new Date(T0 + 6 * 3_600_000)]
+  );
+  await db.pool.query(`DELETE FROM metrics WHERE rule_id = 'r0' AND time >= $1 AND time < $2`, [
+    new Date(T0 + 20 * 3_600_000),
+    new Date(T0 + 22 * 3_600_000),
+  ]);
   const { rows: pending } = await db.pool.query('SELECT count(*)::int AS n FROM ruleperf_invalidations');
   assert.ok(pending[0].n >= 4, 'each statement logged the range it touched');
 
@@ -52,7 +60,9 @@ test('late, out-of-order, updated and deleted rows are reflected after the next 
   assert.ok(reports, 'refresh ran');
   assert.notEqual(await rollupDigest(db.pool, 'metrics_hourly'), before, 'the rollup changed');
   await assertRollupsMatchRaw(db.pool);
-  const { rows: left } = await db.pool.query(`SELECT count(*)::int AS n FROM ruleperf_invalidations WHERE lo < $1`, [new Date(T0 + 3 * 86_400_000)]);
+  const { rows: left } = await db.pool.query(`SELECT count(*)::int AS n FROM ruleperf_invalidations WHERE lo < $1`, [
+    new Date(T0 + 3 * 86_400_000),
+  ]);
   assert.equal(left[0].n, 0, 'the invalidation log below the watermark is consumed');
 });
 
@@ -65,7 +75,9 @@ test('a refresh terminated mid-way leaves the rollups as they were; the next ref
     [new Date(T0 + 3 * 86_400_000)]
   );
   const before = await Promise.all(['metrics_hourly', 'metrics_daily'].map((r) => rollupDigest(db.pool, r)));
-  const { rows: stateBefore } = await db.pool.query('SELECT rollup, watermark FROM ruleperf_rollup_state ORDER BY rollup');
+  const { rows: stateBefore } = await db.pool.query(
+    'SELECT rollup, watermark FROM ruleperf_rollup_state ORDER BY rollup'
+  );
 
   const victim = new Client({ connectionString: db.url });
   await victim.connect();
@@ -78,7 +90,9 @@ test('a refresh terminated mid-way leaves the rollups as they were; the next ref
   // Wait until it is really running, then kill its backend.
   for (let i = 0; i < 200; i++) {
     const { rows } = await db.pool.query(`SELECT state FROM pg_stat_activity WHERE pid = $1`, [pid]);
-    if (rows[0]?.state === 'active') break;
+    if (rows[0]?.state === 'active') {
+      break;
+    }
     await new Promise((r) => setTimeout(r, 5));
   }
   await new Promise((r) => setTimeout(r, 150));
@@ -88,7 +102,9 @@ test('a refresh terminated mid-way leaves the rollups as they were; the next ref
 
   const after = await Promise.all(['metrics_hourly', 'metrics_daily'].map((r) => rollupDigest(db.pool, r)));
   assert.deepEqual(after, before, 'rollups unchanged by the interrupted refresh');
-  const { rows: stateAfter } = await db.pool.query('SELECT rollup, watermark FROM ruleperf_rollup_state ORDER BY rollup');
+  const { rows: stateAfter } = await db.pool.query(
+    'SELECT rollup, watermark FROM ruleperf_rollup_state ORDER BY rollup'
+  );
   assert.deepEqual(stateAfter, stateBefore, 'watermarks unchanged');
 
   await refreshRollups(db.pool, 'postgres', { until: new Date(T0 + 5 * 86_400_000) });
@@ -107,17 +123,28 @@ test('migrate refuses a database of unknown shape, one that is newer, and a flav
   const foreign = await freshDatabase({ migrate: false });
   try {
     await foreign.pool.query('CREATE TABLE metrics (id int)');
-    await assert.rejects(migrate(foreign.pool), (err: Error) => err instanceof MigrationRefused && /did not create/.test(err.message));
+    await assert.rejects(
+      migrate(foreign.pool),
+      (err: Error) => err instanceof MigrationRefused && /did not create/.test(err.message)
+    );
     const { rows } = await foreign.pool.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`);
     assert.equal(rows[0].n, 1, 'nothing was created');
   } finally {
     await foreign.drop();
   }
-  await db.pool.query(`INSERT INTO ruleperf_schema_migrations (version, name, flavour) VALUES (999, 'common/999_future.sql', 'postgres')`);
+  await db.pool.query(
+    `INSERT INTO ruleperf_schema_migrations (version, name, flavour) VALUES (999, 'common/999_future.sql', 'postgres')`
+  );
   try {
-    await assert.rejects(migrate(db.pool), (err: Error) => err instanceof MigrationRefused && /newer/.test(err.message));
+    await assert.rejects(
+      migrate(db.pool),
+      (err: Error) => err instanceof MigrationRefused && /newer/.test(err.message)
+    );
   } finally {
     await db.pool.query(`DELETE FROM ruleperf_schema_migrations WHERE version = 999`);
   }
-  await assert.rejects(migrate(db.pool, { flavour: 'timescale' }), (err: Error) => err instanceof MigrationRefused && /switch/.test(err.message));
+  await assert.rejects(
+    migrate(db.pool, { flavour: 'timescale' }),
+    (err: Error) => err instanceof MigrationRefused && /switch/.test(err.message)
+  );
 });

@@ -22,11 +22,19 @@ after(async () => {
 });
 
 test('hypertable and continuous aggregates are in place, with policies', async () => {
-  const { rows: caggs } = await db.pool.query('SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1');
+  const { rows: caggs } = await db.pool.query(
+    'SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1'
+  );
   const { rows: registry } = await db.pool.query('SELECT name FROM ruleperf_rollups ORDER BY 1');
   assert.equal(registry.length, 14);
-  assert.deepEqual(caggs.map((r) => r.view_name), registry.map((r) => r.name), 'every registered rollup is a continuous aggregate');
-  const { rows: jobs } = await db.pool.query(`SELECT proc_name, count(*)::int AS n FROM timescaledb_information.jobs WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression', 'policy_retention') GROUP BY 1 ORDER BY 1`);
+  assert.deepEqual(
+    caggs.map((r) => r.view_name),
+    registry.map((r) => r.name),
+    'every registered rollup is a continuous aggregate'
+  );
+  const { rows: jobs } = await db.pool.query(
+    `SELECT proc_name, count(*)::int AS n FROM timescaledb_information.jobs WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression', 'policy_retention') GROUP BY 1 ORDER BY 1`
+  );
   assert.deepEqual(jobs, [
     { proc_name: 'policy_compression', n: 1 },
     { proc_name: 'policy_refresh_continuous_aggregate', n: 14 },
@@ -44,11 +52,14 @@ test('late, out-of-order, updated and deleted rows are reflected after the next 
   await assertRollupsMatchRaw(db.pool);
   const before = await rollupDigest(db.pool, 'metrics_daily');
 
-  await db.pool.query(`INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r9', 'ERROR', 7000), ($2, 'RULE_EXECUTION', 'r8', 'SUCCESS', 0.25)`, [
-    new Date(T0 + 86_400_000 + 1),
-    new Date(T0 + 7),
-  ]);
-  await db.pool.query(`UPDATE metrics SET execution_time_ms = execution_time_ms + 1000 WHERE rule_id = 'r3' AND time < $1`, [new Date(T0 + 6 * 3_600_000)]);
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r9', 'ERROR', 7000), ($2, 'RULE_EXECUTION', 'r8', 'SUCCESS', 0.25)`,
+    [new Date(T0 + 86_400_000 + 1), new Date(T0 + 7)]
+  );
+  await db.pool.query(
+    `UPDATE metrics SET execution_time_ms = execution_time_ms + 1000 WHERE rule_id = 'r3' AND time < $1`,
+    [new Date(T0 + 6 * 3_600_000)]
+  );
   await db.pool.query(`DELETE FROM metrics WHERE rule_id = 'r0' AND time < $1`, [new Date(T0 + 12 * 3_600_000)]);
 
   await refreshRollups(db.pool, 'timescale', { until });

@@ -12,14 +12,20 @@ const KEY = `(CASE WHEN execution_time_ms <= 0 THEN 0
   ELSE least(4000, greatest(1, ceil(ln(execution_time_ms) / ln(1.016129032258064)::double precision)::integer + 1500)) END)`;
 
 /** Rows of `rollup` that the raw rows disagree with, and raw groups the rollup lacks (at most `limit` of each). */
-export async function rollupDifferences(db: Queryable, rollup: string, limit = 5): Promise<{ extra: unknown[]; missing: unknown[]; checked: number }> {
+export async function rollupDifferences(
+  db: Queryable,
+  rollup: string,
+  limit = 5
+): Promise<{ extra: unknown[]; missing: unknown[]; checked: number }> {
   const { rows: meta } = await db.query(
     `SELECT r.dims, r.bucket_width::text AS width, r.rank_keys, s.watermark, s.retained_from
      FROM ruleperf_rollups r JOIN ruleperf_rollup_status s ON s.rollup = r.name WHERE r.name = $1`,
     [rollup]
   );
   const { dims, width, rank_keys: rankKeys } = meta[0] as { dims: string[]; width: string; rank_keys: boolean };
-  if (!dims.every((d) => /^[a-z_]+$/.test(d)) || !/^[a-z_0-9]+$/.test(rollup)) throw new Error('unexpected identifier');
+  if (!dims.every((d) => /^[a-z_]+$/.test(d)) || !/^[a-z_0-9]+$/.test(rollup)) {
+    throw new Error('unexpected identifier');
+  }
   const d = dims.map((x) => `, ${x}`).join('');
   const rank = (p: number, upper: boolean) =>
     upper
@@ -58,9 +64,18 @@ export async function rollupDifferences(db: Queryable, rollup: string, limit = 5
     memory_sum, memory_max, cpu_sum, cpu_max, error_count, success_count, timeout_count, latency_sketch, latency_coarse${rankKeys ? ', latency_rank_keys' : ''}`;
   const stored = `SELECT ${columns} FROM ${rollup} WHERE bucket >= $2 AND bucket < $3`;
   const args = [width, meta[0].retained_from, meta[0].watermark];
-  const { rows: extra } = await db.query(`(${stored}) EXCEPT (SELECT ${columns} FROM (${reference}) AS ref) LIMIT ${limit}`, args);
-  const { rows: missing } = await db.query(`(SELECT ${columns} FROM (${reference}) AS ref) EXCEPT (${stored}) LIMIT ${limit}`, args);
-  const { rows: count } = await db.query(`SELECT count(*)::int AS n FROM ${rollup} WHERE bucket >= $1 AND bucket < $2`, args.slice(1));
+  const { rows: extra } = await db.query(
+    `(${stored}) EXCEPT (SELECT ${columns} FROM (${reference}) AS ref) LIMIT ${limit}`,
+    args
+  );
+  const { rows: missing } = await db.query(
+    `(SELECT ${columns} FROM (${reference}) AS ref) EXCEPT (${stored}) LIMIT ${limit}`,
+    args
+  );
+  const { rows: count } = await db.query(
+    `SELECT count(*)::int AS n FROM ${rollup} WHERE bucket >= $1 AND bucket < $2`,
+    args.slice(1)
+  );
   return { extra, missing, checked: count[0].n };
 }
 
@@ -70,7 +85,11 @@ export async function assertAllRollupsExact(db: Queryable): Promise<Record<strin
   const checked: Record<string, number> = {};
   for (const { name } of rows) {
     const diff = await rollupDifferences(db, name);
-    assert.deepEqual({ rollup: name, extra: diff.extra, missing: diff.missing }, { rollup: name, extra: [], missing: [] }, `${name} differs from raw rows`);
+    assert.deepEqual(
+      { rollup: name, extra: diff.extra, missing: diff.missing },
+      { rollup: name, extra: [], missing: [] },
+      `${name} differs from raw rows`
+    );
     checked[name] = diff.checked;
   }
   return checked;

@@ -45,10 +45,16 @@ async function insertSpread(from: number, span: number, count: number, salt = 0)
   );
 }
 
-const refresh = (until: number, options: { only?: string[]; latenessMs?: number } = {}) => refreshRollups(db.pool, 'postgres', { until: new Date(until), ...options });
+const refresh = (until: number, options: { only?: string[]; latenessMs?: number } = {}) =>
+  refreshRollups(db.pool, 'postgres', { until: new Date(until), ...options });
 
-async function changesSince(id: number): Promise<Array<{ id: number; lo: Date | null; hi: Date | null; rule_id: string | null; parser_id: string | null }>> {
-  const { rows } = await db.pool.query('SELECT id, lo, hi, rule_id, parser_id FROM ruleperf_changes WHERE id > $1 ORDER BY id', [id]);
+async function changesSince(
+  id: number
+): Promise<Array<{ id: number; lo: Date | null; hi: Date | null; rule_id: string | null; parser_id: string | null }>> {
+  const { rows } = await db.pool.query(
+    'SELECT id, lo, hi, rule_id, parser_id FROM ruleperf_changes WHERE id > $1 ORDER BY id',
+    [id]
+  );
   return rows;
 }
 async function lastChangeId(): Promise<number> {
@@ -60,9 +66,20 @@ test('the registry lists fourteen rollups, minute tier included, and tier names 
   const rollups = await loadRollupCatalog(db.pool);
   assert.equal(rollups.length, 14);
   const minute = rollups.filter((r) => r.bucketMs === MIN);
-  assert.deepEqual(minute.map((r) => r.tier).sort(), ['minute_by_category', 'minute_by_rule', 'minute_by_type', 'minute_total']);
+  assert.deepEqual(minute.map((r) => r.tier).sort(), [
+    'minute_by_category',
+    'minute_by_rule',
+    'minute_by_type',
+    'minute_total',
+  ]);
   assert.ok(minute.every((r) => r.retentionMs === 7 * DAY && r.refreshEveryMs === MIN));
-  assert.deepEqual(rollups.filter((r) => r.rankKeys).map((r) => r.name).sort(), ['metrics_daily_by_rule', 'metrics_hourly_by_rule']);
+  assert.deepEqual(
+    rollups
+      .filter((r) => r.rankKeys)
+      .map((r) => r.name)
+      .sort(),
+    ['metrics_daily_by_rule', 'metrics_hourly_by_rule']
+  );
   const tiers = tierNames(rollups);
   assert.equal(tiers.at(-1), 'raw');
   assert.equal(tiers.indexOf('daily'), 0, 'coarsest first');
@@ -77,16 +94,32 @@ test('every rollup, minute tier included, equals raw rows group by group; waterm
   const until = T0 + 2 * DAY + 30 * MIN + 20_000; // 00:30:20 on day 3
   const reports = (await refresh(until))!;
   const byName = new Map(reports.map((r) => [r.rollup, r]));
-  assert.equal(byName.get('metrics_hourly')!.newWatermark!.getTime(), T0 + 2 * DAY, 'hourly: the last whole hour before until - 1 minute');
+  assert.equal(
+    byName.get('metrics_hourly')!.newWatermark!.getTime(),
+    T0 + 2 * DAY,
+    'hourly: the last whole hour before until - 1 minute'
+  );
   assert.equal(byName.get('metrics_daily')!.newWatermark!.getTime(), T0 + 2 * DAY);
-  assert.equal(byName.get('metrics_minute_total')!.newWatermark!.getTime(), T0 + 2 * DAY + 29 * MIN, 'minute: 00:29, a minute and 20 s before until');
+  assert.equal(
+    byName.get('metrics_minute_total')!.newWatermark!.getTime(),
+    T0 + 2 * DAY + 29 * MIN,
+    'minute: 00:29, a minute and 20 s before until'
+  );
   assert.equal(byName.get('metrics_minute_by_rule')!.retainedFrom!.getTime(), T0 + 2 * DAY + 30 * MIN - 7 * DAY);
-  assert.ok(reports.every((r) => r.rewritten.length === 0 && r.changed.length === 0), 'a first build rewrites nothing settled');
+  assert.ok(
+    reports.every((r) => r.rewritten.length === 0 && r.changed.length === 0),
+    'a first build rewrites nothing settled'
+  );
   const checked = await assertAllRollupsExact(db.pool);
   assert.ok(checked.metrics_minute_by_rule > 1000 && checked.metrics_hourly > 100, JSON.stringify(checked));
   // Indexes are built once the rollups hold rows.
-  const { rows: idx } = await db.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_minute_by_rule' ORDER BY 1`);
-  assert.deepEqual(idx.map((r) => r.indexname), ['metrics_minute_by_rule_bucket', 'metrics_minute_by_rule_rule']);
+  const { rows: idx } = await db.pool.query(
+    `SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_minute_by_rule' ORDER BY 1`
+  );
+  assert.deepEqual(
+    idx.map((r) => r.indexname),
+    ['metrics_minute_by_rule_bucket', 'metrics_minute_by_rule_rule']
+  );
 });
 
 test('rows a live feed delivers within the lateness allowance are routine; late, updated and deleted rows below the watermark are changes', async () => {
@@ -101,22 +134,31 @@ test('rows a live feed delivers within the lateness allowance are routine; late,
   // A late row for an hour settled yesterday, an update and a delete in another settled hour.
   mark = await lastChangeId();
   const late = T0 + DAY + 5 * HOUR + 17 * MIN + 3_000;
-  await db.pool.query(`INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r1', 'ERROR', 12.5)`, [new Date(late)]);
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r1', 'ERROR', 12.5)`,
+    [new Date(late)]
+  );
   const { rows: upd } = await db.pool.query(
     `UPDATE metrics SET execution_time_ms = execution_time_ms + 1 WHERE time >= $1 AND time < $2 AND rule_id = 'r2' RETURNING time`,
     [new Date(T0 + 3 * HOUR), new Date(T0 + 4 * HOUR)]
   );
-  const { rows: del } = await db.pool.query(`DELETE FROM metrics WHERE time >= $1 AND time < $2 AND rule_id = 'r3' RETURNING time`, [
-    new Date(T0 + 10 * HOUR),
-    new Date(T0 + 10 * HOUR + 20 * MIN),
-  ]);
+  const { rows: del } = await db.pool.query(
+    `DELETE FROM metrics WHERE time >= $1 AND time < $2 AND rule_id = 'r3' RETURNING time`,
+    [new Date(T0 + 10 * HOUR), new Date(T0 + 10 * HOUR + 20 * MIN)]
+  );
   assert.ok(upd.length > 0 && del.length > 0);
-  const span = (rows: Array<{ time: Date }>) => [Math.min(...rows.map((r) => r.time.getTime())), Math.max(...rows.map((r) => r.time.getTime()))];
+  const span = (rows: Array<{ time: Date }>) => [
+    Math.min(...rows.map((r) => r.time.getTime())),
+    Math.max(...rows.map((r) => r.time.getTime())),
+  ];
 
   // Before the refresh: the pending view lists the three raw ranges, nothing is in the change log.
   const pending = await pendingChanges(db.pool);
   const pend = pending.map((p) => [p.from!.getTime(), p.to!.getTime()]);
-  assert.deepEqual(pend, [span(upd), span(del), [late, late]].sort((a, b) => a[0] - b[0]));
+  assert.deepEqual(
+    pend,
+    [span(upd), span(del), [late, late]].sort((a, b) => a[0] - b[0])
+  );
   assert.deepEqual(await changesSince(mark), []);
 
   const listener = new Client({ connectionString: db.url });
@@ -133,7 +175,11 @@ test('rows a live feed delivers within the lateness allowance are routine; late,
       'one change row per touched raw range: the raw times, not bucket bounds'
     );
     await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(notified, changes.map((c) => String(c.id)), 'each change row is announced with its id');
+    assert.deepEqual(
+      notified,
+      changes.map((c) => String(c.id)),
+      'each change row is announced with its id'
+    );
   } finally {
     await listener.end();
   }
@@ -141,19 +187,28 @@ test('rows a live feed delivers within the lateness allowance are routine; late,
   const hourly = reports.find((r) => r.rollup === 'metrics_hourly')!;
   assert.deepEqual(
     hourly.rewritten.map((r) => [r.from!.getTime(), r.to!.getTime()]),
-    [[T0 + 3 * HOUR, T0 + 4 * HOUR], [T0 + 10 * HOUR, T0 + 11 * HOUR], [T0 + DAY + 5 * HOUR, T0 + DAY + 6 * HOUR]],
+    [
+      [T0 + 3 * HOUR, T0 + 4 * HOUR],
+      [T0 + 10 * HOUR, T0 + 11 * HOUR],
+      [T0 + DAY + 5 * HOUR, T0 + DAY + 6 * HOUR],
+    ],
     'the hourly rollup reports the buckets it rewrote'
   );
   assert.equal(hourly.changed.length, 3);
   const daily = reports.find((r) => r.rollup === 'metrics_daily')!;
-  assert.deepEqual(daily.rewritten.map((r) => [r.from!.getTime(), r.to!.getTime()]), [[T0, T0 + 2 * DAY]]);
+  assert.deepEqual(
+    daily.rewritten.map((r) => [r.from!.getTime(), r.to!.getTime()]),
+    [[T0, T0 + 2 * DAY]]
+  );
   assert.deepEqual(daily.changed, [], 'cascaded recomputes are not logged again');
   await assertAllRollupsExact(db.pool);
 });
 
 test('rule and parser edits write change rows in their transaction, beside the existing NOTIFY', async () => {
   const mark = await lastChangeId();
-  await db.pool.query(`INSERT INTO rules (rule_id, rule_name, rule_category, metric_type) VALUES ('r1', 'One', 'auth', 'RULE_EXECUTION')`);
+  await db.pool.query(
+    `INSERT INTO rules (rule_id, rule_name, rule_category, metric_type) VALUES ('r1', 'One', 'auth', 'RULE_EXECUTION')`
+  );
   await db.pool.query(`UPDATE rules SET rule_id = 'r1b' WHERE rule_id = 'r1'`);
   await db.pool.query(`INSERT INTO parsers (parser_id, parser_name, source_type) VALUES ('p1', 'P', 'dns')`);
   const client = await db.pool.connect();
@@ -202,7 +257,9 @@ test('a new rollup is one INSERT: table, state, then the next refresh fills it e
   await db.pool.query(
     `INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ('metrics_6h_by_parser', 'metrics_hourly', '6 hours', '{parser_id,status}')`
   );
-  const { rows: reg } = await db.pool.query(`SELECT position, refresh_every::text AS every FROM ruleperf_rollups WHERE name = 'metrics_6h_by_parser'`);
+  const { rows: reg } = await db.pool.query(
+    `SELECT position, refresh_every::text AS every FROM ruleperf_rollups WHERE name = 'metrics_6h_by_parser'`
+  );
   assert.deepEqual(reg[0], { position: 15, every: '01:00:00' }, 'position and refresh interval filled in');
   const before = (await rollupStatus(db.pool)).find((s) => s.rollup === 'metrics_6h_by_parser')!;
   assert.equal(before.watermark, null);
@@ -210,8 +267,13 @@ test('a new rollup is one INSERT: table, state, then the next refresh fills it e
   const diff = await rollupDifferences(db.pool, 'metrics_6h_by_parser');
   assert.deepEqual([diff.extra, diff.missing], [[], []]);
   assert.ok(diff.checked > 10);
-  const { rows: idx } = await db.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_6h_by_parser' ORDER BY 1`);
-  assert.deepEqual(idx.map((r) => r.indexname), ['metrics_6h_by_parser_bucket', 'metrics_6h_by_parser_parser']);
+  const { rows: idx } = await db.pool.query(
+    `SELECT indexname FROM pg_indexes WHERE tablename = 'metrics_6h_by_parser' ORDER BY 1`
+  );
+  assert.deepEqual(
+    idx.map((r) => r.indexname),
+    ['metrics_6h_by_parser_bucket', 'metrics_6h_by_parser_parser']
+  );
   assert.ok((await loadRollupCatalog(db.pool)).some((r) => r.tier === '6h_by_parser'));
 
   // Rank keys switched on later: a column, filled for existing rows, kept by refreshes.
@@ -232,9 +294,16 @@ test('the registry refuses rows it cannot materialize', async () => {
     [`('metrics_x', 'metrics', '1 month', '{}')`, /bucket_width/],
   ] as const;
   for (const [values, message] of bad) {
-    await assert.rejects(db.pool.query(`INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ${values}`), message, values);
+    await assert.rejects(
+      db.pool.query(`INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ${values}`),
+      message,
+      values
+    );
   }
-  await assert.rejects(db.pool.query(`UPDATE ruleperf_rollups SET dims = '{status}' WHERE name = 'metrics_hourly_by_type'`), /cannot change/);
+  await assert.rejects(
+    db.pool.query(`UPDATE ruleperf_rollups SET dims = '{status}' WHERE name = 'metrics_hourly_by_type'`),
+    /cannot change/
+  );
 });
 
 test('the identity is one uuid that migrating again keeps; changes older than a day are pruned by a refresh', async () => {
@@ -244,7 +313,9 @@ test('the identity is one uuid that migrating again keeps; changes older than a 
   assert.equal(await databaseIdentity(db.pool), id);
   await assert.rejects(db.pool.query('INSERT INTO ruleperf_identity DEFAULT VALUES'));
 
-  await db.pool.query(`INSERT INTO ruleperf_changes (at, rule_id) VALUES (now() - interval '25 hours', 'old'), (now() - interval '23 hours', 'recent')`);
+  await db.pool.query(
+    `INSERT INTO ruleperf_changes (at, rule_id) VALUES (now() - interval '25 hours', 'old'), (now() - interval '23 hours', 'recent')`
+  );
   await refresh(T0 + 10 * DAY, { only: ['metrics_hourly_total'] });
   const { rows } = await db.pool.query(`SELECT rule_id FROM ruleperf_changes WHERE rule_id IN ('old', 'recent')`);
   assert.deepEqual(rows, [{ rule_id: 'recent' }]);
@@ -262,7 +333,11 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
     // Schema 5's refresh: watermarks at the refresh instant, inside a bucket.
     await old.pool.query(`SELECT * FROM ruleperf_refresh(NULL, $1)`, [new Date(T0 + DAY + 90 * MIN)]);
     const result = await migrate(old.pool, { flavour: 'postgres' });
-    assert.deepEqual(result.applied, ['common/006_registry.sql', 'postgres/006_registry_driven.sql', 'common/007_minute_tier.sql']);
+    assert.deepEqual(result.applied, [
+      'common/006_registry.sql',
+      'postgres/006_registry_driven.sql',
+      'common/007_minute_tier.sql',
+    ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
     assert.equal(status.get('metrics_daily')!.watermark!.getTime(), T0 + DAY);
@@ -272,7 +347,9 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
     assert.equal(gen[0].attgenerated, '');
     await refreshRollups(old.pool, 'postgres', { until: new Date(T0 + 2 * DAY + 30 * MIN) });
     await assertAllRollupsExact(old.pool);
-    const { rows: idx } = await old.pool.query(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'metrics_hourly'`);
+    const { rows: idx } = await old.pool.query(
+      `SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'metrics_hourly'`
+    );
     assert.equal(idx[0].n, 3, 'a populated rollup keeps its indexes');
   } finally {
     await old.drop();

@@ -60,14 +60,23 @@ async function embeddedTimescaleAt(version: number) {
 }
 
 const refresh = (until: number) => refreshRollups(db.pool, 'timescale', { until: new Date(until) });
-const lastChangeId = async () => (await db.pool.query('SELECT coalesce(max(id), 0)::int AS id FROM ruleperf_changes')).rows[0].id as number;
+const lastChangeId = async () =>
+  (await db.pool.query('SELECT coalesce(max(id), 0)::int AS id FROM ruleperf_changes')).rows[0].id as number;
 
 test('every registry row is a continuous aggregate with a refresh policy; the minute tier has retention policies', async () => {
-  const { rows: caggs } = await db.pool.query('SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1');
+  const { rows: caggs } = await db.pool.query(
+    'SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1'
+  );
   const rollups = await loadRollupCatalog(db.pool);
   assert.equal(rollups.length, 14);
-  assert.deepEqual(caggs.map((r) => r.view_name), rollups.map((r) => r.name).sort());
-  assert.ok(rollups.every((r) => !r.rankKeys), 'continuous aggregates keep no rank keys');
+  assert.deepEqual(
+    caggs.map((r) => r.view_name),
+    rollups.map((r) => r.name).sort()
+  );
+  assert.ok(
+    rollups.every((r) => !r.rankKeys),
+    'continuous aggregates keep no rank keys'
+  );
   const { rows: jobs } = await db.pool.query(
     `SELECT proc_name, count(*)::int AS n FROM timescaledb_information.jobs
      WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression', 'policy_retention') GROUP BY 1 ORDER BY 1`
@@ -102,11 +111,18 @@ test('every rollup, minute tier included, equals raw rows group by group; the ro
 test('late, updated and deleted rows below the watermark: pending until refreshed, then logged before and after the refresh', async () => {
   const mark = await lastChangeId();
   const late = T0 + DAY + 5 * HOUR + 17 * MIN + 3_000;
-  await db.pool.query(`INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r1', 'ERROR', 12.5)`, [new Date(late)]);
-  await db.pool.query(`DELETE FROM metrics WHERE time >= $1 AND time < $2 AND rule_id = 'r3'`, [new Date(T0 + 10 * HOUR), new Date(T0 + 10 * HOUR + 20 * MIN)]);
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r1', 'ERROR', 12.5)`,
+    [new Date(late)]
+  );
+  await db.pool.query(`DELETE FROM metrics WHERE time >= $1 AND time < $2 AND rule_id = 'r3'`, [
+    new Date(T0 + 10 * HOUR),
+    new Date(T0 + 10 * HOUR + 20 * MIN),
+  ]);
   const pending = await pendingChanges(db.pool);
   assert.ok(pending.length >= 1, 'TimescaleDB logged the changes');
-  const covers = (t: number) => pending.some((p) => (p.from?.getTime() ?? -Infinity) <= t && t <= (p.to?.getTime() ?? Infinity));
+  const covers = (t: number) =>
+    pending.some((p) => (p.from?.getTime() ?? -Infinity) <= t && t <= (p.to?.getTime() ?? Infinity));
   assert.ok(covers(late) && covers(T0 + 10 * HOUR + 10 * MIN), JSON.stringify(pending));
 
   const reports = (await refresh(T0 + 2 * DAY + 45 * MIN))!;
@@ -136,15 +152,25 @@ test('the minute tier keeps its retention', async () => {
 });
 
 test('a new rollup is one INSERT; rank keys are refused', async () => {
-  await db.pool.query(`INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ('metrics_6h_by_parser', 'metrics_hourly', '6 hours', '{parser_id,status}')`);
-  const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM timescaledb_information.continuous_aggregates WHERE view_name = 'metrics_6h_by_parser'`);
+  await db.pool.query(
+    `INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ('metrics_6h_by_parser', 'metrics_hourly', '6 hours', '{parser_id,status}')`
+  );
+  const { rows } = await db.pool.query(
+    `SELECT count(*)::int AS n FROM timescaledb_information.continuous_aggregates WHERE view_name = 'metrics_6h_by_parser'`
+  );
   assert.equal(rows[0].n, 1);
   await refresh(T0 + 10 * DAY);
   const diff = await rollupDifferences(db.pool, 'metrics_6h_by_parser');
   assert.deepEqual([diff.extra, diff.missing], [[], []]);
   assert.ok(diff.checked > 10);
-  await assert.rejects(db.pool.query(`UPDATE ruleperf_rollups SET rank_keys = true WHERE name = 'metrics_6h_by_parser'`), /rank keys/);
-  await assert.rejects(db.pool.query(`UPDATE ruleperf_rollups SET source = 'metrics' WHERE name = 'metrics_6h_by_parser'`), /cannot change/);
+  await assert.rejects(
+    db.pool.query(`UPDATE ruleperf_rollups SET rank_keys = true WHERE name = 'metrics_6h_by_parser'`),
+    /rank keys/
+  );
+  await assert.rejects(
+    db.pool.query(`UPDATE ruleperf_rollups SET source = 'metrics' WHERE name = 'metrics_6h_by_parser'`),
+    /cannot change/
+  );
 });
 
 test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate exact and adds the minute tier', async () => {
@@ -156,15 +182,27 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
       [new Date(T0)]
     );
     // Schema 5's refresh: each aggregate in registry order, up to its last whole bucket.
-    const { rows } = await old.pool.query('SELECT name, extract(epoch FROM bucket_width) * 1000 AS ms FROM ruleperf_rollups ORDER BY position');
+    const { rows } = await old.pool.query(
+      'SELECT name, extract(epoch FROM bucket_width) * 1000 AS ms FROM ruleperf_rollups ORDER BY position'
+    );
     for (const r of rows) {
       const upTo = new Date(Math.floor((T0 + DAY + 90 * MIN) / Number(r.ms)) * Number(r.ms)).toISOString();
       await old.pool.query(`CALL refresh_continuous_aggregate('${r.name}', NULL, '${upTo}')`);
     }
     const result = await migrate(old.pool, { flavour: 'timescale' });
-    assert.deepEqual(result.applied, ['common/006_registry.sql', 'timescale/006_registry_driven.sql', 'common/007_minute_tier.sql']);
-    const { rows: idx } = await old.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'metrics' ORDER BY 1`);
-    assert.deepEqual(idx.map((r) => r.indexname), ['metrics_time_idx'], 'only the time index is left on the hypertable');
+    assert.deepEqual(result.applied, [
+      'common/006_registry.sql',
+      'timescale/006_registry_driven.sql',
+      'common/007_minute_tier.sql',
+    ]);
+    const { rows: idx } = await old.pool.query(
+      `SELECT indexname FROM pg_indexes WHERE tablename = 'metrics' ORDER BY 1`
+    );
+    assert.deepEqual(
+      idx.map((r) => r.indexname),
+      ['metrics_time_idx'],
+      'only the time index is left on the hypertable'
+    );
     await refreshRollups(old.pool, 'timescale', { until: new Date(T0 + 2 * DAY) });
     await assertAllRollupsExact(old.pool);
     assert.equal((await loadRollupCatalog(old.pool)).length, 14);

@@ -42,9 +42,15 @@ const keys = fc.array(key, { maxLength: 60 });
 const entry = fc.tuple(key, fc.integer({ min: 0, max: 50 })).map(([k, c]) => `${(BigInt(k) << 32n) | BigInt(c)}`);
 /** A compact sorted sketch (what rollups store), or an arbitrary list of entries. */
 const sketch = fc.oneof(
-  fc.uniqueArray(key, { maxLength: 40 }).chain((ks) =>
-    fc.tuple(...ks.sort((a, b) => a - b).map((k) => fc.integer({ min: 1, max: 1000 }).map((c) => `${(BigInt(k) << 32n) | BigInt(c)}`)))
-  ),
+  fc
+    .uniqueArray(key, { maxLength: 40 })
+    .chain((ks) =>
+      fc.tuple(
+        ...ks
+          .sort((a, b) => a - b)
+          .map((k) => fc.integer({ min: 1, max: 1000 }).map((c) => `${(BigInt(k) << 32n) | BigInt(c)}`))
+      )
+    ),
   fc.array(entry, { maxLength: 40 })
 );
 
@@ -56,10 +62,19 @@ async function same(sql: string, args: unknown[]) {
 test('from_keys, compact, coarsen and rank keys equal their schema-1/4 definitions', async () => {
   await fc.assert(
     fc.asyncProperty(keys, sketch, async (k, s) => {
-      await same('SELECT ruleperf_sketch_from_keys($1::int[])::text AS new, old_from_keys($1::int[])::text AS old', [k]);
-      await same('SELECT ruleperf_sketch_compact($1::bigint[])::text AS new, old_compact($1::bigint[])::text AS old', [s]);
-      await same('SELECT ruleperf_sketch_coarsen($1::bigint[])::text AS new, old_coarsen($1::bigint[])::text AS old', [s]);
-      await same('SELECT ruleperf_sketch_rank_keys($1::bigint[])::text AS new, old_rank_keys($1::bigint[])::text AS old', [s]);
+      await same('SELECT ruleperf_sketch_from_keys($1::int[])::text AS new, old_from_keys($1::int[])::text AS old', [
+        k,
+      ]);
+      await same('SELECT ruleperf_sketch_compact($1::bigint[])::text AS new, old_compact($1::bigint[])::text AS old', [
+        s,
+      ]);
+      await same('SELECT ruleperf_sketch_coarsen($1::bigint[])::text AS new, old_coarsen($1::bigint[])::text AS old', [
+        s,
+      ]);
+      await same(
+        'SELECT ruleperf_sketch_rank_keys($1::bigint[])::text AS new, old_rank_keys($1::bigint[])::text AS old',
+        [s]
+      );
     }),
     { numRuns: 300 }
   );

@@ -44,7 +44,9 @@ async function serve(env: Record<string, string>, log: Array<Record<string, unkn
   });
   const sink = new Writable({
     write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) log.push(JSON.parse(line));
+      for (const line of String(chunk).split('\n').filter(Boolean)) {
+        log.push(JSON.parse(line));
+      }
       done();
     },
   });
@@ -140,8 +142,9 @@ test('a non-loopback HOST without API_TOKEN is refused at start, naming the sett
     /could query it\. Set API_TOKEN/,
     'reads would be open'
   );
-  for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1', '[::1]'])
+  for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1', '[::1]']) {
     assert.equal(loadConfig({ HOST: host }).HOST, host);
+  }
   assert.equal(loadConfig({ HOST: '0.0.0.0', API_TOKEN: READ }).API_TOKEN, READ);
   assert.equal(loadConfig({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true' }).ALLOW_UNAUTHENTICATED, true);
   assert.throws(
@@ -223,11 +226,12 @@ test('eleven "invalidate all" in a second: one applied, ten 429 with Retry-After
     (await limited.json()).error,
     /invalidated less than 10 s ago on this instance; try again in \d+ s, or invalidate one rule or parser/
   );
-  for (let i = 0; i < 3; i++)
+  for (let i = 0; i < 3; i++) {
     assert.equal(
       (await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: `rule-000${i}` }, bearer(ADMIN))).status,
       200
     );
+  }
 
   // The applied one really was applied: an answer cached before it is a miss after the next "all".
   const unlimited = await serve({ API_ADMIN_TOKEN: ADMIN, INVALIDATE_ALL_INTERVAL_SECONDS: '0' });
@@ -240,12 +244,13 @@ test('eleven "invalidate all" in a second: one applied, ten 429 with Retry-After
     ).body.results.A.frames[0].schema.meta.custom.cache;
   await ask();
   assert.equal(await ask(), 'hit');
-  for (let i = 0; i < 2; i++)
+  for (let i = 0; i < 2; i++) {
     assert.equal(
       (await postJson(`${unlimited.url}/api/v1/invalidate`, { all: true }, bearer(ADMIN))).status,
       200,
       'INVALIDATE_ALL_INTERVAL_SECONDS=0: no limit'
     );
+  }
   assert.equal(await ask(), 'miss');
 });
 

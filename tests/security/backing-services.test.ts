@@ -45,14 +45,20 @@ const running: RunningService[] = [];
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ruleperf-tls-'));
   certs = makeCertificates(dir);
-  if (typeof certs === 'string') return;
+  if (typeof certs === 'string') {
+    return;
+  }
   [redis, pg] = await Promise.all([startTlsRedis(certs, REDIS_PASSWORD), startTlsPostgres(certs, PG_PASSWORD)]);
   db = await freshDatabase();
 });
 after(async () => {
   await Promise.all(running.map((s) => s.stop()));
-  if (typeof redis !== 'string') await redis.stop();
-  if (typeof pg !== 'string') await pg.stop();
+  if (typeof redis !== 'string') {
+    await redis.stop();
+  }
+  if (typeof pg !== 'string') {
+    await pg.stop();
+  }
   await db?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -97,7 +103,9 @@ const ask = async (svc: RunningService) => {
 
 test('Redis over TLS with a password (rediss://, REDIS_TLS_CA_FILE): the cache works', async (t) => {
   const reason = skipReason(redis);
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   const svc = await serve({
     DATABASE_URL: db.url,
     REDIS_URL: redisUrl(REDIS_PASSWORD),
@@ -120,7 +128,9 @@ test('Redis over TLS with a password (rediss://, REDIS_TLS_CA_FILE): the cache w
 
 test('Redis refusals (unknown CA, wrong password, no TLS) leave the cache bypassed, never a failed query', async (t) => {
   const reason = skipReason(redis);
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   const refusals: Array<Record<string, string>> = [
     { REDIS_URL: redisUrl(REDIS_PASSWORD) }, // the system CAs do not know this one
     { REDIS_URL: redisUrl('wrong-password'), REDIS_TLS_CA_FILE: (certs as Certificates).ca },
@@ -142,7 +152,9 @@ test('Redis refusals (unknown CA, wrong password, no TLS) leave the cache bypass
 
 test('PostgreSQL with sslmode in DATABASE_URL: verify-full with the CA works (every connection encrypted); refusals say why without the password', async (t) => {
   const reason = skipReason(pg);
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   const ca = (certs as Certificates).ca;
   const svc = await serve({ DATABASE_URL: pgUrl(`sslmode=verify-full&sslrootcert=${ca}`), CACHE_ENABLED: 'false' });
   assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);
@@ -195,7 +207,9 @@ function startProcess(env: Record<string, string>) {
 
 test('no secret (passwords in URLs, tokens) appears in the log, the printed banner or any answer', async (t) => {
   const reason = skipReason(redis, pg);
-  if (reason) return t.skip(reason);
+  if (reason) {
+    return t.skip(reason);
+  }
   const ca = (certs as Certificates).ca;
   const port = await freePort();
   const env = {
@@ -232,7 +246,9 @@ test('no secret (passwords in URLs, tokens) appears in the log, the printed bann
   await call('/api/v1/invalidate', json(ADMIN_TOKEN, { all: true }));
   await call('/api/v1/variables/rules', { headers: { authorization: `Bearer ${READ_TOKEN}` } });
   await call('/api/v1/cache/stats', { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-  for (const open of ['/readyz', '/metrics', '/healthz']) await call(open);
+  for (const open of ['/readyz', '/metrics', '/healthz']) {
+    await call(open);
+  }
   await call('/readyz', { headers: { authorization: `Bearer ${READ_TOKEN}` } });
   // The cache goes away and comes back: the reconnect paths log too.
   await (redis as PrivateServer).stop();
@@ -243,11 +259,12 @@ test('no secret (passwords in URLs, tokens) appears in the log, the printed bann
   assert.equal(await proc.exited, 0, proc.output());
   const everything = proc.output() + answers.join('\n');
   assert.match(proc.output(), /"msg":"request"/, 'the log was written at trace level');
-  for (const secret of SECRETS)
+  for (const secret of SECRETS) {
     assert.ok(
       !everything.includes(secret),
       `a secret appears:\n${everything.slice(Math.max(0, everything.indexOf(secret) - 300), everything.indexOf(secret) + 50)}`
     );
+  }
 
   // Failed starts say what is wrong, without the secret either.
   const badPassword = startProcess({
@@ -260,5 +277,7 @@ test('no secret (passwords in URLs, tokens) appears in the log, the printed bann
   const malformed = startProcess({ ...env, DATABASE_URL: `postgres://postgres:${PG_PASSWORD}@[broken/x` });
   assert.equal(await malformed.exited, 2);
   assert.match(malformed.output(), /DATABASE_URL: Invalid URL/);
-  for (const secret of SECRETS) assert.ok(!malformed.output().includes(secret));
+  for (const secret of SECRETS) {
+    assert.ok(!malformed.output().includes(secret));
+  }
 });

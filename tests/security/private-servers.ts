@@ -45,7 +45,9 @@ export interface Certificates {
 
 /** A CA and a server certificate for 127.0.0.1 and localhost, valid for two days. */
 export function makeCertificates(dir: string): Certificates | string {
-  if (!has('openssl')) return 'openssl is not installed';
+  if (!has('openssl')) {
+    return 'openssl is not installed';
+  }
   const at = (f: string) => join(dir, f);
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run(
@@ -93,7 +95,9 @@ export interface PrivateServer {
 async function waitForPort(port: number, child: ChildProcess, output: () => string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${output()}`);
+    if (child.exitCode !== null) {
+      throw new Error(`exited with ${child.exitCode}: ${output()}`);
+    }
     const open = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => {
         s.destroy();
@@ -101,7 +105,9 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
       });
       s.on('error', () => resolve(false));
     });
-    if (open) return;
+    if (open) {
+      return;
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`not listening on ${port} after ${timeoutMs} ms: ${output()}`);
@@ -109,7 +115,9 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
 
 /** redis-server listening with TLS only (no plain port), requiring `password`. */
 export async function startTlsRedis(certs: Certificates, password: string): Promise<PrivateServer | string> {
-  if (!has('redis-server')) return 'redis-server is not installed';
+  if (!has('redis-server')) {
+    return 'redis-server is not installed';
+  }
   const port = await freePort();
   const child = spawn(
     'redis-server',
@@ -150,7 +158,9 @@ export async function startTlsRedis(certs: Certificates, password: string): Prom
     port,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null) {
+          return resolve();
+        }
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
@@ -162,14 +172,20 @@ export async function startTlsRedis(certs: Certificates, password: string): Prom
  * passwords): a connection without TLS or with a wrong password is refused by the server.
  */
 export async function startTlsPostgres(certs: Certificates, password: string): Promise<PrivateServer | string> {
-  if (!PG_BIN) return 'no PostgreSQL server binaries (initdb) under /usr/lib/postgresql';
+  if (!PG_BIN) {
+    return 'no PostgreSQL server binaries (initdb) under /usr/lib/postgresql';
+  }
   const asRoot = userInfo().uid === 0;
-  if (asRoot && !has('runuser')) return 'running as root without runuser: initdb cannot run as root';
+  if (asRoot && !has('runuser')) {
+    return 'running as root without runuser: initdb cannot run as root';
+  }
   let owner: { uid: number; gid: number } | null = null;
   if (asRoot) {
     const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
     const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
-    if (id.status !== 0) return 'running as root and there is no postgres user to run initdb';
+    if (id.status !== 0) {
+      return 'running as root and there is no postgres user to run initdb';
+    }
     owner = { uid: Number(id.stdout), gid: Number(gid.stdout) };
   }
   const base = mkdtempSync(join(tmpdir(), 'ruleperf-pgtls-'));
@@ -182,7 +198,11 @@ export async function startTlsPostgres(certs: Certificates, password: string): P
   writeFileSync(cert, execFileSync('cat', [certs.cert]));
   writeFileSync(join(base, 'pw'), `${password}\n`);
   chmodSync(key, 0o600);
-  if (owner) for (const p of [base, data, key, cert, join(base, 'pw')]) chownSync(p, owner.uid, owner.gid);
+  if (owner) {
+    for (const p of [base, data, key, cert, join(base, 'pw')]) {
+      chownSync(p, owner.uid, owner.gid);
+    }
+  }
   const as = (bin: string, args: string[]) =>
     owner
       ? spawnSync('runuser', ['-u', 'postgres', '--', join(PG_BIN!, bin), ...args], { encoding: 'utf8' })
@@ -223,7 +243,11 @@ export async function startTlsPostgres(certs: Certificates, password: string): P
     { flag: 'a' }
   );
   writeFileSync(join(data, 'pg_hba.conf'), 'local all all peer\nhostssl all all 127.0.0.1/32 scram-sha-256\n');
-  if (owner) for (const f of ['postgresql.conf', 'pg_hba.conf']) chownSync(join(data, f), owner.uid, owner.gid);
+  if (owner) {
+    for (const f of ['postgresql.conf', 'pg_hba.conf']) {
+      chownSync(join(data, f), owner.uid, owner.gid);
+    }
+  }
   const start = as('pg_ctl', ['-D', data, '-l', join(base, 'server.log'), '-w', '-t', '30', 'start']);
   if (start.status !== 0) {
     rmSync(base, { recursive: true, force: true });

@@ -14,7 +14,10 @@ const lockFile = `${folder}.lock`;
 test('the same folder opened twice in one process: the second refuses, naming this pid', () => {
   const lock = lockDataFolder(folder);
   try {
-    assert.throws(() => lockDataFolder(folder), (err: unknown) => err instanceof DataFolderLocked && err.pid === process.pid && err.message.includes(folder));
+    assert.throws(
+      () => lockDataFolder(folder),
+      (err: unknown) => err instanceof DataFolderLocked && err.pid === process.pid && err.message.includes(folder)
+    );
   } finally {
     lock.release();
   }

@@ -40,7 +40,10 @@ test('a dashboard statement queued behind background ones runs first', async () 
     await new Promise((r) => setTimeout(r, 50));
     const queuedSecond = user.query(`SELECT nextval('turn') AS n`);
     const [, background, dashboard] = await Promise.all([holding, queuedFirst, queuedSecond]);
-    assert.ok(dashboard.rows[0].n < background.rows[0].n, `dashboard got turn ${dashboard.rows[0].n}, background ${background.rows[0].n}`);
+    assert.ok(
+      dashboard.rows[0].n < background.rows[0].n,
+      `dashboard got turn ${dashboard.rows[0].n}, background ${background.rows[0].n}`
+    );
   } finally {
     await Promise.all([...bg, user].map((c) => c.end()));
   }
@@ -115,8 +118,13 @@ test("the service's pools wait for the session rather than fail on the connect t
     const busy = pools.write.query('SELECT pg_sleep(1)');
     await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();
-    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => pools.read.query('SELECT $1::int AS i', [i])));
-    assert.deepEqual(answers.map((r) => r.rows[0].i), [0, 1, 2, 3, 4, 5]);
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => pools.read.query('SELECT $1::int AS i', [i]))
+    );
+    assert.deepEqual(
+      answers.map((r) => r.rows[0].i),
+      [0, 1, 2, 3, 4, 5]
+    );
     assert.ok(Date.now() - started >= 500, 'they did wait for the busy session');
     await busy;
     assert.equal(pools.background, pools.write, 'background work shares the low-priority pool');
@@ -129,9 +137,14 @@ test('many connections at once all get their answers, in any mix of simple and e
   const pool = new Pool({ connectionString: db.url, max: 12 });
   try {
     const results = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? pool.query(`SELECT ${i} AS i`) : pool.query('SELECT $1::int AS i', [i])))
+      Array.from({ length: 60 }, (_, i) =>
+        i % 3 === 0 ? pool.query(`SELECT ${i} AS i`) : pool.query('SELECT $1::int AS i', [i])
+      )
     );
-    assert.deepEqual(results.map((r) => r.rows[0].i), Array.from({ length: 60 }, (_, i) => i));
+    assert.deepEqual(
+      results.map((r) => r.rows[0].i),
+      Array.from({ length: 60 }, (_, i) => i)
+    );
   } finally {
     await pool.end();
   }

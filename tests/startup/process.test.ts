@@ -60,7 +60,10 @@ test('first start on a fresh folder: 20 uncached queries sent within a second of
     assert.equal(r.status, 200, `query ${i}: ${JSON.stringify(r.body).slice(0, 300)}`);
     const result = r.body.results.A;
     assert.equal(result.error, undefined, `query ${i}: ${result.error}`);
-    assert.ok(['miss', 'bypass'].includes(result.frames[0].schema.meta.custom.cache), `query ${i} was not served from the cache`);
+    assert.ok(
+      ['miss', 'bypass'].includes(result.frames[0].schema.meta.custom.cache),
+      `query ${i} was not served from the cache`
+    );
   }
 });
 
@@ -78,11 +81,17 @@ test('a second process on the same data folder refuses within 5 s, naming the fo
   assert.notEqual(second.status, 0, 'exit code is not 0');
   assert.ok(seconds < 5, `refused after ${seconds.toFixed(1)} s`);
   const said = second.stdout + second.stderr;
-  assert.match(said, new RegExp(`${join(dataDir, 'pglite').replace(/[/\\]/g, '.')}.*in use by another ruleperf \\(pid ${ownerPid}\\)`));
+  assert.match(
+    said,
+    new RegExp(`${join(dataDir, 'pglite').replace(/[/\\]/g, '.')}.*in use by another ruleperf \\(pid ${ownerPid}\\)`)
+  );
   assert.doesNotMatch(said, /\n\s+at /, 'no stack trace');
   const health = await fetch(`${first.url}/healthz`);
   assert.equal(health.status, 200);
-  const r = await postJson(`${first.url}/api/v1/query`, { range: { from: Date.now() - 3_600_000, to: Date.now() }, queries: [{ refId: 'A', kind: 'stats' }] });
+  const r = await postJson(`${first.url}/api/v1/query`, {
+    range: { from: Date.now() - 3_600_000, to: Date.now() },
+    queries: [{ refId: 'A', kind: 'stats' }],
+  });
   assert.equal(r.status, 200, 'the first one still answers queries');
   assert.equal(JSON.parse(readFileSync(lockFile, 'utf8')).pid, ownerPid, 'the lock still names the first');
 });
@@ -113,8 +122,15 @@ test('a lock left by a process that died does not block the next start', async (
   writeFileSync(lockFile, JSON.stringify({ pid: dead.pid, host: hostname(), started: null }));
   const svc = await startServiceProcess({ ...env, DEMO_LIVE: 'false' });
   try {
-    assert.equal(JSON.parse(readFileSync(lockFile, 'utf8')).pid, servicePid(svc.output()), 'the new process took the lock over');
-    const r = await postJson(`${svc.url}/api/v1/query`, { range: { from: Date.now() - 86_400_000, to: Date.now() }, queries: [{ refId: 'A', kind: 'stats' }] });
+    assert.equal(
+      JSON.parse(readFileSync(lockFile, 'utf8')).pid,
+      servicePid(svc.output()),
+      'the new process took the lock over'
+    );
+    const r = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: Date.now() - 86_400_000, to: Date.now() },
+      queries: [{ refId: 'A', kind: 'stats' }],
+    });
     assert.equal(r.status, 200);
     assert.ok(r.body.results.A.frames[0].data.values[0][0] > 0, 'the reopened folder has its rows');
   } finally {
@@ -124,9 +140,20 @@ test('a lock left by a process that died does not block the next start', async (
 
 test('SIGTERM during a first start stops it cleanly; the next start carries on without a gap or a duplicate row', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ruleperf-interrupted-'));
-  const settings = { ...env, DATA_DIR: dir, DEMO_DAYS: '1', DEMO_ROWS_PER_HOUR: '8000', DEMO_LIVE: 'false', CACHE_ENABLED: 'false' };
+  const settings = {
+    ...env,
+    DATA_DIR: dir,
+    DEMO_DAYS: '1',
+    DEMO_ROWS_PER_HOUR: '8000',
+    DEMO_LIVE: 'false',
+    CACHE_ENABLED: 'false',
+  };
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { cwd: ROOT, env: { ...process.env, ...settings, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, ...settings, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (c) => (output += c));
     child.stderr.on('data', (c) => (output += c));
@@ -151,11 +178,14 @@ test('SIGTERM during a first start stops it cleanly; the next start carries on w
       const c = new Client({ connectionString: svc.databaseUrl! });
       await c.connect();
       try {
-        const { rows } = await c.query(`SELECT count(*)::int AS n, count(DISTINCT (time, parser_id, execution_time_ms))::int AS distinct_rows,
+        const { rows } =
+          await c.query(`SELECT count(*)::int AS n, count(DISTINCT (time, parser_id, execution_time_ms))::int AS distinct_rows,
             (SELECT history_from FROM ruleperf_demo) AS history_from, (SELECT loaded_from FROM ruleperf_demo) AS loaded_from FROM metrics`);
         assert.equal(rows[0].distinct_rows, rows[0].n, 'no row twice');
         assert.equal(rows[0].loaded_from.getTime(), rows[0].history_from.getTime(), 'the history is complete');
-        const { rows: hours } = await c.query(`SELECT count(*)::int AS hours FROM (SELECT date_trunc('hour', time) FROM metrics GROUP BY 1) h`);
+        const { rows: hours } = await c.query(
+          `SELECT count(*)::int AS hours FROM (SELECT date_trunc('hour', time) FROM metrics GROUP BY 1) h`
+        );
         assert.ok(hours[0].hours >= 24, `every hour of the day has rows (${hours[0].hours})`);
       } finally {
         await c.end();

@@ -54,19 +54,30 @@ test('a data folder is created, stopped, reopened, and its rollups refresh in th
     assert.equal(reopened[0].n, created[0].n, 'the rows survived the restart, and the demo was not loaded twice');
 
     // A late row in an hour that is already materialized; then every rollup is due.
-    const { rows: hour } = await b.pools.read.query(`SELECT bucket, execution_count FROM metrics_hourly_total ORDER BY bucket DESC LIMIT 1 OFFSET 2`);
-    await b.pools.write.query(`INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'rule-0001', 'SUCCESS', 12)`, [
-      new Date(hour[0].bucket.getTime() + 60_000),
-    ]);
+    const { rows: hour } = await b.pools.read.query(
+      `SELECT bucket, execution_count FROM metrics_hourly_total ORDER BY bucket DESC LIMIT 1 OFFSET 2`
+    );
+    await b.pools.write.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'rule-0001', 'SUCCESS', 12)`,
+      [new Date(hour[0].bucket.getTime() + 60_000)]
+    );
     await b.pools.write.query('UPDATE ruleperf_rollup_state SET last_refresh_at = NULL');
     await b.scheduler.tick();
 
     const failures = second.filter((l) => /refresh tick failed/.test(l));
     assert.deepEqual(failures, [], 'no refresh failure in the log');
-    assert.ok(second.some((l) => /rollups refreshed/.test(l)), 'the scheduler refreshed the rollups');
-    const { rows: after } = await b.pools.read.query('SELECT execution_count FROM metrics_hourly_total WHERE bucket = $1', [hour[0].bucket]);
+    assert.ok(
+      second.some((l) => /rollups refreshed/.test(l)),
+      'the scheduler refreshed the rollups'
+    );
+    const { rows: after } = await b.pools.read.query(
+      'SELECT execution_count FROM metrics_hourly_total WHERE bucket = $1',
+      [hour[0].bucket]
+    );
     assert.equal(after[0].execution_count, hour[0].execution_count + 1, 'the late row reached the hourly rollup');
-    const { rows: direct } = await b.pools.background.query(`SELECT count(*)::int AS n FROM timescaledb_information.continuous_aggregates`);
+    const { rows: direct } = await b.pools.background.query(
+      `SELECT count(*)::int AS n FROM timescaledb_information.continuous_aggregates`
+    );
     assert.equal(direct[0].n, 10, 'TimescaleDB answers on every connection of the session');
   } finally {
     await b.stop();

@@ -23,7 +23,11 @@ export interface PrivateRedis {
 
 export async function startPrivateRedis(extraArgs: string[] = []): Promise<PrivateRedis> {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],
+    { stdio: 'ignore' }
+  );
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((resolve) => {
       const c = net.connect(port, '127.0.0.1', () => {
@@ -39,7 +43,9 @@ export async function startPrivateRedis(extraArgs: string[] = []): Promise<Priva
         child,
         stop: () =>
           new Promise<void>((resolve) => {
-            if (child.exitCode !== null) return resolve();
+            if (child.exitCode !== null) {
+              return resolve();
+            }
             child.once('exit', () => resolve());
             child.kill('SIGKILL');
           }),

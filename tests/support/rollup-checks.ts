@@ -13,7 +13,9 @@ export async function rollupDigest(pool: Pool, rollup: string): Promise<string> 
 
 /** Every rollup equals the raw table below its watermark (from its oldest retained bucket): counts per bucket and sketch totals. */
 export async function assertRollupsMatchRaw(pool: Pool): Promise<void> {
-  const { rows: status } = await pool.query('SELECT rollup, watermark, bucket_width, retained_from FROM ruleperf_rollup_status');
+  const { rows: status } = await pool.query(
+    'SELECT rollup, watermark, bucket_width, retained_from FROM ruleperf_rollup_status'
+  );
   for (const s of status) {
     const { rows } = await pool.query(
       `WITH rr AS (SELECT bucket, sum(execution_count)::bigint AS n, sum(exec_time_sum) AS s, max(exec_time_max) AS mx,
@@ -28,6 +30,10 @@ export async function assertRollupsMatchRaw(pool: Pool): Promise<void> {
        LIMIT 5`,
       [s.watermark, s.bucket_width, s.retained_from]
     );
-    assert.deepEqual(rows, [], `${s.rollup} differs from raw rows below ${s.watermark?.toISOString?.() ?? s.watermark}`);
+    assert.deepEqual(
+      rows,
+      [],
+      `${s.rollup} differs from raw rows below ${s.watermark?.toISOString?.() ?? s.watermark}`
+    );
   }
 }

@@ -29,8 +29,11 @@ export class TcpProxy {
       }
       const pipe = (from: net.Socket, to: net.Socket) =>
         from.on('data', (chunk) => {
-          if (this.delayMs > 0) setTimeout(() => to.write(chunk), this.delayMs);
-          else to.write(chunk);
+          if (this.delayMs > 0) {
+            setTimeout(() => to.write(chunk), this.delayMs);
+          } else {
+            to.write(chunk);
+          }
         });
       pipe(client, upstream);
       pipe(upstream, client);
@@ -44,7 +47,9 @@ export class TcpProxy {
 
   /** Refuses new connections and cuts the open ones. */
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets) {
+      s.destroy();
+    }
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server = null;
   }

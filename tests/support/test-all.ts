@@ -3,7 +3,7 @@
  * plugin's jest tests, the node test suites under tests/, the data-proxy and Chromium tests), each to its end even when an earlier one failed, and
  * finishes with one summary: per suite what passed, failed and was skipped, and why.
  *
- *   node --import tsx tests/support/test-all.ts [typecheck|unit|plugin|server|browser …]
+ *   node --import tsx tests/support/test-all.ts [typecheck|lint|unit|plugin|server|browser …]
  *
  * Each suite's own output streams through as it runs; the counts come from machine-readable
  * reports written beside it (jest --json, node's TAP reporter).
@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
-const SUITES = ['typecheck', 'unit', 'plugin', 'server', 'browser'] as const;
+const SUITES = ['typecheck', 'lint', 'unit', 'plugin', 'server', 'browser'] as const;
 type SuiteName = (typeof SUITES)[number];
 
 export interface SuiteResult {
@@ -50,7 +50,12 @@ export function parseTap(tap: string): Pick<SuiteResult, 'passed' | 'failed' | '
     skippedLines++;
   }
   // A skipped describe() counts as no test in the totals; it is still a skip worth naming.
-  return { passed: total('pass'), failed: total('fail') + total('cancelled'), skipped: Math.max(total('skipped'), skippedLines), skipReasons };
+  return {
+    passed: total('pass'),
+    failed: total('fail') + total('cancelled'),
+    skipped: Math.max(total('skipped'), skippedLines),
+    skipReasons,
+  };
 }
 
 /** The unit tests beside the service's modules (no database, no Redis). */
@@ -58,8 +63,11 @@ export function unitTestFiles(dir = join(ROOT, 'server')): string[] {
   const files: string[] = [];
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) files.push(...unitTestFiles(path));
-    else if (name.endsWith('.test.ts')) files.push(relative(ROOT, path));
+    if (statSync(path).isDirectory()) {
+      files.push(...unitTestFiles(path));
+    } else if (name.endsWith('.test.ts')) {
+      files.push(relative(ROOT, path));
+    }
   }
   return files.sort();
 }
@@ -70,7 +78,9 @@ export function serverTestFiles(dir = join(ROOT, 'tests')): string[] {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) {
-      if (!['browser', 'e2e', 'chaos'].includes(name)) files.push(...serverTestFiles(path));
+      if (!['browser', 'e2e', 'chaos'].includes(name)) {
+        files.push(...serverTestFiles(path));
+      }
     } else if (name.endsWith('.test.ts')) {
       files.push(relative(ROOT, path));
     }
@@ -78,7 +88,12 @@ export function serverTestFiles(dir = join(ROOT, 'tests')): string[] {
   return files.sort();
 }
 
-async function nodeTests(suite: SuiteName, files: string[], work: string, extra: string[] = []): Promise<Omit<SuiteResult, 'seconds'>> {
+async function nodeTests(
+  suite: SuiteName,
+  files: string[],
+  work: string,
+  extra: string[] = []
+): Promise<Omit<SuiteResult, 'seconds'>> {
   const tapFile = join(work, `${suite}.tap`);
   const code = await run(process.execPath, [
     '--import',
@@ -95,7 +110,14 @@ async function nodeTests(suite: SuiteName, files: string[], work: string, extra:
   try {
     tap = readFileSync(tapFile, 'utf8');
   } catch {
-    return { suite, passed: 0, failed: 0, skipped: 0, skipReasons: new Map(), error: `exited with code ${code} before reporting` };
+    return {
+      suite,
+      passed: 0,
+      failed: 0,
+      skipped: 0,
+      skipReasons: new Map(),
+      error: `exited with code ${code} before reporting`,
+    };
   }
   const counts = parseTap(tap);
   return { suite, ...counts, ...(code !== 0 && counts.failed === 0 ? { error: `exited with code ${code}` } : {}) };
@@ -103,21 +125,29 @@ async function nodeTests(suite: SuiteName, files: string[], work: string, extra:
 
 async function runSuite(suite: SuiteName, work: string): Promise<SuiteResult> {
   const started = performance.now();
-  const done = (r: Omit<SuiteResult, 'seconds'>): SuiteResult => ({ ...r, seconds: (performance.now() - started) / 1000 });
+  const done = (r: Omit<SuiteResult, 'seconds'>): SuiteResult => ({
+    ...r,
+    seconds: (performance.now() - started) / 1000,
+  });
   const empty = { passed: 0, failed: 0, skipped: 0, skipReasons: new Map<string, number>() };
   process.stdout.write(`\n=== ${suite} ===\n`);
   switch (suite) {
-    case 'typecheck': {
-      const code = await run('npm', ['run', '--silent', 'typecheck']);
+    case 'typecheck':
+    case 'lint': {
+      const code = await run('npm', ['run', '--silent', suite]);
       return done({ suite, ...empty, passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 });
     }
     case 'plugin': {
       const report = join(work, 'jest.json');
-      const code = await run('npx', ['jest', '--ci', '--passWithNoTests=false', '--json', `--outputFile=${report}`], { CI: 'true' });
+      const code = await run('npx', ['jest', '--ci', '--passWithNoTests=false', '--json', `--outputFile=${report}`], {
+        CI: 'true',
+      });
       try {
         const j = JSON.parse(readFileSync(report, 'utf8'));
         const skipReasons = new Map<string, number>();
-        if (j.numPendingTests + j.numTodoTests > 0) skipReasons.set('it.skip / it.todo in the plugin tests', j.numPendingTests + j.numTodoTests);
+        if (j.numPendingTests + j.numTodoTests > 0) {
+          skipReasons.set('it.skip / it.todo in the plugin tests', j.numPendingTests + j.numTodoTests);
+        }
         const failedSuites = j.numRuntimeErrorTestSuites ?? 0;
         return done({
           suite,
@@ -137,8 +167,12 @@ async function runSuite(suite: SuiteName, work: string): Promise<SuiteResult> {
       return done(await nodeTests(suite, serverTestFiles(), work, ['--test-concurrency=1']));
     case 'browser': {
       const built = await run('npm', ['run', '--silent', 'build']);
-      if (built !== 0) return done({ suite, ...empty, error: `npm run build failed (exit ${built}); the browser test needs dist/` });
-      return done(await nodeTests(suite, ['tests/browser/data-proxy.test.ts', 'tests/browser/editors.browser.ts'], work));
+      if (built !== 0) {
+        return done({ suite, ...empty, error: `npm run build failed (exit ${built}); the browser test needs dist/` });
+      }
+      return done(
+        await nodeTests(suite, ['tests/browser/data-proxy.test.ts', 'tests/browser/editors.browser.ts'], work)
+      );
     }
   }
 }
@@ -172,7 +206,9 @@ async function main() {
   const work = mkdtempSync(join(tmpdir(), 'ruleperf-test-'));
   const results: SuiteResult[] = [];
   try {
-    for (const suite of asked.length ? (asked as SuiteName[]) : SUITES) results.push(await runSuite(suite, work));
+    for (const suite of asked.length ? (asked as SuiteName[]) : SUITES) {
+      results.push(await runSuite(suite, work));
+    }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -181,4 +217,6 @@ async function main() {
   process.exit(results.some((r) => r.failed > 0 || r.error) ? 1 : 0);
 }
 
-if (require.main === module) void main();
+if (require.main === module) {
+  void main();
+}

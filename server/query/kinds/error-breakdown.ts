@@ -13,7 +13,12 @@ const NAMES: Partial<Record<string, { join: string; column: string }>> = {
 };
 
 export const errorBreakdown: KindSpec = {
-  params: (query) => ({ groupBy: query.groupBy ?? DEFAULT_BREAKDOWN_GROUP, metrics: [], limit: query.limit ?? DEFAULT_ROW_LIMIT, sortBy: null }),
+  params: (query) => ({
+    groupBy: query.groupBy ?? DEFAULT_BREAKDOWN_GROUP,
+    metrics: [],
+    limit: query.limit ?? DEFAULT_ROW_LIMIT,
+    sortBy: null,
+  }),
   ownFields: [],
   bucketed: false,
   names: (q) => ({ rules: q.groupBy === 'ruleId', parsers: q.groupBy === 'parserId' }),
@@ -39,10 +44,20 @@ ORDER BY b.error_count + b.timeout_count DESC, b.grp LIMIT ${p.add(q.limit)}`;
       {
         schema: {
           name: 'errorBreakdown',
-          fields: [{ name: q.groupBy!, type: 'string' }, ...(withNames ? [{ name: 'name', type: 'string' as const }] : []), ...COLUMNS.map((c) => numberField(c))],
+          fields: [
+            { name: q.groupBy!, type: 'string' },
+            ...(withNames ? [{ name: 'name', type: 'string' as const }] : []),
+            ...COLUMNS.map((c) => numberField(c)),
+          ],
           meta: { preferredVisualisationType: 'table' },
         },
-        data: { values: [rows.map((r) => r.grp), ...(withNames ? [rows.map((r) => r.name ?? null)] : []), ...COLUMNS.map((c) => ms.map((m) => m[c]))] },
+        data: {
+          values: [
+            rows.map((r) => r.grp),
+            ...(withNames ? [rows.map((r) => r.name ?? null)] : []),
+            ...COLUMNS.map((c) => ms.map((m) => m[c])),
+          ],
+        },
       },
     ];
   },

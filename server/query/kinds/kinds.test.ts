@@ -19,13 +19,28 @@ const base = (over: Partial<NormalizedQuery>): NormalizedQuery => ({
   fields: [],
   ...over,
 });
-const row = (n: number, over: Record<string, unknown> = {}) => ({ execution_count: n, exec_time_sum: 10 * n, exec_time_min: 1, exec_time_max: 50, records_processed: 3 * n, records_failed: 0, error_count: 1, success_count: n - 1, timeout_count: 0, pct: [8, 40, 60], ...over });
+const row = (n: number, over: Record<string, unknown> = {}) => ({
+  execution_count: n,
+  exec_time_sum: 10 * n,
+  exec_time_min: 1,
+  exec_time_max: 50,
+  records_processed: 3 * n,
+  records_failed: 0,
+  error_count: 1,
+  success_count: n - 1,
+  timeout_count: 0,
+  pct: [8, 40, 60],
+  ...over,
+});
 
 test('stats: averages are sum / count, percentiles clamped to the exact extremes, an empty range is zeros and nulls', () => {
   const q = base({ range: { from: 0, to: 10 * M } });
   const [frame] = KINDS.stats.frames(q, [row(4, { pct: [0.5, 40, 99] })], 0);
   const c = Object.fromEntries(frame.schema.fields.map((f, i) => [f.name, frame.data.values[i][0]]));
-  assert.deepEqual([c.executionCount, c.avgExecutionTimeMs, c.p50ExecutionTimeMs, c.p99ExecutionTimeMs, c.errorRate], [4, 10, 1, 50, 0.25]);
+  assert.deepEqual(
+    [c.executionCount, c.avgExecutionTimeMs, c.p50ExecutionTimeMs, c.p99ExecutionTimeMs, c.errorRate],
+    [4, 10, 1, 50, 0.25]
+  );
   const [empty] = KINDS.stats.frames(q, [], 0);
   const e = Object.fromEntries(empty.schema.fields.map((f, i) => [f.name, empty.data.values[i][0]]));
   assert.deepEqual([e.executionCount, e.avgExecutionTimeMs, e.p95ExecutionTimeMs, e.errorRate], [0, null, null, null]);
@@ -33,7 +48,12 @@ test('stats: averages are sum / count, percentiles clamped to the exact extremes
 
 test('timeseries: a point per bucket; partial buckets at the ends and at the live edge count their own seconds', () => {
   // Covered 00:01:30–00:06:00 in 2-minute buckets, computed at 00:05:00.
-  const q = base({ kind: 'timeseries', metrics: ['executionCount', 'throughputPerSecond'], range: { from: 1.5 * M, to: 6 * M }, bucketMs: 2 * M });
+  const q = base({
+    kind: 'timeseries',
+    metrics: ['executionCount', 'throughputPerSecond'],
+    range: { from: 1.5 * M, to: 6 * M },
+    bucketMs: 2 * M,
+  });
   const rows = [
     { bucket: new Date(0), grp: '', ...row(30) },
     { bucket: new Date(2 * M), grp: '', ...row(120) },
@@ -49,14 +69,24 @@ test('timeseries: a point per bucket; partial buckets at the ends and at the liv
 });
 
 test('timeseries grouped: one frame per group, named and labelled, "(other)" last', () => {
-  const q = base({ kind: 'timeseries', metrics: ['executionCount'], groupBy: 'ruleId', limit: 2, range: { from: 0, to: 2 * M }, bucketMs: M });
+  const q = base({
+    kind: 'timeseries',
+    metrics: ['executionCount'],
+    groupBy: 'ruleId',
+    limit: 2,
+    range: { from: 0, to: 2 * M },
+    bucketMs: M,
+  });
   const rows = [
     { bucket: new Date(0), grp: '(other)', ...row(1) },
     { bucket: new Date(0), grp: 'r2', ...row(5) },
     { bucket: new Date(M), grp: 'r1', ...row(7) },
   ];
   const frames = KINDS.timeseries.frames(q, rows, 10 * M);
-  assert.deepEqual(frames.map((f) => f.schema.name), ['r1', 'r2', '(other)']);
+  assert.deepEqual(
+    frames.map((f) => f.schema.name),
+    ['r1', 'r2', '(other)']
+  );
   assert.deepEqual(frames[0].schema.fields[1].labels, { ruleId: 'r1' });
   assert.deepEqual(frames[0].data.values[1], [0, 7]);
 });
@@ -69,14 +99,25 @@ test('top rules: ranked by the sort value (nulls last), ties by rule id in byte 
     { grp: 'c', ...row(3, { pct: [1, 45, 50] }) },
     { grp: 'Z', ...row(3, { pct: [1, 20, 30] }) },
   ];
-  assert.deepEqual(rankTopRules(rows, q, 60).map((r) => r.grp), ['c', 'Z', 'a']);
+  assert.deepEqual(
+    rankTopRules(rows, q, 60).map((r) => r.grp),
+    ['c', 'Z', 'a']
+  );
 });
 
 test('error breakdown: names for rules and parsers only', () => {
   const rows = [{ grp: 'r1', name: 'Rule one', ...row(10) }];
-  const byRule = KINDS.errorBreakdown.frames(base({ kind: 'errorBreakdown', groupBy: 'ruleId', limit: 10, range: { from: 0, to: M } }), rows, 0)[0];
+  const byRule = KINDS.errorBreakdown.frames(
+    base({ kind: 'errorBreakdown', groupBy: 'ruleId', limit: 10, range: { from: 0, to: M } }),
+    rows,
+    0
+  )[0];
   assert.deepEqual(byRule.schema.fields.map((f) => f.name).slice(0, 2), ['ruleId', 'name']);
-  const byStatus = KINDS.errorBreakdown.frames(base({ kind: 'errorBreakdown', groupBy: 'status', limit: 10, range: { from: 0, to: M } }), rows, 0)[0];
+  const byStatus = KINDS.errorBreakdown.frames(
+    base({ kind: 'errorBreakdown', groupBy: 'status', limit: 10, range: { from: 0, to: M } }),
+    rows,
+    0
+  )[0];
   assert.equal(byStatus.schema.fields[1].name, 'executionCount');
   assert.deepEqual(KINDS.errorBreakdown.names(base({ groupBy: 'parserId' })), { rules: false, parsers: true });
   assert.deepEqual(KINDS.topRules.names(base({})), { rules: true, parsers: false });

@@ -33,6 +33,11 @@ export const stats: KindSpec = {
   },
   frames(q, rows) {
     const m = measures(rows[0], (q.range.to - q.range.from) / 1000);
-    return [{ schema: { name: 'stats', fields: FIELDS.map((f) => numberField(f)) }, data: { values: FIELDS.map((f) => [m[f]]) } }];
+    return [
+      {
+        schema: { name: 'stats', fields: FIELDS.map((f) => numberField(f)) },
+        data: { values: FIELDS.map((f) => [m[f]]) },
+      },
+    ];
   },
 };

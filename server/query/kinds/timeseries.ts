@@ -13,7 +13,14 @@ import { seriesBound, type KindSpec } from './types';
 /** Metrics read off the merged latency histograms (the rest are sums). */
 const PERCENTILE_METRICS = new Set<SeriesMetric>(['p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs']);
 /** Metrics that are zero, not missing, in a bucket without executions. */
-const COUNT_LIKE = new Set<SeriesMetric>(['executionCount', 'throughputPerSecond', 'errorCount', 'timeoutCount', 'recordsProcessed', 'recordsFailed']);
+const COUNT_LIKE = new Set<SeriesMetric>([
+  'executionCount',
+  'throughputPerSecond',
+  'errorCount',
+  'timeoutCount',
+  'recordsProcessed',
+  'recordsFailed',
+]);
 
 export const timeseries: KindSpec = {
   params: (query) => ({
@@ -45,7 +52,10 @@ export const timeseries: KindSpec = {
   SELECT bucket, CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE ${p.add(OTHER_GROUP)} END AS grp, ${measureColumns(shape)} FROM src_all
 )`
       : `src AS (\n  ${src}\n)`;
-    const statement = { text: `WITH ${ctes}\n${mergedSelect(g, percentiles)}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`, values: p.values };
+    const statement = {
+      text: `WITH ${ctes}\n${mergedSelect(g, percentiles)}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`,
+      values: p.values,
+    };
     return { rows: await db.rows(statement), statements: [{ statement }] };
   },
   frames(q, rows, computedAt) {
@@ -53,16 +63,26 @@ export const timeseries: KindSpec = {
     const groups = new Map<string, Map<number, Row>>();
     for (const row of rows) {
       const key = q.groupBy ? String(row.grp) : '';
-      if (!groups.has(key)) groups.set(key, new Map());
+      if (!groups.has(key)) {
+        groups.set(key, new Map());
+      }
       groups.get(key)!.set(new Date(row.bucket).getTime(), row);
     }
-    if (!q.groupBy && groups.size === 0) groups.set('', new Map());
+    if (!q.groupBy && groups.size === 0) {
+      groups.set('', new Map());
+    }
     // "(other)" last; the others by name.
-    const ordered = [...groups.keys()].sort((a, b) => (a === OTHER_GROUP ? 1 : b === OTHER_GROUP ? -1 : a < b ? -1 : a > b ? 1 : 0));
+    const ordered = [...groups.keys()].sort((a, b) =>
+      a === OTHER_GROUP ? 1 : b === OTHER_GROUP ? -1 : a < b ? -1 : a > b ? 1 : 0
+    );
     const times: number[] = [];
-    for (let t = floorTo(q.range.from, bucketMs); t < q.range.to; t += bucketMs) times.push(t);
+    for (let t = floorTo(q.range.from, bucketMs); t < q.range.to; t += bucketMs) {
+      times.push(t);
+    }
     // The seconds each bucket covers: partial at the range's ends and at the live edge.
-    const seconds = times.map((t) => Math.max(0, Math.min(t + bucketMs, q.range.to, Math.max(computedAt, t)) - Math.max(t, q.range.from)) / 1000);
+    const seconds = times.map(
+      (t) => Math.max(0, Math.min(t + bucketMs, q.range.to, Math.max(computedAt, t)) - Math.max(t, q.range.from)) / 1000
+    );
     return ordered.map((group) => {
       const byTime = groups.get(group)!;
       const labels = q.groupBy ? { [q.groupBy]: group } : undefined;
@@ -72,10 +92,23 @@ export const timeseries: KindSpec = {
         return row ? measures(row, seconds[i]) : null;
       });
       for (const metric of q.metrics) {
-        values.push(perBucket.map((m, i) => (m ? m[metric] : COUNT_LIKE.has(metric) ? (metric === 'throughputPerSecond' && seconds[i] === 0 ? null : 0) : null)));
+        values.push(
+          perBucket.map((m, i) =>
+            m
+              ? m[metric]
+              : COUNT_LIKE.has(metric)
+                ? metric === 'throughputPerSecond' && seconds[i] === 0
+                  ? null
+                  : 0
+                : null
+          )
+        );
       }
       return {
-        schema: { name: q.groupBy ? group : 'timeseries', fields: [{ name: 'time', type: 'time' as const }, ...q.metrics.map((m) => numberField(m, labels))] },
+        schema: {
+          name: q.groupBy ? group : 'timeseries',
+          fields: [{ name: 'time', type: 'time' as const }, ...q.metrics.map((m) => numberField(m, labels))],
+        },
         data: { values },
       };
     });

@@ -33,7 +33,16 @@ import { mergedSelect, Params, sourceRows, type RepeatedStatement, type Statemen
 import { DEFAULT_ROW_LIMIT, DEFAULT_SORT } from './defaults';
 import type { KindSpec } from './types';
 
-const COLUMNS: MeasureName[] = ['executionCount', 'avgExecutionTimeMs', 'p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'maxExecutionTimeMs', 'errorCount', 'errorRate'];
+const COLUMNS: MeasureName[] = [
+  'executionCount',
+  'avgExecutionTimeMs',
+  'p50ExecutionTimeMs',
+  'p95ExecutionTimeMs',
+  'p99ExecutionTimeMs',
+  'maxExecutionTimeMs',
+  'errorCount',
+  'errorRate',
+];
 
 /** Phase one's exact orderings (sums over src rows in CTE `agg` as `a`). */
 const SUM_ORDER: Partial<Record<TopRulesSort, string>> = {
@@ -46,12 +55,16 @@ const PERCENTILE: Partial<Record<TopRulesSort, 0.95 | 0.99>> = { p95ExecutionTim
 const RANK_KEY_INDEX = { 0.95: 1, 0.99: 3 } as const;
 
 /** Coarse key c holds fine keys 16c … 16c+15: its value range, as SQL. */
-const coarseLowSql = (k: string) => `(CASE WHEN ${k} = 0 THEN 0::float8 ELSE power(${GAMMA}::float8, (16 * ${k} - ${OFFSET + 1})::float8) END)`;
+const coarseLowSql = (k: string) =>
+  `(CASE WHEN ${k} = 0 THEN 0::float8 ELSE power(${GAMMA}::float8, (16 * ${k} - ${OFFSET + 1})::float8) END)`;
 const coarseHighSql = (k: string) => `power(${GAMMA}::float8, (16 * ${k} + 15 - ${OFFSET})::float8)`;
 
 const byRule = { bucketMs: null, group: 'ruleId' as const, notNull: ['ruleId' as const] };
 
-export function candidatesStatement(q: NormalizedQuery, pieces: readonly Piece[]): Statement & { method: 'exact' | 'rankKeys' | 'coarse' } {
+export function candidatesStatement(
+  q: NormalizedQuery,
+  pieces: readonly Piece[]
+): Statement & { method: 'exact' | 'rankKeys' | 'coarse' } {
   const p = new Params();
   const percentile = PERCENTILE[q.sortBy!];
   if (!percentile) {
@@ -88,7 +101,11 @@ SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infini
     const clamp = (v: string) => `greatest(r.mn, least(r.mx, ${v}))`;
     // Coarse sketches only when rank keys left many rules (rows holding few values each).
     const many = `(SELECT count(*) FROM rank_candidates) > 2 * ${limit}`;
-    const survivors = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule, extraCondition: `${many} AND rule_id = ANY(ARRAY(SELECT grp FROM rank_candidates))` });
+    const survivors = sourceRows(q, pieces, p, {
+      shape: 'coarse',
+      ...byRule,
+      extraCondition: `${many} AND rule_id = ANY(ARRAY(SELECT grp FROM rank_candidates))`,
+    });
     const text = `WITH ranked AS (
   ${ranked}
 ), ranks AS (
@@ -114,15 +131,23 @@ SELECT grp FROM rank_candidates WHERE NOT ${many}`;
 /** Phase two's candidates in one group, or two when there are enough to share between two connections. */
 export function splitCandidates(ids: string[]): string[][] {
   const sorted = [...ids].sort();
-  if (sorted.length === 0) return [];
-  if (sorted.length <= 4) return [sorted];
+  if (sorted.length === 0) {
+    return [];
+  }
+  if (sorted.length <= 4) {
+    return [sorted];
+  }
   return [sorted.filter((_, i) => i % 2 === 0), sorted.filter((_, i) => i % 2 === 1)];
 }
 
 /** Exact figures for the given rules (all rules when null), names and categories joined. */
 export function exactStatement(q: NormalizedQuery, pieces: readonly Piece[], ruleIds: string[] | null): Statement {
   const p = new Params();
-  const src = sourceRows(q, pieces, p, { shape: 'fine', ...byRule, filters: ruleIds ? { ...q.filters, ruleId: ruleIds } : q.filters });
+  const src = sourceRows(q, pieces, p, {
+    shape: 'fine',
+    ...byRule,
+    filters: ruleIds ? { ...q.filters, ruleId: ruleIds } : q.filters,
+  });
   const text = `WITH src AS (\n  ${src}\n)
 SELECT b.*, r.rule_name AS name, r.rule_category AS category FROM (${mergedSelect(['grp'], true)}) b
 LEFT JOIN rules r ON r.rule_id = b.grp`;
@@ -130,12 +155,23 @@ LEFT JOIN rules r ON r.rule_id = b.grp`;
 }
 
 /** Phase two as the inspector shows it: statements of one text (the candidates split in two) shown once, with each run's values. */
-function phaseTwo(exact: Statement[], groups: string[][]): Array<{ title: string; statement: Statement | RepeatedStatement }> {
+function phaseTwo(
+  exact: Statement[],
+  groups: string[][]
+): Array<{ title: string; statement: Statement | RepeatedStatement }> {
   if (exact.length > 1 && exact.every((s) => s.text === exact[0].text)) {
     const sizes = groups.map((g) => g.length).join(' and ');
-    return [{ title: `phase 2: exact answers for ${sizes} candidates, side by side`, statement: { ...exact[0], runs: exact.map((s) => s.values) } }];
+    return [
+      {
+        title: `phase 2: exact answers for ${sizes} candidates, side by side`,
+        statement: { ...exact[0], runs: exact.map((s) => s.values) },
+      },
+    ];
   }
-  return exact.map((statement, i) => ({ title: `phase 2 (${i + 1}/${exact.length}): exact answers for ${groups[i].length} candidates`, statement }));
+  return exact.map((statement, i) => ({
+    title: `phase 2 (${i + 1}/${exact.length}): exact answers for ${groups[i].length} candidates`,
+    statement,
+  }));
 }
 
 const SORT_VALUE: Record<TopRulesSort, MeasureName> = {
@@ -149,11 +185,19 @@ const SORT_VALUE: Record<TopRulesSort, MeasureName> = {
 /** The `limit` first rows by the sort value descending (nulls last), then rule id in byte order (dimension columns are COLLATE "C"). */
 export function rankTopRules(rows: Row[], q: NormalizedQuery, seconds: number): Row[] {
   const key = SORT_VALUE[q.sortBy!];
-  const keyed = rows.map((row) => ({ row, v: measures(row, seconds)[key] as number | null, id: Buffer.from(String(row.grp)) }));
+  const keyed = rows.map((row) => ({
+    row,
+    v: measures(row, seconds)[key] as number | null,
+    id: Buffer.from(String(row.grp)),
+  }));
   keyed.sort((a, b) => {
     if (a.v !== b.v) {
-      if (a.v === null) return 1;
-      if (b.v === null) return -1;
+      if (a.v === null) {
+        return 1;
+      }
+      if (b.v === null) {
+        return -1;
+      }
       return b.v - a.v;
     }
     return Buffer.compare(a.id, b.id);
@@ -162,7 +206,12 @@ export function rankTopRules(rows: Row[], q: NormalizedQuery, seconds: number): 
 }
 
 export const topRules: KindSpec = {
-  params: (query) => ({ groupBy: null, metrics: [], limit: query.limit ?? DEFAULT_ROW_LIMIT, sortBy: query.sortBy ?? DEFAULT_SORT }),
+  params: (query) => ({
+    groupBy: null,
+    metrics: [],
+    limit: query.limit ?? DEFAULT_ROW_LIMIT,
+    sortBy: query.sortBy ?? DEFAULT_SORT,
+  }),
   ownFields: ['ruleId'],
   bucketed: false,
   names: () => ({ rules: true, parsers: false }),
@@ -175,7 +224,10 @@ export const topRules: KindSpec = {
     const results = await Promise.all(exact.map((s) => db.rows(s)));
     return {
       rows: rankTopRules(results.flat(), q, (q.range.to - q.range.from) / 1000),
-      statements: [{ title: `phase 1: candidate rules (${candidates.method})`, statement: candidates }, ...phaseTwo(exact, groups)],
+      statements: [
+        { title: `phase 1: candidate rules (${candidates.method})`, statement: candidates },
+        ...phaseTwo(exact, groups),
+      ],
     };
   },
   frames(q, rows) {
@@ -184,10 +236,22 @@ export const topRules: KindSpec = {
       {
         schema: {
           name: 'topRules',
-          fields: [{ name: 'ruleId', type: 'string' }, { name: 'ruleName', type: 'string' }, { name: 'ruleCategory', type: 'string' }, ...COLUMNS.map((c) => numberField(c))],
+          fields: [
+            { name: 'ruleId', type: 'string' },
+            { name: 'ruleName', type: 'string' },
+            { name: 'ruleCategory', type: 'string' },
+            ...COLUMNS.map((c) => numberField(c)),
+          ],
           meta: { preferredVisualisationType: 'table' },
         },
-        data: { values: [rows.map((r) => r.grp), rows.map((r) => r.name ?? null), rows.map((r) => r.category ?? null), ...COLUMNS.map((c) => ms.map((m) => m[c]))] },
+        data: {
+          values: [
+            rows.map((r) => r.grp),
+            rows.map((r) => r.name ?? null),
+            rows.map((r) => r.category ?? null),
+            ...COLUMNS.map((c) => ms.map((m) => m[c])),
+          ],
+        },
       },
     ];
   },

@@ -5,7 +5,14 @@
  * its frames. `KINDS` (index.ts) is a Record over every kind, so a kind missing a part is a
  * compile error, and the pipeline modules never branch on the kind.
  */
-import type { DataFrameJSON, FilterField, GroupByField, RuleperfQuery, SeriesMetric, TopRulesSort } from '../../contract';
+import type {
+  DataFrameJSON,
+  FilterField,
+  GroupByField,
+  RuleperfQuery,
+  SeriesMetric,
+  TopRulesSort,
+} from '../../contract';
 import type { Row } from '../measures';
 import type { NormalizedQuery } from '../normalize';
 import type { Plan } from '../plan';
@@ -55,7 +62,9 @@ export interface KindSpec {
 
 /** Series in a grouped answer: the groups the filters allow, at most `limit`, plus "other". */
 export function seriesBound(q: NormalizedQuery, cardinality: Cardinality): number {
-  if (!q.groupBy) return 1;
+  if (!q.groupBy) {
+    return 1;
+  }
   const possible = Math.min(cardinality(q.groupBy) + 1, q.filters[q.groupBy]?.length ?? Infinity);
   return possible > q.limit ? q.limit + 1 : possible;
 }

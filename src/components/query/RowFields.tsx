@@ -27,7 +27,11 @@ export function RowFields({ query, onChange }: QueryPartProps) {
         <InlineField
           label={series ? 'Series' : 'Limit'}
           labelWidth={LABEL_WIDTH}
-          tooltip={series ? 'How many series: the busiest groups; the others are summed into one "(other)" series' : 'How many rows'}
+          tooltip={
+            series
+              ? 'How many series: the busiest groups; the others are summed into one "(other)" series'
+              : 'How many rows'
+          }
           invalid={Boolean(limit.error)}
           error={limit.error}
         >
