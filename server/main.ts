@@ -1,41 +1,32 @@
 /**
- * `npm start`: the query service. This file only wires the parts together. Without
- * DATABASE_URL it runs the embedded WASM TimescaleDB (data under DATA_DIR) with a demo
- * that loads on first start and keeps growing (server/demo); with DATABASE_URL it serves
- * that database.
+ * `npm start`: the query service. This file only wires the parts together (server/startup/
+ * builds them). Without DATABASE_URL it runs the embedded WASM TimescaleDB (data under
+ * DATA_DIR) with a demo that loads on first start and keeps growing (server/demo); with
+ * DATABASE_URL it serves that database.
  */
-import http from 'node:http';
 import { join } from 'node:path';
-import pino from 'pino';
+import type pino from 'pino';
 import { Pool } from 'pg';
 import { loadConfig, ConfigError, type Config } from './config';
-import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded';
-import { DataFolderLocked } from './db/data-lock';
-import { createPools, type Pools } from './db/pools';
+import type { Flavour } from './db/migrate';
+import type { Pools } from './db/pools';
+import type { Demo } from './demo/demo';
 import { createLogger } from './observability/logger';
-import { Admission } from './db/admission';
-import { ChangeFeed } from './db/change-feed';
-import { databaseIdentity } from './db/identity';
-import { migrate, MigrationRefused, schemaInfo, type Flavour } from './db/migrate';
-import { phaseProgress } from './cli/progress';
-import { Demo } from './demo/demo';
-import { DemoNoticeExecutor } from './demo/notices';
 import { createMetrics } from './observability/metrics';
-import { WatermarkSource } from './query/watermarks';
-import { QueryExecutor, type Executor } from './query/executor';
-import { QueryService } from './query/service';
-import { loadRollupCatalog } from './query/catalog';
-import { KINDS } from './query/kinds';
-import { createRedis } from './cache/redis';
-import { QueryCache, NoCache, entryLifetimeMs } from './cache/store';
-import { CacheAuditor } from './cache/audit';
+import type { CacheAuditor } from './cache/audit';
 import { cacheStats } from './cache/stats';
-import { RecentQueries } from './warming/warmer';
+import type { QueryCache } from './cache/store';
+import type { ChangeFeed } from './db/change-feed';
 import { startWarming } from './warming/loop';
 import { RefreshScheduler } from './maintenance/scheduler';
 import { createApp } from './http/app';
 import { readiness } from './http/readiness';
 import { exampleCurl, securitySettings } from './http/security';
+import { embeddedHint, openDatabase, seconds, StartupError, type StartHooks } from './startup/database';
+import { listen } from './startup/http-server';
+import { buildQueryStack } from './startup/query-stack';
+
+export { StartupError, type StartHooks } from './startup/database';
 
 export interface RunningService {
   url: string;
@@ -58,238 +49,41 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-export interface StartHooks {
-  /** The embedded database failed while running (the service cannot answer any more). */
-  onFatal?(err: Error): void;
-  /** Aborts a start-up in progress between statements (a signal during a long first start). */
-  signal?: AbortSignal;
-}
-
-export class StartupError extends Error {}
-
-const seconds = (since: number) => Number(((performance.now() - since) / 1000).toFixed(1));
-
-/** How to say "the embedded database" in an error, with the settings that matter. */
-function embeddedHint(config: Config): string {
-  return `the embedded database (PGlite, data in DATA_DIR=${config.DATA_DIR}) serves one statement at a time; see the log above, raise DB_STATEMENT_TIMEOUT_MS if statements wait too long, or set DATABASE_URL to a PostgreSQL or TimescaleDB server`;
-}
-
-/** The database: the embedded one (locked, booted, migrated, demo prepared) or DATABASE_URL's. */
-async function openDatabase(
-  config: Config,
-  log: pino.Logger,
-  show: boolean,
-  timings: Record<string, number>,
-  hooks: StartHooks
-) {
-  let embedded: EmbeddedDatabase | null = null;
-  let url = config.DATABASE_URL;
-  if (!url) {
-    const dir = join(config.DATA_DIR, 'pglite');
-    log.info(`no DATABASE_URL: starting the embedded TimescaleDB (WASM) with data in ${dir}`);
-    const t = performance.now();
-    const phase = show ? phaseProgress('starting the embedded database') : null;
-    try {
-      embedded = await startEmbeddedDatabase(dir, {
-        maxWaitMs: config.DB_STATEMENT_TIMEOUT_MS,
-        onFailure: (err) => hooks.onFatal?.(err),
-      });
-    } catch (err) {
-      phase?.stop('failed');
-      if (err instanceof DataFolderLocked) {
-        throw new StartupError(err.message);
-      }
-      throw new StartupError(`the embedded database did not start: ${(err as Error).message}`);
-    }
-    phase?.stop();
-    timings.database = seconds(t);
-    url = embedded.url;
-    log.info({ url }, 'the embedded database listens on loopback while the service runs (psql works)');
+/** Readiness has a connection of its own: a pool busy with queries must not read as a database down. */
+function healthPool(config: Config, pools: Pools, url: string): Pool {
+  if (pools.embedded) {
+    return pools.write;
   }
-  const pools = createPools(
-    config,
-    url,
-    embedded ? { embedded: { backgroundApplicationName: BACKGROUND_APPLICATION_NAME } } : {}
-  );
-  const fail = async (err: unknown): Promise<never> => {
-    await pools.end().catch(() => undefined);
-    await embedded?.stop();
-    const message = (err as Error).message;
-    throw new StartupError(
-      embedded && !(err instanceof MigrationRefused) ? `${message} (${embeddedHint(config)})` : message
-    );
-  };
-
-  let flavour: Flavour;
-  const t = performance.now();
-  try {
-    if (config.MIGRATE_ON_START) {
-      // Each migration file is a transaction: all of it on one connection.
-      const client = await pools.write.connect();
-      try {
-        flavour = (await migrate(client, { log: (line) => log.info(line) })).flavour;
-      } finally {
-        client.release();
-      }
-    } else {
-      const info = await schemaInfo(pools.write);
-      if (!info) {
-        throw new MigrationRefused(
-          'the database has no ruleperf schema; run `npm run migrate` or set MIGRATE_ON_START=true'
-        );
-      }
-      flavour = info.flavour;
-    }
-  } catch (err) {
-    return fail(err);
-  }
-  timings.migrate = seconds(t);
-
-  let demo: Demo | null = null;
-  if (embedded) {
-    const t2 = performance.now();
-    try {
-      const settings = {
-        days: config.DEMO_DAYS,
-        rowsPerHour: config.DEMO_ROWS_PER_HOUR,
-        seed: config.DEMO_SEED,
-        live: config.DEMO_LIVE,
-      };
-      demo = await Demo.prepare(pools.write, flavour, settings, log, show, hooks.signal);
-    } catch (err) {
-      return fail(err);
-    }
-    timings.demo = seconds(t2);
-  }
-  return { embedded, url, pools, flavour, demo };
-}
-
-function waitForRedis(redis: ReturnType<typeof createRedis>): Promise<void> {
-  // Give Redis a moment at start; if it is not there, the circuit opens and we serve without it.
-  if (redis.status === 'ready') {
-    return Promise.resolve();
-  }
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 2000);
-    redis.once('ready', () => {
-      clearTimeout(timer);
-      resolve();
-    });
+  const pool = new Pool({
+    connectionString: config.DATABASE_READ_URL ?? url,
+    max: 1,
+    connectionTimeoutMillis: Math.max(config.DB_CONNECT_TIMEOUT_MS, 2000),
+    statement_timeout: 5000,
+    application_name: 'ruleperf-health',
   });
+  pool.on('error', () => undefined);
+  return pool;
 }
 
 export async function startService(config: Config, log: pino.Logger, hooks: StartHooks = {}): Promise<RunningService> {
   const started = performance.now();
   const timings: Record<string, number> = {};
-  const show = log.isLevelEnabled('info');
-  const { embedded, url: databaseUrl, pools, flavour, demo } = await openDatabase(config, log, show, timings, hooks);
-
+  const db = await openDatabase(config, log, log.isLevelEnabled('info'), timings, hooks);
+  const { pools, flavour, demo, embedded } = db;
   const metrics = createMetrics();
-  // The registry as last read: read again after every refresh, so a rollup added by a migration is used without a restart.
-  let rollups = await loadRollupCatalog(pools.write);
-  const database = await databaseIdentity(pools.read);
-  const watermarks = new WatermarkSource(pools.read, config.WATERMARK_CACHE_MS);
-  const executorMetrics = { dbQuery: (tier: string) => metrics.dbQueries.inc({ tier }) };
-  // Uncached work waits its turn in a bounded queue per pool (busy, not unavailable, when full).
-  const admissionFor = (concurrency: number) =>
-    new Admission({ concurrency, maxQueue: config.DB_QUEUE_MAX, maxWaitMs: config.DB_QUEUE_WAIT_MS });
-  const readAdmission = admissionFor(config.DB_POOL_MAX);
-  const executorOn = (pool: Pool): Executor => {
-    const executor = new QueryExecutor(
-      pool,
-      watermarks,
-      () => rollups,
-      pool === pools.read ? readAdmission : admissionFor(pool.options.max ?? 1),
-      executorMetrics
-    );
-    return demo ? new DemoNoticeExecutor(executor, demo) : executor;
-  };
-  const executor = executorOn(pools.read);
-  const backgroundExecutor = pools.background === pools.read ? executor : executorOn(pools.background);
-
-  const redis = config.CACHE_ENABLED ? createRedis(config) : null;
-  redis?.on('error', () => undefined); // reported through the circuit breaker, not as crashes
-  if (redis) {
-    await waitForRedis(redis);
-  }
-  const cacheSettings = {
-    prefix: config.CACHE_PREFIX,
-    ttlSeconds: config.CACHE_TTL_SECONDS,
-    jitterSeconds: config.CACHE_JITTER_SECONDS,
-    settledTtlSeconds: config.CACHE_SETTLED_TTL_SECONDS,
-    maxValueBytes: config.CACHE_MAX_VALUE_BYTES,
-    lockMs: config.CACHE_LOCK_MS,
-    nearLeaseMs: config.CACHE_NEAR_LEASE_MS,
-    nearEntries: config.CACHE_NEAR_ENTRIES,
-  };
-  // Rewritten rows and renamed rules reach every cached answer they touch through the change log.
-  const changes = new ChangeFeed(pools.read, {
-    pollMs: config.CHANGES_POLL_MS,
-    keepMs: 2 * entryLifetimeMs(cacheSettings) + 60_000,
-    listenUrl: pools.embedded ? null : (config.DATABASE_READ_URL ?? databaseUrl),
-    logger: log,
-  });
-  await changes.start();
-  let auditor: CacheAuditor | null = null;
-  const cache = redis
-    ? new QueryCache(redis, cacheSettings, metrics, {
-        database,
-        dataVersion: (q) => changes.version({ range: q.range, names: KINDS[q.kind].names(q), filters: q.filters }),
-        onSettledHit: (q, key) => auditor?.record(q, key),
-        onError: (err) => log.debug({ err: { message: err.message } }, 'cache call failed'),
-      })
-    : null;
-  if (cache) {
-    auditor = new CacheAuditor(
-      {
-        lookup: async (q) => {
-          const found = await cache.lookup(cache.baseKey(q), q);
-          return found?.entry ? { key: found.key, answer: found.entry.a } : null;
-        },
-        recompute: (q) => backgroundExecutor.run(q, 'background'),
-        drop: (key) => cache.drop(key),
-      },
-      metrics,
-      log,
-      { sampleSize: config.AUDIT_SAMPLE_SIZE, confirmAfterMs: 2 * config.CHANGES_POLL_MS + 100 }
-    );
-  }
-  const cacheLayer = cache ?? new NoCache(metrics);
-  const recent = new RecentQueries();
-  const observer = {
-    observe: (kind: string, c: string, tier: string, s: number) =>
-      metrics.queryDuration.observe({ kind, cache: c, tier }, s),
-  };
-  const service = new QueryService(
-    () => rollups,
-    executor,
-    cacheLayer,
-    observer,
-    (request, query) => recent.record(request, query)
-  );
-  // Warming answers through the same cache, after dashboard queries (on the embedded database, on its background pool).
-  const warmingService = new QueryService(() => rollups, backgroundExecutor, cacheLayer, observer);
+  const stack = await buildQueryStack(config, log, metrics, db);
+  const { cache } = stack;
   const cacheState = () => (cache ? cache.state() : 'disabled');
-  // Readiness has a connection of its own: a pool busy with queries must not read as a database down.
-  const healthPool = pools.embedded
-    ? pools.write
-    : new Pool({
-        connectionString: config.DATABASE_READ_URL ?? databaseUrl,
-        max: 1,
-        connectionTimeoutMillis: Math.max(config.DB_CONNECT_TIMEOUT_MS, 2000),
-        statement_timeout: 5000,
-        application_name: 'ruleperf-health',
-      });
-  healthPool.on('error', () => undefined);
+  const health = healthPool(config, pools, db.url);
 
   const app = createApp({
-    service,
+    service: stack.service,
     readPool: pools.read,
-    rollups: () => rollups,
+    rollups: stack.rollups,
     metrics,
     logger: log,
     security: securitySettings(config),
-    ready: readiness({ pool: healthPool, cacheState, unreachableHint: embedded ? embeddedHint(config) : undefined }),
+    ready: readiness({ pool: health, cacheState, unreachableHint: embedded ? embeddedHint(config) : undefined }),
     cache: {
       state: cacheState,
       async invalidate(target) {
@@ -305,40 +99,16 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     metrics,
     logger: log,
     refresh: config.REFRESH_SCHEDULER === 'on',
-    onRefreshed: () => {
-      watermarks.reset();
-      loadRollupCatalog(pools.read).then(
-        (fresh) => (rollups = fresh),
-        () => undefined
-      );
-      // A refresh that rewrote settled buckets logged it: apply it now rather than at the next poll.
-      void changes.poll();
-    },
+    onRefreshed: () => stack.refreshed(),
   });
   scheduler.start();
-  const memoryTimer = setInterval(async () => {
-    const info = cache ? await cache.redisInfo() : null;
-    if (info) {
-      metrics.redisUsedMemory.set(info.usedMemory);
-    }
-  }, 15_000);
-  memoryTimer.unref();
-  const auditTimer =
-    auditor && config.AUDIT_INTERVAL_SECONDS > 0
-      ? setInterval(async () => {
-          const result = await auditor!.runOnce().catch((err) => ({ error: (err as Error).message }));
-          log.debug(result, 'cache audit');
-        }, config.AUDIT_INTERVAL_SECONDS * 1000)
-      : null;
-  auditTimer?.unref();
-
   const warming = startWarming(
     {
-      answer: (request, query) => warmingService.answerOne(request, query, 'background'),
+      answer: (request, query) => stack.warmingService.answerOne(request, query, 'background'),
       pool: pools.background,
-      rollups: () => rollups,
+      rollups: stack.rollups,
       dashboardsDir: join(__dirname, '..', 'provisioning', 'dashboards'),
-      recent,
+      recent: stack.recent,
       intervalSeconds: config.WARM_INTERVAL_SECONDS,
       logger: log,
     },
@@ -359,56 +129,31 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
           await new Promise((resolve) => setTimeout(resolve, 5000).unref());
         }
       }
-      watermarks.reset();
+      stack.watermarks.reset();
       await warming.warmAll();
     },
   });
 
-  // Timeouts are checked every second (Node's default interval is 30 s), so slow clients cannot hold sockets.
-  const server = http.createServer(
-    {
-      connectionsCheckingInterval: 1000,
-      headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
-      requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
-    },
-    app
-  );
-  server.listen(config.PORT, config.HOST);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  server.keepAliveTimeout = 5_000;
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.PORT;
-  const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
+  const server = await listen(app, config);
   timings.total = seconds(started);
-  log.info({ url, flavour, embedded: embedded !== null, startup: timings }, 'ruleperf is listening');
+  log.info({ url: server.url, flavour, embedded: embedded !== null, startup: timings }, 'ruleperf is listening');
 
   let stopped: Promise<void> | null = null;
   const stop = () =>
     (stopped ??= (async () => {
-      // Stop accepting; close idle keep-alive sockets; in-flight requests complete.
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
-      clearInterval(memoryTimer);
-      if (auditTimer) {
-        clearInterval(auditTimer);
-      }
-      await Promise.all([warming.stop(), demo?.stop(), scheduler.stop(), changes.stop()]);
-      redis?.disconnect();
-      if (healthPool !== pools.write) {
-        await healthPool.end();
+      // In-flight requests complete first.
+      await server.close();
+      await Promise.all([warming.stop(), demo?.stop(), scheduler.stop(), stack.stop()]);
+      if (health !== pools.write) {
+        await health.end();
       }
       await pools.end();
       await embedded?.stop();
     })());
 
   return {
-    url,
-    port,
+    url: server.url,
+    port: server.port,
     flavour,
     metrics,
     cache,
@@ -417,8 +162,8 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     demo,
     timings,
     warmAll: warming.warmAll,
-    auditor,
-    changes,
+    auditor: stack.auditor,
+    changes: stack.changes,
     stop,
   };
 }

@@ -1,0 +1,185 @@
+/**
+ * Start-up, second step: everything that answers a query — the rollup catalog, admission
+ * control and executors, the change feed, the cache and its auditor, the query services —
+ * and the background jobs that belong to them (Redis memory readings, audits).
+ */
+import type pino from 'pino';
+import type { Pool } from 'pg';
+import type { Config } from '../config';
+import { CacheAuditor } from '../cache/audit';
+import { createRedis } from '../cache/redis';
+import { entryLifetimeMs, NoCache, QueryCache } from '../cache/store';
+import { Admission } from '../db/admission';
+import { ChangeFeed } from '../db/change-feed';
+import { databaseIdentity } from '../db/identity';
+import type { Pools } from '../db/pools';
+import type { Demo } from '../demo/demo';
+import { DemoNoticeExecutor } from '../demo/notices';
+import type { Metrics } from '../observability/metrics';
+import { loadRollupCatalog, type RollupInfo } from '../query/catalog';
+import { QueryExecutor, type Executor } from '../query/executor';
+import { KINDS } from '../query/kinds';
+import { QueryService } from '../query/service';
+import { WatermarkSource } from '../query/watermarks';
+import { RecentQueries } from '../warming/warmer';
+
+export interface QueryStack {
+  /** The rollup registry as last read. */
+  rollups(): readonly RollupInfo[];
+  /** After a refresh: newer watermarks, a re-read registry (a rollup a migration added), changes now. */
+  refreshed(): void;
+  /** Answers dashboard queries (records them for warming). */
+  service: QueryService;
+  /** Answers warming's queries, after dashboard queries. */
+  warmingService: QueryService;
+  recent: RecentQueries;
+  cache: QueryCache | null;
+  auditor: CacheAuditor | null;
+  changes: ChangeFeed;
+  watermarks: WatermarkSource;
+  stop(): Promise<void>;
+}
+
+/** Give Redis a moment at start; if it is not there, the circuit opens and we serve without it. */
+function waitForRedis(redis: ReturnType<typeof createRedis>): Promise<void> {
+  if (redis.status === 'ready') {
+    return Promise.resolve();
+  }
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export async function buildQueryStack(
+  config: Config,
+  log: pino.Logger,
+  metrics: Metrics,
+  db: { pools: Pools; url: string; demo: Demo | null }
+): Promise<QueryStack> {
+  const { pools, demo } = db;
+  let rollups = await loadRollupCatalog(pools.write);
+  const database = await databaseIdentity(pools.read);
+  const watermarks = new WatermarkSource(pools.read, config.WATERMARK_CACHE_MS);
+  const executorMetrics = { dbQuery: (tier: string) => metrics.dbQueries.inc({ tier }) };
+  // Uncached work waits its turn in a bounded queue per pool (busy, not unavailable, when full).
+  const admissionFor = (concurrency: number) =>
+    new Admission({ concurrency, maxQueue: config.DB_QUEUE_MAX, maxWaitMs: config.DB_QUEUE_WAIT_MS });
+  const readAdmission = admissionFor(config.DB_POOL_MAX);
+  const executorOn = (pool: Pool): Executor => {
+    const admission = pool === pools.read ? readAdmission : admissionFor(pool.options.max ?? 1);
+    const executor = new QueryExecutor(pool, watermarks, () => rollups, admission, executorMetrics);
+    return demo ? new DemoNoticeExecutor(executor, demo) : executor;
+  };
+  const executor = executorOn(pools.read);
+  const backgroundExecutor = pools.background === pools.read ? executor : executorOn(pools.background);
+
+  const redis = config.CACHE_ENABLED ? createRedis(config) : null;
+  redis?.on('error', () => undefined); // reported through the circuit breaker, not as crashes
+  if (redis) {
+    await waitForRedis(redis);
+  }
+  const cacheSettings = {
+    prefix: config.CACHE_PREFIX,
+    ttlSeconds: config.CACHE_TTL_SECONDS,
+    jitterSeconds: config.CACHE_JITTER_SECONDS,
+    settledTtlSeconds: config.CACHE_SETTLED_TTL_SECONDS,
+    maxValueBytes: config.CACHE_MAX_VALUE_BYTES,
+    lockMs: config.CACHE_LOCK_MS,
+    nearLeaseMs: config.CACHE_NEAR_LEASE_MS,
+    nearEntries: config.CACHE_NEAR_ENTRIES,
+  };
+  // Rewritten rows and renamed rules reach every cached answer they touch through the change log.
+  const changes = new ChangeFeed(pools.read, {
+    pollMs: config.CHANGES_POLL_MS,
+    keepMs: 2 * entryLifetimeMs(cacheSettings) + 60_000,
+    listenUrl: pools.embedded ? null : (config.DATABASE_READ_URL ?? db.url),
+    logger: log,
+  });
+  await changes.start();
+  let auditor: CacheAuditor | null = null;
+  const cache = redis
+    ? new QueryCache(redis, cacheSettings, metrics, {
+        database,
+        dataVersion: (q) => changes.version({ range: q.range, names: KINDS[q.kind].names(q), filters: q.filters }),
+        onSettledHit: (q, key) => auditor?.record(q, key),
+        onError: (err) => log.debug({ err: { message: err.message } }, 'cache call failed'),
+      })
+    : null;
+  if (cache) {
+    auditor = new CacheAuditor(
+      {
+        lookup: async (q) => {
+          const found = await cache.lookup(cache.baseKey(q), q);
+          return found?.entry ? { key: found.key, answer: found.entry.a } : null;
+        },
+        recompute: (q) => backgroundExecutor.run(q, 'background'),
+        drop: (key) => cache.drop(key),
+      },
+      metrics,
+      log,
+      { sampleSize: config.AUDIT_SAMPLE_SIZE, confirmAfterMs: 2 * config.CHANGES_POLL_MS + 100 }
+    );
+  }
+  const cacheLayer = cache ?? new NoCache(metrics);
+  const recent = new RecentQueries();
+  const observer = {
+    observe: (kind: string, c: string, tier: string, s: number) =>
+      metrics.queryDuration.observe({ kind, cache: c, tier }, s),
+  };
+  const service = new QueryService(
+    () => rollups,
+    executor,
+    cacheLayer,
+    observer,
+    (request, query) => recent.record(request, query)
+  );
+  const warmingService = new QueryService(() => rollups, backgroundExecutor, cacheLayer, observer);
+
+  const memoryTimer = setInterval(async () => {
+    const info = cache ? await cache.redisInfo() : null;
+    if (info) {
+      metrics.redisUsedMemory.set(info.usedMemory);
+    }
+  }, 15_000);
+  memoryTimer.unref();
+  const auditTimer =
+    auditor && config.AUDIT_INTERVAL_SECONDS > 0
+      ? setInterval(async () => {
+          const result = await auditor!.runOnce().catch((err) => ({ error: (err as Error).message }));
+          log.debug(result, 'cache audit');
+        }, config.AUDIT_INTERVAL_SECONDS * 1000)
+      : null;
+  auditTimer?.unref();
+
+  return {
+    rollups: () => rollups,
+    refreshed() {
+      watermarks.reset();
+      loadRollupCatalog(pools.read).then(
+        (fresh) => (rollups = fresh),
+        () => undefined
+      );
+      // A refresh that rewrote settled buckets logged it: apply it now rather than at the next poll.
+      void changes.poll();
+    },
+    service,
+    warmingService,
+    recent,
+    cache,
+    auditor,
+    changes,
+    watermarks,
+    async stop() {
+      clearInterval(memoryTimer);
+      if (auditTimer) {
+        clearInterval(auditTimer);
+      }
+      await changes.stop();
+      redis?.disconnect();
+    },
+  };
+}
