@@ -9,24 +9,10 @@ import { startServiceProcess, type ServiceProcess } from '../../testkit/service-
 import { post, getText } from '../../testkit/http';
 import { summarize, type Summary } from './stats';
 import { ms, table } from './report';
+import { crashProbe, heaviestAccepted } from '../../testkit/probes';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const METRICS = [
-  'executionCount',
-  'throughputPerSecond',
-  'avgExecutionTimeMs',
-  'p50ExecutionTimeMs',
-  'p95ExecutionTimeMs',
-  'p99ExecutionTimeMs',
-  'maxExecutionTimeMs',
-  'errorCount',
-  'timeoutCount',
-  'errorRate',
-  'recordsProcessed',
-  'recordsFailed',
-];
-
 /** Resident memory of a process in MB (Linux). */
 export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -49,27 +35,6 @@ async function watchRss<T>(
     clearInterval(timer);
   }
 }
-
-export const crashProbe = (now = Date.now()) => ({
-  range: { from: now - 400 * DAY, to: now },
-  intervalMs: 1,
-  maxDataPoints: 10_000,
-  queries: Array.from({ length: 10 }, (_, i) => ({
-    refId: `Q${i}`,
-    kind: 'timeseries',
-    groupBy: 'ruleId',
-    granularity: 'hourly',
-    metrics: METRICS,
-  })),
-});
-
-/** At the edge of the budget: 30 days of hourly points for the 100 busiest rules and "(other)", every metric. */
-export const heaviestAccepted = (now = Date.now()) => ({
-  range: { from: now - 30 * DAY, to: now },
-  intervalMs: HOUR,
-  maxDataPoints: 1000,
-  queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 100, metrics: METRICS }],
-});
 
 export interface OverloadFigures {
   probe: { status: number; client: Summary; rssGrowthMb: number };

@@ -3,20 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fingerprint, generationKeys, invalidationKeys, keyspace } from './keys';
 import type { NormalizedQuery } from '../query/normalize';
+import { normalized } from '../query/testing';
 
-const q = (over: Partial<NormalizedQuery> = {}): NormalizedQuery => ({
-  kind: 'stats',
-  filters: {},
-  groupBy: null,
-  metrics: [],
-  limit: 0,
-  sortBy: null,
-  differsFromAsked: true,
-  range: { from: 0, to: 60_000 },
-  bucketMs: null,
-  fields: [],
-  ...over,
-});
+const q = (over: Partial<NormalizedQuery> = {}): NormalizedQuery => normalized({ differsFromAsked: true, ...over });
 
 test('the fingerprint covers everything that changes an answer, and nothing else', () => {
   const base = fingerprint(q());

@@ -3,30 +3,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { RuleperfQuery } from '../contract';
-import type { RollupInfo } from './catalog';
 import { normalizeQuery } from './normalize';
 import { NormalizeMemo } from './normalize-memo';
 import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 import { fingerprint } from '../cache/keys';
+import { NOW, query as statsQuery, SMALL_CATALOG } from './testing';
 
-const FULL = ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'];
-const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({
-  name,
-  tier: name,
-  source: 'metrics',
-  bucketMs,
-  dims,
-  refreshEveryMs: 300_000,
-  rankKeys: false,
-});
-const ROLLUPS = [
-  rollup('metrics_hourly', H, FULL),
-  rollup('metrics_daily', D, FULL),
-  rollup('metrics_minute_total', M, []),
-];
-const NOW = Date.parse('2026-06-10T13:37:42.123Z');
-const query = (q: Partial<RuleperfQuery>): RuleperfQuery =>
-  ({ refId: 'A', kind: 'timeseries', granularity: 'auto', ...q }) as RuleperfQuery;
+const ROLLUPS = SMALL_CATALOG;
+/** A timeseries unless overridden. */
+const query = (q: Partial<RuleperfQuery>): RuleperfQuery => statsQuery({ kind: 'timeseries', ...q });
 const last = (span: number, now = NOW, extra: object = {}) => ({
   range: { from: now - span, to: now },
   intervalMs: M,

@@ -1,30 +1,12 @@
 /** Normalization and the request budget, without a database. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { RuleperfQuery } from '../contract';
-import type { RollupInfo } from './catalog';
 import { normalizeQuery } from './normalize';
 import { BudgetExceeded, BUDGET, checkBudget, schemaCardinality } from './budget';
 import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
+import { NOW, query, SMALL_CATALOG } from './testing';
 
-const FULL = ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'];
-const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({
-  name,
-  tier: name,
-  source: 'metrics',
-  bucketMs,
-  dims,
-  refreshEveryMs: 300_000,
-  rankKeys: false,
-});
-const ROLLUPS = [
-  rollup('metrics_hourly', H, FULL),
-  rollup('metrics_daily', D, FULL),
-  rollup('metrics_minute_total', M, []),
-];
-const NOW = Date.parse('2026-06-10T13:37:42.123Z');
-const query = (q: Partial<RuleperfQuery>): RuleperfQuery =>
-  ({ refId: 'A', kind: 'stats', granularity: 'auto', ...q }) as RuleperfQuery;
+const ROLLUPS = SMALL_CATALOG;
 const last = (span: number) => ({ range: { from: NOW - span, to: NOW } });
 
 test("filters become sorted distinct lists under the contract's names; unused parameters are dropped", () => {

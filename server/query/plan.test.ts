@@ -5,17 +5,9 @@ import fc from 'fast-check';
 import type { RollupInfo } from './catalog';
 import { levels, plan, tiersOf, type RollupState } from './plan';
 import { coverRange, differsFromAsked, timeseriesBucket, DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
+import { FULL_DIMS, NOW, rollup } from './testing';
 
-const FULL = ['metric_type', 'rule_id', 'parser_id', 'rule_category', 'source_type', 'status'];
-const rollup = (name: string, bucketMs: number, dims: string[]): RollupInfo => ({
-  name,
-  tier: name.replace(/^metrics_/, ''),
-  source: 'metrics',
-  bucketMs,
-  dims,
-  refreshEveryMs: 300_000,
-  rankKeys: false,
-});
+const FULL = FULL_DIMS;
 const ROLLUPS: RollupInfo[] = [
   rollup('metrics_hourly', H, FULL),
   rollup('metrics_daily', D, FULL),
@@ -26,7 +18,6 @@ const ROLLUPS: RollupInfo[] = [
   rollup('metrics_minute_total', M, []),
   rollup('metrics_minute_by_rule', M, ['rule_id', 'rule_category', 'metric_type']),
 ];
-const NOW = Date.parse('2026-06-10T13:37:42.123Z');
 const allMaterialized = (watermark = NOW - 2 * M): Map<string, RollupState> =>
   new Map(
     ROLLUPS.map((r) => [r.name, { watermark: Math.floor(watermark / r.bucketMs) * r.bucketMs, retainedFrom: null }])

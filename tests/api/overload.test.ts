@@ -11,6 +11,7 @@ import { Client } from 'pg';
 import { postJson, startTestService, uniqueName, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import type { RunningService } from '../../server/main';
+import { crashProbe } from '../../testkit/probes';
 import { SERIES_METRICS, GROUP_BY_FIELDS, QUERY_KINDS } from '../../server/contract';
 
 let db: TestDatabase;
@@ -33,20 +34,6 @@ async function start(env: Record<string, string> = {}) {
   services.push(svc);
   return svc;
 }
-
-/** The request that crashed an instance (issue 15): 400 days, 1 ms interval, ten grouped hourly series of every metric. */
-const crashProbe = () => ({
-  range: { from: Date.now() - 400 * DAY, to: Date.now() },
-  intervalMs: 1,
-  maxDataPoints: 10_000,
-  queries: Array.from({ length: 10 }, (_, i) => ({
-    refId: `Q${i}`,
-    kind: 'timeseries',
-    groupBy: 'ruleId',
-    granularity: 'hourly',
-    metrics: [...SERIES_METRICS],
-  })),
-});
 
 test('the crash probe is refused before any work, with the limit, the estimate and how to narrow it', async () => {
   const svc = await start();

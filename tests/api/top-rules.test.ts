@@ -46,7 +46,10 @@ after(async () => db?.drop());
 async function pieces(q: NormalizedQuery, list: RollupInfo[]) {
   const state = await watermarks.current();
   const rollupState = new Map(
-    state.status.map((s) => [s.rollup, { watermark: s.watermark?.getTime() ?? null, retainedFrom: null }])
+    state.status.map((s) => [
+      s.rollup,
+      { watermark: s.watermark?.getTime() ?? null, retainedFrom: s.retainedFrom?.getTime() ?? null },
+    ])
   );
   return plan({ range: q.range, fields: q.fields, rollups: list, state: rollupState, pending: state.pending }).pieces;
 }

@@ -7,16 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { Client } from 'pg';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { PG_HOST, PG_PORT, type TestDatabase } from '../support/services';
 import { TcpProxy } from '../support/tcp-proxy';
+import { freePort, startPrivateRedis } from '../support/private-redis';
 import { startServiceProcess, type ServiceProcess } from '../../testkit/service-process';
 import { assertRollupsMatchRaw } from '../support/rollup-checks';
 import { refreshRollups } from '../../server/db/refresh';
 import { post } from '../../testkit/http';
+import { crashProbe } from '../../testkit/probes';
 
 interface Outcome {
   at: number;
@@ -34,48 +35,9 @@ let redisProxy: TcpProxy;
 let pgProxy: TcpProxy;
 const instances: ServiceProcess[] = [];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
+/** The suite's Redis, on the same port each time, so a restart is the same Redis to the services. */
 async function startRedis(): Promise<void> {
-  redis = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(redisPort),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--maxmemory',
-      '256mb',
-      '--maxmemory-policy',
-      'allkeys-lru',
-    ],
-    { stdio: 'ignore' }
-  );
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(redisPort, '127.0.0.1', () => {
-        c.end();
-        resolve(true);
-      });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('redis-server did not start');
+  redis = (await startPrivateRedis(['--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru'], redisPort)).child;
 }
 
 async function stopRedis(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -333,20 +295,7 @@ test('heavy queries under dashboard load: over-budget requests refused at once, 
     const now = Date.now();
     for (let i = 0; i < 5; i++) {
       // The request that once crashed an instance (issue 15): refused before any work.
-      attacks.push(
-        heavy({
-          range: { from: now - 400 * DAY, to: now },
-          intervalMs: 1,
-          maxDataPoints: 10_000,
-          queries: Array.from({ length: 10 }, (_, j) => ({
-            refId: `Q${j}`,
-            kind: 'timeseries',
-            groupBy: 'ruleId',
-            granularity: 'hourly',
-            metrics: ['executionCount', 'p95ExecutionTimeMs'],
-          })),
-        })
-      );
+      attacks.push(heavy(crashProbe(now, ['executionCount', 'p95ExecutionTimeMs'])));
     }
     // 150 distinct uncached questions at once, each a month long.
     for (let i = 0; i < 150; i++) {

@@ -21,8 +21,9 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-export async function startPrivateRedis(extraArgs: string[] = []): Promise<PrivateRedis> {
-  const port = await freePort();
+/** Starts redis-server (on `port`, or a free one) and waits until it accepts connections. */
+export async function startPrivateRedis(extraArgs: string[] = [], port?: number): Promise<PrivateRedis> {
+  port ??= await freePort();
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],

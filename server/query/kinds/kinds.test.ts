@@ -4,21 +4,10 @@ import { test } from 'node:test';
 import type { NormalizedQuery } from '../normalize';
 import { KINDS } from '.';
 import { rankTopRules } from './top-rules';
+import { normalized } from '../testing';
 
 const M = 60_000;
-const base = (over: Partial<NormalizedQuery>): NormalizedQuery => ({
-  kind: 'stats',
-  filters: {},
-  groupBy: null,
-  metrics: [],
-  limit: 0,
-  sortBy: null,
-  differsFromAsked: false,
-  range: { from: 0, to: 0 },
-  bucketMs: null,
-  fields: [],
-  ...over,
-});
+const base = (over: Partial<NormalizedQuery>): NormalizedQuery => normalized({ range: { from: 0, to: 0 }, ...over });
 const row = (n: number, over: Record<string, unknown> = {}) => ({
   execution_count: n,
   exec_time_sum: 10 * n,

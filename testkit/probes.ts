@@ -1,0 +1,27 @@
+/** Requests that tests and benchmarks send to check the request budget. */
+import { SERIES_METRICS, type QueryRequestInput, type SeriesMetric } from '../server/contract';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** The request that once crashed an instance (issue 15): 400 days, a 1 ms interval, ten hourly series per rule of every metric. */
+export const crashProbe = (now = Date.now(), metrics: readonly SeriesMetric[] = SERIES_METRICS): QueryRequestInput => ({
+  range: { from: now - 400 * DAY, to: now },
+  intervalMs: 1,
+  maxDataPoints: 10_000,
+  queries: Array.from({ length: 10 }, (_, i) => ({
+    refId: `Q${i}`,
+    kind: 'timeseries',
+    groupBy: 'ruleId',
+    granularity: 'hourly',
+    metrics: [...metrics],
+  })),
+});
+
+/** At the edge of the budget: 30 days of hourly points for the 100 busiest rules and "(other)", every metric. */
+export const heaviestAccepted = (now = Date.now()): QueryRequestInput => ({
+  range: { from: now - 30 * DAY, to: now },
+  intervalMs: HOUR,
+  maxDataPoints: 1000,
+  queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 100, metrics: [...SERIES_METRICS] }],
+});
