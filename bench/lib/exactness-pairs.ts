@@ -10,6 +10,10 @@ import { filterSql, relErr } from '../../testkit/raw';
 
 export interface PairErrors {
   pairs: number;
+  /** Largest distance (ms) between an end of the covered range and the asked one. */
+  endsOffMs: number;
+  /** Pairs answered exactly as asked (ended over a minute ago), the rest moved to whole minutes. */
+  exactRanges: number;
   ruleperf: { count: number; sum: number; avg: number; p50: number; p95: number; p99: number };
   adr: { count: number; avg: number; p50: number; p95: number; p99: number };
 }
@@ -35,6 +39,8 @@ export async function checkExactnessPairs(
   const r = rng(seed);
   const worst: PairErrors = {
     pairs: 0,
+    endsOffMs: 0,
+    exactRanges: 0,
     ruleperf: { count: 0, sum: 0, avg: 0, p50: 0, p95: 0, p99: 0 },
     adr: { count: 0, avg: 0, p50: 0, p95: 0, p99: 0 },
   };
@@ -70,6 +76,9 @@ export async function checkExactnessPairs(
     const e = exact[0];
     if (Number(e.n) > 0) {
       worst.pairs++;
+      const off = Math.max(Math.abs(q.range.from - (to - length)), Math.abs(q.range.to - to));
+      worst.endsOffMs = Math.max(worst.endsOffMs, off);
+      if (off <= 1) worst.exactRanges++;
       const w = worst.ruleperf;
       w.count = Math.max(w.count, relErr(got.executionCount, Number(e.n)));
       w.avg = Math.max(w.avg, relErr(got.avgExecutionTimeMs, Number(e.a)));
