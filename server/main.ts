@@ -41,6 +41,8 @@ export interface RunningService {
   /** Seconds each start-up phase took. */
   timings: Record<string, number>;
   warmAll(): Promise<void>;
+  /** Computes, for the queries asked recently, the answers the requests of `minute` will ask for (see WARM_AHEAD_SECONDS). */
+  warmAhead(minute: number): Promise<{ warmed: number; failed: number }>;
   /** The consistency auditor (null without a cache; runs every AUDIT_INTERVAL_SECONDS, never when 0). */
   auditor: CacheAuditor | null;
   /** The database's change log as this instance follows it. */
@@ -110,6 +112,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
       dashboardsDir: join(__dirname, '..', 'provisioning', 'dashboards'),
       recent: stack.recent,
       intervalSeconds: config.WARM_INTERVAL_SECONDS,
+      aheadSeconds: config.WARM_AHEAD_SECONDS,
       logger: log,
     },
     config.WARM_ON_START
@@ -162,6 +165,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     demo,
     timings,
     warmAll: warming.warmAll,
+    warmAhead: warming.warmAhead,
     auditor: stack.auditor,
     changes: stack.changes,
     stop,

@@ -19,13 +19,26 @@ export interface WarmingOptions {
   dashboardsDir: string;
   recent: RecentQueries;
   intervalSeconds: number;
+  /**
+   * Seconds before each minute to compute, for the queries asked recently, the answers the next
+   * minute will ask for (now-relative ranges move to the next whole minute then); 0: off.
+   */
+  aheadSeconds?: number;
   logger: Logger;
 }
 
 export interface Warming {
   /** One full pass; passes never overlap (a second call waits for the running one). */
   warmAll(): Promise<void>;
+  /** Computes the answers recently asked now-relative queries will ask for once `minute` (epoch ms, a whole minute) begins. */
+  warmAhead(minute: number): Promise<{ warmed: number; failed: number }>;
   stop(): Promise<void>;
+}
+
+/** The next turn of the minute that is still more than `aheadSeconds` away from `now`. */
+export function nextTurn(now: number, aheadSeconds: number): number {
+  const next = Math.floor(now / 60_000) * 60_000 + 60_000;
+  return next - aheadSeconds * 1000 <= now ? next + 60_000 : next;
 }
 
 export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
@@ -70,13 +83,44 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
   }
   const timer = o.intervalSeconds > 0 ? setInterval(() => void warmAll(), o.intervalSeconds * 1000) : null;
   timer?.unref();
+
+  // Ahead of each minute: a range ending "now" covers whole minutes up to the end of the
+  // current one, so at the turn of the minute every such key changes at once. Computing the
+  // next minute's answers for the recently asked queries a few seconds before keeps that turn
+  // from being a burst of misses (the answers read rows up to the moment they are computed, as
+  // any cached answer of the live edge does).
+  let ahead: NodeJS.Timeout | null = null;
+  // Asked just after the minute turns: the range the next minute's requests cover.
+  const warmAhead = (minute: number) => warm(o.recent.top(100), o.answer, minute + 1, abort.signal);
+  const scheduleAhead = () => {
+    if (stopped || !o.aheadSeconds) {
+      return;
+    }
+    const next = nextTurn(Date.now(), o.aheadSeconds);
+    ahead = setTimeout(
+      async () => {
+        if (!stopped) {
+          const result = await warmAhead(next).catch(() => null);
+          o.logger.debug({ ...result, minute: new Date(next).toISOString() }, 'next minute warmed');
+        }
+        scheduleAhead();
+      },
+      next - o.aheadSeconds * 1000 - Date.now()
+    );
+    ahead.unref();
+  };
+  scheduleAhead();
   return {
     warmAll,
+    warmAhead,
     async stop() {
       stopped = true;
       abort.abort();
       if (timer) {
         clearInterval(timer);
+      }
+      if (ahead) {
+        clearTimeout(ahead);
       }
       await running;
     },

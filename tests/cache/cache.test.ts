@@ -107,6 +107,27 @@ test('"last 24 hours" asked again seconds later is a hit; a different filter is 
   assert.ok(stats.entries > 0 && stats.memoryBytes > 0);
 });
 
+test('warming ahead: the answers the next minute will ask for are cached before it begins', async () => {
+  const svc = await start({ CACHE_PREFIX: uniqueName('ahead').replace(/_/g, '-') });
+  const span = DAY;
+  const askAt = async (to: number) => {
+    const r = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: to - span, to },
+      queries: [{ refId: 'A', kind: 'stats', metricType: 'ENRICHMENT' }],
+    });
+    assert.equal(r.status, 200);
+    return r.body.results.A.frames[0].schema.meta.custom;
+  };
+  await askAt(Date.now()); // a now-relative question, recorded as recent
+  const next = Math.floor(Date.now() / 60_000) * 60_000 + 60_000;
+  const result = await svc.warmAhead(next);
+  assert.ok(result.warmed >= 1, JSON.stringify(result));
+  // As a panel will ask once the minute has turned (the service reads it as a range ending now).
+  const meta = await askAt(next + 7_000);
+  assert.equal(meta.cache, 'hit', 'computed ahead');
+  assert.deepEqual(meta.coveredRange, { from: next + 60_000 - span, to: next + 60_000 });
+});
+
 test('warming fills the dashboard\'s keys, for "All" and for each category, before the first request', async () => {
   const svc = await start({ WARM_ON_START: 'false' });
   const panels = dashboardWarmItems(join(__dirname, '..', '..', 'provisioning', 'dashboards'));
