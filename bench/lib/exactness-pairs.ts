@@ -78,7 +78,9 @@ export async function checkExactnessPairs(
       worst.pairs++;
       const off = Math.max(Math.abs(q.range.from - (to - length)), Math.abs(q.range.to - to));
       worst.endsOffMs = Math.max(worst.endsOffMs, off);
-      if (off <= 1) worst.exactRanges++;
+      if (off <= 1) {
+        worst.exactRanges++;
+      }
       const w = worst.ruleperf;
       w.count = Math.max(w.count, relErr(got.executionCount, Number(e.n)));
       w.avg = Math.max(w.avg, relErr(got.avgExecutionTimeMs, Number(e.a)));
