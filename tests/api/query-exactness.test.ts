@@ -106,6 +106,7 @@ test('timeseries grouped by each dimension: every bucket and group equals the ra
       ['metricType', { status: 'ERROR' }],
       ['sourceType', {}],
       ['parserId', { ruleId: ['rule-0001', 'rule-0005'] }],
+      ['status', { ruleId: 'rule-9999' }], // no such rule: no group at all
     ];
     for (const [groupBy, filters] of cases) {
       const { frames, meta } = await ask(range, {
@@ -133,7 +134,7 @@ test('timeseries grouped by each dimension: every bucket and group equals the ra
       let compared = 0;
       for (const frame of frames) {
         const c = columns(frame);
-        const group = frame.schema.fields[1].labels[groupBy];
+        const group = frame.schema.fields[1].labels?.[groupBy];
         c.time.forEach((t: number, i: number) => {
           const e = exact.get(`${t}|${group}`);
           const row = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v[i]]));
@@ -143,6 +144,9 @@ test('timeseries grouped by each dimension: every bucket and group equals the ra
           compared++;
           assertClose(row, e, `${range.name} by ${groupBy} ${group} @${new Date(t).toISOString()}`);
         });
+      }
+      if (exact.size === 0) {
+        assert.equal(frames.length, 1, 'no group: one empty frame that carries the meta');
       }
       const expectedCells = [...exact.values()].length;
       assert.equal(

@@ -80,6 +80,24 @@ test('timeseries grouped: one frame per group, named and labelled, "(other)" las
   assert.deepEqual(frames[0].data.values[1], [0, 7]);
 });
 
+test('timeseries grouped, no group has a row: one empty frame, so the meta still reaches the panel', () => {
+  const q = base({
+    kind: 'timeseries',
+    metrics: ['executionCount', 'p95ExecutionTimeMs'],
+    groupBy: 'status',
+    limit: 20,
+    range: { from: 0, to: 2 * M },
+    bucketMs: M,
+  });
+  const frames = KINDS.timeseries.frames(q, [], 10 * M);
+  assert.equal(frames.length, 1);
+  assert.deepEqual(
+    frames[0].schema.fields.map((f) => f.name),
+    ['time', 'executionCount', 'p95ExecutionTimeMs']
+  );
+  assert.deepEqual(frames[0].data.values, [[], [], []]);
+});
+
 test('top rules: ranked by the sort value (nulls last), ties by rule id in byte order, cut at the limit', () => {
   const q = base({ kind: 'topRules', sortBy: 'p95ExecutionTimeMs', limit: 3, range: { from: 0, to: M } });
   const rows = [

@@ -71,6 +71,18 @@ export const timeseries: KindSpec = {
     if (!q.groupBy && groups.size === 0) {
       groups.set('', new Map());
     }
+    if (groups.size === 0) {
+      // Grouped, and no group has a row: one empty frame, so the covered range and notices still reach the panel.
+      return [
+        {
+          schema: {
+            name: 'timeseries',
+            fields: [{ name: 'time', type: 'time' as const }, ...q.metrics.map((m) => numberField(m, undefined))],
+          },
+          data: { values: [[], ...q.metrics.map(() => [])] },
+        },
+      ];
+    }
     // "(other)" last; the others by name.
     const ordered = [...groups.keys()].sort((a, b) =>
       a === OTHER_GROUP ? 1 : b === OTHER_GROUP ? -1 : a < b ? -1 : a > b ? 1 : 0
