@@ -69,7 +69,11 @@ export async function startServiceProcess(
     child,
     output: () => output,
     readySeconds,
-    databaseUrl: /"url":"(postgres:\/\/[^"]+)"/.exec(output)?.[1] ?? null,
+    // Read when asked: stdout (the log) and stderr ("ready") are two pipes, and the log line
+    // naming the URL may arrive after "ready" has been read.
+    get databaseUrl() {
+      return /"url":"(postgres:\/\/[^"]+)"/.exec(output)?.[1] ?? null;
+    },
     exited,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {

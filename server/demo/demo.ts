@@ -21,7 +21,7 @@ import { refreshRollups, rollupStatus } from '../db/refresh';
 import type { Flavour } from '../db/migrate';
 import { expectedRows, SqlGenerator } from '../generator/sql-history';
 import { rowsProgress, stepsProgress } from '../cli/progress';
-import { ensureDemoTable, inTransaction, readDemoState, writeDemoState, type DemoState } from './state';
+import { ensureDemoTable, inTransaction, markBuilt, readDemoState, writeDemoState, type DemoState } from './state';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -50,8 +50,6 @@ export interface DemoHooks {
 const iso = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
 
 export class Demo {
-  /** Rollups include the back-filled rows from here (moves back as the back-fill proceeds). */
-  private builtFrom: number;
   private stopping = false;
   private loops: Array<Promise<unknown>> = [];
   private readonly wakers = new Set<() => void>();
@@ -64,9 +62,7 @@ export class Demo {
     private readonly state: DemoState,
     private readonly settings: DemoSettings,
     private readonly log: Logger
-  ) {
-    this.builtFrom = state.loadedFrom;
-  }
+  ) {}
 
   /**
    * Before the service is ready: on a fresh database, loads and builds the newest day
@@ -110,10 +106,11 @@ export class Demo {
           historyFrom: rows[0].first.getTime(),
           loadedFrom: rows[0].first.getTime(),
           loadedTo: rows[0].last.getTime() + 1,
+          builtFrom: rows[0].first.getTime(),
         };
         await writeDemoState(pool, state);
       } else {
-        state = { ...model, historyFrom: now - settings.days * DAY_MS, loadedFrom: now, loadedTo: now };
+        state = { ...model, historyFrom: now - settings.days * DAY_MS, loadedFrom: now, loadedTo: now, builtFrom: now };
         await generator.upsertDimensions(pool);
         const from = Math.max(state.historyFrom, now - READY_SPAN_MS);
         const progress = show ? rowsProgress('demo data, newest day', expectedRows(model, from, now)) : null;
@@ -144,11 +141,13 @@ export class Demo {
         }
         await pool.query('ANALYZE metrics');
         await buildRollups(pool, flavour, log, show, signal);
+        state.builtFrom = state.loadedFrom;
+        await markBuilt(pool, state.builtFrom);
       }
     }
     if (state.loadedTo < now - settings.days * DAY_MS) {
       // Down for longer than the demo spans: start a fresh window (older rows stay as they are).
-      state = { ...state, historyFrom: now - settings.days * DAY_MS, loadedFrom: now, loadedTo: now };
+      state = { ...state, historyFrom: now - settings.days * DAY_MS, loadedFrom: now, loadedTo: now, builtFrom: now };
       await writeDemoState(pool, state);
     }
     return new Demo(pool, flavour, generator, state, settings, log);
@@ -178,8 +177,8 @@ export class Demo {
   notice(from: number, to: number): string | null {
     const now = Date.now();
     const missing: Array<[number, number]> = [];
-    if (this.builtFrom > this.state.historyFrom) {
-      missing.push([this.state.historyFrom, this.builtFrom]);
+    if (this.state.builtFrom > this.state.historyFrom) {
+      missing.push([this.state.historyFrom, this.state.builtFrom]);
     }
     if (this.settings.live && this.state.loadedTo < now - LIVE_SLACK_MS) {
       missing.push([this.state.loadedTo, now]);
@@ -208,29 +207,42 @@ export class Demo {
   private resolveCaughtUp: (loadedSome: boolean) => void = () => undefined;
   private readonly caughtUp = new Promise<boolean>((resolve) => (this.resolveCaughtUp = resolve));
 
-  /** Older days, newest first, each chunk followed by a refresh. Resolves true if it loaded anything. */
+  /**
+   * Older days, newest first, each chunk followed by a refresh; first the rows a stop left
+   * loaded but not built (an interrupted first start). Resolves true if it did anything.
+   */
   private async backfill(): Promise<boolean> {
     const total = this.state.loadedFrom - this.state.historyFrom;
-    if (total <= 0) {
+    const unbuilt = this.state.builtFrom > this.state.loadedFrom;
+    if (total <= 0 && !unbuilt) {
       return false;
     }
     const started = Date.now();
     this.log.info(
-      { from: iso(this.state.historyFrom), to: iso(this.state.loadedFrom) },
-      'demo data: back-filling older days in the background'
+      { from: iso(this.state.historyFrom), to: iso(this.state.builtFrom) },
+      total > 0
+        ? 'demo data: back-filling older days in the background'
+        : 'demo data: building the rollups a stop interrupted, in the background'
     );
     let lastLog = 0;
-    while (!this.stopping && this.state.loadedFrom > this.state.historyFrom) {
-      const [c] = this.generator.chunks(this.state.historyFrom, this.state.loadedFrom, BACKGROUND_CHUNK_ROWS, true);
-      if (!c) {
-        break;
-      }
+    while (!this.stopping) {
       try {
-        await this.loadChunk(c.fromMs, c.toMs, 'from');
-        if (!(await this.refresh())) {
+        if (this.state.builtFrom > this.state.loadedFrom) {
+          if (!(await this.refresh())) {
+            break;
+          }
+          this.state.builtFrom = this.state.loadedFrom;
+          await markBuilt(this.pool, this.state.builtFrom);
+        } else if (this.state.loadedFrom > this.state.historyFrom) {
+          const [c] = this.generator.chunks(this.state.historyFrom, this.state.loadedFrom, BACKGROUND_CHUNK_ROWS, true);
+          if (!c) {
+            break;
+          }
+          await this.loadChunk(c.fromMs, c.toMs, 'from');
+          continue; // built at the next turn
+        } else {
           break;
         }
-        this.builtFrom = c.fromMs;
       } catch (err) {
         if (this.stopping) {
           break;
@@ -239,7 +251,7 @@ export class Demo {
         await this.sleep(5000);
         continue;
       }
-      const done = (total - (this.state.loadedFrom - this.state.historyFrom)) / total;
+      const done = total > 0 ? (total - (this.state.loadedFrom - this.state.historyFrom)) / total : 1;
       if (Date.now() - lastLog > 5000 || done >= 1) {
         lastLog = Date.now();
         const elapsed = (Date.now() - started) / 1000;

@@ -1,7 +1,8 @@
 /**
  * What the embedded demo has loaded, kept in the database beside the rows (so it moves,
  * and is lost, with the data folder): the model it was generated with, how far back the
- * history should reach, and the span [loaded_from, loaded_to) whose rows are in `metrics`.
+ * history should reach, the span [loaded_from, loaded_to) whose rows are in `metrics`, and
+ * built_from, from where the history's rollups are built (a stop can fall between the two).
  * Every load writes its rows and moves these marks in one transaction, so a stop at any
  * moment resumes without a gap or a duplicate row.
  */
@@ -16,6 +17,8 @@ export interface DemoState {
   historyFrom: number;
   loadedFrom: number;
   loadedTo: number;
+  /** The rollups include the history from here; above loadedFrom when a stop left rows unbuilt. */
+  builtFrom: number;
 }
 
 export async function ensureDemoTable(db: Queryable): Promise<void> {
@@ -28,6 +31,8 @@ export async function ensureDemoTable(db: Queryable): Promise<void> {
     history_from  timestamptz NOT NULL,
     loaded_from   timestamptz NOT NULL,
     loaded_to     timestamptz NOT NULL)`);
+  // Folders from before built_from was kept: null reads as "built as far as loaded".
+  await db.query('ALTER TABLE ruleperf_demo ADD COLUMN IF NOT EXISTS built_from timestamptz');
 }
 
 export async function readDemoState(db: Queryable): Promise<DemoState | null> {
@@ -44,17 +49,32 @@ export async function readDemoState(db: Queryable): Promise<DemoState | null> {
     historyFrom: r.history_from.getTime(),
     loadedFrom: r.loaded_from.getTime(),
     loadedTo: r.loaded_to.getTime(),
+    builtFrom: (r.built_from ?? r.loaded_from).getTime(),
   };
 }
 
 export async function writeDemoState(db: Queryable, s: DemoState): Promise<void> {
   await db.query(
-    `INSERT INTO ruleperf_demo (seed, rows_per_hour, rules, parsers, history_from, loaded_from, loaded_to)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO ruleperf_demo (seed, rows_per_hour, rules, parsers, history_from, loaded_from, loaded_to, built_from)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (id) DO UPDATE SET seed = $1, rows_per_hour = $2, rules = $3, parsers = $4,
-       history_from = $5, loaded_from = $6, loaded_to = $7`,
-    [s.seed, s.rowsPerHour, s.rules, s.parsers, new Date(s.historyFrom), new Date(s.loadedFrom), new Date(s.loadedTo)]
+       history_from = $5, loaded_from = $6, loaded_to = $7, built_from = $8`,
+    [
+      s.seed,
+      s.rowsPerHour,
+      s.rules,
+      s.parsers,
+      new Date(s.historyFrom),
+      new Date(s.loadedFrom),
+      new Date(s.loadedTo),
+      new Date(s.builtFrom),
+    ]
   );
+}
+
+/** The history's rollups are built from `fromMs` on. */
+export async function markBuilt(db: Queryable, fromMs: number): Promise<void> {
+  await db.query('UPDATE ruleperf_demo SET built_from = $1', [new Date(fromMs)]);
 }
 
 /** Runs `fn` in a transaction on one client and moves the loaded marks with it. */

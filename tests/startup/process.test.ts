@@ -2,7 +2,8 @@
  * `npm start` on the embedded database as a user runs it: a fresh data folder answers
  * uncached queries the moment it says ready; a second process on the same folder refuses
  * (the first keeps serving); SIGTERM to the npm process stops the service; a lock left by
- * a dead process does not block the next start.
+ * a dead process does not block the next start; a stop during a first start is finished by
+ * the next start.
  */
 import assert from 'node:assert/strict';
 import { test, after } from 'node:test';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { Client } from 'pg';
 import { startServiceProcess, ROOT, type ServiceProcess } from '../../testkit/service-process';
+import { rollupStatus } from '../../server/db/refresh';
 import { postJson, uniqueName, REDIS_URL } from '../support/services';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'ruleperf-process-'));
@@ -138,7 +140,11 @@ test('a lock left by a process that died does not block the next start', async (
   }
 });
 
-test('SIGTERM during a first start stops it cleanly; the next start carries on without a gap or a duplicate row', async () => {
+/**
+ * SIGTERM at a moment of a first start; the next start must finish what it interrupted:
+ * every row of the day once, and every rollup built over it.
+ */
+async function interruptFirstStart(moment: RegExp, delayMs: number) {
   const dir = mkdtempSync(join(tmpdir(), 'ruleperf-interrupted-'));
   const settings = {
     ...env,
@@ -158,11 +164,11 @@ test('SIGTERM during a first start stops it cleanly; the next start carries on w
     child.stdout.on('data', (c) => (output += c));
     child.stderr.on('data', (c) => (output += c));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    for (let i = 0; !/demo data, newest day/.test(output); i++) {
-      assert.ok(i < 600, `the demo load began:\n${output}`);
+    for (let i = 0; !moment.test(output); i++) {
+      assert.ok(i < 1200, `the first start reached ${moment}:\n${output}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    await new Promise((r) => setTimeout(r, 1500)); // a chunk or two in
+    await new Promise((r) => setTimeout(r, delayMs));
     child.kill('SIGTERM');
     assert.equal(await exited, 0, output);
     assert.match(output, /"msg":"stopped"/);
@@ -172,7 +178,7 @@ test('SIGTERM during a first start stops it cleanly; the next start carries on w
     const svc = await startServiceProcess(settings);
     try {
       for (let i = 0; !/demo data complete/.test(svc.output()); i++) {
-        assert.ok(i < 1800, `the back-fill finished:\n${svc.output().slice(-2000)}`);
+        assert.ok(i < 1800, `the next start finished the job:\n${svc.output().slice(-2000)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       const c = new Client({ connectionString: svc.databaseUrl! });
@@ -180,13 +186,28 @@ test('SIGTERM during a first start stops it cleanly; the next start carries on w
       try {
         const { rows } =
           await c.query(`SELECT count(*)::int AS n, count(DISTINCT (time, parser_id, execution_time_ms))::int AS distinct_rows,
-            (SELECT history_from FROM ruleperf_demo) AS history_from, (SELECT loaded_from FROM ruleperf_demo) AS loaded_from FROM metrics`);
+            (SELECT history_from FROM ruleperf_demo) AS history_from, (SELECT loaded_from FROM ruleperf_demo) AS loaded_from,
+            (SELECT built_from FROM ruleperf_demo) AS built_from FROM metrics`);
         assert.equal(rows[0].distinct_rows, rows[0].n, 'no row twice');
         assert.equal(rows[0].loaded_from.getTime(), rows[0].history_from.getTime(), 'the history is complete');
+        assert.equal(rows[0].built_from.getTime(), rows[0].history_from.getTime(), 'its rollups are built');
         const { rows: hours } = await c.query(
           `SELECT count(*)::int AS hours FROM (SELECT date_trunc('hour', time) FROM metrics GROUP BY 1) h`
         );
         assert.ok(hours[0].hours >= 24, `every hour of the day has rows (${hours[0].hours})`);
+        // Every rollup holds every raw row below its watermark.
+        for (const r of await rollupStatus(c)) {
+          assert.ok(r.watermark, `${r.rollup} has a watermark`);
+          const { rows: sums } = await c.query(
+            `SELECT (SELECT coalesce(sum(execution_count), 0)::int FROM ${r.rollup} WHERE bucket < $1) AS rolled,
+                    (SELECT count(*)::int FROM metrics WHERE time < $1 AND time >= $2) AS raw`,
+            [r.watermark, r.retainedFrom ?? new Date(0)]
+          );
+          assert.equal(sums[0].rolled, sums[0].raw, `${r.rollup} below ${r.watermark!.toISOString()}`);
+        }
+      } catch (err) {
+        (err as Error).message += `\nthe service's log:\n${svc.output().slice(-4000)}`;
+        throw err;
       } finally {
         await c.end();
       }
@@ -196,4 +217,10 @@ test('SIGTERM during a first start stops it cleanly; the next start carries on w
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+
+test('SIGTERM while the first start loads the newest day stops it cleanly; the next start carries on without a gap or a duplicate row', () =>
+  interruptFirstStart(/demo data, newest day/, 1500));
+
+test('SIGTERM while the first start builds the rollups stops it cleanly; the next start builds them', () =>
+  interruptFirstStart(/newest day generated/, 0));
