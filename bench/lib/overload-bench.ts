@@ -6,7 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { startServiceProcess, type ServiceProcess } from '../../testkit/service-process';
-import { post, getText } from '../../testkit/http';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { post } from '../../testkit/http';
 import { summarize, type Summary } from './stats';
 import { ms, table } from './report';
 import { crashProbe, heaviestAccepted } from '../../testkit/probes';
@@ -34,6 +36,39 @@ async function watchRss<T>(
   } finally {
     clearInterval(timer);
   }
+}
+
+/** Starts bench/lib/prober.mjs and waits for its first probes; stop() returns its times. */
+async function startProber(
+  url: string,
+  body: unknown
+): Promise<{ stop(): Promise<{ healthz: number[]; cached: number[] }> }> {
+  const child = spawn(process.execPath, [join(__dirname, 'prober.mjs'), url, JSON.stringify(body)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c) => (out += c));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (c) => {
+      err += c;
+      if (/probing/.test(err)) {
+        resolve();
+      }
+    });
+    void exited.then((code) => reject(new Error(`the prober exited (${code}): ${err}`)));
+  });
+  return {
+    async stop() {
+      child.stdin.end();
+      const code = await exited;
+      if (code !== 0) {
+        throw new Error(`the prober failed (${code}): ${err}`);
+      }
+      return JSON.parse(out);
+    },
+  };
 }
 
 export interface OverloadFigures {
@@ -102,28 +137,15 @@ export async function overloadBench(o: {
       );
     });
 
-    // The burst: distinct uncached month-long questions all at once, while a prober asks
-    // /healthz and a cached question every 10 ms.
+    // The burst: distinct uncached month-long questions all at once, while another process
+    // (another user) asks /healthz and a cached question every 10 ms.
     const cachedBody = {
       range: { from: Date.now() - 30 * DAY, to: Date.now() - DAY },
       queries: [{ refId: 'A', kind: 'stats' }],
     };
     await post(`${svc.url}/api/v1/query`, cachedBody);
     const n = o.quick ? 100 : 300;
-    const healthz: number[] = [];
-    const cached: number[] = [];
-    let probing = true;
-    const prober = (async () => {
-      while (probing) {
-        let t = performance.now();
-        await getText(`${svc.url}/healthz`);
-        healthz.push(performance.now() - t);
-        t = performance.now();
-        await post(`${svc.url}/api/v1/query`, cachedBody);
-        cached.push(performance.now() - t);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    })();
+    const prober = await startProber(svc.url, cachedBody);
     const started = performance.now();
     const burst = await watchRss(pid, () =>
       Promise.all(
@@ -144,8 +166,7 @@ export async function overloadBench(o: {
       )
     );
     const seconds = (performance.now() - started) / 1000;
-    probing = false;
-    await prober;
+    const { healthz, cached } = await prober.stop();
     const replies = burst.result;
     const unavailable = replies.filter((r) => /unavailable/.test(String(r.body))).length;
     const busy = replies.filter((r) => r.status === 503 && /busy/.test(String(r.body))).length;
