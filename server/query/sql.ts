@@ -215,16 +215,21 @@ export function mergedSelect(g: string[], withPercentiles: boolean): string {
   if (!withPercentiles) {
     return `SELECT a.* FROM (${agg}) a WHERE a.execution_count > 0`;
   }
-  // Per group: the histogram (key k, count c, value v), each key's count of values below it, and n values in all.
-  const at = (round: 'floor' | 'ceil') => `min(v) FILTER (WHERE before <= ${round}(h) AND ${round}(h) < before + c)`;
-  const pct = `SELECT ${cols}array_agg(lo + (h - floor(h)) * (hi - lo) ORDER BY lvl) AS pct FROM (
-    SELECT ${cols}lvl, h, ${at('floor')} AS lo, ${at('ceil')} AS hi
-    FROM (SELECT *, lvl * (n - 1) AS h FROM (
+  // Per group: the histogram (key k, count c, value v), each key's count of values below it,
+  // n values in all, and each level's rank h = q·(n − 1); then, in one pass over the group's
+  // keys, the values at the ranks around each h (one pair of filtered minima per level, rather
+  // than a row per key and level: a third of the rows to aggregate).
+  const levels = PERCENTILE_LEVELS.map((q, i) => ({ q, h: `h${i + 1}`, lo: `lo${i + 1}`, hi: `hi${i + 1}` }));
+  const at = (round: 'floor' | 'ceil', h: string) =>
+    `min(v) FILTER (WHERE before <= ${round}(${h}) AND ${round}(${h}) < before + c)`;
+  const pct = `SELECT ${cols}ARRAY[${levels.map((l) => `${l.lo} + (${l.h} - floor(${l.h})) * (${l.hi} - ${l.lo})`).join(', ')}] AS pct FROM (
+    SELECT ${cols}${levels.map((l) => l.h).join(', ')},
+      ${levels.map((l) => `${at('floor', l.h)} AS ${l.lo}, ${at('ceil', l.h)} AS ${l.hi}`).join(',\n      ')}
+    FROM (SELECT *, ${levels.map((l) => `${l.q} * (n - 1) AS ${l.h}`).join(', ')} FROM (
         SELECT *, ${representativeSql('k')} AS v, sum(c) OVER (w ORDER BY k) - c AS before, sum(c) OVER w AS n
         FROM (SELECT ${cols}(e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY ${cols}k) hist
-        WINDOW w AS (${g.length ? `PARTITION BY ${g.join(', ')}` : ''})) cum, unnest('{${PERCENTILE_LEVELS.join(',')}}'::float8[]) AS lvl) ranks
-    GROUP BY ${cols}lvl, h) levels
-  ${g.length ? `GROUP BY ${g.join(', ')}` : ''}`;
+        WINDOW w AS (${g.length ? `PARTITION BY ${g.join(', ')}` : ''})) cum) ranks
+    GROUP BY ${cols}${levels.map((l) => l.h).join(', ')}) levels`;
   const join = g.length ? g.map((c) => `p.${c} = a.${c}`).join(' AND ') : 'true';
   return `SELECT a.*, p.pct FROM (${agg}) a LEFT JOIN (${pct}) p ON ${join} WHERE a.execution_count > 0`;
 }
