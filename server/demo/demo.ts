@@ -21,7 +21,7 @@ import { refreshRollups, rollupStatus } from '../db/refresh';
 import type { Flavour } from '../db/migrate';
 import { expectedRows, SqlGenerator } from '../generator/sql-history';
 import { rowsProgress, stepsProgress } from '../cli/progress';
-import { ensureDemoTable, inTransaction, markBuilt, readDemoState, writeDemoState, type DemoState } from './state';
+import { ensureDemoTable, inTransaction, moveMark, readDemoState, writeDemoState, type DemoState } from './state';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -142,7 +142,7 @@ export class Demo {
         await pool.query('ANALYZE metrics');
         await buildRollups(pool, flavour, log, show, signal);
         state.builtFrom = state.loadedFrom;
-        await markBuilt(pool, state.builtFrom);
+        await moveMark(pool, 'builtFrom', state.builtFrom);
       }
     }
     if (state.loadedTo < now - settings.days * DAY_MS) {
@@ -232,13 +232,13 @@ export class Demo {
             break;
           }
           this.state.builtFrom = this.state.loadedFrom;
-          await markBuilt(this.pool, this.state.builtFrom);
+          await moveMark(this.pool, 'builtFrom', this.state.builtFrom);
         } else if (this.state.loadedFrom > this.state.historyFrom) {
           const [c] = this.generator.chunks(this.state.historyFrom, this.state.loadedFrom, BACKGROUND_CHUNK_ROWS, true);
           if (!c) {
             break;
           }
-          await this.loadChunk(c.fromMs, c.toMs, 'from');
+          await this.loadChunk(c.fromMs, c.toMs, 'loadedFrom');
           continue; // built at the next turn
         } else {
           break;
@@ -284,22 +284,16 @@ export class Demo {
   }
 
   /** Inserts [from, to) and moves the matching mark, in one transaction. */
-  private async loadChunk(fromMs: number, toMs: number, mark: 'from' | 'to'): Promise<number> {
+  private async loadChunk(fromMs: number, toMs: number, mark: 'loadedFrom' | 'loadedTo'): Promise<number> {
+    const at = mark === 'loadedFrom' ? fromMs : toMs;
     const client = await this.pool.connect();
     try {
       const n = await inTransaction(client, async () => {
         const inserted = await this.generator.insert(client, fromMs, toMs);
-        await client.query(
-          mark === 'from' ? 'UPDATE ruleperf_demo SET loaded_from = $1' : 'UPDATE ruleperf_demo SET loaded_to = $1',
-          [new Date(mark === 'from' ? fromMs : toMs)]
-        );
+        await moveMark(client, mark, at);
         return inserted;
       });
-      if (mark === 'from') {
-        this.state.loadedFrom = fromMs;
-      } else {
-        this.state.loadedTo = toMs;
-      }
+      this.state[mark] = at;
       return n;
     } finally {
       client.release();
@@ -319,7 +313,7 @@ export class Demo {
           if (!caughtUpSome) {
             this.log.info({ from: iso(this.state.loadedTo) }, 'demo data: generating the time the service was stopped');
           }
-          await this.loadChunk(c.fromMs, c.toMs, 'to');
+          await this.loadChunk(c.fromMs, c.toMs, 'loadedTo');
           await this.refresh();
           caughtUpSome = true;
           continue;
@@ -329,7 +323,7 @@ export class Demo {
           this.resolveCaughtUp(caughtUpSome);
         }
         if (now > this.state.loadedTo) {
-          await this.loadChunk(this.state.loadedTo, now, 'to');
+          await this.loadChunk(this.state.loadedTo, now, 'loadedTo');
         }
       } catch (err) {
         if (this.stopping) {

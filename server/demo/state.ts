@@ -72,9 +72,12 @@ export async function writeDemoState(db: Queryable, s: DemoState): Promise<void>
   );
 }
 
-/** The history's rollups are built from `fromMs` on. */
-export async function markBuilt(db: Queryable, fromMs: number): Promise<void> {
-  await db.query('UPDATE ruleperf_demo SET built_from = $1', [new Date(fromMs)]);
+const MARK_COLUMNS = { loadedFrom: 'loaded_from', loadedTo: 'loaded_to', builtFrom: 'built_from' } as const;
+export type DemoMark = keyof typeof MARK_COLUMNS;
+
+/** Moves one mark (the column from a fixed list); inside a load's transaction for the loaded ones. */
+export async function moveMark(db: Queryable, mark: DemoMark, ms: number): Promise<void> {
+  await db.query(`UPDATE ruleperf_demo SET ${MARK_COLUMNS[mark]} = $1`, [new Date(ms)]);
 }
 
 /** Runs `fn` in a transaction on one client and moves the loaded marks with it. */

@@ -71,17 +71,13 @@ export const timeseries: KindSpec = {
     if (!q.groupBy && groups.size === 0) {
       groups.set('', new Map());
     }
+    const fields = (labels?: Record<string, string>) => [
+      { name: 'time', type: 'time' as const },
+      ...q.metrics.map((m) => numberField(m, labels)),
+    ];
     if (groups.size === 0) {
       // Grouped, and no group has a row: one empty frame, so the covered range and notices still reach the panel.
-      return [
-        {
-          schema: {
-            name: 'timeseries',
-            fields: [{ name: 'time', type: 'time' as const }, ...q.metrics.map((m) => numberField(m, undefined))],
-          },
-          data: { values: [[], ...q.metrics.map(() => [])] },
-        },
-      ];
+      return [{ schema: { name: 'timeseries', fields: fields() }, data: { values: [[], ...q.metrics.map(() => [])] } }];
     }
     // "(other)" last; the others by name.
     const ordered = [...groups.keys()].sort((a, b) =>
@@ -119,7 +115,7 @@ export const timeseries: KindSpec = {
       return {
         schema: {
           name: q.groupBy ? group : 'timeseries',
-          fields: [{ name: 'time', type: 'time' as const }, ...q.metrics.map((m) => numberField(m, labels))],
+          fields: fields(labels),
         },
         data: { values },
       };
