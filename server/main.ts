@@ -132,7 +132,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
           await new Promise((resolve) => setTimeout(resolve, 5000).unref());
         }
       }
-      stack.watermarks.reset();
+      stack.refreshed();
       await warming.warmAll();
     },
   });

@@ -14,7 +14,7 @@ import type { Answer } from '../query/executor';
 import type { NormalizedQuery } from '../query/normalize';
 import type { CacheLayer } from '../query/service';
 import type { Metrics } from '../observability/metrics';
-import { decode, encode } from './codec';
+import { encode } from './codec';
 import { RecentlyDecoded } from './decoded';
 import { RedisGuard } from './guard';
 import { Invalidator } from './invalidation';
@@ -97,10 +97,6 @@ export class QueryCache implements CacheLayer {
 
   state(): 'up' | 'degraded' {
     return this.guard.state();
-  }
-
-  get circuit() {
-    return this.guard.circuit;
   }
 
   private ttlMs(answer: Answer): number {
@@ -250,7 +246,7 @@ export class QueryCache implements CacheLayer {
         const [value, locked] = (await this.guard.run('lock-wait', () =>
           Promise.all([this.redis.getBuffer(key), this.redis.exists(lockKey)])
         )) ?? [null, 0];
-        const entry = value ? decode<Entry>(value) : null;
+        const entry = value ? this.decoded.decode(key, value) : null;
         if (entry) {
           return entry.a;
         }

@@ -15,7 +15,7 @@ import { Client, type Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { NormalizedQuery } from '../query/normalize';
 
-export const CHANGES_CHANNEL = 'ruleperf_changes';
+const CHANGES_CHANNEL = 'ruleperf_changes';
 
 export interface Change {
   id: number;

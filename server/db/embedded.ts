@@ -47,8 +47,6 @@ type WorkerMessage =
   | { type: 'reply'; id: number; reply?: Uint8Array; error?: string }
   | { type: 'stopped' };
 
-export class EmbeddedStartError extends Error {}
-
 export async function startEmbeddedDatabase(
   dataDir: string | null,
   options: EmbeddedOptions = {}
@@ -79,7 +77,7 @@ export async function startEmbeddedDatabase(
           resolveReady();
         }
         if (m.type === 'failed') {
-          reject(new EmbeddedStartError(m.message));
+          reject(new Error(m.message));
         }
         if (m.type === 'reply') {
           const call = calls.get(m.id);
@@ -91,9 +89,9 @@ export async function startEmbeddedDatabase(
           }
         }
       });
-      worker.once('error', (err) => reject(new EmbeddedStartError(err.message)));
+      worker.once('error', (err) => reject(new Error(err.message)));
       worker.once('exit', (code) =>
-        reject(new EmbeddedStartError(`the embedded database stopped while starting (exit code ${code})`))
+        reject(new Error(`the embedded database stopped while starting (exit code ${code})`))
       );
     });
   } catch (err) {

@@ -30,7 +30,7 @@ export interface PoolOptions {
 }
 
 /** Read-pool connections beyond the DB_POOL_MAX that queries may use. */
-export const READ_POOL_HEADROOM = 2;
+const READ_POOL_HEADROOM = 2;
 
 export function createPools(config: Config, url: string, options: PoolOptions = {}): Pools {
   const embedded = options.embedded ?? null;

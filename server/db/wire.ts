@@ -59,7 +59,7 @@ export class MessageFramer {
 }
 
 /** The parameters of a startup message (user, database, application_name, …). */
-export function startupParams(message: Buffer): Record<string, string> {
+function startupParams(message: Buffer): Record<string, string> {
   const parts = message.subarray(8).toString('utf8').split('\0');
   const params: Record<string, string> = {};
   for (let i = 0; i + 1 < parts.length && parts[i]; i += 2) {
@@ -93,7 +93,7 @@ function typed(type: string, body: Buffer): Buffer {
 }
 
 /** The transaction status of a reply that ends in ReadyForQuery ('I', 'T' or 'E'), else null. */
-export function readyStatus(reply: Uint8Array): string | null {
+function readyStatus(reply: Uint8Array): string | null {
   const n = reply.length;
   if (
     n < 6 ||

@@ -6,12 +6,10 @@
  * get a message saying what was wrong and what to send instead.
  */
 import { LIMITS } from '../contract';
+import { DAY_MS, HOUR_MS, MINUTE_MS } from '../query/range';
 
-const SECOND = 1000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
-const FIXED_UNITS: Record<string, number> = { s: SECOND, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY };
+/** Grafana's fixed-length time units, in ms. */
+export const FIXED_UNITS: Record<string, number> = { s: 1000, m: MINUTE_MS, h: HOUR_MS, d: DAY_MS, w: 7 * DAY_MS };
 const MONTH_UNITS: Record<string, number> = { M: 1, Q: 3, y: 12 };
 /** Grafana's datemath refuses more digits than this in one term. */
 const MAX_TERM_DIGITS = 5;
@@ -104,7 +102,7 @@ function startOf(ms: number, unit: string): number {
       return Math.floor(ms / FIXED_UNITS[unit]) * FIXED_UNITS[unit];
     case 'w':
       // Sunday 00:00, as Grafana's default (English) locale starts weeks; 1970-01-04 was a Sunday.
-      return Math.floor((ms - 3 * DAY) / FIXED_UNITS.w) * FIXED_UNITS.w + 3 * DAY;
+      return Math.floor((ms - 3 * DAY_MS) / FIXED_UNITS.w) * FIXED_UNITS.w + 3 * DAY_MS;
     case 'M':
       return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
     case 'Q':

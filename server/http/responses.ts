@@ -10,6 +10,7 @@ import type { ZodError, core } from 'zod/v4';
 type ZodIssue = core.$ZodIssue;
 import type { ErrorResponse } from '../contract';
 import { isDataException, isUnavailable } from '../db/pools';
+import { UNAVAILABLE } from '../query/service';
 import type { AppDeps } from './app';
 import { requestLogger } from '../observability/logger';
 
@@ -173,7 +174,7 @@ export function errorResponse(
     };
   }
   if (isUnavailable(err)) {
-    return { status: 503, body: { error: 'the database is unavailable; try again shortly' } };
+    return { status: 503, body: { error: UNAVAILABLE } };
   }
   deps.logger.error({ reqId, err: { message: err.message, code: (err as { code?: string }).code } }, 'request failed');
   return { status: 500, body: { error: 'internal error', requestId: reqId } };

@@ -37,10 +37,6 @@ export function tierNames(rollups: RollupInfo[]): Tier[] {
   ];
 }
 
-export const MINUTE_MS = 60_000;
-export const HOUR_MS = 3_600_000;
-export const DAY_MS = 24 * HOUR_MS;
-
 /** Reads the rollup registry (ruleperf_rollups) the router navigates. */
 
 export async function loadRollupCatalog(db: { query(text: string): Promise<{ rows: any[] }> }): Promise<RollupInfo[]> {

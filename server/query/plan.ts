@@ -10,7 +10,7 @@
  * pieces add up to the exact answer over the covered range.
  */
 import type { FilterField } from '../contract';
-import type { RollupInfo } from './catalog';
+import { RAW_TIER, type RollupInfo } from './catalog';
 import { fieldsOfColumns } from './columns';
 import { ceilTo, floorTo, type TimeRange } from './range';
 
@@ -133,5 +133,5 @@ export function tiersOf(pieces: readonly Piece[]): string[] {
         .map((p) => p.rollup!.tier)
     ),
   ];
-  return pieces.some((p) => !p.rollup) ? [...names, 'raw'] : names;
+  return pieces.some((p) => !p.rollup) ? [...names, RAW_TIER] : names;
 }

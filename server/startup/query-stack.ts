@@ -36,7 +36,6 @@ export interface QueryStack {
   cache: QueryCache | null;
   auditor: CacheAuditor | null;
   changes: ChangeFeed;
-  watermarks: WatermarkSource;
   stop(): Promise<void>;
 }
 
@@ -172,7 +171,6 @@ export async function buildQueryStack(
     cache,
     auditor,
     changes,
-    watermarks,
     async stop() {
       clearInterval(memoryTimer);
       if (auditTimer) {

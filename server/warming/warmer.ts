@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableName } from '../contract';
 import { querySchema } from '../http/validation';
+import { FIXED_UNITS } from '../http/instant';
 
 export interface WarmItem {
   query: RuleperfQuery;
@@ -17,15 +18,13 @@ export interface WarmItem {
   maxDataPoints?: number;
 }
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
-
 /** "now-24h" → 24 h in ms; anything else (absolute times, now/d) → null. */
 export function relativeSpan(from: string, to = 'now'): number | null {
   const m = /^now-(\d+)([smhdw])$/.exec(from);
   if (!m || to !== 'now') {
     return null;
   }
-  return Number(m[1]) * UNITS[m[2]];
+  return Number(m[1]) * FIXED_UNITS[m[2]];
 }
 
 /** Drops template-variable references: a dashboard's default "All" means no filter. */
