@@ -1,7 +1,7 @@
 /**
  * Runs one normalized query against the database: reads the rollups' state, plans which
- * tier answers each stretch of the covered range, lets the kind read its rows (each
- * statement through admission control), and shapes the frames with what the answer is.
+ * tier answers each stretch of the covered range, lets the kind read its rows (the whole
+ * answer on one admission slot), and shapes the frames with what the answer is.
  */
 import type { Pool } from 'pg';
 import type { DataFrameJSON, Notice } from '../contract';
@@ -74,8 +74,16 @@ export class QueryExecutor implements Executor {
     private readonly metrics: ExecutorMetrics
   ) {}
 
-  async run(q: NormalizedQuery, priority: Priority = 'user'): Promise<Answer> {
-    const state = await this.admission.run(() => this.state.current(), priority);
+  /**
+   * One admission slot for the whole answer: the state read, then its statements — on that
+   * slot one at a time, or beside it on a slot that happens to be free (top rules' groups).
+   */
+  run(q: NormalizedQuery, priority: Priority = 'user'): Promise<Answer> {
+    return this.admission.run(() => this.answer(q), priority);
+  }
+
+  private async answer(q: NormalizedQuery): Promise<Answer> {
+    const state = await this.state.current();
     const rollupState = rollupStates(state);
     const p = plan({
       range: q.range,
@@ -86,11 +94,21 @@ export class QueryExecutor implements Executor {
       bucketMs: q.bucketMs,
     });
     const tiers = tiersOf(p.pieces);
+    // Statements queued or running on this answer's own slot.
+    let onSlot = 0;
+    let slotTurn: Promise<unknown> = Promise.resolve();
     const reader: Reader = {
       rows: async (statement) => {
         this.metrics.dbQuery(tiers[tiers.length - 1] ?? 'none');
-        const result = await this.admission.run(() => this.db.query(statement.text, statement.values), priority);
-        return result.rows;
+        const query = () => this.db.query(statement.text, statement.values);
+        const beside = onSlot > 0 ? this.admission.tryRun(query) : null;
+        if (beside) {
+          return (await beside).rows;
+        }
+        onSlot++;
+        const turn = slotTurn.then(query).finally(() => onSlot--);
+        slotTurn = turn.catch(() => undefined);
+        return (await turn).rows;
       },
     };
     const spec = KINDS[q.kind];

@@ -30,7 +30,7 @@ export class WatermarkSource {
     private readonly maxAgeMs: number
   ) {}
 
-  /** One connection at a time: callers hold one admission slot. */
+  /** One connection at a time: the caller holds one admission slot. */
   async current(): Promise<DatabaseState> {
     const status = await this.status();
     this.hasView ??= hasPendingView(this.db).catch((err) => {

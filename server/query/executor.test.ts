@@ -1,0 +1,81 @@
+/** The executor holds one admission slot per answer, and never waits for a second one while holding it. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Pool } from 'pg';
+import { Admission } from '../db/admission';
+import { QueryExecutor } from './executor';
+import { normalized, SMALL_CATALOG, NOW } from './testing';
+import type { WatermarkSource } from './watermarks';
+import { HOUR_MS } from './range';
+
+/**
+ * A database where every statement takes `ms`, logging what ran and how many ran at once.
+ * Top rules' first phase finds six candidate rules, so its second phase runs two statements
+ * side by side.
+ */
+function fakeDatabase(ms: number) {
+  const log: string[] = [];
+  let running = 0;
+  let most = 0;
+  const pool = {
+    async query(text: string) {
+      running++;
+      most = Math.max(most, running);
+      const exact = text.includes('AS execution_count');
+      log.push(exact ? 'statement exact' : 'statement');
+      await new Promise((r) => setTimeout(r, ms));
+      running--;
+      const candidates = Array.from({ length: 6 }, (_, i) => ({ grp: `rule-${i}` }));
+      return { rows: text.includes('/ 16)') && !exact ? candidates : [] };
+    },
+  } as unknown as Pool;
+  const state = {
+    async current() {
+      log.push('state');
+      return { status: [], pending: [] };
+    },
+  } as unknown as WatermarkSource;
+  return { pool, state, log, most: () => most };
+}
+
+const HOURS_AGO = (n: number) => ({ from: NOW - n * HOUR_MS, to: NOW - (n - 1) * HOUR_MS });
+
+test('one slot carries a whole answer: its state read and its statement are not split by another answer', async () => {
+  const db = fakeDatabase(5);
+  const admission = new Admission({ concurrency: 1, maxQueue: 10, maxWaitMs: 5000 });
+  const executor = new QueryExecutor(db.pool, db.state, () => SMALL_CATALOG, admission, { dbQuery: () => undefined });
+  await Promise.all([
+    executor.run(normalized({ range: HOURS_AGO(3) })),
+    executor.run(normalized({ range: HOURS_AGO(2) })),
+  ]);
+  assert.deepEqual(
+    db.log.map((l) => l.split(' ')[0]),
+    ['state', 'statement', 'state', 'statement'],
+    db.log.join(', ')
+  );
+  assert.equal(db.most(), 1);
+});
+
+test("a statement beside the one on an answer's slot uses a free slot, or waits for its own, never for another", async () => {
+  const db = fakeDatabase(5);
+  // Two slots, both taken by top-rules answers that each want statements side by side:
+  // were they to wait for a second slot while holding one, neither could finish.
+  const admission = new Admission({ concurrency: 2, maxQueue: 10, maxWaitMs: 2000 });
+  const executor = new QueryExecutor(db.pool, db.state, () => SMALL_CATALOG, admission, { dbQuery: () => undefined });
+  const top = (n: number) =>
+    executor.run(normalized({ kind: 'topRules', range: HOURS_AGO(n), limit: 10, sortBy: 'p95ExecutionTimeMs' }));
+  const started = performance.now();
+  await Promise.all([top(3), top(2)]);
+  assert.ok(performance.now() - started < 1000, 'no answer waited for a slot the other held');
+  assert.equal(db.log.filter((l) => l === 'statement exact').length, 4, 'two exact statements per answer');
+  assert.ok(db.most() <= 2, `at most the admitted concurrency at once (${db.most()})`);
+  assert.equal(admission.active, 0);
+  // Alone, an answer runs its two exact statements side by side on the free slot.
+  const alone = fakeDatabase(5);
+  const roomy = new QueryExecutor(alone.pool, alone.state, () => SMALL_CATALOG, admission, {
+    dbQuery: () => undefined,
+  });
+  await roomy.run(normalized({ kind: 'topRules', range: HOURS_AGO(4), limit: 10, sortBy: 'p95ExecutionTimeMs' }));
+  assert.equal(alone.most(), 2, 'side by side');
+  assert.equal(admission.active, 0);
+});
