@@ -197,6 +197,11 @@ export function sizeTable(size: DashboardSize, wireBytes?: { ruleperf: number; f
       'still present and readable',
     ],
     ['… without executedQueryString', `${int(size.averageBytes - size.averageExecutedQueryBytes)} bytes`, ''],
+    [
+      'Average dashboard answer on the wire to a client accepting gzip (a browser, through the data proxy)',
+      `${int(size.averageGzipBytes)} bytes (${((size.averageGzipBytes / size.averageBytes) * 100).toFixed(0)} % of the JSON)`,
+      `≤ ${int(TARGETS.responseBytes)} bytes (4 KB)`,
+    ],
   ];
   if (wireBytes) {
     rows.push([

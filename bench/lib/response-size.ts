@@ -3,6 +3,7 @@
  * many of them are `meta.executedQueryString` (the SQL shown in Grafana's query inspector,
  * sent again with every cached answer).
  */
+import http from 'node:http';
 import type { QueryRequestInput } from '../../server/contract';
 import { post } from '../../testkit/http';
 
@@ -19,6 +20,8 @@ export interface PanelSize {
   panel: string;
   bytes: number;
   executedQueryBytes: number;
+  /** Body bytes sent to a client that accepts gzip (a browser, through Grafana's data proxy). */
+  gzipBytes: number;
 }
 
 export interface DashboardSize {
@@ -28,6 +31,8 @@ export interface DashboardSize {
   averageExecutedQueryBytes: number;
   /** executedQueryString's share of all body bytes. */
   executedQueryShare: number;
+  /** Mean body bytes sent to a client that accepts gzip. */
+  averageGzipBytes: number;
 }
 
 export function dashboardSize(panels: PanelSize[]): DashboardSize {
@@ -39,10 +44,36 @@ export function dashboardSize(panels: PanelSize[]): DashboardSize {
     averageBytes: total / n,
     averageExecutedQueryBytes: sql / n,
     executedQueryShare: total ? sql / total : 0,
+    averageGzipBytes: panels.reduce((a, p) => a + p.gzipBytes, 0) / n,
   };
 }
 
-/** Sends each panel request once and measures its answer's body. */
+/** The body bytes a client that accepts gzip receives for one request (as they came, not decoded). */
+function bytesAcceptingGzip(url: string, payload: unknown): Promise<number> {
+  const data = JSON.stringify(payload);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(data),
+          'accept-encoding': 'gzip, deflate, br, zstd',
+        },
+      },
+      (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve(bytes));
+      }
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** Sends each panel request once (plain, then accepting gzip) and measures its answer's body. */
 export async function measureDashboard(
   url: string,
   requests: Array<{ panel: string; body: QueryRequestInput }>
@@ -54,7 +85,12 @@ export async function measureDashboard(
       throw new Error(`${r.panel}: HTTP ${reply.status} ${String(reply.body).slice(0, 300)}`);
     }
     const text = reply.body as string;
-    panels.push({ panel: r.panel, bytes: Buffer.byteLength(text), executedQueryBytes: executedQueryBytes(text) });
+    panels.push({
+      panel: r.panel,
+      bytes: Buffer.byteLength(text),
+      executedQueryBytes: executedQueryBytes(text),
+      gzipBytes: await bytesAcceptingGzip(`${url}/api/v1/query`, r.body),
+    });
   }
   return dashboardSize(panels);
 }

@@ -16,6 +16,7 @@ import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
 import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath } from './query-fast-path';
+import { acceptsGzip, gzipped } from './compression';
 import {
   errorResponse,
   invalidRequest,
@@ -155,8 +156,14 @@ function createExpressApp(deps: AppDeps) {
       res.locals.tier = tiers?.join('+');
       // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
       res.setHeader('Server-Timing', `app;dur=${(performance.now() - started).toFixed(3)}`);
-      // The body is already JSON text (cached answers are rendered once, not per hit).
+      // The body is already JSON (cached answers are rendered once, not per hit).
       res.set(queryHeaders(answer));
+      res.setHeader('Vary', 'Accept-Encoding');
+      const packed = status === 200 && acceptsGzip(req.headers['accept-encoding']) ? gzipped(answer.body) : null;
+      if (packed) {
+        res.setHeader('Content-Encoding', 'gzip');
+        return res.status(status).type('application/json').send(packed);
+      }
       res.status(status).type('application/json').send(json);
     } catch (err) {
       next(err);

@@ -12,6 +12,7 @@ import type { AppDeps } from './app';
 import type { ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
+import { acceptsGzip, gzipped } from './compression';
 import { queryRequestSchema } from './validation';
 import {
   errorResponse,
@@ -79,7 +80,8 @@ class Exchange {
     private readonly requests: RequestMemo,
     private readonly res: ServerResponse,
     private readonly reqId: string,
-    private readonly started: number
+    private readonly started: number,
+    private readonly gzip: boolean
   ) {}
 
   end(): void {
@@ -132,11 +134,13 @@ class Exchange {
 
   private answered(answer: ServiceAnswer): void {
     // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
-    const timing = ['Server-Timing', `app;dur=${(performance.now() - this.handlerStarted).toFixed(3)}`];
+    const timing = ['Server-Timing', `app;dur=${(performance.now() - this.handlerStarted).toFixed(3)}`, ...VARY];
+    const packed = this.gzip && answer.status === 200 ? gzipped(answer.body) : null;
+    const headers = packed ? [...timing, 'Content-Encoding', 'gzip'] : timing;
     this.reply(
       answer.status,
-      answer.body,
-      answer.retryAfter ? [...queryHeaderList(answer), ...timing] : timing,
+      packed ?? answer.body,
+      answer.retryAfter ? [...queryHeaderList(answer), ...headers] : headers,
       answer.cache,
       answer.tiers?.join('+')
     );
@@ -164,10 +168,25 @@ class Exchange {
 }
 
 const HEALTHY = jsonBytes({ status: 'ok' });
+const VARY = ['Vary', 'Accept-Encoding'];
+
+/** acceptsGzip for the header every request of a client repeats, remembered for the last one seen. */
+function gzipCheck(): (header: string | undefined) => boolean {
+  let last: string | undefined;
+  let lastAccepts = false;
+  return (header) => {
+    if (header !== last) {
+      last = header;
+      lastAccepts = acceptsGzip(header);
+    }
+    return lastAccepts;
+  };
+}
 
 export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   const authorized = authorizationCheck(deps.security.tokens);
   const requests = new RequestMemo();
+  const gzip = gzipCheck();
   return (req, res) => {
     // The liveness probe a load balancer sends every few seconds, and the one a user's
     // latency is compared with: a fixed answer, as Express would give it, without Express.
@@ -179,7 +198,14 @@ export function createQueryFastPath(deps: AppDeps): (req: IncomingMessage, res: 
     if (!isOrdinary(req, authorized)) {
       return false;
     }
-    const exchange = new Exchange(deps, requests, res, requestIdFrom(req.headers['x-request-id']), performance.now());
+    const exchange = new Exchange(
+      deps,
+      requests,
+      res,
+      requestIdFrom(req.headers['x-request-id']),
+      performance.now(),
+      gzip(req.headers['accept-encoding'])
+    );
     req.on('data', (chunk: Buffer) => exchange.chunks.push(chunk));
     req.on('end', () => exchange.end());
     return true;

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import http, { type IncomingMessage } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { authorizationCheck, isOrdinary, QUERY_PATH } from '../../server/http/query-fast-path';
 import { startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase, HOUR } from '../support/fixture';
@@ -167,6 +168,51 @@ test('compressed bodies and other charsets: the same 415 whether or not the leng
     assert.deepEqual(fast.body, viaExpress.body);
     assert.equal(viaExpress.status, 415);
   }
+});
+
+/** Sends a query by either path, asking for gzip; the raw bytes and the headers as they came. */
+function sendAcceptingGzip(body: string, chunked: boolean) {
+  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; bytes: Buffer }>((resolve, reject) => {
+    const req = http.request(`${svc.url}${QUERY_PATH}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'accept-encoding': 'gzip, deflate, br',
+        authorization: `Bearer ${TOKEN}`,
+        ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }),
+      },
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, bytes: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('a client that accepts gzip gets answers gzipped by either path, the same JSON once decoded; small errors stay plain', async () => {
+  const at = Math.floor(Date.now() / HOUR) * HOUR - 30 * 60_000;
+  const body = JSON.stringify({
+    range: { from: at - 6 * HOUR, to: at },
+    queries: [{ refId: 'A', kind: 'timeseries', metrics: ['executionCount', 'p95ExecutionTimeMs'] }],
+  });
+  const plain = await send(body, false);
+  for (const chunked of [false, true]) {
+    const r = await sendAcceptingGzip(body, chunked);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-encoding'], 'gzip', chunked ? 'Express' : 'fast path');
+    assert.equal(r.headers.vary, 'Accept-Encoding');
+    assert.equal(Number(r.headers['content-length']), r.bytes.length);
+    const decoded = JSON.parse(gunzipSync(r.bytes).toString());
+    assert.deepEqual(withoutComputedAt(decoded), withoutComputedAt(plain.body));
+    assert.ok(r.bytes.length < Buffer.byteLength(JSON.stringify(decoded)) / 2, `${r.bytes.length} bytes on the wire`);
+  }
+  const refused = await sendAcceptingGzip(JSON.stringify({ range: { from: at, to: at - HOUR }, queries: [] }), false);
+  assert.equal(refused.status, 400);
+  assert.equal(refused.headers['content-encoding'], undefined);
+  assert.match(refused.bytes.toString(), /"error"/);
 });
 
 /** The instant an answer was computed differs between two computations of it. */
