@@ -164,7 +164,11 @@ export class QueryCache implements CacheLayer {
     return near.entry.value;
   }
 
-  async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
+  async fetch(
+    q: NormalizedQuery,
+    compute: () => Promise<Answer>,
+    refusal?: () => Error | null
+  ): Promise<{ answer: Answer; status: CacheStatus }> {
     const base = this.baseKey(q);
     const near = this.nearHitAt(base, q);
     if (near) {
@@ -200,7 +204,7 @@ export class QueryCache implements CacheLayer {
       return { answer: entry.a, status: 'stale' };
     }
     this.metrics.hot.cacheResult.miss.inc();
-    const { promise, joined } = this.flights.run(key, () => this.computeOnce(key, compute));
+    const { promise, joined } = this.flights.run(key, () => this.computeOnce(key, compute, refusal));
     if (joined) {
       this.metrics.coalesced.inc();
     }
@@ -234,7 +238,16 @@ export class QueryCache implements CacheLayer {
   }
 
   /** Across instances: the lock holder computes; others wait for its answer. */
-  private async computeOnce(key: string, compute: () => Promise<Answer>): Promise<Answer> {
+  private async computeOnce(
+    key: string,
+    compute: () => Promise<Answer>,
+    refusal?: () => Error | null
+  ): Promise<Answer> {
+    // Refused anyway (a burst the database cannot take): no lock to take and give back.
+    const refused = refusal?.();
+    if (refused) {
+      throw refused;
+    }
     const lockKey = this.ks.lock(key);
     const got = await this.guard.run('lock', () => this.redis.set(lockKey, '1', 'PX', this.settings.lockMs, 'NX'));
     if (got === null) {

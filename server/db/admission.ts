@@ -134,18 +134,31 @@ export class Admission {
     return ((ahead + 1) * typical) / this.o.concurrency;
   }
 
-  private wait(priority: Priority): Promise<void> {
+  /**
+   * Why work of this priority arriving now would be refused at once (a full queue, or an
+   * expected wait far past the limit), or null when it would run or wait its turn.
+   */
+  refusal(priority: Priority = 'user'): Busy | null {
+    if (this.running < this.o.concurrency && this.waiting === 0) {
+      return null;
+    }
     if (this.waiting >= this.o.maxQueue) {
-      return Promise.reject(new Busy(1, `${this.waiting} database queries already waiting`));
+      return new Busy(1, `${this.waiting} database queries already waiting`);
     }
     const expected = this.expectedWaitMs(priority);
     if (expected !== null && expected > REFUSE_AT_ONCE_ABOVE * this.o.maxWaitMs) {
-      return Promise.reject(
-        new Busy(
-          Math.max(1, Math.ceil(expected / 1000)),
-          `${this.waiting} database queries waiting, about ${Math.round(expected)} ms ahead; a query may wait ${this.o.maxWaitMs} ms`
-        )
+      return new Busy(
+        Math.max(1, Math.ceil(expected / 1000)),
+        `${this.waiting} database queries waiting, about ${Math.round(expected)} ms ahead; a query may wait ${this.o.maxWaitMs} ms`
       );
+    }
+    return null;
+  }
+
+  private wait(priority: Priority): Promise<void> {
+    const refused = this.refusal(priority);
+    if (refused) {
+      return Promise.reject(refused);
     }
     return new Promise<void>((resolve, reject) => {
       const queue = this.queues[priority];

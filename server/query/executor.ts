@@ -5,7 +5,7 @@
  */
 import type { Pool } from 'pg';
 import type { DataFrameJSON, Notice } from '../contract';
-import type { Admission, Priority } from '../db/admission';
+import type { Admission, Busy, Priority } from '../db/admission';
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import type { Reader } from './kinds/types';
@@ -31,6 +31,8 @@ export interface Answer {
 /** What answers a normalized query from the database (QueryExecutor, or a decorator of it). */
 export interface Executor {
   run(q: NormalizedQuery, priority?: Priority): Promise<Answer>;
+  /** Why `run` would be refused at once if called now (the database is too busy), or null. */
+  refusal?(priority: Priority): Busy | null;
 }
 
 export interface ExecutorMetrics {
@@ -80,6 +82,10 @@ export class QueryExecutor implements Executor {
    */
   run(q: NormalizedQuery, priority: Priority = 'user'): Promise<Answer> {
     return this.admission.run(() => this.answer(q), priority);
+  }
+
+  refusal(priority: Priority): Busy | null {
+    return this.admission.refusal(priority);
   }
 
   private async answer(q: NormalizedQuery): Promise<Answer> {

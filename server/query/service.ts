@@ -16,7 +16,15 @@ import { joinResults, renderResponse, resultMember, withMeta } from './render';
 
 export interface CacheLayer {
   /** The answer for `q`, from the cache or from `compute`; never fails because of the cache itself. */
-  fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }>;
+  /**
+   * The answer from the cache, or `compute`d (coalesced). `refusal`, when given, says before
+   * any cache work for a miss (a lock) whether computing would be refused anyway.
+   */
+  fetch(
+    q: NormalizedQuery,
+    compute: () => Promise<Answer>,
+    refusal?: () => Error | null
+  ): Promise<{ answer: Answer; status: CacheStatus }>;
   /** The answer this process holds for `q` right now, counted as a hit; undefined when it must be fetched. */
   nearHit?(q: NormalizedQuery): Answer | undefined;
 }
@@ -132,7 +140,11 @@ export class QueryService {
   ): Promise<{ answer: Answer; cache: CacheStatus } | Failure> {
     const started = performance.now();
     try {
-      const { answer, status } = await this.cache.fetch(q, () => this.executor.run(q, priority));
+      const { answer, status } = await this.cache.fetch(
+        q,
+        () => this.executor.run(q, priority),
+        () => this.executor.refusal?.(priority) ?? null
+      );
       this.observer.observe(q.kind, status, answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
       return { answer, cache: status };
     } catch (err) {

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import { Client } from 'pg';
-import { postJson, startTestService, uniqueName, type TestDatabase } from '../support/services';
+import Redis from 'ioredis';
+import { postJson, startTestService, uniqueName, REDIS_URL, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import type { RunningService } from '../../server/main';
 import { crashProbe } from '../../testkit/probes';
@@ -189,5 +190,58 @@ test('a saturated pool answers busy with Retry-After; cached answers, /healthz a
       await locker.query('ROLLBACK').catch(() => undefined);
     }
     await locker.end();
+  }
+});
+
+test('work the database could not take is refused before any cache lock is taken or given back', async () => {
+  const prefix = uniqueName('ovl-lock').replace(/_/g, '-');
+  const svc = await start({
+    DB_POOL_MAX: '1',
+    DB_QUEUE_MAX: '0',
+    CACHE_PREFIX: prefix,
+    DB_STATEMENT_TIMEOUT_MS: '30000',
+  });
+  const range = () => ({ from: Date.now() - 2 * HOUR, to: Date.now() });
+  const locker = new Client({ connectionString: db.url });
+  // Every command Redis runs on this service's lock keys (MONITOR sees them all).
+  const client = new Redis(REDIS_URL);
+  const monitor = await client.monitor();
+  const lockCommands: string[] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args.some((a) => a.startsWith(`{${prefix}}`) && a.endsWith(':lock'))) {
+      lockCommands.push(args[0].toLowerCase());
+    }
+  });
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE');
+  try {
+    const running = postJson(`${svc.url}/api/v1/query`, {
+      range: range(),
+      queries: [{ refId: 'A', kind: 'stats', ruleId: 'lock-running' }],
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(lockCommands, ['set'], 'the running answer took its lock');
+    const refused = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        postJson(`${svc.url}/api/v1/query`, {
+          range: range(),
+          queries: [{ refId: 'A', kind: 'stats', ruleId: `lock-${i}` }],
+        })
+      )
+    );
+    for (const r of refused) {
+      assert.equal(r.status, 503);
+      assert.match(r.body.error, /busy/);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(lockCommands, ['set'], 'twenty refusals, no lock taken or given back');
+    await locker.query('ROLLBACK');
+    assert.equal((await running).status, 200);
+  } finally {
+    await locker.query('ROLLBACK').catch(() => undefined);
+    await locker.end();
+    monitor.disconnect();
+    client.disconnect();
   }
 });
