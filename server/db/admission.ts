@@ -148,7 +148,8 @@ export class Admission {
     const expected = this.expectedWaitMs(priority);
     if (expected !== null && expected > REFUSE_AT_ONCE_ABOVE * this.o.maxWaitMs) {
       return new Busy(
-        Math.max(1, Math.ceil(expected / 1000)),
+        // The expected wait, within reason: the queue may drain faster than its recent past.
+        Math.min(60, Math.max(1, Math.ceil(expected / 1000))),
         `${this.waiting} database queries waiting, about ${Math.round(expected)} ms ahead; a query may wait ${this.o.maxWaitMs} ms`
       );
     }

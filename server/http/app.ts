@@ -151,7 +151,7 @@ function createExpressApp(deps: AppDeps) {
     }
     try {
       const answer = await deps.service.answer(parsed.data);
-      const { status, json, cache, tiers } = answer;
+      const { status, body, cache, tiers } = answer;
       res.locals.cache = cache;
       res.locals.tier = tiers?.join('+');
       // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
@@ -159,12 +159,15 @@ function createExpressApp(deps: AppDeps) {
       // The body is already JSON (cached answers are rendered once, not per hit).
       res.set(queryHeaders(answer));
       res.setHeader('Vary', 'Accept-Encoding');
-      const packed = status === 200 && acceptsGzip(req.headers['accept-encoding']) ? gzipped(answer.body) : null;
+      const packed = status === 200 && acceptsGzip(req.headers['accept-encoding']) ? gzipped(body) : null;
       if (packed) {
         res.setHeader('Content-Encoding', 'gzip');
-        return res.status(status).type('application/json').send(packed);
       }
-      res.status(status).type('application/json').send(json);
+      // The bytes as rendered (a cached answer's are reused), typed as JSON in UTF-8.
+      res
+        .status(status)
+        .type('application/json; charset=utf-8')
+        .send(packed ?? body);
     } catch (err) {
       next(err);
     }

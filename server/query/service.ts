@@ -45,8 +45,6 @@ export interface ServiceAnswer {
   status: number;
   /** The whole response body: JSON in UTF-8. */
   body: Buffer;
-  /** The same body as text. */
-  readonly json: string;
   /** Seconds, when every query was refused for a transient reason. */
   retryAfter?: number;
   /** The first query's cache status and tiers, for the request log. */
@@ -54,36 +52,9 @@ export interface ServiceAnswer {
   tiers?: string[];
 }
 
-/** A class, not an object literal with a getter: building such a literal is a slow path in V8, and this is built per request. */
-class Reply implements ServiceAnswer {
-  retryAfter?: number;
-  cache?: CacheStatus;
-  tiers?: string[];
-  constructor(
-    readonly status: number,
-    readonly body: Buffer
-  ) {}
-  get json(): string {
-    return this.body.toString('utf8');
-  }
-}
-
-function serviceAnswer(
-  status: number,
-  body: Buffer,
-  more: Omit<ServiceAnswer, 'status' | 'body' | 'json'> = {}
-): ServiceAnswer {
-  const reply = new Reply(status, body);
-  if (more.retryAfter !== undefined) {
-    reply.retryAfter = more.retryAfter;
-  }
-  if (more.cache !== undefined) {
-    reply.cache = more.cache;
-  }
-  if (more.tiers !== undefined) {
-    reply.tiers = more.tiers;
-  }
-  return reply;
+function serviceAnswer(status: number, body: Buffer, more: Omit<ServiceAnswer, 'status' | 'body'> = {}): ServiceAnswer {
+  // Every member in one order, always present: one object shape for V8, built per request.
+  return { status, body, retryAfter: more.retryAfter, cache: more.cache, tiers: more.tiers };
 }
 
 /** One query's part of a response: the `<refId>:{…}` member, and the whole body when it answered alone. */

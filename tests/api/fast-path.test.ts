@@ -219,3 +219,34 @@ test('a client that accepts gzip gets answers gzipped by either path, the same J
 function withoutComputedAt(body: unknown): unknown {
   return JSON.parse(JSON.stringify(body, (k, v) => (k === 'computedAt' ? undefined : v)));
 }
+
+test('Express answers a query with the same headers as the fast path: JSON in UTF-8, a length, Vary', async () => {
+  const body = JSON.stringify({ range: { from: 'now-1h', to: 'now' }, queries: [{ refId: 'A', kind: 'stats' }] });
+  const heads = await Promise.all(
+    [false, true].map(
+      (chunked) =>
+        new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+          const req = http.request(`${svc.url}${QUERY_PATH}`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              authorization: `Bearer ${TOKEN}`,
+              ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }),
+            },
+          });
+          req.on('response', (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.headers));
+          });
+          req.on('error', reject);
+          req.end(body);
+        })
+    )
+  );
+  for (const h of heads) {
+    assert.equal(h['content-type'], 'application/json; charset=utf-8');
+    assert.equal(h.vary, 'Accept-Encoding');
+    assert.ok(Number(h['content-length']) > 100);
+    assert.match(String(h['server-timing']), /^app;dur=[\d.]+$/);
+  }
+});
