@@ -54,6 +54,8 @@ const schema = z.object({
   CACHE_NEAR_ENTRIES: int(0, 100_000).default(500),
   WARM_ON_START: bool.default(true),
   WARM_INTERVAL_SECONDS: int(0, 86_400).default(300),
+  /** How long /readyz may say "not ready" while the first warming pass runs (0: ready at once). */
+  READY_WAITS_FOR_WARMING_SECONDS: int(0, 600).default(60),
   WARM_AHEAD_SECONDS: int(0, 59).default(10),
   DEMO_DAYS: int(0, 90).default(7),
   DEMO_ROWS_PER_HOUR: int(1, 1_000_000).default(6000),

@@ -257,7 +257,13 @@ export interface VariablesResponse {
 export interface ReadyResponse {
   status: 'ready' | 'not_ready';
   database: { ok: boolean; flavour?: 'timescale' | 'postgres'; schemaVersion?: number; error?: string };
-  cache: { state: 'up' | 'degraded' | 'disabled' };
+  /**
+   * `warmed`: whether the first pass computing the provisioned dashboards' answers has
+   * finished; until then (within READY_WAITS_FOR_WARMING_SECONDS) the service is not ready,
+   * so a load balancer sends users to instances whose answers are cached. Absent from older
+   * services.
+   */
+  cache: { state: 'up' | 'degraded' | 'disabled'; warmed?: boolean };
   /**
    * What an operator should fix although the service works (for example a published default
    * token). Shown in full to callers with a valid token; others are told only that there are some.

@@ -78,6 +78,19 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   const cacheState = () => (cache ? cache.state() : 'disabled');
   const health = healthPool(config, pools, db.url);
 
+  const warming = startWarming(
+    {
+      answer: (request, query) => stack.warmingService.answerOne(request, query, 'background'),
+      pool: pools.background,
+      rollups: stack.rollups,
+      dashboardsDir: join(__dirname, '..', 'provisioning', 'dashboards'),
+      recent: stack.recent,
+      intervalSeconds: config.WARM_INTERVAL_SECONDS,
+      aheadSeconds: config.WARM_AHEAD_SECONDS,
+      logger: log,
+    },
+    config.WARM_ON_START
+  );
   const app = createApp({
     service: stack.service,
     readPool: pools.read,
@@ -85,7 +98,13 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     metrics,
     logger: log,
     security: securitySettings(config),
-    ready: readiness({ pool: health, cacheState, unreachableHint: embedded ? embeddedHint(config) : undefined }),
+    ready: readiness({
+      pool: health,
+      cacheState,
+      unreachableHint: embedded ? embeddedHint(config) : undefined,
+      warmed: warming.warmedOnce,
+      warmingGraceMs: config.READY_WAITS_FOR_WARMING_SECONDS * 1000,
+    }),
     cache: {
       state: cacheState,
       async invalidate(target) {
@@ -104,19 +123,6 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     onRefreshed: () => stack.refreshed(),
   });
   scheduler.start();
-  const warming = startWarming(
-    {
-      answer: (request, query) => stack.warmingService.answerOne(request, query, 'background'),
-      pool: pools.background,
-      rollups: stack.rollups,
-      dashboardsDir: join(__dirname, '..', 'provisioning', 'dashboards'),
-      recent: stack.recent,
-      intervalSeconds: config.WARM_INTERVAL_SECONDS,
-      aheadSeconds: config.WARM_AHEAD_SECONDS,
-      logger: log,
-    },
-    config.WARM_ON_START
-  );
   demo?.start({
     // Answers cached while the history was loading are incomplete: drop them (once Redis
     // takes the invalidation: until then the circuit keeps them from being served), warm again.

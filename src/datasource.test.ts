@@ -482,6 +482,20 @@ describe('testDatasource', () => {
     });
   });
 
+  it('says a service that has just started is warming its cache, not broken', async () => {
+    mockBackend({
+      '/readyz': () =>
+        throwError(() =>
+          fetchError(503, { status: 'not_ready', database: { ok: true }, cache: { state: 'up', warmed: false } })
+        ),
+    });
+    const result = await new DataSource(settings(), fakeTemplateSrv()).testDatasource();
+    expect(result.status).toBe('error');
+    expect(result.message).toBe(
+      'The service is running but not ready. Database connected. Redis cache is up. Warming the cache: the dashboards’ answers are being computed (ready within a minute of starting).'
+    );
+  });
+
   it('fails on a wrong token even though /readyz needs none', async () => {
     mockBackend({
       '/readyz': () => ok(ready),

@@ -235,5 +235,9 @@ export function describeReadiness(ready: ReadyResponse): string {
     degraded: 'Redis cache is degraded: queries go straight to the database, correct but slower.',
     disabled: 'Caching is off (the service has no Redis configured).',
   }[cache.state];
-  return `${db} ${cacheText ?? `Cache state: ${cache.state}.`}`;
+  const warming =
+    cache.warmed === false
+      ? ' Warming the cache: the dashboards’ answers are being computed (ready within a minute of starting).'
+      : '';
+  return `${db} ${cacheText ?? `Cache state: ${cache.state}.`}${warming}`;
 }

@@ -1,6 +1,9 @@
 /**
  * `GET /readyz`: ready when the database answers and its schema is the version this
- * service needs; reports the cache's state (a degraded cache does not make it unready).
+ * service needs, and the first warming pass is done (or has run `warmingGraceMs`): an
+ * instance that has just started, put behind a load balancer at once, would answer its
+ * first users' every panel from the database. Reports the cache's state (a degraded cache
+ * does not make it unready).
  */
 import type { Pool } from 'pg';
 import type { ReadyResponse } from '../contract';
@@ -11,16 +14,23 @@ export interface ReadinessOptions {
   cacheState: () => 'up' | 'degraded' | 'disabled';
   /** Said when the database cannot be reached (e.g. which database and which setting to look at). */
   unreachableHint?: string;
+  /** Whether the first warming pass has finished (absent: nothing to wait for). */
+  warmed?: () => boolean;
+  /** How long after start-up readiness waits for it at most. */
+  warmingGraceMs?: number;
 }
 
 export function readiness(o: ReadinessOptions): () => Promise<ReadyResponse> {
+  const waitUntil = Date.now() + (o.warmingGraceMs ?? 0);
   return async () => {
-    const cache = { state: o.cacheState() };
+    const warmed = o.warmed?.();
+    const cache = { state: o.cacheState(), ...(warmed === undefined ? {} : { warmed }) };
+    const warming = warmed === false && Date.now() < waitUntil;
     try {
       const info = await schemaInfo(o.pool);
       const current = !!info && info.version === latestVersion(info.flavour);
       return {
-        status: current ? 'ready' : 'not_ready',
+        status: current && !warming ? 'ready' : 'not_ready',
         database: {
           ok: current,
           flavour: info?.flavour,

@@ -30,6 +30,8 @@ export interface WarmingOptions {
 export interface Warming {
   /** One full pass; passes never overlap (a second call waits for the running one). */
   warmAll(): Promise<void>;
+  /** Whether the pass started with the service has finished (true at once when none was). */
+  warmedOnce(): boolean;
   /** Computes the answers recently asked now-relative queries will ask for once `minute` (epoch ms, a whole minute) begins. */
   warmAhead(minute: number): Promise<{ warmed: number; failed: number }>;
   stop(): Promise<void>;
@@ -78,8 +80,9 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
       .finally(() => (running = null));
     await running;
   };
+  let warmedOnce = !onStart;
   if (onStart) {
-    void warmAll();
+    void warmAll().finally(() => (warmedOnce = true));
   }
   const timer = o.intervalSeconds > 0 ? setInterval(() => void warmAll(), o.intervalSeconds * 1000) : null;
   timer?.unref();
@@ -112,6 +115,7 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
   scheduleAhead();
   return {
     warmAll,
+    warmedOnce: () => warmedOnce,
     warmAhead,
     async stop() {
       stopped = true;

@@ -245,3 +245,37 @@ test('work the database could not take is refused before any cache lock is taken
     client.disconnect();
   }
 });
+
+test('/readyz says not ready while the first warming pass runs, ready once it is done, and at the latest after READY_WAITS_FOR_WARMING_SECONDS', async () => {
+  const locker = new Client({ connectionString: db.url });
+  await locker.connect();
+  await locker.query('BEGIN');
+  // Every dashboard answer reads raw rows at the live edge: holding the table holds warming.
+  await locker.query('LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE');
+  try {
+    const warming = await start({ WARM_ON_START: 'true', DB_STATEMENT_TIMEOUT_MS: '30000' });
+    const patient = await start({ WARM_ON_START: 'true', READY_WAITS_FOR_WARMING_SECONDS: '1' });
+    const held = await fetch(`${warming.url}/readyz`);
+    assert.equal(held.status, 503);
+    const body = await held.json();
+    assert.equal(body.status, 'not_ready');
+    assert.equal(body.database.ok, true, 'the database is fine');
+    assert.equal(body.cache.warmed, false);
+    await new Promise((r) => setTimeout(r, 1200));
+    const late = await fetch(`${patient.url}/readyz`);
+    assert.equal(late.status, 200, 'ready after its 1 s wait although warming still runs');
+    assert.equal((await late.json()).cache.warmed, false);
+    assert.equal((await fetch(`${warming.url}/readyz`)).status, 503, 'the other still waits (60 s by default)');
+    await locker.query('ROLLBACK');
+    let ready: Response | null = null;
+    for (let i = 0; i < 100 && ready?.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ready = await fetch(`${warming.url}/readyz`);
+    }
+    assert.equal(ready!.status, 200, 'ready once the first pass is done');
+    assert.equal((await ready!.json()).cache.warmed, true);
+  } finally {
+    await locker.query('ROLLBACK').catch(() => undefined);
+    await locker.end();
+  }
+});
