@@ -12,7 +12,7 @@
 import type { CacheStatus, InvalidateRequest } from '../contract';
 import type { Answer } from '../query/executor';
 import type { NormalizedQuery } from '../query/normalize';
-import type { CacheLayer } from '../query/service';
+import type { CacheLayer, FetchOptions } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { encode } from './codec';
 import { RecentlyDecoded } from './decoded';
@@ -151,7 +151,7 @@ export class QueryCache implements CacheLayer {
     return this.nearHitAt(this.baseKey(q), q);
   }
 
-  private nearHitAt(base: string, q: NormalizedQuery): Answer | undefined {
+  private nearHitAt(base: string, q: NormalizedQuery, background = false): Answer | undefined {
     const near = this.near.get(base);
     if (!near) {
       return undefined;
@@ -159,18 +159,24 @@ export class QueryCache implements CacheLayer {
     if (near.renew) {
       this.renewLease(base, q);
     }
-    this.metrics.hot.cacheResult.hit.inc();
-    this.metrics.hot.nearHit.inc();
+    if (background) {
+      this.metrics.hot.warmingResult.hit.inc();
+    } else {
+      this.metrics.hot.cacheResult.hit.inc();
+      this.metrics.hot.nearHit.inc();
+    }
     return near.entry.value;
   }
 
   async fetch(
     q: NormalizedQuery,
     compute: () => Promise<Answer>,
-    refusal?: () => Error | null
+    options: FetchOptions = {}
   ): Promise<{ answer: Answer; status: CacheStatus }> {
+    const { refusal, background = false } = options;
+    const counts = background ? this.metrics.hot.warmingResult : this.metrics.hot.cacheResult;
     const base = this.baseKey(q);
-    const near = this.nearHitAt(base, q);
+    const near = this.nearHitAt(base, q, background);
     if (near) {
       return { answer: near, status: 'hit' };
     }
@@ -182,13 +188,13 @@ export class QueryCache implements CacheLayer {
       if (joined) {
         this.metrics.coalesced.inc();
       }
-      this.metrics.hot.cacheResult.bypass.inc();
+      counts.bypass.inc();
       return { answer: await promise, status: 'bypass' };
     }
     const { key, entry } = found;
     if (entry && entry.f > Date.now()) {
       this.near.put(base, token, entry.a, entry.f);
-      this.metrics.hot.cacheResult.hit.inc();
+      counts.hit.inc();
       if (!entry.a.touchesLiveEdge) {
         this.context.onSettledHit?.(q, key);
       }
@@ -197,13 +203,13 @@ export class QueryCache implements CacheLayer {
     if (entry) {
       // Stale: answer now, refresh in the background (errors keep the stale entry). The refresh
       // starts after this answer is written, so building its query does not delay it.
-      this.metrics.hot.cacheResult.stale.inc();
+      counts.stale.inc();
       setImmediate(() =>
         this.flights.run(key, () => this.computeAndStore(key, compute)).promise.catch(() => undefined)
       );
       return { answer: entry.a, status: 'stale' };
     }
-    this.metrics.hot.cacheResult.miss.inc();
+    counts.miss.inc();
     const { promise, joined } = this.flights.run(key, () => this.computeOnce(key, compute, refusal));
     if (joined) {
       this.metrics.coalesced.inc();
@@ -317,12 +323,16 @@ export { CacheUnavailable } from './invalidation';
 export class NoCache implements CacheLayer {
   private readonly flights = new SingleFlight<Answer>();
   constructor(private readonly metrics: Metrics) {}
-  async fetch(q: NormalizedQuery, compute: () => Promise<Answer>): Promise<{ answer: Answer; status: CacheStatus }> {
+  async fetch(
+    q: NormalizedQuery,
+    compute: () => Promise<Answer>,
+    options: FetchOptions = {}
+  ): Promise<{ answer: Answer; status: CacheStatus }> {
     const { promise, joined } = this.flights.run(fingerprint(q), compute);
     if (joined) {
       this.metrics.coalesced.inc();
     }
-    this.metrics.hot.cacheResult.bypass.inc();
+    (options.background ? this.metrics.hot.warmingResult : this.metrics.hot.cacheResult).bypass.inc();
     return { answer: await promise, status: 'bypass' };
   }
 }

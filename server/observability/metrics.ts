@@ -50,6 +50,13 @@ export function createMetrics() {
       labelNames: ['tier'] as const,
       registers: [registry],
     }),
+    warmingLookups: new Counter({
+      name: 'ruleperf_cache_warming_lookups_total',
+      help: 'Cache lookups made by cache warming, by result (not in ruleperf_cache_requests_total, which counts what users asked)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect,
+    }),
     nearHits: new Counter({
       name: 'ruleperf_cache_near_hits_total',
       help: 'Cache hits answered from this instance\'s near cache (a subset of ruleperf_cache_requests_total{result="hit"})',
@@ -110,17 +117,24 @@ export function createMetrics() {
     }),
   };
   const cacheTallies = new Tallies(m.cacheRequests);
+  const warmingTallies = new Tallies(m.warmingLookups);
   const nearTallies = new Tallies(m.nearHits);
   const httpTallies = new Tallies(m.httpRequests);
   const httpByRoute = new Map<string, Map<number, Tally>>();
   flushes.push(
     () => cacheTallies.flush(),
+    () => warmingTallies.flush(),
     () => nearTallies.flush(),
     () => httpTallies.flush()
   );
   const hot = {
     /** ruleperf_cache_requests_total by result. */
     cacheResult: Object.fromEntries(CACHE_RESULTS.map((r) => [r, cacheTallies.of(r, { result: r })])) as Record<
+      CacheResult,
+      Tally
+    >,
+    /** ruleperf_cache_warming_lookups_total by result. */
+    warmingResult: Object.fromEntries(CACHE_RESULTS.map((r) => [r, warmingTallies.of(r, { result: r })])) as Record<
       CacheResult,
       Tally
     >,
@@ -142,6 +156,7 @@ export function createMetrics() {
   m.circuitOpen.set(0);
   for (const result of CACHE_RESULTS) {
     m.cacheRequests.inc({ result }, 0);
+    m.warmingLookups.inc({ result }, 0);
   }
   m.coalesced.inc(0);
   m.auditChecks.inc(0);

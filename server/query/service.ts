@@ -16,17 +16,21 @@ import { joinResults, renderResponse, resultMember, withMeta } from './render';
 
 export interface CacheLayer {
   /** The answer for `q`, from the cache or from `compute`; never fails because of the cache itself. */
-  /**
-   * The answer from the cache, or `compute`d (coalesced). `refusal`, when given, says before
-   * any cache work for a miss (a lock) whether computing would be refused anyway.
-   */
+  /** The answer from the cache, or `compute`d (coalesced). */
   fetch(
     q: NormalizedQuery,
     compute: () => Promise<Answer>,
-    refusal?: () => Error | null
+    options?: FetchOptions
   ): Promise<{ answer: Answer; status: CacheStatus }>;
   /** The answer this process holds for `q` right now, counted as a hit; undefined when it must be fetched. */
   nearHit?(q: NormalizedQuery): Answer | undefined;
+}
+
+export interface FetchOptions {
+  /** Says before any cache work for a miss (a lock) whether computing would be refused anyway. */
+  refusal?: () => Error | null;
+  /** Cache warming's lookup: counted apart from what users asked (the hit rate is theirs). */
+  background?: boolean;
 }
 
 export interface QueryObserver {
@@ -111,12 +115,15 @@ export class QueryService {
   ): Promise<{ answer: Answer; cache: CacheStatus } | Failure> {
     const started = performance.now();
     try {
-      const { answer, status } = await this.cache.fetch(
-        q,
-        () => this.executor.run(q, priority),
-        () => this.executor.refusal?.(priority) ?? null
-      );
-      this.observer.observe(q.kind, status, answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
+      const background = priority === 'background';
+      const { answer, status } = await this.cache.fetch(q, () => this.executor.run(q, priority), {
+        refusal: () => this.executor.refusal?.(priority) ?? null,
+        background,
+      });
+      // Query latency is what users wait for; warming's computations are not theirs.
+      if (!background) {
+        this.observer.observe(q.kind, status, answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
+      }
       return { answer, cache: status };
     } catch (err) {
       return failure(err);

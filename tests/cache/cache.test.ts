@@ -136,8 +136,17 @@ test('warming fills the dashboard\'s keys, for "All" and for each category, befo
   );
   assert.ok(categories.length > 1);
   const before = await dbQueries(svc);
+  const lookups = async () => {
+    const counts = async (metric: 'cacheRequests' | 'warmingLookups') =>
+      Object.fromEntries((await svc.metrics[metric].get()).values.map((v) => [v.labels.result, v.value]));
+    return { users: await counts('cacheRequests'), warming: await counts('warmingLookups') };
+  };
+  const usersBefore = (await lookups()).users;
   await svc.warmAll();
   assert.ok((await dbQueries(svc)) > before, 'warming queried the rollups');
+  const afterWarming = await lookups();
+  assert.deepEqual(afterWarming.users, usersBefore, "warming's lookups are not users' (the hit rate is theirs)");
+  assert.ok(afterWarming.warming.miss > 0, 'they are counted apart');
   const warmed = await dbQueries(svc);
   for (const filters of [{}, { ruleCategory: categories[0] }, { ruleCategory: categories[categories.length - 1] }]) {
     for (const request of dashboardRequests(panels, Date.now(), filters)) {
@@ -151,6 +160,8 @@ test('warming fills the dashboard\'s keys, for "All" and for each category, befo
     }
   }
   assert.equal(await dbQueries(svc), warmed, 'the dashboard was answered from the cache alone');
+  const afterUsers = (await lookups()).users;
+  assert.ok(afterUsers.hit > (usersBefore.hit ?? 0), "the dashboard's hits are counted as users'");
 });
 
 test('200 concurrent identical misses over two instances make exactly one database query', async () => {
