@@ -159,10 +159,8 @@ export class QueryCache implements CacheLayer {
     if (near.renew) {
       this.renewLease(base, q);
     }
-    if (background) {
-      this.metrics.hot.warmingResult.hit.inc();
-    } else {
-      this.metrics.hot.cacheResult.hit.inc();
+    this.metrics.hot.lookupResult(background).hit.inc();
+    if (!background) {
       this.metrics.hot.nearHit.inc();
     }
     return near.entry.value;
@@ -174,7 +172,7 @@ export class QueryCache implements CacheLayer {
     options: FetchOptions = {}
   ): Promise<{ answer: Answer; status: CacheStatus }> {
     const { refusal, background = false } = options;
-    const counts = background ? this.metrics.hot.warmingResult : this.metrics.hot.cacheResult;
+    const counts = this.metrics.hot.lookupResult(background);
     const base = this.baseKey(q);
     const near = this.nearHitAt(base, q, background);
     if (near) {
@@ -332,7 +330,7 @@ export class NoCache implements CacheLayer {
     if (joined) {
       this.metrics.coalesced.inc();
     }
-    (options.background ? this.metrics.hot.warmingResult : this.metrics.hot.cacheResult).bypass.inc();
+    this.metrics.hot.lookupResult(options.background ?? false).bypass.inc();
     return { answer: await promise, status: 'bypass' };
   }
 }

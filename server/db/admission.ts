@@ -96,12 +96,17 @@ export class Admission {
     return this.running;
   }
 
+  /** A slot is free and nobody waits for one: work may start at once. */
+  private get startsAtOnce(): boolean {
+    return this.running < this.o.concurrency && this.waiting === 0;
+  }
+
   /** Runs `work` on a slot, waiting for one in its priority's queue. */
   async run<T>(work: () => Promise<T>, priority: Priority = 'user'): Promise<T> {
-    if (this.running >= this.o.concurrency || this.waiting > 0) {
-      await this.wait(priority);
-    } else {
+    if (this.startsAtOnce) {
       this.running++;
+    } else {
+      await this.wait(priority);
     }
     const started = this.now();
     try {
@@ -116,7 +121,7 @@ export class Admission {
 
   /** Runs `work` on a slot free at this moment, or returns null (nothing waits, nothing is refused). */
   tryRun<T>(work: () => Promise<T>): Promise<T> | null {
-    if (this.running >= this.o.concurrency || this.waiting > 0) {
+    if (!this.startsAtOnce) {
       return null;
     }
     this.running++;
@@ -139,7 +144,7 @@ export class Admission {
    * expected wait far past the limit), or null when it would run or wait its turn.
    */
   refusal(priority: Priority = 'user'): Busy | null {
-    if (this.running < this.o.concurrency && this.waiting === 0) {
+    if (this.startsAtOnce) {
       return null;
     }
     if (this.waiting >= this.o.maxQueue) {

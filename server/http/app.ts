@@ -16,12 +16,12 @@ import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
 import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath } from './query-fast-path';
-import { acceptsGzip, gzipped } from './compression';
+import { acceptsGzip, forClient } from './compression';
 import {
   errorResponse,
   invalidRequest,
   NOT_JSON,
-  queryHeaders,
+  queryHeaderList,
   recordRequest,
   requestIdFrom,
   unsupportedMedia,
@@ -157,17 +157,13 @@ function createExpressApp(deps: AppDeps) {
       // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
       res.setHeader('Server-Timing', `app;dur=${(performance.now() - started).toFixed(3)}`);
       // The body is already JSON (cached answers are rendered once, not per hit).
-      res.set(queryHeaders(answer));
-      res.setHeader('Vary', 'Accept-Encoding');
-      const packed = status === 200 && acceptsGzip(req.headers['accept-encoding']) ? gzipped(body) : null;
-      if (packed) {
-        res.setHeader('Content-Encoding', 'gzip');
+      const sent = forClient(status, body, acceptsGzip(req.headers['accept-encoding']));
+      const headers = [...queryHeaderList(answer), ...sent.headers];
+      for (let i = 0; i < headers.length; i += 2) {
+        res.setHeader(headers[i], headers[i + 1]);
       }
       // The bytes as rendered (a cached answer's are reused), typed as JSON in UTF-8.
-      res
-        .status(status)
-        .type('application/json; charset=utf-8')
-        .send(packed ?? body);
+      res.status(status).type('application/json; charset=utf-8').send(sent.body);
     } catch (err) {
       next(err);
     }

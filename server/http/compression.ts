@@ -46,3 +46,19 @@ export function gzipped(body: Buffer): Buffer | null {
   }
   return out;
 }
+
+const PLAIN_HEADERS: readonly string[] = ['Vary', 'Accept-Encoding'];
+const GZIP_HEADERS: readonly string[] = ['Vary', 'Accept-Encoding', 'Content-Encoding', 'gzip'];
+
+/**
+ * A query answer as it goes to this client: gzipped when it accepts that and the answer is a
+ * 200 worth compressing, with the headers that say so (as a flat name, value list).
+ */
+export function forClient(
+  status: number,
+  body: Buffer,
+  gzipAccepted: boolean
+): { body: Buffer; headers: readonly string[] } {
+  const packed = gzipAccepted && status === 200 ? gzipped(body) : null;
+  return packed ? { body: packed, headers: GZIP_HEADERS } : { body, headers: PLAIN_HEADERS };
+}

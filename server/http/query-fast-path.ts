@@ -12,7 +12,7 @@ import type { AppDeps } from './app';
 import type { ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
-import { acceptsGzip, gzipped } from './compression';
+import { acceptsGzip, forClient } from './compression';
 import { queryRequestSchema } from './validation';
 import {
   errorResponse,
@@ -134,12 +134,15 @@ class Exchange {
 
   private answered(answer: ServiceAnswer): void {
     // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
-    const timing = ['Server-Timing', `app;dur=${(performance.now() - this.handlerStarted).toFixed(3)}`, ...VARY];
-    const packed = this.gzip && answer.status === 200 ? gzipped(answer.body) : null;
-    const headers = packed ? [...timing, 'Content-Encoding', 'gzip'] : timing;
+    const sent = forClient(answer.status, answer.body, this.gzip);
+    const headers = [
+      'Server-Timing',
+      `app;dur=${(performance.now() - this.handlerStarted).toFixed(3)}`,
+      ...sent.headers,
+    ];
     this.reply(
       answer.status,
-      packed ?? answer.body,
+      sent.body,
       answer.retryAfter ? [...queryHeaderList(answer), ...headers] : headers,
       answer.cache,
       answer.tiers?.join('+')
@@ -168,7 +171,6 @@ class Exchange {
 }
 
 const HEALTHY = jsonBytes({ status: 'ok' });
-const VARY = ['Vary', 'Accept-Encoding'];
 
 /** acceptsGzip for the header every request of a client repeats, remembered for the last one seen. */
 function gzipCheck(): (header: string | undefined) => boolean {

@@ -150,16 +150,6 @@ export function queryHeaderList(answer: { retryAfter?: number }): string[] {
   return answer.retryAfter ? ['Retry-After', String(answer.retryAfter)] : [];
 }
 
-/** The same headers as an object. */
-export function queryHeaders(answer: { retryAfter?: number }): Record<string, string> {
-  const list = queryHeaderList(answer);
-  const headers: Record<string, string> = {};
-  for (let i = 0; i < list.length; i += 2) {
-    headers[list[i]] = list[i + 1];
-  }
-  return headers;
-}
-
 /** The status and body for an error a query (or any route) ended in; a 500 is logged. */
 export function errorResponse(
   deps: Pick<AppDeps, 'logger'>,

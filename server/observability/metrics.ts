@@ -140,6 +140,10 @@ export function createMetrics() {
     >,
     /** ruleperf_cache_near_hits_total. */
     nearHit: nearTallies.of('', {}),
+    /** The result tallies a cache lookup counts in: users' or cache warming's. */
+    lookupResult(background: boolean): Record<CacheResult, Tally> {
+      return background ? this.warmingResult : this.cacheResult;
+    },
     /** ruleperf_http_requests_total for a route and status. */
     httpRequest(route: string, status: number): Tally {
       let byStatus = httpByRoute.get(route);

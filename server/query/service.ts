@@ -15,8 +15,7 @@ import { NormalizeMemo } from './normalize-memo';
 import { joinResults, renderResponse, resultMember, withMeta } from './render';
 
 export interface CacheLayer {
-  /** The answer for `q`, from the cache or from `compute`; never fails because of the cache itself. */
-  /** The answer from the cache, or `compute`d (coalesced). */
+  /** The answer for `q`, from the cache or from `compute` (coalesced); never fails because of the cache itself. */
   fetch(
     q: NormalizedQuery,
     compute: () => Promise<Answer>,
