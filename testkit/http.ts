@@ -8,9 +8,16 @@ export interface Reply {
   clientMs: number;
   serverMs: number;
   body: any;
+  /** Body bytes as they came (still encoded, if the answer was). */
+  bytes: number;
 }
 
-export function post(url: string, payload: unknown, parse = true): Promise<Reply> {
+export function post(
+  url: string,
+  payload: unknown,
+  parse = true,
+  headers: Record<string, string> = {}
+): Promise<Reply> {
   const data = JSON.stringify(payload);
   const started = performance.now();
   return new Promise((resolve, reject) => {
@@ -19,19 +26,21 @@ export function post(url: string, payload: unknown, parse = true): Promise<Reply
       {
         method: 'POST',
         agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c) => chunks.push(c));
         res.on('end', () => {
           const timing = /dur=([\d.]+)/.exec(String(res.headers['server-timing'] ?? ''));
-          const text = Buffer.concat(chunks).toString();
+          const raw = Buffer.concat(chunks);
+          const text = raw.toString();
           resolve({
             status: res.statusCode ?? 0,
             clientMs: performance.now() - started,
             serverMs: timing ? Number(timing[1]) : NaN,
             body: parse ? JSON.parse(text) : text,
+            bytes: raw.length,
           });
         });
       }

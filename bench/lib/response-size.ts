@@ -3,7 +3,6 @@
  * many of them are `meta.executedQueryString` (the SQL shown in Grafana's query inspector,
  * sent again with every cached answer).
  */
-import http from 'node:http';
 import type { QueryRequestInput } from '../../server/contract';
 import { post } from '../../testkit/http';
 
@@ -48,31 +47,6 @@ export function dashboardSize(panels: PanelSize[]): DashboardSize {
   };
 }
 
-/** The body bytes a client that accepts gzip receives for one request (as they came, not decoded). */
-function bytesAcceptingGzip(url: string, payload: unknown): Promise<number> {
-  const data = JSON.stringify(payload);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(data),
-          'accept-encoding': 'gzip, deflate, br, zstd',
-        },
-      },
-      (res) => {
-        let bytes = 0;
-        res.on('data', (c: Buffer) => (bytes += c.length));
-        res.on('end', () => resolve(bytes));
-      }
-    );
-    req.on('error', reject);
-    req.end(data);
-  });
-}
-
 /** Sends each panel request once (plain, then accepting gzip) and measures its answer's body. */
 export async function measureDashboard(
   url: string,
@@ -89,7 +63,9 @@ export async function measureDashboard(
       panel: r.panel,
       bytes: Buffer.byteLength(text),
       executedQueryBytes: executedQueryBytes(text),
-      gzipBytes: await bytesAcceptingGzip(`${url}/api/v1/query`, r.body),
+      // As a browser asks through Grafana's data proxy; the bytes as they came, not decoded.
+      gzipBytes: (await post(`${url}/api/v1/query`, r.body, false, { 'accept-encoding': 'gzip, deflate, br, zstd' }))
+        .bytes,
     });
   }
   return dashboardSize(panels);
