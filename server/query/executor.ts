@@ -10,7 +10,7 @@ import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import type { Reader } from './kinds/types';
 import type { NormalizedQuery } from './normalize';
-import { plan, tiersOf, type RollupState } from './plan';
+import { plan, tiersOf, type Plan, type RollupState } from './plan';
 import { showStatement } from './sql';
 import type { DatabaseState, WatermarkSource } from './watermarks';
 
@@ -73,7 +73,9 @@ export class QueryExecutor implements Executor {
     private readonly state: WatermarkSource,
     private readonly rollups: () => readonly RollupInfo[],
     private readonly admission: Admission,
-    private readonly metrics: ExecutorMetrics
+    private readonly metrics: ExecutorMetrics,
+    /** Refuses answers that would read too much (work.ts), once their plan is known. */
+    private readonly work?: { check(q: NormalizedQuery, pieces: Plan['pieces']): void }
   ) {}
 
   /**
@@ -99,6 +101,7 @@ export class QueryExecutor implements Executor {
       pending: state.pending,
       bucketMs: q.bucketMs,
     });
+    this.work?.check(q, p.pieces);
     const tiers = tiersOf(p.pieces);
     // Statements queued or running on this answer's own slot.
     let onSlot = 0;

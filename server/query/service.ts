@@ -70,6 +70,9 @@ interface Part {
 }
 
 function failure(err: unknown): Failure {
+  if (err instanceof BudgetExceeded) {
+    return { frames: [], error: err.message, status: 400 };
+  }
   if (err instanceof Busy) {
     return { frames: [], error: err.message, status: 503, retryAfter: err.retryAfterSeconds };
   }
@@ -227,6 +230,16 @@ export class QueryService {
           error
         ),
         { retryAfter: Math.max(...failures.map((f) => f.retryAfter ?? 1)) }
+      );
+    }
+    // Every query refused as too heavy → the request is (400, naming why), as the request budget's refusals are.
+    if (parts.length > 0 && failures.length === parts.length && failures.every((f) => f.status === 400)) {
+      return serviceAnswer(
+        400,
+        joinResults(
+          parts.map((p) => p.member),
+          failures[0].error
+        )
       );
     }
     const body = parts.length === 1 && parts[0].response ? parts[0].response : joinResults(parts.map((p) => p.member));

@@ -18,6 +18,7 @@ import { DemoNoticeExecutor } from '../demo/notices';
 import type { Metrics } from '../observability/metrics';
 import { loadRollupCatalog, type RollupInfo } from '../query/catalog';
 import { QueryExecutor, type Executor } from '../query/executor';
+import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
 import { QueryService } from '../query/service';
 import { WatermarkSource } from '../query/watermarks';
@@ -68,9 +69,19 @@ export async function buildQueryStack(
   const admissionFor = (concurrency: number) =>
     new Admission({ concurrency, maxQueue: config.DB_QUEUE_MAX, maxWaitMs: config.DB_QUEUE_WAIT_MS });
   const readAdmission = admissionFor(config.DB_POOL_MAX);
+  // Answers that would merge too many histogram values are refused before they run (work.ts).
+  const work =
+    config.DB_MAX_HISTOGRAM_VALUES > 0
+      ? new WorkEstimator(async () => {
+          const state = await watermarks.current();
+          const marks = new Map(state.status.map((s) => [s.rollup, s.watermark?.getTime() ?? null]));
+          return readDensities(pools.background, rollups, marks);
+        }, config.DB_MAX_HISTOGRAM_VALUES)
+      : undefined;
+  await work?.refresh();
   const executorOn = (pool: Pool): Executor => {
     const admission = pool === pools.read ? readAdmission : admissionFor(pool.options.max ?? 1);
-    const executor = new QueryExecutor(pool, watermarks, () => rollups, admission, executorMetrics);
+    const executor = new QueryExecutor(pool, watermarks, () => rollups, admission, executorMetrics, work);
     return demo ? new DemoNoticeExecutor(executor, demo) : executor;
   };
   const executor = executorOn(pools.read);

@@ -22,6 +22,7 @@ export const errorBreakdown: KindSpec = {
   ownFields: [],
   bucketed: false,
   names: (q) => ({ rules: q.groupBy === 'ruleId', parsers: q.groupBy === 'parserId' }),
+  mergesHistograms: () => false,
   size(q, cardinality) {
     const rows = Math.min(q.limit, seriesBound(q, cardinality));
     return { rows, cells: rows * (COLUMNS.length + 2) };

@@ -25,6 +25,7 @@ export const stats: KindSpec = {
   bucketed: false,
   names: () => ({ rules: false, parsers: false }),
   size: () => ({ rows: 1, cells: FIELDS.length }),
+  mergesHistograms: () => true,
   async read(db, q, plan) {
     const p = new Params();
     const src = sourceRows(q, plan.pieces, p, { shape: 'fine', bucketMs: null, group: null });

@@ -37,6 +37,7 @@ export const timeseries: KindSpec = {
     const series = seriesBound(q, cardinality);
     return { rows: points * series, cells: points * series * (q.metrics.length + 1) };
   },
+  mergesHistograms: (q) => q.metrics.some((m) => PERCENTILE_METRICS.has(m)),
   async read(db, q, plan) {
     const p = new Params();
     const o = { bucketMs: q.bucketMs, group: q.groupBy };

@@ -208,6 +208,8 @@ export const topRules: KindSpec = {
   bucketed: false,
   names: () => ({ rules: true, parsers: false }),
   size: (q) => ({ rows: q.limit, cells: q.limit * (COLUMNS.length + 3) }),
+  // Ranked on rank keys or coarse histograms; only the `limit` chosen rules' histograms are merged.
+  mergesHistograms: () => false,
   async read(db, q, plan) {
     const candidates = candidatesStatement(q, plan.pieces);
     const ids = (await db.rows(candidates)).map((r) => String(r.grp));

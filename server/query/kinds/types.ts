@@ -55,6 +55,8 @@ export interface KindSpec {
   /** Whether rule or parser names appear in the answer (renaming one changes it). */
   names(q: NormalizedQuery): { rules: boolean; parsers: boolean };
   size(q: NormalizedQuery, cardinality: Cardinality): AnswerSize;
+  /** Whether its statement merges the latency histograms of every source row in range (percentiles over all groups); work.ts bounds those. */
+  mergesHistograms(q: NormalizedQuery): boolean;
   read(db: Reader, q: NormalizedQuery, plan: Plan): Promise<KindRead>;
   /** Frames of the answer; `computedAt` bounds the time the newest bucket covers. */
   frames(q: NormalizedQuery, rows: Row[], computedAt: number): DataFrameJSON[];

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BudgetExceeded } from './budget';
+import { normalized, rollup, FULL_DIMS } from './testing';
+import { checkWork, histogramValues, RAW_SOURCE, WorkEstimator, type Densities } from './work';
+import { HOUR_MS } from './range';
+
+const hourly = rollup('metrics_hourly_by_rule', HOUR_MS, ['rule_id', 'rule_category', 'metric_type']);
+const densities: Densities = new Map([
+  ['metrics_hourly_by_rule', { bucketMs: HOUR_MS, rowsPerBucket: 500, valuesPerRow: 20, distinct: { ruleId: 500 } }],
+  [RAW_SOURCE, { bucketMs: HOUR_MS, rowsPerBucket: 14_000, valuesPerRow: 1, distinct: { ruleId: 500 } }],
+]);
+const day = { from: 0, to: 24 * HOUR_MS };
+const p95ByRule = normalized({
+  kind: 'timeseries',
+  groupBy: 'ruleId',
+  metrics: ['p95ExecutionTimeMs'],
+  limit: 10,
+  range: day,
+  bucketMs: HOUR_MS,
+});
+
+test('a percentile answer merges rows × values per row of every piece: rollup and raw edges', () => {
+  const pieces = [
+    { rollup: hourly, from: 0, to: 23 * HOUR_MS },
+    { rollup: null, from: 23 * HOUR_MS, to: 23.5 * HOUR_MS },
+  ];
+  assert.equal(histogramValues(p95ByRule, pieces, densities), 23 * 500 * 20 + 0.5 * 14_000);
+});
+
+test('answers without percentiles, and kinds that merge only their chosen groups, merge nothing', () => {
+  const pieces = [{ rollup: hourly, ...day }];
+  assert.equal(histogramValues({ ...p95ByRule, metrics: ['executionCount', 'errorRate'] }, pieces, densities), 0);
+  assert.equal(histogramValues({ ...p95ByRule, kind: 'topRules', metrics: [] }, pieces, densities), 0);
+  assert.ok(histogramValues({ ...p95ByRule, kind: 'stats', metrics: [] }, pieces, densities) > 0);
+});
+
+test('a filter keeps its share of the dimension, at most all of it; an unread source counts nothing', () => {
+  const pieces = [{ rollup: hourly, ...day }];
+  const all = histogramValues(p95ByRule, pieces, densities);
+  assert.equal(histogramValues({ ...p95ByRule, filters: { ruleId: ['r1', 'r2'] } }, pieces, densities), all * (2 / 500));
+  const many = Array.from({ length: 900 }, (_, i) => `r${i}`);
+  assert.equal(histogramValues({ ...p95ByRule, filters: { ruleId: many } }, pieces, densities), all);
+  // A dimension the density does not know (not a column of that rollup): no share taken.
+  assert.equal(histogramValues({ ...p95ByRule, filters: { parserId: ['p1'] } }, pieces, densities), all);
+  const unread = rollup('metrics_hourly', HOUR_MS, FULL_DIMS);
+  assert.equal(histogramValues(p95ByRule, [{ rollup: unread, ...day }], densities), 0);
+});
+
+test('checkWork refuses over the limit with the estimate, the limit and how to narrow it', () => {
+  const pieces = [{ rollup: hourly, ...day }];
+  assert.doesNotThrow(() => checkWork(p95ByRule, pieces, densities, 240_000));
+  assert.throws(
+    () => checkWork(p95ByRule, pieces, densities, 239_999),
+    (err: unknown) =>
+      err instanceof BudgetExceeded &&
+      /about 240,000 latency-histogram values \(limit 239,999\)/.test(err.message) &&
+      /shorter range/.test(err.message) &&
+      /metrics_hourly_by_rule/.test(err.details[0].message)
+  );
+});
+
+test('the estimator refuses nothing before its first reading, and keeps the last reading when one fails', async () => {
+  let fail = false;
+  const estimator = new WorkEstimator(async () => {
+    if (fail) {
+      throw new Error('database gone');
+    }
+    return densities;
+  }, 1000);
+  const pieces = [{ rollup: hourly, ...day }];
+  const reading = estimator.refresh();
+  assert.doesNotThrow(() => estimator.check(p95ByRule, pieces), 'not read yet');
+  await reading;
+  assert.throws(() => estimator.check(p95ByRule, pieces), BudgetExceeded);
+  fail = true;
+  await estimator.refresh();
+  assert.throws(() => estimator.check(p95ByRule, pieces), BudgetExceeded, 'the last reading still holds');
+});

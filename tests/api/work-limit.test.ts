@@ -1,0 +1,120 @@
+/**
+ * Answers that would read too much are refused before they run (server/query/work.ts), on
+ * real PostgreSQL: the estimate of the latency-histogram values a percentile answer merges
+ * follows the data (checked against what the rollup really holds), an answer over
+ * DB_MAX_HISTOGRAM_VALUES gets a 400 naming the estimate, the limit and how to narrow it,
+ * without running its statement, and the same range without percentiles, or filtered to fewer
+ * rules, is answered.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { postJson, startTestService, uniqueName, type TestDatabase } from '../support/services';
+import { historyDatabase, HOUR } from '../support/fixture';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+const services: RunningService[] = [];
+/** Two settled days of hourly buckets, ending at the newest complete bucket of the per-rule rollup. */
+let range: { from: number; to: number };
+/** What the per-rule hourly rollup really holds over `range`: histogram values of all rules, and the rules. */
+let truth: { all: number; rules: number; rule: string };
+
+before(async () => {
+  db = await historyDatabase({ days: 4, rowsPerHour: 400 });
+  const { rows } = await db.pool.query('SELECT max(bucket) AS newest FROM metrics_hourly_by_rule');
+  const to = new Date(rows[0].newest).getTime() + HOUR;
+  range = { from: to - 48 * HOUR, to };
+  const held = await db.pool.query(
+    `SELECT sum(cardinality(latency_sketch)) AS n, count(DISTINCT rule_id) AS rules, min(rule_id) AS rule
+     FROM metrics_hourly_by_rule WHERE bucket >= $1 AND bucket < $2`,
+    [new Date(range.from), new Date(range.to)]
+  );
+  truth = { all: Number(held.rows[0].n), rules: Number(held.rows[0].rules), rule: held.rows[0].rule };
+});
+after(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  await db?.drop();
+});
+
+async function start(limit: number) {
+  const svc = await startTestService({
+    DATABASE_URL: db.url,
+    CACHE_PREFIX: uniqueName('work').replace(/_/g, '-'),
+    DB_MAX_HISTOGRAM_VALUES: String(limit),
+  });
+  services.push(svc);
+  return svc;
+}
+
+const statementsRun = async (svc: RunningService) =>
+  (await svc.metrics.dbQueries.get()).values.reduce((n, v) => n + v.value, 0);
+
+const perRule = (metrics: string[], filter: Record<string, unknown> = {}) => ({
+  range,
+  intervalMs: HOUR,
+  maxDataPoints: 1000,
+  queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 5, metrics, ...filter }],
+});
+
+const estimateIn = (error: string) => Number(/about ([\d,]+) latency-histogram values/.exec(error)![1].replace(/,/g, ''));
+
+test('the estimate follows the data: within a quarter of the histogram values the rollup really holds; a one-rule filter keeps one rule\'s share', async () => {
+  // A limit of 1 refuses every percentile answer, so each refusal tells its estimate.
+  const svc = await start(1);
+  assert.ok(truth.all > 1000 && truth.rules > 10, JSON.stringify(truth));
+  const all = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs']));
+  assert.equal(all.status, 400, JSON.stringify(all.body).slice(0, 300));
+  const one = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs'], { ruleId: truth.rule }));
+  assert.equal(one.status, 400);
+  for (const [estimate, real] of [
+    [estimateIn(all.body.error), truth.all],
+    // Rules differ in volume; the estimate gives a filtered rule the average rule's share.
+    [estimateIn(one.body.error), truth.all / truth.rules],
+  ]) {
+    assert.ok(estimate > 0.75 * real && estimate < 1.33 * real, `estimate ${estimate}, really ${real}`);
+  }
+});
+
+test('over the limit: 400 naming the estimate, the limit and how to narrow it, with no statement run; without percentiles or filtered to one rule, answered', async () => {
+  const limit = Math.round(truth.all / 2);
+  const svc = await start(limit);
+  const before = await statementsRun(svc);
+  const refused = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs', 'executionCount']));
+  assert.equal(refused.status, 400, JSON.stringify(refused.body).slice(0, 300));
+  assert.match(refused.body.error, new RegExp(`limit ${limit.toLocaleString('en-US')}`));
+  assert.match(refused.body.error, /shorter range|coarser interval|filter|no percentile metrics/);
+  assert.equal(refused.body.results.A.status, 400);
+  assert.equal(await statementsRun(svc), before, 'the refused answer ran no statement');
+
+  const counts = await postJson(`${svc.url}/api/v1/query`, perRule(['executionCount', 'errorCount']));
+  assert.equal(counts.status, 200, JSON.stringify(counts.body).slice(0, 300));
+  assert.ok(counts.body.results.A.frames.length > 1);
+  const oneRule = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs'], { ruleId: truth.rule }));
+  assert.equal(oneRule.status, 200, JSON.stringify(oneRule.body).slice(0, 300));
+  assert.equal(oneRule.body.results.A.frames[0].schema.fields[1].labels.ruleId, truth.rule);
+  assert.equal((await fetch(`${svc.url}/healthz`)).status, 200);
+});
+
+test('in a request of several queries, the one over the limit carries its 400 and the others are answered', async () => {
+  const svc = await start(Math.round(truth.all / 2));
+  const r = await postJson(`${svc.url}/api/v1/query`, {
+    range,
+    intervalMs: HOUR,
+    maxDataPoints: 1000,
+    queries: [
+      { refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 5, metrics: ['p99ExecutionTimeMs'] },
+      { refId: 'B', kind: 'stats' },
+    ],
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+  assert.equal(r.body.results.A.status, 400);
+  assert.match(r.body.results.A.error, /latency-histogram values/);
+  assert.equal(r.body.results.B.error, undefined);
+  assert.ok(r.body.results.B.frames[0].data.values[0][0] > 0);
+});
+
+test('DB_MAX_HISTOGRAM_VALUES=0 refuses nothing for its size', async () => {
+  const svc = await start(0);
+  const r = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs']));
+  assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+});
