@@ -73,7 +73,15 @@ async function startProber(
 
 export interface OverloadFigures {
   probe: { status: number; client: Summary; rssGrowthMb: number };
-  heaviest: { days: number; status: number; clientMs: number; bytes: number; values: number; rssGrowthMb: number; peakRssMb: number };
+  heaviest: {
+    days: number;
+    status: number;
+    clientMs: number;
+    bytes: number;
+    values: number;
+    rssGrowthMb: number;
+    peakRssMb: number;
+  };
   burst: {
     requests: number;
     answered: number;

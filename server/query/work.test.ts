@@ -38,7 +38,10 @@ test('answers without percentiles, and kinds that merge only their chosen groups
 test('a filter keeps its share of the dimension, at most all of it; an unread source counts nothing', () => {
   const pieces = [{ rollup: hourly, ...day }];
   const all = histogramValues(p95ByRule, pieces, densities);
-  assert.equal(histogramValues({ ...p95ByRule, filters: { ruleId: ['r1', 'r2'] } }, pieces, densities), all * (2 / 500));
+  assert.equal(
+    histogramValues({ ...p95ByRule, filters: { ruleId: ['r1', 'r2'] } }, pieces, densities),
+    all * (2 / 500)
+  );
   const many = Array.from({ length: 900 }, (_, i) => `r${i}`);
   assert.equal(histogramValues({ ...p95ByRule, filters: { ruleId: many } }, pieces, densities), all);
   // A dimension the density does not know (not a column of that rollup): no share taken.

@@ -56,9 +56,10 @@ const perRule = (metrics: string[], filter: Record<string, unknown> = {}) => ({
   queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 5, metrics, ...filter }],
 });
 
-const estimateIn = (error: string) => Number(/about ([\d,]+) latency-histogram values/.exec(error)![1].replace(/,/g, ''));
+const estimateIn = (error: string) =>
+  Number(/about ([\d,]+) latency-histogram values/.exec(error)![1].replace(/,/g, ''));
 
-test('the estimate follows the data: within a quarter of the histogram values the rollup really holds; a one-rule filter keeps one rule\'s share', async () => {
+test("the estimate follows the data: within a quarter of the histogram values the rollup really holds; a one-rule filter keeps one rule's share", async () => {
   // A limit of 1 refuses every percentile answer, so each refusal tells its estimate.
   const svc = await start(1);
   assert.ok(truth.all > 1000 && truth.rules > 10, JSON.stringify(truth));
