@@ -7,8 +7,11 @@ import { HOUR_MS } from './range';
 
 const hourly = rollup('metrics_hourly_by_rule', HOUR_MS, ['rule_id', 'rule_category', 'metric_type']);
 const densities: Densities = new Map([
-  ['metrics_hourly_by_rule', { bucketMs: HOUR_MS, rowsPerBucket: 500, valuesPerRow: 20, distinct: { ruleId: 500 } }],
-  [RAW_SOURCE, { bucketMs: HOUR_MS, rowsPerBucket: 14_000, valuesPerRow: 1, distinct: { ruleId: 500 } }],
+  [
+    'metrics_hourly_by_rule',
+    { bucketMs: HOUR_MS, first: 0, rowsPerBucket: 500, valuesPerRow: 20, distinct: { ruleId: 500 } },
+  ],
+  [RAW_SOURCE, { bucketMs: HOUR_MS, first: 0, rowsPerBucket: 14_000, valuesPerRow: 1, distinct: { ruleId: 500 } }],
 ]);
 const day = { from: 0, to: 24 * HOUR_MS };
 const p95ByRule = normalized({
@@ -79,4 +82,12 @@ test('the estimator refuses nothing before its first reading, and keeps the last
   fail = true;
   await estimator.refresh();
   assert.throws(() => estimator.check(p95ByRule, pieces), BudgetExceeded, 'the last reading still holds');
+});
+
+test('a range reaching back before a source holds rows counts only the stretch it holds', () => {
+  const young: Densities = new Map([
+    ['metrics_hourly_by_rule', { ...densities.get('metrics_hourly_by_rule')!, first: 18 * HOUR_MS }],
+  ]);
+  assert.equal(histogramValues(p95ByRule, [{ rollup: hourly, ...day }], young), 6 * 500 * 20);
+  assert.equal(histogramValues(p95ByRule, [{ rollup: hourly, from: 0, to: 12 * HOUR_MS }], young), 0);
 });

@@ -9,7 +9,8 @@
  * database connection until the timeout.
  *
  * The estimate comes from the data itself, read every few minutes per rollup over its newest
- * 24 buckets (rows per bucket, histogram values per row, distinct values per dimension), so
+ * 24 buckets (rows per bucket, histogram values per row, distinct values per dimension; and
+ * its oldest bucket, before which a range reads nothing), so
  * it follows the data's real density and needs neither planner statistics nor flavour-
  * specific catalogs. Until the first reading, nothing is refused.
  */
@@ -26,6 +27,8 @@ import { ident } from './sql';
 /** What one source (a rollup, or raw rows) holds per bucket of its width. */
 export interface SourceDensity {
   bucketMs: number;
+  /** Its oldest bucket (epoch ms): a range reaching further back reads nothing there. */
+  first: number;
   rowsPerBucket: number;
   /** Histogram values (sketch entries) per row; 1 for raw rows (one value each). */
   valuesPerRow: number;
@@ -57,7 +60,8 @@ export function histogramValues(q: NormalizedQuery, pieces: readonly Piece[], de
         share *= Math.min(1, kept.length / distinct);
       }
     }
-    values += ((piece.to - piece.from) / d.bucketMs) * d.rowsPerBucket * share * d.valuesPerRow;
+    const span = Math.max(0, piece.to - Math.max(piece.from, d.first));
+    values += (span / d.bucketMs) * d.rowsPerBucket * share * d.valuesPerRow;
   }
   return values;
 }
@@ -72,7 +76,7 @@ export function checkWork(q: NormalizedQuery, pieces: readonly Piece[], densitie
   }
   const sources = [...new Set(pieces.map((p) => p.rollup?.name ?? 'raw rows'))].join(', ');
   throw new BudgetExceeded(
-    `this query would merge about ${fmt(values)} latency-histogram values (limit ${fmt(limit)}) to compute its percentiles, more than the database can do within its time limit; narrow it: a shorter range, a coarser interval (larger intervalMs or smaller maxDataPoints), a filter, or no percentile metrics`,
+    `this query would merge about ${fmt(values)} latency-histogram values (limit ${fmt(limit)}) to compute its percentiles, more than the database can do within its time limit; narrow it: a shorter range, a filter, daily points (intervalMs of a day or more; in Grafana, Min interval 1d in the panel's query options), or no percentile metrics`,
     [{ path: `queries.${q.kind}`, message: `reads ${sources}: about ${fmt(values)} histogram values` }]
   );
 }
@@ -93,14 +97,17 @@ export async function readDensities(
     const distinct = fields.map((f) => `count(DISTINCT ${ident(COLUMN_OF[f])})::float8 AS ${ident(COLUMN_OF[f])}`);
     const { rows } = await db.query(
       `SELECT count(*)::float8 AS rows, coalesce(avg(cardinality(latency_sketch)), 0)::float8 AS values_per_row,
-              coalesce(sum(execution_count), 0)::float8 AS executions${distinct.map((d) => `, ${d}`).join('')}
+              coalesce(sum(execution_count), 0)::float8 AS executions,
+              (SELECT min(bucket) FROM ${ident(r.name)}) AS first${distinct.map((d) => `, ${d}`).join('')}
        FROM ${ident(r.name)} WHERE bucket >= $1 AND bucket < $2`,
       [new Date(watermark - 24 * r.bucketMs), new Date(watermark)]
     );
     const row = rows[0];
     const counts = Object.fromEntries(fields.map((f) => [f, Number(row[COLUMN_OF[f]])]));
+    const first = row.first === null ? watermark : new Date(row.first).getTime();
     densities.set(r.name, {
       bucketMs: r.bucketMs,
+      first,
       rowsPerBucket: Number(row.rows) / 24,
       valuesPerRow: Number(row.values_per_row),
       distinct: counts,
@@ -109,6 +116,7 @@ export async function readDensities(
     if (r.source === 'metrics' && !densities.has(RAW_SOURCE)) {
       densities.set(RAW_SOURCE, {
         bucketMs: r.bucketMs,
+        first,
         rowsPerBucket: Number(row.executions) / 24,
         valuesPerRow: 1,
         distinct: counts,

@@ -83,7 +83,7 @@ test('over the limit: 400 naming the estimate, the limit and how to narrow it, w
   const refused = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs', 'executionCount']));
   assert.equal(refused.status, 400, JSON.stringify(refused.body).slice(0, 300));
   assert.match(refused.body.error, new RegExp(`limit ${limit.toLocaleString('en-US')}`));
-  assert.match(refused.body.error, /shorter range|coarser interval|filter|no percentile metrics/);
+  assert.match(refused.body.error, /shorter range.*filter.*daily points.*Min interval 1d.*no percentile metrics/);
   assert.equal(refused.body.results.A.status, 400);
   assert.equal(await statementsRun(svc), before, 'the refused answer ran no statement');
 
@@ -118,4 +118,19 @@ test('DB_MAX_HISTOGRAM_VALUES=0 refuses nothing for its size', async () => {
   const svc = await start(0);
   const r = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs']));
   assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+});
+
+test('a range reaching back before the history is estimated from the stretch the rollups hold', async () => {
+  const svc = await start(1);
+  const ask = async (days: number) => {
+    const r = await postJson(`${svc.url}/api/v1/query`, {
+      ...perRule(['p95ExecutionTimeMs']),
+      range: { from: range.to - days * 24 * HOUR, to: range.to },
+    });
+    assert.equal(r.status, 400, JSON.stringify(r.body).slice(0, 300));
+    return estimateIn(r.body.error);
+  };
+  // The history holds 4 days: asking for 30 reads no more than asking for 5.
+  const [thirty, five] = [await ask(30), await ask(5)];
+  assert.ok(thirty <= five * 1.05, `30 days: ${thirty}, 5 days: ${five}`);
 });
