@@ -68,7 +68,7 @@ test('the PostgreSQL flavour stores rank keys on the by-rule rollups', () => {
       .filter((r) => r.rankKeys)
       .map((r) => r.name)
       .sort(),
-    ['metrics_daily_by_rule', 'metrics_hourly_by_rule']
+    ['metrics_daily_by_rule', 'metrics_hourly_by_rule', 'metrics_minute_by_rule']
   );
 });
 
@@ -107,11 +107,13 @@ test('pruned top rules equal the exact ranking over all rules (rank keys and coa
 });
 
 test('rank keys bound every rollup row: its own p95 and p99 lie within them', async () => {
-  // The per-row keys are what the bounds are built from; check them against the row's sketch.
-  const { rows } = await db.pool.query(`
+  // The per-row keys are what the bounds are built from; check them against the row's sketch,
+  // in a rollup refreshed from another rollup and in one refreshed from raw rows.
+  for (const table of ['metrics_hourly_by_rule', 'metrics_minute_by_rule']) {
+    const { rows } = await db.pool.query(`
     WITH e AS (
       SELECT r.ctid AS id, r.latency_rank_keys AS rk, (x >> 32)::int AS k, (x & 4294967295)::float8 AS c
-      FROM metrics_hourly_by_rule r, unnest(r.latency_sketch) AS x
+      FROM ${table} r, unnest(r.latency_sketch) AS x
     ), cum AS (SELECT *, sum(c) OVER (PARTITION BY id ORDER BY k) - c AS before, sum(c) OVER (PARTITION BY id) AS n FROM e)
     SELECT id, rk,
       min(k) FILTER (WHERE before <= floor(0.95 * (n - 1)) AND floor(0.95 * (n - 1)) < before + c) AS k95a,
@@ -119,9 +121,10 @@ test('rank keys bound every rollup row: its own p95 and p99 lie within them', as
       min(k) FILTER (WHERE before <= floor(0.99 * (n - 1)) AND floor(0.99 * (n - 1)) < before + c) AS k99a,
       min(k) FILTER (WHERE before <= ceil(0.99 * (n - 1)) AND ceil(0.99 * (n - 1)) < before + c) AS k99b
     FROM cum GROUP BY id, rk`);
-  assert.ok(rows.length > 100, `rows checked: ${rows.length}`);
-  for (const r of rows) {
-    assert.ok(r.rk[0] <= r.k95a && r.k95b <= r.rk[1], `p95 keys ${r.k95a}..${r.k95b} within ${r.rk}`);
-    assert.ok(r.rk[2] <= r.k99a && r.k99b <= r.rk[3], `p99 keys ${r.k99a}..${r.k99b} within ${r.rk}`);
+    assert.ok(rows.length > 100, `${table}: rows checked: ${rows.length}`);
+    for (const r of rows) {
+      assert.ok(r.rk[0] <= r.k95a && r.k95b <= r.rk[1], `${table}: p95 keys ${r.k95a}..${r.k95b} within ${r.rk}`);
+      assert.ok(r.rk[2] <= r.k99a && r.k99b <= r.rk[3], `${table}: p99 keys ${r.k99a}..${r.k99b} within ${r.rk}`);
+    }
   }
 });
