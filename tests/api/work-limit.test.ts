@@ -82,7 +82,14 @@ test('over the limit: 400 naming the estimate, the limit and how to narrow it, w
   const before = await statementsRun(svc);
   const refused = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs', 'executionCount']));
   assert.equal(refused.status, 400, JSON.stringify(refused.body).slice(0, 300));
-  assert.match(refused.body.error, new RegExp(`limit ${limit.toLocaleString('en-US')}`));
+  // Five of the rules named: the limit is the configured one over 1 + 4 × (5 / rules).
+  const named = Math.round(limit / (1 + (4 * 5) / truth.rules)).toLocaleString('en-US');
+  assert.match(
+    refused.body.error,
+    new RegExp(
+      `limit ${named} with 5 named series of ${truth.rules} ruleId values; ${limit.toLocaleString('en-US')} for one series`
+    )
+  );
   assert.match(refused.body.error, /shorter range.*filter.*daily points.*Min interval 1d.*no percentile metrics/);
   assert.equal(refused.body.results.A.status, 400);
   assert.equal(await statementsRun(svc), before, 'the refused answer ran no statement');

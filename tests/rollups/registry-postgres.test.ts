@@ -78,7 +78,7 @@ test('the registry lists fourteen rollups, minute tier included, and tier names 
       .filter((r) => r.rankKeys)
       .map((r) => r.name)
       .sort(),
-    ['metrics_daily_by_rule', 'metrics_hourly_by_rule']
+    ['metrics_daily_by_rule', 'metrics_hourly_by_rule', 'metrics_minute_by_rule']
   );
   const tiers = tierNames(rollups);
   assert.equal(tiers.at(-1), 'raw');
@@ -337,6 +337,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'common/006_registry.sql',
       'postgres/006_registry_driven.sql',
       'common/007_minute_tier.sql',
+      'postgres/008_minute_rank_keys.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
