@@ -140,7 +140,7 @@ export async function overloadBench(o: {
     const heavy = await watchRss(pid, async () => {
       let r = await post(`${svc.url}/api/v1/query`, heaviestAccepted(Date.now(), days), false);
       for (let tries = 0; tries < 4 && r.status === 400; tries++) {
-        const estimate = /about ([\d,]+) latency-histogram values \(limit ([\d,]+)\)/.exec(String(r.body));
+        const estimate = /about ([\d,]+) latency-histogram values \(limit ([\d,]+)/.exec(String(r.body));
         if (!estimate) {
           break;
         }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BudgetExceeded } from './budget';
 import { normalized, rollup, FULL_DIMS } from './testing';
-import { checkWork, histogramValues, RAW_SOURCE, WorkEstimator, type Densities } from './work';
+import { checkWork, effectiveLimit, histogramValues, RAW_SOURCE, WorkEstimator, type Densities } from './work';
 import { HOUR_MS } from './range';
 
 const hourly = rollup('metrics_hourly_by_rule', HOUR_MS, ['rule_id', 'rule_category', 'metric_type']);
@@ -55,9 +55,10 @@ test('a filter keeps its share of the dimension, at most all of it; an unread so
 
 test('checkWork refuses over the limit with the estimate, the limit and how to narrow it', () => {
   const pieces = [{ rollup: hourly, ...day }];
-  assert.doesNotThrow(() => checkWork(p95ByRule, pieces, densities, 240_000));
+  const ungrouped = { ...p95ByRule, groupBy: null, limit: 0 };
+  assert.doesNotThrow(() => checkWork(ungrouped, pieces, densities, 240_000));
   assert.throws(
-    () => checkWork(p95ByRule, pieces, densities, 239_999),
+    () => checkWork(ungrouped, pieces, densities, 239_999),
     (err: unknown) =>
       err instanceof BudgetExceeded &&
       /about 240,000 latency-histogram values \(limit 239,999\)/.test(err.message) &&
@@ -90,4 +91,22 @@ test('a range reaching back before a source holds rows counts only the stretch i
   ]);
   assert.equal(histogramValues(p95ByRule, [{ rollup: hourly, ...day }], young), 6 * 500 * 20);
   assert.equal(histogramValues(p95ByRule, [{ rollup: hourly, from: 0, to: 12 * HOUR_MS }], young), 0);
+});
+
+test("the more of a grouping's values get a series of their own, the lower the limit", () => {
+  const pieces = [{ rollup: hourly, ...day }];
+  const limitFor = (q: typeof p95ByRule) => effectiveLimit(q, pieces, densities, 1_000_000);
+  assert.deepEqual(limitFor({ ...p95ByRule, groupBy: null, limit: 0 }), { limit: 1_000_000, named: 0, of: 0 });
+  // 10 of 500 rules named: 1 + 4 × 0.02; 100 of 500: 1 + 4 × 0.2; all of them: 5.
+  assert.equal(Math.round(limitFor(p95ByRule).limit), Math.round(1_000_000 / 1.08));
+  assert.equal(Math.round(limitFor({ ...p95ByRule, limit: 100 }).limit), Math.round(1_000_000 / 1.8));
+  assert.equal(limitFor({ ...p95ByRule, limit: 900 }).limit, 200_000);
+  // A grouping the densities do not count: every value may be named.
+  assert.equal(limitFor({ ...p95ByRule, groupBy: 'parserId' }).limit, 200_000);
+  assert.throws(
+    () => checkWork({ ...p95ByRule, limit: 100 }, pieces, densities, 400_000),
+    (err: unknown) =>
+      err instanceof BudgetExceeded &&
+      /\(limit 222,222 with 100 named series of 500 ruleId values; 400,000 for one series\)/.test(err.message)
+  );
 });
