@@ -101,6 +101,8 @@ test("the more of a grouping's values get a series of their own, the lower the l
   assert.equal(Math.round(limitFor(p95ByRule).limit), Math.round(1_000_000 / 1.08));
   assert.equal(Math.round(limitFor({ ...p95ByRule, limit: 100 }).limit), Math.round(1_000_000 / 1.8));
   assert.equal(limitFor({ ...p95ByRule, limit: 900 }).limit, 200_000);
+  // Grouped by rule and filtered to 3 rules: all 3 named, as heavy per value as naming every rule.
+  assert.equal(limitFor({ ...p95ByRule, filters: { ruleId: ['r1', 'r2', 'r3'] } }).limit, 200_000);
   // A grouping the densities do not count: every value may be named.
   assert.equal(limitFor({ ...p95ByRule, groupBy: 'parserId' }).limit, 200_000);
   assert.throws(

@@ -10,9 +10,9 @@
  *
  * The estimate comes from the data itself, read every few minutes per rollup over its newest
  * 24 buckets (rows per bucket, histogram values per row, distinct values per dimension; and
- * its oldest bucket, before which a range reads nothing), so
- * it follows the data's real density and needs neither planner statistics nor flavour-
- * specific catalogs. Until the first reading, nothing is refused.
+ * its oldest bucket, before which a range reads nothing), so it follows the data's real
+ * density and needs neither planner statistics nor flavour-specific catalogs. Until the first
+ * reading, nothing is refused.
  */
 import type { Pool } from 'pg';
 import type { FilterField } from '../contract';
@@ -89,7 +89,10 @@ export function effectiveLimit(
     return { limit, named: 0, of: 0 };
   }
   const field = q.groupBy;
-  const of = Math.max(0, ...pieces.map((p) => densities.get(p.rollup?.name ?? RAW_SOURCE)?.distinct[field] ?? 0));
+  // The values the grouping takes: in the data, or among those a filter on it keeps.
+  const inData = Math.max(0, ...pieces.map((p) => densities.get(p.rollup?.name ?? RAW_SOURCE)?.distinct[field] ?? 0));
+  const kept = q.filters[field]?.length ?? Infinity;
+  const of = inData > 0 ? Math.min(inData, kept) : 0;
   const named = of > 0 ? Math.min(q.limit, of) : q.limit;
   const share = of > 0 ? named / of : 1;
   return { limit: limit / (1 + (NAMED_SERIES_WEIGHT - 1) * share), named, of };
