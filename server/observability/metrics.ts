@@ -127,17 +127,13 @@ export function createMetrics() {
     () => nearTallies.flush(),
     () => httpTallies.flush()
   );
+  const byResult = (tallies: Tallies<'result'>) =>
+    Object.fromEntries(CACHE_RESULTS.map((r) => [r, tallies.of(r, { result: r })])) as Record<CacheResult, Tally>;
   const hot = {
     /** ruleperf_cache_requests_total by result. */
-    cacheResult: Object.fromEntries(CACHE_RESULTS.map((r) => [r, cacheTallies.of(r, { result: r })])) as Record<
-      CacheResult,
-      Tally
-    >,
+    cacheResult: byResult(cacheTallies),
     /** ruleperf_cache_warming_lookups_total by result. */
-    warmingResult: Object.fromEntries(CACHE_RESULTS.map((r) => [r, warmingTallies.of(r, { result: r })])) as Record<
-      CacheResult,
-      Tally
-    >,
+    warmingResult: byResult(warmingTallies),
     /** ruleperf_cache_near_hits_total. */
     nearHit: nearTallies.of('', {}),
     /** The result tallies a cache lookup counts in: users' or cache warming's. */

@@ -219,28 +219,23 @@ export class QueryService {
         ? [await this.part(request, normalized[0].refId, normalized[0].query, normalized[0].q)]
         : await Promise.all(normalized.map(({ refId, query, q }) => this.part(request, refId, query, q)));
     const failures = parts.flatMap((r) => (r.failure ? [r.failure] : []));
-    // Every query refused for a transient reason → the request as a whole is (503, with the reason).
-    if (parts.length > 0 && failures.length === parts.length && failures.every((f) => f.status === 503)) {
+    // Every query refused for one kind of reason → the request as a whole is, with that status:
+    // 503 when transient (busy before unavailable, retry after the longest wait), 400 when the
+    // queries themselves are the reason (too heavy, a value the database cannot use).
+    const status = failures[0]?.status;
+    if (
+      failures.length === parts.length &&
+      (status === 503 || status === 400) &&
+      failures.every((f) => f.status === status)
+    ) {
+      const members = parts.map((p) => p.member);
+      if (status === 400) {
+        return serviceAnswer(400, joinResults(members, failures[0].error));
+      }
       const busy = failures.find((f) => f.error !== UNAVAILABLE);
-      const error = busy?.error ?? UNAVAILABLE;
-      return serviceAnswer(
-        503,
-        joinResults(
-          parts.map((p) => p.member),
-          error
-        ),
-        { retryAfter: Math.max(...failures.map((f) => f.retryAfter ?? 1)) }
-      );
-    }
-    // Every query refused as too heavy → the request is (400, naming why), as the request budget's refusals are.
-    if (parts.length > 0 && failures.length === parts.length && failures.every((f) => f.status === 400)) {
-      return serviceAnswer(
-        400,
-        joinResults(
-          parts.map((p) => p.member),
-          failures[0].error
-        )
-      );
+      return serviceAnswer(503, joinResults(members, busy?.error ?? UNAVAILABLE), {
+        retryAfter: Math.max(...failures.map((f) => f.retryAfter ?? 1)),
+      });
     }
     const body = parts.length === 1 && parts[0].response ? parts[0].response : joinResults(parts.map((p) => p.member));
     return serviceAnswer(200, body, { cache: parts[0]?.cache, tiers: parts[0]?.tiers });

@@ -174,12 +174,12 @@ export class WorkEstimator {
     private readonly maxAgeMs = 5 * 60_000
   ) {}
 
-  /** Re-reads the densities now (start-up, tests); a failed reading keeps the last one. */
+  /** Re-reads the densities now (start-up, tests); a failed reading keeps the last one, and is tried again a reading interval later. */
   refresh(): Promise<void> {
+    this.readAt = Date.now();
     this.reading ??= this.read()
       .then((d) => {
         this.densities = d;
-        this.readAt = Date.now();
       })
       .catch(() => undefined)
       .finally(() => (this.reading = null));
