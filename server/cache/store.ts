@@ -23,6 +23,7 @@ import { NearCache } from './near';
 import { redisInfo, type RedisClient, type RedisInfo } from './redis';
 import { INVALIDATE, LOOKUP } from './scripts';
 import { SingleFlight } from './single-flight';
+import { loopTurns } from '../query/turns';
 
 /** What Redis holds per key. */
 export interface Entry {
@@ -178,10 +179,13 @@ export class QueryCache implements CacheLayer {
     if (near) {
       return { answer: near, status: 'hit' };
     }
+    // A burst's steps one per loop turn, so what this process holds is answered in between (turns.ts).
+    await loopTurns.next('lookup');
     const token = this.near.begin();
     const found = await this.lookup(base, q);
     if (!found) {
       // Bypassed: still coalesce identical concurrent queries in this process.
+      await loopTurns.next('miss');
       const { promise, joined } = this.flights.run(`bypass:${base}`, compute);
       if (joined) {
         this.metrics.coalesced.inc();
@@ -208,6 +212,7 @@ export class QueryCache implements CacheLayer {
       return { answer: entry.a, status: 'stale' };
     }
     counts.miss.inc();
+    await loopTurns.next('miss');
     const { promise, joined } = this.flights.run(key, () => this.computeOnce(key, compute, refusal));
     if (joined) {
       this.metrics.coalesced.inc();
@@ -326,6 +331,7 @@ export class NoCache implements CacheLayer {
     compute: () => Promise<Answer>,
     options: FetchOptions = {}
   ): Promise<{ answer: Answer; status: CacheStatus }> {
+    await loopTurns.next('miss');
     const { promise, joined } = this.flights.run(fingerprint(q), compute);
     if (joined) {
       this.metrics.coalesced.inc();

@@ -1,0 +1,60 @@
+/** Uncached steps take one event-loop turn each, so I/O that arrives meanwhile is handled between them. */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { test } from 'node:test';
+import { LoopTurns } from './turns';
+
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // the synchronous part of a step (building a key, refusing, writing an answer)
+  }
+}
+
+test('lookups go before misses; each lane keeps its order; a drained queue starts again', async () => {
+  const turns = new LoopTurns();
+  const order: string[] = [];
+  const steps = [
+    turns.next('miss').then(() => order.push('miss 1')),
+    turns.next('miss').then(() => order.push('miss 2')),
+    turns.next('lookup').then(() => order.push('lookup 1')),
+    turns.next('lookup').then(() => order.push('lookup 2')),
+  ];
+  assert.equal(turns.depth, 4);
+  await Promise.all(steps);
+  assert.deepEqual(order, ['lookup 1', 'lookup 2', 'miss 1', 'miss 2']);
+  assert.equal(turns.depth, 0);
+  await turns.next('miss');
+  assert.equal(turns.depth, 0);
+});
+
+test('a request that arrives during a burst of steps is read after one or two of them, not after all', async () => {
+  const turns = new LoopTurns();
+  const log: string[] = [];
+  const server = net.createServer((socket) => socket.once('data', () => log.push('request')));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  const accepted = once(server, 'connection');
+  const client = net.connect(port, '127.0.0.1');
+  await Promise.all([once(client, 'connect'), accepted]);
+  try {
+    // The request is in the server's socket buffer before the burst's 40 steps (2 ms each) queue.
+    await new Promise<void>((resolve) => client.write('GET /healthz\r\n\r\n', () => resolve()));
+    const burst = Array.from({ length: 40 }, (_, i) =>
+      turns.next('miss').then(() => {
+        busy(2);
+        log.push(`step ${i}`);
+      })
+    );
+    await Promise.all(burst);
+    const at = log.indexOf('request');
+    assert.ok(at >= 0, 'the request was read');
+    // Released all at once (one microtask batch), it would come after all 40 steps.
+    assert.ok(at <= 3, `the request was read after ${at} steps: ${log.slice(0, at + 1).join(', ')}`);
+  } finally {
+    client.destroy();
+    server.close();
+  }
+});

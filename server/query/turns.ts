@@ -1,0 +1,64 @@
+/**
+ * Uncached work one step per event-loop turn, so that cached answers never wait behind a burst.
+ *
+ * A burst of distinct uncached requests arrives in a few poll phases, and their Redis replies
+ * come back in one read: without this, each batch's continuations (build the key, look up,
+ * refuse or start a statement, write the answer) run back to back as one long task, and a
+ * cached request that arrived meanwhile waits for all of them — 20–70 ms for 300 requests on
+ * two cores, measured. Here each such step first waits for its turn: one waiter is let go per
+ * turn of the event loop (a `setImmediate` chain; an immediate scheduled from an immediate runs
+ * on the next turn), so between two steps the loop polls for I/O and answers what is held in
+ * this process at once. Lookups (which may find a cached answer) go before misses (which will
+ * query or be refused). When nothing waits, a step costs one extra turn (microseconds).
+ */
+export type Lane = 'lookup' | 'miss';
+
+export class LoopTurns {
+  private readonly waiting: Record<Lane, Array<() => void>> = { lookup: [], miss: [] };
+  private readonly heads: Record<Lane, number> = { lookup: 0, miss: 0 };
+  private scheduled = false;
+
+  /** Resolves on a later turn of the event loop, after the steps that asked before it in its lane (and all lookups). */
+  next(lane: Lane): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiting[lane].push(resolve);
+      this.schedule();
+    });
+  }
+
+  /** Steps waiting for a turn. */
+  get depth(): number {
+    return this.size('lookup') + this.size('miss');
+  }
+
+  private size(lane: Lane): number {
+    return this.waiting[lane].length - this.heads[lane];
+  }
+
+  private schedule(): void {
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.release);
+    }
+  }
+
+  /** Lets one waiter go; its continuation runs right after this callback (microtasks), then the loop polls. */
+  private readonly release = (): void => {
+    this.scheduled = false;
+    const lane: Lane = this.size('lookup') > 0 ? 'lookup' : 'miss';
+    const queue = this.waiting[lane];
+    const resolve = queue[this.heads[lane]++];
+    if (this.heads[lane] === queue.length) {
+      // Drained: start over instead of shifting (shift is O(n) per call on long queues).
+      queue.length = 0;
+      this.heads[lane] = 0;
+    }
+    resolve?.();
+    if (this.depth > 0) {
+      this.schedule();
+    }
+  };
+}
+
+/** The process's turns: there is one event loop. */
+export const loopTurns = new LoopTurns();
