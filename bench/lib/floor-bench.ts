@@ -221,7 +221,9 @@ export function serverSideText(s: ServerSide): string {
   );
 }
 
-function startFloorServer(bodyBytes: number): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+export function startFloorServer(
+  bodyBytes: number
+): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   const child = spawn(process.execPath, [join(__dirname, 'floor-server.mjs')], {
     env: { ...process.env, FLOOR_BODY_BYTES: String(bodyBytes) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,6 +12,7 @@ import { post } from '../../testkit/http';
 import { summarize, type Summary } from './stats';
 import { ms, table } from './report';
 import { crashProbe, heaviestAccepted } from '../../testkit/probes';
+import { startFloorServer } from './floor-bench';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -90,6 +91,8 @@ export interface OverloadFigures {
     other: number;
     healthz: Summary;
     cached: Summary;
+    /** The same probes, in the same run, against a bare Node server answering at once (the machine's floor). */
+    floor: { healthz: Summary; cached: Summary };
     peakRssMb: number;
     seconds: number;
   };
@@ -164,9 +167,14 @@ export async function overloadBench(o: {
       range: { from: Date.now() - 30 * DAY, to: Date.now() - DAY },
       queries: [{ refId: 'A', kind: 'stats' }],
     };
-    await post(`${svc.url}/api/v1/query`, cachedBody);
+    const cachedBytes = (await post(`${svc.url}/api/v1/query`, cachedBody, false)).bytes;
     const n = o.quick ? 100 : 300;
+    // A second user probes the machine's floor meanwhile: a bare Node server answering a body
+    // of the same size at once. What it sees is what the burst does to any process here (two
+    // cores shared with PostgreSQL and the load generator), so ruleperf's figure reads beside it.
+    const floorServer = await startFloorServer(cachedBytes);
     const prober = await startProber(svc.url, cachedBody);
+    const floorProber = await startProber(floorServer.url, cachedBody);
     const started = performance.now();
     const burst = await watchRss(pid, () =>
       Promise.all(
@@ -188,6 +196,8 @@ export async function overloadBench(o: {
     );
     const seconds = (performance.now() - started) / 1000;
     const { healthz, cached } = await prober.stop();
+    const floor = await floorProber.stop();
+    await floorServer.stop();
     const replies = burst.result;
     const unavailable = replies.filter((r) => /unavailable/.test(String(r.body))).length;
     const busy = replies.filter((r) => r.status === 503 && /busy/.test(String(r.body))).length;
@@ -210,6 +220,7 @@ export async function overloadBench(o: {
         other: replies.filter((r) => r.status !== 200 && r.status !== 503).length,
         healthz: summarize(healthz),
         cached: summarize(cached),
+        floor: { healthz: summarize(floor.healthz), cached: summarize(floor.cached) },
         peakRssMb: burst.peakMb,
         seconds,
       },
@@ -236,12 +247,12 @@ export async function overloadBench(o: {
           ],
           [
             '… /healthz during the burst',
-            `p50 ${ms(figures.burst.healthz.p50)}, p99 ${ms(figures.burst.healthz.p99)} (${figures.burst.healthz.n} probes)`,
+            `p50 ${ms(figures.burst.healthz.p50)}, p99 ${ms(figures.burst.healthz.p99)} (${figures.burst.healthz.n} probes); floor p99 ${ms(figures.burst.floor.healthz.p99)}`,
             'p99 ≤ 50 ms',
           ],
           [
             '… a cached request during the burst',
-            `p50 ${ms(figures.burst.cached.p50)}, p99 ${ms(figures.burst.cached.p99)}`,
+            `p50 ${ms(figures.burst.cached.p50)}, p99 ${ms(figures.burst.cached.p99)}; floor p50 ${ms(figures.burst.floor.cached.p50)}, p99 ${ms(figures.burst.floor.cached.p99)}`,
             'p99 ≤ 10 ms',
           ],
           ['… peak RSS during the burst', `${figures.burst.peakRssMb.toFixed(0)} MB`, ''],

@@ -7,6 +7,7 @@
 import type { CacheStatus, QueryRequest, QueryResult, RuleperfQuery } from '../contract';
 import { Busy, type Priority } from '../db/admission';
 import { isDataException, isStatementTimeout, isUnavailable } from '../db/pools';
+import { loopTurns } from './turns';
 import { BudgetExceeded, checkBudget, schemaCardinality } from './budget';
 import type { RollupInfo } from './catalog';
 import type { Answer, Executor } from './executor';
@@ -128,6 +129,8 @@ export class QueryService {
       }
       return { answer, cache: status };
     } catch (err) {
+      // Refusals come in batches too (a burst's queue waits run out together): one per turn.
+      await loopTurns.next('miss');
       return failure(err);
     }
   }

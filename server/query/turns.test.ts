@@ -29,6 +29,15 @@ test('lookups go before misses; each lane keeps its order; a drained queue start
   assert.equal(turns.depth, 0);
 });
 
+test('a stream of lookups does not starve a waiting miss', async () => {
+  const turns = new LoopTurns();
+  const order: string[] = [];
+  const miss = turns.next('miss').then(() => order.push('miss'));
+  const lookups = Array.from({ length: 10 }, (_, i) => turns.next('lookup').then(() => order.push(`lookup ${i}`)));
+  await Promise.all([miss, ...lookups]);
+  assert.equal(order.indexOf('miss'), 3, order.join(', '));
+});
+
 test('a request that arrives during a burst of steps is read after one or two of them, not after all', async () => {
   const turns = new LoopTurns();
   const log: string[] = [];
