@@ -14,6 +14,7 @@ import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
 import { acceptsGzip, forClient } from './compression';
 import { queryRequestSchema } from './validation';
+import { loopTurns } from '../query/turns';
 import {
   errorResponse,
   invalidRequest,
@@ -121,8 +122,11 @@ class Exchange {
     if (now) {
       return this.answered(now);
     }
-    this.deps.service
-      .answer(request)
+    // Not held here: the rest (keys, Redis, the database) one request per loop turn (turns.ts).
+    const pending = request;
+    loopTurns
+      .next('lookup')
+      .then(() => this.deps.service.answer(pending))
       .then(
         (answer) => this.answered(answer),
         (err: Error) => this.failed(err)
