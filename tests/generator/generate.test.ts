@@ -47,6 +47,26 @@ test('the model: six metric types, rules on one to three parsers, a daily load c
   assert.ok(rows.some((r) => r[6] === 'ERROR') && rows.some((r) => r[6] === 'TIMEOUT'));
 });
 
+test("an hour's rows come in time order, spread evenly over the hour (as a live feed writes them)", () => {
+  const model = buildModel(7, 500, 30);
+  const start = Date.parse('2026-03-01T14:00:00Z');
+  const rows = [...hourRows(model, 7, start, 20_000)];
+  const offsets = rows.map((r) => r[0].getTime() - start);
+  assert.ok(
+    offsets.every((o, i) => o >= 0 && o < 3_600_000 && (i === 0 || o >= offsets[i - 1])),
+    'in order, within the hour'
+  );
+  // Each of the hour's 60 minutes holds about a sixtieth of the rows (333; binomial sd ≈ 18).
+  const perMinute = new Array<number>(60).fill(0);
+  for (const o of offsets) {
+    perMinute[Math.floor(o / 60_000)]++;
+  }
+  assert.ok(
+    perMinute.every((n) => Math.abs(n - 20_000 / 60) < 100),
+    `rows per minute: ${perMinute.join(', ')}`
+  );
+});
+
 test('the same seed and end give the same rows, in the database, with COPY; another seed differs', async () => {
   const dbs = await Promise.all([freshDatabase(), freshDatabase(), freshDatabase()]);
   try {
