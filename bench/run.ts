@@ -142,9 +142,6 @@ async function topUp(url: string, rows: number, card: Cardinality) {
   await pool.query('DELETE FROM metrics WHERE time >= $1', [new Date(from)]);
   const hours = (end - from) / HOUR;
   await generateHistory(pool, historyOptions(rows, hours / 24, new Date(end), card), () => undefined);
-  // The deleted rows sit on the pages the live edge is read from until a vacuum clears them,
-  // and a server without autovacuum (as here) never would: every run would add an hour more.
-  await pool.query('VACUUM metrics');
   await pool.end();
   say(`loaded the ${hours} hour(s) since it was built, through the current hour`);
 }
@@ -157,6 +154,9 @@ async function topUp(url: string, rows: number, card: Cardinality) {
 async function makeCurrent(url: string) {
   const pool = new Pool({ connectionString: url, max: 1 });
   await pool.query('DELETE FROM metrics WHERE time > now()');
+  // Deleted rows (these, and a reloaded hour's) sit on the pages the live edge is read from
+  // until a vacuum clears them, and a server without autovacuum (as here) never would.
+  await pool.query('VACUUM metrics');
   await refreshRollups(pool, 'postgres');
   await pool.end();
 }
