@@ -185,8 +185,7 @@ export class QueryCache implements CacheLayer {
     const found = await this.lookup(base, q);
     if (!found) {
       // Bypassed: still coalesce identical concurrent queries in this process.
-      await loopTurns.next('miss');
-      const { promise, joined } = this.flights.run(`bypass:${base}`, compute);
+      const { promise, joined } = this.flights.run(`bypass:${base}`, () => loopTurns.next('miss').then(compute));
       if (joined) {
         this.metrics.coalesced.inc();
       }
@@ -212,8 +211,10 @@ export class QueryCache implements CacheLayer {
       return { answer: entry.a, status: 'stale' };
     }
     counts.miss.inc();
-    await loopTurns.next('miss');
-    const { promise, joined } = this.flights.run(key, () => this.computeOnce(key, compute, refusal));
+    // The flight is joined at once (identical misses share it), its work waits for a turn.
+    const { promise, joined } = this.flights.run(key, () =>
+      loopTurns.next('miss').then(() => this.computeOnce(key, compute, refusal))
+    );
     if (joined) {
       this.metrics.coalesced.inc();
     }
@@ -331,8 +332,7 @@ export class NoCache implements CacheLayer {
     compute: () => Promise<Answer>,
     options: FetchOptions = {}
   ): Promise<{ answer: Answer; status: CacheStatus }> {
-    await loopTurns.next('miss');
-    const { promise, joined } = this.flights.run(fingerprint(q), compute);
+    const { promise, joined } = this.flights.run(fingerprint(q), () => loopTurns.next('miss').then(compute));
     if (joined) {
       this.metrics.coalesced.inc();
     }
