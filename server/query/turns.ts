@@ -5,10 +5,10 @@
  * come back in one read: without this, each batch's continuations (build the key, look up,
  * refuse or start a statement, write the answer) run back to back as one long task, and a
  * cached request that arrived meanwhile waits for all of them (a CPU profile of 300 requests
- * showed the loop held 20–70 ms at a time, on two cores shared with PostgreSQL). Here each such step first waits for its turn: one waiter is let go per
- * turn of the event loop (a `setImmediate` chain; an immediate scheduled from an immediate runs
- * on the next turn), so between two steps the loop polls for I/O and answers what is held in
- * this process at once. Lookups (which may find a cached answer) go before misses (which will
+ * showed the loop held 20–70 ms at a time, on two cores shared with PostgreSQL). Here each
+ * such step first waits for its turn: one waiter is let go per turn of the event loop (a
+ * `setImmediate` chain; an immediate scheduled from an immediate runs on the next turn), so
+ * between two steps the loop polls for I/O and answers what is held in this process at once. Lookups (which may find a cached answer) go before misses (which will
  * query or be refused), three turns in four when both wait. When nothing waits, a step costs
  * one extra turn (microseconds).
  */
@@ -23,7 +23,7 @@ export class LoopTurns {
   private scheduled = false;
   private released = 0;
 
-  /** Resolves on a later turn of the event loop, after the steps that asked before it in its lane (and all lookups). */
+  /** Resolves on a later turn of the event loop, after the steps that asked before it in its lane. */
   next(lane: Lane): Promise<void> {
     return new Promise((resolve) => {
       this.waiting[lane].push(resolve);
@@ -55,6 +55,9 @@ export class LoopTurns {
     this.released++;
     const missDue = this.released % MISS_EVERY === 0 && this.size('miss') > 0;
     const lane: Lane = this.size('lookup') > 0 && !missDue ? 'lookup' : 'miss';
+    if (this.size(lane) === 0) {
+      return;
+    }
     const queue = this.waiting[lane];
     const resolve = queue[this.heads[lane]++];
     if (this.heads[lane] === queue.length) {
@@ -62,7 +65,7 @@ export class LoopTurns {
       queue.length = 0;
       this.heads[lane] = 0;
     }
-    resolve?.();
+    resolve();
     if (this.depth > 0) {
       this.schedule();
     }
