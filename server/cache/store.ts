@@ -179,8 +179,6 @@ export class QueryCache implements CacheLayer {
     if (near) {
       return { answer: near, status: 'hit' };
     }
-    // A burst's steps one per loop turn, so what this process holds is answered in between (turns.ts).
-    await loopTurns.next('lookup');
     const token = this.near.begin();
     const found = await this.lookup(base, q);
     if (!found) {

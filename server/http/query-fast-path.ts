@@ -14,7 +14,6 @@ import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
 import { acceptsGzip, forClient } from './compression';
 import { queryRequestSchema } from './validation';
-import { loopTurns } from '../query/turns';
 import {
   errorResponse,
   invalidRequest,
@@ -122,11 +121,8 @@ class Exchange {
     if (now) {
       return this.answered(now);
     }
-    // Not held here: the rest (keys, Redis, the database) one request per loop turn (turns.ts).
-    const pending = request;
-    loopTurns
-      .next('lookup')
-      .then(() => this.deps.service.answer(pending))
+    this.deps.service
+      .answer(request)
       .then(
         (answer) => this.answered(answer),
         (err: Error) => this.failed(err)

@@ -206,6 +206,9 @@ export class QueryService {
 
   /** The whole response (`{"results": {refId: result}}`) and its HTTP status. */
   async answer(request: QueryRequest): Promise<ServiceAnswer> {
+    // Not held in this process: everything from here (keys, Redis, the database) takes its
+    // turn, so a burst of such requests never holds the loop in front of one that is (turns.ts).
+    await loopTurns.next('lookup');
     const visible = request.queries.filter((q) => !q.hide);
     const normalized = visible.map((query) => ({ refId: query.refId, query, q: this.normalize(request, query) }));
     try {
