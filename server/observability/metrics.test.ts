@@ -93,3 +93,20 @@ test("the service's metrics: hot counts show in /metrics and in get(), the zero 
   assert.match(after, /ruleperf_query_duration_seconds_bucket\{le="0.0005",kind="stats",cache="hit",tier="hourly"\} 1/);
   assert.equal((await m.nearHits.get()).values[0].value, 1);
 });
+
+test('queue gauges read the watched admissions and loop turns at each collection', async () => {
+  const m = createMetrics();
+  const read = { waiting: 0, active: 0 };
+  const turns = { depth: 0 };
+  m.watchQueues({ read, background: { waiting: 1, active: 1 } }, turns);
+  read.waiting = 7;
+  read.active = 2;
+  turns.depth = 3;
+  const text = await m.registry.metrics();
+  assert.match(text, /ruleperf_db_admission_waiting\{pool="read"\} 7/);
+  assert.match(text, /ruleperf_db_admission_waiting\{pool="background"\} 1/);
+  assert.match(text, /ruleperf_db_admission_active\{pool="read"\} 2/);
+  assert.match(text, /ruleperf_loop_turns_waiting 3/);
+  read.waiting = 0;
+  assert.match(await m.registry.metrics(), /ruleperf_db_admission_waiting\{pool="read"\} 0/);
+});

@@ -12,8 +12,18 @@ export function createMetrics() {
   // What the hot path counts (answers, cache results, near hits) is tallied in plain numbers and added at collection (tallies.ts).
   const flushes: Array<() => void> = [];
   const collect = () => flushes.forEach((flush) => flush());
+  // Queues read at collection time: the admission of each database pool, the loop's turns.
+  const queues = new Map<string, { waiting: number; active: number }>();
+  let turns: { depth: number } | null = null;
   const m = {
     registry,
+    /** Reports these queues' lengths in /metrics from now on. */
+    watchQueues(admissions: Record<string, { waiting: number; active: number }>, loopTurns: { depth: number }) {
+      for (const [pool, admission] of Object.entries(admissions)) {
+        queues.set(pool, admission);
+      }
+      turns = loopTurns;
+    },
     cacheRequests: new Counter({
       name: 'ruleperf_cache_requests_total',
       help: 'Query cache lookups by result',
@@ -107,6 +117,32 @@ export function createMetrics() {
       help: 'Seconds between now and the rollup watermark (complete-up-to)',
       labelNames: ['rollup'] as const,
       registers: [registry],
+    }),
+    dbWaiting: new Gauge({
+      name: 'ruleperf_db_admission_waiting',
+      help: 'Uncached answers waiting for a database slot (beyond DB_QUEUE_MAX they are refused as busy)',
+      labelNames: ['pool'] as const,
+      registers: [registry],
+      collect() {
+        queues.forEach((q, pool) => this.set({ pool }, q.waiting));
+      },
+    }),
+    dbActive: new Gauge({
+      name: 'ruleperf_db_admission_active',
+      help: 'Uncached answers holding a database slot (at most the pool size)',
+      labelNames: ['pool'] as const,
+      registers: [registry],
+      collect() {
+        queues.forEach((q, pool) => this.set({ pool }, q.active));
+      },
+    }),
+    loopTurnsWaiting: new Gauge({
+      name: 'ruleperf_loop_turns_waiting',
+      help: 'Uncached steps waiting for their event-loop turn (cached answers never wait here)',
+      registers: [registry],
+      collect() {
+        this.set(turns?.depth ?? 0);
+      },
     }),
     httpRequests: new Counter({
       name: 'ruleperf_http_requests_total',

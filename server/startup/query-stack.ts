@@ -21,6 +21,7 @@ import { QueryExecutor, type Executor } from '../query/executor';
 import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
 import { QueryService } from '../query/service';
+import { loopTurns } from '../query/turns';
 import { WatermarkSource } from '../query/watermarks';
 import { RecentQueries } from '../warming/warmer';
 
@@ -79,13 +80,16 @@ export async function buildQueryStack(
         }, config.DB_MAX_HISTOGRAM_VALUES)
       : undefined;
   await work?.refresh();
+  const admissions: Record<string, Admission> = { read: readAdmission };
   const executorOn = (pool: Pool): Executor => {
-    const admission = pool === pools.read ? readAdmission : admissionFor(pool.options.max ?? 1);
+    const admission =
+      pool === pools.read ? readAdmission : (admissions.background = admissionFor(pool.options.max ?? 1));
     const executor = new QueryExecutor(pool, watermarks, () => rollups, admission, executorMetrics, work);
     return demo ? new DemoNoticeExecutor(executor, demo) : executor;
   };
   const executor = executorOn(pools.read);
   const backgroundExecutor = pools.background === pools.read ? executor : executorOn(pools.background);
+  metrics.watchQueues(admissions, loopTurns);
 
   const redis = config.CACHE_ENABLED ? createRedis(config) : null;
   redis?.on('error', () => undefined); // reported through the circuit breaker, not as crashes

@@ -167,6 +167,9 @@ test('a saturated pool answers busy with Retry-After; cached answers, /healthz a
     assert.equal((await fetch(`${svc.url}/healthz`)).status, 200);
     const ready = await fetch(`${svc.url}/readyz`);
     assert.equal(ready.status, 200, 'the database is reachable, only busy');
+    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+    assert.match(metrics, /ruleperf_db_admission_active\{pool="read"\} 2\n/, 'both slots held, in /metrics');
+    assert.match(metrics, /ruleperf_db_admission_waiting\{pool="read"\} [0-2]\n/);
     assert.ok(performance.now() - started < 1000);
     const refusedFast = await withHeaders;
     assert.equal(refusedFast.status, 503);
