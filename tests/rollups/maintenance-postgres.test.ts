@@ -111,6 +111,52 @@ test('a refresh terminated mid-way leaves the rollups as they were; the next ref
   await assertRollupsMatchRaw(db.pool);
 });
 
+test('the refresh gives the planner statistics on raw rows loaded without them, and again once the table has doubled', async () => {
+  const own = await freshDatabase({ flavour: 'postgres' });
+  try {
+    // Whatever autovacuum would do on another server, here only the refresh may analyze.
+    await own.pool.query('ALTER TABLE metrics SET (autovacuum_enabled = false)');
+    const load = (from: number, n: number) =>
+      own.pool.query(
+        `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+         SELECT $1::timestamptz + i * interval '4 seconds', 'RULE_EXECUTION', 'r' || (i % 7), 'SUCCESS', 1 + i % 97
+         FROM generate_series(0, $2::int - 1) AS i`,
+        [new Date(from), n]
+      );
+    const stats = async () =>
+      (
+        await own.pool.query(
+          `SELECT c.reltuples::float8 AS tuples,
+                  (SELECT count(*) FROM pg_stats s WHERE s.tablename = 'metrics' AND s.attname = 'time')::int AS time_stats
+           FROM pg_class c WHERE c.oid = 'metrics'::regclass`
+        )
+      ).rows[0] as { tuples: number; time_stats: number };
+    const refreshOwn = () => refreshRollups(own.pool, 'postgres', { until: new Date(T0 + 5 * 86_400_000) });
+
+    await load(T0, 40_000); // 1.9 days
+    assert.deepEqual(await stats(), { tuples: -1, time_stats: 0 }, 'loaded, never analyzed');
+    await refreshOwn();
+    const first = await stats();
+    assert.equal(first.time_stats, 1, 'the refresh analyzed the raw table');
+    assert.equal(first.tuples, 40_000);
+    const plan = await own.pool.query(
+      `EXPLAIN (FORMAT JSON) SELECT count(*) FROM metrics WHERE time >= $1 AND time < $2`,
+      [new Date(T0 + 86_400_000), new Date(T0 + 86_400_000 + 3_600_000)]
+    );
+    assert.match(JSON.stringify(plan.rows[0]), /"Index Name":"metrics_time"/, 'an hour is read through the BRIN index');
+
+    await load(T0 + 2 * 86_400_000, 1_000);
+    await refreshOwn();
+    assert.equal((await stats()).tuples, 40_000, 'a few more rows: no new ANALYZE');
+    await load(T0 + 2.1 * 86_400_000, 50_000);
+    await refreshOwn();
+    assert.equal((await stats()).tuples, 91_000, 'the table more than doubled: analyzed again');
+    await assertRollupsMatchRaw(own.pool);
+  } finally {
+    await own.drop();
+  }
+});
+
 test('migrating again applies nothing and changes nothing', async () => {
   const digest = await rollupDigest(db.pool, 'metrics_hourly');
   const result = await migrate(db.pool, { flavour: 'postgres' });
