@@ -6,6 +6,7 @@
 import type { Pool } from 'pg';
 import type { DataFrameJSON, Notice } from '../contract';
 import type { Admission, Busy, Priority } from '../db/admission';
+import { isStatementTimeout } from '../db/pools';
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import type { Reader } from './kinds/types';
@@ -75,7 +76,10 @@ export class QueryExecutor implements Executor {
     private readonly admission: Admission,
     private readonly metrics: ExecutorMetrics,
     /** Refuses answers that would read too much (work.ts), once their plan is known. */
-    private readonly work?: { check(q: NormalizedQuery, pieces: Plan['pieces']): void }
+    private readonly work?: {
+      check(q: NormalizedQuery, pieces: Plan['pieces']): number;
+      observe(work: number, ms: number): void;
+    }
   ) {}
 
   /**
@@ -101,7 +105,7 @@ export class QueryExecutor implements Executor {
       pending: state.pending,
       bucketMs: q.bucketMs,
     });
-    this.work?.check(q, p.pieces);
+    const work = this.work?.check(q, p.pieces) ?? 0;
     const tiers = tiersOf(p.pieces);
     // Statements queued or running on this answer's own slot.
     let onSlot = 0;
@@ -121,7 +125,15 @@ export class QueryExecutor implements Executor {
       },
     };
     const spec = KINDS[q.kind];
-    const read = await spec.read(reader, q, p);
+    // What large answers cost per unit of work keeps the work limit within the statement timeout (work.ts).
+    const started = performance.now();
+    const read = await spec.read(reader, q, p).catch((err: unknown) => {
+      if (isStatementTimeout(err)) {
+        this.work?.observe(work, performance.now() - started);
+      }
+      throw err;
+    });
+    this.work?.observe(work, performance.now() - started);
     const computedAt = Date.now();
     const used = [...new Set(p.pieces.flatMap((piece) => (piece.rollup ? [piece.rollup.name] : [])))];
     const watermarks = used

@@ -112,3 +112,49 @@ test("the more of a grouping's values get a series of their own, the lower the l
       /\(limit 222,222 with 100 named series of 500 ruleId values; 400,000 for one series\)/.test(err.message)
   );
 });
+
+test('the limit follows what large answers really cost here, within a share of the statement timeout, and recovers', () => {
+  let now = 0;
+  const estimator = new WorkEstimator(
+    async () => densities,
+    1_000_000,
+    5 * 60_000,
+    10_000,
+    () => now
+  );
+  const pieces = [{ rollup: hourly, ...day }];
+  return estimator.refresh().then(() => {
+    // 24 h × 500 rows × 20 values, 10 of 500 rules named: weighed 1 + 4 × 0.02.
+    const work = estimator.check(p95ByRule, pieces);
+    assert.equal(work, 240_000 * 1.08);
+    estimator.observe(work, 300); // 1.2 µs a unit: 6 s allow 5M, above the configured limit
+    assert.equal(estimator.currentLimit().limit, 1_000_000);
+    estimator.observe(1_000, 10_000); // too small to say anything
+    assert.equal(estimator.currentLimit().limit, 1_000_000);
+    estimator.observe(work, 5_990); // just within 60 % of the timeout
+    assert.equal(estimator.check(p95ByRule, pieces), work, 'at the edge: accepted');
+    now += 60_000;
+    estimator.observe(work, 10_000); // cancelled by the timeout: at least that long
+    assert.equal(estimator.currentLimit().limit, Math.floor(work * 0.6));
+    assert.throws(
+      () => estimator.check(p95ByRule, pieces),
+      (err: unknown) =>
+        err instanceof BudgetExceeded &&
+        /limit 144,000 with 10 named series of 500 ruleId values; 155,520 for one series; 1,000,000 on a database merging faster: large answers here recently took up to 38.58 µs a value/.test(
+          err.message
+        ) &&
+        /within 60 % of the 10000 ms statement timeout/.test(err.message)
+    );
+    // Ten minutes after the slow answers, the configured limit is back.
+    now += 10 * 60_000 + 1;
+    assert.equal(estimator.currentLimit().limit, 1_000_000);
+    assert.doesNotThrow(() => estimator.check(p95ByRule, pieces));
+  });
+});
+
+test('without a statement timeout the configured limit stands whatever answers cost', async () => {
+  const estimator = new WorkEstimator(async () => densities, 1_000_000, 5 * 60_000, 0);
+  await estimator.refresh();
+  estimator.observe(500_000, 100_000);
+  assert.equal(estimator.currentLimit().limit, 1_000_000);
+});

@@ -100,19 +100,30 @@ export function effectiveLimit(
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-/** Throws BudgetExceeded when the answer would merge more histogram values than its limit. */
-export function checkWork(q: NormalizedQuery, pieces: readonly Piece[], densities: Densities, limit: number): void {
+/**
+ * Throws BudgetExceeded when the answer would merge more histogram values than its limit.
+ * Returns its work: the values weighted as the limit weighs them (a value of a named series
+ * counts for what the limit lets through of one series' values), 0 when it merges none.
+ */
+export function checkWork(
+  q: NormalizedQuery,
+  pieces: readonly Piece[],
+  densities: Densities,
+  limit: number,
+  /** Why the limit is what it is, when not the configured one. */
+  lowered = ''
+): number {
   const values = histogramValues(q, pieces, densities);
   const allowed = effectiveLimit(q, pieces, densities, limit);
   if (values <= allowed.limit) {
-    return;
+    return values > 0 ? (values * limit) / allowed.limit : 0;
   }
   const sources = [...new Set(pieces.map((p) => p.rollup?.name ?? 'raw rows'))].join(', ');
   const why = q.groupBy
     ? ` with ${allowed.named} named series of ${allowed.of ? fmt(allowed.of) : 'an unknown number of'} ${q.groupBy} values; ${fmt(limit)} for one series`
     : '';
   throw new BudgetExceeded(
-    `this query would merge about ${fmt(values)} latency-histogram values (limit ${fmt(allowed.limit)}${why}) to compute its percentiles, more than the database can do within its time limit; narrow it: a shorter range, a filter, fewer series (a smaller limit), daily points (intervalMs of a day or more; in Grafana, Min interval 1d in the panel's query options), or no percentile metrics`,
+    `this query would merge about ${fmt(values)} latency-histogram values (limit ${fmt(allowed.limit)}${why}${lowered}) to compute its percentiles, more than the database can do within its time limit; narrow it: a shorter range, a filter, fewer series (a smaller limit), daily points (intervalMs of a day or more; in Grafana, Min interval 1d in the panel's query options), or no percentile metrics`,
     [{ path: `queries.${q.kind}`, message: `reads ${sources}: about ${fmt(values)} histogram values` }]
   );
 }
@@ -162,21 +173,70 @@ export async function readDensities(
   return densities;
 }
 
-/** Densities kept for a few minutes and re-read in the background; checkWork with the service's limit. */
+/** Answers smaller than this share of the limit say little about the cost of a value (their fixed costs dominate). */
+const MIN_OBSERVED_SHARE = 0.05;
+/** How many recent answers' costs are kept, and for how long. */
+const OBSERVED = 8;
+const OBSERVED_FOR_MS = 10 * 60_000;
+/** The share of the statement timeout the heaviest accepted answer is expected to take. */
+const TIMEOUT_SHARE = 0.6;
+
+/**
+ * Densities kept for a few minutes and re-read in the background; checkWork with the
+ * service's limit — or less, on a machine (or a day) too slow for that limit: the time large
+ * answers really took per unit of work is kept, and an answer whose expected time (its work ×
+ * the highest recent cost) exceeds TIMEOUT_SHARE of the statement timeout is refused at once
+ * rather than cancelled by the timeout after holding a connection for all of it. The fixed
+ * limit was calibrated on one machine; this follows the one the service runs on.
+ */
 export class WorkEstimator {
   private densities: Densities | null = null;
   private readAt = 0;
   private reading: Promise<void> | null = null;
+  /** Recent answers' milliseconds per unit of work, with when each was seen. */
+  private readonly costs: Array<{ msPerUnit: number; at: number }> = [];
 
   constructor(
     private readonly read: () => Promise<Densities>,
     readonly limit: number,
-    private readonly maxAgeMs = 5 * 60_000
+    private readonly maxAgeMs = 5 * 60_000,
+    /** The statement timeout answers run under (0: none, and no adaptation). */
+    private readonly timeoutMs = 0,
+    private readonly now: () => number = Date.now
   ) {}
+
+  /** The limit now: the configured one, or what the recent cost of work allows within the timeout. */
+  currentLimit(): { limit: number; lowered: string } {
+    const since = this.now() - OBSERVED_FOR_MS;
+    const recent = this.costs.filter((c) => c.at >= since);
+    const cost = Math.max(0, ...recent.map((c) => c.msPerUnit));
+    const fits = this.timeoutMs > 0 && cost > 0 ? Math.floor((TIMEOUT_SHARE * this.timeoutMs) / cost) : Infinity;
+    if (fits >= this.limit) {
+      return { limit: this.limit, lowered: '' };
+    }
+    return {
+      limit: fits,
+      lowered: `; ${fmt(this.limit)} on a database merging faster: large answers here recently took up to ${(cost * 1000).toFixed(2)} µs a value, and this limit keeps them within ${Math.round(TIMEOUT_SHARE * 100)} % of the ${this.timeoutMs} ms statement timeout`,
+    };
+  }
+
+  /**
+   * What an answer of `work` units took at the database (ms); a cancelled one took at least
+   * the timeout. Only large answers count.
+   */
+  observe(work: number, ms: number): void {
+    if (work < MIN_OBSERVED_SHARE * this.limit || !(ms > 0)) {
+      return;
+    }
+    this.costs.push({ msPerUnit: ms / work, at: this.now() });
+    if (this.costs.length > OBSERVED) {
+      this.costs.shift();
+    }
+  }
 
   /** Re-reads the densities now (start-up, tests); a failed reading keeps the last one, and is tried again a reading interval later. */
   refresh(): Promise<void> {
-    this.readAt = Date.now();
+    this.readAt = this.now();
     this.reading ??= this.read()
       .then((d) => {
         this.densities = d;
@@ -186,13 +246,18 @@ export class WorkEstimator {
     return this.reading;
   }
 
-  /** Throws BudgetExceeded when the answer would read too much; starts a re-read when the densities are old. */
-  check(q: NormalizedQuery, pieces: readonly Piece[]): void {
-    if (Date.now() - this.readAt > this.maxAgeMs) {
+  /**
+   * Throws BudgetExceeded when the answer would read too much; starts a re-read when the
+   * densities are old. Returns the answer's work (checkWork's), 0 before the first reading.
+   */
+  check(q: NormalizedQuery, pieces: readonly Piece[]): number {
+    if (this.now() - this.readAt > this.maxAgeMs) {
       void this.refresh();
     }
-    if (this.densities) {
-      checkWork(q, pieces, this.densities, this.limit);
+    if (!this.densities) {
+      return 0;
     }
+    const { limit, lowered } = this.currentLimit();
+    return checkWork(q, pieces, this.densities, limit, lowered);
   }
 }

@@ -73,11 +73,16 @@ export async function buildQueryStack(
   // Answers that would merge too many histogram values are refused before they run (work.ts).
   const work =
     config.DB_MAX_HISTOGRAM_VALUES > 0
-      ? new WorkEstimator(async () => {
-          const state = await watermarks.current();
-          const marks = new Map(state.status.map((s) => [s.rollup, s.watermark?.getTime() ?? null]));
-          return readDensities(pools.background, rollups, marks);
-        }, config.DB_MAX_HISTOGRAM_VALUES)
+      ? new WorkEstimator(
+          async () => {
+            const state = await watermarks.current();
+            const marks = new Map(state.status.map((s) => [s.rollup, s.watermark?.getTime() ?? null]));
+            return readDensities(pools.background, rollups, marks);
+          },
+          config.DB_MAX_HISTOGRAM_VALUES,
+          undefined,
+          config.DB_STATEMENT_TIMEOUT_MS
+        )
       : undefined;
   await work?.refresh();
   const admissions: Record<string, Admission> = { read: readAdmission };

@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
+import { Client } from 'pg';
 import { postJson, startTestService, uniqueName, type TestDatabase } from '../support/services';
 import { historyDatabase, HOUR } from '../support/fixture';
 import type { RunningService } from '../../server/main';
@@ -36,11 +37,12 @@ after(async () => {
   await db?.drop();
 });
 
-async function start(limit: number) {
+async function start(limit: number, env: Record<string, string> = {}) {
   const svc = await startTestService({
     DATABASE_URL: db.url,
     CACHE_PREFIX: uniqueName('work').replace(/_/g, '-'),
     DB_MAX_HISTOGRAM_VALUES: String(limit),
+    ...env,
   });
   services.push(svc);
   return svc;
@@ -119,6 +121,35 @@ test('in a request of several queries, the one over the limit carries its 400 an
   assert.match(r.body.results.A.error, /latency-histogram values/);
   assert.equal(r.body.results.B.error, undefined);
   assert.ok(r.body.results.B.frames[0].data.values[0][0] > 0);
+});
+
+test('an answer the statement timeout cancelled lowers the limit to what fits: the same question is then refused at once, a smaller one answered', async () => {
+  // Within the configured limit, but this database (its rollup locked) takes longer than the timeout.
+  const svc = await start(truth.all * 3, { DB_STATEMENT_TIMEOUT_MS: '300' });
+  const locker = new Client({ connectionString: db.url });
+  await locker.connect();
+  try {
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE metrics_hourly_by_rule IN ACCESS EXCLUSIVE MODE');
+    const cancelled = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs']));
+    assert.match(JSON.stringify(cancelled.body), /took too long and was cancelled/);
+    await locker.query('ROLLBACK');
+  } finally {
+    await locker.end();
+  }
+  const before = await statementsRun(svc);
+  const started = performance.now();
+  const refused = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs']));
+  assert.equal(refused.status, 400, JSON.stringify(refused.body).slice(0, 300));
+  assert.ok(performance.now() - started < 1000, 'refused without waiting for the database');
+  assert.match(
+    refused.body.error,
+    /on a database merging faster: large answers here recently took up to [\d.]+ µs a value/
+  );
+  assert.match(refused.body.error, /within 60 % of the 300 ms statement timeout/);
+  assert.equal(await statementsRun(svc), before, 'the refused answer ran no statement');
+  const oneRule = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs'], { ruleId: truth.rule }));
+  assert.equal(oneRule.status, 200, JSON.stringify(oneRule.body).slice(0, 300));
 });
 
 test('DB_MAX_HISTOGRAM_VALUES=0 refuses nothing for its size', async () => {
