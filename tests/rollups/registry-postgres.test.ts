@@ -338,6 +338,8 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'postgres/006_registry_driven.sql',
       'common/007_minute_tier.sql',
       'postgres/008_minute_rank_keys.sql',
+      'postgres/009_rank_keys_inline.sql',
+      'postgres/010_raw_statistics.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
