@@ -85,15 +85,17 @@ export async function buildQueryStack(
         )
       : undefined;
   await work?.refresh();
-  const admissions: Record<string, Admission> = { read: readAdmission };
-  const executorOn = (pool: Pool): Executor => {
-    const admission =
-      pool === pools.read ? readAdmission : (admissions.background = admissionFor(pool.options.max ?? 1));
+  const executorOn = (pool: Pool, admission: Admission): Executor => {
     const executor = new QueryExecutor(pool, watermarks, () => rollups, admission, executorMetrics, work);
     return demo ? new DemoNoticeExecutor(executor, demo) : executor;
   };
-  const executor = executorOn(pools.read);
-  const backgroundExecutor = pools.background === pools.read ? executor : executorOn(pools.background);
+  const executor = executorOn(pools.read, readAdmission);
+  const admissions: Record<string, Admission> = { read: readAdmission };
+  let backgroundExecutor = executor;
+  if (pools.background !== pools.read) {
+    admissions.background = admissionFor(pools.background.options.max ?? 1);
+    backgroundExecutor = executorOn(pools.background, admissions.background);
+  }
   metrics.watchQueues(admissions, loopTurns);
 
   const redis = config.CACHE_ENABLED ? createRedis(config) : null;
