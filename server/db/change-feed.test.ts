@@ -1,7 +1,9 @@
 /** Which changes an answer depends on. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { affects, type Change } from './change-feed';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { affects, ChangeFeed, type Change } from './change-feed';
 
 const change = (over: Partial<Change>): Change => ({
   id: 1,
@@ -39,4 +41,57 @@ test('renamed rules and parsers: only answers that show names, and only for the 
   );
   assert.equal(affects(change({ parserId: 'p1' }), scope({ names: { rules: true, parsers: false } })), false);
   assert.equal(affects(change({ parserId: 'p1' }), scope({ names: { rules: false, parsers: true } })), true);
+});
+
+/** A change log held in memory, read as the feed's query reads ruleperf_changes (ids after the last seen). */
+function fakeLog() {
+  const rows: Array<{ id: number; lo: number | null; hi: number | null; rule_id: null; parser_id: null; at: number }> =
+    [];
+  const db = {
+    query: async (sql: string, params?: unknown[]) => {
+      if (sql.includes('to_regclass')) {
+        return { rows: [{ present: true }] };
+      }
+      const after = Number(params![0]);
+      return { rows: rows.filter((r) => r.id > after) };
+    },
+  };
+  return { rows, db: db as unknown as Pool };
+}
+
+test('versionOf: remembered per frozen query, and worked out again once a change arrives or is forgotten', async () => {
+  const log = fakeLog();
+  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
+  const feed = new ChangeFeed(log.db, { pollMs: 60_000, keepMs: 300, listenUrl: null, logger });
+  log.rows.push({ id: 1, lo: 1500, hi: 1600, rule_id: null, parser_id: null, at: Date.now() });
+  await feed.start();
+  const q = Object.freeze({ from: 1000, to: 2000 });
+  let scopes = 0;
+  const scopeOf = (o: { from: number; to: number }) => {
+    scopes++;
+    return scope({ range: o });
+  };
+  assert.equal(feed.versionOf(q, scopeOf), '1');
+  assert.equal(feed.versionOf(q, scopeOf), '1');
+  assert.equal(scopes, 1, 'the second ask is remembered');
+
+  log.rows.push({ id: 2, lo: 0, hi: 100, rule_id: null, parser_id: null, at: Date.now() });
+  await feed.poll();
+  assert.equal(feed.versionOf(q, scopeOf), '1', 'a change outside the range leaves the version');
+  log.rows.push({ id: 3, lo: 1900, hi: 2500, rule_id: null, parser_id: null, at: Date.now() });
+  await feed.poll();
+  assert.equal(feed.versionOf(q, scopeOf), '3', 'a change in the range is seen at once');
+
+  // Kept 300 ms here: once they are forgotten they no longer count, remembered or not.
+  await new Promise((r) => setTimeout(r, 350));
+  await feed.poll();
+  assert.equal(feed.versionOf(q, scopeOf), '0', 'forgotten changes no longer count');
+
+  log.rows.push({ id: 4, lo: 1900, hi: 2500, rule_id: null, parser_id: null, at: Date.now() });
+  await feed.poll();
+  const open = { from: 1000, to: 2000 };
+  assert.equal(feed.versionOf(open, scopeOf), '4');
+  open.to = 1800;
+  assert.equal(feed.versionOf(open, scopeOf), '0', 'an owner that can change is never remembered');
+  await feed.stop();
 });

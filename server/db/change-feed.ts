@@ -72,6 +72,9 @@ export class ChangeFeed {
   private stopped = false;
   /** False when the database has no change log (a schema before it): versions stay "0". */
   private available = true;
+  /** Bumped whenever the remembered changes differ: a version remembered at an older revision is worked out again. */
+  private revision = 0;
+  private readonly versions = new WeakMap<object, { revision: number; version: string }>();
 
   constructor(
     private readonly db: Pool,
@@ -159,6 +162,9 @@ export class ChangeFeed {
         this.seen.delete(c.id);
       }
     }
+    if (fresh.length || forgotten.length) {
+      this.revision++;
+    }
     if (fresh.length) {
       this.o.onChanges?.(fresh);
     }
@@ -173,6 +179,24 @@ export class ChangeFeed {
       }
     }
     return String(newest);
+  }
+
+  /**
+   * `version(scopeOf(owner))`, remembered per owner until the remembered changes differ. A cache
+   * hit asks this on every request, and `version` walks every change kept (thousands after a
+   * day of late rows, one per refresh); `owner` must not change (a frozen normalized query).
+   */
+  versionOf<T extends object>(owner: T, scopeOf: (owner: T) => VersionScope): string {
+    if (!Object.isFrozen(owner)) {
+      return this.version(scopeOf(owner));
+    }
+    const known = this.versions.get(owner);
+    if (known?.revision === this.revision) {
+      return known.version;
+    }
+    const version = this.version(scopeOf(owner));
+    this.versions.set(owner, { revision: this.revision, version });
+    return version;
   }
 
   async stop(): Promise<void> {

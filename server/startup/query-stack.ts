@@ -10,13 +10,14 @@ import { CacheAuditor } from '../cache/audit';
 import { createRedis } from '../cache/redis';
 import { entryLifetimeMs, NoCache, QueryCache } from '../cache/store';
 import { Admission } from '../db/admission';
-import { ChangeFeed } from '../db/change-feed';
+import { ChangeFeed, type VersionScope } from '../db/change-feed';
 import { databaseIdentity } from '../db/identity';
 import type { Pools } from '../db/pools';
 import type { Demo } from '../demo/demo';
 import { DemoNoticeExecutor } from '../demo/notices';
 import type { Metrics } from '../observability/metrics';
 import { loadRollupCatalog, type RollupInfo } from '../query/catalog';
+import type { NormalizedQuery } from '../query/normalize';
 import { QueryExecutor, type Executor } from '../query/executor';
 import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
@@ -42,6 +43,13 @@ export interface QueryStack {
 }
 
 /** Give Redis a moment at start; if it is not there, the circuit opens and we serve without it. */
+/** What a query's data version depends on besides its range (change-feed.ts). */
+const versionScope = (q: NormalizedQuery): VersionScope => ({
+  range: q.range,
+  names: KINDS[q.kind].names(q),
+  filters: q.filters,
+});
+
 function waitForRedis(redis: ReturnType<typeof createRedis>): Promise<void> {
   if (redis.status === 'ready') {
     return Promise.resolve();
@@ -125,7 +133,7 @@ export async function buildQueryStack(
   const cache = redis
     ? new QueryCache(redis, cacheSettings, metrics, {
         database,
-        dataVersion: (q) => changes.version({ range: q.range, names: KINDS[q.kind].names(q), filters: q.filters }),
+        dataVersion: (q) => changes.versionOf(q, versionScope),
         onSettledHit: (q, key) => auditor?.record(q, key),
         onError: (err) => log.debug({ err: { message: err.message } }, 'cache call failed'),
       })
