@@ -69,12 +69,15 @@ test('checkWork refuses over the limit with the estimate, the limit and how to n
 
 test('the estimator refuses nothing before its first reading, and keeps the last reading when one fails', async () => {
   let fail = false;
-  const estimator = new WorkEstimator(async () => {
-    if (fail) {
-      throw new Error('database gone');
-    }
-    return densities;
-  }, 1000);
+  const estimator = new WorkEstimator(
+    async () => {
+      if (fail) {
+        throw new Error('database gone');
+      }
+      return densities;
+    },
+    { limit: 1000 }
+  );
   const pieces = [{ rollup: hourly, ...day }];
   const reading = estimator.refresh();
   assert.doesNotThrow(() => estimator.check(p95ByRule, pieces), 'not read yet');
@@ -115,13 +118,7 @@ test("the more of a grouping's values get a series of their own, the lower the l
 
 test('the limit follows what large answers really cost here, within a share of the statement timeout, and recovers', () => {
   let now = 0;
-  const estimator = new WorkEstimator(
-    async () => densities,
-    1_000_000,
-    5 * 60_000,
-    10_000,
-    () => now
-  );
+  const estimator = new WorkEstimator(async () => densities, { limit: 1_000_000, timeoutMs: 10_000, now: () => now });
   const pieces = [{ rollup: hourly, ...day }];
   return estimator.refresh().then(() => {
     // 24 h × 500 rows × 20 values, 10 of 500 rules named: weighed 1 + 4 × 0.02.
@@ -153,7 +150,7 @@ test('the limit follows what large answers really cost here, within a share of t
 });
 
 test('without a statement timeout the configured limit stands whatever answers cost', async () => {
-  const estimator = new WorkEstimator(async () => densities, 1_000_000, 5 * 60_000, 0);
+  const estimator = new WorkEstimator(async () => densities, { limit: 1_000_000 });
   await estimator.refresh();
   estimator.observe(500_000, 100_000);
   assert.equal(estimator.currentLimit().limit, 1_000_000);

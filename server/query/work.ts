@@ -181,6 +181,17 @@ const OBSERVED_FOR_MS = 10 * 60_000;
 /** The share of the statement timeout the heaviest accepted answer is expected to take. */
 const TIMEOUT_SHARE = 0.6;
 
+export interface WorkLimitOptions {
+  /** Histogram values one series may merge (DB_MAX_HISTOGRAM_VALUES). */
+  limit: number;
+  /** The statement timeout answers run under (0 or absent: none, and no adaptation). */
+  timeoutMs?: number;
+  /** How old the densities may grow before they are read again (5 minutes). */
+  maxAgeMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
 /**
  * Densities kept for a few minutes and re-read in the background; checkWork with the
  * service's limit — or less, on a machine (or a day) too slow for that limit: the time large
@@ -196,14 +207,20 @@ export class WorkEstimator {
   /** Recent answers' milliseconds per unit of work, with when each was seen. */
   private readonly costs: Array<{ msPerUnit: number; at: number }> = [];
 
+  private readonly limit: number;
+  private readonly maxAgeMs: number;
+  private readonly timeoutMs: number;
+  private readonly now: () => number;
+
   constructor(
     private readonly read: () => Promise<Densities>,
-    readonly limit: number,
-    private readonly maxAgeMs = 5 * 60_000,
-    /** The statement timeout answers run under (0: none, and no adaptation). */
-    private readonly timeoutMs = 0,
-    private readonly now: () => number = Date.now
-  ) {}
+    o: WorkLimitOptions
+  ) {
+    this.limit = o.limit;
+    this.maxAgeMs = o.maxAgeMs ?? 5 * 60_000;
+    this.timeoutMs = o.timeoutMs ?? 0;
+    this.now = o.now ?? Date.now;
+  }
 
   /** The limit now: the configured one, or what the recent cost of work allows within the timeout. */
   currentLimit(): { limit: number; lowered: string } {

@@ -87,9 +87,7 @@ export async function buildQueryStack(
             const marks = new Map(state.status.map((s) => [s.rollup, s.watermark?.getTime() ?? null]));
             return readDensities(pools.background, rollups, marks);
           },
-          config.DB_MAX_HISTOGRAM_VALUES,
-          undefined,
-          config.DB_STATEMENT_TIMEOUT_MS
+          { limit: config.DB_MAX_HISTOGRAM_VALUES, timeoutMs: config.DB_STATEMENT_TIMEOUT_MS }
         )
       : undefined;
   await work?.refresh();
