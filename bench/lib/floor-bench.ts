@@ -6,8 +6,7 @@
  * several rounds, the order alternating per round. Also: the average dashboard answer's size
  * and the part of it that is `meta.executedQueryString`.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import type Redis from 'ioredis';
@@ -19,6 +18,7 @@ import { luaScript, runWrk, wrkVersion, type WrkResult, type WrkShape } from './
 import { measureDashboard, type DashboardSize } from './response-size';
 import { median } from './stats';
 import { table } from './report';
+import { cpuSeconds } from './proc';
 
 export type Target = 'ruleperf' | 'floor';
 
@@ -255,31 +255,6 @@ export function startFloorServer(
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`floor server exited (${code}): ${output}`)));
   });
-}
-
-/** utime + stime, in clock ticks, from /proc/<pid>/stat (fields 14 and 15; the command name may hold spaces and parentheses). */
-export function procStatTicks(stat: string): number {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state): utime is field 14, stime field 15.
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  if (!Number.isFinite(ticks)) {
-    throw new Error(`cannot read /proc stat: ${stat.slice(0, 200)}`);
-  }
-  return ticks;
-}
-
-let clockTicks: number | undefined;
-/** CPU seconds a process has used so far (Linux); NaN where /proc is not there. */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) {
-    return NaN;
-  }
-  try {
-    clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-    return procStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) / clockTicks;
-  } catch {
-    return NaN;
-  }
 }
 
 const panelLabel = (q: Record<string, unknown>) =>

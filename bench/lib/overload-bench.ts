@@ -4,7 +4,6 @@
  * Figures are client-side (what a user sees) and the service process's resident memory, read
  * from /proc while it works.
  */
-import { readFileSync } from 'node:fs';
 import { startServiceProcess, type ServiceProcess } from '../../testkit/service-process';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -13,15 +12,10 @@ import { summarize, type Summary } from './stats';
 import { ms, table } from './report';
 import { crashProbe, heaviestAccepted } from '../../testkit/probes';
 import { startFloorServer } from './floor-bench';
+import { rssMb } from './proc';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-/** Resident memory of a process in MB (Linux). */
-export function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
 /** Samples a process's RSS every 20 ms while `work` runs; the peak and the growth over the start. */
 async function watchRss<T>(
   pid: number,

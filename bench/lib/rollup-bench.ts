@@ -8,7 +8,6 @@
  * figures are also given in CPU seconds of the PostgreSQL backend (read from /proc), which
  * hardly move.
  */
-import { readFileSync } from 'node:fs';
 import { Client, Pool, type PoolClient } from 'pg';
 import { SingleBar } from 'cli-progress';
 import { migrate } from '../../server/db/migrate';
@@ -20,6 +19,7 @@ import { copyRows, insertRows } from '../../server/generator/load';
 import { rowsProgress } from '../../server/cli/progress';
 import { table } from './report';
 import { checkExactnessPairs } from './exactness-pairs';
+import { cpuSeconds } from './proc';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -49,16 +49,6 @@ async function drop(pg: string, pool: Pool | null, name: string) {
   await admin.end();
 }
 
-/** CPU seconds a local backend has used (utime + stime), or NaN when it is not on this machine. */
-function backendCpu(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
 interface Measured<T> {
   result: T;
   wallS: number;
@@ -68,10 +58,10 @@ interface Measured<T> {
 /** Runs `work` on one connection and measures its wall time and the backend's CPU time. */
 async function measured<T>(client: PoolClient | Client, work: () => Promise<T>): Promise<Measured<T>> {
   const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-  const cpu0 = backendCpu(pid);
+  const cpu0 = cpuSeconds(pid);
   const t = performance.now();
   const result = await work();
-  return { result, wallS: (performance.now() - t) / 1000, cpuS: backendCpu(pid) - cpu0 };
+  return { result, wallS: (performance.now() - t) / 1000, cpuS: cpuSeconds(pid) - cpu0 };
 }
 
 /** Each flavour's refresh of everything, on one connection, as its schema defines it. */

@@ -11,14 +11,8 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { luaScript, luaString, parseWrk, runWrk, wrkDurationMs, wrkVersion, type WrkResult } from '../../bench/lib/wrk';
-import {
-  floorTable,
-  sizeTable,
-  summarizeFloor,
-  bracketText,
-  procStatTicks,
-  type FloorRun,
-} from '../../bench/lib/floor-bench';
+import { floorTable, sizeTable, summarizeFloor, bracketText, type FloorRun } from '../../bench/lib/floor-bench';
+import { procStatTicks } from '../../bench/lib/proc';
 import { clientHeadline } from '../../bench/lib/traffic-bench';
 import { executedQueryBytes, dashboardSize } from '../../bench/lib/response-size';
 import { histogramBuckets, bucketDelta, quantileBracket } from '../../testkit/http';
