@@ -11,7 +11,7 @@ import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import type { Reader } from './kinds/types';
 import type { NormalizedQuery } from './normalize';
-import { plan, tiersOf, type Plan, type RollupState } from './plan';
+import { plan, tiersOf, type Plan, type RollupState, type RowsPerBucket } from './plan';
 import { showStatement } from './sql';
 import type { DatabaseState, WatermarkSource } from './watermarks';
 
@@ -79,6 +79,8 @@ export class QueryExecutor implements Executor {
     private readonly work?: {
       check(q: NormalizedQuery, pieces: Plan['pieces']): number;
       observe(work: number, ms: number): void;
+      /** Measured rollup sizes, for choosing among rollups of one width (plan.ts). */
+      rowsPerBucket?: RowsPerBucket;
     }
   ) {}
 
@@ -104,6 +106,7 @@ export class QueryExecutor implements Executor {
       state: rollupState,
       pending: state.pending,
       bucketMs: q.bucketMs,
+      rowsPerBucket: (rollup) => this.work?.rowsPerBucket?.(rollup),
     });
     const work = this.work?.check(q, p.pieces) ?? 0;
     const tiers = tiersOf(p.pieces);

@@ -208,3 +208,59 @@ test("timeseries buckets follow Grafana's interval and use only tiers that divid
     'only minute rollups divide 2-minute buckets'
   );
 });
+
+test('of two rollups holding the dimensions, the one measured clearly smaller is read; fewest dimensions otherwise', () => {
+  const byCategory = ['rule_category', 'metric_type', 'source_type', 'status'];
+  const rollups = [
+    ...ROLLUPS,
+    rollup('metrics_daily_by_category', D, byCategory),
+    rollup('metrics_hourly_by_category', H, byCategory),
+  ];
+  const daily = (rows?: Record<string, number>) =>
+    levels(rollups, ['ruleCategory'], null, rows && ((name) => rows[name]))
+      .filter((r) => r.bucketMs === D)
+      .map((r) => r.name);
+  assert.deepEqual(
+    daily(),
+    ['metrics_daily_by_rule'],
+    'unmeasured: fewest dimensions (3 of by rule, 4 of by category)'
+  );
+  assert.deepEqual(daily({ metrics_daily_by_rule: 1000, metrics_daily_by_category: 380 }), [
+    'metrics_daily_by_category',
+  ]);
+  assert.deepEqual(
+    daily({ metrics_daily_by_rule: 1000, metrics_daily_by_category: 850 }),
+    ['metrics_daily_by_rule'],
+    'not clearly smaller: kept (no switching back and forth on noise)'
+  );
+  assert.deepEqual(daily({ metrics_daily_by_rule: 300, metrics_daily_by_category: 380 }), ['metrics_daily_by_rule']);
+  assert.deepEqual(
+    daily({ metrics_daily_by_category: 10 }),
+    ['metrics_daily_by_rule'],
+    'the usual choice unmeasured: kept'
+  );
+  assert.deepEqual(
+    daily({ metrics_daily_by_rule: 1000, metrics_daily_by_category: 380, metrics_daily: 100 }),
+    ['metrics_daily'],
+    'the smallest of all'
+  );
+  assert.deepEqual(
+    levels(rollups, ['ruleId'], null, () => 1)
+      .filter((r) => r.bucketMs === D)
+      .map((r) => r.name),
+    ['metrics_daily_by_rule'],
+    'only rollups holding every dimension asked'
+  );
+  // The plan reads what levels chose.
+  const state = new Map(rollups.map((r) => [r.name, { watermark: NOW - (NOW % D), retainedFrom: null }]));
+  const { pieces } = plan({
+    range: { from: NOW - 10 * D, to: NOW - 2 * D },
+    fields: ['ruleCategory'],
+    rollups,
+    state,
+    pending: [],
+    rowsPerBucket: (name) => ({ metrics_daily_by_rule: 1000, metrics_daily_by_category: 380 })[name],
+  });
+  assert.ok(pieces.some((p) => p.rollup?.name === 'metrics_daily_by_category'));
+  assert.ok(!pieces.some((p) => p.rollup?.name === 'metrics_daily_by_rule'));
+});

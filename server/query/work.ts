@@ -182,7 +182,7 @@ const OBSERVED_FOR_MS = 10 * 60_000;
 const TIMEOUT_SHARE = 0.6;
 
 export interface WorkLimitOptions {
-  /** Histogram values one series may merge (DB_MAX_HISTOGRAM_VALUES). */
+  /** Histogram values one series may merge (DB_MAX_HISTOGRAM_VALUES; 0: nothing is refused, densities are still read). */
   limit: number;
   /** The statement timeout answers run under (0 or absent: none, and no adaptation). */
   timeoutMs?: number;
@@ -242,7 +242,7 @@ export class WorkEstimator {
    * the timeout. Only large answers count.
    */
   observe(work: number, ms: number): void {
-    if (work < MIN_OBSERVED_SHARE * this.limit || !(ms > 0)) {
+    if (work <= 0 || work < MIN_OBSERVED_SHARE * this.limit || !(ms > 0)) {
       return;
     }
     this.costs.push({ msPerUnit: ms / work, at: this.now() });
@@ -274,7 +274,15 @@ export class WorkEstimator {
     if (!this.densities) {
       return 0;
     }
+    if (this.limit <= 0) {
+      return 0;
+    }
     const { limit, lowered } = this.currentLimit();
     return checkWork(q, pieces, this.densities, limit, lowered);
+  }
+
+  /** Rows a rollup held per bucket at the last reading (undefined before it): the planner's measure of size. */
+  rowsPerBucket(rollup: string): number | undefined {
+    return this.densities?.get(rollup)?.rowsPerBucket;
   }
 }

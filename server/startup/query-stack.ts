@@ -78,19 +78,18 @@ export async function buildQueryStack(
   const admissionFor = (concurrency: number) =>
     new Admission({ concurrency, maxQueue: config.DB_QUEUE_MAX, maxWaitMs: config.DB_QUEUE_WAIT_MS });
   const readAdmission = admissionFor(config.DB_POOL_MAX);
-  // Answers that would merge too many histogram values are refused before they run (work.ts).
-  const work =
-    config.DB_MAX_HISTOGRAM_VALUES > 0
-      ? new WorkEstimator(
-          async () => {
-            const state = await watermarks.current();
-            const marks = new Map(state.status.map((s) => [s.rollup, s.watermark?.getTime() ?? null]));
-            return readDensities(pools.background, rollups, marks);
-          },
-          { limit: config.DB_MAX_HISTOGRAM_VALUES, timeoutMs: config.DB_STATEMENT_TIMEOUT_MS }
-        )
-      : undefined;
-  await work?.refresh();
+  // Each rollup's measured density: answers that would merge too many histogram values are
+  // refused before they run, and the planner reads the smaller of two rollups that both hold
+  // the answer's dimensions (work.ts, plan.ts). Limit 0 refuses nothing.
+  const work = new WorkEstimator(
+    async () => {
+      const state = await watermarks.current();
+      const marks = new Map(state.status.map((s) => [s.rollup, s.watermark?.getTime() ?? null]));
+      return readDensities(pools.background, rollups, marks);
+    },
+    { limit: config.DB_MAX_HISTOGRAM_VALUES, timeoutMs: config.DB_STATEMENT_TIMEOUT_MS }
+  );
+  await work.refresh();
   const executorOn = (pool: Pool, admission: Admission): Executor => {
     const executor = new QueryExecutor(pool, watermarks, () => rollups, admission, executorMetrics, work);
     return demo ? new DemoNoticeExecutor(executor, demo) : executor;
