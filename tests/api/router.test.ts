@@ -1,0 +1,90 @@
+/**
+ * The router reads the rollup measured smallest among those holding a query's dimensions
+ * (server/query/plan.ts `levels`, fed by the densities of server/query/work.ts), on real
+ * PostgreSQL through the running service: with many rules, per category holds far fewer rows
+ * per hour than per rule, so a question about categories reads it — and its answer is the one
+ * raw rows give. Also with the work limit off (DB_MAX_HISTOGRAM_VALUES=0): the densities are
+ * still read for the router.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { freshDatabase, postJson, startTestService, uniqueName, type TestDatabase } from '../support/services';
+import { HOUR } from '../support/fixture';
+import { generateHistory } from '../../server/generator/history';
+import { refreshRollups } from '../../server/db/refresh';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+const services: RunningService[] = [];
+/** Settled hours, below every rollup's watermark. */
+let range: { from: number; to: number };
+
+before(async () => {
+  db = await freshDatabase();
+  const end = new Date(Math.ceil(Date.now() / HOUR) * HOUR);
+  await generateHistory(
+    db.pool,
+    { days: 1, rowsPerHour: 1500, rules: 1000, parsers: 6, seed: 5, end, method: 'copy' },
+    () => undefined
+  );
+  await refreshRollups(db.pool, 'postgres', { until: new Date(Date.now() - 2 * HOUR) });
+  await db.pool.query('ANALYZE');
+  const { rows } = await db.pool.query('SELECT max(bucket) AS newest FROM metrics_hourly_by_category');
+  const to = new Date(rows[0].newest).getTime() + HOUR;
+  range = { from: to - 12 * HOUR, to };
+});
+after(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  await db?.drop();
+});
+
+const rowsPerHour = async (table: string) =>
+  Number(
+    (
+      await db.pool.query(`SELECT count(*)::float8 / count(DISTINCT bucket) AS n FROM ${table} WHERE bucket >= $1`, [
+        new Date(range.from),
+      ])
+    ).rows[0].n
+  );
+
+for (const limit of ['5000000', '0']) {
+  test(`a category question reads per category, measured smaller than per rule, and answers as raw rows do (work limit ${limit})`, async () => {
+    const [byRule, byCategory] = [
+      await rowsPerHour('metrics_hourly_by_rule'),
+      await rowsPerHour('metrics_hourly_by_category'),
+    ];
+    assert.ok(byCategory < 0.5 * byRule, `the data has many rules: ${byCategory} vs ${byRule} rows an hour`);
+    const svc = await startTestService({
+      DATABASE_URL: db.url,
+      CACHE_PREFIX: uniqueName('router').replace(/_/g, '-'),
+      DB_MAX_HISTOGRAM_VALUES: limit,
+    });
+    services.push(svc);
+    const res = await postJson(`${svc.url}/api/v1/query`, {
+      range,
+      queries: [{ refId: 'A', kind: 'errorBreakdown', groupBy: 'ruleCategory', limit: 50 }],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const [frame] = res.body.results.A.frames;
+    const tiers: string[] = frame.schema.meta.custom.tiers;
+    assert.ok(tiers.includes('hourly_by_category'), `tiers: ${tiers}`);
+    assert.ok(!tiers.some((t) => t.includes('by_rule')), `tiers: ${tiers}`);
+
+    const names: string[] = frame.schema.fields.map((f: { name: string }) => f.name);
+    const column = (name: string) => frame.data.values[names.indexOf(name)];
+    const got = new Map<string, number[]>(
+      column('ruleCategory').map((c: string, i: number) => [
+        c,
+        [column('executionCount')[i], column('errorCount')[i], column('timeoutCount')[i]],
+      ])
+    );
+    const { rows } = await db.pool.query(
+      `SELECT coalesce(rule_category, '(none)') AS c, count(*)::int AS n,
+              count(*) FILTER (WHERE status = 'ERROR')::int AS e, count(*) FILTER (WHERE status = 'TIMEOUT')::int AS t
+       FROM metrics WHERE time >= $1 AND time < $2 GROUP BY 1`,
+      [new Date(range.from), new Date(range.to)]
+    );
+    assert.ok(rows.length > 1);
+    assert.deepEqual(got, new Map(rows.map((r) => [r.c, [r.n, r.e, r.t]])));
+  });
+}
