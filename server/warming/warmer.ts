@@ -123,18 +123,31 @@ export function dashboardWarmItems(
   return items;
 }
 
-/** A query's JSON without its refId; remembered for frozen queries (the query fast path shares them between requests). */
-const shapes = new WeakMap<RuleperfQuery, string>();
+/** A query's JSON without its refId. */
 function shapeOf(query: RuleperfQuery): string {
-  let shape = shapes.get(query);
-  if (shape === undefined) {
-    const { refId: _refId, ...rest } = query;
-    shape = JSON.stringify(rest);
-    if (Object.isFrozen(query)) {
-      shapes.set(query, shape);
-    }
+  const { refId: _refId, ...rest } = query;
+  return JSON.stringify(rest);
+}
+
+/**
+ * The id RecentQueries counts a query under, remembered per frozen query (the query fast path
+ * shares them between requests) for its last span and sizes: the same string each time, so the
+ * map does not hash a new one on every cache hit.
+ */
+const lastIds = new WeakMap<
+  RuleperfQuery,
+  { spanMs: number; intervalMs?: number; maxDataPoints?: number; id: string }
+>();
+function recentId(query: RuleperfQuery, spanMs: number, intervalMs?: number, maxDataPoints?: number): string {
+  const last = lastIds.get(query);
+  if (last && last.spanMs === spanMs && last.intervalMs === intervalMs && last.maxDataPoints === maxDataPoints) {
+    return last.id;
   }
-  return shape;
+  const id = `${shapeOf(query)}|${spanMs}|${intervalMs}|${maxDataPoints}`;
+  if (Object.isFrozen(query)) {
+    lastIds.set(query, { spanMs, intervalMs, maxDataPoints, id });
+  }
+  return id;
 }
 
 /** Counts recent now-relative queries to replay the most popular ones. */
@@ -151,7 +164,7 @@ export class RecentQueries {
       return;
     }
     const spanMs = Math.round((request.range.to - request.range.from) / 60_000) * 60_000;
-    const id = `${shapeOf(query)}|${spanMs}|${request.intervalMs}|${request.maxDataPoints}`;
+    const id = recentId(query, spanMs, request.intervalMs, request.maxDataPoints);
     const entry = this.seen.get(id);
     if (entry) {
       entry.count++;
