@@ -88,3 +88,43 @@ for (const limit of ['5000000', '0']) {
     assert.deepEqual(got, new Map(rows.map((r) => [r.c, [r.n, r.e, r.t]])));
   });
 }
+
+test("one category's stats read per category too: count exact, average weighted, percentiles within 1 % of raw rows", async () => {
+  const svc = await startTestService({
+    DATABASE_URL: db.url,
+    CACHE_PREFIX: uniqueName('router').replace(/_/g, '-'),
+  });
+  services.push(svc);
+  const { rows: categories } = await db.pool.query(
+    'SELECT rule_category AS c FROM metrics WHERE rule_category IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 2'
+  );
+  for (const { c } of categories) {
+    const res = await postJson(`${svc.url}/api/v1/query`, {
+      range,
+      queries: [{ refId: 'A', kind: 'stats', ruleCategory: c }],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const [frame] = res.body.results.A.frames;
+    assert.ok(
+      frame.schema.meta.custom.tiers.includes('hourly_by_category'),
+      `tiers: ${frame.schema.meta.custom.tiers}`
+    );
+    const names: string[] = frame.schema.fields.map((f: { name: string }) => f.name);
+    const value = (name: string) => frame.data.values[names.indexOf(name)][0];
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n, avg(execution_time_ms) AS avg,
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY execution_time_ms) AS p50,
+              percentile_cont(0.95) WITHIN GROUP (ORDER BY execution_time_ms) AS p95,
+              percentile_cont(0.99) WITHIN GROUP (ORDER BY execution_time_ms) AS p99
+       FROM metrics WHERE rule_category = $1 AND time >= $2 AND time < $3`,
+      [c, new Date(range.from), new Date(range.to)]
+    );
+    const exact = rows[0];
+    assert.equal(value('executionCount'), exact.n, c);
+    assert.ok(Math.abs(value('avgExecutionTimeMs') - exact.avg) <= 1e-9 * exact.avg, `${c} average`);
+    for (const p of ['p50', 'p95', 'p99']) {
+      const got = value(`${p}ExecutionTimeMs`);
+      assert.ok(Math.abs(got - exact[p]) <= 0.01 * exact[p], `${c} ${p}: ${got} vs ${exact[p]}`);
+    }
+  }
+});
