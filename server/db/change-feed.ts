@@ -183,8 +183,9 @@ export class ChangeFeed {
 
   /**
    * `version(scopeOf(owner))`, remembered per owner until the remembered changes differ. A cache
-   * hit asks this on every request, and `version` walks every change kept (thousands after a
-   * day of late rows, one per refresh); `owner` must not change (a frozen normalized query).
+   * hit asks this on every request, and `version` walks every change kept (one per refresh that
+   * rewrote settled buckets and one per rename, for two entry lifetimes: thousands on a busy
+   * database); `owner` must not change (a frozen normalized query).
    */
   versionOf<T extends object>(owner: T, scopeOf: (owner: T) => VersionScope): string {
     if (!Object.isFrozen(owner)) {
