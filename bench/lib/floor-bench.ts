@@ -4,12 +4,14 @@
  * now-relative ranges, to ruleperf (defaults: near cache on, warmed) and to a bare Node `http`
  * server answering a fixed body of the same average size — same connections, back to back,
  * several rounds, the order alternating per round. Also: the average dashboard answer's size
- * and the part of it that is `meta.executedQueryString`.
+ * and the part of it that is `meta.executedQueryString`, and what a long change log costs a
+ * cache hit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import type Redis from 'ioredis';
+import { Client } from 'pg';
 import { dashboardWarmItems } from '../../server/warming/warmer';
 import { startServiceProcess } from '../../testkit/service-process';
 import { dashboardRequests } from '../../testkit/load-model';
@@ -257,6 +259,64 @@ export function startFloorServer(
   });
 }
 
+/** Changes the change-log check adds (a busy database keeps thousands for two entry lifetimes). */
+export const CHANGE_LOG_ROWS = 5000;
+
+export interface ChangeLogCost {
+  changes: number;
+  /** CPU per cached answer (µs) just before the changes were added, and with them kept. */
+  beforeUs: number;
+  afterUs: number;
+}
+
+async function medianOf(n: number, measure: () => Promise<number>): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < n; i++) {
+    values.push(await measure());
+  }
+  return median(values);
+}
+
+/**
+ * What a long change log costs a cache hit: ruleperf's CPU per answer (median of three wrk runs), then
+ * again once CHANGE_LOG_ROWS changes (raw ranges 400 days back, outside every panel's range)
+ * have reached the service; the rows are deleted afterwards. A hit that walked the log would
+ * cost tens of µs more with them (server/db/change-feed.ts `versionOf`).
+ */
+async function changeLogCost(dbUrl: string, measure: () => Promise<number>, settleMs: number): Promise<ChangeLogCost> {
+  const db = new Client({ connectionString: dbUrl });
+  await db.connect();
+  let ids: number[] = [];
+  try {
+    const beforeUs = await medianOf(3, measure);
+    const { rows } = await db.query(
+      `INSERT INTO ruleperf_changes (lo, hi)
+       SELECT now() - interval '400 days' - g * interval '1 minute', now() - interval '400 days' - g * interval '1 minute' + interval '30 seconds'
+       FROM generate_series(1, $1) g RETURNING id`,
+      [CHANGE_LOG_ROWS]
+    );
+    ids = rows.map((r) => Number(r.id));
+    await new Promise((r) => setTimeout(r, settleMs));
+    return { changes: ids.length, beforeUs, afterUs: await medianOf(3, measure) };
+  } finally {
+    if (ids.length) {
+      await db.query('DELETE FROM ruleperf_changes WHERE id = ANY($1::bigint[])', [ids]);
+    }
+    await db.end();
+  }
+}
+
+export function changeLogText(c: ChangeLogCost | { error: string }): string {
+  if ('error' in c) {
+    return `Change log: not measured (${c.error}).`;
+  }
+  return (
+    `Change log: CPU per cached answer ${Math.round(c.afterUs)} µs with ${int(c.changes)} more changes kept, ` +
+    `${Math.round(c.beforeUs)} µs just before (medians of three wrk runs, ×${(c.afterUs / c.beforeUs).toFixed(2)}; ` +
+    'a hit that walked the log would cost tens of µs more).'
+  );
+}
+
 const panelLabel = (q: Record<string, unknown>) =>
   `${q.kind}${Array.isArray(q.metrics) ? ` (${(q.metrics as string[]).join(', ')})` : ''}`;
 
@@ -344,6 +404,21 @@ export async function floorBench(o: {
     }
     process.stderr.write('\n');
     const after = await getText(`${svc.url}/metrics`);
+    const changeLog = await changeLogCost(
+      o.dbUrl,
+      async () => {
+        const cpu0 = cpuSeconds(pids.ruleperf);
+        const result = await runWrk({
+          url: urls.ruleperf,
+          script,
+          connections: o.connections[0],
+          threads: o.threads,
+          seconds: o.seconds,
+        });
+        return ((cpuSeconds(pids.ruleperf) - cpu0) * 1e6) / Math.max(1, result.requests);
+      },
+      2000
+    ).catch((err: Error) => ({ error: err.message }));
     const delta = (name: string, label = '') => metricSum(after, name, label) - metricSum(before, name, label);
     const hitBuckets = bucketDelta(
       histogramBuckets(before, 'ruleperf_query_duration_seconds', ['cache="hit"']),
@@ -378,6 +453,7 @@ export async function floorBench(o: {
     say(floorTable(summaries));
     say(`\n${serverSideText(server)}\n`);
     say(sizeTable(size, wire));
+    say(`\n${changeLogText(changeLog)}\n`);
     return {
       wrk: version,
       threads: o.threads,
@@ -388,6 +464,7 @@ export async function floorBench(o: {
       server,
       size,
       wire,
+      changeLog,
       runs: runs.map((r) => ({ round: r.round, connections: r.connections, target: r.target, ...r.result })),
     };
   } finally {
