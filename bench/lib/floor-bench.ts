@@ -369,6 +369,17 @@ export async function floorBench(o: {
     const pids: Record<Target, number | undefined> = { ruleperf: svc.child.pid, floor: floor.child.pid };
     const load = loadavg()[0];
 
+    /** One wrk run against `target`, with the CPU its process spent per answer (when /proc tells). */
+    const timedRun = async (target: Target, connections: number) => {
+      const cpu0 = cpuSeconds(pids[target]);
+      const result = await runWrk({ url: urls[target], script, connections, threads: o.threads, seconds: o.seconds });
+      const cpu = cpuSeconds(pids[target]) - cpu0;
+      return {
+        result,
+        ...(Number.isFinite(cpu) && result.requests ? { cpuUsPerAnswer: (cpu * 1e6) / result.requests } : {}),
+      };
+    };
+
     // Warm both (JIT, sockets, every panel's key) before anything is timed.
     for (const t of ['ruleperf', 'floor'] as Target[]) {
       await runWrk({ url: urls[t], script, connections: o.connections[0], threads: o.threads, seconds: 2 });
@@ -383,22 +394,7 @@ export async function floorBench(o: {
           process.stderr.write(
             `\rfloor: ${runs.length + 1}/${total} (${target}, ${connections} connections, round ${round + 1})   `
           );
-          const cpu0 = cpuSeconds(pids[target]);
-          const result = await runWrk({
-            url: urls[target],
-            script,
-            connections,
-            threads: o.threads,
-            seconds: o.seconds,
-          });
-          const cpu = cpuSeconds(pids[target]) - cpu0;
-          runs.push({
-            round,
-            connections,
-            target,
-            result,
-            ...(Number.isFinite(cpu) && result.requests ? { cpuUsPerAnswer: (cpu * 1e6) / result.requests } : {}),
-          });
+          runs.push({ round, connections, target, ...(await timedRun(target, connections)) });
         }
       }
     }
@@ -406,17 +402,7 @@ export async function floorBench(o: {
     const after = await getText(`${svc.url}/metrics`);
     const changeLog = await changeLogCost(
       o.dbUrl,
-      async () => {
-        const cpu0 = cpuSeconds(pids.ruleperf);
-        const result = await runWrk({
-          url: urls.ruleperf,
-          script,
-          connections: o.connections[0],
-          threads: o.threads,
-          seconds: o.seconds,
-        });
-        return ((cpuSeconds(pids.ruleperf) - cpu0) * 1e6) / Math.max(1, result.requests);
-      },
+      async () => (await timedRun('ruleperf', o.connections[0])).cpuUsPerAnswer ?? NaN,
       2000
     ).catch((err: Error) => ({ error: err.message }));
     const delta = (name: string, label = '') => metricSum(after, name, label) - metricSum(before, name, label);

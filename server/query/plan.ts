@@ -71,16 +71,16 @@ export function levels(
   }
   const best = [...candidates.values()].map((of) => {
     const fewestDims = of.reduce((a, b) => (b.dims.length < a.dims.length ? b : a));
-    const rows = (r: RollupInfo) => rowsPerBucket?.(r.name);
-    const base = rows(fewestDims);
+    const base = rowsPerBucket?.(fewestDims.name);
     if (base === undefined) {
       return fewestDims;
     }
     let chosen = fewestDims;
+    let chosenRows = base;
     for (const r of of) {
-      const n = rows(r);
-      if (n !== undefined && n < CLEARLY_SMALLER * base && n < (rows(chosen) ?? Infinity)) {
-        chosen = r;
+      const n = rowsPerBucket!(r.name);
+      if (n !== undefined && n < CLEARLY_SMALLER * base && n < chosenRows) {
+        [chosen, chosenRows] = [r, n];
       }
     }
     return chosen;
