@@ -4,7 +4,7 @@
  * (A, ruleperf), and the ADR's own millisecond cache keys.
  *
  *   npm run bench -- [--scale 45m|10m|1m|100m|<rows>[,…]] [--quick] [--sections rollups,queries,floor,traffic,overload]
- *                    [--rules 500[,5000] --parsers 30[,100]] [--pairs 200] [--traffic-seconds 120] [--rebuild]
+ *                    [--rules 500[,5000] --parsers 30[,100]] [--pairs 200] [--traffic-seconds 120] [--rebuild] [--native auto|off]
  *                    [--floor-connections 10,100] [--floor-seconds 10] [--floor-rounds 5] [--wrk-threads 1]
  */
 import { parseArgs } from 'node:util';
@@ -59,6 +59,8 @@ const { values: flags } = parseArgs({
     pairs: { type: 'string' },
     'traffic-seconds': { type: 'string' },
     rebuild: { type: 'boolean', default: false },
+    /** The bench databases' sketch functions: C where ruleperf_native is installed (auto), or PL/pgSQL (off). */
+    native: { type: 'string', default: 'auto' },
     runs: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -66,11 +68,16 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   console.log(
     'usage: npm run bench -- [--scale 45m|10m|1m|100m|<rows>[,…]] [--quick] [--sections startup,rollups,queries,floor,traffic,overload,freshness] [--rules 500[,5000]] [--parsers 30[,100]]\n' +
-      '                        [--pairs 200] [--traffic-seconds 120] [--runs 3] [--floor-connections 10,100] [--floor-seconds 10] [--floor-rounds 5] [--wrk-threads 1] [--rebuild]'
+      '                        [--pairs 200] [--traffic-seconds 120] [--runs 3] [--floor-connections 10,100] [--floor-seconds 10] [--floor-rounds 5] [--wrk-threads 1] [--rebuild] [--native auto|off]'
   );
   process.exit(0);
 }
 const quick = flags.quick;
+if (flags.native !== 'auto' && flags.native !== 'off') {
+  console.error(`bench: --native must be auto or off, got "${flags.native}"`);
+  process.exit(2);
+}
+const native = flags.native;
 /** An option that cannot be read ends the run with its message (no stack trace). */
 const option = <T>(read: () => T): T => {
   try {
@@ -185,7 +192,7 @@ async function benchDatabase(
       await admin.end();
       say(`reusing ${name} (built ${meta.rows[0].built_at.toISOString()}; --rebuild to start over)`);
       const upgrade = new Pool({ connectionString: url, max: 1 });
-      await migrate(upgrade, { flavour: 'postgres' }); // a database built by an older checkout
+      await migrate(upgrade, { flavour: 'postgres', native }); // a database built by an older checkout
       await upgrade.end();
       await topUp(url, rows, card);
       await makeCurrent(url);
@@ -196,7 +203,7 @@ async function benchDatabase(
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
   const pool = new Pool({ connectionString: url, max: 2 });
-  await migrate(pool, { flavour: 'postgres' });
+  await migrate(pool, { flavour: 'postgres', native });
   const options = historyOptions(rows, 30, new Date(Math.floor(Date.now() / HOUR) * HOUR), card);
   const progress = rowsProgress(`loading ${label(rows)}${card.suffix}`, plannedRows(options));
   await generateHistory(pool, options, (n) => progress.add(n));
@@ -319,7 +326,7 @@ async function main() {
     `# ruleperf benchmark — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${quick ? ' (quick)' : ''}`
   );
   say(
-    `\nMachine: ${require('node:os').cpus().length} cores, Node ${process.version}; native PostgreSQL and Redis on 127.0.0.1. Latencies are measured at the server (Server-Timing) unless marked client.`
+    `\nMachine: ${require('node:os').cpus().length} cores, Node ${process.version}; native PostgreSQL and Redis on 127.0.0.1. Sketch functions: ${native === 'off' ? 'PL/pgSQL (--native off)' : 'C where the ruleperf_native extension is installed (--native auto)'}. Latencies are measured at the server (Server-Timing) unless marked client.`
   );
   const redis = new Redis(REDIS_URL);
   const scaling: Array<{ rows: number; uncached: number; raw: number; cached: number }> = [];

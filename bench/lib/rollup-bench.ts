@@ -11,6 +11,7 @@
 import { Client, Pool, type PoolClient } from 'pg';
 import { SingleBar } from 'cli-progress';
 import { migrate } from '../../server/db/migrate';
+import { nativeEnabled, type NativeChoice } from '../../server/db/native';
 import { refreshRollups } from '../../server/db/refresh';
 import { startEmbeddedDatabase } from '../../server/db/embedded';
 import { generateHistory, plannedRows } from '../../server/generator/history';
@@ -29,7 +30,13 @@ const BEFORE = 5;
 /** Rollups schema 5 had (the minute tier came with schema 7). */
 const MINUTE_TIER = /^metrics_minute_/;
 
-async function scratch(pg: string, name: string, toVersion?: number, template?: string): Promise<Pool> {
+async function scratch(
+  pg: string,
+  name: string,
+  toVersion?: number,
+  template?: string,
+  native?: NativeChoice
+): Promise<Pool> {
   const admin = new Client({ connectionString: `${pg}/postgres` });
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -37,7 +44,7 @@ async function scratch(pg: string, name: string, toVersion?: number, template?: 
   await admin.end();
   const pool = new Pool({ connectionString: `${pg}/${name}`, max: 2 });
   pool.on('error', () => undefined); // an idle client cut by the server is replaced on the next query
-  await migrate(pool, { flavour: 'postgres', toVersion });
+  await migrate(pool, { flavour: 'postgres', toVersion, native });
   return pool;
 }
 
@@ -121,8 +128,10 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   await drop(pg, loadPool, loadName);
   figures.load = load;
 
-  // ---- First build and one-hour refresh, schema 5 against this schema, on the same rows.
+  // ---- First build and one-hour refresh, on the same rows: schema 5, this schema with its
+  // PL/pgSQL sketch functions, and this schema with the C ones (ruleperf_native) when installed.
   const beforeName = `ruleperf_bench_v${BEFORE}_${process.pid}`;
+  const plName = `ruleperf_bench_plpgsql_${process.pid}`;
   const nowName = `ruleperf_bench_now_${process.pid}`;
   // The embedded demo's density (6,000 rows an hour), 500 rules, 30 parsers.
   const buildOptions = {
@@ -140,7 +149,9 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   buildProgress.stop();
   await before.query('VACUUM ANALYZE metrics');
   await before.end();
-  const now = await scratch(pg, nowName, undefined, beforeName);
+  const pl = await scratch(pg, plName, undefined, beforeName, 'off');
+  const now = await scratch(pg, nowName, undefined, beforeName, 'auto');
+  const native = await nativeEnabled(now);
   const beforePool = new Pool({ connectionString: `${pg}/${beforeName}`, max: 2 });
   beforePool.on('error', () => undefined);
   const { rows: counted } = await now.query('SELECT count(*)::int AS n FROM metrics');
@@ -148,41 +159,77 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   const until = buildOptions.end;
 
   const bc = await beforePool.connect();
+  const pc = await pl.connect();
   const nc = await now.connect();
   say(
-    `First build of every rollup from ${buildRows.toLocaleString('en')} raw rows (${buildOptions.days} day${buildOptions.days > 1 ? 's' : ''} at 6,000 rows an hour, 500 rules, 30 parsers), one after the other on the same rows:\n`
+    `First build of every rollup from ${buildRows.toLocaleString('en')} raw rows (${buildOptions.days} day${buildOptions.days > 1 ? 's' : ''} at 6,000 rows an hour, 500 rules, 30 parsers), one after the other on the same rows${native ? '' : ' (the ruleperf_native extension is not installed on this server: no C column)'}:\n`
   );
   const firstBefore = await measured(bc, () => refreshAll(bc, 'before', until));
-  const firstNow = await measured(nc, () => refreshAll(nc, 'now', until));
-  const tenMs = firstNow.result.filter((r) => !MINUTE_TIER.test(r.rollup)).reduce((s, r) => s + r.ms, 0);
-  const minuteMs = firstNow.result.filter((r) => MINUTE_TIER.test(r.rollup)).reduce((s, r) => s + r.ms, 0);
-  const tenCpu = firstNow.cpuS * (tenMs / (tenMs + minuteMs));
+  const firstPl = await measured(pc, () => refreshAll(pc, 'now', until));
+  const firstNow = native ? await measured(nc, () => refreshAll(nc, 'now', until)) : null;
+  const split = (m: Measured<Array<{ rollup: string; ms: number }>>) => {
+    const tenMs = m.result.filter((r) => !MINUTE_TIER.test(r.rollup)).reduce((a, r) => a + r.ms, 0);
+    const minuteMs = m.result.filter((r) => MINUTE_TIER.test(r.rollup)).reduce((a, r) => a + r.ms, 0);
+    return { tenMs, minuteMs, tenCpu: m.cpuS * (tenMs / (tenMs + minuteMs)) };
+  };
+  const plSplit = split(firstPl);
+  const nowSplit = firstNow ? split(firstNow) : null;
+  const c = <T>(f: (m: Measured<T>) => string, m: Measured<T> | null) => (m ? f(m) : '—');
+  const speedUps = (b: number, p: number, n: number | undefined) =>
+    `${ratio(b, p)}${n === undefined ? '' : `; C: ${ratio(p, n)} over PL/pgSQL, ${ratio(b, n)} over schema ${BEFORE}`}`;
   say(
     table(
-      ['Figure', `schema ${BEFORE}`, 'this schema', 'speed-up'],
+      ['Figure', `schema ${BEFORE}`, 'this schema, PL/pgSQL sketches', 'this schema, C sketches', 'speed-up'],
       [
         [
           'All rollups: wall time',
           secs(firstBefore.wallS),
-          secs(firstNow.wallS),
-          ratio(firstBefore.wallS, firstNow.wallS),
+          secs(firstPl.wallS),
+          c((m) => secs(m.wallS), firstNow),
+          speedUps(firstBefore.wallS, firstPl.wallS, firstNow?.wallS),
         ],
-        ['… raw rows per second (wall)', rate(buildRows, firstBefore.wallS), rate(buildRows, firstNow.wallS), ''],
-        ['… backend CPU time', secs(firstBefore.cpuS), secs(firstNow.cpuS), ratio(firstBefore.cpuS, firstNow.cpuS)],
-        ['… raw rows per CPU second', rate(buildRows, firstBefore.cpuS), rate(buildRows, firstNow.cpuS), ''],
+        [
+          '… raw rows per second (wall)',
+          rate(buildRows, firstBefore.wallS),
+          rate(buildRows, firstPl.wallS),
+          c((m) => rate(buildRows, m.wallS), firstNow),
+          '',
+        ],
+        [
+          '… backend CPU time',
+          secs(firstBefore.cpuS),
+          secs(firstPl.cpuS),
+          c((m) => secs(m.cpuS), firstNow),
+          speedUps(firstBefore.cpuS, firstPl.cpuS, firstNow?.cpuS),
+        ],
+        [
+          '… raw rows per CPU second',
+          rate(buildRows, firstBefore.cpuS),
+          rate(buildRows, firstPl.cpuS),
+          c((m) => rate(buildRows, m.cpuS), firstNow),
+          '',
+        ],
         [
           `The ten rollups of schema ${BEFORE} (hourly and daily): wall`,
           secs(firstBefore.wallS),
-          secs(tenMs / 1000),
-          ratio(firstBefore.wallS, tenMs / 1000),
+          secs(plSplit.tenMs / 1000),
+          nowSplit ? secs(nowSplit.tenMs / 1000) : '—',
+          speedUps(firstBefore.wallS, plSplit.tenMs / 1000, nowSplit ? nowSplit.tenMs / 1000 : undefined),
         ],
         [
           '… raw rows per second (wall; CPU)',
           `${rate(buildRows, firstBefore.wallS)}; ${rate(buildRows, firstBefore.cpuS)}`,
-          `${rate(buildRows, tenMs / 1000)}; ${rate(buildRows, tenCpu)}`,
+          `${rate(buildRows, plSplit.tenMs / 1000)}; ${rate(buildRows, plSplit.tenCpu)}`,
+          nowSplit ? `${rate(buildRows, nowSplit.tenMs / 1000)}; ${rate(buildRows, nowSplit.tenCpu)}` : '—',
           '',
         ],
-        ['The minute tier (four rollups, 7 days kept)', '—', secs(minuteMs / 1000), ''],
+        [
+          'The minute tier (four rollups, 7 days kept)',
+          '—',
+          secs(plSplit.minuteMs / 1000),
+          nowSplit ? secs(nowSplit.minuteMs / 1000) : '—',
+          nowSplit ? ratio(plSplit.minuteMs, nowSplit.minuteMs) : '',
+        ],
       ]
     )
   );
@@ -190,22 +237,23 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
     rows: buildRows,
     days: buildOptions.days,
     before: firstBefore,
-    now: firstNow,
-    tenMs,
-    minuteMs,
+    plpgsql: { ...firstPl, ...plSplit },
+    native: firstNow ? { ...firstNow, ...nowSplit } : null,
   };
 
-  // One hour holding 1.5 million rows (the ADR's refresh row), refreshed alone, in both.
+  // One hour holding 1.5 million rows (the ADR's refresh row), refreshed alone, in each.
   const hourRowCount = o.quick ? 300_000 : 1_500_000;
   const hourStart = until.getTime() + DAY + 10 * HOUR;
-  const hourly: Record<string, { hourlyS: number; hourlyCpuS: number; allS: number; allCpuS: number; noopMs: number }> =
-    {};
-  for (const [label, client, pool] of [
-    ['before', bc, beforePool],
-    ['now', nc, now],
-  ] as const) {
+  type HourFigures = { hourlyS: number; hourlyCpuS: number; allS: number; allCpuS: number; noopMs: number };
+  const hourly: Record<string, HourFigures> = {};
+  const hourRuns = [
+    ['before', 'before', bc, beforePool],
+    ['plpgsql', 'now', pc, pl],
+    ...(native ? [['native', 'now', nc, now] as const] : []),
+  ] as const;
+  for (const [label, schema, client, pool] of hourRuns) {
     await client.query('TRUNCATE metrics');
-    await refreshAll(client, label, new Date(hourStart));
+    await refreshAll(client, schema, new Date(hourStart));
     const loader = await pool.connect();
     await copyRows(loader, hourRows(buildModel(6, 500, 30), 6, hourStart, hourRowCount), () => undefined);
     loader.release();
@@ -214,13 +262,13 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
     // in both): the hourly rollup first, on its own, then the others.
     const upTo = new Date(hourStart + HOUR + MIN);
     const first = await measured(client, () =>
-      label === 'before'
+      schema === 'before'
         ? client.query(`SELECT * FROM ruleperf_refresh(ARRAY['metrics_hourly'], $1)`, [upTo])
         : client.query(`SELECT * FROM ruleperf_refresh(ARRAY['metrics_hourly'], $1, '1 minute')`, [upTo])
     );
-    const rest = await measured(client, () => refreshAll(client, label, upTo, MIN));
+    const rest = await measured(client, () => refreshAll(client, schema, upTo, MIN));
     const t = performance.now();
-    await refreshAll(client, label, upTo, MIN);
+    await refreshAll(client, schema, upTo, MIN);
     hourly[label] = {
       hourlyS: first.wallS,
       hourlyCpuS: first.cpuS,
@@ -230,38 +278,51 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
     };
   }
   bc.release();
+  pc.release();
   nc.release();
   await drop(pg, beforePool, beforeName);
+  await drop(pg, pl, plName);
   await drop(pg, now, nowName);
+  const h = (f: (x: HourFigures) => string) => (hourly.native ? f(hourly.native) : '—');
   say(`\nRefresh of one hour holding ${hourRowCount.toLocaleString('en')} rows, and a refresh with nothing to do:\n`);
   say(
     table(
-      ['Figure', `schema ${BEFORE}`, 'this schema', 'Baseline'],
+      ['Figure', `schema ${BEFORE}`, 'this schema, PL/pgSQL', 'this schema, C', 'Baseline'],
       [
-        ['Load (COPY, rows/s)', '', Math.round(load.rowsPerSecond).toLocaleString('en'), 'target ≥ 200,000'],
+        ['Load (COPY, rows/s)', '', Math.round(load.rowsPerSecond).toLocaleString('en'), '', 'target ≥ 200,000'],
         [
           'Refresh of the hour: hourly rollup, wall',
           secs(hourly.before.hourlyS),
-          secs(hourly.now.hourlyS),
+          secs(hourly.plpgsql.hourlyS),
+          h((x) => secs(x.hourlyS)),
           'ADR: 2.8 s for 1.5M; target ≤ 3 s',
         ],
         [
           '… its backend CPU time',
           secs(hourly.before.hourlyCpuS),
-          secs(hourly.now.hourlyCpuS),
-          ratio(hourly.before.hourlyCpuS, hourly.now.hourlyCpuS) + ' faster',
+          secs(hourly.plpgsql.hourlyCpuS),
+          h((x) => secs(x.hourlyCpuS)),
+          ratio(hourly.before.hourlyCpuS, hourly.plpgsql.hourlyCpuS) + ' faster (PL/pgSQL)',
         ],
         [
           '… every rollup (schema 5: ten; this schema: fourteen), wall',
           secs(hourly.before.allS),
-          secs(hourly.now.allS),
+          secs(hourly.plpgsql.allS),
+          h((x) => secs(x.allS)),
           'ADR: 2.8 s + 1.2 s (its two)',
         ],
-        ['… their backend CPU time', secs(hourly.before.allCpuS), secs(hourly.now.allCpuS), ''],
+        [
+          '… their backend CPU time',
+          secs(hourly.before.allCpuS),
+          secs(hourly.plpgsql.allCpuS),
+          h((x) => secs(x.allCpuS)),
+          '',
+        ],
         [
           'Refresh with nothing to do (client round trip)',
           `${hourly.before.noopMs.toFixed(1)} ms`,
-          `${hourly.now.noopMs.toFixed(1)} ms`,
+          `${hourly.plpgsql.noopMs.toFixed(1)} ms`,
+          h((x) => `${x.noopMs.toFixed(1)} ms`),
           'target ≤ 100 ms',
         ],
       ]

@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Queryable } from './types';
+import { applyNativeChoice, type NativeChoice, type NativeResult } from './native';
 
 export type Flavour = 'timescale' | 'postgres';
 
@@ -25,6 +26,12 @@ export interface MigrateOptions {
   rawRetention?: string;
   /** Stop after this schema version (upgrade tests and the bench's comparison with older schemas). */
   toVersion?: number;
+  /**
+   * The C sketch functions (server/db/native.ts): 'auto' uses them when the ruleperf_native
+   * extension is installed, 'off' puts PL/pgSQL back. By default 'auto', and untouched when
+   * `toVersion` stops at an older schema.
+   */
+  native?: NativeChoice;
   log?: (line: string) => void;
 }
 
@@ -32,6 +39,8 @@ export interface MigrateResult {
   flavour: Flavour;
   applied: string[];
   version: number;
+  /** Whether the sketch functions run in C; absent when not looked at (`toVersion`). */
+  native?: NativeResult;
 }
 
 export class MigrationRefused extends Error {}
@@ -146,5 +155,14 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
     }
     applied.push(m.name);
   }
-  return { flavour, applied, version: Math.min(latestVersion(flavour), options.toVersion ?? Infinity) };
+  const version = Math.min(latestVersion(flavour), options.toVersion ?? Infinity);
+  const nativeChoice = options.native ?? (options.toVersion === undefined ? 'auto' : undefined);
+  if (!nativeChoice) {
+    return { flavour, applied, version };
+  }
+  const native = await applyNativeChoice(db, nativeChoice);
+  log(
+    native.enabled ? 'sketch functions: native (ruleperf_native, C)' : `sketch functions: PL/pgSQL (${native.reason})`
+  );
+  return { flavour, applied, version, native };
 }

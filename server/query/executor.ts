@@ -81,7 +81,9 @@ export class QueryExecutor implements Executor {
       observe(work: number, ms: number): void;
       /** Measured rollup sizes, for choosing among rollups of one width (plan.ts). */
       rowsPerBucket?: RowsPerBucket;
-    }
+    },
+    /** Whether percentiles are merged in C (the ruleperf_native extension, server/db/native.ts). */
+    private readonly nativeSketches = false
   ) {}
 
   /**
@@ -114,6 +116,7 @@ export class QueryExecutor implements Executor {
     let onSlot = 0;
     let slotTurn: Promise<unknown> = Promise.resolve();
     const reader: Reader = {
+      nativeSketches: this.nativeSketches,
       rows: async (statement) => {
         this.metrics.dbQuery(tiers[tiers.length - 1] ?? 'none');
         const query = () => this.db.query(statement.text, statement.values);

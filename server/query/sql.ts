@@ -205,15 +205,21 @@ export const PERCENTILE_LEVELS = [0.5, 0.95, 0.99] as const;
  * ranks around h = q·(n − 1) (clamp them to [min, max] on use). The result is a SELECT the
  * kinds wrap (order, limit, names).
  */
-export function mergedSelect(g: string[], withPercentiles: boolean): string {
+export function mergedSelect(g: string[], withPercentiles: boolean, nativeSketches = false): string {
   const cols = g.length ? `${g.join(', ')}, ` : '';
-  const agg = `SELECT ${cols}sum(execution_count)::bigint AS execution_count, sum(exec_time_sum) AS exec_time_sum,
+  const sums = `SELECT ${cols}sum(execution_count)::bigint AS execution_count, sum(exec_time_sum) AS exec_time_sum,
     min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max,
     sum(records_processed)::bigint AS records_processed, sum(records_failed)::bigint AS records_failed,
-    sum(error_count)::bigint AS error_count, sum(success_count)::bigint AS success_count, sum(timeout_count)::bigint AS timeout_count
-  FROM src${g.length ? ` GROUP BY ${g.join(', ')}` : ''}`;
+    sum(error_count)::bigint AS error_count, sum(success_count)::bigint AS success_count, sum(timeout_count)::bigint AS timeout_count`;
+  const grouping = `\n  FROM src${g.length ? ` GROUP BY ${g.join(', ')}` : ''}`;
+  const agg = sums + grouping;
   if (!withPercentiles) {
     return `SELECT a.* FROM (${agg}) a WHERE a.execution_count > 0`;
+  }
+  if (nativeSketches) {
+    // The same figures, the merge and interpolation done in C (native/ruleperf_native.c).
+    return `SELECT a.* FROM (${sums},
+    ruleperf_native_percentiles(array_agg(ROW(latency_sketch)::ruleperf_sketch_part)) AS pct${grouping}) a WHERE a.execution_count > 0`;
   }
   // Per group: the histogram (key k, count c, value v), each key's count of values below it,
   // n values in all, and each level's rank h = q·(n − 1); then, in one pass over the group's

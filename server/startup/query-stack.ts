@@ -23,6 +23,7 @@ import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
 import { QueryService } from '../query/service';
 import { loopTurns } from '../query/turns';
+import { nativeQueries } from '../db/native';
 import { WatermarkSource } from '../query/watermarks';
 import { RecentQueries } from '../warming/warmer';
 
@@ -90,8 +91,22 @@ export async function buildQueryStack(
     { limit: config.DB_MAX_HISTOGRAM_VALUES, timeoutMs: config.DB_STATEMENT_TIMEOUT_MS }
   );
   await work.refresh();
+  // Percentiles merged in C where the ruleperf_native extension serves the sketch functions.
+  const nativeSketches = await nativeQueries(pools.read);
+  log.info(
+    { nativeSketches },
+    nativeSketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL'
+  );
   const executorOn = (pool: Pool, admission: Admission): Executor => {
-    const executor = new QueryExecutor(pool, watermarks, () => rollups, admission, executorMetrics, work);
+    const executor = new QueryExecutor(
+      pool,
+      watermarks,
+      () => rollups,
+      admission,
+      executorMetrics,
+      work,
+      nativeSketches
+    );
     return demo ? new DemoNoticeExecutor(executor, demo) : executor;
   };
   const executor = executorOn(pools.read, readAdmission);

@@ -1,20 +1,56 @@
 /**
  * Schema 6 rewrote the sketch functions in PL/pgSQL for speed (schema 9 answers the rank keys
- * of one- and two-entry sketches with an inlined expression). Continuous aggregates and
- * stored rank keys made by the SQL versions of schemas 1 and 4 must keep meaning the same
- * thing, so for random inputs (sorted or not, repeated keys, zero counts, empty, NULL) each
- * new function returns exactly what the old definition returns.
+ * of one- and two-entry sketches with an inlined expression), and the optional ruleperf_native
+ * extension runs them in C (server/db/native.ts). Continuous aggregates and stored rank keys
+ * made by the SQL versions of schemas 1 and 4 must keep meaning the same thing, so for random
+ * inputs (sorted or not, repeated keys, zero counts, empty, NULL) each function returns
+ * exactly what the old definition returns: in PL/pgSQL, and in C where the extension is
+ * installed (`.ci/run` builds it; elsewhere that half is skipped, saying so).
  */
 import assert from 'node:assert/strict';
-import { test, before, after } from 'node:test';
+import { describe, test, before, after } from 'node:test';
 import fc from 'fast-check';
-import { freshDatabase, type TestDatabase } from '../support/services';
+import { Client } from 'pg';
+import { ADMIN_URL, freshDatabase, type TestDatabase } from '../support/services';
+import { mergedSelect } from '../../server/query/sql';
+import { NATIVE_EXTENSION, nativeEnabled, type NativeChoice } from '../../server/db/native';
 
-let db: TestDatabase;
-before(async () => {
-  db = await freshDatabase({ flavour: 'postgres' });
-  // The schema-1 and schema-4 definitions, as they were.
-  await db.pool.query(`
+async function nativeInstalled(): Promise<boolean> {
+  const c = new Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    return (await c.query('SELECT 1 FROM pg_available_extensions WHERE name = $1', [NATIVE_EXTENSION])).rows.length > 0;
+  } finally {
+    await c.end();
+  }
+}
+
+describe('sketch functions', async () => {
+  const installed = await nativeInstalled();
+  for (const [variant, native] of [
+    ['PL/pgSQL', 'off'],
+    ['C (ruleperf_native)', 'auto'],
+  ] as Array<[string, NativeChoice]>) {
+    describe(
+      `sketch functions in ${variant}`,
+      {
+        skip:
+          native === 'auto' && !installed
+            ? `the ${NATIVE_EXTENSION} extension is not installed on this PostgreSQL (make -C native install)`
+            : false,
+      },
+      () => sketchFunctionTests(native)
+    );
+  }
+});
+
+function sketchFunctionTests(native: NativeChoice) {
+  let db: TestDatabase;
+  before(async () => {
+    db = await freshDatabase({ flavour: 'postgres', native });
+    assert.equal(await nativeEnabled(db.pool), native === 'auto', 'the functions run in the language asked for');
+    // The schema-1 and schema-4 definitions, as they were.
+    await db.pool.query(`
     CREATE FUNCTION old_from_keys(keys integer[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE AS $$
       SELECT coalesce(array_agg((k::bigint << 32) | c ORDER BY k), '{}'::bigint[])
       FROM (SELECT k, count(*) AS c FROM unnest(keys) AS k GROUP BY k) AS s $$;
@@ -32,72 +68,108 @@ before(async () => {
         min(k) FILTER (WHERE before <= floor(0.99 * (n - 1)) AND floor(0.99 * (n - 1)) < before + c),
         min(k) FILTER (WHERE before <= least(n - 1, ceil(0.99 * n)) AND least(n - 1, ceil(0.99 * n)) < before + c)]
       FROM cum $$;`);
-});
-after(async () => {
-  await db.drop();
-});
+  });
+  after(async () => {
+    await db.drop();
+  });
 
-// Keys cluster (ties matter) and span the whole range.
-const key = fc.oneof(fc.integer({ min: 1480, max: 1530 }), fc.integer({ min: 0, max: 4000 }));
-const keys = fc.array(key, { maxLength: 60 });
-const entry = fc.tuple(key, fc.integer({ min: 0, max: 50 })).map(([k, c]) => `${(BigInt(k) << 32n) | BigInt(c)}`);
-const smallEntry = fc.tuple(key, fc.integer({ min: 0, max: 2 })).map(([k, c]) => `${(BigInt(k) << 32n) | BigInt(c)}`);
-/** A compact sorted sketch (what rollups store), or an arbitrary list of entries. */
-const sketch = fc.oneof(
-  fc
-    .uniqueArray(key, { maxLength: 40 })
-    .chain((ks) =>
-      fc.tuple(
-        ...ks
-          .sort((a, b) => a - b)
-          .map((k) => fc.integer({ min: 1, max: 1000 }).map((c) => `${(BigInt(k) << 32n) | BigInt(c)}`))
-      )
-    ),
-  fc.array(entry, { maxLength: 40 }),
-  // One or two entries of small counts, in either order: the cases schema 9 answers inline.
-  fc.array(smallEntry, { minLength: 1, maxLength: 2 }),
-  smallEntry.map((e) => [e, e])
-);
-
-async function same(sql: string, args: unknown[]) {
-  const { rows } = await db.pool.query(sql, args);
-  assert.deepEqual(rows[0].new, rows[0].old, `${sql} ${JSON.stringify(args)}`);
-}
-
-test('from_keys, compact, coarsen and rank keys equal their schema-1/4 definitions', async () => {
-  await fc.assert(
-    fc.asyncProperty(keys, sketch, async (k, s) => {
-      await same('SELECT ruleperf_sketch_from_keys($1::int[])::text AS new, old_from_keys($1::int[])::text AS old', [
-        k,
-      ]);
-      await same('SELECT ruleperf_sketch_compact($1::bigint[])::text AS new, old_compact($1::bigint[])::text AS old', [
-        s,
-      ]);
-      await same('SELECT ruleperf_sketch_coarsen($1::bigint[])::text AS new, old_coarsen($1::bigint[])::text AS old', [
-        s,
-      ]);
-      await same(
-        'SELECT ruleperf_sketch_rank_keys($1::bigint[])::text AS new, old_rank_keys($1::bigint[])::text AS old',
-        [s]
-      );
-    }),
-    { numRuns: 300 }
+  // Keys cluster (ties matter) and span the whole range.
+  const key = fc.oneof(fc.integer({ min: 1480, max: 1530 }), fc.integer({ min: 0, max: 4000 }));
+  const keys = fc.array(key, { maxLength: 60 });
+  const entry = fc.tuple(key, fc.integer({ min: 0, max: 50 })).map(([k, c]) => `${(BigInt(k) << 32n) | BigInt(c)}`);
+  const smallEntry = fc.tuple(key, fc.integer({ min: 0, max: 2 })).map(([k, c]) => `${(BigInt(k) << 32n) | BigInt(c)}`);
+  /** A compact sorted sketch (what rollups store), or an arbitrary list of entries. */
+  const sketch = fc.oneof(
+    fc
+      .uniqueArray(key, { maxLength: 40 })
+      .chain((ks) =>
+        fc.tuple(
+          ...ks
+            .sort((a, b) => a - b)
+            .map((k) => fc.integer({ min: 1, max: 1000 }).map((c) => `${(BigInt(k) << 32n) | BigInt(c)}`))
+        )
+      ),
+    fc.array(entry, { maxLength: 40 }),
+    // One or two entries of small counts, in either order: the cases schema 9 answers inline.
+    fc.array(smallEntry, { minLength: 1, maxLength: 2 }),
+    smallEntry.map((e) => [e, e])
   );
-  for (const fn of ['from_keys($1::int[])', 'compact($1::bigint[])', 'coarsen($1::bigint[])']) {
-    await same(`SELECT ruleperf_sketch_${fn}::text AS new, old_${fn}::text AS old`, [null]);
+
+  async function same(sql: string, args: unknown[]) {
+    const { rows } = await db.pool.query(sql, args);
+    assert.deepEqual(rows[0].new, rows[0].old, `${sql} ${JSON.stringify(args)}`);
   }
-  await same('SELECT ruleperf_sketch_rank_keys(NULL)::text AS new, old_rank_keys(NULL)::text AS old', []);
-});
 
-test('merging sketches as parts equals compacting their concatenation', async () => {
-  await fc.assert(
-    fc.asyncProperty(fc.array(sketch, { maxLength: 6 }), async (parts) => {
-      await same(
-        `SELECT ruleperf_sketch_merge_parts(array(SELECT ROW(p::bigint[])::ruleperf_sketch_part FROM jsonb_array_elements_text($1::jsonb) AS p))::text AS new,
+  test('from_keys, compact, coarsen and rank keys equal their schema-1/4 definitions', async () => {
+    await fc.assert(
+      fc.asyncProperty(keys, sketch, async (k, s) => {
+        await same('SELECT ruleperf_sketch_from_keys($1::int[])::text AS new, old_from_keys($1::int[])::text AS old', [
+          k,
+        ]);
+        await same(
+          'SELECT ruleperf_sketch_compact($1::bigint[])::text AS new, old_compact($1::bigint[])::text AS old',
+          [s]
+        );
+        await same(
+          'SELECT ruleperf_sketch_coarsen($1::bigint[])::text AS new, old_coarsen($1::bigint[])::text AS old',
+          [s]
+        );
+        await same(
+          'SELECT ruleperf_sketch_rank_keys($1::bigint[])::text AS new, old_rank_keys($1::bigint[])::text AS old',
+          [s]
+        );
+      }),
+      { numRuns: 300 }
+    );
+    for (const fn of ['from_keys($1::int[])', 'compact($1::bigint[])', 'coarsen($1::bigint[])']) {
+      await same(`SELECT ruleperf_sketch_${fn}::text AS new, old_${fn}::text AS old`, [null]);
+    }
+    await same('SELECT ruleperf_sketch_rank_keys(NULL)::text AS new, old_rank_keys(NULL)::text AS old', []);
+  });
+
+  test('merging sketches as parts equals compacting their concatenation', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(sketch, { maxLength: 6 }), async (parts) => {
+        await same(
+          `SELECT ruleperf_sketch_merge_parts(array(SELECT ROW(p::bigint[])::ruleperf_sketch_part FROM jsonb_array_elements_text($1::jsonb) AS p))::text AS new,
                 old_compact(array(SELECT e FROM jsonb_array_elements_text($1::jsonb) AS p, unnest(p::bigint[]) AS e))::text AS old`,
-        [JSON.stringify(parts.map((p) => `{${p.join(',')}}`))]
-      );
-    }),
-    { numRuns: 200 }
-  );
-});
+          [JSON.stringify(parts.map((p) => `{${p.join(',')}}`))]
+        );
+      }),
+      { numRuns: 200 }
+    );
+  });
+
+  // Queries merge percentiles in C only where the extension serves the sketch functions.
+  if (native !== 'auto') {
+    return;
+  }
+  test('percentiles merged by a query: the same float8 values in C as in SQL', async () => {
+    // Groups of sketches (some NULL, some of zero counts) as a query's source rows; the figures
+    // other than percentiles are constants here.
+    const groups = fc.array(fc.array(fc.option(sketch, { nil: null }), { minLength: 1, maxLength: 5 }), {
+      minLength: 1,
+      maxLength: 4,
+    });
+    const src = `src AS (
+      SELECT x.grp, 1::bigint AS execution_count, 0::float8 AS exec_time_sum, 0::float8 AS exec_time_min,
+        0::float8 AS exec_time_max, 0::bigint AS records_processed, 0::bigint AS records_failed, 0::bigint AS error_count,
+        0::bigint AS success_count, 0::bigint AS timeout_count, x.s::bigint[] AS latency_sketch
+      FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
+    const run = async (nativeSketches: boolean, rows: string) =>
+      (await db.pool.query(`WITH ${src} ${mergedSelect(['grp'], true, nativeSketches)} ORDER BY a.grp`, [rows])).rows;
+    let compared = 0;
+    await fc.assert(
+      fc.asyncProperty(groups, async (gs) => {
+        const rows = JSON.stringify(
+          gs.flatMap((parts, g) => parts.map((p) => ({ grp: `g${g}`, s: p === null ? null : `{${p.join(',')}}` })))
+        );
+        const [inSql, inC] = [await run(false, rows), await run(true, rows)];
+        assert.deepEqual(inC, inSql, rows);
+        compared += inC.filter((r) => Array.isArray(r.pct)).length;
+      }),
+      { numRuns: 200 }
+    );
+    assert.ok(compared > 100, `percentiles were compared (${compared} groups)`);
+  });
+}

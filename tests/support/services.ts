@@ -8,11 +8,12 @@ import pino from 'pino';
 import { loadConfig } from '../../server/config';
 import { startService, type RunningService } from '../../server/main';
 import { migrate, type Flavour } from '../../server/db/migrate';
+import type { NativeChoice } from '../../server/db/native';
 
 export const PG_HOST = process.env.TEST_PG_HOST ?? '127.0.0.1';
 export const PG_PORT = Number(process.env.TEST_PG_PORT ?? 5432);
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const ADMIN_URL = `postgres://postgres@${PG_HOST}:${PG_PORT}/postgres`;
+export const ADMIN_URL = `postgres://postgres@${PG_HOST}:${PG_PORT}/postgres`;
 
 export const uniqueName = (prefix: string) => `${prefix}_${process.pid}_${randomBytes(3).toString('hex')}`;
 
@@ -24,7 +25,9 @@ export interface TestDatabase {
 }
 
 /** A new empty database on the local PostgreSQL, dropped (forcibly) at the end. */
-export async function freshDatabase(options: { migrate?: boolean; flavour?: Flavour } = {}): Promise<TestDatabase> {
+export async function freshDatabase(
+  options: { migrate?: boolean; flavour?: Flavour; native?: NativeChoice } = {}
+): Promise<TestDatabase> {
   const name = uniqueName('ruleperf_test');
   const admin = new Client({ connectionString: ADMIN_URL });
   await admin.connect();
@@ -34,7 +37,7 @@ export async function freshDatabase(options: { migrate?: boolean; flavour?: Flav
   const pool = new Pool({ connectionString: url, max: 4 });
   pool.on('error', () => undefined);
   if (options.migrate ?? true) {
-    await migrate(pool, { flavour: options.flavour ?? 'postgres' });
+    await migrate(pool, { flavour: options.flavour ?? 'postgres', native: options.native });
   }
   return {
     name,

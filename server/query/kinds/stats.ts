@@ -29,7 +29,10 @@ export const stats: KindSpec = {
   async read(db, q, plan) {
     const p = new Params();
     const src = sourceRows(q, plan.pieces, p, { shape: 'fine', bucketMs: null, group: null });
-    const statement = { text: `WITH src AS (\n  ${src}\n)\n${mergedSelect([], true)}`, values: p.values };
+    const statement = {
+      text: `WITH src AS (\n  ${src}\n)\n${mergedSelect([], true, db.nativeSketches)}`,
+      values: p.values,
+    };
     return { rows: await db.rows(statement), statements: [{ statement }] };
   },
   frames(q, rows) {

@@ -141,7 +141,12 @@ export function splitCandidates(ids: string[]): string[][] {
 }
 
 /** Exact figures for the given rules (all rules when null), names and categories joined. */
-export function exactStatement(q: NormalizedQuery, pieces: readonly Piece[], ruleIds: string[] | null): Statement {
+export function exactStatement(
+  q: NormalizedQuery,
+  pieces: readonly Piece[],
+  ruleIds: string[] | null,
+  nativeSketches = false
+): Statement {
   const p = new Params();
   const src = sourceRows(q, pieces, p, {
     shape: 'fine',
@@ -149,7 +154,7 @@ export function exactStatement(q: NormalizedQuery, pieces: readonly Piece[], rul
     filters: ruleIds ? { ...q.filters, ruleId: ruleIds } : q.filters,
   });
   const text = `WITH src AS (\n  ${src}\n)
-SELECT b.*, r.rule_name AS name, r.rule_category AS category FROM (${mergedSelect(['grp'], true)}) b
+SELECT b.*, r.rule_name AS name, r.rule_category AS category FROM (${mergedSelect(['grp'], true, nativeSketches)}) b
 LEFT JOIN rules r ON r.rule_id = b.grp`;
   return { text, values: p.values };
 }
@@ -214,7 +219,7 @@ export const topRules: KindSpec = {
     const candidates = candidatesStatement(q, plan.pieces);
     const ids = (await db.rows(candidates)).map((r) => String(r.grp));
     const groups = splitCandidates(ids);
-    const exact = groups.map((group) => exactStatement(q, plan.pieces, group));
+    const exact = groups.map((group) => exactStatement(q, plan.pieces, group, db.nativeSketches));
     const results = await Promise.all(exact.map((s) => db.rows(s)));
     return {
       rows: rankTopRules(results.flat(), q, (q.range.to - q.range.from) / 1000),

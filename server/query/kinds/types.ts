@@ -28,6 +28,8 @@ export interface KindParams {
 /** Runs statements (through the service's admission control). */
 export interface Reader {
   rows(statement: Statement): Promise<Row[]>;
+  /** Percentiles are merged by the ruleperf_native extension's C function (server/db/native.ts). */
+  readonly nativeSketches: boolean;
 }
 
 export interface KindRead {

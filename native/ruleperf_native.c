@@ -1,0 +1,476 @@
+/*
+ * ruleperf_native: the latency-sketch functions in C, an optional PostgreSQL extension.
+ *
+ * Each function returns exactly what its PL/pgSQL namesake of sql/common/006_registry.sql
+ * (and sql/postgres/006_registry_driven.sql for the rank keys) returns, for every input the
+ * service produces (tests/rollups/sketch-native.test.ts compares them on random inputs).
+ * A sketch is a bigint[] of entries key << 32 | count, sorted by key (see
+ * sql/common/001_read_model.sql). Building rollups calls these once per rollup row, which in
+ * PL/pgSQL costs microseconds a call; here it is a sort of a few integers.
+ *
+ * Entries must not be NULL (the service never makes one); a NULL element is an error rather
+ * than a silently different answer.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+
+PG_MODULE_MAGIC;
+
+#define COUNT_MASK INT64CONST(4294967295)
+
+typedef struct
+{
+	int64		key;
+	int64		count;
+} Entry;
+
+/* key << 32 | count, with the shift done on unsigned bits as SQL's bigint << does. */
+static inline int64
+make_entry(int64 key, int64 count)
+{
+	return (int64) ((uint64) key << 32) | count;
+}
+
+static inline int64
+entry_key(int64 e)
+{
+	return e >> 32;				/* arithmetic shift, as SQL's >> on bigint */
+}
+
+static ArrayType *
+int8_array(const int64 *values, int n)
+{
+	Datum	   *d;
+	int			i;
+
+	if (n == 0)
+		return construct_empty_array(INT8OID);
+	d = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum(values[i]);
+	return construct_array(d, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
+static void
+no_nulls(ArrayType *a, const char *what)
+{
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain NULL elements", what)));
+}
+
+/* The elements of a bigint[] (no NULLs), and how many. */
+static int64 *
+int8_elements(ArrayType *a, int *n)
+{
+	no_nulls(a, "a sketch");
+	*n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	return (int64 *) ARR_DATA_PTR(a);
+}
+
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_entry_key(const void *a, const void *b)
+{
+	int64		x = ((const Entry *) a)->key;
+	int64		y = ((const Entry *) b)->key;
+
+	return (x > y) - (x < y);
+}
+
+/* Entries sorted by key, counts of equal keys added: the result, as SQL's GROUP BY key ORDER BY key. */
+static ArrayType *
+grouped(Entry *items, int n)
+{
+	int64	   *out;
+	int			m = 0;
+	int			i;
+
+	if (n == 0)
+		return construct_empty_array(INT8OID);
+	qsort(items, n, sizeof(Entry), cmp_entry_key);
+	out = palloc(sizeof(int64) * n);
+	for (i = 0; i < n;)
+	{
+		int64		count = 0;
+		int			j = i;
+
+		while (j < n && items[j].key == items[i].key)
+			count += items[j++].count;
+		out[m++] = make_entry(items[i].key, count);
+		i = j;
+	}
+	return int8_array(out, m);
+}
+
+/* Whether keys rise strictly (a compact sketch, returned as it is). */
+static bool
+strictly_sorted(const int64 *e, int n)
+{
+	int			i;
+
+	for (i = 1; i < n; i++)
+		if (entry_key(e[i]) <= entry_key(e[i - 1]))
+			return false;
+	return true;
+}
+
+/* ruleperf_native_from_keys(keys integer[]) → sorted entries, one per key with its count. */
+PG_FUNCTION_INFO_V1(ruleperf_native_from_keys);
+Datum
+ruleperf_native_from_keys(PG_FUNCTION_ARGS)
+{
+	ArrayType  *a;
+	int32	   *keys;
+	int64	   *out;
+	int			n;
+	int			m = 0;
+	int			i;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	a = PG_GETARG_ARRAYTYPE_P(0);
+	no_nulls(a, "sketch keys");
+	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	keys = palloc(sizeof(int32) * n);
+	memcpy(keys, ARR_DATA_PTR(a), sizeof(int32) * n);
+	qsort(keys, n, sizeof(int32), cmp_int32);
+	out = palloc(sizeof(int64) * n);
+	for (i = 0; i < n;)
+	{
+		int			j = i;
+
+		while (j < n && keys[j] == keys[i])
+			j++;
+		out[m++] = make_entry(keys[i], j - i);
+		i = j;
+	}
+	PG_RETURN_ARRAYTYPE_P(int8_array(out, m));
+}
+
+/* ruleperf_native_compact(entries bigint[]) → sorted by key, one entry per key, counts added. */
+PG_FUNCTION_INFO_V1(ruleperf_native_compact);
+Datum
+ruleperf_native_compact(PG_FUNCTION_ARGS)
+{
+	ArrayType  *a;
+	int64	   *e;
+	Entry	   *items;
+	int			n;
+	int			i;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	a = PG_GETARG_ARRAYTYPE_P(0);
+	e = int8_elements(a, &n);
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	if (strictly_sorted(e, n))
+		PG_RETURN_ARRAYTYPE_P(a);
+	items = palloc(sizeof(Entry) * n);
+	for (i = 0; i < n; i++)
+	{
+		items[i].key = entry_key(e[i]);
+		items[i].count = e[i] & COUNT_MASK;
+	}
+	PG_RETURN_ARRAYTYPE_P(grouped(items, n));
+}
+
+/* ruleperf_native_coarsen(entries bigint[]) → the coarse sketch: keys / 16, counts added. */
+PG_FUNCTION_INFO_V1(ruleperf_native_coarsen);
+Datum
+ruleperf_native_coarsen(PG_FUNCTION_ARGS)
+{
+	ArrayType  *a;
+	int64	   *e;
+	Entry	   *items;
+	int			n;
+	int			i;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	a = PG_GETARG_ARRAYTYPE_P(0);
+	e = int8_elements(a, &n);
+	items = palloc(sizeof(Entry) * (n > 0 ? n : 1));
+	for (i = 0; i < n; i++)
+	{
+		items[i].key = entry_key(e[i]) / 16;	/* truncates toward zero, as SQL's bigint / */
+		items[i].count = e[i] & COUNT_MASK;
+	}
+	PG_RETURN_ARRAYTYPE_P(grouped(items, n));
+}
+
+/*
+ * ruleperf_native_rank_keys(entries bigint[]) → {p95 lower, p95 upper, p99 lower, p99 upper}
+ * keys, as sql/postgres/004_rank_keys.sql defines them: over the entries ordered by key, an
+ * entry's `before` is the count of all entries with a key up to its own, less its own count
+ * (SQL's window sum ORDER BY k, peers included); a rank's key is the least key of an entry
+ * with before <= rank < before + count. Ranks and counts are float8, as in SQL.
+ */
+PG_FUNCTION_INFO_V1(ruleperf_native_rank_keys);
+Datum
+ruleperf_native_rank_keys(PG_FUNCTION_ARGS)
+{
+	Datum		out[4];
+	bool		isnull[4] = {true, true, true, true};
+	int			dims[1] = {4};
+	int			lbs[1] = {1};
+	double		rank[4];
+	double		total = 0;
+	Entry	   *items;
+	int64	   *e = NULL;
+	int			n = 0;
+	int			i;
+	int			r;
+
+	if (!PG_ARGISNULL(0))
+		e = int8_elements(PG_GETARG_ARRAYTYPE_P(0), &n);
+	items = palloc(sizeof(Entry) * (n > 0 ? n : 1));
+	for (i = 0; i < n; i++)
+	{
+		items[i].key = entry_key(e[i]);
+		items[i].count = e[i] & COUNT_MASK;
+		total += (double) items[i].count;
+	}
+	rank[0] = floor(0.95 * (total - 1));
+	rank[1] = fmin(total - 1, ceil(0.95 * total));
+	rank[2] = floor(0.99 * (total - 1));
+	rank[3] = fmin(total - 1, ceil(0.99 * total));
+	if (n > 1)
+		qsort(items, n, sizeof(Entry), cmp_entry_key);
+	{
+		double		cum = 0;		/* the counts of all keys below the current one */
+
+		for (i = 0; i < n;)
+		{
+			double		through = cum;
+			int			j = i;
+			int			k;
+
+			while (j < n && items[j].key == items[i].key)
+			{
+				through += (double) items[j].count;
+				j++;
+			}
+			for (k = i; k < j; k++)
+			{
+				double		c = (double) items[k].count;
+				double		before = through - c;
+
+				for (r = 0; r < 4; r++)
+					if (isnull[r] && before <= rank[r] && rank[r] < before + c)
+					{
+						out[r] = Int32GetDatum((int32) items[k].key);
+						isnull[r] = false;
+					}
+			}
+			cum = through;
+			i = j;
+		}
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, isnull, 1, dims, lbs, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+}
+
+/*
+ * The sketches of an array of one-column rows (ruleperf_sketch_part, whose only attribute is
+ * the entries); NULL rows and NULL entries count as empty. Sets *single to the one part's
+ * sketch when the array holds exactly one row with a sketch, and *total to the entries in all.
+ */
+static ArrayType **
+part_sketches(ArrayType *parts, int *nparts, int **sizes, int *total)
+{
+	Oid			elemtype = ARR_ELEMTYPE(parts);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *rows;
+	bool	   *rownulls;
+	ArrayType **sketches;
+	int			i;
+
+	if (!type_is_rowtype(elemtype))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("ruleperf_native takes an array of rows whose first column is a sketch")));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(parts, elemtype, typlen, typbyval, typalign, &rows, &rownulls, nparts);
+	sketches = palloc0(sizeof(ArrayType *) * (*nparts > 0 ? *nparts : 1));
+	*sizes = palloc0(sizeof(int) * (*nparts > 0 ? *nparts : 1));
+	*total = 0;
+	for (i = 0; i < *nparts; i++)
+	{
+		bool		isnull;
+		Datum		entries;
+
+		if (rownulls[i])
+			continue;
+		entries = GetAttributeByNum(DatumGetHeapTupleHeader(rows[i]), 1, &isnull);
+		if (isnull)
+			continue;
+		sketches[i] = DatumGetArrayTypeP(entries);
+		(void) int8_elements(sketches[i], &(*sizes)[i]);
+		*total += (*sizes)[i];
+	}
+	return sketches;
+}
+
+/* Every entry of the parts, as (key, count) items. */
+static Entry *
+part_items(ArrayType **sketches, const int *sizes, int nparts, int total)
+{
+	Entry	   *items = palloc(sizeof(Entry) * (total > 0 ? total : 1));
+	int			m = 0;
+	int			i;
+	int			k;
+
+	for (i = 0; i < nparts; i++)
+	{
+		int64	   *e;
+
+		if (sketches[i] == NULL)
+			continue;
+		e = (int64 *) ARR_DATA_PTR(sketches[i]);
+		for (k = 0; k < sizes[i]; k++)
+		{
+			items[m].key = entry_key(e[k]);
+			items[m].count = e[k] & COUNT_MASK;
+			m++;
+		}
+	}
+	return items;
+}
+
+/*
+ * ruleperf_native_merge_parts(parts anyarray) → the parts' sketches added up. One part whose
+ * keys rise strictly is returned as it is.
+ */
+PG_FUNCTION_INFO_V1(ruleperf_native_merge_parts);
+Datum
+ruleperf_native_merge_parts(PG_FUNCTION_ARGS)
+{
+	ArrayType **sketches;
+	int		   *sizes;
+	int			nparts;
+	int			total;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	sketches = part_sketches(PG_GETARG_ARRAYTYPE_P(0), &nparts, &sizes, &total);
+	if (nparts == 1 && sketches[0] != NULL &&
+		strictly_sorted((int64 *) ARR_DATA_PTR(sketches[0]), sizes[0]))
+		PG_RETURN_ARRAYTYPE_P(sketches[0]);
+	PG_RETURN_ARRAYTYPE_P(grouped(part_items(sketches, sizes, nparts, total), total));
+}
+
+/* The value a sketch key stands for, as server/query/sketch.ts's representativeSql computes it. */
+static double
+representative(int64 key)
+{
+	if (key == 0)
+		return 0;
+	return 2 * pow(1.016129032258064, (double) (key - 1500)) / 2.016129032258064;
+}
+
+/*
+ * ruleperf_native_percentiles(parts anyarray) → {p50, p95, p99} of the parts' sketches merged,
+ * computed as server/query/sql.ts's mergedSelect does in SQL: per level q, h = q·(n − 1), the
+ * values at the ranks floor(h) and ceil(h), interpolated (lo + (h − floor(h))·(hi − lo)), in
+ * float8 throughout; a rank no entry holds gives NULL. NULL when the parts hold no entry.
+ */
+PG_FUNCTION_INFO_V1(ruleperf_native_percentiles);
+Datum
+ruleperf_native_percentiles(PG_FUNCTION_ARGS)
+{
+	static const double levels[3] = {0.5, 0.95, 0.99};
+	ArrayType **sketches;
+	Entry	   *items;
+	int		   *sizes;
+	int			nparts;
+	int			total;
+	int			m = 0;
+	int			i;
+	int			l;
+	double		n = 0;
+	double		before = 0;
+	double		h[3];
+	double		lo[3];
+	double		hi[3];
+	bool		has_lo[3] = {false, false, false};
+	bool		has_hi[3] = {false, false, false};
+	Datum		out[3];
+	bool		isnull[3];
+	int			dims[1] = {3};
+	int			lbs[1] = {1};
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	sketches = part_sketches(PG_GETARG_ARRAYTYPE_P(0), &nparts, &sizes, &total);
+	if (total == 0)
+		PG_RETURN_NULL();
+	items = part_items(sketches, sizes, nparts, total);
+	qsort(items, total, sizeof(Entry), cmp_entry_key);
+	/* One item per key, its counts added (SQL: GROUP BY k, sum(c)::float8). */
+	for (i = 0; i < total;)
+	{
+		int64		count = 0;
+		int			j = i;
+
+		while (j < total && items[j].key == items[i].key)
+			count += items[j++].count;
+		items[m].key = items[i].key;
+		items[m].count = count;
+		n += (double) count;
+		m++;
+		i = j;
+	}
+	for (l = 0; l < 3; l++)
+		h[l] = levels[l] * (n - 1);
+	for (i = 0; i < m; i++)
+	{
+		double		c = (double) items[i].count;
+		double		v = representative(items[i].key);
+
+		for (l = 0; l < 3; l++)
+		{
+			double		f = floor(h[l]);
+			double		e = ceil(h[l]);
+
+			if (!has_lo[l] && before <= f && f < before + c)
+			{
+				lo[l] = v;
+				has_lo[l] = true;
+			}
+			if (!has_hi[l] && before <= e && e < before + c)
+			{
+				hi[l] = v;
+				has_hi[l] = true;
+			}
+		}
+		before += c;
+	}
+	for (l = 0; l < 3; l++)
+	{
+		isnull[l] = !(has_lo[l] && has_hi[l]);
+		out[l] = Float8GetDatum(isnull[l] ? 0 : lo[l] + (h[l] - floor(h[l])) * (hi[l] - lo[l]));
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, isnull, 1, dims, lbs, FLOAT8OID, sizeof(float8),
+											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
