@@ -14,3 +14,5 @@ CREATE FUNCTION ruleperf_native_merge_parts(anyarray) RETURNS bigint[]
   AS 'MODULE_PATHNAME', 'ruleperf_native_merge_parts' LANGUAGE c IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION ruleperf_native_percentiles(anyarray) RETURNS float8[]
   AS 'MODULE_PATHNAME', 'ruleperf_native_percentiles' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION ruleperf_native_keys_at(anyarray, float8) RETURNS integer[]
+  AS 'MODULE_PATHNAME', 'ruleperf_native_keys_at' LANGUAGE c IMMUTABLE PARALLEL SAFE;

@@ -380,6 +380,65 @@ ruleperf_native_merge_parts(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(grouped(part_items(sketches, sizes, nparts, total), total));
 }
 
+/*
+ * The parts' sketches merged: one item per key, ascending, counts added (SQL: GROUP BY k,
+ * sum(c)); *m items, *n their count as float8 (as SQL sums them). NULL when no part holds an
+ * entry (SQL's unnest then yields no row for the group).
+ */
+static Entry *
+merged_items(ArrayType *parts, int *m, double *n)
+{
+	ArrayType **sketches;
+	Entry	   *items;
+	int		   *sizes;
+	int			nparts;
+	int			total;
+	int			i;
+
+	sketches = part_sketches(parts, &nparts, &sizes, &total);
+	if (total == 0)
+		return NULL;
+	items = part_items(sketches, sizes, nparts, total);
+	qsort(items, total, sizeof(Entry), cmp_entry_key);
+	*m = 0;
+	*n = 0;
+	for (i = 0; i < total;)
+	{
+		int64		count = 0;
+		int			j = i;
+
+		while (j < total && items[j].key == items[i].key)
+			count += items[j++].count;
+		items[*m].key = items[i].key;
+		items[*m].count = count;
+		*n += (double) count;
+		(*m)++;
+		i = j;
+	}
+	return items;
+}
+
+/*
+ * The index of the item holding 0-based rank r (before <= r < before + count, counts as
+ * float8 as in SQL), or -1 when none does (r out of range, or between zero counts).
+ */
+static int
+item_at(const Entry *items, int m, double r)
+{
+	double		before = 0;
+	int			i;
+
+	for (i = 0; i < m; i++)
+	{
+		double		c = (double) items[i].count;
+
+		if (before <= r && r < before + c)
+			return i;
+		before += c;
+	}
+	return -1;
+}
+
 /* The value a sketch key stands for, as server/query/sketch.ts's representativeSql computes it. */
 static double
 representative(int64 key)
@@ -400,21 +459,10 @@ Datum
 ruleperf_native_percentiles(PG_FUNCTION_ARGS)
 {
 	static const double levels[3] = {0.5, 0.95, 0.99};
-	ArrayType **sketches;
 	Entry	   *items;
-	int		   *sizes;
-	int			nparts;
-	int			total;
-	int			m = 0;
-	int			i;
+	int			m;
 	int			l;
-	double		n = 0;
-	double		before = 0;
-	double		h[3];
-	double		lo[3];
-	double		hi[3];
-	bool		has_lo[3] = {false, false, false};
-	bool		has_hi[3] = {false, false, false};
+	double		n;
 	Datum		out[3];
 	bool		isnull[3];
 	int			dims[1] = {3};
@@ -422,55 +470,57 @@ ruleperf_native_percentiles(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	sketches = part_sketches(PG_GETARG_ARRAYTYPE_P(0), &nparts, &sizes, &total);
-	if (total == 0)
+	items = merged_items(PG_GETARG_ARRAYTYPE_P(0), &m, &n);
+	if (items == NULL)
 		PG_RETURN_NULL();
-	items = part_items(sketches, sizes, nparts, total);
-	qsort(items, total, sizeof(Entry), cmp_entry_key);
-	/* One item per key, its counts added (SQL: GROUP BY k, sum(c)::float8). */
-	for (i = 0; i < total;)
-	{
-		int64		count = 0;
-		int			j = i;
-
-		while (j < total && items[j].key == items[i].key)
-			count += items[j++].count;
-		items[m].key = items[i].key;
-		items[m].count = count;
-		n += (double) count;
-		m++;
-		i = j;
-	}
-	for (l = 0; l < 3; l++)
-		h[l] = levels[l] * (n - 1);
-	for (i = 0; i < m; i++)
-	{
-		double		c = (double) items[i].count;
-		double		v = representative(items[i].key);
-
-		for (l = 0; l < 3; l++)
-		{
-			double		f = floor(h[l]);
-			double		e = ceil(h[l]);
-
-			if (!has_lo[l] && before <= f && f < before + c)
-			{
-				lo[l] = v;
-				has_lo[l] = true;
-			}
-			if (!has_hi[l] && before <= e && e < before + c)
-			{
-				hi[l] = v;
-				has_hi[l] = true;
-			}
-		}
-		before += c;
-	}
 	for (l = 0; l < 3; l++)
 	{
-		isnull[l] = !(has_lo[l] && has_hi[l]);
-		out[l] = Float8GetDatum(isnull[l] ? 0 : lo[l] + (h[l] - floor(h[l])) * (hi[l] - lo[l]));
+		double		h = levels[l] * (n - 1);
+		int			lo = item_at(items, m, floor(h));
+		int			hi = item_at(items, m, ceil(h));
+
+		isnull[l] = lo < 0 || hi < 0;
+		out[l] = Float8GetDatum(isnull[l] ? 0 :
+								representative(items[lo].key) +
+								(h - floor(h)) * (representative(items[hi].key) - representative(items[lo].key)));
 	}
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, isnull, 1, dims, lbs, FLOAT8OID, sizeof(float8),
 											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * ruleperf_native_keys_at(parts anyarray, q float8) → {the key at rank floor(h), the key at
+ * rank ceil(h)} of the parts' sketches merged, h = q·(n − 1): what top rules' coarse stage
+ * reads (server/query/kinds/top-rules.ts), NULL for a rank no entry holds. NULL when the parts
+ * hold no entry.
+ */
+PG_FUNCTION_INFO_V1(ruleperf_native_keys_at);
+Datum
+ruleperf_native_keys_at(PG_FUNCTION_ARGS)
+{
+	Entry	   *items;
+	int			m;
+	double		n;
+	double		h;
+	int			at[2];
+	Datum		out[2];
+	bool		isnull[2];
+	int			dims[1] = {2};
+	int			lbs[1] = {1};
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	items = merged_items(PG_GETARG_ARRAYTYPE_P(0), &m, &n);
+	if (items == NULL)
+		PG_RETURN_NULL();
+	h = PG_GETARG_FLOAT8(1) * (n - 1);
+	at[0] = item_at(items, m, floor(h));
+	at[1] = item_at(items, m, ceil(h));
+	for (i = 0; i < 2; i++)
+	{
+		isnull[i] = at[i] < 0;
+		out[i] = Int32GetDatum(isnull[i] ? 0 : (int32) items[at[i]].key);
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, isnull, 1, dims, lbs, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }

@@ -153,12 +153,13 @@ export async function nativeEnabled(db: Queryable): Promise<boolean> {
 }
 
 /**
- * Whether queries may merge percentiles with the extension's C function: the sketch functions
- * run in C (not turned off) and the installed extension has it.
+ * Whether queries may merge percentiles and top rules' coarse keys with the extension's C
+ * functions: the sketch functions run in C (not turned off) and the installed extension has them.
  */
 export async function nativeQueries(db: Queryable): Promise<boolean> {
   const { rows } = await db.query(
-    `SELECT to_regprocedure('ruleperf_native_percentiles(anyarray)') IS NOT NULL AS present`
+    `SELECT to_regprocedure('ruleperf_native_percentiles(anyarray)') IS NOT NULL
+        AND to_regprocedure('ruleperf_native_keys_at(anyarray, float8)') IS NOT NULL AS present`
   );
   return rows[0].present === true && (await nativeEnabled(db));
 }

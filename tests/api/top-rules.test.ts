@@ -2,7 +2,8 @@
  * Top rules prunes to candidates before the exact query. Pruning must never change the
  * answer: for random ranges (daily, hourly, minute and raw pieces), limits, percentile orders
  * and filters, the answer equals the exact ranking over every rule, with rank-key bounds and
- * with coarse-sketch bounds alike.
+ * with coarse-sketch bounds alike, and with percentiles and coarse keys merged in C where the
+ * ruleperf_native extension serves the sketch functions.
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
@@ -19,6 +20,7 @@ import { plan } from '../../server/query/plan';
 import { candidatesStatement, exactStatement, rankTopRules } from '../../server/query/kinds/top-rules';
 import { columns } from '../../testkit/runner';
 import { measures } from '../../server/query/measures';
+import { nativeQueries } from '../../server/db/native';
 
 let db: TestDatabase;
 let rollups: RollupInfo[];
@@ -30,15 +32,26 @@ before(async () => {
   rollups = await loadRollupCatalog(db.pool);
   watermarks = new WatermarkSource(db.pool, 0);
   const admission = new Admission({ concurrency: 4, maxQueue: 100, maxWaitMs: 60_000 });
-  for (const [name, list] of [
-    ['rank keys', rollups],
-    ['coarse', rollups.map((r) => ({ ...r, rankKeys: false }))],
-  ] as const) {
-    executors.push({
-      name,
-      rollups: [...list],
-      executor: new QueryExecutor(db.pool, watermarks, () => list, admission, { dbQuery: () => undefined }),
-    });
+  const inC = (await nativeQueries(db.pool)) ? [false, true] : [false];
+  for (const native of inC) {
+    for (const [name, list] of [
+      ['rank keys', rollups],
+      ['coarse', rollups.map((r) => ({ ...r, rankKeys: false }))],
+    ] as const) {
+      executors.push({
+        name: native ? `${name}, merged in C` : name,
+        rollups: [...list],
+        executor: new QueryExecutor(
+          db.pool,
+          watermarks,
+          () => list,
+          admission,
+          { dbQuery: () => undefined },
+          undefined,
+          native
+        ),
+      });
+    }
   }
 });
 after(async () => db?.drop());

@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { Client } from 'pg';
 import { ADMIN_URL, freshDatabase, type TestDatabase } from '../support/services';
 import { mergedSelect } from '../../server/query/sql';
+import { coarseKeys } from '../../server/query/kinds/top-rules';
 import { NATIVE_EXTENSION, nativeEnabled, type NativeChoice } from '../../server/db/native';
 
 async function nativeInstalled(): Promise<boolean> {
@@ -171,5 +172,30 @@ function sketchFunctionTests(native: NativeChoice) {
       { numRuns: 200 }
     );
     assert.ok(compared > 100, `percentiles were compared (${compared} groups)`);
+  });
+
+  test("top rules' coarse keys at a rank: the same keys in C as in SQL", async () => {
+    const groups = fc.array(fc.array(fc.option(sketch, { nil: null }), { minLength: 1, maxLength: 5 }), {
+      minLength: 1,
+      maxLength: 4,
+    });
+    const src = `src AS (
+      SELECT x.grp, x.s::bigint[] AS latency_sketch FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
+    const run = async (level: number, nativeSketches: boolean, rows: string) =>
+      (await db.pool.query(`WITH ${src}, ${coarseKeys(level, nativeSketches)} SELECT * FROM keys ORDER BY grp`, [rows]))
+        .rows;
+    let compared = 0;
+    await fc.assert(
+      fc.asyncProperty(groups, fc.constantFrom(0.95, 0.99), async (gs, level) => {
+        const rows = JSON.stringify(
+          gs.flatMap((parts, g) => parts.map((p) => ({ grp: `g${g}`, s: p === null ? null : `{${p.join(',')}}` })))
+        );
+        const [inSql, inC] = [await run(level, false, rows), await run(level, true, rows)];
+        assert.deepEqual(inC, inSql, rows);
+        compared += inC.filter((r) => r.klo !== null).length;
+      }),
+      { numRuns: 200 }
+    );
+    assert.ok(compared > 100, `keys were compared (${compared} groups)`);
   });
 }

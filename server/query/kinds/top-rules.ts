@@ -61,9 +61,34 @@ const coarseHighSql = (k: string) => `power(${GAMMA}::float8, (16 * ${k} + 15 - 
 
 const byRule = { bucketMs: null, group: 'ruleId' as const, notNull: ['ruleId' as const] };
 
+/**
+ * CTE `keys` (after the ones it needs): per rule of CTE `src`, the keys at ranks floor(h) and
+ * ceil(h), h = level·(n − 1), of its merged (coarse) sketches — in SQL, or in C where the
+ * ruleperf_native extension serves the sketch functions: the same keys, and rules without
+ * entries left out alike.
+ */
+export function coarseKeys(level: number, nativeSketches: boolean): string {
+  return nativeSketches
+    ? `keys AS (
+  SELECT grp, kk[1] AS klo, kk[2] AS khi FROM (
+    SELECT grp, ruleperf_native_keys_at(array_agg(ROW(latency_sketch)::ruleperf_sketch_part), ${level}::float8) AS kk
+    FROM src GROUP BY grp) x
+  WHERE kk IS NOT NULL
+)`
+    : `hist AS (
+  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
+), cum AS (
+  SELECT *, sum(c) OVER (w ORDER BY k) - c AS before, ${level} * (sum(c) OVER w - 1) AS h FROM hist WINDOW w AS (PARTITION BY grp)
+), keys AS (
+  SELECT grp, min(k) FILTER (WHERE before <= floor(h) AND floor(h) < before + c) AS klo, min(k) FILTER (WHERE before <= ceil(h) AND ceil(h) < before + c) AS khi
+  FROM cum GROUP BY grp
+)`;
+}
+
 export function candidatesStatement(
   q: NormalizedQuery,
-  pieces: readonly Piece[]
+  pieces: readonly Piece[],
+  nativeSketches = false
 ): Statement & { method: 'exact' | 'rankKeys' | 'coarse' } {
   const p = new Params();
   const percentile = PERCENTILE[q.sortBy!];
@@ -77,16 +102,10 @@ SELECT grp FROM agg a ORDER BY ${SUM_ORDER[q.sortBy!]} DESC NULLS LAST, grp LIMI
   }
   const limit = p.add(q.limit);
   /** Coarse-sketch bounds per rule over the rows of CTE `src` (the keys around rank h = q·(n − 1)), then the candidates. */
+  const keys = coarseKeys(percentile, nativeSketches);
   const coarseCandidates = `agg AS (
   SELECT grp, min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max FROM src GROUP BY grp
-), hist AS (
-  SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
-), cum AS (
-  SELECT *, sum(c) OVER (w ORDER BY k) - c AS before, ${percentile} * (sum(c) OVER w - 1) AS h FROM hist WINDOW w AS (PARTITION BY grp)
-), keys AS (
-  SELECT grp, min(k) FILTER (WHERE before <= floor(h) AND floor(h) < before + c) AS klo, min(k) FILTER (WHERE before <= ceil(h) AND ceil(h) < before + c) AS khi
-  FROM cum GROUP BY grp
-), bounds AS (
+), ${keys}, bounds AS (
   SELECT a.grp, greatest(a.exec_time_min, ${coarseLowSql('k.klo')}) AS lo, least(a.exec_time_max, ${coarseHighSql('k.khi')}) AS hi
   FROM keys k JOIN agg a ON a.grp = k.grp
 ), threshold AS (
@@ -216,7 +235,7 @@ export const topRules: KindSpec = {
   // Ranked on rank keys or coarse histograms; only the `limit` chosen rules' histograms are merged.
   mergesHistograms: () => false,
   async read(db, q, plan) {
-    const candidates = candidatesStatement(q, plan.pieces);
+    const candidates = candidatesStatement(q, plan.pieces, db.nativeSketches);
     const ids = (await db.rows(candidates)).map((r) => String(r.grp));
     const groups = splitCandidates(ids);
     const exact = groups.map((group) => exactStatement(q, plan.pieces, group, db.nativeSketches));
