@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Pool } from 'pg';
 import type { Queryable } from './types';
 import { applyNativeChoice, type NativeChoice, type NativeResult } from './native';
 
@@ -92,6 +93,15 @@ export async function schemaInfo(db: Queryable): Promise<{ flavour: Flavour; ver
 }
 
 export async function migrate(db: Queryable, options: MigrateOptions = {}): Promise<MigrateResult> {
+  // Its transactions need one connection throughout: a pool lends one for the whole migration.
+  if (db instanceof Pool) {
+    const client = await db.connect();
+    try {
+      return await migrate(client, options);
+    } finally {
+      client.release();
+    }
+  }
   const log = options.log ?? (() => undefined);
   const compressAfter = options.compressAfter ?? '7 days';
   const rawRetention = options.rawRetention ?? '90 days';
