@@ -2,11 +2,14 @@
  * ruleperf_native: the latency-sketch functions in C, an optional PostgreSQL extension.
  *
  * Each function returns exactly what its PL/pgSQL namesake of sql/common/006_registry.sql
- * (and sql/postgres/006_registry_driven.sql for the rank keys) returns, for every input the
- * service produces (tests/rollups/sketch-native.test.ts compares them on random inputs).
- * A sketch is a bigint[] of entries key << 32 | count, sorted by key (see
- * sql/common/001_read_model.sql). Building rollups calls these once per rollup row, which in
- * PL/pgSQL costs microseconds a call; here it is a sort of a few integers.
+ * (and sql/postgres/006_registry_driven.sql for the rank keys) returns, and the two that
+ * queries use (percentiles, keys at a rank) what the SQL of server/query/sql.ts and
+ * server/query/kinds/top-rules.ts computes, for every input the service produces
+ * (tests/rollups/sketch-functions.test.ts compares them on random inputs,
+ * tests/rollups/native-postgres.test.ts whole rollups). A sketch is a bigint[] of entries
+ * key << 32 | count, sorted by key (see sql/common/001_read_model.sql). Building rollups calls
+ * these once per rollup row, which in PL/pgSQL costs microseconds a call; here it is a sort of
+ * a few integers. server/db/native.ts points ruleperf's functions at these.
  *
  * Entries must not be NULL (the service never makes one); a NULL element is an error rather
  * than a silently different answer.
@@ -166,6 +169,21 @@ ruleperf_native_from_keys(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(int8_array(out, m));
 }
 
+/* Entries as (key / divisor, count) items; SQL's bigint / truncates toward zero, as C's does. */
+static Entry *
+entry_items(const int64 *e, int n, int divisor)
+{
+	Entry	   *items = palloc(sizeof(Entry) * (n > 0 ? n : 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		items[i].key = entry_key(e[i]) / divisor;
+		items[i].count = e[i] & COUNT_MASK;
+	}
+	return items;
+}
+
 /* ruleperf_native_compact(entries bigint[]) → sorted by key, one entry per key, counts added. */
 PG_FUNCTION_INFO_V1(ruleperf_native_compact);
 Datum
@@ -173,25 +191,15 @@ ruleperf_native_compact(PG_FUNCTION_ARGS)
 {
 	ArrayType  *a;
 	int64	   *e;
-	Entry	   *items;
 	int			n;
-	int			i;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	a = PG_GETARG_ARRAYTYPE_P(0);
 	e = int8_elements(a, &n);
-	if (n == 0)
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	if (strictly_sorted(e, n))
-		PG_RETURN_ARRAYTYPE_P(a);
-	items = palloc(sizeof(Entry) * n);
-	for (i = 0; i < n; i++)
-	{
-		items[i].key = entry_key(e[i]);
-		items[i].count = e[i] & COUNT_MASK;
-	}
-	PG_RETURN_ARRAYTYPE_P(grouped(items, n));
+		PG_RETURN_ARRAYTYPE_P(a);	/* already compact (or empty) */
+	PG_RETURN_ARRAYTYPE_P(grouped(entry_items(e, n, 1), n));
 }
 
 /* ruleperf_native_coarsen(entries bigint[]) → the coarse sketch: keys / 16, counts added. */
@@ -199,23 +207,13 @@ PG_FUNCTION_INFO_V1(ruleperf_native_coarsen);
 Datum
 ruleperf_native_coarsen(PG_FUNCTION_ARGS)
 {
-	ArrayType  *a;
 	int64	   *e;
-	Entry	   *items;
 	int			n;
-	int			i;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	a = PG_GETARG_ARRAYTYPE_P(0);
-	e = int8_elements(a, &n);
-	items = palloc(sizeof(Entry) * (n > 0 ? n : 1));
-	for (i = 0; i < n; i++)
-	{
-		items[i].key = entry_key(e[i]) / 16;	/* truncates toward zero, as SQL's bigint / */
-		items[i].count = e[i] & COUNT_MASK;
-	}
-	PG_RETURN_ARRAYTYPE_P(grouped(items, n));
+	e = int8_elements(PG_GETARG_ARRAYTYPE_P(0), &n);
+	PG_RETURN_ARRAYTYPE_P(grouped(entry_items(e, n, 16), n));
 }
 
 /*
@@ -243,13 +241,9 @@ ruleperf_native_rank_keys(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(0))
 		e = int8_elements(PG_GETARG_ARRAYTYPE_P(0), &n);
-	items = palloc(sizeof(Entry) * (n > 0 ? n : 1));
+	items = entry_items(e, n, 1);
 	for (i = 0; i < n; i++)
-	{
-		items[i].key = entry_key(e[i]);
-		items[i].count = e[i] & COUNT_MASK;
 		total += (double) items[i].count;
-	}
 	rank[0] = floor(0.95 * (total - 1));
 	rank[1] = fmin(total - 1, ceil(0.95 * total));
 	rank[2] = floor(0.99 * (total - 1));

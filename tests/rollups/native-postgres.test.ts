@@ -6,27 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test, before, after } from 'node:test';
-import { Client } from 'pg';
-import { ADMIN_URL, freshDatabase, type TestDatabase } from '../support/services';
+import { freshDatabase, nativeExtensionInstalled, type TestDatabase } from '../support/services';
 import { migrate } from '../../server/db/migrate';
 import { NATIVE_EXTENSION, nativeEnabled, nativeQueries } from '../../server/db/native';
 import { refreshRollups } from '../../server/db/refresh';
 import { generateHistory } from '../../server/generator/history';
 
-async function installed(): Promise<boolean> {
-  const c = new Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    return (await c.query('SELECT 1 FROM pg_available_extensions WHERE name = $1', [NATIVE_EXTENSION])).rows.length > 0;
-  } finally {
-    await c.end();
-  }
-}
-
 const END = new Date(Date.UTC(2026, 1, 3));
 
 describe('ruleperf_native in the PostgreSQL flavour', async () => {
-  const skip = (await installed())
+  const skip = (await nativeExtensionInstalled())
     ? false
     : `the ${NATIVE_EXTENSION} extension is not installed on this PostgreSQL (make -C native install)`;
   let db: TestDatabase;

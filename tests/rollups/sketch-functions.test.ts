@@ -10,24 +10,13 @@
 import assert from 'node:assert/strict';
 import { describe, test, before, after } from 'node:test';
 import fc from 'fast-check';
-import { Client } from 'pg';
-import { ADMIN_URL, freshDatabase, type TestDatabase } from '../support/services';
+import { freshDatabase, nativeExtensionInstalled, type TestDatabase } from '../support/services';
 import { mergedSelect } from '../../server/query/sql';
 import { coarseKeys } from '../../server/query/kinds/top-rules';
 import { NATIVE_EXTENSION, nativeEnabled, type NativeChoice } from '../../server/db/native';
 
-async function nativeInstalled(): Promise<boolean> {
-  const c = new Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    return (await c.query('SELECT 1 FROM pg_available_extensions WHERE name = $1', [NATIVE_EXTENSION])).rows.length > 0;
-  } finally {
-    await c.end();
-  }
-}
-
 describe('sketch functions', async () => {
-  const installed = await nativeInstalled();
+  const installed = await nativeExtensionInstalled();
   for (const [variant, native] of [
     ['PL/pgSQL', 'off'],
     ['C (ruleperf_native)', 'auto'],

@@ -13,7 +13,7 @@ import type { NativeChoice } from '../../server/db/native';
 export const PG_HOST = process.env.TEST_PG_HOST ?? '127.0.0.1';
 export const PG_PORT = Number(process.env.TEST_PG_PORT ?? 5432);
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const ADMIN_URL = `postgres://postgres@${PG_HOST}:${PG_PORT}/postgres`;
+const ADMIN_URL = `postgres://postgres@${PG_HOST}:${PG_PORT}/postgres`;
 
 export const uniqueName = (prefix: string) => `${prefix}_${process.pid}_${randomBytes(3).toString('hex')}`;
 
@@ -88,4 +88,15 @@ export async function postJson(
     /* not JSON: the test will say so */
   }
   return { status: res.status, body: parsed };
+}
+
+/** Whether the optional ruleperf_native extension (native/, C) is installed on the test PostgreSQL. */
+export async function nativeExtensionInstalled(): Promise<boolean> {
+  const c = new Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    return (await c.query(`SELECT 1 FROM pg_available_extensions WHERE name = 'ruleperf_native'`)).rows.length > 0;
+  } finally {
+    await c.end();
+  }
 }
