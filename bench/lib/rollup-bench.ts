@@ -174,7 +174,8 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   };
   const plSplit = split(firstPl);
   const nowSplit = firstNow ? split(firstNow) : null;
-  const c = <T>(f: (m: Measured<T>) => string, m: Measured<T> | null) => (m ? f(m) : '—');
+  /** A figure of the C build, or a dash where the extension is not installed. */
+  const inC = (f: (m: NonNullable<typeof firstNow>) => string) => (firstNow ? f(firstNow) : '—');
   const speedUps = (b: number, p: number, n: number | undefined) =>
     `${ratio(b, p)}${n === undefined ? '' : `; C: ${ratio(p, n)} over PL/pgSQL, ${ratio(b, n)} over schema ${BEFORE}`}`;
   say(
@@ -185,28 +186,28 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
           'All rollups: wall time',
           secs(firstBefore.wallS),
           secs(firstPl.wallS),
-          c((m) => secs(m.wallS), firstNow),
+          inC((m) => secs(m.wallS)),
           speedUps(firstBefore.wallS, firstPl.wallS, firstNow?.wallS),
         ],
         [
           '… raw rows per second (wall)',
           rate(buildRows, firstBefore.wallS),
           rate(buildRows, firstPl.wallS),
-          c((m) => rate(buildRows, m.wallS), firstNow),
+          inC((m) => rate(buildRows, m.wallS)),
           '',
         ],
         [
           '… backend CPU time',
           secs(firstBefore.cpuS),
           secs(firstPl.cpuS),
-          c((m) => secs(m.cpuS), firstNow),
+          inC((m) => secs(m.cpuS)),
           speedUps(firstBefore.cpuS, firstPl.cpuS, firstNow?.cpuS),
         ],
         [
           '… raw rows per CPU second',
           rate(buildRows, firstBefore.cpuS),
           rate(buildRows, firstPl.cpuS),
-          c((m) => rate(buildRows, m.cpuS), firstNow),
+          inC((m) => rate(buildRows, m.cpuS)),
           '',
         ],
         [

@@ -85,11 +85,11 @@ export async function applyNativeChoice(db: Queryable, choice: NativeChoice): Pr
     // A newer build installed on the server brings its version's functions.
     await db.query(`ALTER EXTENSION ${NATIVE_EXTENSION} UPDATE`);
     await db.query(SAVED_TABLE);
-    const schema = (
-      await db.query(
-        'SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = $1',
-        [NATIVE_EXTENSION]
-      )
+    // Schema names as regnamespace prints them: quoted where they need it.
+    const extensionSchema = (
+      await db.query('SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = $1', [
+        NATIVE_EXTENSION,
+      ])
     ).rows[0].schema as string;
     for (const f of REPLACED) {
       const { rows } = await db.query(
@@ -108,7 +108,7 @@ export async function applyNativeChoice(db: Queryable, choice: NativeChoice): Pr
            ON CONFLICT (signature) DO UPDATE SET definition = EXCLUDED.definition`,
         [f.signature, rows[0].definition]
       );
-      const call = `${quoteIdent(schema)}.${f.native}`;
+      const call = `${extensionSchema}.${f.native}`;
       // Same schema, name and arguments: the same function, with a new body.
       await db.query(
         `CREATE OR REPLACE FUNCTION ${rows[0].schema as string}.${f.signature.split('(')[0]}(${f.args}) RETURNS ${f.returns}
@@ -162,8 +162,4 @@ export async function nativeQueries(db: Queryable): Promise<boolean> {
         AND to_regprocedure('ruleperf_native_keys_at(anyarray, float8)') IS NOT NULL AS present`
   );
   return rows[0].present === true && (await nativeEnabled(db));
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
