@@ -12,6 +12,7 @@ describe('tierLabel', () => {
     ['daily_by_rule', 'daily rollup by rule'],
     ['hourly_by_category', 'hourly rollup by category'],
     ['daily_by_category', 'daily rollup by category'],
+    ['hourly_by_category_type', 'hourly rollup by category and metric type'],
     ['raw', 'raw rows (live edge)'],
   ])('names the registry tier %s', (tier, words) => {
     expect(tierLabel(tier)).toBe(words);

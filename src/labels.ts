@@ -54,7 +54,7 @@ export const CACHE_LABELS: Record<CacheStatus, string> = {
 };
 
 // Rollup names read "<grain>[_by_<dimension>]"; a few dimensions are abbreviated in them.
-const DIMENSION_WORDS: Record<string, string> = { type: 'metric type' };
+const DIMENSION_WORDS: Record<string, string> = { type: 'metric type', 'category type': 'category and metric type' };
 
 /**
  * A tier as words, derived from the rollup's name so that a rollup added to the

@@ -2,8 +2,8 @@
  * The router reads the rollup measured smallest among those holding a query's dimensions
  * (server/query/plan.ts `levels`, fed by the densities of server/query/work.ts), on real
  * PostgreSQL through the running service: with many rules, per category holds far fewer rows
- * per hour than per rule, so a question about categories reads it — and its answer is the one
- * raw rows give. Also with the work limit off (DB_MAX_HISTOGRAM_VALUES=0): the densities are
+ * per hour than per rule, and per category and metric type fewer still, so a question about
+ * categories reads the latter — and its answer is the one raw rows give. Also with the work limit off (DB_MAX_HISTOGRAM_VALUES=0): the densities are
  * still read for the router.
  */
 import assert from 'node:assert/strict';
@@ -48,7 +48,7 @@ const rowsPerHour = async (table: string) =>
   );
 
 for (const limit of ['5000000', '0']) {
-  test(`a category question reads per category, measured smaller than per rule, and answers as raw rows do (work limit ${limit})`, async () => {
+  test(`a category question reads per category and type, not per rule, and answers as raw rows do (work limit ${limit})`, async () => {
     const [byRule, byCategory] = [
       await rowsPerHour('metrics_hourly_by_rule'),
       await rowsPerHour('metrics_hourly_by_category'),
@@ -67,7 +67,7 @@ for (const limit of ['5000000', '0']) {
     assert.equal(res.status, 200, JSON.stringify(res.body));
     const [frame] = res.body.results.A.frames;
     const tiers: string[] = frame.schema.meta.custom.tiers;
-    assert.ok(tiers.includes('hourly_by_category'), `tiers: ${tiers}`);
+    assert.ok(tiers.includes('hourly_by_category_type'), `tiers: ${tiers}`);
     assert.ok(!tiers.some((t) => t.includes('by_rule')), `tiers: ${tiers}`);
 
     const names: string[] = frame.schema.fields.map((f: { name: string }) => f.name);
@@ -89,7 +89,7 @@ for (const limit of ['5000000', '0']) {
   });
 }
 
-test("one category's stats read per category too: count exact, average weighted, percentiles within 1 % of raw rows", async () => {
+test("one category's stats read per category and type too: count exact, average weighted, percentiles within 1 % of raw rows", async () => {
   const svc = await startTestService({
     DATABASE_URL: db.url,
     CACHE_PREFIX: uniqueName('router').replace(/_/g, '-'),
@@ -106,7 +106,7 @@ test("one category's stats read per category too: count exact, average weighted,
     assert.equal(res.status, 200, JSON.stringify(res.body));
     const [frame] = res.body.results.A.frames;
     assert.ok(
-      frame.schema.meta.custom.tiers.includes('hourly_by_category'),
+      frame.schema.meta.custom.tiers.includes('hourly_by_category_type'),
       `tiers: ${frame.schema.meta.custom.tiers}`
     );
     const names: string[] = frame.schema.fields.map((f: { name: string }) => f.name);

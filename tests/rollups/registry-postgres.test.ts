@@ -62,12 +62,13 @@ async function lastChangeId(): Promise<number> {
   return rows[0].id;
 }
 
-test('the registry lists fourteen rollups, minute tier included, and tier names come from it', async () => {
+test('the registry lists seventeen rollups, minute tier included, and tier names come from it', async () => {
   const rollups = await loadRollupCatalog(db.pool);
-  assert.equal(rollups.length, 14);
+  assert.equal(rollups.length, 17);
   const minute = rollups.filter((r) => r.bucketMs === MIN);
   assert.deepEqual(minute.map((r) => r.tier).sort(), [
     'minute_by_category',
+    'minute_by_category_type',
     'minute_by_rule',
     'minute_by_type',
     'minute_total',
@@ -260,7 +261,7 @@ test('a new rollup is one INSERT: table, state, then the next refresh fills it e
   const { rows: reg } = await db.pool.query(
     `SELECT position, refresh_every::text AS every FROM ruleperf_rollups WHERE name = 'metrics_6h_by_parser'`
   );
-  assert.deepEqual(reg[0], { position: 15, every: '01:00:00' }, 'position and refresh interval filled in');
+  assert.deepEqual(reg[0], { position: 18, every: '01:00:00' }, 'position and refresh interval filled in');
   const before = (await rollupStatus(db.pool)).find((s) => s.rollup === 'metrics_6h_by_parser')!;
   assert.equal(before.watermark, null);
   await refresh(T0 + 10 * DAY);
@@ -340,6 +341,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'postgres/008_minute_rank_keys.sql',
       'postgres/009_rank_keys_inline.sql',
       'postgres/010_raw_statistics.sql',
+      'common/011_category_type_rollups.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
