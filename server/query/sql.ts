@@ -76,6 +76,7 @@ const MEASURES: Record<SourceShape, Measure[]> = {
     ['ruleperf_sketch(ruleperf_sketch_key(execution_time_ms) / 16)', 'latency_coarse', 'latency_sketch'],
   ],
   rankKeys: [
+    ['count(*)', 'execution_count', 'execution_count'],
     ['min(execution_time_ms)', 'exec_time_min', 'exec_time_min'],
     ['max(execution_time_ms)', 'exec_time_max', 'exec_time_max'],
     [

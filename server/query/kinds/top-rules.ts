@@ -13,7 +13,10 @@
  *   below min lo_i, so the union's key at rank floor(p(N - 1)) is at least min lo_i; at least
  *   sum (rank_i + 1) > ceil(p(N - 1)) values lie at or below max hi_i, so its key at rank
  *   ceil(p(N - 1)) is at most max hi_i. The answer interpolates between those two keys' values
- *   and is clamped to [min, max]: so are the bounds. Reads four integers per rollup row.
+ *   and is clamped to [min, max]: so are the bounds. Reads four integers per rollup row. In C
+ *   (ruleperf_native_rank_bounds) the same reasoning weighs each part by its size, so that the
+ *   many parts of a value or two (minute rows, quiet hours) no longer set the bounds by their
+ *   extremes: about 150 of 500 rules survive instead of 370 (7 days at 10M rows).
  * - coarse sketches (every rollup): merge keys / 16 per rule and read the keys at those
  *   ranks; a coarse key spans 16 fine ones, so its value range bounds the answer.
  * Rank keys are tight when rows hold many values and loose when they hold few, so where they
@@ -125,11 +128,18 @@ SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infini
       ...byRule,
       extraCondition: `${many} AND rule_id = ANY(ARRAY(SELECT grp FROM rank_candidates))`,
     });
+    const ranks = nativeSketches
+      ? `SELECT grp, mn, mx, b[1] AS klo, b[2] AS khi FROM (
+    SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, ruleperf_native_rank_bounds(
+      array_agg(execution_count) FILTER (WHERE rank_keys IS NOT NULL), array_agg(rank_keys[${i}]) FILTER (WHERE rank_keys IS NOT NULL),
+      array_agg(rank_keys[${i + 1}]) FILTER (WHERE rank_keys IS NOT NULL), ${percentile}::float8) AS b
+    FROM ranked GROUP BY grp) x`
+      : `SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, min(rank_keys[${i}]) AS klo, max(rank_keys[${i + 1}]) AS khi
+  FROM ranked GROUP BY grp`;
     const text = `WITH ranked AS (
   ${ranked}
 ), ranks AS (
-  SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, min(rank_keys[${i}]) AS klo, max(rank_keys[${i + 1}]) AS khi
-  FROM ranked GROUP BY grp
+  ${ranks}
 ), rank_bounds AS (
   SELECT grp, ${clamp(representativeSql('r.klo'))} AS lo, ${clamp(representativeSql('r.khi'))} AS hi FROM ranks r
 ), rank_threshold AS (
