@@ -14,38 +14,57 @@ export function significant(v: number, digits: number): number {
   return Number.isInteger(v) || !Number.isFinite(v) ? v : Number(v.toPrecision(digits));
 }
 
-/** Every figure of a row; `seconds` is the time the row covers (for throughput). */
-export function measures(row: Row | undefined, seconds: number) {
-  const n = num(row?.execution_count) ?? 0;
-  const min = num(row?.exec_time_min);
-  const max = num(row?.exec_time_max);
-  // Read off the merged histogram in SQL (sql.ts mergedSelect), clamped to the exact extremes.
-  // A sketch's percentile is good to 1 %: six significant digits (5e-6) lose nothing of it and
-  // take a third of the bytes of seventeen, in every point of every answer.
-  const clamp = (v: unknown) =>
-    v === null || v === undefined ? null : Math.max(min!, Math.min(max!, significant(Number(v), 6)));
-  const [p50, p95, p99] = n > 0 && Array.isArray(row?.pct) ? row.pct.map(clamp) : [null, null, null];
-  return {
-    executionCount: n,
-    // Ratios of exact integers: ten significant digits (5e-10) are beyond any display and any check.
-    throughputPerSecond: seconds > 0 ? significant(n / seconds, 10) : null,
-    avgExecutionTimeMs: n > 0 ? num(row!.exec_time_sum)! / n : null,
-    p50ExecutionTimeMs: p50,
-    p95ExecutionTimeMs: p95,
-    p99ExecutionTimeMs: p99,
-    minExecutionTimeMs: n > 0 ? min : null,
-    maxExecutionTimeMs: n > 0 ? max : null,
-    recordsProcessed: num(row?.records_processed) ?? 0,
-    recordsFailed: num(row?.records_failed) ?? 0,
-    errorCount: num(row?.error_count) ?? 0,
-    successCount: num(row?.success_count) ?? 0,
-    timeoutCount: num(row?.timeout_count) ?? 0,
-    errorRate: n > 0 ? significant((num(row?.error_count) ?? 0) / n, 10) : null,
-  };
+const count = (row: Row | undefined) => num(row?.execution_count) ?? 0;
+
+/**
+ * A percentile read off the merged histogram in SQL (sql.ts mergedSelect), clamped to the exact
+ * extremes. A sketch's percentile is good to 1 %: six significant digits (5e-6) lose nothing of
+ * it and take a third of the bytes of seventeen, in every point of every answer.
+ */
+function percentile(row: Row | undefined, index: number): number | null {
+  const v = count(row) > 0 && Array.isArray(row?.pct) ? row.pct[index] : null;
+  return v === null || v === undefined
+    ? null
+    : Math.max(num(row!.exec_time_min)!, Math.min(num(row!.exec_time_max)!, significant(Number(v), 6)));
 }
 
-export type Measures = ReturnType<typeof measures>;
-export type MeasureName = keyof Measures;
+/** How each figure is read off a row; `seconds` is the time the row covers (for throughput). */
+const FIGURES = {
+  executionCount: (row: Row | undefined) => count(row),
+  // Ratios of exact integers: ten significant digits (5e-10) are beyond any display and any check.
+  throughputPerSecond: (row: Row | undefined, seconds: number) =>
+    seconds > 0 ? significant(count(row) / seconds, 10) : null,
+  avgExecutionTimeMs: (row: Row | undefined) => (count(row) > 0 ? num(row!.exec_time_sum)! / count(row) : null),
+  p50ExecutionTimeMs: (row: Row | undefined) => percentile(row, 0),
+  p95ExecutionTimeMs: (row: Row | undefined) => percentile(row, 1),
+  p99ExecutionTimeMs: (row: Row | undefined) => percentile(row, 2),
+  minExecutionTimeMs: (row: Row | undefined) => (count(row) > 0 ? num(row!.exec_time_min) : null),
+  maxExecutionTimeMs: (row: Row | undefined) => (count(row) > 0 ? num(row!.exec_time_max) : null),
+  recordsProcessed: (row: Row | undefined) => num(row?.records_processed) ?? 0,
+  recordsFailed: (row: Row | undefined) => num(row?.records_failed) ?? 0,
+  errorCount: (row: Row | undefined) => num(row?.error_count) ?? 0,
+  successCount: (row: Row | undefined) => num(row?.success_count) ?? 0,
+  timeoutCount: (row: Row | undefined) => num(row?.timeout_count) ?? 0,
+  errorRate: (row: Row | undefined) =>
+    count(row) > 0 ? significant((num(row?.error_count) ?? 0) / count(row), 10) : null,
+} satisfies Record<string, (row: Row | undefined, seconds: number) => number | null>;
+
+export type MeasureName = keyof typeof FIGURES;
+export type Measures = Record<MeasureName, number | null>;
+
+/** One figure of a row (a timeseries reads only the metrics it was asked for, point by point). */
+export function measure(row: Row | undefined, seconds: number, name: MeasureName): number | null {
+  return FIGURES[name](row, seconds);
+}
+
+/** Every figure of a row; `seconds` is the time the row covers (for throughput). */
+export function measures(row: Row | undefined, seconds: number): Measures {
+  const out = {} as Measures;
+  for (const name of Object.keys(FIGURES) as MeasureName[]) {
+    out[name] = FIGURES[name](row, seconds);
+  }
+  return out;
+}
 
 const UNITS: Partial<Record<MeasureName, string>> = {
   throughputPerSecond: 'reqps',

@@ -4,7 +4,7 @@
  * "(other)" series, so a grouping by a dimension with thousands of values stays bounded.
  */
 import type { SeriesMetric } from '../../contract';
-import { measures, numberField, type Row } from '../measures';
+import { measure, numberField, type Row } from '../measures';
 import { floorTo } from '../range';
 import { groupColumns, measureColumns, mergedSelect, Params, sourceRows } from '../sql';
 import { DEFAULT_SERIES_LIMIT, DEFAULT_SERIES_METRICS, OTHER_GROUP } from './defaults';
@@ -96,15 +96,12 @@ export const timeseries: KindSpec = {
       const byTime = groups.get(group)!;
       const labels = q.groupBy ? { [q.groupBy]: group } : undefined;
       const values: unknown[][] = [times];
-      const perBucket = times.map((t, i) => {
-        const row = byTime.get(t);
-        return row ? measures(row, seconds[i]) : null;
-      });
+      const perBucket = times.map((t) => byTime.get(t));
       for (const metric of q.metrics) {
         values.push(
-          perBucket.map((m, i) =>
-            m
-              ? m[metric]
+          perBucket.map((row, i) =>
+            row
+              ? measure(row, seconds[i], metric)
               : COUNT_LIKE.has(metric)
                 ? metric === 'throughputPerSecond' && seconds[i] === 0
                   ? null
