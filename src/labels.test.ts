@@ -13,6 +13,8 @@ describe('tierLabel', () => {
     ['hourly_by_category', 'hourly rollup by category'],
     ['daily_by_category', 'daily rollup by category'],
     ['hourly_by_category_type', 'hourly rollup by category and metric type'],
+    ['10min_by_rule', '10-minute rollup by rule'],
+    ['6h_by_rule', '6-hour rollup by rule'],
     ['raw', 'raw rows (live edge)'],
   ])('names the registry tier %s', (tier, words) => {
     expect(tierLabel(tier)).toBe(words);
@@ -27,7 +29,8 @@ describe('tierLabel', () => {
   });
 
   it('never shows an empty label for something unexpected', () => {
-    expect(tierLabel('7d_x')).toBe('7d x');
+    expect(tierLabel('7x_y')).toBe('7x y');
+    expect(tierLabel('7d_total')).toBe('7-day rollup of totals');
     expect(tierLabel('')).toBe('');
   });
 });

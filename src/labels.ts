@@ -54,6 +54,7 @@ export const CACHE_LABELS: Record<CacheStatus, string> = {
 };
 
 // Rollup names read "<grain>[_by_<dimension>]"; a few dimensions are abbreviated in them.
+const WIDTH_WORDS: Record<string, string> = { min: 'minute', h: 'hour', d: 'day' };
 const DIMENSION_WORDS: Record<string, string> = { type: 'metric type', 'category type': 'category and metric type' };
 
 /**
@@ -68,10 +69,12 @@ export function tierLabel(tier: string): string {
     return 'raw rows (live edge)';
   }
   const [grain, ...rest] = name.split('_').filter(Boolean);
-  if (!grain || !/^[a-z]+$/.test(grain)) {
+  // "10min", "6h": a width in the name.
+  const width = /^(\d+)(min|h|d)$/.exec(grain ?? '');
+  if (!grain || !(width || /^[a-z]+$/.test(grain))) {
     return name.replace(/_/g, ' ');
   }
-  const base = `${grain} rollup`;
+  const base = width ? `${width[1]}-${WIDTH_WORDS[width[2]]} rollup` : `${grain} rollup`;
   if (rest.length === 0) {
     return base;
   }

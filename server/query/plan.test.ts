@@ -264,3 +264,88 @@ test('of two rollups holding the dimensions, the one measured clearly smaller is
   assert.ok(pieces.some((p) => p.rollup?.name === 'metrics_daily_by_category'));
   assert.ok(!pieces.some((p) => p.rollup?.name === 'metrics_daily_by_rule'));
 });
+
+test('a width between minute, hour and day is read only where it holds fewer rows per unit of time than the finer level', () => {
+  const BY_RULE = ['rule_id', 'rule_category', 'metric_type'];
+  const rollups = [
+    ...ROLLUPS,
+    rollup('metrics_10min_by_rule', 10 * M, BY_RULE),
+    rollup('metrics_6h_by_rule', 6 * H, BY_RULE),
+  ];
+  const names = (fields: Parameters<typeof levels>[1], rows?: Record<string, number>) =>
+    levels(rollups, fields, null, rows && ((name) => rows[name])).map((r) => r.name);
+  assert.deepEqual(
+    names(['ruleId']),
+    [
+      'metrics_daily_by_rule',
+      'metrics_6h_by_rule',
+      'metrics_hourly_by_rule',
+      'metrics_10min_by_rule',
+      'metrics_minute_by_rule',
+    ],
+    'per rule: every width'
+  );
+  assert.deepEqual(
+    names([]),
+    ['metrics_daily_total', 'metrics_hourly_total', 'metrics_minute_total'],
+    'unfiltered, unmeasured: by rule holds every dimension of the totals and more'
+  );
+  const measured = {
+    metrics_minute_total: 1,
+    metrics_10min_by_rule: 450,
+    metrics_hourly_total: 1,
+    metrics_6h_by_rule: 500,
+    metrics_daily_total: 1,
+  };
+  assert.deepEqual(names([], measured), ['metrics_daily_total', 'metrics_hourly_total', 'metrics_minute_total']);
+  assert.deepEqual(
+    names([], { ...measured, metrics_10min_by_rule: 5 }),
+    ['metrics_daily_total', 'metrics_hourly_total', 'metrics_10min_by_rule', 'metrics_minute_total'],
+    'measured sparser per minute than the minute total: read'
+  );
+  assert.deepEqual(
+    names([], { metrics_10min_by_rule: 450 }),
+    ['metrics_daily_total', 'metrics_hourly_total', 'metrics_10min_by_rule', 'metrics_minute_total'],
+    'one of the two unmeasured: kept, as before'
+  );
+
+  assert.deepEqual(
+    names(['ruleId'], { metrics_minute_by_rule: 0, metrics_10min_by_rule: 450, metrics_hourly_by_rule: 500 }),
+    names(['ruleId']),
+    'a quiet spell measured in the finer level drops no width holding the same dimensions'
+  );
+  // Hours are never given up for a minute tier that keeps 7 days, however its density reads.
+  const kept7Days = { ...rollup('metrics_minute_total', M, []), retentionMs: 7 * D };
+  const fullAndMinute = [rollup('metrics_hourly', H, FULL), kept7Days];
+  for (const rows of [undefined, { metrics_hourly: 5000, metrics_minute_total: 0 }]) {
+    assert.deepEqual(
+      levels(fullAndMinute, [], null, rows && ((name: string) => (rows as Record<string, number>)[name])).map(
+        (r) => r.name
+      ),
+      ['metrics_hourly', 'metrics_minute_total'],
+      JSON.stringify(rows)
+    );
+  }
+
+  // A 7-day question per rule: days inside, then 6 hours, hours, 10 minutes and minutes toward the ends, tiled exactly.
+  const state = new Map(rollups.map((r) => [r.name, { watermark: NOW - (NOW % M) - M, retainedFrom: null }]));
+  const range = { from: NOW - 7 * D, to: NOW - (NOW % M) - M };
+  const { pieces } = plan({ range, fields: ['ruleId'], rollups, state, pending: [] });
+  assert.deepEqual(tiersOf(pieces), [
+    'daily_by_rule',
+    '6h_by_rule',
+    'hourly_by_rule',
+    '10min_by_rule',
+    'minute_by_rule',
+    'raw',
+  ]);
+  const sorted = [...pieces].sort((a, b) => a.from - b.from);
+  assert.equal(sorted[0].from, range.from);
+  assert.equal(sorted[sorted.length - 1].to, range.to);
+  sorted.slice(1).forEach((p, i) => assert.equal(p.from, sorted[i].to, 'pieces meet'));
+  for (const p of pieces.filter((x) => x.rollup)) {
+    assert.ok(p.from % p.rollup!.bucketMs === 0 && p.to % p.rollup!.bucketMs === 0, `${p.rollup!.name} aligned`);
+  }
+  const { pieces: unfiltered } = plan({ range, fields: [], rollups, state, pending: [] });
+  assert.ok(!tiersOf(unfiltered).some((t) => t.includes('by_rule')), `unfiltered: ${tiersOf(unfiltered)}`);
+});

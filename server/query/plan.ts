@@ -85,8 +85,50 @@ export function levels(
     }
     return chosen;
   });
-  return best.sort((a, b) => b.bucketMs - a.bucketMs);
+  return worthReading(
+    best.sort((a, b) => a.bucketMs - b.bucketMs),
+    rowsPerBucket
+  ).reverse();
 }
+
+/**
+ * Of one rollup per width (finest first), those worth reading. A wider rollup replaces rows of
+ * the finer level kept below it, so one that holds every dimension of that level and more is
+ * read only where it holds fewer rows per unit of time: a 10-minute rollup by rule (about 450
+ * rows a bucket at 45M) serves per-rule questions, for which the finer level is the minute one
+ * by rule (4,400 rows in ten minutes), but not unfiltered ones, for which it is the minute
+ * total (10 rows). Measured densities decide; before they are read, more dimensions count as
+ * denser. A rollup with the same or other dimensions than the finer level is always kept, and
+ * so is one the finer level could not replace for lack of retention (hours are never given up
+ * for a minute tier kept 7 days), so a quiet spell in the measurements cannot send a question
+ * to raw rows.
+ */
+function worthReading(byWidth: RollupInfo[], rowsPerBucket?: RowsPerBucket): RollupInfo[] {
+  const kept: RollupInfo[] = [];
+  for (const wider of byWidth) {
+    const finer = kept[kept.length - 1];
+    if (finer && moreDimensions(wider, finer) && keptAsLong(finer, wider)) {
+      const [w, f] = [rowsPerBucket?.(wider.name), rowsPerBucket?.(finer.name)];
+      const denser =
+        w !== undefined && f !== undefined
+          ? w / wider.bucketMs >= f / finer.bucketMs
+          : w === undefined && f === undefined;
+      if (denser) {
+        continue;
+      }
+    }
+    kept.push(wider);
+  }
+  return kept;
+}
+
+/** Whether `a` holds every dimension of `b` and more. */
+const moreDimensions = (a: RollupInfo, b: RollupInfo) =>
+  a.dims.length > b.dims.length && b.dims.every((d) => a.dims.includes(d));
+
+/** Whether `a` keeps its buckets at least as long as `b` (no retention: as long as the raw rows). */
+const keptAsLong = (a: RollupInfo, b: RollupInfo) =>
+  a.retentionMs == null || (b.retentionMs != null && a.retentionMs >= b.retentionMs);
 
 /** [from, to) minus the intervals in `holes` (sorted, possibly overlapping). */
 function subtract(from: number, to: number, holes: TimeRange[]): TimeRange[] {

@@ -128,7 +128,7 @@ export function checkWork(
   );
 }
 
-/** Reads each source's density over its newest 24 buckets. */
+/** Reads each source's density over its newest 24 buckets (fewer where it holds fewer). */
 export async function readDensities(
   db: Pick<Pool, 'query'>,
   rollups: readonly RollupInfo[],
@@ -152,10 +152,12 @@ export async function readDensities(
     const row = rows[0];
     const counts = Object.fromEntries(fields.map((f) => [f, Number(row[COLUMN_OF[f]])]));
     const first = row.first === null ? watermark : new Date(row.first).getTime();
+    // Over the buckets it has: a young rollup (a wide one on a few days of data) holds fewer than 24.
+    const buckets = Math.min(24, Math.max(1, Math.ceil((watermark - first) / r.bucketMs)));
     densities.set(r.name, {
       bucketMs: r.bucketMs,
       first,
-      rowsPerBucket: Number(row.rows) / 24,
+      rowsPerBucket: Number(row.rows) / buckets,
       valuesPerRow: Number(row.values_per_row),
       distinct: counts,
     });
@@ -164,7 +166,7 @@ export async function readDensities(
       densities.set(RAW_SOURCE, {
         bucketMs: r.bucketMs,
         first,
-        rowsPerBucket: Number(row.executions) / 24,
+        rowsPerBucket: Number(row.executions) / buckets,
         valuesPerRow: 1,
         distinct: counts,
       });

@@ -81,7 +81,13 @@ test('the PostgreSQL flavour stores rank keys on the by-rule rollups', () => {
       .filter((r) => r.rankKeys)
       .map((r) => r.name)
       .sort(),
-    ['metrics_daily_by_rule', 'metrics_hourly_by_rule', 'metrics_minute_by_rule']
+    [
+      'metrics_10min_by_rule',
+      'metrics_6h_by_rule',
+      'metrics_daily_by_rule',
+      'metrics_hourly_by_rule',
+      'metrics_minute_by_rule',
+    ]
   );
 });
 

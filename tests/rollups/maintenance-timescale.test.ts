@@ -26,7 +26,7 @@ test('hypertable and continuous aggregates are in place, with policies', async (
     'SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1'
   );
   const { rows: registry } = await db.pool.query('SELECT name FROM ruleperf_rollups ORDER BY 1');
-  assert.equal(registry.length, 17);
+  assert.equal(registry.length, 19);
   assert.deepEqual(
     caggs.map((r) => r.view_name),
     registry.map((r) => r.name),
@@ -37,8 +37,8 @@ test('hypertable and continuous aggregates are in place, with policies', async (
   );
   assert.deepEqual(jobs, [
     { proc_name: 'policy_compression', n: 1 },
-    { proc_name: 'policy_refresh_continuous_aggregate', n: 17 },
-    { proc_name: 'policy_retention', n: 6 },
+    { proc_name: 'policy_refresh_continuous_aggregate', n: 19 },
+    { proc_name: 'policy_retention', n: 7 },
   ]);
 });
 

@@ -62,9 +62,9 @@ async function lastChangeId(): Promise<number> {
   return rows[0].id;
 }
 
-test('the registry lists seventeen rollups, minute tier included, and tier names come from it', async () => {
+test('the registry lists nineteen rollups, minute tier included, and tier names come from it', async () => {
   const rollups = await loadRollupCatalog(db.pool);
-  assert.equal(rollups.length, 17);
+  assert.equal(rollups.length, 19);
   const minute = rollups.filter((r) => r.bucketMs === MIN);
   assert.deepEqual(minute.map((r) => r.tier).sort(), [
     'minute_by_category',
@@ -79,7 +79,13 @@ test('the registry lists seventeen rollups, minute tier included, and tier names
       .filter((r) => r.rankKeys)
       .map((r) => r.name)
       .sort(),
-    ['metrics_daily_by_rule', 'metrics_hourly_by_rule', 'metrics_minute_by_rule']
+    [
+      'metrics_10min_by_rule',
+      'metrics_6h_by_rule',
+      'metrics_daily_by_rule',
+      'metrics_hourly_by_rule',
+      'metrics_minute_by_rule',
+    ]
   );
   const tiers = tierNames(rollups);
   assert.equal(tiers.at(-1), 'raw');
@@ -261,7 +267,7 @@ test('a new rollup is one INSERT: table, state, then the next refresh fills it e
   const { rows: reg } = await db.pool.query(
     `SELECT position, refresh_every::text AS every FROM ruleperf_rollups WHERE name = 'metrics_6h_by_parser'`
   );
-  assert.deepEqual(reg[0], { position: 18, every: '01:00:00' }, 'position and refresh interval filled in');
+  assert.deepEqual(reg[0], { position: 20, every: '01:00:00' }, 'position and refresh interval filled in');
   const before = (await rollupStatus(db.pool)).find((s) => s.rollup === 'metrics_6h_by_parser')!;
   assert.equal(before.watermark, null);
   await refresh(T0 + 10 * DAY);
@@ -342,6 +348,8 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'postgres/009_rank_keys_inline.sql',
       'postgres/010_raw_statistics.sql',
       'common/011_category_type_rollups.sql',
+      'common/012_by_rule_widths.sql',
+      'postgres/012_by_rule_width_rank_keys.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');

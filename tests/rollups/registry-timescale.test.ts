@@ -68,7 +68,7 @@ test('every registry row is a continuous aggregate with a refresh policy; the mi
     'SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1'
   );
   const rollups = await loadRollupCatalog(db.pool);
-  assert.equal(rollups.length, 17);
+  assert.equal(rollups.length, 19);
   assert.deepEqual(
     caggs.map((r) => r.view_name),
     rollups.map((r) => r.name).sort()
@@ -83,8 +83,8 @@ test('every registry row is a continuous aggregate with a refresh policy; the mi
   );
   assert.deepEqual(jobs, [
     { proc_name: 'policy_compression', n: 1 },
-    { proc_name: 'policy_refresh_continuous_aggregate', n: 17 },
-    { proc_name: 'policy_retention', n: 6 }, // raw rows, and the five minute rollups
+    { proc_name: 'policy_refresh_continuous_aggregate', n: 19 },
+    { proc_name: 'policy_retention', n: 7 }, // raw rows, the five minute rollups and the 10-minute one
   ]);
   assert.match(await databaseIdentity(db.pool), /^[0-9a-f-]{36}$/);
 });
@@ -195,6 +195,7 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
       'timescale/006_registry_driven.sql',
       'common/007_minute_tier.sql',
       'common/011_category_type_rollups.sql',
+      'common/012_by_rule_widths.sql',
     ]);
     const { rows: idx } = await old.pool.query(
       `SELECT indexname FROM pg_indexes WHERE tablename = 'metrics' ORDER BY 1`
@@ -206,7 +207,7 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
     );
     await refreshRollups(old.pool, 'timescale', { until: new Date(T0 + 2 * DAY) });
     await assertAllRollupsExact(old.pool);
-    assert.equal((await loadRollupCatalog(old.pool)).length, 17);
+    assert.equal((await loadRollupCatalog(old.pool)).length, 19);
   } finally {
     await old.stop();
   }
