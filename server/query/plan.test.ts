@@ -314,6 +314,28 @@ test('a width between minute, hour and day is read only where it holds fewer row
     names(['ruleId']),
     'a quiet spell measured in the finer level drops no width holding the same dimensions'
   );
+  // Other dimensions than the finer level's, not all of them: densities still decide.
+  const BY_TYPE = ['metric_type', 'status'];
+  const withTypes = [
+    ...rollups,
+    rollup('metrics_minute_by_type', M, BY_TYPE),
+    rollup('metrics_hourly_by_type', H, BY_TYPE),
+    rollup('metrics_daily_by_type', D, BY_TYPE),
+  ];
+  const typeLevels = (rows?: Record<string, number>) =>
+    levels(withTypes, ['metricType'], null, rows && ((name) => rows[name])).map((r) => r.name);
+  const byType = ['metrics_daily_by_type', 'metrics_hourly_by_type', 'metrics_minute_by_type'];
+  assert.deepEqual(typeLevels(), byType, 'a metric-type question, unmeasured');
+  assert.deepEqual(
+    typeLevels({ ...measured, metrics_minute_by_type: 12, metrics_hourly_by_type: 14, metrics_daily_by_type: 15 }),
+    byType,
+    'a metric-type question, measured'
+  );
+  assert.deepEqual(
+    names([], { ...measured, metrics_minute_total: 0 }),
+    ['metrics_daily_total', 'metrics_hourly_total', 'metrics_10min_by_rule', 'metrics_minute_total'],
+    'the finer level measured empty (a quiet spell): kept, a density of nothing decides nothing'
+  );
   // Hours are never given up for a minute tier that keeps 7 days, however its density reads.
   const kept7Days = { ...rollup('metrics_minute_total', M, []), retentionMs: 7 * D };
   const fullAndMinute = [rollup('metrics_hourly', H, FULL), kept7Days];

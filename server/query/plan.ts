@@ -93,25 +93,26 @@ export function levels(
 
 /**
  * Of one rollup per width (finest first), those worth reading. A wider rollup replaces rows of
- * the finer level kept below it, so one that holds every dimension of that level and more is
- * read only where it holds fewer rows per unit of time: a 10-minute rollup by rule (about 450
- * rows a bucket at 45M) serves per-rule questions, for which the finer level is the minute one
- * by rule (4,400 rows in ten minutes), but not unfiltered ones, for which it is the minute
- * total (10 rows). Measured densities decide; before they are read, more dimensions count as
- * denser. A rollup with the same or other dimensions than the finer level is always kept, and
- * so is one the finer level could not replace for lack of retention (hours are never given up
- * for a minute tier kept 7 days), so a quiet spell in the measurements cannot send a question
- * to raw rows.
+ * the finer level kept below it, so one that holds more dimensions than that level is read
+ * only where it holds fewer rows per unit of time: a 10-minute rollup by rule (about 450 rows
+ * a bucket at 45M) serves per-rule questions, for which the finer level is the minute one by
+ * rule (4,400 rows in ten minutes), but not unfiltered, per-category or per-metric-type ones,
+ * whose minute rollups hold 1 to 35 rows a minute. Measured densities decide; before they are
+ * read, more dimensions count as denser; with one of the two unmeasured, or the finer one
+ * measured empty (a quiet spell), the wider one is kept. A rollup with no more dimensions than
+ * the finer level is always kept, and so is one the finer level could not replace for lack of
+ * retention (hours are never given up for a minute tier kept 7 days), so no measurement can
+ * send a question to raw rows or make it read days as hours within one family of rollups.
  */
 function worthReading(byWidth: RollupInfo[], rowsPerBucket?: RowsPerBucket): RollupInfo[] {
   const kept: RollupInfo[] = [];
   for (const wider of byWidth) {
     const finer = kept[kept.length - 1];
-    if (finer && moreDimensions(wider, finer) && keptAsLong(finer, wider)) {
+    if (finer && wider.dims.length > finer.dims.length && keptAsLong(finer, wider)) {
       const [w, f] = [rowsPerBucket?.(wider.name), rowsPerBucket?.(finer.name)];
       const denser =
         w !== undefined && f !== undefined
-          ? w / wider.bucketMs >= f / finer.bucketMs
+          ? f > 0 && w / wider.bucketMs >= f / finer.bucketMs
           : w === undefined && f === undefined;
       if (denser) {
         continue;
@@ -121,10 +122,6 @@ function worthReading(byWidth: RollupInfo[], rowsPerBucket?: RowsPerBucket): Rol
   }
   return kept;
 }
-
-/** Whether `a` holds every dimension of `b` and more. */
-const moreDimensions = (a: RollupInfo, b: RollupInfo) =>
-  a.dims.length > b.dims.length && b.dims.every((d) => a.dims.includes(d));
 
 /** Whether `a` keeps its buckets at least as long as `b` (no retention: as long as the raw rows). */
 const keptAsLong = (a: RollupInfo, b: RollupInfo) =>

@@ -5,8 +5,8 @@
 -- hours bound those to 9 minute, 5 ten-minute, 5 hourly and 3 six-hour rows per rule at each
 -- end. Each is summed from the rollup one width finer (a merge of a few rows); the router reads
 -- them only where they hold fewer rows per unit of time than the finer level (not for totals
--- or categories: server/query/plan.ts, worthReading).
-INSERT INTO ruleperf_rollups (name, source, bucket_width, dims, retention, position) VALUES
-  ('metrics_10min_by_rule', 'metrics_minute_by_rule', '10 minutes', '{rule_id,rule_category,metric_type}', '7 days', 18),
-  ('metrics_6h_by_rule',    'metrics_hourly_by_rule', '6 hours',    '{rule_id,rule_category,metric_type}', NULL,     19)
+-- or categories: server/query/plan.ts, worthReading). Positions: after the last (the trigger).
+INSERT INTO ruleperf_rollups (name, source, bucket_width, dims, retention) VALUES
+  ('metrics_10min_by_rule', 'metrics_minute_by_rule', '10 minutes', '{rule_id,rule_category,metric_type}', '7 days'),
+  ('metrics_6h_by_rule',    'metrics_hourly_by_rule', '6 hours',    '{rule_id,rule_category,metric_type}', NULL)
 ON CONFLICT (name) DO NOTHING;

@@ -368,3 +368,30 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
     await old.drop();
   }
 });
+
+test('a rollup an operator added before schema 11 keeps its place; the rollups of schemas 11 and 12 come after it', async () => {
+  const old = await freshDatabase({ migrate: false });
+  try {
+    await migrate(old.pool, { flavour: 'postgres', toVersion: 10 });
+    await old.pool.query(
+      `INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ('metrics_6h_by_parser', 'metrics_hourly', '6 hours', '{parser_id,status}')`
+    );
+    await migrate(old.pool, { flavour: 'postgres' });
+    const { rows } = await old.pool.query(
+      'SELECT name, position FROM ruleperf_rollups WHERE position >= 15 ORDER BY position'
+    );
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      [
+        'metrics_6h_by_parser',
+        'metrics_hourly_by_category_type',
+        'metrics_daily_by_category_type',
+        'metrics_minute_by_category_type',
+        'metrics_10min_by_rule',
+        'metrics_6h_by_rule',
+      ]
+    );
+  } finally {
+    await old.drop();
+  }
+});
