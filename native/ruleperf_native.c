@@ -97,18 +97,56 @@ cmp_entry_key(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Entries sorted by key, counts of equal keys added: the result, as SQL's GROUP BY key ORDER BY key. */
-static ArrayType *
-grouped(Entry *items, int n)
+/*
+ * The items summed by key, ascending, in place (SQL's GROUP BY key ORDER BY key, sum(count));
+ * returns how many keys there are. Sketch keys span a few thousand values however many
+ * entries are merged, so a large merge counts them in an array indexed by key (linear; 60
+ * sketches of 600 entries took 6 ms in qsort); small or widely spread ones are sorted.
+ */
+static int
+sum_by_key(Entry *items, int n)
 {
-	int64	   *out;
+	int64		lo;
+	int64		hi;
+	int64		span;
 	int			m = 0;
 	int			i;
 
 	if (n == 0)
-		return construct_empty_array(INT8OID);
+		return 0;
+	lo = hi = items[0].key;
+	for (i = 1; i < n; i++)
+	{
+		if (items[i].key < lo)
+			lo = items[i].key;
+		if (items[i].key > hi)
+			hi = items[i].key;
+	}
+	span = hi - lo + 1;
+	if (n >= 256 && span <= (int64) n * 4)
+	{
+		/* -1: no entry with this key (an entry may hold a zero count, which SQL keeps). */
+		int64	   *sums = palloc(sizeof(int64) * span);
+		int64		k;
+
+		memset(sums, 0xff, sizeof(int64) * span);
+		for (i = 0; i < n; i++)
+		{
+			int64	   *s = &sums[items[i].key - lo];
+
+			*s = (*s < 0 ? 0 : *s) + items[i].count;
+		}
+		for (k = 0; k < span; k++)
+			if (sums[k] >= 0)
+			{
+				items[m].key = lo + k;
+				items[m].count = sums[k];
+				m++;
+			}
+		pfree(sums);
+		return m;
+	}
 	qsort(items, n, sizeof(Entry), cmp_entry_key);
-	out = palloc(sizeof(int64) * n);
 	for (i = 0; i < n;)
 	{
 		int64		count = 0;
@@ -116,9 +154,28 @@ grouped(Entry *items, int n)
 
 		while (j < n && items[j].key == items[i].key)
 			count += items[j++].count;
-		out[m++] = make_entry(items[i].key, count);
+		items[m].key = items[i].key;
+		items[m].count = count;
+		m++;
 		i = j;
 	}
+	return m;
+}
+
+/* Entries sorted by key, counts of equal keys added: the result, as SQL's GROUP BY key ORDER BY key. */
+static ArrayType *
+grouped(Entry *items, int n)
+{
+	int64	   *out;
+	int			m;
+	int			i;
+
+	if (n == 0)
+		return construct_empty_array(INT8OID);
+	m = sum_by_key(items, n);
+	out = palloc(sizeof(int64) * m);
+	for (i = 0; i < m; i++)
+		out[i] = make_entry(items[i].key, items[i].count);
 	return int8_array(out, m);
 }
 
@@ -393,22 +450,10 @@ merged_items(ArrayType *parts, int *m, double *n)
 	if (total == 0)
 		return NULL;
 	items = part_items(sketches, sizes, nparts, total);
-	qsort(items, total, sizeof(Entry), cmp_entry_key);
-	*m = 0;
+	*m = sum_by_key(items, total);
 	*n = 0;
-	for (i = 0; i < total;)
-	{
-		int64		count = 0;
-		int			j = i;
-
-		while (j < total && items[j].key == items[i].key)
-			count += items[j++].count;
-		items[*m].key = items[i].key;
-		items[*m].count = count;
-		*n += (double) count;
-		(*m)++;
-		i = j;
-	}
+	for (i = 0; i < *m; i++)
+		*n += (double) items[i].count;
 	return items;
 }
 

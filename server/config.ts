@@ -19,6 +19,10 @@ const schema = z.object({
   DB_POOL_MAX: int(1, 200).default(Math.min(16, Math.max(2, availableParallelism()))),
   DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   DB_CONNECT_TIMEOUT_MS: int(50, 60_000).default(800),
+  // Parallel workers per dashboard query (PostgreSQL's max_parallel_workers_per_gather). Off by
+  // default: starting workers takes 5-10 ms, more than most uncached answers take whole, and
+  // concurrent panels already keep the cores busy.
+  DB_PARALLEL_WORKERS: int(0, 64).default(0),
   MIGRATE_ON_START: bool.default(true),
   REFRESH_SCHEDULER: z.enum(['on', 'off']).default('on'),
   WATERMARK_CACHE_MS: int(0, 60_000).default(2000),

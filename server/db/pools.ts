@@ -34,7 +34,7 @@ const READ_POOL_HEADROOM = 2;
 
 export function createPools(config: Config, url: string, options: PoolOptions = {}): Pools {
   const embedded = options.embedded ?? null;
-  const make = (connectionString: string, max: number, applicationName: string) => {
+  const make = (connectionString: string, max: number, applicationName: string, parallelWorkers?: number) => {
     const pool = new Pool({
       connectionString,
       max,
@@ -48,7 +48,14 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
       application_name: applicationName,
       // Dashboard queries are short and repeated: JIT compilation costs more than it saves, and
       // merging sketches sorts in memory with a little more work_mem than the default 4 MB.
-      ...(embedded ? {} : { options: '-c jit=off -c work_mem=64MB' }),
+      // Reads start parallel workers only where DB_PARALLEL_WORKERS allows (config.ts).
+      ...(embedded
+        ? {}
+        : {
+            options:
+              '-c jit=off -c work_mem=64MB' +
+              (parallelWorkers === undefined ? '' : ` -c max_parallel_workers_per_gather=${parallelWorkers}`),
+          }),
     });
     // An idle client losing its connection must not crash the process.
     pool.on('error', () => undefined);
@@ -71,9 +78,7 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
   // Queries take at most DB_POOL_MAX connections (admission control queues the rest); the two
   // more are for the change feed and variable lists, so they never wait behind a busy pool.
   const readMax = config.DB_POOL_MAX + READ_POOL_HEADROOM;
-  const read = config.DATABASE_READ_URL
-    ? make(config.DATABASE_READ_URL, readMax, 'ruleperf-read')
-    : make(url, readMax, 'ruleperf-read');
+  const read = make(config.DATABASE_READ_URL ?? url, readMax, 'ruleperf-read', config.DB_PARALLEL_WORKERS);
   return {
     write,
     read,

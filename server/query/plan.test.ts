@@ -265,6 +265,48 @@ test('of two rollups holding the dimensions, the one measured clearly smaller is
   assert.ok(!pieces.some((p) => p.rollup?.name === 'metrics_daily_by_rule'));
 });
 
+test('of rollups of one width, one kept for less time never replaces one kept longer: a 30-day edge reads minutes, not raw rows', () => {
+  const byType = { ...rollup('metrics_minute_by_type', M, ['metric_type', 'status']), retentionMs: 7 * D };
+  const byCategoryType = rollup('metrics_minute_by_category_type', M, ['rule_category', 'metric_type']);
+  const rollups = [...ROLLUPS, byType, byCategoryType];
+  const minute = (rows?: Record<string, number>) =>
+    levels(rollups, ['metricType'], null, rows && ((name) => rows[name]))
+      .filter((r) => r.bucketMs === M)
+      .map((r) => r.name);
+  assert.deepEqual(minute(), ['metrics_minute_by_category_type'], 'as many dimensions: the one kept longer');
+  assert.deepEqual(
+    minute({ metrics_minute_by_type: 7, metrics_minute_by_category_type: 30 }),
+    ['metrics_minute_by_category_type'],
+    'measured smaller but kept 7 days: not chosen'
+  );
+  // Both kept as long: the smaller is read, as before.
+  const longer = rollups.map((r) => (r === byType ? { ...byType, retentionMs: undefined } : r));
+  assert.deepEqual(
+    levels(
+      longer,
+      ['metricType'],
+      null,
+      (name) => ({ metrics_minute_by_type: 7, metrics_minute_by_category_type: 30 })[name]
+    )
+      .filter((r) => r.bucketMs === M)
+      .map((r) => r.name),
+    ['metrics_minute_by_type']
+  );
+  // A question starting 30 days back, mid-hour, reads its first minutes from the minute rollup.
+  const state = new Map(rollups.map((r) => [r.name, { watermark: NOW - (NOW % M), retainedFrom: null }]));
+  const from = NOW - 30 * D - (NOW % M);
+  const { pieces } = plan({
+    range: { from, to: NOW - (NOW % M) },
+    fields: ['metricType'],
+    rollups,
+    state,
+    pending: [],
+  });
+  const head = pieces.find((p) => p.from === from)!;
+  assert.equal(head.rollup?.name, 'metrics_minute_by_category_type');
+  assert.ok(!pieces.some((p) => !p.rollup && p.to <= NOW - D), 'no raw rows a month back');
+});
+
 test('a width between minute, hour and day is read only where it holds fewer rows per unit of time than the finer level', () => {
   const BY_RULE = ['rule_id', 'rule_category', 'metric_type'];
   const rollups = [

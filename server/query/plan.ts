@@ -49,8 +49,8 @@ const CLEARLY_SMALLER = 0.8;
  * dimensions, unless another was measured clearly smaller (fewer rows per bucket). Dimensions
  * alone mislead where one is wide: at 10M rows, per rule (rule, category, type) holds 1.6
  * times the rows an hour of per category (category, type, source, status) with 500 rules,
- * and 12 times with 5,000, so a question about categories reads the latter. Answers are
- * exact from either.
+ * and 12 times with 5,000, so a question about categories reads the latter. A rollup kept
+ * for less time than the chosen one never replaces it. Answers are exact from either.
  */
 export function levels(
   rollups: readonly RollupInfo[],
@@ -70,7 +70,11 @@ export function levels(
     candidates.set(r.bucketMs, [...(candidates.get(r.bucketMs) ?? []), r]);
   }
   const best = [...candidates.values()].map((of) => {
-    const fewestDims = of.reduce((a, b) => (b.dims.length < a.dims.length ? b : a));
+    // Of as many dimensions, the one kept longer: ranges that start beyond a shorter
+    // retention read it instead of raw rows.
+    const fewestDims = of.reduce((a, b) =>
+      b.dims.length < a.dims.length || (b.dims.length === a.dims.length && !keptAsLong(a, b)) ? b : a
+    );
     const base = rowsPerBucket?.(fewestDims.name);
     if (base === undefined) {
       return fewestDims;
@@ -79,7 +83,7 @@ export function levels(
     let chosenRows = base;
     for (const r of of) {
       const n = rowsPerBucket!(r.name);
-      if (n !== undefined && n < CLEARLY_SMALLER * base && n < chosenRows) {
+      if (n !== undefined && n < CLEARLY_SMALLER * base && n < chosenRows && keptAsLong(r, fewestDims)) {
         [chosen, chosenRows] = [r, n];
       }
     }

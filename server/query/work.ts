@@ -128,7 +128,12 @@ export function checkWork(
   );
 }
 
-/** Reads each source's density over its newest 24 buckets (fewer where it holds fewer). */
+/**
+ * Reads each source's density over its newest 24 buckets that hold rows (fewer where it holds
+ * fewer), below its watermark: a quiet spell (no rows for the last minutes, a demo whose
+ * generator stopped) measures the rows it had when busy, not an empty tier that would make
+ * the planner read a wider rollup with more dimensions instead (plan.ts, worthReading).
+ */
 export async function readDensities(
   db: Pick<Pool, 'query'>,
   rollups: readonly RollupInfo[],
@@ -142,18 +147,20 @@ export async function readDensities(
     }
     const fields = fieldsOfColumns(r.dims);
     const distinct = fields.map((f) => `count(DISTINCT ${ident(COLUMN_OF[f])})::float8 AS ${ident(COLUMN_OF[f])}`);
+    const table = ident(r.name);
+    // An index scan backwards over (bucket, …) reads just the rows of those buckets.
     const { rows } = await db.query(
-      `SELECT count(*)::float8 AS rows, coalesce(avg(cardinality(latency_sketch)), 0)::float8 AS values_per_row,
-              coalesce(sum(execution_count), 0)::float8 AS executions,
-              (SELECT min(bucket) FROM ${ident(r.name)}) AS first${distinct.map((d) => `, ${d}`).join('')}
-       FROM ${ident(r.name)} WHERE bucket >= $1 AND bucket < $2`,
-      [new Date(watermark - 24 * r.bucketMs), new Date(watermark)]
+      `WITH recent AS (SELECT DISTINCT bucket FROM ${table} WHERE bucket < $1 ORDER BY bucket DESC LIMIT 24)
+       SELECT count(*)::float8 AS rows, coalesce(avg(cardinality(latency_sketch)), 0)::float8 AS values_per_row,
+              coalesce(sum(execution_count), 0)::float8 AS executions, (SELECT count(*) FROM recent)::float8 AS buckets,
+              (SELECT min(bucket) FROM ${table}) AS first${distinct.map((d) => `, ${d}`).join('')}
+       FROM ${table} WHERE bucket >= (SELECT min(bucket) FROM recent) AND bucket < $1`,
+      [new Date(watermark)]
     );
     const row = rows[0];
     const counts = Object.fromEntries(fields.map((f) => [f, Number(row[COLUMN_OF[f]])]));
     const first = row.first === null ? watermark : new Date(row.first).getTime();
-    // Over the buckets it has: a young rollup (a wide one on a few days of data) holds fewer than 24.
-    const buckets = Math.min(24, Math.max(1, Math.ceil((watermark - first) / r.bucketMs)));
+    const buckets = Math.max(1, Number(row.buckets));
     densities.set(r.name, {
       bucketMs: r.bucketMs,
       first,

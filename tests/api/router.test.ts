@@ -128,3 +128,45 @@ test("one category's stats read per category and type too: count exact, average 
     }
   }
 });
+
+test('after a quiet spell (no rows for the last hours), totals still read the minute rollup, not per-rule 10-minute rows, and match raw rows', async () => {
+  // Data that stopped three hours ago, rollups refreshed to an hour ago: the minute tier's
+  // newest buckets are empty. Its density is measured over the buckets that hold rows.
+  const quiet = await freshDatabase();
+  try {
+    const end = new Date(Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR);
+    await generateHistory(
+      quiet.pool,
+      { days: 1, rowsPerHour: 1500, rules: 1000, parsers: 6, seed: 7, end, method: 'copy' },
+      () => undefined
+    );
+    await refreshRollups(quiet.pool, 'postgres', { until: new Date(Date.now() - HOUR) });
+    const svc = await startTestService({
+      DATABASE_URL: quiet.url,
+      CACHE_PREFIX: uniqueName('router').replace(/_/g, '-'),
+    });
+    services.push(svc);
+    // Edges 17 minutes into an hour: minutes 17–20 and 20–60 are read below the hour.
+    const quietRange = { from: end.getTime() - 6 * HOUR + 17 * 60_000, to: end.getTime() - HOUR + 43 * 60_000 };
+    const res = await postJson(`${svc.url}/api/v1/query`, {
+      range: quietRange,
+      queries: [{ refId: 'A', kind: 'stats' }],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const [frame] = res.body.results.A.frames;
+    const tiers: string[] = frame.schema.meta.custom.tiers;
+    assert.ok(tiers.includes('minute_total'), `tiers: ${tiers}`);
+    assert.ok(!tiers.some((t) => t.includes('by_rule')), `tiers: ${tiers}`);
+    const names: string[] = frame.schema.fields.map((f: { name: string }) => f.name);
+    const value = (name: string) => frame.data.values[names.indexOf(name)][0];
+    const { rows } = await quiet.pool.query(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE status = 'ERROR')::int AS e FROM metrics WHERE time >= $1 AND time < $2`,
+      [new Date(quietRange.from), new Date(quietRange.to)]
+    );
+    assert.ok(rows[0].n > 0);
+    assert.equal(value('executionCount'), rows[0].n);
+    assert.equal(value('errorCount'), rows[0].e);
+  } finally {
+    await quiet.drop();
+  }
+});

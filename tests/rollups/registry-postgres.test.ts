@@ -73,7 +73,15 @@ test('the registry lists nineteen rollups, minute tier included, and tier names 
     'minute_by_type',
     'minute_total',
   ]);
-  assert.ok(minute.every((r) => r.retentionMs === 7 * DAY && r.refreshEveryMs === MIN));
+  assert.ok(minute.every((r) => r.refreshEveryMs === MIN));
+  // Total and per category and type are kept as long as raw rows (schema 13), the rest 7 days.
+  assert.deepEqual(Object.fromEntries(minute.map((r) => [r.tier, r.retentionMs])), {
+    minute_by_category: 7 * DAY,
+    minute_by_type: 7 * DAY,
+    minute_by_rule: 7 * DAY,
+    minute_total: null,
+    minute_by_category_type: null,
+  });
   assert.deepEqual(
     rollups
       .filter((r) => r.rankKeys)
@@ -243,14 +251,24 @@ test('the minute tier keeps its retention; a longer one rebuilds what it had dro
   await insertSpread(T0 + 2 * DAY + HOUR, 7 * DAY, 3000, 2);
   await refresh(until);
   const status = new Map((await rollupStatus(db.pool)).map((s) => [s.rollup, s]));
-  const kept = status.get('metrics_minute_total')!.retainedFrom!.getTime();
+  const kept = status.get('metrics_minute_by_type')!.retainedFrom!.getTime();
   assert.equal(kept, until - 7 * DAY);
   assert.equal(status.get('metrics_hourly')!.retainedFrom, null, 'hourly keeps everything');
   const { rows } = await db.pool.query('SELECT min(bucket) AS first FROM metrics_minute_by_rule');
   assert.ok(rows[0].first.getTime() >= kept, 'older minute buckets are gone');
+  // Total and per category and type keep every minute, as far back as raw rows go.
+  for (const name of ['metrics_minute_total', 'metrics_minute_by_category_type']) {
+    assert.equal(status.get(name)!.retainedFrom, null, name);
+    const { rows: span } = await db.pool.query(
+      `SELECT (SELECT min(bucket) FROM ${name}) AS first, (SELECT date_trunc('minute', min(time)) FROM metrics) AS raw`
+    );
+    assert.equal(span[0].first.getTime(), span[0].raw.getTime(), `${name} starts at the first raw minute`);
+  }
   await assertAllRollupsExact(db.pool);
 
-  await db.pool.query(`UPDATE ruleperf_rollups SET retention = '9 days' WHERE bucket_width = '1 minute'`);
+  await db.pool.query(
+    `UPDATE ruleperf_rollups SET retention = '9 days' WHERE bucket_width = '1 minute' AND retention IS NOT NULL`
+  );
   await refresh(until);
   const longer = (await rollupStatus(db.pool)).find((s) => s.rollup === 'metrics_minute_by_category')!;
   assert.equal(longer.retainedFrom!.getTime(), until - 9 * DAY);
@@ -267,7 +285,11 @@ test('a new rollup is one INSERT: table, state, then the next refresh fills it e
   const { rows: reg } = await db.pool.query(
     `SELECT position, refresh_every::text AS every FROM ruleperf_rollups WHERE name = 'metrics_6h_by_parser'`
   );
-  assert.deepEqual(reg[0], { position: 20, every: '01:00:00' }, 'position and refresh interval filled in');
+  assert.deepEqual(
+    reg[0],
+    { position: 22, every: '01:00:00' },
+    'position and refresh interval filled in (after the last, 21)'
+  );
   const before = (await rollupStatus(db.pool)).find((s) => s.rollup === 'metrics_6h_by_parser')!;
   assert.equal(before.watermark, null);
   await refresh(T0 + 10 * DAY);
@@ -350,6 +372,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'common/011_category_type_rollups.sql',
       'common/012_by_rule_widths.sql',
       'postgres/012_by_rule_width_rank_keys.sql',
+      'common/013_long_minute_rollups.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
@@ -369,7 +392,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
   }
 });
 
-test('a rollup an operator added before schema 11 keeps its place; the rollups of schemas 11 and 12 come after it', async () => {
+test('a rollup an operator added before schema 11 keeps its place; the rollups of schemas 11 to 13 come after it', async () => {
   const old = await freshDatabase({ migrate: false });
   try {
     await migrate(old.pool, { flavour: 'postgres', toVersion: 10 });
@@ -386,9 +409,10 @@ test('a rollup an operator added before schema 11 keeps its place; the rollups o
         'metrics_6h_by_parser',
         'metrics_hourly_by_category_type',
         'metrics_daily_by_category_type',
-        'metrics_minute_by_category_type',
         'metrics_10min_by_rule',
         'metrics_6h_by_rule',
+        'metrics_minute_by_category_type',
+        'metrics_minute_total',
       ]
     );
   } finally {

@@ -84,7 +84,8 @@ test('every registry row is a continuous aggregate with a refresh policy; the mi
   assert.deepEqual(jobs, [
     { proc_name: 'policy_compression', n: 1 },
     { proc_name: 'policy_refresh_continuous_aggregate', n: 19 },
-    { proc_name: 'policy_retention', n: 7 }, // raw rows, the five minute rollups and the 10-minute one
+    // Raw rows, three minute rollups (total and per category and type keep every minute) and the 10-minute one.
+    { proc_name: 'policy_retention', n: 5 },
   ]);
   assert.match(await databaseIdentity(db.pool), /^[0-9a-f-]{36}$/);
 });
@@ -148,6 +149,11 @@ test('the minute tier keeps its retention', async () => {
   // Chunks of a day: those wholly before the retained buckets are dropped.
   const { rows } = await db.pool.query('SELECT min(bucket) AS first FROM metrics_minute_by_category');
   assert.ok(rows[0].first.getTime() >= until - 8 * DAY, rows[0].first.toISOString());
+  // The total keeps every minute, from the first raw row on.
+  const { rows: total } = await db.pool.query(
+    `SELECT (SELECT min(bucket) FROM metrics_minute_total) AS first, (SELECT date_trunc('minute', min(time)) FROM metrics) AS raw`
+  );
+  assert.equal(total[0].first.getTime(), total[0].raw.getTime());
   await assertAllRollupsExact(db.pool);
 });
 
@@ -196,6 +202,7 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
       'common/007_minute_tier.sql',
       'common/011_category_type_rollups.sql',
       'common/012_by_rule_widths.sql',
+      'common/013_long_minute_rollups.sql',
     ]);
     const { rows: idx } = await old.pool.query(
       `SELECT indexname FROM pg_indexes WHERE tablename = 'metrics' ORDER BY 1`

@@ -134,6 +134,46 @@ function sketchFunctionTests(native: NativeChoice) {
   if (native !== 'auto') {
     return;
   }
+  test('large merges (hundreds of entries, which C sums in an array indexed by key) equal SQL: merged sketches and percentiles', async () => {
+    // Compact sketches of daily and hourly rows: hundreds of keys each, mostly in one cluster,
+    // some of zero counts (kept, as SQL's GROUP BY keeps them).
+    const bigSketch = fc
+      .uniqueArray(fc.oneof(fc.integer({ min: 1300, max: 1900 }), key), { minLength: 100, maxLength: 700 })
+      .chain((ks) =>
+        fc.tuple(
+          ...ks
+            .sort((a, b) => a - b)
+            .map((k) =>
+              fc
+                .oneof(fc.constant(0), fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 5000 }))
+                .map((c) => `${(BigInt(k) << 32n) | BigInt(c)}`)
+            )
+        )
+      );
+    const parts = fc.array(bigSketch, { minLength: 1, maxLength: 6 });
+    await fc.assert(
+      fc.asyncProperty(parts, async (ps) => {
+        const arg = JSON.stringify(ps.map((p) => `{${p.join(',')}}`));
+        await same(
+          `SELECT ruleperf_sketch_merge_parts(array(SELECT ROW(p::bigint[])::ruleperf_sketch_part FROM jsonb_array_elements_text($1::jsonb) AS p))::text AS new,
+                old_compact(array(SELECT e FROM jsonb_array_elements_text($1::jsonb) AS p, unnest(p::bigint[]) AS e))::text AS old`,
+          [arg]
+        );
+        const rows = JSON.stringify(ps.map((p) => ({ grp: 'g', s: `{${p.join(',')}}` })));
+        const src = `src AS (
+          SELECT x.grp, 1::bigint AS execution_count, 0::float8 AS exec_time_sum, 0::float8 AS exec_time_min,
+            0::float8 AS exec_time_max, 0::bigint AS records_processed, 0::bigint AS records_failed, 0::bigint AS error_count,
+            0::bigint AS success_count, 0::bigint AS timeout_count, x.s::bigint[] AS latency_sketch
+          FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
+        const run = async (nativeSketches: boolean) =>
+          (await db.pool.query(`WITH ${src} ${mergedSelect(['grp'], true, nativeSketches)}`, [rows])).rows;
+        assert.deepEqual(await run(true), await run(false));
+      }),
+      // Shrinking arrays of hundreds of entries takes minutes: the first failure is reported.
+      { numRuns: 60, endOnFailure: true }
+    );
+  });
+
   test('percentiles merged by a query: the same float8 values in C as in SQL', async () => {
     // Groups of sketches (some NULL, some of zero counts) as a query's source rows; the figures
     // other than percentiles are constants here.
