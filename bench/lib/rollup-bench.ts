@@ -227,7 +227,7 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
           '',
         ],
         [
-          `The minute tier (${firstPl.result.filter((r) => MINUTE_TIER.test(r.rollup)).length} rollups, 7 days kept)`,
+          `The minute tier (${firstPl.result.filter((r) => MINUTE_TIER.test(r.rollup)).length} rollups: total and per category and type from every raw row, the others their 7 days)`,
           '—',
           secs(plSplit.minuteMs / 1000),
           nowSplit ? secs(nowSplit.minuteMs / 1000) : '—',
@@ -545,7 +545,9 @@ async function minuteTierSizes(o: RollupBenchOptions, say: (s: string) => void) 
       await c.end();
     }
   }
-  say(`\nThe minute tier at the bench scales (7 days kept, of 30 days of rows):\n`);
+  say(
+    `\nThe minute tier at the bench scales (per category, per type and per rule kept 7 days of the 30 days of rows; total and per category and type all 30, schema 13):\n`
+  );
   say(
     table(
       [

@@ -38,7 +38,7 @@ test('hypertable and continuous aggregates are in place, with policies', async (
   assert.deepEqual(jobs, [
     { proc_name: 'policy_compression', n: 1 },
     { proc_name: 'policy_refresh_continuous_aggregate', n: 19 },
-    { proc_name: 'policy_retention', n: 7 },
+    { proc_name: 'policy_retention', n: 5 }, // raw rows, three minute rollups and the 10-minute one
   ]);
 });
 
