@@ -615,7 +615,7 @@ async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) 
     { wallS: 0, cpuS: 0, rollupRows: 0 }
   );
   say(
-    `\nFirst build of every rollup over the ${(rawRows / 1e6).toFixed(0)}M-row bench database (30 days; the minute tier from its last 7), one rollup after another:\n`
+    `\nFirst build of every rollup over the ${(rawRows / 1e6).toFixed(0)}M-row bench database (30 days; the minute total and per category and type from all of it, the other minute rollups from its last 7), one rollup after another:\n`
   );
   say(
     table(

@@ -293,7 +293,13 @@ test('of rollups of one width, one kept for less time never replaces one kept lo
     ['metrics_minute_by_type']
   );
   // A question starting 30 days back, mid-hour, reads its first minutes from the minute rollup.
-  const state = new Map(rollups.map((r) => [r.name, { watermark: NOW - (NOW % M), retainedFrom: null }]));
+  // By type holds its last 7 days only: were it chosen, the month-old minutes would be raw rows.
+  const state = new Map(
+    rollups.map((r) => [
+      r.name,
+      { watermark: NOW - (NOW % M), retainedFrom: r === byType ? NOW - (NOW % M) - 7 * D : null },
+    ])
+  );
   const from = NOW - 30 * D - (NOW % M);
   const { pieces } = plan({
     range: { from, to: NOW - (NOW % M) },

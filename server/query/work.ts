@@ -129,10 +129,10 @@ export function checkWork(
 }
 
 /**
- * Reads each source's density over its newest 24 buckets that hold rows (fewer where it holds
- * fewer), below its watermark: a quiet spell (no rows for the last minutes, a demo whose
- * generator stopped) measures the rows it had when busy, not an empty tier that would make
- * the planner read a wider rollup with more dimensions instead (plan.ts, worthReading).
+ * Reads each source's density over the span of its newest 24 buckets that hold rows (fewer
+ * where it holds fewer), below its watermark: a quiet spell (no rows for the last minutes, a
+ * demo whose generator stopped) measures the rows it had when busy, not an empty tier that
+ * would make the planner read a wider rollup with more dimensions instead (plan.ts, worthReading).
  */
 export async function readDensities(
   db: Pick<Pool, 'query'>,
@@ -152,7 +152,8 @@ export async function readDensities(
     const { rows } = await db.query(
       `WITH recent AS (SELECT DISTINCT bucket FROM ${table} WHERE bucket < $1 ORDER BY bucket DESC LIMIT 24)
        SELECT count(*)::float8 AS rows, coalesce(avg(cardinality(latency_sketch)), 0)::float8 AS values_per_row,
-              coalesce(sum(execution_count), 0)::float8 AS executions, (SELECT count(*) FROM recent)::float8 AS buckets,
+              coalesce(sum(execution_count), 0)::float8 AS executions,
+              (SELECT extract(epoch FROM max(bucket) - min(bucket)) * 1000 FROM recent)::float8 AS spread_ms,
               (SELECT min(bucket) FROM ${table}) AS first${distinct.map((d) => `, ${d}`).join('')}
        FROM ${table} WHERE bucket >= (SELECT min(bucket) FROM recent) AND bucket < $1`,
       [new Date(watermark)]
@@ -160,7 +161,9 @@ export async function readDensities(
     const row = rows[0];
     const counts = Object.fromEntries(fields.map((f) => [f, Number(row[COLUMN_OF[f]])]));
     const first = row.first === null ? watermark : new Date(row.first).getTime();
-    const buckets = Math.max(1, Number(row.buckets));
+    // Per unit of time from the oldest of those buckets to the newest: gaps between them (data
+    // that arrives in bursts) count, a quiet spell after the newest does not.
+    const buckets = row.spread_ms === null ? 1 : Number(row.spread_ms) / r.bucketMs + 1;
     densities.set(r.name, {
       bucketMs: r.bucketMs,
       first,

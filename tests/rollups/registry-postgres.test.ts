@@ -14,6 +14,7 @@ import { databaseIdentity } from '../../server/db/identity';
 import { migrate } from '../../server/db/migrate';
 import { loadRollupCatalog, tierNames } from '../../server/query/catalog';
 import { assertAllRollupsExact, rollupDifferences } from './reference';
+import { generateHistory } from '../../server/generator/history';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -415,6 +416,68 @@ test('a rollup an operator added before schema 11 keeps its place; the rollups o
         'metrics_minute_total',
       ]
     );
+  } finally {
+    await old.drop();
+  }
+});
+
+test('upgrading a filled schema-12 database: the minute total and per category and type are rebuilt from every raw row, exactly', async () => {
+  const old = await freshDatabase({ migrate: false });
+  try {
+    await migrate(old.pool, { flavour: 'postgres', toVersion: 12 });
+    const end = new Date(T0 + 10 * DAY);
+    await generateHistory(
+      old.pool,
+      { days: 10, rowsPerHour: 150, rules: 30, parsers: 4, seed: 13, end, method: 'copy' },
+      () => undefined
+    );
+    await refreshRollups(old.pool, 'postgres', { until: end });
+    const first = async (table: string) =>
+      (await old.pool.query(`SELECT min(bucket) AS b FROM ${table}`)).rows[0].b?.getTime() ?? null;
+    assert.ok((await first('metrics_minute_total'))! >= end.getTime() - 7 * DAY, 'schema 12 kept 7 days');
+    await migrate(old.pool, { flavour: 'postgres' });
+    await refreshRollups(old.pool, 'postgres', { until: end });
+    const { rows } = await old.pool.query(`SELECT date_trunc('minute', min(time)) AS t FROM metrics`);
+    for (const name of ['metrics_minute_total', 'metrics_minute_by_category_type']) {
+      assert.equal(await first(name), rows[0].t.getTime(), `${name} from the first raw minute`);
+    }
+    // Every minute's counts as raw rows give them (generated values make float sums differ in
+    // their last bits with the order of addition, so counts are compared here).
+    const { rows: differing } = await old.pool.query(`
+      WITH raw AS (
+        SELECT date_trunc('minute', time) AS bucket, ROW(rule_category, metric_type)::text AS g, count(*) AS n,
+               count(*) FILTER (WHERE status = 'ERROR') AS e
+        FROM metrics GROUP BY 1, 2),
+      total AS (SELECT bucket, sum(n) AS n, sum(e) AS e FROM raw GROUP BY 1)
+      SELECT 'by category and type' AS rollup, count(*)::int AS n FROM raw
+        FULL JOIN (SELECT bucket, ROW(rule_category, metric_type)::text AS g, execution_count, error_count
+                   FROM metrics_minute_by_category_type) m USING (bucket, g)
+        WHERE m.execution_count IS DISTINCT FROM raw.n OR m.error_count IS DISTINCT FROM raw.e
+      UNION ALL
+      SELECT 'total', count(*)::int FROM total FULL JOIN metrics_minute_total m USING (bucket)
+        WHERE m.execution_count IS DISTINCT FROM total.n OR m.error_count IS DISTINCT FROM total.e`);
+    assert.deepEqual(differing, [
+      { rollup: 'by category and type', n: 0 },
+      { rollup: 'total', n: 0 },
+    ]);
+  } finally {
+    await old.drop();
+  }
+});
+
+test('schema 13 stops, naming it, where an operator built a rollup on the minute total', async () => {
+  const old = await freshDatabase({ migrate: false });
+  try {
+    await migrate(old.pool, { flavour: 'postgres', toVersion: 12 });
+    await old.pool.query(
+      `INSERT INTO ruleperf_rollups (name, source, bucket_width, dims) VALUES ('metrics_5min_total', 'metrics_minute_total', '5 minutes', '{}')`
+    );
+    await assert.rejects(
+      migrate(old.pool, { flavour: 'postgres' }),
+      /metrics_5min_total is built from them: drop it first/
+    );
+    const { rows } = await old.pool.query(`SELECT source FROM ruleperf_rollups WHERE name = 'metrics_minute_total'`);
+    assert.equal(rows[0].source, 'metrics_minute_by_type', 'nothing changed');
   } finally {
     await old.drop();
   }

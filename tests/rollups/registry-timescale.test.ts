@@ -149,11 +149,13 @@ test('the minute tier keeps its retention', async () => {
   // Chunks of a day: those wholly before the retained buckets are dropped.
   const { rows } = await db.pool.query('SELECT min(bucket) AS first FROM metrics_minute_by_category');
   assert.ok(rows[0].first.getTime() >= until - 8 * DAY, rows[0].first.toISOString());
-  // The total keeps every minute, from the first raw row on.
-  const { rows: total } = await db.pool.query(
-    `SELECT (SELECT min(bucket) FROM metrics_minute_total) AS first, (SELECT date_trunc('minute', min(time)) FROM metrics) AS raw`
-  );
-  assert.equal(total[0].first.getTime(), total[0].raw.getTime());
+  // The total and per category and type keep every minute, from the first raw row on.
+  for (const name of ['metrics_minute_total', 'metrics_minute_by_category_type']) {
+    const { rows: span } = await db.pool.query(
+      `SELECT (SELECT min(bucket) FROM ${name}) AS first, (SELECT date_trunc('minute', min(time)) FROM metrics) AS raw`
+    );
+    assert.equal(span[0].first.getTime(), span[0].raw.getTime(), name);
+  }
   await assertAllRollupsExact(db.pool);
 });
 
