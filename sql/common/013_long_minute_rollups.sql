@@ -1,9 +1,8 @@
 -- Schema 13: the two smallest minute rollups, total and per rule category and metric type,
 -- keep every minute (no retention, as the hourly and daily rollups) and are built from raw
--- rows. A range that starts
--- more than 7 days back, as every "last 30 days" panel does, begins mid-hour: with the minute
--- tier kept 7 days, the minutes up to that hour came from raw rows (up to 59 minutes of them,
--- about 60,000 rows at the bench's 45M, most of a 30-day answer's time); these two hold one
+-- rows. A range that starts more than 7 days back, as every "last 30 days" panel does, begins
+-- mid-hour: with the minute tier kept 7 days, the minutes up to that hour came from raw rows
+-- (up to 59 of them, about 60,000 rows at the bench's 45M, most of a 30-day answer's time); these two hold one
 -- and about 34 rows a minute (about 18 million rows a year), read a handful at a time. Per
 -- category, per type and per rule keep their 7 days: they hold hundreds of rows a minute.
 --
