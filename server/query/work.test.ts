@@ -155,3 +155,27 @@ test('without a statement timeout the configured limit stands whatever answers c
   estimator.observe(500_000, 100_000);
   assert.equal(estimator.currentLimit().limit, 1_000_000);
 });
+
+test('a rollup the last reading did not measure has the densities read again within a minute, not at their usual age', async () => {
+  let now = 0;
+  let reads = 0;
+  const estimator = new WorkEstimator(
+    async () => {
+      reads++;
+      return reads === 1
+        ? densities
+        : new Map([...densities, ['metrics_minute_total', { ...densities.get(RAW_SOURCE)!, rowsPerBucket: 1 }]]);
+    },
+    { limit: 1000, now: () => now }
+  );
+  await estimator.refresh();
+  assert.equal(estimator.rowsPerBucket('metrics_minute_total'), undefined);
+  assert.equal(reads, 1, 'not at once');
+  now = 61_000;
+  assert.equal(estimator.rowsPerBucket('metrics_hourly_by_rule'), 500, 'a measured one asks for nothing');
+  assert.equal(reads, 1);
+  assert.equal(estimator.rowsPerBucket('metrics_minute_total'), undefined);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(reads, 2);
+  assert.equal(estimator.rowsPerBucket('metrics_minute_total'), 1);
+});

@@ -185,6 +185,9 @@ export async function readDensities(
   return densities;
 }
 
+/** How soon densities are read again when a rollup asked about was not measured. */
+const UNMEASURED_REREAD_MS = 60_000;
+
 /** Answers smaller than this share of the limit say little about the cost of a value (their fixed costs dominate). */
 const MIN_OBSERVED_SHARE = 0.05;
 /** How many recent answers' costs are kept, and for how long. */
@@ -293,8 +296,16 @@ export class WorkEstimator {
     return checkWork(q, pieces, this.densities, limit, lowered);
   }
 
-  /** Rows a rollup held per bucket at the last reading (undefined before it): the planner's measure of size. */
+  /**
+   * Rows a rollup held per bucket at the last reading (undefined before it): the planner's
+   * measure of size. A rollup the last reading found empty (one being built, as after an
+   * upgrade) has the densities read again within a minute rather than at their usual age.
+   */
   rowsPerBucket(rollup: string): number | undefined {
-    return this.densities?.get(rollup)?.rowsPerBucket;
+    const rows = this.densities?.get(rollup)?.rowsPerBucket;
+    if (rows === undefined && this.densities && this.now() - this.readAt > UNMEASURED_REREAD_MS) {
+      void this.refresh();
+    }
+    return rows;
   }
 }
