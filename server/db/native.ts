@@ -153,15 +153,14 @@ export async function nativeEnabled(db: Queryable): Promise<boolean> {
 }
 
 /**
- * Whether queries may merge percentiles and top rules' coarse keys and rank bounds with the
- * extension's C functions: the sketch functions run in C (not turned off) and the installed
- * extension has them (an older build without one: all in SQL).
+ * Whether queries may merge percentiles and top rules' coarse keys with the extension's C
+ * functions: the sketch functions run in C (not turned off) and the installed extension has
+ * them (an older build without one: all in SQL).
  */
 export async function nativeQueries(db: Queryable): Promise<boolean> {
   const { rows } = await db.query(
     `SELECT to_regprocedure('ruleperf_native_percentiles(anyarray)') IS NOT NULL
-        AND to_regprocedure('ruleperf_native_keys_at(anyarray, float8)') IS NOT NULL
-        AND to_regprocedure('ruleperf_native_rank_bounds(bigint[], integer[], integer[], float8)') IS NOT NULL AS present`
+        AND to_regprocedure('ruleperf_native_keys_at_agg(bigint[], float8)') IS NOT NULL AS present`
   );
   return rows[0].present === true && (await nativeEnabled(db));
 }

@@ -89,6 +89,31 @@ describe('ruleperf_native in the PostgreSQL flavour', async () => {
     );
   });
 
+  test('a database whose extension is an older version is brought up to date by migrate', { skip }, async () => {
+    const other = await freshDatabase({ flavour: 'postgres', native: 'off' });
+    try {
+      // 1.1 had top rules' rank bounds and no aggregate: queries merge in SQL until it is updated.
+      await other.pool.query(`CREATE EXTENSION ${NATIVE_EXTENSION} VERSION '1.1'`);
+      await migrate(other.pool, { native: 'auto' });
+      const { rows } = await other.pool.query(
+        `SELECT e.extversion, v.default_version AS newest,
+                to_regprocedure('ruleperf_native_keys_at_agg(bigint[], float8)') IS NOT NULL AS aggregate,
+                to_regprocedure('ruleperf_native_rank_bounds(bigint[], integer[], integer[], float8)') IS NOT NULL AS rank_bounds
+           FROM pg_extension e, pg_available_extensions v WHERE e.extname = $1 AND v.name = $1`,
+        [NATIVE_EXTENSION]
+      );
+      assert.deepEqual(rows[0], {
+        extversion: rows[0].newest,
+        newest: rows[0].newest,
+        aggregate: true,
+        rank_bounds: false,
+      });
+      assert.equal(await nativeQueries(other.pool), true);
+    } finally {
+      await other.drop();
+    }
+  });
+
   test('every rollup built in C equals the one built in PL/pgSQL, row for row', { skip }, async () => {
     await migrate(db.pool, { native: 'off' });
     const inPlpgsql = await rebuild();

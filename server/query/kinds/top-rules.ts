@@ -13,16 +13,18 @@
  *   below min lo_i, so the union's key at rank floor(p(N - 1)) is at least min lo_i; at least
  *   sum (rank_i + 1) > ceil(p(N - 1)) values lie at or below max hi_i, so its key at rank
  *   ceil(p(N - 1)) is at most max hi_i. The answer interpolates between those two keys' values
- *   and is clamped to [min, max]: so are the bounds. Reads four integers per rollup row. In C
- *   (ruleperf_native_rank_bounds) the same reasoning weighs each part by its size, so that the
- *   many parts of a value or two (minute rows, quiet hours) no longer set the bounds by their
- *   extremes: about 150 of 500 rules survive instead of 370 (7 days at 10M rows).
+ *   and is clamped to [min, max]: so are the bounds. Reads four integers per rollup row.
  * - coarse sketches (every rollup): merge keys / 16 per rule and read the keys at those
  *   ranks; a coarse key spans 16 fine ones, so its value range bounds the answer.
- * Rank keys are tight when rows hold many values and loose when they hold few, so where they
- * exist they narrow the rules first and, when more than twice `limit` survive, coarse
- * sketches narrow the survivors, in one statement. Other orderings (average, error rate,
- * count) are exact sums: phase one ranks them directly.
+ * In SQL, rank keys are tight when rows hold many values and loose when they hold few, so
+ * where they exist they narrow the rules first and, when more than twice `limit` survive,
+ * coarse sketches narrow the survivors, in one statement. Where the sketch functions run in C
+ * (ruleperf_native_keys_at_agg), the coarse sketches of every rule are merged in one pass
+ * instead: merging costs little more than reading the rows, and rank keys (even weighed by
+ * part size in C) left a third of the rules, whose rows were then read a second time. With
+ * 5,000 rules over 7 days at 10M rows: 1,535 survivors and 210 ms p50 for the answer, against
+ * 106 ms; with 500 rules 35 against 22 ms. Other orderings (average, error rate, count) are
+ * exact sums: phase one ranks them directly.
  *
  * Phase two merges the fine sketches of the candidates (split over two connections when
  * there are several, so both cores work), and the service ranks them exactly.
@@ -74,8 +76,7 @@ export function coarseKeys(level: number, nativeSketches: boolean): string {
   return nativeSketches
     ? `keys AS (
   SELECT grp, kk[1] AS klo, kk[2] AS khi FROM (
-    SELECT grp, ruleperf_native_keys_at(array_agg(ROW(latency_sketch)::ruleperf_sketch_part), ${level}::float8) AS kk
-    FROM src GROUP BY grp) x
+    SELECT grp, ruleperf_native_keys_at_agg(latency_sketch, ${level}::float8) AS kk FROM src GROUP BY grp) x
   WHERE kk IS NOT NULL
 )`
     : `hist AS (
@@ -116,8 +117,10 @@ SELECT grp FROM agg a ORDER BY ${SUM_ORDER[q.sortBy!]} DESC NULLS LAST, grp LIMI
 )
 SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
 
-  // Rank keys first where any rollup piece stores them (pieces that don't compute them on the fly).
-  if (pieces.some((piece) => piece.rollup?.rankKeys)) {
+  // In SQL, rank keys first where any rollup piece stores them (pieces that don't compute them
+  // on the fly). In C the coarse merge of every rule costs little more than reading its rows,
+  // and reading them once beats reading the rank keys' survivors again.
+  if (!nativeSketches && pieces.some((piece) => piece.rollup?.rankKeys)) {
     const ranked = sourceRows(q, pieces, p, { shape: 'rankKeys', ...byRule });
     const i = RANK_KEY_INDEX[percentile];
     const clamp = (v: string) => `greatest(r.mn, least(r.mx, ${v}))`;
@@ -128,13 +131,7 @@ SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infini
       ...byRule,
       extraCondition: `${many} AND rule_id = ANY(ARRAY(SELECT grp FROM rank_candidates))`,
     });
-    const ranks = nativeSketches
-      ? `SELECT grp, mn, mx, b[1] AS klo, b[2] AS khi FROM (
-    SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, ruleperf_native_rank_bounds(
-      array_agg(execution_count) FILTER (WHERE rank_keys IS NOT NULL), array_agg(rank_keys[${i}]) FILTER (WHERE rank_keys IS NOT NULL),
-      array_agg(rank_keys[${i + 1}]) FILTER (WHERE rank_keys IS NOT NULL), ${percentile}::float8) AS b
-    FROM ranked GROUP BY grp) x`
-      : `SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, min(rank_keys[${i}]) AS klo, max(rank_keys[${i + 1}]) AS khi
+    const ranks = `SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, min(rank_keys[${i}]) AS klo, max(rank_keys[${i + 1}]) AS khi
   FROM ranked GROUP BY grp`;
     const text = `WITH ranked AS (
   ${ranked}
