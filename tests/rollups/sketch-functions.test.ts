@@ -12,7 +12,7 @@ import { describe, test, before, after } from 'node:test';
 import fc from 'fast-check';
 import { freshDatabase, nativeExtensionInstalled, type TestDatabase } from '../support/services';
 import { mergedSelect } from '../../server/query/sql';
-import { coarseKeys } from '../../server/query/kinds/top-rules';
+import { coarseBounds } from '../../server/query/kinds/top-rules';
 import { NATIVE_EXTENSION, nativeEnabled, type NativeChoice } from '../../server/db/native';
 
 describe('sketch functions', async () => {
@@ -209,10 +209,15 @@ function sketchFunctionTests(native: NativeChoice) {
       maxLength: 4,
     });
     const src = `src AS (
-      SELECT x.grp, x.s::bigint[] AS latency_sketch FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
+      SELECT x.grp, 0.5::float8 AS exec_time_min, 1e9::float8 AS exec_time_max, x.s::bigint[] AS latency_sketch
+      FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
     const run = async (level: number, nativeSketches: boolean, rows: string) =>
-      (await db.pool.query(`WITH ${src}, ${coarseKeys(level, nativeSketches)} SELECT * FROM keys ORDER BY grp`, [rows]))
-        .rows;
+      (
+        await db.pool.query(
+          `WITH ${src}, ${coarseBounds(level, nativeSketches)} SELECT grp, klo, khi FROM bounds ORDER BY grp`,
+          [rows]
+        )
+      ).rows;
     let compared = 0;
     await fc.assert(
       fc.asyncProperty(groups, fc.constantFrom(0.95, 0.99), async (gs, level) => {
@@ -242,10 +247,15 @@ function sketchFunctionTests(native: NativeChoice) {
       );
     const group = fc.array(coarse, { minLength: 350, maxLength: 450 });
     const src = `src AS (
-      SELECT x.grp, x.s::bigint[] AS latency_sketch FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
+      SELECT x.grp, 0.5::float8 AS exec_time_min, 1e9::float8 AS exec_time_max, x.s::bigint[] AS latency_sketch
+      FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
     const run = async (level: number, nativeSketches: boolean, rows: string) =>
-      (await db.pool.query(`WITH ${src}, ${coarseKeys(level, nativeSketches)} SELECT * FROM keys ORDER BY grp`, [rows]))
-        .rows;
+      (
+        await db.pool.query(
+          `WITH ${src}, ${coarseBounds(level, nativeSketches)} SELECT grp, klo, khi FROM bounds ORDER BY grp`,
+          [rows]
+        )
+      ).rows;
     let entries = 0;
     await fc.assert(
       fc.asyncProperty(

@@ -67,26 +67,34 @@ const coarseHighSql = (k: string) => `power(${GAMMA}::float8, (16 * ${k} + 15 - 
 const byRule = { bucketMs: null, group: 'ruleId' as const, notNull: ['ruleId' as const] };
 
 /**
- * CTE `keys` (after the ones it needs): per rule of CTE `src`, the keys at ranks floor(h) and
- * ceil(h), h = level·(n − 1), of its merged (coarse) sketches — in SQL, or in C where the
- * ruleperf_native extension serves the sketch functions: the same keys, and rules without
- * entries left out alike.
+ * CTEs ending in `bounds` (grp, klo, khi, lo, hi): per rule of CTE `src` (grp, exec_time_min,
+ * exec_time_max, latency_sketch), the keys at ranks floor(h) and ceil(h), h = level·(n − 1), of
+ * its merged coarse sketches, and the value range they bound, clamped to the rule's [min, max].
+ * In SQL a histogram walk joined to the minima and maxima; in C, where the ruleperf_native
+ * extension serves the sketch functions, one aggregate pass (src read once, not kept): the
+ * same keys, and rules without entries left out alike.
  */
-export function coarseKeys(level: number, nativeSketches: boolean): string {
-  return nativeSketches
-    ? `keys AS (
-  SELECT grp, kk[1] AS klo, kk[2] AS khi FROM (
-    SELECT grp, ruleperf_native_keys_at_agg(latency_sketch, ${level}::float8) AS kk FROM src GROUP BY grp) x
-  WHERE kk IS NOT NULL
-)`
-    : `hist AS (
+export function coarseBounds(level: number, nativeSketches: boolean): string {
+  const bounded = (keyed: string) => `bounds AS (
+  SELECT grp, klo, khi, greatest(mn, ${coarseLowSql('klo')}) AS lo, least(mx, ${coarseHighSql('khi')}) AS hi FROM (
+    ${keyed}) k
+)`;
+  if (nativeSketches) {
+    return bounded(`SELECT grp, mn, mx, kk[1] AS klo, kk[2] AS khi FROM (
+      SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, ruleperf_native_keys_at_agg(latency_sketch, ${level}::float8) AS kk
+      FROM src GROUP BY grp) a
+    WHERE kk IS NOT NULL`);
+  }
+  return `agg AS (
+  SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx FROM src GROUP BY grp
+), hist AS (
   SELECT grp, (e >> 32)::int AS k, sum(e & 4294967295)::float8 AS c FROM src, unnest(latency_sketch) AS e GROUP BY grp, k
 ), cum AS (
   SELECT *, sum(c) OVER (w ORDER BY k) - c AS before, ${level} * (sum(c) OVER w - 1) AS h FROM hist WINDOW w AS (PARTITION BY grp)
 ), keys AS (
   SELECT grp, min(k) FILTER (WHERE before <= floor(h) AND floor(h) < before + c) AS klo, min(k) FILTER (WHERE before <= ceil(h) AND ceil(h) < before + c) AS khi
   FROM cum GROUP BY grp
-)`;
+), ${bounded('SELECT k.grp, a.mn, a.mx, k.klo, k.khi FROM keys k JOIN agg a ON a.grp = k.grp')}`;
 }
 
 export function candidatesStatement(
@@ -106,13 +114,7 @@ SELECT grp FROM agg a ORDER BY ${SUM_ORDER[q.sortBy!]} DESC NULLS LAST, grp LIMI
   }
   const limit = p.add(q.limit);
   /** Coarse-sketch bounds per rule over the rows of CTE `src` (the keys around rank h = q·(n − 1)), then the candidates. */
-  const keys = coarseKeys(percentile, nativeSketches);
-  const coarseCandidates = `agg AS (
-  SELECT grp, min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max FROM src GROUP BY grp
-), ${keys}, bounds AS (
-  SELECT a.grp, greatest(a.exec_time_min, ${coarseLowSql('k.klo')}) AS lo, least(a.exec_time_max, ${coarseHighSql('k.khi')}) AS hi
-  FROM keys k JOIN agg a ON a.grp = k.grp
-), threshold AS (
+  const coarseCandidates = `${coarseBounds(percentile, nativeSketches)}, threshold AS (
   SELECT lo FROM bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
 )
 SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
