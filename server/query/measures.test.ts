@@ -1,7 +1,7 @@
 /** What an answer row's figures are made of: exact sums, and bounded digits where a figure is an estimate. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { measures, significant } from './measures';
+import { columnsRead, measure, measures, significant, type MeasureName } from './measures';
 
 const row = {
   execution_count: 3,
@@ -38,4 +38,27 @@ test('significant digits: integers and non-finite values pass through', () => {
   assert.equal(significant(123456789, 3), 123456789);
   assert.equal(significant(Infinity, 3), Infinity);
   assert.equal(significant(0.000123456, 3), 0.000123);
+});
+
+test('each figure reads only the columns columnsRead names for it (an answer fetches no others)', () => {
+  const full = {
+    ...row,
+    records_processed: 40,
+    records_failed: 2,
+    success_count: 1,
+    timeout_count: 1,
+  };
+  for (const name of Object.keys(measures(full, 7)) as MeasureName[]) {
+    const columns = columnsRead([name]);
+    const only = Object.fromEntries(columns.map((c) => [c, full[c as keyof typeof full]]));
+    assert.equal(measure(only, 7, name), measure(full, 7, name), `${name} from ${columns.join(', ')}`);
+    assert.notEqual(measure(full, 7, name), null, `${name} has a value to compare`);
+  }
+  assert.deepEqual(columnsRead(['errorCount', 'p95ExecutionTimeMs']), [
+    'execution_count',
+    'error_count',
+    'exec_time_min',
+    'exec_time_max',
+    'pct',
+  ]);
 });

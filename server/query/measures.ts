@@ -52,6 +52,30 @@ const FIGURES = {
 export type MeasureName = keyof typeof FIGURES;
 export type Measures = Record<MeasureName, number | null>;
 
+const PERCENTILE_READS = ['execution_count', 'exec_time_min', 'exec_time_max', 'pct'];
+/** The answer-row columns each figure reads (above): an answer asked for a few figures fetches only these. */
+const READS: Record<MeasureName, readonly string[]> = {
+  executionCount: ['execution_count'],
+  throughputPerSecond: ['execution_count'],
+  avgExecutionTimeMs: ['execution_count', 'exec_time_sum'],
+  p50ExecutionTimeMs: PERCENTILE_READS,
+  p95ExecutionTimeMs: PERCENTILE_READS,
+  p99ExecutionTimeMs: PERCENTILE_READS,
+  minExecutionTimeMs: ['execution_count', 'exec_time_min'],
+  maxExecutionTimeMs: ['execution_count', 'exec_time_max'],
+  recordsProcessed: ['records_processed'],
+  recordsFailed: ['records_failed'],
+  errorCount: ['error_count'],
+  successCount: ['success_count'],
+  timeoutCount: ['timeout_count'],
+  errorRate: ['execution_count', 'error_count'],
+};
+
+/** The columns the given figures read, execution_count always among them (rows without executions are dropped by it). */
+export function columnsRead(names: readonly MeasureName[]): string[] {
+  return [...new Set(['execution_count', ...names.flatMap((n) => READS[n])])];
+}
+
 /** One figure of a row (a timeseries reads only the metrics it was asked for, point by point). */
 export function measure(row: Row | undefined, seconds: number, name: MeasureName): number | null {
   return FIGURES[name](row, seconds);

@@ -203,11 +203,19 @@ export const PERCENTILE_LEVELS = [0.5, 0.95, 0.99] as const;
  * Counts, sums, minima and maxima per output group over CTE `src`, groups with no execution
  * dropped; with `withPercentiles`, `pct` holds p50, p95 and p99 read off the group's merged
  * latency histogram, interpolated as percentile_cont interpolates between the values at the
- * ranks around h = q·(n − 1) (clamp them to [min, max] on use). The result is a SELECT the
- * kinds wrap (order, limit, names).
+ * ranks around h = q·(n − 1) (clamp them to [min, max] on use). With `keep`, only those
+ * columns (and the groups) are returned: the planner then skips the other aggregates, and the
+ * rows cross the wire and are parsed without them (a 24-hour per-rule timeseries is 1,440
+ * rows). The result is a SELECT the kinds wrap (order, limit, names).
  */
-export function mergedSelect(g: string[], withPercentiles: boolean, nativeSketches = false): string {
+export function mergedSelect(
+  g: string[],
+  withPercentiles: boolean,
+  nativeSketches = false,
+  keep?: readonly string[]
+): string {
   const cols = g.length ? `${g.join(', ')}, ` : '';
+  const out = keep ? [...g, ...keep].map((c) => `a.${c}`).join(', ') : 'a.*';
   const sums = `SELECT ${cols}sum(execution_count)::bigint AS execution_count, sum(exec_time_sum) AS exec_time_sum,
     min(exec_time_min) AS exec_time_min, max(exec_time_max) AS exec_time_max,
     sum(records_processed)::bigint AS records_processed, sum(records_failed)::bigint AS records_failed,
@@ -215,11 +223,11 @@ export function mergedSelect(g: string[], withPercentiles: boolean, nativeSketch
   const grouping = `\n  FROM src${g.length ? ` GROUP BY ${g.join(', ')}` : ''}`;
   const agg = sums + grouping;
   if (!withPercentiles) {
-    return `SELECT a.* FROM (${agg}) a WHERE a.execution_count > 0`;
+    return `SELECT ${out} FROM (${agg}) a WHERE a.execution_count > 0`;
   }
   if (nativeSketches) {
     // The same figures, the merge and interpolation done in C (native/ruleperf_native.c).
-    return `SELECT a.* FROM (${sums},
+    return `SELECT ${out} FROM (${sums},
     ruleperf_native_percentiles(array_agg(ROW(latency_sketch)::ruleperf_sketch_part)) AS pct${grouping}) a WHERE a.execution_count > 0`;
   }
   // Per group: the histogram (key k, count c, value v), each key's count of values below it,
@@ -238,7 +246,10 @@ export function mergedSelect(g: string[], withPercentiles: boolean, nativeSketch
         WINDOW w AS (${g.length ? `PARTITION BY ${g.join(', ')}` : ''})) cum) ranks
     GROUP BY ${cols}${levels.map((l) => l.h).join(', ')}) levels`;
   const join = g.length ? g.map((c) => `p.${c} = a.${c}`).join(' AND ') : 'true';
-  return `SELECT a.*, p.pct FROM (${agg}) a LEFT JOIN (${pct}) p ON ${join} WHERE a.execution_count > 0`;
+  const outWithPct = keep
+    ? [...g, ...keep.filter((c) => c !== 'pct')].map((c) => `a.${c}`).join(', ') + ', p.pct'
+    : 'a.*, p.pct';
+  return `SELECT ${outWithPct} FROM (${agg}) a LEFT JOIN (${pct}) p ON ${join} WHERE a.execution_count > 0`;
 }
 
 /** A parameter as the inspector shows it: instants in ISO 8601 (without zero milliseconds), other values as JSON. */

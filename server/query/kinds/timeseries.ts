@@ -4,7 +4,7 @@
  * "(other)" series, so a grouping by a dimension with thousands of values stays bounded.
  */
 import type { SeriesMetric } from '../../contract';
-import { measure, numberField, type Row } from '../measures';
+import { columnsRead, measure, numberField, type Row } from '../measures';
 import { floorTo } from '../range';
 import { groupColumns, measureColumns, mergedSelect, Params, sourceRows } from '../sql';
 import { DEFAULT_SERIES_LIMIT, DEFAULT_SERIES_METRICS, OTHER_GROUP } from './defaults';
@@ -54,7 +54,7 @@ export const timeseries: KindSpec = {
 )`
       : `src AS (\n  ${src}\n)`;
     const statement = {
-      text: `WITH ${ctes}\n${mergedSelect(g, percentiles, db.nativeSketches)}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`,
+      text: `WITH ${ctes}\n${mergedSelect(g, percentiles, db.nativeSketches, columnsRead(q.metrics))}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`,
       values: p.values,
     };
     return { rows: await db.rows(statement), statements: [{ statement }] };
