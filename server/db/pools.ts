@@ -4,11 +4,11 @@
  * runaway queries; a short connect timeout makes "database down" fail fast. The embedded
  * database has pools of its own kind (see createPools).
  */
-import { Pool, types } from 'pg';
+import { Pool } from 'pg';
 import type { Config } from '../config';
+import { installParsers } from './parsers';
 
-// COUNT/SUM results fit in a double for any realistic volume; parse int8 as number.
-types.setTypeParser(types.builtins.INT8, (v) => Number(v));
+installParsers();
 
 export interface Pools {
   write: Pool;
