@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { types } from 'pg';
-import { parseFloat8Array } from './parsers';
+import { FLOAT8_ARRAY, parseFloat8Array } from './parsers';
 
-const general = types.getTypeParser(1022, 'text');
+const general = types.getTypeParser(FLOAT8_ARRAY, 'text');
 
 /** A float8 as PostgreSQL prints it (shortest round-trip digits, NaN, Infinity, exponents). */
 const printed = fc.oneof(

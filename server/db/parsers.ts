@@ -9,7 +9,9 @@
 import { types } from 'pg';
 
 const OPEN_BRACE = 123;
-const generalFloat8Array = types.getTypeParser(1022, 'text');
+/** float8[]'s type oid (pg's builtins name element types only). */
+export const FLOAT8_ARRAY = 1022 as Parameters<typeof types.getTypeParser>[0];
+const generalFloat8Array = types.getTypeParser(FLOAT8_ARRAY, 'text');
 
 export function parseFloat8Array(text: string): Array<number | null> | unknown {
   if (text.charCodeAt(0) !== OPEN_BRACE || text.indexOf('{', 1) !== -1 || text.indexOf('"') !== -1) {
@@ -26,5 +28,5 @@ export function parseFloat8Array(text: string): Array<number | null> | unknown {
 
 export function installParsers(): void {
   types.setTypeParser(types.builtins.INT8, (v) => Number(v));
-  types.setTypeParser(1022, parseFloat8Array); // float8[]
+  types.setTypeParser(FLOAT8_ARRAY, parseFloat8Array);
 }
