@@ -22,7 +22,6 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "utils/array.h"
-#include "utils/float.h"
 #include "utils/lsyscache.h"
 
 PG_MODULE_MAGIC;
@@ -575,23 +574,158 @@ ruleperf_native_keys_at(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(keys_at_of(items, m, n, PG_GETARG_FLOAT8(1)));
 }
 
+typedef struct
+{
+	int32		key;
+	double		weight;
+} KeyWeight;
+
+static int
+cmp_key_weight(const void *a, const void *b)
+{
+	int32		x = ((const KeyWeight *) a)->key;
+	int32		y = ((const KeyWeight *) b)->key;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_key_weight_desc(const void *a, const void *b)
+{
+	return cmp_key_weight(b, a);
+}
+
+/*
+ * The last key of items (in their order) whose items before it weigh at most slack in all;
+ * the first key always counts, so the answer is never past the extreme.
+ */
+static int32
+key_within(const KeyWeight *items, int m, double slack)
+{
+	double		before = 0;
+	int32		found = items[0].key;
+	int			i = 0;
+
+	while (i < m && before <= slack)
+	{
+		int32		key = items[i].key;
+
+		found = key;
+		for (; i < m && items[i].key == key; i++)
+			before += items[i].weight;
+	}
+	return found;
+}
+
+/*
+ * ruleperf_native_rank_bounds(n bigint[], lo int[], hi int[], q float8) → {klo, khi}, for top
+ * rules' first stage as ruleperf 1.1 ran it (the service now merges coarse sketches with
+ * ruleperf_native_keys_at_agg instead; kept so that services started before an upgrade keep
+ * answering): part i holds n[i] values, and lo[i],
+ * hi[i] are its keys at ranks a_i = floor(q·(n_i − 1)) and b_i = min(n_i − 1, ceil(q·n_i)),
+ * the rank keys rollups store. Of the parts' union (N values, h = q·(N − 1)):
+ * - the key at rank floor(h) is at least klo: part i has at most a_i values below lo[i], and
+ *   at most n_i below any key, so fewer than x values lie below x when sum a_i plus the
+ *   (n_i − a_i) of the parts with lo[i] < x is at most floor(h); klo is the largest lo[i]
+ *   for which that holds (min lo always does);
+ * - the key at rank ceil(h) is at most khi: part i has at most n_i − 1 − b_i values above
+ *   hi[i], so at most N − 1 − ceil(h) lie above y when sum (n_i − 1 − b_i) plus the (b_i + 1)
+ *   of the parts with hi[i] > y is at most that; khi is the smallest hi[i] for which it holds
+ *   (max hi always does).
+ * A part of few values so moves the bounds by little, where min(lo) and max(hi) would take its
+ * extremes. Parts with n ≤ 0 are skipped; NULL when none is left. Arrays of unequal length or
+ * with NULL elements are an error.
+ */
+PG_FUNCTION_INFO_V1(ruleperf_native_rank_bounds);
+Datum
+ruleperf_native_rank_bounds(PG_FUNCTION_ARGS)
+{
+	ArrayType  *na;
+	ArrayType  *loa;
+	ArrayType  *hia;
+	int64	   *n;
+	int32	   *lo;
+	int32	   *hi;
+	int			count;
+	int			m = 0;
+	int			i;
+	double		q;
+	double		total = 0;
+	double		below_lo = 0;	/* sum of a_i */
+	double		above_hi = 0;	/* sum of n_i − 1 − b_i */
+	double		h;
+	KeyWeight  *lows;
+	KeyWeight  *highs;
+	Datum		out[2];
+	int			dims[1] = {2};
+	int			lbs[1] = {1};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		PG_RETURN_NULL();
+	na = PG_GETARG_ARRAYTYPE_P(0);
+	loa = PG_GETARG_ARRAYTYPE_P(1);
+	hia = PG_GETARG_ARRAYTYPE_P(2);
+	q = PG_GETARG_FLOAT8(3);
+	no_nulls(na, "part sizes");
+	no_nulls(loa, "rank keys");
+	no_nulls(hia, "rank keys");
+	count = ArrayGetNItems(ARR_NDIM(na), ARR_DIMS(na));
+	if (ArrayGetNItems(ARR_NDIM(loa), ARR_DIMS(loa)) != count || ArrayGetNItems(ARR_NDIM(hia), ARR_DIMS(hia)) != count)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("part sizes and rank keys must be arrays of one length")));
+	n = (int64 *) ARR_DATA_PTR(na);
+	lo = (int32 *) ARR_DATA_PTR(loa);
+	hi = (int32 *) ARR_DATA_PTR(hia);
+	lows = palloc(sizeof(KeyWeight) * Max(count, 1));
+	highs = palloc(sizeof(KeyWeight) * Max(count, 1));
+	for (i = 0; i < count; i++)
+	{
+		double		size = (double) n[i];
+		double		a;
+		double		b;
+
+		if (n[i] <= 0)
+			continue;
+		a = floor(q * (size - 1));
+		b = fmin(size - 1, ceil(q * size));
+		total += size;
+		below_lo += a;
+		above_hi += size - 1 - b;
+		lows[m].key = lo[i];
+		lows[m].weight = size - a;
+		highs[m].key = hi[i];
+		highs[m].weight = b + 1;
+		m++;
+	}
+	if (m == 0)
+		PG_RETURN_NULL();
+	h = q * (total - 1);
+	qsort(lows, m, sizeof(KeyWeight), cmp_key_weight);
+	qsort(highs, m, sizeof(KeyWeight), cmp_key_weight_desc);
+	out[0] = Int32GetDatum(key_within(lows, m, floor(h) - below_lo));
+	out[1] = Int32GetDatum(key_within(highs, m, (total - 1 - ceil(h)) - above_hi));
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, NULL, 1, dims, lbs, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+}
+
 /*
  * The same answer as an aggregate over sketches (ruleperf_native 1.2):
  * ruleperf_native_keys_at_agg(sketch, q) equals ruleperf_native_keys_at(array_agg(ROW(sketch)),
  * q), without a composite row per sketch and an array and memory context per group (top rules
  * merges the coarse sketches of every rule in one pass: 5,000 groups over 7 days took 10–20 %
- * less than with the arrays). The state is the entries so far, summed by key once it is large,
- * so it stays as small as the keys present (a few hundred coarse ones) however many rows arrive.
+ * less than with the arrays). The state is the entries so far, summed by key whenever it fills,
+ * so it stays within about twice the keys present plus one row's (a few hundred coarse ones)
+ * however many rows arrive. The level is the same on every row of a query (the last non-NULL
+ * one counts). The final function sums the state in place (READ_WRITE): not a window function.
  */
 typedef struct
 {
 	int			n;
 	int			cap;
-	double		q;				/* the level, NaN until a row brings one */
+	double		q;				/* the level, once a row brings one */
+	bool		has_q;
 	Entry	   *items;
 } MergeState;
-
-#define MERGE_STATE_SUM_AT 4096
 
 /* ruleperf_native_merge_step(state internal, sketch bigint[], q float8) → the state with the sketch's entries added. */
 PG_FUNCTION_INFO_V1(ruleperf_native_merge_step);
@@ -611,24 +745,27 @@ ruleperf_native_merge_step(PG_FUNCTION_ARGS)
 		st = MemoryContextAlloc(aggcontext, sizeof(MergeState));
 		st->n = 0;
 		st->cap = 64;
-		st->q = get_float8_nan();
+		st->q = 0;
+		st->has_q = false;
 		st->items = MemoryContextAlloc(aggcontext, sizeof(Entry) * st->cap);
 	}
 	else
 		st = (MergeState *) PG_GETARG_POINTER(0);
 	if (!PG_ARGISNULL(2))
+	{
 		st->q = PG_GETARG_FLOAT8(2);
+		st->has_q = true;
+	}
 	if (PG_ARGISNULL(1))
 		PG_RETURN_POINTER(st);
 	e = int8_elements(PG_GETARG_ARRAYTYPE_P(1), &k);
 	if (st->n + k > st->cap)
 	{
 		/*
-		 * Past MERGE_STATE_SUM_AT entries, sum what is there before growing (sorting on every
-		 * row would cost more than the merge); grow when that leaves it more than half full.
+		 * Full: sum what is there, and grow only when that leaves it more than half full (so
+		 * each entry is summed a bounded number of times, not once a row).
 		 */
-		if (st->cap >= MERGE_STATE_SUM_AT)
-			st->n = sum_by_key(st->items, st->n);
+		st->n = sum_by_key(st->items, st->n);
 		if (st->n + k > st->cap / 2)
 		{
 			st->cap = Max(st->cap * 2, st->n + k);
@@ -670,23 +807,8 @@ ruleperf_native_keys_at_final(PG_FUNCTION_ARGS)
 	double		n;
 	MergeState *st = merged_state(fcinfo, &n);
 
-	if (st == NULL || isnan(st->q))
+	if (st == NULL || !st->has_q)
 		PG_RETURN_NULL();			/* as ruleperf_native_keys_at with a NULL level */
 	PG_RETURN_ARRAYTYPE_P(keys_at_of(st->items, st->n, n, st->q));
 }
 
-/*
- * ruleperf_native_rank_bounds: version 1.1's bounds for top rules' rank keys, dropped by 1.2.
- * The symbol stays so that the 1.1 script still loads on the way to 1.2 (CREATE EXTENSION
- * runs every script from 1.0); a call means the update did not run.
- */
-PG_FUNCTION_INFO_V1(ruleperf_native_rank_bounds);
-Datum
-ruleperf_native_rank_bounds(PG_FUNCTION_ARGS)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("ruleperf_native_rank_bounds was removed in ruleperf_native 1.2"),
-			 errhint("ALTER EXTENSION ruleperf_native UPDATE")));
-	PG_RETURN_NULL();
-}

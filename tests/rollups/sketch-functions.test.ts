@@ -203,6 +203,58 @@ function sketchFunctionTests(native: NativeChoice) {
     assert.ok(compared > 100, `percentiles were compared (${compared} groups)`);
   });
 
+  test("1.1's rank bounds in C (kept for services started before an upgrade): the merged keys lie between them, never looser than min and max", async () => {
+    // Parts as rollup rows hold them: compact sketches of one to a few thousand values, many of
+    // a value or two (minute rows), each with its schema-4 rank keys.
+    const part = fc
+      .tuple(fc.uniqueArray(key, { minLength: 1, maxLength: 12 }), fc.constantFrom(2, 1000))
+      .chain(([ks, most]) =>
+        fc.tuple(
+          ...ks
+            .sort((a, b) => a - b)
+            .map((k) => fc.integer({ min: 1, max: most }).map((c) => `${(BigInt(k) << 32n) | BigInt(c)}`))
+        )
+      );
+    const groups = fc.array(fc.array(part, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 });
+    const src = `src AS (SELECT x.grp, 0.5::float8 AS exec_time_min, 1e9::float8 AS exec_time_max, x.s::bigint[] AS latency_sketch FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
+    let tighter = 0;
+    let compared = 0;
+    await fc.assert(
+      fc.asyncProperty(groups, fc.constantFrom(0.95, 0.99), async (gs, level) => {
+        const rows = JSON.stringify(
+          gs.flatMap((parts, g) => parts.map((p) => ({ grp: `g${g}`, s: `{${p.join(',')}}` })))
+        );
+        const i = level === 0.95 ? 1 : 3;
+        const { rows: bounds } = await db.pool.query(
+          `WITH ${src}, parts AS (
+             SELECT grp, (SELECT sum(e & 4294967295) FROM unnest(latency_sketch) AS e)::bigint AS n, old_rank_keys(latency_sketch) AS rk FROM src)
+           SELECT grp, ruleperf_native_rank_bounds(array_agg(n), array_agg(rk[${i}]), array_agg(rk[${i + 1}]), $2::float8) AS b,
+             min(rk[${i}]) AS min_lo, max(rk[${i + 1}]) AS max_hi
+           FROM parts GROUP BY grp ORDER BY grp`,
+          [rows, level]
+        );
+        // The keys at ranks floor(h) and ceil(h) of each group's merged sketch, as top rules' SQL reads them.
+        const { rows: exact } = await db.pool.query(
+          `WITH ${src}, ${coarseBounds(level, false)} SELECT grp, klo, khi FROM bounds ORDER BY grp`,
+          [rows]
+        );
+        assert.equal(exact.length, bounds.length);
+        bounds.forEach((b, g) => {
+          const [lo, hi] = b.b as number[];
+          const at = `${rows} at ${level}: bounds ${lo}..${hi}, merged keys ${exact[g].klo}..${exact[g].khi}`;
+          assert.ok(lo <= exact[g].klo && exact[g].khi <= hi, at);
+          assert.ok(lo >= b.min_lo && hi <= b.max_hi, `never looser than min and max: ${at}`);
+          tighter += lo > b.min_lo || hi < b.max_hi ? 1 : 0;
+          compared++;
+        });
+      }),
+      // A failure is reported as found: shrinking these inputs takes minutes of queries.
+      { numRuns: 300, endOnFailure: true }
+    );
+    // Groups of several parts, some of few values, are where the weighing pays.
+    assert.ok(tighter > compared / 5, `tighter than min and max in ${tighter} of ${compared} groups`);
+  });
+
   test("top rules' coarse keys at a rank: the same keys in C as in SQL", async () => {
     const groups = fc.array(fc.array(fc.option(sketch, { nil: null }), { minLength: 1, maxLength: 5 }), {
       minLength: 1,

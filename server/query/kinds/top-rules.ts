@@ -23,7 +23,7 @@
  * instead: merging costs little more than reading the rows, and rank keys (even weighed by
  * part size in C) left a third of the rules, whose rows were then read a second time. With
  * 5,000 rules over 7 days at 10M rows: 1,535 survivors and 210 ms p50 for the answer, against
- * 106 ms; with 500 rules 35 against 22 ms. Other orderings (average, error rate, count) are
+ * 107 ms; with 500 rules 35 against 22 ms. Other orderings (average, error rate, count) are
  * exact sums: phase one ranks them directly.
  *
  * Phase two merges the fine sketches of the candidates (split over two connections when
