@@ -147,6 +147,12 @@ export class QueryCache implements CacheLayer {
     return { key, entry: found[1] ? this.decoded.decode(key, found[1]) : null };
   }
 
+  /** The answer Redis holds for `q`, fresh or stale (under the current generations, as any lookup), without computing. */
+  async held(q: NormalizedQuery): Promise<Answer | undefined> {
+    const found = await this.lookup(this.baseKey(q), q);
+    return found?.entry?.a;
+  }
+
   /** The answer this instance holds for `q` under a lease (a hit, counted), or undefined: then `fetch`. */
   nearHit(q: NormalizedQuery): Answer | undefined {
     return this.nearHitAt(this.baseKey(q), q);

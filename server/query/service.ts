@@ -14,6 +14,7 @@ import type { Answer, Executor } from './executor';
 import type { NormalizedQuery, RequestRange } from './normalize';
 import { NormalizeMemo } from './normalize-memo';
 import { joinResults, renderResponse, resultMember, withMeta } from './render';
+import { EarlierRanges, servedInstead } from './earlier-ranges';
 
 export interface CacheLayer {
   /** The answer for `q`, from the cache or from `compute` (coalesced); never fails because of the cache itself. */
@@ -24,6 +25,8 @@ export interface CacheLayer {
   ): Promise<{ answer: Answer; status: CacheStatus }>;
   /** The answer this process holds for `q` right now, counted as a hit; undefined when it must be fetched. */
   nearHit?(q: NormalizedQuery): Answer | undefined;
+  /** The answer the cache holds for `q`, fresh or stale, without computing it; undefined when none (or the cache is out of reach). */
+  held?(q: NormalizedQuery): Promise<Answer | undefined>;
 }
 
 export interface FetchOptions {
@@ -95,8 +98,16 @@ function failure(err: unknown): Failure {
   throw err;
 }
 
+/** An answer, its cache status, and the question it answers when that is not the one asked (an earlier range). */
+interface Resolved {
+  answer: Answer;
+  cache: CacheStatus;
+  renderAs?: NormalizedQuery;
+}
+
 export class QueryService {
   private readonly memo = new NormalizeMemo();
+  private readonly earlier = new EarlierRanges();
   private readonly budgets = new WeakMap<NormalizedQuery, boolean>();
 
   constructor(
@@ -112,10 +123,7 @@ export class QueryService {
   }
 
   /** The answer to one normalized query, or the failure a client should see. */
-  private async resolve(
-    q: NormalizedQuery,
-    priority: Priority
-  ): Promise<{ answer: Answer; cache: CacheStatus } | Failure> {
+  private async resolve(q: NormalizedQuery, priority: Priority): Promise<Resolved | Failure> {
     const started = performance.now();
     try {
       const background = priority === 'background';
@@ -126,13 +134,34 @@ export class QueryService {
       // Query latency is what users wait for; warming's computations are not theirs.
       if (!background) {
         this.observer.observe(q.kind, status, answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
+        this.earlier.remember(q);
       }
       return { answer, cache: status };
     } catch (err) {
       // Refusals come in batches too (a burst's queue waits run out together): one per turn.
       await loopTurns.next('miss');
+      if (priority === 'user' && isUnavailable(err)) {
+        const instead = await this.earlierAnswer(q, started);
+        if (instead) {
+          return instead;
+        }
+      }
       return failure(err);
     }
+  }
+
+  /**
+   * With the database out of reach: the cached answer for the same question over the range
+   * just before (a new minute began, or the entry expired), marked, when the cache holds one.
+   */
+  private async earlierAnswer(q: NormalizedQuery, started: number): Promise<Resolved | undefined> {
+    const earlier = this.earlier.before(q);
+    const answer = earlier && (await this.cache.held?.(earlier).catch(() => undefined));
+    if (!earlier || !answer) {
+      return undefined;
+    }
+    this.observer.observe(q.kind, 'stale', answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
+    return { ...servedInstead(answer, earlier), cache: 'stale' };
   }
 
   /** One query's result as objects (warming, tests); budget-checked like a request. */
@@ -140,7 +169,7 @@ export class QueryService {
     const q = this.normalize(request, query);
     checkBudget([{ refId: query.refId, q }], schemaCardinality);
     const r = await this.resolve(q, priority);
-    return 'frames' in r ? r : { frames: withMeta(r.answer, q, r.cache, query.refId) };
+    return 'frames' in r ? r : { frames: withMeta(r.answer, r.renderAs ?? q, r.cache, query.refId) };
   }
 
   /**
@@ -200,7 +229,7 @@ export class QueryService {
         failure: r,
       };
     }
-    const response = renderResponse(r.answer, q, r.cache, refId);
+    const response = renderResponse(r.answer, r.renderAs ?? q, r.cache, refId);
     return { member: resultMember(response), response, cache: r.cache, tiers: r.answer.tiers };
   }
 

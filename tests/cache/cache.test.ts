@@ -360,6 +360,62 @@ test('stale-while-revalidate: past freshness the entry is served at once and ref
   }
 });
 
+test('database down when a minute begins: the answer cached for the minute before is served, marked with the range it covers; other questions, ranges far behind and invalidated answers still fail with 503', async () => {
+  const pgProxy = new TcpProxy(PG_HOST, PG_PORT);
+  const port = await pgProxy.start();
+  const svc = await startTestService({ DATABASE_URL: db.url.replace(`:${PG_PORT}/`, `:${port}/`) });
+  services.push(svc);
+  const minute = 60_000;
+  const asked = (at: number) => ({ from: at - DAY, to: at });
+  try {
+    const now = Date.now(); // a moving range: covered to the end of its minute
+    const first = await ask(svc, {}, now);
+    assert.equal(first.cache, 'miss');
+    const covered = first.frame.schema.meta.custom.coveredRange;
+    await pgProxy.stop();
+
+    // The same panel a minute later: a question nobody has answered, and no database.
+    const later = await postJson(`${svc.url}/api/v1/query`, {
+      range: asked(now + minute),
+      queries: [{ refId: 'A', kind: 'stats' }],
+    });
+    assert.equal(later.status, 200, JSON.stringify(later.body));
+    const frame = later.body.results.A.frames[0];
+    assert.equal(frame.schema.meta.custom.cache, 'stale');
+    assert.deepEqual(frame.schema.meta.custom.coveredRange, covered, 'says which range it covers: the earlier one');
+    assert.deepEqual(frame.data, first.frame.data, "the earlier range's numbers, unchanged");
+    const notices = JSON.stringify(frame.schema.meta.notices);
+    assert.match(notices, /cannot be reached: this is the last cached answer, for .* not the range asked/);
+    assert.doesNotMatch(notices, /whole minutes/, 'no notice that would explain the difference wrongly');
+
+    const other = await postJson(`${svc.url}/api/v1/query`, {
+      range: asked(now + minute),
+      queries: [{ refId: 'A', kind: 'errorBreakdown' }],
+    });
+    assert.equal(other.status, 503, 'a question never answered has nothing to fall back on');
+    const farLater = await postJson(`${svc.url}/api/v1/query`, {
+      range: asked(now + 20 * minute),
+      queries: [{ refId: 'A', kind: 'stats' }],
+    });
+    assert.equal(farLater.status, 503, 'an answer more than 15 minutes behind is not served in place of another');
+    const otherSpan = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: now + minute - 2 * DAY, to: now + minute },
+      queries: [{ refId: 'A', kind: 'stats' }],
+    });
+    assert.equal(otherSpan.status, 503, 'nor one of another span');
+
+    // Invalidated (the unfiltered answer includes every rule): no longer served, on any path.
+    assert.equal((await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: 'rule-0002' })).status, 200);
+    const afterInvalidation = await postJson(`${svc.url}/api/v1/query`, {
+      range: asked(now + minute),
+      queries: [{ refId: 'A', kind: 'stats' }],
+    });
+    assert.equal(afterInvalidation.status, 503, JSON.stringify(afterInvalidation.body).slice(0, 300));
+  } finally {
+    await pgProxy.stop();
+  }
+});
+
 test('Redis down or slow: no request fails, the circuit opens, and closes within 5 s of Redis being healthy', async () => {
   const proxy = new TcpProxy('127.0.0.1', redisPort);
   const port = await proxy.start();

@@ -241,7 +241,15 @@ test('PostgreSQL down 5 s, then back: cached answers still served (marked stale)
   const down = outcomes.filter((o) => o.at > 2500 && o.at < 7000);
   assert.ok(
     down.some((o) => o.status === 200 && (o.cache === 'stale' || o.cache === 'hit')),
-    'cached answers served while down'
+    `cached answers served while down; while down: ${JSON.stringify(
+      Object.entries(
+        down.reduce<Record<string, number>>((n, o) => {
+          const k = `${o.status} ${o.cache ?? '-'}`;
+          n[k] = (n[k] ?? 0) + 1;
+          return n;
+        }, {})
+      )
+    )}`
   );
   for (const o of down.filter((x) => x.status !== 200)) {
     assert.equal(o.status, 503);
