@@ -139,7 +139,9 @@ test('a saturated pool answers busy with Retry-After; cached answers, /healthz a
     DB_STATEMENT_TIMEOUT_MS: '30000',
   });
   const range = () => ({ from: Date.now() - 2 * HOUR, to: Date.now() });
-  const cachedBody = () => ({ range: range(), queries: [{ refId: 'A', kind: 'stats', ruleId: 'rule-0001' }] });
+  // One asked range: asked again, it is the same cache entry even if a minute begins meanwhile.
+  const cachedRange = range();
+  const cachedBody = () => ({ range: cachedRange, queries: [{ refId: 'A', kind: 'stats', ruleId: 'rule-0001' }] });
   assert.equal((await postJson(`${svc.url}/api/v1/query`, cachedBody())).status, 200);
   const locker = new Client({ connectionString: db.url });
   await locker.connect();

@@ -235,10 +235,12 @@ test('eleven "invalidate all" in a second: one applied, ten 429 with Retry-After
 
   // The applied one really was applied: an answer cached before it is a miss after the next "all".
   const unlimited = await serve({ API_ADMIN_TOKEN: ADMIN, INVALIDATE_ALL_INTERVAL_SECONDS: '0' });
+  // One asked range: the same cache entry each time, even if a minute begins meanwhile.
+  const askedAt = Date.now();
   const ask = async () =>
     (
       await postJson(`${unlimited.url}/api/v1/query`, {
-        range: { from: Date.now() - 7_200_000, to: Date.now() },
+        range: { from: askedAt - 7_200_000, to: askedAt },
         queries: [{ refId: 'A' }],
       })
     ).body.results.A.frames[0].schema.meta.custom.cache;

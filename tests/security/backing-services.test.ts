@@ -92,9 +92,10 @@ async function serve(env: Record<string, string>, log: string[] = []): Promise<R
   return svc;
 }
 
-const ask = async (svc: RunningService) => {
+/** The last hour as of `at` (pass one instant to ask the same question twice, whatever minute it is by then). */
+const ask = async (svc: RunningService, at = Date.now()) => {
   const r = await postJson(`${svc.url}/api/v1/query`, {
-    range: { from: 'now-1h', to: 'now' },
+    range: { from: at - 3_600_000, to: at },
     queries: [{ refId: 'A' }],
   });
   assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -112,8 +113,9 @@ test('Redis over TLS with a password (rediss://, REDIS_TLS_CA_FILE): the cache w
     REDIS_TLS_CA_FILE: (certs as Certificates).ca,
   });
   assert.equal(svc.cache!.state(), 'up');
-  assert.equal(await ask(svc), 'miss');
-  assert.equal(await ask(svc), 'hit');
+  const at = Date.now();
+  assert.equal(await ask(svc, at), 'miss');
+  assert.equal(await ask(svc, at), 'hit');
   // The entry is in that Redis, reached the same way from here.
   const client = new Redis(redisUrl(REDIS_PASSWORD), {
     tls: { ca: readFileSync((certs as Certificates).ca) },

@@ -62,6 +62,8 @@ export async function startTestService(env: Record<string, string>): Promise<Run
     CACHE_PREFIX: uniqueName('t').replace(/_/g, '-'),
     WARM_ON_START: 'false',
     WARM_INTERVAL_SECONDS: '0',
+    // Not at second 50 of every minute behind the tests' backs (tests that warm ahead call warmAhead).
+    WARM_AHEAD_SECONDS: '0',
     REFRESH_SCHEDULER: 'off',
     LOG_LEVEL: 'silent',
     DB_POOL_MAX: '8',
