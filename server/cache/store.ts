@@ -74,6 +74,8 @@ export class QueryCache implements CacheLayer {
   private readonly redis: ScriptedRedis;
   private readonly flights = new SingleFlight<Answer>();
   private readonly decoded = new RecentlyDecoded<Entry>(500);
+  /** Answers computed on a miss and sent, while they are being stored (key → answer). */
+  private readonly storing = new Map<string, { answer: Answer; freshUntil: number }>();
   private readonly renewing = new Set<string>();
   private readonly baseKeys = new WeakMap<NormalizedQuery, { version: string; base: string }>();
   private readonly invalidator: Invalidator;
@@ -214,6 +216,14 @@ export class QueryCache implements CacheLayer {
       );
       return { answer: entry.a, status: 'stale' };
     }
+    // Computed here moments ago and on its way into Redis (computeOnce): the cached answer,
+    // held near as a Redis hit would be (this lookup confirmed the generations it is keyed by).
+    const storing = this.storing.get(key);
+    if (storing) {
+      this.near.put(base, token, storing.answer, storing.freshUntil);
+      counts.hit.inc();
+      return { answer: storing.answer, status: 'hit' };
+    }
     counts.miss.inc();
     // The flight is joined at once (identical misses share it), its work waits for a turn.
     const { promise, joined } = this.flights.run(key, () =>
@@ -282,13 +292,35 @@ export class QueryCache implements CacheLayer {
         }
       }
     }
-    try {
-      return await this.computeAndStore(key, compute);
-    } finally {
+    const unlock = async () => {
       if (got === 'OK') {
         await this.guard.run('unlock', () => this.redis.del(lockKey));
       }
+    };
+    let answer: Answer;
+    try {
+      answer = await compute();
+    } catch (err) {
+      await unlock();
+      throw err;
     }
+    // The client is answered now; encoding, storing and giving the lock back (about a
+    // millisecond, three round trips' worth) follow its answer instead of delaying it. Until
+    // stored, this instance's lookups find the answer here, and other instances wait on the lock.
+    const ttl = this.ttlMs(answer);
+    const held = { answer, freshUntil: Date.now() + ttl };
+    this.storing.set(key, held);
+    setImmediate(() => {
+      void this.store(key, answer, ttl)
+        .catch(() => undefined)
+        .then(() => {
+          if (this.storing.get(key) === held) {
+            this.storing.delete(key);
+          }
+          return unlock();
+        });
+    });
+    return answer;
   }
 
   private async computeAndStore(key: string, compute: () => Promise<Answer>): Promise<Answer> {
@@ -298,8 +330,7 @@ export class QueryCache implements CacheLayer {
   }
 
   /** Stores an answer under `key` (kept one more TTL past freshness, to serve stale while revalidating). */
-  async store(key: string, answer: Answer): Promise<void> {
-    const ttl = this.ttlMs(answer);
+  async store(key: string, answer: Answer, ttl = this.ttlMs(answer)): Promise<void> {
     const value = await encode({ f: Date.now() + ttl, a: answer } satisfies Entry);
     if (value.length > this.settings.maxValueBytes) {
       this.metrics.cacheSkipped.inc({ reason: 'too_large' });

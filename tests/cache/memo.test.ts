@@ -101,3 +101,68 @@ test('a new data version or covered minute is another key: the near cache and Re
   assert.equal(cache.nearHit(later), undefined);
   assert.equal((await cache.fetch(later, compute(3))).status, 'miss');
 });
+
+test(
+  'a miss is answered before it is stored; meanwhile this instance serves it as a hit, other instances wait on the lock, and it is in Redis afterwards',
+  { timeout: 20_000 },
+  async () => {
+    // Storing waits on a gate this test opens: nothing here depends on timing.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const gated = new Proxy(redis, {
+      get(target, name, receiver) {
+        if (name === 'set') {
+          return async (...args: unknown[]) => {
+            if (!args.includes('NX')) {
+              await gate; // the entry, not the lock
+            }
+            return (target.set as (...a: unknown[]) => Promise<unknown>)(...args);
+          };
+        }
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const settings = {
+      prefix: uniqueName('store-after').replace(/_/g, '-'),
+      ttlSeconds: 60,
+      jitterSeconds: 0,
+      settledTtlSeconds: 3600,
+      maxValueBytes: 1 << 20,
+      lockMs: 5000,
+      nearLeaseMs: 10_000,
+      nearEntries: 100,
+    };
+    const cache = new QueryCache(gated as Redis, settings, createMetrics(), { database: 'test-db' });
+    const other = new QueryCache(redis, { ...settings, nearLeaseMs: 0 }, createMetrics(), { database: 'test-db' });
+    const query = { refId: 'A', kind: 'stats', granularity: 'auto' } as RuleperfQuery;
+    const now = Date.now();
+    const q = new NormalizeMemo().normalize({ range: { from: now - H, to: now } }, query, ROLLUPS, now);
+    let computed = 0;
+    const compute = async () => answer(++computed);
+
+    const first = await cache.fetch(q, compute);
+    assert.deepEqual([first.status, computed], ['miss', 1], 'answered while its entry waits to be stored');
+    const second = await cache.fetch(q, compute);
+    assert.deepEqual([second.status, second.answer, computed], ['hit', first.answer, 1]);
+    // Another instance finds no entry and the lock taken: it waits for the entry, computing nothing.
+    const elsewhere = other.fetch(q, async () => {
+      computed++;
+      return answer(99);
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(computed, 1, 'the other instance waits on the lock');
+
+    open();
+    const waited = await elsewhere;
+    assert.deepEqual([waited.answer.frames[0].data.values[0][0], computed], [1, 1], 'it got the stored answer');
+    const found = await other.lookup(other.baseKey(q), q);
+    assert.equal(found?.entry?.a.frames[0].data.values[0][0], 1, 'in Redis');
+    const locks = await scanKeys(redis, `{${settings.prefix}}*lock*`);
+    assert.deepEqual(locks, [], 'the lock was given back once stored');
+    const keys = await scanKeys(redis, `{${settings.prefix}}*`);
+    if (keys.length) {
+      await redis.del(...keys);
+    }
+  }
+);
