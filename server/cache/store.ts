@@ -152,7 +152,8 @@ export class QueryCache implements CacheLayer {
   /** The answer Redis holds for `q`, fresh or stale (under the current generations, as any lookup), without computing. */
   async held(q: NormalizedQuery): Promise<Answer | undefined> {
     const found = await this.lookup(this.baseKey(q), q);
-    return found?.entry?.a;
+    // Or still on its way into Redis (computeOnce), under the same generations.
+    return found && (found.entry?.a ?? this.storing.get(found.key)?.answer);
   }
 
   /** The answer this instance holds for `q` under a lease (a hit, counted), or undefined: then `fetch`. */
@@ -222,6 +223,9 @@ export class QueryCache implements CacheLayer {
     if (storing) {
       this.near.put(base, token, storing.answer, storing.freshUntil);
       counts.hit.inc();
+      if (!storing.answer.touchesLiveEdge) {
+        this.context.onSettledHit?.(q, key);
+      }
       return { answer: storing.answer, status: 'hit' };
     }
     counts.miss.inc();
@@ -313,11 +317,13 @@ export class QueryCache implements CacheLayer {
     setImmediate(() => {
       void this.store(key, answer, ttl)
         .catch(() => undefined)
+        .then(unlock)
         .then(() => {
+          // Only now: a lookup answered before the SET landed still finds it here, and cannot
+          // take the lock back before then and compute it again.
           if (this.storing.get(key) === held) {
             this.storing.delete(key);
           }
-          return unlock();
         });
     });
     return answer;

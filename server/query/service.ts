@@ -15,6 +15,7 @@ import type { NormalizedQuery, RequestRange } from './normalize';
 import { NormalizeMemo } from './normalize-memo';
 import { joinResults, renderResponse, resultMember, withMeta } from './render';
 import { EarlierRanges, servedInstead } from './earlier-ranges';
+import { MOVING_WITHIN_MS } from './range';
 
 export interface CacheLayer {
   /** The answer for `q`, from the cache or from `compute` (coalesced); never fails because of the cache itself. */
@@ -155,6 +156,10 @@ export class QueryService {
    * just before (a new minute began, or the entry expired), marked, when the cache holds one.
    */
   private async earlierAnswer(q: NormalizedQuery, started: number): Promise<Resolved | undefined> {
+    // Only for ranges that end now: an absolute range is answered as asked, or not at all.
+    if (q.range.to <= Date.now() - MOVING_WITHIN_MS) {
+      return undefined;
+    }
     const earlier = this.earlier.before(q);
     const answer = earlier && (await this.cache.held?.(earlier).catch(() => undefined));
     if (!earlier || !answer) {
