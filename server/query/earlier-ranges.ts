@@ -14,6 +14,7 @@ import type { Notice } from '../contract';
 import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
 import type { TimeRange } from './range';
+import { utc } from './render';
 
 /** Questions remembered (first in, first out): a dashboard asks a few dozen. */
 const CAPACITY = 1024;
@@ -42,7 +43,7 @@ export class EarlierRanges {
   remember(q: NormalizedQuery): void {
     const shape = shapeOf(q);
     const known = this.latest.get(shape);
-    if (known === q || (known && known.range.to >= q.range.to)) {
+    if (known && known.range.to >= q.range.to) {
       return;
     }
     this.latest.delete(shape);
@@ -65,13 +66,6 @@ export class EarlierRanges {
     return this.latest.size;
   }
 }
-
-const utc = (ms: number) =>
-  new Date(ms)
-    .toISOString()
-    .replace('T', ' ')
-    .replace(/\.000Z$/, '')
-    .replace(/Z$/, '');
 
 /** The notice on an earlier range's answer served in place of the one asked. */
 export function earlierRangeNotice(covered: TimeRange): Notice {

@@ -9,7 +9,8 @@ import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
 import type { TimeRange } from './range';
 
-const utc = (ms: number) =>
+/** An instant as notices write it: `2026-01-01 10:00:00`, UTC, milliseconds only when there are any. */
+export const utc = (ms: number) =>
   new Date(ms)
     .toISOString()
     .replace('T', ' ')

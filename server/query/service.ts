@@ -162,7 +162,7 @@ export class QueryService {
     }
     const earlier = this.earlier.before(q);
     const answer = earlier && (await this.cache.held?.(earlier).catch(() => undefined));
-    if (!earlier || !answer) {
+    if (!answer) {
       return undefined;
     }
     this.observer.observe(q.kind, 'stale', answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
