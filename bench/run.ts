@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { SingleBar } from 'cli-progress';
 import { migrate } from '../server/db/migrate';
-import { refreshRollups } from '../server/db/refresh';
+import { refreshEachRollup, refreshRollups } from '../server/db/refresh';
 import { generateHistory, plannedRows } from '../server/generator/history';
-import { rowsProgress } from '../server/cli/progress';
+import { rollupsProgress, rowsProgress } from '../server/cli/progress';
 import { startServiceProcess, type ServiceProcess } from '../testkit/service-process';
 import { post } from '../testkit/http';
 import { medianOfRuns, summarize, type Summary } from './lib/stats';
@@ -209,7 +209,10 @@ async function benchDatabase(
   await generateHistory(pool, options, (n) => progress.add(n));
   const load = progress.stop();
   const t = performance.now();
-  await refreshRollups(pool, 'postgres', { until: new Date(Date.now() - 10 * 60_000) });
+  const bar = rollupsProgress();
+  await refreshEachRollup(pool, 'postgres', { until: new Date(Date.now() - 10 * 60_000), onStep: bar.onStep }).finally(
+    () => bar.stop()
+  );
   const refreshSeconds = (performance.now() - t) / 1000;
   await pool.query('ANALYZE');
   await pool.query('CREATE TABLE bench_meta (rows bigint, built_at timestamptz DEFAULT now())');

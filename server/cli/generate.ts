@@ -10,10 +10,10 @@ import {
   type GenerateOptions,
 } from '../generator/history';
 import { SqlGenerator } from '../generator/sql-history';
-import { refreshRollups } from '../db/refresh';
+import { refreshEachRollup } from '../db/refresh';
 import { schemaInfo } from '../db/migrate';
 import { databaseUrl, fail, parseFlags, run } from './common';
-import { rowsProgress } from './progress';
+import { rollupsProgress, rowsProgress } from './progress';
 
 const USAGE = `usage: npm run generate -- [--days 7] [--rows-per-hour 5000] [--rules 500] [--parsers 30] [--seed 42]
                             [--end 2026-01-31T00:00:00Z] [--method copy|insert|sql] [--no-refresh] [--if-empty] [--follow]
@@ -107,9 +107,15 @@ run(async () => {
       );
     }
     if (!noRefresh && !skip) {
-      const started = Date.now();
-      await refreshRollups(pool, schemaState.flavour);
-      console.log(`rollups refreshed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      const bar = rollupsProgress();
+      const built = await refreshEachRollup(pool, schemaState.flavour, { onStep: bar.onStep }).finally(() =>
+        bar.stop()
+      );
+      console.log(
+        built
+          ? `${built.length} rollups refreshed in ${(built.reduce((t, r) => t + r.durationMs, 0) / 1000).toFixed(1)} s`
+          : 'another refresh holds the lock: the rollups are left to it'
+      );
     }
     if (follow) {
       const controller = new AbortController();

@@ -29,7 +29,7 @@ export function rowsProgress(label: string, total: number) {
 }
 
 /** A bar over named steps (e.g. the rollups being built), with elapsed time. */
-export function stepsProgress(label: string, total: number) {
+export function stepsProgress(label: string, total: number, firstStep = '') {
   const started = Date.now();
   const bar = new SingleBar({
     format: `${label} [{bar}] {value}/{total} {step} | {duration_formatted}`,
@@ -39,7 +39,7 @@ export function stepsProgress(label: string, total: number) {
     notTTYSchedule: 2000,
     stream: process.stderr,
   });
-  bar.start(total, 0, { step: '' });
+  bar.start(total, 0, { step: firstStep });
   return {
     step(name: string) {
       bar.update({ step: name });
@@ -51,6 +51,25 @@ export function stepsProgress(label: string, total: number) {
       bar.update({ step: '' });
       bar.stop();
       return (Date.now() - started) / 1000;
+    },
+  };
+}
+
+/** A steps bar for refreshEachRollup's onStep: the rollup being built, how many are done, elapsed time. */
+export function rollupsProgress(label = 'building rollups') {
+  let bar: ReturnType<typeof stepsProgress> | null = null;
+  return {
+    onStep(step: { rollup: string; of: number; done: boolean }) {
+      bar ??= stepsProgress(label, step.of, step.rollup);
+      if (step.done) {
+        bar.done();
+      } else {
+        bar.step(step.rollup);
+      }
+    },
+    /** Stops the bar; the seconds since the first rollup started (0 when none did). */
+    stop(): number {
+      return bar?.stop() ?? 0;
     },
   };
 }

@@ -1,13 +1,15 @@
 /** npm run refresh [-- --only metrics_hourly,metrics_daily] */
 import { Pool } from 'pg';
-import { refreshRollups } from '../db/refresh';
+import { refreshEachRollup, rollupStatus } from '../db/refresh';
 import { schemaInfo } from '../db/migrate';
 import { databaseUrl, fail, parseFlags, run } from './common';
+import { rollupsProgress } from './progress';
 
 const USAGE = `usage: npm run refresh -- [--only rollup[,rollup…]]
 
-Brings the rollups of DATABASE_URL up to date: recomputes invalidated buckets and newly
-completed ones (PostgreSQL flavour) or runs the continuous aggregate refresh (TimescaleDB).`;
+Brings the rollups of DATABASE_URL up to date, one at a time (sources first) with a progress
+bar: recomputes invalidated buckets and newly completed ones (PostgreSQL flavour) or runs the
+continuous aggregate refresh (TimescaleDB).`;
 
 run(async () => {
   const flags = parseFlags({ only: { type: 'string' }, help: { type: 'boolean' } }, USAGE);
@@ -21,14 +23,23 @@ run(async () => {
     if (!schema) {
       fail('the database has no ruleperf schema yet; run `npm run migrate` first');
     }
-    const reports = await refreshRollups(pool, schema.flavour, { only: flags.only?.split(',').map((s) => s.trim()) });
+    const only = flags.only?.split(',').map((s) => s.trim());
+    const known = (await rollupStatus(pool)).map((s) => s.rollup);
+    const unknown = only?.filter((name) => !known.includes(name)) ?? [];
+    if (unknown.length > 0) {
+      fail(`--only: no rollup named ${unknown.join(', ')}; the rollups are ${known.join(', ')}`);
+    }
+    const bar = rollupsProgress('refreshing rollups');
+    const reports = await refreshEachRollup(pool, schema.flavour, { only, onStep: bar.onStep }).finally(() =>
+      bar.stop()
+    );
     if (!reports) {
-      console.log('another refresh holds the lock; nothing done');
+      console.log('another refresh holds the lock (a running service refreshes on its own); stopped here');
       return;
     }
     for (const r of reports) {
       console.log(
-        `${r.rollup.padEnd(24)} ${r.durationMs.toFixed(0).padStart(7)} ms   complete up to ${r.newWatermark?.toISOString() ?? '(no data)'}`
+        `${r.rollup.padEnd(32)} ${r.durationMs.toFixed(0).padStart(7)} ms   complete up to ${r.newWatermark?.toISOString() ?? '(no data)'}`
       );
     }
   } finally {

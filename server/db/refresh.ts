@@ -117,6 +117,47 @@ export async function refreshRollups(
   }
 }
 
+/** A step of refreshEachRollup: `index` rollups of `of` are done; `rollup` is starting, or done with its report. */
+export interface RefreshStep {
+  rollup: string;
+  index: number;
+  of: number;
+  done: boolean;
+  report?: RefreshReport;
+}
+
+/**
+ * refreshRollups one rollup at a time, in registry order (sources first), so that a long
+ * first build can show which rollup it is on: `onStep` is called before each one starts and
+ * with its report when it is done. Each rollup is its own transaction (the watermarks of the
+ * ones before it are committed first). Null when another instance holds the lock, with the
+ * rollups done until then left done.
+ */
+export async function refreshEachRollup(
+  pool: Pool,
+  flavour: Flavour,
+  options: RefreshOptions & {
+    onStep?: (step: RefreshStep) => void;
+    signal?: AbortSignal;
+  } = {}
+): Promise<RefreshReport[] | null> {
+  const rollups = (await rollupStatus(pool))
+    .map((s) => s.rollup)
+    .filter((name) => !options.only || options.only.includes(name));
+  const reports: RefreshReport[] = [];
+  for (const [i, rollup] of rollups.entries()) {
+    options.signal?.throwIfAborted();
+    options.onStep?.({ rollup, index: i, of: rollups.length, done: false });
+    const done = await refreshRollups(pool, flavour, { ...options, only: [rollup] });
+    if (!done) {
+      return null;
+    }
+    reports.push(...done);
+    options.onStep?.({ rollup, index: i + 1, of: rollups.length, done: true, report: done[0] });
+  }
+  return reports;
+}
+
 async function refreshPostgres(
   client: PoolClient,
   only: string[] | undefined,

@@ -17,10 +17,10 @@
  */
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { refreshRollups, rollupStatus } from '../db/refresh';
+import { refreshEachRollup, refreshRollups, rollupStatus } from '../db/refresh';
 import type { Flavour } from '../db/migrate';
 import { expectedRows, SqlGenerator } from '../generator/sql-history';
-import { rowsProgress, stepsProgress } from '../cli/progress';
+import { rollupsProgress, rowsProgress } from '../cli/progress';
 import { ensureDemoTable, inTransaction, moveMark, readDemoState, writeDemoState, type DemoState } from './state';
 
 const HOUR_MS = 3_600_000;
@@ -359,21 +359,19 @@ export async function buildRollups(
   show: boolean,
   signal?: AbortSignal
 ): Promise<void> {
-  const rollups = (await rollupStatus(pool)).map((s) => s.rollup);
-  const bar = show ? stepsProgress('building rollups', rollups.length) : null;
+  const bar = show ? rollupsProgress() : null;
   const started = Date.now();
-  for (const rollup of rollups) {
-    if (signal?.aborted) {
-      bar?.stop();
-    }
-    signal?.throwIfAborted();
-    bar?.step(rollup);
-    await refreshRollups(pool, flavour, { only: [rollup] });
-    bar?.done();
+  let count = 0;
+  try {
+    await refreshEachRollup(pool, flavour, {
+      signal,
+      onStep: (step) => {
+        count = step.of;
+        bar?.onStep(step);
+      },
+    });
+  } finally {
+    bar?.stop();
   }
-  bar?.stop();
-  log.info(
-    { rollups: rollups.length, seconds: Number(((Date.now() - started) / 1000).toFixed(1)) },
-    'demo data: rollups built'
-  );
+  log.info({ rollups: count, seconds: Number(((Date.now() - started) / 1000).toFixed(1)) }, 'demo data: rollups built');
 }

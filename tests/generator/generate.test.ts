@@ -31,6 +31,36 @@ test('bad flags get a clear message and exit code 2', () => {
   assert.match(noUrl.stderr, /DATABASE_URL is not set/);
 });
 
+test('npm run refresh: an unknown rollup is named with the known ones (exit 2); otherwise each rollup is refreshed behind a progress bar and listed', async () => {
+  const db = await freshDatabase({ flavour: 'postgres' });
+  try {
+    const refresh = (args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'server/cli/refresh.ts', ...args], {
+        cwd: ROOT,
+        env: { ...process.env, DATABASE_URL: db.url },
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+    const wrong = refresh(['--only', 'metrics_hourly,metrics_hourlyy']);
+    assert.equal(wrong.status, 2, wrong.stderr);
+    assert.match(wrong.stderr, /--only: no rollup named metrics_hourlyy; the rollups are metrics_hourly, /);
+    const { rows } = await db.pool.query('SELECT name FROM ruleperf_rollups ORDER BY position');
+    const ok = refresh([]);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.deepEqual(
+      ok.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' ')[0]),
+      rows.map((r) => r.name),
+      'every rollup, sources first'
+    );
+    assert.match(ok.stderr, new RegExp(`refreshing rollups \\[=+\\] ${rows.length}/${rows.length}`));
+  } finally {
+    await db.drop();
+  }
+});
+
 test('the model: six metric types, rules on one to three parsers, a daily load curve, a few slow rules', () => {
   const model = buildModel(7, 500, 30);
   assert.equal(model.rules.length, 500);

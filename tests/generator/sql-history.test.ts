@@ -172,6 +172,11 @@ test('generate --method sql loads the history with the CLI and ANALYZEs it', asy
   );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /loaded [\d,]+ rows/);
+  // The rollups are built one by one behind a progress bar naming each, then counted.
+  const built = /(\d+) rollups refreshed in [\d.]+ s/.exec(r.stdout);
+  assert.ok(built, r.stdout);
+  assert.match(r.stderr, new RegExp(`building rollups \\[=+\\] ${built[1]}/${built[1]}`));
+  assert.match(r.stderr, new RegExp(`building rollups \\[-+\\] 0/${built[1]} metrics_hourly `), 'the first one named');
   const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM metrics');
   let planned = 0;
   for (let h = T0 - 24 * HOUR; h < T0; h += HOUR) {

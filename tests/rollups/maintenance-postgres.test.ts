@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import { Client } from 'pg';
 import { freshDatabase, type TestDatabase } from '../support/services';
 import { assertRollupsMatchRaw, rollupDigest } from '../support/rollup-checks';
-import { refreshRollups } from '../../server/db/refresh';
+import { refreshEachRollup, refreshRollups, rollupStatus, type RefreshStep } from '../../server/db/refresh';
 import { migrate, MigrationRefused, latestVersion } from '../../server/db/migrate';
 
 let db: TestDatabase;
@@ -154,6 +154,79 @@ test('the refresh gives the planner statistics on raw rows loaded without them, 
     await assertRollupsMatchRaw(own.pool);
   } finally {
     await own.drop();
+  }
+});
+
+test("one rollup at a time (the CLIs' progress): every rollup in registry order, the same rollups as one refresh, and another holder of the lock stops it", async () => {
+  const [whole, other] = await Promise.all([
+    freshDatabase({ flavour: 'postgres' }),
+    freshDatabase({ flavour: 'postgres' }),
+  ]);
+  try {
+    const rows = Array.from(
+      { length: 400 },
+      (_, i) => [T0 + i * 370_000, `r${i % 5}`, 1 + (i % 89)] as [number, string, number]
+    );
+    for (const pool of [whole.pool, other.pool]) {
+      await pool.query(
+        `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+         SELECT t, 'RULE_EXECUTION', r, 'SUCCESS', v FROM unnest($1::timestamptz[], $2::text[], $3::float8[]) AS u(t, r, v)`,
+        [rows.map((r) => new Date(r[0])), rows.map((r) => r[1]), rows.map((r) => r[2])]
+      );
+    }
+    const until = new Date(T0 + 2 * 86_400_000);
+    const steps: RefreshStep[] = [];
+    const oneByOne = await refreshEachRollup(other.pool, 'postgres', { until, onStep: (s) => steps.push(s) });
+    await refreshRollups(whole.pool, 'postgres', { until });
+    const names = (await rollupStatus(other.pool)).map((s) => s.rollup);
+    assert.deepEqual(
+      steps.map((s) => [s.rollup, s.index, s.done]),
+      names.flatMap((name, i) => [
+        [name, i, false],
+        [name, i + 1, true],
+      ]),
+      'a start and a done per rollup, sources first'
+    );
+    assert.ok(steps.every((s) => s.of === names.length));
+    assert.deepEqual(
+      oneByOne!.map((r) => r.rollup),
+      names
+    );
+    await assertRollupsMatchRaw(other.pool);
+    // Every row, every column (watermark-independent: no refresh times are stored in rows).
+    const table = async (pool: typeof db.pool, name: string) =>
+      (
+        await pool.query(
+          `SELECT count(*)::int AS n, md5(string_agg(t::text, ',' ORDER BY t::text)) AS h FROM ${name} t`
+        )
+      ).rows[0];
+    for (const name of names) {
+      const [a, b] = [await table(other.pool, name), await table(whole.pool, name)];
+      assert.ok(a.n > 0, `${name} is built`);
+      assert.deepEqual(a, b, name);
+    }
+    assert.deepEqual(
+      (await rollupStatus(other.pool)).map((s) => s.watermark?.getTime()),
+      (await rollupStatus(whole.pool)).map((s) => s.watermark?.getTime())
+    );
+
+    // Another session holding the refresh lock: nothing is refreshed, and it says so (null).
+    const holder = new Client({ connectionString: other.url });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock(hashtext('ruleperf_refresh'))");
+      const seen: string[] = [];
+      const blocked = await refreshEachRollup(other.pool, 'postgres', {
+        until: new Date(until.getTime() + 86_400_000),
+        onStep: (s) => seen.push(`${s.rollup}:${s.done}`),
+      });
+      assert.equal(blocked, null);
+      assert.deepEqual(seen, [`${names[0]}:false`], 'stopped at the first rollup');
+    } finally {
+      await holder.end();
+    }
+  } finally {
+    await Promise.all([whole.drop(), other.drop()]);
   }
 });
 
