@@ -361,17 +361,9 @@ export async function buildRollups(
 ): Promise<void> {
   const bar = show ? rollupsProgress() : null;
   const started = Date.now();
-  let count = 0;
-  try {
-    await refreshEachRollup(pool, flavour, {
-      signal,
-      onStep: (step) => {
-        count = step.of;
-        bar?.onStep(step);
-      },
-    });
-  } finally {
-    bar?.stop();
-  }
-  log.info({ rollups: count, seconds: Number(((Date.now() - started) / 1000).toFixed(1)) }, 'demo data: rollups built');
+  const built = await refreshEachRollup(pool, flavour, { signal, onStep: bar?.onStep }).finally(() => bar?.stop());
+  log.info(
+    { rollups: built?.length ?? 0, seconds: Number(((Date.now() - started) / 1000).toFixed(1)) },
+    'demo data: rollups built'
+  );
 }
