@@ -13,19 +13,24 @@ import { HOUR_MS } from './range';
  * Top rules' first phase finds six candidate rules, so its second phase runs two statements
  * side by side.
  */
-function fakeDatabase(ms: number) {
+function fakeDatabase(ms: number, ruleSplit: string | null = null) {
   const log: string[] = [];
   let running = 0;
   let most = 0;
   const pool = {
     async query(text: string) {
+      if (text.includes('FROM rules')) {
+        log.push('rule split');
+        return { rows: ruleSplit === null ? [] : [{ mid: ruleSplit }] };
+      }
       running++;
       most = Math.max(most, running);
       const exact = text.includes('AS execution_count');
-      log.push(exact ? 'statement exact' : 'statement');
+      const half = text.includes('COLLATE "C" <') ? ' below' : text.includes('COLLATE "C" >=') ? ' from' : '';
+      log.push(exact ? 'statement exact' : `statement${half}`);
       await new Promise((r) => setTimeout(r, ms));
       running--;
-      const candidates = Array.from({ length: 6 }, (_, i) => ({ grp: `rule-${i}` }));
+      const candidates = Array.from({ length: 6 }, (_, i) => ({ grp: `rule-${i}`, lo: i, hi: i + 1 }));
       return { rows: text.includes('/ 16)') && !exact ? candidates : [] };
     },
   } as unknown as Pool;
@@ -78,4 +83,31 @@ test("a statement beside the one on an answer's slot uses a free slot, or waits 
   await roomy.run(normalized({ kind: 'topRules', range: HOURS_AGO(4), limit: 10, sortBy: 'p95ExecutionTimeMs' }));
   assert.equal(alone.most(), 2, 'side by side');
   assert.equal(admission.active, 0);
+});
+
+test("top rules' first phase reads two halves of the rules side by side on a free slot, and one statement when none is free", async () => {
+  const query = normalized({ kind: 'topRules', range: HOURS_AGO(3), limit: 10, sortBy: 'p95ExecutionTimeMs' });
+  const phaseOne = (log: string[]) => log.filter((l) => l.startsWith('statement') && l !== 'statement exact');
+
+  const roomy = fakeDatabase(5, 'rule-3');
+  const two = new Admission({ concurrency: 2, maxQueue: 10, maxWaitMs: 2000 });
+  const answer = await new QueryExecutor(roomy.pool, roomy.state, () => SMALL_CATALOG, two, {
+    dbQuery: () => undefined,
+  }).run(query);
+  assert.deepEqual(phaseOne(roomy.log).sort(), ['statement below', 'statement from'], roomy.log.join(', '));
+  assert.equal(roomy.most(), 2, 'the halves ran side by side');
+  assert.match(answer.sql, /phase 1 \(1\/2, side by side\): candidate rules below rule-3/);
+  assert.match(answer.sql, /phase 1 \(2\/2, side by side\): candidate rules from rule-3 on/);
+  assert.equal(two.active, 0);
+
+  // One slot: no second one is free, so the first phase is one statement over every rule.
+  const busy = fakeDatabase(5, 'rule-3');
+  const one = new Admission({ concurrency: 1, maxQueue: 10, maxWaitMs: 2000 });
+  await new QueryExecutor(busy.pool, busy.state, () => SMALL_CATALOG, one, { dbQuery: () => undefined }).run(query);
+  assert.deepEqual(phaseOne(busy.log), ['statement'], busy.log.join(', '));
+
+  // Too few rules to split (no split point): one statement, although a slot is free.
+  const few = fakeDatabase(5, null);
+  await new QueryExecutor(few.pool, few.state, () => SMALL_CATALOG, two, { dbQuery: () => undefined }).run(query);
+  assert.deepEqual(phaseOne(few.log), ['statement'], few.log.join(', '));
 });

@@ -12,6 +12,7 @@ import { KINDS } from './kinds';
 import type { Reader } from './kinds/types';
 import type { NormalizedQuery } from './normalize';
 import { plan, tiersOf, type Plan, type RollupState, type RowsPerBucket } from './plan';
+import { RuleSplitSource } from './rule-split';
 import { showStatement } from './sql';
 import type { DatabaseState, WatermarkSource } from './watermarks';
 
@@ -69,6 +70,8 @@ function overdueNotices(state: DatabaseState, used: readonly string[], now: numb
 }
 
 export class QueryExecutor implements Executor {
+  private readonly ruleSplits: RuleSplitSource;
+
   constructor(
     private readonly db: Pool,
     private readonly state: WatermarkSource,
@@ -84,7 +87,9 @@ export class QueryExecutor implements Executor {
     },
     /** Whether percentiles are merged in C (the ruleperf_native extension, server/db/native.ts). */
     private readonly nativeSketches = false
-  ) {}
+  ) {
+    this.ruleSplits = new RuleSplitSource(db);
+  }
 
   /**
    * One admission slot for the whole answer: the state read, then its statements — on that
@@ -129,6 +134,15 @@ export class QueryExecutor implements Executor {
         slotTurn = turn.catch(() => undefined);
         return (await turn).rows;
       },
+      besideNow: (statement) => {
+        const beside = this.admission.tryRun(() => this.db.query(statement.text, statement.values));
+        if (!beside) {
+          return null;
+        }
+        this.metrics.dbQuery(tiers[tiers.length - 1] ?? 'none');
+        return beside.then((result) => result.rows);
+      },
+      ruleSplit: () => this.ruleSplits.current(),
     };
     const spec = KINDS[q.kind];
     // What large answers cost per unit of work keeps the work limit within the statement timeout (work.ts).

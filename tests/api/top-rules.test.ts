@@ -3,7 +3,8 @@
  * answer: for random ranges (daily, hourly, minute and raw pieces), limits, percentile orders
  * and filters, the answer equals the exact ranking over every rule, with rank-key bounds and
  * with coarse-sketch bounds alike, and with percentiles and coarse keys merged in C where the
- * ruleperf_native extension serves the sketch functions.
+ * ruleperf_native extension serves the sketch functions. With many rules, the first phase reads
+ * two halves of the rules side by side; the halves together must choose the same candidates.
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
@@ -17,7 +18,12 @@ import { QueryExecutor } from '../../server/query/executor';
 import { WatermarkSource } from '../../server/query/watermarks';
 import { Admission } from '../../server/db/admission';
 import { plan } from '../../server/query/plan';
-import { candidatesStatement, exactStatement, rankTopRules } from '../../server/query/kinds/top-rules';
+import {
+  candidatesStatement,
+  chooseCandidates,
+  exactStatement,
+  rankTopRules,
+} from '../../server/query/kinds/top-rules';
 import { columns } from '../../testkit/runner';
 import { measures } from '../../server/query/measures';
 import { nativeQueries } from '../../server/db/native';
@@ -146,4 +152,123 @@ test('rank keys bound every rollup row: its own p95 and p99 lie within them', as
       assert.ok(r.rk[2] <= r.k99a && r.k99b <= r.rk[3], `${table}: p99 keys ${r.k99a}..${r.k99b} within ${r.rk}`);
     }
   }
+});
+
+/** A random question of the property tests: any span and end, limit, ordering and filter. */
+const questions = (sorts: readonly string[]) =>
+  fc.record({
+    hours: fc.integer({ min: 1, max: 8 * 24 }),
+    hoursAgo: fc.integer({ min: 0, max: 8 * 24 }),
+    limit: fc.integer({ min: 1, max: 25 }),
+    sortBy: fc.constantFrom(...sorts),
+    filter: fc.constantFrom({}, { metricType: 'RULE_EXECUTION' }, { status: 'SUCCESS' }),
+  });
+
+function question(now: number, a: { hours: number; hoursAgo: number; limit: number; sortBy: string; filter: object }) {
+  const to = now - a.hoursAgo * HOUR + 17_000;
+  const range = { from: to - a.hours * HOUR - 23_456, to };
+  const query = querySchema.parse({ refId: 'A', kind: 'topRules', limit: a.limit, sortBy: a.sortBy, ...a.filter });
+  return normalizeQuery({ range }, query, rollups);
+}
+
+test('the first phase over two halves of the rules chooses the candidates one statement over all rules does', async () => {
+  const ids = (
+    await db.pool.query('SELECT DISTINCT rule_id FROM metrics WHERE rule_id IS NOT NULL ORDER BY 1')
+  ).rows.map((r) => r.rule_id as string);
+  assert.ok(ids.length >= 20, `rules: ${ids.length}`);
+  // Split points: every rule id (a rule at the point falls in the upper half), between ids, before and after all.
+  const points = fc.oneof(fc.constantFrom(...ids), fc.constantFrom('', 'rule-', 'rule-0010~', '~~~'));
+  const now = Date.now();
+  const run = async (text: string, values: unknown[]) => (await db.pool.query(text, values)).rows;
+  const sorts = ['p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'avgExecutionTimeMs', 'errorRate', 'executionCount'];
+  let splitsWithBothHalves = 0;
+  await fc.assert(
+    fc.asyncProperty(questions(sorts), points, async (a, at) => {
+      const q = question(now, a);
+      for (const variant of executors) {
+        const native = variant.name.includes('in C');
+        const pieceList = await pieces(q, variant.rollups);
+        const one = candidatesStatement(q, pieceList, native);
+        const expected = chooseCandidates(await run(one.text, one.values), q).sort();
+        const halves = await Promise.all(
+          (['below', 'from'] as const).map(async (side) => {
+            const s = candidatesStatement(q, pieceList, native, { side, at });
+            return run(s.text, s.values);
+          })
+        );
+        splitsWithBothHalves += halves.every((h) => h.length > 0) ? 1 : 0;
+        const got = chooseCandidates(halves.flat(), q).sort();
+        const where = `${variant.name} (${one.method}): split at ${JSON.stringify(at)}, ${JSON.stringify(a)}`;
+        if (one.method === 'rankKeys') {
+          // Rank keys, then coarse sketches where they left many rules: a half may take the
+          // second step where all rules together did not, so its candidates differ; they must
+          // still hold every rule of the exact answer.
+          const top = (await exactTop(q)).map(([id]) => id as string);
+          assert.deepEqual(
+            top.filter((id) => !got.includes(id)),
+            [],
+            where
+          );
+          continue;
+        }
+        assert.deepEqual(got, expected, where);
+      }
+    }),
+    { numRuns: 40, seed: 11 }
+  );
+  assert.ok(splitsWithBothHalves > 20, `splits that left rules in both halves: ${splitsWithBothHalves}`);
+});
+
+test('with enough known rules the service splits the first phase, and the answers stay exact', async () => {
+  // Known rules beside those with rows (names only), interleaved with them, so the split
+  // point from the rules table falls among the rules that have rows.
+  const ids = (await db.pool.query('SELECT rule_id FROM rules ORDER BY rule_id')).rows.map((r) => r.rule_id as string);
+  await db.pool.query(
+    `INSERT INTO rules (rule_id, rule_name, rule_category, metric_type)
+     SELECT id || '~' || k, 'padding', 'padding', 'RULE_EXECUTION' FROM unnest($1::text[]) AS id, generate_series(1, 6) AS k`,
+    [ids]
+  );
+  const admission = new Admission({ concurrency: 4, maxQueue: 100, maxWaitMs: 60_000 });
+  // New executors: the ones above read the split point while there were too few rules.
+  const variants = executors.map(({ name, rollups: list }) => ({
+    name,
+    executor: new QueryExecutor(
+      db.pool,
+      watermarks,
+      () => list,
+      admission,
+      { dbQuery: () => undefined },
+      undefined,
+      name.includes('in C')
+    ),
+  }));
+  const now = Date.now();
+  let split = 0;
+  await fc.assert(
+    fc.asyncProperty(questions(['p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'avgExecutionTimeMs']), async (a) => {
+      const q = question(now, a);
+      const expected = await exactTop(q);
+      for (const { name, executor } of variants) {
+        const answer = await executor.run(q);
+        split += answer.sql.includes('phase 1 (2/2, side by side)') ? 1 : 0;
+        const c = columns(answer.frames[0]);
+        const got = c.ruleId.map((id: string, i: number) => [id, c[a.sortBy][i]]);
+        // Averages are float sums, whose last digit depends on the order rows are added in.
+        const close = (x: number, y: number) => Math.abs(x - y) <= 1e-12 * Math.max(1, Math.abs(y));
+        assert.deepEqual(
+          got.map((row: unknown[]) => row[0]),
+          expected.map(([id]) => id),
+          `${name}: ${JSON.stringify(a)}`
+        );
+        got.forEach(([, v]: unknown[], i: number) =>
+          assert.ok(
+            close(v as number, expected[i][1] as number),
+            `${name}: ${v} vs ${expected[i][1]}, ${JSON.stringify(a)}`
+          )
+        );
+      }
+    }),
+    { numRuns: 20, seed: 5 }
+  );
+  assert.equal(split, 20 * variants.length, 'every answer split its first phase (a free slot each time)');
 });

@@ -26,6 +26,12 @@
  * 107 ms; with 500 rules 35 against 22 ms. Other orderings (average, error rate, count) are
  * exact sums: phase one ranks them directly.
  *
+ * With many rules and a second admission slot free, phase one reads the two halves of the
+ * rules (split at the middle known rule id) on two connections, one per core, each half
+ * judged against its own threshold; the rows of both, judged again together, give the rules
+ * one statement would (`chooseCandidates`). At 5,000 rules over 7 days at 10M rows: 86 ms p50
+ * for the answer against 116 ms with one statement.
+ *
  * Phase two merges the fine sketches of the candidates (split over two connections when
  * there are several, so both cores work), and the service ranks them exactly.
  */
@@ -36,7 +42,7 @@ import type { Piece } from '../plan';
 import { GAMMA, OFFSET, representativeSql } from '../sketch';
 import { mergedSelect, Params, sourceRows, type RepeatedStatement, type Statement } from '../sql';
 import { DEFAULT_ROW_LIMIT, DEFAULT_SORT } from './defaults';
-import type { KindSpec } from './types';
+import type { KindRead, KindSpec, Reader } from './types';
 
 const COLUMNS: MeasureName[] = [
   'executionCount',
@@ -97,19 +103,38 @@ export function coarseBounds(level: number, nativeSketches: boolean): string {
 ), ${bounded('SELECT k.grp, a.mn, a.mx, k.klo, k.khi FROM keys k JOIN agg a ON a.grp = k.grp')}`;
 }
 
+/** One half of the rules for phase one: ids below `at`, or from `at` on (byte order, as rule_id columns compare). */
+export interface RuleHalf {
+  side: 'below' | 'from';
+  at: string;
+}
+
+/**
+ * Phase one: rows (grp, lo, hi) of the rules that can rank, by percentile bounds, or (grp, v)
+ * of the `limit` first by an exact sum ordering. With `half`, over that half of the rules
+ * only, each half judged against its own threshold: `chooseCandidates` over both halves' rows
+ * gives the rules one statement over all would.
+ */
 export function candidatesStatement(
   q: NormalizedQuery,
   pieces: readonly Piece[],
-  nativeSketches = false
+  nativeSketches = false,
+  half?: RuleHalf
 ): Statement & { method: 'exact' | 'rankKeys' | 'coarse' } {
   const p = new Params();
   const percentile = PERCENTILE[q.sortBy!];
+  // One byte order in every table (rollup and raw columns alike), so each rule falls in one
+  // half; `|| ''` keeps it a filter on the rows the time ranges select (half the rules over
+  // every bucket, through the by-rule index, is far more: a 100 ms bitmap at 10M rows).
+  const inHalf = half
+    ? { extraCondition: `("rule_id" || '') COLLATE "C" ${half.side === 'below' ? '<' : '>='} ${p.add(half.at)}` }
+    : {};
   if (!percentile) {
-    const src = sourceRows(q, pieces, p, { shape: 'counts', ...byRule });
+    const src = sourceRows(q, pieces, p, { shape: 'counts', ...byRule, ...inHalf });
     const text = `WITH src AS (\n  ${src}\n), agg AS (
   SELECT grp, sum(execution_count)::float8 AS execution_count, sum(exec_time_sum) AS exec_time_sum, sum(error_count)::float8 AS error_count
   FROM src GROUP BY grp)
-SELECT grp FROM agg a ORDER BY ${SUM_ORDER[q.sortBy!]} DESC NULLS LAST, grp LIMIT ${p.add(q.limit)}`;
+SELECT grp, ${SUM_ORDER[q.sortBy!]} AS v FROM agg a ORDER BY v DESC NULLS LAST, grp LIMIT ${p.add(q.limit)}`;
     return { text, values: p.values, method: 'exact' };
   }
   const limit = p.add(q.limit);
@@ -117,13 +142,13 @@ SELECT grp FROM agg a ORDER BY ${SUM_ORDER[q.sortBy!]} DESC NULLS LAST, grp LIMI
   const coarseCandidates = `${coarseBounds(percentile, nativeSketches)}, threshold AS (
   SELECT lo FROM bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
 )
-SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
+SELECT grp, lo, hi FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
 
   // In SQL, rank keys first where any rollup piece stores them (pieces that don't compute them
   // on the fly). In C the coarse merge of every rule costs little more than reading its rows,
   // and reading them once beats reading the rank keys' survivors again.
   if (!nativeSketches && pieces.some((piece) => piece.rollup?.rankKeys)) {
-    const ranked = sourceRows(q, pieces, p, { shape: 'rankKeys', ...byRule });
+    const ranked = sourceRows(q, pieces, p, { shape: 'rankKeys', ...byRule, ...inHalf });
     const i = RANK_KEY_INDEX[percentile];
     const clamp = (v: string) => `greatest(r.mn, least(r.mx, ${v}))`;
     // Coarse sketches only when rank keys left many rules (rows holding few values each).
@@ -144,16 +169,47 @@ SELECT grp FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infini
 ), rank_threshold AS (
   SELECT lo FROM rank_bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
 ), rank_candidates AS (
-  SELECT grp FROM rank_bounds WHERE hi >= coalesce((SELECT lo FROM rank_threshold), '-infinity'::float8)
+  SELECT grp, lo, hi FROM rank_bounds WHERE hi >= coalesce((SELECT lo FROM rank_threshold), '-infinity'::float8)
 ), src AS (
   ${survivors}
 ), ${coarseCandidates}
 UNION ALL
-SELECT grp FROM rank_candidates WHERE NOT ${many}`;
+SELECT grp, lo, hi FROM rank_candidates WHERE NOT ${many}`;
     return { text, values: p.values, method: 'rankKeys' };
   }
-  const src = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule });
+  const src = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule, ...inHalf });
   return { text: `WITH src AS (\n  ${src}\n), ${coarseCandidates}`, values: p.values, method: 'coarse' };
+}
+
+/** Byte order of rule ids (the rollups' rule_id columns are COLLATE "C"). */
+const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+/**
+ * The candidates among phase one's rows, which may come from two halves of the rules: by
+ * percentile, the rules whose upper bound reaches the limit-th largest lower bound (each
+ * half returned every rule reaching its own, lower or equal, threshold, so these are the rules
+ * one statement over all would return); by an exact sum, the `limit` first (value descending,
+ * nulls last, then rule id), as one statement orders them.
+ */
+export function chooseCandidates(rows: Row[], q: NormalizedQuery): string[] {
+  if (!PERCENTILE[q.sortBy!]) {
+    const value = (r: Row) => (r.v === null ? null : Number(r.v));
+    return [...rows]
+      .sort((a, b) => {
+        const [x, y] = [value(a), value(b)];
+        if (x !== y) {
+          return x === null ? 1 : y === null ? -1 : y - x;
+        }
+        return byteOrder(String(a.grp), String(b.grp));
+      })
+      .slice(0, q.limit)
+      .map((r) => String(r.grp));
+  }
+  // A missing bound bounds nothing: it lowers the threshold, or keeps its rule.
+  const bound = (v: unknown, missing: number) => (v === null || v === undefined ? missing : Number(v));
+  const lows = rows.map((r) => bound(r.lo, -Infinity)).sort((a, b) => b - a);
+  const threshold = lows.length >= q.limit ? lows[q.limit - 1] : -Infinity;
+  return rows.filter((r) => bound(r.hi, Infinity) >= threshold).map((r) => String(r.grp));
 }
 
 /** Phase two's candidates in one group, or two when there are enough to share between two connections. */
@@ -185,6 +241,41 @@ export function exactStatement(
 SELECT b.*, r.rule_name AS name, r.rule_category AS category FROM (${mergedSelect(['grp'], true, nativeSketches)}) b
 LEFT JOIN rules r ON r.rule_id = b.grp`;
   return { text, values: p.values };
+}
+
+/**
+ * Phase one, over the two halves of the rules side by side when there are many rules and a
+ * second admission slot is free at this moment (each reads and merges half the rows, one per
+ * core: at 5,000 rules over 7 days, ~47 ms each against ~76 ms for one statement), else in
+ * one statement. Busy, the service never waits for a slot to split, nor splits onto a queue.
+ */
+async function candidates(
+  db: Reader,
+  q: NormalizedQuery,
+  pieces: readonly Piece[]
+): Promise<{ ids: string[]; statements: KindRead['statements'] }> {
+  const at = await db.ruleSplit();
+  if (at !== null) {
+    const [below, from] = (['below', 'from'] as const).map((side) =>
+      candidatesStatement(q, pieces, db.nativeSketches, { side, at })
+    );
+    const beside = db.besideNow(from);
+    if (beside) {
+      const rows = (await Promise.all([db.rows(below), beside])).flat();
+      return {
+        ids: chooseCandidates(rows, q),
+        statements: [
+          { title: `phase 1 (1/2, side by side): candidate rules below ${at} (${below.method})`, statement: below },
+          { title: `phase 1 (2/2, side by side): candidate rules from ${at} on (${from.method})`, statement: from },
+        ],
+      };
+    }
+  }
+  const one = candidatesStatement(q, pieces, db.nativeSketches);
+  return {
+    ids: chooseCandidates(await db.rows(one), q),
+    statements: [{ title: `phase 1: candidate rules (${one.method})`, statement: one }],
+  };
 }
 
 /** Phase two as the inspector shows it: statements of one text (the candidates split in two) shown once, with each run's values. */
@@ -244,17 +335,13 @@ export const topRules: KindSpec = {
   // Ranked on rank keys or coarse histograms; only the `limit` chosen rules' histograms are merged.
   mergesHistograms: () => false,
   async read(db, q, plan) {
-    const candidates = candidatesStatement(q, plan.pieces, db.nativeSketches);
-    const ids = (await db.rows(candidates)).map((r) => String(r.grp));
-    const groups = splitCandidates(ids);
+    const phaseOne = await candidates(db, q, plan.pieces);
+    const groups = splitCandidates(phaseOne.ids);
     const exact = groups.map((group) => exactStatement(q, plan.pieces, group, db.nativeSketches));
     const results = await Promise.all(exact.map((s) => db.rows(s)));
     return {
       rows: rankTopRules(results.flat(), q, (q.range.to - q.range.from) / 1000),
-      statements: [
-        { title: `phase 1: candidate rules (${candidates.method})`, statement: candidates },
-        ...phaseTwo(exact, groups),
-      ],
+      statements: [...phaseOne.statements, ...phaseTwo(exact, groups)],
     };
   },
   frames(q, rows) {

@@ -28,6 +28,10 @@ export interface KindParams {
 /** Runs statements (through the service's admission control). */
 export interface Reader {
   rows(statement: Statement): Promise<Row[]>;
+  /** Runs the statement on another admission slot if one is free at this moment (never waits for one); null when none is. */
+  besideNow(statement: Statement): Promise<Row[]> | null;
+  /** A rule id splitting the known rules in two even halves, or null when there are too few to split (rule-split.ts). */
+  ruleSplit(): Promise<string | null>;
   /** Percentiles are merged by the ruleperf_native extension's C function (server/db/native.ts). */
   readonly nativeSketches: boolean;
 }
