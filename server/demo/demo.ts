@@ -17,7 +17,7 @@
  */
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { refreshEachRollup, refreshRollups, rollupStatus } from '../db/refresh';
+import { refreshEachRollup } from '../db/refresh';
 import type { Flavour } from '../db/migrate';
 import { expectedRows, SqlGenerator } from '../generator/sql-history';
 import { rollupsProgress, rowsProgress } from '../cli/progress';
@@ -51,9 +51,10 @@ const iso = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T',
 
 export class Demo {
   private stopping = false;
+  /** Aborted by stop(): a refresh in progress finishes its rollup and builds no more. */
+  private readonly stopped = new AbortController();
   private loops: Array<Promise<unknown>> = [];
   private readonly wakers = new Set<() => void>();
-  private rollups: string[] | null = null;
 
   private constructor(
     private readonly pool: Pool,
@@ -198,6 +199,7 @@ export class Demo {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stopped.abort();
     for (const wake of this.wakers) {
       wake();
     }
@@ -271,16 +273,18 @@ export class Demo {
   /**
    * Refreshes the rollups one by one (sources first), so a stop waits for one at most;
    * false if it stopped first (rows loaded but not built are refreshed after the restart).
+   * Another instance's refresh holding the lock absorbs the new rows itself.
    */
   private async refresh(): Promise<boolean> {
-    this.rollups ??= (await rollupStatus(this.pool)).map((s) => s.rollup);
-    for (const rollup of this.rollups) {
-      if (this.stopping) {
+    try {
+      await refreshEachRollup(this.pool, this.flavour, { signal: this.stopped.signal });
+      return true;
+    } catch (err) {
+      if (this.stopped.signal.aborted) {
         return false;
       }
-      await refreshRollups(this.pool, this.flavour, { only: [rollup] });
+      throw err;
     }
-    return true;
   }
 
   /** Inserts [from, to) and moves the matching mark, in one transaction. */
