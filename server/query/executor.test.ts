@@ -13,7 +13,7 @@ import { HOUR_MS } from './range';
  * Top rules' first phase finds six candidate rules, so its second phase runs two statements
  * side by side.
  */
-function fakeDatabase(ms: number, ruleSplit: string | null = null) {
+function fakeDatabase(ms: number, ruleSplit: { at: string; rules: number } | null = null) {
   const log: string[] = [];
   let running = 0;
   let most = 0;
@@ -21,7 +21,7 @@ function fakeDatabase(ms: number, ruleSplit: string | null = null) {
     async query(text: string) {
       if (text.includes('FROM rules')) {
         log.push('rule split');
-        return { rows: ruleSplit === null ? [] : [{ mid: ruleSplit }] };
+        return { rows: ruleSplit === null ? [] : [ruleSplit] };
       }
       running++;
       most = Math.max(most, running);
@@ -89,7 +89,9 @@ test("top rules' first phase reads two halves of the rules side by side on a fre
   const query = normalized({ kind: 'topRules', range: HOURS_AGO(3), limit: 10, sortBy: 'p95ExecutionTimeMs' });
   const phaseOne = (log: string[]) => log.filter((l) => l.startsWith('statement') && l !== 'statement exact');
 
-  const roomy = fakeDatabase(5, 'rule-3');
+  // A million known rules: the first phase reads enough rows to split.
+  const many = { at: 'rule-3', rules: 1_000_000 };
+  const roomy = fakeDatabase(5, many);
   const two = new Admission({ concurrency: 2, maxQueue: 10, maxWaitMs: 2000 });
   const answer = await new QueryExecutor(roomy.pool, roomy.state, () => SMALL_CATALOG, two, {
     dbQuery: () => undefined,
@@ -101,13 +103,15 @@ test("top rules' first phase reads two halves of the rules side by side on a fre
   assert.equal(two.active, 0);
 
   // One slot: no second one is free, so the first phase is one statement over every rule.
-  const busy = fakeDatabase(5, 'rule-3');
+  const busy = fakeDatabase(5, many);
   const one = new Admission({ concurrency: 1, maxQueue: 10, maxWaitMs: 2000 });
   await new QueryExecutor(busy.pool, busy.state, () => SMALL_CATALOG, one, { dbQuery: () => undefined }).run(query);
   assert.deepEqual(phaseOne(busy.log), ['statement'], busy.log.join(', '));
 
-  // Too few rules to split (no split point): one statement, although a slot is free.
-  const few = fakeDatabase(5, null);
-  await new QueryExecutor(few.pool, few.state, () => SMALL_CATALOG, two, { dbQuery: () => undefined }).run(query);
-  assert.deepEqual(phaseOne(few.log), ['statement'], few.log.join(', '));
+  // Too few rows to split (ten rules over an hour), or no split point: one statement, although a slot is free.
+  for (const split of [{ at: 'rule-3', rules: 10 }, null]) {
+    const few = fakeDatabase(5, split);
+    await new QueryExecutor(few.pool, few.state, () => SMALL_CATALOG, two, { dbQuery: () => undefined }).run(query);
+    assert.deepEqual(phaseOne(few.log), ['statement'], few.log.join(', '));
+  }
 });

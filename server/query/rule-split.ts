@@ -1,38 +1,45 @@
 /**
- * The rule id that splits the known rules (the `rules` table) in two halves, so that top
- * rules' first phase can read each half on its own connection, one per core, when a second
- * admission slot is free (kinds/top-rules.ts). Read at most once a minute: the point only
- * balances the halves, it never decides an answer (every rule id falls below it or not), so
- * a stale one costs balance at worst. Null when there are too few rules for two statements
- * to beat one, or when the table cannot be read (then nothing is split).
+ * The rule id that splits the known rules (the `rules` table) in two halves, and how many
+ * there are, so that top rules' first phase can read each half on its own connection, one per
+ * core, when it reads many rows and a second admission slot is free (kinds/top-rules.ts).
+ * Read at most once a minute: the point only balances the halves, it never decides an answer
+ * (every rule id falls below it or not), so a stale one costs balance at worst. Null when
+ * there are too few rules to split, or when the table cannot be read (then nothing is split).
  */
 import type { Pool } from 'pg';
 
-/** Fewer known rules than this: one statement (a second one's planning costs more than it saves). */
-export const MIN_RULES_TO_SPLIT = 200;
+export interface RuleSplit {
+  /** The middle known rule id in byte order: the upper half starts with it. */
+  at: string;
+  /** Known rules. */
+  rules: number;
+}
+
+const MIN_RULES_TO_SPLIT = 2;
 const MAX_AGE_MS = 60_000;
 
 export class RuleSplitSource {
-  private cached: { at: number; value: Promise<string | null> } | null = null;
+  private cached: { at: number; value: Promise<RuleSplit | null> } | null = null;
 
   constructor(private readonly db: Pool) {}
 
-  current(): Promise<string | null> {
+  current(): Promise<RuleSplit | null> {
     if (!this.cached || Date.now() - this.cached.at > MAX_AGE_MS) {
       this.cached = { at: Date.now(), value: this.read() };
     }
     return this.cached.value;
   }
 
-  private async read(): Promise<string | null> {
+  private async read(): Promise<RuleSplit | null> {
     try {
       // Ordered as the rollups' rule_id columns compare (COLLATE "C"), so the halves are even.
-      const { rows } = await this.db.query<{ mid: string | null }>(
-        `SELECT (SELECT rule_id FROM rules ORDER BY rule_id COLLATE "C" OFFSET n / 2 LIMIT 1) AS mid
+      const { rows } = await this.db.query<{ at: string | null; rules: number }>(
+        `SELECT (SELECT rule_id FROM rules ORDER BY rule_id COLLATE "C" OFFSET n / 2 LIMIT 1) AS at, n::float8 AS rules
          FROM (SELECT count(*) AS n FROM rules) c WHERE n >= $1`,
         [MIN_RULES_TO_SPLIT]
       );
-      return rows[0]?.mid ?? null;
+      const row = rows[0];
+      return row?.at ? { at: row.at, rules: row.rules } : null;
     } catch {
       return null;
     }

@@ -23,6 +23,7 @@ import {
   chooseCandidates,
   exactStatement,
   rankTopRules,
+  worthSplitting,
 } from '../../server/query/kinds/top-rules';
 import { columns } from '../../testkit/runner';
 import { measures } from '../../server/query/measures';
@@ -221,17 +222,25 @@ test('the first phase over two halves of the rules chooses the candidates one st
 
 test('with enough known rules the service splits the first phase, and the answers stay exact', async () => {
   // Known rules beside those with rows (names only), interleaved with them, so the split
-  // point from the rules table falls among the rules that have rows.
+  // point from the rules table falls among the rules that have rows, and so many that most
+  // first phases read enough rows to split.
   const ids = (await db.pool.query('SELECT rule_id FROM rules ORDER BY rule_id')).rows.map((r) => r.rule_id as string);
   await db.pool.query(
     `INSERT INTO rules (rule_id, rule_name, rule_category, metric_type)
-     SELECT id || '~' || k, 'padding', 'padding', 'RULE_EXECUTION' FROM unnest($1::text[]) AS id, generate_series(1, 6) AS k`,
+     SELECT id || '~' || k, 'padding', 'padding', 'RULE_EXECUTION' FROM unnest($1::text[]) AS id, generate_series(1, 150) AS k`,
     [ids]
   );
+  const known = ids.length * 151;
+  const middle = (
+    await db.pool.query(`SELECT rule_id FROM rules ORDER BY rule_id COLLATE "C" OFFSET $1 LIMIT 1`, [
+      Math.floor(known / 2),
+    ])
+  ).rows[0].rule_id as string;
   const admission = new Admission({ concurrency: 4, maxQueue: 100, maxWaitMs: 60_000 });
   // New executors: the ones above read the split point while there were too few rules.
   const variants = executors.map(({ name, rollups: list }) => ({
     name,
+    rollups: list,
     executor: new QueryExecutor(
       db.pool,
       watermarks,
@@ -248,9 +257,12 @@ test('with enough known rules the service splits the first phase, and the answer
     fc.asyncProperty(questions(['p95ExecutionTimeMs', 'p99ExecutionTimeMs', 'avgExecutionTimeMs']), async (a) => {
       const q = question(now, a);
       const expected = await exactTop(q);
-      for (const { name, executor } of variants) {
+      for (const { name, executor, rollups: list } of variants) {
         const answer = await executor.run(q);
-        split += answer.sql.includes('phase 1 (2/2, side by side)') ? 1 : 0;
+        const wasSplit = answer.sql.includes(`phase 1 (2/2, side by side): candidate rules from ${middle} on`);
+        const worth = worthSplitting({ at: middle, rules: known }, await pieces(q, list));
+        assert.equal(wasSplit, worth, `${name}: split as the estimate of rows read says, ${JSON.stringify(a)}`);
+        split += wasSplit ? 1 : 0;
         const c = columns(answer.frames[0]);
         const got = c.ruleId.map((id: string, i: number) => [id, c[a.sortBy][i]]);
         // Averages are float sums, whose last digit depends on the order rows are added in.
@@ -270,5 +282,5 @@ test('with enough known rules the service splits the first phase, and the answer
     }),
     { numRuns: 20, seed: 5 }
   );
-  assert.equal(split, 20 * variants.length, 'every answer split its first phase (a free slot each time)');
+  assert.ok(split > 10 * variants.length, `most answers split their first phase: ${split} of ${20 * variants.length}`);
 });

@@ -16,6 +16,7 @@ import type {
 import type { Row } from '../measures';
 import type { NormalizedQuery } from '../normalize';
 import type { Plan } from '../plan';
+import type { RuleSplit } from '../rule-split';
 import type { RepeatedStatement, Statement } from '../sql';
 
 export interface KindParams {
@@ -30,8 +31,8 @@ export interface Reader {
   rows(statement: Statement): Promise<Row[]>;
   /** Runs the statement on another admission slot if one is free at this moment (never waits for one); null when none is. */
   besideNow(statement: Statement): Promise<Row[]> | null;
-  /** A rule id splitting the known rules in two even halves, or null when there are too few to split (rule-split.ts). */
-  ruleSplit(): Promise<string | null>;
+  /** The rule id splitting the known rules in two even halves and their number, or null when there are too few to split (rule-split.ts). */
+  ruleSplit(): Promise<RuleSplit | null>;
   /** Percentiles are merged by the ruleperf_native extension's C function (server/db/native.ts). */
   readonly nativeSketches: boolean;
 }
