@@ -108,6 +108,20 @@ test("top rules' first phase reads two halves of the rules side by side on a fre
   await new QueryExecutor(busy.pool, busy.state, () => SMALL_CATALOG, one, { dbQuery: () => undefined }).run(query);
   assert.deepEqual(phaseOne(busy.log), ['statement'], busy.log.join(', '));
 
+  // A database that runs one statement at a time (the embedded PGlite): one statement, although a slot is free.
+  const single = fakeDatabase(5, many);
+  await new QueryExecutor(
+    single.pool,
+    single.state,
+    () => SMALL_CATALOG,
+    two,
+    { dbQuery: () => undefined },
+    undefined,
+    false,
+    false
+  ).run(query);
+  assert.deepEqual(phaseOne(single.log), ['statement'], single.log.join(', '));
+
   // Too few rows to split (ten rules over an hour), or no split point: one statement, although a slot is free.
   for (const split of [{ at: 'rule-3', rules: 10 }, null]) {
     const few = fakeDatabase(5, split);

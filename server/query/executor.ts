@@ -86,7 +86,9 @@ export class QueryExecutor implements Executor {
       rowsPerBucket?: RowsPerBucket;
     },
     /** Whether percentiles are merged in C (the ruleperf_native extension, server/db/native.ts). */
-    private readonly nativeSketches = false
+    private readonly nativeSketches = false,
+    /** Whether the database runs statements side by side (the embedded PGlite runs one at a time: a split would only queue). */
+    private readonly sideBySide = true
   ) {
     this.ruleSplits = new RuleSplitSource(db);
   }
@@ -135,7 +137,9 @@ export class QueryExecutor implements Executor {
         return (await turn).rows;
       },
       besideNow: (statement) => {
-        const beside = this.admission.tryRun(() => this.db.query(statement.text, statement.values));
+        const beside = this.sideBySide
+          ? this.admission.tryRun(() => this.db.query(statement.text, statement.values))
+          : null;
         if (!beside) {
           return null;
         }

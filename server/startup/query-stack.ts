@@ -105,7 +105,8 @@ export async function buildQueryStack(
       admission,
       executorMetrics,
       work,
-      nativeSketches
+      nativeSketches,
+      !pools.embedded
     );
     return demo ? new DemoNoticeExecutor(executor, demo) : executor;
   };
