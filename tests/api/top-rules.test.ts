@@ -260,7 +260,7 @@ test('with enough known rules the service splits the first phase, and the answer
       for (const { name, executor, rollups: list } of variants) {
         const answer = await executor.run(q);
         const wasSplit = answer.sql.includes(`phase 1 (2/2, side by side): candidate rules from ${middle} on`);
-        const worth = worthSplitting({ at: middle, rules: known }, await pieces(q, list));
+        const worth = worthSplitting({ at: middle, rules: known }, q, await pieces(q, list));
         assert.equal(wasSplit, worth, `${name}: split as the estimate of rows read says, ${JSON.stringify(a)}`);
         split += wasSplit ? 1 : 0;
         const c = columns(answer.frames[0]);

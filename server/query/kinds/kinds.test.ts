@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { NormalizedQuery } from '../normalize';
 import { KINDS } from '.';
-import { rankTopRules } from './top-rules';
-import { normalized } from '../testing';
+import { rankTopRules, worthSplitting } from './top-rules';
+import { normalized, rollup } from '../testing';
 
 const M = 60_000;
 const base = (over: Partial<NormalizedQuery>): NormalizedQuery => normalized({ range: { from: 0, to: 0 }, ...over });
@@ -128,4 +128,23 @@ test('error breakdown: names for rules and parsers only', () => {
   assert.equal(byStatus.schema.fields[1].name, 'executionCount');
   assert.deepEqual(KINDS.errorBreakdown.names(base({ groupBy: 'parserId' })), { rules: false, parsers: true });
   assert.deepEqual(KINDS.topRules.names(base({})), { rules: true, parsers: false });
+});
+
+test('top rules splits its first phase by the rows it reads: rules (known, or those a filter names) × buckets', () => {
+  const daily = rollup('metrics_daily_by_rule', 24 * 60 * M, ['rule_id']);
+  const hourly = rollup('metrics_hourly_by_rule', 60 * M, ['rule_id']);
+  // Six days and five hours of rollup buckets, and two minutes of raw rows: 13 a rule.
+  const pieces = [
+    { rollup: daily, from: 0, to: 6 * 24 * 60 * M },
+    { rollup: hourly, from: 6 * 24 * 60 * M, to: (6 * 24 + 5) * 60 * M },
+    { rollup: null, from: (6 * 24 + 5) * 60 * M, to: (6 * 24 + 5) * 60 * M + 2 * M },
+  ];
+  const q = base({ kind: 'topRules', limit: 10, sortBy: 'p95ExecutionTimeMs' });
+  assert.equal(worthSplitting({ at: 'rule-2501', rules: 5000 }, q, pieces), true, '5,000 rules: 65,000 rows');
+  assert.equal(worthSplitting({ at: 'rule-0251', rules: 500 }, q, pieces), false, '500 rules: 6,500 rows');
+  assert.equal(worthSplitting({ at: 'rule-1539', rules: 1539 }, q, pieces), true, '20,007 rows');
+  assert.equal(worthSplitting({ at: 'rule-1538', rules: 1538 }, q, pieces), false, '19,994 rows');
+  const filtered = base({ ...q, filters: { ruleId: ['rule-1', 'rule-2', 'rule-3'] } });
+  assert.equal(worthSplitting({ at: 'rule-2501', rules: 5000 }, filtered, pieces), false, 'three rules named');
+  assert.equal(worthSplitting(null, q, pieces), false, 'no split point');
 });

@@ -252,10 +252,21 @@ LEFT JOIN rules r ON r.rule_id = b.grp`;
  */
 const SPLIT_FROM_ROWS = 20_000;
 
-/** Whether phase one reads enough rows to split: known rules × their buckets in the pieces (raw rows counted as minutes). */
-export function worthSplitting(split: RuleSplit | null, pieces: readonly Piece[]): split is RuleSplit {
+/**
+ * Whether phase one reads enough rows to split: the rules it reads (the known ones, or those a
+ * rule filter names) × their buckets in the pieces (raw rows counted as minutes).
+ */
+export function worthSplitting(
+  split: RuleSplit | null,
+  q: NormalizedQuery,
+  pieces: readonly Piece[]
+): split is RuleSplit {
+  if (split === null) {
+    return false;
+  }
+  const rules = Math.min(split.rules, q.filters.ruleId?.length ?? Infinity);
   const bucketsPerRule = pieces.reduce((n, p) => n + (p.to - p.from) / (p.rollup?.bucketMs ?? 60_000), 0);
-  return split !== null && split.rules * bucketsPerRule >= SPLIT_FROM_ROWS;
+  return rules * bucketsPerRule >= SPLIT_FROM_ROWS;
 }
 
 /**
@@ -270,7 +281,7 @@ async function candidates(
   pieces: readonly Piece[]
 ): Promise<{ ids: string[]; statements: KindRead['statements'] }> {
   const split = await db.ruleSplit();
-  if (worthSplitting(split, pieces)) {
+  if (worthSplitting(split, q, pieces)) {
     const { at } = split;
     const [below, from] = (['below', 'from'] as const).map((side) =>
       candidatesStatement(q, pieces, db.nativeSketches, { side, at })
