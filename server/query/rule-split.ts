@@ -5,6 +5,8 @@
  * Read at most once a minute: the point only balances the halves, it never decides an answer
  * (every rule id falls below it or not), so a stale one costs balance at worst. Null when
  * there are too few rules to split, or when the table cannot be read (then nothing is split).
+ * The read (a count and an index walk to the middle of the `rules` table, ~1 ms at 5,000
+ * rules) runs on the answer's own slot, like the watermarks; the inspector does not show it.
  */
 import type { Pool } from 'pg';
 

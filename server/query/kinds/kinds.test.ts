@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { NormalizedQuery } from '../normalize';
 import { KINDS } from '.';
-import { rankTopRules, worthSplitting } from './top-rules';
+import { chooseCandidates, rankTopRules, worthSplitting } from './top-rules';
 import { normalized, rollup } from '../testing';
 
 const M = 60_000;
@@ -147,4 +147,33 @@ test('top rules splits its first phase by the rows it reads: rules (known, or th
   const filtered = base({ ...q, filters: { ruleId: ['rule-1', 'rule-2', 'rule-3'] } });
   assert.equal(worthSplitting({ at: 'rule-2501', rules: 5000 }, filtered, pieces), false, 'three rules named');
   assert.equal(worthSplitting(null, q, pieces), false, 'no split point');
+});
+
+test("top rules' candidates from both halves: bounds judged together, exact sums ordered as SQL orders them", () => {
+  const byP95 = base({ kind: 'topRules', limit: 2, sortBy: 'p95ExecutionTimeMs' });
+  // Lower bounds 9, 7, 5, 3 (the limit-th is 7): upper bounds from 7 up stay, ties included;
+  // a missing lower bound bounds nothing, a missing upper bound keeps its rule.
+  const bounds = [
+    { grp: 'a', lo: 9, hi: 12 },
+    { grp: 'b', lo: 3, hi: 7 },
+    { grp: 'c', lo: 7, hi: 8 },
+    { grp: 'd', lo: 5, hi: 6.999 },
+    { grp: 'e', lo: null, hi: 100 },
+    { grp: 'f', lo: 1, hi: null },
+  ];
+  assert.deepEqual(chooseCandidates(bounds, byP95).sort(), ['a', 'b', 'c', 'e', 'f']);
+  // Fewer rows than the limit: every rule stays.
+  assert.deepEqual(chooseCandidates(bounds.slice(0, 1), byP95), ['a']);
+  // By count: value descending, nulls last, ties by byte order ('Z' before 'a', 'é' after 'z').
+  const byCount = base({ kind: 'topRules', limit: 4, sortBy: 'executionCount' });
+  const sums = [
+    { grp: 'z', v: 5 },
+    { grp: 'é', v: 5 },
+    { grp: 'a', v: 5 },
+    { grp: 'Z', v: 5 },
+    { grp: 'big', v: 9 },
+    { grp: 'none', v: null },
+  ];
+  assert.deepEqual(chooseCandidates(sums, byCount), ['big', 'Z', 'a', 'z']);
+  assert.deepEqual(chooseCandidates(sums, { ...byCount, limit: 10 }), ['big', 'Z', 'a', 'z', 'é', 'none']);
 });
