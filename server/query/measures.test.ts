@@ -1,6 +1,7 @@
 /** What an answer row's figures are made of: exact sums, and bounded digits where a figure is an estimate. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { columnsRead, measure, measures, significant, type MeasureName } from './measures';
 
 const row = {
@@ -61,4 +62,25 @@ test('each figure reads only the columns columnsRead names for it (an answer fet
     'exec_time_max',
     'pct',
   ]);
+});
+
+test('significant digits are exactly those of toPrecision: any double, sketch values, and values near a half', () => {
+  const reference = (v: number, d: number) =>
+    Number.isInteger(v) || !Number.isFinite(v) ? v : Number(v.toPrecision(d));
+  const GAMMA = 1.016129032258064;
+  const values = fc.oneof(
+    fc.double({ noNaN: true }),
+    fc.double({ min: 1e-9, max: 1e9, noNaN: true }),
+    fc.integer({ min: -1500, max: 1500 }).map((k) => GAMMA ** k),
+    // Halves at the sixth and tenth digit, where rounding goes up or down on the last bit.
+    fc
+      .tuple(fc.integer({ min: 100_000, max: 9_999_999_999 }), fc.integer({ min: 0, max: 14 }))
+      .map(([n, k]) => (n + 0.5) / 10 ** k)
+  );
+  fc.assert(
+    fc.property(values, fc.constantFrom(6, 10), (v, d) => {
+      assert.ok(Object.is(significant(v, d), reference(v, d)), `${v} to ${d} digits`);
+    }),
+    { numRuns: 20_000, seed: 3 }
+  );
 });
