@@ -72,6 +72,12 @@ const schema = z.object({
   DEMO_LIVE: bool.default(true),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),
+  /**
+   * After a stop signal, requests keep being accepted and answered this long (each with
+   * `Connection: close`) before the listener closes: a request already sent on a kept-alive
+   * connection, or a connection not accepted yet, is answered rather than reset.
+   */
+  SHUTDOWN_DRAIN_MS: int(0, 60_000).default(1000),
   HTTP_HEADERS_TIMEOUT_MS: int(100, 120_000).default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
 });

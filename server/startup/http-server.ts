@@ -5,11 +5,18 @@ import type { Config } from '../config';
 export interface Listening {
   url: string;
   port: number;
-  /** Stops accepting, closes idle keep-alive sockets; resolves once in-flight requests completed. */
+  /**
+   * Drains, then stops accepting and closes idle keep-alive sockets; resolves once in-flight
+   * requests completed. For SHUTDOWN_DRAIN_MS (or until no connection is left) requests are
+   * still accepted and answered, each closing its connection: closing at once would reset a
+   * request a client has just written on a kept-alive socket the server still counts as idle
+   * (Node's server.close() destroys idle sockets), or one still in the accept backlog.
+   */
   close(): Promise<void>;
 }
 
 export async function listen(handler: http.RequestListener, config: Config): Promise<Listening> {
+  let draining = false;
   // Timeouts are checked every second (Node's default interval is 30 s).
   const server = http.createServer(
     {
@@ -17,8 +24,15 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
       requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
     },
-    handler
+    (req, res) => {
+      if (draining) {
+        // The client's next request opens a new connection (to an instance that stays).
+        res.setHeader('Connection', 'close');
+      }
+      handler(req, res);
+    }
   );
+  const connections = () => new Promise<number>((resolve) => server.getConnections((err, n) => resolve(err ? 0 : n)));
   server.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -30,10 +44,16 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
   return {
     url: `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`,
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      draining = true;
+      const until = Date.now() + config.SHUTDOWN_DRAIN_MS;
+      while (Date.now() < until && (await connections()) > 0) {
+        await new Promise((r) => setTimeout(r, Math.min(50, until - Date.now())));
+      }
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
-      }),
+      });
+    },
   };
 }

@@ -67,6 +67,8 @@ export async function startTestService(env: Record<string, string>): Promise<Run
     REFRESH_SCHEDULER: 'off',
     LOG_LEVEL: 'silent',
     DB_POOL_MAX: '8',
+    // Stopped at once: the tests' clients keep idle connections open, which a drain would wait out.
+    SHUTDOWN_DRAIN_MS: '0',
     ...env,
   });
   return startService(config, pino({ level: config.LOG_LEVEL }));

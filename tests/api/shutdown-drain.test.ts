@@ -1,0 +1,87 @@
+/**
+ * Stopping drains: a request a client writes on a kept-alive connection just as the service
+ * is told to stop, or on a connection opened then, is answered (and its connection closed),
+ * not reset. Without the drain (SHUTDOWN_DRAIN_MS=0) the same request is lost: Node's
+ * server.close() destroys the connections it counts as idle.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test, before, after } from 'node:test';
+import { historyDatabase } from '../support/fixture';
+import { startTestService, type TestDatabase } from '../support/services';
+
+let db: TestDatabase;
+
+before(async () => {
+  db = await historyDatabase({ days: 1, rowsPerHour: 50 });
+});
+after(async () => db?.drop());
+
+interface Response {
+  status: number;
+  headers: Record<string, string>;
+}
+
+/** Writes a keep-alive GET on the socket; the response, or null when the connection ends without one. */
+function get(socket: net.Socket, path: string): Promise<Response | null> {
+  return new Promise((resolve) => {
+    let data = '';
+    const done = (r: Response | null) => {
+      socket.off('data', onData).off('close', onClose).off('error', onClose);
+      resolve(r);
+    };
+    const onData = (chunk: Buffer) => {
+      data += chunk.toString('latin1');
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) {
+        return;
+      }
+      const [statusLine, ...lines] = data.slice(0, end).split('\r\n');
+      const headers = Object.fromEntries(
+        lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()])
+      );
+      if (data.length - end - 4 >= Number(headers['content-length'] ?? 0)) {
+        done({ status: Number(statusLine.split(' ')[1]), headers });
+      }
+    };
+    const onClose = () => done(null);
+    socket.on('data', onData).on('close', onClose).on('error', onClose);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n`);
+  });
+}
+
+async function connect(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  return socket;
+}
+
+test('a request written on a kept-alive connection as the stop begins is answered, with Connection: close', async () => {
+  const svc = await startTestService({ DATABASE_URL: db.url, SHUTDOWN_DRAIN_MS: '1000' });
+  const socket = await connect(svc.port);
+  const first = await get(socket, '/healthz');
+  assert.equal(first?.status, 200);
+  assert.notEqual(first?.headers.connection, 'close', 'kept alive before the stop');
+  // The stop begins; in the same turn the client sends its next request on the idle connection.
+  const stopped = svc.stop();
+  const second = await get(socket, '/healthz');
+  assert.equal(second?.status, 200, 'answered during the drain');
+  assert.equal(second?.headers.connection, 'close', 'and told to reconnect elsewhere');
+  // A connection opened during the drain is served too.
+  const late = await connect(svc.port);
+  assert.equal((await get(late, '/healthz'))?.status, 200);
+  late.destroy();
+  socket.destroy();
+  await stopped;
+  await assert.rejects(connect(svc.port), /ECONNREFUSED/, 'the port is closed once stopped');
+});
+
+test('without the drain, the same request is lost (what the drain is for)', async () => {
+  const svc = await startTestService({ DATABASE_URL: db.url, SHUTDOWN_DRAIN_MS: '0' });
+  const socket = await connect(svc.port);
+  assert.equal((await get(socket, '/healthz'))?.status, 200);
+  const stopped = svc.stop();
+  assert.equal(await get(socket, '/healthz'), null, 'the idle connection was closed under the request');
+  socket.destroy();
+  await stopped;
+});
