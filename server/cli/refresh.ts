@@ -1,6 +1,6 @@
 /** npm run refresh [-- --only metrics_hourly,metrics_daily] */
 import { Pool } from 'pg';
-import { refreshEachRollup, rollupStatus } from '../db/refresh';
+import { refreshEachRollup, UnknownRollups } from '../db/refresh';
 import { schemaInfo } from '../db/migrate';
 import { databaseUrl, fail, parseFlags, run } from './common';
 import { rollupsProgress } from './progress';
@@ -24,15 +24,18 @@ run(async () => {
       fail('the database has no ruleperf schema yet; run `npm run migrate` first');
     }
     const only = flags.only?.split(',').map((s) => s.trim());
-    const known = (await rollupStatus(pool)).map((s) => s.rollup);
-    const unknown = only?.filter((name) => !known.includes(name)) ?? [];
-    if (unknown.length > 0) {
-      fail(`--only: no rollup named ${unknown.join(', ')}; the rollups are ${known.join(', ')}`);
-    }
     const bar = rollupsProgress('refreshing rollups');
-    const reports = await refreshEachRollup(pool, schema.flavour, { only, onStep: bar.onStep }).finally(() =>
-      bar.stop()
-    );
+    let reports: Awaited<ReturnType<typeof refreshEachRollup>>;
+    try {
+      reports = await refreshEachRollup(pool, schema.flavour, { only, onStep: bar.onStep });
+    } catch (err) {
+      if (err instanceof UnknownRollups) {
+        fail(`--only: ${err.message}`);
+      }
+      throw err;
+    } finally {
+      bar.stop();
+    }
     if (!reports) {
       console.log('another refresh holds the lock (a running service refreshes on its own); stopped here');
       return;

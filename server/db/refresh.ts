@@ -126,12 +126,23 @@ export interface RefreshStep {
   report?: RefreshReport;
 }
 
+/** `only` names rollups the registry does not have. */
+export class UnknownRollups extends Error {
+  constructor(
+    readonly unknown: string[],
+    readonly known: string[]
+  ) {
+    super(`no rollup named ${unknown.join(', ')}; the rollups are ${known.join(', ')}`);
+  }
+}
+
 /**
  * refreshRollups one rollup at a time, in registry order (sources first), so that a long
  * first build can show which rollup it is on: `onStep` is called before each one starts and
  * with its report when it is done. Each rollup is its own transaction (the watermarks of the
  * ones before it are committed first). Null when another instance holds the lock, with the
- * rollups done until then left done.
+ * rollups done until then left done; UnknownRollups, before any, when `only` names one the
+ * registry does not have.
  */
 export async function refreshEachRollup(
   pool: Pool,
@@ -141,9 +152,12 @@ export async function refreshEachRollup(
     signal?: AbortSignal;
   } = {}
 ): Promise<RefreshReport[] | null> {
-  const rollups = (await rollupStatus(pool))
-    .map((s) => s.rollup)
-    .filter((name) => !options.only || options.only.includes(name));
+  const known = (await rollupStatus(pool)).map((s) => s.rollup);
+  const unknown = options.only?.filter((name) => !known.includes(name)) ?? [];
+  if (unknown.length > 0) {
+    throw new UnknownRollups(unknown, known);
+  }
+  const rollups = known.filter((name) => !options.only || options.only.includes(name));
   const reports: RefreshReport[] = [];
   for (const [i, rollup] of rollups.entries()) {
     options.signal?.throwIfAborted();

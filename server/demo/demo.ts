@@ -50,11 +50,14 @@ export interface DemoHooks {
 const iso = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
 
 export class Demo {
-  private stopping = false;
-  /** Aborted by stop(): a refresh in progress finishes its rollup and builds no more. */
+  /** Aborted by stop(): the loops end, and a refresh in progress finishes its rollup and builds no more. */
   private readonly stopped = new AbortController();
   private loops: Array<Promise<unknown>> = [];
   private readonly wakers = new Set<() => void>();
+
+  private get stopping(): boolean {
+    return this.stopped.signal.aborted;
+  }
 
   private constructor(
     private readonly pool: Pool,
@@ -198,7 +201,6 @@ export class Demo {
   }
 
   async stop(): Promise<void> {
-    this.stopping = true;
     this.stopped.abort();
     for (const wake of this.wakers) {
       wake();
@@ -280,7 +282,7 @@ export class Demo {
       await refreshEachRollup(this.pool, this.flavour, { signal: this.stopped.signal });
       return true;
     } catch (err) {
-      if (this.stopped.signal.aborted) {
+      if (this.stopping) {
         return false;
       }
       throw err;

@@ -13,7 +13,7 @@ import type { Reader } from './kinds/types';
 import type { NormalizedQuery } from './normalize';
 import { plan, tiersOf, type Plan, type RollupState, type RowsPerBucket } from './plan';
 import { RuleSplitSource } from './rule-split';
-import { showStatement } from './sql';
+import { showStatement, type Statement } from './sql';
 import type { DatabaseState, WatermarkSource } from './watermarks';
 
 export interface Answer {
@@ -87,7 +87,7 @@ export class QueryExecutor implements Executor {
     },
     /** Whether percentiles are merged in C (the ruleperf_native extension, server/db/native.ts). */
     private readonly nativeSketches = false,
-    /** Whether the database runs statements side by side (the embedded PGlite runs one at a time: a split would only queue). */
+    /** Whether the database runs statements side by side (the embedded PGlite runs one at a time: a second slot would only queue). */
     private readonly sideBySide = true
   ) {
     this.ruleSplits = new RuleSplitSource(db);
@@ -122,30 +122,29 @@ export class QueryExecutor implements Executor {
     // Statements queued or running on this answer's own slot.
     let onSlot = 0;
     let slotTurn: Promise<unknown> = Promise.resolve();
+    const finest = tiers[tiers.length - 1] ?? 'none';
+    const query = (statement: Statement) => () => {
+      this.metrics.dbQuery(finest);
+      return this.db.query(statement.text, statement.values);
+    };
+    // On another slot if one is free at this moment; never waits for one.
+    const besideNow = (statement: Statement) => {
+      const beside = this.sideBySide ? this.admission.tryRun(query(statement)) : null;
+      return beside ? beside.then((result) => result.rows) : null;
+    };
     const reader: Reader = {
       nativeSketches: this.nativeSketches,
       rows: async (statement) => {
-        this.metrics.dbQuery(tiers[tiers.length - 1] ?? 'none');
-        const query = () => this.db.query(statement.text, statement.values);
-        const beside = onSlot > 0 ? this.admission.tryRun(query) : null;
+        const beside = onSlot > 0 ? besideNow(statement) : null;
         if (beside) {
-          return (await beside).rows;
+          return beside;
         }
         onSlot++;
-        const turn = slotTurn.then(query).finally(() => onSlot--);
+        const turn = slotTurn.then(query(statement)).finally(() => onSlot--);
         slotTurn = turn.catch(() => undefined);
         return (await turn).rows;
       },
-      besideNow: (statement) => {
-        const beside = this.sideBySide
-          ? this.admission.tryRun(() => this.db.query(statement.text, statement.values))
-          : null;
-        if (!beside) {
-          return null;
-        }
-        this.metrics.dbQuery(tiers[tiers.length - 1] ?? 'none');
-        return beside.then((result) => result.rows);
-      },
+      besideNow,
       ruleSplit: () => this.ruleSplits.current(),
     };
     const spec = KINDS[q.kind];

@@ -196,8 +196,26 @@ async function everyStatement(runs: Array<Promise<Row[]>>): Promise<Row[][]> {
   return settled.map((r) => (r as PromiseFulfilledResult<Row[]>).value);
 }
 
-/** Byte order of rule ids (the rollups' rule_id columns are COLLATE "C"). */
-const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+/** Top rules' order: value descending, nulls last, then rule id in byte order (the rule_id columns are COLLATE "C"). */
+interface Ranked {
+  v: number | null;
+  id: Buffer;
+}
+const rankOrder = (a: Ranked, b: Ranked): number => {
+  if (a.v !== b.v) {
+    return a.v === null ? 1 : b.v === null ? -1 : b.v - a.v;
+  }
+  return Buffer.compare(a.id, b.id);
+};
+
+/** The `limit` first of items by rankOrder. */
+function firstRanked<T>(items: T[], rank: (item: T) => Ranked, limit: number): T[] {
+  return items
+    .map((item) => ({ item, ...rank(item) }))
+    .sort(rankOrder)
+    .slice(0, limit)
+    .map((r) => r.item);
+}
 
 /**
  * The candidates among phase one's rows, which may come from two halves of the rules: by
@@ -210,17 +228,8 @@ const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffe
  */
 export function chooseCandidates(rows: Row[], q: NormalizedQuery): string[] {
   if (!PERCENTILE[q.sortBy!]) {
-    const value = (r: Row) => (r.v === null ? null : Number(r.v));
-    return [...rows]
-      .sort((a, b) => {
-        const [x, y] = [value(a), value(b)];
-        if (x !== y) {
-          return x === null ? 1 : y === null ? -1 : y - x;
-        }
-        return byteOrder(String(a.grp), String(b.grp));
-      })
-      .slice(0, q.limit)
-      .map((r) => String(r.grp));
+    const ranked = (r: Row) => ({ v: r.v === null ? null : Number(r.v), id: Buffer.from(String(r.grp)) });
+    return firstRanked(rows, ranked, q.limit).map((r) => String(r.grp));
   }
   // A missing bound bounds nothing: it lowers the threshold, or keeps its rule.
   const bound = (v: unknown, missing: number) => (v === null || v === undefined ? missing : Number(v));
@@ -344,24 +353,8 @@ function phaseTwo(
 /** The `limit` first rows by the sort value descending (nulls last), then rule id in byte order (dimension columns are COLLATE "C"). */
 export function rankTopRules(rows: Row[], q: NormalizedQuery, seconds: number): Row[] {
   const key: MeasureName = q.sortBy!; // every sort is a measure (checked by the compiler)
-  const keyed = rows.map((row) => ({
-    row,
-    v: measures(row, seconds)[key] as number | null,
-    id: Buffer.from(String(row.grp)),
-  }));
-  keyed.sort((a, b) => {
-    if (a.v !== b.v) {
-      if (a.v === null) {
-        return 1;
-      }
-      if (b.v === null) {
-        return -1;
-      }
-      return b.v - a.v;
-    }
-    return Buffer.compare(a.id, b.id);
-  });
-  return keyed.slice(0, q.limit).map((k) => k.row);
+  const ranked = (row: Row) => ({ v: measures(row, seconds)[key] as number | null, id: Buffer.from(String(row.grp)) });
+  return firstRanked(rows, ranked, q.limit);
 }
 
 export const topRules: KindSpec = {
