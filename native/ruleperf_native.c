@@ -727,38 +727,28 @@ typedef struct
 	Entry	   *items;
 } MergeState;
 
-/* ruleperf_native_merge_step(state internal, sketch bigint[], q float8) → the state with the sketch's entries added. */
-PG_FUNCTION_INFO_V1(ruleperf_native_merge_step);
-Datum
-ruleperf_native_merge_step(PG_FUNCTION_ARGS)
+/* A new, empty merge state in the aggregate's memory context. */
+static MergeState *
+merge_state_new(MemoryContext aggcontext)
 {
-	MemoryContext aggcontext;
-	MergeState *st;
-	int64	   *e;
+	MergeState *st = MemoryContextAlloc(aggcontext, sizeof(MergeState));
+
+	st->n = 0;
+	st->cap = 64;
+	st->q = 0;
+	st->has_q = false;
+	st->items = MemoryContextAlloc(aggcontext, sizeof(Entry) * st->cap);
+	return st;
+}
+
+/* The sketch's entries added to the state (repalloc keeps the items in the aggregate's context). */
+static void
+merge_state_add(MergeState *st, ArrayType *sketch)
+{
 	int			k;
 	int			i;
+	int64	   *e = int8_elements(sketch, &k);
 
-	if (!AggCheckCallContext(fcinfo, &aggcontext))
-		elog(ERROR, "ruleperf_native_merge_step called outside an aggregate");
-	if (PG_ARGISNULL(0))
-	{
-		st = MemoryContextAlloc(aggcontext, sizeof(MergeState));
-		st->n = 0;
-		st->cap = 64;
-		st->q = 0;
-		st->has_q = false;
-		st->items = MemoryContextAlloc(aggcontext, sizeof(Entry) * st->cap);
-	}
-	else
-		st = (MergeState *) PG_GETARG_POINTER(0);
-	if (!PG_ARGISNULL(2))
-	{
-		st->q = PG_GETARG_FLOAT8(2);
-		st->has_q = true;
-	}
-	if (PG_ARGISNULL(1))
-		PG_RETURN_POINTER(st);
-	e = int8_elements(PG_GETARG_ARRAYTYPE_P(1), &k);
 	if (st->n + k > st->cap)
 	{
 		/*
@@ -778,6 +768,26 @@ ruleperf_native_merge_step(PG_FUNCTION_ARGS)
 		st->items[st->n].count = e[i] & COUNT_MASK;
 		st->n++;
 	}
+}
+
+/* ruleperf_native_merge_step(state internal, sketch bigint[], q float8) → the state with the sketch's entries added. */
+PG_FUNCTION_INFO_V1(ruleperf_native_merge_step);
+Datum
+ruleperf_native_merge_step(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	MergeState *st;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		elog(ERROR, "ruleperf_native_merge_step called outside an aggregate");
+	st = PG_ARGISNULL(0) ? merge_state_new(aggcontext) : (MergeState *) PG_GETARG_POINTER(0);
+	if (!PG_ARGISNULL(2))
+	{
+		st->q = PG_GETARG_FLOAT8(2);
+		st->has_q = true;
+	}
+	if (!PG_ARGISNULL(1))
+		merge_state_add(st, PG_GETARG_ARRAYTYPE_P(1));
 	PG_RETURN_POINTER(st);
 }
 
@@ -812,3 +822,141 @@ ruleperf_native_keys_at_final(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(keys_at_of(st->items, st->n, n, st->q));
 }
 
+
+/*
+ * ruleperf_native 1.3: top rules' coarse keys when some rows may hold values outside the range
+ * (the range's partial first day read as its whole day: one row a rule instead of up to 22).
+ * ruleperf_native_keys_within_agg(sketch bigint[], outside boolean, q float8) over the rows of a
+ * group: I, the entries of the rows wholly inside the range (outside false), and O, those of
+ * every row; the range's values S lie between them (I ⊆ S ⊆ O), n = |S| in [n0, |O|],
+ * n0 = max(|I|, 1). Bounds on S's keys at ranks floor(q(n − 1)) and ceil(q(n − 1)), for
+ * any such S:
+ * - lower: S[r] ≥ O[r] (a subset's r-th smallest is no smaller), and r ≥ floor(q(n0 − 1));
+ *   S[r] ≥ I[r − (n − |I|)] (I is S less n − |I| values), least at n = |O|:
+ *   I[floor(q(|O| − 1)) − (|O| − |I|)] where that rank is ≥ 0. The larger of the two. No
+ *   lower bound (NULL) when |I| = 0: S may be empty, and a rule with no value in the range must
+ *   not raise the threshold others are judged by.
+ * - upper: S[c] ≤ I[c] (I ⊆ S) where c < |I|, c ≤ ceil(q(|O| − 1)); S[c] ≤ O[c + |O| − n],
+ *   greatest at n = n0: O[min(|O| − 1, ceil(q(n0 − 1)) + |O| − n0)]. The smaller of the two.
+ * With no outside row (I = O) these are the keys ruleperf_native_keys_at_agg returns. Returns
+ * {lower key or NULL, upper key}; NULL when the group holds no entry or no level was given.
+ */
+typedef struct
+{
+	MergeState *inside;			/* entries of rows wholly inside the range; the level */
+	MergeState *outside;		/* entries of rows partly outside it */
+} WithinState;
+
+/* ruleperf_native_within_step(state internal, sketch bigint[], outside boolean, q float8). */
+PG_FUNCTION_INFO_V1(ruleperf_native_within_step);
+Datum
+ruleperf_native_within_step(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	WithinState *st;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		elog(ERROR, "ruleperf_native_within_step called outside an aggregate");
+	if (PG_ARGISNULL(0))
+	{
+		st = MemoryContextAlloc(aggcontext, sizeof(WithinState));
+		st->inside = merge_state_new(aggcontext);
+		st->outside = merge_state_new(aggcontext);
+	}
+	else
+		st = (WithinState *) PG_GETARG_POINTER(0);
+	if (!PG_ARGISNULL(3))
+	{
+		st->inside->q = PG_GETARG_FLOAT8(3);
+		st->inside->has_q = true;
+	}
+	/* A row of unknown place (NULL) counts as outside: the bounds stay sound. */
+	if (!PG_ARGISNULL(1))
+		merge_state_add(!PG_ARGISNULL(2) && !PG_GETARG_BOOL(2) ? st->inside : st->outside, PG_GETARG_ARRAYTYPE_P(1));
+	PG_RETURN_POINTER(st);
+}
+
+/* The key at 0-based rank r of summed items (n values), or -1 when r is outside [0, n − 1]. */
+static int64
+key_at_rank(const Entry *items, int m, double n, double r)
+{
+	int			i;
+
+	if (r < 0 || r > n - 1)
+		return -1;
+	i = item_at(items, m, r);
+	return i < 0 ? -1 : items[i].key;
+}
+
+/* The values' count of summed items. */
+static double
+count_of(const Entry *items, int m)
+{
+	double		n = 0;
+	int			i;
+
+	for (i = 0; i < m; i++)
+		n += (double) items[i].count;
+	return n;
+}
+
+PG_FUNCTION_INFO_V1(ruleperf_native_within_final);
+Datum
+ruleperf_native_within_final(PG_FUNCTION_ARGS)
+{
+	WithinState *st;
+	MergeState *in;
+	MergeState *out;
+	Entry	   *all;
+	int			m_all;
+	double		n_in;
+	double		n_all;
+	double		n0;
+	double		q;
+	int64		a;
+	int64		b;
+	int64		lo = -1;
+	int64		hi;
+	Datum		result[2];
+	bool		isnull[2];
+	int			dims[1] = {2};
+	int			lbs[1] = {1};
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	st = (WithinState *) PG_GETARG_POINTER(0);
+	in = st->inside;
+	out = st->outside;
+	if (!in->has_q)
+		PG_RETURN_NULL();
+	q = in->q;
+	in->n = sum_by_key(in->items, in->n);
+	n_in = count_of(in->items, in->n);
+	/* O, every row's entries: I's and the outside rows' together, summed by key. */
+	all = palloc(sizeof(Entry) * Max(in->n + out->n, 1));
+	memcpy(all, in->items, sizeof(Entry) * in->n);
+	memcpy(all + in->n, out->items, sizeof(Entry) * out->n);
+	m_all = sum_by_key(all, in->n + out->n);
+	n_all = count_of(all, m_all);
+	if (n_all <= 0)
+		PG_RETURN_NULL();
+	n0 = Max(n_in, 1);
+
+	if (n_in > 0)
+	{
+		lo = key_at_rank(all, m_all, n_all, floor(q * (n0 - 1)));
+		a = key_at_rank(in->items, in->n, n_in, floor(q * (n_all - 1)) - (n_all - n_in));
+		if (a > lo)
+			lo = a;
+	}
+	hi = key_at_rank(all, m_all, n_all, Min(n_all - 1, ceil(q * (n0 - 1)) + n_all - n0));
+	b = key_at_rank(in->items, in->n, n_in, ceil(q * (n_all - 1)));
+	if (b >= 0 && (hi < 0 || b < hi))
+		hi = b;
+
+	isnull[0] = lo < 0;
+	isnull[1] = hi < 0;
+	result[0] = Int32GetDatum(isnull[0] ? 0 : (int32) lo);
+	result[1] = Int32GetDatum(isnull[1] ? 0 : (int32) hi);
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(result, isnull, 1, dims, lbs, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+}

@@ -164,3 +164,23 @@ export async function nativeQueries(db: Queryable): Promise<boolean> {
   );
   return rows[0].present === true && (await nativeEnabled(db));
 }
+
+/** The query functions the ruleperf_native extension serves, by what the installed build holds. */
+export interface NativeFunctions {
+  /** Percentiles and top rules' coarse keys merged in C (nativeQueries). */
+  sketches: boolean;
+  /** Top rules' bounds from rows partly outside the range (ruleperf_native 1.3: a range's first day read whole). */
+  withinBounds: boolean;
+}
+
+export const NO_NATIVE: NativeFunctions = { sketches: false, withinBounds: false };
+
+export async function nativeFunctions(db: Queryable): Promise<NativeFunctions> {
+  if (!(await nativeQueries(db))) {
+    return NO_NATIVE;
+  }
+  const { rows } = await db.query(
+    `SELECT to_regprocedure('ruleperf_native_keys_within_agg(bigint[], boolean, float8)') IS NOT NULL AS present`
+  );
+  return { sketches: true, withinBounds: rows[0].present === true };
+}

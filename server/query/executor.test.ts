@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Pool } from 'pg';
 import { Admission } from '../db/admission';
+import { NO_NATIVE } from '../db/native';
 import { QueryExecutor } from './executor';
 import { normalized, SMALL_CATALOG, NOW } from './testing';
 import type { WatermarkSource } from './watermarks';
@@ -123,7 +124,7 @@ test("top rules' first phase reads two halves of the rules side by side on a fre
     two,
     { dbQuery: () => undefined },
     undefined,
-    false,
+    NO_NATIVE,
     false
   ).run(query);
   assert.deepEqual(phaseOne(single.log), ['statement'], single.log.join(', '));

@@ -7,6 +7,7 @@ import type { Pool } from 'pg';
 import type { DataFrameJSON, Notice } from '../contract';
 import type { Admission, Busy, Priority } from '../db/admission';
 import { isStatementTimeout } from '../db/pools';
+import { NO_NATIVE, type NativeFunctions } from '../db/native';
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import type { Reader } from './kinds/types';
@@ -85,8 +86,8 @@ export class QueryExecutor implements Executor {
       /** Measured rollup sizes, for choosing among rollups of one width (plan.ts). */
       rowsPerBucket?: RowsPerBucket;
     },
-    /** Whether percentiles are merged in C (the ruleperf_native extension, server/db/native.ts). */
-    private readonly nativeSketches = false,
+    /** What the ruleperf_native extension merges in C (server/db/native.ts). */
+    private readonly native: NativeFunctions = NO_NATIVE,
     /** Whether the database runs statements side by side (the embedded PGlite runs one at a time: a second slot would only queue). */
     private readonly sideBySide = true
   ) {
@@ -133,7 +134,8 @@ export class QueryExecutor implements Executor {
       return beside ? beside.then((result) => result.rows) : null;
     };
     const reader: Reader = {
-      nativeSketches: this.nativeSketches,
+      nativeSketches: this.native.sketches,
+      nativeWithinBounds: this.native.withinBounds,
       rows: async (statement) => {
         const beside = onSlot > 0 ? besideNow(statement) : null;
         if (beside) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { RollupInfo } from './catalog';
-import { levels, plan, tiersOf, type RollupState } from './plan';
+import { levels, plan, tiersOf, type PlanInput, type RollupState } from './plan';
 import { coverRange, differsFromAsked, timeseriesBucket, DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 import { FULL_DIMS, NOW, rollup } from './testing';
 
@@ -149,6 +149,39 @@ test('buckets holding changes the rollups have not absorbed are read from finer 
     raw.map((p) => [p.from, p.to]),
     [[change.from - (change.from % M), change.from - (change.from % M) + M]],
     'only the changed minute is read raw'
+  );
+});
+
+test("the range's partial first day, whole: named when a daily rollup holds it (materialized, kept, unchanged) and the range reaches past it", () => {
+  const range = coverRange({ from: NOW - 7 * D, to: NOW }, NOW);
+  const day = range.from - (range.from % D);
+  const input: PlanInput = { range, fields: ['ruleId'], rollups: ROLLUPS, state: allMaterialized(), pending: [] };
+  const { firstDay, pieces } = plan(input);
+  assert.deepEqual(firstDay && { rollup: firstDay.rollup?.name, from: firstDay.from, to: firstDay.to }, {
+    rollup: 'metrics_daily_by_rule',
+    from: day,
+    to: day + D,
+  });
+  assert.ok(
+    pieces.some((p) => p.from < day + D && p.rollup?.bucketMs !== D),
+    'the pieces themselves still read the partial day at finer widths'
+  );
+  const none = (why: string, changed: Partial<PlanInput>) =>
+    assert.equal(plan({ ...input, ...changed }).firstDay, null, why);
+  none('a range starting at midnight has no partial first day', { range: { from: day + D, to: range.to } });
+  none('a range within one day', { range: { from: day + H, to: day + D - H } });
+  none('a range ending with its first day', { range: { from: day + H, to: day + D } });
+  none('a change the daily rollup has not absorbed', { pending: [{ from: day + 3 * M, to: day + 4 * M }] });
+  const state = allMaterialized();
+  state.set('metrics_daily_by_rule', {
+    watermark: state.get('metrics_daily_by_rule')!.watermark,
+    retainedFrom: day + D,
+  });
+  none('a day the daily rollup no longer keeps', { state });
+  none('before anything is materialized', { state: new Map() });
+  assert.ok(
+    plan({ ...input, pending: [{ from: day + D + 3 * M, to: day + D + 4 * M }] }).firstDay,
+    'a change in a later day does not matter'
   );
 });
 

@@ -12,7 +12,7 @@
 import type { FilterField } from '../contract';
 import { RAW_TIER, type RollupInfo } from './catalog';
 import { fieldsOfColumns } from './columns';
-import { ceilTo, floorTo, type TimeRange } from './range';
+import { ceilTo, DAY_MS, floorTo, type TimeRange } from './range';
 
 /** A rollup's state as the database reports it (epoch ms; null when nothing is materialized or kept). */
 export interface RollupState {
@@ -154,10 +154,16 @@ export interface Plan {
   pieces: Piece[];
   /** Raw rows past every usable rollup's watermark are read: rows still arriving change the answer. */
   live: boolean;
+  /**
+   * The whole day around the range's partial first day, when a rollup one day wide holds it
+   * (materialized, kept, no pending change) and the range reaches past it: a piece that reads
+   * more than the range, for bounds that allow it (top rules' first phase); null otherwise.
+   */
+  firstDay: Piece | null;
 }
 
-export function plan(input: PlanInput): Plan {
-  const tiers = levels(input.rollups, input.fields, input.bucketMs, input.rowsPerBucket);
+/** The pieces tiling `range`, coarsest rollups first (see the module comment). */
+function tiles(input: PlanInput, tiers: readonly RollupInfo[], range: TimeRange): Piece[] {
   const pieces: Piece[] = [];
   const tile = (from: number, to: number, level: number): void => {
     if (from >= to) {
@@ -188,10 +194,30 @@ export function plan(input: PlanInput): Plan {
     }
     tile(cursor, to, level + 1);
   };
-  tile(input.range.from, input.range.to, 0);
+  tile(range.from, range.to, 0);
+  return pieces;
+}
+
+/** The day bucket around a range's partial first day, when one rollup piece holds it whole (Plan.firstDay). */
+function wholeFirstDay(input: PlanInput, tiers: readonly RollupInfo[]): Piece | null {
+  const day = floorTo(input.range.from, DAY_MS);
+  if (day === input.range.from || day + DAY_MS >= input.range.to) {
+    return null;
+  }
+  const read = tiles(input, tiers, { from: day, to: day + DAY_MS });
+  return read.length === 1 && read[0].rollup?.bucketMs === DAY_MS ? read[0] : null;
+}
+
+export function plan(input: PlanInput): Plan {
+  const tiers = levels(input.rollups, input.fields, input.bucketMs, input.rowsPerBucket);
+  const pieces = tiles(input, tiers, input.range);
   const newest = Math.max(-Infinity, ...tiers.map((r) => input.state.get(r.name)?.watermark ?? -Infinity));
   const last = pieces[pieces.length - 1];
-  return { pieces, live: !!last && last.rollup === null && input.range.to > newest };
+  return {
+    pieces,
+    live: !!last && last.rollup === null && input.range.to > newest,
+    firstDay: wholeFirstDay(input, tiers),
+  };
 }
 
 /** Tier names in the order read (coarsest first), `raw` last when raw rows are read. */

@@ -23,7 +23,7 @@ import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
 import { QueryService } from '../query/service';
 import { loopTurns } from '../query/turns';
-import { nativeQueries } from '../db/native';
+import { nativeFunctions } from '../db/native';
 import { WatermarkSource } from '../query/watermarks';
 import { RecentQueries } from '../warming/warmer';
 
@@ -92,10 +92,10 @@ export async function buildQueryStack(
   );
   await work.refresh();
   // Percentiles merged in C where the ruleperf_native extension serves the sketch functions.
-  const nativeSketches = await nativeQueries(pools.read);
+  const native = await nativeFunctions(pools.read);
   log.info(
-    { nativeSketches },
-    nativeSketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL'
+    { nativeSketches: native.sketches, nativeWithinBounds: native.withinBounds },
+    native.sketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL'
   );
   const executorOn = (pool: Pool, admission: Admission): Executor => {
     const executor = new QueryExecutor(
@@ -105,7 +105,7 @@ export async function buildQueryStack(
       admission,
       executorMetrics,
       work,
-      nativeSketches,
+      native,
       !pools.embedded
     );
     return demo ? new DemoNoticeExecutor(executor, demo) : executor;

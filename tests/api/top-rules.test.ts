@@ -22,32 +22,48 @@ import {
   candidatesStatement,
   chooseCandidates,
   exactStatement,
+  phaseOnePieces,
   rankTopRules,
   worthSplitting,
 } from '../../server/query/kinds/top-rules';
 import { columns } from '../../testkit/runner';
 import { measures } from '../../server/query/measures';
-import { nativeQueries } from '../../server/db/native';
+import { nativeFunctions, NO_NATIVE, type NativeFunctions } from '../../server/db/native';
 
 let db: TestDatabase;
 let rollups: RollupInfo[];
 let watermarks: WatermarkSource;
-const executors: Array<{ name: string; rollups: RollupInfo[]; executor: QueryExecutor }> = [];
+const executors: Array<{ name: string; rollups: RollupInfo[]; native: NativeFunctions; executor: QueryExecutor }> = [];
 
 before(async () => {
   db = await historyDatabase({ days: 9, rowsPerHour: 400, refreshedHoursAgo: 5 });
   rollups = await loadRollupCatalog(db.pool);
   watermarks = new WatermarkSource(db.pool, 0);
   const admission = new Admission({ concurrency: 4, maxQueue: 100, maxWaitMs: 60_000 });
-  const inC = (await nativeQueries(db.pool)) ? [false, true] : [false];
-  for (const native of inC) {
+  const available = await nativeFunctions(db.pool);
+  // In C, rank keys are not read (coarse sketches of every rule merge in one pass); with
+  // ruleperf_native 1.3, the range's first day may be read whole.
+  const natives: NativeFunctions[] = [
+    NO_NATIVE,
+    ...(available.sketches ? [{ sketches: true, withinBounds: false }] : []),
+    ...(available.withinBounds ? [available] : []),
+  ];
+  for (const native of natives) {
     for (const [name, list] of [
       ['rank keys', rollups],
       ['coarse', rollups.map((r) => ({ ...r, rankKeys: false }))],
     ] as const) {
+      if (native.withinBounds && name === 'rank keys') {
+        continue; // the same statements as 'coarse' in C
+      }
       executors.push({
-        name: native ? `${name}, merged in C` : name,
+        name: native.withinBounds
+          ? `${name}, merged in C, first day whole`
+          : native.sketches
+            ? `${name}, merged in C`
+            : name,
         rollups: [...list],
+        native,
         executor: new QueryExecutor(
           db.pool,
           watermarks,
@@ -63,7 +79,7 @@ before(async () => {
 });
 after(async () => db?.drop());
 
-async function pieces(q: NormalizedQuery, list: RollupInfo[]) {
+async function planOf(q: NormalizedQuery, list: RollupInfo[]) {
   const state = await watermarks.current();
   const rollupState = new Map(
     state.status.map((s) => [
@@ -71,7 +87,11 @@ async function pieces(q: NormalizedQuery, list: RollupInfo[]) {
       { watermark: s.watermark?.getTime() ?? null, retainedFrom: s.retainedFrom?.getTime() ?? null },
     ])
   );
-  return plan({ range: q.range, fields: q.fields, rollups: list, state: rollupState, pending: state.pending }).pieces;
+  return plan({ range: q.range, fields: q.fields, rollups: list, state: rollupState, pending: state.pending });
+}
+
+async function pieces(q: NormalizedQuery, list: RollupInfo[]) {
+  return (await planOf(q, list)).pieces;
 }
 
 /** The ranking over every rule, without pruning. */
@@ -101,6 +121,7 @@ test('the PostgreSQL flavour stores rank keys on the by-rule rollups', () => {
 test('pruned top rules equal the exact ranking over all rules (rank keys and coarse bounds)', async () => {
   const now = Date.now();
   const methods = new Set<string>();
+  let wholeFirstDays = 0;
   await fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 1, max: 8 * 24 }),
@@ -117,6 +138,7 @@ test('pruned top rules equal the exact ranking over all rules (rank keys and coa
         for (const variant of executors) {
           methods.add(candidatesStatement(q, await pieces(q, variant.rollups)).method);
           const answer = await variant.executor.run(q);
+          wholeFirstDays += answer.sql.includes('its first day read whole') ? 1 : 0;
           const c = columns(answer.frames[0]);
           const got = c.ruleId.map((id: string, i: number) => [id, c[sortBy][i]]);
           assert.deepEqual(
@@ -130,6 +152,9 @@ test('pruned top rules equal the exact ranking over all rules (rank keys and coa
     { numRuns: 40, seed: 7 }
   );
   assert.deepEqual([...methods].sort(), ['coarse', 'rankKeys'], 'both bounding methods were exercised');
+  if (executors.some((v) => v.native.withinBounds)) {
+    assert.ok(wholeFirstDays >= 5, `answers that read their first day whole: ${wholeFirstDays}`);
+  }
 });
 
 test('rank keys bound every rollup row: its own p95 and p99 lie within them', async () => {
@@ -187,13 +212,13 @@ test('the first phase over two halves of the rules chooses the candidates one st
     fc.asyncProperty(questions(sorts), points, async (a, at) => {
       const q = question(now, a);
       for (const variant of executors) {
-        const native = variant.name.includes('in C');
-        const pieceList = await pieces(q, variant.rollups);
-        const one = candidatesStatement(q, pieceList, native);
+        const native = variant.native.sketches;
+        const { inside, firstDay } = phaseOnePieces(q, await planOf(q, variant.rollups), variant.native.withinBounds);
+        const one = candidatesStatement(q, inside, native, undefined, firstDay);
         const expected = chooseCandidates(await run(one.text, one.values), q).sort();
         const halves = await Promise.all(
           (['below', 'from'] as const).map(async (side) => {
-            const s = candidatesStatement(q, pieceList, native, { side, at });
+            const s = candidatesStatement(q, inside, native, { side, at }, firstDay);
             return run(s.text, s.values);
           })
         );
@@ -238,9 +263,10 @@ test('with enough known rules the service splits the first phase, and the answer
   ).rows[0].rule_id as string;
   const admission = new Admission({ concurrency: 4, maxQueue: 100, maxWaitMs: 60_000 });
   // New executors: the ones above read the split point while there were too few rules.
-  const variants = executors.map(({ name, rollups: list }) => ({
+  const variants = executors.map(({ name, rollups: list, native }) => ({
     name,
     rollups: list,
+    native,
     executor: new QueryExecutor(
       db.pool,
       watermarks,
@@ -248,7 +274,7 @@ test('with enough known rules the service splits the first phase, and the answer
       admission,
       { dbQuery: () => undefined },
       undefined,
-      name.includes('in C')
+      native
     ),
   }));
   const now = Date.now();
@@ -260,10 +286,11 @@ test('with enough known rules the service splits the first phase, and the answer
         async (a) => {
           const q = question(now, a);
           const expected = await exactTop(q);
-          for (const { name, executor, rollups: list } of variants) {
+          for (const { name, executor, rollups: list, native } of variants) {
             const answer = await executor.run(q);
             const wasSplit = answer.sql.includes(`phase 1 (2/2, side by side): candidate rules from ${middle} on`);
-            const worth = worthSplitting({ at: middle, rules: known }, q, await pieces(q, list));
+            const { inside, firstDay } = phaseOnePieces(q, await planOf(q, list), native.withinBounds);
+            const worth = worthSplitting({ at: middle, rules: known }, q, firstDay ? [firstDay, ...inside] : inside);
             assert.equal(wasSplit, worth, `${name}: split as the estimate of rows read says, ${JSON.stringify(a)}`);
             split += wasSplit ? 1 : 0;
             const c = columns(answer.frames[0]);

@@ -374,6 +374,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'common/012_by_rule_widths.sql',
       'postgres/012_by_rule_width_rank_keys.sql',
       'common/013_long_minute_rollups.sql',
+      'postgres/014_rule_ordered_rollups.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
@@ -478,6 +479,78 @@ test('schema 13 stops, naming it, where an operator built a rollup on the minute
     );
     const { rows } = await old.pool.query(`SELECT source FROM ruleperf_rollups WHERE name = 'metrics_minute_total'`);
     assert.equal(rows[0].source, 'metrics_minute_by_type', 'nothing changed');
+  } finally {
+    await old.drop();
+  }
+});
+
+test("upgrading a filled schema-13 database: rollups with rules get the rule in their bucket index, and refreshes write each bucket's rows in rule order", async () => {
+  const old = await freshDatabase({ migrate: false });
+  try {
+    await migrate(old.pool, { flavour: 'postgres', toVersion: 13 });
+    const end = new Date(T0 + 3 * DAY);
+    await generateHistory(
+      old.pool,
+      { days: 3, rowsPerHour: 600, rules: 60, parsers: 4, seed: 17, end, method: 'copy' },
+      () => undefined
+    );
+    await refreshRollups(old.pool, 'postgres', { until: end });
+    /** Each rollup's bucket index, as pg_indexes writes it. */
+    const bucketIndexes = async () =>
+      new Map(
+        (
+          await old.pool.query(
+            `SELECT r.name, i.indexdef FROM ruleperf_rollups r JOIN pg_indexes i ON i.indexname = r.name || '_bucket'`
+          )
+        ).rows.map((r) => [r.name as string, r.indexdef as string])
+      );
+    /** Of a rollup's rows next to each other in the table within one bucket, the share in rule order. */
+    const inRuleOrder = async (table: string) => {
+      const { rows } = await old.pool.query(`
+        SELECT avg(CASE WHEN rule_id >= lag THEN 1 ELSE 0 END)::float8 AS share FROM (
+          SELECT rule_id, lag(rule_id) OVER (PARTITION BY bucket ORDER BY ctid) AS lag FROM ${table}) t
+        WHERE lag IS NOT NULL`);
+      return rows[0].share as number;
+    };
+    assert.ok(!(await bucketIndexes()).get('metrics_hourly_by_rule')!.includes('rule_id'), 'schema 13: bucket only');
+    assert.ok((await inRuleOrder('metrics_daily_by_rule')) < 0.8, 'schema 13: rows in hash-aggregation order');
+
+    await migrate(old.pool, { flavour: 'postgres' });
+    const indexes = await bucketIndexes();
+    const withRules = (await old.pool.query(`SELECT name, 'rule_id' = ANY (dims) AS rules FROM ruleperf_rollups`)).rows;
+    assert.ok(withRules.filter((r) => r.rules).length >= 7, 'the by-rule rollups and the full-dimension ones');
+    for (const { name, rules } of withRules) {
+      assert.equal(
+        /\(bucket DESC, \(\(rule_id \|\| ''::text\)\)\)/.test(indexes.get(name) ?? ''),
+        rules,
+        `${name}: ${indexes.get(name)}`
+      );
+    }
+    // A first build in the new schema: every bucket's rows in rule order (a row or two may go to
+    // space left on an earlier page), and the same rows as before (float sums aside: their last
+    // bits follow the order rows are added in).
+    const rebuilt = ['metrics_hourly_by_rule', 'metrics_daily_by_rule'];
+    const rowsOf = async (table: string) =>
+      (
+        await old.pool.query(
+          `SELECT ROW(bucket, rule_id, rule_category, metric_type, execution_count, exec_time_min, exec_time_max,
+                      latency_sketch, latency_coarse, latency_rank_keys, error_count, success_count, timeout_count)::text AS r
+             FROM ${table} ORDER BY 1`
+        )
+      ).rows.map((r) => r.r as string);
+    const before = await Promise.all(rebuilt.map(rowsOf));
+    for (const name of rebuilt) {
+      await old.pool.query(`TRUNCATE ${name}`);
+      await old.pool.query(`UPDATE ruleperf_rollup_state SET watermark = '-infinity' WHERE rollup = $1`, [name]);
+    }
+    await refreshRollups(old.pool, 'postgres', { until: end, only: rebuilt });
+    for (const [i, name] of rebuilt.entries()) {
+      const share = await inRuleOrder(name);
+      assert.ok(share > 0.95, `${name}: ${share} of neighbouring rows in rule order`);
+      const after = await rowsOf(name);
+      assert.ok(after.length > 100, `${name}: ${after.length} rows`);
+      assert.deepEqual(after, before[i], name);
+    }
   } finally {
     await old.drop();
   }

@@ -326,4 +326,93 @@ function sketchFunctionTests(native: NativeChoice) {
     );
     assert.ok(entries > 4096, `a group held thousands of entries (${entries})`);
   });
+
+  test("top rules' keys from rows partly outside the range (its first day read whole): they bound the range's keys whatever part of those rows lies in it", async () => {
+    // Coarse keys close together (ties and zero counts matter), rows inside the range, and
+    // rows partly outside it with how many of each entry's values lie inside.
+    const k = fc.integer({ min: 0, max: 30 });
+    const insideRow = fc.array(fc.tuple(k, fc.integer({ min: 0, max: 40 })), { maxLength: 6 });
+    const outsideRow = fc.array(
+      fc
+        .tuple(k, fc.integer({ min: 0, max: 40 }))
+        .chain(([key, c]) => fc.tuple(fc.constant(key), fc.constant(c), fc.integer({ min: 0, max: c }))),
+      { maxLength: 6 }
+    );
+    const asSketch = (row: Array<[number, number]>) =>
+      `{${row.map(([key, c]) => `${(BigInt(key) << 32n) | BigInt(c)}`).join(',')}}`;
+    /** Entries summed by key, ascending. */
+    const summed = (entries: Array<[number, number]>) => {
+      const by = new Map<number, number>();
+      for (const [key, c] of entries) {
+        by.set(key, (by.get(key) ?? 0) + c);
+      }
+      return [...by.entries()].sort((a, b) => a[0] - b[0]);
+    };
+    const keyAt = (entries: Array<[number, number]>, r: number) => {
+      let before = 0;
+      for (const [key, c] of entries) {
+        if (before <= r && r < before + c) {
+          return key;
+        }
+        before += c;
+      }
+      return null;
+    };
+    let bounded = 0;
+    let withoutLower = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(insideRow, { maxLength: 4 }),
+        fc.array(outsideRow, { maxLength: 3 }),
+        fc.constantFrom(0.5, 0.95, 0.99),
+        async (inside, outside, level) => {
+          const rows = JSON.stringify([
+            ...inside.map((row) => ({ s: asSketch(row), o: false })),
+            ...outside.map((row) => ({ s: asSketch(row.map(([key, c]) => [key, c])), o: true })),
+          ]);
+          const { rows: got } = await db.pool.query(
+            `SELECT ruleperf_native_keys_within_agg(x.s::bigint[], x.o, $2::float8) AS kk,
+                      ruleperf_native_keys_at_agg(x.s::bigint[], $2::float8) AS whole
+                 FROM jsonb_to_recordset($1::jsonb) AS x(s text, o boolean)`,
+            [rows, level]
+          );
+          const kk = got[0].kk as Array<number | null> | null;
+          const inRange = summed([
+            ...inside.flat(),
+            ...outside.flat().map(([key, , c]) => [key, c] as [number, number]),
+          ]);
+          const every = summed([...inside.flat(), ...outside.flat().map(([key, c]) => [key, c] as [number, number])]);
+          const nInside = inside.flat().reduce((n, [, c]) => n + c, 0);
+          const nEvery = every.reduce((n, [, c]) => n + c, 0);
+          const where = `${rows} at ${level}: ${JSON.stringify(kk)}`;
+          if (nEvery === 0) {
+            assert.equal(kk, null, where);
+            return;
+          }
+          assert.ok(kk !== null, where);
+          // Without a row inside, the range may hold no value: no lower bound.
+          assert.equal(kk[0] === null, nInside === 0, where);
+          withoutLower += kk[0] === null ? 1 : 0;
+          if (outside.length === 0) {
+            assert.deepEqual(kk, got[0].whole, `with every row inside, the keys at the ranks: ${where}`);
+          }
+          const n = inRange.reduce((m, [, c]) => m + c, 0);
+          if (n === 0) {
+            return;
+          }
+          const h = level * (n - 1);
+          const [low, high] = [keyAt(inRange, Math.floor(h)), keyAt(inRange, Math.ceil(h))];
+          if (kk[0] !== null && low !== null) {
+            assert.ok(kk[0] <= low, `lower bound ${kk[0]} above the range's key ${low}: ${where}`);
+          }
+          if (kk[1] !== null && high !== null) {
+            assert.ok(high <= kk[1], `upper bound ${kk[1]} below the range's key ${high}: ${where}`);
+          }
+          bounded += 1;
+        }
+      ),
+      { numRuns: 600 }
+    );
+    assert.ok(bounded > 300 && withoutLower > 10, `ranges bounded: ${bounded}; without a lower bound: ${withoutLower}`);
+  });
 }

@@ -26,6 +26,12 @@
  * 107 ms; with 500 rules 35 against 22 ms. Other orderings (average, error rate, count) are
  * exact sums: phase one ranks them directly.
  *
+ * With ruleperf_native 1.3, phase one reads the range's partial first day as its whole day
+ * (one row a rule in place of up to 22 at five widths; `phaseOnePieces`), and the aggregate
+ * bounds the range's keys from the rows inside it and all rows together, whatever part of that
+ * day lies in the range (`ruleperf_native_keys_within_agg`; native/ruleperf_native.c gives the
+ * bounds and their proof).
+ *
  * When it reads many rows and a second admission slot is free, phase one reads the two halves
  * of the rules (split at the middle known rule id) on two connections, one per core, each half
  * judged against its own threshold; the rows of both, judged again together, hold every rule
@@ -38,7 +44,8 @@
 import type { TopRulesSort } from '../../contract';
 import { measures, numberField, type MeasureName, type Row } from '../measures';
 import type { NormalizedQuery } from '../normalize';
-import type { Piece } from '../plan';
+import type { Piece, Plan } from '../plan';
+import { DAY_MS } from '../range';
 import { GAMMA, OFFSET, representativeSql } from '../sketch';
 import { mergedSelect, Params, sourceRows, type RepeatedStatement, type Statement } from '../sql';
 import { DEFAULT_ROW_LIMIT, DEFAULT_SORT } from './defaults';
@@ -81,16 +88,24 @@ const byRule = { bucketMs: null, group: 'ruleId' as const, notNull: ['ruleId' as
  * extension serves the sketch functions, one aggregate pass (src read once, not kept): the
  * same keys, and rules without entries left out alike.
  */
-export function coarseBounds(level: number, nativeSketches: boolean): string {
+export function coarseBounds(level: number, nativeSketches: boolean, partlyOutside = false): string {
+  // Rows partly outside the range (its first day read whole) may leave a rule no lower bound.
+  const low = `greatest(mn, ${coarseLowSql('klo')})`;
   const bounded = (keyed: string) => `bounds AS (
-  SELECT grp, klo, khi, greatest(mn, ${coarseLowSql('klo')}) AS lo, least(mx, ${coarseHighSql('khi')}) AS hi FROM (
+  SELECT grp, klo, khi, ${partlyOutside ? `CASE WHEN klo IS NULL THEN NULL ELSE ${low} END` : low} AS lo, least(mx, ${coarseHighSql('khi')}) AS hi FROM (
     ${keyed}) k
 )`;
   if (nativeSketches) {
+    const keys = partlyOutside
+      ? `ruleperf_native_keys_within_agg(latency_sketch, outside, ${level}::float8)`
+      : `ruleperf_native_keys_at_agg(latency_sketch, ${level}::float8)`;
     return bounded(`SELECT grp, mn, mx, kk[1] AS klo, kk[2] AS khi FROM (
-      SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, ruleperf_native_keys_at_agg(latency_sketch, ${level}::float8) AS kk
+      SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx, ${keys} AS kk
       FROM src GROUP BY grp) a
     WHERE kk IS NOT NULL`);
+  }
+  if (partlyOutside) {
+    throw new Error('coarseBounds: rows partly outside the range need the ruleperf_native extension');
   }
   return `agg AS (
   SELECT grp, min(exec_time_min) AS mn, max(exec_time_max) AS mx FROM src GROUP BY grp
@@ -120,7 +135,8 @@ export function candidatesStatement(
   q: NormalizedQuery,
   pieces: readonly Piece[],
   nativeSketches = false,
-  half?: RuleHalf
+  half?: RuleHalf,
+  firstDay: Piece | null = null
 ): Statement & { method: 'exact' | 'rankKeys' | 'coarse' } {
   const p = new Params();
   const percentile = PERCENTILE[q.sortBy!];
@@ -140,10 +156,24 @@ SELECT grp, ${SUM_ORDER[q.sortBy!]} AS v FROM agg a ORDER BY v DESC NULLS LAST, 
   }
   const limit = p.add(q.limit);
   /** Coarse-sketch bounds per rule over the rows of CTE `src` (the keys around rank h = q·(n − 1)), then the candidates. */
-  const coarseCandidates = `${coarseBounds(percentile, nativeSketches)}, threshold AS (
-  SELECT lo FROM bounds ORDER BY lo DESC OFFSET ${limit} - 1 LIMIT 1
+  const coarseCandidates = (
+    partlyOutside = false
+  ) => `${coarseBounds(percentile, nativeSketches, partlyOutside)}, threshold AS (
+  SELECT lo FROM bounds ORDER BY lo DESC NULLS LAST OFFSET ${limit} - 1 LIMIT 1
 )
 SELECT grp, lo, hi FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
+
+  if (firstDay && nativeSketches) {
+    // The range from the end of its first day, and that whole day, marked as partly outside.
+    const inside = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule, ...inHalf });
+    const day = sourceRows(q, [firstDay], p, { shape: 'coarse', ...byRule, ...inHalf });
+    const text = `WITH inside AS (\n  ${inside}\n), first_day AS (\n  ${day}\n), src AS (
+  SELECT grp, exec_time_min, exec_time_max, latency_sketch, false AS outside FROM inside
+  UNION ALL
+  SELECT grp, exec_time_min, exec_time_max, latency_sketch, true FROM first_day
+), ${coarseCandidates(true)}`;
+    return { text, values: p.values, method: 'coarse' };
+  }
 
   // In SQL, rank keys first where any rollup piece stores them (pieces that don't compute them
   // on the fly). In C the coarse merge of every rule costs little more than reading its rows,
@@ -173,13 +203,13 @@ SELECT grp, lo, hi FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), 
   SELECT grp, lo, hi FROM rank_bounds WHERE hi >= coalesce((SELECT lo FROM rank_threshold), '-infinity'::float8)
 ), src AS (
   ${survivors}
-), ${coarseCandidates}
+), ${coarseCandidates()}
 UNION ALL
 SELECT grp, lo, hi FROM rank_candidates WHERE NOT ${many}`;
     return { text, values: p.values, method: 'rankKeys' };
   }
   const src = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule, ...inHalf });
-  return { text: `WITH src AS (\n  ${src}\n), ${coarseCandidates}`, values: p.values, method: 'coarse' };
+  return { text: `WITH src AS (\n  ${src}\n), ${coarseCandidates()}`, values: p.values, method: 'coarse' };
 }
 
 /**
@@ -294,6 +324,36 @@ export function worthSplitting(
   return rules * bucketsPerRule >= SPLIT_FROM_ROWS;
 }
 
+/** What phase one reads: pieces inside the range, and the range's first day whole where it may (phaseOnePieces). */
+export interface PhaseOnePieces {
+  inside: readonly Piece[];
+  firstDay: Piece | null;
+}
+
+/**
+ * Range after its first day from which that day is read whole in phase one: the day then adds
+ * at most about a sixth to the values bounding a rule, and the candidates stay few.
+ */
+const WHOLE_FIRST_DAY_AFTER_MS = 5 * DAY_MS;
+
+/**
+ * Phase one's pieces: the plan's, or, where the extension bounds from rows partly outside the
+ * range (ruleperf_native 1.3), the order is a percentile and a rollup holds the range's first
+ * day whole (Plan.firstDay), the range's pieces from the end of that day and the whole day:
+ * one row a rule in place of the partial day's minutes, ten-minutes, hours and six-hours (up
+ * to 22; at 5,000 rules over 7 days, about a third of phase one's rows). Exact sums (average,
+ * error rate, count) read the range itself.
+ */
+export function phaseOnePieces(q: NormalizedQuery, plan: Plan, withinBounds: boolean): PhaseOnePieces {
+  const day = plan.firstDay;
+  if (!withinBounds || !PERCENTILE[q.sortBy!] || !day || q.range.to - day.to < WHOLE_FIRST_DAY_AFTER_MS) {
+    return { inside: plan.pieces, firstDay: null };
+  }
+  // Day boundaries are bucket boundaries of every width up to a day: a clipped piece stays whole buckets.
+  const inside = plan.pieces.filter((p) => p.to > day.to).map((p) => (p.from < day.to ? { ...p, from: day.to } : p));
+  return { inside, firstDay: day };
+}
+
 /**
  * Phase one, over the two halves of the rules side by side when it reads many rows and a
  * second admission slot is free at this moment (each reads and merges half the rows, one per
@@ -303,13 +363,16 @@ export function worthSplitting(
 async function candidates(
   db: Reader,
   q: NormalizedQuery,
-  pieces: readonly Piece[]
+  plan: Plan
 ): Promise<{ ids: string[]; statements: KindRead['statements'] }> {
+  const { inside, firstDay } = phaseOnePieces(q, plan, db.nativeWithinBounds);
+  const read = firstDay ? [firstDay, ...inside] : inside;
+  const wholeDay = firstDay ? ', its first day read whole' : '';
   const split = await db.ruleSplit();
-  if (worthSplitting(split, q, pieces)) {
+  if (worthSplitting(split, q, read)) {
     const { at } = split;
     const [below, from] = (['below', 'from'] as const).map((side) =>
-      candidatesStatement(q, pieces, db.nativeSketches, { side, at })
+      candidatesStatement(q, inside, db.nativeSketches, { side, at }, firstDay)
     );
     const beside = db.besideNow(from);
     if (beside) {
@@ -317,16 +380,22 @@ async function candidates(
       return {
         ids: chooseCandidates(rows, q),
         statements: [
-          { title: `phase 1 (1/2, side by side): candidate rules below ${at} (${below.method})`, statement: below },
-          { title: `phase 1 (2/2, side by side): candidate rules from ${at} on (${from.method})`, statement: from },
+          {
+            title: `phase 1 (1/2, side by side): candidate rules below ${at} (${below.method}${wholeDay})`,
+            statement: below,
+          },
+          {
+            title: `phase 1 (2/2, side by side): candidate rules from ${at} on (${from.method}${wholeDay})`,
+            statement: from,
+          },
         ],
       };
     }
   }
-  const one = candidatesStatement(q, pieces, db.nativeSketches);
+  const one = candidatesStatement(q, inside, db.nativeSketches, undefined, firstDay);
   return {
     ids: chooseCandidates(await db.rows(one), q),
-    statements: [{ title: `phase 1: candidate rules (${one.method})`, statement: one }],
+    statements: [{ title: `phase 1: candidate rules (${one.method}${wholeDay})`, statement: one }],
   };
 }
 
@@ -371,7 +440,7 @@ export const topRules: KindSpec = {
   // Ranked on rank keys or coarse histograms; only the `limit` chosen rules' histograms are merged.
   mergesHistograms: () => false,
   async read(db, q, plan) {
-    const phaseOne = await candidates(db, q, plan.pieces);
+    const phaseOne = await candidates(db, q, plan);
     const groups = splitCandidates(phaseOne.ids);
     const exact = groups.map((group) => exactStatement(q, plan.pieces, group, db.nativeSketches));
     const results = await everyStatement(exact.map((s) => db.rows(s)));

@@ -35,6 +35,8 @@ export interface Reader {
   ruleSplit(): Promise<RuleSplit | null>;
   /** Percentiles are merged by the ruleperf_native extension's C function (server/db/native.ts). */
   readonly nativeSketches: boolean;
+  /** Top rules' first phase may read a range's partial first day as its whole day (ruleperf_native 1.3). */
+  readonly nativeWithinBounds: boolean;
 }
 
 export interface KindRead {
