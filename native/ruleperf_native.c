@@ -838,8 +838,10 @@ ruleperf_native_keys_at_final(PG_FUNCTION_ARGS)
  *   not raise the threshold others are judged by.
  * - upper: S[c] ≤ I[c] (I ⊆ S) where c < |I|, c ≤ ceil(q(|O| − 1)); S[c] ≤ O[c + |O| − n],
  *   greatest at n = n0: O[min(|O| − 1, ceil(q(n0 − 1)) + |O| − n0)]. The smaller of the two.
- * With no outside row (I = O) these are the keys ruleperf_native_keys_at_agg returns. Returns
- * {lower key or NULL, upper key}; NULL when the group holds no entry or no level was given.
+ * With no outside row (I = O) these are the keys ruleperf_native_keys_at_agg returns, but for a
+ * group whose entries all count zero (no rollup row has one), which this drops (NULL) where that
+ * one returns {NULL, NULL}. Returns {lower key or NULL, upper key}; NULL when the group holds no
+ * value or no level was given.
  */
 typedef struct
 {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test, before, after } from 'node:test';
 import { freshDatabase, nativeExtensionInstalled, type TestDatabase } from '../support/services';
 import { migrate } from '../../server/db/migrate';
-import { NATIVE_EXTENSION, nativeEnabled, nativeQueries } from '../../server/db/native';
+import { NATIVE_EXTENSION, nativeEnabled, nativeFunctions, nativeQueries } from '../../server/db/native';
 import { refreshRollups } from '../../server/db/refresh';
 import { generateHistory } from '../../server/generator/history';
 
@@ -110,6 +110,14 @@ describe('ruleperf_native in the PostgreSQL flavour', async () => {
         rank_bounds: true,
       });
       assert.equal(await nativeQueries(other.pool), true);
+      assert.deepEqual(await nativeFunctions(other.pool), { sketches: true, withinBounds: true }, '1.3 reached');
+      // A server with an older build (1.2, no bounds from rows partly outside the range): top
+      // rules reads the range's first day as before, the rest still in C.
+      await other.pool.query(
+        `ALTER EXTENSION ${NATIVE_EXTENSION} DROP AGGREGATE ruleperf_native_keys_within_agg(bigint[], boolean, float8)`
+      );
+      await other.pool.query('DROP AGGREGATE ruleperf_native_keys_within_agg(bigint[], boolean, float8)');
+      assert.deepEqual(await nativeFunctions(other.pool), { sketches: true, withinBounds: false });
     } finally {
       await other.drop();
     }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { NormalizedQuery } from '../normalize';
 import { KINDS } from '.';
-import { chooseCandidates, rankTopRules, worthSplitting } from './top-rules';
+import { candidatesStatement, chooseCandidates, phaseOnePieces, rankTopRules, worthSplitting } from './top-rules';
 import { normalized, rollup } from '../testing';
 
 const M = 60_000;
@@ -147,6 +147,66 @@ test('top rules splits its first phase by the rows it reads: rules (known, or th
   const filtered = base({ ...q, filters: { ruleId: ['rule-1', 'rule-2', 'rule-3'] } });
   assert.equal(worthSplitting({ at: 'rule-2501', rules: 5000 }, filtered, pieces), false, 'three rules named');
   assert.equal(worthSplitting(null, q, pieces), false, 'no split point');
+});
+
+test("top rules' first phase reads the range's first day whole only by a percentile, with the extension, and five days after it", () => {
+  const D = 24 * 60 * M;
+  const H = 60 * M;
+  const daily = rollup('metrics_daily_by_rule', D, ['rule_id']);
+  const sixHours = rollup('metrics_6h_by_rule', 6 * H, ['rule_id']);
+  const hourly = rollup('metrics_hourly_by_rule', H, ['rule_id']);
+  const odd = rollup('metrics_7h_by_rule', 7 * H, ['rule_id']);
+  const day = { rollup: daily, from: 0, to: D };
+  // From 03:00 on the first day to 05:00 on the seventh; six-hours run past the first day's
+  // end (a change kept day 2 from the daily rollup).
+  const range = { from: 3 * H, to: 6 * D + 5 * H };
+  const pieces = [
+    { rollup: hourly, from: 3 * H, to: 6 * H },
+    { rollup: sixHours, from: 6 * H, to: D + 12 * H },
+    { rollup: daily, from: D + 12 * H + 12 * H, to: 6 * D },
+    { rollup: hourly, from: 6 * D, to: 6 * D + 5 * H },
+  ];
+  const plan = { pieces, live: false, firstDay: day };
+  const q = base({ kind: 'topRules', limit: 10, sortBy: 'p95ExecutionTimeMs', range });
+  const read = phaseOnePieces(q, plan, true);
+  assert.equal(read.firstDay, day);
+  assert.deepEqual(
+    read.inside.map((p) => [p.rollup?.name, p.from, p.to]),
+    [
+      ['metrics_6h_by_rule', D, D + 12 * H],
+      ['metrics_daily_by_rule', 2 * D, 6 * D],
+      ['metrics_hourly_by_rule', 6 * D, 6 * D + 5 * H],
+    ],
+    "the first day's pieces left out, the six-hours from the day's end"
+  );
+  const asPlanned = (why: string, got: ReturnType<typeof phaseOnePieces>, planned = pieces) => {
+    assert.equal(got.firstDay, null, why);
+    assert.equal(got.inside, planned, why);
+  };
+  asPlanned('without the extension', phaseOnePieces(q, plan, false));
+  asPlanned('no whole first day', phaseOnePieces(q, { ...plan, firstDay: null }, true));
+  asPlanned('an exact sum reads the range itself', phaseOnePieces({ ...q, sortBy: 'avgExecutionTimeMs' }, plan, true));
+  asPlanned(
+    'under five days after the first day',
+    phaseOnePieces({ ...q, range: { from: range.from, to: 6 * D - M } }, plan, true)
+  );
+  const cut = [
+    { rollup: hourly, from: 3 * H, to: 7 * H },
+    { rollup: odd, from: 7 * H, to: D + 4 * H },
+    ...pieces.slice(2),
+  ];
+  asPlanned(
+    "a 7-hour bucket across the day's end (it would be cut)",
+    phaseOnePieces(q, { ...plan, pieces: cut }, true),
+    cut
+  );
+  // Read any other way, the pieces without the first day would be less than the range.
+  assert.throws(() => candidatesStatement(q, read.inside, false, undefined, day), /ruleperf_native/);
+  assert.throws(
+    () => candidatesStatement({ ...q, sortBy: 'errorRate' }, read.inside, true, undefined, day),
+    /percentile/
+  );
+  assert.match(candidatesStatement(q, read.inside, true, undefined, day).text, /ruleperf_native_keys_within_agg/);
 });
 
 test("top rules' candidates from both halves: bounds judged together, exact sums ordered as SQL orders them", () => {

@@ -140,6 +140,12 @@ export function candidatesStatement(
 ): Statement & { method: 'exact' | 'rankKeys' | 'coarse' } {
   const p = new Params();
   const percentile = PERCENTILE[q.sortBy!];
+  if (firstDay && !(percentile && nativeSketches)) {
+    // Read any other way, the pieces alone would be less than the range.
+    throw new Error(
+      'candidatesStatement: a first day read whole needs a percentile order and the ruleperf_native extension'
+    );
+  }
   // One byte order in every table (rollup and raw columns alike), so each rule falls in one
   // half; `|| ''` keeps it a filter on the rows the time ranges select (half the rules over
   // every bucket, through the by-rule index, is far more: a 100 ms bitmap at 10M rows).
@@ -163,7 +169,7 @@ SELECT grp, ${SUM_ORDER[q.sortBy!]} AS v FROM agg a ORDER BY v DESC NULLS LAST, 
 )
 SELECT grp, lo, hi FROM bounds WHERE hi >= coalesce((SELECT lo FROM threshold), '-infinity'::float8)`;
 
-  if (firstDay && nativeSketches) {
+  if (firstDay) {
     // The range from the end of its first day, and that whole day, marked as partly outside.
     const inside = sourceRows(q, pieces, p, { shape: 'coarse', ...byRule, ...inHalf });
     const day = sourceRows(q, [firstDay], p, { shape: 'coarse', ...byRule, ...inHalf });
@@ -346,10 +352,16 @@ const WHOLE_FIRST_DAY_AFTER_MS = 5 * DAY_MS;
  */
 export function phaseOnePieces(q: NormalizedQuery, plan: Plan, withinBounds: boolean): PhaseOnePieces {
   const day = plan.firstDay;
+  const asPlanned = { inside: plan.pieces, firstDay: null };
   if (!withinBounds || !PERCENTILE[q.sortBy!] || !day || q.range.to - day.to < WHOLE_FIRST_DAY_AFTER_MS) {
-    return { inside: plan.pieces, firstDay: null };
+    return asPlanned;
   }
-  // Day boundaries are bucket boundaries of every width up to a day: a clipped piece stays whole buckets.
+  // A piece running past the day's end is read from there: whole buckets only where its width
+  // divides a day (a registry may hold a 7-hour rollup, whose bucket there would be cut).
+  const straddling = plan.pieces.filter((p) => p.from < day.to && p.to > day.to);
+  if (straddling.some((p) => p.rollup && DAY_MS % p.rollup.bucketMs !== 0)) {
+    return asPlanned;
+  }
   const inside = plan.pieces.filter((p) => p.to > day.to).map((p) => (p.from < day.to ? { ...p, from: day.to } : p));
   return { inside, firstDay: day };
 }
@@ -365,7 +377,7 @@ async function candidates(
   q: NormalizedQuery,
   plan: Plan
 ): Promise<{ ids: string[]; statements: KindRead['statements'] }> {
-  const { inside, firstDay } = phaseOnePieces(q, plan, db.nativeWithinBounds);
+  const { inside, firstDay } = phaseOnePieces(q, plan, db.nativeSketches && db.nativeWithinBounds);
   const read = firstDay ? [firstDay, ...inside] : inside;
   const wholeDay = firstDay ? ', its first day read whole' : '';
   const split = await db.ruleSplit();
