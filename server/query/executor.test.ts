@@ -87,9 +87,21 @@ test("a statement beside the one on an answer's slot uses a free slot, or waits 
   const roomy = new QueryExecutor(alone.pool, alone.state, () => SMALL_CATALOG, admission, {
     dbQuery: () => undefined,
   });
-  await roomy.run(normalized({ kind: 'topRules', range: HOURS_AGO(4), limit: 10, sortBy: 'p95ExecutionTimeMs' }));
+  const answer = await roomy.run(
+    normalized({ kind: 'topRules', range: HOURS_AGO(4), limit: 10, sortBy: 'p95ExecutionTimeMs' })
+  );
   assert.equal(alone.most(), 2, 'side by side');
+  assert.match(answer.sql, /phase 2: exact answers for \d+ and \d+ candidates, side by side/);
   assert.equal(admission.active, 0);
+  // With one slot, the second waits for the first on it, and the inspector says so.
+  const queued = fakeDatabase(5);
+  const oneSlot = new Admission({ concurrency: 1, maxQueue: 10, maxWaitMs: 2000 });
+  const after = await new QueryExecutor(queued.pool, queued.state, () => SMALL_CATALOG, oneSlot, {
+    dbQuery: () => undefined,
+  }).run(normalized({ kind: 'topRules', range: HOURS_AGO(4), limit: 10, sortBy: 'p95ExecutionTimeMs' }));
+  assert.equal(queued.most(), 1);
+  assert.match(after.sql, /phase 2: exact answers for \d+ and \d+ candidates, one after the other/);
+  assert.equal(oneSlot.active, 0);
 });
 
 test("top rules' first phase reads two halves of the rules side by side on a free slot, and one statement when none is free", async () => {

@@ -411,16 +411,29 @@ async function candidates(
   };
 }
 
+/**
+ * Phase two's statements: the first on the answer's slot, the others beside it on slots free at
+ * this moment, else after it on the same slot; their rows, and whether they all ran side by side.
+ */
+async function phaseTwoRows(db: Reader, exact: Statement[]): Promise<{ rows: Row[]; sideBySide: boolean }> {
+  const [first, ...rest] = exact;
+  const onSlot = first ? [db.rows(first)] : [];
+  const beside = rest.map((s) => db.besideNow(s));
+  const results = await everyStatement([...onSlot, ...beside.map((b, i) => b ?? db.rows(rest[i]))]);
+  return { rows: results.flat(), sideBySide: beside.every((b) => b !== null) };
+}
+
 /** Phase two as the inspector shows it: statements of one text (the candidates split in two) shown once, with each run's values. */
 function phaseTwo(
   exact: Statement[],
-  groups: string[][]
+  groups: string[][],
+  sideBySide: boolean
 ): Array<{ title: string; statement: Statement | RepeatedStatement }> {
   if (exact.length > 1 && exact.every((s) => s.text === exact[0].text)) {
     const sizes = groups.map((g) => g.length).join(' and ');
     return [
       {
-        title: `phase 2: exact answers for ${sizes} candidates, side by side`,
+        title: `phase 2: exact answers for ${sizes} candidates, ${sideBySide ? 'side by side' : 'one after the other (no free connection)'}`,
         statement: { ...exact[0], runs: exact.map((s) => s.values) },
       },
     ];
@@ -455,10 +468,10 @@ export const topRules: KindSpec = {
     const phaseOne = await candidates(db, q, plan);
     const groups = splitCandidates(phaseOne.ids);
     const exact = groups.map((group) => exactStatement(q, plan.pieces, group, db.nativeSketches));
-    const results = await everyStatement(exact.map((s) => db.rows(s)));
+    const two = await phaseTwoRows(db, exact);
     return {
-      rows: rankTopRules(results.flat(), q, (q.range.to - q.range.from) / 1000),
-      statements: [...phaseOne.statements, ...phaseTwo(exact, groups)],
+      rows: rankTopRules(two.rows, q, (q.range.to - q.range.from) / 1000),
+      statements: [...phaseOne.statements, ...phaseTwo(exact, groups, two.sideBySide)],
     };
   },
   frames(q, rows) {
