@@ -433,7 +433,7 @@ function phaseTwo(
     const sizes = groups.map((g) => g.length).join(' and ');
     return [
       {
-        title: `phase 2: exact answers for ${sizes} candidates, ${sideBySide ? 'side by side' : 'one after the other (no free connection)'}`,
+        title: `phase 2: exact answers for ${sizes} candidates, ${sideBySide ? 'side by side' : 'one after the other'}`,
         statement: { ...exact[0], runs: exact.map((s) => s.values) },
       },
     ];
