@@ -433,6 +433,18 @@ ruleperf_native_merge_parts(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(grouped(part_items(sketches, sizes, nparts, total), total));
 }
 
+/* The values' count of summed items. */
+static double
+count_of(const Entry *items, int m)
+{
+	double		n = 0;
+	int			i;
+
+	for (i = 0; i < m; i++)
+		n += (double) items[i].count;
+	return n;
+}
+
 /*
  * The parts' sketches merged: one item per key, ascending, counts added (SQL: GROUP BY k,
  * sum(c)); *m items, *n their count as float8 (as SQL sums them). NULL when no part holds an
@@ -446,16 +458,13 @@ merged_items(ArrayType *parts, int *m, double *n)
 	int		   *sizes;
 	int			nparts;
 	int			total;
-	int			i;
 
 	sketches = part_sketches(parts, &nparts, &sizes, &total);
 	if (total == 0)
 		return NULL;
 	items = part_items(sketches, sizes, nparts, total);
 	*m = sum_by_key(items, total);
-	*n = 0;
-	for (i = 0; i < *m; i++)
-		*n += (double) items[i].count;
+	*n = count_of(items, *m);
 	return items;
 }
 
@@ -796,7 +805,6 @@ static MergeState *
 merged_state(FunctionCallInfo fcinfo, double *n)
 {
 	MergeState *st;
-	int			i;
 
 	if (PG_ARGISNULL(0))
 		return NULL;
@@ -804,9 +812,7 @@ merged_state(FunctionCallInfo fcinfo, double *n)
 	if (st->n == 0)
 		return NULL;
 	st->n = sum_by_key(st->items, st->n);
-	*n = 0;
-	for (i = 0; i < st->n; i++)
-		*n += (double) st->items[i].count;
+	*n = count_of(st->items, st->n);
 	return st;
 }
 
@@ -888,18 +894,6 @@ key_at_rank(const Entry *items, int m, double n, double r)
 		return -1;
 	i = item_at(items, m, r);
 	return i < 0 ? -1 : items[i].key;
-}
-
-/* The values' count of summed items. */
-static double
-count_of(const Entry *items, int m)
-{
-	double		n = 0;
-	int			i;
-
-	for (i = 0; i < m; i++)
-		n += (double) items[i].count;
-	return n;
 }
 
 PG_FUNCTION_INFO_V1(ruleperf_native_within_final);

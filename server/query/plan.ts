@@ -213,10 +213,17 @@ export function plan(input: PlanInput): Plan {
   const pieces = tiles(input, tiers, input.range);
   const newest = Math.max(-Infinity, ...tiers.map((r) => input.state.get(r.name)?.watermark ?? -Infinity));
   const last = pieces[pieces.length - 1];
+  // Worked out when read (only top rules' first phase asks): not on every other answer's plan.
+  let firstDay: Piece | null | undefined;
   return {
     pieces,
     live: !!last && last.rollup === null && input.range.to > newest,
-    firstDay: wholeFirstDay(input, tiers),
+    get firstDay() {
+      if (firstDay === undefined) {
+        firstDay = wholeFirstDay(input, tiers);
+      }
+      return firstDay;
+    },
   };
 }
 
