@@ -171,16 +171,19 @@ export interface NativeFunctions {
   sketches: boolean;
   /** Top rules' bounds from rows partly outside the range (ruleperf_native 1.3: a range's first day read whole). */
   withinBounds: boolean;
+  /** Percentiles merged by an aggregate over the sketches rather than a function of an array of them (ruleperf_native 1.4). */
+  percentilesAgg: boolean;
 }
 
-export const NO_NATIVE: NativeFunctions = { sketches: false, withinBounds: false };
+export const NO_NATIVE: NativeFunctions = { sketches: false, withinBounds: false, percentilesAgg: false };
 
 export async function nativeFunctions(db: Queryable): Promise<NativeFunctions> {
   if (!(await nativeQueries(db))) {
     return NO_NATIVE;
   }
   const { rows } = await db.query(
-    `SELECT to_regprocedure('ruleperf_native_keys_within_agg(bigint[], boolean, float8)') IS NOT NULL AS present`
+    `SELECT to_regprocedure('ruleperf_native_keys_within_agg(bigint[], boolean, float8)') IS NOT NULL AS within,
+            to_regprocedure('ruleperf_native_percentiles_agg(bigint[])') IS NOT NULL AS percentiles`
   );
-  return { sketches: true, withinBounds: rows[0].present === true };
+  return { sketches: true, withinBounds: rows[0].within === true, percentilesAgg: rows[0].percentiles === true };
 }

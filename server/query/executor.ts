@@ -134,8 +134,7 @@ export class QueryExecutor implements Executor {
       return beside ? beside.then((result) => result.rows) : null;
     };
     const reader: Reader = {
-      nativeSketches: this.native.sketches,
-      nativeWithinBounds: this.native.withinBounds,
+      native: this.native,
       rows: async (statement) => {
         const beside = onSlot > 0 ? besideNow(statement) : null;
         if (beside) {

@@ -11,6 +11,7 @@ import { COLUMN_OF } from './columns';
 import type { NormalizedQuery } from './normalize';
 import type { Piece } from './plan';
 import { representativeSql } from './sketch';
+import { NO_NATIVE, type NativeFunctions } from '../db/native';
 
 export interface Statement {
   text: string;
@@ -212,7 +213,7 @@ export const PERCENTILE_LEVELS = [0.5, 0.95, 0.99] as const;
 export function mergedSelect(
   g: string[],
   withPercentiles: boolean,
-  nativeSketches = false,
+  native: NativeFunctions = NO_NATIVE,
   keep?: readonly string[]
 ): string {
   const cols = g.length ? `${g.join(', ')}, ` : '';
@@ -232,10 +233,14 @@ export function mergedSelect(
   if (!withPercentiles) {
     return `SELECT ${out} FROM (${agg}) a WHERE a.execution_count > 0`;
   }
-  if (nativeSketches) {
-    // The same figures, the merge and interpolation done in C (native/ruleperf_native.c).
+  if (native.sketches) {
+    // The same figures, the merge and interpolation done in C (native/ruleperf_native.c); as an
+    // aggregate where the build has one (1.4), without a row and an array per group.
+    const pct = native.percentilesAgg
+      ? 'ruleperf_native_percentiles_agg(latency_sketch)'
+      : 'ruleperf_native_percentiles(array_agg(ROW(latency_sketch)::ruleperf_sketch_part))';
     return `SELECT ${out} FROM (${sums},
-    ruleperf_native_percentiles(array_agg(ROW(latency_sketch)::ruleperf_sketch_part)) AS pct${grouping}) a WHERE a.execution_count > 0`;
+    ${pct} AS pct${grouping}) a WHERE a.execution_count > 0`;
   }
   // Per group: the histogram (key k, count c, value v), each key's count of values below it,
   // n values in all, and each level's rank h = q·(n − 1); then, in one pass over the group's

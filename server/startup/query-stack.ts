@@ -93,10 +93,7 @@ export async function buildQueryStack(
   await work.refresh();
   // Percentiles merged in C where the ruleperf_native extension serves the sketch functions.
   const native = await nativeFunctions(pools.read);
-  log.info(
-    { nativeSketches: native.sketches, nativeWithinBounds: native.withinBounds },
-    native.sketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL'
-  );
+  log.info({ native }, native.sketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL');
   const executorOn = (pool: Pool, admission: Admission): Executor => {
     const executor = new QueryExecutor(
       pool,

@@ -110,14 +110,33 @@ describe('ruleperf_native in the PostgreSQL flavour', async () => {
         rank_bounds: true,
       });
       assert.equal(await nativeQueries(other.pool), true);
-      assert.deepEqual(await nativeFunctions(other.pool), { sketches: true, withinBounds: true }, '1.3 reached');
-      // A server with an older build (1.2, no bounds from rows partly outside the range): top
-      // rules reads the range's first day as before, the rest still in C.
+      assert.deepEqual(
+        await nativeFunctions(other.pool),
+        { sketches: true, withinBounds: true, percentilesAgg: true },
+        '1.4 reached'
+      );
+      // A server with an older build (1.3, no percentiles aggregate): percentiles merged over an
+      // array of the group's rows, the rest as before.
+      await other.pool.query(
+        `ALTER EXTENSION ${NATIVE_EXTENSION} DROP AGGREGATE ruleperf_native_percentiles_agg(bigint[])`
+      );
+      await other.pool.query('DROP AGGREGATE ruleperf_native_percentiles_agg(bigint[])');
+      assert.deepEqual(await nativeFunctions(other.pool), {
+        sketches: true,
+        withinBounds: true,
+        percentilesAgg: false,
+      });
+      // 1.2, no bounds from rows partly outside the range either: top rules reads the range's
+      // first day as before, the rest still in C.
       await other.pool.query(
         `ALTER EXTENSION ${NATIVE_EXTENSION} DROP AGGREGATE ruleperf_native_keys_within_agg(bigint[], boolean, float8)`
       );
       await other.pool.query('DROP AGGREGATE ruleperf_native_keys_within_agg(bigint[], boolean, float8)');
-      assert.deepEqual(await nativeFunctions(other.pool), { sketches: true, withinBounds: false });
+      assert.deepEqual(await nativeFunctions(other.pool), {
+        sketches: true,
+        withinBounds: false,
+        percentilesAgg: false,
+      });
     } finally {
       await other.drop();
     }

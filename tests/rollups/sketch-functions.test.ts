@@ -13,7 +13,13 @@ import fc from 'fast-check';
 import { freshDatabase, nativeExtensionInstalled, type TestDatabase } from '../support/services';
 import { mergedSelect } from '../../server/query/sql';
 import { coarseBounds } from '../../server/query/kinds/top-rules';
-import { NATIVE_EXTENSION, nativeEnabled, type NativeChoice } from '../../server/db/native';
+import {
+  NATIVE_EXTENSION,
+  nativeEnabled,
+  NO_NATIVE,
+  type NativeChoice,
+  type NativeFunctions,
+} from '../../server/db/native';
 
 describe('sketch functions', async () => {
   const installed = await nativeExtensionInstalled();
@@ -134,6 +140,9 @@ function sketchFunctionTests(native: NativeChoice) {
   if (native !== 'auto') {
     return;
   }
+  // Percentiles in C: over an array of the group's rows (ruleperf_native 1.0–1.3), or as an aggregate (1.4).
+  const IN_C_ARRAY: NativeFunctions = { sketches: true, withinBounds: false, percentilesAgg: false };
+  const IN_C_AGGREGATE: NativeFunctions = { sketches: true, withinBounds: false, percentilesAgg: true };
   test('large merges (hundreds of entries, which C sums in an array indexed by key) equal SQL: merged sketches and percentiles', async () => {
     // Compact sketches of daily and hourly rows: hundreds of keys each, mostly in one cluster,
     // some of zero counts (kept, as SQL's GROUP BY keeps them).
@@ -150,7 +159,8 @@ function sketchFunctionTests(native: NativeChoice) {
             )
         )
       );
-    const parts = fc.array(bigSketch, { minLength: 1, maxLength: 6 });
+    // Up to 12: past 8 the aggregate stops merging in key order and sums the rest in its array.
+    const parts = fc.array(bigSketch, { minLength: 1, maxLength: 12 });
     await fc.assert(
       fc.asyncProperty(parts, async (ps) => {
         const arg = JSON.stringify(ps.map((p) => `{${p.join(',')}}`));
@@ -165,9 +175,11 @@ function sketchFunctionTests(native: NativeChoice) {
             0::float8 AS exec_time_max, 0::bigint AS records_processed, 0::bigint AS records_failed, 0::bigint AS error_count,
             0::bigint AS success_count, 0::bigint AS timeout_count, x.s::bigint[] AS latency_sketch
           FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
-        const run = async (nativeSketches: boolean) =>
-          (await db.pool.query(`WITH ${src} ${mergedSelect(['grp'], true, nativeSketches)}`, [rows])).rows;
-        assert.deepEqual(await run(true), await run(false));
+        const run = async (merge: NativeFunctions) =>
+          (await db.pool.query(`WITH ${src} ${mergedSelect(['grp'], true, merge)}`, [rows])).rows;
+        const inSql = await run(NO_NATIVE);
+        assert.deepEqual(await run(IN_C_ARRAY), inSql);
+        assert.deepEqual(await run(IN_C_AGGREGATE), inSql);
       }),
       // Shrinking arrays of hundreds of entries takes minutes: the first failure is reported.
       { numRuns: 60, endOnFailure: true }
@@ -177,7 +189,8 @@ function sketchFunctionTests(native: NativeChoice) {
   test('percentiles merged by a query: the same float8 values in C as in SQL', async () => {
     // Groups of sketches (some NULL, some of zero counts) as a query's source rows; the figures
     // other than percentiles are constants here.
-    const groups = fc.array(fc.array(fc.option(sketch, { nil: null }), { minLength: 1, maxLength: 5 }), {
+    // Up to 12 rows a group: the aggregate merges the first 8 sketches in key order, then sorts.
+    const groups = fc.array(fc.array(fc.option(sketch, { nil: null }), { minLength: 1, maxLength: 12 }), {
       minLength: 1,
       maxLength: 4,
     });
@@ -186,16 +199,18 @@ function sketchFunctionTests(native: NativeChoice) {
         0::float8 AS exec_time_max, 0::bigint AS records_processed, 0::bigint AS records_failed, 0::bigint AS error_count,
         0::bigint AS success_count, 0::bigint AS timeout_count, x.s::bigint[] AS latency_sketch
       FROM jsonb_to_recordset($1::jsonb) AS x(grp text, s text))`;
-    const run = async (nativeSketches: boolean, rows: string) =>
-      (await db.pool.query(`WITH ${src} ${mergedSelect(['grp'], true, nativeSketches)} ORDER BY a.grp`, [rows])).rows;
+    const run = async (merge: NativeFunctions, rows: string) =>
+      (await db.pool.query(`WITH ${src} ${mergedSelect(['grp'], true, merge)} ORDER BY a.grp`, [rows])).rows;
     let compared = 0;
     await fc.assert(
       fc.asyncProperty(groups, async (gs) => {
         const rows = JSON.stringify(
           gs.flatMap((parts, g) => parts.map((p) => ({ grp: `g${g}`, s: p === null ? null : `{${p.join(',')}}` })))
         );
-        const [inSql, inC] = [await run(false, rows), await run(true, rows)];
+        const inSql = await run(NO_NATIVE, rows);
+        const inC = await run(IN_C_ARRAY, rows);
         assert.deepEqual(inC, inSql, rows);
+        assert.deepEqual(await run(IN_C_AGGREGATE, rows), inSql, rows);
         compared += inC.filter((r) => Array.isArray(r.pct)).length;
       }),
       { numRuns: 200 }
@@ -256,7 +271,8 @@ function sketchFunctionTests(native: NativeChoice) {
   });
 
   test("top rules' coarse keys at a rank: the same keys in C as in SQL", async () => {
-    const groups = fc.array(fc.array(fc.option(sketch, { nil: null }), { minLength: 1, maxLength: 5 }), {
+    // Up to 12 rows a group: the aggregate merges the first 8 sketches in key order, then sorts.
+    const groups = fc.array(fc.array(fc.option(sketch, { nil: null }), { minLength: 1, maxLength: 12 }), {
       minLength: 1,
       maxLength: 4,
     });

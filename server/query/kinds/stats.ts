@@ -30,7 +30,7 @@ export const stats: KindSpec = {
     const p = new Params();
     const src = sourceRows(q, plan.pieces, p, { shape: 'fine', bucketMs: null, group: null });
     const statement = {
-      text: `WITH src AS (\n  ${src}\n)\n${mergedSelect([], true, db.nativeSketches)}`,
+      text: `WITH src AS (\n  ${src}\n)\n${mergedSelect([], true, db.native)}`,
       values: p.values,
     };
     return { rows: await db.rows(statement), statements: [{ statement }] };

@@ -54,7 +54,7 @@ export const timeseries: KindSpec = {
 )`
       : `src AS (\n  ${src}\n)`;
     const statement = {
-      text: `WITH ${ctes}\n${mergedSelect(g, percentiles, db.nativeSketches, columnsRead(q.metrics))}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`,
+      text: `WITH ${ctes}\n${mergedSelect(g, percentiles, db.native, columnsRead(q.metrics))}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`,
       values: p.values,
     };
     return { rows: await db.rows(statement), statements: [{ statement }] };

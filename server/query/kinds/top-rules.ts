@@ -51,6 +51,7 @@ import { mergedSelect, Params, sourceRows, type RepeatedStatement, type Statemen
 import { DEFAULT_ROW_LIMIT, DEFAULT_SORT } from './defaults';
 import type { RuleSplit } from '../rule-split';
 import type { KindRead, KindSpec, Reader } from './types';
+import { NO_NATIVE, type NativeFunctions } from '../../db/native';
 
 const COLUMNS: MeasureName[] = [
   'executionCount',
@@ -291,7 +292,7 @@ export function exactStatement(
   q: NormalizedQuery,
   pieces: readonly Piece[],
   ruleIds: string[] | null,
-  nativeSketches = false
+  native: NativeFunctions = NO_NATIVE
 ): Statement {
   const p = new Params();
   const src = sourceRows(q, pieces, p, {
@@ -300,7 +301,7 @@ export function exactStatement(
     filters: ruleIds ? { ...q.filters, ruleId: ruleIds } : q.filters,
   });
   const text = `WITH src AS (\n  ${src}\n)
-SELECT b.*, r.rule_name AS name, r.rule_category AS category FROM (${mergedSelect(['grp'], true, nativeSketches)}) b
+SELECT b.*, r.rule_name AS name, r.rule_category AS category FROM (${mergedSelect(['grp'], true, native)}) b
 LEFT JOIN rules r ON r.rule_id = b.grp`;
   return { text, values: p.values };
 }
@@ -377,14 +378,14 @@ async function candidates(
   q: NormalizedQuery,
   plan: Plan
 ): Promise<{ ids: string[]; statements: KindRead['statements'] }> {
-  const { inside, firstDay } = phaseOnePieces(q, plan, db.nativeSketches && db.nativeWithinBounds);
+  const { inside, firstDay } = phaseOnePieces(q, plan, db.native.sketches && db.native.withinBounds);
   const read = firstDay ? [firstDay, ...inside] : inside;
   const wholeDay = firstDay ? ', its first day read whole' : '';
   const split = await db.ruleSplit();
   if (worthSplitting(split, q, read)) {
     const { at } = split;
     const [below, from] = (['below', 'from'] as const).map((side) =>
-      candidatesStatement(q, inside, db.nativeSketches, { side, at }, firstDay)
+      candidatesStatement(q, inside, db.native.sketches, { side, at }, firstDay)
     );
     const beside = db.besideNow(from);
     if (beside) {
@@ -404,7 +405,7 @@ async function candidates(
       };
     }
   }
-  const one = candidatesStatement(q, inside, db.nativeSketches, undefined, firstDay);
+  const one = candidatesStatement(q, inside, db.native.sketches, undefined, firstDay);
   return {
     ids: chooseCandidates(await db.rows(one), q),
     statements: [{ title: `phase 1: candidate rules (${one.method}${wholeDay})`, statement: one }],
@@ -467,7 +468,7 @@ export const topRules: KindSpec = {
   async read(db, q, plan) {
     const phaseOne = await candidates(db, q, plan);
     const groups = splitCandidates(phaseOne.ids);
-    const exact = groups.map((group) => exactStatement(q, plan.pieces, group, db.nativeSketches));
+    const exact = groups.map((group) => exactStatement(q, plan.pieces, group, db.native));
     const two = await phaseTwoRows(db, exact);
     return {
       rows: rankTopRules(two.rows, q, (q.range.to - q.range.from) / 1000),

@@ -18,6 +18,7 @@ import type { NormalizedQuery } from '../normalize';
 import type { Plan } from '../plan';
 import type { RuleSplit } from '../rule-split';
 import type { RepeatedStatement, Statement } from '../sql';
+import type { NativeFunctions } from '../../db/native';
 
 export interface KindParams {
   groupBy: GroupByField | null;
@@ -33,10 +34,8 @@ export interface Reader {
   besideNow(statement: Statement): Promise<Row[]> | null;
   /** The rule id splitting the known rules in two even halves and their number, or null when there are too few to split (rule-split.ts). */
   ruleSplit(): Promise<RuleSplit | null>;
-  /** Percentiles are merged by the ruleperf_native extension's C function (server/db/native.ts). */
-  readonly nativeSketches: boolean;
-  /** Top rules' first phase may read a range's partial first day as its whole day (ruleperf_native 1.3). */
-  readonly nativeWithinBounds: boolean;
+  /** What the ruleperf_native extension merges in C (server/db/native.ts): percentiles, top rules' bounds. */
+  readonly native: NativeFunctions;
 }
 
 export interface KindRead {
