@@ -4,6 +4,9 @@
  * data-frame fields that carry them.
  */
 import type { FieldJSON } from '../contract';
+import type { PERCENTILE_COLUMNS } from './sql';
+
+type PercentileColumn = (typeof PERCENTILE_COLUMNS)[number];
 
 export type Row = Record<string, any>;
 
@@ -46,8 +49,8 @@ const count = (row: Row | undefined) => num(row?.execution_count) ?? 0;
  * extremes. A sketch's percentile is good to 1 %: six significant digits (5e-6) lose nothing of
  * it and take a third of the bytes of seventeen, in every point of every answer.
  */
-function percentile(row: Row | undefined, index: number): number | null {
-  const v = count(row) > 0 && Array.isArray(row?.pct) ? row.pct[index] : null;
+function percentile(row: Row | undefined, column: PercentileColumn): number | null {
+  const v = count(row) > 0 ? row![column] : null;
   return v === null || v === undefined
     ? null
     : Math.max(num(row!.exec_time_min)!, Math.min(num(row!.exec_time_max)!, significant(Number(v), 6)));
@@ -60,9 +63,9 @@ const FIGURES = {
   throughputPerSecond: (row: Row | undefined, seconds: number) =>
     seconds > 0 ? significant(count(row) / seconds, 10) : null,
   avgExecutionTimeMs: (row: Row | undefined) => (count(row) > 0 ? num(row!.exec_time_sum)! / count(row) : null),
-  p50ExecutionTimeMs: (row: Row | undefined) => percentile(row, 0),
-  p95ExecutionTimeMs: (row: Row | undefined) => percentile(row, 1),
-  p99ExecutionTimeMs: (row: Row | undefined) => percentile(row, 2),
+  p50ExecutionTimeMs: (row: Row | undefined) => percentile(row, 'p50'),
+  p95ExecutionTimeMs: (row: Row | undefined) => percentile(row, 'p95'),
+  p99ExecutionTimeMs: (row: Row | undefined) => percentile(row, 'p99'),
   minExecutionTimeMs: (row: Row | undefined) => (count(row) > 0 ? num(row!.exec_time_min) : null),
   maxExecutionTimeMs: (row: Row | undefined) => (count(row) > 0 ? num(row!.exec_time_max) : null),
   recordsProcessed: (row: Row | undefined) => num(row?.records_processed) ?? 0,
@@ -77,15 +80,15 @@ const FIGURES = {
 export type MeasureName = keyof typeof FIGURES;
 export type Measures = Record<MeasureName, number | null>;
 
-const PERCENTILE_READS = ['execution_count', 'exec_time_min', 'exec_time_max', 'pct'];
+const percentileReads = (column: PercentileColumn) => ['execution_count', 'exec_time_min', 'exec_time_max', column];
 /** The answer-row columns each figure reads (above): an answer asked for a few figures fetches only these. */
 const READS: Record<MeasureName, readonly string[]> = {
   executionCount: ['execution_count'],
   throughputPerSecond: ['execution_count'],
   avgExecutionTimeMs: ['execution_count', 'exec_time_sum'],
-  p50ExecutionTimeMs: PERCENTILE_READS,
-  p95ExecutionTimeMs: PERCENTILE_READS,
-  p99ExecutionTimeMs: PERCENTILE_READS,
+  p50ExecutionTimeMs: percentileReads('p50'),
+  p95ExecutionTimeMs: percentileReads('p95'),
+  p99ExecutionTimeMs: percentileReads('p99'),
   minExecutionTimeMs: ['execution_count', 'exec_time_min'],
   maxExecutionTimeMs: ['execution_count', 'exec_time_max'],
   recordsProcessed: ['records_processed'],

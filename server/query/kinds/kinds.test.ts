@@ -18,13 +18,15 @@ const row = (n: number, over: Record<string, unknown> = {}) => ({
   error_count: 1,
   success_count: n - 1,
   timeout_count: 0,
-  pct: [8, 40, 60],
+  p50: 8,
+  p95: 40,
+  p99: 60,
   ...over,
 });
 
 test('stats: averages are sum / count, percentiles clamped to the exact extremes, an empty range is zeros and nulls', () => {
   const q = base({ range: { from: 0, to: 10 * M } });
-  const [frame] = KINDS.stats.frames(q, [row(4, { pct: [0.5, 40, 99] })], 0);
+  const [frame] = KINDS.stats.frames(q, [row(4, { p50: 0.5, p95: 40, p99: 99 })], 0);
   const c = Object.fromEntries(frame.schema.fields.map((f, i) => [f.name, frame.data.values[i][0]]));
   assert.deepEqual(
     [c.executionCount, c.avgExecutionTimeMs, c.p50ExecutionTimeMs, c.p99ExecutionTimeMs, c.errorRate],
@@ -101,10 +103,10 @@ test('timeseries grouped, no group has a row: one empty frame, so the meta still
 test('top rules: ranked by the sort value (nulls last), ties by rule id in byte order, cut at the limit', () => {
   const q = base({ kind: 'topRules', sortBy: 'p95ExecutionTimeMs', limit: 3, range: { from: 0, to: M } });
   const rows = [
-    { grp: 'b', ...row(3, { pct: [1, 20, 30] }) },
-    { grp: 'a', ...row(3, { pct: [1, 20, 30] }) },
-    { grp: 'c', ...row(3, { pct: [1, 45, 50] }) },
-    { grp: 'Z', ...row(3, { pct: [1, 20, 30] }) },
+    { grp: 'b', ...row(3, { p50: 1, p95: 20, p99: 30 }) },
+    { grp: 'a', ...row(3, { p50: 1, p95: 20, p99: 30 }) },
+    { grp: 'c', ...row(3, { p50: 1, p95: 45, p99: 50 }) },
+    { grp: 'Z', ...row(3, { p50: 1, p95: 20, p99: 30 }) },
   ];
   assert.deepEqual(
     rankTopRules(rows, q, 60).map((r) => r.grp),
