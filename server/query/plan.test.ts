@@ -120,6 +120,23 @@ test('a 30-day question reads days inside, hours and minutes at the ends, raw at
   assert.equal(pieces.filter((p) => !p.rollup).length, 1, 'raw rows only at the end');
 });
 
+test('a bucketed plan also tiles its range without buckets (wholeRange), as a plan without a width does', () => {
+  const range = coverRange({ from: NOW - 30 * D, to: NOW }, NOW);
+  const input = { range, fields: ['ruleId'] as const, rollups: ROLLUPS, state: allMaterialized(), pending: [] };
+  const byMinute = plan({ ...input, fields: [...input.fields], bucketMs: 2 * M });
+  const whole = plan({ ...input, fields: [...input.fields] });
+  assert.ok(
+    byMinute.pieces.every((p) => !p.rollup || p.rollup.bucketMs <= 2 * M),
+    'the buckets read minute rows'
+  );
+  assert.deepEqual(byMinute.wholeRange, whole.pieces);
+  assert.ok(
+    byMinute.wholeRange.some((p) => p.rollup?.bucketMs === D),
+    'the whole range reads days'
+  );
+  assert.equal(whole.wholeRange, whole.pieces, 'a plan without a width is its own');
+});
+
 test('a settled past range does not read the live edge', () => {
   const range = { from: NOW - 4 * D - (NOW % M), to: NOW - 2 * D - (NOW % M) };
   const { pieces, live } = plan({ range, fields: ['ruleId'], rollups: ROLLUPS, state: allMaterialized(), pending: [] });

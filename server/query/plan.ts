@@ -160,6 +160,12 @@ export interface Plan {
    * more than the range, for bounds that allow it (top rules' first phase); null otherwise.
    */
   firstDay: Piece | null;
+  /**
+   * The pieces tiling the same range without a bucket width (the widest rollups holding it):
+   * totals over the whole range, as a grouped timeseries ranks its groups by, from a few rows
+   * per group where the bucketed pieces read one per group and bucket.
+   */
+  wholeRange: Piece[];
 }
 
 /** The pieces tiling `range`, coarsest rollups first (see the module comment). */
@@ -213,8 +219,9 @@ export function plan(input: PlanInput): Plan {
   const pieces = tiles(input, tiers, input.range);
   const newest = Math.max(-Infinity, ...tiers.map((r) => input.state.get(r.name)?.watermark ?? -Infinity));
   const last = pieces[pieces.length - 1];
-  // Worked out when read (only top rules' first phase asks): not on every other answer's plan.
+  // Worked out when read (top rules' first phase, grouped timeseries): not on every other answer's plan.
   let firstDay: Piece | null | undefined;
+  let wholeRange: Piece[] | undefined;
   return {
     pieces,
     live: !!last && last.rollup === null && input.range.to > newest,
@@ -223,6 +230,14 @@ export function plan(input: PlanInput): Plan {
         firstDay = wholeFirstDay(input, tiers);
       }
       return firstDay;
+    },
+    get wholeRange() {
+      if (wholeRange === undefined) {
+        wholeRange = input.bucketMs
+          ? tiles(input, levels(input.rollups, input.fields, null, input.rowsPerBucket), input.range)
+          : pieces;
+      }
+      return wholeRange;
     },
   };
 }

@@ -98,6 +98,68 @@ test('stats: every filter and range equals the raw table', async () => {
   assert.ok(live > 0, 'some answers read the live edge');
 });
 
+test('timeseries grouped with a limit: the busiest groups by name, the rest as "(other)", every bucket equal to the raw table', async () => {
+  for (const range of RANGES.slice(1, 3)) {
+    for (const filters of [{}, { ruleCategory: 'network' }] as Array<Record<string, string>>) {
+      const { frames, meta } = await ask(range, {
+        kind: 'timeseries',
+        groupBy: 'ruleId',
+        limit: 3,
+        ...filters,
+        metrics: [
+          'executionCount',
+          'avgExecutionTimeMs',
+          'p50ExecutionTimeMs',
+          'p95ExecutionTimeMs',
+          'p99ExecutionTimeMs',
+          'maxExecutionTimeMs',
+          'errorCount',
+        ],
+      });
+      const context = `${range.name} ${JSON.stringify(filters)} via ${meta.tiers.join('+')}`;
+      const totals = [...(await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, filters, 'rule_id'))];
+      totals.sort(([a, x], [b, y]) => y.n - x.n || (a < b ? -1 : 1));
+      const busiest = totals.slice(0, 3).map(([rule]) => rule);
+      const others = totals.slice(3).map(([rule]) => rule);
+      assert.ok(others.length > 0, `some rules are left for "(other)", ${context}`);
+      const names = frames.map((f: { schema: { name: string } }) => f.schema.name);
+      assert.deepEqual(names, [...[...busiest].sort(), '(other)'], `the busiest rules by executions, ${context}`);
+      const exact = await rawStats(
+        db.pool,
+        meta.coveredRange.from,
+        meta.coveredRange.to,
+        filters,
+        'rule_id',
+        meta.bucketMs
+      );
+      const rest = await rawStats(
+        db.pool,
+        meta.coveredRange.from,
+        meta.coveredRange.to,
+        { ...filters, ruleId: others },
+        undefined,
+        meta.bucketMs
+      );
+      let compared = 0;
+      for (const frame of frames) {
+        const c = columns(frame);
+        const group = frame.schema.name;
+        c.time.forEach((t: number, i: number) => {
+          const e = group === '(other)' ? rest.get(`${t}|`) : exact.get(`${t}|${group}`);
+          const row = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v[i]]));
+          if (!e) {
+            return assert.equal(row.executionCount, 0);
+          }
+          compared++;
+          assertClose(row, e, `${group} @${new Date(t).toISOString()}, ${context}`);
+        });
+      }
+      const expected = [...exact.keys()].filter((k) => busiest.includes(k.split('|')[1])).length + rest.size;
+      assert.equal(compared, expected, `every bucket of every series is answered, ${context}`);
+    }
+  }
+});
+
 test('timeseries grouped by each dimension: every bucket and group equals the raw table', async () => {
   for (const range of RANGES.slice(0, 3)) {
     const cases: Array<[string, Record<string, string | string[]>]> = [

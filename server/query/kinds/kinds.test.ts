@@ -168,7 +168,7 @@ test("top rules' first phase reads the range's first day whole only by a percent
     { rollup: daily, from: D + 12 * H + 12 * H, to: 6 * D },
     { rollup: hourly, from: 6 * D, to: 6 * D + 5 * H },
   ];
-  const plan = { pieces, live: false, firstDay: day };
+  const plan = { pieces, live: false, firstDay: day, wholeRange: pieces };
   const q = base({ kind: 'topRules', limit: 10, sortBy: 'p95ExecutionTimeMs', range });
   const read = phaseOnePieces(q, plan, true);
   assert.equal(read.firstDay, day);
