@@ -34,7 +34,12 @@ const READ_POOL_HEADROOM = 2;
 
 export function createPools(config: Config, url: string, options: PoolOptions = {}): Pools {
   const embedded = options.embedded ?? null;
-  const make = (connectionString: string, max: number, applicationName: string, parallelWorkers?: number) => {
+  const make = (
+    connectionString: string,
+    max: number,
+    applicationName: string,
+    reads?: { parallelWorkers: number; randomPageCost: number }
+  ) => {
     const pool = new Pool({
       connectionString,
       max,
@@ -48,13 +53,16 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
       application_name: applicationName,
       // Dashboard queries are short and repeated: JIT compilation costs more than it saves, and
       // merging sketches sorts in memory with a little more work_mem than the default 4 MB.
-      // Reads start parallel workers only where DB_PARALLEL_WORKERS allows (config.ts).
+      // Reads start parallel workers only where DB_PARALLEL_WORKERS allows, and price a page
+      // read out of order at DB_RANDOM_PAGE_COST (config.ts).
       ...(embedded
         ? {}
         : {
             options:
               '-c jit=off -c work_mem=64MB' +
-              (parallelWorkers === undefined ? '' : ` -c max_parallel_workers_per_gather=${parallelWorkers}`),
+              (reads
+                ? ` -c max_parallel_workers_per_gather=${reads.parallelWorkers} -c random_page_cost=${reads.randomPageCost}`
+                : ''),
           }),
     });
     // An idle client losing its connection must not crash the process.
@@ -78,7 +86,10 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
   // Queries take at most DB_POOL_MAX connections (admission control queues the rest); the two
   // more are for the change feed and variable lists, so they never wait behind a busy pool.
   const readMax = config.DB_POOL_MAX + READ_POOL_HEADROOM;
-  const read = make(config.DATABASE_READ_URL ?? url, readMax, 'ruleperf-read', config.DB_PARALLEL_WORKERS);
+  const read = make(config.DATABASE_READ_URL ?? url, readMax, 'ruleperf-read', {
+    parallelWorkers: config.DB_PARALLEL_WORKERS,
+    randomPageCost: config.DB_RANDOM_PAGE_COST,
+  });
   return {
     write,
     read,
