@@ -12,7 +12,7 @@ import { Client, Pool, type PoolClient } from 'pg';
 import { SingleBar } from 'cli-progress';
 import { migrate } from '../../server/db/migrate';
 import { nativeEnabled, type NativeChoice } from '../../server/db/native';
-import { refreshRollups } from '../../server/db/refresh';
+import { refreshEachRollup, refreshRollups } from '../../server/db/refresh';
 import { startEmbeddedDatabase } from '../../server/db/embedded';
 import { generateHistory, plannedRows } from '../../server/generator/history';
 import { buildModel, hourRows } from '../../server/generator/model';
@@ -568,7 +568,7 @@ async function minuteTierSizes(o: RollupBenchOptions, say: (s: string) => void) 
  * The first build of every rollup over a bench database's rows (a copy, rollups emptied), one
  * rollup at a time in refresh order so that each one's CPU time is known.
  */
-async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) => void) {
+export async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) => void) {
   const rows = o.largest;
   const source = await o.benchDatabase(rows);
   const template = new URL(source.url).pathname.slice(1);
@@ -582,14 +582,26 @@ async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) 
   await c.connect();
   const groups: Record<string, { wallS: number; cpuS: number; rollupRows: number }> = {};
   let rawRows = 0;
+  let sideBySideS = 0;
   try {
     await c.query('SET statement_timeout = 0');
     const { rows: names } = await c.query('SELECT name, source FROM ruleperf_rollups ORDER BY position');
-    for (const n of names) {
-      await c.query(`TRUNCATE ${n.name}`);
-    }
-    await c.query(`UPDATE ruleperf_rollup_state SET watermark = '-infinity', retained_from = '-infinity'`);
-    await c.query('DELETE FROM ruleperf_invalidations');
+    // As before a first build: rollups empty and without indexes (a first fill builds them after).
+    const empty = async () => {
+      for (const n of names) {
+        await c.query(`TRUNCATE ${n.name}`);
+        const { rows: indexes } = await c.query(
+          'SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = $1::regclass',
+          [n.name]
+        );
+        for (const index of indexes) {
+          await c.query(`DROP INDEX ${index.name}`);
+        }
+      }
+      await c.query(`UPDATE ruleperf_rollup_state SET watermark = '-infinity', retained_from = '-infinity'`);
+      await c.query('DELETE FROM ruleperf_invalidations');
+    };
+    await empty();
     rawRows = Number((await c.query('SELECT count(*)::bigint AS n FROM metrics')).rows[0].n);
     const until = new Date(Date.now() - 10 * MIN);
     for (const n of names) {
@@ -605,6 +617,17 @@ async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) 
       g.wallS += m.wallS;
       g.cpuS += m.cpuS;
       g.rollupRows += Number(m.result.rows[0].buckets_recomputed);
+    }
+    // The same build as `npm run generate`, `npm run refresh` and the bench's own databases
+    // run it: two rollups side by side, each once its source is done.
+    await empty();
+    const pool = new Pool({ connectionString: `${pg}/${name}`, max: 2 });
+    try {
+      const t = performance.now();
+      await refreshEachRollup(pool, 'postgres', { until, sessions: 2 });
+      sideBySideS = (performance.now() - t) / 1000;
+    } finally {
+      await pool.end();
     }
   } finally {
     await c.end();
@@ -629,5 +652,8 @@ async function buildAtScale(pg: string, o: RollupBenchOptions, say: (s: string) 
       ])
     )
   );
-  return { rawRows, groups, total };
+  say(
+    `\nThe same build two rollups side by side (each on its own connection once its source is done, as \`npm run generate\`, \`npm run refresh\` and the bench build): ${secs(sideBySideS)} wall, ${rate(rawRows, sideBySideS)} raw rows per second, against ${secs(total.wallS)} (${rate(rawRows, total.wallS)}) one after another (target: 300,000 raw rows per second).\n`
+  );
+  return { rawRows, groups, total, sideBySideS };
 }

@@ -59,13 +59,14 @@ export function stepsProgress(label: string, total: number, firstStep = '') {
 export function rollupsProgress(label = 'building rollups') {
   let bar: ReturnType<typeof stepsProgress> | null = null;
   return {
-    onStep(step: { rollup: string; of: number; done: boolean }) {
-      bar ??= stepsProgress(label, step.of, step.rollup);
+    onStep(step: { rollup: string; of: number; done: boolean; building?: string[] }) {
+      // Every rollup being built (side by side in the PostgreSQL flavour).
+      const names = step.building?.length ? step.building.join(' + ') : step.rollup;
+      bar ??= stepsProgress(label, step.of, names);
       if (step.done) {
         bar.done();
-      } else {
-        bar.step(step.rollup);
       }
+      bar.step(names);
     },
     /** Stops the bar; the seconds since the first rollup started (0 when none did). */
     stop(): number {

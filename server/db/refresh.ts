@@ -55,6 +55,11 @@ export interface RefreshOptions {
   until?: Date;
   /** Rows up to this late are still above the watermark: it stops this long before `until` (default 60 s). */
   latenessMs?: number;
+  /**
+   * PostgreSQL flavour: share the refresh lock with other such refreshes (a build's sessions),
+   * where a refresh otherwise takes it alone (and is skipped while a build holds it).
+   */
+  sideBySide?: boolean;
 }
 
 export const DEFAULT_LATENESS_MS = 60_000;
@@ -109,7 +114,7 @@ export async function refreshRollups(
   const client = await pool.connect();
   try {
     if (flavour === 'postgres') {
-      return await refreshPostgres(client, options.only, until, latenessMs);
+      return await refreshPostgres(client, options.only, until, latenessMs, options.sideBySide ?? false);
     }
     return await refreshTimescale(client, options.only, until, latenessMs);
   } finally {
@@ -124,6 +129,8 @@ export interface RefreshStep {
   of: number;
   done: boolean;
   report?: RefreshReport;
+  /** The rollups being built now (several when sessions run side by side). */
+  building?: string[];
 }
 
 /** `only` names rollups the registry does not have. */
@@ -137,12 +144,15 @@ export class UnknownRollups extends Error {
 }
 
 /**
- * refreshRollups one rollup at a time, in registry order (sources first), so that a long
- * first build can show which rollup it is on: `onStep` is called before each one starts and
- * with its report when it is done. Each rollup is its own transaction (the watermarks of the
- * ones before it are committed first). Null when another instance holds the lock, with the
- * rollups done until then left done; UnknownRollups, before any, when `only` names one the
- * registry does not have.
+ * refreshRollups one rollup at a time per session, sources first, so that a long first build
+ * can show which rollup it is on: `onStep` is called before each one starts (with every rollup
+ * then being built in `building`) and with its report when it is done. Each rollup is its own
+ * transaction (its source's is committed first). In the PostgreSQL flavour up to `sessions`
+ * rollups whose sources are done are refreshed side by side (default 2: a build keeps two
+ * cores busy, the hourly rollups beside the minute ones; the pool must allow as many
+ * connections); the TimescaleDB flavour refreshes one at a time. Null when another instance
+ * holds the lock, with the rollups done until then left done; UnknownRollups, before any, when
+ * `only` names one the registry does not have. Reports come in registry order.
  */
 export async function refreshEachRollup(
   pool: Pool,
@@ -150,43 +160,96 @@ export async function refreshEachRollup(
   options: RefreshOptions & {
     onStep?: (step: RefreshStep) => void;
     signal?: AbortSignal;
+    /** Rollups refreshed at once (PostgreSQL flavour; default 2). */
+    sessions?: number;
   } = {}
 ): Promise<RefreshReport[] | null> {
-  const known = (await rollupStatus(pool)).map((s) => s.rollup);
+  const status = await rollupStatus(pool);
+  const known = status.map((s) => s.rollup);
   const unknown = options.only?.filter((name) => !known.includes(name)) ?? [];
   if (unknown.length > 0) {
     throw new UnknownRollups(unknown, known);
   }
-  const rollups = known.filter((name) => !options.only || options.only.includes(name));
-  const reports: RefreshReport[] = [];
-  for (const [i, rollup] of rollups.entries()) {
-    options.signal?.throwIfAborted();
-    options.onStep?.({ rollup, index: i, of: rollups.length, done: false });
-    const done = await refreshRollups(pool, flavour, { ...options, only: [rollup] });
-    if (!done) {
-      return null;
+  const todo = status.filter((s) => !options.only || options.only.includes(s.rollup));
+  const sessions = flavour === 'postgres' ? Math.max(1, options.sessions ?? 2) : 1;
+  const reports = new Map<string, RefreshReport>();
+  const building = new Set<string>();
+  let refused = false;
+  let failure: unknown = null;
+  // A rollup may start once its source is done (or is not refreshed here); registry order.
+  const next = () =>
+    todo.find(
+      (r) =>
+        !reports.has(r.rollup) &&
+        !building.has(r.rollup) &&
+        !todo.some((s) => s.rollup === r.source && !reports.has(s.rollup))
+    );
+  const waiting: Array<() => void> = [];
+  const wakeAll = () => waiting.splice(0).forEach((wake) => wake());
+  const step = (rollup: string, done: boolean, report?: RefreshReport) =>
+    options.onStep?.({ rollup, index: reports.size, of: todo.length, done, report, building: [...building] });
+  const worker = async (): Promise<void> => {
+    while (!refused && failure === null && reports.size < todo.length) {
+      if (options.signal?.aborted) {
+        failure = options.signal.reason;
+        break;
+      }
+      const r = next();
+      if (!r) {
+        if (building.size === 0) {
+          failure = new Error(`no rollup can start: ${todo.map((t) => t.rollup).join(', ')}`);
+          break;
+        }
+        // Everything left waits on a source being built.
+        await new Promise<void>((resolve) => waiting.push(resolve));
+        continue;
+      }
+      building.add(r.rollup);
+      step(r.rollup, false);
+      try {
+        const done = await refreshRollups(pool, flavour, { ...options, only: [r.rollup], sideBySide: sessions > 1 });
+        building.delete(r.rollup);
+        if (done) {
+          reports.set(r.rollup, done[0]);
+          step(r.rollup, true, done[0]);
+        } else {
+          refused = true;
+        }
+      } catch (err) {
+        failure ??= err;
+      } finally {
+        building.delete(r.rollup);
+        wakeAll();
+      }
     }
-    reports.push(...done);
-    options.onStep?.({ rollup, index: i + 1, of: rollups.length, done: true, report: done[0] });
+    wakeAll();
+  };
+  await Promise.all(Array.from({ length: Math.min(sessions, Math.max(1, todo.length)) }, () => worker()));
+  if (failure !== null) {
+    throw failure;
   }
-  return reports;
+  if (refused) {
+    return null;
+  }
+  return todo.map((r) => reports.get(r.rollup)!);
 }
 
 async function refreshPostgres(
   client: PoolClient,
   only: string[] | undefined,
   until: Date,
-  latenessMs: number
+  latenessMs: number,
+  sideBySide: boolean
 ): Promise<RefreshReport[] | null> {
   await client.query('BEGIN');
   try {
     // A first build can take minutes: the pool's statement timeout is for dashboard queries.
     await client.query('SET LOCAL statement_timeout = 0');
-    const { rows } = await client.query('SELECT * FROM ruleperf_refresh($1::text[], $2, $3::interval)', [
-      only ?? null,
-      until,
-      `${latenessMs} milliseconds`,
-    ]);
+    // Side by side names its fourth argument (schema 15); otherwise the call any schema takes.
+    const { rows } = await client.query(
+      `SELECT * FROM ruleperf_refresh($1::text[], $2, $3::interval${sideBySide ? ', side_by_side => true' : ''})`,
+      [only ?? null, until, `${latenessMs} milliseconds`]
+    );
     await client.query('COMMIT');
     if (rows.length === 0) {
       return null;

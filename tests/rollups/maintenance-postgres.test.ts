@@ -157,76 +157,152 @@ test('the refresh gives the planner statistics on raw rows loaded without them, 
   }
 });
 
-test("one rollup at a time (the CLIs' progress): every rollup in registry order, the same rollups as one refresh, and another holder of the lock stops it", async () => {
-  const [whole, other] = await Promise.all([
-    freshDatabase({ flavour: 'postgres' }),
-    freshDatabase({ flavour: 'postgres' }),
-  ]);
-  try {
-    const rows = Array.from(
-      { length: 400 },
-      (_, i) => [T0 + i * 370_000, `r${i % 5}`, 1 + (i % 89)] as [number, string, number]
-    );
-    for (const pool of [whole.pool, other.pool]) {
-      await pool.query(
-        `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
-         SELECT t, 'RULE_EXECUTION', r, 'SUCCESS', v FROM unnest($1::timestamptz[], $2::text[], $3::float8[]) AS u(t, r, v)`,
-        [rows.map((r) => new Date(r[0])), rows.map((r) => r[1]), rows.map((r) => r[2])]
-      );
-    }
-    const until = new Date(T0 + 2 * 86_400_000);
-    const steps: RefreshStep[] = [];
-    const oneByOne = await refreshEachRollup(other.pool, 'postgres', { until, onStep: (s) => steps.push(s) });
-    await refreshRollups(whole.pool, 'postgres', { until });
-    const names = (await rollupStatus(other.pool)).map((s) => s.rollup);
-    assert.deepEqual(
-      steps.map((s) => [s.rollup, s.index, s.done]),
-      names.flatMap((name, i) => [
-        [name, i, false],
-        [name, i + 1, true],
-      ]),
-      'a start and a done per rollup, sources first'
-    );
-    assert.ok(steps.every((s) => s.of === names.length));
-    assert.deepEqual(
-      oneByOne!.map((r) => r.rollup),
-      names
-    );
-    await assertRollupsMatchRaw(other.pool);
-    // Every row, every column (watermark-independent: no refresh times are stored in rows).
-    const table = async (pool: typeof db.pool, name: string) =>
-      (
-        await pool.query(
-          `SELECT count(*)::int AS n, md5(string_agg(t::text, ',' ORDER BY t::text)) AS h FROM ${name} t`
-        )
-      ).rows[0];
-    for (const name of names) {
-      const [a, b] = [await table(other.pool, name), await table(whole.pool, name)];
-      assert.ok(a.n > 0, `${name} is built`);
-      assert.deepEqual(a, b, name);
-    }
-    assert.deepEqual(
-      (await rollupStatus(other.pool)).map((s) => s.watermark?.getTime()),
-      (await rollupStatus(whole.pool)).map((s) => s.watermark?.getTime())
-    );
-
-    // Another session holding the refresh lock: nothing is refreshed, and it says so (null).
-    const holder = new Client({ connectionString: other.url });
-    await holder.connect();
+for (const sessions of [1, 2]) {
+  test(`one rollup at a time per session (the CLIs' progress; ${sessions} side by side): sources first, the same rollups as one refresh, and another holder of the lock stops it`, async () => {
+    const [whole, other] = await Promise.all([
+      freshDatabase({ flavour: 'postgres' }),
+      freshDatabase({ flavour: 'postgres' }),
+    ]);
     try {
-      await holder.query("SELECT pg_advisory_lock(hashtext('ruleperf_refresh'))");
-      const seen: string[] = [];
-      const blocked = await refreshEachRollup(other.pool, 'postgres', {
-        until: new Date(until.getTime() + 86_400_000),
-        onStep: (s) => seen.push(`${s.rollup}:${s.done}`),
+      const rows = Array.from(
+        { length: 400 },
+        (_, i) => [T0 + i * 370_000, `r${i % 5}`, 1 + (i % 89)] as [number, string, number]
+      );
+      for (const pool of [whole.pool, other.pool]) {
+        await pool.query(
+          `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+           SELECT t, 'RULE_EXECUTION', r, 'SUCCESS', v FROM unnest($1::timestamptz[], $2::text[], $3::float8[]) AS u(t, r, v)`,
+          [rows.map((r) => new Date(r[0])), rows.map((r) => r[1]), rows.map((r) => r[2])]
+        );
+      }
+      const until = new Date(T0 + 2 * 86_400_000);
+      const steps: RefreshStep[] = [];
+      const eachBuilt = await refreshEachRollup(other.pool, 'postgres', {
+        until,
+        sessions,
+        onStep: (s) => steps.push(s),
       });
-      assert.equal(blocked, null);
-      assert.deepEqual(seen, [`${names[0]}:false`], 'stopped at the first rollup');
+      await refreshRollups(whole.pool, 'postgres', { until });
+      const status = await rollupStatus(other.pool);
+      const names = status.map((s) => s.rollup);
+      if (sessions === 1) {
+        assert.deepEqual(
+          steps.map((s) => [s.rollup, s.index, s.done]),
+          names.flatMap((name, i) => [
+            [name, i, false],
+            [name, i + 1, true],
+          ]),
+          'a start and a done per rollup, in registry order'
+        );
+      } else {
+        const at = (rollup: string, done: boolean) => steps.findIndex((s) => s.rollup === rollup && s.done === done);
+        for (const s of status) {
+          assert.ok(
+            at(s.rollup, false) >= 0 && at(s.rollup, false) < at(s.rollup, true),
+            `${s.rollup} started, then done`
+          );
+          if (s.source !== 'metrics') {
+            assert.ok(at(s.source, true) < at(s.rollup, false), `${s.rollup} starts after ${s.source} is done`);
+          }
+        }
+        assert.equal(steps.length, 2 * names.length, 'one start and one done per rollup');
+        assert.ok(
+          steps.some((s) => (s.building?.length ?? 0) === 2),
+          'two rollups were built side by side'
+        );
+        assert.deepEqual(
+          steps.filter((s) => s.done).map((s, i) => s.index === i + 1),
+          names.map(() => true),
+          'the done count rises by one per rollup'
+        );
+      }
+      assert.ok(steps.every((s) => s.of === names.length));
+      assert.deepEqual(
+        eachBuilt!.map((r) => r.rollup),
+        names,
+        'reports in registry order'
+      );
+      await assertRollupsMatchRaw(other.pool);
+      // Every row, every column (watermark-independent: no refresh times are stored in rows).
+      const table = async (pool: typeof db.pool, name: string) =>
+        (
+          await pool.query(
+            `SELECT count(*)::int AS n, md5(string_agg(t::text, ',' ORDER BY t::text)) AS h FROM ${name} t`
+          )
+        ).rows[0];
+      for (const name of names) {
+        const [a, b] = [await table(other.pool, name), await table(whole.pool, name)];
+        assert.ok(a.n > 0, `${name} is built`);
+        assert.deepEqual(a, b, name);
+      }
+      assert.deepEqual(
+        (await rollupStatus(other.pool)).map((s) => s.watermark?.getTime()),
+        (await rollupStatus(whole.pool)).map((s) => s.watermark?.getTime())
+      );
+
+      // Another session holding the refresh lock: nothing is refreshed, and it says so (null).
+      const holder = new Client({ connectionString: other.url });
+      await holder.connect();
+      try {
+        await holder.query("SELECT pg_advisory_lock(hashtext('ruleperf_refresh'))");
+        const seen: RefreshStep[] = [];
+        const blocked = await refreshEachRollup(other.pool, 'postgres', {
+          until: new Date(until.getTime() + 86_400_000),
+          sessions,
+          onStep: (s) => seen.push(s),
+        });
+        assert.equal(blocked, null);
+        assert.ok(seen.length > 0 && seen.length <= sessions, 'stopped at the first rollups started');
+        assert.ok(
+          seen.every((s) => !s.done),
+          'none done'
+        );
+        assert.deepEqual(
+          (await rollupStatus(other.pool)).map((s) => s.watermark?.getTime()),
+          (await rollupStatus(whole.pool)).map((s) => s.watermark?.getTime()),
+          'no watermark moved'
+        );
+      } finally {
+        await holder.end();
+      }
     } finally {
-      await holder.end();
+      await Promise.all([whole.drop(), other.drop()]);
     }
+  });
+}
+
+test("a build's side-by-side refreshes share the refresh lock; any other refresh waits for none of them and skips", async () => {
+  const own = await freshDatabase({ flavour: 'postgres' });
+  const holder = new Client({ connectionString: own.url });
+  await holder.connect();
+  try {
+    await own.pool.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+       SELECT $1::timestamptz + i * interval '1 minute', 'RULE_EXECUTION', 'r1', 'SUCCESS', i FROM generate_series(1, 300) AS i`,
+      [new Date(T0)]
+    );
+    const until = new Date(T0 + 86_400_000);
+    // A build's refresh in progress holds the lock shared, and the raw table's upkeep.
+    await holder.query('BEGIN');
+    await holder.query("SELECT * FROM ruleperf_refresh('{metrics_hourly}', $1, '1 minute', true)", [until]);
+    assert.equal(await refreshRollups(own.pool, 'postgres', { until }), null, 'every rollup: skipped, not waiting');
+    assert.equal(
+      await refreshRollups(own.pool, 'postgres', { until, only: ['metrics_minute_by_category'] }),
+      null,
+      "named rollups, as the service's scheduler refreshes them: skipped"
+    );
+    const beside = await refreshRollups(own.pool, 'postgres', {
+      until,
+      only: ['metrics_minute_by_category'],
+      sideBySide: true,
+    });
+    assert.equal(beside?.[0].rollup, 'metrics_minute_by_category', "the build's next rollup: refreshed beside it");
+    await holder.query('COMMIT');
+    assert.notEqual(await refreshRollups(own.pool, 'postgres', { until }), null, 'once it is done, every rollup');
+    await assertRollupsMatchRaw(own.pool);
   } finally {
-    await Promise.all([whole.drop(), other.drop()]);
+    await holder.end();
+    await own.drop();
   }
 });
 
