@@ -8,7 +8,8 @@
  * had logged as changed below the watermarks are written to ruleperf_changes before and
  * again after (a refresh is not one transaction there, so an answer computed meanwhile is
  * superseded too). Rollups with a retention keep the buckets from their retained_from on.
- * Both run under an advisory lock so only one instance refreshes at a time.
+ * Both run under an advisory lock so only one instance refreshes at a time; in the PostgreSQL
+ * flavour a build's sessions (refreshEachRollup) share it, each refreshing its own rollups.
  */
 import type { Pool, PoolClient } from 'pg';
 import type { Flavour } from './migrate';
@@ -171,7 +172,11 @@ export async function refreshEachRollup(
     throw new UnknownRollups(unknown, known);
   }
   const todo = status.filter((s) => !options.only || options.only.includes(s.rollup));
-  const sessions = flavour === 'postgres' ? Math.max(1, options.sessions ?? 2) : 1;
+  const sessions = flavour === 'postgres' && (await sideBySideRefreshes(pool)) ? Math.max(1, options.sessions ?? 2) : 1;
+  if (sessions > 1) {
+    // The raw table's upkeep first, committed: every session then plans with its statistics.
+    await pool.query('SELECT ruleperf_raw_upkeep()');
+  }
   const reports = new Map<string, RefreshReport>();
   const building = new Set<string>();
   let refused = false;
@@ -205,8 +210,8 @@ export async function refreshEachRollup(
         continue;
       }
       building.add(r.rollup);
-      step(r.rollup, false);
       try {
+        step(r.rollup, false);
         const done = await refreshRollups(pool, flavour, { ...options, only: [r.rollup], sideBySide: sessions > 1 });
         building.delete(r.rollup);
         if (done) {
@@ -232,6 +237,14 @@ export async function refreshEachRollup(
     return null;
   }
   return todo.map((r) => reports.get(r.rollup)!);
+}
+
+/** Whether the database's refresh can share its lock with a build's other sessions (schema 15). */
+async function sideBySideRefreshes(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query(
+    `SELECT to_regprocedure('ruleperf_refresh(text[], timestamptz, interval, boolean)') IS NOT NULL AS present`
+  );
+  return rows[0].present === true;
 }
 
 async function refreshPostgres(

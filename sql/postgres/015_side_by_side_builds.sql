@@ -8,9 +8,18 @@
 -- refresh is doing it (NOWAIT), instead of waiting for the other's whole build. A build from
 -- 45M raw rows then keeps two cores busy: the hourly rollups beside the minute ones.
 --
--- The refresh itself moves to ruleperf_refresh_rollups, unchanged; ruleperf_refresh takes the
--- lock, does the upkeep and calls it. A later change to the refresh redefines only
--- ruleperf_refresh_rollups.
+-- A build runs the upkeep first, committed (ruleperf_raw_upkeep), so that every session plans
+-- with the raw table's statistics; a session's own upkeep then finds little to do.
+--
+-- The refresh itself moves to ruleperf_refresh_rollups, its body unchanged (with its settings:
+-- hash aggregation's memory, no JIT); ruleperf_refresh takes the lock, does the upkeep and
+-- calls it. A later change to the refresh redefines only ruleperf_refresh_rollups.
+
+CREATE FUNCTION ruleperf_raw_upkeep() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM brin_summarize_new_values('metrics_time');
+  PERFORM ruleperf_analyze_raw_if_stale();
+END $$;
 
 CREATE FUNCTION ruleperf_refresh_rollups(only_rollups text[], until timestamptz, lateness interval)
 RETURNS TABLE (rollup text, buckets_recomputed bigint, old_watermark timestamptz, new_watermark timestamptz, retained_from timestamptz,
@@ -45,7 +54,8 @@ DECLARE
   ins text;
   n bigint;
   total bigint;
-  started timestamptz;BEGIN
+  started timestamptz;
+BEGIN
   FOR r IN SELECT * FROM ruleperf_rollups ORDER BY position LOOP
     CONTINUE WHEN only_rollups IS NOT NULL AND NOT r.name = ANY (only_rollups);
     started := clock_timestamp();
@@ -167,16 +177,14 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('ruleperf_refresh')) THEN
       RETURN;
     END IF;
-    PERFORM brin_summarize_new_values('metrics_time');
-    PERFORM ruleperf_analyze_raw_if_stale();
+    PERFORM ruleperf_raw_upkeep();
   ELSE
     IF NOT pg_try_advisory_xact_lock_shared(hashtext('ruleperf_refresh')) THEN
       RETURN;
     END IF;
     BEGIN
       LOCK TABLE metrics IN SHARE UPDATE EXCLUSIVE MODE NOWAIT;
-      PERFORM brin_summarize_new_values('metrics_time');
-      PERFORM ruleperf_analyze_raw_if_stale();
+      PERFORM ruleperf_raw_upkeep();
     EXCEPTION WHEN lock_not_available THEN
       NULL;  -- another refresh (or VACUUM) holds the raw table's upkeep: build on without it
     END;

@@ -6,11 +6,9 @@
 import type { SeriesMetric } from '../../contract';
 import { columnsRead, measure, numberField, type Row } from '../measures';
 import { floorTo } from '../range';
-import type { NormalizedQuery } from '../normalize';
-import type { Piece } from '../plan';
-import { groupColumns, measureColumns, mergedSelect, Params, sourceRows, type Statement } from '../sql';
+import { groupColumns, measureColumns, mergedSelect, Params, sourceRows } from '../sql';
 import { DEFAULT_SERIES_LIMIT, DEFAULT_SERIES_METRICS, OTHER_GROUP } from './defaults';
-import { seriesBound, type KindRead, type KindSpec } from './types';
+import { seriesBound, type KindSpec } from './types';
 
 /** Metrics read off the merged latency histograms (the rest are sums). */
 const PERCENTILE_METRICS = new Set<SeriesMetric>(['p50ExecutionTimeMs', 'p95ExecutionTimeMs', 'p99ExecutionTimeMs']);
@@ -23,16 +21,6 @@ const COUNT_LIKE = new Set<SeriesMetric>([
   'recordsProcessed',
   'recordsFailed',
 ]);
-
-/** The `limit` groups with the most executions over the range (ties by name), from pieces without buckets. */
-export function busiestGroups(q: NormalizedQuery, pieces: readonly Piece[]): Statement {
-  const p = new Params();
-  const src = sourceRows(q, pieces, p, { shape: 'counts', bucketMs: null, group: q.groupBy });
-  return {
-    text: `SELECT grp FROM (\n  ${src}\n) s\nGROUP BY grp ORDER BY sum(execution_count) DESC, grp LIMIT ${p.add(q.limit)}`,
-    values: p.values,
-  };
-}
 
 export const timeseries: KindSpec = {
   params: (query) => ({
@@ -57,17 +45,19 @@ export const timeseries: KindSpec = {
     const shape = percentiles ? 'fine' : 'counts';
     const src = sourceRows(q, plan.pieces, p, { shape, ...o });
     const g = groupColumns(o);
-    const statements: KindRead['statements'] = [];
     let ctes = `src AS (\n  ${src}\n)`;
     if (q.groupBy) {
       // Grouped: the busiest `limit` groups keep their name, the rest become one series. The
-      // busiest by their totals over the range, read first from the widest rollups holding it
-      // (the same sums as over the buckets' rows, from a few rows per group).
-      const busiest = busiestGroups(q, plan.wholeRange);
-      const top = (await db.rows(busiest)).map((row) => String(row.grp));
-      statements.push({ title: `the ${q.limit} busiest groups`, statement: busiest });
-      ctes = `src AS (
-  SELECT bucket, CASE WHEN grp = ANY(${p.add(top)}::text[]) THEN grp ELSE ${p.add(OTHER_GROUP)} END AS grp, ${measureColumns(shape)} FROM (
+      // busiest by their totals over the range, read from the widest rollups holding it (the
+      // same sums as over the buckets' rows, from a few rows per group), in the same statement
+      // (one snapshot), so the series' rows are read once.
+      const whole = sourceRows(q, plan.wholeRange, p, { shape: 'counts', bucketMs: null, group: q.groupBy });
+      ctes = `top AS (
+  SELECT grp FROM (
+  ${whole}
+  ) w GROUP BY grp ORDER BY sum(execution_count) DESC, grp LIMIT ${p.add(q.limit)}
+), src AS (
+  SELECT bucket, CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE ${p.add(OTHER_GROUP)} END AS grp, ${measureColumns(shape)} FROM (
   ${src}
   ) s
 )`;
@@ -76,8 +66,7 @@ export const timeseries: KindSpec = {
       text: `WITH ${ctes}\n${mergedSelect(g, percentiles, db.native, columnsRead(q.metrics))}\nORDER BY ${g.map((c) => `a.${c}`).join(', ')}`,
       values: p.values,
     };
-    statements.push({ title: q.groupBy ? 'the series' : undefined, statement });
-    return { rows: await db.rows(statement), statements };
+    return { rows: await db.rows(statement), statements: [{ statement }] };
   },
   frames(q, rows, computedAt) {
     const bucketMs = q.bucketMs!;
