@@ -306,6 +306,32 @@ test("a build's side-by-side refreshes share the refresh lock; any other refresh
   }
 });
 
+test('a database before schema 15 is built one rollup at a time, whatever the sessions asked', async () => {
+  const old = await freshDatabase({ flavour: 'postgres', migrate: false });
+  try {
+    await migrate(old.pool, { flavour: 'postgres', toVersion: 14 });
+    await old.pool.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+       SELECT $1::timestamptz + i * interval '7 minutes', 'RULE_EXECUTION', 'r' || (i % 3), 'SUCCESS', i FROM generate_series(1, 300) AS i`,
+      [new Date(T0)]
+    );
+    const steps: RefreshStep[] = [];
+    const built = await refreshEachRollup(old.pool, 'postgres', {
+      until: new Date(T0 + 2 * 86_400_000),
+      sessions: 2,
+      onStep: (s) => steps.push(s),
+    });
+    assert.equal(built?.length, (await rollupStatus(old.pool)).length);
+    assert.ok(
+      steps.every((s) => (s.building?.length ?? 0) <= 1),
+      'never two at once'
+    );
+    await assertRollupsMatchRaw(old.pool);
+  } finally {
+    await old.drop();
+  }
+});
+
 test('migrating again applies nothing and changes nothing', async () => {
   const digest = await rollupDigest(db.pool, 'metrics_hourly');
   const result = await migrate(db.pool, { flavour: 'postgres' });
