@@ -242,7 +242,8 @@ export async function refreshEachRollup(
 /** Whether the database's refresh can share its lock with a build's other sessions (schema 15). */
 async function sideBySideRefreshes(db: Queryable): Promise<boolean> {
   const { rows } = await db.query(
-    `SELECT to_regprocedure('ruleperf_refresh(text[], timestamptz, interval, boolean)') IS NOT NULL AS present`
+    `SELECT to_regprocedure('ruleperf_refresh(text[], timestamptz, interval, boolean)') IS NOT NULL
+        AND to_regprocedure('ruleperf_raw_upkeep()') IS NOT NULL AS present`
   );
   return rows[0].present === true;
 }
