@@ -60,8 +60,9 @@ export function rollupsProgress(label = 'building rollups') {
   let bar: ReturnType<typeof stepsProgress> | null = null;
   return {
     onStep(step: { rollup: string; of: number; done: boolean; building?: string[] }) {
-      // Every rollup being built (side by side in the PostgreSQL flavour).
-      const names = step.building?.length ? step.building.join(' + ') : step.rollup;
+      // Every rollup being built (side by side in the PostgreSQL flavour); none for a moment
+      // after one is done and before the next starts, never the one just finished.
+      const names = step.building ? step.building.join(' + ') : step.rollup;
       bar ??= stepsProgress(label, step.of, names);
       if (step.done) {
         bar.done();

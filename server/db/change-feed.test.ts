@@ -95,3 +95,53 @@ test('versionOf: remembered per frozen query, and worked out again once a change
   assert.equal(feed.versionOf(open, scopeOf), '0', 'an owner that can change is never remembered');
   await feed.stop();
 });
+
+test('pending changes: an overlapping answer gets a version of its own at once, another one for each further entry, and the change once refreshed', async () => {
+  const changes: Array<{ id: number; lo: number; hi: number; rule_id: null; parser_id: null; at: number }> = [];
+  const pending: Array<{ lo: number; hi: number; n: number }> = [];
+  const reads: string[] = [];
+  const db = {
+    query: async (sql: string, params?: unknown[]) => {
+      if (sql.includes('to_regclass')) {
+        return { rows: [{ present: true, log: true, view: true }] };
+      }
+      if (sql.includes('ruleperf_invalidations')) {
+        reads.push('pending');
+        return { rows: pending.map((p) => ({ ...p })) };
+      }
+      reads.push('changes');
+      return { rows: changes.filter((r) => r.id > Number(params![0])) };
+    },
+  } as unknown as Pool;
+  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
+  const feed = new ChangeFeed(db, { pollMs: 60_000, keepMs: 60_000, listenUrl: null, logger });
+  await feed.start();
+  assert.deepEqual(reads, ['pending', 'changes'], 'pending changes are read before the change log');
+  const q = Object.freeze({ from: 1000, to: 2000 });
+  const scopeOf = (o: { from: number; to: number }) => scope({ range: o });
+  const seen = new Set<string>([feed.versionOf(q, scopeOf)]);
+  assert.equal(feed.versionOf(q, scopeOf), '0');
+
+  pending.push({ lo: 2500, hi: 2600, n: 1 });
+  await feed.poll();
+  assert.equal(feed.versionOf(q, scopeOf), '0', 'a pending change outside the range leaves the version');
+
+  pending.unshift({ lo: 1500, hi: 1500, n: 1 });
+  await feed.poll();
+  const late = feed.versionOf(q, scopeOf);
+  assert.ok(!seen.has(late), `a late row in the range: a new version (${late})`);
+  seen.add(late);
+
+  pending[0].n = 2; // a second statement with rows at the same instant
+  await feed.poll();
+  const again = feed.versionOf(q, scopeOf);
+  assert.ok(!seen.has(again), 'a second change inside the pending range: a new version again');
+  seen.add(again);
+
+  // The refresh consumes the entries and logs the change.
+  pending.shift();
+  changes.push({ id: 7, lo: 1500, hi: 1500, rule_id: null, parser_id: null, at: Date.now() });
+  await feed.poll();
+  assert.equal(feed.versionOf(q, scopeOf), '7');
+  await feed.stop();
+});

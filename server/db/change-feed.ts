@@ -10,7 +10,17 @@
  * Changes are kept in memory for longer than any cache entry lives: once a change is forgotten
  * the version of an overlapping answer can fall back to an older one, and by then every entry
  * stored under that older version has expired.
+ *
+ * Rows changed below a watermark and not refreshed yet (pending: a late row, a delete, a
+ * back-fill; the refresh writes their change a minute or more later, and never while the
+ * scheduler is off) count too, read at every poll: an answer overlapping them gets a version
+ * of its own, so the first request after the change is a miss computed from the raw rows (as
+ * every uncached answer reads pending ranges), not the cached answer from before. Each pending
+ * entry is counted, so a second change inside a range already pending moves the version again.
+ * Read before the change log: a refresh committing between the two reads then shows as both
+ * its change and the entries it consumed (a version never seen), never as neither.
  */
+import { createHash } from 'node:crypto';
 import { Client, type Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { NormalizedQuery } from '../query/normalize';
@@ -59,6 +69,26 @@ export interface ChangeFeedOptions {
   onChanges?: (changes: Change[]) => void;
 }
 
+/** A raw range changed below a watermark, not refreshed yet: `entries` log rows with these bounds (epoch ms, inclusive). */
+export interface PendingChange {
+  from: number;
+  to: number;
+  entries: number;
+}
+
+/**
+ * Pending changes, per flavour. PostgreSQL: the invalidation log's rows below each rollup's
+ * watermark, as ruleperf_pending_changes clips them, counted per range (the view merges them,
+ * which would hide a second change inside a pending range). TimescaleDB: the view's merged ranges.
+ */
+const PENDING_SQL = {
+  log: `SELECT extract(epoch FROM i.lo) * 1000 AS lo, extract(epoch FROM least(i.hi, s.watermark)) * 1000 AS hi, count(*)::int AS n
+        FROM ruleperf_invalidations i JOIN ruleperf_rollup_state s ON s.rollup = i.rollup
+        WHERE i.lo < s.watermark AND i.hi >= s.retained_from GROUP BY 1, 2 ORDER BY 1, 2, 3`,
+  view: `SELECT extract(epoch FROM lo) * 1000 AS lo, extract(epoch FROM hi) * 1000 AS hi, 1 AS n
+         FROM ruleperf_pending_changes ORDER BY 1, 2`,
+};
+
 /** A change committed this long after it was written is still read (ids are assigned before commit). */
 const LOOKBACK_MS = 15 * 60_000;
 
@@ -72,6 +102,9 @@ export class ChangeFeed {
   private stopped = false;
   /** False when the database has no change log (a schema before it): versions stay "0". */
   private available = true;
+  private pending: PendingChange[] = [];
+  /** How pending changes are read (null: the schema lists none). */
+  private pendingSql: string | null = null;
   /** Bumped whenever the remembered changes differ: a version remembered at an older revision is worked out again. */
   private revision = 0;
   private readonly versions = new WeakMap<object, { revision: number; version: string }>();
@@ -83,8 +116,13 @@ export class ChangeFeed {
 
   /** Reads the remembered window of changes, then follows new ones. */
   async start(): Promise<void> {
-    const { rows } = await this.db.query("SELECT to_regclass('ruleperf_changes') IS NOT NULL AS present");
+    const { rows } = await this.db.query(
+      `SELECT to_regclass('ruleperf_changes') IS NOT NULL AS present,
+              to_regclass('ruleperf_invalidations') IS NOT NULL AND to_regclass('ruleperf_pending_changes') IS NOT NULL AS log,
+              to_regclass('ruleperf_pending_changes') IS NOT NULL AS view`
+    );
     this.available = rows[0].present;
+    this.pendingSql = rows[0].log === true ? PENDING_SQL.log : rows[0].view === true ? PENDING_SQL.view : null;
     if (!this.available) {
       this.o.logger.warn(
         'the database has no change log (ruleperf_changes): cached answers are not invalidated by refreshes; run `npm run migrate`'
@@ -129,6 +167,7 @@ export class ChangeFeed {
   }
 
   private async read(): Promise<void> {
+    const pending = this.pendingSql ? await this.readPending(this.pendingSql) : null;
     const { rows } = await this.db.query(
       `SELECT id, extract(epoch FROM lo) * 1000 AS lo, extract(epoch FROM hi) * 1000 AS hi, rule_id, parser_id, extract(epoch FROM at) * 1000 AS at
        FROM ruleperf_changes WHERE id > $1 OR at > now() - $2 * interval '1 millisecond' ORDER BY id`,
@@ -162,7 +201,11 @@ export class ChangeFeed {
         this.seen.delete(c.id);
       }
     }
-    if (fresh.length || forgotten.length) {
+    const pendingMoved = pending !== null && !samePending(pending, this.pending);
+    if (pending !== null) {
+      this.pending = pending;
+    }
+    if (fresh.length || forgotten.length || pendingMoved) {
       this.revision++;
     }
     if (fresh.length) {
@@ -170,7 +213,15 @@ export class ChangeFeed {
     }
   }
 
-  /** The newest change an answer with this scope depends on ("0" when none). */
+  private async readPending(sql: string): Promise<PendingChange[]> {
+    const { rows } = await this.db.query(sql);
+    return rows.map((r) => ({ from: Number(r.lo), to: Number(r.hi), entries: Number(r.n) }));
+  }
+
+  /**
+   * The newest change an answer with this scope depends on ("0" when none), followed by a
+   * digest of the pending changes its range overlaps, if any.
+   */
   version(scope: VersionScope): string {
     let newest = 0;
     for (const c of this.changes) {
@@ -178,7 +229,15 @@ export class ChangeFeed {
         newest = c.id;
       }
     }
-    return String(newest);
+    let overlapping = '';
+    for (const p of this.pending) {
+      if (p.from < scope.range.to && p.to >= scope.range.from) {
+        overlapping += `${p.from}~${p.to}~${p.entries};`;
+      }
+    }
+    return overlapping
+      ? `${newest}p${createHash('sha1').update(overlapping).digest('base64url').slice(0, 16)}`
+      : String(newest);
   }
 
   /**
@@ -208,4 +267,11 @@ export class ChangeFeed {
     await this.polling;
     await this.listener?.end().catch(() => undefined);
   }
+}
+
+/** Whether two lists of pending changes, both in the order the queries give, are the same. */
+function samePending(a: readonly PendingChange[], b: readonly PendingChange[]): boolean {
+  return (
+    a.length === b.length && a.every((p, i) => p.from === b[i].from && p.to === b[i].to && p.entries === b[i].entries)
+  );
 }

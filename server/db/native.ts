@@ -169,7 +169,7 @@ export async function nativeQueries(db: Queryable): Promise<boolean> {
 export interface NativeFunctions {
   /** Percentiles and top rules' coarse keys merged in C (nativeQueries). */
   sketches: boolean;
-  /** Top rules' bounds from rows partly outside the range (ruleperf_native 1.3: a range's first day read whole). */
+  /** Top rules' bounds from rows partly outside the range (ruleperf_native 1.3: a range's first day read whole). Implies `sketches`, as `percentilesAgg` does (nativeFunctions sets neither without it). */
   withinBounds: boolean;
   /** Percentiles merged by an aggregate over the sketches rather than a function of an array of them (ruleperf_native 1.4). */
   percentilesAgg: boolean;

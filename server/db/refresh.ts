@@ -182,6 +182,8 @@ export async function refreshEachRollup(
   let refused = false;
   let failure: unknown = null;
   // A rollup may start once its source is done (or is not refreshed here); registry order.
+  // (Starting the heaviest chains first, both 30-day reads from raw rows side by side, was tried:
+  // 113.6 s against 113.5 s for a 45M first build; the two slowed each other as much as they gained.)
   const next = () =>
     todo.find(
       (r) =>
@@ -211,9 +213,14 @@ export async function refreshEachRollup(
       }
       building.add(r.rollup);
       try {
-        step(r.rollup, false);
-        const done = await refreshRollups(pool, flavour, { ...options, only: [r.rollup], sideBySide: sessions > 1 });
-        building.delete(r.rollup);
+        let done: RefreshReport[] | null;
+        try {
+          step(r.rollup, false);
+          done = await refreshRollups(pool, flavour, { ...options, only: [r.rollup], sideBySide: sessions > 1 });
+        } finally {
+          // Out before its done step, which lists only the rollups still being built.
+          building.delete(r.rollup);
+        }
         if (done) {
           reports.set(r.rollup, done[0]);
           step(r.rollup, true, done[0]);
@@ -223,7 +230,6 @@ export async function refreshEachRollup(
       } catch (err) {
         failure ??= err;
       } finally {
-        building.delete(r.rollup);
         wakeAll();
       }
     }

@@ -1,7 +1,8 @@
 /**
- * A refresh that rewrites settled buckets reaches every cached answer over them, on every
- * instance, and no other (real PostgreSQL and Redis, two instances sharing one cache): late
- * rows back-filled, rows deleted and rows updated in a past hour, then a refresh.
+ * Rows changed in settled buckets reach every cached answer over them, on every instance, and
+ * no other (real PostgreSQL and Redis, two instances sharing one cache): late rows back-filled,
+ * rows deleted and rows updated in a past hour, at once (pending, before any refresh) and
+ * again once a refresh rewrote the buckets.
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
@@ -69,7 +70,7 @@ for (const [name, change] of [
     `UPDATE metrics SET status = 'ERROR' WHERE time >= $1::timestamptz + interval '20 minutes' AND time < $1::timestamptz + interval '40 minutes'`,
   ],
 ] as const) {
-  test(`${name} in a settled hour, then a refresh: overlapping answers change on every instance, others stay cached`, async () => {
+  test(`${name} in a settled hour: overlapping answers change on every instance before the refresh and after it, others stay cached`, async () => {
     for (const svc of services) {
       await ask(svc, overlapping);
       await ask(svc, elsewhere);
@@ -79,11 +80,21 @@ for (const [name, change] of [
     const untouched = await ask(services[1], elsewhere);
     assert.equal(untouched.meta.cache, 'hit');
     await db.pool.query(change, [new Date(hour0 + 5 * 60_000)]);
-    // Until the refresh, cached answers stand (uncached ones already read the changed rows raw).
-    await refreshRollups(db.pool, 'postgres', { until: new Date(Date.now() - HOUR) });
     const truth = await count(overlapping);
-    await everywhere(async (svc) => (await ask(svc, overlapping)).values[0][0] === truth, 'the new count');
-    assert.notDeepEqual((await ask(services[0], overlapping)).values, before);
+    const changed = async (svc: RunningService) => {
+      const now = await ask(svc, overlapping);
+      return now.values[0][0] === truth && JSON.stringify(now.values) !== JSON.stringify(before);
+    };
+    // No refresh yet (the scheduler may be minutes away, or off): the pending change moves the
+    // answers' version, and the miss reads the changed rows raw.
+    await everywhere(changed, 'the changed answer before any refresh');
+    for (const svc of services) {
+      const other = await ask(svc, elsewhere);
+      assert.equal(other.meta.cache, 'hit', 'a pending change the answer does not overlap drops nothing');
+      assert.equal(other.meta.computedAt, untouched.meta.computedAt);
+    }
+    await refreshRollups(db.pool, 'postgres', { until: new Date(Date.now() - HOUR) });
+    await everywhere(changed, 'the changed answer after the refresh');
     for (const svc of services) {
       const top = await ask(svc, overlapping, { kind: 'topRules', limit: 5 });
       assert.notEqual(top.meta.cache, 'stale');
@@ -94,6 +105,22 @@ for (const [name, change] of [
     }
   });
 }
+
+test('a second late statement inside a range already pending reaches cached answers too (no refresh between)', async () => {
+  const range = { from: hour0 - 20 * HOUR + 11_000, to: hour0 - 12 * HOUR - 3_000 };
+  const at = new Date(hour0 - 15 * HOUR + 30_000);
+  const late = `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'rule-0003', 'ERROR', 9)`;
+  for (const step of ['first', 'second'] as const) {
+    for (const svc of services) {
+      await ask(svc, range);
+      assert.equal((await ask(svc, range)).meta.cache, 'hit', 'cached before the late row');
+    }
+    // The same instant both times: the pending range's bounds do not move, its entries do.
+    await db.pool.query(late, [at]);
+    const truth = await count(range);
+    await everywhere(async (svc) => (await ask(svc, range)).values[0][0] === truth, `the ${step} late row`);
+  }
+});
 
 test('a renamed rule reaches cached top-rules answers on every instance; stats answers stay cached', async () => {
   const range = { from: hour0 - 8 * HOUR, to: hour0 - 5 * HOUR };

@@ -218,6 +218,11 @@ for (const sessions of [1, 2]) {
       }
       assert.ok(steps.every((s) => s.of === names.length));
       assert.deepEqual(
+        steps.filter((s) => s.building?.includes(s.rollup) !== !s.done),
+        [],
+        'a starting rollup is among those being built, a finished one no longer (the progress bar names them)'
+      );
+      assert.deepEqual(
         eachBuilt!.map((r) => r.rollup),
         names,
         'reports in registry order'

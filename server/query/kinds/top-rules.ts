@@ -378,7 +378,7 @@ async function candidates(
   q: NormalizedQuery,
   plan: Plan
 ): Promise<{ ids: string[]; statements: KindRead['statements'] }> {
-  const { inside, firstDay } = phaseOnePieces(q, plan, db.native.sketches && db.native.withinBounds);
+  const { inside, firstDay } = phaseOnePieces(q, plan, db.native.withinBounds);
   const read = firstDay ? [firstDay, ...inside] : inside;
   const wholeDay = firstDay ? ', its first day read whole' : '';
   const split = await db.ruleSplit();
