@@ -112,6 +112,18 @@ export const DEFAULTS = {
 };
 
 export type QueryKind = (typeof QUERY_KINDS)[number];
+
+/**
+ * Which options each query kind uses: the plugin's request builder sends only these and its
+ * editor shows only these; the service refuses the others (a topRules "grouped by" a parser
+ * would otherwise answer ungrouped). A timeseries' limit applies once it is grouped.
+ */
+export const KIND_FIELDS: Record<QueryKind, { metrics: boolean; groupBy: boolean; limit: boolean; sortBy: boolean }> = {
+  stats: { metrics: false, groupBy: false, limit: false, sortBy: false },
+  timeseries: { metrics: true, groupBy: true, limit: true, sortBy: false },
+  topRules: { metrics: false, groupBy: false, limit: true, sortBy: true },
+  errorBreakdown: { metrics: false, groupBy: true, limit: true, sortBy: false },
+};
 export type Granularity = (typeof GRANULARITIES)[number];
 export type Status = (typeof STATUSES)[number];
 export type FilterField = (typeof FILTER_FIELDS)[number];

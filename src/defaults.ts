@@ -33,10 +33,5 @@ export const QUERY_DEFAULTS: {
   seriesLimit: DEFAULTS.seriesLimit,
 };
 
-/** Which options each query kind uses; the request builder drops the rest and the editor hides them. */
-export const KIND_FIELDS: Record<QueryKind, { metrics: boolean; groupBy: boolean; limit: boolean; sortBy: boolean }> = {
-  stats: { metrics: false, groupBy: false, limit: false, sortBy: false },
-  timeseries: { metrics: true, groupBy: true, limit: true, sortBy: false },
-  topRules: { metrics: false, groupBy: false, limit: true, sortBy: true },
-  errorBreakdown: { metrics: false, groupBy: true, limit: true, sortBy: false },
-};
+/** Which options each query kind uses (the contract's): the request builder drops the rest and the editor hides them. */
+export { KIND_FIELDS } from './contract';

@@ -11,6 +11,7 @@ import {
   GRAFANA_QUERY_FIELDS,
   GRANULARITIES,
   GROUP_BY_FIELDS,
+  KIND_FIELDS,
   LIMITS,
   QUERY_FIELDS,
   QUERY_KINDS,
@@ -20,6 +21,7 @@ import {
   type FilterField,
   type GrafanaQueryField,
   type InvalidateRequest,
+  type QueryKind,
   type QueryRequest,
   type QueryRequestInput,
   type RuleperfQuery,
@@ -133,7 +135,24 @@ function refuseUnknownQueryFields(
       message: unknownFields(unknown, [...KNOWN_QUERY_FIELDS], QUERY_FIELD_LIST),
     });
   }
+  // An option the kind does not use would be ignored: the answer would not be what was asked.
+  const kind = (query as { kind?: unknown }).kind ?? DEFAULTS.kind;
+  const uses = typeof kind === 'string' && Object.hasOwn(KIND_FIELDS, kind) ? KIND_FIELDS[kind as QueryKind] : null;
+  if (uses) {
+    for (const option of OPTIONS) {
+      if (!uses[option] && (query as Record<string, unknown>)[option] !== undefined) {
+        const used = OPTIONS.filter((o) => uses[o]);
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, option],
+          message: `a ${kind} query does not use ${option} (${used.length ? `its options are ${used.join(', ')}` : 'it has no options besides the filters and granularity'}): remove it`,
+        });
+      }
+    }
+  }
 }
+
+const OPTIONS = ['metrics', 'groupBy', 'limit', 'sortBy'] as const;
 
 const queryObject = z.object({
   refId: z.string().min(1).max(LIMITS.maxRefIdLength).default(DEFAULTS.refId),
