@@ -176,6 +176,41 @@ test('seconds, empty lists, misspelt fields and lowercase enums are refused over
   assert.equal(r.status, 200, 'a relative range and Grafana-only fields are accepted');
 });
 
+test('an option the kind does not use is refused with the options it does use; both paths (fast and Express) agree', async () => {
+  const now = Date.now();
+  const range = { from: now - DAY, to: now };
+  const refused: Array<[Record<string, unknown>, RegExp]> = [
+    [
+      { kind: 'topRules', groupBy: 'parserId' },
+      /queries\.0\.groupBy: a topRules query does not use groupBy \(its options are limit, sortBy\): remove it/,
+    ],
+    [{ kind: 'stats', limit: 5 }, /queries\.0\.limit: a stats query does not use limit/],
+    [{ groupBy: 'ruleId' }, /queries\.0\.groupBy: a stats query does not use groupBy/],
+    [
+      { kind: 'errorBreakdown', sortBy: 'errorRate' },
+      /queries\.0\.sortBy: an errorBreakdown query does not use sortBy \(its options are groupBy, limit\)/,
+    ],
+    [{ kind: 'timeseries', sortBy: 'errorRate' }, /queries\.0\.sortBy: a timeseries query does not use sortBy/],
+  ];
+  for (const [q, message] of refused) {
+    // The fast path takes an ordinary JSON body; `?x` sends the same body through Express.
+    for (const path of ['/api/v1/query', '/api/v1/query?x']) {
+      const r = await postJson(`${svc.url}${path}`, query(range, q), auth);
+      assert.equal(r.status, 400, `${JSON.stringify(q)} via ${path}`);
+      assert.match(r.body.error, message);
+    }
+  }
+  for (const q of [
+    { kind: 'timeseries', limit: 3 },
+    { kind: 'timeseries', groupBy: 'ruleId', limit: 3, metrics: ['executionCount'] },
+    { kind: 'errorBreakdown', groupBy: 'ruleId', limit: 3 },
+    { kind: 'topRules', limit: 3, sortBy: 'errorRate' },
+  ]) {
+    const r = await postJson(`${svc.url}/api/v1/query`, query(range, q), auth);
+    assert.equal(r.status, 200, `${JSON.stringify(q)}: ${JSON.stringify(r.body).slice(0, 300)}`);
+  }
+});
+
 test('a relative range answers exactly as the same range in epoch milliseconds (Grafana\'s "Yesterday", UTC)', async () => {
   // In the first minute of a day, yesterday's last millisecond is still "moving" (range.ts:
   // covered to the next whole minute, as documented); the exact-coverage case starts after it.
