@@ -145,7 +145,7 @@ function refuseUnknownQueryFields(
         ctx.addIssue({
           code: 'custom',
           path: [...path, option],
-          message: `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} query does not use ${option} (${used.length ? `its options are ${used.join(', ')}` : 'it has no options besides the filters and granularity'}): remove it`,
+          message: `${/^[aeiou]/.test(String(kind)) ? 'an' : 'a'} ${kind} query does not use ${option} (${used.length ? `its options are ${used.join(', ')}` : 'it has no options besides the filters and granularity'}): remove it`,
         });
       }
     }

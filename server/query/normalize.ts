@@ -22,7 +22,7 @@ import {
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import { levels } from './plan';
-import { coverRange, differsFromAsked, timeseriesBucket, type TimeRange } from './range';
+import { chooseBucket, coverRange, differsFromAsked, type TimeRange } from './range';
 
 export interface NormalizedQuery {
   kind: QueryKind;
@@ -39,6 +39,12 @@ export interface NormalizedQuery {
   differsFromAsked: boolean;
   /** Timeseries bucket width in ms; null for kinds without time buckets. */
   bucketMs: number | null;
+  /**
+   * The bucket width asked (Grafana's interval, maxDataPoints, granularity) when no rollup
+   * holding the query's dimensions is as fine and the span is too long for raw minutes: the
+   * answer has fewer points than asked, and says so. Null otherwise.
+   */
+  coarserThanAskedMs: number | null;
   /** Every dimension the answer reads: filters, grouping, and the kind's own. */
   fields: FilterField[];
 }
@@ -90,14 +96,23 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     ]),
   ].sort();
   const range = { from: c.range.from, to: c.range.to };
-  const bucketMs = spec.bucketed
-    ? timeseriesBucket(
+  const bucket = spec.bucketed
+    ? chooseBucket(
         range.to - range.from,
         { intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, granularity: query.granularity },
         levels(rollups, fields).map((r) => r.bucketMs)
       )
     : null;
-  return { kind: query.kind, filters, ...params, range, differsFromAsked: c.differsFromAsked, bucketMs, fields };
+  return {
+    kind: query.kind,
+    filters,
+    ...params,
+    range,
+    differsFromAsked: c.differsFromAsked,
+    bucketMs: bucket?.bucketMs ?? null,
+    coarserThanAskedMs: bucket?.coarser ? bucket.askedMs : null,
+    fields,
+  };
 }
 
 export function normalizeQuery(

@@ -60,6 +60,15 @@ export function timeseriesBucket(
   o: { intervalMs?: number; maxDataPoints?: number; granularity: Granularity },
   widths: readonly number[]
 ): number {
+  return chooseBucket(span, o, widths).bucketMs;
+}
+
+/** timeseriesBucket's width, the width asked, and whether no width held was as fine as that (then fewer points than asked). */
+export function chooseBucket(
+  span: number,
+  o: { intervalMs?: number; maxDataPoints?: number; granularity: Granularity },
+  widths: readonly number[]
+): { bucketMs: number; askedMs: number; coarser: boolean } {
   const wanted = Math.max(
     o.intervalMs ?? 0,
     o.maxDataPoints ? span / o.maxDataPoints : 0,
@@ -69,6 +78,7 @@ export function timeseriesBucket(
   const available = [
     ...new Set([...widths, ...(span <= RAW_MINUTES_MAX_SPAN || widths.length === 0 ? [MINUTE_MS] : [])]),
   ].sort((a, b) => a - b);
-  const tier = available.filter((w) => w <= wanted).pop() ?? available[0];
-  return tier * Math.ceil(wanted / tier - 1e-9);
+  const fine = available.filter((w) => w <= wanted).pop();
+  const tier = fine ?? available[0];
+  return { bucketMs: tier * Math.ceil(wanted / tier - 1e-9), askedMs: wanted, coarser: fine === undefined };
 }

@@ -17,7 +17,7 @@ const answer: Answer = {
   notices: [],
   computedAt: 5000,
 };
-const q = (asked: { from: number; to: number }): NormalizedQuery => ({
+const q = (asked: { from: number; to: number }, coarserThanAskedMs: number | null = null): NormalizedQuery => ({
   kind: 'stats',
   filters: {},
   groupBy: null,
@@ -26,8 +26,9 @@ const q = (asked: { from: number; to: number }): NormalizedQuery => ({
   sortBy: null,
   differsFromAsked: differsFromAsked({ from: 60_000, to: 180_000 }, asked),
   range: { from: 60_000, to: 180_000 },
-  bucketMs: null,
-  fields: [],
+  bucketMs: coarserThanAskedMs === null ? null : 3_600_000,
+  coarserThanAskedMs,
+  fields: coarserThanAskedMs === null ? [] : ['parserId'],
 });
 
 test('rendered text equals JSON.stringify of the frames with meta, for every refId and cache status', () => {
@@ -56,6 +57,22 @@ test('a notice names the covered range when it differs from the asked one by mor
   assert.deepEqual(custom.coveredRange, { from: 60_000, to: 180_000 });
   assert.equal(custom.cache, 'stale');
   assert.equal(custom.computedAt, 5000);
+});
+
+test('a notice says when points are further apart than asked, and the answer shared by both asks renders each its own', () => {
+  const range = { from: 60_000, to: 180_000 };
+  const notices = (coarser: number | null) =>
+    JSON.parse(renderResponse(answer, q(range, coarser), 'hit', 'A').toString()).results.A.frames[0].schema.meta
+      .notices ?? [];
+  assert.deepEqual(notices(null), []);
+  assert.deepEqual(notices(600_000), [
+    {
+      severity: 'info',
+      text: 'Points are 1 hour apart, not the 10 minutes asked: no finer rollup holds parserId; over 6 hours or less, raw rows are read by the minute.',
+    },
+  ]);
+  assert.match(notices(43_200)[0].text, /not the 44 seconds asked/, 'an asked width in whole seconds, rounded up');
+  assert.deepEqual(notices(null), [], 'the other variant again: no notice');
 });
 
 test('a one-query response body is the JSON of {results: {refId: {frames}}} in UTF-8, rendered once per variant and refId', () => {

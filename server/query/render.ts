@@ -25,6 +25,27 @@ export function coveredRangeNotice(covered: TimeRange): Notice {
   };
 }
 
+/** A width as a notice writes it: "1 hour", "10 minutes", "90 seconds". */
+function width(ms: number): string {
+  const units: Array<[number, string]> = [
+    [86_400_000, 'day'],
+    [3_600_000, 'hour'],
+    [60_000, 'minute'],
+    [1000, 'second'],
+  ];
+  const [size, name] = units.find(([u]) => ms % u === 0) ?? [1, 'millisecond'];
+  const n = ms / size;
+  return `${n} ${name}${n === 1 ? '' : 's'}`;
+}
+
+/** The notice a timeseries shows when its points are further apart than asked (normalize.ts coarserThanAskedMs). */
+export function coarserBucketNotice(bucketMs: number, askedMs: number, fields: readonly string[]): Notice {
+  return {
+    severity: 'info',
+    text: `Points are ${width(bucketMs)} apart, not the ${width(Math.ceil(askedMs / 1000) * 1000)} asked: no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over 6 hours or less, raw rows are read by the minute.`,
+  };
+}
+
 const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
   stale: {
     severity: 'warning',
@@ -42,6 +63,9 @@ export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus,
     ...answer.notices,
     ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []),
     ...(q.differsFromAsked ? [coveredRangeNotice(q.range)] : []),
+    ...(q.coarserThanAskedMs !== null && q.bucketMs !== null
+      ? [coarserBucketNotice(q.bucketMs, q.coarserThanAskedMs, q.fields)]
+      : []),
   ];
   return answer.frames.map((f) => ({
     schema: {
@@ -80,7 +104,7 @@ interface Variant {
 }
 
 /**
- * Per answer object: its variants (cache status, whether the range notice is shown). Keyed
+ * Per answer object: its variants (cache status, whether the range and bucket notices are shown). Keyed
  * weakly, so they go when the answer does. An answer belongs to one cache key, so its covered
  * range and bucket width are fixed.
  */
@@ -91,7 +115,8 @@ function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Vari
   if (!byVariant) {
     variants.set(answer, (byVariant = new Map()));
   }
-  const key = q.differsFromAsked ? `${cache}|notice` : cache;
+  // Requests sharing an answer may differ in what they asked: the range, the bucket width.
+  const key = `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}`;
   let variant = byVariant.get(key);
   if (!variant) {
     const pieces = withMeta(answer, q, cache, '').map((frame) => {

@@ -27,6 +27,7 @@ const q = (filters: NormalizedQuery['filters'] = {}): NormalizedQuery => ({
   range: { from: T0, to: T0 + 5 * H },
   differsFromAsked: false,
   bucketMs: null,
+  coarserThanAskedMs: null,
   fields: [],
 });
 const raw = (from: number, to: number): Piece => ({ rollup: null, from, to });

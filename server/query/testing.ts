@@ -42,6 +42,7 @@ export const normalized = (over: Partial<NormalizedQuery> = {}): NormalizedQuery
   differsFromAsked: false,
   range: { from: 0, to: MINUTE_MS },
   bucketMs: null,
+  coarserThanAskedMs: null,
   fields: [],
   ...over,
 });

@@ -170,3 +170,37 @@ test('after a quiet spell (no rows for the last hours), totals still read the mi
     await quiet.drop();
   }
 });
+
+test('a parser timeseries over 12 hours has hourly points and says they are wider than asked; over 4 hours it has the points asked and no such notice', async () => {
+  const svc = await startTestService({
+    DATABASE_URL: db.url,
+    CACHE_PREFIX: uniqueName('router').replace(/_/g, '-'),
+  });
+  services.push(svc);
+  const { rows } = await db.pool.query(
+    'SELECT parser_id AS p FROM metrics WHERE parser_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1'
+  );
+  const ask = async (span: number) => {
+    const res = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: range.to - span, to: range.to },
+      intervalMs: 600_000,
+      maxDataPoints: 1000,
+      queries: [{ refId: 'A', kind: 'timeseries', parserId: rows[0].p, metrics: ['executionCount'] }],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const [frame] = res.body.results.A.frames;
+    const notices: Array<{ text: string }> = frame.schema.meta.notices ?? [];
+    return { bucketMs: frame.schema.meta.custom.bucketMs, points: frame.data.values[0].length, notices };
+  };
+  const long = await ask(12 * HOUR);
+  assert.deepEqual([long.bucketMs, long.points], [HOUR, 12], 'no rollup finer than hourly holds parser_id');
+  assert.ok(
+    long.notices.some((n) =>
+      /^Points are 1 hour apart, not the 10 minutes asked: no finer rollup holds parserId/.test(n.text)
+    ),
+    JSON.stringify(long.notices)
+  );
+  const short = await ask(4 * HOUR);
+  assert.deepEqual([short.bucketMs, short.points], [600_000, 24], 'raw rows by the minute, in 10-minute buckets');
+  assert.ok(!short.notices.some((n) => /^Points are/.test(n.text)), JSON.stringify(short.notices));
+});
