@@ -141,7 +141,7 @@ export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
 }
 
 export const NOT_JSON: ErrorResponse = {
-  error: 'request body is not valid JSON',
+  error: 'request body is not a JSON object',
   details: [{ path: '(body)', message: 'must be a JSON object' }],
 };
 

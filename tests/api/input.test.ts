@@ -167,7 +167,13 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
     body: '{"range": ',
   });
   assert.equal(broken.status, 400);
-  assert.equal((await broken.json()).error, 'request body is not valid JSON');
+  assert.equal((await broken.json()).error, 'request body is not a JSON object');
+  for (const body of ['null', '"x"', '5']) {
+    // Valid JSON, but not a request: the error says what it is not.
+    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body });
+    assert.equal(r.status, 400, body);
+    assert.equal((await r.json()).error, 'request body is not a JSON object', body);
+  }
   // Prototype keys are unknown fields like any other: refused by name, and nothing is polluted.
   const proto = await postJson(
     url,
