@@ -97,7 +97,12 @@ const filterValue = z
   .string()
   .min(1, 'must not be empty')
   .max(LIMITS.maxValueLength)
-  .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');
+  .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters')
+  // What a body that is not valid UTF-8 decodes to: a value no rule or parser has, matching nothing.
+  .refine(
+    (v) => !v.includes('\ufffd'),
+    'must be valid UTF-8 (the body held bytes that are not; they decode to U+FFFD)'
+  );
 
 /** One value or a non-empty list of values. */
 function oneOrMany<T extends z.ZodType>(item: T, field: FilterField, max: number) {

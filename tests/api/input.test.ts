@@ -174,6 +174,23 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
     assert.equal(r.status, 400, body);
     assert.equal((await r.json()).error, 'request body is not a JSON object', body);
   }
+  // Bytes that are not UTF-8 in a filter value: refused by name, on both paths (the query string sends it through Express).
+  const latin1 = Buffer.concat([
+    Buffer.from(`{"range":{"from":${now - 3_600_000},"to":${now}},"queries":[{"refId":"A","ruleId":"r`),
+    Buffer.from([0xe9]),
+    Buffer.from('"}]}'),
+  ]);
+  for (const path of ['', '?via=express']) {
+    const r = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: latin1,
+    });
+    assert.equal(r.status, 400, path);
+    const body = await r.json();
+    assert.equal(body.details[0].path, 'queries.0.ruleId');
+    assert.match(body.details[0].message, /must be valid UTF-8/);
+  }
   // Prototype keys are unknown fields like any other: refused by name, and nothing is polluted.
   const proto = await postJson(
     url,
