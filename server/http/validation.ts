@@ -98,6 +98,11 @@ const filterValue = z
   .min(1, 'must not be empty')
   .max(LIMITS.maxValueLength)
   .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters')
+  // Grafana's "All" value sent as it is (not interpolated): it would match nothing, not everything.
+  .refine(
+    (v) => v !== '$__all',
+    'is Grafana\'s "All" value ($__all), which matches no rule or parser: omit the filter for all'
+  )
   // What a body that is not valid UTF-8 decodes to: a value no rule or parser has, matching nothing.
   .refine(
     (v) => !v.includes('\ufffd'),

@@ -170,6 +170,9 @@ test('seconds, empty lists, misspelt fields and lowercase enums are refused over
     r.body.error,
     /must be one of SUCCESS, ERROR, TIMEOUT; got "error" \(values are case-sensitive: "ERROR"\)/
   );
+  r = await ask(query({ from: now - DAY, to: now }, { ruleId: ['rule-0001', '$__all'] }));
+  assert.equal(r.status, 400);
+  assert.match(r.body.error, /queries\.0\.ruleId\.1: is Grafana's "All" value \(\$__all\).*omit the filter for all/);
   r = await ask(
     query({ from: 'now-24h', to: 'now' }, { status: 'ERROR', datasource: { uid: 'ruleperf' }, key: 'Q-1' })
   );
