@@ -16,7 +16,7 @@ import type { Metrics } from '../observability/metrics';
 import type { Pool } from 'pg';
 import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath } from './query-fast-path';
-import { acceptsGzip, forClient } from './compression';
+import { acceptsGzip, forClientLater, forClientNow } from './compression';
 import {
   errorResponse,
   invalidRequest,
@@ -157,7 +157,8 @@ function createExpressApp(deps: AppDeps) {
       // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
       res.setHeader('Server-Timing', `app;dur=${(performance.now() - started).toFixed(3)}`);
       // The body is already JSON (cached answers are rendered once, not per hit).
-      const sent = forClient(status, body, acceptsGzip(req.headers['accept-encoding']));
+      const gzip = acceptsGzip(req.headers['accept-encoding']);
+      const sent = forClientNow(status, body, gzip) ?? (await forClientLater(status, body, gzip));
       const headers = [...queryHeaderList(answer), ...sent.headers];
       for (let i = 0; i < headers.length; i += 2) {
         res.setHeader(headers[i], headers[i + 1]);

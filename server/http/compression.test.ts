@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { acceptsGzip, gzipped } from './compression';
+import { acceptsGzip, forClientLater, forClientNow, gzipped } from './compression';
 
 test('Accept-Encoding: gzip by name or by *, unless its q is 0', () => {
   for (const header of [
@@ -31,4 +31,20 @@ test('a body is gzipped once and the same bytes come back for the same Buffer; s
   assert.deepEqual(gunzipSync(packed), body);
   assert.equal(gzipped(body), packed, 'kept beside the body');
   assert.equal(gzipped(Buffer.from('{"results":{}}')), null, 'under 1 KB');
+});
+
+test('a large body is compressed off the event loop once, then answered synchronously like any cached one', async () => {
+  const large = Buffer.from(
+    JSON.stringify({ values: Array.from({ length: 20_000 }, (_, i) => 1_796_108_520_000 + i * 120_000) })
+  );
+  assert.ok(large.length > 64 * 1024);
+  assert.equal(forClientNow(200, large, true), null, 'not compressed yet: the caller goes through forClientLater');
+  assert.deepEqual(forClientNow(200, large, false)?.body, large, 'a client without gzip gets it as it is, at once');
+  assert.equal(forClientNow(503, large, true)?.body, large, 'only answers (200) are compressed');
+  const later = await forClientLater(200, large, true);
+  assert.deepEqual(later.headers, ['Vary', 'Accept-Encoding', 'Content-Encoding', 'gzip']);
+  assert.deepEqual(gunzipSync(later.body), large);
+  assert.equal(forClientNow(200, large, true)?.body, later.body, 'kept beside the body for the next hit');
+  const small = Buffer.from(JSON.stringify({ values: Array.from({ length: 300 }, (_, i) => i * 7) }));
+  assert.ok(forClientNow(200, small, true), 'a small body is compressed on the spot');
 });

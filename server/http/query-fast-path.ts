@@ -12,7 +12,7 @@ import type { AppDeps } from './app';
 import type { ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
-import { acceptsGzip, forClient } from './compression';
+import { acceptsGzip, forClientLater, forClientNow } from './compression';
 import { queryRequestSchema } from './validation';
 import {
   errorResponse,
@@ -133,8 +133,23 @@ class Exchange {
   }
 
   private answered(answer: ServiceAnswer): void {
+    const now = forClientNow(answer.status, answer.body, this.gzip);
+    if (now) {
+      return this.send(answer, now);
+    }
+    // A large body not compressed yet: on the thread pool, not in front of every other request.
+    forClientLater(answer.status, answer.body, this.gzip)
+      .then(
+        (sent) => this.send(answer, sent),
+        (err: Error) => this.failed(err)
+      )
+      .catch((err: Error) =>
+        this.deps.logger.error({ reqId: this.reqId, err: { message: err.message } }, 'writing an answer failed')
+      );
+  }
+
+  private send(answer: ServiceAnswer, sent: { body: Buffer; headers: readonly string[] }): void {
     // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
-    const sent = forClient(answer.status, answer.body, this.gzip);
     const headers = [
       'Server-Timing',
       `app;dur=${(performance.now() - this.handlerStarted).toFixed(3)}`,

@@ -174,6 +174,22 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
     assert.equal(r.status, 400, body);
     assert.equal((await r.json()).error, 'request body is not a JSON object', body);
   }
+  // Thousands of unknown fields: the error names ten (each cut to 64 characters) and counts the rest,
+  // so its size and the work to build it do not grow with the body.
+  const padded = `{"range":{"from":${now - 3_600_000},"to":${now}},"queries":[{"refId":"A","kind":"stats",${Array.from(
+    { length: 20_000 },
+    (_, i) => `"k${i}${i === 0 ? 'x'.repeat(200) : ''}":1`
+  ).join(',')}}]}`;
+  const many = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...auth },
+    body: padded,
+  });
+  assert.equal(many.status, 400);
+  const manyText = await many.text();
+  assert.ok(manyText.length < 4096, `a ${manyText.length}-byte error`);
+  const manyBody = JSON.parse(manyText);
+  assert.match(manyBody.details[0].message, /^unknown fields "k0x{62}"…, "k1".* and 19990 more; a query's fields are/);
   // Bytes that are not UTF-8 in a filter value: refused by name, on both paths (the query string sends it through Express).
   const latin1 = Buffer.concat([
     Buffer.from(`{"range":{"from":${now - 3_600_000},"to":${now}},"queries":[{"refId":"A","ruleId":"r`),
