@@ -15,6 +15,7 @@ import type { NormalizedQuery } from './normalize';
 import { plan, tiersOf, type Plan, type RollupState, type RowsPerBucket } from './plan';
 import { RuleSplitSource } from './rule-split';
 import { showStatement, type Statement } from './sql';
+import { loopTurns } from './turns';
 import type { DatabaseState, WatermarkSource } from './watermarks';
 
 export interface Answer {
@@ -69,6 +70,9 @@ function overdueNotices(state: DatabaseState, used: readonly string[], now: numb
   }
   return notices;
 }
+
+/** Rows from which an answer's frames are built on a loop turn of their own. */
+const MANY_ROWS = 5000;
 
 export class QueryExecutor implements Executor {
   private readonly ruleSplits: RuleSplitSource;
@@ -158,6 +162,11 @@ export class QueryExecutor implements Executor {
       throw err;
     });
     this.work?.observe(work, performance.now() - started);
+    if (read.rows.length > MANY_ROWS) {
+      // Building frames of many rows (30-60 ms for a 90-day grouped timeseries) on a turn of its
+      // own: several heavy answers finishing together would otherwise hold the loop back to back.
+      await loopTurns.next('miss');
+    }
     const computedAt = Date.now();
     const used = [...new Set(p.pieces.flatMap((piece) => (piece.rollup ? [piece.rollup.name] : [])))];
     const watermarks = used

@@ -234,6 +234,10 @@ export class QueryService {
         failure: r,
       };
     }
+    if (r.cache !== 'hit' && manyValues(r.answer)) {
+      // Its JSON (tens of ms for a few MB) on a turn of its own, as its frames were built.
+      await loopTurns.next('miss');
+    }
     const response = renderResponse(r.answer, r.renderAs ?? q, r.cache, refId);
     return { member: resultMember(response), response, cache: r.cache, tiers: r.answer.tiers };
   }
@@ -280,4 +284,18 @@ export class QueryService {
     const body = parts.length === 1 && parts[0].response ? parts[0].response : joinResults(parts.map((p) => p.member));
     return serviceAnswer(200, body, { cache: parts[0]?.cache, tiers: parts[0]?.tiers });
   }
+}
+
+/** Whether an answer's frames hold more than 50,000 values (rendering them takes milliseconds). */
+function manyValues(answer: Answer): boolean {
+  let n = 0;
+  for (const frame of answer.frames) {
+    for (const column of frame.data.values) {
+      n += column.length;
+      if (n > 50_000) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
