@@ -96,14 +96,15 @@ test('versionOf: remembered per frozen query, and worked out again once a change
   await feed.stop();
 });
 
-test('pending changes: an overlapping answer gets a version of its own at once, another one for each further entry, and the change once refreshed', async () => {
+test('pending changes: an overlapping answer gets a version of its own at once, another one for each further entry, and never an earlier one back', async () => {
   const changes: Array<{ id: number; lo: number; hi: number; rule_id: null; parser_id: null; at: number }> = [];
   const pending: Array<{ lo: number; hi: number; n: number }> = [];
   const reads: string[] = [];
-  const db = {
+  const client = {
     query: async (sql: string, params?: unknown[]) => {
-      if (sql.includes('to_regclass')) {
-        return { rows: [{ present: true, log: true, view: true }] };
+      if (/^(BEGIN|COMMIT|ROLLBACK)/.test(sql)) {
+        reads.push(sql.split(' ')[0]);
+        return { rows: [] };
       }
       if (sql.includes('ruleperf_invalidations')) {
         reads.push('pending');
@@ -112,14 +113,24 @@ test('pending changes: an overlapping answer gets a version of its own at once, 
       reads.push('changes');
       return { rows: changes.filter((r) => r.id > Number(params![0])) };
     },
+    release: () => undefined,
+  };
+  const db = {
+    query: async () => ({ rows: [{ present: true, log: true, view: true }] }),
+    connect: async () => client,
   } as unknown as Pool;
   const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
-  const feed = new ChangeFeed(db, { pollMs: 60_000, keepMs: 60_000, listenUrl: null, logger });
+  const feed = new ChangeFeed(db, { pollMs: 60_000, keepMs: 300, listenUrl: null, logger });
   await feed.start();
-  assert.deepEqual(reads, ['pending', 'changes'], 'pending changes are read before the change log');
+  assert.deepEqual(reads, ['BEGIN', 'pending', 'changes', 'COMMIT'], 'both read in one snapshot');
   const q = Object.freeze({ from: 1000, to: 2000 });
   const scopeOf = (o: { from: number; to: number }) => scope({ range: o });
   const seen = new Set<string>([feed.versionOf(q, scopeOf)]);
+  const isNew = (what: string) => {
+    const v = feed.versionOf(q, scopeOf);
+    assert.ok(!seen.has(v), `${what}: a version not seen before (${v})`);
+    seen.add(v);
+  };
   assert.equal(feed.versionOf(q, scopeOf), '0');
 
   pending.push({ lo: 2500, hi: 2600, n: 1 });
@@ -128,20 +139,51 @@ test('pending changes: an overlapping answer gets a version of its own at once, 
 
   pending.unshift({ lo: 1500, hi: 1500, n: 1 });
   await feed.poll();
-  const late = feed.versionOf(q, scopeOf);
-  assert.ok(!seen.has(late), `a late row in the range: a new version (${late})`);
-  seen.add(late);
-
+  isNew('a late row in the range');
   pending[0].n = 2; // a second statement with rows at the same instant
   await feed.poll();
-  const again = feed.versionOf(q, scopeOf);
-  assert.ok(!seen.has(again), 'a second change inside the pending range: a new version again');
-  seen.add(again);
+  isNew('a second change inside the pending range');
 
-  // The refresh consumes the entries and logs the change.
+  // Consumed by a refresh that writes no change row (TimescaleDB's own job): not the version from before.
   pending.shift();
-  changes.push({ id: 7, lo: 1500, hi: 1500, rule_id: null, parser_id: null, at: Date.now() });
+  await feed.poll();
+  isNew('the entries gone without a change row');
+  // The same bounds pending again (a batch sent twice): not a version seen while the first was pending.
+  pending.unshift({ lo: 1500, hi: 1500, n: 2 });
+  await feed.poll();
+  isNew('the same entries pending again');
+  pending.shift();
+  // (logged "later", so that it outlives the gone entries below)
+  changes.push({ id: 7, lo: 1500, hi: 1500, rule_id: null, parser_id: null, at: Date.now() + 60_000 });
+  await feed.poll();
+  isNew('the refresh logs the change');
+  // Gone entries count for keepMs (300 ms here), as long as entries stored under them can live.
+  await new Promise((r) => setTimeout(r, 350));
   await feed.poll();
   assert.equal(feed.versionOf(q, scopeOf), '7');
+  await feed.stop();
+});
+
+test('a failed read of pending changes still reads the change log (renames and refreshes keep reaching the cache)', async () => {
+  const client = {
+    query: async (sql: string) => {
+      if (sql.includes('ruleperf_invalidations')) {
+        throw new Error('permission denied');
+      }
+      return { rows: [] };
+    },
+    release: () => undefined,
+  };
+  const db = {
+    query: async (sql: string) =>
+      sql.includes('to_regclass')
+        ? { rows: [{ present: true, log: true, view: true }] }
+        : { rows: [{ id: 3, lo: 1500, hi: 1600, rule_id: null, parser_id: null, at: Date.now() }] },
+    connect: async () => client,
+  } as unknown as Pool;
+  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
+  const feed = new ChangeFeed(db, { pollMs: 60_000, keepMs: 60_000, listenUrl: null, logger });
+  await feed.start();
+  assert.equal(feed.version(scope()), '3');
   await feed.stop();
 });

@@ -17,8 +17,11 @@
  * of its own, so the first request after the change is a miss computed from the raw rows (as
  * every uncached answer reads pending ranges), not the cached answer from before. Each pending
  * entry is counted, so a second change inside a range already pending moves the version again.
- * Read before the change log: a refresh committing between the two reads then shows as both
- * its change and the entries it consumed (a version never seen), never as neither.
+ * Both are read in one snapshot (a refresh commits its change rows and consumes its entries
+ * together). An entry no longer pending stays in the versions it was in, marked gone, for as
+ * long as changes are kept: a refresh that writes no change row (TimescaleDB's own jobs, a
+ * rollup built from another) would otherwise bring back the version from before the change,
+ * and the answers cached under it.
  */
 import { createHash } from 'node:crypto';
 import { Client, type Pool } from 'pg';
@@ -74,6 +77,8 @@ export interface PendingChange {
   from: number;
   to: number;
   entries: number;
+  /** When the feed last saw it pending, once it no longer is (kept in versions until keepMs after). */
+  goneAt?: number;
 }
 
 /**
@@ -166,13 +171,38 @@ export class ChangeFeed {
     return this.polling;
   }
 
-  private async read(): Promise<void> {
-    const pending = this.pendingSql ? await this.readPending(this.pendingSql) : null;
-    const { rows } = await this.db.query(
+  /** The change log's new rows and, where the schema lists them, the pending changes, from one snapshot. */
+  private async snapshot(): Promise<{ rows: any[]; pending: PendingChange[] | null }> {
+    const changes: [string, unknown[]] = [
       `SELECT id, extract(epoch FROM lo) * 1000 AS lo, extract(epoch FROM hi) * 1000 AS hi, rule_id, parser_id, extract(epoch FROM at) * 1000 AS at
        FROM ruleperf_changes WHERE id > $1 OR at > now() - $2 * interval '1 millisecond' ORDER BY id`,
-      [this.maxSeen, this.seen.size ? LOOKBACK_MS : this.o.keepMs]
-    );
+      [this.maxSeen, this.seen.size ? LOOKBACK_MS : this.o.keepMs],
+    ];
+    if (!this.pendingSql) {
+      return { rows: (await this.db.query(changes[0], changes[1])).rows, pending: null };
+    }
+    const client = await this.db.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const pending = await client.query(this.pendingSql);
+      const { rows } = await client.query(changes[0], changes[1]);
+      await client.query('COMMIT');
+      return {
+        rows,
+        pending: pending.rows.map((r) => ({ from: Number(r.lo), to: Number(r.hi), entries: Number(r.n) })),
+      };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      // The change log alone, so renames and refreshes still reach the cache; pending as last read.
+      this.o.logger.debug({ err: { message: (err as Error).message } }, 'pending changes read failed; will retry');
+      return { rows: (await this.db.query(changes[0], changes[1])).rows, pending: null };
+    } finally {
+      client.release();
+    }
+  }
+
+  private async read(): Promise<void> {
+    const { rows, pending } = await this.snapshot();
     const now = Date.now();
     const fresh: Change[] = [];
     for (const r of rows) {
@@ -201,10 +231,7 @@ export class ChangeFeed {
         this.seen.delete(c.id);
       }
     }
-    const pendingMoved = pending !== null && !samePending(pending, this.pending);
-    if (pending !== null) {
-      this.pending = pending;
-    }
+    const pendingMoved = pending !== null && this.notePending(pending, now);
     if (fresh.length || forgotten.length || pendingMoved) {
       this.revision++;
     }
@@ -213,9 +240,22 @@ export class ChangeFeed {
     }
   }
 
-  private async readPending(sql: string): Promise<PendingChange[]> {
-    const { rows } = await this.db.query(sql);
-    return rows.map((r) => ({ from: Number(r.lo), to: Number(r.hi), entries: Number(r.n) }));
+  /** Takes the pending changes just read; those no longer listed are kept, gone, for keepMs. Whether anything moved. */
+  private notePending(live: PendingChange[], now: number): boolean {
+    const listed = new Set(live.map((p) => `${p.from}~${p.to}~${p.entries}`));
+    const gone = this.pending.flatMap((p) =>
+      p.goneAt !== undefined
+        ? now - p.goneAt <= this.o.keepMs
+          ? [p]
+          : []
+        : listed.has(`${p.from}~${p.to}~${p.entries}`)
+          ? []
+          : [{ ...p, goneAt: now }]
+    );
+    const next = [...live, ...gone];
+    const moved = !samePending(next, this.pending);
+    this.pending = next;
+    return moved;
   }
 
   /**
@@ -232,7 +272,7 @@ export class ChangeFeed {
     let overlapping = '';
     for (const p of this.pending) {
       if (p.from < scope.range.to && p.to >= scope.range.from) {
-        overlapping += `${p.from}~${p.to}~${p.entries};`;
+        overlapping += `${p.from}~${p.to}~${p.entries}${p.goneAt === undefined ? '' : '~gone'};`;
       }
     }
     return overlapping
@@ -269,9 +309,12 @@ export class ChangeFeed {
   }
 }
 
-/** Whether two lists of pending changes, both in the order the queries give, are the same. */
+/** Whether two lists of pending changes (live ones in the order the queries give, then gone ones) are the same. */
 function samePending(a: readonly PendingChange[], b: readonly PendingChange[]): boolean {
   return (
-    a.length === b.length && a.every((p, i) => p.from === b[i].from && p.to === b[i].to && p.entries === b[i].entries)
+    a.length === b.length &&
+    a.every(
+      (p, i) => p.from === b[i].from && p.to === b[i].to && p.entries === b[i].entries && p.goneAt === b[i].goneAt
+    )
   );
 }

@@ -41,7 +41,8 @@ test('a large body is compressed off the event loop once, then answered synchron
   assert.equal(forClientNow(200, large, true), null, 'not compressed yet: the caller goes through forClientLater');
   assert.deepEqual(forClientNow(200, large, false)?.body, large, 'a client without gzip gets it as it is, at once');
   assert.equal(forClientNow(503, large, true)?.body, large, 'only answers (200) are compressed');
-  const later = await forClientLater(200, large, true);
+  const [later, again] = await Promise.all([forClientLater(200, large, true), forClientLater(200, large, true)]);
+  assert.equal(again.body, later.body, 'two requests waiting for one body share one compression');
   assert.deepEqual(later.headers, ['Vary', 'Accept-Encoding', 'Content-Encoding', 'gzip']);
   assert.deepEqual(gunzipSync(later.body), large);
   assert.equal(forClientNow(200, large, true)?.body, later.body, 'kept beside the body for the next hit');

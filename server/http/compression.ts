@@ -42,6 +42,7 @@ export function acceptsGzip(header: string | undefined): boolean {
 const ASYNC_BYTES = 64 * 1024;
 
 const compressedBodies = new WeakMap<Buffer, Buffer | null>();
+const inFlight = new WeakMap<Buffer, Promise<void>>();
 
 /** The body gzipped, or null when that would not be smaller; kept per Buffer (a cached answer's is reused). */
 export function gzipped(body: Buffer): Buffer | null {
@@ -96,8 +97,15 @@ export async function forClientLater(
   gzipAccepted: boolean
 ): Promise<{ body: Buffer; headers: readonly string[] }> {
   if (gzipAccepted && status === 200 && !compressedBodies.has(body)) {
-    const z = await gzipAsync(body, { level: constants.Z_DEFAULT_COMPRESSION });
-    compressedBodies.set(body, z.length < body.length ? z : null);
+    // One compression per body however many requests wait for it (a burst sharing one answer).
+    let compressing = inFlight.get(body);
+    if (!compressing) {
+      compressing = gzipAsync(body, { level: constants.Z_DEFAULT_COMPRESSION })
+        .then((z) => void compressedBodies.set(body, z.length < body.length ? z : null))
+        .finally(() => inFlight.delete(body));
+      inFlight.set(body, compressing);
+    }
+    await compressing;
   }
   return forClient(status, body, gzipAccepted);
 }

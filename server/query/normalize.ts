@@ -110,7 +110,8 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     range,
     differsFromAsked: c.differsFromAsked,
     bucketMs: bucket?.bucketMs ?? null,
-    coarserThanAskedMs: bucket?.coarser ? bucket.askedMs : null,
+    // In whole seconds, as the notice shows it: one rendering per width a panel can show.
+    coarserThanAskedMs: bucket?.coarser ? Math.ceil(bucket.askedMs / 1000) * 1000 : null,
     fields,
   };
 }

@@ -42,7 +42,7 @@ function width(ms: number): string {
 export function coarserBucketNotice(bucketMs: number, askedMs: number, fields: readonly string[]): Notice {
   return {
     severity: 'info',
-    text: `Points are ${width(bucketMs)} apart, not the ${width(Math.ceil(askedMs / 1000) * 1000)} asked: no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over 6 hours or less, raw rows are read by the minute.`,
+    text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over 6 hours or less, raw rows are read by the minute.`,
   };
 }
 

@@ -234,7 +234,7 @@ export class QueryService {
         failure: r,
       };
     }
-    if (r.cache !== 'hit' && manyValues(r.answer)) {
+    if (r.cache === 'miss' && manyValues(r.answer)) {
       // Its JSON (tens of ms for a few MB) on a turn of its own, as its frames were built.
       await loopTurns.next('miss');
     }
