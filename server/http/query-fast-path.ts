@@ -17,7 +17,7 @@ import { queryRequestSchema } from './validation';
 import {
   errorResponse,
   invalidRequest,
-  NOT_JSON,
+  notJsonObject,
   queryHeaderList,
   recordRequest,
   requestIdFrom,
@@ -101,7 +101,7 @@ class Exchange {
           }
           body = JSON.parse(text);
         } catch {
-          return this.reply(400, jsonBytes(NOT_JSON));
+          return this.reply(400, jsonBytes(notJsonObject(text)));
         }
       }
       const parsed = queryRequestSchema.safeParse(body);

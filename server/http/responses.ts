@@ -141,9 +141,22 @@ export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
 }
 
 export const NOT_JSON: ErrorResponse = {
-  error: 'request body is not a JSON object',
+  error: 'request body is not valid JSON',
   details: [{ path: '(body)', message: 'must be a JSON object' }],
 };
+
+/** Valid JSON, but not an object (null, a string, a number): said as such, not as invalid JSON. */
+export const NOT_OBJECT: ErrorResponse = { ...NOT_JSON, error: 'request body is not a JSON object' };
+
+/** The error for a body that did not parse as a JSON object or array. */
+export function notJsonObject(text: string): ErrorResponse {
+  try {
+    JSON.parse(text);
+    return NOT_OBJECT;
+  } catch {
+    return NOT_JSON;
+  }
+}
 
 /** Headers of a query answer, as a flat list of names and values: when every query was refused for a transient reason (busy, unavailable), when to retry. */
 export function queryHeaderList(answer: { retryAfter?: number }): string[] {

@@ -167,12 +167,24 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
     body: '{"range": ',
   });
   assert.equal(broken.status, 400);
-  assert.equal((await broken.json()).error, 'request body is not a JSON object');
-  for (const body of ['null', '"x"', '5']) {
-    // Valid JSON, but not a request: the error says what it is not.
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body });
-    assert.equal(r.status, 400, body);
-    assert.equal((await r.json()).error, 'request body is not a JSON object', body);
+  assert.equal((await broken.json()).error, 'request body is not valid JSON');
+  for (const path of ['', '?via=express']) {
+    for (const body of ['null', '"x"', '5']) {
+      // Valid JSON, but not a request: the error says what it is not, on both paths.
+      const r = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body,
+      });
+      assert.equal(r.status, 400, body);
+      assert.equal((await r.json()).error, 'request body is not a JSON object', `${body} ${path}`);
+    }
+    const r = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: '{"range": ',
+    });
+    assert.equal((await r.json()).error, 'request body is not valid JSON', path);
   }
   // Thousands of unknown fields: the error names ten (each cut to 64 characters) and counts the rest,
   // so its size and the work to build it do not grow with the body.
