@@ -82,11 +82,27 @@ export interface PendingChange {
 }
 
 /**
- * Pending changes, per flavour. PostgreSQL: the invalidation log's rows below each rollup's
- * watermark, as ruleperf_pending_changes clips them, counted per range (the view merges them,
- * which would hide a second change inside a pending range). TimescaleDB: the view's merged ranges.
+ * Pending changes, per flavour: the log entries ruleperf_pending_changes reads, clipped as it
+ * clips them, counted per range (the view merges them, which would hide a second change inside a
+ * pending range). PostgreSQL: the invalidation log. TimescaleDB: its hypertable and
+ * materialization invalidation logs (the view's own query, not merged); where its catalog differs
+ * from the one the migrations know, the view's merged ranges.
  */
 const PENDING_SQL = {
+  timescaleLog: `WITH caggs AS (
+    SELECT c.mat_hypertable_id, c.raw_hypertable_id, st.watermark, st.retained_from
+    FROM ruleperf_rollup_status st JOIN _timescaledb_catalog.continuous_agg c ON c.user_view_name = st.rollup
+  ), logged AS (
+    SELECT ca.watermark, ca.retained_from,
+           ruleperf_internal_time(l.lowest_modified_value) AS lo, ruleperf_internal_time(l.greatest_modified_value) AS hi
+    FROM caggs ca JOIN _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log l ON l.hypertable_id = ca.raw_hypertable_id
+    UNION ALL
+    SELECT ca.watermark, ca.retained_from,
+           ruleperf_internal_time(l.lowest_modified_value), ruleperf_internal_time(l.greatest_modified_value)
+    FROM caggs ca JOIN _timescaledb_catalog.continuous_aggs_materialization_invalidation_log l ON l.materialization_id = ca.mat_hypertable_id
+  )
+  SELECT extract(epoch FROM lo) * 1000 AS lo, extract(epoch FROM least(hi, watermark)) * 1000 AS hi, count(*)::int AS n
+  FROM logged WHERE lo < watermark AND hi >= retained_from AND hi > '-infinity' GROUP BY 1, 2 ORDER BY 1, 2, 3`,
   log: `SELECT extract(epoch FROM i.lo) * 1000 AS lo, extract(epoch FROM least(i.hi, s.watermark)) * 1000 AS hi, count(*)::int AS n
         FROM ruleperf_invalidations i JOIN ruleperf_rollup_state s ON s.rollup = i.rollup
         WHERE i.lo < s.watermark AND i.hi >= s.retained_from GROUP BY 1, 2 ORDER BY 1, 2, 3`,
@@ -127,7 +143,14 @@ export class ChangeFeed {
               to_regclass('ruleperf_pending_changes') IS NOT NULL AS view`
     );
     this.available = rows[0].present;
-    this.pendingSql = rows[0].log === true ? PENDING_SQL.log : rows[0].view === true ? PENDING_SQL.view : null;
+    this.pendingSql =
+      rows[0].log === true
+        ? PENDING_SQL.log
+        : rows[0].view === true
+          ? (await this.works(PENDING_SQL.timescaleLog))
+            ? PENDING_SQL.timescaleLog
+            : PENDING_SQL.view
+          : null;
     if (!this.available) {
       this.o.logger.warn(
         'the database has no change log (ruleperf_changes): cached answers are not invalidated by refreshes; run `npm run migrate`'
@@ -169,6 +192,16 @@ export class ChangeFeed {
       )
       .finally(() => (this.polling = null));
     return this.polling;
+  }
+
+  /** Whether a query runs here (TimescaleDB's catalog moves between versions). */
+  private async works(sql: string): Promise<boolean> {
+    try {
+      await this.db.query(sql);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The change log's new rows and, where the schema lists them, the pending changes, from one snapshot. */

@@ -1,0 +1,66 @@
+/**
+ * The change feed on the TimescaleDB flavour (WASM build): rows changed below the continuous
+ * aggregates' watermark give overlapping answers a new data version before any refresh, each
+ * further change inside a range already pending another one, and the refresh a third; an
+ * answer over another range keeps its version throughout.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import pino from 'pino';
+import { embeddedTimescale } from '../support/embedded';
+import { refreshRollups } from '../../server/db/refresh';
+import { ChangeFeed, type VersionScope } from '../../server/db/change-feed';
+
+const HOUR = 3_600_000;
+const now = Math.floor(Date.now() / HOUR) * HOUR;
+let db: Awaited<ReturnType<typeof embeddedTimescale>>;
+let feed: ChangeFeed;
+
+const scope = (from: number, to: number): VersionScope => ({
+  range: { from, to },
+  names: { rules: false, parsers: false },
+  filters: {},
+});
+
+before(async () => {
+  db = await embeddedTimescale();
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+     SELECT $1::timestamptz + g * interval '3 minutes', 'RULE_EXECUTION', 'r' || (g % 5), 'SUCCESS', 1 + g % 50
+     FROM generate_series(0, 1399) g`,
+    [new Date(now - 3 * 24 * HOUR)]
+  );
+  await refreshRollups(db.pool, 'timescale', { until: new Date(now - HOUR) });
+  feed = new ChangeFeed(db.pool, {
+    pollMs: 60_000,
+    keepMs: 600_000,
+    listenUrl: null,
+    logger: pino({ level: 'silent' }),
+  });
+  await feed.start();
+});
+after(async () => {
+  await feed?.stop();
+  await db?.stop();
+});
+
+test('late rows in a settled range: a new version at the next poll, again for a second one at the same instant, again after the refresh', async () => {
+  const overlapping = scope(now - 50 * HOUR, now - 40 * HOUR);
+  const elsewhere = scope(now - 70 * HOUR, now - 60 * HOUR);
+  const seen = new Set([feed.version(overlapping)]);
+  const untouched = feed.version(elsewhere);
+  const late = `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r1', 'ERROR', 900)`;
+  const at = new Date(now - 45 * HOUR + 17_000);
+  for (const step of ['a late row', 'a second late row at the same instant']) {
+    await db.pool.query(late, [at]);
+    await feed.poll();
+    const v = feed.version(overlapping);
+    assert.ok(!seen.has(v), `${step}: a version not seen before (${v})`);
+    seen.add(v);
+  }
+  await refreshRollups(db.pool, 'timescale', { until: new Date(now - HOUR) });
+  await feed.poll();
+  const refreshed = feed.version(overlapping);
+  assert.ok(!seen.has(refreshed), `after the refresh: a version not seen before (${refreshed})`);
+  assert.equal(feed.version(elsewhere), untouched, 'an answer over another range keeps its version');
+});
