@@ -113,6 +113,9 @@ export const DEFAULTS = {
 
 export type QueryKind = (typeof QUERY_KINDS)[number];
 
+/** The value Grafana stores for a variable set to "All" (also usable as a custom all value): never a filter value. */
+export const GRAFANA_ALL_VALUE = '$__all';
+
 /**
  * Which options each query kind uses: the plugin's request builder sends only these and its
  * editor shows only these; the service refuses the others (a topRules "grouped by" a parser

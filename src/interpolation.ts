@@ -1,10 +1,11 @@
 import type { ScopedVars } from '@grafana/data';
 import type { TemplateSrv } from '@grafana/runtime';
 
+import { GRAFANA_ALL_VALUE } from './contract';
 import type { FilterValue } from './types';
 
-/** The value Grafana stores for a variable set to "All" (also usable as a custom all value). */
-export const ALL_VALUE = '$__all';
+/** The value Grafana stores for a variable set to "All" (the contract's, which the service refuses as a filter value). */
+export const ALL_VALUE = GRAFANA_ALL_VALUE;
 
 // Joins the values of a multi-value variable so they can be split apart again after
 // `replace` returns a string. A control character cannot occur in a rule or parser id.

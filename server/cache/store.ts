@@ -10,7 +10,7 @@
  * The key scheme is keys.ts; invalidation is invalidation.ts.
  */
 import type { CacheStatus, InvalidateRequest } from '../contract';
-import type { Answer } from '../query/executor';
+import { MANY_VALUES, valueCount, type Answer } from '../query/executor';
 import type { NormalizedQuery } from '../query/normalize';
 import type { CacheLayer, FetchOptions } from '../query/service';
 import type { Metrics } from '../observability/metrics';
@@ -347,7 +347,7 @@ export class QueryCache implements CacheLayer {
       this.metrics.cacheSkipped.inc({ reason: 'too_large' });
       return;
     }
-    if (values > 50_000) {
+    if (values > MANY_VALUES) {
       // Its JSON on a loop turn of its own, not right after the answer's.
       await loopTurns.next('miss');
     }
@@ -394,15 +394,4 @@ export class NoCache implements CacheLayer {
     this.metrics.hot.lookupResult(options.background ?? false).bypass.inc();
     return { answer: await promise, status: 'bypass' };
   }
-}
-
-/** The values an answer's frames hold (every column of every frame). */
-function valueCount(answer: Answer): number {
-  let n = 0;
-  for (const frame of answer.frames) {
-    for (const column of frame.data.values) {
-      n += column.length;
-    }
-  }
-  return n;
 }

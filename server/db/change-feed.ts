@@ -275,13 +275,13 @@ export class ChangeFeed {
 
   /** Takes the pending changes just read; those no longer listed are kept, gone, for keepMs. Whether anything moved. */
   private notePending(live: PendingChange[], now: number): boolean {
-    const listed = new Set(live.map((p) => `${p.from}~${p.to}~${p.entries}`));
+    const listed = new Set(live.map(entryKey));
     const gone = this.pending.flatMap((p) =>
       p.goneAt !== undefined
         ? now - p.goneAt <= this.o.keepMs
           ? [p]
           : []
-        : listed.has(`${p.from}~${p.to}~${p.entries}`)
+        : listed.has(entryKey(p))
           ? []
           : [{ ...p, goneAt: now }]
     );
@@ -305,7 +305,7 @@ export class ChangeFeed {
     let overlapping = '';
     for (const p of this.pending) {
       if (p.from < scope.range.to && p.to >= scope.range.from) {
-        overlapping += `${p.from}~${p.to}~${p.entries}${p.goneAt === undefined ? '' : '~gone'};`;
+        overlapping += `${entryKey(p)}${p.goneAt === undefined ? '' : '~gone'};`;
       }
     }
     return overlapping
@@ -341,6 +341,9 @@ export class ChangeFeed {
     await this.listener?.end().catch(() => undefined);
   }
 }
+
+/** A pending change's bounds and entries, as versions digest them. */
+const entryKey = (p: PendingChange) => `${p.from}~${p.to}~${p.entries}`;
 
 /** Whether two lists of pending changes (live ones in the order the queries give, then gone ones) are the same. */
 function samePending(a: readonly PendingChange[], b: readonly PendingChange[]): boolean {

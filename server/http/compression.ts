@@ -44,18 +44,26 @@ const ASYNC_BYTES = 64 * 1024;
 const compressedBodies = new WeakMap<Buffer, Buffer | null>();
 const inFlight = new WeakMap<Buffer, Promise<void>>();
 
+/** Keeps a body's compressed form beside it, or null when gzip did not make it smaller. */
+function keepCompressed(body: Buffer, z: Buffer): Buffer | null {
+  const out = z.length < body.length ? z : null;
+  compressedBodies.set(body, out);
+  return out;
+}
+
+/** An answer as it goes to one client: the bytes, and the headers that say how (a flat name, value list). */
+export interface ClientBody {
+  body: Buffer;
+  headers: readonly string[];
+}
+
 /** The body gzipped, or null when that would not be smaller; kept per Buffer (a cached answer's is reused). */
 export function gzipped(body: Buffer): Buffer | null {
   if (body.length < MIN_BYTES) {
     return null;
   }
-  let out = compressedBodies.get(body);
-  if (out === undefined) {
-    const z = gzipSync(body, { level: constants.Z_DEFAULT_COMPRESSION });
-    out = z.length < body.length ? z : null;
-    compressedBodies.set(body, out);
-  }
-  return out;
+  const out = compressedBodies.get(body);
+  return out === undefined ? keepCompressed(body, gzipSync(body, { level: constants.Z_DEFAULT_COMPRESSION })) : out;
 }
 
 const PLAIN_HEADERS: readonly string[] = ['Vary', 'Accept-Encoding'];
@@ -65,11 +73,7 @@ const GZIP_HEADERS: readonly string[] = ['Vary', 'Accept-Encoding', 'Content-Enc
  * A query answer as it goes to this client: gzipped when it accepts that and the answer is a
  * 200 worth compressing, with the headers that say so (as a flat name, value list).
  */
-export function forClient(
-  status: number,
-  body: Buffer,
-  gzipAccepted: boolean
-): { body: Buffer; headers: readonly string[] } {
+export function forClient(status: number, body: Buffer, gzipAccepted: boolean): ClientBody {
   const packed = gzipAccepted && status === 200 ? gzipped(body) : null;
   return packed ? { body: packed, headers: GZIP_HEADERS } : { body, headers: PLAIN_HEADERS };
 }
@@ -79,11 +83,7 @@ export function forClient(
  * compresses it off the event loop. Small bodies and cached answers' bodies (compressed once)
  * stay on the synchronous path every cache hit takes.
  */
-export function forClientNow(
-  status: number,
-  body: Buffer,
-  gzipAccepted: boolean
-): { body: Buffer; headers: readonly string[] } | null {
+export function forClientNow(status: number, body: Buffer, gzipAccepted: boolean): ClientBody | null {
   if (gzipAccepted && status === 200 && body.length >= ASYNC_BYTES && !compressedBodies.has(body)) {
     return null;
   }
@@ -91,17 +91,13 @@ export function forClientNow(
 }
 
 /** forClient after compressing the body on the thread pool (kept for its next hit, as gzipped keeps it). */
-export async function forClientLater(
-  status: number,
-  body: Buffer,
-  gzipAccepted: boolean
-): Promise<{ body: Buffer; headers: readonly string[] }> {
+export async function forClientLater(status: number, body: Buffer, gzipAccepted: boolean): Promise<ClientBody> {
   if (gzipAccepted && status === 200 && !compressedBodies.has(body)) {
     // One compression per body however many requests wait for it (a burst sharing one answer).
     let compressing = inFlight.get(body);
     if (!compressing) {
       compressing = gzipAsync(body, { level: constants.Z_DEFAULT_COMPRESSION })
-        .then((z) => void compressedBodies.set(body, z.length < body.length ? z : null))
+        .then((z) => void keepCompressed(body, z))
         .finally(() => inFlight.delete(body));
       inFlight.set(body, compressing);
     }

@@ -12,7 +12,7 @@ import type { AppDeps } from './app';
 import type { ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
-import { acceptsGzip, forClientLater, forClientNow } from './compression';
+import { acceptsGzip, forClientLater, forClientNow, type ClientBody } from './compression';
 import { queryRequestSchema } from './validation';
 import {
   errorResponse,
@@ -148,7 +148,7 @@ class Exchange {
       );
   }
 
-  private send(answer: ServiceAnswer, sent: { body: Buffer; headers: readonly string[] }): void {
+  private send(answer: ServiceAnswer, sent: ClientBody): void {
     // Time spent in the service, for clients and benchmarks (excludes network and JSON parsing on their side).
     const headers = [
       'Server-Timing',

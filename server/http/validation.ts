@@ -8,6 +8,7 @@
 import { z } from 'zod/v4';
 import {
   DEFAULTS,
+  GRAFANA_ALL_VALUE,
   GRAFANA_QUERY_FIELDS,
   GRANULARITIES,
   GROUP_BY_FIELDS,
@@ -106,8 +107,8 @@ const filterValue = z
   .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters')
   // Grafana's "All" value sent as it is (not interpolated): it would match nothing, not everything.
   .refine(
-    (v) => v !== '$__all',
-    'is Grafana\'s "All" value ($__all), which matches no rule or parser: omit the filter for all'
+    (v) => v !== GRAFANA_ALL_VALUE,
+    `is Grafana's "All" value (${GRAFANA_ALL_VALUE}), which matches no rule or parser: omit the filter for all`
   )
   // What a body that is not valid UTF-8 decodes to: a value no rule or parser has, matching nothing.
   .refine(
@@ -130,11 +131,12 @@ const QUERY_FIELD_LIST = `a query's fields are ${QUERY_FIELDS.join(', ')} (and G
  * seven fields in the shape doubled the cost of validating a query, and this runs on every
  * cached answer. The zod object strips Grafana's fields (and would strip unknown ones).
  */
-function refuseUnknownQueryFields(
-  query: unknown,
-  ctx: { addIssue(issue: { code: 'custom'; path: PropertyKey[]; message: string }): void },
-  path: PropertyKey[]
-): void {
+/** Where the query checks below report, as zod's refinement context takes issues. */
+interface IssueSink {
+  addIssue(issue: { code: 'custom'; path: PropertyKey[]; message: string }): void;
+}
+
+function refuseUnknownQueryFields(query: unknown, ctx: IssueSink, path: PropertyKey[]): void {
   if (query === null || typeof query !== 'object' || Array.isArray(query)) {
     return;
   }
@@ -151,24 +153,32 @@ function refuseUnknownQueryFields(
       message: unknownFields(unknown, [...KNOWN_QUERY_FIELDS], QUERY_FIELD_LIST),
     });
   }
-  // An option the kind does not use would be ignored: the answer would not be what was asked.
+}
+
+/** An option the query's kind does not use would be ignored: the answer would not be what was asked. */
+function refuseOptionsTheKindDoesNotUse(query: unknown, ctx: IssueSink, path: PropertyKey[]): void {
+  if (query === null || typeof query !== 'object' || Array.isArray(query)) {
+    return;
+  }
   const kind = (query as { kind?: unknown }).kind ?? DEFAULTS.kind;
-  const uses = typeof kind === 'string' && Object.hasOwn(KIND_FIELDS, kind) ? KIND_FIELDS[kind as QueryKind] : null;
-  if (uses) {
-    for (const option of OPTIONS) {
-      if (!uses[option] && (query as Record<string, unknown>)[option] !== undefined) {
-        const used = OPTIONS.filter((o) => uses[o]);
-        ctx.addIssue({
-          code: 'custom',
-          path: [...path, option],
-          message: `${/^[aeiou]/.test(String(kind)) ? 'an' : 'a'} ${kind} query does not use ${option} (${used.length ? `its options are ${used.join(', ')}` : 'it has no options besides the filters and granularity'}): remove it`,
-        });
-      }
+  if (typeof kind !== 'string' || !Object.hasOwn(KIND_FIELDS, kind)) {
+    return; // an unknown kind is refused by its own check
+  }
+  const uses = KIND_FIELDS[kind as QueryKind];
+  const used = OPTIONS.filter((o) => uses[o]);
+  for (const option of OPTIONS) {
+    if (!uses[option] && (query as Record<string, unknown>)[option] !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...path, option],
+        message: `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} query does not use ${option} (${used.length ? `its options are ${used.join(', ')}` : 'it has no options besides the filters and granularity'}): remove it`,
+      });
     }
   }
 }
 
-const OPTIONS = ['metrics', 'groupBy', 'limit', 'sortBy'] as const;
+/** The options a kind may use or not (KIND_FIELDS' columns). */
+const OPTIONS = Object.keys(KIND_FIELDS.stats) as Array<keyof (typeof KIND_FIELDS)['stats']>;
 
 const queryObject = z.object({
   refId: z.string().min(1).max(LIMITS.maxRefIdLength).default(DEFAULTS.refId),
@@ -194,6 +204,7 @@ const queryObject = z.object({
 /** One query (warming and tests validate queries alone; requests check their queries' fields once, below). */
 export const querySchema = z.preprocess((query, ctx) => {
   refuseUnknownQueryFields(query, ctx, []);
+  refuseOptionsTheKindDoesNotUse(query, ctx, []);
   return query;
 }, queryObject);
 
@@ -290,7 +301,10 @@ const requestObject = z
 export const queryRequestSchema = z.preprocess((body, ctx) => {
   const queries = body !== null && typeof body === 'object' ? (body as { queries?: unknown }).queries : undefined;
   if (Array.isArray(queries) && queries.length <= LIMITS.maxQueries) {
-    queries.forEach((q, i) => refuseUnknownQueryFields(q, ctx, ['queries', i]));
+    queries.forEach((q, i) => {
+      refuseUnknownQueryFields(q, ctx, ['queries', i]);
+      refuseOptionsTheKindDoesNotUse(q, ctx, ['queries', i]);
+    });
   }
   return body;
 }, requestObject);

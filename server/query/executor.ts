@@ -74,6 +74,23 @@ function overdueNotices(state: DatabaseState, used: readonly string[], now: numb
 /** Rows from which an answer's frames are built on a loop turn of their own. */
 const MANY_ROWS = 5000;
 
+/**
+ * Values from which turning an answer into JSON (rendering it, encoding it for the cache) takes
+ * milliseconds: done on a loop turn of its own.
+ */
+export const MANY_VALUES = 50_000;
+
+/** The values an answer's frames hold (every column of every frame). */
+export function valueCount(answer: Answer): number {
+  let n = 0;
+  for (const frame of answer.frames) {
+    for (const column of frame.data.values) {
+      n += column.length;
+    }
+  }
+  return n;
+}
+
 export class QueryExecutor implements Executor {
   private readonly ruleSplits: RuleSplitSource;
 
@@ -103,25 +120,14 @@ export class QueryExecutor implements Executor {
    * slot one at a time, or beside it on a slot that happens to be free (top rules' groups).
    */
   run(q: NormalizedQuery, priority: Priority = 'user'): Promise<Answer> {
-    return this.admission.run(async () => {
-      const read = await this.answer(q);
-      if (read.rows > MANY_ROWS) {
-        // Frames of many rows (30-60 ms for a 90-day grouped timeseries) on a loop turn of their
-        // own, so heavy answers finishing together do not run back to back. Still on the slot:
-        // freeing it first let the next heavy read start while these rows wait, and peak memory
-        // under 50 such requests rose from 227-257 to 312-372 MB.
-        await loopTurns.next('miss');
-      }
-      return read.frames();
-    }, priority);
+    return this.admission.run(() => this.answer(q), priority);
   }
 
   refusal(priority: Priority): Busy | null {
     return this.admission.refusal(priority);
   }
 
-  /** Reads an answer's rows on the admission slot; its frames are built after (`frames`). */
-  private async answer(q: NormalizedQuery): Promise<{ rows: number; frames: () => Answer }> {
+  private async answer(q: NormalizedQuery): Promise<Answer> {
     const state = await this.state.current();
     const rollupState = rollupStates(state);
     const p = plan({
@@ -178,17 +184,21 @@ export class QueryExecutor implements Executor {
     const watermarks = used
       .map((name) => rollupState.get(name)?.watermark ?? null)
       .filter((w): w is number => w !== null);
+    if (read.rows.length > MANY_ROWS) {
+      // Frames of many rows (30-60 ms for a 90-day grouped timeseries) on a loop turn of their
+      // own, so heavy answers finishing together do not run back to back. Still on the slot:
+      // freeing it first let the next heavy read start while these rows wait, and peak memory
+      // under 50 such requests rose from 227-257 to 312-372 MB.
+      await loopTurns.next('miss');
+    }
     return {
-      rows: read.rows.length,
-      frames: () => ({
-        frames: spec.frames(q, read.rows, computedAt),
-        tiers,
-        watermark: watermarks.length ? Math.max(...watermarks) : null,
-        touchesLiveEdge: p.live,
-        sql: read.statements.map((s) => showStatement(s.statement, s.title)).join('\n\n'),
-        notices: overdueNotices(state, used, computedAt),
-        computedAt,
-      }),
+      frames: spec.frames(q, read.rows, computedAt),
+      tiers,
+      watermark: watermarks.length ? Math.max(...watermarks) : null,
+      touchesLiveEdge: p.live,
+      sql: read.statements.map((s) => showStatement(s.statement, s.title)).join('\n\n'),
+      notices: overdueNotices(state, used, computedAt),
+      computedAt,
     };
   }
 }

@@ -10,7 +10,7 @@ import { isDataException, isStatementTimeout, isUnavailable } from '../db/pools'
 import { loopTurns } from './turns';
 import { BudgetExceeded, checkBudget, schemaCardinality } from './budget';
 import type { RollupInfo } from './catalog';
-import type { Answer, Executor } from './executor';
+import { MANY_VALUES, valueCount, type Answer, type Executor } from './executor';
 import type { NormalizedQuery, RequestRange } from './normalize';
 import { NormalizeMemo } from './normalize-memo';
 import { joinResults, renderResponse, resultMember, withMeta } from './render';
@@ -234,7 +234,7 @@ export class QueryService {
         failure: r,
       };
     }
-    if (r.cache === 'miss' && manyValues(r.answer)) {
+    if (r.cache === 'miss' && valueCount(r.answer) > MANY_VALUES) {
       // Its JSON (tens of ms for a few MB) on a turn of its own, as its frames were built.
       await loopTurns.next('miss');
     }
@@ -284,18 +284,4 @@ export class QueryService {
     const body = parts.length === 1 && parts[0].response ? parts[0].response : joinResults(parts.map((p) => p.member));
     return serviceAnswer(200, body, { cache: parts[0]?.cache, tiers: parts[0]?.tiers });
   }
-}
-
-/** Whether an answer's frames hold more than 50,000 values (rendering them takes milliseconds). */
-function manyValues(answer: Answer): boolean {
-  let n = 0;
-  for (const frame of answer.frames) {
-    for (const column of frame.data.values) {
-      n += column.length;
-      if (n > 50_000) {
-        return true;
-      }
-    }
-  }
-  return false;
 }
