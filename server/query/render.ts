@@ -7,7 +7,7 @@
 import type { CacheStatus, DataFrameJSON, Notice } from '../contract';
 import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
-import type { TimeRange } from './range';
+import { RAW_MINUTES_MAX_SPAN, type TimeRange } from './range';
 
 /** An instant as notices write it: `2026-01-01 10:00:00`, UTC, milliseconds only when there are any. */
 export const utc = (ms: number) =>
@@ -42,7 +42,7 @@ function width(ms: number): string {
 export function coarserBucketNotice(bucketMs: number, askedMs: number, fields: readonly string[]): Notice {
   return {
     severity: 'info',
-    text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over 6 hours or less, raw rows are read by the minute.`,
+    text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute.`,
   };
 }
 
@@ -115,8 +115,12 @@ function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Vari
   if (!byVariant) {
     variants.set(answer, (byVariant = new Map()));
   }
-  // Requests sharing an answer may differ in what they asked: the range, the bucket width.
-  const key = `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}`;
+  // Requests sharing an answer may differ in what they asked: the range, the bucket width. The
+  // usual hit asked what it got: its key is the cache status alone, no string built per hit.
+  const key =
+    !q.differsFromAsked && q.coarserThanAskedMs === null
+      ? cache
+      : `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}`;
   let variant = byVariant.get(key);
   if (!variant) {
     const pieces = withMeta(answer, q, cache, '').map((frame) => {
