@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { post } from '../../testkit/http';
 import { summarize, type Summary } from './stats';
 import { ms, table } from './report';
-import { crashProbe, heaviestAccepted } from '../../testkit/probes';
+import { crashProbe, heaviestAccepted, heaviestValues } from '../../testkit/probes';
 import { startFloorServer } from './floor-bench';
 import { rssMb } from './proc';
 
@@ -77,18 +77,73 @@ export interface OverloadFigures {
     rssGrowthMb: number;
     peakRssMb: number;
   };
-  burst: {
-    requests: number;
-    answered: number;
-    busy: number;
-    unavailable: number;
-    other: number;
-    healthz: Summary;
-    cached: Summary;
-    /** The same probes, in the same run, against a bare Node server answering at once (the machine's floor). */
-    floor: { healthz: Summary; cached: Summary };
-    peakRssMb: number;
-    seconds: number;
+  burst: BurstFigures;
+  /** Distinct answers at the top of the value budget (heaviestValues), all at once. */
+  heavyBurst: BurstFigures & { bytes: number; values: number };
+}
+
+export interface BurstFigures {
+  requests: number;
+  answered: number;
+  busy: number;
+  unavailable: number;
+  other: number;
+  healthz: Summary;
+  cached: Summary;
+  /** The same probes, in the same run, against a bare Node server answering at once (the machine's floor). */
+  floor: { healthz: Summary; cached: Summary };
+  peakRssMb: number;
+  seconds: number;
+}
+
+type Reply = Awaited<ReturnType<typeof post>>;
+
+/**
+ * Sends `n` requests at once while another process (another user) asks /healthz and a cached
+ * question every 10 ms, of the service and of a bare Node server answering a body of the same
+ * size at once: what that one sees is what the burst does to any process here (two cores
+ * shared with PostgreSQL and the load generator), so ruleperf's figure reads beside it.
+ */
+async function burstWithProbes(
+  svc: ServiceProcess,
+  cachedBody: unknown,
+  n: number,
+  request: (i: number) => unknown
+): Promise<{ figures: BurstFigures; replies: Reply[] }> {
+  const cachedBytes = (await post(`${svc.url}/api/v1/query`, cachedBody, false)).bytes;
+  const floorServer = await startFloorServer(cachedBytes);
+  const prober = await startProber(svc.url, cachedBody);
+  const floorProber = await startProber(floorServer.url, cachedBody);
+  const started = performance.now();
+  const burst = await watchRss(svc.child.pid!, () =>
+    Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        post(`${svc.url}/api/v1/query`, request(i), false).then(
+          (r) => r,
+          (): Reply => ({ status: 0, body: '', clientMs: 0, serverMs: 0, bytes: 0 })
+        )
+      )
+    )
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const { healthz, cached } = await prober.stop();
+  const floor = await floorProber.stop();
+  await floorServer.stop();
+  const replies = burst.result;
+  return {
+    replies,
+    figures: {
+      requests: n,
+      answered: replies.filter((r) => r.status === 200).length,
+      busy: replies.filter((r) => r.status === 503 && /busy/.test(String(r.body))).length,
+      unavailable: replies.filter((r) => /unavailable/.test(String(r.body))).length,
+      other: replies.filter((r) => r.status !== 200 && r.status !== 503).length,
+      healthz: summarize(healthz),
+      cached: summarize(cached),
+      floor: { healthz: summarize(floor.healthz), cached: summarize(floor.cached) },
+      peakRssMb: burst.peakMb,
+      seconds,
+    },
   };
 }
 
@@ -161,46 +216,24 @@ export async function overloadBench(o: {
       );
     });
 
-    // The burst: distinct uncached month-long questions all at once, while another process
-    // (another user) asks /healthz and a cached question every 10 ms.
+    // The burst: distinct uncached month-long questions all at once.
     const cachedBody = {
       range: { from: Date.now() - 30 * DAY, to: Date.now() - DAY },
       queries: [{ refId: 'A', kind: 'stats' }],
     };
-    const cachedBytes = (await post(`${svc.url}/api/v1/query`, cachedBody, false)).bytes;
     const n = o.quick ? 100 : 300;
-    // A second user probes the machine's floor meanwhile: a bare Node server answering a body
-    // of the same size at once. What it sees is what the burst does to any process here (two
-    // cores shared with PostgreSQL and the load generator), so ruleperf's figure reads beside it.
-    const floorServer = await startFloorServer(cachedBytes);
-    const prober = await startProber(svc.url, cachedBody);
-    const floorProber = await startProber(floorServer.url, cachedBody);
-    const started = performance.now();
-    const burst = await watchRss(pid, () =>
-      Promise.all(
-        Array.from({ length: n }, (_, i) => {
-          const now = Date.now() - i * 60_000;
-          return post(
-            `${svc.url}/api/v1/query`,
-            {
-              range: { from: now - 9 * DAY, to: now },
-              queries: [{ refId: 'A', kind: i % 2 ? 'topRules' : 'errorBreakdown', limit: 10 + (i % 7) }],
-            },
-            false
-          ).then(
-            (r) => r,
-            () => ({ status: 0, body: '', clientMs: 0, serverMs: 0 })
-          );
-        })
-      )
-    );
-    const seconds = (performance.now() - started) / 1000;
-    const { healthz, cached } = await prober.stop();
-    const floor = await floorProber.stop();
-    await floorServer.stop();
-    const replies = burst.result;
-    const unavailable = replies.filter((r) => /unavailable/.test(String(r.body))).length;
-    const busy = replies.filter((r) => r.status === 503 && /busy/.test(String(r.body))).length;
+    const burstNow = Date.now();
+    const { figures: burst } = await burstWithProbes(svc, cachedBody, n, (i) => ({
+      range: { from: burstNow - i * 60_000 - 9 * DAY, to: burstNow - i * 60_000 },
+      queries: [{ refId: 'A', kind: i % 2 ? 'topRules' : 'errorBreakdown', limit: 10 + (i % 7) }],
+    }));
+    // The heaviest burst: distinct answers at the top of the value budget, each tens of
+    // milliseconds of frames and JSON in the service (issue 18: /healthz p99 during it).
+    const heavyN = o.quick ? 12 : 50;
+    const heavyNow = Date.now();
+    const heaviest = await burstWithProbes(svc, cachedBody, heavyN, (i) => heaviestValues(heavyNow, i * 60_000));
+    const sample = heaviest.replies.find((r) => r.status === 200);
+    const sampleFrames = sample ? (JSON.parse(String(sample.body)).results?.A?.frames ?? []) : [];
     const figures: OverloadFigures = {
       probe: { status: probeStatus, client: summarize(probeTimes), rssGrowthMb: probe.peakMb - probe.startMb },
       heaviest: {
@@ -212,19 +245,17 @@ export async function overloadBench(o: {
         rssGrowthMb: heavy.peakMb - heavy.startMb,
         peakRssMb: heavy.peakMb,
       },
-      burst: {
-        requests: n,
-        answered: replies.filter((r) => r.status === 200).length,
-        busy,
-        unavailable,
-        other: replies.filter((r) => r.status !== 200 && r.status !== 503).length,
-        healthz: summarize(healthz),
-        cached: summarize(cached),
-        floor: { healthz: summarize(floor.healthz), cached: summarize(floor.cached) },
-        peakRssMb: burst.peakMb,
-        seconds,
+      burst,
+      heavyBurst: {
+        ...heaviest.figures,
+        bytes: sample ? Buffer.byteLength(String(sample.body)) : 0,
+        values: sampleFrames.reduce(
+          (k: number, f: { data: { values: unknown[][] } }) => k + f.data.values.reduce((m, c) => m + c.length, 0),
+          0
+        ),
       },
     };
+    const h = figures.heavyBurst;
     o.say(`\n### Overload: bounded work per request, busy rather than down (one instance, client-side figures)\n`);
     o.say(
       table(
@@ -242,7 +273,7 @@ export async function overloadBench(o: {
           ],
           [
             `${n} concurrent distinct uncached 9-day requests`,
-            `${figures.burst.answered} answered, ${busy} busy (503 + Retry-After), ${unavailable} "unavailable", ${figures.burst.other} other, in ${seconds.toFixed(1)} s`,
+            `${burst.answered} answered, ${burst.busy} busy (503 + Retry-After), ${burst.unavailable} "unavailable", ${burst.other} other, in ${burst.seconds.toFixed(1)} s`,
             '0 "unavailable"',
           ],
           [
@@ -256,6 +287,21 @@ export async function overloadBench(o: {
             'p99 ≤ 10 ms',
           ],
           ['… peak RSS during the burst', `${figures.burst.peakRssMb.toFixed(0)} MB`, ''],
+          [
+            `${heavyN} concurrent distinct answers at the value budget's top (90 days of 3-hour points, 100 rules + other, 9 metrics)`,
+            `${h.answered} answered (${(h.bytes / 1e6).toFixed(1)} MB, ${h.values.toLocaleString('en')} values each), ${h.busy} busy, ${h.unavailable} "unavailable", ${h.other} other, in ${h.seconds.toFixed(1)} s; peak RSS ${h.peakRssMb.toFixed(0)} MB`,
+            '0 "unavailable", 0 other',
+          ],
+          [
+            '… /healthz during it',
+            `p50 ${ms(h.healthz.p50)}, p99 ${ms(h.healthz.p99)} (${h.healthz.n} probes); floor p99 ${ms(h.floor.healthz.p99)}`,
+            'p99 ≤ 50 ms',
+          ],
+          [
+            '… a cached request during it',
+            `p50 ${ms(h.cached.p50)}, p99 ${ms(h.cached.p99)}; floor p50 ${ms(h.floor.cached.p50)}, p99 ${ms(h.floor.cached.p99)}`,
+            '',
+          ],
         ]
       )
     );

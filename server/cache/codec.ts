@@ -11,8 +11,13 @@ const PLAIN = 1;
 const DEFLATED = 2;
 
 /** Deflates on libuv's thread pool: storing a fresh answer must not hold up the hits being served. */
-export async function encode(value: unknown): Promise<Buffer> {
-  const json = Buffer.from(JSON.stringify(value));
+export function encode(value: unknown): Promise<Buffer> {
+  return encodeJson(JSON.stringify(value));
+}
+
+/** `encode` of a value whose JSON text is already built (the store builds a large answer's a slice at a time). */
+export async function encodeJson(text: string): Promise<Buffer> {
+  const json = Buffer.from(text);
   if (json.length > 200) {
     const packed = await deflateRawAsync(json, { level: 6 });
     if (packed.length < json.length) {

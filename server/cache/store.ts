@@ -10,11 +10,11 @@
  * The key scheme is keys.ts; invalidation is invalidation.ts.
  */
 import type { CacheStatus, InvalidateRequest } from '../contract';
-import { MANY_VALUES, valueCount, type Answer } from '../query/executor';
+import { frameValues, MANY_VALUES, valueCount, type Answer } from '../query/executor';
 import type { NormalizedQuery } from '../query/normalize';
 import type { CacheLayer, FetchOptions } from '../query/service';
 import type { Metrics } from '../observability/metrics';
-import { encode } from './codec';
+import { encode, encodeJson } from './codec';
 import { RecentlyDecoded } from './decoded';
 import { RedisGuard } from './guard';
 import { Invalidator } from './invalidation';
@@ -23,13 +23,24 @@ import { NearCache } from './near';
 import { redisInfo, type RedisClient, type RedisInfo } from './redis';
 import { INVALIDATE, LOOKUP } from './scripts';
 import { SingleFlight } from './single-flight';
-import { loopTurns } from '../query/turns';
+import { loopTurns, mapInTurns } from '../query/turns';
 
 /** What Redis holds per key. */
 export interface Entry {
   /** Fresh until (epoch ms). */
   f: number;
   a: Answer;
+}
+
+/**
+ * The JSON of an entry with many values (the same object once parsed), its frames a slice per
+ * loop turn: in one piece, a few MB of it holds the loop for tens of ms.
+ */
+async function entryJsonInTurns({ f, a }: Entry): Promise<string> {
+  const { frames, ...rest } = a;
+  const texts = await mapInTurns(frames, (frame) => JSON.stringify(frame), frameValues);
+  // rest always has fields (tiers, sql, …): its text after `{` goes on after the frames.
+  return `{"f":${JSON.stringify(f)},"a":{"frames":[${texts.join(',')}],${JSON.stringify(rest).slice(1)}}`;
 }
 
 export interface CacheSettings {
@@ -347,11 +358,8 @@ export class QueryCache implements CacheLayer {
       this.metrics.cacheSkipped.inc({ reason: 'too_large' });
       return;
     }
-    if (values > MANY_VALUES) {
-      // Its JSON on a loop turn of its own, not right after the answer's.
-      await loopTurns.next('miss');
-    }
-    const value = await encode({ f: Date.now() + ttl, a: answer } satisfies Entry);
+    const entry: Entry = { f: Date.now() + ttl, a: answer };
+    const value = values > MANY_VALUES ? await encodeJson(await entryJsonInTurns(entry)) : await encode(entry);
     if (value.length > this.settings.maxValueBytes) {
       this.metrics.cacheSkipped.inc({ reason: 'too_large' });
       return;

@@ -7,6 +7,7 @@
 import { Pool } from 'pg';
 import type { Config } from '../config';
 import { installParsers } from './parsers';
+import { readAChunkPerTurn } from './read-slices';
 
 installParsers();
 
@@ -67,6 +68,9 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
     });
     // An idle client losing its connection must not crash the process.
     pool.on('error', () => undefined);
+    if (reads) {
+      readAChunkPerTurn(pool);
+    }
     return pool;
   };
   if (embedded) {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
 import { differsFromAsked } from './range';
-import { joinResults, renderFrames, renderResponse, resultMember, withMeta } from './render';
+import { joinResults, renderFrames, renderInTurns, renderResponse, resultMember, withMeta } from './render';
 
 const answer: Answer = {
   frames: [
@@ -118,4 +118,32 @@ test("results join into one body, with the request's error first when it has one
     results: { B: { frames: [], error: 'busy', status: 503 } },
   });
   assert.equal(joinResults([]).toString(), '{"results":{}}');
+});
+
+test('a large answer rendered a slice per loop turn is the same body renderResponse gives, and is then reused', async () => {
+  const times = Array.from({ length: 900 }, (_, i) => i * 3_600_000);
+  const large: Answer = {
+    ...answer,
+    frames: Array.from({ length: 30 }, (_, g) => ({
+      schema: {
+        name: `r${g}`,
+        fields: [
+          { name: 'time', type: 'time' },
+          { name: 'executionCount', type: 'number' },
+        ],
+      },
+      data: { values: [times, times.map((t) => (t / 3_600_000) * g)] },
+    })),
+  };
+  const copy: Answer = { ...large, frames: large.frames.map((f) => ({ ...f })) };
+  for (const cache of ['miss', 'bypass'] as const) {
+    const asked = q({ from: 30_001, to: 150_001 });
+    let otherWork = false;
+    setImmediate(() => (otherWork = true));
+    await renderInTurns(large, asked, cache, 'B"x');
+    assert.ok(otherWork, 'other work ran while it rendered');
+    const body = renderResponse(large, asked, cache, 'B"x');
+    assert.equal(body.toString(), renderResponse(copy, asked, cache, 'B"x').toString());
+    assert.equal(renderResponse(large, asked, cache, 'B"x'), body, 'the body is kept');
+  }
 });

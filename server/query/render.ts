@@ -5,9 +5,10 @@
  * hit costs no frame building, no serializing of numbers and SQL and no text encoding.
  */
 import type { CacheStatus, DataFrameJSON, Notice } from '../contract';
-import type { Answer } from './executor';
+import { frameValues, type Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
 import { RAW_MINUTES_MAX_SPAN, type TimeRange } from './range';
+import { mapInTurns } from './turns';
 
 /** An instant as notices write it: `2026-01-01 10:00:00`, UTC, milliseconds only when there are any. */
 export const utc = (ms: number) =>
@@ -110,31 +111,81 @@ interface Variant {
  */
 const variants = new WeakMap<Answer, Map<string, Variant>>();
 
-function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Variant {
+function variantsOf(answer: Answer): Map<string, Variant> {
   let byVariant = variants.get(answer);
   if (!byVariant) {
     variants.set(answer, (byVariant = new Map()));
   }
-  // Requests sharing an answer may differ in what they asked: the range, the bucket width. The
-  // usual hit asked what it got: its key is the cache status alone, no string built per hit.
-  const key =
-    !q.differsFromAsked && q.coarserThanAskedMs === null
-      ? cache
-      : `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}`;
+  return byVariant;
+}
+
+/**
+ * Requests sharing an answer may differ in what they asked: the range, the bucket width. The
+ * usual hit asked what it got: its key is the cache status alone, no string built per hit.
+ */
+function variantKey(q: NormalizedQuery, cache: CacheStatus): string {
+  return !q.differsFromAsked && q.coarserThanAskedMs === null
+    ? cache
+    : `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}`;
+}
+
+/** A frame's JSON after `{"schema":{`, its refId left out (each response puts its own first). */
+function framePiece(frame: DataFrameJSON): string {
+  const { refId: _omitted, ...schema } = frame.schema;
+  const text = JSON.stringify({ schema, data: frame.data });
+  // A schema always has a name and fields, so the text goes on after the opening brace.
+  if (!text.startsWith(SCHEMA_OPEN) || text.startsWith(`${SCHEMA_OPEN}}`)) {
+    throw new Error('unexpected frame shape');
+  }
+  return text.slice(SCHEMA_OPEN.length);
+}
+
+function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Variant {
+  const byVariant = variantsOf(answer);
+  const key = variantKey(q, cache);
   let variant = byVariant.get(key);
   if (!variant) {
-    const pieces = withMeta(answer, q, cache, '').map((frame) => {
-      const { refId: _omitted, ...schema } = frame.schema;
-      const text = JSON.stringify({ schema, data: frame.data });
-      // A schema always has a name and fields, so the text goes on after the opening brace.
-      if (!text.startsWith(SCHEMA_OPEN) || text.startsWith(`${SCHEMA_OPEN}}`)) {
-        throw new Error('unexpected frame shape');
-      }
-      return text.slice(SCHEMA_OPEN.length);
-    });
-    byVariant.set(key, (variant = { pieces, bodies: new Map() }));
+    byVariant.set(key, (variant = { pieces: withMeta(answer, q, cache, '').map(framePiece), bodies: new Map() }));
   }
   return variant;
+}
+
+/**
+ * Renders a large answer's response body for `refId` a few frames per loop turn (mapInTurns),
+ * ready for renderResponse: the JSON of a few MB is tens of ms, and its UTF-8 bytes another
+ * 15, which in one piece would hold every other request for that long. (A variant already
+ * rendered for another refId is left to renderResponse: rare, and its JSON is done.)
+ */
+export async function renderInTurns(
+  answer: Answer,
+  q: NormalizedQuery,
+  cache: CacheStatus,
+  refId: string
+): Promise<void> {
+  const byVariant = variantsOf(answer);
+  const key = variantKey(q, cache);
+  if (byVariant.has(key)) {
+    return;
+  }
+  const ref = JSON.stringify(refId);
+  const rendered = await mapInTurns(
+    withMeta(answer, q, cache, ''),
+    (frame) => {
+      const piece = framePiece(frame);
+      return { piece, bytes: Buffer.from(`${SCHEMA_OPEN}"refId":${ref},${piece}`) };
+    },
+    frameValues
+  );
+  if (byVariant.has(key)) {
+    return;
+  }
+  const parts = [Buffer.from(`${RESULTS_OPEN}${ref}:{"frames":[`)];
+  rendered.forEach(({ bytes }, i) => parts.push(...(i ? [COMMA, bytes] : [bytes])));
+  parts.push(Buffer.from(`]}${RESULTS_CLOSE}`));
+  byVariant.set(key, {
+    pieces: rendered.map(({ piece }) => piece),
+    bodies: new Map([[refId, Buffer.concat(parts)]]),
+  });
 }
 
 function framesText(variant: Variant, refId: string): string {

@@ -13,7 +13,7 @@ import type { RollupInfo } from './catalog';
 import { MANY_VALUES, valueCount, type Answer, type Executor } from './executor';
 import type { NormalizedQuery, RequestRange } from './normalize';
 import { NormalizeMemo } from './normalize-memo';
-import { joinResults, renderResponse, resultMember, withMeta } from './render';
+import { joinResults, renderInTurns, renderResponse, resultMember, withMeta } from './render';
 import { EarlierRanges, servedInstead } from './earlier-ranges';
 import { MOVING_WITHIN_MS } from './range';
 
@@ -234,9 +234,10 @@ export class QueryService {
         failure: r,
       };
     }
-    if (r.cache === 'miss' && valueCount(r.answer) > MANY_VALUES) {
-      // Its JSON (tens of ms for a few MB) on a turn of its own, as its frames were built.
-      await loopTurns.next('miss');
+    if (valueCount(r.answer) > MANY_VALUES) {
+      // Its JSON (tens of ms for a few MB) a slice per loop turn, as its frames were built;
+      // at once when this answer object has it already (a near-cache hit).
+      await renderInTurns(r.answer, r.renderAs ?? q, r.cache, refId);
     }
     const response = renderResponse(r.answer, r.renderAs ?? q, r.cache, refId);
     return { member: resultMember(response), response, cache: r.cache, tiers: r.answer.tiers };

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { LoopTurns } from './turns';
+import { LoopTurns, mapInTurns, VALUES_PER_TURN } from './turns';
 
 function busy(ms: number): void {
   const until = performance.now() + ms;
@@ -66,4 +66,21 @@ test('a request that arrives during a burst of steps is read after one or two of
     client.destroy();
     server.close();
   }
+});
+
+test('mapInTurns: results in order, and other work runs between slices of VALUES_PER_TURN values', async () => {
+  const log: string[] = [];
+  const mapped = mapInTurns(
+    Array.from({ length: 10 }, (_, i) => i),
+    (i) => {
+      log.push(`item ${i}`);
+      return i * 2;
+    },
+    () => VALUES_PER_TURN / 2
+  );
+  setImmediate(() => log.push('other'));
+  assert.deepEqual(await mapped, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+  const at = log.indexOf('other');
+  // In one piece, the other work would come after all ten items.
+  assert.ok(at >= 2 && at <= 6, log.join(', '));
 });

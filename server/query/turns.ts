@@ -74,3 +74,32 @@ export class LoopTurns {
 
 /** The process's turns: there is one event loop. */
 export const loopTurns = new LoopTurns();
+
+/** Values a large answer's work (frames, JSON) handles between two loop turns: a millisecond or two of it. */
+export const VALUES_PER_TURN = 20_000;
+
+/**
+ * `f` of each item, in order, taking a loop turn (miss lane) each time the results since the
+ * last one reach VALUES_PER_TURN values: one large answer's frames or JSON (tens of ms for a
+ * few MB) never hold the loop longer than a slice, and answers finishing together interleave
+ * with the cached requests and health checks arriving meanwhile. Items may be a generator
+ * that does its work as it is iterated.
+ */
+export async function mapInTurns<T, R>(
+  items: Iterable<T>,
+  f: (item: T) => R,
+  values: (item: T, result: R) => number
+): Promise<R[]> {
+  const results: R[] = [];
+  let since = 0;
+  for (const item of items) {
+    const result = f(item);
+    results.push(result);
+    since += values(item, result);
+    if (since >= VALUES_PER_TURN) {
+      since = 0;
+      await loopTurns.next('miss');
+    }
+  }
+  return results;
+}

@@ -21,6 +21,8 @@ import type { RunningService } from '../../server/main';
 import { dashboardWarmItems } from '../../server/warming/warmer';
 import { dashboardRequests } from '../../testkit/load-model';
 import { join } from 'node:path';
+import { SERIES_METRICS } from '../../server/contract';
+import { MANY_VALUES } from '../../server/query/executor';
 
 let db: TestDatabase;
 let redis: Redis;
@@ -336,6 +338,41 @@ test('oversized values are not stored, and are counted', async () => {
     await new Promise((r) => setTimeout(r, 10));
   }
   assert.equal(await skipped(), 2);
+});
+
+test('an answer of many values (its frames, JSON and cache value built a slice per loop turn) is the same answer on a hit from another instance', async () => {
+  const [a, b] = [await start(), await start()];
+  const askSeries = async (svc: RunningService) => {
+    const r = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: midHour - 2 * DAY, to: midHour },
+      intervalMs: 10 * 60_000,
+      maxDataPoints: 1000,
+      queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 100, metrics: [...SERIES_METRICS] }],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return { cache: r.body.results.A.frames[0].schema.meta.custom.cache as string, body: r.body };
+  };
+  const miss = await askSeries(a);
+  assert.equal(miss.cache, 'miss');
+  const frames = miss.body.results.A.frames as Array<{ data: { values: unknown[][] } }>;
+  const values = frames.reduce((n, f) => n + f.data.values.reduce((k, c) => k + c.length, 0), 0);
+  assert.ok(values > MANY_VALUES && frames.length > 2, `${values} values in ${frames.length} frames: too few to slice`);
+  // Stored after the answer is sent: the other instance (no near copy) reads it from Redis.
+  let hit = await askSeries(b);
+  for (let i = 0; i < 100 && hit.cache !== 'hit'; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    hit = await askSeries(b);
+  }
+  assert.equal(hit.cache, 'hit');
+  const data = (body: typeof miss.body) =>
+    body.results.A.frames.map((f: { schema: { name: string; fields: unknown }; data: unknown }) => [
+      f.schema.name,
+      f.schema.fields,
+      f.data,
+    ]);
+  assert.deepEqual(data(hit.body), data(miss.body));
+  const sql = (body: typeof miss.body) => body.results.A.frames[0].schema.meta.executedQueryString;
+  assert.equal(sql(hit.body), sql(miss.body));
 });
 
 test('stale-while-revalidate: past freshness the entry is served at once and refreshed; with the database down it is still served, marked stale', async () => {

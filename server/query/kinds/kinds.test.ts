@@ -54,7 +54,7 @@ test('timeseries: a point per bucket; partial buckets at the ends and at the liv
   assert.deepEqual(frame.data.values[0], [0, 2 * M, 4 * M]);
   assert.deepEqual(frame.data.values[1], [30, 120, 60]);
   assert.deepEqual(frame.data.values[2], [30 / 30, 120 / 120, 60 / 60], '30 s, 120 s and 60 s covered');
-  const later = KINDS.timeseries.frames({ ...q, range: { from: 1.5 * M, to: 8 * M } }, rows, 5 * M)[0];
+  const [later] = KINDS.timeseries.frames({ ...q, range: { from: 1.5 * M, to: 8 * M } }, rows, 5 * M);
   assert.deepEqual(later.data.values[1], [30, 120, 60, 0]);
   assert.deepEqual(later.data.values[2], [1, 1, 1, null], 'a bucket in the future has no throughput yet');
 });
@@ -73,7 +73,7 @@ test('timeseries grouped: one frame per group, named and labelled, "(other)" las
     { bucket: new Date(0), grp: 'r2', ...row(5) },
     { bucket: new Date(M), grp: 'r1', ...row(7) },
   ];
-  const frames = KINDS.timeseries.frames(q, rows, 10 * M);
+  const frames = [...KINDS.timeseries.frames(q, rows, 10 * M)];
   assert.deepEqual(
     frames.map((f) => f.schema.name),
     ['r1', 'r2', '(other)']
@@ -91,7 +91,7 @@ test('timeseries grouped, no group has a row: one empty frame, so the meta still
     range: { from: 0, to: 2 * M },
     bucketMs: M,
   });
-  const frames = KINDS.timeseries.frames(q, [], 10 * M);
+  const frames = [...KINDS.timeseries.frames(q, [], 10 * M)];
   assert.equal(frames.length, 1);
   assert.deepEqual(
     frames[0].schema.fields.map((f) => f.name),
@@ -116,17 +116,17 @@ test('top rules: ranked by the sort value (nulls last), ties by rule id in byte 
 
 test('error breakdown: names for rules and parsers only', () => {
   const rows = [{ grp: 'r1', name: 'Rule one', ...row(10) }];
-  const byRule = KINDS.errorBreakdown.frames(
+  const [byRule] = KINDS.errorBreakdown.frames(
     base({ kind: 'errorBreakdown', groupBy: 'ruleId', limit: 10, range: { from: 0, to: M } }),
     rows,
     0
-  )[0];
+  );
   assert.deepEqual(byRule.schema.fields.map((f) => f.name).slice(0, 2), ['ruleId', 'name']);
-  const byStatus = KINDS.errorBreakdown.frames(
+  const [byStatus] = KINDS.errorBreakdown.frames(
     base({ kind: 'errorBreakdown', groupBy: 'status', limit: 10, range: { from: 0, to: M } }),
     rows,
     0
-  )[0];
+  );
   assert.equal(byStatus.schema.fields[1].name, 'executionCount');
   assert.deepEqual(KINDS.errorBreakdown.names(base({ groupBy: 'parserId' })), { rules: false, parsers: true });
   assert.deepEqual(KINDS.topRules.names(base({})), { rules: true, parsers: false });

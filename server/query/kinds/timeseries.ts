@@ -68,7 +68,7 @@ export const timeseries: KindSpec = {
     };
     return { rows: await db.rows(statement), statements: [{ statement }] };
   },
-  frames(q, rows, computedAt) {
+  *frames(q, rows, computedAt) {
     const bucketMs = q.bucketMs!;
     const groups = new Map<string, Map<number, Row>>();
     for (const row of rows) {
@@ -87,7 +87,8 @@ export const timeseries: KindSpec = {
     ];
     if (groups.size === 0) {
       // Grouped, and no group has a row: one empty frame, so the covered range and notices still reach the panel.
-      return [{ schema: { name: 'timeseries', fields: fields() }, data: { values: [[], ...q.metrics.map(() => [])] } }];
+      yield { schema: { name: 'timeseries', fields: fields() }, data: { values: [[], ...q.metrics.map(() => [])] } };
+      return;
     }
     // "(other)" last; the others by name.
     const ordered = [...groups.keys()].sort((a, b) =>
@@ -101,7 +102,7 @@ export const timeseries: KindSpec = {
     const seconds = times.map(
       (t) => Math.max(0, Math.min(t + bucketMs, q.range.to, Math.max(computedAt, t)) - Math.max(t, q.range.from)) / 1000
     );
-    return ordered.map((group) => {
+    for (const group of ordered) {
       const byTime = groups.get(group)!;
       const labels = q.groupBy ? { [q.groupBy]: group } : undefined;
       const values: unknown[][] = [times];
@@ -119,13 +120,13 @@ export const timeseries: KindSpec = {
           )
         );
       }
-      return {
+      yield {
         schema: {
           name: q.groupBy ? group : 'timeseries',
           fields: fields(labels),
         },
         data: { values },
       };
-    });
+    }
   },
 };

@@ -66,8 +66,12 @@ export interface KindSpec {
   /** Whether its statement merges the latency histograms of every source row in range (percentiles over all groups); work.ts bounds those. */
   mergesHistograms(q: NormalizedQuery): boolean;
   read(db: Reader, q: NormalizedQuery, plan: Plan): Promise<KindRead>;
-  /** Frames of the answer; `computedAt` bounds the time the newest bucket covers. */
-  frames(q: NormalizedQuery, rows: Row[], computedAt: number): DataFrameJSON[];
+  /**
+   * Frames of the answer; `computedAt` bounds the time the newest bucket covers. An array, or
+   * a generator building each frame as it is asked for (a grouped timeseries has one per group:
+   * the executor takes loop turns between them when they are many).
+   */
+  frames(q: NormalizedQuery, rows: Row[], computedAt: number): Iterable<DataFrameJSON>;
 }
 
 /** Series in a grouped answer: the groups the filters allow, at most `limit`, plus "other". */
