@@ -110,6 +110,9 @@ const PENDING_SQL = {
          FROM ruleperf_pending_changes ORDER BY 1, 2`,
 };
 
+/** The longest wait before a failed read of pending changes is tried again. */
+const PENDING_RETRY_MAX_MS = 60_000;
+
 /** A change committed this long after it was written is still read (ids are assigned before commit). */
 const LOOKBACK_MS = 15 * 60_000;
 
@@ -126,6 +129,8 @@ export class ChangeFeed {
   private pending: PendingChange[] = [];
   /** How pending changes are read (null: the schema lists none). */
   private pendingSql: string | null = null;
+  /** When a failed pending read is tried again, and the wait before that (doubling up to PENDING_RETRY_MAX_MS). */
+  private pendingRetry = { at: 0, afterMs: 0 };
   /** Bumped whenever the remembered changes differ: a version remembered at an older revision is worked out again. */
   private revision = 0;
   private readonly versions = new WeakMap<object, { revision: number; version: string }>();
@@ -204,33 +209,43 @@ export class ChangeFeed {
     }
   }
 
-  /** The change log's new rows and, where the schema lists them, the pending changes, from one snapshot. */
+  /**
+   * The change log's new rows and, where the schema lists them, the pending changes: one
+   * statement, so one snapshot (a refresh commits its change rows and consumes its entries
+   * together) in one round trip. A pending read that fails (a TimescaleDB catalog this role may
+   * not read) leaves the change log read alone, and is tried again less and less often.
+   */
   private async snapshot(): Promise<{ rows: any[]; pending: PendingChange[] | null }> {
-    const changes: [string, unknown[]] = [
-      `SELECT id, extract(epoch FROM lo) * 1000 AS lo, extract(epoch FROM hi) * 1000 AS hi, rule_id, parser_id, extract(epoch FROM at) * 1000 AS at
-       FROM ruleperf_changes WHERE id > $1 OR at > now() - $2 * interval '1 millisecond' ORDER BY id`,
-      [this.maxSeen, this.seen.size ? LOOKBACK_MS : this.o.keepMs],
-    ];
-    if (!this.pendingSql) {
-      return { rows: (await this.db.query(changes[0], changes[1])).rows, pending: null };
+    const changes = `SELECT id, extract(epoch FROM lo) * 1000 AS lo, extract(epoch FROM hi) * 1000 AS hi, rule_id, parser_id, extract(epoch FROM at) * 1000 AS at
+       FROM ruleperf_changes WHERE id > $1 OR at > now() - $2 * interval '1 millisecond'`;
+    const params = [this.maxSeen, this.seen.size ? LOOKBACK_MS : this.o.keepMs];
+    const changeLogOnly = async () => ({
+      rows: (await this.db.query(`${changes} ORDER BY id`, params)).rows,
+      pending: null,
+    });
+    if (!this.pendingSql || Date.now() < this.pendingRetry.at) {
+      return changeLogOnly();
     }
-    const client = await this.db.connect();
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const pending = await client.query(this.pendingSql);
-      const { rows } = await client.query(changes[0], changes[1]);
-      await client.query('COMMIT');
+      const { rows } = await this.db.query(
+        `SELECT (SELECT coalesce(json_agg(c ORDER BY c.id), '[]') FROM (${changes}) c) AS changes,
+                (SELECT coalesce(json_agg(p), '[]') FROM (${this.pendingSql}) p) AS pending`,
+        params
+      );
+      this.pendingRetry = { at: 0, afterMs: 0 };
       return {
-        rows,
-        pending: pending.rows.map((r) => ({ from: Number(r.lo), to: Number(r.hi), entries: Number(r.n) })),
+        rows: rows[0].changes,
+        pending: rows[0].pending.map((r: any) => ({ from: Number(r.lo), to: Number(r.hi), entries: Number(r.n) })),
       };
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      // The change log alone, so renames and refreshes still reach the cache; pending as last read.
-      this.o.logger.debug({ err: { message: (err as Error).message } }, 'pending changes read failed; will retry');
-      return { rows: (await this.db.query(changes[0], changes[1])).rows, pending: null };
-    } finally {
-      client.release();
+      // Renames and refreshes still reach the cache; pending changes as last read until a retry works.
+      const afterMs = Math.min(PENDING_RETRY_MAX_MS, Math.max(this.o.pollMs, 2 * this.pendingRetry.afterMs));
+      this.pendingRetry = { at: Date.now() + afterMs, afterMs };
+      this.o.logger.debug(
+        { err: { message: (err as Error).message } },
+        `pending changes read failed; will retry in ${afterMs} ms`
+      );
+      return changeLogOnly();
     }
   }
 
