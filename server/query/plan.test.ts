@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { RollupInfo } from './catalog';
 import { levels, plan, tiersOf, type PlanInput, type RollupState } from './plan';
-import { coverRange, differsFromAsked, timeseriesBucket, DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
+import { chooseBucket, coverRange, differsFromAsked, DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 import { FULL_DIMS, NOW, rollup } from './testing';
 
 const FULL = FULL_DIMS;
@@ -221,26 +221,30 @@ test('minutes older than the minute tier keeps come from raw rows; nothing mater
 test("timeseries buckets follow Grafana's interval and use only tiers that divide them", () => {
   const widths = levels(ROLLUPS, []).map((r) => r.bucketMs);
   assert.equal(
-    timeseriesBucket(7 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths),
+    chooseBucket(7 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs,
     H,
     '7 days at 1 h: hourly points'
   );
   assert.equal(
-    timeseriesBucket(90 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths),
+    chooseBucket(90 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs,
     3 * H,
     '90 days: as many as maxDataPoints allows'
   );
-  assert.equal(timeseriesBucket(D, { intervalMs: M, maxDataPoints: 1000, granularity: 'auto' }, widths), 2 * M);
-  assert.equal(timeseriesBucket(D, { intervalMs: M, maxDataPoints: 1000, granularity: 'hourly' }, widths), H);
-  assert.equal(timeseriesBucket(10 * D, { intervalMs: M, granularity: 'daily' }, widths), D);
-  assert.equal(timeseriesBucket(H, { intervalMs: 1, granularity: 'auto' }, widths), M, 'never finer than a minute');
+  assert.equal(chooseBucket(D, { intervalMs: M, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs, 2 * M);
+  assert.equal(chooseBucket(D, { intervalMs: M, maxDataPoints: 1000, granularity: 'hourly' }, widths).bucketMs, H);
+  assert.equal(chooseBucket(10 * D, { intervalMs: M, granularity: 'daily' }, widths).bucketMs, D);
   assert.equal(
-    timeseriesBucket(30 * D, { intervalMs: M, granularity: 'auto' }, [H, D]),
+    chooseBucket(H, { intervalMs: 1, granularity: 'auto' }, widths).bucketMs,
+    M,
+    'never finer than a minute'
+  );
+  assert.equal(
+    chooseBucket(30 * D, { intervalMs: M, granularity: 'auto' }, [H, D]).bucketMs,
     H,
     'no minute rollup for these dimensions: hourly for long spans'
   );
   assert.equal(
-    timeseriesBucket(2 * H, { intervalMs: M, granularity: 'auto' }, [H, D]),
+    chooseBucket(2 * H, { intervalMs: M, granularity: 'auto' }, [H, D]).bucketMs,
     M,
     'short spans: minutes from raw rows'
   );

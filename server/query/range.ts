@@ -53,17 +53,9 @@ export const RAW_MINUTES_MAX_SPAN = 6 * HOUR_MS;
  * `widths` are the tier widths of the rollups holding the query's dimensions; when none is
  * fine enough, minute buckets are read from raw rows for spans of at most RAW_MINUTES_MAX_SPAN,
  * and longer spans take the finest rollup's width (fewer points than asked, never a scan of
- * days of raw rows).
+ * days of raw rows). Returns the width, the width asked, and whether no width held was as
+ * fine as that (then fewer points than asked).
  */
-export function timeseriesBucket(
-  span: number,
-  o: { intervalMs?: number; maxDataPoints?: number; granularity: Granularity },
-  widths: readonly number[]
-): number {
-  return chooseBucket(span, o, widths).bucketMs;
-}
-
-/** timeseriesBucket's width, the width asked, and whether no width held was as fine as that (then fewer points than asked). */
 export function chooseBucket(
   span: number,
   o: { intervalMs?: number; maxDataPoints?: number; granularity: Granularity },
