@@ -15,7 +15,7 @@ import type { NormalizedQuery } from './normalize';
 import { plan, tiersOf, type Plan, type RollupState, type RowsPerBucket } from './plan';
 import { RuleSplitSource } from './rule-split';
 import { showStatement, type Statement } from './sql';
-import { loopTurns, mapInTurns } from './turns';
+import { mapInTurns } from './turns';
 import type { DatabaseState, WatermarkSource } from './watermarks';
 
 export interface Answer {
@@ -70,9 +70,6 @@ function overdueNotices(state: DatabaseState, used: readonly string[], now: numb
   }
   return notices;
 }
-
-/** Rows from which an answer's frames are built on a loop turn of their own. */
-const MANY_ROWS = 5000;
 
 /**
  * Values from which turning an answer into JSON (rendering it, encoding it for the cache) takes
@@ -187,17 +184,11 @@ export class QueryExecutor implements Executor {
     const watermarks = used
       .map((name) => rollupState.get(name)?.watermark ?? null)
       .filter((w): w is number => w !== null);
-    let frames: DataFrameJSON[];
-    if (read.rows.length > MANY_ROWS) {
-      // Frames of many rows (30-60 ms for a 90-day grouped timeseries) on loop turns of their
-      // own, a slice at a time, so heavy answers finishing together interleave with what else
-      // arrives. Still on the slot: freeing it first let the next heavy read start while these
-      // rows wait, and peak memory under 50 such requests rose from 227-257 to 312-372 MB.
-      await loopTurns.next('miss');
-      frames = await mapInTurns(spec.frames(q, read.rows, computedAt), (frame) => frame, frameValues);
-    } else {
-      frames = [...spec.frames(q, read.rows, computedAt)];
-    }
+    // Frames of many rows (30-60 ms for a 90-day grouped timeseries) a slice per loop turn, so
+    // heavy answers finishing together interleave with what else arrives (a small answer: no
+    // turn). Still on the slot: freeing it first let the next heavy read start while these rows
+    // wait, and peak memory under 50 such requests rose from 227-257 to 312-372 MB.
+    const frames = await mapInTurns(spec.frames(q, read.rows, computedAt), (frame) => frame, frameValues);
     return {
       frames,
       tiers,
