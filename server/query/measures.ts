@@ -51,9 +51,12 @@ const count = (row: Row | undefined) => num(row?.execution_count) ?? 0;
  */
 function percentile(row: Row | undefined, column: PercentileColumn): number | null {
   const v = count(row) > 0 ? row![column] : null;
-  return v === null || v === undefined
-    ? null
-    : Math.max(num(row!.exec_time_min)!, Math.min(num(row!.exec_time_max)!, significant(Number(v), 6)));
+  if (v === null || v === undefined) {
+    return null;
+  }
+  // A NaN latency among the rows (the table lets one in) makes the maximum NaN: no bound then.
+  const [min, max] = [num(row!.exec_time_min)!, num(row!.exec_time_max)!].map((b) => (Number.isNaN(b) ? null : b));
+  return Math.max(min ?? -Infinity, Math.min(max ?? Infinity, significant(Number(v), 6)));
 }
 
 /** How each figure is read off a row; `seconds` is the time the row covers (for throughput). */

@@ -376,6 +376,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'common/013_long_minute_rollups.sql',
       'postgres/014_rule_ordered_rollups.sql',
       'postgres/015_side_by_side_builds.sql',
+      'common/016_non_finite_latency.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
