@@ -66,8 +66,12 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
                 : ''),
           }),
     });
-    // An idle client losing its connection must not crash the process.
+    // A client losing its connection must not crash the process: idle (the pool's 'error'),
+    // and checked out too — pg-pool drops its own listener while a client is lent, and pg
+    // emits 'error' on an unexpected end even during a query (a refresh whose backend was
+    // terminated took the whole service down). The query itself still fails with the error.
     pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
     if (reads) {
       readAChunkPerTurn(pool);
     }

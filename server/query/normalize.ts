@@ -98,7 +98,7 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
   const range = { from: c.range.from, to: c.range.to };
   const bucket = spec.bucketed
     ? chooseBucket(
-        range.to - range.from,
+        range,
         { intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, granularity: query.granularity },
         levels(rollups, fields).map((r) => r.bucketMs)
       )

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { RollupInfo } from './catalog';
 import { levels, plan, tiersOf, type PlanInput, type RollupState } from './plan';
-import { chooseBucket, coverRange, differsFromAsked, DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
+import { chooseBucket, coverRange, differsFromAsked, points, DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 import { FULL_DIMS, NOW, rollup } from './testing';
 
 const FULL = FULL_DIMS;
@@ -218,35 +218,70 @@ test('minutes older than the minute tier keeps come from raw rows; nothing mater
   );
 });
 
+/** A range of `ms` from the epoch: on every grid, so its points are span / width. */
+const spanOf = (ms: number) => ({ from: 0, to: ms });
+
 test("timeseries buckets follow Grafana's interval and use only tiers that divide them", () => {
   const widths = levels(ROLLUPS, []).map((r) => r.bucketMs);
   assert.equal(
-    chooseBucket(7 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs,
+    chooseBucket(spanOf(7 * D), { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs,
     H,
     '7 days at 1 h: hourly points'
   );
   assert.equal(
-    chooseBucket(90 * D, { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs,
+    chooseBucket(spanOf(90 * D), { intervalMs: H, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs,
     3 * H,
     '90 days: as many as maxDataPoints allows'
   );
-  assert.equal(chooseBucket(D, { intervalMs: M, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs, 2 * M);
-  assert.equal(chooseBucket(D, { intervalMs: M, maxDataPoints: 1000, granularity: 'hourly' }, widths).bucketMs, H);
-  assert.equal(chooseBucket(10 * D, { intervalMs: M, granularity: 'daily' }, widths).bucketMs, D);
   assert.equal(
-    chooseBucket(H, { intervalMs: 1, granularity: 'auto' }, widths).bucketMs,
+    chooseBucket(spanOf(D), { intervalMs: M, maxDataPoints: 1000, granularity: 'auto' }, widths).bucketMs,
+    2 * M
+  );
+  assert.equal(
+    chooseBucket(spanOf(D), { intervalMs: M, maxDataPoints: 1000, granularity: 'hourly' }, widths).bucketMs,
+    H
+  );
+  assert.equal(chooseBucket(spanOf(10 * D), { intervalMs: M, granularity: 'daily' }, widths).bucketMs, D);
+  assert.equal(
+    chooseBucket(spanOf(H), { intervalMs: 1, granularity: 'auto' }, widths).bucketMs,
     M,
     'never finer than a minute'
   );
   assert.equal(
-    chooseBucket(30 * D, { intervalMs: M, granularity: 'auto' }, [H, D]).bucketMs,
+    chooseBucket(spanOf(30 * D), { intervalMs: M, granularity: 'auto' }, [H, D]).bucketMs,
     H,
     'no minute rollup for these dimensions: hourly for long spans'
   );
   assert.equal(
-    chooseBucket(2 * H, { intervalMs: M, granularity: 'auto' }, [H, D]).bucketMs,
+    chooseBucket(spanOf(2 * H), { intervalMs: M, granularity: 'auto' }, [H, D]).bucketMs,
     M,
     'short spans: minutes from raw rows'
+  );
+  // A range off the grid touches one bucket more than span / width: never more points than maxDataPoints.
+  for (const [from, to, maxDataPoints] of [
+    [1795222800000, 1795237200000, 10],
+    [1796363483489, 1796380408740, 10],
+    [1795562575627, 1795575765133, 10],
+    [7 * M + 30_000, 7 * M + 30_000 + 7 * D, 168],
+    [123_456, 123_456 + D, 1000],
+    [5 * M, 5 * M + H, 1],
+  ]) {
+    const b = chooseBucket({ from, to }, { maxDataPoints, granularity: 'auto' }, widths).bucketMs;
+    const touched = points({ from, to }, b);
+    assert.ok(touched <= Math.max(maxDataPoints, 2), `${touched} points of ${b} ms for maxDataPoints ${maxDataPoints}`);
+    // …and not coarser than that needs: the next finer multiple of the tier would not fit.
+    const tier = [...widths, M].filter((w) => b % w === 0).sort((x, y) => y - x)[0];
+    if (b > tier && maxDataPoints > 1) {
+      assert.ok(
+        points({ from, to }, b - tier) > maxDataPoints || b - tier < (to - from) / maxDataPoints,
+        `${b} ms is coarser than needed`
+      );
+    }
+  }
+  assert.equal(
+    chooseBucket({ from: 0, to: 7 * D }, { maxDataPoints: 168, granularity: 'auto' }, widths).bucketMs,
+    H,
+    'a range on the grid keeps exactly maxDataPoints points'
   );
   const range = coverRange({ from: NOW - D, to: NOW }, NOW);
   const { pieces } = plan({

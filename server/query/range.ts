@@ -57,10 +57,11 @@ export const RAW_MINUTES_MAX_SPAN = 6 * HOUR_MS;
  * fine as that (then fewer points than asked).
  */
 export function chooseBucket(
-  span: number,
+  range: TimeRange,
   o: { intervalMs?: number; maxDataPoints?: number; granularity: Granularity },
   widths: readonly number[]
 ): { bucketMs: number; askedMs: number; coarser: boolean } {
+  const span = range.to - range.from;
   const wanted = Math.max(
     o.intervalMs ?? 0,
     o.maxDataPoints ? span / o.maxDataPoints : 0,
@@ -72,5 +73,17 @@ export function chooseBucket(
   ].sort((a, b) => a - b);
   const fine = available.filter((w) => w <= wanted).pop();
   const tier = fine ?? available[0];
-  return { bucketMs: tier * Math.ceil(wanted / tier - 1e-9), askedMs: wanted, coarser: fine === undefined };
+  let multiple = Math.ceil(wanted / tier - 1e-9);
+  // Buckets are on the grid: a range not aligned to it touches one more than span / width.
+  // The next multiples until the points fit maxDataPoints (a step or two; bounded for the
+  // degenerate maxDataPoints of 1, which two grid buckets may still hold).
+  for (let steps = 0; o.maxDataPoints && points(range, tier * multiple) > o.maxDataPoints && steps < 100; steps++) {
+    multiple++;
+  }
+  return { bucketMs: tier * multiple, askedMs: wanted, coarser: fine === undefined };
+}
+
+/** Buckets of `width` on the grid that a range touches (the points of a timeseries over it). */
+export function points(range: TimeRange, width: number): number {
+  return Math.ceil((range.to - floorTo(range.from, width)) / width);
 }

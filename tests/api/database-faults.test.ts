@@ -6,6 +6,8 @@ import { postJson, startTestService, PG_HOST, PG_PORT, type TestDatabase } from 
 import { historyDatabase, DAY } from '../support/fixture';
 import { TcpProxy } from '../support/tcp-proxy';
 import type { RunningService } from '../../server/main';
+import { createPools } from '../../server/db/pools';
+import { loadConfig } from '../../server/config';
 
 let db: TestDatabase;
 let proxy: TcpProxy;
@@ -74,4 +76,29 @@ test('a runaway query is cut by the statement timeout (503, not a hang)', async 
     await locker.end();
   }
   assert.equal((await postJson(`${svc.url}/api/v1/query`, body())).status, 200);
+});
+
+test("a connection lost while lent out (a refresh's backend terminated) fails its statement, not the process", async () => {
+  const pools = createPools(loadConfig({ DATABASE_URL: db.url }), db.url);
+  try {
+    for (const pool of [pools.write, pools.read]) {
+      const client = await pool.connect();
+      const { rows } = await client.query('SELECT pg_backend_pid() AS pid');
+      const running = client.query('SELECT pg_sleep(5)').then(
+        () => 'finished',
+        (err: Error) => err.message
+      );
+      const admin = new Client({ connectionString: db.url });
+      await admin.connect();
+      await admin.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+      await admin.end();
+      assert.match(await running, /terminat/i, 'the statement fails');
+      // Idle but still lent out: the end of its connection reaches no query at all.
+      await new Promise((r) => setTimeout(r, 200));
+      client.release(true);
+      assert.equal((await pool.query('SELECT 1 AS one')).rows[0].one, 1, 'the pool carries on');
+    }
+  } finally {
+    await pools.end();
+  }
 });

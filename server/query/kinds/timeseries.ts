@@ -5,7 +5,7 @@
  */
 import type { SeriesMetric } from '../../contract';
 import { columnsRead, measure, numberField, type Row } from '../measures';
-import { floorTo } from '../range';
+import { floorTo, points } from '../range';
 import { groupColumns, measureColumns, mergedSelect, Params, sourceRows } from '../sql';
 import { DEFAULT_SERIES_LIMIT, DEFAULT_SERIES_METRICS, OTHER_GROUP } from './defaults';
 import { seriesBound, type KindSpec } from './types';
@@ -33,9 +33,8 @@ export const timeseries: KindSpec = {
   bucketed: true,
   names: () => ({ rules: false, parsers: false }),
   size(q, cardinality) {
-    const points = Math.ceil((q.range.to - floorTo(q.range.from, q.bucketMs!)) / q.bucketMs!);
-    const series = seriesBound(q, cardinality);
-    return { rows: points * series, cells: points * series * (q.metrics.length + 1) };
+    const n = points(q.range, q.bucketMs!) * seriesBound(q, cardinality);
+    return { rows: n, cells: n * (q.metrics.length + 1) };
   },
   mergesHistograms: (q) => q.metrics.some((m) => PERCENTILE_METRICS.has(m)),
   async read(db, q, plan) {
