@@ -3,6 +3,7 @@
  * 400/401/403/404/405/413/415/429 with {error, details?}; never a stack trace, never a 500
  * for what a client sent.
  */
+import { arrayTooLong, nestsDeeperThan, TOO_DEEP } from './body-shape';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -71,7 +72,17 @@ function badRequest(res: Response, err: ZodError) {
   res.status(400).json(invalidRequest(err));
 }
 
-const jsonBody = express.json({ limit: BODY_LIMIT, strict: true, type: () => true });
+/** A body nested deeper than any request is refused before it is parsed (body-shape.ts). */
+const jsonBody = express.json({
+  limit: BODY_LIMIT,
+  strict: true,
+  type: () => true,
+  verify: (_req, _res, bytes) => {
+    if (nestsDeeperThan(bytes)) {
+      throw Object.assign(new Error('nested too deep'), { status: 400, type: 'entity.too.deep' });
+    }
+  },
+});
 
 const requireJson = (req: Request, res: Response, next: NextFunction) => {
   const problem = unsupportedMedia(req.headers);
@@ -146,6 +157,10 @@ function createExpressApp(deps: AppDeps) {
 
   api.post('/v1/query', requireJson, async (req, res, next) => {
     const started = performance.now();
+    const tooLong = arrayTooLong(req.body);
+    if (tooLong) {
+      return res.status(400).json(tooLong);
+    }
     const parsed = queryRequestSchema.safeParse(req.body);
     if (!parsed.success) {
       return badRequest(res, parsed.error);
@@ -185,6 +200,10 @@ function createExpressApp(deps: AppDeps) {
   });
 
   api.post('/v1/invalidate', requireRole(tokens, 'admin'), requireJson, async (req, res, next) => {
+    const tooLong = arrayTooLong(req.body);
+    if (tooLong) {
+      return res.status(400).json(tooLong);
+    }
     const parsed = invalidateSchema.safeParse(req.body);
     if (!parsed.success) {
       return res.status(400).json({
@@ -244,6 +263,9 @@ function createExpressApp(deps: AppDeps) {
       res: Response,
       _next: NextFunction
     ) => {
+      if (err.type === 'entity.too.deep') {
+        return res.status(400).json(TOO_DEEP);
+      }
       if (err.type === 'entity.too.large') {
         return res.status(413).json({ error: `request body larger than ${BODY_LIMIT}` });
       }

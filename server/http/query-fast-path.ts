@@ -7,6 +7,7 @@
  * defined in one place. Skipping the router, middleware chain and body-parser roughly
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
+import { arrayTooLong, nestsDeeperThan, TOO_DEEP } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
 import type { ServiceAnswer } from '../query/service';
@@ -95,6 +96,9 @@ class Exchange {
       if (text.length > 0) {
         // As body-parser's strict mode: only an object or array is a JSON body.
         const first = text.trimStart()[0];
+        if (nestsDeeperThan(text)) {
+          return this.reply(400, jsonBytes(TOO_DEEP));
+        }
         try {
           if (first !== '{' && first !== '[') {
             throw new SyntaxError('not an object');
@@ -103,6 +107,10 @@ class Exchange {
         } catch {
           return this.reply(400, jsonBytes(notJsonObject(text)));
         }
+      }
+      const tooLong = arrayTooLong(body);
+      if (tooLong) {
+        return this.reply(400, jsonBytes(tooLong));
       }
       const parsed = queryRequestSchema.safeParse(body);
       if (!parsed.success) {
