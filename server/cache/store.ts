@@ -103,7 +103,7 @@ export class QueryCache implements CacheLayer {
     redis.defineCommand('ruleperfLookup', { lua: LOOKUP });
     redis.defineCommand('ruleperfInvalidate', { lua: INVALIDATE });
     this.redis = redis as ScriptedRedis;
-    this.guard = new RedisGuard(metrics, context.onError ?? (() => undefined));
+    this.guard = new RedisGuard(metrics, context.onError ?? (() => undefined), () => redis.disconnect(true));
     this.near = new NearCache(settings.nearLeaseMs ?? 0, settings.nearEntries ?? 500);
     this.generationTtlMs = 2 * entryLifetimeMs(settings);
     this.invalidator = new Invalidator(this.redis, this.ks, this.guard, this.near, this.generationTtlMs);

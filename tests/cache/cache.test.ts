@@ -521,3 +521,28 @@ test('Redis down or slow: no request fails, the circuit opens, and closes within
   proxy.delayMs = 0;
   await proxy.stop();
 });
+
+test('a Redis connection gone silent (no FIN, no RST) is replaced: the cache is back within seconds, not hours', async () => {
+  const proxy = new TcpProxy('127.0.0.1', redisPort);
+  const port = await proxy.start();
+  const svc = await start({ REDIS_URL: `redis://127.0.0.1:${port}` });
+  try {
+    assert.equal((await ask(svc, { status: 'SUCCESS' })).cache, 'miss');
+    proxy.silenceOpen();
+    const statuses = new Set<string>();
+    for (let i = 0; i < 5; i++) {
+      statuses.add((await ask(svc, { status: 'SUCCESS', ruleId: `rule-${i}` })).cache);
+    }
+    assert.ok(statuses.has('bypass'), 'commands on the silent connection time out');
+    // The new connection passes: the cache is used again.
+    const silent = Date.now();
+    let cache = 'bypass';
+    while (cache === 'bypass' && Date.now() - silent < 15_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      cache = (await ask(svc, { status: 'SUCCESS', ruleId: 'rule-0001', metricType: 'ENRICHMENT' })).cache;
+    }
+    assert.notEqual(cache, 'bypass', `still bypassing ${Date.now() - silent} ms after the connection went silent`);
+  } finally {
+    await proxy.stop();
+  }
+});

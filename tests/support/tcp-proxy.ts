@@ -8,6 +8,8 @@ import net from 'node:net';
 export class TcpProxy {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
+  /** Connections whose traffic is dropped without closing them (silenceOpen). */
+  private readonly silenced = new Set<net.Socket>();
   delayMs = 0;
   port = 0;
 
@@ -29,6 +31,9 @@ export class TcpProxy {
       }
       const pipe = (from: net.Socket, to: net.Socket) =>
         from.on('data', (chunk) => {
+          if (this.silenced.has(from)) {
+            return;
+          }
           if (this.delayMs > 0) {
             setTimeout(() => to.write(chunk), this.delayMs);
           } else {
@@ -43,6 +48,17 @@ export class TcpProxy {
     await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
     this.port = (this.server.address() as net.AddressInfo).port;
     return this.port;
+  }
+
+  /**
+   * The open connections go silent — whatever is sent on them is dropped, and neither end is
+   * told (a peer lost without FIN or RST) — while new connections pass as before.
+   */
+  silenceOpen(): void {
+    for (const s of this.sockets) {
+      this.silenced.add(s);
+      s.once('close', () => this.silenced.delete(s));
+    }
   }
 
   /** Refuses new connections and cuts the open ones. */
