@@ -55,8 +55,11 @@ test('timeseries: a point per bucket; partial buckets at the ends and at the liv
   assert.deepEqual(frame.data.values[1], [30, 120, 60]);
   assert.deepEqual(frame.data.values[2], [30 / 30, 120 / 120, 60 / 60], '30 s, 120 s and 60 s covered');
   const [later] = KINDS.timeseries.frames({ ...q, range: { from: 1.5 * M, to: 8 * M } }, rows, 5 * M);
-  assert.deepEqual(later.data.values[1], [30, 120, 60, 0]);
+  assert.deepEqual(later.data.values[1], [30, 120, 60, null], 'a bucket in the future has no count (not 0) yet');
   assert.deepEqual(later.data.values[2], [1, 1, 1, null], 'a bucket in the future has no throughput yet');
+  // A bucket without rows that has begun (here 00:04–00:06, computed at 00:05) counts 0.
+  const [empty] = KINDS.timeseries.frames(q, rows.slice(0, 2), 5 * M);
+  assert.deepEqual(empty.data.values[1], [30, 120, 0]);
 });
 
 test('timeseries grouped: one frame per group, named and labelled, "(other)" last', () => {

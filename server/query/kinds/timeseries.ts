@@ -108,14 +108,10 @@ export const timeseries: KindSpec = {
       const perBucket = times.map((t) => byTime.get(t));
       for (const metric of q.metrics) {
         values.push(
+          // A bucket with no row: counts are 0 for the seconds it covers; one covering none (it
+          // begins after the answer was computed: the future) has nothing, not zeros.
           perBucket.map((row, i) =>
-            row
-              ? measure(row, seconds[i], metric)
-              : COUNT_LIKE.has(metric)
-                ? metric === 'throughputPerSecond' && seconds[i] === 0
-                  ? null
-                  : 0
-                : null
+            row ? measure(row, seconds[i], metric) : COUNT_LIKE.has(metric) && seconds[i] > 0 ? 0 : null
           )
         );
       }
