@@ -3,6 +3,7 @@
  * 400/401/403/404/405/413/415/429 with {error, details?}; never a stack trace, never a 500
  * for what a client sent.
  */
+import { BODY_LIMIT_BYTES, BodyBudget } from './body-budget';
 import { arrayTooLong, nestsDeeperThan, TOO_DEEP } from './body-shape';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -295,9 +296,26 @@ function createExpressApp(deps: AppDeps) {
 export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const app = createExpressApp(deps);
   const fastPath = createQueryFastPath(deps);
+  const bodies = new BodyBudget();
   return (req, res) => {
+    if (req.method === 'POST') {
+      const declared = Number(req.headers['content-length']);
+      // Over the limit is a 413 once read; a body without a length may be as large as the limit.
+      const bytes =
+        Number.isInteger(declared) && declared >= 0 && !req.headers['transfer-encoding']
+          ? Math.min(declared, BODY_LIMIT_BYTES)
+          : BODY_LIMIT_BYTES;
+      if (!bodies.take(bytes)) {
+        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
+        res.end(JSON.stringify({ error: BODIES_BUSY } satisfies ErrorResponse));
+        return;
+      }
+      res.once('close', () => bodies.give(bytes));
+    }
     if (!fastPath(req, res)) {
       app(req, res);
     }
   };
 }
+
+const BODIES_BUSY = 'the service is busy (too many request bodies arriving at once); retry in 1 s';

@@ -7,6 +7,7 @@
  * defined in one place. Skipping the router, middleware chain and body-parser roughly
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
+import { BODY_LIMIT_BYTES } from './body-budget';
 import { arrayTooLong, nestsDeeperThan, TOO_DEEP } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
@@ -26,7 +27,6 @@ import {
 } from './responses';
 
 export const QUERY_PATH = '/api/v1/query';
-const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Whether this request is one the fast path answers (otherwise Express does). */
 export function isOrdinary(req: IncomingMessage, authorized: (header: string | undefined) => boolean): boolean {

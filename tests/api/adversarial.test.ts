@@ -116,3 +116,49 @@ test('slow clients are cut by the headers timeout; the service keeps answering',
   assert.ok(closedAfter < 3000, `connection closed after ${closedAfter} ms`);
   assert.equal((await fetch(`${svc.url}/healthz`)).status, 200);
 });
+
+test('bodies held open by many connections: past 64 MB of bodies in flight, a request is answered busy at once instead of buffered', async () => {
+  // Its own instance: the suite's short request timeout would cut the held bodies mid-test.
+  const held = await startTestService({ DATABASE_URL: db.url });
+  const port = Number(new URL(held.url).port);
+  const sockets: net.Socket[] = [];
+  try {
+    const replies: string[] = [];
+    for (let i = 0; i < 65; i++) {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk) => replies.push(chunk.toString()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(
+        'POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"range":'
+      );
+      sockets.push(socket);
+    }
+    const small = { range: { from: Date.now() - 3_600_000, to: Date.now() }, queries: [{ refId: 'A', kind: 'stats' }] };
+    const deadline = Date.now() + 5000;
+    while (replies.length < 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(replies.length, 1, 'the 65th MB-long body is refused, the 64 before it wait');
+    assert.match(replies[0], /^HTTP\/1\.1 503[\s\S]*retry-after: 1[\s\S]*too many request bodies/i);
+    const busy = await fetch(`${held.url}/api/v1/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(small),
+    });
+    assert.equal(busy.status, 503, 'no room for another body');
+    assert.equal((await fetch(`${held.url}/healthz`)).status, 200, 'health checks have no body');
+    for (const s of sockets) {
+      s.destroy();
+    }
+    let after = 503;
+    for (let i = 0; i < 50 && after === 503; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = (await postJson(`${held.url}/api/v1/query`, small)).status;
+    }
+    assert.equal(after, 200, 'the budget is given back when those connections close');
+  } finally {
+    sockets.forEach((s) => s.destroy());
+    await held.stop();
+  }
+});
