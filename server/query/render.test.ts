@@ -15,7 +15,7 @@ const answer: Answer = {
   touchesLiveEdge: true,
   sql: 'SELECT 1',
   notices: [],
-  computedAt: 5000,
+  computedAt: 200_000, // after the covered range (60_000–180_000): its rows are all in it
 };
 const q = (asked: { from: number; to: number }, coarserThanAskedMs: number | null = null): NormalizedQuery => ({
   kind: 'stats',
@@ -56,7 +56,7 @@ test('a notice names the covered range when it differs from the asked one by mor
   const custom = withMeta(answer, q({ from: 30_001, to: 150_001 }), 'stale', 'A')[0].schema.meta!.custom!;
   assert.deepEqual(custom.coveredRange, { from: 60_000, to: 180_000 });
   assert.equal(custom.cache, 'stale');
-  assert.equal(custom.computedAt, 5000);
+  assert.equal(custom.computedAt, 200_000);
 });
 
 test('a notice says when points are further apart than asked, and the answer shared by both asks renders each its own', () => {
@@ -146,4 +146,21 @@ test('a large answer rendered a slice per loop turn is the same body renderRespo
     assert.equal(body.toString(), renderResponse(copy, asked, cache, 'B"x').toString());
     assert.equal(renderResponse(large, asked, cache, 'B"x'), body, 'the body is kept');
   }
+});
+
+test('an answer computed before its covered range ends says up to when its rows go, in the range notice or alone', () => {
+  const early: Answer = { ...answer, computedAt: 150_000.5 };
+  const notices = (asked: { from: number; to: number }) =>
+    withMeta(early, q(asked), 'hit', 'A')[0].schema.meta?.notices?.map((n) => n.text) ?? [];
+  assert.deepEqual(notices({ from: 60_000, to: 180_000 }), [
+    'Rows up to 1970-01-01 00:02:30 UTC, when this answer was computed; answers reaching the last minutes are computed again every minute.',
+  ]);
+  const [both] = notices({ from: 30_001, to: 150_001 });
+  assert.match(
+    both,
+    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: ranges are read in whole minutes\. Rows up to 1970-01-01 00:02:30 UTC/
+  );
+  // The rendered text says the same.
+  const text = renderFrames(early, q({ from: 60_000, to: 180_000 }), 'hit', 'A');
+  assert.match(text, /Rows up to 1970-01-01 00:02:30 UTC/);
 });

@@ -18,12 +18,25 @@ export const utc = (ms: number) =>
     .replace(/\.000Z$/, '')
     .replace(/Z$/, '');
 
-/** The notice a panel shows when the covered range is not the one it asked for. */
-export function coveredRangeNotice(covered: TimeRange): Notice {
-  return {
-    severity: 'info',
-    text: `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ranges are read in whole minutes.`,
-  };
+/** What an answer computed before its covered range ends holds: rows up to then (a range ending now). */
+function rowsUpTo(computedAt: number): string {
+  return `Rows up to ${utc(Math.floor(computedAt / 1000) * 1000)} UTC, when this answer was computed; answers reaching the last minutes are computed again every minute.`;
+}
+
+/**
+ * The notice a panel shows when the covered range is not the one it asked for, or the answer
+ * was computed before that range ends (then its counts stop at that instant, not at the range's
+ * end: said, rather than a number that looks like the whole range's).
+ */
+export function coveredRangeNotice(covered: TimeRange, differs: boolean, computedAt: number): Notice | null {
+  const early = computedAt < covered.to;
+  if (!differs && !early) {
+    return null;
+  }
+  const range = differs
+    ? `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ranges are read in whole minutes.`
+    : '';
+  return { severity: 'info', text: [range, early ? rowsUpTo(computedAt) : ''].filter(Boolean).join(' ') };
 }
 
 /** A width as a notice writes it: "1 hour", "10 minutes", "90 seconds". */
@@ -63,7 +76,7 @@ export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus,
   const notices = [
     ...answer.notices,
     ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []),
-    ...(q.differsFromAsked ? [coveredRangeNotice(q.range)] : []),
+    ...[coveredRangeNotice(q.range, q.differsFromAsked, answer.computedAt)].filter((n): n is Notice => n !== null),
     ...(q.coarserThanAskedMs !== null && q.bucketMs !== null
       ? [coarserBucketNotice(q.bucketMs, q.coarserThanAskedMs, q.fields)]
       : []),
