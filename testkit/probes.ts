@@ -33,7 +33,7 @@ export const heaviestAccepted = (now = Date.now(), days = 30): QueryRequestInput
 /**
  * The largest answer the value budget accepts without merging histograms (so the work limit
  * never refuses it): 90 days of 3-hour points for the 100 busiest rules and "(other)", the nine
- * metrics that are sums — 727,000 values, about 4 MB of JSON. `shiftMs` moves the range, so a
+ * metrics that are sums — 728,000 values, about 4.3 MB of JSON. `shiftMs` moves the range, so a
  * burst of them is all distinct (uncached) questions.
  */
 export const heaviestValues = (now = Date.now(), shiftMs = 0): QueryRequestInput => ({

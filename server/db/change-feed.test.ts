@@ -180,3 +180,31 @@ test('a failed read of pending changes still reads the change log (renames and r
   assert.ok(pendingReads >= 2 && pendingReads <= 6, `${pendingReads} pending reads in 600 ms`);
   await feed.stop();
 });
+
+test('the database down fails both reads: the pending read is not put off for it', async () => {
+  let down = true;
+  let pendingReads = 0;
+  const db = {
+    query: async (sql: string) => {
+      if (sql.includes('to_regclass')) {
+        return { rows: [{ present: true, log: true, view: true }] };
+      }
+      if (down) {
+        throw new Error('connect ECONNREFUSED');
+      }
+      if (!sql.includes('ruleperf_invalidations')) {
+        return { rows: [] }; // the change log alone
+      }
+      pendingReads++;
+      return { rows: [{ changes: [], pending: [] }] };
+    },
+  } as unknown as Pool;
+  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
+  const feed = new ChangeFeed(db, { pollMs: 20, keepMs: 60_000, listenUrl: null, logger });
+  await feed.start();
+  await new Promise((r) => setTimeout(r, 300)); // 15 polls, all failing
+  down = false;
+  await feed.poll();
+  assert.equal(pendingReads, 1, 'the first poll with the database back reads the pending changes');
+  await feed.stop();
+});

@@ -13,7 +13,7 @@
  *
  * Rows changed below a watermark and not refreshed yet (pending: a late row, a delete, a
  * back-fill; the refresh writes their change a minute or more later, and never while the
- * scheduler is off) count too, read at every poll: an answer overlapping them gets a version
+ * scheduler is off) count too, read at every poll (less often while that read fails on its own): an answer overlapping them gets a version
  * of its own, so the first request after the change is a miss computed from the raw rows (as
  * every uncached answer reads pending ranges), not the cached answer from before. Each pending
  * entry is counted, so a second change inside a range already pending moves the version again.
@@ -238,14 +238,17 @@ export class ChangeFeed {
         pending: rows[0].pending.map((r: any) => ({ from: Number(r.lo), to: Number(r.hi), entries: Number(r.n) })),
       };
     } catch (err) {
-      // Renames and refreshes still reach the cache; pending changes as last read until a retry works.
+      // The change log alone, so renames and refreshes still reach the cache. Only when that
+      // works is the pending read what failed: then it waits before it is tried again (the
+      // database down fails both, and must not push the next pending read a minute away).
+      const read = await changeLogOnly();
       const afterMs = Math.min(PENDING_RETRY_MAX_MS, Math.max(this.o.pollMs, 2 * this.pendingRetry.afterMs));
       this.pendingRetry = { at: Date.now() + afterMs, afterMs };
       this.o.logger.debug(
         { err: { message: (err as Error).message } },
         `pending changes read failed; will retry in ${afterMs} ms`
       );
-      return changeLogOnly();
+      return read;
     }
   }
 

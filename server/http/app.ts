@@ -53,7 +53,8 @@ export interface AppDeps {
   security: SecuritySettings;
 }
 
-export const BODY_LIMIT = '1mb';
+/** The body limit, as body-parser reads it (BODY_LIMIT_BYTES in bytes). */
+export const BODY_LIMIT = `${BODY_LIMIT_BYTES / (1024 * 1024)}mb`;
 
 /** Every route and the methods it answers (GET routes answer HEAD too); other methods get a 405. */
 export const ROUTES: Record<string, readonly string[]> = {
@@ -299,18 +300,23 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const bodies = new BodyBudget();
   return (req, res) => {
     if (req.method === 'POST') {
-      const declared = Number(req.headers['content-length']);
-      // Over the limit is a 413 once read; a body without a length may be as large as the limit.
-      const bytes =
-        Number.isInteger(declared) && declared >= 0 && !req.headers['transfer-encoding']
-          ? Math.min(declared, BODY_LIMIT_BYTES)
-          : BODY_LIMIT_BYTES;
+      const bytes = bodyBytesToReserve(req);
       if (!bodies.take(bytes)) {
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
         res.end(JSON.stringify({ error: BODIES_BUSY } satisfies ErrorResponse));
         return;
       }
-      res.once('close', () => bodies.give(bytes));
+      // Given back once, at the first of the response being over and the request being gone
+      // (a pipelined request's response queued behind another may never emit 'close' itself).
+      let held = true;
+      const giveBack = () => {
+        if (held) {
+          held = false;
+          bodies.give(bytes);
+        }
+      };
+      res.once('close', giveBack);
+      req.once('close', giveBack);
     }
     if (!fastPath(req, res)) {
       app(req, res);
@@ -319,3 +325,18 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
 }
 
 const BODIES_BUSY = 'the service is busy (too many request bodies arriving at once); retry in 1 s';
+
+/**
+ * What a request's body may hold: its declared length (over the limit it is a 413 once read),
+ * the limit when it is chunked, nothing when it declares neither (then it has no body).
+ */
+function bodyBytesToReserve(req: IncomingMessage): number {
+  if (req.headers['transfer-encoding'] !== undefined) {
+    return BODY_LIMIT_BYTES;
+  }
+  if (req.headers['content-length'] === undefined) {
+    return 0;
+  }
+  const declared = Number(req.headers['content-length']);
+  return Number.isInteger(declared) && declared >= 0 ? Math.min(declared, BODY_LIMIT_BYTES) : BODY_LIMIT_BYTES;
+}

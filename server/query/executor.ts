@@ -73,7 +73,7 @@ function overdueNotices(state: DatabaseState, used: readonly string[], now: numb
 
 /**
  * Values from which turning an answer into JSON (rendering it, encoding it for the cache) takes
- * milliseconds: done on a loop turn of its own.
+ * milliseconds: done a slice per loop turn (mapInTurns).
  */
 export const MANY_VALUES = 50_000;
 

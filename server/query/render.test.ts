@@ -164,3 +164,38 @@ test('an answer computed before its covered range ends says up to when its rows 
   const text = renderFrames(early, q({ from: 60_000, to: 180_000 }), 'hit', 'A');
   assert.match(text, /Rows up to 1970-01-01 00:02:30 UTC/);
 });
+
+test('requests sharing a large answer wait for one rendering, not one each', async () => {
+  const times = Array.from({ length: 900 }, (_, i) => i * 3_600_000);
+  const large: Answer = {
+    ...answer,
+    frames: Array.from({ length: 30 }, (_, g) => ({
+      schema: {
+        name: `r${g}`,
+        fields: [
+          { name: 'time', type: 'time' },
+          { name: 'executionCount', type: 'number' },
+        ],
+      },
+      data: { values: [times, times.map((t) => t % 7)] },
+    })),
+  };
+  const asked = q({ from: 60_000, to: 180_000 });
+  let frames = 0;
+  const counting = {
+    ...large,
+    frames: large.frames.map((f) => ({
+      ...f,
+      get data() {
+        frames++;
+        return f.data;
+      },
+    })),
+  };
+  await Promise.all(Array.from({ length: 5 }, () => renderInTurns(counting, asked, 'miss', 'A')));
+  assert.equal(frames, large.frames.length, 'each frame rendered once');
+  assert.equal(
+    renderResponse(counting, asked, 'miss', 'A').toString(),
+    renderResponse(large, asked, 'miss', 'A').toString()
+  );
+});

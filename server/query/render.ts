@@ -73,10 +73,11 @@ const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
 
 /** Frames with this answer's meta; the (shared, cached) answer is not mutated. */
 export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): DataFrameJSON[] {
+  const covered = coveredRangeNotice(q.range, q.differsFromAsked, answer.computedAt);
   const notices = [
     ...answer.notices,
     ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []),
-    ...[coveredRangeNotice(q.range, q.differsFromAsked, answer.computedAt)].filter((n): n is Notice => n !== null),
+    ...(covered ? [covered] : []),
     ...(q.coarserThanAskedMs !== null && q.bucketMs !== null
       ? [coarserBucketNotice(q.bucketMs, q.coarserThanAskedMs, q.fields)]
       : []),
@@ -163,13 +164,8 @@ function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Vari
   return variant;
 }
 
-/**
- * Renders a large answer's response body for `refId` a few frames per loop turn (mapInTurns),
- * ready for renderResponse: the JSON of a few MB is tens of ms, and its UTF-8 bytes another
- * 15, which in one piece would hold every other request for that long. (A variant already
- * rendered for another refId is left to renderResponse: rare, and its JSON is done.)
- */
-export async function renderInTurns(
+/** renderInTurns' work for one variant, its body for `refId` with it. */
+async function renderVariantInTurns(
   answer: Answer,
   q: NormalizedQuery,
   cache: CacheStatus,
@@ -177,9 +173,6 @@ export async function renderInTurns(
 ): Promise<void> {
   const byVariant = variantsOf(answer);
   const key = variantKey(q, cache);
-  if (byVariant.has(key)) {
-    return;
-  }
   const ref = JSON.stringify(refId);
   const rendered = await mapInTurns(
     withMeta(answer, q, cache, ''),
@@ -190,7 +183,7 @@ export async function renderInTurns(
     frameValues
   );
   if (byVariant.has(key)) {
-    return;
+    return; // rendered meanwhile in one piece (renderResponse)
   }
   const parts = [Buffer.from(`${RESULTS_OPEN}${ref}:{"frames":[`)];
   rendered.forEach(({ bytes }, i) => parts.push(...(i ? [COMMA, bytes] : [bytes])));
@@ -199,6 +192,33 @@ export async function renderInTurns(
     pieces: rendered.map(({ piece }) => piece),
     bodies: new Map([[refId, Buffer.concat(parts)]]),
   });
+}
+
+/** Renderings in progress per answer and variant: requests sharing an answer wait for one. */
+const rendering = new WeakMap<Answer, Map<string, Promise<void>>>();
+
+/**
+ * Renders a large answer's response body for `refId` a few frames per loop turn (mapInTurns),
+ * ready for renderResponse: the JSON of a few MB is tens of ms, and its UTF-8 bytes another
+ * 15, which in one piece would hold every other request for that long. Requests sharing the
+ * answer (a miss's followers, hits on one decoded entry) wait for the same rendering; one that
+ * asked with another refId then has its body built from the rendered JSON by renderResponse.
+ */
+export function renderInTurns(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): Promise<void> {
+  const key = variantKey(q, cache);
+  if (variantsOf(answer).has(key)) {
+    return Promise.resolve();
+  }
+  let inFlight = rendering.get(answer);
+  if (!inFlight) {
+    rendering.set(answer, (inFlight = new Map()));
+  }
+  let done = inFlight.get(key);
+  if (!done) {
+    const started = renderVariantInTurns(answer, q, cache, refId).finally(() => inFlight.delete(key));
+    inFlight.set(key, (done = started));
+  }
+  return done;
 }
 
 function framesText(variant: Variant, refId: string): string {

@@ -54,14 +54,3 @@ test('a reply of many chunks is read at most one or two per loop turn, every row
     await pool.end();
   }
 });
-
-test('without it, the same reply is read many chunks per turn (what the slicing is for)', async () => {
-  const pool = new Pool({ connectionString: `postgres://postgres@${PG_HOST}:${PG_PORT}/postgres`, max: 1 });
-  try {
-    const r = await chunksPerTurn(pool);
-    assert.equal(r.rows, 5000);
-    assert.ok(r.most > 2, `at most ${r.most} chunks per turn: this machine's socket never filled, nothing to compare`);
-  } finally {
-    await pool.end();
-  }
-});
