@@ -51,7 +51,10 @@ for (const value of ['Infinity', 'NaN']) {
       const s = await stats(range);
       assert.equal(s.executionCount, raw, `${stage}: every row counted`);
       assert.equal(s.avgExecutionTimeMs, null, `${stage}: no average over a value that is not a number`);
-      assert.ok(typeof s.p50ExecutionTimeMs === 'number' && Number.isFinite(s.p50ExecutionTimeMs), `${stage}: p50 ${JSON.stringify(s)}`);
+      assert.ok(
+        typeof s.p50ExecutionTimeMs === 'number' && Number.isFinite(s.p50ExecutionTimeMs),
+        `${stage}: p50 ${JSON.stringify(s)}`
+      );
     }
     // The hours beside it are untouched.
     const before = await stats({ from: hour0 - 2 * HOUR, to: hour0 });
