@@ -4,11 +4,11 @@
  * for what a client sent.
  */
 import { BODY_LIMIT_BYTES, BodyBudget } from './body-budget';
-import { arrayTooLong, nestsDeeperThan, TOO_DEEP } from './body-shape';
+import { arrayTooLong, nestsDeeperThan, parseQueryRequest, TOO_DEEP } from './body-shape';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { z, type ZodError } from 'zod/v4';
+import { z } from 'zod/v4';
 import { VARIABLE_NAMES, type ErrorResponse, type InvalidateRequest, type ReadyResponse } from '../contract';
 import { carriesToken, requireRole } from './auth';
 import { variableValues } from './variables';
@@ -21,7 +21,6 @@ import { createQueryFastPath } from './query-fast-path';
 import { acceptsGzip, forClientLater, forClientNow } from './compression';
 import {
   errorResponse,
-  invalidRequest,
   NOT_JSON,
   notJsonObject,
   queryHeaderList,
@@ -30,7 +29,7 @@ import {
   unsupportedMedia,
   zodDetails,
 } from './responses';
-import { invalidateSchema, queryRequestSchema } from './validation';
+import { invalidateSchema } from './validation';
 import { IntervalLimiter } from './rate-limit';
 import type { SecuritySettings } from './security';
 
@@ -69,10 +68,6 @@ export const ROUTES: Record<string, readonly string[]> = {
 
 const WITHHELD_WARNINGS =
   'this service reports security warnings; call /readyz with the API token to read them (they are also in its log)';
-
-function badRequest(res: Response, err: ZodError) {
-  res.status(400).json(invalidRequest(err));
-}
 
 /** A body nested deeper than any request is refused before it is parsed (body-shape.ts). */
 const jsonBody = express.json({
@@ -159,16 +154,12 @@ function createExpressApp(deps: AppDeps) {
 
   api.post('/v1/query', requireJson, async (req, res, next) => {
     const started = performance.now();
-    const tooLong = arrayTooLong(req.body);
-    if (tooLong) {
-      return res.status(400).json(tooLong);
-    }
-    const parsed = queryRequestSchema.safeParse(req.body);
-    if (!parsed.success) {
-      return badRequest(res, parsed.error);
+    const parsed = parseQueryRequest(req.body);
+    if ('refusal' in parsed) {
+      return res.status(400).json(parsed.refusal);
     }
     try {
-      const answer = await deps.service.answer(parsed.data);
+      const answer = await deps.service.answer(parsed.request);
       const { status, body, cache, tiers } = answer;
       res.locals.cache = cache;
       res.locals.tier = tiers?.join('+');

@@ -5,7 +5,9 @@
  * length: 250,000 of them took 1.3 s and 270 MB, ten such bodies at once froze the service for
  * 15 s). The contract's limits still apply after; these only bound what reaching them costs.
  */
-import { LIMITS, type ErrorResponse } from '../contract';
+import { LIMITS, type ErrorResponse, type QueryRequest } from '../contract';
+import { invalidRequest } from './responses';
+import { queryRequestSchema } from './validation';
 
 /** Levels of nesting a body may have: a query request needs four (body, queries, query, filter list). */
 export const MAX_NESTING = 8;
@@ -77,4 +79,14 @@ export function arrayTooLong(value: unknown, max = MAX_ARRAY_ITEMS): ErrorRespon
     return null;
   };
   return walk(value, '');
+}
+
+/** A query request from a parsed body, as both HTTP paths read it: its shape first, then the schema. */
+export function parseQueryRequest(body: unknown): { request: QueryRequest } | { refusal: ErrorResponse } {
+  const tooLong = arrayTooLong(body);
+  if (tooLong) {
+    return { refusal: tooLong };
+  }
+  const parsed = queryRequestSchema.safeParse(body);
+  return parsed.success ? { request: parsed.data } : { refusal: invalidRequest(parsed.error) };
 }

@@ -8,17 +8,15 @@
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
 import { BODY_LIMIT_BYTES } from './body-budget';
-import { arrayTooLong, nestsDeeperThan, TOO_DEEP } from './body-shape';
+import { nestsDeeperThan, parseQueryRequest, TOO_DEEP } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
 import type { ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
 import { acceptsGzip, forClientLater, forClientNow, type ClientBody } from './compression';
-import { queryRequestSchema } from './validation';
 import {
   errorResponse,
-  invalidRequest,
   notJsonObject,
   queryHeaderList,
   recordRequest,
@@ -108,15 +106,11 @@ class Exchange {
           return this.reply(400, jsonBytes(notJsonObject(text)));
         }
       }
-      const tooLong = arrayTooLong(body);
-      if (tooLong) {
-        return this.reply(400, jsonBytes(tooLong));
+      const parsed = parseQueryRequest(body);
+      if ('refusal' in parsed) {
+        return this.reply(400, jsonBytes(parsed.refusal));
       }
-      const parsed = queryRequestSchema.safeParse(body);
-      if (!parsed.success) {
-        return this.reply(400, jsonBytes(invalidRequest(parsed.error)));
-      }
-      request = parsed.data;
+      request = parsed.request;
       this.requests.remember(text, request);
     }
     // Held in this process (most refreshes): answered without a promise in the way.

@@ -178,16 +178,17 @@ async function renderVariantInTurns(
     withMeta(answer, q, cache, ''),
     (frame) => {
       const piece = framePiece(frame);
-      return { piece, bytes: Buffer.from(`${SCHEMA_OPEN}"refId":${ref},${piece}`) };
+      return { piece, bytes: Buffer.from(frameOpen(ref) + piece) };
     },
     frameValues
   );
   if (byVariant.has(key)) {
     return; // rendered meanwhile in one piece (renderResponse)
   }
-  const parts = [Buffer.from(`${RESULTS_OPEN}${ref}:{"frames":[`)];
+  // renderResponse's body, its frames' UTF-8 made a frame at a time above.
+  const parts = [Buffer.from(responseOpen(ref))];
   rendered.forEach(({ bytes }, i) => parts.push(...(i ? [COMMA, bytes] : [bytes])));
-  parts.push(Buffer.from(`]}${RESULTS_CLOSE}`));
+  parts.push(Buffer.from(RESPONSE_CLOSE));
   byVariant.set(key, {
     pieces: rendered.map(({ piece }) => piece),
     bodies: new Map([[refId, Buffer.concat(parts)]]),
@@ -221,14 +222,20 @@ export function renderInTurns(answer: Answer, q: NormalizedQuery, cache: CacheSt
   return done;
 }
 
-function framesText(variant: Variant, refId: string): string {
-  const ref = JSON.stringify(refId);
-  return `{"frames":[${variant.pieces.map((rest) => `${SCHEMA_OPEN}"refId":${ref},${rest}`).join(',')}]}`;
+/** What goes before a frame's piece in a response for `ref` (a refId as JSON): its opening and refId. */
+const frameOpen = (ref: string) => `${SCHEMA_OPEN}"refId":${ref},`;
+/** What goes before and after the frames in a one-query response body. */
+const responseOpen = (ref: string) => `${RESULTS_OPEN}${ref}:{"frames":[`;
+const RESPONSE_CLOSE = `]}${RESULTS_CLOSE}`;
+
+/** The frames of a variant for `ref`, comma-separated. */
+function framesList(variant: Variant, ref: string): string {
+  return variant.pieces.map((rest) => frameOpen(ref) + rest).join(',');
 }
 
 /** The JSON text of `{"frames": [...]}` for this answer, identical to JSON.stringify of withMeta's frames but for key order. */
 export function renderFrames(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): string {
-  return framesText(variantOf(answer, q, cache), refId);
+  return `{"frames":[${framesList(variantOf(answer, q, cache), JSON.stringify(refId))}]}`;
 }
 
 /** The whole body of a response answering one query: `{"results":{<refId>:{"frames":[...]}}}`, as UTF-8. */
@@ -236,7 +243,8 @@ export function renderResponse(answer: Answer, q: NormalizedQuery, cache: CacheS
   const variant = variantOf(answer, q, cache);
   let body = variant.bodies.get(refId);
   if (!body) {
-    body = Buffer.from(`${RESULTS_OPEN}${JSON.stringify(refId)}:${framesText(variant, refId)}${RESULTS_CLOSE}`);
+    const ref = JSON.stringify(refId);
+    body = Buffer.from(responseOpen(ref) + framesList(variant, ref) + RESPONSE_CLOSE);
     if (variant.bodies.size < REF_IDS_KEPT) {
       variant.bodies.set(refId, body);
     }
