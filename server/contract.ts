@@ -185,6 +185,8 @@ export interface QueryRequestInput {
   range: { from: InstantInput; to: InstantInput; raw?: unknown };
   intervalMs?: number;
   maxDataPoints?: number;
+  /** Send evenly spaced time columns as their steps (`data.steps`); see compactTimeColumns. */
+  compactTime?: boolean;
   queries: RuleperfQueryInput[];
 }
 
@@ -193,6 +195,7 @@ export interface QueryRequest {
   range: { from: number; to: number };
   intervalMs?: number;
   maxDataPoints?: number;
+  compactTime?: boolean;
   queries: RuleperfQuery[];
 }
 
@@ -247,7 +250,82 @@ export interface DataFrameJSON {
       preferredVisualisationType?: string;
     };
   };
-  data: { values: unknown[][] };
+  data: {
+    values: unknown[][];
+    /** Per field, parallel to `values`: a time column sent as its steps (its values then `[]`); see compactTimeColumns. */
+    steps?: Array<TimeSteps | null>;
+  };
+}
+
+/** An evenly spaced column: `count` values `start`, `start + step`, … */
+export interface TimeSteps {
+  start: number;
+  step: number;
+  count: number;
+}
+
+/**
+ * A frame as sent to a client that asked for `compactTime`: each time column whose values
+ * step evenly (a timeseries' buckets: 721 epoch milliseconds for a day by 2 minutes, 10 KB of
+ * JSON) goes as `{start, step, count}` in `data.steps`, its values `[]`. The frame itself is
+ * not changed. Other columns, and time columns with a gap or fewer than 3 values, go as they are.
+ */
+export function compactTimeColumns(frame: DataFrameJSON): DataFrameJSON {
+  let steps: Array<TimeSteps | null> | undefined;
+  frame.schema.fields.forEach((field, i) => {
+    const column = frame.data.values[i];
+    const even = field.type === 'time' && column ? evenSteps(column) : null;
+    if (even) {
+      steps ??= frame.schema.fields.map(() => null);
+      steps[i] = even;
+    }
+  });
+  if (!steps) {
+    return frame;
+  }
+  const kept = steps;
+  return { schema: frame.schema, data: { values: frame.data.values.map((v, i) => (kept[i] ? [] : v)), steps: kept } };
+}
+
+function evenSteps(column: readonly unknown[]): TimeSteps | null {
+  if (column.length < 3 || typeof column[0] !== 'number' || typeof column[1] !== 'number') {
+    return null;
+  }
+  const start = column[0];
+  const step = column[1] - start;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(step) || step <= 0) {
+    return null;
+  }
+  for (let i = 2; i < column.length; i++) {
+    if (column[i] !== start + i * step) {
+      return null;
+    }
+  }
+  return { start, step, count: column.length };
+}
+
+/** More values than any answer holds (the value budget's ceiling is far below): a column claiming more is refused, not built. */
+const MAX_STEPS = 10_000_000;
+
+/** The frame compactTimeColumns was given, from what it made (the plugin does this before Grafana reads the frames). */
+export function expandTimeColumns<F extends { data?: object }>(frame: F): F {
+  const data = frame.data as Partial<DataFrameJSON['data']> | undefined;
+  const steps = data?.steps;
+  if (!Array.isArray(steps) || !Array.isArray(data?.values)) {
+    return frame;
+  }
+  const values = data.values.map((column, i) => {
+    const s = steps[i];
+    if (!s) {
+      return column;
+    }
+    if (![s.start, s.step, s.count].every(Number.isSafeInteger) || s.count < 0 || s.count > MAX_STEPS) {
+      throw new Error(`a time column's steps are not valid: ${JSON.stringify(s)}`);
+    }
+    return Array.from({ length: s.count }, (_, k) => s.start + k * s.step);
+  });
+  const { steps: _expanded, ...rest } = data;
+  return { ...frame, data: { ...rest, values } };
 }
 
 export interface QueryResult {

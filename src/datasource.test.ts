@@ -187,6 +187,7 @@ describe('query', () => {
       range: { from: Date.UTC(2025, 0, 1), to: Date.UTC(2025, 0, 2) },
       intervalMs: 60_000,
       maxDataPoints: 1200,
+      compactTime: true,
       queries: [
         {
           refId: 'A',
@@ -340,6 +341,54 @@ describe('query', () => {
     const ds = new DataSource(settings(), fakeTemplateSrv());
     const response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
     expect(response.errors?.[0].message).toMatch(/Your Grafana role may not use this part of the ruleperf data source/);
+  });
+
+  it('writes out time columns sent as steps before Grafana reads the frames; steps it cannot build fail the panel', async () => {
+    const frame = (data: object) => ({
+      schema: {
+        refId: 'A',
+        fields: [
+          { name: 'time', type: 'time' },
+          { name: 'executionCount', type: 'number' },
+        ],
+      },
+      data,
+    });
+    mockBackend({
+      '/api/v1/query': () =>
+        ok({
+          results: {
+            A: {
+              frames: [
+                frame({ values: [[], [4, 0, 7]], steps: [{ start: 1_800_000, step: 3_600_000, count: 3 }, null] }),
+                frame({
+                  values: [
+                    [5, 9],
+                    [1, 2],
+                  ],
+                }),
+              ],
+            },
+          },
+        }),
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const response = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'timeseries' }])));
+    expect(response.errors).toBeUndefined();
+    expect(response.data[0].fields[0].values).toEqual([1_800_000, 5_400_000, 9_000_000]);
+    expect(response.data[0].fields[1].values).toEqual([4, 0, 7]);
+    expect(response.data[0].length).toBe(3);
+    expect(response.data[1].fields[0].values).toEqual([5, 9]);
+
+    mockBackend({
+      '/api/v1/query': () =>
+        ok({
+          results: { A: { frames: [frame({ values: [[], [1]], steps: [{ start: 0, step: 1, count: 1e12 }, null] })] } },
+        }),
+    });
+    const broken = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'timeseries' }])));
+    expect(broken.state).toBe(LoadingState.Error);
+    expect(broken.errors?.[0].message).toMatch(/steps are not valid/);
   });
 
   it("passes the service's notices to the panel unchanged, and keeps every one Grafana's header would drop", async () => {

@@ -32,6 +32,7 @@ import { describeRequestError, requestErrorResponse } from './errors';
 import { interpolateFilter } from './interpolation';
 import { keepEveryNotice } from './notices';
 import { buildQueryRequest } from './request';
+import { expandTimeColumnsIn } from './timeColumns';
 import { DEFAULT_QUERY, type RuleperfOptions, type RuleperfQuery } from './types';
 
 type VariableValue = VariablesResponse['values'][number];
@@ -108,7 +109,7 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
       .pipe(
         // Per-query errors (`results[refId].error`) become DataQueryErrors here, frames keep their meta.
         map((response: FetchResponse<BackendDataSourceResponse>) => {
-          const answer = toDataQueryResponse(response, queries);
+          const answer = toDataQueryResponse({ ...response, data: expandTimeColumnsIn(response.data) }, queries);
           return { ...answer, data: keepEveryNotice(answer.data) };
         }),
         catchError((err: unknown) => of(requestErrorResponse(err, refIds)))

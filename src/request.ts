@@ -11,6 +11,8 @@ export function buildQueryRequest(
 ): QueryRequestInput {
   const body: QueryRequestInput = {
     range: { from: request.range.from.valueOf(), to: request.range.to.valueOf() },
+    // Time columns as start + step (timeColumns.ts expands them): a third of a dashboard's bytes.
+    compactTime: true,
     queries: queries.map(toContractQuery),
   };
   if (request.intervalMs && request.intervalMs > 0) {

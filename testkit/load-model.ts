@@ -42,6 +42,8 @@ export function dashboardRequests(
     range: { from: now - p.spanMs, to: now },
     intervalMs: Math.max(1000, Math.round(p.spanMs / (p.maxDataPoints ?? 1000) / 1000) * 1000),
     maxDataPoints: p.maxDataPoints ?? 1000,
+    // As the plugin asks (src/request.ts): time columns as steps.
+    compactTime: true,
     queries: [
       {
         ...p.query,

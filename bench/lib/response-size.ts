@@ -21,6 +21,8 @@ export interface PanelSize {
   executedQueryBytes: number;
   /** Body bytes sent to a client that accepts gzip (a browser, through Grafana's data proxy). */
   gzipBytes: number;
+  /** Body bytes for the same request without `compactTime` (a client that reads every timestamp as sent). */
+  plainBytes: number;
 }
 
 export interface DashboardSize {
@@ -32,6 +34,8 @@ export interface DashboardSize {
   executedQueryShare: number;
   /** Mean body bytes sent to a client that accepts gzip. */
   averageGzipBytes: number;
+  /** Mean body bytes without `compactTime`. */
+  averagePlainBytes: number;
 }
 
 export function dashboardSize(panels: PanelSize[]): DashboardSize {
@@ -44,10 +48,11 @@ export function dashboardSize(panels: PanelSize[]): DashboardSize {
     averageExecutedQueryBytes: sql / n,
     executedQueryShare: total ? sql / total : 0,
     averageGzipBytes: panels.reduce((a, p) => a + p.gzipBytes, 0) / n,
+    averagePlainBytes: panels.reduce((a, p) => a + p.plainBytes, 0) / n,
   };
 }
 
-/** Sends each panel request once (plain, then accepting gzip) and measures its answer's body. */
+/** Sends each panel request once (as sent, accepting gzip, then without compactTime) and measures its answer's body. */
 export async function measureDashboard(
   url: string,
   requests: Array<{ panel: string; body: QueryRequestInput }>
@@ -66,6 +71,7 @@ export async function measureDashboard(
       // As a browser asks through Grafana's data proxy; the bytes as they came, not decoded.
       gzipBytes: (await post(`${url}/api/v1/query`, r.body, false, { 'accept-encoding': 'gzip, deflate, br, zstd' }))
         .bytes,
+      plainBytes: Buffer.byteLength((await post(`${url}/api/v1/query`, { ...r.body, compactTime: false }, false)).body),
     });
   }
   return dashboardSize(panels);

@@ -261,14 +261,14 @@ export function checkRange(
   return { range: { from: from.ms, to: to.ms } };
 }
 
-const REQUEST_FIELDS = ['range', 'intervalMs', 'maxDataPoints', 'queries'] as const;
+const REQUEST_FIELDS = ['range', 'intervalMs', 'maxDataPoints', 'compactTime', 'queries'] as const;
 
 function unknownRequestFields(keys: readonly PropertyKey[]): string {
   const misplaced = keys.some((k) => k === 'from' || k === 'to') ? ' (put from and to inside "range")' : '';
   return unknownFields(
     keys,
     REQUEST_FIELDS,
-    `a request is {range: {from, to}, intervalMs?, maxDataPoints?, queries: [...]}${misplaced}`
+    `a request is {range: {from, to}, intervalMs?, maxDataPoints?, compactTime?, queries: [...]}${misplaced}`
   );
 }
 
@@ -278,6 +278,7 @@ const requestObject = z
       range,
       intervalMs: z.number().int().min(1).max(LIMITS.maxIntervalMs).optional(),
       maxDataPoints: z.number().int().min(1).max(LIMITS.maxDataPoints).optional(),
+      compactTime: z.boolean().optional(),
       queries: z.array(queryObject).min(1).max(LIMITS.maxQueries),
     },
     { error: (iss) => (iss.code === 'unrecognized_keys' ? unknownRequestFields(iss.keys) : undefined) }

@@ -4,7 +4,7 @@
  * rendered once per variant and refId, as UTF-8 bytes, and reused for every hit of it, so a
  * hit costs no frame building, no serializing of numbers and SQL and no text encoding.
  */
-import type { CacheStatus, DataFrameJSON, Notice } from '../contract';
+import { compactTimeColumns, type CacheStatus, type DataFrameJSON, type Notice } from '../contract';
 import { frameValues, type Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
 import { RAW_MINUTES_MAX_SPAN, type TimeRange } from './range';
@@ -71,8 +71,17 @@ const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
   },
 };
 
-/** Frames with this answer's meta; the (shared, cached) answer is not mutated. */
-export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): DataFrameJSON[] {
+/**
+ * Frames with this answer's meta, time columns as steps when the client asked for
+ * `compactTime`; the (shared, cached) answer is not mutated.
+ */
+export function withMeta(
+  answer: Answer,
+  q: NormalizedQuery,
+  cache: CacheStatus,
+  refId: string,
+  compactTime = false
+): DataFrameJSON[] {
   const covered = coveredRangeNotice(q.range, q.differsFromAsked, answer.computedAt);
   const notices = [
     ...answer.notices,
@@ -82,26 +91,29 @@ export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus,
       ? [coarserBucketNotice(q.bucketMs, q.coarserThanAskedMs, q.fields)]
       : []),
   ];
-  return answer.frames.map((f) => ({
-    schema: {
-      ...f.schema,
-      refId,
-      meta: {
-        ...f.schema.meta,
-        executedQueryString: answer.sql,
-        ...(notices.length ? { notices } : {}),
-        custom: {
-          tiers: answer.tiers,
-          coveredRange: { from: q.range.from, to: q.range.to },
-          bucketMs: q.bucketMs,
-          watermark: answer.watermark,
-          computedAt: answer.computedAt,
-          cache,
+  return answer.frames.map((frame) => {
+    const f = compactTime ? compactTimeColumns(frame) : frame;
+    return {
+      schema: {
+        ...f.schema,
+        refId,
+        meta: {
+          ...f.schema.meta,
+          executedQueryString: answer.sql,
+          ...(notices.length ? { notices } : {}),
+          custom: {
+            tiers: answer.tiers,
+            coveredRange: { from: q.range.from, to: q.range.to },
+            bucketMs: q.bucketMs,
+            watermark: answer.watermark,
+            computedAt: answer.computedAt,
+            cache,
+          },
         },
       },
-    },
-    data: f.data,
-  }));
+      data: f.data,
+    };
+  });
 }
 
 const SCHEMA_OPEN = '{"schema":{';
@@ -137,10 +149,12 @@ function variantsOf(answer: Answer): Map<string, Variant> {
  * Requests sharing an answer may differ in what they asked: the range, the bucket width. The
  * usual hit asked what it got: its key is the cache status alone, no string built per hit.
  */
-function variantKey(q: NormalizedQuery, cache: CacheStatus): string {
+function variantKey(q: NormalizedQuery, cache: CacheStatus, compactTime: boolean): string {
   return !q.differsFromAsked && q.coarserThanAskedMs === null
-    ? cache
-    : `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}`;
+    ? compactTime
+      ? `${cache}|steps`
+      : cache
+    : `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}|${compactTime ? 'steps' : ''}`;
 }
 
 /** A frame's JSON after `{"schema":{`, its refId left out (each response puts its own first). */
@@ -154,12 +168,13 @@ function framePiece(frame: DataFrameJSON): string {
   return text.slice(SCHEMA_OPEN.length);
 }
 
-function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus): Variant {
+function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus, compactTime: boolean): Variant {
   const byVariant = variantsOf(answer);
-  const key = variantKey(q, cache);
+  const key = variantKey(q, cache, compactTime);
   let variant = byVariant.get(key);
   if (!variant) {
-    byVariant.set(key, (variant = { pieces: withMeta(answer, q, cache, '').map(framePiece), bodies: new Map() }));
+    const pieces = withMeta(answer, q, cache, '', compactTime).map(framePiece);
+    byVariant.set(key, (variant = { pieces, bodies: new Map() }));
   }
   return variant;
 }
@@ -169,13 +184,14 @@ async function renderVariantInTurns(
   answer: Answer,
   q: NormalizedQuery,
   cache: CacheStatus,
-  refId: string
+  refId: string,
+  compactTime: boolean
 ): Promise<void> {
   const byVariant = variantsOf(answer);
-  const key = variantKey(q, cache);
+  const key = variantKey(q, cache, compactTime);
   const ref = JSON.stringify(refId);
   const rendered = await mapInTurns(
-    withMeta(answer, q, cache, ''),
+    withMeta(answer, q, cache, '', compactTime),
     (frame) => {
       const piece = framePiece(frame);
       return { piece, bytes: Buffer.from(frameOpen(ref) + piece) };
@@ -205,8 +221,14 @@ const rendering = new WeakMap<Answer, Map<string, Promise<void>>>();
  * answer (a miss's followers, hits on one decoded entry) wait for the same rendering; one that
  * asked with another refId then has its body built from the rendered JSON by renderResponse.
  */
-export function renderInTurns(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): Promise<void> {
-  const key = variantKey(q, cache);
+export function renderInTurns(
+  answer: Answer,
+  q: NormalizedQuery,
+  cache: CacheStatus,
+  refId: string,
+  compactTime = false
+): Promise<void> {
+  const key = variantKey(q, cache, compactTime);
   if (variantsOf(answer).has(key)) {
     return Promise.resolve();
   }
@@ -216,7 +238,7 @@ export function renderInTurns(answer: Answer, q: NormalizedQuery, cache: CacheSt
   }
   let done = inFlight.get(key);
   if (!done) {
-    const started = renderVariantInTurns(answer, q, cache, refId).finally(() => inFlight.delete(key));
+    const started = renderVariantInTurns(answer, q, cache, refId, compactTime).finally(() => inFlight.delete(key));
     inFlight.set(key, (done = started));
   }
   return done;
@@ -234,13 +256,25 @@ function framesList(variant: Variant, ref: string): string {
 }
 
 /** The JSON text of `{"frames": [...]}` for this answer, identical to JSON.stringify of withMeta's frames but for key order. */
-export function renderFrames(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): string {
-  return `{"frames":[${framesList(variantOf(answer, q, cache), JSON.stringify(refId))}]}`;
+export function renderFrames(
+  answer: Answer,
+  q: NormalizedQuery,
+  cache: CacheStatus,
+  refId: string,
+  compactTime = false
+): string {
+  return `{"frames":[${framesList(variantOf(answer, q, cache, compactTime), JSON.stringify(refId))}]}`;
 }
 
 /** The whole body of a response answering one query: `{"results":{<refId>:{"frames":[...]}}}`, as UTF-8. */
-export function renderResponse(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): Buffer {
-  const variant = variantOf(answer, q, cache);
+export function renderResponse(
+  answer: Answer,
+  q: NormalizedQuery,
+  cache: CacheStatus,
+  refId: string,
+  compactTime = false
+): Buffer {
+  const variant = variantOf(answer, q, cache, compactTime);
   let body = variant.bodies.get(refId);
   if (!body) {
     const ref = JSON.stringify(refId);

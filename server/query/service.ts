@@ -199,7 +199,8 @@ export class QueryService {
     }
     this.recordQuery(request, query);
     this.observer.observe(q.kind, 'hit', answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
-    return serviceAnswer(200, renderResponse(answer, q, 'hit', query.refId), { cache: 'hit', tiers: answer.tiers });
+    const body = renderResponse(answer, q, 'hit', query.refId, request.compactTime === true);
+    return serviceAnswer(200, body, { cache: 'hit', tiers: answer.tiers });
   }
 
   /** Whether one query alone is within the request budget; remembered per (frozen, shared) normalized query. */
@@ -234,12 +235,13 @@ export class QueryService {
         failure: r,
       };
     }
+    const compactTime = request.compactTime === true;
     if (valueCount(r.answer) > MANY_VALUES) {
       // Its JSON (tens of ms for a few MB) a slice per loop turn, as its frames were built;
       // at once when this answer object has it already (a near-cache hit).
-      await renderInTurns(r.answer, r.renderAs ?? q, r.cache, refId);
+      await renderInTurns(r.answer, r.renderAs ?? q, r.cache, refId, compactTime);
     }
-    const response = renderResponse(r.answer, r.renderAs ?? q, r.cache, refId);
+    const response = renderResponse(r.answer, r.renderAs ?? q, r.cache, refId, compactTime);
     return { member: resultMember(response), response, cache: r.cache, tiers: r.answer.tiers };
   }
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { dateMath, dateTime } from '@grafana/data';
 import * as contract from '../../server/contract';
@@ -214,4 +214,88 @@ test('invalidation bodies: exactly one of ruleId, parserId, all', () => {
   for (const bad of [{}, { all: false }, { ruleId: 'a', parserId: 'b' }, { ruleId: '' }, { rule: 'a' }]) {
     assert.equal(invalidateSchema.safeParse(bad).success, false, JSON.stringify(bad));
   }
+});
+
+describe('compactTime: time columns as start, step and count', () => {
+  const frameOf = (columns: unknown[][], types: Array<'time' | 'number' | 'string'>): contract.DataFrameJSON => ({
+    schema: { name: 'f', fields: types.map((type, i) => ({ name: `c${i}`, type })) },
+    data: { values: columns },
+  });
+  const instant = fc.integer({ min: 0, max: contract.LIMITS.maxInstantMs });
+
+  test('expanding gives back every frame exactly, compacted or not', () => {
+    const evenColumn = fc
+      .tuple(instant, fc.integer({ min: 1, max: 86_400_000 }), fc.integer({ min: 0, max: 2000 }))
+      .map(([start, step, n]) => Array.from({ length: n }, (_, k) => start + k * step));
+    const anyColumn = fc.oneof(
+      evenColumn,
+      fc.array(instant, { maxLength: 50 }),
+      // One value off the grid, or a null in it: not compacted.
+      evenColumn.chain((c) =>
+        c.length < 3
+          ? fc.constant(c)
+          : fc
+              .tuple(fc.integer({ min: 0, max: c.length - 1 }), fc.constantFrom(null, 1))
+              .map(([i, d]) => c.map((v, k) => (k === i ? (d === null ? null : v + d) : v)))
+      )
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(anyColumn, fc.constantFrom('time' as const, 'number' as const)), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        (cols) => {
+          const frame = frameOf(
+            cols.map(([c]) => c),
+            cols.map(([, t]) => t)
+          );
+          const before = JSON.stringify(frame);
+          const sent = JSON.parse(JSON.stringify(contract.compactTimeColumns(frame)));
+          assert.equal(JSON.stringify(frame), before, 'the frame given is not changed');
+          assert.deepEqual(contract.expandTimeColumns(sent), frame);
+          // Only time columns stepping evenly over 3 values or more go as steps.
+          cols.forEach(([c, t], i) => {
+            const even =
+              t === 'time' &&
+              c.length >= 3 &&
+              c.every(
+                (v, k) => typeof v === 'number' && v === (c[0] as number) + k * ((c[1] as number) - (c[0] as number))
+              ) &&
+              (c[1] as number) > (c[0] as number);
+            assert.equal(sent.data.steps?.[i] != null, even, `column ${i}: ${JSON.stringify(c).slice(0, 80)}`);
+          });
+        }
+      ),
+      { numRuns: 300 }
+    );
+  });
+
+  test("a day by 2 minutes goes in a few dozen bytes instead of 10 KB; a frame without steps is the client's as sent", () => {
+    const start = Date.UTC(2026, 11, 5, 13, 10);
+    const times = Array.from({ length: 721 }, (_, k) => start + k * 120_000);
+    const frame = frameOf([times, times.map((_, k) => k % 7)], ['time', 'number']);
+    const sent = contract.compactTimeColumns(frame);
+    assert.deepEqual(sent.data.steps, [{ start, step: 120_000, count: 721 }, null]);
+    assert.ok(JSON.stringify(sent).length < JSON.stringify(frame).length - 10_000);
+    const plain = frameOf([[1, 5, 6]], ['time']);
+    assert.equal(contract.compactTimeColumns(plain), plain);
+    assert.equal(contract.expandTimeColumns(plain), plain);
+  });
+
+  test('steps a client cannot build are refused, not built', () => {
+    const bad = (s: unknown) => ({
+      schema: { fields: [{ name: 't', type: 'time' }] },
+      data: { values: [[]], steps: [s] },
+    });
+    assert.throws(() => contract.expandTimeColumns(bad({ start: 0, step: 1, count: 1e12 })), /not valid/);
+    assert.throws(() => contract.expandTimeColumns(bad({ start: 0, step: 1.5, count: 3 })), /not valid/);
+    assert.throws(() => contract.expandTimeColumns(bad({ start: 0, step: 1, count: -1 })), /not valid/);
+  });
+
+  test('the request field is a boolean, and named in the error for a misspelling', () => {
+    assert.ok(check({ ...request({}), compactTime: true }).ok);
+    assert.match(errorOf({ ...request({}), compactTime: 'yes' }).details![0].path, /compactTime/);
+    assert.match(errorOf({ ...request({}), compactTimes: true }).error, /compactTime/);
+  });
 });

@@ -294,17 +294,24 @@ test('the size table and executedQueryString bytes', () => {
     'one comma goes with the member'
   );
   const size = dashboardSize([
-    { panel: 'stats', bytes: 5000, executedQueryBytes: 4000, gzipBytes: 1500 },
-    { panel: 'topRules', bytes: 3000, executedQueryBytes: 1000, gzipBytes: 900 },
+    { panel: 'stats', bytes: 5000, executedQueryBytes: 4000, gzipBytes: 1500, plainBytes: 5000 },
+    { panel: 'topRules', bytes: 3000, executedQueryBytes: 1000, gzipBytes: 900, plainBytes: 13000 },
   ]);
   assert.deepEqual(
-    [size.averageBytes, size.averageExecutedQueryBytes, size.executedQueryShare, size.averageGzipBytes],
-    [4000, 2500, 0.625, 1200]
+    [
+      size.averageBytes,
+      size.averageExecutedQueryBytes,
+      size.executedQueryShare,
+      size.averageGzipBytes,
+      size.averagePlainBytes,
+    ],
+    [4000, 2500, 0.625, 1200, 9000]
   );
   const t = sizeTable(size, { ruleperf: 4250, floor: 4180 });
-  assert.match(t, /mean of 2 panels\) +\| 4,000 bytes +\| ≤ 4,096 bytes \(4 KB\)/);
+  assert.match(t, /compactTime, mean of 2 panels\) +\| 4,000 bytes +\| ≤ 4,096 bytes \(4 KB\)/);
   assert.match(t, /executedQueryString +\| 2,500 bytes \(62\.5 %\)/);
   assert.match(t, /without executedQueryString +\| 1,500 bytes/);
+  assert.match(t, /does not ask for compactTime .*\| 9,000 bytes/);
   assert.match(t, /4,250 \/ 4,180/);
   assert.match(t, /accepting gzip .*\| 1,200 bytes \(30 % of the JSON\) +\| ≤ 4,096 bytes/);
 });

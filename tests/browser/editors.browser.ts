@@ -193,6 +193,17 @@ describe('plugin editors in Chromium', { skip: skipReason, timeout: 180_000 }, (
     }
     const header = await page.getByTestId('result-frame').first().locator('th').allTextContents();
     assert.ok(header.includes('p95ExecutionTimeMs') || header.some((h) => /p95/i.test(h)), `fields: ${header}`);
+    // The time column came as steps (compactTime) and was written out by the plugin before Grafana read
+    // the frame: hours apart, as the buckets are (left as sent, the cells would all be one instant).
+    const times = await page.getByTestId('result-frame').first().locator('tbody tr td:first-child').allTextContents();
+    assert.equal(times.length, 3, `rows: ${times}`);
+    const instants = times.map((t) => Date.parse(t.replace(' ', 'T')));
+    const steps = instants.slice(1).map((t, i) => t - instants[i]);
+    assert.ok(steps[0] > 0 && steps[1] === steps[0], `time cells: ${times}`);
+    if (stub) {
+      assert.equal(steps[0], 3_600_000, `the stub's buckets are hours: ${times}`);
+      assert.equal(stub.queries.at(-1)!.compactTime, true, 'the plugin asks for compact time columns');
+    }
 
     await screenshot('Query editor', 'query-editor.png');
   });

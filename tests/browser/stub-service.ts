@@ -6,14 +6,15 @@
  * /api/v1/invalidate, and POST /api/v1/query validated with the real zod schema from
  * server/contract.ts (so a request the plugin builds in the browser that the service
  * would reject fails here too). Answers are small and synthetic; the first answer for
- * a query is a cache "miss", a repeat a "hit". Like the service today, answers cover
+ * a query is a cache "miss", a repeat a "hit"; time columns go as steps when the request
+ * asks for `compactTime`, with the service's own encoder. Like the service today, answers cover
  * whole hours and say so in a notice when that is wider than the asked range; `stale`
  * and `refreshOverdue` add the service's warnings.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import type { DataFrameJSON, QueryRequest, RuleperfQuery } from '../../server/contract';
+import { compactTimeColumns, type DataFrameJSON, type QueryRequest, type RuleperfQuery } from '../../server/contract';
 import { queryRequestSchema } from '../../server/http/validation';
 
 const RULES = [
@@ -216,7 +217,9 @@ export async function startStubService(
           const cache = stub.stale ? 'stale' : seen.has(key) ? 'hit' : 'miss';
           seen.add(key);
           const warnings = [...(stub.stale ? [STALE_NOTICE] : []), ...(stub.refreshOverdue ? [OVERDUE_NOTICE] : [])];
-          results[q.refId] = { frames: [frameFor(q, parsed.data, cache, warnings)] };
+          const frame = frameFor(q, parsed.data, cache, warnings);
+          // As the service sends it to a client that asks for compactTime (the plugin does).
+          results[q.refId] = { frames: [parsed.data.compactTime ? compactTimeColumns(frame) : frame] };
         }
         send(200, { results });
       });
