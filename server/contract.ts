@@ -257,6 +257,12 @@ export interface DataFrameJSON {
   };
 }
 
+/**
+ * The most values a column sent as steps has: a timeseries has at most maxDataPoints buckets.
+ * A client refuses steps claiming more, rather than building them.
+ */
+const MAX_STEPS = LIMITS.maxDataPoints;
+
 /** An evenly spaced column: `count` values `start`, `start + step`, … */
 export interface TimeSteps {
   start: number;
@@ -288,7 +294,12 @@ export function compactTimeColumns(frame: DataFrameJSON): DataFrameJSON {
 }
 
 function evenSteps(column: readonly unknown[]): TimeSteps | null {
-  if (column.length < 3 || typeof column[0] !== 'number' || typeof column[1] !== 'number') {
+  if (
+    column.length < 3 ||
+    column.length > MAX_STEPS ||
+    typeof column[0] !== 'number' ||
+    typeof column[1] !== 'number'
+  ) {
     return null;
   }
   const start = column[0];
@@ -304,9 +315,6 @@ function evenSteps(column: readonly unknown[]): TimeSteps | null {
   return { start, step, count: column.length };
 }
 
-/** More values than any answer holds (the value budget's ceiling is far below): a column claiming more is refused, not built. */
-const MAX_STEPS = 10_000_000;
-
 /** The frame compactTimeColumns was given, from what it made (the plugin does this before Grafana reads the frames). */
 export function expandTimeColumns<F extends { data?: object }>(frame: F): F {
   const data = frame.data as Partial<DataFrameJSON['data']> | undefined;
@@ -314,12 +322,22 @@ export function expandTimeColumns<F extends { data?: object }>(frame: F): F {
   if (!Array.isArray(steps) || !Array.isArray(data?.values)) {
     return frame;
   }
+  // The other columns' length, which a column sent as steps must have (Grafana pads short columns).
+  const length = data.values.find((column, i) => !steps[i])?.length;
   const values = data.values.map((column, i) => {
     const s = steps[i];
     if (!s) {
       return column;
     }
-    if (![s.start, s.step, s.count].every(Number.isSafeInteger) || s.count < 0 || s.count > MAX_STEPS) {
+    const valid =
+      [s.start, s.step, s.count].every(Number.isSafeInteger) &&
+      s.step > 0 &&
+      s.count >= 0 &&
+      s.count <= MAX_STEPS &&
+      Array.isArray(column) &&
+      column.length === 0 &&
+      (length === undefined || s.count === length);
+    if (!valid) {
       throw new Error(`a time column's steps are not valid: ${JSON.stringify(s)}`);
     }
     return Array.from({ length: s.count }, (_, k) => s.start + k * s.step);

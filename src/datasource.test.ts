@@ -344,9 +344,9 @@ describe('query', () => {
   });
 
   it('writes out time columns sent as steps before Grafana reads the frames; steps it cannot build fail the panel', async () => {
-    const frame = (data: object) => ({
+    const frame = (data: object, refId = 'A') => ({
       schema: {
-        refId: 'A',
+        refId,
         fields: [
           { name: 'time', type: 'time' },
           { name: 'executionCount', type: 'number' },
@@ -380,15 +380,61 @@ describe('query', () => {
     expect(response.data[0].length).toBe(3);
     expect(response.data[1].fields[0].values).toEqual([5, 9]);
 
+    // Steps that do not fit the frame fail that query only; the request's other queries keep their answers.
     mockBackend({
       '/api/v1/query': () =>
         ok({
-          results: { A: { frames: [frame({ values: [[], [1]], steps: [{ start: 0, step: 1, count: 1e12 }, null] })] } },
+          results: {
+            A: { frames: [frame({ values: [[], [1]], steps: [{ start: 0, step: 1, count: 1e12 }, null] })] },
+            B: { frames: [frame({ values: [[], [1, 2]], steps: [{ start: 0, step: 60_000, count: 3 }, null] }, 'B')] },
+            C: { frames: [frame({ values: [[], [1, 2]], steps: [{ start: 0, step: 60_000, count: 2 }, null] }, 'C')] },
+          },
         }),
     });
-    const broken = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'timeseries' }])));
+    const broken = await lastValueFrom(
+      ds.query(
+        request([
+          { refId: 'A', kind: 'timeseries' },
+          { refId: 'B', kind: 'timeseries' },
+          { refId: 'C', kind: 'timeseries' },
+        ])
+      )
+    );
     expect(broken.state).toBe(LoadingState.Error);
+    expect(broken.errors?.map((e) => e.refId)).toEqual(['A', 'B']);
     expect(broken.errors?.[0].message).toMatch(/steps are not valid/);
+    expect(broken.data).toHaveLength(1);
+    expect(broken.data[0].refId).toBe('C');
+    expect(broken.data[0].fields[0].values).toEqual([0, 60_000]);
+  });
+
+  it('asks a service older than the plugin again without compactTime, and from then on', async () => {
+    const oldService = (req: BackendSrvRequest) =>
+      'compactTime' in (req.data as object)
+        ? throwError(() =>
+            fetchError(400, {
+              error: 'invalid request: compactTime: unknown field "compactTime"; a request is {range: {from, to}, …}',
+              details: [
+                { path: 'compactTime', message: 'unknown field "compactTime"; a request is {range: {from, to}, …}' },
+              ],
+            })
+          )
+        : ok({ results: { A: { frames: [] } } });
+    const requests = mockBackend({ '/api/v1/query': oldService });
+    const ds = new DataSource(settings(), fakeTemplateSrv());
+    const first = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
+    expect(first.errors).toBeUndefined();
+    await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
+    expect(requests.map((r) => (r.data as QueryRequestInput).compactTime)).toEqual([true, undefined, undefined]);
+
+    // Any other 400 is the panel's error, not a reason to ask again.
+    const others = mockBackend({
+      '/api/v1/query': () => throwError(() => fetchError(400, { error: 'ruleId: unknown rule' })),
+    });
+    const fresh = new DataSource(settings(), fakeTemplateSrv());
+    const refused = await lastValueFrom(fresh.query(request([{ refId: 'A', kind: 'stats' }])));
+    expect(refused.errors?.[0].message).toMatch(/unknown rule/);
+    expect(others).toHaveLength(1);
   });
 
   it("passes the service's notices to the panel unchanged, and keeps every one Grafana's header would drop", async () => {

@@ -28,7 +28,7 @@ import {
   type VariableName,
   type VariablesResponse,
 } from './contract';
-import { describeRequestError, requestErrorResponse } from './errors';
+import { describeRequestError, refusesCompactTime, requestErrorResponse } from './errors';
 import { interpolateFilter } from './interpolation';
 import { keepEveryNotice } from './notices';
 import { buildQueryRequest } from './request';
@@ -53,6 +53,8 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
   private readonly serviceUrl: string;
   /** Editor option lists, shared by every query row of this data source. */
   private readonly optionsCache = new Map<VariableName, Promise<VariableValue[]>>();
+  /** Whether to ask for time columns as steps (timeColumns.ts); off once a service refuses the field. */
+  private compactTime = true;
 
   constructor(
     instanceSettings: DataSourceInstanceSettings<RuleperfOptions>,
@@ -97,23 +99,32 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
       return of({ data: [], state: LoadingState.Done });
     }
     const refIds = queries.map((q) => q.refId);
-    return getBackendSrv()
-      .fetch<BackendDataSourceResponse>({
-        url: `${this.proxyUrl}/api/v1/query`,
-        method: 'POST',
-        data: buildQueryRequest(queries, request),
-        requestId: request.requestId,
-        // Errors belong to the panel, not to a toast over the whole dashboard.
-        showErrorAlert: false,
-      })
-      .pipe(
-        // Per-query errors (`results[refId].error`) become DataQueryErrors here, frames keep their meta.
-        map((response: FetchResponse<BackendDataSourceResponse>) => {
-          const answer = toDataQueryResponse({ ...response, data: expandTimeColumnsIn(response.data) }, queries);
-          return { ...answer, data: keepEveryNotice(answer.data) };
-        }),
-        catchError((err: unknown) => of(requestErrorResponse(err, refIds)))
-      );
+    const ask = (compactTime: boolean): Observable<DataQueryResponse> =>
+      getBackendSrv()
+        .fetch<BackendDataSourceResponse>({
+          url: `${this.proxyUrl}/api/v1/query`,
+          method: 'POST',
+          data: buildQueryRequest(queries, request, compactTime),
+          requestId: request.requestId,
+          // Errors belong to the panel, not to a toast over the whole dashboard.
+          showErrorAlert: false,
+        })
+        .pipe(
+          // Per-query errors (`results[refId].error`) become DataQueryErrors here, frames keep their meta.
+          map((response: FetchResponse<BackendDataSourceResponse>) => {
+            const answer = toDataQueryResponse({ ...response, data: expandTimeColumnsIn(response.data) }, queries);
+            return { ...answer, data: keepEveryNotice(answer.data) };
+          }),
+          catchError((err: unknown) => {
+            if (compactTime && refusesCompactTime(err)) {
+              // A service older than this plugin: ask as it understands, from now on.
+              this.compactTime = false;
+              return ask(false);
+            }
+            return of(requestErrorResponse(err, refIds));
+          })
+        );
+    return ask(this.compactTime);
   }
 
   /**

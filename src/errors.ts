@@ -57,6 +57,16 @@ export function isTokenRejected(err: unknown): boolean {
   return isFetchError(err) && err.status === 400 && bodyTexts(err.data).some((t) => t.trim() === GRAFANA_AUTH_FAILED);
 }
 
+/** A service older than the plugin refusing the request field `compactTime` as unknown (HTTP 400 naming it). */
+export function refusesCompactTime(err: unknown): boolean {
+  if (!isFetchError(err) || err.status !== 400) {
+    return false;
+  }
+  const body = (typeof err.data === 'object' && err.data !== null ? err.data : {}) as ErrorBody;
+  const details = Array.isArray(body.details) ? body.details.map((d) => String(d?.message ?? '')) : [];
+  return [mainText(err.data), ...details].some((t) => t.includes('unknown field "compactTime"'));
+}
+
 /** A failed request (not a failed query inside a 200 answer) in words, with the service's own error text. */
 export function describeRequestError(err: unknown): string {
   if (!isFetchError(err)) {

@@ -7,12 +7,13 @@ import type { RuleperfQuery } from './types';
 
 export function buildQueryRequest(
   queries: RuleperfQuery[],
-  request: Pick<DataQueryRequest<RuleperfQuery>, 'range' | 'intervalMs' | 'maxDataPoints'>
+  request: Pick<DataQueryRequest<RuleperfQuery>, 'range' | 'intervalMs' | 'maxDataPoints'>,
+  compactTime = true
 ): QueryRequestInput {
   const body: QueryRequestInput = {
     range: { from: request.range.from.valueOf(), to: request.range.to.valueOf() },
     // Time columns as start + step (timeColumns.ts expands them): a third of a dashboard's bytes.
-    compactTime: true,
+    ...(compactTime ? { compactTime } : {}),
     queries: queries.map(toContractQuery),
   };
   if (request.intervalMs && request.intervalMs > 0) {

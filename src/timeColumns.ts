@@ -15,9 +15,14 @@ export function expandTimeColumnsIn(response: BackendDataSourceResponse): Backen
   }
   const expanded: BackendDataSourceResponse['results'] = {};
   for (const [refId, result] of Object.entries(results)) {
-    expanded[refId] = Array.isArray(result?.frames)
-      ? { ...result, frames: result.frames.map(expandTimeColumns) }
-      : result;
+    try {
+      expanded[refId] = Array.isArray(result?.frames)
+        ? { ...result, frames: result.frames.map(expandTimeColumns) }
+        : result;
+    } catch (err) {
+      // That query's panel says so; the request's other queries keep their answers.
+      expanded[refId] = { frames: [], error: err instanceof Error ? err.message : String(err), status: 500 };
+    }
   }
   return { ...response, results: expanded };
 }

@@ -169,7 +169,7 @@ export class QueryService {
     return { ...servedInstead(answer, earlier), cache: 'stale' };
   }
 
-  /** One query's result as objects (warming, tests); budget-checked like a request. */
+  /** One query's result as objects (warming, tests; time columns as they are, whatever `compactTime` says); budget-checked like a request. */
   async answerOne(request: QueryRequest, query: RuleperfQuery, priority: Priority = 'user'): Promise<QueryResult> {
     const q = this.normalize(request, query);
     checkBudget([{ refId: query.refId, q }], schemaCardinality);

@@ -52,7 +52,10 @@ test('a timeseries: its time column as steps, the rest as sent; expanded, the pl
   assert.equal(plainFrame.data.steps, undefined);
   assert.deepEqual(comparable(expandTimeColumns(frame)), comparable(plainFrame));
 
+  const nearHits = async () => (await fetch(`${svc.url}/api/v1/cache/stats`)).json() as Promise<{ nearHits: number }>;
+  const nearBefore = (await nearHits()).nearHits;
   const again = await query({ range, maxDataPoints: 500, compactTime: true, queries });
+  assert.equal((await nearHits()).nearHits, nearBefore + 1, 'answered from the near cache (the path without a turn)');
   assert.equal(framesOf(again.body)[0].schema.meta!.custom!.cache, 'hit');
   assert.deepEqual(comparable(expandTimeColumns(framesOf(again.body)[0])), comparable(plainFrame));
   assert.ok(JSON.stringify(again.body).length < JSON.stringify(plain.body).length - 10 * step.count);

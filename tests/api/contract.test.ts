@@ -221,7 +221,11 @@ describe('compactTime: time columns as start, step and count', () => {
     schema: { name: 'f', fields: types.map((type, i) => ({ name: `c${i}`, type })) },
     data: { values: columns },
   });
-  const instant = fc.integer({ min: 0, max: contract.LIMITS.maxInstantMs });
+  // Beyond the instants a request may name: negative, and up to where doubles stop being integers.
+  const instant = fc.oneof(
+    fc.integer({ min: -contract.LIMITS.maxInstantMs, max: contract.LIMITS.maxInstantMs }),
+    fc.integer({ min: Number.MAX_SAFE_INTEGER - 1e6, max: Number.MAX_SAFE_INTEGER })
+  );
 
   test('expanding gives back every frame exactly, compacted or not', () => {
     const evenColumn = fc
@@ -246,6 +250,9 @@ describe('compactTime: time columns as start, step and count', () => {
           maxLength: 4,
         }),
         (cols) => {
+          // A frame's columns have one length.
+          const n = Math.min(...cols.map(([c]) => c.length));
+          cols = cols.map(([c, t]) => [c.slice(0, n), t]);
           const frame = frameOf(
             cols.map(([c]) => c),
             cols.map(([, t]) => t)
@@ -291,6 +298,31 @@ describe('compactTime: time columns as start, step and count', () => {
     assert.throws(() => contract.expandTimeColumns(bad({ start: 0, step: 1, count: 1e12 })), /not valid/);
     assert.throws(() => contract.expandTimeColumns(bad({ start: 0, step: 1.5, count: 3 })), /not valid/);
     assert.throws(() => contract.expandTimeColumns(bad({ start: 0, step: 1, count: -1 })), /not valid/);
+    assert.throws(() => contract.expandTimeColumns(bad({ start: 0, step: 0, count: 3 })), /not valid/);
+    const withOthers = (values: unknown[][], s: unknown) => ({
+      schema: {
+        fields: [
+          { name: 't', type: 'time' },
+          { name: 'n', type: 'number' },
+        ],
+      },
+      data: { values, steps: [s, null] },
+    });
+    // A count other than the other columns' length, or steps beside values: not the frame that was sent.
+    assert.throws(
+      () => contract.expandTimeColumns(withOthers([[], [1, 2]], { start: 0, step: 1, count: 3 })),
+      /not valid/
+    );
+    assert.throws(
+      () => contract.expandTimeColumns(withOthers([[5], [1]], { start: 0, step: 1, count: 1 })),
+      /not valid/
+    );
+    assert.deepEqual(contract.expandTimeColumns(withOthers([[], [1, 2]], { start: -4, step: 2, count: 2 })).data, {
+      values: [
+        [-4, -2],
+        [1, 2],
+      ],
+    });
   });
 
   test('the request field is a boolean, and named in the error for a misspelling', () => {
