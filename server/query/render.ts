@@ -71,17 +71,8 @@ const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
   },
 };
 
-/**
- * Frames with this answer's meta, time columns as steps when the client asked for
- * `compactTime`; the (shared, cached) answer is not mutated.
- */
-export function withMeta(
-  answer: Answer,
-  q: NormalizedQuery,
-  cache: CacheStatus,
-  refId: string,
-  compactTime = false
-): DataFrameJSON[] {
+/** Frames with this answer's meta; the (shared, cached) answer is not mutated. */
+export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): DataFrameJSON[] {
   const covered = coveredRangeNotice(q.range, q.differsFromAsked, answer.computedAt);
   const notices = [
     ...answer.notices,
@@ -91,29 +82,26 @@ export function withMeta(
       ? [coarserBucketNotice(q.bucketMs, q.coarserThanAskedMs, q.fields)]
       : []),
   ];
-  return answer.frames.map((frame) => {
-    const f = compactTime ? compactTimeColumns(frame) : frame;
-    return {
-      schema: {
-        ...f.schema,
-        refId,
-        meta: {
-          ...f.schema.meta,
-          executedQueryString: answer.sql,
-          ...(notices.length ? { notices } : {}),
-          custom: {
-            tiers: answer.tiers,
-            coveredRange: { from: q.range.from, to: q.range.to },
-            bucketMs: q.bucketMs,
-            watermark: answer.watermark,
-            computedAt: answer.computedAt,
-            cache,
-          },
+  return answer.frames.map((f) => ({
+    schema: {
+      ...f.schema,
+      refId,
+      meta: {
+        ...f.schema.meta,
+        executedQueryString: answer.sql,
+        ...(notices.length ? { notices } : {}),
+        custom: {
+          tiers: answer.tiers,
+          coveredRange: { from: q.range.from, to: q.range.to },
+          bucketMs: q.bucketMs,
+          watermark: answer.watermark,
+          computedAt: answer.computedAt,
+          cache,
         },
       },
-      data: f.data,
-    };
-  });
+    },
+    data: f.data,
+  }));
 }
 
 const SCHEMA_OPEN = '{"schema":{';
@@ -157,10 +145,14 @@ function variantKey(q: NormalizedQuery, cache: CacheStatus, compactTime: boolean
     : `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}|${compactTime ? 'steps' : ''}`;
 }
 
-/** A frame's JSON after `{"schema":{`, its refId left out (each response puts its own first). */
-function framePiece(frame: DataFrameJSON): string {
-  const { refId: _omitted, ...schema } = frame.schema;
-  const text = JSON.stringify({ schema, data: frame.data });
+/**
+ * A frame's JSON after `{"schema":{`, its refId left out (each response puts its own first),
+ * time columns as steps when the client asked for `compactTime`.
+ */
+function framePiece(frame: DataFrameJSON, compactTime: boolean): string {
+  const { schema: whole, data } = compactTime ? compactTimeColumns(frame) : frame;
+  const { refId: _omitted, ...schema } = whole;
+  const text = JSON.stringify({ schema, data });
   // A schema always has a name and fields, so the text goes on after the opening brace.
   if (!text.startsWith(SCHEMA_OPEN) || text.startsWith(`${SCHEMA_OPEN}}`)) {
     throw new Error('unexpected frame shape');
@@ -173,7 +165,7 @@ function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus, compa
   const key = variantKey(q, cache, compactTime);
   let variant = byVariant.get(key);
   if (!variant) {
-    const pieces = withMeta(answer, q, cache, '', compactTime).map(framePiece);
+    const pieces = withMeta(answer, q, cache, '').map((frame) => framePiece(frame, compactTime));
     byVariant.set(key, (variant = { pieces, bodies: new Map() }));
   }
   return variant;
@@ -191,9 +183,9 @@ async function renderVariantInTurns(
   const key = variantKey(q, cache, compactTime);
   const ref = JSON.stringify(refId);
   const rendered = await mapInTurns(
-    withMeta(answer, q, cache, '', compactTime),
+    withMeta(answer, q, cache, ''),
     (frame) => {
-      const piece = framePiece(frame);
+      const piece = framePiece(frame, compactTime);
       return { piece, bytes: Buffer.from(frameOpen(ref) + piece) };
     },
     frameValues
