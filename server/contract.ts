@@ -257,11 +257,14 @@ export interface DataFrameJSON {
   };
 }
 
+/** The most values the service sends as steps: a timeseries has at most maxDataPoints buckets. */
+const MAX_STEPS_SENT = LIMITS.maxDataPoints;
 /**
- * The most values a column sent as steps has: a timeseries has at most maxDataPoints buckets.
- * A client refuses steps claiming more, rather than building them.
+ * The most a client builds from steps: fixed on the wire, far above what any service sends (a
+ * plugin older than a service that allows more points still expands its frames), and bounded
+ * (8 MB of timestamps), so steps claiming more are refused rather than built.
  */
-const MAX_STEPS = LIMITS.maxDataPoints;
+const MAX_STEPS_BUILT = 1_000_000;
 
 /** An evenly spaced column: `count` values `start`, `start + step`, … */
 export interface TimeSteps {
@@ -296,7 +299,7 @@ export function compactTimeColumns(frame: DataFrameJSON): DataFrameJSON {
 function evenSteps(column: readonly unknown[]): TimeSteps | null {
   if (
     column.length < 3 ||
-    column.length > MAX_STEPS ||
+    column.length > MAX_STEPS_SENT ||
     typeof column[0] !== 'number' ||
     typeof column[1] !== 'number'
   ) {
@@ -333,7 +336,7 @@ export function expandTimeColumns<F extends { data?: object }>(frame: F): F {
       [s.start, s.step, s.count].every(Number.isSafeInteger) &&
       s.step > 0 &&
       s.count >= 0 &&
-      s.count <= MAX_STEPS &&
+      s.count <= MAX_STEPS_BUILT &&
       Array.isArray(column) &&
       column.length === 0 &&
       (length === undefined || s.count === length);

@@ -3,7 +3,7 @@ import { BackendSrv, BackendSrvRequest, FetchError, setBackendSrv } from '@grafa
 import { lastValueFrom, Observable, of, throwError } from 'rxjs';
 
 import { fakeTemplateSrv, FakeVariable } from './__fixtures__/templateSrv';
-import { DataSource, describeReadiness } from './datasource';
+import { COMPACT_TIME_RETRY_MS, DataSource, describeReadiness } from './datasource';
 import type { QueryRequestInput, QueryResponse, ReadyResponse } from './contract';
 import { TOKEN_REJECTED_MESSAGE } from './errors';
 import type { RuleperfOptions, RuleperfQuery } from './types';
@@ -426,6 +426,32 @@ describe('query', () => {
     expect(first.errors).toBeUndefined();
     await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
     expect(requests.map((r) => (r.data as QueryRequestInput).compactTime)).toEqual([true, undefined, undefined]);
+
+    // Ten minutes on, it asks with the field again (the service may have been upgraded meanwhile).
+    const later = jest.spyOn(Date, 'now').mockReturnValue(Date.now() + COMPACT_TIME_RETRY_MS);
+    try {
+      await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats' }])));
+    } finally {
+      later.mockRestore();
+    }
+    expect(requests.map((r) => (r.data as QueryRequestInput).compactTime)).toEqual([
+      true,
+      undefined,
+      undefined,
+      true,
+      undefined,
+    ]);
+
+    // A service refusing the field even when it is not sent gets one retry, then the panel shows its error.
+    const always = mockBackend({
+      '/api/v1/query': () =>
+        throwError(() => fetchError(400, { error: 'invalid request: compactTime: unknown field "compactTime"' })),
+    });
+    const stubborn = await lastValueFrom(
+      new DataSource(settings(), fakeTemplateSrv()).query(request([{ refId: 'A', kind: 'stats' }]))
+    );
+    expect(always).toHaveLength(2);
+    expect(stubborn.errors?.[0].message).toMatch(/unknown field "compactTime"/);
 
     // Any other 400 is the panel's error, not a reason to ask again.
     const others = mockBackend({

@@ -37,6 +37,9 @@ import { DEFAULT_QUERY, type RuleperfOptions, type RuleperfQuery } from './types
 
 type VariableValue = VariablesResponse['values'][number];
 
+/** How long the plugin asks without `compactTime` after a service refused it. */
+export const COMPACT_TIME_RETRY_MS = 10 * 60_000;
+
 /** Each filter's options come from one variables endpoint. */
 export const FILTER_VARIABLE: Record<FilterField, VariableName> = {
   metricType: 'metricTypes',
@@ -53,8 +56,8 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
   private readonly serviceUrl: string;
   /** Editor option lists, shared by every query row of this data source. */
   private readonly optionsCache = new Map<VariableName, Promise<VariableValue[]>>();
-  /** Whether to ask for time columns as steps (timeColumns.ts); off once a service refuses the field. */
-  private compactTime = true;
+  /** When a service last refused `compactTime` (older than the plugin); asked again after COMPACT_TIME_RETRY_MS. */
+  private compactTimeRefusedAt = -Infinity;
 
   constructor(
     instanceSettings: DataSourceInstanceSettings<RuleperfOptions>,
@@ -117,14 +120,14 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
           }),
           catchError((err: unknown) => {
             if (compactTime && refusesCompactTime(err)) {
-              // A service older than this plugin: ask as it understands, from now on.
-              this.compactTime = false;
+              // A service older than this plugin: ask as it understands for a while (it may be upgraded meanwhile).
+              this.compactTimeRefusedAt = Date.now();
               return ask(false);
             }
             return of(requestErrorResponse(err, refIds));
           })
         );
-    return ask(this.compactTime);
+    return ask(Date.now() - this.compactTimeRefusedAt >= COMPACT_TIME_RETRY_MS);
   }
 
   /**

@@ -84,9 +84,10 @@ test('several queries: every grouped series compacted, a stats frame without a t
 });
 
 test('an answer large enough to be rendered in turns is compacted too', async () => {
-  const now = Date.now();
+  // Whole hours: the covered range is the asked one, so no notice tells the renderings apart.
+  const end = Math.floor(Date.now() / HOUR) * HOUR;
   const body = (compactTime: boolean) => ({
-    range: { from: now - 3 * 24 * HOUR, to: now },
+    range: { from: end - 3 * 24 * HOUR, to: end },
     maxDataPoints: 1000,
     ...(compactTime ? { compactTime } : {}),
     queries: [
@@ -101,6 +102,16 @@ test('an answer large enough to be rendered in turns is compacted too', async ()
     0
   );
   assert.ok(values > MANY_VALUES, `${values} values`);
-  const plain = await query(body(false));
-  assert.deepEqual(frames.map(expandTimeColumns).map(comparable), framesOf(plain.body).map(comparable));
+  assert.equal(frames[0].schema.meta!.custom!.cache, 'miss');
+  // Then hits, alternately plain and compact: one cache status, so only compactTime tells the renderings apart.
+  for (const compactTime of [false, true, false, true]) {
+    const reply = await query(body(compactTime));
+    const got = framesOf(reply.body);
+    assert.ok(got.every((f) => f.schema.meta!.custom!.cache === 'hit'));
+    assert.ok(
+      got.every((f) => (f.data.steps !== undefined) === compactTime),
+      `compactTime ${compactTime}`
+    );
+    assert.deepEqual(got.map(expandTimeColumns).map(comparable), frames.map(expandTimeColumns).map(comparable));
+  }
 });
