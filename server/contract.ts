@@ -277,7 +277,8 @@ export interface TimeSteps {
  * A frame as sent to a client that asked for `compactTime`: each time column whose values
  * step evenly (a timeseries' buckets: 721 epoch milliseconds for a day by 2 minutes, 10 KB of
  * JSON) goes as `{start, step, count}` in `data.steps`, its values `[]`. The frame itself is
- * not changed. Other columns, and time columns with a gap or fewer than 3 values, go as they are.
+ * not changed. Other columns, and time columns with a gap, fewer than 3 values or more than
+ * maxDataPoints, go as they are.
  */
 export function compactTimeColumns(frame: DataFrameJSON): DataFrameJSON {
   let steps: Array<TimeSteps | null> | undefined;

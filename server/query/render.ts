@@ -133,16 +133,24 @@ function variantsOf(answer: Answer): Map<string, Variant> {
   return byVariant;
 }
 
+/** The usual hit's keys, made once: the plugin always asks for compactTime. */
+const WITH_STEPS: Record<CacheStatus, string> = {
+  hit: 'hit|steps',
+  miss: 'miss|steps',
+  stale: 'stale|steps',
+  bypass: 'bypass|steps',
+};
+
 /**
- * Requests sharing an answer may differ in what they asked: the range, the bucket width. The
- * usual hit asked what it got: its key is the cache status alone, no string built per hit.
+ * Requests sharing an answer may differ in what they asked: the range, the bucket width,
+ * compactTime. The usual hit asked what it got: its key is the cache status alone, or that with
+ * `|steps`, no string built per hit.
  */
 function variantKey(q: NormalizedQuery, cache: CacheStatus, compactTime: boolean): string {
-  return !q.differsFromAsked && q.coarserThanAskedMs === null
-    ? compactTime
-      ? `${cache}|steps`
-      : cache
-    : `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}|${compactTime ? 'steps' : ''}`;
+  if (!q.differsFromAsked && q.coarserThanAskedMs === null) {
+    return compactTime ? WITH_STEPS[cache] : cache;
+  }
+  return `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}${compactTime ? '|steps' : ''}`;
 }
 
 /**
@@ -248,14 +256,8 @@ function framesList(variant: Variant, ref: string): string {
 }
 
 /** The JSON text of `{"frames": [...]}` for this answer, identical to JSON.stringify of withMeta's frames but for key order. */
-export function renderFrames(
-  answer: Answer,
-  q: NormalizedQuery,
-  cache: CacheStatus,
-  refId: string,
-  compactTime = false
-): string {
-  return `{"frames":[${framesList(variantOf(answer, q, cache, compactTime), JSON.stringify(refId))}]}`;
+export function renderFrames(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): string {
+  return `{"frames":[${framesList(variantOf(answer, q, cache, false), JSON.stringify(refId))}]}`;
 }
 
 /** The whole body of a response answering one query: `{"results":{<refId>:{"frames":[...]}}}`, as UTF-8. */
