@@ -290,24 +290,10 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const fastPath = createQueryFastPath(deps);
   const bodies = new BodyBudget();
   return (req, res) => {
-    if (req.method === 'POST') {
-      const bytes = bodyBytesToReserve(req);
-      if (!bodies.take(bytes)) {
-        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
-        res.end(JSON.stringify({ error: BODIES_BUSY } satisfies ErrorResponse));
-        return;
-      }
-      // Given back once, at the first of the response being over and the request being gone
-      // (a pipelined request's response queued behind another may never emit 'close' itself).
-      let held = true;
-      const giveBack = () => {
-        if (held) {
-          held = false;
-          bodies.give(bytes);
-        }
-      };
-      res.once('close', giveBack);
-      req.once('close', giveBack);
+    if (req.method === 'POST' && !bodies.holdFor(req, res)) {
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
+      res.end(JSON.stringify({ error: BODIES_BUSY } satisfies ErrorResponse));
+      return;
     }
     if (!fastPath(req, res)) {
       app(req, res);
@@ -316,18 +302,3 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
 }
 
 const BODIES_BUSY = 'the service is busy (too many request bodies arriving at once); retry in 1 s';
-
-/**
- * What a request's body may hold: its declared length (over the limit it is a 413 once read),
- * the limit when it is chunked, nothing when it declares neither (then it has no body).
- */
-function bodyBytesToReserve(req: IncomingMessage): number {
-  if (req.headers['transfer-encoding'] !== undefined) {
-    return BODY_LIMIT_BYTES;
-  }
-  if (req.headers['content-length'] === undefined) {
-    return 0;
-  }
-  const declared = Number(req.headers['content-length']);
-  return Number.isInteger(declared) && declared >= 0 ? Math.min(declared, BODY_LIMIT_BYTES) : BODY_LIMIT_BYTES;
-}

@@ -86,9 +86,17 @@ export function frameValues(frame: DataFrameJSON): number {
   return n;
 }
 
+/** valueCount per answer: an answer never changes, and the service and the cache store both ask, on every hit too. */
+const counted = new WeakMap<Answer, number>();
+
 /** The values an answer's frames hold (every column of every frame). */
 export function valueCount(answer: Answer): number {
-  return answer.frames.reduce((n, frame) => n + frameValues(frame), 0);
+  let n = counted.get(answer);
+  if (n === undefined) {
+    n = answer.frames.reduce((sum, frame) => sum + frameValues(frame), 0);
+    counted.set(answer, n);
+  }
+  return n;
 }
 
 export class QueryExecutor implements Executor {
