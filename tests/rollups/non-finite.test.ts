@@ -1,7 +1,9 @@
 /**
- * A raw row with a latency of Infinity or NaN (the table's CHECK >= 0 lets both in) neither
- * stops the rollups' refresh nor gets answers refused: counts stay exact, percentiles read it
- * as the slowest bucket, and averages and maxima over it are empty (null), never a number.
+ * A raw row with a latency of Infinity or NaN (the table's CHECK >= 0 lets both in), or one so
+ * large that two of them overflow a sum (1e308), neither stops the rollups' refresh nor gets
+ * answers refused: counts stay exact, percentiles read it as the slowest bucket, and averages
+ * and maxima over it are empty (null), never a number. Memory and CPU figures that large
+ * (either sign) do not stop the refresh either. Both flavours.
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
@@ -9,6 +11,7 @@ import { postJson, startTestService, type TestDatabase } from '../support/servic
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { rawStats } from '../../testkit/raw';
 import { refreshRollups } from '../../server/db/refresh';
+import { embeddedTimescale } from '../support/embedded';
 import type { RunningService } from '../../server/main';
 
 let db: TestDatabase;
@@ -33,15 +36,19 @@ async function stats(range: { from: number; to: number }) {
   ) as Record<string, number | null>;
 }
 
-for (const value of ['Infinity', 'NaN']) {
+const INSERT = `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms, memory_usage_mb, cpu_usage_percent)
+  VALUES ($1, 'RULE_EXECUTION', 'rule-001', 'SUCCESS', $2::double precision, $3::double precision, $4::double precision)`;
+
+// Two rows each: one huge value is a number, two of them overflow any sum over both.
+// Each in an hour of its own (three hours apart): sums over the others' rows must not hide it.
+for (const [i, value] of ['Infinity', 'NaN', '1e308'].entries()) {
   test(`a latency of ${value} in a settled hour: refreshed, answered, counted`, async () => {
-    const at = hour0 + 30 * 60_000 + (value === 'NaN' ? 1000 : 0);
-    await db.pool.query(
-      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
-       VALUES ($1, 'RULE_EXECUTION', 'rule-001', 'SUCCESS', $2::double precision)`,
-      [new Date(at), value]
-    );
-    const range = { from: hour0, to: hour0 + HOUR };
+    const hour = hour0 + i * 3 * HOUR;
+    const at = hour + 30 * 60_000;
+    for (const offset of [0, 100]) {
+      await db.pool.query(INSERT, [new Date(at + offset), value, 0, 0]);
+    }
+    const range = { from: hour, to: hour + HOUR };
     const raw = (await rawStats(db.pool, range.from, range.to)).get('')!.n;
     // Before the refresh the hour is read from raw rows; after it, from the rollups.
     for (const stage of ['pending', 'refreshed']) {
@@ -57,7 +64,48 @@ for (const value of ['Infinity', 'NaN']) {
       );
     }
     // The hours beside it are untouched.
-    const before = await stats({ from: hour0 - 2 * HOUR, to: hour0 });
+    const before = await stats({ from: hour - 2 * HOUR, to: hour });
     assert.equal(typeof before.avgExecutionTimeMs, 'number');
   });
 }
+
+test('memory and CPU figures of ±1e308: the refresh goes on, counts stay exact', async () => {
+  const at = hour0 - 3 * HOUR + 10 * 60_000;
+  const range = { from: hour0 - 3 * HOUR, to: hour0 - 2 * HOUR };
+  for (const [offset, memory, cpu] of [
+    [0, '1e308', '-1e308'],
+    [100, '1e308', '-1e308'],
+    [200, '-1e308', '1.7e308'],
+  ] as const) {
+    await db.pool.query(INSERT, [new Date(at + offset), 5, memory, cpu]);
+  }
+  await refreshRollups(db.pool, 'postgres', { until: new Date(Date.now() - HOUR) });
+  const s = await stats(range);
+  assert.equal(s.executionCount, (await rawStats(db.pool, range.from, range.to)).get('')!.n);
+  assert.equal(typeof s.avgExecutionTimeMs, 'number', 'the latency average is untouched');
+});
+
+test('TimescaleDB flavour (WASM): huge values do not stop a continuous aggregate', async () => {
+  const ts = await embeddedTimescale();
+  try {
+    const at = hour0 + 30 * 60_000;
+    for (const [offset, latency, memory] of [
+      [0, '1e308', '0'],
+      [100, '1e308', '-1e308'],
+      [200, '2.5', '-1e308'],
+    ] as const) {
+      await ts.pool.query(INSERT, [new Date(at + offset), latency, memory, '1e308']);
+    }
+    await refreshRollups(ts.pool, 'timescale', { until: new Date(Date.now() - HOUR) });
+    const { rows } = await ts.pool.query(
+      `SELECT sum(execution_count)::int AS n, sum(exec_time_sum) AS latency_sum, max(exec_time_max) AS latency_max
+       FROM metrics_hourly WHERE bucket = $1`,
+      [new Date(hour0)]
+    );
+    assert.equal(rows[0].n, 3, 'every row counted');
+    assert.equal(rows[0].latency_sum, Infinity, 'a sum over values too large to add is Infinity, not an error');
+    assert.equal(rows[0].latency_max, Infinity);
+  } finally {
+    await ts.stop();
+  }
+});

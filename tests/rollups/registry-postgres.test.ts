@@ -377,6 +377,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'postgres/014_rule_ordered_rollups.sql',
       'postgres/015_side_by_side_builds.sql',
       'common/016_non_finite_latency.sql',
+      'common/017_summable_values.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');

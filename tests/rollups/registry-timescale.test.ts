@@ -206,6 +206,7 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
       'common/012_by_rule_widths.sql',
       'common/013_long_minute_rollups.sql',
       'common/016_non_finite_latency.sql',
+      'common/017_summable_values.sql',
     ]);
     const { rows: idx } = await old.pool.query(
       `SELECT indexname FROM pg_indexes WHERE tablename = 'metrics' ORDER BY 1`
