@@ -4,7 +4,7 @@
  * for what a client sent.
  */
 import { BODY_LIMIT_BYTES, BodyBudget } from './body-budget';
-import { arrayTooLong, nestsDeeperThan, parseQueryRequest, TOO_DEEP } from './body-shape';
+import { nestsDeeperThan, parseInvalidateRequest, parseQueryRequest, TOO_DEEP } from './body-shape';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -27,9 +27,7 @@ import {
   recordRequest,
   requestIdFrom,
   unsupportedMedia,
-  zodDetails,
 } from './responses';
-import { invalidateSchema } from './validation';
 import { IntervalLimiter } from './rate-limit';
 import type { SecuritySettings } from './security';
 
@@ -193,19 +191,12 @@ function createExpressApp(deps: AppDeps) {
   });
 
   api.post('/v1/invalidate', requireRole(tokens, 'admin'), requireJson, async (req, res, next) => {
-    const tooLong = arrayTooLong(req.body);
-    if (tooLong) {
-      return res.status(400).json(tooLong);
-    }
-    const parsed = invalidateSchema.safeParse(req.body);
-    if (!parsed.success) {
-      return res.status(400).json({
-        error: 'invalid request: send {"ruleId": "…"}, {"parserId": "…"} or {"all": true}',
-        details: zodDetails(parsed.error),
-      });
+    const parsed = parseInvalidateRequest(req.body);
+    if ('refusal' in parsed) {
+      return res.status(400).json(parsed.refusal);
     }
     // Each "all" sends the next minute of every dashboard to the database: one per interval per instance.
-    const slot = 'all' in parsed.data ? allInvalidations.take() : null;
+    const slot = 'all' in parsed.target ? allInvalidations.take() : null;
     if (slot && !slot.ok) {
       res.setHeader('Retry-After', String(slot.retryAfterSeconds));
       return res.status(429).json({
@@ -213,8 +204,8 @@ function createExpressApp(deps: AppDeps) {
       });
     }
     try {
-      await deps.cache.invalidate(parsed.data);
-      res.json({ invalidated: parsed.data });
+      await deps.cache.invalidate(parsed.target);
+      res.json({ invalidated: parsed.target });
     } catch (err) {
       // Not applied: the next attempt may go ahead at once.
       if (slot?.ok) {

@@ -5,9 +5,9 @@
  * length: 250,000 of them took 1.3 s and 270 MB, ten such bodies at once froze the service for
  * 15 s). The contract's limits still apply after; these only bound what reaching them costs.
  */
-import { LIMITS, type ErrorResponse, type QueryRequest } from '../contract';
-import { invalidRequest } from './responses';
-import { queryRequestSchema } from './validation';
+import { LIMITS, type ErrorResponse, type InvalidateRequest, type QueryRequest } from '../contract';
+import { invalidRequest, zodDetails } from './responses';
+import { invalidateSchema, queryRequestSchema } from './validation';
 
 /** Levels of nesting a body may have: a query request needs four (body, queries, query, filter list). */
 export const MAX_NESTING = 8;
@@ -89,4 +89,21 @@ export function parseQueryRequest(body: unknown): { request: QueryRequest } | { 
   }
   const parsed = queryRequestSchema.safeParse(body);
   return parsed.success ? { request: parsed.data } : { refusal: invalidRequest(parsed.error) };
+}
+
+/** An invalidation from a parsed body: its shape first, then the schema, as for a query request. */
+export function parseInvalidateRequest(body: unknown): { target: InvalidateRequest } | { refusal: ErrorResponse } {
+  const tooLong = arrayTooLong(body);
+  if (tooLong) {
+    return { refusal: tooLong };
+  }
+  const parsed = invalidateSchema.safeParse(body);
+  return parsed.success
+    ? { target: parsed.data }
+    : {
+        refusal: {
+          error: 'invalid request: send {"ruleId": "…"}, {"parserId": "…"} or {"all": true}',
+          details: zodDetails(parsed.error),
+        },
+      };
 }

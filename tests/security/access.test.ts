@@ -288,3 +288,18 @@ test('the example printed at start works when API_TOKEN is exported, and says wh
   assert.match(missing.stderr, /API_TOKEN: export API_TOKEN=<the token the service was started with>/);
   assert.equal(exampleCurl(svc.url, {}).includes('Authorization'), false, 'no header when the service has no token');
 });
+
+test('an invalidation that is not one: 400 naming what to send, a long array refused before validation', async () => {
+  const svc = await serve({ API_ADMIN_TOKEN: ADMIN });
+  const wrong = await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: 5 }, bearer(ADMIN));
+  assert.equal(wrong.status, 400);
+  assert.match(wrong.body.error, /send \{"ruleId": "…"\}, \{"parserId": "…"\} or \{"all": true\}/);
+  assert.equal(wrong.body.details[0].path, 'ruleId');
+  const long = await postJson(
+    `${svc.url}/api/v1/invalidate`,
+    { ruleId: Array.from({ length: 5000 }, (_, i) => `rule-${i}`) },
+    bearer(ADMIN)
+  );
+  assert.equal(long.status, 400);
+  assert.match(long.body.error, /ruleId: has 5,000 items; at most \d+ are accepted anywhere/);
+});
