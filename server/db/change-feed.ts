@@ -110,6 +110,23 @@ const PENDING_SQL = {
          FROM ruleperf_pending_changes ORDER BY 1, 2`,
 };
 
+/** A row of the change log as read (numbers may come as text: bigint ids, numeric epochs). */
+interface ChangeRow {
+  id: number | string;
+  lo: number | string | null;
+  hi: number | string | null;
+  rule_id: string | null;
+  parser_id: string | null;
+  at: number | string;
+}
+
+/** A pending range as PENDING_SQL reads it. */
+interface PendingRow {
+  lo: number | string;
+  hi: number | string;
+  n: number | string;
+}
+
 /** The longest wait before a failed read of pending changes is tried again. */
 const PENDING_RETRY_MAX_MS = 60_000;
 
@@ -215,19 +232,19 @@ export class ChangeFeed {
    * together) in one round trip. A pending read that fails (a TimescaleDB catalog this role may
    * not read) leaves the change log read alone, and is tried again less and less often.
    */
-  private async snapshot(): Promise<{ rows: any[]; pending: PendingChange[] | null }> {
+  private async snapshot(): Promise<{ rows: ChangeRow[]; pending: PendingChange[] | null }> {
     const changes = `SELECT id, extract(epoch FROM lo) * 1000 AS lo, extract(epoch FROM hi) * 1000 AS hi, rule_id, parser_id, extract(epoch FROM at) * 1000 AS at
        FROM ruleperf_changes WHERE id > $1 OR at > now() - $2 * interval '1 millisecond'`;
     const params = [this.maxSeen, this.seen.size ? LOOKBACK_MS : this.o.keepMs];
     const changeLogOnly = async () => ({
-      rows: (await this.db.query(`${changes} ORDER BY id`, params)).rows,
+      rows: (await this.db.query<ChangeRow>(`${changes} ORDER BY id`, params)).rows,
       pending: null,
     });
     if (!this.pendingSql || Date.now() < this.pendingRetry.at) {
       return changeLogOnly();
     }
     try {
-      const { rows } = await this.db.query(
+      const { rows } = await this.db.query<{ changes: ChangeRow[]; pending: PendingRow[] }>(
         `SELECT (SELECT coalesce(json_agg(c ORDER BY c.id), '[]') FROM (${changes}) c) AS changes,
                 (SELECT coalesce(json_agg(p), '[]') FROM (${this.pendingSql}) p) AS pending`,
         params
@@ -235,7 +252,7 @@ export class ChangeFeed {
       this.pendingRetry = { at: 0, afterMs: 0 };
       return {
         rows: rows[0].changes,
-        pending: rows[0].pending.map((r: any) => ({ from: Number(r.lo), to: Number(r.hi), entries: Number(r.n) })),
+        pending: rows[0].pending.map((r) => ({ from: Number(r.lo), to: Number(r.hi), entries: Number(r.n) })),
       };
     } catch (err) {
       // The change log alone, so renames and refreshes still reach the cache. Only when that
