@@ -66,6 +66,7 @@ const schema = z.object({
   CACHE_LOCK_MS: int(100, 60_000).default(5000),
   CACHE_NEAR_LEASE_MS: int(0, 60_000).default(2000),
   CACHE_NEAR_ENTRIES: int(0, 100_000).default(500),
+  CACHE_LOCAL_MAX_BYTES: int(1024 * 1024, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
   WARM_ON_START: bool.default(true),
   WARM_INTERVAL_SECONDS: int(0, 86_400).default(300),
   /** How long /readyz may say "not ready" while the first warming pass runs (0: ready at once). */

@@ -27,7 +27,7 @@ export class Invalidator {
     private readonly redis: InvalidatingRedis,
     private readonly ks: Keyspace,
     private readonly guard: RedisGuard,
-    private readonly near: NearCache<unknown>,
+    private readonly near: Pick<NearCache<unknown>, 'clear' | 'leaseMs'>,
     private readonly generationTtlMs: number
   ) {}
 

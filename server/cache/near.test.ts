@@ -64,3 +64,31 @@ test('the least recently confirmed entry goes first when full; a zero lease turn
   off.put('q1', off.begin(0), 'a', WALL + 60_000);
   assert.equal(off.get('q1', 0, WALL), undefined);
 });
+
+test('kept within a number of bytes: the least recently confirmed go first, a hit weighs its entry again', () => {
+  const weights = new Map([
+    ['a', 40],
+    ['b', 40],
+    ['c', 40],
+  ]);
+  const near = new NearCache<string>(LEASE, 10, 100, (v) => weights.get(v)!);
+  near.put('a', near.begin(0), 'a', WALL + 60_000);
+  near.put('b', near.begin(1), 'b', WALL + 60_000);
+  assert.equal(near.heldBytes, 80);
+  near.put('c', near.begin(2), 'c', WALL + 60_000);
+  assert.equal(near.size, 2, 'a went: 120 bytes is over 100');
+  assert.equal(near.get('a', 10, WALL), undefined);
+  assert.equal(near.heldBytes, 80);
+  // b rendered something since: weighed again when hit, it pushes the oldest (b itself) out.
+  weights.set('b', 70);
+  assert.equal(near.get('b', 10, WALL)?.entry.value, 'b', 'the hit is answered');
+  assert.equal(near.size, 1);
+  assert.equal(near.heldBytes, 40);
+  // An entry over the limit alone is not kept.
+  weights.set('a', 101);
+  near.put('a', near.begin(20), 'a', WALL + 60_000);
+  assert.equal(near.get('a', 30, WALL), undefined);
+  assert.equal(near.heldBytes, 40);
+  near.clear();
+  assert.equal(near.heldBytes, 0);
+});

@@ -27,13 +27,20 @@ export interface NearEntry<T> {
   leasedAt: number;
 }
 
+/** An entry held, with the bytes it was last weighed at. */
+type Held<T> = NearEntry<T> & { bytes: number };
+
 export class NearCache<T> {
-  private readonly entries = new Map<string, NearEntry<T>>();
+  private readonly entries = new Map<string, Held<T>>();
   private epoch = 0;
+  /** What the entries held weigh, as last weighed (on put and on every hit: a hit may render one more body). */
+  private bytes = 0;
 
   constructor(
     readonly leaseMs: number,
-    private readonly capacity: number
+    private readonly capacity: number,
+    private readonly maxBytes = Infinity,
+    private readonly weigh: (value: T) => number = () => 0
   ) {}
 
   get enabled(): boolean {
@@ -52,9 +59,10 @@ export class NearCache<T> {
     }
     const age = now - entry.leasedAt;
     if (age >= this.leaseMs || entry.freshUntil <= wallNow) {
-      this.entries.delete(base);
+      this.remove(base, entry);
       return undefined;
     }
+    this.reweigh(base, entry);
     return { entry, renew: age >= this.leaseMs / 2 };
   }
 
@@ -72,21 +80,59 @@ export class NearCache<T> {
     if (current && current.leasedAt > token.sentAt) {
       return;
     } // a later lookup already renewed it
-    this.entries.delete(base); // re-inserted last: the Map's order is least recently confirmed first
-    this.entries.set(base, { value, freshUntil, leasedAt: token.sentAt });
-    if (this.entries.size > this.capacity) {
-      this.entries.delete(this.entries.keys().next().value!);
+    if (current) {
+      this.remove(base, current); // re-inserted last: the Map's order is least recently confirmed first
+    }
+    const held: Held<T> = { value, freshUntil, leasedAt: token.sentAt, bytes: 0 };
+    this.entries.set(base, held);
+    this.reweigh(base, held);
+    while (this.entries.size > this.capacity) {
+      this.dropOldest();
     }
   }
 
   drop(base: string): void {
-    this.entries.delete(base);
+    const entry = this.entries.get(base);
+    if (entry) {
+      this.remove(base, entry);
+    }
   }
 
   /** Drops every copy (on invalidation); lookups already in flight will not re-install theirs. */
   clear(): void {
     this.epoch++;
     this.entries.clear();
+    this.bytes = 0;
+  }
+
+  /** Bytes the entries held weigh, as last weighed. */
+  get heldBytes(): number {
+    return this.bytes;
+  }
+
+  /** Weighs an entry again: over the byte limit alone it goes, else the least recently confirmed go until within it. */
+  private reweigh(base: string, entry: Held<T>): void {
+    const bytes = this.weigh(entry.value);
+    this.bytes += bytes - entry.bytes;
+    entry.bytes = bytes;
+    if (bytes > this.maxBytes) {
+      // Over the limit alone: not kept, and nothing else dropped for it.
+      this.remove(base, entry);
+      return;
+    }
+    while (this.bytes > this.maxBytes && this.entries.size > 0) {
+      this.dropOldest();
+    }
+  }
+
+  private dropOldest(): void {
+    const [base, entry] = this.entries.entries().next().value!;
+    this.remove(base, entry);
+  }
+
+  private remove(base: string, entry: Held<T>): void {
+    this.entries.delete(base);
+    this.bytes -= entry.bytes;
   }
 
   get size(): number {

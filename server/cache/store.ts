@@ -16,6 +16,7 @@ import type { CacheLayer, FetchOptions } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { encode, encodeJson } from './codec';
 import { RecentlyDecoded } from './decoded';
+import { answerBytes } from './weight';
 import { RedisGuard } from './guard';
 import { Invalidator } from './invalidation';
 import { fingerprint, generationKeys, keyspace, type Keyspace } from './keys';
@@ -53,6 +54,8 @@ export interface CacheSettings {
   /** Near cache lease (0 turns it off) and size. */
   nearLeaseMs?: number;
   nearEntries?: number;
+  /** Bytes of answers kept in this process, by the near cache and by the recently decoded values each (weight.ts). */
+  localMaxBytes?: number;
 }
 
 export interface CacheContext {
@@ -64,6 +67,9 @@ export interface CacheContext {
   onSettledHit?: (q: NormalizedQuery, key: string) => void;
   onError?: (err: Error) => void;
 }
+
+/** Bytes of answers the near cache, and the recently decoded values, each keep by default. */
+export const DEFAULT_LOCAL_MAX_BYTES = 64 * 1024 * 1024;
 
 /** How long the lease record outlives the last lookup: longer than any lease (≤ 60 s). */
 const LEASE_RECORD_MS = 120_000;
@@ -84,7 +90,7 @@ export class QueryCache implements CacheLayer {
   readonly near: NearCache<Answer>;
   private readonly redis: ScriptedRedis;
   private readonly flights = new SingleFlight<Answer>();
-  private readonly decoded = new RecentlyDecoded<Entry>(500);
+  private readonly decoded: RecentlyDecoded<Entry>;
   /** Answers computed on a miss and sent, while they are being stored (key → answer). */
   private readonly storing = new Map<string, { answer: Answer; freshUntil: number }>();
   private readonly renewing = new Set<string>();
@@ -104,7 +110,10 @@ export class QueryCache implements CacheLayer {
     redis.defineCommand('ruleperfInvalidate', { lua: INVALIDATE });
     this.redis = redis as ScriptedRedis;
     this.guard = new RedisGuard(metrics, context.onError ?? (() => undefined), () => redis.disconnect(true));
-    this.near = new NearCache(settings.nearLeaseMs ?? 0, settings.nearEntries ?? 500);
+    const maxBytes = settings.localMaxBytes ?? DEFAULT_LOCAL_MAX_BYTES;
+    this.near = new NearCache(settings.nearLeaseMs ?? 0, settings.nearEntries ?? 500, maxBytes, answerBytes);
+    this.decoded = new RecentlyDecoded<Entry>(500, maxBytes, (entry) => answerBytes(entry.a));
+    metrics.watchLocalCaches({ near: this.near, decoded: this.decoded });
     this.generationTtlMs = 2 * entryLifetimeMs(settings);
     this.invalidator = new Invalidator(this.redis, this.ks, this.guard, this.near, this.generationTtlMs);
   }

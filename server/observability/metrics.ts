@@ -15,8 +15,16 @@ export function createMetrics() {
   // Queues read at collection time: the admission of each database pool, the loop's turns.
   const queues = new Map<string, { waiting: number; active: number }>();
   let turns: { depth: number } | null = null;
+  // Answers kept in the process, read at collection time (cache/near.ts, cache/decoded.ts).
+  const localCaches = new Map<string, { heldBytes: number }>();
   const m = {
     registry,
+    /** Reports what these in-process caches hold in /metrics from now on. */
+    watchLocalCaches(caches: Record<string, { heldBytes: number }>) {
+      for (const [store, cache] of Object.entries(caches)) {
+        localCaches.set(store, cache);
+      }
+    },
     /** Reports these queues' lengths in /metrics from now on. */
     watchQueues(admissions: Record<string, { waiting: number; active: number }>, loopTurns: { depth: number }) {
       for (const [pool, admission] of Object.entries(admissions)) {
@@ -134,6 +142,15 @@ export function createMetrics() {
       registers: [registry],
       collect() {
         queues.forEach((q, pool) => this.set({ pool }, q.active));
+      },
+    }),
+    cacheLocalBytes: new Gauge({
+      name: 'ruleperf_cache_local_bytes',
+      help: 'Bytes of answers kept in this process (values, SQL, rendered bodies), by the near cache and by the recently decoded Redis values, as last weighed (at most CACHE_LOCAL_MAX_BYTES each)',
+      labelNames: ['store'] as const,
+      registers: [registry],
+      collect() {
+        localCaches.forEach((c, store) => this.set({ store }, c.heldBytes));
       },
     }),
     loopTurnsWaiting: new Gauge({

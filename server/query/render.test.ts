@@ -4,7 +4,15 @@ import { test } from 'node:test';
 import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
 import { differsFromAsked } from './range';
-import { joinResults, renderFrames, renderInTurns, renderResponse, resultMember, withMeta } from './render';
+import {
+  joinResults,
+  renderedBytes,
+  renderFrames,
+  renderInTurns,
+  renderResponse,
+  resultMember,
+  withMeta,
+} from './render';
 
 const answer: Answer = {
   frames: [
@@ -198,4 +206,23 @@ test('requests sharing a large answer wait for one rendering, not one each', asy
     renderResponse(counting, asked, 'miss', 'A').toString(),
     renderResponse(large, asked, 'miss', 'A').toString()
   );
+});
+
+test('an answer keeps at most 4 variants and 4 bodies each, however many ways it is asked for', () => {
+  const held: Answer = { ...answer, frames: answer.frames.map((f) => ({ ...f })) };
+  const one = renderResponse(held, q({ from: 60_000, to: 180_000 }, 1000), 'hit', 'A', true);
+  const perVariant = renderedBytes(held);
+  assert.ok(perVariant > one.length, 'the pieces and the body are counted');
+  // Every intervalMs a client may send is a variant (the notice names the step it asked for).
+  for (let asked = 2000; asked < 200_000; asked += 1000) {
+    for (const refId of ['A', 'B', 'C', 'D', 'E', 'F']) {
+      const body = renderResponse(held, q({ from: 60_000, to: 180_000 }, asked), 'hit', refId, true);
+      assert.equal(JSON.parse(body.toString()).results[refId].frames.length, 1);
+    }
+  }
+  // 4 variants × (pieces + 4 bodies): a few times one variant's bytes, not 198 × 6 of them.
+  assert.ok(renderedBytes(held) <= 4 * 5 * perVariant, `${renderedBytes(held)} bytes against ${perVariant} for one`);
+  // What is kept is still what is answered.
+  const again = renderResponse(held, q({ from: 60_000, to: 180_000 }, 1000), 'hit', 'A', true);
+  assert.deepEqual(JSON.parse(again.toString()), JSON.parse(one.toString()));
 });

@@ -108,8 +108,14 @@ const SCHEMA_OPEN = '{"schema":{';
 const RESULTS_OPEN = '{"results":{';
 const RESULTS_CLOSE = '}}';
 
-/** Response bodies kept per variant of an answer: a request's refIds are few, but a client may send any. */
-const REF_IDS_KEPT = 8;
+/**
+ * What one answer keeps rendered: a variant per way it was asked (the usual ones are one or
+ * two: hit or miss, with steps), and per variant a response body per refId. A client varying
+ * what it asks (every intervalMs below a coarse answer's step, any refId) must not make a
+ * cached answer keep a copy per request: the first ones kept go first.
+ */
+const VARIANTS_KEPT = 4;
+const REF_IDS_KEPT = 4;
 
 interface Variant {
   /** Each frame's JSON after `{"schema":{"refId":<refId>,`. */
@@ -118,19 +124,63 @@ interface Variant {
   bodies: Map<string, Buffer>;
 }
 
+interface Rendered {
+  byVariant: Map<string, Variant>;
+  /** About the bytes its variants hold (a string's length counted as bytes). */
+  bytes: number;
+}
+
 /**
  * Per answer object: its variants (cache status, whether the range and bucket notices are shown). Keyed
  * weakly, so they go when the answer does. An answer belongs to one cache key, so its covered
  * range and bucket width are fixed.
  */
-const variants = new WeakMap<Answer, Map<string, Variant>>();
+const variants = new WeakMap<Answer, Rendered>();
+
+function renderedOf(answer: Answer): Rendered {
+  let rendered = variants.get(answer);
+  if (!rendered) {
+    variants.set(answer, (rendered = { byVariant: new Map(), bytes: 0 }));
+  }
+  return rendered;
+}
 
 function variantsOf(answer: Answer): Map<string, Variant> {
-  let byVariant = variants.get(answer);
-  if (!byVariant) {
-    variants.set(answer, (byVariant = new Map()));
+  return renderedOf(answer).byVariant;
+}
+
+/** Bytes an answer's rendered variants hold (the caches keeping answers weigh them by it). */
+export function renderedBytes(answer: Answer): number {
+  return variants.get(answer)?.bytes ?? 0;
+}
+
+function keepVariant(answer: Answer, key: string, variant: Variant): void {
+  const rendered = renderedOf(answer);
+  while (rendered.byVariant.size >= VARIANTS_KEPT) {
+    const [oldestKey, oldest] = rendered.byVariant.entries().next().value!;
+    rendered.byVariant.delete(oldestKey);
+    rendered.bytes -= variantBytes(oldest);
   }
-  return byVariant;
+  rendered.byVariant.set(key, variant);
+  rendered.bytes += variantBytes(variant);
+}
+
+function keepBody(answer: Answer, variant: Variant, refId: string, body: Buffer): void {
+  if (variant.bodies.size < REF_IDS_KEPT) {
+    variant.bodies.set(refId, body);
+    renderedOf(answer).bytes += body.length;
+  }
+}
+
+function variantBytes(variant: Variant): number {
+  let bytes = 0;
+  for (const piece of variant.pieces) {
+    bytes += piece.length;
+  }
+  for (const body of variant.bodies.values()) {
+    bytes += body.length;
+  }
+  return bytes;
 }
 
 /** The usual hit's keys, made once: the plugin always asks for compactTime. */
@@ -174,7 +224,7 @@ function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus, compa
   let variant = byVariant.get(key);
   if (!variant) {
     const pieces = withMeta(answer, q, cache, '').map((frame) => framePiece(frame, compactTime));
-    byVariant.set(key, (variant = { pieces, bodies: new Map() }));
+    keepVariant(answer, key, (variant = { pieces, bodies: new Map() }));
   }
   return variant;
 }
@@ -205,7 +255,7 @@ async function renderVariantInTurns(
   const parts = [Buffer.from(responseOpen(ref))];
   rendered.forEach(({ bytes }, i) => parts.push(...(i ? [COMMA, bytes] : [bytes])));
   parts.push(Buffer.from(RESPONSE_CLOSE));
-  byVariant.set(key, {
+  keepVariant(answer, key, {
     pieces: rendered.map(({ piece }) => piece),
     bodies: new Map([[refId, Buffer.concat(parts)]]),
   });
@@ -273,9 +323,7 @@ export function renderResponse(
   if (!body) {
     const ref = JSON.stringify(refId);
     body = Buffer.from(responseOpen(ref) + framesList(variant, ref) + RESPONSE_CLOSE);
-    if (variant.bodies.size < REF_IDS_KEPT) {
-      variant.bodies.set(refId, body);
-    }
+    keepBody(answer, variant, refId, body);
   }
   return body;
 }

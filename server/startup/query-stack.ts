@@ -130,6 +130,7 @@ export async function buildQueryStack(
     lockMs: config.CACHE_LOCK_MS,
     nearLeaseMs: config.CACHE_NEAR_LEASE_MS,
     nearEntries: config.CACHE_NEAR_ENTRIES,
+    localMaxBytes: config.CACHE_LOCAL_MAX_BYTES,
   };
   // Rewritten rows and renamed rules reach every cached answer they touch through the change log.
   const changes = new ChangeFeed(pools.read, {
