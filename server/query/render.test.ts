@@ -20,7 +20,7 @@ const answer: Answer = {
   ],
   tiers: ['hourly_total', 'raw'],
   watermark: 1000,
-  touchesLiveEdge: true,
+  touchesLiveEdge: false,
   sql: 'SELECT 1',
   notices: [],
   computedAt: 200_000, // after the covered range (60_000–180_000): its rows are all in it
@@ -225,4 +225,22 @@ test('an answer keeps at most 4 variants and 4 bodies each, however many ways it
   // What is kept is still what is answered.
   const again = renderResponse(held, q({ from: 60_000, to: 180_000 }, 1000), 'hit', 'A', true);
   assert.deepEqual(JSON.parse(again.toString()), JSON.parse(one.toString()));
+});
+
+test('an answer read from raw rows still arriving says which rows it holds: up to when computed, or written by then', () => {
+  const live: Answer = { ...answer, touchesLiveEdge: true };
+  const text = (a: Answer, computedAt: number) =>
+    (withMeta({ ...a, computedAt }, q({ from: 60_000, to: 180_000 }), 'hit', 'A')[0].schema.meta?.notices ?? []).map(
+      (n) => n.text
+    );
+  // Computed before the range ends (a range ending now): its counts stop then.
+  assert.deepEqual(text(live, 170_500), [
+    'Rows up to 1970-01-01 00:02:50 UTC, when this answer was computed; answers reaching the last minutes are computed again every minute.',
+  ]);
+  // Computed after it ended, its last minutes read from raw rows: rows arriving later are not in it.
+  assert.deepEqual(text(live, 200_000), [
+    'Rows written by 1970-01-01 00:03:20 UTC, when this answer was computed: rows still arriving for its last minutes are counted when it is computed again, within a minute.',
+  ]);
+  // Read from rollups alone (changes there are tracked and reach the cache): nothing to say.
+  assert.deepEqual(text(answer, 200_000), []);
 });

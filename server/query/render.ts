@@ -20,23 +20,42 @@ export const utc = (ms: number) =>
 
 /** What an answer computed before its covered range ends holds: rows up to then (a range ending now). */
 function rowsUpTo(computedAt: number): string {
-  return `Rows up to ${utc(Math.floor(computedAt / 1000) * 1000)} UTC, when this answer was computed; answers reaching the last minutes are computed again every minute.`;
+  return `Rows up to ${utc(secondOf(computedAt))} UTC, when this answer was computed; answers reaching the last minutes are computed again every minute.`;
 }
+
+/**
+ * What an answer over a range that has ended, read from raw rows past the rollups' watermark,
+ * holds: the rows written by then. Rows still arriving for those minutes (late, or delayed on
+ * their way) change it and are not tracked as changes until a refresh passes them.
+ */
+function rowsWrittenBy(computedAt: number): string {
+  return `Rows written by ${utc(secondOf(computedAt))} UTC, when this answer was computed: rows still arriving for its last minutes are counted when it is computed again, within a minute.`;
+}
+
+const secondOf = (ms: number) => Math.floor(ms / 1000) * 1000;
 
 /**
  * The notice a panel shows when the covered range is not the one it asked for, or the answer
  * was computed before that range ends (then its counts stop at that instant, not at the range's
- * end: said, rather than a number that looks like the whole range's).
+ * end: said, rather than a number that looks like the whole range's), or it read the last
+ * minutes from raw rows still arriving (`live`: then it holds the rows written by then).
  */
-export function coveredRangeNotice(covered: TimeRange, differs: boolean, computedAt: number): Notice | null {
+export function coveredRangeNotice(
+  covered: TimeRange,
+  differs: boolean,
+  computedAt: number,
+  live = false
+): Notice | null {
   const early = computedAt < covered.to;
-  if (!differs && !early) {
+  const arriving = !early && live;
+  if (!differs && !early && !arriving) {
     return null;
   }
   const range = differs
     ? `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ranges are read in whole minutes.`
     : '';
-  return { severity: 'info', text: [range, early ? rowsUpTo(computedAt) : ''].filter(Boolean).join(' ') };
+  const rows = early ? rowsUpTo(computedAt) : arriving ? rowsWrittenBy(computedAt) : '';
+  return { severity: 'info', text: [range, rows].filter(Boolean).join(' ') };
 }
 
 /** A width as a notice writes it: "1 hour", "10 minutes", "90 seconds". */
@@ -73,7 +92,7 @@ const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
 
 /** Frames with this answer's meta; the (shared, cached) answer is not mutated. */
 export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): DataFrameJSON[] {
-  const covered = coveredRangeNotice(q.range, q.differsFromAsked, answer.computedAt);
+  const covered = coveredRangeNotice(q.range, q.differsFromAsked, answer.computedAt, answer.touchesLiveEdge);
   const notices = [
     ...answer.notices,
     ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []),
