@@ -4,7 +4,7 @@
  * for what a client sent.
  */
 import { BODY_LIMIT_BYTES, BodyBudget } from './body-budget';
-import { nestsDeeperThan, parseInvalidateRequest, parseQueryRequest, TOO_DEEP } from './body-shape';
+import { parseInvalidateRequest, parseQueryRequest, shapeRefusal } from './body-shape';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -67,14 +67,15 @@ export const ROUTES: Record<string, readonly string[]> = {
 const WITHHELD_WARNINGS =
   'this service reports security warnings; call /readyz with the API token to read them (they are also in its log)';
 
-/** A body nested deeper than any request is refused before it is parsed (body-shape.ts). */
+/** A body nested deeper, or with more members in an object, than any request is refused before it is parsed (body-shape.ts). */
 const jsonBody = express.json({
   limit: BODY_LIMIT,
   strict: true,
   type: () => true,
   verify: (_req, _res, bytes) => {
-    if (nestsDeeperThan(bytes)) {
-      throw Object.assign(new Error('nested too deep'), { status: 400, type: 'entity.too.deep' });
+    const refusal = shapeRefusal(bytes);
+    if (refusal) {
+      throw Object.assign(new Error(refusal.error), { status: 400, type: 'entity.bad.shape', refusal });
     }
   },
 });
@@ -242,13 +243,13 @@ function createExpressApp(deps: AppDeps) {
 
   app.use(
     (
-      err: Error & { status?: number; type?: string; body?: unknown },
+      err: Error & { status?: number; type?: string; body?: unknown; refusal?: ErrorResponse },
       req: Request,
       res: Response,
       _next: NextFunction
     ) => {
-      if (err.type === 'entity.too.deep') {
-        return res.status(400).json(TOO_DEEP);
+      if (err.type === 'entity.bad.shape') {
+        return res.status(400).json(err.refusal);
       }
       if (err.type === 'entity.too.large') {
         return res.status(413).json({ error: `request body larger than ${BODY_LIMIT}` });
@@ -257,6 +258,10 @@ function createExpressApp(deps: AppDeps) {
         return res
           .status(415)
           .json({ error: unsupportedMedia(req.headers) ?? 'send the body as uncompressed UTF-8 JSON' });
+      }
+      if (err instanceof URIError) {
+        // A path whose percent-encoding does not decode (`/api/v1/variables/%`): no such resource.
+        return res.status(404).json({ error: "not found: the URL path's percent-encoding does not decode" });
       }
       if (err.status && err.status >= 400 && err.status < 500) {
         return res.status(err.status).json({
@@ -281,10 +286,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const fastPath = createQueryFastPath(deps);
   const bodies = new BodyBudget();
   return (req, res) => {
-    if (req.method === 'POST' && !bodies.holdFor(req, res)) {
-      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
-      res.end(JSON.stringify({ error: BODIES_BUSY } satisfies ErrorResponse));
-      return;
+    if (req.method === 'POST') {
+      bodies.count(req, res, () => refuseBody(req, res));
     }
     if (!fastPath(req, res)) {
       app(req, res);
@@ -293,3 +296,14 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
 }
 
 const BODIES_BUSY = 'the service is busy (too many request bodies arriving at once); retry in 1 s';
+
+/** A request whose body the budget cannot hold: 503 busy, the rest of its body not read, its connection closed. */
+function refuseBody(req: IncomingMessage, res: ServerResponse): void {
+  req.pause();
+  if (res.headersSent) {
+    req.destroy();
+    return;
+  }
+  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
+  res.end(JSON.stringify({ error: BODIES_BUSY } satisfies ErrorResponse), () => req.destroy());
+}

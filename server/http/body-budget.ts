@@ -1,9 +1,11 @@
 /**
- * Request bodies held in memory at once, across connections. Each request with a body reserves
- * its declared length (the body limit when it is chunked) before a byte of it is read, and
- * gives it back when its response is over; a request the budget cannot hold is answered 503
- * busy at once. Without it, 250 connections each sending 1 MB less a byte and then waiting
- * grew the process by 240 MB until their request timeout.
+ * Request bodies held in memory at once, across connections. A request's body bytes are counted
+ * as they arrive and given back when its response is over; the request whose bytes the budget
+ * cannot hold is answered 503 busy at once and its connection closed. Without it, 250
+ * connections each sending 1 MB less a byte and then waiting grew the process by 240 MB until
+ * their request timeout. Counted as they arrive, not reserved by the declared length: 64
+ * connections declaring 1 MB (or chunked) and sending a byte each held the whole budget, and
+ * every other request with a body was refused for 30 s.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -18,7 +20,12 @@ export class BodyBudget {
 
   constructor(private readonly maxBytes = BODIES_IN_FLIGHT_MAX_BYTES) {}
 
-  /** Reserves `bytes`; false (nothing reserved) when the budget cannot hold them now. */
+  /** Bytes of bodies held now. */
+  get heldBytes(): number {
+    return this.inFlight;
+  }
+
+  /** Takes `bytes`; false (nothing taken) when the budget cannot hold them now. */
   take(bytes: number): boolean {
     if (this.inFlight + bytes > this.maxBytes) {
       return false;
@@ -32,39 +39,35 @@ export class BodyBudget {
   }
 
   /**
-   * Reserves what `req`'s body may hold until the first of the response being over and the
-   * request being gone (a pipelined request's response queued behind another may never emit
-   * 'close' itself); false (nothing reserved) when the budget cannot hold it now.
+   * Counts `req`'s body against the budget as it is read, until the first of the response being
+   * over and the request being gone (a pipelined request's response queued behind another may
+   * never emit 'close' itself); `refuse` is called once, with what it held given back, when a
+   * chunk would overfill the budget. Call before anything reads the body: the count starts when
+   * the body starts flowing (its 'resume'), so it adds no reader of its own.
    */
-  holdFor(req: IncomingMessage, res: ServerResponse): boolean {
-    const bytes = bodyBytesToReserve(req);
-    if (!this.take(bytes)) {
-      return false;
-    }
-    let held = true;
-    const giveBack = () => {
-      if (held) {
-        held = false;
-        this.give(bytes);
+  count(req: IncomingMessage, res: ServerResponse, refuse: () => void): void {
+    let held = 0;
+    let counting = true;
+    const stop = () => {
+      if (counting) {
+        counting = false;
+        this.give(held);
+        held = 0;
       }
     };
-    res.once('close', giveBack);
-    req.once('close', giveBack);
-    return true;
+    const arrived = (chunk: Buffer) => {
+      if (!counting) {
+        return;
+      }
+      if (!this.take(chunk.length)) {
+        stop();
+        refuse();
+        return;
+      }
+      held += chunk.length;
+    };
+    req.once('resume', () => req.on('data', arrived));
+    res.once('close', stop);
+    req.once('close', stop);
   }
-}
-
-/**
- * What a request's body may hold: its declared length (over the limit it is a 413 once read),
- * the limit when it is chunked, nothing when it declares neither (then it has no body).
- */
-function bodyBytesToReserve(req: IncomingMessage): number {
-  if (req.headers['transfer-encoding'] !== undefined) {
-    return BODY_LIMIT_BYTES;
-  }
-  if (req.headers['content-length'] === undefined) {
-    return 0;
-  }
-  const declared = Number(req.headers['content-length']);
-  return Number.isInteger(declared) && declared >= 0 ? Math.min(declared, BODY_LIMIT_BYTES) : BODY_LIMIT_BYTES;
 }

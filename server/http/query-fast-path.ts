@@ -8,7 +8,7 @@
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
 import { BODY_LIMIT_BYTES } from './body-budget';
-import { nestsDeeperThan, parseQueryRequest, TOO_DEEP } from './body-shape';
+import { parseQueryRequest, shapeRefusal } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
 import type { ServiceAnswer } from '../query/service';
@@ -94,8 +94,9 @@ class Exchange {
       if (text.length > 0) {
         // As body-parser's strict mode: only an object or array is a JSON body.
         const first = text.trimStart()[0];
-        if (nestsDeeperThan(text)) {
-          return this.reply(400, jsonBytes(TOO_DEEP));
+        const refused = shapeRefusal(text);
+        if (refused) {
+          return this.reply(400, jsonBytes(refused));
         }
         try {
           if (first !== '{' && first !== '[') {
