@@ -248,6 +248,11 @@ function createExpressApp(deps: AppDeps) {
       res: Response,
       _next: NextFunction
     ) => {
+      if (res.headersSent) {
+        // Answered already (a body refused as busy, whose reader then saw it aborted): nothing more to say.
+        res.destroy();
+        return;
+      }
       if (err.type === 'entity.bad.shape') {
         return res.status(400).json(err.refusal);
       }

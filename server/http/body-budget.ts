@@ -43,7 +43,9 @@ export class BodyBudget {
    * over and the request being gone (a pipelined request's response queued behind another may
    * never emit 'close' itself); `refuse` is called once, with what it held given back, when a
    * chunk would overfill the budget. Call before anything reads the body: the count starts when
-   * the body starts flowing (its 'resume'), so it adds no reader of its own.
+   * the body starts flowing (its 'resume'), so it adds no reader of its own. A request counts at
+   * most the body limit: past it, its bytes are read to be thrown away (body-parser's 413), not
+   * held, and one connection sending 64 MB must not hold the whole budget.
    */
   count(req: IncomingMessage, res: ServerResponse, refuse: () => void): void {
     let held = 0;
@@ -56,15 +58,16 @@ export class BodyBudget {
       }
     };
     const arrived = (chunk: Buffer) => {
-      if (!counting) {
+      const bytes = Math.min(chunk.length, BODY_LIMIT_BYTES - held);
+      if (!counting || bytes <= 0) {
         return;
       }
-      if (!this.take(chunk.length)) {
+      if (!this.take(bytes)) {
         stop();
         refuse();
         return;
       }
-      held += chunk.length;
+      held += bytes;
     };
     req.once('resume', () => req.on('data', arrived));
     res.once('close', stop);

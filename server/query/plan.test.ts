@@ -137,6 +137,30 @@ test('a bucketed plan also tiles its range without buckets (wholeRange), as a pl
   assert.equal(whole.wholeRange, whole.pieces, 'a plan without a width is its own');
 });
 
+test('a past range read from raw rows (no rollup holds its fields at its width) is not live; one past every watermark is', () => {
+  // Five-minute points by parser: only hourly and daily rollups hold parser_id.
+  const ten = Math.floor((NOW - 10 * H) / M) * M;
+  const old = plan({
+    range: { from: ten - 6 * H, to: ten },
+    fields: ['parserId'],
+    rollups: ROLLUPS,
+    state: allMaterialized(),
+    pending: [],
+    bucketMs: 5 * M,
+  });
+  assert.deepEqual(tiersOf(old.pieces), ['raw']);
+  assert.equal(old.live, false, 'rows arriving there are below the watermarks: tracked as changes');
+  const recent = plan({
+    range: { from: ten, to: NOW },
+    fields: ['parserId'],
+    rollups: ROLLUPS,
+    state: allMaterialized(),
+    pending: [],
+    bucketMs: 5 * M,
+  });
+  assert.equal(recent.live, true);
+});
+
 test('a settled past range does not read the live edge', () => {
   const range = { from: NOW - 4 * D - (NOW % M), to: NOW - 2 * D - (NOW % M) };
   const { pieces, live } = plan({ range, fields: ['ruleId'], rollups: ROLLUPS, state: allMaterialized(), pending: [] });

@@ -152,7 +152,10 @@ function subtract(from: number, to: number, holes: TimeRange[]): TimeRange[] {
 
 export interface Plan {
   pieces: Piece[];
-  /** Raw rows past every usable rollup's watermark are read: rows still arriving change the answer. */
+  /**
+   * Raw rows past every rollup's watermark are read: rows still arriving there change the answer,
+   * and are not tracked as changes until a refresh passes them.
+   */
   live: boolean;
   /**
    * The whole day around the range's partial first day, when a rollup one day wide holds it
@@ -217,7 +220,10 @@ function wholeFirstDay(input: PlanInput, tiers: readonly RollupInfo[]): Piece | 
 export function plan(input: PlanInput): Plan {
   const tiers = levels(input.rollups, input.fields, input.bucketMs, input.rowsPerBucket);
   const pieces = tiles(input, tiers, input.range);
-  const newest = Math.max(-Infinity, ...tiers.map((r) => input.state.get(r.name)?.watermark ?? -Infinity));
+  // Rows before the newest watermark of any rollup are tracked as changes when they arrive (they
+  // invalidate a rollup): an answer read from raw rows there (no usable rollup holds its fields)
+  // does not wait on rows still arriving.
+  const newest = Math.max(-Infinity, ...input.rollups.map((r) => input.state.get(r.name)?.watermark ?? -Infinity));
   const last = pieces[pieces.length - 1];
   // Worked out when read (top rules' first phase, grouped timeseries): not on every other answer's plan.
   let firstDay: Piece | null | undefined;

@@ -239,7 +239,7 @@ test('an answer read from raw rows still arriving says which rows it holds: up t
   ]);
   // Computed after it ended, its last minutes read from raw rows: rows arriving later are not in it.
   assert.deepEqual(text(live, 200_000), [
-    'Rows written by 1970-01-01 00:03:20 UTC, when this answer was computed: rows still arriving for its last minutes are counted when it is computed again, within a minute.',
+    'Rows written by 1970-01-01 00:03:20 UTC, when this answer was computed: rows still arriving for its last minutes are counted when it is next computed.',
   ]);
   // Read from rollups alone (changes there are tracked and reach the cache): nothing to say.
   assert.deepEqual(text(answer, 200_000), []);

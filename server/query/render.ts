@@ -29,7 +29,7 @@ function rowsUpTo(computedAt: number): string {
  * their way) change it and are not tracked as changes until a refresh passes them.
  */
 function rowsWrittenBy(computedAt: number): string {
-  return `Rows written by ${utc(secondOf(computedAt))} UTC, when this answer was computed: rows still arriving for its last minutes are counted when it is computed again, within a minute.`;
+  return `Rows written by ${utc(secondOf(computedAt))} UTC, when this answer was computed: rows still arriving for its last minutes are counted when it is next computed.`;
 }
 
 const secondOf = (ms: number) => Math.floor(ms / 1000) * 1000;
