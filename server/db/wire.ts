@@ -163,6 +163,8 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
   const connections = new Set<Connection>();
   /** The connection in the middle of a statement or transaction: the session is its alone. */
   let owner: Connection | null = null;
+  /** The connection whose messages PGlite is running now: its replies come first, in order. */
+  let running: Connection | null = null;
   let pumping = false;
   let closed = false;
   const agingMs = options.agingMs ?? 2000;
@@ -190,7 +192,13 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
 
   /** Refuses the unit at the head of a connection's queue if it waited too long. */
   const expire = (c: Connection, now: number) => {
-    if (c === owner || !c.pending.length || !options.maxWaitMs || now - c.pending[0].at <= options.maxWaitMs) {
+    if (
+      c === owner ||
+      c === running ||
+      !c.pending.length ||
+      !options.maxWaitMs ||
+      now - c.pending[0].at <= options.maxWaitMs
+    ) {
       return;
     }
     const end = unitEnd(c);
@@ -233,6 +241,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
         const end = unitEnd(c);
         const batch = c.pending.splice(0, end < 0 ? c.pending.length : end + 1).map((p) => p.message);
         let reply: Uint8Array;
+        running = c;
         try {
           reply = await db.exec(batch);
         } catch {
@@ -243,6 +252,8 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
             owner = null;
           }
           continue;
+        } finally {
+          running = null;
         }
         if (reply.length && !c.gone) {
           c.socket.write(reply);
@@ -307,11 +318,28 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     });
     socket.once('error', () => socket.destroy());
   });
+  // Waits are also checked while a statement runs: a refresh of several seconds must not keep a
+  // query waiting past the limit before it hears it was refused.
+  const sweep = options.maxWaitMs
+    ? setInterval(
+        () => {
+          const now = Date.now();
+          for (const c of connections) {
+            expire(c, now);
+          }
+        },
+        Math.min(250, options.maxWaitMs)
+      )
+    : null;
+  sweep?.unref();
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
     async close() {
       closed = true;
+      if (sweep) {
+        clearInterval(sweep);
+      }
       for (const c of connections) {
         c.socket.destroy();
       }
