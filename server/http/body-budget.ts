@@ -20,11 +20,6 @@ export class BodyBudget {
 
   constructor(private readonly maxBytes = BODIES_IN_FLIGHT_MAX_BYTES) {}
 
-  /** Bytes of bodies held now. */
-  get heldBytes(): number {
-    return this.inFlight;
-  }
-
   /** Takes `bytes`; false (nothing taken) when the budget cannot hold them now. */
   take(bytes: number): boolean {
     if (this.inFlight + bytes > this.maxBytes) {
