@@ -21,7 +21,8 @@ import { startWarming } from './warming/loop';
 import { RefreshScheduler } from './maintenance/scheduler';
 import { createApp } from './http/app';
 import { readiness } from './http/readiness';
-import { exampleCurl, securitySettings } from './http/security';
+import { securitySettings } from './http/security';
+import { readyBanner } from './startup/banner';
 import { embeddedHint, openDatabase, seconds, StartupError, type StartHooks } from './startup/database';
 import { listen } from './startup/http-server';
 import { buildQueryStack } from './startup/query-stack';
@@ -240,7 +241,14 @@ export async function main(): Promise<void> {
     return;
   }
   process.stdout.write(
-    `\nruleperf is ready at ${running.url} (started in ${running.timings.total.toFixed(1)} s)\n\nTry (stats for the last 24 hours):\n${exampleCurl(running.url, config)}\n\n`
+    readyBanner(
+      {
+        url: running.url,
+        startedInSeconds: running.timings.total,
+        cacheState: running.cache ? running.cache.state() : 'disabled',
+      },
+      config
+    )
   );
 }
 
