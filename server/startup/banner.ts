@@ -33,7 +33,7 @@ export function readyBanner(
       ? 'Cache: off (CACHE_ENABLED=false): every answer comes from the database.'
       : o.cacheState === 'up'
         ? `Cache: ${redisWhere(config)}, keys under "${config.CACHE_PREFIX}" (CACHE_ENABLED=false turns it off).${
-            config.READY_WAITS_FOR_WARMING_SECONDS > 0
+            config.WARM_ON_START && config.READY_WAITS_FOR_WARMING_SECONDS > 0
               ? ` /readyz says ready once the first warming pass has filled it (at most ${config.READY_WAITS_FOR_WARMING_SECONDS} s).`
               : ''
           }`
