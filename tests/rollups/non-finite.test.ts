@@ -11,7 +11,10 @@ import { postJson, startTestService, type TestDatabase } from '../support/servic
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { rawStats } from '../../testkit/raw';
 import { refreshRollups } from '../../server/db/refresh';
+import { Pool } from 'pg';
 import { embeddedTimescale } from '../support/embedded';
+import { startEmbeddedDatabase } from '../../server/db/embedded';
+import { migrate } from '../../server/db/migrate';
 import type { RunningService } from '../../server/main';
 
 let db: TestDatabase;
@@ -107,5 +110,33 @@ test('TimescaleDB flavour (WASM): huge values do not stop a continuous aggregate
     assert.equal(rows[0].latency_max, Infinity);
   } finally {
     await ts.stop();
+  }
+});
+
+test('TimescaleDB flavour (WASM): schema 17 goes onto a database with compressed chunks, and covers rows written into them', async () => {
+  const e = await startEmbeddedDatabase(null);
+  const pool = new Pool({ connectionString: e.url, max: 1 });
+  pool.on('error', () => undefined);
+  try {
+    await migrate(pool, { flavour: 'timescale', toVersion: 16 });
+    const old = hour0 - 3 * DAY;
+    await pool.query(INSERT, [new Date(old), 4, 0, 0]);
+    const { rows: compressed } = await pool.query(
+      `SELECT count(compress_chunk(c))::int AS n FROM show_chunks('metrics') c`
+    );
+    assert.ok(compressed[0].n >= 1, 'a compressed chunk');
+    await migrate(pool, { flavour: 'timescale' });
+    for (const offset of [1000, 2000]) {
+      await pool.query(INSERT, [new Date(old + offset), '1e308', '-1e308', 0]);
+    }
+    const { rows } = await pool.query(
+      `SELECT count(*)::int AS n, sum(execution_time_ms) AS latency, sum(memory_usage_mb) AS memory
+       FROM metrics WHERE time >= $1 AND time < $2`,
+      [new Date(old), new Date(old + HOUR)]
+    );
+    assert.deepEqual(rows[0], { n: 3, latency: Infinity, memory: -Infinity });
+  } finally {
+    await pool.end();
+    await e.stop();
   }
 });
