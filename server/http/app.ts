@@ -67,7 +67,7 @@ export const ROUTES: Record<string, readonly string[]> = {
 const WITHHELD_WARNINGS =
   'this service reports security warnings; call /readyz with the API token to read them (they are also in its log)';
 
-/** A body nested deeper, or with more members in an object, than any request is refused before it is parsed (body-shape.ts). */
+/** A body nested deeper, or with more object members in all, than any request is refused before it is parsed (body-shape.ts). */
 const jsonBody = express.json({
   limit: BODY_LIMIT,
   strict: true,

@@ -46,15 +46,13 @@ export function coveredRangeNotice(
   computedAt: number,
   live = false
 ): Notice | null {
-  const early = computedAt < covered.to;
-  const arriving = !early && live;
-  if (!differs && !early && !arriving) {
+  const rows = computedAt < covered.to ? rowsUpTo(computedAt) : live ? rowsWrittenBy(computedAt) : '';
+  if (!differs && !rows) {
     return null;
   }
   const range = differs
     ? `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ranges are read in whole minutes.`
     : '';
-  const rows = early ? rowsUpTo(computedAt) : arriving ? rowsWrittenBy(computedAt) : '';
   return { severity: 'info', text: [range, rows].filter(Boolean).join(' ') };
 }
 
