@@ -54,7 +54,7 @@ export interface CacheSettings {
   /** Near cache lease (0 turns it off) and size. */
   nearLeaseMs?: number;
   nearEntries?: number;
-  /** Bytes of answers kept in this process, by the near cache and by the recently decoded values each (weight.ts). */
+  /** Bytes of answers kept in this process, by the near cache and by the recently decoded values each (weight.ts; CACHE_LOCAL_MAX_BYTES; no limit when absent). */
   localMaxBytes?: number;
 }
 
@@ -67,9 +67,6 @@ export interface CacheContext {
   onSettledHit?: (q: NormalizedQuery, key: string) => void;
   onError?: (err: Error) => void;
 }
-
-/** Bytes of answers the near cache, and the recently decoded values, each keep by default. */
-export const DEFAULT_LOCAL_MAX_BYTES = 64 * 1024 * 1024;
 
 /** How long the lease record outlives the last lookup: longer than any lease (≤ 60 s). */
 const LEASE_RECORD_MS = 120_000;
@@ -110,7 +107,7 @@ export class QueryCache implements CacheLayer {
     redis.defineCommand('ruleperfInvalidate', { lua: INVALIDATE });
     this.redis = redis as ScriptedRedis;
     this.guard = new RedisGuard(metrics, context.onError ?? (() => undefined), () => redis.disconnect(true));
-    const maxBytes = settings.localMaxBytes ?? DEFAULT_LOCAL_MAX_BYTES;
+    const maxBytes = settings.localMaxBytes ?? Infinity;
     this.near = new NearCache(settings.nearLeaseMs ?? 0, settings.nearEntries ?? 500, maxBytes, answerBytes);
     this.decoded = new RecentlyDecoded<Entry>(500, maxBytes, (entry) => answerBytes(entry.a));
     metrics.watchLocalCaches({ near: this.near, decoded: this.decoded });

@@ -217,6 +217,13 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     }
   };
 
+  const expireAll = () => {
+    const now = Date.now();
+    for (const c of connections) {
+      expire(c, now);
+    }
+  };
+
   const pump = async () => {
     if (pumping) {
       return;
@@ -224,10 +231,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     pumping = true;
     try {
       while (!closed) {
-        const now = Date.now();
-        for (const c of connections) {
-          expire(c, now);
-        }
+        expireAll();
         if (owner?.gone) {
           // Its client went away mid-transaction: roll back before anyone else uses the session.
           owner = null;
@@ -320,17 +324,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
   });
   // Waits are also checked while a statement runs: a refresh of several seconds must not keep a
   // query waiting past the limit before it hears it was refused.
-  const sweep = options.maxWaitMs
-    ? setInterval(
-        () => {
-          const now = Date.now();
-          for (const c of connections) {
-            expire(c, now);
-          }
-        },
-        Math.min(250, options.maxWaitMs)
-      )
-    : null;
+  const sweep = options.maxWaitMs ? setInterval(expireAll, Math.min(250, options.maxWaitMs)) : null;
   sweep?.unref();
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   return {
