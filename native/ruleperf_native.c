@@ -489,12 +489,17 @@ item_at(const Entry *items, int m, double r)
 	return -1;
 }
 
-/* The value a sketch key stands for, as server/query/sketch.ts's representativeSql computes it. */
+/*
+ * The value a sketch key stands for, as server/query/sketch.ts's representativeSql computes it:
+ * the top key (4000) holds Infinity, NaN and the largest values alike, and stands for Infinity.
+ */
 static double
 representative(int64 key)
 {
 	if (key == 0)
 		return 0;
+	if (key >= 4000)
+		return INFINITY;
 	return 2 * pow(1.016129032258064, (double) (key - 1500)) / 2.016129032258064;
 }
 

@@ -11,6 +11,7 @@ import { NO_NATIVE, type NativeFunctions } from '../db/native';
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import type { Reader } from './kinds/types';
+import { hasUnreadableLatency, UNREADABLE_LATENCY_NOTICE } from './measures';
 import type { NormalizedQuery } from './normalize';
 import { plan, tiersOf, type Plan, type RollupState, type RowsPerBucket } from './plan';
 import { RuleSplitSource } from './rule-split';
@@ -203,7 +204,10 @@ export class QueryExecutor implements Executor {
       watermark: watermarks.length ? Math.max(...watermarks) : null,
       touchesLiveEdge: p.live,
       sql: read.statements.map((s) => showStatement(s.statement, s.title)).join('\n\n'),
-      notices: overdueNotices(state, used, computedAt),
+      notices: [
+        ...overdueNotices(state, used, computedAt),
+        ...(read.rows.some(hasUnreadableLatency) ? [UNREADABLE_LATENCY_NOTICE] : []),
+      ],
       computedAt,
     };
   }

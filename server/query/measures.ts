@@ -5,6 +5,7 @@
  */
 import type { FieldJSON } from '../contract';
 import type { PERCENTILE_COLUMNS } from './sql';
+import { GAMMA, OFFSET, TOP_KEY } from './sketch';
 
 type PercentileColumn = (typeof PERCENTILE_COLUMNS)[number];
 
@@ -45,13 +46,55 @@ export function significant(v: number, digits: number): number {
 const count = (row: Row | undefined) => num(row?.execution_count) ?? 0;
 
 /**
+ * The sketch's top key holds Infinity, NaN and every latency above GAMMA^2499 (about 2.3e17 ms)
+ * alike, and stands for Infinity (sketch.ts); the keys below it hold up to that.
+ */
+const BELOW_TOP_KEY = GAMMA ** (TOP_KEY - 1 - OFFSET);
+
+/**
+ * Whether a row's latencies include values no figure can carry (Infinity, NaN, or in the
+ * sketch's top key): its average, maximum or a percentile is then empty. The maximum is read
+ * wherever a percentile is, the sum wherever an average is.
+ */
+export function hasUnreadableLatency(row: Row): boolean {
+  const sum = row.exec_time_sum;
+  const max = row.exec_time_max;
+  return (
+    (sum !== null && sum !== undefined && !Number.isFinite(Number(sum))) ||
+    (max !== null && max !== undefined && !(Number(max) <= BELOW_TOP_KEY))
+  );
+}
+
+/** The notice of an answer over such values. */
+export const UNREADABLE_LATENCY_NOTICE = {
+  severity: 'warning',
+  text: 'Some executions in this range have a latency that is not a number a panel can show (Infinity or NaN, or more than about 2.3e17 ms): percentiles that reach them are left empty, as are averages and maxima over Infinity or NaN, and top rules ranks them slowest.',
+} as const;
+
+/**
+ * What a ranking sorts by: the figure, except a percentile that reaches the sketch's top key
+ * and a NaN rank above every number (Infinity), as percentile_cont and ORDER BY over the raw
+ * rows would, where the answer shows them empty.
+ */
+export function rankValue(row: Row, seconds: number, name: MeasureName): number | null {
+  const column = PERCENTILE_OF[name];
+  const raw = column && count(row) > 0 ? num(row[column]) : null;
+  if (raw !== null && !Number.isFinite(raw)) {
+    return Infinity;
+  }
+  const v = FIGURES[name](row, seconds);
+  return v !== null && Number.isNaN(v) ? Infinity : v;
+}
+
+/**
  * A percentile read off the merged histogram in SQL (sql.ts mergedSelect), clamped to the exact
  * extremes. A sketch's percentile is good to 1 %: six significant digits (5e-6) lose nothing of
  * it and take a third of the bytes of seventeen, in every point of every answer.
  */
 function percentile(row: Row | undefined, column: PercentileColumn): number | null {
   const v = count(row) > 0 ? row![column] : null;
-  if (v === null || v === undefined) {
+  // Infinity or NaN where it reaches the sketch's top key: no number (percentile_cont gives the same).
+  if (v === null || v === undefined || !Number.isFinite(Number(v))) {
     return null;
   }
   // A NaN latency among the rows (the table lets one in) makes the maximum NaN: no bound then.
@@ -81,6 +124,12 @@ const FIGURES = {
 } satisfies Record<string, (row: Row | undefined, seconds: number) => number | null>;
 
 export type MeasureName = keyof typeof FIGURES;
+
+const PERCENTILE_OF: Partial<Record<MeasureName, PercentileColumn>> = {
+  p50ExecutionTimeMs: 'p50',
+  p95ExecutionTimeMs: 'p95',
+  p99ExecutionTimeMs: 'p99',
+};
 export type Measures = Record<MeasureName, number | null>;
 
 const percentileReads = (column: PercentileColumn) => ['execution_count', 'exec_time_min', 'exec_time_max', column];

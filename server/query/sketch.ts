@@ -8,7 +8,14 @@ export const ALPHA = 0.008;
 export const GAMMA = 1.016129032258064; // (1 + ALPHA) / (1 - ALPHA)
 export const OFFSET = 1500;
 
-/** SQL for the value a sketch key stands for. */
+/** The largest key (ruleperf_sketch_key, sql/common/016): Infinity, NaN and every latency from about 2.3e17 ms. */
+export const TOP_KEY = 4000;
+
+/**
+ * SQL for the value a sketch key stands for; the top key's is Infinity: it holds values that
+ * are not numbers alike, so a percentile reaching it is Infinity or NaN (answered empty),
+ * as percentile_cont over the raw rows is, never a number of its own.
+ */
 export function representativeSql(key: string): string {
-  return `(CASE WHEN ${key} = 0 THEN 0::float8 ELSE 2 * power(${GAMMA}::float8, (${key} - ${OFFSET})::float8) / ${GAMMA + 1} END)`;
+  return `(CASE WHEN ${key} = 0 THEN 0::float8 WHEN ${key} >= ${TOP_KEY} THEN 'Infinity'::float8 ELSE 2 * power(${GAMMA}::float8, (${key} - ${OFFSET})::float8) / ${GAMMA + 1} END)`;
 }

@@ -16,6 +16,8 @@ import { embeddedTimescale } from '../support/embedded';
 import { startEmbeddedDatabase } from '../../server/db/embedded';
 import { migrate } from '../../server/db/migrate';
 import type { RunningService } from '../../server/main';
+import { mergedSelect } from '../../server/query/sql';
+import { NO_NATIVE, nativeFunctions, type NativeFunctions } from '../../server/db/native';
 
 let db: TestDatabase;
 let svc: RunningService;
@@ -71,6 +73,87 @@ for (const [i, value] of ['Infinity', 'NaN', '1e308'].entries()) {
     assert.equal(typeof before.avgExecutionTimeMs, 'number');
   });
 }
+
+test('percentiles that reach an Infinity or NaN latency are empty, marked, and rank the rule slowest', async () => {
+  // An hour of its own, rule-inf's four rows beside the fixture's: percentile_cont over them gives
+  // a finite p50 and an infinite (or NaN) p95 and p99; the sketch's top key holds both.
+  for (const [i, bad] of ['Infinity', 'NaN'].entries()) {
+    const hour = hour0 - (6 + i) * HOUR;
+    for (const [offset, value] of [10, 20, 30, bad].entries()) {
+      await db.pool.query(INSERT.replace("'rule-001'", "'rule-inf'"), [
+        new Date(hour + 60_000 * (offset + 1)),
+        value,
+        0,
+        0,
+      ]);
+    }
+    const range = { from: hour, to: hour + HOUR };
+    const raw = (await rawStats(db.pool, range.from, range.to, { ruleId: 'rule-inf' })).get('')!;
+    assert.ok(Number.isFinite(raw.p50) && !Number.isFinite(raw.p95) && !Number.isFinite(raw.p99), JSON.stringify(raw));
+    for (const stage of ['pending', 'refreshed']) {
+      if (stage === 'refreshed') {
+        await refreshRollups(db.pool, 'postgres', { until: new Date(Date.now() - HOUR) });
+      }
+      const r = await postJson(`${svc.url}/api/v1/query`, {
+        range,
+        queries: [
+          { refId: 'S', kind: 'stats', ruleId: 'rule-inf' },
+          { refId: 'T', kind: 'topRules', sortBy: 'p95ExecutionTimeMs', limit: 3 },
+          { refId: 'F', kind: 'stats', ruleId: 'rule-001' },
+        ],
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const column = (refId: string, name: string) => {
+        const frame = r.body.results[refId].frames[0];
+        return frame.data.values[frame.schema.fields.findIndex((f: { name: string }) => f.name === name)];
+      };
+      const label = `${bad}, ${stage}`;
+      assert.equal(column('S', 'executionCount')[0], 4, label);
+      assert.ok(Math.abs(column('S', 'p50ExecutionTimeMs')[0] - raw.p50!) <= 0.01 * raw.p50!, label);
+      assert.equal(
+        column('S', 'p95ExecutionTimeMs')[0],
+        null,
+        `${label}: no number where percentile_cont gives ${raw.p95}`
+      );
+      assert.equal(column('S', 'p99ExecutionTimeMs')[0], null, label);
+      const notices = (refId: string) =>
+        (r.body.results[refId].frames[0].schema.meta.notices ?? []).map((n: { text: string }) => n.text).join(' ');
+      assert.match(notices('S'), /not a number a panel can show/, label);
+      assert.doesNotMatch(
+        notices('F'),
+        /not a number a panel can show/,
+        `${label}: a rule with finite latencies only is not marked`
+      );
+      assert.equal(column('T', 'ruleId')[0], 'rule-inf', `${label}: ranked slowest by p95`);
+      assert.equal(column('T', 'p95ExecutionTimeMs')[0], null, label);
+      assert.equal(typeof column('T', 'p95ExecutionTimeMs')[1], 'number', label);
+    }
+  }
+});
+
+test('percentiles reaching the top key are not numbers, in SQL and in C alike', async (t) => {
+  // rule-inf's rows of the test above in its Infinity hour, merged by each percentile path a query can take.
+  const src = `WITH src AS (
+    SELECT count(*) AS execution_count, sum(execution_time_ms) AS exec_time_sum, min(execution_time_ms) AS exec_time_min,
+      max(execution_time_ms) AS exec_time_max, ruleperf_sketch(ruleperf_sketch_key(execution_time_ms)) AS latency_sketch,
+      0 AS records_processed, 0 AS records_failed, 0 AS error_count, 0 AS success_count, 0 AS timeout_count
+    FROM metrics WHERE rule_id = 'rule-inf' AND time >= $1 AND time < $2)\n`;
+  const infinityHour = [new Date(hour0 - 6 * HOUR), new Date(hour0 - 5 * HOUR)];
+  const paths: Array<[string, NativeFunctions]> = [['SQL', NO_NATIVE]];
+  if ((await nativeFunctions(db.pool)).sketches) {
+    paths.push(['C, array', { sketches: true, withinBounds: true, percentilesAgg: false }]);
+    paths.push(['C, aggregate', { sketches: true, withinBounds: true, percentilesAgg: true }]);
+  } else {
+    t.diagnostic('the ruleperf_native extension is not installed here: the SQL path only');
+  }
+  for (const [name, native] of paths) {
+    const { rows } = await db.pool.query(src + mergedSelect([], true, native), infinityHour);
+    assert.equal(Number(rows[0].execution_count), 4, name);
+    assert.ok(Number.isFinite(rows[0].p50), `${name}: p50 ${rows[0].p50}`);
+    assert.equal(rows[0].p95, Infinity, name);
+    assert.equal(rows[0].p99, Infinity, name);
+  }
+});
 
 test('memory and CPU figures of ±1e308: the refresh goes on, counts stay exact', async () => {
   const at = hour0 - 3 * HOUR + 10 * 60_000;

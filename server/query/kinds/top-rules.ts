@@ -42,7 +42,7 @@
  * there are several, so both cores work), and the service ranks them exactly.
  */
 import type { TopRulesSort } from '../../contract';
-import { measures, numberField, type MeasureName, type Row } from '../measures';
+import { measures, numberField, rankValue, type MeasureName, type Row } from '../measures';
 import type { NormalizedQuery } from '../normalize';
 import type { Piece, Plan } from '../plan';
 import { DAY_MS } from '../range';
@@ -448,7 +448,7 @@ function phaseTwo(
 /** The `limit` first rows by the sort value descending (nulls last), then rule id in byte order (dimension columns are COLLATE "C"). */
 export function rankTopRules(rows: Row[], q: NormalizedQuery, seconds: number): Row[] {
   const key: MeasureName = q.sortBy!; // every sort is a measure (checked by the compiler)
-  const ranked = (row: Row) => ({ v: measures(row, seconds)[key] as number | null, id: Buffer.from(String(row.grp)) });
+  const ranked = (row: Row) => ({ v: rankValue(row, seconds, key), id: Buffer.from(String(row.grp)) });
   return firstRanked(rows, ranked, q.limit);
 }
 
