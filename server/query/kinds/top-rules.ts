@@ -46,7 +46,7 @@ import { measures, numberField, rankValue, type MeasureName, type Row } from '..
 import type { NormalizedQuery } from '../normalize';
 import type { Piece, Plan } from '../plan';
 import { DAY_MS } from '../range';
-import { GAMMA, OFFSET, representativeSql } from '../sketch';
+import { GAMMA, OFFSET, representativeSql, TOP_KEY } from '../sketch';
 import { mergedSelect, Params, sourceRows, type RepeatedStatement, type Statement } from '../sql';
 import { DEFAULT_ROW_LIMIT, DEFAULT_SORT } from './defaults';
 import type { RuleSplit } from '../rule-split';
@@ -77,7 +77,9 @@ const RANK_KEY_INDEX = { 0.95: 1, 0.99: 3 } as const;
 /** Coarse key c holds fine keys 16c … 16c+15: its value range, as SQL. */
 const coarseLowSql = (k: string) =>
   `(CASE WHEN ${k} = 0 THEN 0::float8 ELSE power(${GAMMA}::float8, (16 * ${k} - ${OFFSET + 1})::float8) END)`;
-const coarseHighSql = (k: string) => `power(${GAMMA}::float8, (16 * ${k} + 15 - ${OFFSET})::float8)`;
+// The coarse key holding the top key bounds nothing above: the top key stands for Infinity (sketch.ts).
+const coarseHighSql = (k: string) =>
+  `(CASE WHEN 16 * ${k} + 15 >= ${TOP_KEY} THEN 'Infinity'::float8 ELSE power(${GAMMA}::float8, (16 * ${k} + 15 - ${OFFSET})::float8) END)`;
 
 const byRule = { bucketMs: null, group: 'ruleId' as const, notNull: ['ruleId' as const] };
 
