@@ -105,3 +105,25 @@ test('tryRun takes a slot only if one is free at that moment, and never queues',
   await Promise.all([first, second]);
   assert.equal(a.active, 0);
 });
+
+test('a busy answer says what the database is when told (the embedded one serves one statement at a time)', async () => {
+  const a = new Admission({
+    concurrency: 1,
+    maxQueue: 1,
+    maxWaitMs: 30,
+    busyHint: 'the embedded database is one session',
+  });
+  const hold = gate();
+  const running = a.run(() => hold.opened);
+  const waiting = a.run(async () => 'late');
+  await assert.rejects(
+    a.run(async () => 'x'),
+    (err: unknown) => err instanceof Busy && /already waiting: the embedded database is one session/.test(err.message)
+  );
+  await assert.rejects(
+    waiting,
+    (err: unknown) => err instanceof Busy && /within 30 ms: the embedded database is one session/.test(err.message)
+  );
+  hold.open();
+  await running;
+});

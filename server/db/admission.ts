@@ -36,6 +36,8 @@ export interface AdmissionOptions {
   concurrency: number;
   maxQueue: number;
   maxWaitMs: number;
+  /** What a busy answer adds about the database (the embedded one serves one statement at a time). */
+  busyHint?: string;
   /** The clock slot times are read from (tests pass their own). */
   now?: () => number;
 }
@@ -148,17 +150,23 @@ export class Admission {
       return null;
     }
     if (this.waiting >= this.o.maxQueue) {
-      return new Busy(1, `${this.waiting} database queries already waiting`);
+      return new Busy(1, this.why(`${this.waiting} database queries already waiting`));
     }
     const expected = this.expectedWaitMs(priority);
     if (expected !== null && expected > REFUSE_AT_ONCE_ABOVE * this.o.maxWaitMs) {
       return new Busy(
         // The expected wait, within reason: the queue may drain faster than its recent past.
         Math.min(60, Math.max(1, Math.ceil(expected / 1000))),
-        `${this.waiting} database queries waiting, about ${Math.round(expected)} ms ahead; a query may wait ${this.o.maxWaitMs} ms`
+        this.why(
+          `${this.waiting} database queries waiting, about ${Math.round(expected)} ms ahead; a query may wait ${this.o.maxWaitMs} ms`
+        )
       );
     }
     return null;
+  }
+
+  private why(reason: string): string {
+    return this.o.busyHint ? `${reason}: ${this.o.busyHint}` : reason;
   }
 
   private wait(priority: Priority): Promise<void> {
@@ -183,7 +191,7 @@ export class Admission {
         reject(
           new Busy(
             Math.max(1, Math.ceil(this.o.maxWaitMs / 1000)),
-            `no database connection free within ${this.o.maxWaitMs} ms`
+            this.why(`no database connection free within ${this.o.maxWaitMs} ms`)
           )
         );
       }, this.o.maxWaitMs);

@@ -45,6 +45,10 @@ export interface QueryStack {
 
 /** Give Redis a moment at start; if it is not there, the circuit opens and we serve without it. */
 /** What a query's data version depends on besides its range (change-feed.ts). */
+/** Why uncached answers queue on the embedded database, in its busy answers. */
+const EMBEDDED_BUSY_HINT =
+  'the embedded database serves one statement at a time (set DATABASE_URL to a PostgreSQL or TimescaleDB server for parallel queries)';
+
 const versionScope = (q: NormalizedQuery): VersionScope => ({
   range: q.range,
   names: KINDS[q.kind].names(q),
@@ -77,7 +81,12 @@ export async function buildQueryStack(
   const executorMetrics = { dbQuery: (tier: string) => metrics.dbQueries.inc({ tier }) };
   // Uncached work waits its turn in a bounded queue per pool (busy, not unavailable, when full).
   const admissionFor = (concurrency: number) =>
-    new Admission({ concurrency, maxQueue: config.DB_QUEUE_MAX, maxWaitMs: config.DB_QUEUE_WAIT_MS });
+    new Admission({
+      concurrency,
+      maxQueue: config.DB_QUEUE_MAX,
+      maxWaitMs: config.DB_QUEUE_WAIT_MS,
+      busyHint: config.DATABASE_URL ? undefined : EMBEDDED_BUSY_HINT,
+    });
   const readAdmission = admissionFor(config.DB_POOL_MAX);
   // Each rollup's measured density: answers that would merge too many histogram values are
   // refused before they run, and the planner reads the smaller of two rollups that both hold
