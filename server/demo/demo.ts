@@ -195,7 +195,7 @@ export class Demo {
     const absent = missing.reduce((sum, [a, b]) => sum + (b - a), 0);
     const done = Math.max(0, Math.min(99, Math.floor((100 * (span - absent)) / span)));
     return (
-      `Demo data is still being generated (${done} % done): ${overlapping.map(([a, b]) => `${iso(a)}–${iso(b)}`).join(' and ')} UTC ` +
+      `Demo data is still being generated (${done} % of the week loaded): ${overlapping.map(([a, b]) => `${iso(a)}–${iso(b)}`).join(' and ')} UTC ` +
       `is not loaded yet, so this panel shows less than it will. It fills in within a few minutes.`
     );
   }
@@ -265,7 +265,7 @@ export class Demo {
             percent: Math.round(done * 100),
             etaSeconds: done > 0 ? Math.round((elapsed * (1 - done)) / done) : null,
           },
-          'demo data: back-fill progress'
+          'demo data: back-fill progress (percent of the older days loaded; panels show the share of the week)'
         );
       }
     }
