@@ -286,9 +286,22 @@ export function mergedSelect(
   return `SELECT ${select('p')} FROM (${agg}) a LEFT JOIN (${pct}) p ON ${join} WHERE a.execution_count > 0`;
 }
 
-/** A parameter as the inspector shows it: instants in ISO 8601 (without zero milliseconds), other values as JSON. */
+/** The values of a list parameter the inspector shows; the rest are counted. */
+const SHOWN_LIST_VALUES = 20;
+
+/**
+ * A parameter as the inspector shows it: instants in ISO 8601 (without zero milliseconds), other
+ * values as JSON, a long list as its first values and how many it holds (500 filter values of 200
+ * characters would be 100 KB in every answer's meta).
+ */
 function shownValue(v: unknown): string {
-  return v instanceof Date ? v.toISOString().replace('.000Z', 'Z') : JSON.stringify(v);
+  if (v instanceof Date) {
+    return v.toISOString().replace('.000Z', 'Z');
+  }
+  if (Array.isArray(v) && v.length > SHOWN_LIST_VALUES) {
+    return `${JSON.stringify(v.slice(0, SHOWN_LIST_VALUES)).slice(0, -1)}, …] (${v.length} values)`;
+  }
+  return JSON.stringify(v);
 }
 
 /** A statement run once per set of values (the same text each time), shown once. */
@@ -302,7 +315,8 @@ export function showStatement(s: Statement | RepeatedStatement, title?: string):
   const runs = 'runs' in s ? s.runs : [s.values];
   const param = (values: unknown[], i: number) => `$${i + 1} = ${shownValue(values[i])}`;
   const indexes = runs[0].map((_, i) => i);
-  const same = indexes.filter((i) => runs.every((r) => shownValue(r[i]) === shownValue(runs[0][i])));
+  const whole = (v: unknown) => (v instanceof Date ? v.getTime() : JSON.stringify(v)); // lists compared whole
+  const same = indexes.filter((i) => runs.every((r) => whole(r[i]) === whole(runs[0][i])));
   const differ = indexes.filter((i) => !same.includes(i));
   const lines =
     runs.length === 1

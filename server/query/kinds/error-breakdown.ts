@@ -25,7 +25,7 @@ export const errorBreakdown: KindSpec = {
   mergesHistograms: () => false,
   size(q, cardinality) {
     const rows = Math.min(q.limit, seriesBound(q, cardinality));
-    return { rows, cells: rows * (COLUMNS.length + 2) };
+    return { rows, cells: rows * (COLUMNS.length + 2), frames: 1 };
   },
   async read(db, q, plan) {
     const p = new Params();

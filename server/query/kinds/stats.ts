@@ -24,7 +24,7 @@ export const stats: KindSpec = {
   ownFields: [],
   bucketed: false,
   names: () => ({ rules: false, parsers: false }),
-  size: () => ({ rows: 1, cells: FIELDS.length }),
+  size: () => ({ rows: 1, cells: FIELDS.length, frames: 1 }),
   mergesHistograms: () => true,
   async read(db, q, plan) {
     const p = new Params();

@@ -33,8 +33,9 @@ export const timeseries: KindSpec = {
   bucketed: true,
   names: () => ({ rules: false, parsers: false }),
   size(q, cardinality) {
-    const n = points(q.range, q.bucketMs!) * seriesBound(q, cardinality);
-    return { rows: n, cells: n * (q.metrics.length + 1) };
+    const series = seriesBound(q, cardinality);
+    const n = points(q.range, q.bucketMs!) * series;
+    return { rows: n, cells: n * (q.metrics.length + 1), frames: series };
   },
   mergesHistograms: (q) => q.metrics.some((m) => PERCENTILE_METRICS.has(m)),
   async read(db, q, plan) {

@@ -464,7 +464,7 @@ export const topRules: KindSpec = {
   ownFields: ['ruleId'],
   bucketed: false,
   names: () => ({ rules: true, parsers: false }),
-  size: (q) => ({ rows: q.limit, cells: q.limit * (COLUMNS.length + 3) }),
+  size: (q) => ({ rows: q.limit, cells: q.limit * (COLUMNS.length + 3), frames: 1 }),
   // Ranked on rank keys or coarse histograms; only the `limit` chosen rules' histograms are merged.
   mergesHistograms: () => false,
   async read(db, q, plan) {

@@ -52,6 +52,8 @@ export interface AnswerSize {
   rows: number;
   /** Values in the frames at most (points × series × fields). */
   cells: number;
+  /** Frames at most (a grouped timeseries has one per series, the other kinds one). */
+  frames: number;
 }
 
 export interface KindSpec {
