@@ -99,6 +99,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     metrics,
     logger: log,
     security: securitySettings(config),
+    sending: { maxUnsentBytes: config.HTTP_UNSENT_MAX_BYTES, timeoutMs: config.HTTP_SEND_TIMEOUT_MS },
     ready: readiness({
       pool: health,
       cacheState,

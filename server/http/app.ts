@@ -4,6 +4,7 @@
  * for what a client sent.
  */
 import { BODY_LIMIT_BYTES, BodyBudget } from './body-budget';
+import { UnsentAnswers, type SendLimits } from './unsent';
 import { parseInvalidateRequest, parseQueryRequest, shapeRefusal } from './body-shape';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -48,6 +49,8 @@ export interface AppDeps {
   metrics: Metrics;
   logger: Logger;
   security: SecuritySettings;
+  /** Answers waiting for their clients to read them: the limit and the send timeout (http/unsent.ts). */
+  sending?: SendLimits;
 }
 
 /** The body limit, as body-parser reads it (BODY_LIMIT_BYTES in bytes). */
@@ -290,7 +293,14 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const app = createExpressApp(deps);
   const fastPath = createQueryFastPath(deps);
   const bodies = new BodyBudget();
+  const unsent = new UnsentAnswers(deps.sending ?? DEFAULT_SEND_LIMITS);
+  deps.metrics.watchUnsent(() => unsent.held);
   return (req, res) => {
+    unsent.watch(res);
+    if (unsent.full && req.url?.startsWith('/api/')) {
+      refuseUnread(req, res, unsent.held);
+      return;
+    }
     if (req.method === 'POST') {
       bodies.count(req, res, () => refuseBody(req, res));
     }
@@ -298,6 +308,16 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       app(req, res);
     }
   };
+}
+
+const DEFAULT_SEND_LIMITS: SendLimits = { maxUnsentBytes: 256 * 1024 * 1024, timeoutMs: 30_000 };
+
+/** An API request while too many answers wait for their clients: 503 busy, before any work; its connection closed. */
+function refuseUnread(req: IncomingMessage, res: ServerResponse, held: number): void {
+  req.resume(); // its body, if any, is read and dropped
+  const error = `the service is busy (${Math.round(held / (1024 * 1024))} MB of answers are waiting for their clients to read them); retry in 1 s`;
+  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
+  res.end(JSON.stringify({ error } satisfies ErrorResponse));
 }
 
 const BODIES_BUSY = 'the service is busy (too many request bodies arriving at once); retry in 1 s';

@@ -17,8 +17,14 @@ export function createMetrics() {
   let turns: { depth: number } | null = null;
   // Answers kept in the process, read at collection time (cache/near.ts, cache/decoded.ts).
   const localCaches = new Map<string, { heldBytes: number }>();
+  // Answers waiting for their clients to read them (http/unsent.ts), read at collection time.
+  let unsent: () => number = () => 0;
   const m = {
     registry,
+    /** Reports the bytes of answers waiting for their clients in /metrics from now on. */
+    watchUnsent(held: () => number) {
+      unsent = held;
+    },
     /** Reports what these in-process caches hold in /metrics from now on. */
     watchLocalCaches(caches: Record<string, { heldBytes: number }>) {
       for (const [store, cache] of Object.entries(caches)) {
@@ -151,6 +157,14 @@ export function createMetrics() {
       registers: [registry],
       collect() {
         localCaches.forEach((c, store) => this.set({ store }, c.heldBytes));
+      },
+    }),
+    httpUnsentBytes: new Gauge({
+      name: 'ruleperf_http_unsent_bytes',
+      help: 'Bytes of answers ended but not yet taken by their clients (past HTTP_UNSENT_MAX_BYTES, API requests are answered busy)',
+      registers: [registry],
+      collect() {
+        this.set(unsent());
       },
     }),
     loopTurnsWaiting: new Gauge({

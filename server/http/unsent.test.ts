@@ -1,0 +1,40 @@
+/** UnsentAnswers on a real HTTP server: answers taken by their client give their bytes back and leave no listener behind. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { UnsentAnswers } from './unsent';
+
+test('answers read by their client: nothing held after, and no listener left on a kept-alive connection', async () => {
+  const unsent = new UnsentAnswers({ maxUnsentBytes: 1024, timeoutMs: 5000 });
+  let socket: Socket | null = null;
+  const server = http.createServer((req, res) => {
+    socket = req.socket;
+    unsent.watch(res);
+    res.write('x'.repeat(100));
+    res.end('y'.repeat(2000));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const port = (server.address() as { port: number }).port;
+  try {
+    for (let i = 0; i < 30; i++) {
+      const body = await new Promise<string>((resolve, reject) =>
+        http
+          .get({ port, host: '127.0.0.1', agent }, (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c));
+            res.on('end', () => resolve(text));
+          })
+          .on('error', reject)
+      );
+      assert.equal(body.length, 2100);
+    }
+    assert.equal(unsent.held, 0);
+    assert.equal(unsent.full, false);
+    assert.ok(socket!.listenerCount('close') < 10, `${socket!.listenerCount('close')} close listeners`);
+  } finally {
+    agent.destroy();
+    server.close();
+  }
+});

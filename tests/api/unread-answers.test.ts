@@ -1,0 +1,84 @@
+/**
+ * Answers a client never reads are bounded: past HTTP_UNSENT_MAX_BYTES of them waiting, API
+ * requests are answered busy at once (health checks still answer), and a connection whose
+ * answer waits past HTTP_SEND_TIMEOUT_MS is closed, which frees it. Before, 8 connections each
+ * asking for a large answer and reading nothing held 830 MB for as long as they stayed open.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import net from 'node:net';
+import { postJson, startTestService, type TestDatabase } from '../support/services';
+import { historyDatabase, HOUR } from '../support/fixture';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+let svc: RunningService;
+
+before(async () => {
+  db = await historyDatabase({ days: 1, rowsPerHour: 400 });
+  svc = await startTestService({
+    DATABASE_URL: db.url,
+    HTTP_UNSENT_MAX_BYTES: String(1024 * 1024),
+    HTTP_SEND_TIMEOUT_MS: '1500',
+  });
+});
+after(async () => {
+  await svc?.stop();
+  await db?.drop();
+});
+
+const hour = Math.floor(Date.now() / HOUR) * HOUR - 6 * HOUR;
+// About 400 KB: 720 one-minute points for each of the fixture's 40 rules, times sent whole.
+const LARGE = JSON.stringify({
+  range: { from: hour - 12 * HOUR, to: hour },
+  intervalMs: 60_000,
+  maxDataPoints: 720,
+  compactTime: false,
+  queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 100, metrics: ['executionCount'] }],
+});
+
+const unsentBytes = async () => {
+  const text = await (await fetch(`${svc.url}/metrics`)).text();
+  return Number(/^ruleperf_http_unsent_bytes (\S+)$/m.exec(text)?.[1]);
+};
+
+test('answers left unread: past the limit API requests are busy at once, then the connection is closed and they answer again', async () => {
+  const one = await postJson(`${svc.url}/api/v1/query`, LARGE);
+  assert.equal(one.status, 200);
+  const size = Buffer.byteLength(JSON.stringify(one.body));
+  assert.ok(size > 300_000, `a large answer: ${size} bytes`);
+
+  // 60 requests pipelined on one connection that never reads: far more than the kernel's socket buffers take.
+  const request = `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(LARGE)}\r\n\r\n${LARGE}`;
+  const reader = net.connect(Number(new URL(svc.url).port), '127.0.0.1');
+  reader.pause();
+  const closed = new Promise<void>((resolve) => reader.once('close', () => resolve()));
+  reader.on('error', () => undefined);
+  reader.write(request.repeat(60));
+
+  let refused: { status: number; body: any } | null = null;
+  for (let i = 0; i < 50 && !refused; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const r = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: hour - HOUR, to: hour },
+      queries: [{ refId: 'A', kind: 'stats' }],
+    });
+    if (r.status === 503) {
+      refused = r;
+    }
+  }
+  assert.ok(refused, 'an API request is refused while the unread answers are over the limit');
+  assert.match(refused.body.error, /MB of answers are waiting for their clients to read them/);
+  assert.ok((await unsentBytes()) > 1024 * 1024, 'the metric shows them');
+  assert.equal((await fetch(`${svc.url}/healthz`)).status, 200, 'health checks still answer');
+
+  // The send timeout closes the connection that does not read; what it held is given back.
+  for (let i = 0; i < 100 && (await unsentBytes()) > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(await unsentBytes(), 0);
+  reader.resume(); // reads what the kernel holds, then finds the connection closed by the service
+  await closed;
+  const again = await postJson(`${svc.url}/api/v1/query`, LARGE);
+  assert.equal(again.status, 200);
+});
