@@ -41,7 +41,8 @@ test('a range ending now: both ends moved forward to a whole minute, the span ke
       assert.ok(Math.abs(c.from - from) < M && Math.abs(c.to - from - span) < M, 'within a minute of each end');
     })
   );
-  assert.equal(differsFromAsked({ from: 0, to: H }, { from: 500, to: H - 500 }), false);
+  assert.equal(differsFromAsked({ from: 0, to: H }, { from: 0, to: H }), false);
+  assert.equal(differsFromAsked({ from: 0, to: H }, { from: 0, to: H - 300 }), true, 'rows in 300 ms change a count');
   assert.equal(differsFromAsked({ from: 0, to: H }, { from: 1500, to: H }), true);
 });
 
@@ -531,4 +532,31 @@ test('a width between minute, hour and day is read only where it holds fewer row
   }
   const { pieces: unfiltered } = plan({ range, fields: [], rollups, state, pending: [] });
   assert.ok(!tiersOf(unfiltered).some((t) => t.includes('by_rule')), `unfiltered: ${tiersOf(unfiltered)}`);
+});
+
+test("a rollup's buckets near its retention's edge are read from other tiers, whatever retained_from the plan last read", () => {
+  // The minute tier kept 7 days; its retained_from as read before another instance's refresh dropped more.
+  const minute = {
+    ...rollup('metrics_minute_by_rule', M, ['rule_id', 'rule_category', 'metric_type']),
+    retentionMs: 7 * D,
+  };
+  const rollups = [rollup('metrics_hourly_by_rule', H, ['rule_id', 'rule_category', 'metric_type']), minute];
+  const edge = NOW - 7 * D;
+  const state = new Map<string, RollupState>([
+    ['metrics_hourly_by_rule', { watermark: NOW - H, retainedFrom: null }],
+    ['metrics_minute_by_rule', { watermark: NOW - M, retainedFrom: Math.floor((edge - 5 * M) / M) * M }],
+  ]);
+  const at = (from: number, to: number) =>
+    plan({ range: { from, to }, fields: ['ruleId'], rollups, state, pending: [], now: NOW }).pieces;
+  const nearEdge = at(Math.floor(edge / M) * M, Math.floor(edge / M) * M + 8 * M);
+  assert.ok(
+    nearEdge.every((p) => p.rollup?.name !== 'metrics_minute_by_rule'),
+    JSON.stringify(nearEdge.map((p) => p.rollup?.name ?? 'raw'))
+  );
+  const later = at(Math.floor(edge / M) * M + 20 * M, Math.floor(edge / M) * M + 28 * M);
+  assert.deepEqual(
+    later.map((p) => p.rollup?.name),
+    ['metrics_minute_by_rule'],
+    'past the margin the minute tier answers'
+  );
 });
