@@ -35,7 +35,7 @@ export interface NormalizedQuery {
   sortBy: TopRulesSort | null;
   /** What the answer covers (range.ts: as asked once settled, whole minutes while it moves). */
   range: TimeRange;
-  /** Whether the covered range differs from the asked one by more than a second (the answer then says so). */
+  /** Whether the covered range differs from the asked one at all (the answer then says so). */
   differsFromAsked: boolean;
   /** Timeseries bucket width in ms; null for kinds without time buckets. */
   bucketMs: number | null;

@@ -8,7 +8,7 @@
  * the next whole minute, so "last 24 hours" sent a few seconds later is the same cache entry
  * — never more than 59.999 s from what was asked, the span kept, and the newest rows still
  * in it. The answer says what it covered (meta.custom.coveredRange) and carries a notice
- * whenever that differs from the asked range by more than a second.
+ * whenever that differs from the asked range.
  */
 import type { Granularity } from '../contract';
 
@@ -36,9 +36,13 @@ export function coverRange(asked: TimeRange, now = Date.now()): TimeRange {
   return { from, to };
 }
 
-/** Whether the covered range differs from the asked one by more than a second at either end. */
+/**
+ * Whether the covered range differs from the asked one at all: rows in a shifted millisecond
+ * change a count (a range ending 300 ms before a minute counted 1,759 rows, its covered one
+ * 1,758), so any shift is said, not only one over a second.
+ */
 export function differsFromAsked(covered: TimeRange, asked: TimeRange): boolean {
-  return Math.abs(covered.from - asked.from) > 1000 || Math.abs(covered.to - asked.to) > 1000;
+  return covered.from !== asked.from || covered.to !== asked.to;
 }
 
 const GRANULARITY_MIN: Record<Granularity, number> = { auto: 0, hourly: HOUR_MS, daily: DAY_MS };
