@@ -1,7 +1,10 @@
 /** The key scheme: what makes two queries one entry, and what keeps them apart. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fingerprint, generationKeys, invalidationKeys, keyspace } from './keys';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ANSWER_CODE_DIGEST, codeDigest, fingerprint, generationKeys, invalidationKeys, keyspace } from './keys';
 import type { NormalizedQuery } from '../query/normalize';
 import { normalized } from '../query/testing';
 
@@ -52,4 +55,26 @@ test('keys: one hash tag, the database in every key, generations per filtered ru
   assert.deepEqual(invalidationKeys(a, { ruleId: 'r1' }), [a.genRule('r1'), a.genAnyRule]);
   assert.deepEqual(invalidationKeys(a, { all: true }), [a.genAll]);
   assert.doesNotMatch(a.genRule('odd\nid with spaces'), /\s/, 'ids are hashed');
+});
+
+test('keys carry a digest of the code that computes answers: code that answers otherwise reads none of the old entries', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ruleperf-code-'));
+  try {
+    mkdirSync(join(dir, 'kinds'));
+    writeFileSync(join(dir, 'a.ts'), 'export const a = 1;');
+    writeFileSync(join(dir, 'kinds', 'b.ts'), 'export const b = 1;');
+    writeFileSync(join(dir, 'a.test.ts'), 'test 1');
+    const before = codeDigest(dir, []);
+    writeFileSync(join(dir, 'a.test.ts'), 'test 2');
+    assert.equal(codeDigest(dir, []), before, 'tests do not count');
+    writeFileSync(join(dir, 'kinds', 'b.ts'), 'export const b = 2;');
+    assert.notEqual(codeDigest(dir, []), before, 'a module in a subfolder does');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.match(
+    keyspace('rp', 'db').base,
+    new RegExp(`^\\{rp\\}:v\\d+\\.${ANSWER_CODE_DIGEST.replace(/[-_]/g, '\\$&')}:`)
+  );
+  assert.equal(ANSWER_CODE_DIGEST.length, 8);
 });

@@ -1,7 +1,7 @@
 /**
  * The whole cache key scheme, in one place.
  *
- * An entry's key is `{prefix}:v<schema>:<database>:q:<fingerprint>:<data version>:<generations>`:
+ * An entry's key is `{prefix}:v<schema>.<code>:<database>:q:<fingerprint>:<data version>:<generations>`:
  * - `{prefix}` is a hash tag: every key lands in one slot, so the Lua scripts also run on
  *   Redis Cluster;
  * - `<database>` identifies the database the answers come from, so deployments sharing a
@@ -18,14 +18,41 @@
  *   above every earlier value, so an evicted one never matches old entries.
  */
 import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { InvalidateRequest } from '../contract';
 import type { NormalizedQuery } from '../query/normalize';
 
 /** Bump when the cached value's shape or the answer's meaning changes. */
-export const CACHE_SCHEMA_VERSION = 2;
+export const CACHE_SCHEMA_VERSION = 3;
+
+/**
+ * A digest of the code that computes and encodes answers (server/query, the codec): a service
+ * upgraded to code that answers differently (a notice added, a figure read otherwise) reads no
+ * entry the old code cached, which it would otherwise serve for up to an hour. Any change there
+ * starts an empty keyspace; instances of one build share theirs.
+ */
+export const ANSWER_CODE_DIGEST = codeDigest(join(__dirname, '..', 'query'), [join(__dirname, 'codec.ts')]);
+
+/** The digest of a folder's modules (tests left out) and of some files, by path and content. */
+export function codeDigest(folder: string, files: string[]): string {
+  const hash = createHash('sha1');
+  try {
+    const modules = readdirSync(folder, { recursive: true, encoding: 'utf8' })
+      .filter((f) => /\.[cm]?[jt]s$/.test(f) && !/\.test\.[cm]?[jt]s$/.test(f))
+      .map((f) => join(folder, f))
+      .sort();
+    for (const file of [...modules, ...files]) {
+      hash.update(file.slice(folder.length)).update(readFileSync(file));
+    }
+  } catch {
+    // A build whose sources are elsewhere: the digest of what was read (the schema version decides).
+  }
+  return hash.digest('base64url').slice(0, 8);
+}
 
 export function keyspace(prefix: string, database: string) {
-  const base = `{${prefix}}:v${CACHE_SCHEMA_VERSION}:${hashId(database)}`;
+  const base = `{${prefix}}:v${CACHE_SCHEMA_VERSION}.${ANSWER_CODE_DIGEST}:${hashId(database)}`;
   return {
     base,
     /** The entry key before the LOOKUP script appends the generations. */
