@@ -171,6 +171,32 @@ test('memory and CPU figures of ±1e308: the refresh goes on, counts stay exact'
   assert.equal(typeof s.avgExecutionTimeMs, 'number', 'the latency average is untouched');
 });
 
+test('record counts of 5e18 (and the smallest bigint): the refresh goes on, answers are given, each stored as ±1e12', async () => {
+  const hour = hour0 - 9 * HOUR;
+  const counts = ['5000000000000000000', '5000000000000000000', '-9223372036854775808', '7'];
+  for (const [i, n] of counts.entries()) {
+    await db.pool.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms, records_processed, records_failed)
+       VALUES ($1, 'RULE_EXECUTION', 'rule-001', 'SUCCESS', 3, $2::bigint, $2::bigint)`,
+      [new Date(hour + 60_000 * (i + 1)), n]
+    );
+  }
+  const { rows } = await db.pool.query(
+    `SELECT array_agg(records_processed ORDER BY time)::text AS stored FROM metrics WHERE time >= $1 AND time < $2 AND abs(records_processed) >= 1000000000000`,
+    [new Date(hour), new Date(hour + HOUR)]
+  );
+  assert.equal(rows[0].stored, '{1000000000000,1000000000000,-1000000000000}');
+  const range = { from: hour, to: hour + HOUR };
+  for (const stage of ['pending', 'refreshed']) {
+    if (stage === 'refreshed') {
+      await refreshRollups(db.pool, 'postgres', { until: new Date(Date.now() - HOUR) });
+    }
+    const s = await stats(range);
+    assert.equal(s.executionCount, (await rawStats(db.pool, range.from, range.to)).get('')!.n, stage);
+    assert.equal(s.recordsProcessed, (await rawStats(db.pool, range.from, range.to)).get('')!.processed, stage);
+  }
+});
+
 test('TimescaleDB flavour (WASM): huge values do not stop a continuous aggregate', async () => {
   const ts = await embeddedTimescale();
   try {

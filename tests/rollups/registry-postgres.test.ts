@@ -378,6 +378,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'postgres/015_side_by_side_builds.sql',
       'common/016_non_finite_latency.sql',
       'common/017_summable_values.sql',
+      'common/018_summable_counts.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
