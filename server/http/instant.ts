@@ -65,6 +65,14 @@ function fromIso(text: string): InstantResult | null {
         : m[8]
     : 'Z';
   const fraction = m[7] ? `.${m[7].slice(0, 3).padEnd(3, '0')}` : '';
+  // Date.parse rolls a day past the month's end over (February 30 read as March 2): refused instead.
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (month < 1 || month > 12) {
+    return { error: `${JSON.stringify(text)} is not a valid date: there is no month ${m[2]}` };
+  }
+  if (day < 1 || day > daysInMonth(year, month - 1)) {
+    return { error: `${JSON.stringify(text)} is not a valid date: ${m[1]}-${m[2]} has no day ${m[3]}` };
+  }
   const ms = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4] ?? '00'}:${m[5] ?? '00'}:${m[6] ?? '00'}${fraction}${offset}`);
   if (!Number.isFinite(ms)) {
     return { error: `${JSON.stringify(text)} is not a valid date or time` };

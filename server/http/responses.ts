@@ -68,7 +68,10 @@ function flatten(
       return [
         {
           path: i.code === 'unrecognized_keys' && i.keys.length === 1 ? [...path, i.keys[0]] : path,
-          message: i.message,
+          // zod's words for Infinity (1e999 in JSON) say nothing: "expected number, received number".
+          message: /expected number, received number/.test(i.message)
+            ? 'must be a finite number (1e999 and the like read as Infinity)'
+            : i.message,
         },
       ];
     }

@@ -100,6 +100,11 @@ const FILTER_NOUNS: Record<FilterField, string> = {
 const emptyList = (field: FilterField) =>
   `an empty list matches nothing: omit ${field} to include every ${FILTER_NOUNS[field]}`;
 
+/** Half of a UTF-16 pair without its other half (JSON's "\ud800"): no text holds it, so it matches nothing. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const LONE_SURROGATE_MESSAGE =
+  'must be valid Unicode (it holds half of a UTF-16 surrogate pair, such as \\ud800 alone)';
+
 const filterValue = z
   .string()
   .min(1, 'must not be empty')
@@ -111,10 +116,8 @@ const filterValue = z
     `is Grafana's "All" value (${GRAFANA_ALL_VALUE}), which matches no rule or parser: omit the filter for all`
   )
   // What a body that is not valid UTF-8 decodes to: a value no rule or parser has, matching nothing.
-  .refine(
-    (v) => !v.includes('\ufffd'),
-    'must be valid UTF-8 (the body held bytes that are not; they decode to U+FFFD)'
-  );
+  .refine((v) => !v.includes('\ufffd'), 'must be valid UTF-8 (the body held bytes that are not; they decode to U+FFFD)')
+  .refine((v) => !LONE_SURROGATE.test(v), LONE_SURROGATE_MESSAGE);
 
 /** One value or a non-empty list of values. */
 function oneOrMany<T extends z.ZodType>(item: T, field: FilterField, max: number) {
@@ -181,7 +184,12 @@ function refuseOptionsTheKindDoesNotUse(query: unknown, ctx: IssueSink, path: Pr
 const OPTIONS = Object.keys(KIND_FIELDS.stats) as Array<keyof (typeof KIND_FIELDS)['stats']>;
 
 const queryObject = z.object({
-  refId: z.string().min(1).max(LIMITS.maxRefIdLength).default(DEFAULTS.refId),
+  refId: z
+    .string()
+    .min(1)
+    .max(LIMITS.maxRefIdLength)
+    .refine((v) => !LONE_SURROGATE.test(v), LONE_SURROGATE_MESSAGE)
+    .default(DEFAULTS.refId),
   kind: oneOf(QUERY_KINDS).default(DEFAULTS.kind),
   granularity: oneOf(GRANULARITIES).default(DEFAULTS.granularity),
   metricType: filter('metricType'),

@@ -32,6 +32,11 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       handler(req, res);
     }
   );
+  // An Expect other than 100-continue: Node's default 417 has no body; the contract's errors are JSON.
+  server.on('checkExpectation', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    res.writeHead(417, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'the Expect header is not supported: send no Expect, or Expect: 100-continue' }));
+  });
   const connections = () => new Promise<number>((resolve) => server.getConnections((err, n) => resolve(err ? 0 : n)));
   server.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {

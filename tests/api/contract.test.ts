@@ -177,6 +177,17 @@ test('ISO-8601 times without an offset are UTC; relative ranges use one "now"', 
   assert.match(String((parseInstant('now/2d', 'from', NOW) as { error: string }).error), /rounding takes no number/);
 });
 
+test('a date that does not exist is refused, not rolled over into the next month', () => {
+  assert.deepEqual(parseInstant('2026-02-30T00:00:00Z', 'from', NOW), {
+    error: '"2026-02-30T00:00:00Z" is not a valid date: 2026-02 has no day 30',
+  });
+  assert.match(String((parseInstant('2026-04-31', 'from', NOW) as { error: string }).error), /has no day 31/);
+  assert.match(String((parseInstant('2026-13-01', 'to', NOW) as { error: string }).error), /there is no month 13/);
+  assert.match(String((parseInstant('2025-02-29||+1d', 'to', NOW) as { error: string }).error), /has no day 29/);
+  assert.deepEqual(parseInstant('2024-02-29', 'from', NOW), { ms: Date.UTC(2024, 1, 29) }, 'a leap day');
+  assert.deepEqual(parseInstant('2026-12-31T23:59:59Z', 'from', NOW), { ms: Date.UTC(2026, 11, 31, 23, 59, 59) });
+});
+
 test("relative times resolve exactly as Grafana's datemath does in UTC (from rounds down, to rounds up)", () => {
   const unit = fc.constantFrom('s', 'm', 'h', 'd', 'w', 'M', 'Q', 'y');
   const term = fc.oneof(

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import fc from 'fast-check';
+import http from 'node:http';
 import { postJson, startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY } from '../support/fixture';
 import type { RunningService } from '../../server/main';
@@ -305,4 +306,56 @@ test('variables: names from a fixed list; anything else, including path traversa
     assert.equal(res.status, 404, name);
     assert.match((await res.json()).error, /unknown variable|not found/);
   }
+});
+
+test('text that is not valid Unicode, numbers read as Infinity and dates that do not exist: 400 saying which', async () => {
+  const url = `${svc.url}/api/v1/query`;
+  const send = (text: string) => postJson(url, text, auth);
+  const lone = [
+    // JSON escapes, as a client would send them: a lone half of a surrogate pair.
+    `{"range":{"from":${now - DAY},"to":${now}},"queries":[{"refId":"A","kind":"stats","ruleId":"\\ud800abc"}]}`,
+    `{"range":{"from":${now - DAY},"to":${now}},"queries":[{"refId":"A","kind":"stats","parserId":["p","\\udc00"]}]}`,
+    `{"range":{"from":${now - DAY},"to":${now}},"queries":[{"refId":"\\ud800","kind":"stats"}]}`,
+  ];
+  for (const text of lone) {
+    const r = await send(text);
+    assert.equal(r.status, 400, text);
+    assert.match(JSON.stringify(r.body), /must be valid Unicode/, text);
+  }
+  // A pair whose halves belong together is text like any other.
+  const pair = await send(
+    `{"range":{"from":${now - DAY},"to":${now}},"queries":[{"refId":"A","kind":"stats","ruleId":"\\ud83d\\ude00"}]}`
+  );
+  assert.equal(pair.status, 200, JSON.stringify(pair.body));
+
+  const infinite = await send(
+    `{"range":{"from":${now - DAY},"to":${now}},"queries":[{"refId":"A","kind":"topRules","limit":1e999}]}`
+  );
+  assert.equal(infinite.status, 400);
+  assert.match(JSON.stringify(infinite.body), /must be a finite number/);
+
+  const feb30 = await postJson(
+    url,
+    query({}, { from: '2026-02-30T00:00:00Z' as never, to: '2026-03-03T00:00:00Z' as never }),
+    auth
+  );
+  assert.equal(feb30.status, 400);
+  assert.match(JSON.stringify(feb30.body), /2026-02 has no day 30/);
+
+  // fetch will not send an Expect header; node:http will.
+  const expect = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: 'POST', headers: { ...auth, 'content-type': 'application/json', expect: '200-ok' } },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      }
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(query({})));
+  });
+  assert.equal(expect.status, 417);
+  assert.match(JSON.parse(expect.body).error, /Expect header is not supported/);
 });
