@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import { normalizeQuery } from './normalize';
 import { BudgetExceeded, BUDGET, checkBudget, schemaCardinality } from './budget';
 import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
-import { NOW, query, SMALL_CATALOG } from './testing';
+import { NOW, query, rollup, SMALL_CATALOG } from './testing';
+import type { SeriesMetric } from '../contract';
 
 const ROLLUPS = SMALL_CATALOG;
 const last = (span: number) => ({ range: { from: NOW - span, to: NOW } });
@@ -48,6 +49,31 @@ test("each kind's defaults, in one place", () => {
   const grouped = normalizeQuery(last(D), query({ kind: 'timeseries', groupBy: 'ruleId' }), ROLLUPS, NOW);
   assert.equal(grouped.limit, 20);
   assert.equal(grouped.bucketMs, H, 'no minute rollup holds rules here: hourly points');
+});
+
+test('points wider than asked are marked where they hold totals per point, not where rates and percentiles mean the same', () => {
+  const catalog = [...SMALL_CATALOG, rollup('metrics_10min_total', 10 * M, [])];
+  const at = (intervalMs: number, metrics: SeriesMetric[]) =>
+    normalizeQuery(
+      { ...last(D), intervalMs, maxDataPoints: 2000 },
+      query({ kind: 'timeseries', metrics }),
+      catalog,
+      NOW
+    );
+  const counts = at(15 * M, ['executionCount', 'p95ExecutionTimeMs']);
+  assert.equal(counts.bucketMs, 20 * M, '15 minutes from 10-minute buckets: 20');
+  assert.deepEqual([counts.coarserBecause, counts.coarserThanAskedMs], ['totals', 15 * M]);
+  const rates = at(15 * M, ['throughputPerSecond', 'errorRate', 'p95ExecutionTimeMs']);
+  assert.deepEqual([rates.bucketMs, rates.coarserBecause, rates.coarserThanAskedMs], [20 * M, null, null]);
+  const exact = at(20 * M, ['executionCount']);
+  assert.deepEqual([exact.bucketMs, exact.coarserBecause], [20 * M, null], 'as asked: nothing to say');
+  const noRollup = normalizeQuery(
+    { ...last(7 * D), intervalMs: M },
+    query({ kind: 'timeseries', groupBy: 'ruleId', metrics: ['executionCount'] }),
+    catalog,
+    NOW
+  );
+  assert.equal(noRollup.coarserBecause, 'rollups', 'no finer rollup holds rules: the reason given first');
 });
 
 test('the budget refuses, before any work, what could return too much, and names every query', () => {

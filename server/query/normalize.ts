@@ -45,12 +45,28 @@ export interface NormalizedQuery {
    * answer has fewer points than asked, and says so. Null otherwise.
    */
   coarserThanAskedMs: number | null;
+  /**
+   * Why the points are further apart than asked: no rollup holding the dimensions is as fine
+   * ('rollups'), or the width asked is not a whole multiple of the rollups' (15 minutes from
+   * 10-minute buckets gives 20) and the answer holds totals per point, which count the wider
+   * width ('totals': a count per point reads 33 % more than the interval the panel shows). Rates,
+   * averages and percentiles mean the same at either width: no notice for them then.
+   */
+  coarserBecause: 'rollups' | 'totals' | null;
   /** Every dimension the answer reads: filters, grouping, and the kind's own. */
   fields: FilterField[];
 }
 
 export type RequestRange = Pick<QueryRequest, 'range' | 'intervalMs' | 'maxDataPoints'>;
 
+/** Timeseries metrics that sum over a point's width (a count per point): a wider point counts more. */
+const PER_POINT_TOTALS: ReadonlySet<SeriesMetric> = new Set([
+  'executionCount',
+  'errorCount',
+  'timeoutCount',
+  'recordsProcessed',
+  'recordsFailed',
+]);
 /** What normalizing reads of a request besides the query: the covered range and Grafana's interval. */
 export interface Coverage {
   range: TimeRange;
@@ -103,6 +119,14 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
         levels(rollups, fields).map((r) => r.bucketMs)
       )
     : null;
+  const askedWholeSeconds = bucket ? Math.ceil(bucket.askedMs / 1000) * 1000 : 0;
+  const coarserBecause = !bucket
+    ? null
+    : bucket.coarser
+      ? ('rollups' as const)
+      : bucket.bucketMs > askedWholeSeconds && params.metrics.some((m) => PER_POINT_TOTALS.has(m))
+        ? ('totals' as const)
+        : null;
   return {
     kind: query.kind,
     filters,
@@ -111,7 +135,8 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     differsFromAsked: c.differsFromAsked,
     bucketMs: bucket?.bucketMs ?? null,
     // In whole seconds, as the notice shows it: one rendering per width a panel can show.
-    coarserThanAskedMs: bucket?.coarser ? Math.ceil(bucket.askedMs / 1000) * 1000 : null,
+    coarserThanAskedMs: coarserBecause ? Math.ceil(bucket!.askedMs / 1000) * 1000 : null,
+    coarserBecause,
     fields,
   };
 }

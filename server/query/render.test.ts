@@ -36,6 +36,7 @@ const q = (asked: { from: number; to: number }, coarserThanAskedMs: number | nul
   range: { from: 60_000, to: 180_000 },
   bucketMs: coarserThanAskedMs === null ? null : 3_600_000,
   coarserThanAskedMs,
+  coarserBecause: coarserThanAskedMs === null ? null : 'rollups',
   fields: coarserThanAskedMs === null ? [] : ['parserId'],
 });
 
@@ -66,6 +67,19 @@ test('a notice names the covered range when it differs from the asked one, by as
   assert.deepEqual(custom.coveredRange, { from: 60_000, to: 180_000 });
   assert.equal(custom.cache, 'stale');
   assert.equal(custom.computedAt, 200_000);
+});
+
+test('points wider than asked because the rollups give whole multiples say that each point counts its width', () => {
+  const totals = {
+    ...q({ from: 60_000, to: 180_000 }, 15 * 60_000),
+    bucketMs: 20 * 60_000,
+    coarserBecause: 'totals' as const,
+  };
+  const [notice] = withMeta(answer, totals, 'hit', 'A')[0].schema.meta!.notices!;
+  assert.equal(
+    notice.text,
+    "Points are 20 minutes apart, not the 15 minutes asked: the rollups give widths in whole multiples of theirs, and each point's counts are totals over its 20 minutes."
+  );
 });
 
 test('a notice says when points are further apart than asked, and the answer shared by both asks renders each its own', () => {

@@ -70,11 +70,17 @@ function width(ms: number): string {
 }
 
 /** The notice a timeseries shows when its points are further apart than asked (normalize.ts coarserThanAskedMs). */
-export function coarserBucketNotice(bucketMs: number, askedMs: number, fields: readonly string[]): Notice {
-  return {
-    severity: 'info',
-    text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute.`,
-  };
+export function coarserBucketNotice(
+  bucketMs: number,
+  askedMs: number,
+  fields: readonly string[],
+  because: 'rollups' | 'totals' = 'rollups'
+): Notice {
+  const why =
+    because === 'totals'
+      ? `the rollups give widths in whole multiples of theirs, and each point's counts are totals over its ${width(bucketMs)}`
+      : `no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`;
+  return { severity: 'info', text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: ${why}.` };
 }
 
 const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
@@ -96,7 +102,7 @@ export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus,
     ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []),
     ...(covered ? [covered] : []),
     ...(q.coarserThanAskedMs !== null && q.bucketMs !== null
-      ? [coarserBucketNotice(q.bucketMs, q.coarserThanAskedMs, q.fields)]
+      ? [coarserBucketNotice(q.bucketMs, q.coarserThanAskedMs, q.fields, q.coarserBecause ?? 'rollups')]
       : []),
   ];
   // The statement on the query's first frame only: Grafana's query inspector shows the first
@@ -221,7 +227,7 @@ function variantKey(q: NormalizedQuery, cache: CacheStatus, compactTime: boolean
   if (!q.differsFromAsked && q.coarserThanAskedMs === null) {
     return compactTime ? WITH_STEPS[cache] : cache;
   }
-  return `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}${compactTime ? '|steps' : ''}`;
+  return `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}${q.coarserBecause === 'totals' ? 't' : ''}${compactTime ? '|steps' : ''}`;
 }
 
 /**

@@ -28,6 +28,7 @@ const q = (filters: NormalizedQuery['filters'] = {}): NormalizedQuery => ({
   differsFromAsked: false,
   bucketMs: null,
   coarserThanAskedMs: null,
+  coarserBecause: null,
   fields: [],
 });
 const raw = (from: number, to: number): Piece => ({ rollup: null, from, to });

@@ -43,6 +43,7 @@ export const normalized = (over: Partial<NormalizedQuery> = {}): NormalizedQuery
   range: { from: 0, to: MINUTE_MS },
   bucketMs: null,
   coarserThanAskedMs: null,
+  coarserBecause: over.coarserThanAskedMs ? 'rollups' : null,
   fields: [],
   ...over,
 });
