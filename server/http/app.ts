@@ -5,6 +5,7 @@
  */
 import { BODY_LIMIT_BYTES, BodyBudget } from './body-budget';
 import { UnsentAnswers, type SendLimits } from './unsent';
+import { PIPELINED_BUSY, PipelineLimit } from './pipelining';
 import { parseInvalidateRequest, parseQueryRequest, shapeRefusal } from './body-shape';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -295,10 +296,19 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const bodies = new BodyBudget();
   const unsent = new UnsentAnswers(deps.sending ?? DEFAULT_SEND_LIMITS);
   deps.metrics.watchUnsent(() => unsent.held);
+  const pipelines = new PipelineLimit();
   return (req, res) => {
     unsent.watch(res);
+    if (!pipelines.admit(req, res)) {
+      refuseBusy(req, res, PIPELINED_BUSY);
+      return;
+    }
     if (unsent.full && req.url?.startsWith('/api/')) {
-      refuseUnread(req, res, unsent.held);
+      refuseBusy(
+        req,
+        res,
+        `the service is busy (${Math.round(unsent.held / (1024 * 1024))} MB of answers are waiting for their clients to read them); retry in 1 s`
+      );
       return;
     }
     if (req.method === 'POST') {
@@ -312,10 +322,9 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
 
 const DEFAULT_SEND_LIMITS: SendLimits = { maxUnsentBytes: 256 * 1024 * 1024, timeoutMs: 30_000 };
 
-/** An API request while too many answers wait for their clients: 503 busy, before any work; its connection closed. */
-function refuseUnread(req: IncomingMessage, res: ServerResponse, held: number): void {
+/** A request refused before any work (answers waiting for their clients, too many pipelined): 503 busy, its connection closed. */
+function refuseBusy(req: IncomingMessage, res: ServerResponse, error: string): void {
   req.resume(); // its body, if any, is read and dropped
-  const error = `the service is busy (${Math.round(held / (1024 * 1024))} MB of answers are waiting for their clients to read them); retry in 1 s`;
   res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
   res.end(JSON.stringify({ error } satisfies ErrorResponse));
 }

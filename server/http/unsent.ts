@@ -8,6 +8,7 @@
  * waiting exceed the limit, API requests are answered 503 busy at once, before any work.
  */
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 export interface SendLimits {
   /** Bytes of ended answers not yet handed to the kernel, across connections, past which API requests are refused. */
@@ -18,6 +19,8 @@ export interface SendLimits {
 
 export class UnsentAnswers {
   private bytes = 0;
+  /** Per connection, the releases of its answers still counted: one 'close' listener per connection, not one per answer. */
+  private readonly waiting = new WeakMap<Socket, Set<() => void>>();
 
   constructor(private readonly limits: SendLimits) {}
 
@@ -51,6 +54,16 @@ export class UnsentAnswers {
     }) as typeof end;
   }
 
+  private waitingOn(socket: Socket): Set<() => void> {
+    let set = this.waiting.get(socket);
+    if (!set) {
+      const releases = (set = new Set());
+      this.waiting.set(socket, releases);
+      socket.once('close', () => [...releases].forEach((release) => release()));
+    }
+    return set;
+  }
+
   private hold(res: ServerResponse, bytes: number): void {
     if (bytes === 0) {
       return;
@@ -61,17 +74,19 @@ export class UnsentAnswers {
     const timer = setTimeout(() => socket.destroy(), this.limits.timeoutMs);
     timer.unref();
     let released = false;
+    const waiting = this.waitingOn(socket);
     const release = () => {
       if (!released) {
         released = true;
         clearTimeout(timer);
-        socket.off('close', release);
+        waiting.delete(release);
         this.bytes -= bytes;
       }
     };
     res.once('finish', release);
     res.once('close', release);
-    socket.once('close', release); // a queued response may see neither when its connection goes
+    // A pipelined response queued behind another sees neither when its connection goes.
+    waiting.add(release);
   }
 }
 

@@ -1,0 +1,57 @@
+/**
+ * Requests pipelined on one connection: at most 16 in flight, the next answered 503 busy at
+ * once and the connection closed after the answers before it (1,000 cached requests in one
+ * write held every other client's answers 290 ms). A client reading each answer never meets it.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import net from 'node:net';
+import { startTestService, type TestDatabase } from '../support/services';
+import { historyDatabase } from '../support/fixture';
+import { PIPELINED_MAX } from '../../server/http/pipelining';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+let svc: RunningService;
+
+before(async () => {
+  db = await historyDatabase({ days: 1, rowsPerHour: 100 });
+  svc = await startTestService({ DATABASE_URL: db.url });
+});
+after(async () => {
+  await svc?.stop();
+  await db?.drop();
+});
+
+/** Writes `text` on one connection and returns all it receives until the service closes it (or 5 s). */
+function exchange(text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(new URL(svc.url).port), '127.0.0.1');
+    let received = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(received);
+    }, 5000);
+    socket.on('data', (c) => (received += c.toString('latin1')));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(received);
+    });
+    socket.on('error', reject);
+    socket.write(text);
+  });
+}
+
+test('100 requests pipelined in one write: the first 16 answered, the next one busy, then the connection closed', async () => {
+  const received = await exchange('GET /api/v1/cache/stats HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(100));
+  const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  assert.deepEqual(statuses, [...Array(PIPELINED_MAX).fill(200), 503], statuses.join(' '));
+  assert.match(received, /more than 16 requests in flight on one connection/);
+});
+
+test('a client reading each answer before the next request is never refused', async () => {
+  const url = `${svc.url}/api/v1/cache/stats`;
+  for (let i = 0; i < 40; i++) {
+    assert.equal((await fetch(url)).status, 200);
+  }
+});
