@@ -96,9 +96,38 @@ export async function rollupStatus(db: Queryable): Promise<RollupStatus[]> {
 }
 
 /** Raw time ranges changed but not yet reflected in every rollup (ruleperf_pending_changes). */
-export async function pendingChanges(db: Queryable): Promise<TimeRange[]> {
+/**
+ * Raw ranges changed and not yet absorbed by the rollups. Those wholly before the oldest raw chunk
+ * (`rawKeptFrom`, read when not given: loadRawKeptFrom) are none: a dropped chunk's range, or what
+ * TimescaleDB keeps logged below a refresh window that starts there; no row can change there.
+ */
+export async function pendingChanges(db: Queryable, rawKeptFrom?: number | null): Promise<TimeRange[]> {
+  const edge = rawKeptFrom === undefined ? await loadRawKeptFrom(db) : rawKeptFrom;
   const { rows } = await db.query('SELECT lo, hi FROM ruleperf_pending_changes ORDER BY lo');
-  return rows.map((r) => ({ from: finite(r.lo), to: finite(r.hi) }));
+  return rows
+    .map((r) => ({ from: finite(r.lo), to: finite(r.hi) }))
+    .filter((r) => edge === null || r.to === null || r.to.getTime() > edge);
+}
+
+/**
+ * Where the raw rows begin in the TimescaleDB flavour (epoch ms): the start of the oldest chunk of
+ * `metrics`. Dropping a chunk (the raw retention, --raw-retention, 90 days by default, or by hand)
+ * logs its range as changed, and a refresh over that range would rebuild its buckets from no rows:
+ * every hourly and daily bucket older than the retention was lost at the next refresh. So no
+ * refresh reaches below it, changes logged wholly before it are none (pendingChanges), and range
+ * ends before it are covered in whole hours (range.ts). Null in the PostgreSQL flavour (raw rows
+ * are deleted as rows, and deleting them is a change) and while `metrics` has no chunk.
+ */
+export async function loadRawKeptFrom(db: Queryable): Promise<number | null> {
+  const { rows: view } = await db.query(`SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present`);
+  if (!view[0].present) {
+    return null;
+  }
+  const { rows } = await db.query(
+    `SELECT min(range_start) AS t FROM timescaledb_information.chunks
+     WHERE hypertable_schema = current_schema() AND hypertable_name = 'metrics'`
+  );
+  return rows[0]?.t ? new Date(rows[0].t).getTime() : null;
 }
 
 /** Refreshes all rollups (or `only`); returns null when another instance holds the lock. */
@@ -317,7 +346,8 @@ async function refreshTimescale(
     // A first build can take minutes: the pool's statement timeout is for dashboard queries.
     await client.query('SET statement_timeout = 0');
     const status = await rollupStatus(client);
-    const pending = await pendingChanges(client);
+    const rawEdge = await loadRawKeptFrom(client);
+    const pending = await pendingChanges(client, rawEdge);
     await recordChanges(client, pending);
     const reports: RefreshReport[] = [];
     // Watermarks and retained buckets as they stand, updated as each rollup is refreshed (sources come first).
@@ -341,9 +371,13 @@ async function refreshTimescale(
       const end = source?.watermark
         ? Math.max(floorTo(source.watermark.getTime(), width), rollup.watermark?.getTime() ?? -Infinity)
         : -Infinity;
-      if (end > -Infinity && end - start >= width) {
+      // A refresh over dropped raw chunks would rebuild their buckets from no rows (loadRawKeptFrom):
+      // the window starts at the oldest chunk; the buckets before stay as built (not dropped: they
+      // are what keeps that history).
+      const from = rollup.source === 'metrics' && rawEdge !== null ? Math.max(start, ceilTo(rawEdge, width)) : start;
+      if (end > -Infinity && end - from >= width) {
         // CALL cannot run in a transaction block; the name comes from the registry, the times are ISO literals.
-        const startSql = Number.isFinite(start) ? `'${new Date(start).toISOString()}'` : 'NULL';
+        const startSql = Number.isFinite(from) ? `'${new Date(from).toISOString()}'` : 'NULL';
         await client.query(
           `CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', ${startSql}, '${new Date(end).toISOString()}')`
         );

@@ -22,6 +22,7 @@ interface Known {
   from: number;
   to: number;
   differsFromAsked: boolean;
+  inWholeHours: boolean;
   intervalMs: number | undefined;
   maxDataPoints: number | undefined;
   q: NormalizedQuery;
@@ -35,13 +36,14 @@ export class NormalizeMemo {
     request: RequestRange,
     query: RuleperfQuery,
     rollups: readonly RollupInfo[],
-    now = Date.now()
+    now = Date.now(),
+    rawKeptFrom: number | null = null
   ): NormalizedQuery {
     if (rollups !== this.catalog) {
       this.byQuery = new WeakMap();
       this.catalog = rollups;
     }
-    const c = coverage(request, now);
+    const c = coverage(request, now, rawKeptFrom);
     let known = this.byQuery.get(query);
     if (known) {
       // A handful of entries per query: compared field by field, no key to build.
@@ -50,6 +52,7 @@ export class NormalizeMemo {
           k.from === c.range.from &&
           k.to === c.range.to &&
           k.differsFromAsked === c.differsFromAsked &&
+          k.inWholeHours === c.inWholeHours &&
           k.intervalMs === c.intervalMs &&
           k.maxDataPoints === c.maxDataPoints
         ) {
@@ -64,6 +67,7 @@ export class NormalizeMemo {
       from: c.range.from,
       to: c.range.to,
       differsFromAsked: c.differsFromAsked,
+      inWholeHours: c.inWholeHours,
       intervalMs: c.intervalMs,
       maxDataPoints: c.maxDataPoints,
       q,

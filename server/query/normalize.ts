@@ -22,7 +22,7 @@ import {
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import { levels } from './plan';
-import { chooseBucket, coverRange, differsFromAsked, type TimeRange } from './range';
+import { chooseBucket, coverRange, coveredInHours, differsFromAsked, type TimeRange } from './range';
 
 export interface NormalizedQuery {
   kind: QueryKind;
@@ -37,6 +37,8 @@ export interface NormalizedQuery {
   range: TimeRange;
   /** Whether the covered range differs from the asked one at all (the answer then says so). */
   differsFromAsked: boolean;
+  /** Whether an end of it was moved to whole hours because raw rows are not kept there (the notice says why). */
+  inWholeHours: boolean;
   /** Timeseries bucket width in ms; null for kinds without time buckets. */
   bucketMs: number | null;
   /**
@@ -71,16 +73,19 @@ const PER_POINT_TOTALS: ReadonlySet<SeriesMetric> = new Set([
 export interface Coverage {
   range: TimeRange;
   differsFromAsked: boolean;
+  /** Whether an end was moved to whole hours: raw rows are not kept there (range.ts coverRange). */
+  inWholeHours: boolean;
   intervalMs?: number;
   maxDataPoints?: number;
 }
 
-/** The covered range of a request's range at `now`, with Grafana's interval. */
-export function coverage(request: RequestRange, now = Date.now()): Coverage {
-  const range = coverRange(request.range, now);
+/** The covered range of a request's range at `now`, with Grafana's interval; `rawKeptFrom`: where raw rows begin (null: kept whole). */
+export function coverage(request: RequestRange, now = Date.now(), rawKeptFrom: number | null = null): Coverage {
+  const range = coverRange(request.range, now, rawKeptFrom);
   return {
     range,
     differsFromAsked: differsFromAsked(range, request.range),
+    inWholeHours: coveredInHours(range, request.range, rawKeptFrom),
     intervalMs: request.intervalMs,
     maxDataPoints: request.maxDataPoints,
   };
@@ -133,6 +138,7 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     ...params,
     range,
     differsFromAsked: c.differsFromAsked,
+    inWholeHours: c.inWholeHours,
     bucketMs: bucket?.bucketMs ?? null,
     // In whole seconds, as the notice shows it: one rendering per width a panel can show.
     coarserThanAskedMs: coarserBecause ? Math.ceil(bucket!.askedMs / 1000) * 1000 : null,
@@ -145,7 +151,8 @@ export function normalizeQuery(
   request: RequestRange,
   query: RuleperfQuery,
   rollups: readonly RollupInfo[],
-  now = Date.now()
+  now = Date.now(),
+  rawKeptFrom: number | null = null
 ): NormalizedQuery {
-  return normalizeCovered(query, coverage(request, now), rollups);
+  return normalizeCovered(query, coverage(request, now, rawKeptFrom), rollups);
 }

@@ -27,13 +27,38 @@ export const floorTo = (t: number, width: number) => Math.floor(t / width) * wid
 /** A range ending later than this before now is still moving (a now-relative range). */
 export const MOVING_WITHIN_MS = MINUTE_MS;
 
-export function coverRange(asked: TimeRange, now = Date.now()): TimeRange {
+export function coverRange(asked: TimeRange, now = Date.now(), rawKeptFrom: number | null = null): TimeRange {
   if (asked.to <= now - MOVING_WITHIN_MS) {
-    return { from: asked.from, to: asked.to };
+    return inWholeHoursBefore(asked, rawKeptFrom);
   }
   const to = ceilTo(asked.to, MINUTE_MS);
   const from = Math.min(ceilTo(asked.from, MINUTE_MS), to - MINUTE_MS);
   return { from, to };
+}
+
+/**
+ * Ends before `rawKeptFrom` (no raw rows are kept there: TimescaleDB's dropped chunks, see
+ * db/refresh.ts loadRawKeptFrom) moved out to whole hours, which the hourly rollups keep: the
+ * minutes of a partial hour there exist in no raw row, and would count as none.
+ */
+function inWholeHoursBefore(asked: TimeRange, rawKeptFrom: number | null): TimeRange {
+  if (rawKeptFrom === null) {
+    return { from: asked.from, to: asked.to };
+  }
+  return {
+    from: asked.from < rawKeptFrom ? floorTo(asked.from, HOUR_MS) : asked.from,
+    to: asked.to < rawKeptFrom ? ceilTo(asked.to, HOUR_MS) : asked.to,
+  };
+}
+
+/** Whether `covered` has an end moved to whole hours because no raw rows are kept there. */
+export function coveredInHours(covered: TimeRange, asked: TimeRange, rawKeptFrom: number | null): boolean {
+  if (rawKeptFrom === null) {
+    return false;
+  }
+  return (
+    (covered.from !== asked.from && asked.from < rawKeptFrom) || (covered.to !== asked.to && asked.to < rawKeptFrom)
+  );
 }
 
 /**

@@ -33,6 +33,7 @@ const q = (asked: { from: number; to: number }, coarserThanAskedMs: number | nul
   limit: 0,
   sortBy: null,
   differsFromAsked: differsFromAsked({ from: 60_000, to: 180_000 }, asked),
+  inWholeHours: false,
   range: { from: 60_000, to: 180_000 },
   bucketMs: coarserThanAskedMs === null ? null : 3_600_000,
   coarserThanAskedMs,

@@ -44,14 +44,19 @@ export function coveredRangeNotice(
   covered: TimeRange,
   differs: boolean,
   computedAt: number,
-  live = false
+  live = false,
+  inWholeHours = false
 ): Notice | null {
   const rows = computedAt < covered.to ? rowsUpTo(computedAt) : live ? rowsWrittenBy(computedAt) : '';
   if (!differs && !rows) {
     return null;
   }
   const range = differs
-    ? `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ranges are read in whole minutes.`
+    ? `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ${
+        inWholeHours
+          ? 'raw rows this old are no longer kept, so its ends are read in whole hours from the rollups.'
+          : 'ranges are read in whole minutes.'
+      }`
     : '';
   return { severity: 'info', text: [range, rows].filter(Boolean).join(' ') };
 }
@@ -96,7 +101,13 @@ const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
 
 /** Frames with this answer's meta; the (shared, cached) answer is not mutated. */
 export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus, refId: string): DataFrameJSON[] {
-  const covered = coveredRangeNotice(q.range, q.differsFromAsked, answer.computedAt, answer.touchesLiveEdge);
+  const covered = coveredRangeNotice(
+    q.range,
+    q.differsFromAsked,
+    answer.computedAt,
+    answer.touchesLiveEdge,
+    q.inWholeHours
+  );
   const notices = [
     ...answer.notices,
     ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []),
@@ -227,7 +238,7 @@ function variantKey(q: NormalizedQuery, cache: CacheStatus, compactTime: boolean
   if (!q.differsFromAsked && q.coarserThanAskedMs === null) {
     return compactTime ? WITH_STEPS[cache] : cache;
   }
-  return `${cache}|${q.differsFromAsked ? 'range' : ''}|${q.coarserThanAskedMs ?? ''}${q.coarserBecause === 'totals' ? 't' : ''}${compactTime ? '|steps' : ''}`;
+  return `${cache}|${q.differsFromAsked ? (q.inWholeHours ? 'hours' : 'range') : ''}|${q.coarserThanAskedMs ?? ''}${q.coarserBecause === 'totals' ? 't' : ''}${compactTime ? '|steps' : ''}`;
 }
 
 /**

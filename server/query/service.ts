@@ -116,11 +116,13 @@ export class QueryService {
     private readonly executor: Executor,
     private readonly cache: CacheLayer,
     private readonly observer: QueryObserver,
-    private readonly recordQuery: (request: QueryRequest, query: RuleperfQuery) => void = () => undefined
+    private readonly recordQuery: (request: QueryRequest, query: RuleperfQuery) => void = () => undefined,
+    /** Where the raw rows begin (TimescaleDB's oldest chunk; null: kept whole): range ends before it are covered in whole hours. */
+    private readonly rawKeptFrom: () => number | null = () => null
   ) {}
 
   normalize(request: RequestRange, query: RuleperfQuery): NormalizedQuery {
-    return this.memo.normalize(request, query, this.rollups());
+    return this.memo.normalize(request, query, this.rollups(), Date.now(), this.rawKeptFrom());
   }
 
   /** The answer to one normalized query, or the failure a client should see. */

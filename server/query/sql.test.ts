@@ -26,6 +26,7 @@ const q = (filters: NormalizedQuery['filters'] = {}): NormalizedQuery => ({
   sortBy: null,
   range: { from: T0, to: T0 + 5 * H },
   differsFromAsked: false,
+  inWholeHours: false,
   bucketMs: null,
   coarserThanAskedMs: null,
   coarserBecause: null,

@@ -40,6 +40,7 @@ export const normalized = (over: Partial<NormalizedQuery> = {}): NormalizedQuery
   limit: 0,
   sortBy: null,
   differsFromAsked: false,
+  inWholeHours: false,
   range: { from: 0, to: MINUTE_MS },
   bucketMs: null,
   coarserThanAskedMs: null,

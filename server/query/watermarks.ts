@@ -5,7 +5,7 @@
  * refreshed, read afresh for every answer computed, so that answer is exact when computed.
  */
 import type { Pool } from 'pg';
-import { pendingChanges, rollupStatus, type RollupStatus } from '../db/refresh';
+import { loadRawKeptFrom, pendingChanges, rollupStatus, type RollupStatus } from '../db/refresh';
 import type { TimeRange } from './range';
 
 export interface DatabaseState {
@@ -24,11 +24,18 @@ export class WatermarkSource {
   private cached: { at: number; value: RollupStatus[] } | null = null;
   private reading: Promise<RollupStatus[]> | null = null;
   private hasView: Promise<boolean> | null = null;
+  /** Where the raw rows begin (TimescaleDB's oldest chunk; null: not known or kept whole), read with the status. */
+  private rawFrom: number | null = null;
 
   constructor(
     private readonly db: Pool,
     private readonly maxAgeMs: number
   ) {}
+
+  /** Where the raw rows began at the last reading (db/refresh.ts loadRawKeptFrom): range ends before it are covered in whole hours. */
+  get rawKeptFrom(): number | null {
+    return this.rawFrom;
+  }
 
   /** One connection at a time: the caller holds one admission slot. */
   async current(): Promise<DatabaseState> {
@@ -39,7 +46,7 @@ export class WatermarkSource {
     });
     // Unbounded ends (a TRUNCATE) are null there: everything before or after.
     const pending = (await this.hasView)
-      ? (await pendingChanges(this.db)).map((r) => ({
+      ? (await pendingChanges(this.db, this.rawFrom)).map((r) => ({
           from: r.from?.getTime() ?? -Infinity,
           to: r.to?.getTime() ?? Infinity,
         }))
@@ -52,7 +59,8 @@ export class WatermarkSource {
       return this.cached.value;
     }
     this.reading ??= rollupStatus(this.db)
-      .then((value) => {
+      .then(async (value) => {
+        this.rawFrom = await loadRawKeptFrom(this.db);
         this.cached = { at: Date.now(), value };
         return value;
       })

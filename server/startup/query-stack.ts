@@ -78,6 +78,8 @@ export async function buildQueryStack(
   let rollups = await loadRollupCatalog(pools.write);
   const database = await databaseIdentity(pools.read);
   const watermarks = new WatermarkSource(pools.read, config.WATERMARK_CACHE_MS);
+  // Where the raw rows begin, known before the first answer is normalized (read again with every state).
+  await watermarks.current().catch(() => undefined);
   const executorMetrics = { dbQuery: (tier: string) => metrics.dbQueries.inc({ tier }) };
   // Uncached work waits its turn in a bounded queue per pool (busy, not unavailable, when full).
   const admissionFor = (concurrency: number) =>
@@ -184,9 +186,17 @@ export async function buildQueryStack(
     executor,
     cacheLayer,
     observer,
-    (request, query) => recent.record(request, query)
+    (request, query) => recent.record(request, query),
+    () => watermarks.rawKeptFrom
   );
-  const warmingService = new QueryService(() => rollups, backgroundExecutor, cacheLayer, observer);
+  const warmingService = new QueryService(
+    () => rollups,
+    backgroundExecutor,
+    cacheLayer,
+    observer,
+    undefined,
+    () => watermarks.rawKeptFrom
+  );
 
   const memoryTimer = setInterval(async () => {
     const info = cache ? await cache.redisInfo() : null;
