@@ -4,7 +4,16 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { RollupInfo } from './catalog';
 import { levels, plan, tiersOf, type PlanInput, type RollupState } from './plan';
-import { chooseBucket, coverRange, differsFromAsked, points, DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
+import {
+  chooseBucket,
+  coverRange,
+  coveredInHours,
+  differsFromAsked,
+  points,
+  DAY_MS as D,
+  HOUR_MS as H,
+  MINUTE_MS as M,
+} from './range';
 import { FULL_DIMS, NOW, rollup } from './testing';
 
 const FULL = FULL_DIMS;
@@ -559,4 +568,18 @@ test("a rollup's buckets near its retention's edge are read from other tiers, wh
     ['metrics_minute_by_rule'],
     'past the margin the minute tier answers'
   );
+});
+
+test('a settled range whose ends lie before the oldest raw rows is covered in whole hours, and says why', () => {
+  const kept = NOW - 90 * D;
+  const asked = { from: kept - 5 * D + 20 * M, to: kept - 4 * D + 10 * M };
+  const covered = coverRange(asked, NOW, kept);
+  assert.deepEqual(covered, { from: Math.floor(asked.from / H) * H, to: Math.ceil(asked.to / H) * H });
+  assert.equal(coveredInHours(covered, asked, kept), true);
+  const later = { from: kept + 20 * M, to: kept + D + 10 * M };
+  assert.deepEqual(coverRange(later, NOW, kept), later, 'after the oldest raw rows: as asked');
+  assert.equal(coveredInHours(later, later, kept), false);
+  const across = { from: kept - 20 * M, to: kept + D + 10 * M };
+  assert.deepEqual(coverRange(across, NOW, kept), { from: Math.floor(across.from / H) * H, to: across.to });
+  assert.deepEqual(coverRange(asked, NOW, null), asked, 'raw rows kept whole: as asked');
 });

@@ -13,8 +13,7 @@ import { test, before, after } from 'node:test';
 import { Pool } from 'pg';
 import { startEmbeddedDatabase } from '../../server/db/embedded';
 import { migrate } from '../../server/db/migrate';
-import { refreshRollups } from '../../server/db/refresh';
-import { loadRawKeptFrom } from '../../server/db/refresh';
+import { loadRawKeptFrom, refreshRollups } from '../../server/db/refresh';
 import { postJson, startTestService } from '../support/services';
 import type { RunningService } from '../../server/main';
 
