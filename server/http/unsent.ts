@@ -65,7 +65,9 @@ export class UnsentAnswers {
   }
 
   private hold(res: ServerResponse, bytes: number): void {
-    if (bytes === 0) {
+    // A client gone before its answer was ready (Grafana cancels queries when the range changes):
+    // nothing is sent, and neither 'finish' nor 'close' would come to give the bytes back.
+    if (bytes === 0 || res.destroyed || res.req.socket.destroyed) {
       return;
     }
     this.bytes += bytes;

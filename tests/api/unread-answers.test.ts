@@ -82,3 +82,26 @@ test('answers left unread: past the limit API requests are busy at once, then th
   const again = await postJson(`${svc.url}/api/v1/query`, LARGE);
   assert.equal(again.status, 200);
 });
+
+test('answers to clients gone before they were ready are not counted: API requests keep being answered', async () => {
+  for (let i = 0; i < 6; i++) {
+    // A different range each time: an answer computed after its client left.
+    const body = JSON.parse(LARGE);
+    body.range.from -= (i + 1) * 60_000;
+    const text = JSON.stringify(body);
+    const socket = net.connect(Number(new URL(svc.url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(
+      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`
+    );
+    await new Promise((r) => setTimeout(r, 5));
+    socket.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 1500)); // the answers computed meanwhile
+  assert.equal(await unsentBytes(), 0);
+  const r = await postJson(`${svc.url}/api/v1/query`, {
+    range: { from: hour - HOUR, to: hour },
+    queries: [{ refId: 'A', kind: 'stats' }],
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+});
