@@ -33,11 +33,12 @@ describe('describeLastRun', () => {
     );
   });
 
-  it('says nothing about the range when the answer covers the panel range to within a second', () => {
+  it('says nothing about the range when the answer covers the panel range exactly, and says a shift of any size', () => {
     const panel = { from: T0, to: T0 + 24 * HOUR };
+    expect(describeLastRun(meta({ coveredRange: panel }), panel)).not.toMatch(/covers/);
+    expect(coverageDifference(meta({ coveredRange: panel }), panel)).toBeUndefined();
     const covered = { from: T0 - 200, to: T0 + 24 * HOUR + 400 };
-    expect(describeLastRun(meta({ coveredRange: covered }), panel)).not.toMatch(/covers/);
-    expect(coverageDifference(meta({ coveredRange: covered }), panel)).toBeUndefined();
+    expect(coverageDifference(meta({ coveredRange: covered }), panel)).toEqual(covered);
   });
 
   it('reads the aligned range of a service that does not send a covered range yet', () => {

@@ -21,9 +21,10 @@ export type LastRunMeta = Omit<RuleperfFrameMeta, 'coveredRange' | 'computedAt'>
 
 /**
  * The service answers a settled range exactly and a range ending now to whole minutes; like
- * the service's own notice, the line says so when the covered range is more than a second off.
+ * the service's own notice, the line says so whenever the covered range is off at all (rows in
+ * a shifted millisecond change a count).
  */
-export const COVERAGE_TOLERANCE_MS = 1000;
+export const COVERAGE_TOLERANCE_MS = 0;
 
 interface FrameLike {
   refId?: string;
@@ -36,7 +37,7 @@ export function lastRunMeta(series: FrameLike[] | undefined, refId: string): Las
   return frame?.meta?.custom as LastRunMeta | undefined;
 }
 
-/** The range the answer covers when it differs from the panel's by more than the tolerance. */
+/** The range the answer covers when it differs from the panel's (by more than the tolerance). */
 export function coverageDifference(meta: LastRunMeta, panel: Range | undefined): Range | undefined {
   const covered = meta.coveredRange ?? meta.alignedRange;
   if (!covered || !panel) {
