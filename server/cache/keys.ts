@@ -1,7 +1,7 @@
 /**
  * The whole cache key scheme, in one place.
  *
- * An entry's key is `{prefix}:v<schema>.<code>:<database>:q:<fingerprint>:<data version>:<generations>`:
+ * An entry's key is `{prefix}:v<schema>:<database>:q:<code>.<fingerprint>:<data version>:<generations>`:
  * - `{prefix}` is a hash tag: every key lands in one slot, so the Lua scripts also run on
  *   Redis Cluster;
  * - `<database>` identifies the database the answers come from, so deployments sharing a
@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { InvalidateRequest } from '../contract';
 import type { NormalizedQuery } from '../query/normalize';
 
@@ -27,12 +27,15 @@ import type { NormalizedQuery } from '../query/normalize';
 export const CACHE_SCHEMA_VERSION = 3;
 
 /**
- * A digest of the code that computes and encodes answers (server/query, the codec): a service
+ * A digest of the code that computes and encodes answers (server/query, the codec, the contract): a service
  * upgraded to code that answers differently (a notice added, a figure read otherwise) reads no
  * entry the old code cached, which it would otherwise serve for up to an hour. Any change there
  * starts an empty keyspace; instances of one build share theirs.
  */
-export const ANSWER_CODE_DIGEST = codeDigest(join(__dirname, '..', 'query'), [join(__dirname, 'codec.ts')]);
+export const ANSWER_CODE_DIGEST = codeDigest(join(__dirname, '..', 'query'), [
+  join(__dirname, 'codec.ts'),
+  join(__dirname, '..', 'contract.ts'),
+]);
 
 /** The digest of a folder's modules (tests left out) and of some files, by path and content. */
 export function codeDigest(folder: string, files: string[]): string {
@@ -43,7 +46,7 @@ export function codeDigest(folder: string, files: string[]): string {
       .map((f) => join(folder, f))
       .sort();
     for (const file of [...modules, ...files]) {
-      hash.update(file.slice(folder.length)).update(readFileSync(file));
+      hash.update(relative(folder, file)).update(readFileSync(file));
     }
   } catch {
     // A build whose sources are elsewhere: the digest of what was read (the schema version decides).
@@ -52,11 +55,14 @@ export function codeDigest(folder: string, files: string[]): string {
 }
 
 export function keyspace(prefix: string, database: string) {
-  const base = `{${prefix}}:v${CACHE_SCHEMA_VERSION}.${ANSWER_CODE_DIGEST}:${hashId(database)}`;
+  // The code digest is in the entries' keys only: generations and leases stay shared by every
+  // build, so an invalidation sent to one build during a rolling upgrade reaches the other's entries.
+  const base = `{${prefix}}:v${CACHE_SCHEMA_VERSION}:${hashId(database)}`;
   return {
     base,
     /** The entry key before the LOOKUP script appends the generations. */
-    query: (fingerprint: string, dataVersion: string) => `${base}:q:${fingerprint}:${dataVersion}`,
+    query: (fingerprint: string, dataVersion: string) =>
+      `${base}:q:${ANSWER_CODE_DIGEST}.${fingerprint}:${dataVersion}`,
     lock: (key: string) => `${key}:lock`,
     /** The longest near-cache lease held recently by any instance (near.ts). */
     nearLease: `${base}:near-lease`,
