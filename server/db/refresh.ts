@@ -97,37 +97,63 @@ export async function rollupStatus(db: Queryable): Promise<RollupStatus[]> {
 
 /** Raw time ranges changed but not yet reflected in every rollup (ruleperf_pending_changes). */
 /**
- * Raw ranges changed and not yet absorbed by the rollups. Those wholly before the oldest raw chunk
- * (`rawKeptFrom`, read when not given: loadRawKeptFrom) are none: a dropped chunk's range, or what
- * TimescaleDB keeps logged below a refresh window that starts there; no row can change there.
+ * Raw ranges changed and not yet absorbed by the rollups. Those wholly before where raw rows are
+ * kept from (`keptFrom`, read when not given: rawKeptFrom) are none: a dropped chunk's range, or what
+ * TimescaleDB keeps logged below a refresh window that starts there.
  */
-export async function pendingChanges(db: Queryable, rawKeptFrom?: number | null): Promise<TimeRange[]> {
-  const edge = rawKeptFrom === undefined ? await loadRawKeptFrom(db) : rawKeptFrom;
+export async function pendingChanges(db: Queryable, keptFrom?: number | null): Promise<TimeRange[]> {
+  const edge = keptFrom === undefined ? rawKeptFrom(await loadRawExtent(db), Date.now()) : keptFrom;
   const { rows } = await db.query('SELECT lo, hi FROM ruleperf_pending_changes ORDER BY lo');
   return rows
     .map((r) => ({ from: finite(r.lo), to: finite(r.hi) }))
     .filter((r) => edge === null || r.to === null || r.to.getTime() > edge);
 }
 
+/** What says where raw rows are kept from (TimescaleDB flavour): its oldest chunk and its raw retention. */
+export interface RawExtent {
+  /** Start of the oldest chunk of `metrics` (epoch ms); null when it has none. */
+  oldestChunk: number | null;
+  /** The raw retention policy's drop_after (ms); null without one. */
+  retentionMs: number | null;
+}
+
 /**
- * Where the raw rows begin in the TimescaleDB flavour (epoch ms): the start of the oldest chunk of
- * `metrics`. Dropping a chunk (the raw retention, --raw-retention, 90 days by default, or by hand)
- * logs its range as changed, and a refresh over that range would rebuild its buckets from no rows:
- * every hourly and daily bucket older than the retention was lost at the next refresh. So no
- * refresh reaches below it, changes logged wholly before it are none (pendingChanges), and range
- * ends before it are covered in whole hours (range.ts). Null in the PostgreSQL flavour (raw rows
- * are deleted as rows, and deleting them is a change) and while `metrics` has no chunk.
+ * The raw extent in the TimescaleDB flavour; null in the PostgreSQL flavour (raw rows are deleted
+ * as rows there, and deleting them is a change to count).
  */
-export async function loadRawKeptFrom(db: Queryable): Promise<number | null> {
+export async function loadRawExtent(db: Queryable): Promise<RawExtent | null> {
   const { rows: view } = await db.query(`SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present`);
   if (!view[0].present) {
     return null;
   }
   const { rows } = await db.query(
-    `SELECT min(range_start) AS t FROM timescaledb_information.chunks
-     WHERE hypertable_schema = current_schema() AND hypertable_name = 'metrics'`
+    `SELECT (SELECT min(range_start) FROM timescaledb_information.chunks
+             WHERE hypertable_schema = current_schema() AND hypertable_name = 'metrics') AS oldest,
+            (SELECT extract(epoch FROM (config->>'drop_after')::interval) * 1000 FROM timescaledb_information.jobs
+             WHERE proc_name = 'policy_retention' AND hypertable_schema = current_schema() AND hypertable_name = 'metrics'
+             ORDER BY job_id LIMIT 1) AS retention_ms`
   );
-  return rows[0]?.t ? new Date(rows[0].t).getTime() : null;
+  return {
+    oldestChunk: rows[0].oldest ? new Date(rows[0].oldest).getTime() : null,
+    retentionMs: rows[0].retention_ms === null ? null : Number(rows[0].retention_ms),
+  };
+}
+
+/**
+ * Where raw rows are kept from at `at` (epoch ms), the later of the oldest chunk and the raw
+ * retention's edge; null where they are kept whole (the PostgreSQL flavour, or neither known).
+ * Dropping a chunk (the raw retention, --raw-retention, 90 days by default) logs its range as
+ * changed, and a refresh over that range would rebuild its buckets from no rows: every hourly and
+ * daily bucket older than the retention was lost at the next refresh. So no refresh reaches below
+ * it and changes logged wholly before it are none (pendingChanges). The retention's edge holds
+ * when the oldest chunk does not: a late row far back makes an older chunk (the dropped days in
+ * between would be rebuilt from none), and with no chunk left there is none to go by.
+ */
+export function rawKeptFrom(extent: RawExtent | null, at: number): number | null {
+  if (!extent || (extent.oldestChunk === null && extent.retentionMs === null)) {
+    return null;
+  }
+  return Math.max(extent.oldestChunk ?? -Infinity, extent.retentionMs === null ? -Infinity : at - extent.retentionMs);
 }
 
 /** Refreshes all rollups (or `only`); returns null when another instance holds the lock. */
@@ -346,7 +372,7 @@ async function refreshTimescale(
     // A first build can take minutes: the pool's statement timeout is for dashboard queries.
     await client.query('SET statement_timeout = 0');
     const status = await rollupStatus(client);
-    const rawEdge = await loadRawKeptFrom(client);
+    const rawEdge = rawKeptFrom(await loadRawExtent(client), until.getTime());
     const pending = await pendingChanges(client, rawEdge);
     await recordChanges(client, pending);
     const reports: RefreshReport[] = [];
@@ -371,7 +397,7 @@ async function refreshTimescale(
       const end = source?.watermark
         ? Math.max(floorTo(source.watermark.getTime(), width), rollup.watermark?.getTime() ?? -Infinity)
         : -Infinity;
-      // A refresh over dropped raw chunks would rebuild their buckets from no rows (loadRawKeptFrom):
+      // A refresh over dropped raw chunks would rebuild their buckets from no rows (rawKeptFrom):
       // the window starts at the oldest chunk; the buckets before stay as built (not dropped: they
       // are what keeps that history).
       const from = rollup.source === 'metrics' && rawEdge !== null ? Math.max(start, ceilTo(rawEdge, width)) : start;

@@ -33,13 +33,13 @@ export function coverRange(asked: TimeRange, now = Date.now(), rawKeptFrom: numb
   }
   const to = ceilTo(asked.to, MINUTE_MS);
   const from = Math.min(ceilTo(asked.from, MINUTE_MS), to - MINUTE_MS);
-  return { from, to };
+  return inWholeHoursBefore({ from, to }, rawKeptFrom);
 }
 
 /**
- * Ends before `rawKeptFrom` (no raw rows are kept there: TimescaleDB's dropped chunks, see
- * db/refresh.ts loadRawKeptFrom) moved out to whole hours, which the hourly rollups keep: the
- * minutes of a partial hour there exist in no raw row, and would count as none.
+ * Ends before `rawKeptFrom` (the raw retention drops rows there: TimescaleDB's, see db/refresh.ts
+ * rawKeptFrom) moved out to whole hours, which the hourly rollups keep: the minutes of a partial
+ * hour there exist in no raw row, and would count as none.
  */
 function inWholeHoursBefore(asked: TimeRange, rawKeptFrom: number | null): TimeRange {
   if (rawKeptFrom === null) {

@@ -5,7 +5,14 @@
  * refreshed, read afresh for every answer computed, so that answer is exact when computed.
  */
 import type { Pool } from 'pg';
-import { loadRawKeptFrom, pendingChanges, rollupStatus, type RollupStatus } from '../db/refresh';
+import {
+  loadRawExtent,
+  pendingChanges,
+  rawKeptFrom,
+  rollupStatus,
+  type RawExtent,
+  type RollupStatus,
+} from '../db/refresh';
 import type { TimeRange } from './range';
 
 export interface DatabaseState {
@@ -24,17 +31,22 @@ export class WatermarkSource {
   private cached: { at: number; value: RollupStatus[] } | null = null;
   private reading: Promise<RollupStatus[]> | null = null;
   private hasView: Promise<boolean> | null = null;
-  /** Where the raw rows begin (TimescaleDB's oldest chunk; null: not known or kept whole), read with the status. */
-  private rawFrom: number | null = null;
+  /** The raw rows' oldest chunk and retention (TimescaleDB flavour; null: kept whole), read with the status. */
+  private rawExtent: RawExtent | null = null;
 
   constructor(
     private readonly db: Pool,
     private readonly maxAgeMs: number
   ) {}
 
-  /** Where the raw rows began at the last reading (db/refresh.ts loadRawKeptFrom): range ends before it are covered in whole hours. */
-  get rawKeptFrom(): number | null {
-    return this.rawFrom;
+  /**
+   * Where the raw retention drops rows from now (null: no retention): range ends before it are
+   * covered in whole hours. The retention's edge, not the oldest chunk: history not loaded yet
+   * (the demo's back-fill) is not history dropped.
+   */
+  get retentionEdge(): number | null {
+    const ms = this.rawExtent?.retentionMs ?? null;
+    return ms === null ? null : Date.now() - ms;
   }
 
   /** One connection at a time: the caller holds one admission slot. */
@@ -46,7 +58,7 @@ export class WatermarkSource {
     });
     // Unbounded ends (a TRUNCATE) are null there: everything before or after.
     const pending = (await this.hasView)
-      ? (await pendingChanges(this.db, this.rawFrom)).map((r) => ({
+      ? (await pendingChanges(this.db, rawKeptFrom(this.rawExtent, Date.now()))).map((r) => ({
           from: r.from?.getTime() ?? -Infinity,
           to: r.to?.getTime() ?? Infinity,
         }))
@@ -60,7 +72,7 @@ export class WatermarkSource {
     }
     this.reading ??= rollupStatus(this.db)
       .then(async (value) => {
-        this.rawFrom = await loadRawKeptFrom(this.db);
+        this.rawExtent = await loadRawExtent(this.db);
         this.cached = { at: Date.now(), value };
         return value;
       })

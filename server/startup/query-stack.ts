@@ -187,7 +187,7 @@ export async function buildQueryStack(
     cacheLayer,
     observer,
     (request, query) => recent.record(request, query),
-    () => watermarks.rawKeptFrom
+    () => watermarks.retentionEdge
   );
   const warmingService = new QueryService(
     () => rollups,
@@ -195,7 +195,7 @@ export async function buildQueryStack(
     cacheLayer,
     observer,
     undefined,
-    () => watermarks.rawKeptFrom
+    () => watermarks.retentionEdge
   );
 
   const memoryTimer = setInterval(async () => {

@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import { Pool } from 'pg';
 import { startEmbeddedDatabase } from '../../server/db/embedded';
 import { migrate } from '../../server/db/migrate';
-import { loadRawKeptFrom, refreshRollups } from '../../server/db/refresh';
+import { loadRawExtent, rawKeptFrom, refreshRollups } from '../../server/db/refresh';
 import { postJson, startTestService } from '../support/services';
 import type { RunningService } from '../../server/main';
 
@@ -31,7 +31,9 @@ before(async () => {
   embedded = await startEmbeddedDatabase(null);
   pool = new Pool({ connectionString: embedded.url, max: 1 });
   pool.on('error', () => undefined);
-  await migrate(pool, { flavour: 'timescale', rawRetention: '2 days' });
+  // Built while the four days are within the retention (10 days), which then comes down to 2:
+  // as time passing past a 90-day retention would.
+  await migrate(pool, { flavour: 'timescale', rawRetention: '10 days' });
   await pool.query(
     `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
      SELECT $1::timestamptz + g * interval '1 minute', 'RULE_EXECUTION', 'r' || (g % 5), 'SUCCESS', 1 + g % 50
@@ -44,6 +46,8 @@ before(async () => {
     new Date(h0 + 3 * HOUR),
   ]);
   expected = rows[0].n;
+  await pool.query(`SELECT remove_retention_policy('metrics')`);
+  await pool.query(`SELECT add_retention_policy('metrics', INTERVAL '2 days')`);
   // What the retention job does when it runs (background jobs do not run in this build), then
   // the next scheduled refresh: TimescaleDB logged the dropped chunks' range as changed.
   await pool.query(`SELECT drop_chunks('metrics', older_than => now() - interval '2 days')`);
@@ -75,10 +79,18 @@ test('a refresh after the raw retention dropped chunks keeps the hourly and dail
   }
 });
 
-test('where the raw rows begin is read from the oldest chunk left', async () => {
+test('where raw rows are kept from: the oldest chunk left, or the retention edge where that is later', async () => {
   const p = new Pool({ connectionString: embedded.url, max: 1 });
   try {
-    assert.equal(await loadRawKeptFrom(p), today - 2 * DAY, 'the two oldest days dropped, whole chunks');
+    const extent = await loadRawExtent(p);
+    assert.deepEqual(
+      extent,
+      { oldestChunk: today - 2 * DAY, retentionMs: 2 * DAY },
+      'the two oldest days dropped, whole chunks'
+    );
+    assert.equal(rawKeptFrom(extent, today - HOUR), today - 2 * DAY, 'the oldest chunk, later than the edge');
+    assert.equal(rawKeptFrom(extent, today + 5 * HOUR), today - 2 * DAY + 5 * HOUR, 'the edge, later than the chunk');
+    assert.equal(rawKeptFrom({ oldestChunk: null, retentionMs: null }, today), null);
     const { rows } = await p.query('SELECT count(*)::int AS n FROM metrics WHERE time >= $1 AND time < $2', [
       new Date(h0),
       new Date(h0 + 3 * HOUR),
@@ -104,4 +116,34 @@ test('a range with ends in partial hours older than the raw rows kept: covered i
   );
   const notices = frame.schema.meta.notices.map((n: { text: string }) => n.text).join(' ');
   assert.match(notices, /raw rows this old are no longer kept, so its ends are read in whole hours/);
+});
+
+test('a late row far back, then no chunk left at all: the refresh still keeps the history the rollups hold', async () => {
+  const p = new Pool({ connectionString: embedded.url, max: 1 });
+  const history = async () =>
+    (
+      await p.query(
+        `SELECT (SELECT count(*)::int FROM metrics_hourly_total WHERE bucket < $1) AS hours,
+                (SELECT coalesce(sum(execution_count), 0)::int FROM metrics_hourly_total WHERE bucket < $1) AS executions`,
+        [new Date(today - 2 * DAY)]
+      )
+    ).rows[0];
+  try {
+    const before = await history();
+    assert.equal(before.hours, 48);
+    // A producer's clock ten days off: a chunk older than the dropped days.
+    await p.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r1', 'SUCCESS', 3)`,
+      [new Date(today - 10 * DAY + HOUR)]
+    );
+    await refreshRollups(p, 'timescale', { until: new Date(Date.now() - HOUR) });
+    assert.deepEqual(await history(), before, 'the dropped days are not rebuilt from no rows');
+    // Ingestion stopped past the retention: every chunk dropped.
+    await p.query(`SELECT drop_chunks('metrics', older_than => now() + interval '1 day')`);
+    assert.equal((await loadRawExtent(p))!.oldestChunk, null);
+    await refreshRollups(p, 'timescale', { until: new Date(Date.now() - HOUR) });
+    assert.deepEqual(await history(), before, 'nor with no chunk left');
+  } finally {
+    await p.end();
+  }
 });
