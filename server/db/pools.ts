@@ -4,6 +4,7 @@
  * runaway queries; a short connect timeout makes "database down" fail fast. The embedded
  * database has pools of its own kind (see createPools).
  */
+import { SESSION_BUSY_CODE } from './wire';
 import { Pool } from 'pg';
 import type { Config } from '../config';
 import { installParsers } from './parsers';
@@ -139,6 +140,11 @@ export function isUnavailable(err: unknown): boolean {
 /** True when the statement timeout cancelled the query. */
 export function isStatementTimeout(err: unknown): boolean {
   return (err as { code?: string })?.code === '57014';
+}
+
+/** True when the embedded database refused a statement that waited too long for its one session (wire.ts). */
+export function isSessionBusy(err: unknown): boolean {
+  return (err as { code?: string })?.code === SESSION_BUSY_CODE;
 }
 
 /** True when PostgreSQL rejected a value the client sent (class 22, data exception): a 400, not a 500. */

@@ -123,6 +123,13 @@ async function handshake(db: ProtocolDb): Promise<Buffer> {
 
 const ROLLBACK = typed('Q', Buffer.from('ROLLBACK\0'));
 
+/**
+ * The SQLSTATE of a statement refused for waiting too long for the session (class 53,
+ * insufficient resources): not 57014, a statement timeout, which says the statement itself ran
+ * too long (and told the user to narrow a query that never ran).
+ */
+export const SESSION_BUSY_CODE = '53000';
+
 export interface WireOptions {
   host?: string;
   port?: number;
@@ -131,8 +138,10 @@ export interface WireOptions {
   /** A connection waiting longer than this goes ahead as if it had priority 0, so background work is never starved. */
   agingMs?: number;
   /**
-   * A statement that waited longer than this for the session is answered with an error
-   * (SQLSTATE 57014) instead of running: the queue stays bounded under overload.
+   * A statement from a connection of priority 0 that waited longer than this for the session is
+   * answered with an error (SESSION_BUSY_CODE) instead of running: the queue stays bounded under
+   * overload. Background connections (priority above 0) wait their turn: a refresh or the demo's
+   * loading refused there only logged warnings and retried.
    */
   maxWaitMs?: number;
   /** The text of that error. */
@@ -195,6 +204,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     if (
       c === owner ||
       c === running ||
+      c.priority > 0 ||
       !c.pending.length ||
       !options.maxWaitMs ||
       now - c.pending[0].at <= options.maxWaitMs
@@ -210,7 +220,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     if (!c.gone) {
       c.socket.write(
         refusal(
-          '57014',
+          SESSION_BUSY_CODE,
           options.busyMessage?.(waited) ?? `the database was busy: this statement waited ${waited} ms for its turn`
         )
       );

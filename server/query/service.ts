@@ -6,7 +6,7 @@
  */
 import type { CacheStatus, QueryRequest, QueryResult, RuleperfQuery } from '../contract';
 import { Busy, type Priority } from '../db/admission';
-import { isDataException, isStatementTimeout, isUnavailable } from '../db/pools';
+import { isDataException, isSessionBusy, isStatementTimeout, isUnavailable } from '../db/pools';
 import { loopTurns } from './turns';
 import { BudgetExceeded, checkBudget, schemaCardinality } from './budget';
 import type { RollupInfo } from './catalog';
@@ -81,8 +81,17 @@ function failure(err: unknown): Failure {
   if (err instanceof Busy) {
     return { frames: [], error: err.message, status: 503, retryAfter: err.retryAfterSeconds };
   }
+  if (isSessionBusy(err)) {
+    // The embedded database's one session was busy: the query never ran, so nothing to narrow.
+    return {
+      frames: [],
+      error: `the service is busy (${(err as Error).message}); retry in 5 s`,
+      status: 503,
+      retryAfter: 5,
+    };
+  }
   if (isStatementTimeout(err)) {
-    // The database's own words say which limit: its statement timeout, or (embedded) the wait for its one session.
+    // The database's own words say which limit: its statement timeout.
     return {
       frames: [],
       error: `the query took too long and was cancelled (${(err as Error).message}); narrow the range or the filters`,

@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import { Client, Pool } from 'pg';
 import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDatabase } from '../../server/db/embedded';
 import { createPools } from '../../server/db/pools';
+import { SESSION_BUSY_CODE } from '../../server/db/wire';
 import { loadConfig } from '../../server/config';
 
 let db: EmbeddedDatabase;
@@ -104,7 +105,7 @@ test('a statement that waited longer than the limit is refused, saying it is the
     assert.ok(err, 'refused');
     // At the limit (2.5 s), not when the statement holding the session ends (6 s).
     assert.ok(answeredAfter < 4500, `refused after ${answeredAfter} ms`);
-    assert.equal(err.code, '57014');
+    assert.equal(err.code, SESSION_BUSY_CODE, 'busy, not a statement timeout: the statement never ran');
     assert.match(err.message, /embedded database was busy/);
     assert.match(err.message, /DB_STATEMENT_TIMEOUT_MS/);
     assert.match(err.message, /DATABASE_URL/);
@@ -112,6 +113,20 @@ test('a statement that waited longer than the limit is refused, saying it is the
     assert.equal(rows[0].v, 2, 'the connection is usable afterwards');
   } finally {
     await Promise.all([holder.end(), user.end()]);
+  }
+});
+
+test('a background statement waits its turn past the limit: only user statements are refused', async () => {
+  const holder = await client();
+  const background = await client(BACKGROUND_APPLICATION_NAME);
+  try {
+    const holding = holder.query('SELECT pg_sleep(3.5)');
+    await new Promise((r) => setTimeout(r, 100));
+    const { rows } = await background.query('SELECT 7 AS v');
+    assert.equal(rows[0].v, 7, 'answered once the session was free, past the 2.5 s limit');
+    await holding;
+  } finally {
+    await Promise.all([holder.end(), background.end()]);
   }
 });
 
