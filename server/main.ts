@@ -158,6 +158,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
       if (health !== pools.write) {
         await health.end();
       }
+      db.stopCheckpoints();
       await pools.end();
       await embedded?.stop();
     })());

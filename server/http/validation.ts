@@ -225,7 +225,13 @@ const range = z
     },
     {
       error: (iss) =>
-        iss.code === 'unrecognized_keys' ? unknownFields(iss.keys, ['from', 'to'], 'range is {from, to}') : undefined,
+        iss.code === 'unrecognized_keys'
+          ? unknownFields(iss.keys, ['from', 'to'], 'range is {from, to}')
+          : iss.code === 'invalid_type'
+            ? iss.input === undefined
+              ? 'is required: {"from": …, "to": …}, each epoch milliseconds, ISO-8601 or relative (now-24h)'
+              : 'must be an object {"from": …, "to": …}'
+            : undefined,
     }
   )
   .transform((r, ctx): QueryRequest['range'] => {

@@ -342,3 +342,11 @@ describe('compactTime: time columns as start, step and count', () => {
     assert.match(errorOf({ ...request({}), compactTimes: true }).error, /compactTime/);
   });
 });
+
+test('a request without a range, or with a range that is not an object, says what a range is', () => {
+  const missing = check({ queries: [{ refId: 'A' }] });
+  assert.ok('error' in missing);
+  assert.match(missing.error!.error, /range: is required: \{"from": …, "to": …\}/);
+  const wrong = check({ range: 'now-1h', queries: [{ refId: 'A' }] });
+  assert.match(wrong.error!.error, /range: must be an object/);
+});
