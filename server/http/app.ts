@@ -298,10 +298,14 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   deps.metrics.watchUnsent(() => unsent.held);
   const pipelines = new PipelineLimit();
   return (req, res) => {
-    unsent.watch(res);
-    if (!pipelines.admit(req, res)) {
-      refuseBusy(req, res, PIPELINED_BUSY);
-      return;
+    unsent.watch(req.socket);
+    // Queued behind another answer on its connection (pipelining): Node gives it no socket yet.
+    if (!res.socket) {
+      if (!pipelines.admit(req, res)) {
+        refuseBusy(req, res, PIPELINED_BUSY);
+        return;
+      }
+      unsent.watchQueued(res);
     }
     if (unsent.full && req.url?.startsWith('/api/')) {
       refuseBusy(

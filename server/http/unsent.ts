@@ -2,97 +2,114 @@
  * Answers written but not yet taken by their clients, across connections. A client that sends
  * queries and never reads the answers leaves their bytes in this process (the socket's buffer,
  * outside the JavaScript heap and its limit): 8 connections each asking for a large answer and
- * reading nothing held 830 MB for as long as they stayed open. An answer counts from when it is
- * ended until it is handed to the kernel ('finish') or its connection closes. One not handed
- * over within the send timeout has its connection destroyed, which frees it; while the answers
- * waiting exceed the limit, API requests are answered 503 busy at once, before any work.
+ * reading nothing held 830 MB for as long as they stayed open. The connections that carried a
+ * request are looked at a few times a second (nothing is done per answer: the cached path stays
+ * as cheap as it was): their buffered bytes are summed, a connection whose buffer has not moved
+ * for the send timeout is destroyed (which frees it), and while the sum is over the limit API
+ * requests are answered 503 busy at once, before any work. An answer queued behind another on a
+ * pipelining connection waits in its response, not yet in the socket: it counts from its end()
+ * until its turn comes (watchQueued; rare, and bounded in number by pipelining.ts).
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { PIPELINED_MAX } from './pipelining';
 
 export interface SendLimits {
-  /** Bytes of ended answers not yet handed to the kernel, across connections, past which API requests are refused. */
+  /** Bytes of answers not yet taken by their clients, across connections, past which API requests are refused. */
   maxUnsentBytes: number;
-  /** How long an ended answer may wait for its client to read it before its connection is closed. */
+  /** How long a connection's unsent answer may stay unread before the connection is closed. */
   timeoutMs: number;
 }
 
+/** How often the connections are looked at. */
+const SWEEP_MS = 250;
+
+interface Watched {
+  /** socket.bytesWritten when its buffer was last seen to move (or empty). */
+  written: number;
+  /** When that was. */
+  at: number;
+}
+
 export class UnsentAnswers {
+  private readonly sockets = new Map<Socket, Watched>();
+  /** Bytes in the connections' buffers at the last look. */
   private bytes = 0;
-  /** Per connection, the releases of its answers still counted: one 'close' listener per connection, not one per answer. */
-  private readonly waiting = new WeakMap<Socket, Set<() => void>>();
+  /** Bytes of ended answers still queued behind another answer on their connection. */
+  private queued = 0;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly limits: SendLimits) {}
 
-  /** Bytes of answers waiting for their clients now. */
+  /** Bytes of answers waiting for their clients at the last look. */
   get held(): number {
-    return this.bytes;
+    return this.bytes + this.queued;
   }
 
   /** Whether new API requests are refused now (the answers waiting are over the limit). */
   get full(): boolean {
-    return this.bytes > this.limits.maxUnsentBytes;
+    return this.held > this.limits.maxUnsentBytes;
   }
 
-  /**
-   * Counts `res`'s answer from its end() until it is handed to the kernel ('finish') or its
-   * connection is gone: the bytes written (compressed, where the compression middleware writes
-   * them) and ended with. Counted from the response, not the socket's buffer: a pipelined answer
-   * queued behind another waits in the response itself, and a connection can queue hundreds.
-   */
-  watch(res: ServerResponse): void {
-    const { write, end } = res;
-    let written = 0;
-    res.write = ((...args: Parameters<typeof write>) => {
-      written += bytesOf(args[0]);
-      return write.apply(res, args);
-    }) as typeof write;
+  /** Counts the answer of `res`, queued behind another on its connection, from its end() until its turn (or its connection's end). */
+  watchQueued(res: ServerResponse): void {
+    const end = res.end;
     res.end = ((...args: Parameters<typeof end>) => {
       res.end = end;
-      this.hold(res, written + bytesOf(args[0]));
+      const chunk = args[0];
+      const bytes =
+        typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.length : 0;
+      if (bytes > 0 && !res.destroyed && !res.req.socket.destroyed) {
+        this.queued += bytes;
+        let released = false;
+        const release = () => {
+          if (!released) {
+            released = true;
+            this.queued -= bytes;
+          }
+        };
+        // From its turn on, its bytes are in the socket's buffer, which the sweep counts.
+        res.once('socket', release);
+        res.once('close', release);
+        res.req.socket.once('close', release);
+      }
       return end.apply(res, args);
     }) as typeof end;
   }
 
-  private waitingOn(socket: Socket): Set<() => void> {
-    let set = this.waiting.get(socket);
-    if (!set) {
-      const releases = (set = new Set());
-      this.waiting.set(socket, releases);
-      socket.once('close', () => [...releases].forEach((release) => release()));
-    }
-    return set;
-  }
-
-  private hold(res: ServerResponse, bytes: number): void {
-    // A client gone before its answer was ready (Grafana cancels queries when the range changes):
-    // nothing is sent, and neither 'finish' nor 'close' would come to give the bytes back.
-    if (bytes === 0 || res.destroyed || res.req.socket.destroyed) {
+  /** Looks after the connection `socket` from now until it closes. */
+  watch(socket: Socket): void {
+    if (this.sockets.has(socket)) {
       return;
     }
-    this.bytes += bytes;
-    // The request's socket: a pipelined response queued behind another has none of its own yet.
-    const socket = res.req.socket;
-    const timer = setTimeout(() => socket.destroy(), this.limits.timeoutMs);
-    timer.unref();
-    let released = false;
-    const waiting = this.waitingOn(socket);
-    const release = () => {
-      if (!released) {
-        released = true;
-        clearTimeout(timer);
-        waiting.delete(release);
-        this.bytes -= bytes;
-      }
-    };
-    res.once('finish', release);
-    res.once('close', release);
-    // A pipelined response queued behind another sees neither when its connection goes.
-    waiting.add(release);
+    this.sockets.set(socket, { written: socket.bytesWritten, at: Date.now() });
+    socket.once('close', () => this.sockets.delete(socket));
+    // Its own listener, and one per answer queued on it (at most PIPELINED_MAX): not a leak.
+    socket.setMaxListeners(PIPELINED_MAX + 10);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.sweep(), SWEEP_MS);
+      this.timer.unref();
+    }
   }
-}
 
-/** The bytes of a chunk passed to write() or end() (which may be a callback instead). */
-function bytesOf(chunk: unknown): number {
-  return typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.length : 0;
+  /** Sums what the connections hold and closes the ones whose client has not read for the send timeout. */
+  sweep(now = Date.now()): void {
+    let total = 0;
+    for (const [socket, w] of this.sockets) {
+      const pending = socket.writableLength;
+      if (pending === 0 || socket.bytesWritten !== w.written) {
+        w.written = socket.bytesWritten;
+        w.at = now;
+      } else if (now - w.at >= this.limits.timeoutMs) {
+        socket.destroy(); // its 'close' forgets it
+        continue;
+      }
+      total += pending;
+    }
+    this.bytes = total;
+    if (this.sockets.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
 }

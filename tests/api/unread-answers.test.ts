@@ -18,7 +18,7 @@ before(async () => {
   db = await historyDatabase({ days: 1, rowsPerHour: 400 });
   svc = await startTestService({
     DATABASE_URL: db.url,
-    HTTP_UNSENT_MAX_BYTES: String(1024 * 1024),
+    HTTP_UNSENT_MAX_BYTES: String(256 * 1024),
     HTTP_SEND_TIMEOUT_MS: '1500',
   });
 });
@@ -28,13 +28,33 @@ after(async () => {
 });
 
 const hour = Math.floor(Date.now() / HOUR) * HOUR - 6 * HOUR;
-// About 400 KB: 720 one-minute points for each of the fixture's 40 rules, times sent whole.
+// About 5 MB, more than the kernel's socket buffers take: 1,440 one-minute points for each of the
+// fixture's 40 rules, ten figures each, times sent whole.
 const LARGE = JSON.stringify({
-  range: { from: hour - 12 * HOUR, to: hour },
+  range: { from: hour - 24 * HOUR, to: hour },
   intervalMs: 60_000,
-  maxDataPoints: 720,
+  maxDataPoints: 1440,
   compactTime: false,
-  queries: [{ refId: 'A', kind: 'timeseries', groupBy: 'ruleId', limit: 100, metrics: ['executionCount'] }],
+  queries: [
+    {
+      refId: 'A',
+      kind: 'timeseries',
+      groupBy: 'ruleId',
+      limit: 60,
+      metrics: [
+        'executionCount',
+        'throughputPerSecond',
+        'avgExecutionTimeMs',
+        'p50ExecutionTimeMs',
+        'p95ExecutionTimeMs',
+        'p99ExecutionTimeMs',
+        'maxExecutionTimeMs',
+        'errorCount',
+        'timeoutCount',
+        'errorRate',
+      ],
+    },
+  ],
 });
 
 const unsentBytes = async () => {
@@ -46,15 +66,17 @@ test('answers left unread: past the limit API requests are busy at once, then th
   const one = await postJson(`${svc.url}/api/v1/query`, LARGE);
   assert.equal(one.status, 200);
   const size = Buffer.byteLength(JSON.stringify(one.body));
-  assert.ok(size > 300_000, `a large answer: ${size} bytes`);
+  assert.ok(size > 3_000_000, `a large answer: ${size} bytes`);
 
-  // 60 requests pipelined on one connection that never reads: far more than the kernel's socket buffers take.
+  // Ten connections that never read, three large requests each: two answers queued behind the first.
   const request = `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(LARGE)}\r\n\r\n${LARGE}`;
-  const reader = net.connect(Number(new URL(svc.url).port), '127.0.0.1');
-  reader.pause();
-  const closed = new Promise<void>((resolve) => reader.once('close', () => resolve()));
-  reader.on('error', () => undefined);
-  reader.write(request.repeat(60));
+  const readers = Array.from({ length: 10 }, () => {
+    const reader = net.connect(Number(new URL(svc.url).port), '127.0.0.1');
+    reader.pause();
+    reader.on('error', () => undefined);
+    reader.write(request.repeat(3));
+    return { reader, closed: new Promise<void>((resolve) => reader.once('close', () => resolve())) };
+  });
 
   let refused: { status: number; body: any } | null = null;
   for (let i = 0; i < 50 && !refused; i++) {
@@ -69,7 +91,7 @@ test('answers left unread: past the limit API requests are busy at once, then th
   }
   assert.ok(refused, 'an API request is refused while the unread answers are over the limit');
   assert.match(refused.body.error, /MB of answers are waiting for their clients to read them/);
-  assert.ok((await unsentBytes()) > 1024 * 1024, 'the metric shows them');
+  assert.ok((await unsentBytes()) > 256 * 1024, 'the metric shows them');
   assert.equal((await fetch(`${svc.url}/healthz`)).status, 200, 'health checks still answer');
 
   // The send timeout closes the connection that does not read; what it held is given back.
@@ -77,8 +99,10 @@ test('answers left unread: past the limit API requests are busy at once, then th
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(await unsentBytes(), 0);
-  reader.resume(); // reads what the kernel holds, then finds the connection closed by the service
-  await closed;
+  for (const { reader, closed } of readers) {
+    reader.resume(); // reads what the kernel holds, then finds the connection closed by the service
+    await closed;
+  }
   const again = await postJson(`${svc.url}/api/v1/query`, LARGE);
   assert.equal(again.status, 200);
 });
