@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { UnsentAnswers } from './unsent';
 
 test('answers read by their client: nothing held after, and no listener left on a kept-alive connection', async () => {
@@ -36,6 +36,36 @@ test('answers read by their client: nothing held after, and no listener left on 
     assert.ok(socket!.listenerCount('close') < 10, `${socket!.listenerCount('close')} close listeners`);
   } finally {
     agent.destroy();
+    server.close();
+  }
+});
+
+test('an answer its client does not read: counted, over the limit the service is full, and past the send timeout the connection is closed', async () => {
+  const unsent = new UnsentAnswers({ maxUnsentBytes: 1024 * 1024, timeoutMs: 600 });
+  const big = Buffer.alloc(40 * 1024 * 1024, 120); // more than the kernel's socket buffers take
+  const server = http.createServer((req, res) => {
+    unsent.watch(req.socket);
+    res.end(big);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const client = net.connect(port, '127.0.0.1');
+  client.on('error', () => undefined);
+  client.pause();
+  client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  try {
+    await new Promise((r) => setTimeout(r, 400));
+    unsent.sweep();
+    assert.ok(unsent.held > 1024 * 1024, `${unsent.held} bytes held`);
+    assert.equal(unsent.full, true);
+    await new Promise((r) => setTimeout(r, 900));
+    unsent.sweep(); // past the timeout: the connection is destroyed
+    await new Promise((r) => setTimeout(r, 50));
+    unsent.sweep();
+    assert.equal(unsent.held, 0);
+    assert.equal(unsent.full, false);
+  } finally {
+    client.destroy();
     server.close();
   }
 });

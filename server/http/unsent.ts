@@ -17,7 +17,7 @@ import { PIPELINED_MAX } from './pipelining';
 export interface SendLimits {
   /** Bytes of answers not yet taken by their clients, across connections, past which API requests are refused. */
   maxUnsentBytes: number;
-  /** How long a connection's unsent answer may stay unread before the connection is closed. */
+  /** How long a connection's buffer may hold answers without a write completing before the connection is closed (a client reading one large answer slower than that too). */
   timeoutMs: number;
 }
 
@@ -61,17 +61,19 @@ export class UnsentAnswers {
         typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.length : 0;
       if (bytes > 0 && !res.destroyed && !res.req.socket.destroyed) {
         this.queued += bytes;
+        const socket = res.req.socket;
         let released = false;
         const release = () => {
           if (!released) {
             released = true;
             this.queued -= bytes;
+            socket.off('close', release);
           }
         };
         // From its turn on, its bytes are in the socket's buffer, which the sweep counts.
         res.once('socket', release);
         res.once('close', release);
-        res.req.socket.once('close', release);
+        socket.once('close', release);
       }
       return end.apply(res, args);
     }) as typeof end;
