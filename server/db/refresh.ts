@@ -398,8 +398,8 @@ async function refreshTimescale(
         ? Math.max(floorTo(source.watermark.getTime(), width), rollup.watermark?.getTime() ?? -Infinity)
         : -Infinity;
       // A refresh over dropped raw chunks would rebuild their buckets from no rows (rawKeptFrom):
-      // the window starts at the oldest chunk; the buckets before stay as built (not dropped: they
-      // are what keeps that history).
+      // the window starts where raw rows are kept from; the buckets before stay as built (not
+      // dropped: they are what keeps that history).
       const from = rollup.source === 'metrics' && rawEdge !== null ? Math.max(start, ceilTo(rawEdge, width)) : start;
       if (end > -Infinity && end - from >= width) {
         // CALL cannot run in a transaction block; the name comes from the registry, the times are ISO literals.

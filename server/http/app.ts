@@ -51,7 +51,7 @@ export interface AppDeps {
   logger: Logger;
   security: SecuritySettings;
   /** Answers waiting for their clients to read them: the limit and the send timeout (http/unsent.ts). */
-  sending?: SendLimits;
+  sending: SendLimits;
 }
 
 /** The body limit, as body-parser reads it (BODY_LIMIT_BYTES in bytes). */
@@ -294,7 +294,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const app = createExpressApp(deps);
   const fastPath = createQueryFastPath(deps);
   const bodies = new BodyBudget();
-  const unsent = new UnsentAnswers(deps.sending ?? DEFAULT_SEND_LIMITS);
+  const unsent = new UnsentAnswers(deps.sending);
   deps.metrics.watchUnsent(() => unsent.held);
   const pipelines = new PipelineLimit();
   return (req, res) => {
@@ -311,7 +311,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       refuseBusy(
         req,
         res,
-        `the service is busy (${Math.round(unsent.held / (1024 * 1024))} MB of answers are waiting for their clients to read them); retry in 1 s`
+        `the service is busy (${(unsent.held / (1024 * 1024)).toFixed(1)} MB of answers are waiting for their clients to read them); retry in 1 s`
       );
       return;
     }
@@ -323,8 +323,6 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     }
   };
 }
-
-const DEFAULT_SEND_LIMITS: SendLimits = { maxUnsentBytes: 256 * 1024 * 1024, timeoutMs: 30_000 };
 
 /** A request refused before any work (answers waiting for their clients, too many pipelined): 503 busy, its connection closed. */
 function refuseBusy(req: IncomingMessage, res: ServerResponse, error: string): void {
