@@ -117,15 +117,14 @@ export interface RawExtent {
   retentionMs: number | null;
 }
 
-/**
- * The raw extent in the TimescaleDB flavour; null in the PostgreSQL flavour (raw rows are deleted
- * as rows there, and deleting them is a change to count).
- */
-export async function loadRawExtent(db: Queryable): Promise<RawExtent | null> {
-  const { rows: view } = await db.query(`SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present`);
-  if (!view[0].present) {
-    return null;
-  }
+/** Whether the database has TimescaleDB's chunks to go by (the PostgreSQL flavour has none). */
+export async function hasRawChunks(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query(`SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present`);
+  return rows[0].present === true;
+}
+
+/** The raw extent, where hasRawChunks. */
+export async function readRawExtent(db: Queryable): Promise<RawExtent> {
   const { rows } = await db.query(
     `SELECT (SELECT min(range_start) FROM timescaledb_information.chunks
              WHERE hypertable_schema = current_schema() AND hypertable_name = 'metrics') AS oldest,
@@ -137,6 +136,14 @@ export async function loadRawExtent(db: Queryable): Promise<RawExtent | null> {
     oldestChunk: rows[0].oldest ? new Date(rows[0].oldest).getTime() : null,
     retentionMs: rows[0].retention_ms === null ? null : Number(rows[0].retention_ms),
   };
+}
+
+/**
+ * The raw extent in the TimescaleDB flavour; null in the PostgreSQL flavour (raw rows are deleted
+ * as rows there, and deleting them is a change to count).
+ */
+export async function loadRawExtent(db: Queryable): Promise<RawExtent | null> {
+  return (await hasRawChunks(db)) ? readRawExtent(db) : null;
 }
 
 /**

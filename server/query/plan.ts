@@ -186,6 +186,7 @@ export interface Plan {
 /** The pieces tiling `range`, coarsest rollups first (see the module comment). */
 function tiles(input: PlanInput, tiers: readonly RollupInfo[], range: TimeRange): Piece[] {
   const pieces: Piece[] = [];
+  const now = input.now ?? Date.now();
   const tile = (from: number, to: number, level: number): void => {
     if (from >= to) {
       return;
@@ -198,7 +199,7 @@ function tiles(input: PlanInput, tiers: readonly RollupInfo[], range: TimeRange)
     const w = rollup.bucketMs;
     const state = input.state.get(rollup.name);
     const watermark = state?.watermark ?? null;
-    const kept = rollup.retentionMs ? (input.now ?? Date.now()) - rollup.retentionMs + RETENTION_MARGIN_MS : -Infinity;
+    const kept = rollup.retentionMs ? now - rollup.retentionMs + RETENTION_MARGIN_MS : -Infinity;
     const start = ceilTo(Math.max(from, state?.retainedFrom ?? -Infinity, kept), w);
     const end = watermark === null ? -Infinity : floorTo(Math.min(to, watermark), w);
     if (!(start < end)) {

@@ -6,9 +6,10 @@
  */
 import type { Pool } from 'pg';
 import {
-  loadRawExtent,
+  hasRawChunks,
   pendingChanges,
   rawKeptFrom,
+  readRawExtent,
   rollupStatus,
   type RawExtent,
   type RollupStatus,
@@ -31,6 +32,8 @@ export class WatermarkSource {
   private cached: { at: number; value: RollupStatus[] } | null = null;
   private reading: Promise<RollupStatus[]> | null = null;
   private hasView: Promise<boolean> | null = null;
+  /** Whether the database has TimescaleDB's chunks (the flavour does not change while it runs). */
+  private hasChunks: Promise<boolean> | null = null;
   /** The raw rows' oldest chunk and retention (TimescaleDB flavour; null: kept whole), read with the status. */
   private rawExtent: RawExtent | null = null;
 
@@ -72,7 +75,11 @@ export class WatermarkSource {
     }
     this.reading ??= rollupStatus(this.db)
       .then(async (value) => {
-        this.rawExtent = await loadRawExtent(this.db);
+        this.hasChunks ??= hasRawChunks(this.db).catch((err) => {
+          this.hasChunks = null;
+          throw err;
+        });
+        this.rawExtent = (await this.hasChunks) ? await readRawExtent(this.db) : null;
         this.cached = { at: Date.now(), value };
         return value;
       })
