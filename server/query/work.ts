@@ -16,6 +16,7 @@
  */
 import type { Pool } from 'pg';
 import type { FilterField } from '../contract';
+import { Busy } from '../db/admission';
 import { BudgetExceeded } from './budget';
 import type { RollupInfo } from './catalog';
 import { COLUMN_OF, fieldsOfColumns } from './columns';
@@ -109,9 +110,7 @@ export function checkWork(
   q: NormalizedQuery,
   pieces: readonly Piece[],
   densities: Densities,
-  limit: number,
-  /** Why the limit is what it is, when not the configured one. */
-  lowered = ''
+  limit: number
 ): number {
   const values = histogramValues(q, pieces, densities);
   const allowed = effectiveLimit(q, pieces, densities, limit);
@@ -123,7 +122,7 @@ export function checkWork(
     ? ` with ${allowed.named} named series of ${allowed.of ? fmt(allowed.of) : 'an unknown number of'} ${q.groupBy} values; ${fmt(limit)} for one series`
     : '';
   throw new BudgetExceeded(
-    `this query would merge about ${fmt(values)} latency-histogram values (limit ${fmt(allowed.limit)}${why}${lowered}) to compute its percentiles, more than the database can do within its time limit; narrow it: a shorter range, a filter, fewer series (a smaller limit), daily points (intervalMs of a day or more; in Grafana, Min interval 1d in the panel's query options), or no percentile metrics`,
+    `this query would merge about ${fmt(values)} latency-histogram values (limit ${fmt(allowed.limit)}${why}) to compute its percentiles, more than the database can do within its time limit; narrow it: a shorter range, a filter, fewer series (a smaller limit), daily points (intervalMs of a day or more; in Grafana, Min interval 1d in the panel's query options), or no percentile metrics`,
     [{ path: `queries.${q.kind}`, message: `reads ${sources}: about ${fmt(values)} histogram values` }]
   );
 }
@@ -195,6 +194,8 @@ const OBSERVED = 8;
 const OBSERVED_FOR_MS = 10 * 60_000;
 /** The share of the statement timeout the heaviest accepted answer is expected to take. */
 const TIMEOUT_SHARE = 0.6;
+/** Retry-After of an answer refused by a lowered limit: within a minute faster answers may bring the typical cost down (slow ones age out within OBSERVED_FOR_MS). */
+const LOWERED_RETRY_S = 60;
 
 export interface WorkLimitOptions {
   /** Histogram values one series may merge (DB_MAX_HISTOGRAM_VALUES; 0: nothing is refused, densities are still read). */
@@ -209,11 +210,17 @@ export interface WorkLimitOptions {
 
 /**
  * Densities kept for a few minutes and re-read in the background; checkWork with the
- * service's limit — or less, on a machine (or a day) too slow for that limit: the time large
- * answers really took per unit of work is kept, and an answer whose expected time (its work ×
- * the highest recent cost) exceeds TIMEOUT_SHARE of the statement timeout is refused at once
- * rather than cancelled by the timeout after holding a connection for all of it. The fixed
- * limit was calibrated on one machine; this follows the one the service runs on.
+ * service's limit — and, on a machine (or a day) too slow for that limit, a lower one: the
+ * time large answers really took per unit of work is kept, and an answer whose expected time
+ * (its work × the typical recent cost) exceeds TIMEOUT_SHARE of the statement timeout is
+ * refused at once rather than cancelled by the timeout after holding a connection for all of
+ * it. The fixed limit was calibrated on one machine; this follows the one the service runs on.
+ *
+ * The typical cost is the median of the recent ones (the lower middle): one answer slowed by
+ * something else (an event-loop stall, a refresh holding the disk) does not lower the limit for
+ * everyone for ten minutes, as the costliest one did. And an answer within the configured limit
+ * but not within the lowered one is answered 503 busy (retry), not 400: nothing is wrong with
+ * the query, the database is slower than usual now.
  */
 export class WorkEstimator {
   private densities: Densities | null = null;
@@ -237,19 +244,16 @@ export class WorkEstimator {
     this.now = o.now ?? Date.now;
   }
 
-  /** The limit now: the configured one, or what the recent cost of work allows within the timeout. */
-  currentLimit(): { limit: number; lowered: string } {
+  /** The limit now: the configured one, or what the typical recent cost of work allows within the timeout. */
+  currentLimit(): { limit: number; msPerUnit: number } {
     const since = this.now() - OBSERVED_FOR_MS;
-    const recent = this.costs.filter((c) => c.at >= since);
-    const cost = Math.max(0, ...recent.map((c) => c.msPerUnit));
+    const recent = this.costs
+      .filter((c) => c.at >= since)
+      .map((c) => c.msPerUnit)
+      .sort((a, b) => a - b);
+    const cost = recent.length > 0 ? recent[(recent.length - 1) >> 1] : 0;
     const fits = this.timeoutMs > 0 && cost > 0 ? Math.floor((TIMEOUT_SHARE * this.timeoutMs) / cost) : Infinity;
-    if (fits >= this.limit) {
-      return { limit: this.limit, lowered: '' };
-    }
-    return {
-      limit: fits,
-      lowered: `; ${fmt(this.limit)} on a database merging faster: large answers here recently took up to ${(cost * 1000).toFixed(2)} µs a value, and this limit keeps them within ${Math.round(TIMEOUT_SHARE * 100)} % of the ${this.timeoutMs} ms statement timeout`,
-    };
+    return { limit: Math.min(fits, this.limit), msPerUnit: cost };
   }
 
   /**
@@ -292,8 +296,16 @@ export class WorkEstimator {
     if (this.limit <= 0) {
       return 0;
     }
-    const { limit, lowered } = this.currentLimit();
-    return checkWork(q, pieces, this.densities, limit, lowered);
+    // Over the configured limit: a 400 saying how to narrow the query.
+    const work = checkWork(q, pieces, this.densities, this.limit);
+    const { limit, msPerUnit } = this.currentLimit();
+    if (work > limit) {
+      throw new Busy(
+        LOWERED_RETRY_S,
+        `the database merges latency histograms slower than usual now: recent large answers took about ${(msPerUnit * 1000).toFixed(2)} µs a value, so this query's ${fmt(histogramValues(q, pieces, this.densities))} would take about ${((work * msPerUnit) / 1000).toFixed(1)} s, more than ${Math.round(TIMEOUT_SHARE * 100)} % of the ${this.timeoutMs} ms statement timeout; a narrower range or fewer series would fit now`
+      );
+    }
+    return work;
   }
 
   /**
