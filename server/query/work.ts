@@ -106,12 +106,7 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
  * Returns its work: the values weighted as the limit weighs them (a value of a named series
  * counts for what the limit lets through of one series' values), 0 when it merges none.
  */
-export function checkWork(
-  q: NormalizedQuery,
-  pieces: readonly Piece[],
-  densities: Densities,
-  limit: number
-): number {
+export function checkWork(q: NormalizedQuery, pieces: readonly Piece[], densities: Densities, limit: number): number {
   const values = histogramValues(q, pieces, densities);
   const allowed = effectiveLimit(q, pieces, densities, limit);
   if (values <= allowed.limit) {
