@@ -117,6 +117,15 @@ export type QueryKind = (typeof QUERY_KINDS)[number];
 export const GRAFANA_ALL_VALUE = '$__all';
 
 /**
+ * The group of rows without a value of the grouped dimension (a parser's rows grouped by
+ * rule). As a filter value it keeps exactly those rows, so a drill-down from that group
+ * (Grafana's "filter for value") shows the group's own figures.
+ */
+export const NONE_GROUP = '(none)';
+/** The series of every value a grouped answer does not name: not a value, so no filter value. */
+export const OTHER_GROUP = '(other)';
+
+/**
  * Which options each query kind uses: the plugin's request builder sends only these and its
  * editor shows only these; the service refuses the others (a topRules "grouped by" a parser
  * would otherwise answer ungrouped). A timeseries' limit applies once it is grouped.

@@ -25,8 +25,11 @@ export function filterSql(filters: Record<string, string | string[] | undefined>
       continue;
     }
     const column = COLUMN_OF[field as keyof typeof COLUMN_OF];
-    values.push(Array.isArray(value) ? value : [value]);
-    parts.push(`${column} = ANY($${values.length}::text[])`);
+    const list = Array.isArray(value) ? value : [value];
+    values.push(list);
+    // "(none)", the group of rows without the dimension, keeps those rows (the contract's NONE_GROUP).
+    const none = list.includes('(none)') ? ` OR ${column} IS NULL` : '';
+    parts.push(`(${column} = ANY($${values.length}::text[])${none})`);
   }
   return parts.length ? ' AND ' + parts.join(' AND ') : '';
 }

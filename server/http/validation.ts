@@ -9,6 +9,7 @@ import { z } from 'zod/v4';
 import {
   DEFAULTS,
   GRAFANA_ALL_VALUE,
+  OTHER_GROUP,
   GRAFANA_QUERY_FIELDS,
   GRANULARITIES,
   GROUP_BY_FIELDS,
@@ -117,7 +118,12 @@ const filterValue = z
   )
   // What a body that is not valid UTF-8 decodes to: a value no rule or parser has, matching nothing.
   .refine((v) => !v.includes('\ufffd'), 'must be valid UTF-8 (the body held bytes that are not; they decode to U+FFFD)')
-  .refine((v) => !LONE_SURROGATE.test(v), LONE_SURROGATE_MESSAGE);
+  .refine((v) => !LONE_SURROGATE.test(v), LONE_SURROGATE_MESSAGE)
+  // ("(none)" is one: the rows without the dimension; sql.ts.)
+  .refine(
+    (v) => v !== OTHER_GROUP,
+    `is the series of every value a grouped answer does not name (${OTHER_GROUP}), not a value: filter on the values themselves`
+  );
 
 /** One value or a non-empty list of values. */
 function oneOrMany<T extends z.ZodType>(item: T, field: FilterField, max: number) {

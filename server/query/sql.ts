@@ -6,7 +6,7 @@
  * reads percentiles from (never percentiles of percentiles). Identifiers come only from
  * the rollup registry and fixed lists; every value is a parameter.
  */
-import type { FilterField } from '../contract';
+import { NONE_GROUP, type FilterField } from '../contract';
 import { COLUMN_OF } from './columns';
 import type { NormalizedQuery } from './normalize';
 import type { Piece } from './plan';
@@ -137,16 +137,23 @@ export function sourceRows(q: NormalizedQuery, pieces: readonly Piece[], p: Para
   const grp = o.group
     ? notNull.has(o.group)
       ? ident(COLUMN_OF[o.group])
-      : `coalesce(${ident(COLUMN_OF[o.group])}, '(none)')`
+      : `coalesce(${ident(COLUMN_OF[o.group])}, '${NONE_GROUP}')`
     : "''";
   const conditions: string[] = [];
   for (const [field, values] of Object.entries(filters) as Array<[FilterField, string[]]>) {
     const column = ident(COLUMN_OF[field]);
-    conditions.push(
-      values.length === 1 ? `${column} = ${p.add(values[0])}` : `${column} = ANY(${p.add(values)}::text[])`
-    );
+    // "(none)" is the group of rows without the dimension: as a filter value it keeps those.
+    const named = values.filter((v) => v !== NONE_GROUP);
+    const equal =
+      named.length === 0
+        ? null
+        : named.length === 1
+          ? `${column} = ${p.add(named[0])}`
+          : `${column} = ANY(${p.add(named)}::text[])`;
+    const none = named.length < values.length && !notNull.has(field) ? `${column} IS NULL` : null;
+    conditions.push(equal && none ? `(${equal} OR ${none})` : (equal ?? none ?? 'false'));
   }
-  // A filter already keeps NULL out.
+  // A filter of named values already keeps NULL out.
   for (const field of notNull) {
     if (!filters[field]) {
       conditions.push(`${ident(COLUMN_OF[field])} IS NOT NULL`);

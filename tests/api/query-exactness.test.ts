@@ -34,6 +34,9 @@ const FILTERS: Array<Record<string, string | string[]>> = [
   { sourceType: ['syslog', 'dns'] },
   { metricType: 'PARSER_EXECUTION', status: ['SUCCESS', 'TIMEOUT'] },
   { ruleCategory: ['malware', 'web'], parserId: ['parser-001', 'parser-003'] },
+  // "(none)": the rows without the dimension, as the group of that name holds them.
+  { ruleId: '(none)' },
+  { ruleCategory: ['(none)', 'network'], status: 'ERROR' },
 ];
 const RANGES = [
   { name: '1h', from: now - HOUR, to: now },
@@ -218,6 +221,36 @@ test('timeseries grouped by each dimension: every bucket and group equals the ra
       );
     }
   }
+});
+
+test('a drill-down into the "(none)" group shows its own figures; "(other)" is no value to filter on', async () => {
+  const range = RANGES[1];
+  const metrics = ['executionCount', 'errorCount', 'p95ExecutionTimeMs'];
+  const grouped = await ask(range, { kind: 'timeseries', groupBy: 'ruleId', limit: 50, metrics });
+  const group = grouped.frames.find(
+    (f: { schema: { fields: Array<{ labels?: Record<string, string> }> } }) =>
+      f.schema.fields[1].labels?.ruleId === '(none)'
+  );
+  assert.ok(group, 'parsers\' rows have no rule: a "(none)" series');
+  const drilled = await ask(range, { kind: 'timeseries', ruleId: '(none)', metrics });
+  assert.deepEqual(drilled.meta.coveredRange, grouped.meta.coveredRange);
+  assert.deepEqual(columns(drilled.frames[0]), columns(group), 'the same figures, bucket by bucket');
+  const { rows } = await db.pool.query(
+    'SELECT count(*)::int AS n FROM metrics WHERE time >= $1 AND time < $2 AND rule_id IS NULL',
+    [new Date(drilled.meta.coveredRange.from), new Date(drilled.meta.coveredRange.to)]
+  );
+  const total = columns(drilled.frames[0]).executionCount.reduce((a: number, b: number) => a + b, 0);
+  assert.equal(total, rows[0].n);
+  assert.ok(total > 0);
+  // Top rules reads rules only: rows without a rule are none of them.
+  const top = await ask(range, { kind: 'topRules', ruleId: '(none)' });
+  assert.equal(columns(top.frames[0]).ruleId.length, 0);
+  const other = await postJson(`${svc.url}/api/v1/query`, {
+    range: { from: range.from, to: range.to },
+    queries: [{ refId: 'A', kind: 'stats', ruleId: ['rule-0001', '(other)'] }],
+  });
+  assert.equal(other.status, 400);
+  assert.match(JSON.stringify(other.body), /ruleId.*not a value: filter on the values themselves/);
 });
 
 test('topRules: the slowest rules by p95, with names and categories, each exact', async () => {

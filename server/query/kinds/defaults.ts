@@ -9,4 +9,4 @@ export const DEFAULT_SERIES_LIMIT: number = DEFAULTS.seriesLimit;
 export const DEFAULT_SORT: TopRulesSort = DEFAULTS.sortBy;
 export const DEFAULT_BREAKDOWN_GROUP: GroupByField = DEFAULTS.errorBreakdownGroupBy;
 /** The group holding everything past a grouped timeseries' series limit. */
-export const OTHER_GROUP = '(other)';
+export { OTHER_GROUP } from '../../contract';
