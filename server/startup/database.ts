@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type pino from 'pino';
+import type { Pool } from 'pg';
 import type { Config } from '../config';
 import { phaseProgress } from '../cli/progress';
 import { DataFolderLocked } from '../db/data-lock';
@@ -120,12 +121,16 @@ export async function openDatabase(
   // PGlite runs PostgreSQL in single-user mode, where max_wal_size starts no checkpoint: the
   // write-ahead log only grew (3.6 GB of it after a first start's back-fill, 5.5 GB in all for
   // a million demo rows). A checkpoint every minute lets its segments be recycled.
-  const checkpoints = embedded
-    ? setInterval(() => void pools.background.query('CHECKPOINT').catch(() => undefined), EMBEDDED_CHECKPOINT_MS)
-    : null;
-  checkpoints?.unref();
-  return { embedded, url, pools, flavour, demo, stopCheckpoints: () => clearInterval(checkpoints ?? undefined) };
+  const stopCheckpoints = embedded ? checkpointEvery(pools.background, EMBEDDED_CHECKPOINT_MS) : () => undefined;
+  return { embedded, url, pools, flavour, demo, stopCheckpoints };
 }
 
 /** How often the embedded database checkpoints (see openDatabase). */
 export const EMBEDDED_CHECKPOINT_MS = 60_000;
+
+/** Runs CHECKPOINT on `db` every `ms` (a failure waits for the next one); returns the stop. */
+export function checkpointEvery(db: Pick<Pool, 'query'>, ms: number): () => void {
+  const timer = setInterval(() => void db.query('CHECKPOINT').catch(() => undefined), ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}

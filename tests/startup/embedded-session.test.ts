@@ -12,6 +12,7 @@ import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDataba
 import { createPools } from '../../server/db/pools';
 import { SESSION_BUSY_CODE } from '../../server/db/wire';
 import { loadConfig } from '../../server/config';
+import { checkpointEvery } from '../../server/startup/database';
 
 let db: EmbeddedDatabase;
 before(async () => {
@@ -164,6 +165,36 @@ test('many connections at once all get their answers, in any mix of simple and e
       results.map((r) => r.rows[0].i),
       Array.from({ length: 60 }, (_, i) => i)
     );
+  } finally {
+    await pool.end();
+  }
+});
+
+test('the embedded database checkpoints on schedule (single-user PostgreSQL starts none by itself), and stops when told', async () => {
+  const pool = new Pool({ connectionString: db.url, max: 1, application_name: BACKGROUND_APPLICATION_NAME });
+  const redo = async () =>
+    (
+      await pool.query<{ behind: boolean }>('SELECT redo_lsn < $1::pg_lsn AS behind FROM pg_control_checkpoint()', [
+        written,
+      ])
+    ).rows[0].behind;
+  let written = '0/0';
+  try {
+    await pool.query('INSERT INTO t SELECT g FROM generate_series(1, 100000) g');
+    written = (await pool.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn;
+    assert.equal(await redo(), true, 'the writes are after the last checkpoint');
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(await redo(), true, 'no checkpoint starts by itself');
+    const stop = checkpointEvery(pool, 100);
+    for (let i = 0; i < 50 && (await redo()); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(await redo(), false, 'a scheduled checkpoint covered the writes: their log can be recycled');
+    stop();
+    await pool.query('INSERT INTO t SELECT g FROM generate_series(1, 1000) g');
+    written = (await pool.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn;
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(await redo(), true, 'stopped: no checkpoint since');
   } finally {
     await pool.end();
   }
