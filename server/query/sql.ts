@@ -142,18 +142,12 @@ export function sourceRows(q: NormalizedQuery, pieces: readonly Piece[], p: Para
   const conditions: string[] = [];
   for (const [field, values] of Object.entries(filters) as Array<[FilterField, string[]]>) {
     const column = ident(COLUMN_OF[field]);
-    // "(none)" is the group of rows without the dimension: as a filter value it keeps those.
-    const named = values.filter((v) => v !== NONE_GROUP);
-    const equal =
-      named.length === 0
-        ? null
-        : named.length === 1
-          ? `${column} = ${p.add(named[0])}`
-          : `${column} = ANY(${p.add(named)}::text[])`;
-    const none = named.length < values.length && !notNull.has(field) ? `${column} IS NULL` : null;
-    conditions.push(equal && none ? `(${equal} OR ${none})` : (equal ?? none ?? 'false'));
+    const equal = values.length === 1 ? `${column} = ${p.add(values[0])}` : `${column} = ANY(${p.add(values)}::text[])`;
+    // "(none)" is the group of rows without the dimension (and of any spelled so, as the
+    // grouping's coalesce puts them there): as a filter value it keeps both.
+    conditions.push(values.includes(NONE_GROUP) && !notNull.has(field) ? `(${equal} OR ${column} IS NULL)` : equal);
   }
-  // A filter of named values already keeps NULL out.
+  // A filter keeps NULL out of these (no IS NULL above).
   for (const field of notNull) {
     if (!filters[field]) {
       conditions.push(`${ident(COLUMN_OF[field])} IS NOT NULL`);
