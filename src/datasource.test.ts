@@ -140,6 +140,36 @@ describe('template variables', () => {
     expect(q.ruleCategory).toBe('auth');
   });
 
+  it('names each value of a multi-value variable inside a text with the text around it', () => {
+    const ds = new DataSource(
+      settings(),
+      fakeTemplateSrv([
+        { name: 'n', value: ['0001', '0002'] },
+        { name: 'p', value: 'x' },
+      ])
+    );
+    const q = ds.applyTemplateVariables({ refId: 'A', kind: 'stats', ruleId: 'rule-$n', parserId: '${p}-$n-b' }, {});
+    expect(q.ruleId).toEqual(['rule-0001', 'rule-0002']);
+    expect(q.parserId).toEqual(['x-0001-b', 'x-0002-b']);
+  });
+
+  it('keeps a filter whose variables resolve to no value as an empty list (it matches nothing), unlike an empty editor field', () => {
+    const ds = new DataSource(
+      settings(),
+      fakeTemplateSrv([
+        { name: 'none', value: [] },
+        { name: 'blank', value: '' },
+      ])
+    );
+    const q = ds.applyTemplateVariables(
+      { refId: 'A', kind: 'stats', ruleId: '$none', parserId: ['${blank}'], sourceType: 'rule-$none' },
+      {}
+    );
+    expect(q.ruleId).toEqual([]);
+    expect(q.parserId).toEqual([]);
+    expect(q.sourceType).toEqual([]);
+  });
+
   it('drops empty filters', () => {
     const q = ds.applyTemplateVariables({ refId: 'A', kind: 'stats', ruleId: [], parserId: '  ' }, {});
     expect(q).not.toHaveProperty('ruleId');
@@ -148,6 +178,32 @@ describe('template variables', () => {
 });
 
 describe('query', () => {
+  it('answers a query whose filter variable has no value selected with no rows and a notice, without asking the service; the others are asked', async () => {
+    const requests = mockBackend({
+      '/api/v1/query': () => ok({ results: { B: { status: 200, frames: [] } } }),
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv([...RULE_VARIABLES, { name: 'empty', value: [] }]));
+    const answer = await lastValueFrom(
+      ds.query(
+        request([
+          { refId: 'A', kind: 'stats', ruleId: '$empty' },
+          { refId: 'B', kind: 'stats', ruleId: '$rule' },
+        ])
+      )
+    );
+    expect(requests).toHaveLength(1);
+    expect((requests[0].data as QueryRequestInput).queries.map((q) => q.refId)).toEqual(['B']);
+    const a = answer.data.find((f) => f.refId === 'A');
+    expect(a.length).toBe(0);
+    expect(a.meta.notices[0].severity).toBe('warning');
+    expect(a.meta.notices[0].text).toMatch(/the ruleId filter "\$empty" resolved to no value .* matches nothing/);
+    // Alone: nothing is sent at all.
+    const alone = await lastValueFrom(ds.query(request([{ refId: 'A', kind: 'stats', ruleId: '$empty' }])));
+    expect(requests).toHaveLength(1);
+    expect(alone.data).toHaveLength(1);
+    expect(alone.data[0].meta.notices).toHaveLength(1);
+  });
+
   it('posts the interpolated queries to the service through the data proxy route', async () => {
     const requests = mockBackend({ '/api/v1/query': () => ok({ results: {} }) });
     const ds = new DataSource(settings(), fakeTemplateSrv(RULE_VARIABLES));

@@ -1,5 +1,6 @@
 import {
   CoreApp,
+  DataFrame,
   DataQueryRequest,
   DataQueryResponse,
   DataSourceApi,
@@ -95,11 +96,16 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
   }
 
   query(request: DataQueryRequest<RuleperfQuery>): Observable<DataQueryResponse> {
-    const queries = request.targets
+    const interpolated = request.targets
       .filter((q) => this.filterQuery(q))
-      .map((q) => this.applyTemplateVariables(q, request.scopedVars));
+      .map((q) => ({ asked: q, query: this.applyTemplateVariables(q, request.scopedVars) }));
+    // A filter whose variables resolved to no value matches nothing: answered here, empty and
+    // saying why (the service takes no empty list, and without the filter every rule would show).
+    const unmatched = interpolated.filter(({ query }) => unmatchedFilter(query) !== undefined);
+    const local = unmatched.map(({ asked, query }) => noRowsFrame(asked, unmatchedFilter(query)!));
+    const queries = interpolated.filter(({ query }) => unmatchedFilter(query) === undefined).map(({ query }) => query);
     if (queries.length === 0) {
-      return of({ data: [], state: LoadingState.Done });
+      return of({ data: local, state: LoadingState.Done });
     }
     const refIds = queries.map((q) => q.refId);
     const ask = (compactTime: boolean): Observable<DataQueryResponse> =>
@@ -116,7 +122,7 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
           // Per-query errors (`results[refId].error`) become DataQueryErrors here, frames keep their meta.
           map((response: FetchResponse<BackendDataSourceResponse>) => {
             const answer = toDataQueryResponse({ ...response, data: expandTimeColumnsIn(response.data) }, queries);
-            return { ...answer, data: keepEveryNotice(answer.data) };
+            return { ...answer, data: [...keepEveryNotice(answer.data), ...local] };
           }),
           catchError((err: unknown) => {
             if (compactTime && refusesCompactTime(err)) {
@@ -124,7 +130,8 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
               this.compactTimeRefusedAt = Date.now();
               return ask(false);
             }
-            return of(requestErrorResponse(err, refIds));
+            const failed = requestErrorResponse(err, refIds);
+            return of({ ...failed, data: [...failed.data, ...local] });
           })
         );
     return ask(Date.now() - this.compactTimeRefusedAt >= COMPACT_TIME_RETRY_MS);
@@ -255,4 +262,24 @@ export function describeReadiness(ready: ReadyResponse): string {
       ? ' Warming the cache: the dashboards’ answers are being computed (ready within a minute of starting).'
       : '';
   return `${db} ${cacheText ?? `Cache state: ${cache.state}.`}${warming}`;
+}
+
+/** The first filter of an interpolated query that is an empty list (its variables resolved to no value). */
+function unmatchedFilter(query: RuleperfQuery): FilterField | undefined {
+  return FILTER_FIELDS.find((field) => {
+    const value = query[field];
+    return Array.isArray(value) && value.length === 0;
+  });
+}
+
+/** An empty answer for a query whose filter matches nothing, with a notice naming the filter. */
+function noRowsFrame(asked: RuleperfQuery, field: FilterField): DataFrame {
+  const text = `No rows: the ${field} filter ${JSON.stringify(asked[field])} resolved to no value (a dashboard variable with nothing selected, or without options), and matches nothing.`;
+  return {
+    refId: asked.refId,
+    name: asked.refId,
+    fields: [],
+    length: 0,
+    meta: { notices: [{ severity: 'warning', text }] },
+  };
 }

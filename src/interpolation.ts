@@ -7,15 +7,36 @@ import type { FilterValue } from './types';
 /** The value Grafana stores for a variable set to "All" (the contract's, which the service refuses as a filter value). */
 export const ALL_VALUE = GRAFANA_ALL_VALUE;
 
-// Joins the values of a multi-value variable so they can be split apart again after
-// `replace` returns a string. A control character cannot occur in a rule or parser id.
+// A multi-value variable's values, set apart in the text `replace` returns so they can be split
+// again: each list between two GROUP marks, its values joined by SEPARATOR. Control characters
+// cannot occur in a rule or parser id.
+const GROUP = '\u001e';
 const SEPARATOR = '\u001f';
 
 // Grafana's three variable syntaxes: $name, ${name[.path][:format]} and [[name[:format]]].
 const VARIABLE_REFERENCE = /\$(\w+)|\$\{(\w+)(?:\.[^:}]+)?(?::[^}]+)?\}|\[\[(\w+)(?::\w+)?\]\]/g;
 
-function joinMultiValue(value: unknown): string {
-  return Array.isArray(value) ? value.map(String).join(SEPARATOR) : String(value ?? '');
+/** At most this many values from one item (the service takes at most 500 per filter). */
+const MAX_EXPANDED = 1000;
+
+function markMultiValue(value: unknown): string {
+  return Array.isArray(value) ? `${GROUP}${value.map(String).join(SEPARATOR)}${GROUP}` : String(value ?? '');
+}
+
+/**
+ * The values a replaced item stands for: each multi-value list with the text around it, every
+ * combination ("rule-$n" with n = 0001, 0002: rule-0001 and rule-0002, as Grafana's repeat
+ * would name them, not rule-0001 and a bare 0002).
+ */
+function expand(replaced: string): string[] {
+  const parts = replaced.split(GROUP);
+  let values = [''];
+  parts.forEach((part, i) => {
+    // A list with no value (nothing selected) leaves no combination.
+    const choices = i % 2 === 0 ? [part] : part === '' ? [] : part.split(SEPARATOR);
+    values = values.flatMap((v) => choices.map((c) => v + c)).slice(0, MAX_EXPANDED);
+  });
+  return values;
 }
 
 function isAll(value: unknown): boolean {
@@ -52,8 +73,10 @@ export function selectsAll(text: string, templateSrv: TemplateSrv, scopedVars?: 
 
 /**
  * Interpolates one filter (a value or a list, each a literal or a variable).
- * Returns the values to send, or `undefined` for "no filter": empty, unset
- * variables, or any variable set to "All" (All combined with anything is All).
+ * Returns the values to send; `undefined` for "no filter": empty, or any variable set to
+ * "All" (All combined with anything is All); and an empty list when the filter names
+ * variables that resolve to no value at all (nothing selected, or no options): it matches
+ * nothing, and dropping it would show every rule under a panel that names one.
  */
 export function interpolateFilter(
   value: FilterValue | undefined,
@@ -68,8 +91,7 @@ export function interpolateFilter(
     if (selectsAll(item, templateSrv, scopedVars)) {
       return undefined;
     }
-    const replaced = templateSrv.replace(item, scopedVars, joinMultiValue);
-    for (const part of replaced.split(SEPARATOR)) {
+    for (const part of expand(templateSrv.replace(item, scopedVars, markMultiValue))) {
       const v = part.trim();
       if (v === ALL_VALUE) {
         return undefined;
@@ -79,5 +101,5 @@ export function interpolateFilter(
       }
     }
   }
-  return values.length > 0 ? values : undefined;
+  return values.length > 0 || items.length > 0 ? values : undefined;
 }
