@@ -22,4 +22,9 @@ export class DemoNoticeExecutor implements Executor {
     const text = this.demo.notice(q.range.from, q.range.to);
     return text ? { ...answer, notices: [...answer.notices, { severity: 'info', text }] } : answer;
   }
+
+  /** The inner executor's: without it a miss took the cache's lock before admission refused it. */
+  refusal(priority: Priority) {
+    return this.inner.refusal?.(priority) ?? null;
+  }
 }

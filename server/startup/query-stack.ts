@@ -19,6 +19,8 @@ import type { Metrics } from '../observability/metrics';
 import { loadRollupCatalog, type RollupInfo } from '../query/catalog';
 import type { NormalizedQuery } from '../query/normalize';
 import { QueryExecutor, type Executor } from '../query/executor';
+import { KnownValues, UnknownValueExecutor } from '../query/unknown-values';
+import { variableValues } from '../http/variables';
 import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
 import { QueryService } from '../query/service';
@@ -105,6 +107,8 @@ export async function buildQueryStack(
   // Percentiles merged in C where the ruleperf_native extension serves the sketch functions.
   const native = await nativeFunctions(pools.read);
   log.info({ native }, native.sketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL');
+  // Filter values checked against the variables' lists when an answer matched nothing.
+  const known = new KnownValues(async (name) => (await variableValues(pools.read, name, rollups)).map((v) => v.value));
   const executorOn = (pool: Pool, admission: Admission): Executor => {
     const executor = new QueryExecutor(
       pool,
@@ -116,7 +120,8 @@ export async function buildQueryStack(
       native,
       !pools.embedded
     );
-    return demo ? new DemoNoticeExecutor(executor, demo) : executor;
+    const checked = new UnknownValueExecutor(executor, known);
+    return demo ? new DemoNoticeExecutor(checked, demo) : checked;
   };
   const executor = executorOn(pools.read, readAdmission);
   const admissions: Record<string, Admission> = { read: readAdmission };

@@ -253,6 +253,32 @@ test('a drill-down into the "(none)" group shows its own figures; "(other)" is n
   assert.match(JSON.stringify(other.body), /ruleId.*not a value: filter on the values themselves/);
 });
 
+test('a filter value the service does not know, in an answer that matched nothing, is named in a notice, with the spelling it knows', async () => {
+  const range = RANGES[1];
+  const notices = async (query: Record<string, unknown>) => {
+    const { frames } = await ask(range, { kind: 'stats', ...query });
+    return (frames[0].schema.meta.notices ?? [])
+      .filter((n: { severity: string }) => n.severity === 'warning')
+      .map((n: { text: string }) => n.text);
+  };
+  assert.deepEqual(await notices({ metricType: 'rule_execution' }), [
+    'Nothing matched metricType "rule_execution": it is no metric type the service knows (values are case-sensitive: did you mean "RULE_EXECUTION"?).',
+  ]);
+  assert.deepEqual(await notices({ ruleId: ['rule-9999', ' rule-0001'] }), [
+    'Nothing matched ruleId " rule-0001": it is no rule the service knows (values are case-sensitive: did you mean "rule-0001"?).',
+    'Nothing matched ruleId "rule-9999": it is no rule the service knows.',
+  ]);
+  // Known values that matched nothing together, and answers that matched something: no such notice.
+  assert.deepEqual(await notices({ ruleId: 'rule-0001', parserId: 'parser-002', metricType: 'ENRICHMENT' }), []);
+  assert.deepEqual(await notices({ ruleId: 'rule-0001' }), []);
+  assert.deepEqual(await notices({ ruleId: '(none)' }), []);
+  // Top rules and timeseries say it too.
+  const top = await ask(range, { kind: 'topRules', ruleCategory: 'Network' });
+  assert.match(JSON.stringify(top.frames[0].schema.meta.notices), /did you mean \\"network\\"/);
+  const series = await ask(range, { kind: 'timeseries', metrics: ['p95ExecutionTimeMs'], sourceType: 'DNS' });
+  assert.match(JSON.stringify(series.frames[0].schema.meta.notices), /no source type the service knows/);
+});
+
 test('topRules: the slowest rules by p95, with names and categories, each exact', async () => {
   for (const range of [RANGES[1], RANGES[2]]) {
     const { frames, meta } = await ask(range, { kind: 'topRules', limit: 10 });

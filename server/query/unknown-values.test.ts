@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { VariableName } from '../contract';
+import type { Answer } from './executor';
+import { KnownValues, matchedNothing, unknownValueNotices } from './unknown-values';
+
+test('each list is read once while fresh, again once old, and a failed read names nothing and is tried again', async () => {
+  let now = 0;
+  const reads: VariableName[] = [];
+  let fail = false;
+  const known = new KnownValues(
+    async (name) => {
+      reads.push(name);
+      if (fail) {
+        throw new Error('database gone');
+      }
+      return ['rule-1'];
+    },
+    60_000,
+    () => now
+  );
+  assert.ok((await known.values('rules'))?.has('rule-1'));
+  await known.values('rules');
+  assert.deepEqual(reads, ['rules']);
+  now += 60_001;
+  fail = true;
+  assert.equal(await known.values('rules'), null);
+  assert.deepEqual(await unknownValueNotices({ ruleId: ['nope'] }, known), [], 'nothing known: nothing said');
+  fail = false;
+  assert.ok((await known.values('rules'))?.has('rule-1'), 'read again after the failure');
+  assert.equal(reads.length, 4);
+});
+
+test('at most five unknown values are named, "(none)" and statuses are never checked', async () => {
+  const known = new KnownValues(async () => ['a']);
+  const many = Array.from({ length: 8 }, (_, i) => `x${i}`);
+  assert.equal((await unknownValueNotices({ ruleId: many }, known)).length, 5);
+  assert.deepEqual(await unknownValueNotices({ ruleId: ['(none)'], status: ['ERROR'] }, known), []);
+});
+
+const frame = (fields: Array<[string, string]>, values: unknown[][]) => ({
+  schema: { fields: fields.map(([name, type]) => ({ name, type })) },
+  data: { values },
+});
+const answer = (...frames: Array<ReturnType<typeof frame>>) => ({ frames }) as unknown as Answer;
+
+test('an answer matched nothing when every number in it is 0 or empty', () => {
+  const stats = (count: number, p95: number | null) =>
+    frame(
+      [
+        ['executionCount', 'number'],
+        ['p95ExecutionTimeMs', 'number'],
+      ],
+      [[count], [p95]]
+    );
+  assert.equal(matchedNothing(answer(stats(0, null))), true);
+  assert.equal(matchedNothing(answer(stats(3, 12))), false);
+  const series = (values: Array<number | null>) =>
+    frame(
+      [
+        ['time', 'time'],
+        ['p95ExecutionTimeMs', 'number'],
+      ],
+      [values.map((_, i) => i + 1), values]
+    );
+  assert.equal(matchedNothing(answer(series([null, null]))), true, 'times are no match');
+  assert.equal(matchedNothing(answer(series([null, 4]))), false);
+  const rows = frame(
+    [
+      ['ruleId', 'string'],
+      ['executionCount', 'number'],
+    ],
+    [[], []]
+  );
+  assert.equal(matchedNothing(answer(rows)), true, 'no rows');
+});
