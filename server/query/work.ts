@@ -186,7 +186,12 @@ const UNMEASURED_REREAD_MS = 60_000;
 const MIN_OBSERVED_SHARE = 0.05;
 /** How many recent answers' costs are kept, and for how long. */
 const OBSERVED = 8;
-const OBSERVED_FOR_MS = 10 * 60_000;
+/** Costs needed before the limit is lowered: one answer slowed by a lock or a stall says nothing of the machine. */
+const LOWER_AFTER = 3;
+// Three minutes: under a lowered limit the answers that could show the machine fast again are
+// often refused, so what lowered it must age out soon (a cancelled answer is retried at most
+// every few minutes on a machine that is really slow).
+const OBSERVED_FOR_MS = 3 * 60_000;
 /** The share of the statement timeout the heaviest accepted answer is expected to take. */
 const TIMEOUT_SHARE = 0.6;
 /** Retry-After of an answer refused by a lowered limit: within a minute faster answers may bring the typical cost down (slow ones age out within OBSERVED_FOR_MS). */
@@ -211,9 +216,10 @@ export interface WorkLimitOptions {
  * refused at once rather than cancelled by the timeout after holding a connection for all of
  * it. The fixed limit was calibrated on one machine; this follows the one the service runs on.
  *
- * The typical cost is the median of the recent ones (the lower middle): one answer slowed by
- * something else (an event-loop stall, a refresh holding the disk) does not lower the limit for
- * everyone for ten minutes, as the costliest one did. And an answer within the configured limit
+ * The typical cost is the median of the recent ones (the lower middle), and only once three
+ * are known: one answer slowed by something else (a lock, an event-loop stall, a refresh
+ * holding the disk) does not lower the limit for everyone, as the costliest one did for ten
+ * minutes. And an answer within the configured limit
  * but not within the lowered one is answered 503 busy (retry), not 400: nothing is wrong with
  * the query, the database is slower than usual now.
  */
@@ -246,7 +252,7 @@ export class WorkEstimator {
       .filter((c) => c.at >= since)
       .map((c) => c.msPerUnit)
       .sort((a, b) => a - b);
-    const cost = recent.length > 0 ? recent[(recent.length - 1) >> 1] : 0;
+    const cost = recent.length >= LOWER_AFTER ? recent[(recent.length - 1) >> 1] : 0;
     const fits = this.timeoutMs > 0 && cost > 0 ? Math.floor((TIMEOUT_SHARE * this.timeoutMs) / cost) : Infinity;
     return { limit: Math.min(fits, this.limit), msPerUnit: cost };
   }

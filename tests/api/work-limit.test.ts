@@ -123,17 +123,26 @@ test('in a request of several queries, the one over the limit carries its 400 an
   assert.ok(r.body.results.B.frames[0].data.values[0][0] > 0);
 });
 
-test('an answer the statement timeout cancelled lowers the limit to what fits: the same question is then refused at once as busy (retry), a smaller one answered', async () => {
+test('answers the statement timeout cancelled lower the limit to what fits once they are typical: the same question is then refused at once as busy (retry), a smaller one answered', async () => {
   // Within the configured limit, but this database (its rollup locked) takes longer than the timeout.
   const svc = await start(truth.all * 3, { DB_STATEMENT_TIMEOUT_MS: '300' });
   const locker = new Client({ connectionString: db.url });
   await locker.connect();
-  try {
+  const cancel = async () => {
     await locker.query('BEGIN');
     await locker.query('LOCK TABLE metrics_hourly_by_rule IN ACCESS EXCLUSIVE MODE');
     const cancelled = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs']));
     assert.match(JSON.stringify(cancelled.body), /took too long and was cancelled/);
     await locker.query('ROLLBACK');
+  };
+  try {
+    // One cancelled answer (a lock held a moment) says nothing of the machine: as large a question
+    // is answered after it (another one: this one's answer is cached then).
+    await cancel();
+    const again = await postJson(`${svc.url}/api/v1/query`, perRule(['p99ExecutionTimeMs']));
+    assert.equal(again.status, 200, JSON.stringify(again.body).slice(0, 300));
+    // A second: now most of the recent large answers (two of three) were this slow.
+    await cancel();
   } finally {
     await locker.end();
   }
