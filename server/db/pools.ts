@@ -31,6 +31,9 @@ export interface PoolOptions {
   embedded?: { backgroundApplicationName: string };
 }
 
+/** How long after the statement timeout a read gives up on a database that does not answer. */
+export const READ_DEADLINE_MARGIN_MS = 2_000;
+
 /** Read-pool connections beyond the DB_POOL_MAX that queries may use. */
 const READ_POOL_HEADROOM = 2;
 
@@ -52,6 +55,17 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
         : config.DB_CONNECT_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+      // The statement timeout is the server's: a database that stops answering (a network
+      // partition, a stopped host) answers nothing, and a read waited for ever with its
+      // connection. Reads also have a deadline of their own, a little later, after which the
+      // connection is dropped; TCP keepalives find dead peers of idle connections.
+      ...(embedded
+        ? {}
+        : {
+            keepAlive: true,
+            keepAliveInitialDelayMillis: 10_000,
+            ...(reads ? { query_timeout: config.DB_STATEMENT_TIMEOUT_MS + READ_DEADLINE_MARGIN_MS } : {}),
+          }),
       application_name: applicationName,
       // Dashboard queries are short and repeated: JIT compilation costs more than it saves, and
       // merging sketches sorts in memory with a little more work_mem than the default 4 MB.
@@ -132,7 +146,7 @@ export function isUnavailable(err: unknown): boolean {
     return true;
   }
   const msg = e?.message ?? '';
-  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(
+  return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection timeout|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(
     msg
   );
 }

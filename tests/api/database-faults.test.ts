@@ -6,7 +6,7 @@ import { postJson, startTestService, PG_HOST, PG_PORT, type TestDatabase } from 
 import { historyDatabase, DAY } from '../support/fixture';
 import { TcpProxy } from '../support/tcp-proxy';
 import type { RunningService } from '../../server/main';
-import { createPools } from '../../server/db/pools';
+import { createPools, READ_DEADLINE_MARGIN_MS } from '../../server/db/pools';
 import { loadConfig } from '../../server/config';
 
 let db: TestDatabase;
@@ -101,4 +101,26 @@ test("a connection lost while lent out (a refresh's backend terminated) fails it
   } finally {
     await pools.end();
   }
+});
+
+test('a database that stops answering (its connections silent, no FIN, no RST) gets 503 unavailable soon after the statement timeout, not a hang', async () => {
+  assert.equal((await postJson(`${svc.url}/api/v1/query`, body())).status, 200, 'connections open and idle');
+  proxy.silenceOpen();
+  const started = performance.now();
+  const r = await Promise.race([
+    postJson(`${svc.url}/api/v1/query`, body()),
+    new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000)),
+  ]);
+  const ms = performance.now() - started;
+  assert.ok(r, 'answered within 10 s');
+  assert.equal(r.status, 503, JSON.stringify(r.body));
+  assert.match(r.body.error, /database is unavailable/);
+  assert.ok(ms < 400 + READ_DEADLINE_MARGIN_MS + 1500, `answered after ${ms.toFixed(0)} ms`);
+  // The silent connections are dropped, new ones pass: answers come back without a restart.
+  let status = 0;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && status !== 200) {
+    status = (await postJson(`${svc.url}/api/v1/query`, body())).status;
+  }
+  assert.equal(status, 200, 'recovered');
 });
