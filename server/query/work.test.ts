@@ -118,7 +118,7 @@ test("the more of a grouping's values get a series of their own, the lower the l
 });
 
 test('the limit follows what large answers typically cost here, within a share of the statement timeout, and recovers', () => {
-  let now = 0;
+  let now = day.to;
   const estimator = new WorkEstimator(async () => densities, { limit: 1_000_000, timeoutMs: 10_000, now: () => now });
   const pieces = [{ rollup: hourly, ...day }];
   return estimator.refresh().then(() => {
@@ -191,4 +191,18 @@ test('a rollup the last reading did not measure has the densities read again wit
   await new Promise((r) => setImmediate(r));
   assert.equal(reads, 2);
   assert.equal(estimator.rowsPerBucket('metrics_minute_total'), 1);
+});
+
+test('a range reaching into the future counts no rows after now', async () => {
+  const twoDays = { from: 0, to: 48 * HOUR_MS };
+  const raw = [{ rollup: null, ...twoDays }];
+  const q = { ...p95ByRule, range: twoDays };
+  assert.equal(histogramValues(q, raw, densities, 24 * HOUR_MS), histogramValues(q, raw, densities) / 2);
+  assert.equal(histogramValues(q, raw, densities, -1), 0, 'wholly in the future: nothing');
+  // Over the limit for its whole span, within it up to now.
+  const limit = Math.ceil(histogramValues(q, raw, densities) * 0.75 * 1.08);
+  const estimator = new WorkEstimator(async () => densities, { limit, now: () => 24 * HOUR_MS });
+  await estimator.refresh();
+  assert.doesNotThrow(() => estimator.check(q, raw));
+  assert.throws(() => checkWork(q, raw, densities, limit), BudgetExceeded);
 });

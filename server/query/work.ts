@@ -42,8 +42,17 @@ export type Densities = ReadonlyMap<string, SourceDensity>;
 
 export const RAW_SOURCE = 'raw';
 
-/** The histogram values an answer would merge, or 0 when it merges none (its kind reads no percentiles). */
-export function histogramValues(q: NormalizedQuery, pieces: readonly Piece[], densities: Densities): number {
+/**
+ * The histogram values an answer would merge, or 0 when it merges none (its kind reads no
+ * percentiles). Nothing is counted after `until` (now): a range reaching into the future reads
+ * no rows there.
+ */
+export function histogramValues(
+  q: NormalizedQuery,
+  pieces: readonly Piece[],
+  densities: Densities,
+  until = Infinity
+): number {
   if (!KINDS[q.kind].mergesHistograms(q)) {
     return 0;
   }
@@ -61,7 +70,7 @@ export function histogramValues(q: NormalizedQuery, pieces: readonly Piece[], de
         share *= Math.min(1, kept.length / distinct);
       }
     }
-    const span = Math.max(0, piece.to - Math.max(piece.from, d.first));
+    const span = Math.max(0, Math.min(piece.to, until) - Math.max(piece.from, d.first));
     values += (span / d.bucketMs) * d.rowsPerBucket * share * d.valuesPerRow;
   }
   return values;
@@ -106,8 +115,14 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
  * Returns its work: the values weighted as the limit weighs them (a value of a named series
  * counts for what the limit lets through of one series' values), 0 when it merges none.
  */
-export function checkWork(q: NormalizedQuery, pieces: readonly Piece[], densities: Densities, limit: number): number {
-  const values = histogramValues(q, pieces, densities);
+export function checkWork(
+  q: NormalizedQuery,
+  pieces: readonly Piece[],
+  densities: Densities,
+  limit: number,
+  until = Infinity
+): number {
+  const values = histogramValues(q, pieces, densities, until);
   const allowed = effectiveLimit(q, pieces, densities, limit);
   if (values <= allowed.limit) {
     return values > 0 ? (values * limit) / allowed.limit : 0;
@@ -298,12 +313,13 @@ export class WorkEstimator {
       return 0;
     }
     // Over the configured limit: a 400 saying how to narrow the query.
-    const work = checkWork(q, pieces, this.densities, this.limit);
+    const now = this.now();
+    const work = checkWork(q, pieces, this.densities, this.limit, now);
     const { limit, msPerUnit } = this.currentLimit();
     if (work > limit) {
       throw new Busy(
         LOWERED_RETRY_S,
-        `the database merges latency histograms slower than usual now: recent large answers took about ${(msPerUnit * 1000).toFixed(2)} µs a value, so this query's ${fmt(histogramValues(q, pieces, this.densities))} would take about ${((work * msPerUnit) / 1000).toFixed(1)} s, more than ${Math.round(TIMEOUT_SHARE * 100)} % of the ${this.timeoutMs} ms statement timeout; a narrower range or fewer series would fit now`
+        `the database merges latency histograms slower than usual now: recent large answers took about ${(msPerUnit * 1000).toFixed(2)} µs a value, so this query's ${fmt(histogramValues(q, pieces, this.densities, now))} would take about ${((work * msPerUnit) / 1000).toFixed(1)} s, more than ${Math.round(TIMEOUT_SHARE * 100)} % of the ${this.timeoutMs} ms statement timeout; a narrower range or fewer series would fit now`
       );
     }
     return work;
