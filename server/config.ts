@@ -8,6 +8,17 @@ const bool = z
   .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** A token: no client sends one with spaces around it (a shell's trailing space made every request 401). */
+const token = () =>
+  z
+    .string()
+    .min(1)
+    .refine(
+      (t) => t === t.trim(),
+      'must not begin or end with spaces or line breaks (no client sends them: every request would be refused)'
+    )
+    .optional();
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
@@ -41,11 +52,15 @@ const schema = z.object({
   CHANGES_POLL_MS: int(50, 60_000).default(500),
   AUDIT_INTERVAL_SECONDS: int(0, 86_400).default(300),
   AUDIT_SAMPLE_SIZE: int(1, 1000).default(5),
-  API_TOKEN: z.string().min(1).optional(),
-  API_ADMIN_TOKEN: z.string().min(1).optional(),
+  API_TOKEN: token(),
+  API_ADMIN_TOKEN: token(),
   ALLOW_UNAUTHENTICATED: bool.default(false),
   INVALIDATE_ALL_INTERVAL_SECONDS: int(0, 3600).default(10),
-  REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    // Anything else was taken for a host name: the cache stayed off for good, with nothing logged.
+    .regex(/^(rediss?:\/\/|\/)/i, 'must be a redis:// or rediss:// URL (or the path of a Unix socket)')
+    .default('redis://127.0.0.1:6379'),
   REDIS_SENTINELS: z.string().optional(),
   REDIS_SENTINEL_NAME: z.string().default('mymaster'),
   REDIS_CLUSTER_NODES: z.string().optional(),
@@ -115,6 +130,11 @@ function unsafeCombinations(c: Config): string[] {
   if (c.REDIS_TLS_CA_FILE && (!/^rediss:/i.test(c.REDIS_URL) || c.REDIS_SENTINELS || c.REDIS_CLUSTER_NODES)) {
     problems.push(
       'REDIS_TLS_CA_FILE: applies to a rediss:// REDIS_URL only (TLS is not used without one; Sentinel and Cluster have no TLS settings yet)'
+    );
+  }
+  if (c.HTTP_HEADERS_TIMEOUT_MS > c.HTTP_REQUEST_TIMEOUT_MS) {
+    problems.push(
+      `HTTP_HEADERS_TIMEOUT_MS: ${c.HTTP_HEADERS_TIMEOUT_MS} is more than HTTP_REQUEST_TIMEOUT_MS (${c.HTTP_REQUEST_TIMEOUT_MS}): the headers are part of the request, so it must not be longer`
     );
   }
   if (c.API_TOKEN && c.API_TOKEN === c.API_ADMIN_TOKEN) {

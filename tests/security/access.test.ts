@@ -303,3 +303,22 @@ test('an invalidation that is not one: 400 naming what to send, a long array ref
   assert.equal(long.status, 400);
   assert.match(long.body.error, /ruleId: has 5,000 items; at most \d+ are accepted anywhere/);
 });
+
+test('settings that cannot work are refused at start, each named: a token with spaces around it, a Redis URL that is none, a header timeout past the request timeout', () => {
+  const refused = (env: Record<string, string>, message: RegExp) =>
+    assert.throws(
+      () => loadConfig(env),
+      (err: Error) => err instanceof ConfigError && message.test(err.message)
+    );
+  refused({ API_TOKEN: 'tok ' }, /API_TOKEN: must not begin or end with spaces/);
+  refused({ API_TOKEN: 'tok', API_ADMIN_TOKEN: '\tadmin' }, /API_ADMIN_TOKEN: must not begin or end with spaces/);
+  refused({ REDIS_URL: 'garbage' }, /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
+  refused(
+    { HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '5000' },
+    /HTTP_HEADERS_TIMEOUT_MS: 20000 is more than HTTP_REQUEST_TIMEOUT_MS \(5000\)/
+  );
+  for (const url of ['redis://127.0.0.1:6379', 'rediss://u:p@cache.internal:6380', 'REDIS://h', '/run/redis.sock']) {
+    assert.equal(loadConfig({ REDIS_URL: url }).REDIS_URL, url);
+  }
+  assert.equal(loadConfig({ API_TOKEN: 'a b' }).API_TOKEN, 'a b', 'spaces inside are a token like any other');
+});
