@@ -281,7 +281,10 @@ function createExpressApp(deps: AppDeps) {
               : 'bad request',
         } satisfies ErrorResponse);
       }
-      const { status, body } = errorResponse(deps, err, res.locals.requestId);
+      const { status, body, retryAfter } = errorResponse(deps, err, res.locals.requestId);
+      if (retryAfter) {
+        res.setHeader('Retry-After', String(retryAfter));
+      }
       res.status(status).json(body);
     }
   );

@@ -168,8 +168,8 @@ class Exchange {
   }
 
   private failed(err: Error): void {
-    const { status, body } = errorResponse(this.deps, err, this.reqId);
-    this.reply(status, jsonBytes(body));
+    const response = errorResponse(this.deps, err, this.reqId);
+    this.reply(response.status, jsonBytes(response.body), queryHeaderList(response));
   }
 
   /** Writes the answer, then logs the request line. */

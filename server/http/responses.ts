@@ -9,7 +9,7 @@ import type { ZodError, core } from 'zod/v4';
 
 type ZodIssue = core.$ZodIssue;
 import type { ErrorResponse } from '../contract';
-import { isDataException, isUnavailable } from '../db/pools';
+import { isDataException, isStatementTimeout, isUnavailable } from '../db/pools';
 import { UNAVAILABLE } from '../query/service';
 import type { AppDeps } from './app';
 import { requestLogger } from '../observability/logger';
@@ -171,7 +171,7 @@ export function errorResponse(
   deps: Pick<AppDeps, 'logger'>,
   err: Error,
   reqId: string
-): { status: number; body: ErrorResponse & { requestId?: string } } {
+): { status: number; body: ErrorResponse & { requestId?: string }; retryAfter?: number } {
   if (isDataException(err)) {
     // PostgreSQL rejected a value (data exception): the client's input, not our fault.
     return {
@@ -180,7 +180,11 @@ export function errorResponse(
     };
   }
   if (isUnavailable(err)) {
-    return { status: 503, body: { error: UNAVAILABLE } };
+    return { status: 503, body: { error: UNAVAILABLE }, retryAfter: 5 };
+  }
+  if (isStatementTimeout(err)) {
+    // A variable list or a statistic that took too long: the database's words, and a retry.
+    return { status: 503, body: { error: `the database took too long (${err.message}); retry in 5 s` }, retryAfter: 5 };
   }
   deps.logger.error({ reqId, err: { message: err.message, code: (err as { code?: string }).code } }, 'request failed');
   return { status: 500, body: { error: 'internal error', requestId: reqId } };

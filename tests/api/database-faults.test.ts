@@ -41,6 +41,11 @@ test('database down: 503 JSON within 1 s, readyz says so, and it recovers withou
     assert.match(r.body.error, /database is unavailable/);
     assert.ok(ms < 1000, `answered in ${ms.toFixed(0)} ms`);
   }
+  // Every route that reads the database says when to retry.
+  const variables = await fetch(`${svc.url}/api/v1/variables/rules`);
+  assert.equal(variables.status, 503);
+  assert.equal(variables.headers.get('retry-after'), '5');
+  assert.match((await variables.json()).error, /database is unavailable/);
   const ready = await fetch(`${svc.url}/readyz`);
   assert.equal(ready.status, 503);
   assert.equal((await ready.json()).database.ok, false);
