@@ -1,6 +1,6 @@
 /** Start-up, last step: the HTTP server, with timeouts that keep slow clients from holding sockets. */
 import http from 'node:http';
-import type { Config } from '../config';
+import { isLoopbackHost, type Config } from '../config';
 
 export interface Listening {
   url: string;
@@ -15,8 +15,22 @@ export interface Listening {
   close(): Promise<void>;
 }
 
+/**
+ * Served without API_TOKEN on loopback, any program of this machine may call the service — and
+ * so may a web page the machine's browser opens, by DNS rebinding: its name made to resolve to
+ * 127.0.0.1, its requests carry its own name as Host. Such requests are refused.
+ */
+function addressedToLoopback(host: string | undefined): boolean {
+  if (host === undefined) {
+    return true; // no browser sends a request without one
+  }
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');
+  return isLoopbackHost(name) || name.toLowerCase().endsWith('.localhost');
+}
+
 export async function listen(handler: http.RequestListener, config: Config): Promise<Listening> {
   let draining = false;
+  const checkHost = !config.API_TOKEN && isLoopbackHost(config.HOST);
   // Timeouts are checked every second (Node's default interval is 30 s).
   const server = http.createServer(
     {
@@ -28,6 +42,15 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       if (draining) {
         // The client's next request opens a new connection (to an instance that stays).
         res.setHeader('Connection', 'close');
+      }
+      if (checkHost && !addressedToLoopback(req.headers.host)) {
+        res.writeHead(403, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            error: `served without API_TOKEN, this service answers requests addressed to this machine only (Host localhost, 127.0.0.1 or [::1]), not ${JSON.stringify(String(req.headers.host).slice(0, 100))}: set API_TOKEN to be called by another name`,
+          })
+        );
+        return;
       }
       handler(req, res);
     }

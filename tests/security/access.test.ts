@@ -8,6 +8,7 @@ import { test, before, after } from 'node:test';
 import { spawnSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { request } from 'node:http';
 import pino from 'pino';
 import { ConfigError, loadConfig } from '../../server/config';
 import { startService, type RunningService } from '../../server/main';
@@ -321,4 +322,46 @@ test('settings that cannot work are refused at start, each named: a token with s
     assert.equal(loadConfig({ REDIS_URL: url }).REDIS_URL, url);
   }
   assert.equal(loadConfig({ API_TOKEN: 'a b' }).API_TOKEN, 'a b', 'spaces inside are a token like any other');
+});
+
+/** A request with a Host header of our choosing (fetch sets its own). */
+function withHost(url: string, path: string, host: string, headers: Record<string, string> = {}): Promise<number> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        headers: { host, 'content-type': 'application/json', ...headers },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      }
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(path.endsWith('invalidate') ? { all: true } : queryBody));
+  });
+}
+
+test('served without a token on loopback, requests addressed to another name (DNS rebinding from a web page) are refused; with a token the name does not matter', async () => {
+  const open = await serve({});
+  const port = new URL(open.url).port;
+  for (const path of ['/api/v1/query', '/api/v1/invalidate']) {
+    assert.equal(await withHost(open.url, path, `attacker.example:${port}`), 403, path);
+    assert.equal(await withHost(open.url, path, 'attacker.example'), 403, path);
+  }
+  for (const host of [
+    `localhost:${port}`,
+    `127.0.0.1:${port}`,
+    `[::1]:${port}`,
+    'LOCALHOST',
+    `grafana.localhost:${port}`,
+  ]) {
+    assert.equal(await withHost(open.url, '/api/v1/query', host), 200, host);
+  }
+  const tokened = await serve({ API_TOKEN: READ });
+  assert.equal(await withHost(tokened.url, '/api/v1/query', 'ruleperf.internal', bearer(READ)), 200);
 });
