@@ -68,26 +68,39 @@ export class EarlierRanges {
 }
 
 /** The notice on an earlier range's answer served in place of the one asked. */
-export function earlierRangeNotice(covered: TimeRange): Notice {
+/** Why an earlier range's answer is served: the database out of reach, or too busy to answer now. */
+export type InsteadBecause = 'unreachable' | 'busy';
+
+const BECAUSE: Record<InsteadBecause, string> = {
+  unreachable: 'The database cannot be reached',
+  busy: 'The database is too busy to answer now',
+};
+
+export function earlierRangeNotice(covered: TimeRange, because: InsteadBecause = 'unreachable'): Notice {
   return {
     severity: 'warning',
-    text: `The database cannot be reached: this is the last cached answer, for ${utc(covered.from)} – ${utc(covered.to)} UTC, not the range asked.`,
+    text: `${BECAUSE[because]}: this is the last cached answer, for ${utc(covered.from)} – ${utc(covered.to)} UTC, not the range asked.`,
   };
 }
 
-const marked = new WeakMap<Answer, { answer: Answer; renderAs: NormalizedQuery }>();
+const marked = new WeakMap<Answer, { answer: Answer; renderAs: NormalizedQuery; because: InsteadBecause }>();
 
 /**
  * An earlier range's answer as served in place of another: with the notice, rendered for its
  * own covered range (without the whole-minutes notice, which the new one replaces). The same
  * objects for the same answer, so its rendered JSON is reused (render.ts).
  */
-export function servedInstead(answer: Answer, earlier: NormalizedQuery): { answer: Answer; renderAs: NormalizedQuery } {
+export function servedInstead(
+  answer: Answer,
+  earlier: NormalizedQuery,
+  because: InsteadBecause = 'unreachable'
+): { answer: Answer; renderAs: NormalizedQuery } {
   let known = marked.get(answer);
-  if (!known || known.renderAs.range !== earlier.range) {
+  if (!known || known.renderAs.range !== earlier.range || known.because !== because) {
     known = {
-      answer: { ...answer, notices: [...answer.notices, earlierRangeNotice(earlier.range)] },
+      answer: { ...answer, notices: [...answer.notices, earlierRangeNotice(earlier.range, because)] },
       renderAs: Object.freeze({ ...earlier, differsFromAsked: false }),
+      because,
     };
     marked.set(answer, known);
   }

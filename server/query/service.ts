@@ -14,7 +14,7 @@ import { MANY_VALUES, valueCount, type Answer, type Executor } from './executor'
 import type { NormalizedQuery, RequestRange } from './normalize';
 import { NormalizeMemo } from './normalize-memo';
 import { joinResults, renderInTurns, renderResponse, resultMember, withMeta } from './render';
-import { EarlierRanges, servedInstead } from './earlier-ranges';
+import { EarlierRanges, servedInstead, type InsteadBecause } from './earlier-ranges';
 import { MOVING_WITHIN_MS } from './range';
 
 export interface CacheLayer {
@@ -152,8 +152,10 @@ export class QueryService {
     } catch (err) {
       // Refusals come in batches too (a burst's queue waits run out together): one per turn.
       await loopTurns.next('miss');
-      if (priority === 'user' && isUnavailable(err)) {
-        const instead = await this.earlierAnswer(q, started);
+      // A moving range whose new minute cannot be computed now: the minute before, marked.
+      const because = isUnavailable(err) ? 'unreachable' : err instanceof Busy || isSessionBusy(err) ? 'busy' : null;
+      if (priority === 'user' && because) {
+        const instead = await this.earlierAnswer(q, started, because);
         if (instead) {
           return instead;
         }
@@ -163,10 +165,15 @@ export class QueryService {
   }
 
   /**
-   * With the database out of reach: the cached answer for the same question over the range
-   * just before (a new minute began, or the entry expired), marked, when the cache holds one.
+   * With the database out of reach or too busy (a storm of uncached questions when a minute
+   * begins): the cached answer for the same question over the range just before (a new minute
+   * began, or the entry expired), marked, when the cache holds one.
    */
-  private async earlierAnswer(q: NormalizedQuery, started: number): Promise<Resolved | undefined> {
+  private async earlierAnswer(
+    q: NormalizedQuery,
+    started: number,
+    because: InsteadBecause
+  ): Promise<Resolved | undefined> {
     // Only for ranges that end now: an absolute range is answered as asked, or not at all.
     if (q.range.to <= Date.now() - MOVING_WITHIN_MS) {
       return undefined;
@@ -177,7 +184,7 @@ export class QueryService {
       return undefined;
     }
     this.observer.observe(q.kind, 'stale', answer.tiers[0] ?? 'none', (performance.now() - started) / 1000);
-    return { ...servedInstead(answer, earlier), cache: 'stale' };
+    return { ...servedInstead(answer, earlier, because), cache: 'stale' };
   }
 
   /** One query's result as objects (warming, tests; time columns as they are, whatever `compactTime` says); budget-checked like a request. */

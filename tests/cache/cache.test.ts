@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import Redis from 'ioredis';
+import { Client } from 'pg';
 import {
   postJson,
   startTestService,
@@ -404,6 +405,52 @@ test('stale-while-revalidate: past freshness the entry is served at once and ref
     assert.equal(uncached.status, 503);
   } finally {
     await pgProxy.stop();
+  }
+});
+
+test('database too busy when a minute begins (every slot taken, no queue): the answer cached for the minute before is served, marked busy', async () => {
+  const svc = await startTestService({
+    DATABASE_URL: db.url,
+    DB_POOL_MAX: '1',
+    DB_QUEUE_MAX: '0',
+    DB_STATEMENT_TIMEOUT_MS: '4000',
+  });
+  services.push(svc);
+  const now = Date.now();
+  const first = await ask(svc, {}, now);
+  const locker = new Client({ connectionString: db.url });
+  await locker.connect();
+  try {
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE');
+    // Another question takes the only slot and waits on the lock.
+    const holding = postJson(`${svc.url}/api/v1/query`, {
+      range: { from: now - DAY, to: now },
+      queries: [{ refId: 'A', kind: 'errorBreakdown' }],
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const later = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: now + 60_000 - DAY, to: now + 60_000 },
+      queries: [{ refId: 'A', kind: 'stats' }],
+    });
+    assert.equal(later.status, 200, JSON.stringify(later.body).slice(0, 300));
+    const frame = later.body.results.A.frames[0];
+    assert.equal(frame.schema.meta.custom.cache, 'stale');
+    assert.deepEqual(frame.schema.meta.custom.coveredRange, first.frame.schema.meta.custom.coveredRange);
+    assert.deepEqual(frame.data, first.frame.data);
+    assert.match(
+      JSON.stringify(frame.schema.meta.notices),
+      /The database is too busy to answer now: this is the last cached answer, for .* not the range asked/
+    );
+    const never = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: now + 60_000 - DAY, to: now + 60_000 },
+      queries: [{ refId: 'A', kind: 'topRules' }],
+    });
+    assert.equal(never.status, 503, 'a question never answered is busy, as before');
+    await locker.query('ROLLBACK');
+    await holding;
+  } finally {
+    await locker.end();
   }
 });
 
