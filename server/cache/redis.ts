@@ -68,6 +68,8 @@ export interface RedisInfo {
   maxMemory: number;
   entries: number;
   evictedKeys: number;
+  /** Whether a full Redis makes room by evicting (every master: maxmemory set, a policy other than noeviction). */
+  evicts: boolean;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function redisInfo(client: RedisClient): Promise<RedisInfo> {
         maxMemory: field(memory, 'maxmemory'),
         entries,
         evictedKeys: field(stats, 'evicted_keys'),
+        policy: /^maxmemory_policy:(\S+)/m.exec(memory)?.[1] ?? 'noeviction',
       };
     })
   );
@@ -102,5 +105,7 @@ export async function redisInfo(client: RedisClient): Promise<RedisInfo> {
     maxMemory: each.some((i) => i.maxMemory === 0) ? 0 : each.reduce((n, i) => n + i.maxMemory, 0),
     entries: each.reduce((n, i) => n + i.entries, 0),
     evictedKeys: each.reduce((n, i) => n + i.evictedKeys, 0),
+    // Every entry has a TTL, so volatile-* policies evict them as allkeys-* do.
+    evicts: each.every((i) => i.maxMemory > 0 && i.policy !== 'noeviction'),
   };
 }

@@ -203,12 +203,25 @@ export async function buildQueryStack(
     () => watermarks.retentionEdge
   );
 
-  const memoryTimer = setInterval(async () => {
+  // A Redis that does not evict fills up: each distinct past range a client asks is kept
+  // 2 × CACHE_SETTLED_TTL_SECONDS (a probe wrote 0.7 GB an hour from one client), and a full
+  // noeviction Redis refuses writes (the cache circuit opens). Said once, when first seen.
+  let warnedUnbounded = false;
+  const readMemory = async () => {
     const info = cache ? await cache.redisInfo() : null;
     if (info) {
       metrics.redisUsedMemory.set(info.usedMemory);
+      if (!info.evicts && !warnedUnbounded) {
+        warnedUnbounded = true;
+        log.warn(
+          { maxMemory: info.maxMemory },
+          'the cache Redis does not evict (no maxmemory, or maxmemory-policy noeviction): answers of distinct past ranges are each kept for hours, so a client asking many can fill its memory; run it with maxmemory and allkeys-lru (as docker-compose.yml does)'
+        );
+      }
     }
-  }, 15_000);
+  };
+  void readMemory();
+  const memoryTimer = setInterval(readMemory, 15_000);
   memoryTimer.unref();
   const auditTimer =
     auditor && config.AUDIT_INTERVAL_SECONDS > 0

@@ -14,6 +14,7 @@ import { ConfigError, loadConfig } from '../../server/config';
 import { startService, type RunningService } from '../../server/main';
 import { COMPOSE_DEFAULT_TOKEN, exampleCurl } from '../../server/http/security';
 import { freshDatabase, postJson, REDIS_URL, uniqueName, type TestDatabase } from '../support/services';
+import { hasRedisServer, startPrivateRedis } from '../support/private-redis';
 
 const READ = 'read-token-for-access-tests';
 const ADMIN = 'admin-token-for-access-tests';
@@ -364,4 +365,29 @@ test('served without a token on loopback, requests addressed to another name (DN
   }
   const tokened = await serve({ API_TOKEN: READ });
   assert.equal(await withHost(tokened.url, '/api/v1/query', 'ruleperf.internal', bearer(READ)), 200);
+});
+
+test('a cache Redis that does not evict is named in a warning at start (distinct past ranges would fill it); one with maxmemory and an evicting policy is not', async (t) => {
+  if (!hasRedisServer) {
+    return t.skip('redis-server is not installed: no private Redis to configure');
+  }
+  const bounded = await startPrivateRedis(['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru']);
+  const unbounded = await startPrivateRedis(['--maxmemory', '64mb', '--maxmemory-policy', 'noeviction']);
+  try {
+    const warned = (log: Array<Record<string, unknown>>) =>
+      log.some((l) => l.level === 40 && /the cache Redis does not evict/.test(String(l.msg)));
+    const quiet: Array<Record<string, unknown>> = [];
+    const loud: Array<Record<string, unknown>> = [];
+    await serve({ REDIS_URL: bounded.url }, quiet);
+    await serve({ REDIS_URL: unbounded.url }, loud);
+    for (let i = 0; i < 50 && !warned(loud); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(warned(loud), 'noeviction: warned');
+    assert.ok(!warned(quiet), 'allkeys-lru with maxmemory: no warning');
+  } finally {
+    await Promise.all(running.splice(-2).map((s) => s.stop()));
+    await bounded.stop();
+    await unbounded.stop();
+  }
 });
