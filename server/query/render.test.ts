@@ -177,16 +177,16 @@ test('an answer computed before its covered range ends says up to when its rows 
   const notices = (asked: { from: number; to: number }) =>
     withMeta(early, q(asked), 'hit', 'A')[0].schema.meta?.notices?.map((n) => n.text) ?? [];
   assert.deepEqual(notices({ from: 60_000, to: 180_000 }), [
-    'Rows up to 1970-01-01 00:02:30 UTC, when this answer was computed; answers reaching the last minutes are computed again every minute.',
+    'Rows stored by 1970-01-01 00:02:30 UTC, when this answer was computed, are in it; answers reaching the last minutes are computed again every minute.',
   ]);
   const [both] = notices({ from: 30_001, to: 150_001 });
   assert.match(
     both,
-    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: ranges are read in whole minutes\. Rows up to 1970-01-01 00:02:30 UTC/
+    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: ranges are read in whole minutes\. Rows stored by 1970-01-01 00:02:30 UTC/
   );
   // The rendered text says the same.
   const text = renderFrames(early, q({ from: 60_000, to: 180_000 }), 'hit', 'A');
-  assert.match(text, /Rows up to 1970-01-01 00:02:30 UTC/);
+  assert.match(text, /Rows stored by 1970-01-01 00:02:30 UTC/);
 });
 
 test('requests sharing a large answer wait for one rendering, not one each', async () => {
@@ -251,7 +251,7 @@ test('an answer read from raw rows still arriving says which rows it holds: up t
     );
   // Computed before the range ends (a range ending now): its counts stop then.
   assert.deepEqual(text(live, 170_500), [
-    'Rows up to 1970-01-01 00:02:50 UTC, when this answer was computed; answers reaching the last minutes are computed again every minute.',
+    'Rows stored by 1970-01-01 00:02:50 UTC, when this answer was computed, are in it; answers reaching the last minutes are computed again every minute.',
   ]);
   // Computed after it ended, its last minutes read from raw rows: rows arriving later are not in it.
   assert.deepEqual(text(live, 200_000), [

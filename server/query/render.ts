@@ -20,7 +20,7 @@ export const utc = (ms: number) =>
 
 /** What an answer computed before its covered range ends holds: rows up to then (a range ending now). */
 function rowsUpTo(computedAt: number): string {
-  return `Rows up to ${utc(secondOf(computedAt))} UTC, when this answer was computed; answers reaching the last minutes are computed again every minute.`;
+  return `Rows stored by ${utc(secondOf(computedAt))} UTC, when this answer was computed, are in it; answers reaching the last minutes are computed again every minute.`;
 }
 
 /**
