@@ -153,6 +153,25 @@ describe('template variables', () => {
     expect(q.parserId).toEqual(['x-0001-b', 'x-0002-b']);
   });
 
+  it('treats an empty text box variable as no filter (an optional filter), like an empty editor field', () => {
+    const ds = new DataSource(
+      settings(),
+      fakeTemplateSrv([
+        { name: 'text', value: '', type: 'textbox' },
+        { name: 'none', value: [] },
+      ])
+    );
+    const q = ds.applyTemplateVariables(
+      { refId: 'A', kind: 'stats', ruleId: '$text', parserId: ['$text', '$none'] },
+      {}
+    );
+    expect(q).not.toHaveProperty('ruleId');
+    expect(q.parserId).toEqual([]);
+    // Explore runs what this returns again: the unresolved filter keeps its text, not an empty list.
+    const [explored] = ds.interpolateVariablesInQueries([{ refId: 'A', kind: 'stats', ruleId: '$none' }], {});
+    expect(explored.ruleId).toBe('$none');
+  });
+
   it('keeps a filter whose variables resolve to no value as an empty list (it matches nothing), unlike an empty editor field', () => {
     const ds = new DataSource(
       settings(),

@@ -91,8 +91,17 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
     return interpolated;
   }
 
+  /**
+   * For Explore and the query inspector: the queries with their variables replaced. A filter
+   * whose variables resolve to no value keeps its text (an empty list would read as no filter
+   * when the query is run again there).
+   */
   interpolateVariablesInQueries(queries: RuleperfQuery[], scopedVars: ScopedVars): RuleperfQuery[] {
-    return queries.map((q) => this.applyTemplateVariables(q, scopedVars));
+    return queries.map((q) => {
+      const interpolated = this.applyTemplateVariables(q, scopedVars);
+      const unmatched = unmatchedFilter(interpolated);
+      return unmatched ? { ...interpolated, [unmatched]: q[unmatched] } : interpolated;
+    });
   }
 
   query(request: DataQueryRequest<RuleperfQuery>): Observable<DataQueryResponse> {

@@ -72,11 +72,28 @@ export function selectsAll(text: string, templateSrv: TemplateSrv, scopedVars?: 
 }
 
 /**
+ * True when every variable `text` references is a text box (or a constant): an empty one is
+ * the usual "optional filter", meaning no filter, not a filter that matches nothing.
+ */
+function onlyTextBoxes(text: string, templateSrv: TemplateSrv): boolean {
+  const names = [...text.matchAll(VARIABLE_REFERENCE)].map((m) => m[1] ?? m[2] ?? m[3]);
+  const variables = templateSrv.getVariables();
+  return (
+    names.length > 0 &&
+    names.every((name) => {
+      const type = variables.find((v) => v.name === name)?.type;
+      return type === 'textbox' || type === 'constant';
+    })
+  );
+}
+
+/**
  * Interpolates one filter (a value or a list, each a literal or a variable).
  * Returns the values to send; `undefined` for "no filter": empty, or any variable set to
- * "All" (All combined with anything is All); and an empty list when the filter names
- * variables that resolve to no value at all (nothing selected, or no options): it matches
- * nothing, and dropping it would show every rule under a panel that names one.
+ * "All" (All combined with anything is All) or empty text boxes; and an empty list when the
+ * filter names other variables that resolve to no value at all (a query or custom variable
+ * without options, or with nothing selected): it matches nothing, and dropping it would show
+ * every rule under a panel that names one.
  */
 export function interpolateFilter(
   value: FilterValue | undefined,
@@ -87,10 +104,12 @@ export function interpolateFilter(
     (item): item is string => typeof item === 'string' && item.trim() !== ''
   );
   const values: string[] = [];
+  let restricts = false;
   for (const item of items) {
     if (selectsAll(item, templateSrv, scopedVars)) {
       return undefined;
     }
+    const before = values.length;
     for (const part of expand(templateSrv.replace(item, scopedVars, markMultiValue))) {
       const v = part.trim();
       if (v === ALL_VALUE) {
@@ -100,6 +119,7 @@ export function interpolateFilter(
         values.push(v);
       }
     }
+    restricts ||= values.length > before || !onlyTextBoxes(item, templateSrv);
   }
-  return values.length > 0 || items.length > 0 ? values : undefined;
+  return restricts ? values : undefined;
 }

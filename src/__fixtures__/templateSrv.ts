@@ -13,6 +13,8 @@ export interface FakeVariable {
   value: string | string[];
   options?: string[];
   allValue?: string;
+  /** Grafana's variable type (default query). */
+  type?: string;
 }
 
 const REFERENCE = /\$(\w+)|\$\{(\w+)(?::[^}]+)?\}|\[\[(\w+)\]\]/g;
@@ -31,7 +33,7 @@ export function fakeTemplateSrv(variables: FakeVariable[] = []): TemplateSrv {
         (v) =>
           ({
             name: v.name,
-            type: 'query',
+            type: v.type ?? 'query',
             multi: true,
             includeAll: true,
             current: { value: v.value, text: v.value },
