@@ -17,7 +17,9 @@ const settledHour = Math.floor(Date.now() / HOUR) * HOUR - 5 * HOUR;
 
 before(async () => {
   db = await freshDatabase();
-  // In one settled hour: 3 rows without a source type, 2 spelled "(none)", 4 of syslog.
+  // In one settled hour: 3 rows without a source type, 2 spelled "(none)", 4 of syslog, one of
+  // each a minute apart from second 45 on: the first minute's are read from raw rows when the
+  // range starts at second 30, the others from the minute rollups.
   const rows: Array<[string | null, number]> = [
     [null, 3],
     ['(none)', 2],
@@ -26,7 +28,7 @@ before(async () => {
   for (const [sourceType, n] of rows) {
     await db.pool.query(
       `INSERT INTO metrics (time, metric_type, parser_id, source_type, status, execution_time_ms)
-       SELECT $1::timestamptz + g * interval '1 minute', 'PARSER_EXECUTION', 'p-1', $2, 'ERROR', 10 * g FROM generate_series(1, $3) g`,
+       SELECT $1::timestamptz + interval '45 seconds' + (g - 1) * interval '1 minute', 'PARSER_EXECUTION', 'p-1', $2, 'ERROR', 10 * g FROM generate_series(1, $3) g`,
       [new Date(settledHour), sourceType, n]
     );
   }
@@ -43,7 +45,9 @@ async function ask(query: Record<string, unknown>, range: { from: number; to: nu
   const { status, body } = await postJson(`${svc.url}/api/v1/query`, { range, queries: [{ refId: 'A', ...query }] });
   assert.equal(status, 200, JSON.stringify(body));
   const frame = body.results.A.frames[0];
-  return (name: string) => frame.data.values[frame.schema.fields.findIndex((f: { name: string }) => f.name === name)];
+  const column = (name: string) =>
+    frame.data.values[frame.schema.fields.findIndex((f: { name: string }) => f.name === name)];
+  return Object.assign(column, { tiers: frame.schema.meta.custom.tiers as string[] });
 }
 
 for (const [source, range] of [
@@ -55,6 +59,7 @@ for (const [source, range] of [
     const none = breakdown('errorCount')[breakdown('sourceType').indexOf('(none)')];
     assert.equal(none, 5, 'the group: 3 without a source type and 2 spelled "(none)"');
     const drilled = await ask({ kind: 'stats', sourceType: '(none)' }, range);
+    assert.equal(drilled.tiers.includes('raw'), source.startsWith('raw'), `read ${drilled.tiers.join('+')}`);
     assert.equal(drilled('executionCount')[0], none);
     const both = await ask({ kind: 'stats', sourceType: ['(none)', 'syslog'] }, range);
     assert.equal(both('executionCount')[0], 9);
