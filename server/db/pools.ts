@@ -146,9 +146,18 @@ export function isUnavailable(err: unknown): boolean {
     return true;
   }
   const msg = e?.message ?? '';
-  return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection timeout|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(
+  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(
     msg
   );
+}
+
+/**
+ * True when a read gave up on a database that did not answer in time (READ_DEADLINE_MARGIN_MS
+ * past the statement timeout: a network partition, a stopped host, or results read slower
+ * than they came); its connection is dropped.
+ */
+export function isReadDeadline(err: unknown): boolean {
+  return /^Query read timeout$/.test((err as Error)?.message ?? '');
 }
 
 /** True when the statement timeout cancelled the query. */

@@ -67,15 +67,17 @@ export class EarlierRanges {
   }
 }
 
-/** The notice on an earlier range's answer served in place of the one asked. */
-/** Why an earlier range's answer is served: the database out of reach, or too busy to answer now. */
-export type InsteadBecause = 'unreachable' | 'busy';
+/** Why an earlier range's answer is served instead of a new one. */
+export type InsteadBecause = 'unreachable' | 'late' | 'busy' | 'slow';
 
 const BECAUSE: Record<InsteadBecause, string> = {
   unreachable: 'The database cannot be reached',
+  late: 'The database did not answer in time',
   busy: 'The database is too busy to answer now',
+  slow: 'The database is slower than usual now',
 };
 
+/** The notice on an earlier range's answer served in place of the one asked. */
 export function earlierRangeNotice(covered: TimeRange, because: InsteadBecause = 'unreachable'): Notice {
   return {
     severity: 'warning',

@@ -6,7 +6,7 @@
  */
 import type { CacheStatus, QueryRequest, QueryResult, RuleperfQuery } from '../contract';
 import { Busy, type Priority } from '../db/admission';
-import { isDataException, isSessionBusy, isStatementTimeout, isUnavailable } from '../db/pools';
+import { isDataException, isReadDeadline, isSessionBusy, isStatementTimeout, isUnavailable } from '../db/pools';
 import { loopTurns } from './turns';
 import { BudgetExceeded, checkBudget, schemaCardinality } from './budget';
 import type { RollupInfo } from './catalog';
@@ -15,6 +15,7 @@ import type { NormalizedQuery, RequestRange } from './normalize';
 import { NormalizeMemo } from './normalize-memo';
 import { joinResults, renderInTurns, renderResponse, resultMember, withMeta } from './render';
 import { EarlierRanges, servedInstead, type InsteadBecause } from './earlier-ranges';
+import { SlowerThanUsual } from './work';
 import { MOVING_WITHIN_MS } from './range';
 
 export interface CacheLayer {
@@ -74,6 +75,24 @@ interface Part {
   tiers?: string[];
 }
 
+/** A read that gave up on a database that did not answer in time (pools.ts, isReadDeadline). */
+export const LATE =
+  'the database did not answer in time (no reply within 2 s past its statement timeout: unreachable or overloaded); retry in 5 s';
+
+/** Why a moving range's new minute may be answered with the minute before, or null when it may not. */
+function insteadBecause(err: unknown): InsteadBecause | null {
+  if (isUnavailable(err)) {
+    return 'unreachable';
+  }
+  if (isReadDeadline(err)) {
+    return 'late';
+  }
+  if (err instanceof SlowerThanUsual) {
+    return 'slow';
+  }
+  return err instanceof Busy || isSessionBusy(err) ? 'busy' : null;
+}
+
 function failure(err: unknown): Failure {
   if (err instanceof BudgetExceeded) {
     return { frames: [], error: err.message, status: 400 };
@@ -101,6 +120,9 @@ function failure(err: unknown): Failure {
   }
   if (isUnavailable(err)) {
     return { frames: [], error: UNAVAILABLE, status: 503, retryAfter: 5 };
+  }
+  if (isReadDeadline(err)) {
+    return { frames: [], error: LATE, status: 503, retryAfter: 5 };
   }
   if (isDataException(err)) {
     return { frames: [], error: `a value in this query cannot be used: ${(err as Error).message}`, status: 400 };
@@ -153,7 +175,7 @@ export class QueryService {
       // Refusals come in batches too (a burst's queue waits run out together): one per turn.
       await loopTurns.next('miss');
       // A moving range whose new minute cannot be computed now: the minute before, marked.
-      const because = isUnavailable(err) ? 'unreachable' : err instanceof Busy || isSessionBusy(err) ? 'busy' : null;
+      const because = insteadBecause(err);
       if (priority === 'user' && because) {
         const instead = await this.earlierAnswer(q, started, because);
         if (instead) {

@@ -146,7 +146,7 @@ test('the limit follows what large answers typically cost here, within a share o
       (err: unknown) =>
         err instanceof Busy &&
         err.retryAfterSeconds === 60 &&
-        /slower than usual now: recent large answers took about 38\.58 µs a value, so this query's 240,000 would take about 10\.0 s, more than 60 % of the 10000 ms statement timeout/.test(
+        /slower than usual now: recent large answers took about 38\.58 µs per value of one series, so this query \(about 240,000 values, as much work as 259,200 of one series\) would take about 10\.0 s, more than 60 % of the 10000 ms statement timeout/.test(
           err.message
         ),
       'within the configured limit: busy, not a query to narrow'

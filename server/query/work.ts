@@ -15,8 +15,11 @@
  * reading, nothing is refused.
  */
 import type { Pool } from 'pg';
-import type { FilterField } from '../contract';
+import { NONE_GROUP, type FilterField } from '../contract';
 import { Busy } from '../db/admission';
+
+/** A refusal by a limit lowered to this machine's recent speed: busy (retry), not a query to narrow. */
+export class SlowerThanUsual extends Busy {}
 import { BudgetExceeded } from './budget';
 import type { RollupInfo } from './catalog';
 import { COLUMN_OF, fieldsOfColumns } from './columns';
@@ -62,11 +65,12 @@ export function histogramValues(
     if (!d) {
       continue;
     }
-    // Each filter keeps about its share of the values the dimension takes.
+    // Each filter keeps about its share of the values the dimension takes; "(none)" (rows
+    // without the dimension, often the largest group) may keep any share of them.
     let share = 1;
     for (const [field, kept] of Object.entries(q.filters) as Array<[FilterField, string[]]>) {
       const distinct = d.distinct[field];
-      if (distinct) {
+      if (distinct && !kept.includes(NONE_GROUP)) {
         share *= Math.min(1, kept.length / distinct);
       }
     }
@@ -317,9 +321,10 @@ export class WorkEstimator {
     const work = checkWork(q, pieces, this.densities, this.limit, now);
     const { limit, msPerUnit } = this.currentLimit();
     if (work > limit) {
-      throw new Busy(
+      const values = histogramValues(q, pieces, this.densities, now);
+      throw new SlowerThanUsual(
         LOWERED_RETRY_S,
-        `the database merges latency histograms slower than usual now: recent large answers took about ${(msPerUnit * 1000).toFixed(2)} µs a value, so this query's ${fmt(histogramValues(q, pieces, this.densities, now))} would take about ${((work * msPerUnit) / 1000).toFixed(1)} s, more than ${Math.round(TIMEOUT_SHARE * 100)} % of the ${this.timeoutMs} ms statement timeout; a narrower range or fewer series would fit now`
+        `the database merges latency histograms slower than usual now: recent large answers took about ${(msPerUnit * 1000).toFixed(2)} µs per value of one series, so this query (about ${fmt(values)} values, as much work as ${fmt(work)} of one series) would take about ${((work * msPerUnit) / 1000).toFixed(1)} s, more than ${Math.round(TIMEOUT_SHARE * 100)} % of the ${this.timeoutMs} ms statement timeout; a narrower range or fewer series would fit now`
       );
     }
     return work;
