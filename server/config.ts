@@ -58,8 +58,12 @@ const schema = z.object({
   INVALIDATE_ALL_INTERVAL_SECONDS: int(0, 3600).default(10),
   REDIS_URL: z
     .string()
-    // Anything else was taken for a host name: the cache stayed off for good, with nothing logged.
-    .regex(/^(rediss?:\/\/|\/)/i, 'must be a redis:// or rediss:// URL (or the path of a Unix socket)')
+    // What ioredis reads: a URL, host:port, a socket path. Anything else ("garbage") was taken
+    // for a host name: the cache stayed off for good, with nothing logged.
+    .regex(
+      /^(rediss?:\/\/|\/|[\w.-]+:\d+$)/i,
+      'must be a redis:// or rediss:// URL (or host:port, or the path of a Unix socket)'
+    )
     .default('redis://127.0.0.1:6379'),
   REDIS_SENTINELS: z.string().optional(),
   REDIS_SENTINEL_NAME: z.string().default('mymaster'),

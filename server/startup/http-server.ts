@@ -24,7 +24,7 @@ function addressedToLoopback(host: string | undefined): boolean {
   if (host === undefined) {
     return true; // no browser sends a request without one
   }
-  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');
+  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')).replace(/\.$/, '');
   return isLoopbackHost(name) || name.toLowerCase().endsWith('.localhost');
 }
 

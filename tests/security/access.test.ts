@@ -319,7 +319,13 @@ test('settings that cannot work are refused at start, each named: a token with s
     { HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '5000' },
     /HTTP_HEADERS_TIMEOUT_MS: 20000 is more than HTTP_REQUEST_TIMEOUT_MS \(5000\)/
   );
-  for (const url of ['redis://127.0.0.1:6379', 'rediss://u:p@cache.internal:6380', 'REDIS://h', '/run/redis.sock']) {
+  for (const url of [
+    'redis://127.0.0.1:6379',
+    'rediss://u:p@cache.internal:6380',
+    'REDIS://h',
+    '/run/redis.sock',
+    'redis:6379',
+  ]) {
     assert.equal(loadConfig({ REDIS_URL: url }).REDIS_URL, url);
   }
   assert.equal(loadConfig({ API_TOKEN: 'a b' }).API_TOKEN, 'a b', 'spaces inside are a token like any other');
@@ -359,6 +365,7 @@ test('served without a token on loopback, requests addressed to another name (DN
     `127.0.0.1:${port}`,
     `[::1]:${port}`,
     'LOCALHOST',
+    'localhost.',
     `grafana.localhost:${port}`,
   ]) {
     assert.equal(await withHost(open.url, '/api/v1/query', host), 200, host);
