@@ -158,7 +158,10 @@ test('answers the statement timeout cancelled lower the limit to what fits once 
   assert.equal(refused.status, 503, JSON.stringify(refused.body).slice(0, 300));
   assert.equal(res.headers.get('retry-after'), '60');
   assert.ok(performance.now() - started < 1000, 'refused without waiting for the database');
-  assert.match(refused.body.error, /slower than usual now: recent large answers took about [\d.]+ µs per value of one series/);
+  assert.match(
+    refused.body.error,
+    /slower than usual now: recent large answers took about [\d.]+ µs per value of one series/
+  );
   assert.match(refused.body.error, /more than 60 % of the 300 ms statement timeout/);
   assert.equal(await statementsRun(svc), before, 'the refused answer ran no statement');
   const oneRule = await postJson(`${svc.url}/api/v1/query`, perRule(['p95ExecutionTimeMs'], { ruleId: truth.rule }));
