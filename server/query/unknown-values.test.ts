@@ -16,6 +16,7 @@ test('each list is read once while fresh, again once old, and a failed read name
       }
       return ['rule-1'];
     },
+    async () => new Set(),
     60_000,
     () => now
   );
@@ -31,8 +32,40 @@ test('each list is read once while fresh, again once old, and a failed read name
   assert.equal(reads.length, 4);
 });
 
+test('values in the data but in no list are known; one look into the data at a time, a failed one names nothing', async () => {
+  let release = () => undefined as void;
+  const looked: string[][] = [];
+  const known = new KnownValues(
+    async () => ['rule-1'],
+    async (_field, values) => {
+      looked.push(values);
+      await new Promise<void>((r) => (release = r));
+      return new Set(['only-in-data']);
+    }
+  );
+  const first = unknownValueNotices({ ruleId: ['rule-1', 'only-in-data', 'nowhere'] }, known);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(await unknownValueNotices({ ruleId: ['other'] }, known), [], 'a look in progress: nothing said');
+  release();
+  assert.deepEqual(
+    (await first).map((n) => n.text),
+    ['Nothing matched ruleId "nowhere": it is no rule the service knows.']
+  );
+  assert.deepEqual(looked, [['only-in-data', 'nowhere']], 'only the values in no list are looked up');
+  const failing = new KnownValues(
+    async () => [],
+    async () => {
+      throw new Error('timeout');
+    }
+  );
+  assert.deepEqual(await unknownValueNotices({ ruleId: ['x'] }, failing), []);
+});
+
 test('at most five unknown values are named, "(none)" and statuses are never checked', async () => {
-  const known = new KnownValues(async () => ['a']);
+  const known = new KnownValues(
+    async () => ['a'],
+    async () => new Set()
+  );
   const many = Array.from({ length: 8 }, (_, i) => `x${i}`);
   assert.equal((await unknownValueNotices({ ruleId: many }, known)).length, 5);
   assert.deepEqual(await unknownValueNotices({ ruleId: ['(none)'], status: ['ERROR'] }, known), []);

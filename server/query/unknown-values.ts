@@ -4,12 +4,20 @@
  * "no such rule" from "no executions". An answer in which nothing matched says so when one of
  * its filter values is unknown, with the known spelling where only case or spaces differ.
  * Known values are the variables endpoint's lists (read at most once a minute each, and only
- * for answers that matched nothing); statuses are checked by the request schema itself.
+ * for answers that matched nothing), and what the rollups hold: a value in the data but in no
+ * list (the schema has no foreign keys) is known too. Statuses are checked by the request
+ * schema itself.
  */
+import type { Pool } from 'pg';
 import { NONE_GROUP, type FilterField, type Notice, type VariableName } from '../contract';
 import type { Priority } from '../db/admission';
 import type { Answer, Executor } from './executor';
 import type { NormalizedQuery } from './normalize';
+import type { RollupInfo } from './catalog';
+import { COLUMN_OF } from './columns';
+import { levels } from './plan';
+import { HOUR_MS } from './range';
+import { ident } from './sql';
 
 const CHECKED: Partial<Record<FilterField, { list: VariableName; noun: string }>> = {
   metricType: { list: 'metricTypes', noun: 'metric type' },
@@ -22,15 +30,37 @@ const CHECKED: Partial<Record<FilterField, { list: VariableName; noun: string }>
 /** At most this many unknown values named in one answer's notices. */
 const NAMED = 5;
 
-/** The variables' values, each list read again once it is older than `maxAgeMs`; a failed read names nothing. */
+/**
+ * The variables' values, each list read again once it is older than `maxAgeMs`, and the values
+ * the data holds; a failed read names nothing.
+ */
 export class KnownValues {
   private readonly lists = new Map<VariableName, { at: number; values: Promise<ReadonlySet<string> | null> }>();
+  /** One look into the data at a time: an answer that cannot have its turn names nothing. */
+  private looking = false;
 
   constructor(
     private readonly read: (name: VariableName) => Promise<string[]>,
+    /** Which of `values` of `field` the data holds (valuesInData). */
+    private readonly inData: (field: FilterField, values: string[]) => Promise<ReadonlySet<string>>,
     private readonly maxAgeMs = 60_000,
     private readonly now: () => number = Date.now
   ) {}
+
+  /** Which of `values` are in the data; null when that cannot be told now (a look in progress, a failure). */
+  async held(field: FilterField, values: string[]): Promise<ReadonlySet<string> | null> {
+    if (this.looking) {
+      return null;
+    }
+    this.looking = true;
+    try {
+      return await this.inData(field, values);
+    } catch {
+      return null;
+    } finally {
+      this.looking = false;
+    }
+  }
 
   values(name: VariableName): Promise<ReadonlySet<string> | null> {
     const held = this.lists.get(name);
@@ -64,10 +94,12 @@ export async function unknownValueNotices(filters: NormalizedQuery['filters'], k
     if (!list) {
       continue;
     }
-    for (const value of candidates) {
-      if (list.has(value) || notices.length >= NAMED) {
-        continue;
-      }
+    const unlisted = candidates.filter((v) => !list.has(v)).slice(0, NAMED - notices.length);
+    const held = unlisted.length > 0 ? await known.held(field, unlisted) : null;
+    if (!held) {
+      continue;
+    }
+    for (const value of unlisted.filter((v) => !held.has(v))) {
       const same = [...list].find((k) => fold(k) === fold(value));
       notices.push({
         severity: 'warning',
@@ -106,4 +138,32 @@ export class UnknownValueExecutor implements Executor {
   refusal(priority: Priority) {
     return this.inner.refusal?.(priority) ?? null;
   }
+}
+
+/**
+ * Which of `values` of `field` the rollups hold: the coarsest one with the dimension (a few rows
+ * a day, all history), the widest of an hour or less (today's hours, which the coarsest has not
+ * yet), and for rules and parsers (indexed there) the finest, which holds the last minutes.
+ * With no rollup to look in, every value counts as held.
+ */
+export function valuesInData(
+  db: Pick<Pool, 'query'>,
+  rollups: () => readonly RollupInfo[]
+): (field: FilterField, values: string[]) => Promise<ReadonlySet<string>> {
+  return async (field, values) => {
+    const having = levels(rollups(), [field]).sort((a, b) => a.bucketMs - b.bucketMs);
+    if (having.length === 0) {
+      return new Set(values);
+    }
+    const indexed = field === 'ruleId' || field === 'parserId';
+    const sources = new Set([
+      having[having.length - 1],
+      ...having.filter((r) => r.bucketMs <= HOUR_MS).slice(-1),
+      ...(indexed ? having.slice(0, 1) : []),
+    ]);
+    const column = ident(COLUMN_OF[field]);
+    const held = [...sources].map((r) => `EXISTS (SELECT 1 FROM ${ident(r.name)} WHERE ${column} = v)`).join(' OR ');
+    const { rows } = await db.query<{ v: string }>(`SELECT v FROM unnest($1::text[]) v WHERE ${held}`, [values]);
+    return new Set(rows.map((r) => r.v));
+  };
 }

@@ -19,7 +19,7 @@ import type { Metrics } from '../observability/metrics';
 import { loadRollupCatalog, type RollupInfo } from '../query/catalog';
 import type { NormalizedQuery } from '../query/normalize';
 import { QueryExecutor, type Executor } from '../query/executor';
-import { KnownValues, UnknownValueExecutor } from '../query/unknown-values';
+import { KnownValues, UnknownValueExecutor, valuesInData } from '../query/unknown-values';
 import { variableValues } from '../http/variables';
 import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
@@ -108,7 +108,10 @@ export async function buildQueryStack(
   const native = await nativeFunctions(pools.read);
   log.info({ native }, native.sketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL');
   // Filter values checked against the variables' lists when an answer matched nothing.
-  const known = new KnownValues(async (name) => (await variableValues(pools.read, name, rollups)).map((v) => v.value));
+  const known = new KnownValues(
+    async (name) => (await variableValues(pools.read, name, rollups)).map((v) => v.value),
+    valuesInData(pools.read, () => rollups)
+  );
   const executorOn = (pool: Pool, admission: Admission): Executor => {
     const executor = new QueryExecutor(
       pool,

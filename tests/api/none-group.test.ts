@@ -65,3 +65,17 @@ for (const [source, range] of [
     assert.equal(both('executionCount')[0], 9);
   });
 }
+
+test('a value in the data but in no list (no parsers registered here) is not named unknown; one in neither is', async () => {
+  // An hour before any row: nothing matches either way.
+  const empty = { from: settledHour - 3 * HOUR, to: settledHour - 2 * HOUR };
+  const noticesOf = async (query: Record<string, unknown>) => {
+    const { body } = await postJson(`${svc.url}/api/v1/query`, { range: empty, queries: [{ refId: 'A', ...query }] });
+    return JSON.stringify(body.results.A.frames[0].schema.meta.notices ?? []);
+  };
+  assert.doesNotMatch(await noticesOf({ kind: 'stats', parserId: 'p-1', sourceType: 'syslog' }), /Nothing matched/);
+  assert.match(
+    await noticesOf({ kind: 'stats', parserId: 'P-1' }),
+    /Nothing matched parserId \\"P-1\\": it is no parser/
+  );
+});
