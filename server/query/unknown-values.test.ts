@@ -69,6 +69,7 @@ test('at most five unknown values are named, "(none)" and statuses are never che
   const many = Array.from({ length: 8 }, (_, i) => `x${i}`);
   assert.equal((await unknownValueNotices({ ruleId: many }, known)).length, 5);
   assert.deepEqual(await unknownValueNotices({ ruleId: ['(none)'], status: ['ERROR'] }, known), []);
+  assert.match((await unknownValueNotices({ ruleId: ['(None)'] }, known))[0].text, /did you mean "\(none\)"/);
 });
 
 const frame = (fields: Array<[string, string]>, values: unknown[][]) => ({

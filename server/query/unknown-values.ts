@@ -100,7 +100,7 @@ export async function unknownValueNotices(filters: NormalizedQuery['filters'], k
       continue;
     }
     for (const value of unlisted.filter((v) => !held.has(v))) {
-      const same = [...list].find((k) => fold(k) === fold(value));
+      const same = [...list, NONE_GROUP].find((k) => fold(k) === fold(value));
       notices.push({
         severity: 'warning',
         text: `Nothing matched ${field} ${JSON.stringify(value)}: it is no ${checked.noun} the service knows${same ? ` (values are case-sensitive: did you mean ${JSON.stringify(same)}?)` : ''}.`,

@@ -47,7 +47,7 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
         res.writeHead(403, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify({
-            error: `served without API_TOKEN, this service answers requests addressed to this machine only (Host localhost, 127.0.0.1 or [::1]), not ${JSON.stringify(String(req.headers.host).slice(0, 100))}: set API_TOKEN to be called by another name`,
+            error: `served without API_TOKEN, this service answers requests addressed to this machine only (Host localhost, *.localhost, 127.x.x.x or [::1]), not ${JSON.stringify(String(req.headers.host).slice(0, 100))}: set API_TOKEN to be called by another name`,
           })
         );
         return;

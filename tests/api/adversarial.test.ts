@@ -105,7 +105,7 @@ test('slow clients are cut by the headers timeout; the service keeps answering',
   const closedAfter = await new Promise<number>((resolve) => {
     const started = Date.now();
     const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write('POST /api/v1/query HTTP/1.1\r\nHost: x\r\n');
+      socket.write('POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\n');
       // …and never finishes the headers.
     });
     socket.on('data', () => undefined); // read the 408 so the close is seen
@@ -142,7 +142,7 @@ test('bodies held open by many connections: counted as they arrive, past 64 MB o
     for (let i = 0; i < 100; i++) {
       const chunked = i % 2 === 1;
       await open(
-        `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${chunked ? 'Transfer-Encoding: chunked' : 'Content-Length: 1048576'}\r\n\r\n`,
+        `POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n${chunked ? 'Transfer-Encoding: chunked' : 'Content-Length: 1048576'}\r\n\r\n`,
         chunked ? '1\r\n{\r\n' : '{"range":',
         idle
       );
@@ -155,7 +155,7 @@ test('bodies held open by many connections: counted as they arrive, past 64 MB o
     // away (413), not held, so they do not fill the budget for everyone else.
     const huge: string[] = [];
     await open(
-      'POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n',
+      'POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n',
       Buffer.alloc(64 * 1024 * 1024, 0x20),
       huge
     );
@@ -171,7 +171,7 @@ test('bodies held open by many connections: counted as they arrive, past 64 MB o
     const almost = Buffer.alloc(1024 * 1024 - 1, 0x20);
     for (let i = 0; i < 65; i++) {
       await open(
-        'POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n',
+        'POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n',
         almost,
         replies
       );

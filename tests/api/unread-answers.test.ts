@@ -69,7 +69,7 @@ test('answers left unread: past the limit API requests are busy at once, then th
   assert.ok(size > 3_000_000, `a large answer: ${size} bytes`);
 
   // Ten connections that never read, three large requests each: two answers queued behind the first.
-  const request = `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(LARGE)}\r\n\r\n${LARGE}`;
+  const request = `POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(LARGE)}\r\n\r\n${LARGE}`;
   const readers = Array.from({ length: 10 }, () => {
     const reader = net.connect(Number(new URL(svc.url).port), '127.0.0.1');
     reader.pause();
@@ -116,7 +116,7 @@ test('answers to clients gone before they were ready are not counted: API reques
     const socket = net.connect(Number(new URL(svc.url).port), '127.0.0.1');
     socket.on('error', () => undefined);
     socket.write(
-      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`
+      `POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`
     );
     await new Promise((r) => setTimeout(r, 5));
     socket.destroy();
