@@ -112,10 +112,14 @@ export function zodDetails(err: ZodError): NonNullable<ErrorResponse['details']>
     .map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }));
 }
 
-/** A 400 body naming the first invalid field (and up to 20). */
+/**
+ * A 400 body naming the first invalid field (and up to 20); an unknown field first, as it
+ * explains the others (`range: {start, end}` lacks from and to because they are misnamed).
+ */
 export function invalidRequest(err: ZodError): ErrorResponse {
   const details = zodDetails(err);
-  return { error: `invalid request: ${details[0].path}: ${details[0].message}`, details };
+  const first = details.find((d) => d.message.startsWith('unknown field')) ?? details[0];
+  return { error: `invalid request: ${first.path}: ${first.message}`, details };
 }
 
 /**

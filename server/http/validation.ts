@@ -42,8 +42,16 @@ export function closest(name: string, known: readonly string[]): string | undefi
   let bestScore = Infinity;
   for (const k of known) {
     const m = norm(k);
-    // A prefix (`rule` of `ruleId`) counts as 1.5 edits, so a true one-letter slip (`metric` → `metrics`) wins.
-    const score = m === n ? 0 : Math.min(distance(n, m), m.startsWith(n) && n.length >= 3 ? 1.5 : Infinity);
+    // A prefix (`rule` of `ruleId`) counts as 1.5 edits, so a true one-letter slip (`metric` → `metrics`)
+    // wins; an ending (`category` of `ruleCategory`) as 2.
+    const score =
+      m === n
+        ? 0
+        : Math.min(
+            distance(n, m),
+            m.startsWith(n) && n.length >= 3 ? 1.5 : Infinity,
+            m.endsWith(n) && n.length >= 5 ? 2 : Infinity
+          );
     if (score < bestScore) {
       [best, bestScore] = [k, score];
     }

@@ -62,6 +62,10 @@ test('unknown fields are refused by name, with the field probably meant', () => 
   assert.equal(e.details![0].path, 'range.timezone');
   assert.match(e.details![0].message, /unknown field "timezone"; range is \{from, to\}/);
   assert.equal(closest('zzzzzz', contract.QUERY_FIELDS), undefined, 'no suggestion when nothing is close');
+  assert.equal(closest('category', contract.QUERY_FIELDS), 'ruleCategory', 'the end of a field');
+  // A range misnamed: the top-level error names the unknown fields, which explain the missing ones.
+  e = errorOf({ range: { start: NOW - 1000, end: NOW }, queries: [{}] });
+  assert.match(e.error, /^invalid request: range: unknown fields "start", "end".*range is \{from, to\}/);
 });
 
 test("Grafana's own query fields are accepted and dropped; a serialized TimeRange's raw is accepted", () => {
