@@ -6,7 +6,14 @@
  */
 import type { CacheStatus, QueryRequest, QueryResult, RuleperfQuery } from '../contract';
 import { Busy, type Priority } from '../db/admission';
-import { isDataException, isReadDeadline, isSessionBusy, isStatementTimeout, isUnavailable } from '../db/pools';
+import {
+  isDataException,
+  isReadDeadline,
+  isSessionBusy,
+  isStatementTimeout,
+  isUnavailable,
+  READ_DEADLINE_MARGIN_MS,
+} from '../db/pools';
 import { loopTurns } from './turns';
 import { BudgetExceeded, checkBudget, schemaCardinality } from './budget';
 import type { RollupInfo } from './catalog';
@@ -76,8 +83,7 @@ interface Part {
 }
 
 /** A read that gave up on a database that did not answer in time (pools.ts, isReadDeadline). */
-export const LATE =
-  'the database did not answer in time (no reply within 2 s past its statement timeout: unreachable or overloaded); retry in 5 s';
+export const LATE = `the database did not answer in time (no reply within ${READ_DEADLINE_MARGIN_MS / 1000} s past its statement timeout: unreachable or overloaded); retry in 5 s`;
 
 /** Why a moving range's new minute may be answered with the minute before, or null when it may not. */
 function insteadBecause(err: unknown): InsteadBecause | null {
