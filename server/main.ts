@@ -4,6 +4,7 @@
  * DATA_DIR) with a demo that loads on first start and keeps growing (server/demo); with
  * DATABASE_URL it serves that database.
  */
+import type { RequestListener } from 'node:http';
 import { join } from 'node:path';
 import type pino from 'pino';
 import { Pool } from 'pg';
@@ -24,7 +25,7 @@ import { readiness } from './http/readiness';
 import { securitySettings } from './http/security';
 import { readyBanner } from './startup/banner';
 import { embeddedHint, openDatabase, seconds, StartupError, type StartHooks } from './startup/database';
-import { listen } from './startup/http-server';
+import { listen, startingHandler } from './startup/http-server';
 import { buildQueryStack } from './startup/query-stack';
 
 export { StartupError, type StartHooks } from './startup/database';
@@ -71,10 +72,20 @@ function healthPool(config: Config, pools: Pools, url: string): Pool {
 export async function startService(config: Config, log: pino.Logger, hooks: StartHooks = {}): Promise<RunningService> {
   const started = performance.now();
   const timings: Record<string, number> = {};
-  const db = await openDatabase(config, log, log.isLevelEnabled('info'), timings, hooks);
-  const { pools, flavour, demo, embedded } = db;
+  // The port first: answered "starting" until the service is ready (a port in use fails at once).
+  let serve: RequestListener = startingHandler(started);
+  const server = await listen((req, res) => serve(req, res), config);
   const metrics = createMetrics();
-  const stack = await buildQueryStack(config, log, metrics, db);
+  let db: Awaited<ReturnType<typeof openDatabase>>;
+  let stack: Awaited<ReturnType<typeof buildQueryStack>>;
+  try {
+    db = await openDatabase(config, log, log.isLevelEnabled('info'), timings, hooks);
+    stack = await buildQueryStack(config, log, metrics, db);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  const { pools, flavour, demo, embedded } = db;
   const { cache } = stack;
   const cacheState = () => (cache ? cache.state() : 'disabled');
   const health = healthPool(config, pools, db.url);
@@ -145,7 +156,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     },
   });
 
-  const server = await listen(app, config);
+  serve = app;
   timings.total = seconds(started);
   log.info({ url: server.url, flavour, embedded: embedded !== null, startup: timings }, 'ruleperf is listening');
 

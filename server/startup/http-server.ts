@@ -1,6 +1,7 @@
 /** Start-up, last step: the HTTP server, with timeouts that keep slow clients from holding sockets. */
 import http from 'node:http';
 import { isLoopbackHost, type Config } from '../config';
+import { StartupError } from './database';
 
 export interface Listening {
   url: string;
@@ -26,6 +27,34 @@ function addressedToLoopback(host: string | undefined): boolean {
   }
   const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')).replace(/\.$/, '');
   return isLoopbackHost(name) || name.toLowerCase().endsWith('.localhost');
+}
+
+/**
+ * What the port answers while the service starts (the database, its migrations and, on a first
+ * start, the demo and its rollups: half a minute or more): liveness says it is starting,
+ * everything else 503 with Retry-After. Before, the port stayed closed, so there was no
+ * /readyz to poll, and a port in use was found only once the database had been migrated.
+ */
+export function startingHandler(startedAt: number): http.RequestListener {
+  return (req, res) => {
+    req.resume();
+    const seconds = Math.round((performance.now() - startedAt) / 1000);
+    const path = (req.url ?? '').split('?')[0];
+    const starting = { status: 'starting', seconds };
+    const [status, body] =
+      path === '/healthz'
+        ? [200, starting]
+        : path === '/readyz'
+          ? [503, starting]
+          : [
+              503,
+              {
+                error: `the service is starting (${seconds} s so far: the database, its migrations and, on a first start, the demo data and its rollups); retry in 5 s`,
+              },
+            ];
+    res.writeHead(status, { 'content-type': 'application/json', ...(status === 503 ? { 'retry-after': '5' } : {}) });
+    res.end(JSON.stringify(body));
+  };
 }
 
 export async function listen(handler: http.RequestListener, config: Config): Promise<Listening> {
@@ -64,7 +93,15 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
   server.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE' || err.code === 'EACCES'
+          ? new StartupError(
+              `cannot listen on ${config.HOST}:${config.PORT} (${err.code === 'EADDRINUSE' ? 'another program listens there' : 'not allowed'}): stop it, or set PORT to another port`
+            )
+          : err
+      )
+    );
   });
   server.keepAliveTimeout = 5_000;
   const address = server.address();
