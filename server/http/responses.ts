@@ -9,8 +9,8 @@ import type { ZodError, core } from 'zod/v4';
 
 type ZodIssue = core.$ZodIssue;
 import type { ErrorResponse } from '../contract';
-import { isDataException, isReadDeadline, isSessionBusy, isStatementTimeout, isUnavailable } from '../db/pools';
-import { LATE, UNAVAILABLE } from '../query/service';
+import { isDataException, isStatementTimeout } from '../db/pools';
+import { databaseRefusal } from '../query/service';
 import type { AppDeps } from './app';
 import { requestLogger } from '../observability/logger';
 
@@ -183,14 +183,9 @@ export function errorResponse(
       body: { error: 'a value in the request cannot be used', details: [{ path: '(body)', message: err.message }] },
     };
   }
-  if (isUnavailable(err)) {
-    return { status: 503, body: { error: UNAVAILABLE }, retryAfter: 5 };
-  }
-  if (isReadDeadline(err)) {
-    return { status: 503, body: { error: LATE }, retryAfter: 5 };
-  }
-  if (isSessionBusy(err)) {
-    return { status: 503, body: { error: `the service is busy (${err.message}); retry in 5 s` }, retryAfter: 5 };
+  const refused = databaseRefusal(err);
+  if (refused) {
+    return { status: 503, body: { error: refused.error }, retryAfter: refused.retryAfter };
   }
   if (isStatementTimeout(err)) {
     // A variable list or a statistic that took too long: the database's words, and a retry.

@@ -99,6 +99,21 @@ function insteadBecause(err: unknown): InsteadBecause | null {
   return err instanceof Busy || isSessionBusy(err) ? 'busy' : null;
 }
 
+/**
+ * The 503 for a database that cannot take a statement now (out of reach, late, its embedded
+ * session busy), the same on every route; null for any other error.
+ */
+export function databaseRefusal(err: unknown): { error: string; retryAfter: number } | null {
+  if (isSessionBusy(err)) {
+    // The embedded database's one session was busy: the statement never ran, so nothing to narrow.
+    return { error: `the service is busy (${(err as Error).message}); retry in 5 s`, retryAfter: 5 };
+  }
+  if (isUnavailable(err)) {
+    return { error: UNAVAILABLE, retryAfter: 5 };
+  }
+  return isReadDeadline(err) ? { error: LATE, retryAfter: 5 } : null;
+}
+
 function failure(err: unknown): Failure {
   if (err instanceof BudgetExceeded) {
     return { frames: [], error: err.message, status: 400 };
@@ -106,14 +121,9 @@ function failure(err: unknown): Failure {
   if (err instanceof Busy) {
     return { frames: [], error: err.message, status: 503, retryAfter: err.retryAfterSeconds };
   }
-  if (isSessionBusy(err)) {
-    // The embedded database's one session was busy: the query never ran, so nothing to narrow.
-    return {
-      frames: [],
-      error: `the service is busy (${(err as Error).message}); retry in 5 s`,
-      status: 503,
-      retryAfter: 5,
-    };
+  const refused = databaseRefusal(err);
+  if (refused) {
+    return { frames: [], status: 503, ...refused };
   }
   if (isStatementTimeout(err)) {
     // The database's own words say which limit: its statement timeout.
@@ -123,12 +133,6 @@ function failure(err: unknown): Failure {
       status: 503,
       retryAfter: 5,
     };
-  }
-  if (isUnavailable(err)) {
-    return { frames: [], error: UNAVAILABLE, status: 503, retryAfter: 5 };
-  }
-  if (isReadDeadline(err)) {
-    return { frames: [], error: LATE, status: 503, retryAfter: 5 };
   }
   if (isDataException(err)) {
     return { frames: [], error: `a value in this query cannot be used: ${(err as Error).message}`, status: 400 };
