@@ -110,11 +110,13 @@ test("a connection lost while lent out (a refresh's backend terminated) fails it
 
 test('a database that stops answering (its connections silent, no FIN, no RST): a read gives up soon after the statement timeout, and the service answers 503, not a hang', async () => {
   // The read pool itself, on a connection it holds idle: the deadline is the client's own.
-  const url = db.url.replace(`:${PG_PORT}/`, `:${proxy.port}/`);
+  // On a proxy of its own: silencing the service's proxy here would silence its idle connections too.
+  const own = new TcpProxy(PG_HOST, PG_PORT);
+  const url = db.url.replace(`:${PG_PORT}/`, `:${await own.start()}/`);
   const pools = createPools(loadConfig({ DATABASE_URL: url, DB_STATEMENT_TIMEOUT_MS: '400' }), url);
   try {
     await pools.read.query('SELECT 1');
-    proxy.silenceOpen();
+    own.silenceOpen();
     const started = performance.now();
     const outcome = await Promise.race([
       pools.read.query('SELECT 1').then(
@@ -128,6 +130,7 @@ test('a database that stops answering (its connections silent, no FIN, no RST): 
     assert.ok(ms < 400 + READ_DEADLINE_MARGIN_MS + 1500, `gave up after ${ms.toFixed(0)} ms`);
   } finally {
     void pools.end().catch(() => undefined);
+    await own.stop();
   }
   // The service, its open connections silenced: answered within seconds, and it recovers.
   assert.equal((await postJson(`${svc.url}/api/v1/query`, body())).status, 200, 'connections open and idle');
