@@ -25,6 +25,7 @@ import {
   errorResponse,
   NOT_JSON,
   notJsonObject,
+  notUtf8,
   queryHeaderList,
   recordRequest,
   requestIdFrom,
@@ -77,7 +78,7 @@ const jsonBody = express.json({
   strict: true,
   type: () => true,
   verify: (_req, _res, bytes) => {
-    const refusal = shapeRefusal(bytes);
+    const refusal = notUtf8(bytes) ?? shapeRefusal(bytes);
     if (refusal) {
       throw Object.assign(new Error(refusal.error), { status: 400, type: 'entity.bad.shape', refusal });
     }
@@ -273,13 +274,13 @@ function createExpressApp(deps: AppDeps) {
         return res.status(404).json({ error: "not found: the URL path's percent-encoding does not decode" });
       }
       if (err.status && err.status >= 400 && err.status < 500) {
-        return res.status(err.status).json({
-          ...NOT_JSON,
-          error:
+        return res
+          .status(err.status)
+          .json(
             err.type === 'entity.parse.failed'
-              ? notJsonObject(typeof err.body === 'string' ? err.body : '').error
-              : 'bad request',
-        } satisfies ErrorResponse);
+              ? notJsonObject(typeof err.body === 'string' ? err.body : '')
+              : ({ ...NOT_JSON, error: 'bad request' } satisfies ErrorResponse)
+          );
       }
       const { status, body, retryAfter } = errorResponse(deps, err, res.locals.requestId);
       if (retryAfter) {

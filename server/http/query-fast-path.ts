@@ -18,6 +18,7 @@ import { acceptsGzip, forClientLater, forClientNow, type ClientBody } from './co
 import {
   errorResponse,
   notJsonObject,
+  notUtf8,
   queryHeaderList,
   recordRequest,
   requestIdFrom,
@@ -84,8 +85,12 @@ class Exchange {
   ) {}
 
   end(): void {
-    const chunks = this.chunks;
-    const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+    const bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+    const notText = notUtf8(bytes);
+    if (notText) {
+      return this.reply(400, jsonBytes(notText));
+    }
+    const text = bytes.toString('utf8');
     this.handlerStarted = performance.now();
     // A body seen before but for its range is not parsed again (request-memo.ts).
     let request = this.requests.recall(text);

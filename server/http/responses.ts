@@ -3,6 +3,7 @@
  * log line, validation errors, the query response body and the errors a query can end in.
  * Kept here once so the two paths cannot drift apart.
  */
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ZodError, core } from 'zod/v4';
@@ -155,14 +156,46 @@ export const NOT_JSON: ErrorResponse = {
 /** Valid JSON, but not an object (null, a string, a number): said as such, not as invalid JSON. */
 export const NOT_OBJECT: ErrorResponse = { ...NOT_JSON, error: 'request body is not a JSON object' };
 
-/** The error for a body that did not parse as a JSON object or array. */
+/** The error for a body that did not parse as a JSON object or array: where it stopped parsing, when it did not. */
 export function notJsonObject(text: string): ErrorResponse {
   try {
     JSON.parse(text);
     return NOT_OBJECT;
-  } catch {
-    return NOT_JSON;
+  } catch (err) {
+    // V8 says where ("… at position 6") or quotes the start of the text; cut, as the body may be long.
+    const why = (err as Error).message.replace(/\s+/g, ' ').slice(0, 160);
+    return { ...NOT_JSON, details: [{ path: '(body)', message: `must be a JSON object: ${why}` }] };
   }
+}
+
+/**
+ * A body whose bytes are not UTF-8 (Latin-1 text, say), refused as a whole with where, before it
+ * is decoded: decoding would turn those bytes into U+FFFD, a value that then matches nothing,
+ * while a U+FFFD the client actually sent is a character like any other.
+ */
+export function notUtf8(bytes: Buffer): ErrorResponse | null {
+  if (isUtf8(bytes)) {
+    return null;
+  }
+  const text = bytes.toString('utf8');
+  let offset = 0;
+  for (let i = text.indexOf('\ufffd'); i !== -1; i = text.indexOf('\ufffd', i + 1)) {
+    // The first replacement not sent as EF BF BD: every one before it was, so the byte offset is exact.
+    offset = Buffer.byteLength(text.slice(0, i));
+    if (!(bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd)) {
+      break;
+    }
+  }
+  const before = bytes.subarray(Math.max(0, offset - 40), offset).toString('utf8');
+  return {
+    error: `request body is not valid UTF-8: byte ${offset} (0x${bytes[offset].toString(16)}) is not part of a UTF-8 character`,
+    details: [
+      {
+        path: '(body)',
+        message: `must be UTF-8 text; the bytes at ${offset} follow ${JSON.stringify(before)} (send text as UTF-8, or \\u escapes)`,
+      },
+    ],
+  };
 }
 
 /** Headers of a query answer, as a flat list of names and values: when every query was refused for a transient reason (busy, unavailable), when to retry. */

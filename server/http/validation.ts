@@ -124,8 +124,6 @@ const filterValue = z
     (v) => v !== GRAFANA_ALL_VALUE,
     `is Grafana's "All" value (${GRAFANA_ALL_VALUE}), which matches no rule or parser: omit the filter for all`
   )
-  // What a body that is not valid UTF-8 decodes to: a value no rule or parser has, matching nothing.
-  .refine((v) => !v.includes('\ufffd'), 'must be valid UTF-8 (the body held bytes that are not; they decode to U+FFFD)')
   .refine((v) => !LONE_SURROGATE.test(v), LONE_SURROGATE_MESSAGE)
   // ("(none)" is one: the rows without the dimension; sql.ts.)
   .refine(

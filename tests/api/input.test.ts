@@ -168,7 +168,10 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
     body: '{"range": ',
   });
   assert.equal(broken.status, 400);
-  assert.equal((await broken.json()).error, 'request body is not valid JSON');
+  const brokenBody = await broken.json();
+  assert.equal(brokenBody.error, 'request body is not valid JSON');
+  // Where it stopped: V8's words, cut.
+  assert.match(brokenBody.details[0].message, /^must be a JSON object: .*(end of JSON input|position)/);
   for (const path of ['', '?via=express']) {
     for (const body of ['null', '"x"', '5']) {
       // Valid JSON, but not a request: the error says what it is not, on both paths.
@@ -185,7 +188,9 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
       headers: { 'content-type': 'application/json', ...auth },
       body: '{"range": ',
     });
-    assert.equal((await r.json()).error, 'request body is not valid JSON', path);
+    const refused = await r.json();
+    assert.equal(refused.error, 'request body is not valid JSON', path);
+    assert.match(refused.details[0].message, /^must be a JSON object: ./, path);
   }
   // Many unknown fields (up to the 100 members an object may have, below): the error names ten
   // (each cut to 64 characters) and counts the rest, so its size does not grow with the body.
@@ -203,12 +208,10 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
   assert.ok(manyText.length < 4096, `a ${manyText.length}-byte error`);
   const manyBody = JSON.parse(manyText);
   assert.match(manyBody.details[0].message, /^unknown fields "k0x{62}"…, "k1".* and 85 more; a query's fields are/);
-  // Bytes that are not UTF-8 in a filter value: refused by name, on both paths (the query string sends it through Express).
-  const latin1 = Buffer.concat([
-    Buffer.from(`{"range":{"from":${now - 3_600_000},"to":${now}},"queries":[{"refId":"A","ruleId":"r`),
-    Buffer.from([0xe9]),
-    Buffer.from('"}]}'),
-  ]);
+  // Bytes that are not UTF-8 (Latin-1 "é" after a genuine U+FFFD): the body is refused with the
+  // first bad byte's offset, on both paths (the query string sends it through Express).
+  const head = `{"range":{"from":${now - 3_600_000},"to":${now}},"queries":[{"refId":"A","ruleId":"r\ufffd`;
+  const latin1 = Buffer.concat([Buffer.from(head), Buffer.from([0xe9]), Buffer.from('"}]}')]);
   for (const path of ['', '?via=express']) {
     const r = await fetch(`${url}${path}`, {
       method: 'POST',
@@ -217,8 +220,21 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
     });
     assert.equal(r.status, 400, path);
     const body = await r.json();
-    assert.equal(body.details[0].path, 'queries.0.ruleId');
-    assert.match(body.details[0].message, /must be valid UTF-8/);
+    assert.equal(
+      body.error,
+      `request body is not valid UTF-8: byte ${Buffer.byteLength(head)} (0xe9) is not part of a UTF-8 character`,
+      path
+    );
+    assert.match(body.details[0].message, /follow ".*\\"ruleId\\":\\"r\ufffd"/, path);
+  }
+  // A U+FFFD the client did send (as UTF-8 or escaped) is a character like any other: answered.
+  for (const ruleId of ['r\ufffd', 'r\\ufffd']) {
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: `{"range":{"from":${now - 3_600_000},"to":${now}},"queries":[{"refId":"A","kind":"stats","ruleId":"${ruleId}"}]}`,
+    });
+    assert.equal(r.status, 200, `${ruleId}: ${await r.clone().text()}`);
   }
   // Prototype keys are unknown fields like any other: refused by name, and nothing is polluted.
   const proto = await postJson(
