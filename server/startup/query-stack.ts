@@ -94,7 +94,7 @@ export async function buildQueryStack(
       maxWaitMs: pools.embedded
         ? Math.max(config.DB_QUEUE_WAIT_MS, config.DB_STATEMENT_TIMEOUT_MS)
         : config.DB_QUEUE_WAIT_MS,
-      busyHint: config.DATABASE_URL ? undefined : EMBEDDED_BUSY_HINT,
+      busyHint: pools.embedded ? EMBEDDED_BUSY_HINT : undefined,
     });
   const readAdmission = admissionFor(config.DB_POOL_MAX);
   // Each rollup's measured density: answers that would merge too many histogram values are
@@ -112,7 +112,7 @@ export async function buildQueryStack(
   // Percentiles merged in C where the ruleperf_native extension serves the sketch functions.
   const native = await nativeFunctions(pools.read);
   log.info({ native }, native.sketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL');
-  // Filter values checked against the variables' lists when an answer matched nothing.
+  // Filter values checked against the variables' lists, then the rollups, when an answer matched nothing.
   const known = new KnownValues(
     async (name) => (await variableValues(pools.read, name, rollups)).map((v) => v.value),
     valuesInData(pools.read, () => rollups)
