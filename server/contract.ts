@@ -236,7 +236,7 @@ export interface Notice {
 export interface RuleperfFrameMeta {
   /** Rollups that answered, coarsest first, plus `raw` when raw rows were read. */
   tiers: Tier[];
-  /** The range the answer covers (epoch ms): the asked range moved to whole minutes. A notice says so when it differs from the asked one by more than a second. */
+  /** The range the answer covers (epoch ms): the asked range, or when it ends now, moved forward to whole minutes (under an hour, to at most a sixtieth of its span). A notice says so when it differs from the asked one by more than a second. */
   coveredRange: { from: number; to: number };
   /** Timeseries bucket width in ms (null for other kinds). */
   bucketMs: number | null;

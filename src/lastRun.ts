@@ -20,7 +20,7 @@ export type LastRunMeta = Omit<RuleperfFrameMeta, 'coveredRange' | 'computedAt'>
 };
 
 /**
- * The service answers a settled range exactly and a range ending now to whole minutes; like
+ * The service answers a settled range exactly and a range ending now to whole minutes (finer under an hour); like
  * the service's own notice, the line says so whenever the covered range is off at all (rows in
  * a shifted millisecond change a count).
  */

@@ -12,7 +12,7 @@ export interface PairErrors {
   pairs: number;
   /** Largest distance (ms) between an end of the covered range and the asked one. */
   endsOffMs: number;
-  /** Pairs answered exactly as asked (ended over a minute ago), the rest moved to whole minutes. */
+  /** Pairs answered exactly as asked (ended over a minute ago), the rest moved forward (range.ts movingStep). */
   exactRanges: number;
   ruleperf: { count: number; sum: number; avg: number; p50: number; p95: number; p99: number };
   adr: { count: number; avg: number; p50: number; p95: number; p99: number };

@@ -357,7 +357,7 @@ export async function rollupBench(pg: string, o: RollupBenchOptions) {
   await exPool.end();
   const pct = (v: number) => `${(v * 100).toFixed(v < 0.001 ? 4 : 2)} %`;
   say(
-    `\nExactness over ${errors.pairs} random unaligned (range, filter) pairs at ${(scale / 1e6).toFixed(0)}M rows, against the raw table over the covered range — ${errors.exactRanges} covered exactly as asked, the others (ranges ending within the last minute) moved to whole minutes, ends at most ${(errors.endsOffMs / 1000).toFixed(1)} s from the asked ones; worst relative error:\n`
+    `\nExactness over ${errors.pairs} random unaligned (range, filter) pairs at ${(scale / 1e6).toFixed(0)}M rows, against the raw table over the covered range — ${errors.exactRanges} covered exactly as asked, the others (ranges ending within the last minute) moved forward to whole minutes (finer under an hour), ends at most ${(errors.endsOffMs / 1000).toFixed(1)} s from the asked ones; worst relative error:\n`
   );
   say(
     table(

@@ -2,7 +2,7 @@
  * The range a question covered last, so that while the database cannot be reached a panel
  * can still be shown the answer cached for the range just before the one it asks for.
  *
- * A range ending "now" is covered in whole minutes (range.ts), so when a minute begins every
+ * A range ending "now" is covered in whole minutes (range.ts; finer under an hour), so when a minute begins every
  * such panel asks a question nobody has answered yet: with the database down, each would fail
  * at once although the cache holds its answer of a minute ago. Per question (everything but
  * the range) and span, this keeps the latest covered range a user asked; the service looks the

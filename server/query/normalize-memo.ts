@@ -23,6 +23,7 @@ interface Known {
   to: number;
   differsFromAsked: boolean;
   inWholeHours: boolean;
+  movingStepMs: number | null;
   intervalMs: number | undefined;
   maxDataPoints: number | undefined;
   q: NormalizedQuery;
@@ -53,6 +54,7 @@ export class NormalizeMemo {
           k.to === c.range.to &&
           k.differsFromAsked === c.differsFromAsked &&
           k.inWholeHours === c.inWholeHours &&
+          k.movingStepMs === c.movingStepMs &&
           k.intervalMs === c.intervalMs &&
           k.maxDataPoints === c.maxDataPoints
         ) {
@@ -68,6 +70,7 @@ export class NormalizeMemo {
       to: c.range.to,
       differsFromAsked: c.differsFromAsked,
       inWholeHours: c.inWholeHours,
+      movingStepMs: c.movingStepMs,
       intervalMs: c.intervalMs,
       maxDataPoints: c.maxDataPoints,
       q,

@@ -133,11 +133,15 @@ test('the asked range counts only through the covered range and whether the two 
     [0, true],
     'a range ending now moves to whole minutes, and says so'
   );
+  assert.equal(moving.movingStepMs, M);
+  const short = normalizeQuery({ range: { from: NOW - 70_000, to: NOW } }, query({}), ROLLUPS, NOW);
+  assert.deepEqual([short.movingStepMs, short.range.to - NOW < 1000], [1000, true], 'a 70-second one: whole seconds');
   const settled = normalizeQuery({ range: { from: NOW - 3 * H, to: NOW - 2 * H } }, query({}), ROLLUPS, NOW);
   assert.deepEqual(
     [settled.range, settled.differsFromAsked],
     [{ from: NOW - 3 * H, to: NOW - 2 * H }, false],
     'a settled range is covered as asked'
   );
+  assert.equal(settled.movingStepMs, null, 'and moves by no step');
   assert.equal('asked' in moving, false, 'nothing per request is kept, so a normalized query can be shared');
 });

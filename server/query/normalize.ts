@@ -22,7 +22,15 @@ import {
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import { levels } from './plan';
-import { chooseBucket, coverRange, coveredInHours, differsFromAsked, type TimeRange } from './range';
+import {
+  chooseBucket,
+  coverRange,
+  coveredInHours,
+  differsFromAsked,
+  isMoving,
+  movingStep,
+  type TimeRange,
+} from './range';
 
 export interface NormalizedQuery {
   kind: QueryKind;
@@ -33,12 +41,14 @@ export interface NormalizedQuery {
   /** Rows (top rules, error breakdown) or series (grouped timeseries) at most; 0 when unused. */
   limit: number;
   sortBy: TopRulesSort | null;
-  /** What the answer covers (range.ts: as asked once settled, whole minutes while it moves). */
+  /** What the answer covers (range.ts: as asked once settled, whole minutes while it moves, finer under an hour). */
   range: TimeRange;
   /** Whether the covered range differs from the asked one at all (the answer then says so). */
   differsFromAsked: boolean;
   /** Whether an end of it was moved to whole hours because raw rows are not kept there (the notice says why). */
   inWholeHours: boolean;
+  /** The step a range ending now was moved forward by (range.ts movingStep; the notice says it); null once settled. */
+  movingStepMs: number | null;
   /** Timeseries bucket width in ms; null for kinds without time buckets. */
   bucketMs: number | null;
   /**
@@ -75,6 +85,7 @@ export interface Coverage {
   differsFromAsked: boolean;
   /** Whether an end was moved to whole hours: raw rows are not kept there (range.ts coverRange). */
   inWholeHours: boolean;
+  movingStepMs: number | null;
   intervalMs?: number;
   maxDataPoints?: number;
 }
@@ -86,6 +97,7 @@ export function coverage(request: RequestRange, now = Date.now(), rawKeptFrom: n
     range,
     differsFromAsked: differsFromAsked(range, request.range),
     inWholeHours: coveredInHours(range, request.range, rawKeptFrom),
+    movingStepMs: isMoving(request.range, now) ? movingStep(request.range.to - request.range.from) : null,
     intervalMs: request.intervalMs,
     maxDataPoints: request.maxDataPoints,
   };
@@ -139,6 +151,7 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     range,
     differsFromAsked: c.differsFromAsked,
     inWholeHours: c.inWholeHours,
+    movingStepMs: c.movingStepMs,
     bucketMs: bucket?.bucketMs ?? null,
     // In whole seconds, as the notice shows it: one rendering per width a panel can show.
     coarserThanAskedMs: coarserBecause ? Math.ceil(bucket!.askedMs / 1000) * 1000 : null,

@@ -7,6 +7,7 @@ import { levels, plan, tiersOf, type PlanInput, type RollupState } from './plan'
 import {
   chooseBucket,
   coverRange,
+  movingStep,
   coveredInHours,
   differsFromAsked,
   points,
@@ -32,7 +33,7 @@ const allMaterialized = (watermark = NOW - 2 * M): Map<string, RollupState> =>
     ROLLUPS.map((r) => [r.name, { watermark: Math.floor(watermark / r.bucketMs) * r.bucketMs, retainedFrom: null }])
   );
 
-test('a range ending now: both ends moved forward to a whole minute, the span kept, at least a minute', () => {
+test('a range ending now: both ends moved forward to a whole minute, the span kept; under an hour, to at most a sixtieth of it', () => {
   assert.deepEqual(coverRange({ from: NOW - H, to: NOW }, NOW), {
     from: Date.parse('2026-06-10T12:38:00Z'),
     to: Date.parse('2026-06-10T13:38:00Z'),
@@ -40,14 +41,22 @@ test('a range ending now: both ends moved forward to a whole minute, the span ke
   assert.deepEqual(coverRange({ from: 0, to: H }, H), { from: 0, to: H }, 'whole minutes stay as they are');
   assert.deepEqual(
     coverRange({ from: 10_000, to: 40_000 }, 40_000),
-    { from: 0, to: M },
-    'under a minute: the minute holding its end'
+    { from: 10_000, to: 40_000 },
+    'under a minute: as asked'
   );
+  // A new user's 70-second range, asked 6 s after its end: moved by a minute, it lost 30 s of the
+  // 70 asked. Now to whole seconds.
+  assert.deepEqual(coverRange({ from: 150_500, to: 220_700 }, 226_000), { from: 151_000, to: 221_000 });
+  assert.deepEqual(coverRange({ from: 100, to: 15 * M + 100 }, 15 * M + 100), { from: 15_000, to: 15 * M + 15_000 });
+  assert.deepEqual([movingStep(H - 1), movingStep(H), movingStep(5 * M), movingStep(M - 1)], [30_000, M, 5_000, 1]);
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: 1, max: 400 * D }), (from, span) => {
       const c = coverRange({ from, to: from + span }, from + span - 1000);
-      assert.ok(c.from % M === 0 && c.to % M === 0 && c.to > c.from);
-      assert.ok(Math.abs(c.from - from) < M && Math.abs(c.to - from - span) < M, 'within a minute of each end');
+      const step = movingStep(span);
+      assert.ok(step === 1 || step * 60 <= span, 'a sixtieth of the span at most');
+      assert.ok(c.from % step === 0 && c.to % step === 0 && c.to > c.from);
+      assert.ok(Math.abs(c.from - from) < step && Math.abs(c.to - from - span) < step, 'within a step of each end');
+      assert.ok(span < H || step === M, 'a minute from an hour up');
     })
   );
   assert.equal(differsFromAsked({ from: 0, to: H }, { from: 0, to: H }), false);
@@ -65,8 +74,8 @@ test('a range that ended over a minute ago is covered exactly as asked, to the m
   const asked = { from: NOW - 3 * H - 1234, to: NOW - H + 999 };
   assert.deepEqual(coverRange(asked, NOW), asked);
   assert.deepEqual(
-    coverRange({ from: NOW - H, to: NOW - 30_000 }, NOW),
-    { from: NOW - H - (NOW % M) + M, to: NOW - (NOW % M) + M },
+    coverRange({ from: NOW - 2 * H, to: NOW - 30_000 }, NOW),
+    { from: NOW - 2 * H - (NOW % M) + M, to: NOW - (NOW % M) + M },
     'ended 30 s ago: still moving'
   );
   const { pieces, live } = plan({ range: asked, fields: [], rollups: ROLLUPS, state: allMaterialized(), pending: [] });

@@ -7,7 +7,9 @@
  * cache entry. A range ending "now" moves with every request: both ends are moved forward to
  * the next whole minute, so "last 24 hours" sent a few seconds later is the same cache entry
  * — never more than 59.999 s from what was asked, the span kept, and the newest rows still
- * in it. The answer says what it covered (meta.custom.coveredRange) and carries a notice
+ * in it. Under an hour, to a step of at most a sixtieth of the span (30, 15, 10, 5 or 1 s;
+ * exactly as asked under a minute): a minute moved half of a 70-second range away from the
+ * one asked. The answer says what it covered (meta.custom.coveredRange) and carries a notice
  * whenever that differs from the asked range.
  */
 import type { Granularity } from '../contract';
@@ -27,12 +29,24 @@ export const floorTo = (t: number, width: number) => Math.floor(t / width) * wid
 /** A range ending later than this before now is still moving (a now-relative range). */
 export const MOVING_WITHIN_MS = MINUTE_MS;
 
+/** Steps the ends of a range ending now are moved forward to, coarsest first. */
+export const MOVING_STEPS = [MINUTE_MS, 30_000, 15_000, 10_000, 5_000, 1_000] as const;
+
+/** The step a range ending now of `spanMs` moves by: the coarsest of at most a sixtieth of it; 1 ms (as asked) under a minute. */
+export function movingStep(spanMs: number): number {
+  return MOVING_STEPS.find((step) => step * 60 <= spanMs) ?? 1;
+}
+
+/** Whether `asked` ends now, or later: then it moves with every request. */
+export const isMoving = (asked: TimeRange, now: number) => asked.to > now - MOVING_WITHIN_MS;
+
 export function coverRange(asked: TimeRange, now = Date.now(), rawKeptFrom: number | null = null): TimeRange {
-  if (asked.to <= now - MOVING_WITHIN_MS) {
+  if (!isMoving(asked, now)) {
     return inWholeHoursBefore(asked, rawKeptFrom);
   }
-  const to = ceilTo(asked.to, MINUTE_MS);
-  const from = Math.min(ceilTo(asked.from, MINUTE_MS), to - MINUTE_MS);
+  const step = movingStep(asked.to - asked.from);
+  const to = ceilTo(asked.to, step);
+  const from = Math.min(ceilTo(asked.from, step), to - step);
   return inWholeHoursBefore({ from, to }, rawKeptFrom);
 }
 

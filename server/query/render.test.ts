@@ -5,6 +5,7 @@ import type { Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
 import { differsFromAsked } from './range';
 import {
+  coveredRangeNotice,
   joinResults,
   renderedBytes,
   renderFrames,
@@ -34,6 +35,7 @@ const q = (asked: { from: number; to: number }, coarserThanAskedMs: number | nul
   sortBy: null,
   differsFromAsked: differsFromAsked({ from: 60_000, to: 180_000 }, asked),
   inWholeHours: false,
+  movingStepMs: null,
   range: { from: 60_000, to: 180_000 },
   bucketMs: coarserThanAskedMs === null ? null : 3_600_000,
   coarserThanAskedMs,
@@ -182,8 +184,16 @@ test('an answer computed before its covered range ends says up to when its rows 
   const [both] = notices({ from: 30_001, to: 150_001 });
   assert.match(
     both,
-    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: ranges are read in whole minutes\. Rows stored by 1970-01-01 00:02:30 UTC/
+    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: a range ending now is read in whole minutes\. Rows stored by 1970-01-01 00:02:30 UTC/
   );
+  // Under an hour, the step the covered ends were moved to (range.ts movingStep), read off them.
+  const step = (stepMs: number) =>
+    coveredRangeNotice({ from: 0, to: 900_000 }, true, 901_000, false, false, stepMs)!.text.replace(
+      /^Covered .* UTC: /,
+      ''
+    );
+  assert.equal(step(15_000), 'a range ending now is read in steps of 15 seconds.');
+  assert.equal(step(1000), 'a range ending now is read in whole seconds.');
   // The rendered text says the same.
   const text = renderFrames(early, q({ from: 60_000, to: 180_000 }), 'hit', 'A');
   assert.match(text, /Rows stored by 1970-01-01 00:02:30 UTC/);

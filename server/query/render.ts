@@ -7,7 +7,7 @@
 import { compactTimeColumns, type CacheStatus, type DataFrameJSON, type Notice } from '../contract';
 import { frameValues, type Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
-import { RAW_MINUTES_MAX_SPAN, type TimeRange } from './range';
+import { MINUTE_MS, RAW_MINUTES_MAX_SPAN, type TimeRange } from './range';
 import { mapInTurns } from './turns';
 
 /** An instant as notices write it: `2026-01-01 10:00:00`, UTC, milliseconds only when there are any. */
@@ -45,7 +45,8 @@ export function coveredRangeNotice(
   differs: boolean,
   computedAt: number,
   live = false,
-  inWholeHours = false
+  inWholeHours = false,
+  stepMs: number = MINUTE_MS
 ): Notice | null {
   const rows = computedAt < covered.to ? rowsUpTo(computedAt) : live ? rowsWrittenBy(computedAt) : '';
   if (!differs && !rows) {
@@ -55,10 +56,19 @@ export function coveredRangeNotice(
     ? `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ${
         inWholeHours
           ? 'raw rows this old are no longer kept, so its ends are read in whole hours from the rollups.'
-          : 'ranges are read in whole minutes.'
+          : `a range ending now is read ${stepWords(stepMs)}.`
       }`
     : '';
   return { severity: 'info', text: [range, rows].filter(Boolean).join(' ') };
+}
+
+/** The step a range ending now was moved forward by (range.ts movingStep), as a notice writes it. */
+function stepWords(stepMs: number): string {
+  return stepMs === MINUTE_MS
+    ? 'in whole minutes'
+    : stepMs === 1000
+      ? 'in whole seconds'
+      : `in steps of ${width(stepMs)}`;
 }
 
 /** A width as a notice writes it: "1 hour", "10 minutes", "90 seconds". */
@@ -106,7 +116,8 @@ export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus,
     q.differsFromAsked,
     answer.computedAt,
     answer.touchesLiveEdge,
-    q.inWholeHours
+    q.inWholeHours,
+    q.movingStepMs ?? MINUTE_MS
   );
   const notices = [
     ...answer.notices,
@@ -238,7 +249,7 @@ function variantKey(q: NormalizedQuery, cache: CacheStatus, compactTime: boolean
   if (!q.differsFromAsked && q.coarserThanAskedMs === null) {
     return compactTime ? WITH_STEPS[cache] : cache;
   }
-  return `${cache}|${q.differsFromAsked ? (q.inWholeHours ? 'hours' : 'range') : ''}|${q.coarserThanAskedMs ?? ''}${q.coarserBecause === 'totals' ? 't' : ''}${compactTime ? '|steps' : ''}`;
+  return `${cache}|${q.differsFromAsked ? (q.inWholeHours ? 'hours' : `range${q.movingStepMs ?? ''}`) : ''}|${q.coarserThanAskedMs ?? ''}${q.coarserBecause === 'totals' ? 't' : ''}${compactTime ? '|steps' : ''}`;
 }
 
 /**

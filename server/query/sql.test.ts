@@ -27,6 +27,7 @@ const q = (filters: NormalizedQuery['filters'] = {}): NormalizedQuery => ({
   range: { from: T0, to: T0 + 5 * H },
   differsFromAsked: false,
   inWholeHours: false,
+  movingStepMs: null,
   bucketMs: null,
   coarserThanAskedMs: null,
   coarserBecause: null,

@@ -41,6 +41,7 @@ export const normalized = (over: Partial<NormalizedQuery> = {}): NormalizedQuery
   sortBy: null,
   differsFromAsked: false,
   inWholeHours: false,
+  movingStepMs: null,
   range: { from: 0, to: MINUTE_MS },
   bucketMs: null,
   coarserThanAskedMs: null,

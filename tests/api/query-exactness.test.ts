@@ -377,6 +377,31 @@ test('every frame carries meta: tiers, covered range, watermark, cache status an
   assert.ok(notice, 'a notice says the range was read to the minute');
 });
 
+test('a short range ending now is covered to within a sixtieth of its span, not moved a whole minute', async () => {
+  const t = Date.now();
+  // A row every 5 s over the last 65 s: moved to whole minutes, up to 55 s of them fell out.
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+     SELECT to_timestamp(($1::bigint - s * 1000) / 1000.0), 'RULE_EXECUTION', 'short-range', 'SUCCESS', 3
+       FROM generate_series(5, 65, 5) s`,
+    [t]
+  );
+  const asked = { name: '70s', from: t - 70_000, to: t };
+  const { frames, meta } = await ask(asked, { kind: 'stats', ruleId: 'short-range' });
+  assert.ok(
+    meta.coveredRange.from - asked.from < 1000 && meta.coveredRange.to - asked.to < 1000,
+    `covered ${JSON.stringify(meta.coveredRange)} for ${asked.from}–${asked.to}: within a second`
+  );
+  assert.equal(columns(frames[0]).executionCount[0], 13, 'every row of the asked range');
+  if (meta.coveredRange.from !== asked.from) {
+    const notices = frames[0].schema.meta.notices.map((n: { text: string }) => n.text).join(' ');
+    assert.match(notices, /a range ending now is read in whole seconds/);
+  }
+  const quarter = await ask({ name: '15m', from: t - 15 * 60_000, to: t }, { kind: 'stats' });
+  assert.equal(quarter.meta.coveredRange.to % 15_000, 0, 'a 15-minute range: to 15 s');
+  assert.ok(quarter.meta.coveredRange.to - t < 15_000);
+});
+
 test('a range on whole minutes is answered exactly as asked, without a notice', async () => {
   const to = Math.floor(now / 60_000) * 60_000 - 3 * HOUR;
   const { frames, meta } = await ask({ name: 'whole', from: to - 2 * DAY - 17 * 60_000, to }, { kind: 'stats' });
