@@ -146,6 +146,10 @@ function createExpressApp(deps: AppDeps) {
     // A warning may say a token is the published default: only token holders read it (or anyone, when there is no token to protect).
     const shown = own.length === 0 || open || tokenHolder(req.headers.authorization) ? own : [WITHHELD_WARNINGS];
     const body: ReadyResponse = { ...ready, warnings: [...(ready.warnings ?? []), ...shown] };
+    if (ready.status !== 'ready') {
+      // Warming, or the database out of reach: as the "starting" answer, say when to ask again.
+      res.setHeader('Retry-After', '5');
+    }
     res.status(ready.status === 'ready' ? 200 : 503).json(body);
   });
   app.get('/metrics', async (_req, res) => {

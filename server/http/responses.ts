@@ -54,6 +54,32 @@ export function recordRequest(
   );
 }
 
+const TYPE_NOUNS: Record<string, string> = {
+  array: 'a list',
+  object: 'an object',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'true or false',
+  null: 'null',
+};
+const noun = (type: string) => TYPE_NOUNS[type] ?? type;
+
+/** zod's message in the words of the service's other errors: "Invalid input: expected array, received undefined" is "is required (a list)". */
+function issueWords(message: string): string {
+  const wrong = /^Invalid input: expected (\w+), received (\w+)$/.exec(message);
+  if (!wrong) {
+    return message;
+  }
+  const [, expected, received] = wrong;
+  if (expected === 'number' && received === 'number') {
+    // Infinity (1e999 in JSON): zod says "expected number, received number".
+    return 'must be a finite number (1e999 and the like read as Infinity)';
+  }
+  return received === 'undefined'
+    ? `is required (${noun(expected)})`
+    : `must be ${noun(expected)}, not ${noun(received)}`;
+}
+
 /**
  * Issues as `{path, message}`. A union that failed is reported through the branch that
  * matched the input's shape (a filter sent as a list is checked as a list), so the message
@@ -69,10 +95,7 @@ function flatten(
       return [
         {
           path: i.code === 'unrecognized_keys' && i.keys.length === 1 ? [...path, i.keys[0]] : path,
-          // zod's words for Infinity (1e999 in JSON) say nothing: "expected number, received number".
-          message: /expected number, received number/.test(i.message)
-            ? 'must be a finite number (1e999 and the like read as Infinity)'
-            : i.message,
+          message: issueWords(i.message),
         },
       ];
     }
@@ -164,7 +187,7 @@ export function notJsonObject(text: string): ErrorResponse {
   } catch (err) {
     // V8 says where ("… at position 6") or quotes the start of the text; cut, as the body may be long.
     const why = (err as Error).message.replace(/\s+/g, ' ').slice(0, 160);
-    return { ...NOT_JSON, details: [{ path: '(body)', message: `must be a JSON object: ${why}` }] };
+    return { ...NOT_JSON, details: [{ path: '(body)', message: `does not parse: ${why}` }] };
   }
 }
 

@@ -92,8 +92,11 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
     error: (iss) => {
       const input = iss.input;
       const same = typeof input === 'string' ? values.find((v) => v.toLowerCase() === input.toLowerCase()) : undefined;
+      // Otherwise the nearest spelling ("top_rules" → "topRules").
+      const near = typeof input === 'string' && !same ? closest(input.slice(0, 64), values) : undefined;
       const got = typeof input === 'string' ? JSON.stringify(input.slice(0, 64)) : typeof input;
-      return `must be one of ${values.join(', ')}; got ${got}${same ? ` (values are case-sensitive: "${same}")` : ''}`;
+      const hint = same ? ` (values are case-sensitive: "${same}")` : near ? ` (did you mean "${near}"?)` : '';
+      return `must be one of ${values.join(', ')}; got ${got}${hint}`;
     },
   });
 }
@@ -313,15 +316,23 @@ const requestObject = z
     if (!Array.isArray(req.queries)) {
       return;
     }
-    const seen = new Set<string>();
+    const seen = new Map<string, number>();
     req.queries.forEach((q, i) => {
       if (typeof q?.refId !== 'string') {
         return;
       }
-      if (seen.has(q.refId)) {
-        ctx.addIssue({ code: 'custom', path: ['queries', i, 'refId'], message: 'must be unique' });
+      const first = seen.get(q.refId);
+      if (first !== undefined) {
+        // Two queries sent without one are both "A".
+        const unset = q.refId === DEFAULTS.refId ? ` (a query without refId is "${DEFAULTS.refId}")` : '';
+        ctx.addIssue({
+          code: 'custom',
+          path: ['queries', i, 'refId'],
+          message: `must be unique: ${JSON.stringify(q.refId)} is query ${first}'s too${unset}`,
+        });
+      } else {
+        seen.set(q.refId, i);
       }
-      seen.add(q.refId);
     });
   });
 

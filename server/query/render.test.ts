@@ -81,7 +81,7 @@ test('points wider than asked because the rollups give whole multiples say that 
   const [notice] = withMeta(answer, totals, 'hit', 'A')[0].schema.meta!.notices!;
   assert.equal(
     notice.text,
-    "Points are 20 minutes apart, not the 15 minutes asked: the rollups give widths in whole multiples of theirs, and each point's counts are totals over its 20 minutes."
+    "Points are 20 minutes apart, not the 15 minutes asked: the rollups give widths in whole multiples of theirs, and each point's counts are totals over its 20 minutes (the first and last point's, over the part of it in the range)."
   );
 });
 

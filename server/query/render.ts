@@ -93,7 +93,7 @@ export function coarserBucketNotice(
 ): Notice {
   const why =
     because === 'totals'
-      ? `the rollups give widths in whole multiples of theirs, and each point's counts are totals over its ${width(bucketMs)}`
+      ? `the rollups give widths in whole multiples of theirs, and each point's counts are totals over its ${width(bucketMs)} (the first and last point's, over the part of it in the range)`
       : `no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`;
   return { severity: 'info', text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: ${why}.` };
 }

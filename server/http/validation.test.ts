@@ -1,0 +1,46 @@
+/** The words of a 400: zod's own messages and bare refusals turned into ones that lead to the fix. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseQueryRequest } from './body-shape';
+import { notJsonObject } from './responses';
+
+const range = { from: 1_700_000_000_000, to: 1_700_003_600_000 };
+
+function refusal(body: unknown): string {
+  const parsed = parseQueryRequest(body);
+  assert.ok('refusal' in parsed, 'refused');
+  return parsed.refusal.error;
+}
+
+test('a missing or mistyped field says what it must be, not "Invalid input: expected array, received undefined"', () => {
+  assert.equal(refusal({ range }), 'invalid request: queries: is required (a list)');
+  assert.equal(refusal({ range, queries: 'A' }), 'invalid request: queries: must be a list, not a string');
+  assert.equal(
+    refusal({ range, queries: [{ refId: 'A', kind: 'topRules', limit: '5' }] }),
+    'invalid request: queries.0.limit: must be a number, not a string'
+  );
+});
+
+test('a misspelled value is pointed to the nearest one, beside the case-only hint', () => {
+  assert.match(refusal({ range, queries: [{ kind: 'top_rules' }] }), /got "top_rules" \(did you mean "topRules"\?\)$/);
+  assert.match(refusal({ range, queries: [{ kind: 'Stats' }] }), /\(values are case-sensitive: "stats"\)$/);
+  assert.match(refusal({ range, queries: [{ kind: 'banana' }] }), /got "banana"$/);
+});
+
+test('two queries without refId are both "A": the refusal says so', () => {
+  assert.equal(
+    refusal({ range, queries: [{ kind: 'stats' }, { kind: 'topRules' }] }),
+    `invalid request: queries.1.refId: must be unique: "A" is query 0's too (a query without refId is "A")`
+  );
+  assert.equal(
+    refusal({ range, queries: [{ refId: 'B' }, { refId: 'C' }, { refId: 'B' }] }),
+    `invalid request: queries.2.refId: must be unique: "B" is query 0's too`
+  );
+});
+
+test('JSON that does not parse says where it stopped', () => {
+  const r = notJsonObject('{"range": {"from": 1,}}');
+  assert.equal(r.error, 'request body is not valid JSON');
+  assert.match(r.details![0].message, /^does not parse: .*position 21/);
+  assert.equal(notJsonObject('"x"').error, 'request body is not a JSON object');
+});
