@@ -105,8 +105,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   );
   const app = createApp({
     service: stack.service,
-    readPool: pools.read,
-    rollups: stack.rollups,
+    variables: (name) => stack.variables.get(name),
     metrics,
     logger: log,
     security: securitySettings(config),

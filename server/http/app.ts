@@ -11,13 +11,17 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod/v4';
-import { VARIABLE_NAMES, type ErrorResponse, type InvalidateRequest, type ReadyResponse } from '../contract';
+import {
+  VARIABLE_NAMES,
+  type ErrorResponse,
+  type InvalidateRequest,
+  type ReadyResponse,
+  type VariableName,
+  type VariableValue,
+} from '../contract';
 import { carriesToken, requireRole } from './auth';
-import { variableValues } from './variables';
-import type { RollupInfo } from '../query/catalog';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
-import type { Pool } from 'pg';
 import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath } from './query-fast-path';
 import { acceptsGzip, forClientLater, forClientNow } from './compression';
@@ -43,9 +47,8 @@ export interface CacheControl {
 export interface AppDeps {
   service: QueryService;
   cache: CacheControl;
-  readPool: Pool;
-  /** The rollups (the registry as last read): variables read metric types from them. */
-  rollups: () => readonly RollupInfo[];
+  /** A dashboard variable's values (variables.ts VariableLists). */
+  variables: (name: VariableName) => Promise<VariableValue[]>;
   /** Readiness; the app adds the security warnings. */
   ready: () => Promise<ReadyResponse>;
   metrics: Metrics;
@@ -194,7 +197,7 @@ function createExpressApp(deps: AppDeps) {
       return res.status(404).json({ error: `unknown variable; use one of: ${VARIABLE_NAMES.join(', ')}` });
     }
     try {
-      res.json({ values: await variableValues(deps.readPool, name.data, deps.rollups()) });
+      res.json({ values: await deps.variables(name.data) });
     } catch (err) {
       next(err);
     }

@@ -10,6 +10,7 @@ import type { ZodError, core } from 'zod/v4';
 
 type ZodIssue = core.$ZodIssue;
 import type { ErrorResponse } from '../contract';
+import { Busy } from '../db/admission';
 import { isDataException, isStatementTimeout } from '../db/pools';
 import { databaseRefusal } from '../query/service';
 import type { AppDeps } from './app';
@@ -238,6 +239,10 @@ export function errorResponse(
       status: 400,
       body: { error: 'a value in the request cannot be used', details: [{ path: '(body)', message: err.message }] },
     };
+  }
+  if (err instanceof Busy) {
+    // The read pool's queue (a variable list waits its turn with the answers).
+    return { status: 503, body: { error: err.message }, retryAfter: err.retryAfterSeconds };
   }
   const refused = databaseRefusal(err);
   if (refused) {

@@ -39,3 +39,38 @@ export async function variableValues(
   const { rows } = await db.query(`SELECT value, text FROM (${sql}) v ORDER BY value LIMIT $1`, [limit]);
   return rows;
 }
+
+/**
+ * The lists as the endpoint serves them: each read at most once per `maxAgeMs`, concurrent asks
+ * sharing one read, and the read taking its turn with the answers (`read` goes through the
+ * read pool's admission). Asked directly, a flood of 200 connections on one list queued on the
+ * pool until its connect timeout: 2,107 of them, and dashboard answers beside them, got "the
+ * database is unavailable" from a healthy database. A failed read is not kept.
+ */
+export class VariableLists {
+  private readonly held = new Map<VariableName, { at: number; values: Promise<VariableValue[]> }>();
+
+  constructor(
+    private readonly read: (name: VariableName) => Promise<VariableValue[]>,
+    private readonly maxAgeMs = VARIABLES_MAX_AGE_MS,
+    private readonly now: () => number = Date.now
+  ) {}
+
+  get(name: VariableName): Promise<VariableValue[]> {
+    const held = this.held.get(name);
+    if (held && this.now() - held.at <= this.maxAgeMs) {
+      return held.values;
+    }
+    const values = this.read(name);
+    this.held.set(name, { at: this.now(), values });
+    values.catch(() => {
+      if (this.held.get(name)?.values === values) {
+        this.held.delete(name);
+      }
+    });
+    return values;
+  }
+}
+
+/** How old a list the endpoint serves may be: a rule added shows in a dashboard variable within this. */
+export const VARIABLES_MAX_AGE_MS = 10_000;

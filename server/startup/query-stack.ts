@@ -20,7 +20,7 @@ import { loadRollupCatalog, type RollupInfo } from '../query/catalog';
 import type { NormalizedQuery } from '../query/normalize';
 import { QueryExecutor, type Executor } from '../query/executor';
 import { KnownValues, UnknownValueExecutor, valuesInData } from '../query/unknown-values';
-import { variableValues } from '../http/variables';
+import { VariableLists, variableValues } from '../http/variables';
 import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
 import { QueryService } from '../query/service';
@@ -38,6 +38,8 @@ export interface QueryStack {
   service: QueryService;
   /** Answers warming's queries, after dashboard queries. */
   warmingService: QueryService;
+  /** The dashboard variables' lists (the endpoint's; read in turn with the answers). */
+  variables: VariableLists;
   recent: RecentQueries;
   cache: QueryCache | null;
   auditor: CacheAuditor | null;
@@ -113,8 +115,10 @@ export async function buildQueryStack(
   const native = await nativeFunctions(pools.read);
   log.info({ native }, native.sketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL');
   // Filter values checked against the variables' lists, then the rollups, when an answer matched nothing.
+  // The variables' lists, read in turn with the answers (busy, not unavailable, under a flood).
+  const variables = new VariableLists((name) => readAdmission.run(() => variableValues(pools.read, name, rollups)));
   const known = new KnownValues(
-    async (name) => (await variableValues(pools.read, name, rollups)).map((v) => v.value),
+    async (name) => (await variables.get(name)).map((v) => v.value),
     valuesInData(pools.read, () => rollups)
   );
   const executorOn = (pool: Pool, admission: Admission): Executor => {
@@ -253,6 +257,7 @@ export async function buildQueryStack(
     },
     service,
     warmingService,
+    variables,
     recent,
     cache,
     auditor,

@@ -284,3 +284,40 @@ test('/readyz says not ready while the first warming pass runs, ready once it is
     await locker.end();
   }
 });
+
+test('a flood of variable requests shares one read in turn with the answers: never "unavailable", and the lists are served again once the database answers', async () => {
+  const svc = await start({ DB_POOL_MAX: '2', DB_CONNECT_TIMEOUT_MS: '300', DB_STATEMENT_TIMEOUT_MS: '1500' });
+  const locker = new Client({ connectionString: db.url });
+  await locker.connect();
+  await locker.query('BEGIN');
+  // The rules list waits on this lock: read per request, the waiting requests ran out of the
+  // pool's connect timeout and were told the database is unavailable.
+  await locker.query('LOCK TABLE rules IN ACCESS EXCLUSIVE MODE');
+  let released = false;
+  try {
+    const replies = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        fetch(`${svc.url}/api/v1/variables/rules`).then(async (r) => ({
+          status: r.status,
+          retryAfter: r.headers.get('retry-after'),
+          text: await r.text(),
+        }))
+      )
+    );
+    await locker.query('ROLLBACK');
+    released = true;
+    for (const r of replies) {
+      assert.doesNotMatch(r.text, /unavailable/, r.text);
+      assert.equal(r.status, 503, r.text);
+      assert.ok(r.retryAfter, 'with Retry-After');
+    }
+    const names = await fetch(`${svc.url}/api/v1/variables/rules`);
+    assert.equal(names.status, 200, 'a failed read is not kept');
+    assert.ok((await names.json()).values.length > 0);
+  } finally {
+    if (!released) {
+      await locker.query('ROLLBACK');
+    }
+    await locker.end();
+  }
+});

@@ -1,0 +1,34 @@
+/** The variables' lists: one read shared by concurrent asks, kept for its age limit, a failure not kept. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { VariableValue } from '../contract';
+import { VariableLists } from './variables';
+
+test('asks share one read while it runs and for maxAgeMs after; then, or after a failure, it is read again', async () => {
+  let now = 0;
+  let reads = 0;
+  let fail = false;
+  const lists = new VariableLists(
+    async (name) => {
+      reads++;
+      if (fail) {
+        throw new Error('busy');
+      }
+      return [{ value: `${name}-${reads}`, text: '' }] as VariableValue[];
+    },
+    10_000,
+    () => now
+  );
+  const [a, b] = await Promise.all([lists.get('rules'), lists.get('rules')]);
+  assert.equal(reads, 1);
+  assert.equal(a, b);
+  now = 10_000;
+  assert.equal((await lists.get('rules'))[0].value, 'rules-1', 'still within its age');
+  await lists.get('parsers');
+  assert.equal(reads, 2, 'each list its own read');
+  now = 10_001;
+  fail = true;
+  await assert.rejects(lists.get('rules'));
+  fail = false;
+  assert.equal((await lists.get('rules'))[0].value, 'rules-4', 'the failure was not kept');
+});
