@@ -4,7 +4,15 @@ import { test } from 'node:test';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ANSWER_CODE_DIGEST, codeDigest, fingerprint, generationKeys, invalidationKeys, keyspace } from './keys';
+import {
+  ANSWER_CODE_DIGEST,
+  MAX_NAMED_GENERATIONS,
+  codeDigest,
+  fingerprint,
+  generationKeys,
+  invalidationKeys,
+  keyspace,
+} from './keys';
 import type { NormalizedQuery } from '../query/normalize';
 import { normalized } from '../query/testing';
 
@@ -52,6 +60,14 @@ test('keys: one hash tag, the database in every key, generations per filtered ru
     a.genRule('r2'),
     a.genAnyParser,
   ]);
+  // Past MAX_NAMED_GENERATIONS values, "any": a request cannot create a Redis key per value it names.
+  const many = Array.from({ length: MAX_NAMED_GENERATIONS + 1 }, (_, i) => `r${i}`);
+  assert.deepEqual(generationKeys(a, q({ filters: { ruleId: many, parserId: ['p1'] } })), [
+    a.genAll,
+    a.genAnyRule,
+    a.genParser('p1'),
+  ]);
+  assert.equal(generationKeys(a, q({ filters: { parserId: many } }))[2], a.genAnyParser);
   assert.deepEqual(invalidationKeys(a, { ruleId: 'r1' }), [a.genRule('r1'), a.genAnyRule]);
   assert.deepEqual(invalidationKeys(a, { all: true }), [a.genAll]);
   assert.doesNotMatch(a.genRule('odd\nid with spaces'), /\s/, 'ids are hashed');
