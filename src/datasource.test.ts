@@ -1,4 +1,11 @@
-import { DataQueryRequest, DataSourceInstanceSettings, dateTime, FieldType, LoadingState } from '@grafana/data';
+import {
+  DataQueryRequest,
+  DataSourceInstanceSettings,
+  dateMath,
+  dateTime,
+  FieldType,
+  LoadingState,
+} from '@grafana/data';
 import { BackendSrv, BackendSrvRequest, FetchError, setBackendSrv } from '@grafana/runtime';
 import { lastValueFrom, Observable, of, throwError } from 'rxjs';
 
@@ -275,6 +282,27 @@ describe('query', () => {
         },
         { refId: 'B', kind: 'topRules', granularity: 'auto', limit: 20, sortBy: 'p99ExecutionTimeMs' },
       ],
+    });
+  });
+
+  it('sends a rounded range\'s inclusive end ("Yesterday" ends 23:59:59.999) as the next millisecond: the whole day', async () => {
+    const requests = mockBackend({ '/api/v1/query': () => ok({ results: {} }) });
+    const ds = new DataSource(settings(), fakeTemplateSrv([]));
+    const yesterday = dateMath.toDateTime('now-1d/d', { roundUp: true, timezone: 'utc' } as Parameters<
+      typeof dateMath.toDateTime
+    >[1])!;
+    expect(yesterday.valueOf() % 1000).toBe(999);
+    const from = dateTime(yesterday.valueOf() + 1 - 86_400_000);
+    await lastValueFrom(
+      ds.query(
+        request([{ refId: 'A', kind: 'stats' }], {
+          range: { from, to: yesterday, raw: { from: 'now-1d/d', to: 'now-1d/d' } },
+        })
+      )
+    );
+    expect((requests[0].data as QueryRequestInput).range).toEqual({
+      from: from.valueOf(),
+      to: yesterday.valueOf() + 1,
     });
   });
 

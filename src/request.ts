@@ -5,13 +5,23 @@ import { FILTER_FIELDS, LIMITS, type QueryRequestInput, type RuleperfQueryInput 
 import { KIND_FIELDS, QUERY_DEFAULTS } from './defaults';
 import type { RuleperfQuery } from './types';
 
+/**
+ * Grafana's ranges include their end, and a rounded one ends on its unit's last millisecond
+ * ("Yesterday" ends 23:59:59.999); the service's ranges end before `to`. Such an end is sent as
+ * the next millisecond, the unit's end: sent as it is, the rows of that last millisecond were
+ * left out with nothing to say so.
+ */
+export function exclusiveEnd(to: number): number {
+  return to % 1000 === 999 ? to + 1 : to;
+}
+
 export function buildQueryRequest(
   queries: RuleperfQuery[],
   request: Pick<DataQueryRequest<RuleperfQuery>, 'range' | 'intervalMs' | 'maxDataPoints'>,
   compactTime = true
 ): QueryRequestInput {
   const body: QueryRequestInput = {
-    range: { from: request.range.from.valueOf(), to: request.range.to.valueOf() },
+    range: { from: request.range.from.valueOf(), to: exclusiveEnd(request.range.to.valueOf()) },
     // Time columns as start + step (timeColumns.ts expands them): a third of a dashboard's bytes.
     ...(compactTime ? { compactTime } : {}),
     queries: queries.map(toContractQuery),

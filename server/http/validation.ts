@@ -261,6 +261,16 @@ const range = z
   });
 
 /**
+ * A `to` Grafana's datemath rounded up (`now-1d/d`: 23:59:59.999) ends the range on that
+ * millisecond, inclusive, as Grafana's ranges do; a range here ends before its `to`, so it
+ * ends one millisecond later: "yesterday" lost the rows of its last millisecond.
+ */
+function inclusiveEnd(to: ReturnType<typeof parseInstant>, text: number | string): ReturnType<typeof parseInstant> {
+  // Only datemath rounds with "/": ISO-8601 and epoch milliseconds hold none.
+  return 'ms' in to && typeof text === 'string' && text.includes('/') ? { ms: to.ms + 1 } : to;
+}
+
+/**
  * A range's rules beyond its members' types, evaluated at one "now" for both bounds (so
  * now-1h..now is exactly an hour): the range in epoch ms, or the issues by path. The query
  * fast path checks the range of a body it has seen before with this alone.
@@ -271,7 +281,7 @@ export function checkRange(
   now: number
 ): { range: QueryRequest['range'] } | { issues: Array<{ path: PropertyKey[]; message: string }> } {
   const from = parseInstant(fromValue, 'from', now);
-  const to = parseInstant(toValue, 'to', now);
+  const to = inclusiveEnd(parseInstant(toValue, 'to', now), toValue);
   if ('error' in from || 'error' in to) {
     return {
       issues: [

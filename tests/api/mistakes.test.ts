@@ -223,7 +223,7 @@ test('a relative range answers exactly as the same range in epoch milliseconds (
   }
   const now = Date.now();
   const today = Math.floor(now / DAY) * DAY;
-  // As in Grafana, the rounded `to` bound is the end of its day.
+  // As in Grafana, the rounded `to` bound is the end of its day, inclusive: the range ends at midnight.
   const relative = await postJson(
     `${svc.url}/api/v1/query`,
     query({ from: 'now-1d/d', to: 'now-1d/d' }, { kind: 'timeseries', granularity: 'hourly' }),
@@ -231,7 +231,7 @@ test('a relative range answers exactly as the same range in epoch milliseconds (
   );
   const absolute = await postJson(
     `${svc.url}/api/v1/query`,
-    query({ from: today - DAY, to: today - 1 }, { kind: 'timeseries', granularity: 'hourly' }),
+    query({ from: today - DAY, to: today }, { kind: 'timeseries', granularity: 'hourly' }),
     auth
   );
   if (Math.floor(Date.now() / DAY) * DAY !== today) {
@@ -242,8 +242,8 @@ test('a relative range answers exactly as the same range in epoch milliseconds (
   assert.deepEqual(a.data, b.data);
   assert.deepEqual(
     a.schema.meta.custom.coveredRange,
-    { from: today - DAY, to: today - 1 },
-    'exactly the asked day, to its last millisecond'
+    { from: today - DAY, to: today },
+    'exactly the asked day, its last millisecond included'
   );
   assert.equal(a.data.values[0].length, 24, 'one point per hour of that day');
   assert.ok(

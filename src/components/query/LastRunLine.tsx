@@ -3,6 +3,7 @@ import type { PanelData } from '@grafana/data';
 import { Text } from '@grafana/ui';
 
 import { describeLastRun, lastRunMeta } from '../../lastRun';
+import { exclusiveEnd } from '../../request';
 
 interface Props {
   refId: string;
@@ -16,7 +17,8 @@ export function LastRunLine({ refId, data }: Props) {
     return null;
   }
   const range = data?.request?.range ?? data?.timeRange;
-  const panel = range ? { from: range.from.valueOf(), to: range.to.valueOf() } : undefined;
+  // As the request sent it (request.ts exclusiveEnd): "Yesterday" covered to midnight is what it asked.
+  const panel = range ? { from: range.from.valueOf(), to: exclusiveEnd(range.to.valueOf()) } : undefined;
   return (
     <div role="status" aria-label="Last run">
       <Text variant="bodySmall" color="secondary">
