@@ -74,6 +74,21 @@ test('points wider than asked are marked where they hold totals per point, not w
     NOW
   );
   assert.equal(noRollup.coarserBecause, 'rollups', 'no finer rollup holds rules: the reason given first');
+  // A "last 5 minutes" panel at Grafana's 1-second interval: minute points, each count a minute's.
+  const fiveMinutes = (metrics: SeriesMetric[]) =>
+    normalizeQuery(
+      { range: { from: NOW - 5 * M, to: NOW }, intervalMs: 1000, maxDataPoints: 1000 },
+      query({ kind: 'timeseries', metrics }),
+      catalog,
+      NOW
+    );
+  const perSecond = fiveMinutes(['executionCount']);
+  assert.deepEqual([perSecond.bucketMs, perSecond.coarserBecause, perSecond.coarserThanAskedMs], [M, 'minute', 1000]);
+  assert.equal(
+    fiveMinutes(['p95ExecutionTimeMs', 'errorRate']).coarserBecause,
+    null,
+    'rates and percentiles: nothing to say'
+  );
 });
 
 test('the budget refuses, before any work, what could return too much, and names every query', () => {

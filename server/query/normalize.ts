@@ -28,6 +28,7 @@ import {
   coveredInHours,
   differsFromAsked,
   isMoving,
+  MINUTE_MS,
   movingStep,
   type TimeRange,
 } from './range';
@@ -62,9 +63,11 @@ export interface NormalizedQuery {
    * ('rollups'), or the width asked is not a whole multiple of the rollups' (15 minutes from
    * 10-minute buckets gives 20) and the answer holds totals per point, which count the wider
    * width ('totals': a count per point reads 33 % more than the interval the panel shows). Rates,
-   * averages and percentiles mean the same at either width: no notice for them then.
+   * averages and percentiles mean the same at either width: no notice for them then. Asked finer
+   * than a minute, the finest width ('minute': 1-second points on a "last 5 minutes" panel of
+   * counts came a minute apart, each count a minute's, with nothing to say so).
    */
-  coarserBecause: 'rollups' | 'totals' | null;
+  coarserBecause: 'rollups' | 'totals' | 'minute' | null;
   /** Every dimension the answer reads: filters, grouping, and the kind's own. */
   fields: FilterField[];
 }
@@ -142,7 +145,9 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     : bucket.coarser
       ? ('rollups' as const)
       : bucket.bucketMs > askedWholeSeconds && params.metrics.some((m) => PER_POINT_TOTALS.has(m))
-        ? ('totals' as const)
+        ? bucket.askedMs < MINUTE_MS
+          ? ('minute' as const)
+          : ('totals' as const)
         : null;
   return {
     kind: query.kind,

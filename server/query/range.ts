@@ -96,8 +96,8 @@ export const RAW_MINUTES_MAX_SPAN = 6 * HOUR_MS;
  * `widths` are the tier widths of the rollups holding the query's dimensions; when none is
  * fine enough, minute buckets are read from raw rows for spans of at most RAW_MINUTES_MAX_SPAN,
  * and longer spans take the finest rollup's width (fewer points than asked, never a scan of
- * days of raw rows). Returns the width, the width asked, and whether no width held was as
- * fine as that (then fewer points than asked).
+ * days of raw rows). Returns the width, the width asked (under a minute too: no point is
+ * finer), and whether no width held was as fine as that (then fewer points than asked).
  */
 export function chooseBucket(
   range: TimeRange,
@@ -105,12 +105,13 @@ export function chooseBucket(
   widths: readonly number[]
 ): { bucketMs: number; askedMs: number; coarser: boolean } {
   const span = range.to - range.from;
-  const wanted = Math.max(
+  const asked = Math.max(
     o.intervalMs ?? 0,
     o.maxDataPoints ? span / o.maxDataPoints : 0,
-    GRANULARITY_MIN[o.granularity],
-    MINUTE_MS
+    GRANULARITY_MIN[o.granularity]
   );
+  // A minute is the finest width (the finest rollup's, and raw rows read by the minute).
+  const wanted = Math.max(asked, MINUTE_MS);
   const available = [
     ...new Set([...widths, ...(span <= RAW_MINUTES_MAX_SPAN || widths.length === 0 ? [MINUTE_MS] : [])]),
   ].sort((a, b) => a - b);
@@ -123,7 +124,7 @@ export function chooseBucket(
   for (let steps = 0; o.maxDataPoints && points(range, tier * multiple) > o.maxDataPoints && steps < 100; steps++) {
     multiple++;
   }
-  return { bucketMs: tier * multiple, askedMs: wanted, coarser: fine === undefined };
+  return { bucketMs: tier * multiple, askedMs: asked, coarser: fine === undefined };
 }
 
 /** Buckets of `width` on the grid that a range touches (the points of a timeseries over it). */

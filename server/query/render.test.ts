@@ -83,6 +83,11 @@ test('points wider than asked because the rollups give whole multiples say that 
     notice.text,
     "Points are 20 minutes apart, not the 15 minutes asked: the rollups give widths in whole multiples of theirs, and each point's counts are totals over its 20 minutes (the first and last point's, over the part of it in the range)."
   );
+  const minute = { ...totals, bucketMs: 60_000, coarserThanAskedMs: 1000, coarserBecause: 'minute' as const };
+  assert.equal(
+    withMeta(answer, minute, 'hit', 'A')[0].schema.meta!.notices![0].text,
+    "Points are 1 minute apart, not the 1 second asked: a minute is the finest width points have, and each point's counts are totals over its 1 minute (the first and last point's, over the part of it in the range)."
+  );
 });
 
 test('a notice says when points are further apart than asked, and the answer shared by both asks renders each its own', () => {

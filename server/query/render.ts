@@ -89,12 +89,15 @@ export function coarserBucketNotice(
   bucketMs: number,
   askedMs: number,
   fields: readonly string[],
-  because: 'rollups' | 'totals' = 'rollups'
+  because: 'rollups' | 'totals' | 'minute' = 'rollups'
 ): Notice {
+  const totals = `each point's counts are totals over its ${width(bucketMs)} (the first and last point's, over the part of it in the range)`;
   const why =
-    because === 'totals'
-      ? `the rollups give widths in whole multiples of theirs, and each point's counts are totals over its ${width(bucketMs)} (the first and last point's, over the part of it in the range)`
-      : `no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`;
+    because === 'minute'
+      ? `a minute is the finest width points have, and ${totals}`
+      : because === 'totals'
+        ? `the rollups give widths in whole multiples of theirs, and ${totals}`
+        : `no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`;
   return { severity: 'info', text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: ${why}.` };
 }
 
@@ -249,7 +252,7 @@ function variantKey(q: NormalizedQuery, cache: CacheStatus, compactTime: boolean
   if (!q.differsFromAsked && q.coarserThanAskedMs === null) {
     return compactTime ? WITH_STEPS[cache] : cache;
   }
-  return `${cache}|${q.differsFromAsked ? (q.inWholeHours ? 'hours' : `range${q.movingStepMs ?? ''}`) : ''}|${q.coarserThanAskedMs ?? ''}${q.coarserBecause === 'totals' ? 't' : ''}${compactTime ? '|steps' : ''}`;
+  return `${cache}|${q.differsFromAsked ? (q.inWholeHours ? 'hours' : `range${q.movingStepMs ?? ''}`) : ''}|${q.coarserThanAskedMs ?? ''}${q.coarserBecause === 'rollups' ? '' : (q.coarserBecause?.[0] ?? '')}${compactTime ? '|steps' : ''}`;
 }
 
 /**
