@@ -20,7 +20,12 @@ export function rowsProgress(label: string, total: number) {
       const seconds = (Date.now() - started) / 1000;
       bar.update(done, { speed: seconds > 0 ? Math.round(done / seconds) : 0 });
     },
-    stop(): { rows: number; seconds: number; rowsPerSecond: number } {
+    /** `complete`: all rows are in, so the bar ends at 100 % (the total was an estimate: 143,999 of 144,000 stopped at 99 %). */
+    stop(complete = false): { rows: number; seconds: number; rowsPerSecond: number } {
+      if (complete) {
+        bar.setTotal(done);
+        bar.update(done);
+      }
       bar.stop();
       const seconds = (Date.now() - started) / 1000;
       return { rows: done, seconds, rowsPerSecond: seconds > 0 ? done / seconds : 0 };

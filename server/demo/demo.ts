@@ -136,7 +136,7 @@ export class Demo {
         } finally {
           client.release();
         }
-        const loaded = progress?.stop();
+        const loaded = progress?.stop(true);
         if (loaded) {
           log.info(
             { rows: loaded.rows, seconds: Number(loaded.seconds.toFixed(1)) },
