@@ -72,6 +72,9 @@ export const ROUTES: Record<string, readonly string[]> = {
   '/api/v1/cache/stats': ['GET', 'HEAD'],
 };
 
+/** /metrics renders at most this many times a second; more scrapes share the last rendering. */
+export const SCRAPES_RENDERED_PER_SECOND = 10;
+
 const WITHHELD_WARNINGS =
   'this service reports security warnings; call /readyz with the API token to read them (they are also in its log)';
 
@@ -143,6 +146,20 @@ function createExpressApp(deps: AppDeps) {
   });
 
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+  // Past SCRAPES_RENDERED_PER_SECOND scrapes in a second, the others get the last text: a flood
+  // of 870 scrapes/s (41 KB each, no token needed) raised cached answers' p50 from 2 to 23 ms. A
+  // scraper (every few seconds) and a person reading it always get it fresh.
+  const scrapes = { second: 0, rendered: 0, last: Promise.resolve('') };
+  const scrape = () => {
+    const second = Math.floor(performance.now() / 1000);
+    if (second !== scrapes.second) {
+      Object.assign(scrapes, { second, rendered: 0 });
+    }
+    if (scrapes.rendered++ < SCRAPES_RENDERED_PER_SECOND) {
+      scrapes.last = deps.metrics.registry.metrics();
+    }
+    return scrapes.last;
+  };
   app.get('/readyz', async (req, res) => {
     const ready = await deps.ready();
     const own = deps.security.warnings;
@@ -157,7 +174,7 @@ function createExpressApp(deps: AppDeps) {
   });
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', deps.metrics.registry.contentType);
-    res.send(await deps.metrics.registry.metrics());
+    res.send(await scrape());
   });
 
   const api = express.Router();

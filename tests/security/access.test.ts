@@ -13,6 +13,7 @@ import pino from 'pino';
 import { ConfigError, loadConfig } from '../../server/config';
 import { startService, type RunningService } from '../../server/main';
 import { COMPOSE_DEFAULT_TOKEN, exampleCurl } from '../../server/http/security';
+import { SCRAPES_RENDERED_PER_SECOND } from '../../server/http/app';
 import { freshDatabase, postJson, REDIS_URL, uniqueName, type TestDatabase } from '../support/services';
 import { hasRedisServer, startPrivateRedis } from '../support/private-redis';
 
@@ -397,4 +398,22 @@ test('a cache Redis that does not evict is named in a warning at start (distinct
     await bounded.stop();
     await unbounded.stop();
   }
+});
+
+test('/metrics needs no token, so a flood of scrapes shares renderings (at most 10 a second); one scrape after another is fresh', async () => {
+  const svc = await serve({ API_TOKEN: 'metrics-flood-token' });
+  const count = (text: string) =>
+    Number(/ruleperf_http_requests_total\{route="\/metrics",status="200"\} (\d+)/.exec(text)?.[1] ?? 0);
+  const first = await (await fetch(`${svc.url}/metrics`)).text();
+  const second = await (await fetch(`${svc.url}/metrics`)).text();
+  assert.equal(count(second), count(first) + 1, 'the next scrape counts the one before: rendered afresh');
+  const started = performance.now();
+  const flood = await Promise.all(Array.from({ length: 200 }, () => fetch(`${svc.url}/metrics`).then((r) => r.text())));
+  const seconds = Math.ceil((performance.now() - started) / 1000) + 1;
+  const renderings = new Set(flood).size;
+  assert.ok(
+    renderings <= SCRAPES_RENDERED_PER_SECOND * seconds,
+    `${renderings} renderings for 200 scrapes in under ${seconds} s`
+  );
+  assert.ok(flood.every((t) => t.includes('ruleperf_http_requests_total')));
 });
