@@ -21,6 +21,7 @@ import { RedisGuard } from './guard';
 import { Invalidator } from './invalidation';
 import { fingerprint, generationKeys, keyspace, type Keyspace } from './keys';
 import { NearCache } from './near';
+import { FirstAsks, type MemoryPressure } from './pressure';
 import { redisInfo, type RedisClient, type RedisInfo } from './redis';
 import { INVALIDATE, LOOKUP } from './scripts';
 import { SingleFlight } from './single-flight';
@@ -65,6 +66,8 @@ export interface CacheContext {
   dataVersion?: (q: NormalizedQuery) => string;
   /** Told of every hit of a settled answer (the consistency auditor samples them). */
   onSettledHit?: (q: NormalizedQuery, key: string) => void;
+  /** Whether Redis is nearly full (pressure.ts): settled answers are then stored on their second ask. */
+  pressure?: MemoryPressure;
   onError?: (err: Error) => void;
 }
 
@@ -91,6 +94,8 @@ export class QueryCache implements CacheLayer {
   /** Answers computed on a miss and sent, while they are being stored (key → answer). */
   private readonly storing = new Map<string, { answer: Answer; freshUntil: number }>();
   private readonly renewing = new Set<string>();
+  /** Settled keys asked once recently (the doorkeeper while Redis is nearly full). */
+  private readonly firstAsks = new FirstAsks();
   private readonly baseKeys = new WeakMap<NormalizedQuery, { version: string; base: string }>();
   private readonly invalidator: Invalidator;
   /** Generations idle this long expire: longer than any entry stored under them lives. */
@@ -329,6 +334,11 @@ export class QueryCache implements CacheLayer {
     // millisecond, three round trips' worth) follow its answer instead of delaying it. Until
     // stored, this instance's lookups find the answer here, and other instances wait on the lock.
     const ttl = this.ttlMs(answer);
+    if (!this.worthStoring(key, answer)) {
+      this.metrics.cacheSkipped.inc({ reason: 'first_ask_nearly_full' });
+      setImmediate(() => void unlock().catch(() => undefined));
+      return answer;
+    }
     const held = { answer, freshUntil: Date.now() + ttl };
     this.storing.set(key, held);
     setImmediate(() => {
@@ -344,6 +354,17 @@ export class QueryCache implements CacheLayer {
         });
     });
     return answer;
+  }
+
+  /**
+   * Whether an answer computed on a miss is stored: always, but for a settled answer while Redis
+   * is nearly full, then only when asked before (pressure.ts).
+   */
+  private worthStoring(key: string, answer: Answer): boolean {
+    if (answer.touchesLiveEdge || !this.context.pressure?.nearlyFull()) {
+      return true;
+    }
+    return this.firstAsks.askedBefore(key);
   }
 
   private async computeAndStore(key: string, compute: () => Promise<Answer>): Promise<Answer> {

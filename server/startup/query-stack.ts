@@ -7,7 +7,8 @@ import type pino from 'pino';
 import type { Pool } from 'pg';
 import type { Config } from '../config';
 import { CacheAuditor } from '../cache/audit';
-import { createRedis } from '../cache/redis';
+import { createRedis, redisInfo } from '../cache/redis';
+import { MemoryPressure } from '../cache/pressure';
 import { entryLifetimeMs, NoCache, QueryCache } from '../cache/store';
 import { Admission } from '../db/admission';
 import { ChangeFeed, type VersionScope } from '../db/change-feed';
@@ -172,6 +173,7 @@ export async function buildQueryStack(
   const cache = redis
     ? new QueryCache(redis, cacheSettings, metrics, {
         database,
+        pressure: new MemoryPressure(() => redisInfo(redis).catch(() => null)),
         dataVersion: (q) => changes.versionOf(q, versionScope),
         onSettledHit: (q, key) => auditor?.record(q, key),
         onError: (err) => log.debug({ err: { message: err.message } }, 'cache call failed'),

@@ -1,0 +1,68 @@
+/**
+ * A Redis nearly full (a private one, with maxmemory): a settled answer is stored on its second
+ * ask, so a stream of one-off past ranges cannot push the dashboards' entries out; with room
+ * to spare, on its first, as always.
+ */
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import Redis from 'ioredis';
+import { postJson, startTestService, type TestDatabase } from '../support/services';
+import { historyDatabase, DAY, HOUR } from '../support/fixture';
+import { hasRedisServer, startPrivateRedis, type PrivateRedis } from '../support/private-redis';
+import type { RunningService } from '../../server/main';
+
+let db: TestDatabase;
+let redis: PrivateRedis | undefined;
+let svc: RunningService | undefined;
+
+before(async () => {
+  db = await historyDatabase({ days: 3, rowsPerHour: 100 });
+});
+after(async () => {
+  await svc?.stop();
+  await redis?.stop();
+  await db?.drop();
+});
+
+const past = (hoursAgo: number) => {
+  const to = Math.floor(Date.now() / HOUR) * HOUR - hoursAgo * HOUR;
+  return { range: { from: to - DAY + 17_000, to }, queries: [{ refId: 'A', kind: 'stats' }] };
+};
+const cacheOf = async (body: object) => {
+  const r = await postJson(`${svc!.url}/api/v1/query`, body);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.results.A.frames[0].schema.meta.custom.cache as string;
+};
+
+test('nearly full: a settled answer is stored when asked the second time; with room, the first', async (t) => {
+  if (!hasRedisServer) {
+    return t.skip('redis-server is not installed: no private Redis to fill');
+  }
+  redis = await startPrivateRedis(['--maxmemory', '16mb', '--maxmemory-policy', 'allkeys-lru']);
+  const client = new Redis(redis.url);
+  try {
+    // Someone else's data: past 80 % of maxmemory, below it (nothing evicted).
+    const used = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
+    const others: string[] = [];
+    while ((await used()) < 0.86 * 16 * 1024 * 1024) {
+      others.push(`other:data:${others.length}`);
+      await client.set(others[others.length - 1], 'x'.repeat(256 * 1024));
+    }
+    svc = await startTestService({ DATABASE_URL: db.url, REDIS_URL: redis.url, CACHE_NEAR_LEASE_MS: '0' });
+    await new Promise((r) => setTimeout(r, 300)); // the first INFO read
+    const oneOff = past(3);
+    assert.deepEqual([await cacheOf(oneOff), await cacheOf(oneOff), await cacheOf(oneOff)], ['miss', 'miss', 'hit']);
+    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+    assert.match(metrics, /ruleperf_cache_skipped_total\{reason="first_ask_nearly_full"\} 1\n/);
+    assert.equal(await client.exists(...others), others.length, 'nothing evicted');
+    // Room again: read at the next settled miss (at most a second old), stored at once after.
+    await client.del(...others);
+    await new Promise((r) => setTimeout(r, 1100));
+    await cacheOf(past(30));
+    await new Promise((r) => setTimeout(r, 100));
+    const roomy = past(6);
+    assert.deepEqual([await cacheOf(roomy), await cacheOf(roomy)], ['miss', 'hit']);
+  } finally {
+    client.disconnect();
+  }
+});
