@@ -29,4 +29,6 @@ test('a flood of checks shares one look at the database; a check after READINESS
   const down = await check();
   assert.equal(down.status, 'not_ready', 'the database going away is seen within READINESS_REUSE_MS');
   assert.equal(down.database.ok, false);
+  up = true;
+  assert.equal((await check()).status, 'ready', 'a failed look is not kept: the database back is seen at once');
 });

@@ -21,9 +21,9 @@ export interface ReadinessOptions {
 }
 
 /**
- * How long one look at the database serves every readiness check: each check ran a query of
- * its own on the one health connection, so a flood of unauthenticated checks queued there and
- * 67 of 2,062 said "database unreachable" of a healthy database.
+ * How long one successful look at the database serves every readiness check: each check ran
+ * a query of its own on the one health connection, so a flood of unauthenticated checks queued
+ * there and 67 of 2,062 said "database unreachable" of a healthy database.
  */
 export const READINESS_REUSE_MS = 250;
 
@@ -32,7 +32,14 @@ export function readiness(o: ReadinessOptions): () => Promise<ReadyResponse> {
   let look: { at: number; info: ReturnType<typeof schemaInfo> } | null = null;
   const schema = () => {
     if (!look || performance.now() - look.at > READINESS_REUSE_MS) {
-      look = { at: performance.now(), info: schemaInfo(o.pool) };
+      const current = { at: performance.now(), info: schemaInfo(o.pool) };
+      // A failed look is shared while it runs, not after: the next check sees a database back at once.
+      current.info.catch(() => {
+        if (look === current) {
+          look = null;
+        }
+      });
+      look = current;
     }
     return look.info;
   };
