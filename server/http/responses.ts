@@ -72,6 +72,9 @@ function issueWords(message: string): string {
     return message;
   }
   const [, expected, received] = wrong;
+  if (expected === 'int') {
+    return received === 'number' ? 'must be a whole number' : `must be a whole number, not ${noun(received)}`;
+  }
   if (expected === 'number' && received === 'number') {
     // Infinity (1e999 in JSON): zod says "expected number, received number".
     return 'must be a finite number (1e999 and the like read as Infinity)';
@@ -202,17 +205,20 @@ export function notUtf8(bytes: Buffer): ErrorResponse | null {
     return null;
   }
   const text = bytes.toString('utf8');
+  // The first replacement not sent as EF BF BD: every one before it was, so the byte offset,
+  // counted on from the one before (not from the start: 100,000 sent ones took 4 s), is exact.
   let offset = 0;
+  let counted = 0;
   for (let i = text.indexOf('\ufffd'); i !== -1; i = text.indexOf('\ufffd', i + 1)) {
-    // The first replacement not sent as EF BF BD: every one before it was, so the byte offset is exact.
-    offset = Buffer.byteLength(text.slice(0, i));
+    offset += Buffer.byteLength(text.slice(counted, i));
+    counted = i;
     if (!(bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd)) {
       break;
     }
   }
   const before = bytes.subarray(Math.max(0, offset - 40), offset).toString('utf8');
   return {
-    error: `request body is not valid UTF-8: byte ${offset} (0x${bytes[offset].toString(16)}) is not part of a UTF-8 character`,
+    error: `request body is not valid UTF-8: byte ${offset} (0x${bytes[offset].toString(16)}) does not begin a whole UTF-8 character`,
     details: [
       {
         path: '(body)',

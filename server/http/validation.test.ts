@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseQueryRequest } from './body-shape';
-import { notJsonObject } from './responses';
+import { notJsonObject, notUtf8 } from './responses';
 
 const range = { from: 1_700_000_000_000, to: 1_700_003_600_000 };
 
@@ -43,4 +43,21 @@ test('JSON that does not parse says where it stopped', () => {
   assert.equal(r.error, 'request body is not valid JSON');
   assert.match(r.details![0].message, /^does not parse: .*position 21/);
   assert.equal(notJsonObject('"x"').error, 'request body is not a JSON object');
+});
+
+test('a body that is not UTF-8: the first bad byte named exactly, after any number of U+FFFD actually sent', () => {
+  const head = Buffer.from(`{"ruleId":"${'\ufffd'.repeat(5000)}x`);
+  const body = Buffer.concat([head, Buffer.from([0xf0, 0x9f, 0x98]), Buffer.from('"}')]);
+  assert.equal(
+    notUtf8(body)?.error,
+    `request body is not valid UTF-8: byte ${head.length} (0xf0) does not begin a whole UTF-8 character`
+  );
+  assert.equal(notUtf8(Buffer.from('{"ruleId":"\ufffd"}')), null);
+});
+
+test('a number that must be whole says so', () => {
+  assert.equal(
+    refusal({ range, intervalMs: 1.5, queries: [{}] }),
+    'invalid request: intervalMs: must be a whole number'
+  );
 });

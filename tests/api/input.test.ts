@@ -222,7 +222,7 @@ test('limits: range over 400 days, limit over 1,000, too many values, body over 
     const body = await r.json();
     assert.equal(
       body.error,
-      `request body is not valid UTF-8: byte ${Buffer.byteLength(head)} (0xe9) is not part of a UTF-8 character`,
+      `request body is not valid UTF-8: byte ${Buffer.byteLength(head)} (0xe9) does not begin a whole UTF-8 character`,
       path
     );
     assert.match(body.details[0].message, /follow ".*\\"ruleId\\":\\"r\ufffd"/, path);
