@@ -7,9 +7,9 @@
  * cache entry. A range ending "now" moves with every request: both ends are moved forward to
  * the next whole minute, so "last 24 hours" sent a few seconds later is the same cache entry
  * — never more than 59.999 s from what was asked, the span kept, and the newest rows still
- * in it. Under an hour, to a step of at most a sixtieth of the span (30, 15, 10, 5 or 1 s;
- * exactly as asked under a minute): a minute moved half of a 70-second range away from the
- * one asked. The answer says what it covered (meta.custom.coveredRange) and carries a notice
+ * in it. Under an hour, to a step of at most a sixtieth of the span (30, 15, 10, 5 s, and
+ * whole seconds under five minutes): a minute moved half of a 70-second range away from the
+ * one asked. Whole seconds at least, so that viewers asking the same range share answers. The answer says what it covered (meta.custom.coveredRange) and carries a notice
  * whenever that differs from the asked range.
  */
 import type { Granularity } from '../contract';
@@ -32,9 +32,9 @@ export const MOVING_WITHIN_MS = MINUTE_MS;
 /** Steps the ends of a range ending now are moved forward to, coarsest first. */
 export const MOVING_STEPS = [MINUTE_MS, 30_000, 15_000, 10_000, 5_000, 1_000] as const;
 
-/** The step a range ending now of `spanMs` moves by: the coarsest of at most a sixtieth of it; 1 ms (as asked) under a minute. */
+/** The step a range ending now of `spanMs` moves by: the coarsest of at most a sixtieth of it, a second at least. */
 export function movingStep(spanMs: number): number {
-  return MOVING_STEPS.find((step) => step * 60 <= spanMs) ?? 1;
+  return MOVING_STEPS.find((step) => step * 60 <= spanMs) ?? 1000;
 }
 
 /** Whether `asked` ends now, or later: then it moves with every request. */

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableName } from '../contract';
 import { variableValues } from '../http/variables';
 import type { RollupInfo } from '../query/catalog';
+import { MINUTE_MS, movingStep } from '../query/range';
 import { dashboardWarmItems, warm, WARM_VARIABLE_MAX_VALUES, type RecentQueries } from './warmer';
 
 export interface WarmingOptions {
@@ -87,14 +88,21 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
   const timer = o.intervalSeconds > 0 ? setInterval(() => void warmAll(), o.intervalSeconds * 1000) : null;
   timer?.unref();
 
-  // Ahead of each minute: a range ending "now" covers whole minutes up to the end of the
-  // current one, so at the turn of the minute every such key changes at once. Computing the
-  // next minute's answers for the recently asked queries a few seconds before keeps that turn
-  // from being a burst of misses (the answers read rows up to the moment they are computed, as
-  // any cached answer of the live edge does).
+  // Ahead of each minute: a range ending "now" of an hour or more covers whole minutes up to the
+  // end of the current one, so at the turn of the minute every such key changes at once.
+  // Computing the next minute's answers for the recently asked queries a few seconds before
+  // keeps that turn from being a burst of misses (the answers read rows up to the moment they
+  // are computed, as any cached answer of the live edge does). Shorter ranges move in steps of
+  // seconds (range.ts movingStep), most of which are not at a minute's turn: not warmed ahead.
   let ahead: NodeJS.Timeout | null = null;
   // Asked just after the minute turns: the range the next minute's requests cover.
-  const warmAhead = (minute: number) => warm(o.recent.top(100), o.answer, minute + 1, abort.signal);
+  const warmAhead = (minute: number) =>
+    warm(
+      o.recent.top(100).filter((item) => movingStep(item.spanMs) === MINUTE_MS),
+      o.answer,
+      minute + 1,
+      abort.signal
+    );
   const scheduleAhead = () => {
     if (stopped || !o.aheadSeconds) {
       return;

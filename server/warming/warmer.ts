@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableName } from '../contract';
 import { querySchema } from '../http/validation';
 import { FIXED_UNITS } from '../http/instant';
+import { movingStep } from '../query/range';
 
 export interface WarmItem {
   query: RuleperfQuery;
@@ -163,7 +164,10 @@ export class RecentQueries {
     if (Math.abs(request.range.to - now) > 60_000) {
       return;
     }
-    const spanMs = Math.round((request.range.to - request.range.from) / 60_000) * 60_000;
+    // In the steps a range ending now moves by (range.ts): the span its answers cover.
+    const span = request.range.to - request.range.from;
+    const step = movingStep(span);
+    const spanMs = Math.round(span / step) * step;
     const id = recentId(query, spanMs, request.intervalMs, request.maxDataPoints);
     const entry = this.seen.get(id);
     if (entry) {
