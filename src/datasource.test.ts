@@ -304,6 +304,13 @@ describe('query', () => {
       from: from.valueOf(),
       to: yesterday.valueOf() + 1,
     });
+    // A zoomed or typed end that happens to be .999 is not one Grafana rounded: sent as it is.
+    await lastValueFrom(
+      ds.query(
+        request([{ refId: 'A', kind: 'stats' }], { range: { from, to: yesterday, raw: { from, to: yesterday } } })
+      )
+    );
+    expect((requests[1].data as QueryRequestInput).range.to).toBe(yesterday.valueOf());
   });
 
   it('caps maxDataPoints at the contract limit', async () => {

@@ -1,18 +1,20 @@
 /** The POST /api/v1/query body the plugin sends for already interpolated queries. */
-import type { DataQueryRequest } from '@grafana/data';
+import type { DataQueryRequest, TimeRange } from '@grafana/data';
 
 import { FILTER_FIELDS, LIMITS, type QueryRequestInput, type RuleperfQueryInput } from './contract';
 import { KIND_FIELDS, QUERY_DEFAULTS } from './defaults';
 import type { RuleperfQuery } from './types';
 
 /**
- * Grafana's ranges include their end, and a rounded one ends on its unit's last millisecond
- * ("Yesterday" ends 23:59:59.999); the service's ranges end before `to`. Such an end is sent as
- * the next millisecond, the unit's end: sent as it is, the rows of that last millisecond were
- * left out with nothing to say so.
+ * Grafana's ranges include their end, and one rounded by its date math (`now-1d/d`) ends on its
+ * unit's last millisecond ("Yesterday" ends 23:59:59.999); the service's ranges end before `to`.
+ * Such an end is sent as the next millisecond, the unit's end: sent as it is, the rows of that
+ * last millisecond were left out with nothing to say so. Other ends are sent as they are.
  */
-export function exclusiveEnd(to: number): number {
-  return to % 1000 === 999 ? to + 1 : to;
+export function exclusiveEnd(range: Pick<TimeRange, 'to' | 'raw'>): number {
+  const to = range.to.valueOf();
+  const rounded = typeof range.raw?.to === 'string' && range.raw.to.includes('/');
+  return rounded && to % 1000 === 999 ? to + 1 : to;
 }
 
 export function buildQueryRequest(
@@ -21,7 +23,7 @@ export function buildQueryRequest(
   compactTime = true
 ): QueryRequestInput {
   const body: QueryRequestInput = {
-    range: { from: request.range.from.valueOf(), to: exclusiveEnd(request.range.to.valueOf()) },
+    range: { from: request.range.from.valueOf(), to: exclusiveEnd(request.range) },
     // Time columns as start + step (timeColumns.ts expands them): a third of a dashboard's bytes.
     ...(compactTime ? { compactTime } : {}),
     queries: queries.map(toContractQuery),

@@ -18,7 +18,7 @@ export function LastRunLine({ refId, data }: Props) {
   }
   const range = data?.request?.range ?? data?.timeRange;
   // As the request sent it (request.ts exclusiveEnd): "Yesterday" covered to midnight is what it asked.
-  const panel = range ? { from: range.from.valueOf(), to: exclusiveEnd(range.to.valueOf()) } : undefined;
+  const panel = range ? { from: range.from.valueOf(), to: exclusiveEnd(range) } : undefined;
   return (
     <div role="status" aria-label="Last run">
       <Text variant="bodySmall" color="secondary">
