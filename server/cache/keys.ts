@@ -64,6 +64,8 @@ export function keyspace(prefix: string, database: string) {
     query: (fingerprint: string, dataVersion: string) =>
       `${base}:q:${ANSWER_CODE_DIGEST}.${fingerprint}:${dataVersion}`,
     lock: (key: string) => `${key}:lock`,
+    /** Marks an entry asked once while Redis was nearly full (pressure.ts): stored when asked again. */
+    asked: (key: string) => `${key}:asked`,
     /** The longest near-cache lease held recently by any instance (near.ts). */
     nearLease: `${base}:near-lease`,
     genAll: `${base}:gen:all`,

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RedisInfo } from './redis';
-import { FirstAsks, MemoryPressure, NEARLY_FULL } from './pressure';
+import { MemoryPressure, NEARLY_FULL } from './pressure';
 
 const info = (usedMemory: number, maxMemory: number): RedisInfo => ({
   usedMemory,
@@ -33,20 +33,4 @@ test('nearly full past NEARLY_FULL of maxmemory; never without maxmemory; read i
   pressure.nearlyFull();
   await new Promise((r) => setImmediate(r));
   assert.equal(pressure.nearlyFull(), false, 'no maxmemory: nothing to be nearly');
-});
-
-test('a key is "asked before" on its second ask, for one to two windows, in bounded memory', () => {
-  let now = 0;
-  const asks = new FirstAsks(3, 1000, () => now);
-  assert.equal(asks.askedBefore('a'), false);
-  assert.equal(asks.askedBefore('a'), true);
-  asks.askedBefore('b');
-  asks.askedBefore('c');
-  // Full: the older set goes when the next key arrives; 'a' is still in the one kept.
-  assert.equal(asks.askedBefore('d'), false);
-  assert.equal(asks.askedBefore('a'), true);
-  now = 1001;
-  asks.askedBefore('e');
-  now = 2002;
-  assert.equal(asks.askedBefore('b'), false, 'two windows later: forgotten');
 });

@@ -4,7 +4,8 @@
  * Redis in 20 s from 4 connections. In a Redis that evicts, those one-off entries push out the
  * dashboards' hot ones; in one that does not, writes start failing and the circuit opens.
  * While Redis is nearly full, a settled answer is therefore stored only when it is asked a
- * second time (a doorkeeper, as in TinyLFU): a dashboard asking again is cached on its next
+ * second time, by any instance (a doorkeeper, as in TinyLFU; the first ask leaves a marker of
+ * about 100 bytes in Redis for ASKED_MS): a dashboard asking again is cached on its next
  * refresh, a stream of one-off ranges is not. With room to spare, every answer is stored at
  * once, as before.
  */
@@ -46,33 +47,5 @@ export class MemoryPressure {
   }
 }
 
-/**
- * Keys asked once recently: two sets, the older dropped when the newer holds `capacity` keys
- * or is `windowMs` old, so a key is remembered for at least one window's worth of asks and the
- * memory is bounded (about 100 bytes a key).
- */
-export class FirstAsks {
-  private current = new Set<string>();
-  private previous = new Set<string>();
-  private since: number;
-
-  constructor(
-    private readonly capacity = 20_000,
-    private readonly windowMs = 10 * 60_000,
-    private readonly now: () => number = () => performance.now()
-  ) {
-    this.since = now();
-  }
-
-  /** True when `key` was asked before (within the last one or two windows); remembers it either way. */
-  askedBefore(key: string): boolean {
-    if (this.current.size >= this.capacity || this.now() - this.since > this.windowMs) {
-      this.previous = this.current;
-      this.current = new Set();
-      this.since = this.now();
-    }
-    const before = this.current.has(key) || this.previous.has(key);
-    this.current.add(key);
-    return before;
-  }
-}
+/** How long a settled entry asked once while Redis is nearly full is remembered (its marker's life). */
+export const ASKED_MS = 10 * 60_000;

@@ -21,7 +21,7 @@ import { RedisGuard } from './guard';
 import { Invalidator } from './invalidation';
 import { fingerprint, generationKeys, keyspace, type Keyspace } from './keys';
 import { NearCache } from './near';
-import { FirstAsks, type MemoryPressure } from './pressure';
+import { ASKED_MS, type MemoryPressure } from './pressure';
 import { redisInfo, type RedisClient, type RedisInfo } from './redis';
 import { INVALIDATE, LOOKUP } from './scripts';
 import { SingleFlight } from './single-flight';
@@ -94,8 +94,6 @@ export class QueryCache implements CacheLayer {
   /** Answers computed on a miss and sent, while they are being stored (key → answer). */
   private readonly storing = new Map<string, { answer: Answer; freshUntil: number }>();
   private readonly renewing = new Set<string>();
-  /** Settled keys asked once recently (the doorkeeper while Redis is nearly full). */
-  private readonly firstAsks = new FirstAsks();
   private readonly baseKeys = new WeakMap<NormalizedQuery, { version: string; base: string }>();
   private readonly invalidator: Invalidator;
   /** Generations idle this long expire: longer than any entry stored under them lives. */
@@ -334,15 +332,16 @@ export class QueryCache implements CacheLayer {
     // millisecond, three round trips' worth) follow its answer instead of delaying it. Until
     // stored, this instance's lookups find the answer here, and other instances wait on the lock.
     const ttl = this.ttlMs(answer);
-    if (!this.worthStoring(key, answer)) {
-      this.metrics.cacheSkipped.inc({ reason: 'first_ask_nearly_full' });
-      setImmediate(() => void unlock().catch(() => undefined));
-      return answer;
-    }
     const held = { answer, freshUntil: Date.now() + ttl };
     this.storing.set(key, held);
     setImmediate(() => {
-      void this.store(key, answer, ttl)
+      void this.worthStoring(key, answer)
+        .then((worth) => {
+          if (worth) {
+            return this.store(key, answer, ttl);
+          }
+          this.metrics.cacheSkipped.inc({ reason: 'first_ask_nearly_full' });
+        })
         .catch(() => undefined)
         .then(unlock)
         .then(() => {
@@ -358,13 +357,16 @@ export class QueryCache implements CacheLayer {
 
   /**
    * Whether an answer computed on a miss is stored: always, but for a settled answer while Redis
-   * is nearly full, then only when asked before (pressure.ts).
+   * is nearly full, then only when asked before, by any instance (a marker in Redis, about 100
+   * bytes for ASKED_MS: pressure.ts). Decided after the client is answered.
    */
-  private worthStoring(key: string, answer: Answer): boolean {
+  private async worthStoring(key: string, answer: Answer): Promise<boolean> {
     if (answer.touchesLiveEdge || !this.context.pressure?.nearlyFull()) {
       return true;
     }
-    return this.firstAsks.askedBefore(key);
+    const first = await this.guard.run('asked', () => this.redis.set(this.ks.asked(key), '1', 'PX', ASKED_MS, 'NX'));
+    // null: the marker was there. Redis failing (undefined): nothing stored anyway.
+    return first === null;
   }
 
   private async computeAndStore(key: string, compute: () => Promise<Answer>): Promise<Answer> {

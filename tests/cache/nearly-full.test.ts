@@ -14,12 +14,14 @@ import type { RunningService } from '../../server/main';
 let db: TestDatabase;
 let redis: PrivateRedis | undefined;
 let svc: RunningService | undefined;
+let other: RunningService | undefined;
 
 before(async () => {
   db = await historyDatabase({ days: 3, rowsPerHour: 100 });
 });
 after(async () => {
   await svc?.stop();
+  await other?.stop();
   await redis?.stop();
   await db?.drop();
 });
@@ -28,13 +30,13 @@ const past = (hoursAgo: number) => {
   const to = Math.floor(Date.now() / HOUR) * HOUR - hoursAgo * HOUR;
   return { range: { from: to - DAY + 17_000, to }, queries: [{ refId: 'A', kind: 'stats' }] };
 };
-const cacheOf = async (body: object) => {
-  const r = await postJson(`${svc!.url}/api/v1/query`, body);
+const cacheOf = async (body: object, on = svc!) => {
+  const r = await postJson(`${on.url}/api/v1/query`, body);
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body.results.A.frames[0].schema.meta.custom.cache as string;
 };
 
-test('nearly full: a settled answer is stored when asked the second time; with room, the first', async (t) => {
+test('nearly full: a settled answer is stored when asked the second time, by any instance; with room, the first', async (t) => {
   if (!hasRedisServer) {
     return t.skip('redis-server is not installed: no private Redis to fill');
   }
@@ -48,12 +50,20 @@ test('nearly full: a settled answer is stored when asked the second time; with r
       others.push(`other:data:${others.length}`);
       await client.set(others[others.length - 1], 'x'.repeat(256 * 1024));
     }
-    svc = await startTestService({ DATABASE_URL: db.url, REDIS_URL: redis.url, CACHE_NEAR_LEASE_MS: '0' });
+    const env = { DATABASE_URL: db.url, REDIS_URL: redis.url, CACHE_NEAR_LEASE_MS: '0', CACHE_PREFIX: 'nearly-full' };
+    svc = await startTestService(env);
+    other = await startTestService(env);
     await new Promise((r) => setTimeout(r, 300)); // the first INFO read
     const oneOff = past(3);
     assert.deepEqual([await cacheOf(oneOff), await cacheOf(oneOff), await cacheOf(oneOff)], ['miss', 'miss', 'hit']);
     const metrics = await (await fetch(`${svc.url}/metrics`)).text();
     assert.match(metrics, /ruleperf_cache_skipped_total\{reason="first_ask_nearly_full"\} 1\n/);
+    // Asked first of one instance, then of another: stored at the second ask all the same.
+    const twice = past(12);
+    assert.deepEqual(
+      [await cacheOf(twice), await cacheOf(twice, other), await cacheOf(twice)],
+      ['miss', 'miss', 'hit']
+    );
     assert.equal(await client.exists(...others), others.length, 'nothing evicted');
     // Room again: read at the next settled miss (at most a second old), stored at once after.
     await client.del(...others);
