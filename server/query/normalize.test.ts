@@ -74,6 +74,17 @@ test('points wider than asked are marked where they hold totals per point, not w
     NOW
   );
   assert.equal(noRollup.coarserBecause, 'rollups', 'no finer rollup holds rules: the reason given first');
+  const subMinute = normalizeQuery(
+    { range: { from: NOW - 7 * H, to: NOW }, intervalMs: 20_000 },
+    query({ kind: 'timeseries', groupBy: 'ruleId', metrics: ['executionCount'] }),
+    catalog,
+    NOW
+  );
+  assert.deepEqual(
+    [subMinute.coarserBecause, subMinute.coarserThanAskedMs],
+    ['rollups', M],
+    'no rollup is finer than a minute: said against a minute, not the 20 s asked'
+  );
   // A "last 5 minutes" panel at Grafana's 1-second interval: minute points, each count a minute's.
   const fiveMinutes = (metrics: SeriesMetric[]) =>
     normalizeQuery(

@@ -159,7 +159,10 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     movingStepMs: c.movingStepMs,
     bucketMs: bucket?.bucketMs ?? null,
     // In whole seconds, as the notice shows it: one rendering per width a panel can show.
-    coarserThanAskedMs: coarserBecause ? Math.ceil(bucket!.askedMs / 1000) * 1000 : null,
+    // (No rollup is finer than a minute: a coarser rollup is said against a minute at least.)
+    coarserThanAskedMs: coarserBecause
+      ? Math.ceil((coarserBecause === 'minute' ? bucket!.askedMs : Math.max(bucket!.askedMs, MINUTE_MS)) / 1000) * 1000
+      : null,
     coarserBecause,
     fields,
   };

@@ -117,7 +117,11 @@ export async function buildQueryStack(
   log.info({ native }, native.sketches ? 'percentiles merged in C (ruleperf_native)' : 'percentiles merged in SQL');
   // Filter values checked against the variables' lists, then the rollups, when an answer matched nothing.
   // The variables' lists, read in turn with the answers (busy, not unavailable, under a flood).
-  const variables = new VariableLists((name) => readAdmission.run(() => variableValues(pools.read, name, rollups)));
+  const variables = new VariableLists((name) =>
+    name === 'statuses'
+      ? variableValues(pools.read, name, rollups) // a fixed list: no statement
+      : readAdmission.run(() => variableValues(pools.read, name, rollups))
+  );
   const known = new KnownValues(
     async (name) => (await variables.get(name)).map((v) => v.value),
     valuesInData(pools.read, () => rollups)
