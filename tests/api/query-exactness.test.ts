@@ -411,3 +411,42 @@ test('a range on whole minutes is answered exactly as asked, without a notice', 
     'no range notice'
   );
 });
+
+test('a rule actually named "(other)" is never a named series: it is in the rest, so no two series share that label', async () => {
+  const from = Math.floor(now / HOUR) * HOUR - 30 * HOUR;
+  const range = { name: 'literal (other)', from, to: from + HOUR };
+  // The busiest rule of that hour.
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+     SELECT to_timestamp(($1::bigint + s * 1000) / 1000.0), 'RULE_EXECUTION', '(other)', 'SUCCESS', 4
+       FROM generate_series(1, 900) s`,
+    [from]
+  );
+  const { frames, meta } = await ask(range, {
+    kind: 'timeseries',
+    groupBy: 'ruleId',
+    limit: 2,
+    metrics: ['executionCount'],
+  });
+  const names = frames.map((f: { schema: { name: string } }) => f.schema.name);
+  assert.equal(names.filter((n: string) => n === '(other)').length, 1, JSON.stringify(names));
+  const totals = await rawStats(db.pool, meta.coveredRange.from, meta.coveredRange.to, {}, 'rule_id');
+  const named = names.filter((n: string) => n !== '(other)');
+  const busiest = [...totals]
+    .filter(([rule]) => rule !== '(other)')
+    .sort(([a, x], [b, y]) => y.n - x.n || (a < b ? -1 : 1));
+  assert.deepEqual(
+    named,
+    busiest
+      .slice(0, 2)
+      .map(([rule]) => rule)
+      .sort()
+  );
+  const sum = (name: string) =>
+    columns(frames.find((f: { schema: { name: string } }) => f.schema.name === name)).executionCount.reduce(
+      (a: number, b: number | null) => a + (b ?? 0),
+      0
+    );
+  const rest = [...totals].filter(([rule]) => !named.includes(rule)).reduce((a, [, s]) => a + s.n, 0);
+  assert.equal(sum('(other)'), rest, 'the rest, the rule named "(other)" in it');
+});

@@ -50,14 +50,16 @@ export const timeseries: KindSpec = {
       // Grouped: the busiest `limit` groups keep their name, the rest become one series. The
       // busiest by their totals over the range, read from the widest rollups holding it (the
       // same sums as over the buckets' rows, from a few rows per group), in the same statement
-      // (one snapshot), so the series' rows are read once.
+      // (one snapshot), so the series' rows are read once. A value actually spelled "(other)" is
+      // never named: its series would carry the same label as the rest's; it is in the rest.
       const whole = sourceRows(q, plan.wholeRange, p, { shape: 'counts', bucketMs: null, group: q.groupBy });
+      const other = p.add(OTHER_GROUP);
       ctes = `top AS (
   SELECT grp FROM (
   ${whole}
-  ) w GROUP BY grp ORDER BY sum(execution_count) DESC, grp LIMIT ${p.add(q.limit)}
+  ) w WHERE grp IS DISTINCT FROM ${other} GROUP BY grp ORDER BY sum(execution_count) DESC, grp LIMIT ${p.add(q.limit)}
 ), src AS (
-  SELECT bucket, CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE ${p.add(OTHER_GROUP)} END AS grp, ${measureColumns(shape)} FROM (
+  SELECT bucket, CASE WHEN grp IN (SELECT grp FROM top) THEN grp ELSE ${other} END AS grp, ${measureColumns(shape)} FROM (
   ${src}
   ) s
 )`;
