@@ -187,7 +187,7 @@ test('bodies held open by many connections: counted as they arrive, past 64 MB o
     // Once the held connections' bytes have all arrived (on a loaded machine, some moments after
     // they were written), there is no room for another body.
     let busy = 200;
-    for (const until = Date.now() + 5000; busy === 200 && Date.now() < until; ) {
+    for (const until = Date.now() + 5000; busy === 200 && Date.now() < until;) {
       busy = (
         await fetch(`${held.url}/api/v1/query`, {
           method: 'POST',
