@@ -68,6 +68,14 @@ test('keys: one hash tag, the database in every key, generations per filtered ru
     a.genParser('p1'),
   ]);
   assert.equal(generationKeys(a, q({ filters: { parserId: many } }))[2], a.genAnyParser);
+  // Ids the service does not know depend on "any rule": a request naming made-up ids creates no key per id.
+  const known = (_field: string, id: string) => id.startsWith('r');
+  assert.deepEqual(generationKeys(a, q({ filters: { ruleId: ['made-up-1', 'made-up-2', 'r1'] } }), known), [
+    a.genAll,
+    a.genAnyRule,
+    a.genRule('r1'),
+    a.genAnyParser,
+  ]);
   assert.deepEqual(invalidationKeys(a, { ruleId: 'r1' }), [a.genRule('r1'), a.genAnyRule]);
   assert.deepEqual(invalidationKeys(a, { all: true }), [a.genAll]);
   assert.doesNotMatch(a.genRule('odd\nid with spaces'), /\s/, 'ids are hashed');

@@ -122,15 +122,24 @@ function computeFingerprint(q: NormalizedQuery): string {
  */
 export const MAX_NAMED_GENERATIONS = 8;
 
-/** The generation keys an answer depends on, in a fixed order. */
-export function generationKeys(ks: Keyspace, q: NormalizedQuery): string[] {
-  const rules = q.filters.ruleId;
-  const parsers = q.filters.parserId;
-  return [
-    ks.genAll,
-    ...(rules && rules.length <= MAX_NAMED_GENERATIONS ? rules.map(ks.genRule) : [ks.genAnyRule]),
-    ...(parsers && parsers.length <= MAX_NAMED_GENERATIONS ? parsers.map(ks.genParser) : [ks.genAnyParser]),
-  ];
+/** Which rule and parser ids have generations of their own: those the service knows (its variable lists). */
+export type NamedGenerations = (field: 'ruleId' | 'parserId', id: string) => boolean;
+
+/**
+ * The generation keys an answer depends on, in a fixed order. Only ids `named` knows have one
+ * of their own (a lookup creates any generation it reads: made-up ids, 800 a request, made
+ * Redis keys living hours); another id depends on "any rule" ("any parser"), which every
+ * invalidation of a rule (parser) bumps too, so it is invalidated with every one.
+ */
+export function generationKeys(ks: Keyspace, q: NormalizedQuery, named: NamedGenerations = () => true): string[] {
+  const of = (field: 'ruleId' | 'parserId', key: (id: string) => string, any: string): string[] => {
+    const ids = q.filters[field];
+    if (!ids || ids.length > MAX_NAMED_GENERATIONS) {
+      return [any];
+    }
+    return [...new Set(ids.map((id) => (named(field, id) ? key(id) : any)))];
+  };
+  return [ks.genAll, ...of('ruleId', ks.genRule, ks.genAnyRule), ...of('parserId', ks.genParser, ks.genAnyParser)];
 }
 
 /** The generations an invalidation bumps. */

@@ -19,7 +19,7 @@ import { RecentlyDecoded } from './decoded';
 import { answerBytes } from './weight';
 import { RedisGuard } from './guard';
 import { Invalidator } from './invalidation';
-import { fingerprint, generationKeys, keyspace, type Keyspace } from './keys';
+import { fingerprint, generationKeys, keyspace, type Keyspace, type NamedGenerations } from './keys';
 import { NearCache } from './near';
 import { ASKED_MS, type MemoryPressure } from './pressure';
 import { redisInfo, type RedisClient, type RedisInfo } from './redis';
@@ -66,6 +66,8 @@ export interface CacheContext {
   dataVersion?: (q: NormalizedQuery) => string;
   /** Told of every hit of a settled answer (the consistency auditor samples them). */
   onSettledHit?: (q: NormalizedQuery, key: string) => void;
+  /** Which rule and parser ids have generations of their own (keys.ts generationKeys); every id when absent. */
+  namedGenerations?: NamedGenerations;
   /** Whether Redis is nearly full (pressure.ts): settled answers are then stored on their second ask. */
   pressure?: MemoryPressure;
   onError?: (err: Error) => void;
@@ -149,7 +151,7 @@ export class QueryCache implements CacheLayer {
    * (null when absent); undefined when Redis is bypassed.
    */
   async lookup(base: string, q: NormalizedQuery): Promise<{ key: string; entry: Entry | null } | undefined> {
-    const gens = generationKeys(this.ks, q);
+    const gens = generationKeys(this.ks, q, this.context.namedGenerations);
     const lease = String(this.near.enabled ? this.near.leaseMs : 0);
     const found = await this.guard.run('lookup', () =>
       this.redis.ruleperfLookupBuffer(

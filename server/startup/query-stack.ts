@@ -174,9 +174,22 @@ export async function buildQueryStack(
   });
   await changes.start();
   let auditor: CacheAuditor | null = null;
+  // The rule and parser ids the service knows (its variable lists, read again every 30 s): only
+  // they get cache generations of their own (keys.ts generationKeys). Until read, none.
+  let knownIds: Record<'ruleId' | 'parserId', ReadonlySet<string>> | null = null;
+  const readKnownIds = async () => {
+    const [rules, parsers] = await Promise.all([variables.get('rules'), variables.get('parsers')]);
+    knownIds = { ruleId: new Set(rules.map((v) => v.value)), parserId: new Set(parsers.map((v) => v.value)) };
+  };
+  if (redis) {
+    await readKnownIds().catch(() => undefined);
+  }
+  const knownIdsTimer = redis ? setInterval(() => void readKnownIds().catch(() => undefined), 30_000) : null;
+  knownIdsTimer?.unref();
   const cache = redis
     ? new QueryCache(redis, cacheSettings, metrics, {
         database,
+        namedGenerations: (field, id) => knownIds?.[field].has(id) ?? false,
         pressure: new MemoryPressure(() => redisInfo(redis).catch(() => null)),
         dataVersion: (q) => changes.versionOf(q, versionScope),
         onSettledHit: (q, key) => auditor?.record(q, key),
@@ -270,6 +283,9 @@ export async function buildQueryStack(
     changes,
     async stop() {
       clearInterval(memoryTimer);
+      if (knownIdsTimer) {
+        clearInterval(knownIdsTimer);
+      }
       if (auditTimer) {
         clearInterval(auditTimer);
       }

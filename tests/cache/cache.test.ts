@@ -593,3 +593,42 @@ test('a Redis connection gone silent (no FIN, no RST) is replaced: the cache is 
     await proxy.stop();
   }
 });
+
+test('filter values the service does not know create no cache generation each: a request of 50 queries naming 16 made-up ids each adds no such keys to Redis', async () => {
+  const prefix = uniqueName('gens').replace(/_/g, '-');
+  const svc = await start({ CACHE_PREFIX: prefix });
+  const generations = async () => (await redis.keys(`{${prefix}}:*:gen:*`)).length;
+  // The fixed generations (all, any rule, any parser) and rule-0001's.
+  await postJson(`${svc.url}/api/v1/query`, {
+    range: { from: midHour - DAY, to: midHour },
+    queries: [
+      { refId: 'A', kind: 'stats', ruleId: 'rule-0001' },
+      { refId: 'B', kind: 'stats' },
+    ],
+  });
+  const before = await generations();
+  const made = (field: string, n: number, i: number) =>
+    Array.from({ length: n }, (_, j) => `${field}-made-up-${i}-${j}`);
+  const r = await postJson(`${svc.url}/api/v1/query`, {
+    range: { from: midHour - DAY, to: midHour },
+    queries: Array.from({ length: 50 }, (_, i) => ({
+      refId: `Q${i}`,
+      kind: 'stats',
+      ruleId: made('rule', 8, i),
+      parserId: made('parser', 8, i),
+    })),
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+  assert.equal(await generations(), before, 'no generation per made-up id (800 before)');
+  // A known rule keeps its own: invalidating another rule leaves its answer cached.
+  const one = {
+    range: { from: midHour - DAY, to: midHour },
+    queries: [{ refId: 'A', kind: 'stats', ruleId: 'rule-0001' }],
+  };
+  assert.equal((await postJson(`${svc.url}/api/v1/invalidate`, { ruleId: 'rule-0002' })).status, 200);
+  assert.equal(
+    (await postJson(`${svc.url}/api/v1/query`, one)).body.results.A.frames[0].schema.meta.custom.cache,
+    'hit'
+  );
+  await redis.del(...(await redis.keys(`{${prefix}}:*`)));
+});
