@@ -63,9 +63,19 @@ export function loadMigrations(flavour: Flavour): MigrationFile[] {
   return files.sort((a, b) => a.version - b.version || (a.name.startsWith('common/') ? -1 : 1));
 }
 
-/** The newest schema version of a flavour (flavours may add versions the other has no file for). */
+const latest = new Map<Flavour, number>();
+
+/**
+ * The newest schema version of a flavour (flavours may add versions the other has no file for).
+ * Read from the files once per flavour: every /readyz asks it, and reading the twenty-odd SQL
+ * files each time was most of a readiness check's cost.
+ */
 export function latestVersion(flavour: Flavour = 'postgres'): number {
-  return Math.max(...loadMigrations(flavour).map((m) => m.version));
+  let version = latest.get(flavour);
+  if (version === undefined) {
+    latest.set(flavour, (version = Math.max(...loadMigrations(flavour).map((m) => m.version))));
+  }
+  return version;
 }
 
 async function tableExists(db: Queryable, name: string): Promise<boolean> {

@@ -417,3 +417,25 @@ test('/metrics needs no token, so a flood of scrapes shares renderings (at most 
   );
   assert.ok(flood.every((t) => t.includes('ruleperf_http_requests_total')));
 });
+
+test('/healthz and /readyz are answered before Express: no log line each (load balancers ask every few seconds), HEAD without a body, a query string ignored, counted in /metrics', async () => {
+  const log: Array<Record<string, unknown>> = [];
+  const svc = await serve({ API_TOKEN: 'probe-token' }, log);
+  for (const path of ['/readyz', '/readyz?verbose=1', '/healthz']) {
+    const res = await fetch(svc.url + path);
+    assert.equal(res.status, 200, path);
+    assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.ok((await res.json()).status, path);
+  }
+  const head = await fetch(`${svc.url}/readyz`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(await head.text(), '');
+  assert.equal((await fetch(`${svc.url}/readyz`, { method: 'POST' })).status, 405, 'other methods as before');
+  assert.deepEqual(
+    log.filter((l) => l.msg === 'request' && l.method !== 'POST' && /^\/(readyz|healthz)/.test(String(l.path))),
+    [],
+    'no request log lines for them'
+  );
+  const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+  assert.match(metrics, /ruleperf_http_requests_total\{route="\/readyz",status="200"\} 3\n/);
+});
