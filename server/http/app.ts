@@ -318,7 +318,14 @@ function probeAnswers(deps: AppDeps): (req: IncomingMessage, res: ServerResponse
   const { tokens } = deps.security;
   const tokenHolder = carriesToken(tokens);
   const open = !tokens.read && !tokens.admin;
-  const send = (req: IncomingMessage, res: ServerResponse, route: string, status: number, body: Buffer, started: number) => {
+  const send = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: string,
+    status: number,
+    body: Buffer,
+    started: number
+  ) => {
     res.writeHead(status, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': body.length,
