@@ -3,7 +3,8 @@
  * distinct past ranges writes an entry each: 197 KB per 5-day grouped timeseries, 15 MB of
  * Redis in 20 s from 4 connections. In a Redis that evicts, those one-off entries push out the
  * dashboards' hot ones; in one that does not, writes start failing and the circuit opens.
- * While Redis is nearly full, a settled answer is therefore stored only when it is asked a
+ * While Redis is nearly full, an answer (of a range ending now too: a stream of distinct spans
+ * ending now did the same) is therefore stored only when it is asked a
  * second time, by any instance (a doorkeeper, as in TinyLFU; the first ask leaves a marker of
  * about 100 bytes in Redis for ASKED_MS): a dashboard asking again is cached on its next
  * refresh, a stream of one-off ranges is not. With room to spare, every answer is stored at

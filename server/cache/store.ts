@@ -253,7 +253,7 @@ export class QueryCache implements CacheLayer {
     counts.miss.inc();
     // The flight is joined at once (identical misses share it), its work waits for a turn.
     const { promise, joined } = this.flights.run(key, () =>
-      loopTurns.next('miss').then(() => this.computeOnce(key, compute, refusal))
+      loopTurns.next('miss').then(() => this.computeOnce(key, compute, refusal, background))
     );
     if (joined) {
       this.metrics.coalesced.inc();
@@ -291,7 +291,8 @@ export class QueryCache implements CacheLayer {
   private async computeOnce(
     key: string,
     compute: () => Promise<Answer>,
-    refusal?: () => Error | null
+    refusal?: () => Error | null,
+    background = false
   ): Promise<Answer> {
     // Refused anyway (a burst the database cannot take): no lock to take and give back.
     const refused = refusal?.();
@@ -337,7 +338,7 @@ export class QueryCache implements CacheLayer {
     const held = { answer, freshUntil: Date.now() + ttl };
     this.storing.set(key, held);
     setImmediate(() => {
-      void this.worthStoring(key, answer)
+      void this.worthStoring(key, background)
         .then((worth) => {
           if (worth) {
             return this.store(key, answer, ttl);
@@ -358,12 +359,14 @@ export class QueryCache implements CacheLayer {
   }
 
   /**
-   * Whether an answer computed on a miss is stored: always, but for a settled answer while Redis
-   * is nearly full, then only when asked before, by any instance (a marker in Redis, about 100
-   * bytes for ASKED_MS: pressure.ts). Decided after the client is answered.
+   * Whether an answer computed on a miss is stored: always, but while Redis is nearly full only
+   * when asked before, by any instance (a marker in Redis, about 100 bytes for ASKED_MS:
+   * pressure.ts), or by warming (the recently asked questions, ahead of their next minute).
+   * Ranges ending now too: a stream of distinct spans ending now pushed a dashboard's settled
+   * entries out. Decided after the client is answered.
    */
-  private async worthStoring(key: string, answer: Answer): Promise<boolean> {
-    if (answer.touchesLiveEdge || !this.context.pressure?.nearlyFull()) {
+  private async worthStoring(key: string, background: boolean): Promise<boolean> {
+    if (background || !this.context.pressure?.nearlyFull()) {
       return true;
     }
     const first = await this.guard.run('asked', () => this.redis.set(this.ks.asked(key), '1', 'PX', ASKED_MS, 'NX'));
