@@ -125,7 +125,7 @@ export class QueryCache implements CacheLayer {
   }
 
   private ttlMs(answer: Answer): number {
-    if (!answer.touchesLiveEdge) {
+    if (!answer.touchesLiveEdge && !answer.shortLived) {
       return this.settings.settledTtlSeconds * 1000;
     }
     return (this.settings.ttlSeconds + Math.random() * this.settings.jitterSeconds) * 1000;

@@ -31,6 +31,11 @@ export interface Answer {
   notices: Notice[];
   /** When it was computed (epoch ms): data after this instant is not in it. */
   computedAt: number;
+  /**
+   * Whether it says something that may soon stop being true although no row changes (a filter
+   * value no list holds yet: unknown-values.ts): cached as briefly as an answer of the live edge.
+   */
+  shortLived?: boolean;
 }
 
 /** What answers a normalized query from the database (QueryExecutor, or a decorator of it). */

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { VariableName } from '../contract';
 import type { Answer } from './executor';
-import { KnownValues, matchedNothing, unknownValueNotices } from './unknown-values';
+import { KnownValues, matchedNothing, UnknownValueExecutor, unknownValueNotices } from './unknown-values';
+import type { NormalizedQuery } from './normalize';
 
 test('each list is read once while fresh, again once old, and a failed read names nothing and is tried again', async () => {
   let now = 0;
@@ -107,4 +108,20 @@ test('an answer matched nothing when every number in it is 0 or empty', () => {
     [[], []]
   );
   assert.equal(matchedNothing(answer(rows)), true, 'no rows');
+});
+
+test('an answer given an unknown-value notice is short-lived (a rule added a moment later makes it untrue); one without is not', async () => {
+  const known = new KnownValues(
+    async () => ['rule-0001'],
+    async () => new Set<string>()
+  );
+  const empty = { ...answer(frame([['executionCount', 'number']], [[0]])), notices: [] };
+  const inner = { run: async () => empty };
+  const checked = new UnknownValueExecutor(inner, known);
+  const q = (ruleId: string) => ({ filters: { ruleId: [ruleId] } }) as unknown as NormalizedQuery;
+  const unknown = await checked.run(q('rule-9999'));
+  assert.equal(unknown.notices.length, 1);
+  assert.equal(unknown.shortLived, true);
+  const listed = await checked.run(q('rule-0001'));
+  assert.deepEqual([listed.notices.length, listed.shortLived], [0, undefined]);
 });

@@ -132,7 +132,8 @@ export class UnknownValueExecutor implements Executor {
       return answer;
     }
     const notices = await unknownValueNotices(q.filters, this.known);
-    return notices.length ? { ...answer, notices: [...answer.notices, ...notices] } : answer;
+    // A rule added a moment later makes the notice untrue with no row changed: kept briefly.
+    return notices.length ? { ...answer, notices: [...answer.notices, ...notices], shortLived: true } : answer;
   }
 
   refusal(priority: Priority) {

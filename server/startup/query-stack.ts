@@ -21,7 +21,7 @@ import { loadRollupCatalog, type RollupInfo } from '../query/catalog';
 import type { NormalizedQuery } from '../query/normalize';
 import { QueryExecutor, type Executor } from '../query/executor';
 import { KnownValues, UnknownValueExecutor, valuesInData } from '../query/unknown-values';
-import { VariableLists, variableValues } from '../http/variables';
+import { VARIABLES_MAX_AGE_MS, VariableLists, variableValues } from '../http/variables';
 import { readDensities, WorkEstimator } from '../query/work';
 import { KINDS } from '../query/kinds';
 import { QueryService } from '../query/service';
@@ -122,9 +122,11 @@ export async function buildQueryStack(
       ? variableValues(pools.read, name, rollups) // a fixed list: no statement
       : readAdmission.run(() => variableValues(pools.read, name, rollups))
   );
+  // As fresh as the endpoint's lists (10 s): a rule just added was still "unknown" for a minute.
   const known = new KnownValues(
     async (name) => (await variables.get(name)).map((v) => v.value),
-    valuesInData(pools.read, () => rollups)
+    valuesInData(pools.read, () => rollups),
+    VARIABLES_MAX_AGE_MS
   );
   const executorOn = (pool: Pool, admission: Admission): Executor => {
     const executor = new QueryExecutor(
