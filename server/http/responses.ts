@@ -67,6 +67,17 @@ const noun = (type: string) => TYPE_NOUNS[type] ?? type;
 
 /** zod's message in the words of the service's other errors: "Invalid input: expected array, received undefined" is "is required (a list)". */
 function issueWords(message: string): string {
+  const size = /^Too (?:big|small): expected \w+ to (?:be|have) ([<>]=?)(\d+)( characters| items)?$/.exec(message);
+  if (size) {
+    const [, op, n, unit] = size;
+    const words: Record<string, string> = { '<': 'less than', '<=': 'at most', '>': 'more than', '>=': 'at least' };
+    if (unit) {
+      return op === '>=' && n === '1' ? 'must not be empty' : `must have ${words[op]} ${n}${unit}`;
+    }
+    return Number(n) >= Number.MAX_SAFE_INTEGER - 1
+      ? `must be at most ${Number.MAX_SAFE_INTEGER} (a safe integer)`
+      : `must be ${words[op]} ${n}`;
+  }
   const wrong = /^Invalid input: expected (\w+), received (\w+)$/.exec(message);
   if (!wrong) {
     return message;
@@ -134,10 +145,21 @@ function flatten(
   });
 }
 
+/** A path segment as an error names it: a client's key cut to 64 characters (a 1 MB key made a 2 MB error). */
+const segment = (key: PropertyKey) => {
+  const text = String(key);
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+};
+
 export function zodDetails(err: ZodError): NonNullable<ErrorResponse['details']> {
-  return flatten(err.issues)
-    .slice(0, 20)
-    .map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }));
+  const details = flatten(err.issues).map((i) => ({
+    path: i.path.map(segment).join('.') || '(body)',
+    message: i.message,
+  }));
+  // Two of zod's issues can read the same once in these words (an integer past both safe bounds).
+  return details
+    .filter((d, i) => details.findIndex((o) => o.path === d.path && o.message === d.message) === i)
+    .slice(0, 20);
 }
 
 /**

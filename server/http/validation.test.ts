@@ -61,3 +61,18 @@ test('a number that must be whole says so', () => {
     'invalid request: intervalMs: must be a whole number'
   );
 });
+
+test("limits in the service's words, each said once; a client's key cut in the path", () => {
+  assert.equal(
+    refusal({ range, intervalMs: 1e300, queries: [{}] }),
+    `invalid request: intervalMs: must be at most ${Number.MAX_SAFE_INTEGER} (a safe integer)`
+  );
+  const parsed = parseQueryRequest({ range, intervalMs: 1e300, queries: [{}] });
+  assert.ok('refusal' in parsed);
+  const messages = parsed.refusal.details!.map((d) => d.message);
+  assert.deepEqual(messages, [...new Set(messages)], 'each said once');
+  assert.match(refusal({ range, queries: [{ ruleId: '' }] }), /queries\.0\.ruleId: must not be empty$/);
+  const long = parseQueryRequest({ range, queries: [{ ['k'.repeat(100_000)]: 1 }] });
+  assert.ok('refusal' in long);
+  assert.ok(JSON.stringify(long.refusal).length < 2000, `${JSON.stringify(long.refusal).length} bytes`);
+});
