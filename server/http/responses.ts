@@ -223,6 +223,13 @@ export function notJsonObject(text: string): ErrorResponse {
  * while a U+FFFD the client actually sent is a character like any other.
  */
 export function notUtf8(bytes: Buffer): ErrorResponse | null {
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    // Invisible in any message about the JSON after it ("Unexpected token").
+    return {
+      error: 'request body starts with a byte order mark (EF BB BF): send the JSON without it',
+      details: [{ path: '(body)', message: 'must not start with a byte order mark' }],
+    };
+  }
   if (isUtf8(bytes)) {
     return null;
   }

@@ -53,6 +53,7 @@ test('a body that is not UTF-8: the first bad byte named exactly, after any numb
     `request body is not valid UTF-8: byte ${head.length} (0xf0) does not begin a whole UTF-8 character`
   );
   assert.equal(notUtf8(Buffer.from('{"ruleId":"\ufffd"}')), null);
+  assert.match(notUtf8(Buffer.from('\ufeff{}'))!.error, /starts with a byte order mark/);
 });
 
 test('a number that must be whole says so', () => {
