@@ -47,8 +47,9 @@ export async function checkExactnessPairs(
   const now = Date.now();
   for (let i = 0; i < pairs; i++) {
     // Log-uniform lengths from 1 hour to 30 days, anywhere in the last 30 days.
-    const length = Math.exp(Math.log(3_600_000) + r() * Math.log(720));
-    const to = now - r() * (30 * 86_400_000 - length);
+    // (Whole milliseconds, as the API takes them.)
+    const length = Math.round(Math.exp(Math.log(3_600_000) + r() * Math.log(720)));
+    const to = now - Math.round(r() * (30 * 86_400_000 - length));
     const filters = {
       ...FILTERS[Math.floor(r() * FILTERS.length)](r),
       ...(r() < 0.3 ? FILTERS[Math.floor(r() * 6)](r) : {}),

@@ -29,7 +29,14 @@ function fromNumber(value: number): InstantResult {
   if (!Number.isFinite(value)) {
     return { error: `must be ${INSTANT_FORMS}` };
   }
-  const ms = Math.trunc(value);
+  if (!Number.isInteger(value)) {
+    // A range is read in whole milliseconds: cut silently, the rows of the cut fraction were
+    // counted or not with nothing to say so (a digit string with a fraction was refused already).
+    return {
+      error: `${value} is not whole milliseconds: send ${Math.floor(value)} or ${Math.ceil(value)} (times are whole epoch milliseconds)`,
+    };
+  }
+  const ms = value;
   if (ms < 0) {
     return { error: 'must not be before 1970-01-01T00:00:00Z (epoch 0)' };
   }
@@ -64,6 +71,11 @@ function fromIso(text: string): InstantResult | null {
         ? `${m[8].slice(0, 3)}:${m[8].slice(3)}`
         : m[8]
     : 'Z';
+  if (m[7] && /[1-9]/.test(m[7].slice(3))) {
+    return {
+      error: `${JSON.stringify(text)} has a fraction of a millisecond: send at most three digits after the second (times are whole milliseconds)`,
+    };
+  }
   const fraction = m[7] ? `.${m[7].slice(0, 3).padEnd(3, '0')}` : '';
   // Date.parse rolls a day past the month's end over (February 30 read as March 2): refused instead.
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];

@@ -171,6 +171,18 @@ test('ISO-8601 times without an offset are UTC; relative ranges use one "now"', 
     ms: Date.UTC(2024, 4, 1, 10, 0, 0, 500),
   });
   assert.deepEqual(parseInstant('2024-05-01T00:00:00Z||+1d/d', 'to', NOW), { ms: Date.UTC(2024, 4, 3) - 1 });
+  // Whole milliseconds only: a fraction was cut silently, its rows counted or not with nothing said.
+  assert.match(
+    String((parseInstant(1796515199999.5, 'to', NOW) as { error: string }).error),
+    /send 1796515199999 or 1796515200000/
+  );
+  assert.match(
+    String((parseInstant('2026-12-05T23:59:59.9995Z', 'to', NOW) as { error: string }).error),
+    /fraction of a millisecond/
+  );
+  assert.deepEqual(parseInstant('2026-12-05T23:59:59.999000Z', 'to', NOW), {
+    ms: Date.UTC(2026, 11, 5, 23, 59, 59, 999),
+  });
   const r = check(request({}, { from: 'now-1h', to: 'now' }));
   assert.ok('ok' in r);
   assert.equal(r.ok!.range.to - r.ok!.range.from, 3_600_000);
