@@ -115,8 +115,6 @@ function createExpressApp(deps: AppDeps) {
   app.set('etag', false);
   app.set('query parser', 'simple');
   const { tokens } = deps.security;
-  const tokenHolder = carriesToken(tokens);
-  const open = !tokens.read && !tokens.admin;
   const allInvalidations = new IntervalLimiter(deps.security.invalidateAllIntervalMs);
   for (const warning of deps.security.warnings) {
     deps.logger.warn({ security: true }, `SECURITY WARNING: ${warning}`);
@@ -145,7 +143,7 @@ function createExpressApp(deps: AppDeps) {
     next();
   });
 
-  // (/healthz and /readyz are answered before Express: answerProbe.)
+  // (/healthz and /readyz are answered before Express: probeAnswers.)
   // Past SCRAPES_RENDERED_PER_SECOND scrapes in a second, the others get the last text: a flood
   // of 870 scrapes/s (41 KB each, no token needed) raised cached answers' p50 from 2 to 23 ms. A
   // scraper (every few seconds) and a person reading it always get it fresh.
@@ -305,7 +303,6 @@ function createExpressApp(deps: AppDeps) {
   return app;
 }
 
-/** The request handler: the query fast path for ordinary dashboard queries, Express for everything else. */
 const HEALTHY = Buffer.from(JSON.stringify({ status: 'ok' }));
 
 /**
@@ -365,6 +362,7 @@ function probeAnswers(deps: AppDeps): (req: IncomingMessage, res: ServerResponse
   };
 }
 
+/** The request handler: health and readiness, the query fast path for ordinary dashboard queries, Express for everything else. */
 export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const app = createExpressApp(deps);
   const probe = probeAnswers(deps);
