@@ -290,14 +290,15 @@ test('a flood of variable requests shares one read in turn with the answers: nev
   const locker = new Client({ connectionString: db.url });
   await locker.connect();
   await locker.query('BEGIN');
-  // The rules list waits on this lock: read per request, the waiting requests ran out of the
+  // The categories list (not read at start, as rules and parsers are for the cache's
+  // generations) waits on this lock: read per request, the waiting requests ran out of the
   // pool's connect timeout and were told the database is unavailable.
   await locker.query('LOCK TABLE rules IN ACCESS EXCLUSIVE MODE');
   let released = false;
   try {
     const replies = await Promise.all(
       Array.from({ length: 40 }, () =>
-        fetch(`${svc.url}/api/v1/variables/rules`).then(async (r) => ({
+        fetch(`${svc.url}/api/v1/variables/categories`).then(async (r) => ({
           status: r.status,
           retryAfter: r.headers.get('retry-after'),
           text: await r.text(),
@@ -311,7 +312,7 @@ test('a flood of variable requests shares one read in turn with the answers: nev
       assert.equal(r.status, 503, r.text);
       assert.ok(r.retryAfter, 'with Retry-After');
     }
-    const names = await fetch(`${svc.url}/api/v1/variables/rules`);
+    const names = await fetch(`${svc.url}/api/v1/variables/categories`);
     assert.equal(names.status, 200, 'a failed read is not kept');
     assert.ok((await names.json()).values.length > 0);
   } finally {
