@@ -179,8 +179,11 @@ export async function buildQueryStack(
   // The rule and parser ids the service knows (its variable lists, read again every 30 s): only
   // they get cache generations of their own (keys.ts generationKeys). Until read, none.
   let knownIds: Record<'ruleId' | 'parserId', ReadonlySet<string>> | null = null;
+  // One after the other: together they took two read slots, and one still held its slot after the
+  // other's refusal ended the start (with DB_QUEUE_MAX=0, the first answer was then refused).
   const readKnownIds = async () => {
-    const [rules, parsers] = await Promise.all([variables.get('rules'), variables.get('parsers')]);
+    const rules = await variables.get('rules');
+    const parsers = await variables.get('parsers');
     knownIds = { ruleId: new Set(rules.map((v) => v.value)), parserId: new Set(parsers.map((v) => v.value)) };
   };
   if (redis) {
