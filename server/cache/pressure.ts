@@ -15,6 +15,9 @@ import type { RedisInfo } from './redis';
 /** Past this share of maxmemory, Redis counts as nearly full. */
 export const NEARLY_FULL = 0.8;
 
+/** How long an answer asked once while Redis is nearly full is remembered (its marker's life). */
+export const ASKED_MS = 10 * 60_000;
+
 /** Whether Redis is nearly full, from an INFO read at most every `everyMs`, in the background (the caller never waits). */
 export class MemoryPressure {
   private high = false;
@@ -47,6 +50,3 @@ export class MemoryPressure {
     return this.high;
   }
 }
-
-/** How long a settled entry asked once while Redis is nearly full is remembered (its marker's life). */
-export const ASKED_MS = 10 * 60_000;

@@ -152,14 +152,13 @@ const segment = (key: PropertyKey) => {
 };
 
 export function zodDetails(err: ZodError): NonNullable<ErrorResponse['details']> {
-  const details = flatten(err.issues).map((i) => ({
-    path: i.path.map(segment).join('.') || '(body)',
-    message: i.message,
-  }));
-  // Two of zod's issues can read the same once in these words (an integer past both safe bounds).
-  return details
-    .filter((d, i) => details.findIndex((o) => o.path === d.path && o.message === d.message) === i)
-    .slice(0, 20);
+  // Two of zod's issues can read the same once in these words (an integer past both safe bounds): said once.
+  const said = new Map<string, { path: string; message: string }>();
+  for (const i of flatten(err.issues)) {
+    const detail = { path: i.path.map(segment).join('.') || '(body)', message: i.message };
+    said.set(`${detail.path}\u0000${detail.message}`, detail);
+  }
+  return [...said.values()].slice(0, 20);
 }
 
 /**

@@ -176,20 +176,22 @@ export async function buildQueryStack(
   });
   await changes.start();
   let auditor: CacheAuditor | null = null;
-  // The rule and parser ids the service knows (its variable lists, read again every 30 s): only
-  // they get cache generations of their own (keys.ts generationKeys). Until read, none.
+  // The rule and parser ids the service knows (the same lists `known` holds, taken again every
+  // 30 s): only they get cache generations of their own (keys.ts generationKeys). Until read, none.
   let knownIds: Record<'ruleId' | 'parserId', ReadonlySet<string>> | null = null;
   // One after the other: together they took two read slots, and one still held its slot after the
   // other's refusal ended the start (with DB_QUEUE_MAX=0, the first answer was then refused).
   const readKnownIds = async () => {
-    const rules = await variables.get('rules');
-    const parsers = await variables.get('parsers');
-    knownIds = { ruleId: new Set(rules.map((v) => v.value)), parserId: new Set(parsers.map((v) => v.value)) };
+    const rules = await known.values('rules');
+    const parsers = await known.values('parsers');
+    if (rules && parsers) {
+      knownIds = { ruleId: rules, parserId: parsers };
+    }
   };
   if (redis) {
-    await readKnownIds().catch(() => undefined);
+    await readKnownIds();
   }
-  const knownIdsTimer = redis ? setInterval(() => void readKnownIds().catch(() => undefined), 30_000) : null;
+  const knownIdsTimer = redis ? setInterval(() => void readKnownIds(), 30_000) : null;
   knownIdsTimer?.unref();
   const cache = redis
     ? new QueryCache(redis, cacheSettings, metrics, {
