@@ -11,7 +11,7 @@
  */
 import type { InvalidateRequest } from '../contract';
 import type { RedisClient } from './redis';
-import type { RedisGuard } from './guard';
+import { answeredWithin, type RedisGuard } from './guard';
 import { invalidationKeys, type Keyspace } from './keys';
 import type { NearCache } from './near';
 
@@ -33,7 +33,10 @@ export class Invalidator {
 
   /** Bumps the generations; resolves to the longest near lease any instance recorded. */
   private bump(keys: string[]): Promise<number> {
-    return this.redis.ruleperfInvalidate(keys.length + 1, this.ks.nearLease, ...keys, String(this.generationTtlMs));
+    return answeredWithin(
+      this.redis.ruleperfInvalidate(keys.length + 1, this.ks.nearLease, ...keys, String(this.generationTtlMs)),
+      this.guard.slowMs
+    );
   }
 
   /** Invalidates now; throws CacheUnavailable when Redis cannot be reached. */

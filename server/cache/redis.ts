@@ -21,7 +21,9 @@ export function createRedis(config: Config): RedisClient {
   const common: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: config.CACHE_SLOW_MS,
+    // A backstop only: the cache judges Redis slow at CACHE_SLOW_MS itself (guard.ts answeredWithin),
+    // once the loop has read what arrived; this limit bounds what waits on a connection gone silent.
+    commandTimeout: Math.max(1000, 10 * config.CACHE_SLOW_MS),
     connectTimeout: 1000,
     // Reconnect quickly so the circuit can close within seconds of Redis returning.
     retryStrategy: (times) => Math.min(100 * times, 500),

@@ -57,6 +57,8 @@ export interface CacheSettings {
   nearEntries?: number;
   /** Bytes of answers kept in this process, by the near cache and by the recently decoded values each (weight.ts; CACHE_LOCAL_MAX_BYTES; no limit when absent). */
   localMaxBytes?: number;
+  /** A Redis answer later than this counts as a failure toward opening the circuit (CACHE_SLOW_MS; 100 when absent). */
+  slowMs?: number;
 }
 
 export interface CacheContext {
@@ -111,7 +113,12 @@ export class QueryCache implements CacheLayer {
     redis.defineCommand('ruleperfLookup', { lua: LOOKUP });
     redis.defineCommand('ruleperfInvalidate', { lua: INVALIDATE });
     this.redis = redis as ScriptedRedis;
-    this.guard = new RedisGuard(metrics, context.onError ?? (() => undefined), () => redis.disconnect(true));
+    this.guard = new RedisGuard(metrics, {
+      onError: context.onError,
+      reconnect: () => redis.disconnect(true),
+      ping: () => redis.ping(),
+      slowMs: settings.slowMs,
+    });
     const maxBytes = settings.localMaxBytes ?? Infinity;
     this.near = new NearCache(settings.nearLeaseMs ?? 0, settings.nearEntries ?? 500, maxBytes, answerBytes);
     this.decoded = new RecentlyDecoded<Entry>(500, maxBytes, (entry) => answerBytes(entry.a));

@@ -166,6 +166,7 @@ export async function buildQueryStack(
     nearLeaseMs: config.CACHE_NEAR_LEASE_MS,
     nearEntries: config.CACHE_NEAR_ENTRIES,
     localMaxBytes: config.CACHE_LOCAL_MAX_BYTES,
+    slowMs: config.CACHE_SLOW_MS,
   };
   // Rewritten rows and renamed rules reach every cached answer they touch through the change log.
   const changes = new ChangeFeed(pools.read, {
