@@ -49,6 +49,27 @@ test('100 requests pipelined in one write: the first answered and 16 queued behi
   assert.match(received, /more than 16 requests waiting on one connection/);
 });
 
+test('1,000 requests answered from memory, pipelined in one write: the same 17 answered, the next busy, the connection closed', async () => {
+  // Answers that finish at once (health, the near cache) queue too: Node gives the next response
+  // its socket only once the one before has been flushed.
+  const health = await exchange('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(1000));
+  const statuses = [...health.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  assert.deepEqual(statuses, [...Array(PIPELINED_MAX + 1).fill(200), 503], statuses.join(' '));
+
+  // A dashboard query answered from the near cache, the case a flood of cached queries meets.
+  const body = JSON.stringify({
+    range: { from: Date.now() - 6 * 3600_000, to: Date.now() - 3600_000 },
+    queries: [{ refId: 'A', kind: 'stats' }],
+  });
+  const post = `POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const first = await exchange(post.replace('HTTP/1.1\r\n', 'HTTP/1.1\r\nConnection: close\r\n'));
+  assert.match(first, /^HTTP\/1\.1 200 /);
+  const cached = await exchange(post.repeat(1000));
+  const cachedStatuses = [...cached.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  assert.deepEqual(cachedStatuses, [...Array(PIPELINED_MAX + 1).fill(200), 503], cachedStatuses.join(' '));
+  assert.match(cached, /more than 16 requests waiting on one connection/);
+});
+
 test('a client reading each answer before the next request is never refused', async () => {
   const url = `${svc.url}/api/v1/cache/stats`;
   for (let i = 0; i < 40; i++) {
