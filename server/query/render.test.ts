@@ -184,12 +184,12 @@ test('an answer computed before its covered range ends says up to when its rows 
   const notices = (asked: { from: number; to: number }) =>
     withMeta(early, q(asked), 'hit', 'A')[0].schema.meta?.notices?.map((n) => n.text) ?? [];
   assert.deepEqual(notices({ from: 60_000, to: 180_000 }), [
-    'Rows stored by 1970-01-01 00:02:30 UTC, when this answer was computed, are in it; answers reaching the last minutes are computed again every minute.',
+    'Rows as stored at 1970-01-01 00:02:30 UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, at least every minute for answers reaching the last minutes.',
   ]);
   const [both] = notices({ from: 30_001, to: 150_001 });
   assert.match(
     both,
-    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: a range ending now is read in whole minutes\. Rows stored by 1970-01-01 00:02:30 UTC/
+    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: a range ending now is read in whole minutes\. Rows as stored at 1970-01-01 00:02:30 UTC/
   );
   // Under an hour, the step the covered ends were moved to (range.ts movingStep), read off them.
   const step = (stepMs: number) =>
@@ -201,7 +201,7 @@ test('an answer computed before its covered range ends says up to when its rows 
   assert.equal(step(1000), 'a range ending now is read in whole seconds.');
   // The rendered text says the same.
   const text = renderFrames(early, q({ from: 60_000, to: 180_000 }), 'hit', 'A');
-  assert.match(text, /Rows stored by 1970-01-01 00:02:30 UTC/);
+  assert.match(text, /Rows as stored at 1970-01-01 00:02:30 UTC/);
 });
 
 test('requests sharing a large answer wait for one rendering, not one each', async () => {
@@ -266,7 +266,7 @@ test('an answer read from raw rows still arriving says which rows it holds: up t
     );
   // Computed before the range ends (a range ending now): its counts stop then.
   assert.deepEqual(text(live, 170_500), [
-    'Rows stored by 1970-01-01 00:02:50 UTC, when this answer was computed, are in it; answers reaching the last minutes are computed again every minute.',
+    'Rows as stored at 1970-01-01 00:02:50 UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, at least every minute for answers reaching the last minutes.',
   ]);
   // Computed after it ended, its last minutes read from raw rows: rows arriving later are not in it.
   assert.deepEqual(text(live, 200_000), [

@@ -18,9 +18,13 @@ export const utc = (ms: number) =>
     .replace(/\.000Z$/, '')
     .replace(/Z$/, '');
 
-/** What an answer computed before its covered range ends holds: rows up to then (a range ending now). */
+/**
+ * What an answer computed before its covered range ends holds: the rows as they were then (a
+ * range ending now). Rows deleted or rewritten since are still counted in it, as rows added since
+ * are not, until its key moves on (range.ts movingStep: at least every minute).
+ */
 function rowsUpTo(computedAt: number): string {
-  return `Rows stored by ${utc(secondOf(computedAt))} UTC, when this answer was computed, are in it; answers reaching the last minutes are computed again every minute.`;
+  return `Rows as stored at ${utc(secondOf(computedAt))} UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, at least every minute for answers reaching the last minutes.`;
 }
 
 /**
