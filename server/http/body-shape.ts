@@ -14,7 +14,7 @@ import {
   type QueryRequest,
 } from '../contract';
 import { invalidRequest, zodDetails } from './responses';
-import { invalidateSchema, queryRequestSchema } from './validation';
+import { invalidateSchema, invalidateTarget, invalidateTargets, queryRequestSchema } from './validation';
 
 /** Levels of nesting a body may have: a query request needs four (body, queries, query, filter list). */
 export const MAX_NESTING = 8;
@@ -127,13 +127,13 @@ export function parseInvalidateRequest(body: unknown): { target: InvalidateReque
   if (tooLong) {
     return { refusal: tooLong };
   }
-  const parsed = invalidateSchema.safeParse(body);
-  return parsed.success
-    ? { target: parsed.data }
-    : {
-        refusal: {
-          error: 'invalid request: send {"ruleId": "…"}, {"parserId": "…"} or {"all": true}',
-          details: zodDetails(parsed.error),
-        },
-      };
+  const error = 'invalid request: send {"ruleId": "…"}, {"parserId": "…"} or {"all": true}';
+  const target = body !== null && typeof body === 'object' && !Array.isArray(body) ? invalidateTarget(body) : null;
+  if (target !== null && !Object.hasOwn(invalidateTargets, target)) {
+    return { refusal: { error, details: [{ path: '(body)', message: target }] } };
+  }
+  const parsed = (target ? invalidateTargets[target as keyof typeof invalidateTargets] : invalidateSchema).safeParse(
+    body
+  );
+  return parsed.success ? { target: parsed.data } : { refusal: { error, details: zodDetails(parsed.error) } };
 }

@@ -138,7 +138,7 @@ function flatten(
       {
         path,
         message: expected.length
-          ? `must be ${expected.map((e) => (e === 'array' ? 'a list' : `a ${e}`)).join(' or ')}`
+          ? `must be ${expected.map((e) => (e === 'array' ? 'a list' : e === 'object' ? 'a JSON object' : `a ${e}`)).join(' or ')}`
           : i.message,
       },
     ];

@@ -357,11 +357,30 @@ export const queryRequestSchema = z.preprocess((body, ctx) => {
   return body;
 }, requestObject);
 
-export const invalidateSchema = z.union([
-  z.strictObject({ ruleId: filterValue }),
-  z.strictObject({ parserId: filterValue }),
-  z.strictObject({ all: z.literal(true) }),
-]);
+/** What an invalidation names, one per request: each its own schema, so an error speaks of the one sent. */
+export const invalidateTargets = {
+  ruleId: z.strictObject({ ruleId: filterValue }),
+  parserId: z.strictObject({ parserId: filterValue }),
+  all: z.strictObject({ all: z.literal(true, { error: 'must be true (it invalidates every cached answer)' }) }),
+};
+export const invalidateSchema = z.union([invalidateTargets.ruleId, invalidateTargets.parserId, invalidateTargets.all]);
+
+/**
+ * The target an invalidation object names, or what is wrong with its fields: none, two, or one
+ * unknown (zod's union would answer each of these with every branch's complaint).
+ */
+export function invalidateTarget(body: object): keyof typeof invalidateTargets | string {
+  const targets = Object.keys(invalidateTargets);
+  const keys = Object.keys(body);
+  const unknown = keys.filter((k) => !targets.includes(k));
+  if (unknown.length) {
+    return unknownFields(unknown, targets, 'send one of ruleId, parserId or all');
+  }
+  if (keys.length > 1) {
+    return `names ${keys.join(' and ')}: one target per request (send one request for each)`;
+  }
+  return keys.length ? (keys[0] as keyof typeof invalidateTargets) : 'names nothing to invalidate';
+}
 
 // ---- The schemas and the contract's types must describe the same values ----
 

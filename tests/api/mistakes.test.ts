@@ -18,6 +18,7 @@ import { postJson, REDIS_URL, uniqueName, type TestDatabase } from '../support/s
 
 const TOKEN = 'mistakes-read-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
+const ADMIN_TOKEN = 'mistakes-admin-token';
 let db: TestDatabase;
 let svc: RunningService;
 const logLines: Array<Record<string, unknown>> = [];
@@ -35,6 +36,7 @@ before(async () => {
     REFRESH_SCHEDULER: 'off',
     DATABASE_URL: db.url,
     API_TOKEN: TOKEN,
+    API_ADMIN_TOKEN: ADMIN_TOKEN,
   });
   // The service's own logger, writing into this test: the request lines are checked below.
   const sink = new Writable({
@@ -261,4 +263,26 @@ test('the request log shows the full path, without the query string', async () =
   assert.ok(paths.includes('/api/v1/invalidate'));
   assert.ok(paths.includes('/api/v1/query'));
   assert.ok(!JSON.stringify(logLines).includes('secret-looking'));
+});
+
+test('an invalidation naming two targets, none, an unknown field or all: false is told which, once', async () => {
+  const refusal = async (body: unknown) => {
+    const r = await postJson(`${svc.url}/api/v1/invalidate`, body, { authorization: `Bearer ${ADMIN_TOKEN}` });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.match(r.body.error, /send \{"ruleId": "…"\}, \{"parserId": "…"\} or \{"all": true\}/);
+    return r.body.details as Array<{ path: string; message: string }>;
+  };
+  // zod's union answered these with every branch's complaint ("all: Invalid input: expected true").
+  assert.deepEqual(await refusal({ ruleId: 'rule-0001', parserId: 'parser-01' }), [
+    { path: '(body)', message: 'names ruleId and parserId: one target per request (send one request for each)' },
+  ]);
+  assert.deepEqual(await refusal({}), [{ path: '(body)', message: 'names nothing to invalidate' }]);
+  assert.deepEqual(await refusal({ rule: 'rule-0001' }), [
+    { path: '(body)', message: 'unknown field "rule" (did you mean "ruleId"?); send one of ruleId, parserId or all' },
+  ]);
+  assert.deepEqual(await refusal({ all: false }), [
+    { path: 'all', message: 'must be true (it invalidates every cached answer)' },
+  ]);
+  assert.deepEqual(await refusal({ ruleId: 5 }), [{ path: 'ruleId', message: 'must be a string, not a number' }]);
+  assert.deepEqual(await refusal([]), [{ path: '(body)', message: 'must be a JSON object' }]);
 });
