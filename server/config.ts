@@ -4,9 +4,15 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod/v4';
 
 const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
+    error: 'must be true or false (or 1/0, yes/no, on/off)',
+  })
   .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A whole number within bounds; every mistake ("abc", 1.5, out of range) is told the same way, naming them. */
+const int = (min: number, max: number) => {
+  const error = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
 
 /** A token: no client sends one with spaces around it (a shell's trailing space made every request 401). */
 const token = () =>

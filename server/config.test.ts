@@ -1,0 +1,33 @@
+/** A mistyped setting stops the start with a message that says what the value must be. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from './config';
+
+const refusal = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.message;
+  }
+  assert.fail(`${JSON.stringify(env)} was accepted`);
+};
+
+test('a number setting that is not a whole number in range names the range (not "expected number, received NaN")', () => {
+  for (const port of ['abc', '1.5', '70000', '-1']) {
+    assert.equal(refusal({ PORT: port }), 'invalid configuration: PORT: must be a whole number from 0 to 65535');
+  }
+  assert.equal(
+    refusal({ DB_POOL_MAX: '0' }),
+    'invalid configuration: DB_POOL_MAX: must be a whole number from 1 to 200'
+  );
+  assert.equal(loadConfig({ PORT: '8081' }).PORT, 8081);
+});
+
+test('a switch that is not one of the accepted words lists them', () => {
+  assert.equal(
+    refusal({ MIGRATE_ON_START: 'maybe' }),
+    'invalid configuration: MIGRATE_ON_START: must be true or false (or 1/0, yes/no, on/off)'
+  );
+  assert.equal(loadConfig({ MIGRATE_ON_START: 'off' }).MIGRATE_ON_START, false);
+});
