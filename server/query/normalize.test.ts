@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { normalizeQuery } from './normalize';
+import { coarserBucketNotice } from './render';
 import { BudgetExceeded, BUDGET, checkBudget, schemaCardinality } from './budget';
 import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 import { NOW, query, rollup, SMALL_CATALOG } from './testing';
@@ -100,6 +101,27 @@ test('points wider than asked are marked where they hold totals per point, not w
     null,
     'rates and percentiles: nothing to say'
   );
+  // Under a second, the width asked is said in milliseconds (it said "the 1 second asked" for 200 ms).
+  const subSecond = normalizeQuery(
+    { range: { from: NOW - 5 * M, to: NOW }, intervalMs: 200 },
+    query({ kind: 'timeseries', metrics: ['executionCount'] }),
+    catalog,
+    NOW
+  );
+  assert.deepEqual([subSecond.coarserBecause, subSecond.coarserThanAskedMs], ['minute', 200]);
+  assert.match(
+    coarserBucketNotice(M, subSecond.coarserThanAskedMs!, [], 'minute').text,
+    /^Points are 1 minute apart, not the 200 milliseconds asked: /
+  );
+  // Nothing asked (no interval, no maxDataPoints): the width is the service's own choice, no notice
+  // (it said "not the 0 days asked").
+  const unasked = normalizeQuery(
+    { range: { from: NOW - D, to: NOW } },
+    query({ kind: 'timeseries', metrics: ['executionCount'] }),
+    catalog,
+    NOW
+  );
+  assert.deepEqual([unasked.bucketMs, unasked.coarserBecause, unasked.coarserThanAskedMs], [M, null, null]);
 });
 
 test('the budget refuses, before any work, what could return too much, and names every query', () => {

@@ -140,15 +140,17 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
       )
     : null;
   const askedWholeSeconds = bucket ? Math.ceil(bucket.askedMs / 1000) * 1000 : 0;
-  const coarserBecause = !bucket
-    ? null
-    : bucket.coarser
-      ? ('rollups' as const)
-      : bucket.bucketMs > askedWholeSeconds && params.metrics.some((m) => PER_POINT_TOTALS.has(m))
-        ? bucket.askedMs < MINUTE_MS
-          ? ('minute' as const)
-          : ('totals' as const)
-        : null;
+  // Nothing asked (no interval, no maxDataPoints, granularity auto): the width is the service's choice, said nowhere.
+  const coarserBecause =
+    !bucket || bucket.askedMs === 0
+      ? null
+      : bucket.coarser
+        ? ('rollups' as const)
+        : bucket.bucketMs > askedWholeSeconds && params.metrics.some((m) => PER_POINT_TOTALS.has(m))
+          ? bucket.askedMs < MINUTE_MS
+            ? ('minute' as const)
+            : ('totals' as const)
+          : null;
   return {
     kind: query.kind,
     filters,
@@ -158,15 +160,19 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     inWholeHours: c.inWholeHours,
     movingStepMs: c.movingStepMs,
     bucketMs: bucket?.bucketMs ?? null,
-    // In whole seconds, as the notice shows it: one rendering per width a panel can show.
+    // As the notice shows it, in whole seconds, or milliseconds under a second (Grafana asks 200 ms
+    // for a short range on a wide panel): few renderings per width a panel can show.
     // (No rollup is finer than a minute: a coarser rollup is said against a minute at least.)
     coarserThanAskedMs: coarserBecause
-      ? Math.ceil((coarserBecause === 'minute' ? bucket!.askedMs : Math.max(bucket!.askedMs, MINUTE_MS)) / 1000) * 1000
+      ? shownWidth(coarserBecause === 'minute' ? bucket!.askedMs : Math.max(bucket!.askedMs, MINUTE_MS))
       : null,
     coarserBecause,
     fields,
   };
 }
+
+/** A width asked, as a notice says it: whole seconds, or whole milliseconds under a second. */
+const shownWidth = (ms: number) => (ms < 1000 ? Math.ceil(ms) : Math.ceil(ms / 1000) * 1000);
 
 export function normalizeQuery(
   request: RequestRange,
