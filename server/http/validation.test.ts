@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseQueryRequest } from './body-shape';
 import { notJsonObject, notUtf8 } from './responses';
+import { LIMITS } from '../contract';
 
 const range = { from: 1_700_000_000_000, to: 1_700_003_600_000 };
 
@@ -76,4 +77,21 @@ test("limits in the service's words, each said once; a client's key cut in the p
   const long = parseQueryRequest({ range, queries: [{ ['k'.repeat(100_000)]: 1 }] });
   assert.ok('refusal' in long);
   assert.ok(JSON.stringify(long.refusal).length < 2000, `${JSON.stringify(long.refusal).length} bytes`);
+});
+
+test("Grafana's per-query intervalMs and maxDataPoints count when the request has none and the queries agree", () => {
+  const request = (body: Record<string, unknown>) => {
+    const parsed = parseQueryRequest({ range, ...body });
+    assert.ok('request' in parsed, JSON.stringify(parsed));
+    return parsed.request;
+  };
+  const target = { refId: 'A', kind: 'timeseries', intervalMs: 3_600_000, maxDataPoints: 24.4 };
+  const lifted = request({ queries: [target, { ...target, refId: 'B' }] });
+  assert.deepEqual([lifted.intervalMs, lifted.maxDataPoints], [3_600_000, 24]);
+  // The request's own win; queries that disagree say nothing for the request.
+  const own = request({ intervalMs: 60_000, queries: [target] });
+  assert.deepEqual([own.intervalMs, own.maxDataPoints], [60_000, 24]);
+  const disagree = request({ queries: [target, { ...target, refId: 'B', intervalMs: 60_000, maxDataPoints: 'x' }] });
+  assert.deepEqual([disagree.intervalMs, disagree.maxDataPoints], [undefined, undefined]);
+  assert.equal(request({ queries: [{ ...target, maxDataPoints: 1e9 }] }).maxDataPoints, LIMITS.maxDataPoints);
 });

@@ -142,7 +142,7 @@ function oneOrMany<T extends z.ZodType>(item: T, field: FilterField, max: number
 const filter = (field: FilterField) => oneOrMany(filterValue, field, LIMITS.maxFilterValues);
 
 const KNOWN_QUERY_FIELDS: ReadonlySet<string> = new Set([...QUERY_FIELDS, ...GRAFANA_QUERY_FIELDS]);
-const QUERY_FIELD_LIST = `a query's fields are ${QUERY_FIELDS.join(', ')} (and Grafana's ${GRAFANA_QUERY_FIELDS.join(', ')}, which are ignored)`;
+const QUERY_FIELD_LIST = `a query's fields are ${QUERY_FIELDS.join(', ')} (and Grafana's ${GRAFANA_QUERY_FIELDS.join(', ')}, accepted)`;
 
 /**
  * The query's fields, checked by hand rather than by a strict zod object: listing Grafana's
@@ -346,6 +346,30 @@ const requestObject = z
     });
   });
 
+/**
+ * Grafana's per-query interval and point count (where /api/ds/query and a target copied from a
+ * dashboard carry them) count when the request has none of its own and every query says the same:
+ * ignored, a one-day panel asking hourly points got 1,440 one-minute ones.
+ */
+function withQueriesInterval(body: Record<string, unknown>, queries: readonly unknown[]): Record<string, unknown> {
+  let lifted = body;
+  for (const field of ['intervalMs', 'maxDataPoints'] as const) {
+    if (body[field] !== undefined) {
+      continue;
+    }
+    const values = new Set(
+      queries.map((q) => (q !== null && typeof q === 'object' ? (q as Record<string, unknown>)[field] : undefined))
+    );
+    const [value] = values;
+    if (values.size === 1 && typeof value === 'number' && Number.isFinite(value) && value >= 1) {
+      // As the plugin sends them (src/request.ts): whole, points no more than the service draws.
+      const whole = Math.round(value);
+      lifted = { ...lifted, [field]: field === 'maxDataPoints' ? Math.min(LIMITS.maxDataPoints, whole) : whole };
+    }
+  }
+  return lifted;
+}
+
 export const queryRequestSchema = z.preprocess((body, ctx) => {
   const queries = body !== null && typeof body === 'object' ? (body as { queries?: unknown }).queries : undefined;
   if (Array.isArray(queries) && queries.length <= LIMITS.maxQueries) {
@@ -353,6 +377,7 @@ export const queryRequestSchema = z.preprocess((body, ctx) => {
       refuseUnknownQueryFields(q, ctx, ['queries', i]);
       refuseOptionsTheKindDoesNotUse(q, ctx, ['queries', i]);
     });
+    return withQueriesInterval(body as Record<string, unknown>, queries);
   }
   return body;
 }, requestObject);

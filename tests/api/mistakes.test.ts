@@ -286,3 +286,21 @@ test('an invalidation naming two targets, none, an unknown field or all: false i
   assert.deepEqual(await refusal({ ruleId: 5 }), [{ path: 'ruleId', message: 'must be a string, not a number' }]);
   assert.deepEqual(await refusal([]), [{ path: '(body)', message: 'must be a JSON object' }]);
 });
+
+test("a target copied from a dashboard, Grafana's intervalMs and maxDataPoints inside it, gets the points it asks for", async () => {
+  // /api/ds/query's shape: they were ignored, and a day at 1 h came back as 1,440 one-minute points.
+  const today = Math.floor(Date.now() / DAY) * DAY;
+  const r = await postJson(
+    `${svc.url}/api/v1/query`,
+    query({ from: today - DAY, to: today }, { kind: 'timeseries', intervalMs: 3_600_000, maxDataPoints: 24 }),
+    auth
+  );
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const frame = r.body.results.A.frames[0];
+  assert.equal(frame.data.values[0].length, 24, 'one point per hour');
+  const notices = (frame.schema.meta.notices ?? []).map((n: { text: string }) => n.text);
+  assert.ok(
+    !notices.some((t: string) => /apart/.test(t)),
+    `as asked, nothing said of the width: ${notices.join(' | ')}`
+  );
+});
