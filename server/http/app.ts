@@ -373,12 +373,12 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const pipelines = new PipelineLimit();
   return (req, res) => {
     unsent.watch(req.socket);
+    if (!pipelines.admit(req, res)) {
+      refuseBusy(req, res, PIPELINED_BUSY);
+      return;
+    }
     // Queued behind another answer on its connection (pipelining): Node gives it no socket yet.
     if (!res.socket) {
-      if (!pipelines.admit(req, res)) {
-        refuseBusy(req, res, PIPELINED_BUSY);
-        return;
-      }
       unsent.watchQueued(res);
     }
     if (unsent.full && req.url?.startsWith('/api/')) {

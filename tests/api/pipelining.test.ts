@@ -1,11 +1,13 @@
 /**
- * Requests pipelined on one connection: at most 16 queued behind the one answered, the next answered 503 busy at
- * once and the connection closed after the answers before it (1,000 cached requests in one
- * write held every other client's answers 290 ms). A client reading each answer never meets it.
+ * Requests pipelined on one connection: at most 16 queued behind the one answered, or dispatched
+ * in one loop turn beside it, the next answered 503 busy at once and the connection closed after
+ * the answers before it (1,000 cached requests in one write held every other client's answers
+ * 290 ms). A client reading each answer never meets it.
  */
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase } from '../support/fixture';
 import { PIPELINED_MAX } from '../../server/http/pipelining';
@@ -49,24 +51,60 @@ test('100 requests pipelined in one write: the first answered and 16 queued behi
   assert.match(received, /more than 16 requests waiting on one connection/);
 });
 
-test('1,000 requests answered from memory, pipelined in one write: the same 17 answered, the next busy, the connection closed', async () => {
-  // Answers that finish at once (health, the near cache) queue too: Node gives the next response
-  // its socket only once the one before has been flushed.
-  const health = await exchange('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(1000));
+/**
+ * Writes `chunk` again and again on one connection, as fast as the socket takes it, reading every
+ * answer, until the service closes it or `maxWrites` are written; returns all it received. From
+ * a process of its own, as a real client: in this one its writes would all land before the
+ * service reads any, which is not what a client over a network does.
+ */
+function pump(chunk: string, maxWrites: number): Promise<string> {
+  const client = `
+    const net = require('node:net');
+    const chunk = ${JSON.stringify(chunk)};
+    const socket = net.connect(${Number(new URL(svc.url).port)}, '127.0.0.1');
+    let writes = 0;
+    const write = () => {
+      while (!socket.destroyed && writes < ${maxWrites}) {
+        writes++;
+        if (!socket.write(chunk)) return socket.once('drain', write);
+      }
+    };
+    socket.on('connect', write);
+    socket.on('data', (c) => process.stdout.write(c));
+    socket.on('error', () => undefined);
+    setTimeout(() => socket.destroy(), 10000).unref();`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', client], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let received = '';
+    child.stdout.on('data', (c: Buffer) => (received += c.toString('latin1')));
+    child.on('error', reject);
+    child.on('close', () => resolve(received));
+  });
+}
+
+test('requests answered from memory, pipelined write after write: the same 17 answered, the next busy, the connection closed', async () => {
+  // Answers from the near cache need not queue behind one another, so requests are counted per
+  // loop turn too: a client pumping 500 cached queries a write got 110,000 answers in 6 s, and
+  // another client's cached query took 41 ms at p50 and up to 1.1 s.
+  const health = await pump('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(500), 40);
   const statuses = [...health.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
-  assert.deepEqual(statuses, [...Array(PIPELINED_MAX + 1).fill(200), 503], statuses.join(' '));
+  assert.deepEqual(statuses, [...Array(PIPELINED_MAX + 1).fill(200), 503], statuses.slice(0, 40).join(' '));
 
   // A dashboard query answered from the near cache, the case a flood of cached queries meets.
   const body = JSON.stringify({
-    range: { from: Date.now() - 6 * 3600_000, to: Date.now() - 3600_000 },
+    range: { from: 'now-24h', to: 'now' },
     queries: [{ refId: 'A', kind: 'stats' }],
   });
   const post = `POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-  const first = await exchange(post.replace('HTTP/1.1\r\n', 'HTTP/1.1\r\nConnection: close\r\n'));
-  assert.match(first, /^HTTP\/1\.1 200 /);
-  const cached = await exchange(post.repeat(1000));
+  // Computed and stored, then found in Redis, which puts it in the near cache: answered from memory.
+  for (let i = 0; i < 3; i++) {
+    const warm = await exchange(post.replace('HTTP/1.1\r\n', 'HTTP/1.1\r\nConnection: close\r\n'));
+    assert.match(warm, /^HTTP\/1\.1 200 /);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const cached = await pump(post.repeat(500), 40);
   const cachedStatuses = [...cached.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
-  assert.deepEqual(cachedStatuses, [...Array(PIPELINED_MAX + 1).fill(200), 503], cachedStatuses.join(' '));
+  assert.deepEqual(cachedStatuses, [...Array(PIPELINED_MAX + 1).fill(200), 503], cachedStatuses.slice(0, 40).join(' '));
   assert.match(cached, /more than 16 requests waiting on one connection/);
 });
 
