@@ -110,6 +110,9 @@ const schema = z.object({
    */
   SHUTDOWN_DRAIN_MS: int(0, 60_000).default(1000),
   HTTP_HEADERS_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  // Connections held at once; past it Node closes new ones at once. Default: the file
+  // descriptors the process may open, less 512, at most 10,000 (http-server.ts).
+  HTTP_MAX_CONNECTIONS: int(1, 1_000_000).optional(),
   HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
   /** How long an answer may wait for its client to read it before the connection is closed (http/unsent.ts). */
   HTTP_SEND_TIMEOUT_MS: int(100, 600_000).default(30_000),

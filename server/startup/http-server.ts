@@ -1,5 +1,7 @@
 /** Start-up, last step: the HTTP server, with timeouts that keep slow clients from holding sockets. */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { isLoopbackHost, type Config } from '../config';
 import { StartupError } from './database';
 
@@ -57,8 +59,29 @@ export function startingHandler(startedAt: number): http.RequestListener {
   };
 }
 
+/**
+ * Connections the server may hold at once: its file descriptors, less room for the database,
+ * Redis and files (past them, those fail too). Node raises its soft limit to the hard one at start.
+ */
+export function defaultMaxConnections(limitsText = readLimits()): number {
+  const soft = Number(/^Max open files\s+(\d+)/m.exec(limitsText)?.[1]);
+  return Number.isFinite(soft) && soft > 0 ? Math.max(64, Math.min(10_000, soft - 512)) : 10_000;
+}
+
+function readLimits(): string {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 export async function listen(handler: http.RequestListener, config: Config): Promise<Listening> {
   let draining = false;
+  // Connections that have not sent a request yet, each with its deadline: Node times only
+  // requests begun (headersTimeout), so a client opening connections and sending nothing held
+  // them for good (20,000 of them took every file descriptor the process had).
+  const unused = new Map<Socket, NodeJS.Timeout>();
   const checkHost = !config.API_TOKEN && isLoopbackHost(config.HOST);
   // Timeouts are checked every second (Node's default interval is 30 s).
   const server = http.createServer(
@@ -68,6 +91,11 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
     },
     (req, res) => {
+      const deadline = unused.get(req.socket);
+      if (deadline) {
+        clearTimeout(deadline);
+        unused.delete(req.socket);
+      }
       if (draining) {
         // The client's next request opens a new connection (to an instance that stays).
         res.setHeader('Connection', 'close');
@@ -84,6 +112,16 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       handler(req, res);
     }
   );
+  server.maxConnections = config.HTTP_MAX_CONNECTIONS ?? defaultMaxConnections();
+  server.on('connection', (socket: Socket) => {
+    const deadline = setTimeout(() => socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);
+    deadline.unref();
+    unused.set(socket, deadline);
+    socket.once('close', () => {
+      clearTimeout(deadline);
+      unused.delete(socket);
+    });
+  });
   // An Expect other than 100-continue: Node's default 417 has no body; the contract's errors are JSON.
   server.on('checkExpectation', (_req: http.IncomingMessage, res: http.ServerResponse) => {
     res.writeHead(417, { 'content-type': 'application/json' });
@@ -118,6 +156,11 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        // Node counts a connection that never sent a request as busy: it held the stop until
+        // SHUTDOWN_GRACE_MS, which then exited with an error.
+        for (const socket of unused.keys()) {
+          socket.destroy();
+        }
       });
     },
   };

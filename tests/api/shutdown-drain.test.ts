@@ -85,3 +85,15 @@ test('without the drain, the same request is lost (what the drain is for)', asyn
   socket.destroy();
   await stopped;
 });
+
+test('a connection that never sent a request does not hold the stop: closed once the drain is over', async () => {
+  // Node counts it as busy: the stop waited for SHUTDOWN_GRACE_MS, then exited with an error.
+  const svc = await startTestService({ DATABASE_URL: db.url, SHUTDOWN_DRAIN_MS: '200' });
+  const silent = await connect(svc.port);
+  const closed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
+  const stopped = svc.stop().then(() => 'stopped');
+  const hung = new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000).unref());
+  assert.equal(await Promise.race([stopped, hung]), 'stopped');
+  await closed;
+  silent.destroy();
+});
