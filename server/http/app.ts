@@ -381,6 +381,10 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     if (!res.socket) {
       unsent.watchQueued(res);
     }
+    if (declaredTooLarge(req)) {
+      refuseTooLarge(req, res);
+      return;
+    }
     if (unsent.full && req.url?.startsWith('/api/')) {
       refuseBusy(
         req,
@@ -399,6 +403,24 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       app(req, res);
     }
   };
+}
+
+/** Whether the request declares a body longer than the limit (Content-Length). */
+export function declaredTooLarge(req: IncomingMessage): boolean {
+  return Number(req.headers['content-length']) > BODY_LIMIT_BYTES;
+}
+
+/**
+ * A body declared longer than the limit: 413 at once, the body not read, the connection closed.
+ * body-parser reads such a body to its end before answering, so a client declaring 2 MB and
+ * sending a few bytes waited for the request timeout (30 s, then 408).
+ */
+function refuseTooLarge(req: IncomingMessage, res: ServerResponse): void {
+  req.pause();
+  res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+  res.end(JSON.stringify({ error: `request body larger than ${BODY_LIMIT}` } satisfies ErrorResponse), () =>
+    req.destroy()
+  );
 }
 
 /** A request refused before any work (answers waiting for their clients, too many pipelined): 503 busy, its connection closed. */

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { isLoopbackHost, type Config } from '../config';
 import { StartupError } from './database';
+import { declaredTooLarge } from '../http/app';
 
 export interface Listening {
   url: string;
@@ -121,6 +122,14 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       clearTimeout(deadline);
       unused.delete(socket);
     });
+  });
+  // Expect: 100-continue: the client waits for a go-ahead before sending its body; a body
+  // declared too large gets none, only its 413 (app.ts), so nothing of it is sent.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (!declaredTooLarge(req)) {
+      res.writeContinue();
+    }
+    server.emit('request', req, res);
   });
   // An Expect other than 100-continue: Node's default 417 has no body; the contract's errors are JSON.
   server.on('checkExpectation', (_req: http.IncomingMessage, res: http.ServerResponse) => {

@@ -213,3 +213,36 @@ test('bodies held open by many connections: counted as they arrive, past 64 MB o
     await held.stop();
   }
 });
+
+test('a body declared larger than 1 MB is refused 413 at once, unread; with Expect: 100-continue, without a go-ahead', async () => {
+  // body-parser read it to its end first: declaring 2 MB and sending 7 bytes waited 30 s for a 408.
+  const exchange = (head: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(new URL(svc.url).port), '127.0.0.1');
+      let received = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve(`${received}(nothing more within 5 s)`);
+      }, 5000);
+      socket.on('data', (c) => (received += c.toString('latin1')));
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(received);
+      });
+      socket.on('error', reject);
+      socket.write(head);
+    });
+  const head = (extra: string) =>
+    `POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n${extra}\r\n`;
+  const sent = await exchange(`${head('')}{"a":1}`);
+  assert.match(sent, /^HTTP\/1\.1 413 /, sent);
+  assert.match(sent, /request body larger than 1mb/);
+  const asked = await exchange(head('Expect: 100-continue\r\n'));
+  assert.match(asked, /^HTTP\/1\.1 413 /, `no "100 Continue" first: ${asked.slice(0, 80)}`);
+  // A body within the limit still gets its go-ahead and its answer.
+  const body = JSON.stringify({ range: { from: 'now-1h', to: 'now' }, queries: [{ refId: 'A', kind: 'stats' }] });
+  const fine = await exchange(
+    `POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n${body}`
+  );
+  assert.match(fine, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, fine.slice(0, 80));
+});
