@@ -11,7 +11,7 @@ import type { ZodError, core } from 'zod/v4';
 type ZodIssue = core.$ZodIssue;
 import type { ErrorResponse } from '../contract';
 import { Busy } from '../db/admission';
-import { isDataException, isStatementTimeout } from '../db/pools';
+import { isDataException, isLockTimeout, isStatementTimeout } from '../db/pools';
 import { databaseRefusal } from '../query/service';
 import type { AppDeps } from './app';
 import { requestLogger } from '../observability/logger';
@@ -281,6 +281,13 @@ export function errorResponse(
   const refused = databaseRefusal(err);
   if (refused) {
     return { status: 503, body: { error: refused.error }, retryAfter: refused.retryAfter };
+  }
+  if (isLockTimeout(err)) {
+    return {
+      status: 503,
+      body: { error: `the database kept this waiting for a lock held by other work (${err.message}); retry in 5 s` },
+      retryAfter: 5,
+    };
   }
   if (isStatementTimeout(err)) {
     // A variable list or a statistic that took too long: the database's words, and a retry.

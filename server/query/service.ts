@@ -10,6 +10,7 @@ import {
   isDataException,
   isReadDeadline,
   isSessionBusy,
+  isLockTimeout,
   isStatementTimeout,
   isUnavailable,
   READ_DEADLINE_MARGIN_MS,
@@ -124,6 +125,14 @@ function failure(err: unknown): Failure {
   const refused = databaseRefusal(err);
   if (refused) {
     return { frames: [], status: 503, ...refused };
+  }
+  if (isLockTimeout(err)) {
+    return {
+      frames: [],
+      error: `the database kept this query waiting for a lock held by other work (a migration, maintenance) and cancelled it (${(err as Error).message}); retry in a few seconds`,
+      status: 503,
+      retryAfter: 5,
+    };
   }
   if (isStatementTimeout(err)) {
     // The database's own words say which limit: its statement timeout.
