@@ -11,7 +11,7 @@ export type CacheStats = {
   misses: number;
   stale: number;
   bypassed: number;
-  /** (hits + stale) / lookups; null before the first lookup. */
+  /** (hits + stale) / answers asked of the cache, bypassed ones too (as the hit-rate alert counts them: a Redis down is a rate near 0, not the hits before it); null before the first. */
   hitRate: number | null;
   nearHits: number;
   nearEntries: number;
@@ -26,7 +26,7 @@ export async function cacheStats(cache: QueryCache | null, metrics: Metrics): Pr
   const count = (result: string) => counts.find((v) => v.labels.result === result)?.value ?? 0;
   const [hits, misses, stale, bypassed] = ['hit', 'miss', 'stale', 'bypass'].map(count);
   const info = cache ? await cache.redisInfo() : null;
-  const lookups = hits + misses + stale;
+  const lookups = hits + misses + stale + bypassed;
   return {
     state: cache ? cache.state() : 'disabled',
     hits,

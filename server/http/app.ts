@@ -228,7 +228,11 @@ function createExpressApp(deps: AppDeps) {
         slot.release();
       }
       if (err instanceof CacheUnavailable) {
-        return res.status(503).json({ error: err.message });
+        // The circuit probes Redis every 500 ms: a retry within seconds may find it back.
+        return res
+          .status(503)
+          .set('Retry-After', '5')
+          .json({ error: `${err.message}; retry in 5 s` });
       }
       next(err);
     }
