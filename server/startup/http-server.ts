@@ -77,6 +77,9 @@ function readLimits(): string {
   }
 }
 
+/** How long, once the port is closed, a connection opened before has to send its first request. */
+const LAST_REQUEST_MS = 250;
+
 export async function listen(handler: http.RequestListener, config: Config): Promise<Listening> {
   let draining = false;
   // Connections that have not sent a request yet, each with its deadline: Node times only
@@ -166,10 +169,13 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
         server.close(() => resolve());
         server.closeIdleConnections();
         // Node counts a connection that never sent a request as busy: it held the stop until
-        // SHUTDOWN_GRACE_MS, which then exited with an error.
-        for (const socket of unused.keys()) {
-          socket.destroy();
-        }
+        // SHUTDOWN_GRACE_MS, which then exited with an error. One opened just before the port
+        // closed may not have sent its request yet: a moment for it, then it goes.
+        setTimeout(() => {
+          for (const socket of unused.keys()) {
+            socket.destroy();
+          }
+        }, LAST_REQUEST_MS).unref();
       });
     },
   };
