@@ -12,36 +12,45 @@ import { CircuitBreaker } from './circuit';
 export const RECONNECT_EVERY_MS = 5000;
 
 /**
- * `call`'s answer, or a "timed out" error when Redis has not answered within `ms`. Judged when the
- * loop next reads its sockets, not when the timer fires: timers run before the loop polls, so a
- * loop busy for longer than `ms` (a flood of cheap requests, a large answer encoded) would
- * otherwise time out replies that arrived in time, and open the circuit on a healthy Redis.
+ * `call`'s answer, or a "timed out" error when Redis has not answered within `ms` of the command
+ * being written. Counted from when it is written, not issued: ioredis writes pipelined commands
+ * at the end of the turn they are issued in, which a busy handler may hold for longer than `ms`.
+ * Judged when the loop next reads its sockets, not when the timer fires: timers run before the
+ * loop polls, so a loop busy for longer than `ms` (a flood of cheap requests, a large answer
+ * encoded) would otherwise time out replies that arrived in time, and open the circuit on a
+ * healthy Redis.
  */
 export function answeredWithin<T>(call: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false;
-    const timer = setTimeout(
-      () =>
-        setImmediate(() => {
-          if (!settled) {
-            settled = true;
-            reject(new Error(`Command timed out: Redis gave no answer within ${ms} ms`));
-          }
-        }),
-      ms
-    );
+    let timer: NodeJS.Timeout | undefined;
+    const written = setImmediate(() => {
+      timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (!settled) {
+              settled = true;
+              reject(new Error(`Command timed out: Redis gave no answer within ${ms} ms`));
+            }
+          }),
+        ms
+      );
+    });
+    const settle = () => {
+      settled = true;
+      clearImmediate(written);
+      clearTimeout(timer);
+    };
     call.then(
       (value) => {
         if (!settled) {
-          settled = true;
-          clearTimeout(timer);
+          settle();
           resolve(value);
         }
       },
       (err: unknown) => {
         if (!settled) {
-          settled = true;
-          clearTimeout(timer);
+          settle();
           reject(err);
         }
       }

@@ -13,6 +13,7 @@ import { RedisGuard } from '../../server/cache/guard';
 import { createMetrics } from '../../server/observability/metrics';
 import { REDIS_URL } from '../support/services';
 import { hasRedisServer, startPrivateRedis } from '../support/private-redis';
+import { TcpProxy } from '../support/tcp-proxy';
 
 const SLOW_MS = 50;
 
@@ -54,6 +55,33 @@ test('a loop busy for three times CACHE_SLOW_MS after each command: the answers 
   } finally {
     await redis.del(key);
     redis.disconnect();
+  }
+});
+
+test('a handler busy for three times CACHE_SLOW_MS right after issuing its command, over a network hop: the time counts from the write', async () => {
+  // ioredis writes a pipelined command at the end of the turn it was issued in: a timer started at
+  // the call had run out before the command left, and every lookup of a flood "timed out".
+  const hop = new TcpProxy('127.0.0.1', Number(new URL(REDIS_URL).port || 6379));
+  hop.delayMs = 2; // each way: a Redis on the network, not on this machine
+  const port = await hop.start();
+  const { redis, guard, errors } = await guarded(`redis://127.0.0.1:${port}`);
+  const key = `busy-loop-test:hop:${process.pid}`;
+  try {
+    await redis.set(key, 'held', 'PX', 60_000);
+    for (let i = 0; i < 5; i++) {
+      const answer = guard.run('lookup', () => redis.get(key));
+      const until = Date.now() + 3 * SLOW_MS;
+      while (Date.now() < until) {
+        // the same handler goes on working: the command is not written yet
+      }
+      assert.equal(await answer, 'held', `round ${i}`);
+    }
+    assert.equal(guard.circuit.isOpen, false);
+    assert.equal(await errors(), 0);
+  } finally {
+    await redis.del(key);
+    redis.disconnect();
+    await hop.stop();
   }
 });
 
