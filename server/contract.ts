@@ -60,7 +60,8 @@ export const QUERY_FIELDS = [
  * Fields Grafana itself puts on a query (its `DataQuery`: datasource, key, queryType, and
  * what `DataSourceWithBackend` adds to each target: datasourceId, intervalMs, maxDataPoints,
  * queryCachingTTL). Accepted so that a target copied from a dashboard or the query inspector
- * works as it is; ignored (the request's own intervalMs and maxDataPoints apply).
+ * works as it is. Ignored, except intervalMs and maxDataPoints: when the request has neither of
+ * its own and every query says the same, they are the request's (validation.ts).
  */
 export const GRAFANA_QUERY_FIELDS = [
   'datasource',

@@ -49,7 +49,7 @@ export class Invalidator {
       fleetLeaseMs = await this.bump(keys);
     } catch (err) {
       this.guard.failed('invalidate', err as Error);
-      throw new CacheUnavailable('the cache could not be reached; the invalidation was not applied');
+      throw new CacheUnavailable('the cache could not be reached in time; the invalidation may not have been applied');
     } finally {
       // Lookups sent before the bump may have installed copies meanwhile.
       this.near.clear();

@@ -55,12 +55,6 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
         : config.DB_CONNECT_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
-      // A read kept waiting for a lock (a migration's, maintenance's) is cancelled a little
-      // before its statement timeout, so its error can say so instead of "took too long: narrow
-      // the range", which a query of 12 ms was told while a lock held it.
-      ...(reads
-        ? { lock_timeout: config.DB_LOCK_TIMEOUT_MS ?? Math.max(1, Math.round(0.9 * config.DB_STATEMENT_TIMEOUT_MS)) }
-        : {}),
       // The statement timeout is the server's: a database that stops answering (a network
       // partition, a stopped host) answers nothing, and a read waited for ever with its
       // connection. Reads also have a deadline of their own, a little later, after which the
@@ -83,7 +77,12 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
             options:
               '-c jit=off -c work_mem=64MB' +
               (reads
-                ? ` -c max_parallel_workers_per_gather=${reads.parallelWorkers} -c random_page_cost=${reads.randomPageCost}`
+                ? ` -c max_parallel_workers_per_gather=${reads.parallelWorkers} -c random_page_cost=${reads.randomPageCost}` +
+                  // A read kept waiting for a lock (a migration's, maintenance's) is cancelled a
+                  // little before its statement timeout, so its error can say so instead of "took
+                  // too long: narrow the range", which a query of 12 ms was told while a lock held
+                  // it. In `options`, as the rest: no start-up parameter a pooler may refuse.
+                  ` -c lock_timeout=${config.DB_LOCK_TIMEOUT_MS ?? Math.max(1, Math.round(0.9 * config.DB_STATEMENT_TIMEOUT_MS))}`
                 : ''),
           }),
     });

@@ -88,9 +88,12 @@ test("Grafana's per-query intervalMs and maxDataPoints count when the request ha
   const target = { refId: 'A', kind: 'timeseries', intervalMs: 3_600_000, maxDataPoints: 24.4 };
   const lifted = request({ queries: [target, { ...target, refId: 'B' }] });
   assert.deepEqual([lifted.intervalMs, lifted.maxDataPoints], [3_600_000, 24]);
-  // The request's own win; queries that disagree say nothing for the request.
+  // The request's own win, both together (a query's points would otherwise widen its interval);
+  // queries that disagree say nothing for the request.
   const own = request({ intervalMs: 60_000, queries: [target] });
-  assert.deepEqual([own.intervalMs, own.maxDataPoints], [60_000, 24]);
+  assert.deepEqual([own.intervalMs, own.maxDataPoints], [60_000, undefined]);
+  // An interval the request's own field would refuse stays ignored: not a 400 on a field never sent.
+  assert.equal(request({ queries: [{ ...target, intervalMs: 1e15 }] }).intervalMs, undefined);
   const disagree = request({ queries: [target, { ...target, refId: 'B', intervalMs: 60_000, maxDataPoints: 'x' }] });
   assert.deepEqual([disagree.intervalMs, disagree.maxDataPoints], [undefined, undefined]);
   assert.equal(request({ queries: [{ ...target, maxDataPoints: 1e9 }] }).maxDataPoints, LIMITS.maxDataPoints);

@@ -348,26 +348,31 @@ const requestObject = z
 
 /**
  * Grafana's per-query interval and point count (where /api/ds/query and a target copied from a
- * dashboard carry them) count when the request has none of its own and every query says the same:
- * ignored, a one-day panel asking hourly points got 1,440 one-minute ones.
+ * dashboard carry them) count when the request has neither of its own and every query says the
+ * same: ignored, a one-day panel asking hourly points got 1,440 one-minute ones. Values the
+ * request's own fields would refuse are left where they were (ignored), not refused under a field
+ * the client never sent; points above the most the service draws are capped, as the plugin does.
  */
 function withQueriesInterval(body: Record<string, unknown>, queries: readonly unknown[]): Record<string, unknown> {
-  let lifted = body;
-  for (const field of ['intervalMs', 'maxDataPoints'] as const) {
-    if (body[field] !== undefined) {
-      continue;
-    }
+  if (body.intervalMs !== undefined || body.maxDataPoints !== undefined) {
+    return body;
+  }
+  const agreed = (field: 'intervalMs' | 'maxDataPoints') => {
     const values = new Set(
       queries.map((q) => (q !== null && typeof q === 'object' ? (q as Record<string, unknown>)[field] : undefined))
     );
     const [value] = values;
-    if (values.size === 1 && typeof value === 'number' && Number.isFinite(value) && value >= 1) {
-      // As the plugin sends them (src/request.ts): whole, points no more than the service draws.
-      const whole = Math.round(value);
-      lifted = { ...lifted, [field]: field === 'maxDataPoints' ? Math.min(LIMITS.maxDataPoints, whole) : whole };
-    }
-  }
-  return lifted;
+    return values.size === 1 && typeof value === 'number' && Number.isFinite(value) && value >= 1
+      ? Math.round(value)
+      : undefined;
+  };
+  const intervalMs = agreed('intervalMs');
+  const maxDataPoints = agreed('maxDataPoints');
+  return {
+    ...body,
+    ...(intervalMs !== undefined && intervalMs <= LIMITS.maxIntervalMs ? { intervalMs } : {}),
+    ...(maxDataPoints !== undefined ? { maxDataPoints: Math.min(LIMITS.maxDataPoints, maxDataPoints) } : {}),
+  };
 }
 
 export const queryRequestSchema = z.preprocess((body, ctx) => {
