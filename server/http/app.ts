@@ -94,7 +94,11 @@ const jsonBody = express.json({
 const requireJson = (req: Request, res: Response, next: NextFunction) => {
   const problem = unsupportedMedia(req.headers);
   if (problem) {
-    return res.status(415).json({ error: problem } satisfies ErrorResponse);
+    // Refused before its body is read: the connection closes after the answer (auth.ts closeAfter).
+    return res
+      .status(415)
+      .set('Connection', 'close')
+      .json({ error: problem } satisfies ErrorResponse);
   }
   jsonBody(req, res, next);
 };
@@ -401,7 +405,10 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       return;
     }
     if (req.method === 'POST') {
-      bodies.count(req, res, () => refuseBody(req, res));
+      bodies.count(req, res, {
+        busy: () => refuseBody(req, res),
+        tooLarge: () => refuseTooLarge(req, res),
+      });
     }
     if (!fastPath(req, res)) {
       app(req, res);
@@ -415,11 +422,16 @@ export function declaredTooLarge(req: IncomingMessage): boolean {
 }
 
 /**
- * A body declared longer than the limit: 413 at once, the body not read, the connection closed.
- * body-parser reads such a body to its end before answering, so a client declaring 2 MB and
- * sending a few bytes waited for the request timeout (30 s, then 408).
+ * A body longer than the limit, declared or (chunked) received: 413 at once, the rest not read,
+ * the connection closed. body-parser reads such a body to its end before answering, so a client
+ * declaring 2 MB and sending a few bytes waited for the request timeout (30 s, then 408), and a
+ * chunked body that never ended was read at about 1 GB/s until then.
  */
 function refuseTooLarge(req: IncomingMessage, res: ServerResponse): void {
+  if (res.headersSent) {
+    req.destroy();
+    return;
+  }
   req.pause();
   res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
   res.end(JSON.stringify({ error: `request body larger than ${BODY_LIMIT}` } satisfies ErrorResponse), () =>

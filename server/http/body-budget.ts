@@ -42,8 +42,9 @@ export class BodyBudget {
    * most the body limit: past it, its bytes are read to be thrown away (body-parser's 413), not
    * held, and one connection sending 64 MB must not hold the whole budget.
    */
-  count(req: IncomingMessage, res: ServerResponse, refuse: () => void): void {
+  count(req: IncomingMessage, res: ServerResponse, refuse: { busy: () => void; tooLarge: () => void }): void {
     let held = 0;
+    let received = 0;
     let counting = true;
     const stop = () => {
       if (counting) {
@@ -53,13 +54,21 @@ export class BodyBudget {
       }
     };
     const arrived = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > BODY_LIMIT_BYTES) {
+        // Past the limit (a chunked body declares no length): answered at once, not read on.
+        req.off('data', arrived);
+        stop();
+        refuse.tooLarge();
+        return;
+      }
       const bytes = Math.min(chunk.length, BODY_LIMIT_BYTES - held);
       if (!counting || bytes <= 0) {
         return;
       }
       if (!this.take(bytes)) {
         stop();
-        refuse();
+        refuse.busy();
         return;
       }
       held += bytes;

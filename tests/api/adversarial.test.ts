@@ -246,3 +246,58 @@ test('a body declared larger than 1 MB is refused 413 at once, unread; with Expe
   );
   assert.match(fine, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, fine.slice(0, 80));
 });
+
+/**
+ * Sends a chunked POST that never ends (64 KB chunks, as fast as the socket takes them) until the
+ * service closes the connection or 5 s pass; what came back and how many bytes were sent.
+ */
+function endlessChunked(url: string, headers = ''): Promise<{ received: string; sentMB: number; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    const chunk = `10000\r\n${'x'.repeat(0x10000)}\r\n`;
+    let received = '';
+    let sent = 0;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      socket.destroy();
+    }, 5000);
+    const pump = () => {
+      while (!socket.destroyed && sent < 4 * 1024 ** 3) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+    };
+    socket.on('connect', () => {
+      socket.write(
+        `POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n${headers}Transfer-Encoding: chunked\r\n\r\n`
+      );
+      pump();
+    });
+    socket.on('data', (c) => (received += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ received, sentMB: sent / 1024 ** 2, closed: !timedOut });
+    });
+  });
+}
+
+test('a chunked body that never ends: 413 once past 1 MB, and without a valid token 401 and the connection closed, not read to the request timeout', async () => {
+  // body-parser waited for its end, and Node read the rest of a refused one: about 1 GB/s until the
+  // request timeout (30 s by default; 408 then).
+  const big = await endlessChunked(svc.url);
+  assert.match(big.received, /^HTTP\/1\.1 413 /, big.received.slice(0, 80));
+  assert.match(big.received, /request body larger than 1mb/);
+  const guarded = await startTestService({ DATABASE_URL: db.url, API_TOKEN: 'adversarial-token' });
+  try {
+    const stranger = await endlessChunked(guarded.url, 'Authorization: Bearer wrong\r\n');
+    assert.match(stranger.received, /^HTTP\/1\.1 401 /, stranger.received.slice(0, 80));
+    assert.ok(stranger.closed, `the connection is closed after the 401 (${stranger.sentMB.toFixed(0)} MB sent)`);
+  } finally {
+    await guarded.stop();
+  }
+});
