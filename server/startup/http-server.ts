@@ -116,12 +116,24 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       handler(req, res);
     }
   );
-  server.maxConnections = config.HTTP_MAX_CONNECTIONS ?? defaultMaxConnections();
+  const maxConnections = config.HTTP_MAX_CONNECTIONS ?? defaultMaxConnections();
+  server.maxConnections = maxConnections;
+  // Near the limit, each new connection closes the oldest one that has not sent a request yet:
+  // a client holding connections it does not use kept every new one out (Grafana's, whose
+  // keep-alive connections are renewed, and health checks'), while clients send their request
+  // at once, so theirs are the newest.
+  const roomFrom = maxConnections - Math.max(1, Math.floor(maxConnections / 100));
+  let open = 0;
   server.on('connection', (socket: Socket) => {
+    if (++open > roomFrom) {
+      const [oldest] = unused.keys();
+      oldest?.destroy();
+    }
     const deadline = setTimeout(() => socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);
     deadline.unref();
     unused.set(socket, deadline);
     socket.once('close', () => {
+      open--;
       clearTimeout(deadline);
       unused.delete(socket);
     });

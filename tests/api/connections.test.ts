@@ -69,7 +69,11 @@ test('a connection that sends no request is closed after HTTP_HEADERS_TIMEOUT_MS
 test('past HTTP_MAX_CONNECTIONS a new connection is closed at once, and the ones held are still served', async () => {
   const svc = await startTestService({ DATABASE_URL: db.url, HTTP_MAX_CONNECTIONS: '4' });
   try {
-    const held = await Promise.all([1, 2, 3, 4].map(() => connect(svc.port)));
+    const held: net.Socket[] = [];
+    for (let i = 0; i < 4; i++) {
+      held.push(await connect(svc.port));
+      assert.equal(await health(held[i]), 200, 'each in use');
+    }
     const extra = await connect(svc.port);
     assert.equal(await closedWithin(extra, 3000), true, 'the fifth is closed');
     for (const socket of held) {
@@ -81,6 +85,25 @@ test('past HTTP_MAX_CONNECTIONS a new connection is closed at once, and the ones
     assert.equal(await health(next), 200, 'a place freed is taken again');
     next.destroy();
     held.forEach((s) => s.destroy());
+  } finally {
+    await svc.stop();
+  }
+});
+
+test('near HTTP_MAX_CONNECTIONS a new connection closes the oldest one not used yet: a client holding idle connections keeps no one out', async () => {
+  const svc = await startTestService({ DATABASE_URL: db.url, HTTP_MAX_CONNECTIONS: '8' });
+  try {
+    const hoarded: net.Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      hoarded.push(await connect(svc.port));
+    }
+    const firstClosed = closedWithin(hoarded[0], 3000);
+    // Before, every new connection was closed at once while the idle ones were held.
+    const client = await connect(svc.port);
+    assert.equal(await health(client), 200, 'a new client is served');
+    assert.equal(await firstClosed, true, 'the oldest idle connection made room');
+    client.destroy();
+    hoarded.forEach((s) => s.destroy());
   } finally {
     await svc.stop();
   }
