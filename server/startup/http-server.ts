@@ -129,7 +129,8 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       const [oldest] = unused.keys();
       oldest?.destroy();
     }
-    const deadline = setTimeout(() => socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);
+    // Silent since it connected; one that has begun a request is Node's to time (headersTimeout).
+    const deadline = setTimeout(() => socket.bytesRead === 0 && socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);
     deadline.unref();
     unused.set(socket, deadline);
     socket.once('close', () => {
@@ -183,9 +184,12 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
         // Node counts a connection that never sent a request as busy: it held the stop until
         // SHUTDOWN_GRACE_MS, which then exited with an error. One opened just before the port
         // closed may not have sent its request yet: a moment for it, then it goes.
+        // One that has begun its request (bytes read) is left to finish it, within Node's headersTimeout.
         setTimeout(() => {
           for (const socket of unused.keys()) {
-            socket.destroy();
+            if (socket.bytesRead === 0) {
+              socket.destroy();
+            }
           }
         }, LAST_REQUEST_MS).unref();
       });

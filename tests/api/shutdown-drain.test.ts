@@ -97,3 +97,19 @@ test('a connection that never sent a request does not hold the stop: closed once
   await closed;
   silent.destroy();
 });
+
+test('a request begun before the stop (its headers half sent) and finished after the drain is still answered', async () => {
+  const svc = await startTestService({ DATABASE_URL: db.url, SHUTDOWN_DRAIN_MS: '200' });
+  const socket = await connect(svc.port);
+  let received = '';
+  socket.on('data', (c) => (received += c.toString('latin1')));
+  socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n');
+  await new Promise((r) => setTimeout(r, 50));
+  const stopped = svc.stop();
+  await new Promise((r) => setTimeout(r, 600)); // past the drain and the 250 ms for a first request
+  socket.write('\r\n');
+  await stopped;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.match(received, /^HTTP\/1\.1 200 /, `answered: ${JSON.stringify(received.slice(0, 40))}`);
+  socket.destroy();
+});
