@@ -11,7 +11,7 @@ export type CacheStats = {
   misses: number;
   stale: number;
   bypassed: number;
-  /** (hits + stale) / answers asked of the cache, bypassed ones too (as the hit-rate alert counts them: a Redis down is a rate near 0, not the hits before it); null before the first. */
+  /** (hits + stale) / answers asked of the cache, bypassed ones too (as the hit-rate alert counts them: a Redis down is a rate near 0, not the hits before it); null before the first, and with the cache turned off. */
   hitRate: number | null;
   nearHits: number;
   nearEntries: number;
@@ -33,7 +33,8 @@ export async function cacheStats(cache: QueryCache | null, metrics: Metrics): Pr
     misses,
     stale,
     bypassed,
-    hitRate: lookups > 0 ? (hits + stale) / lookups : null,
+    // No cache to miss when it is turned off: no rate, rather than 0.
+    hitRate: cache && lookups > 0 ? (hits + stale) / lookups : null,
     nearHits: (await metrics.nearHits.get()).values[0]?.value ?? 0,
     nearEntries: cache ? cache.near.size : 0,
     entries: info?.entries ?? null,

@@ -304,3 +304,11 @@ test("a target copied from a dashboard, Grafana's intervalMs and maxDataPoints i
     `as asked, nothing said of the width: ${notices.join(' | ')}`
   );
 });
+
+test('with the cache turned off, its stats say so and give no hit rate (it was 0, as if every answer missed)', async () => {
+  assert.equal((await postJson(`${svc.url}/api/v1/query`, query({ from: 'now-1h', to: 'now' }), auth)).status, 200);
+  const stats = await (await fetch(`${svc.url}/api/v1/cache/stats`, { headers: auth })).json();
+  assert.equal(stats.state, 'disabled');
+  assert.ok(stats.bypassed > 0);
+  assert.equal(stats.hitRate, null);
+});
