@@ -36,7 +36,7 @@ const schema = z.object({
   DB_POOL_MAX: int(1, 200).default(Math.min(16, Math.max(2, availableParallelism()))),
   DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   // How long a dashboard read waits for a lock before it is cancelled, saying so (db/pools.ts).
-  // Default: 90 % of the statement timeout. 0: no limit of its own (the statement timeout's).
+  // Default: 2 s, or 90 % of the statement timeout when that is shorter. 0: no limit of its own.
   DB_LOCK_TIMEOUT_MS: int(0, 600_000).optional(),
   DB_CONNECT_TIMEOUT_MS: int(50, 60_000).default(800),
   // Parallel workers per dashboard query (PostgreSQL's max_parallel_workers_per_gather). Off by

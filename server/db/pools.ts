@@ -78,11 +78,13 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
               '-c jit=off -c work_mem=64MB' +
               (reads
                 ? ` -c max_parallel_workers_per_gather=${reads.parallelWorkers} -c random_page_cost=${reads.randomPageCost}` +
-                  // A read kept waiting for a lock (a migration's, maintenance's) is cancelled a
-                  // little before its statement timeout, so its error can say so instead of "took
-                  // too long: narrow the range", which a query of 12 ms was told while a lock held
-                  // it. In `options`, as the rest: no start-up parameter a pooler may refuse.
-                  ` -c lock_timeout=${config.DB_LOCK_TIMEOUT_MS ?? Math.max(1, Math.round(0.9 * config.DB_STATEMENT_TIMEOUT_MS))}`
+                  // A read kept waiting for a lock (a migration's, maintenance's) is cancelled
+                  // after 2 s (or before its statement timeout), so its error can say so instead of
+                  // "took too long: narrow the range", which a query of 12 ms was told while a lock
+                  // held it, and it gives its connection back: two such waits of 9 s took the whole
+                  // pool of a 2-core machine. In `options`, as the rest: no start-up parameter a
+                  // pooler may refuse.
+                  ` -c lock_timeout=${config.DB_LOCK_TIMEOUT_MS ?? Math.max(1, Math.min(2000, Math.round(0.9 * config.DB_STATEMENT_TIMEOUT_MS)))}`
                 : ''),
           }),
     });
