@@ -19,7 +19,7 @@ import {
   type VariableName,
   type VariableValue,
 } from '../contract';
-import { carriesToken, requireRole } from './auth';
+import { carriesToken, requireRole, stopReading } from './auth';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { CacheUnavailable } from '../cache/store';
@@ -441,6 +441,7 @@ function refuseTooLarge(req: IncomingMessage, res: ServerResponse): void {
 
 /** A request refused before any work (answers waiting for their clients, too many pipelined): 503 busy, its connection closed. */
 function refuseBusy(req: IncomingMessage, res: ServerResponse, error: string): void {
+  stopReading(req.socket);
   req.resume(); // its body, if any, is read and dropped
   res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
   res.end(JSON.stringify({ error } satisfies ErrorResponse));
