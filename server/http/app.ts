@@ -19,7 +19,8 @@ import {
   type VariableName,
   type VariableValue,
 } from '../contract';
-import { carriesToken, requireRole, stopReading } from './auth';
+import { carriesToken, requireRole } from './auth';
+import { stopReading } from './stop-reading';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { CacheUnavailable } from '../cache/store';

@@ -4,9 +4,9 @@
  * case-insensitive, token exact. With no token set, every caller may do everything (the
  * configuration allows that only on a loopback address, or when ALLOW_UNAUTHENTICATED=true).
  */
-import type { Socket } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
+import { stopReading } from './stop-reading';
 
 export type Role = 'read' | 'admin';
 
@@ -65,14 +65,6 @@ export function carriesToken(tokens: Tokens): (header: string | undefined) => bo
 function closeAfter(res: Parameters<RequestHandler>[1]) {
   res.setHeader('Connection', 'close');
   stopReading(res.req.socket);
-}
-
-/**
- * Reads nothing more from a connection about to close: what one read brought is still parsed and
- * each request in it dispatched, but not the reads after it (up to 32 of 64 KB a turn each).
- */
-export function stopReading(socket: Socket): void {
-  (socket as Socket & { _handle?: { readStop?: () => void } })._handle?.readStop?.();
 }
 
 function refuse401(res: Parameters<RequestHandler>[1], header: string | undefined) {

@@ -183,8 +183,8 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
         server.closeIdleConnections();
         // Node counts a connection that never sent a request as busy: it held the stop until
         // SHUTDOWN_GRACE_MS, which then exited with an error. One opened just before the port
-        // closed may not have sent its request yet: a moment for it, then it goes.
-        // One that has begun its request (bytes read) is left to finish it, within Node's headersTimeout.
+        // closed gets a moment to send its request; one that has begun it (bytes read) is left to
+        // finish it, within Node's headersTimeout.
         setTimeout(() => {
           for (const socket of unused.keys()) {
             if (socket.bytesRead === 0) {
