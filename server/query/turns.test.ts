@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { LoopTurns, mapInTurns, VALUES_PER_TURN } from './turns';
+import { LoopTurns, LOOKUPS_PER_TURN, mapInTurns, MISS_EVERY, VALUES_PER_TURN } from './turns';
 
 function busy(ms: number): void {
   const until = performance.now() + ms;
@@ -33,9 +33,24 @@ test('a stream of lookups does not starve a waiting miss', async () => {
   const turns = new LoopTurns();
   const order: string[] = [];
   const miss = turns.next('miss').then(() => order.push('miss'));
-  const lookups = Array.from({ length: 10 }, (_, i) => turns.next('lookup').then(() => order.push(`lookup ${i}`)));
+  const lookups = Array.from({ length: 100 }, (_, i) => turns.next('lookup').then(() => order.push(`lookup ${i}`)));
   await Promise.all([miss, ...lookups]);
-  assert.equal(order.indexOf('miss'), 3, order.join(', '));
+  // The miss's turn comes after MISS_EVERY - 1 turns of lookups.
+  assert.equal(order.indexOf('miss'), (MISS_EVERY - 1) * LOOKUPS_PER_TURN, order.join(', '));
+});
+
+test('lookups go LOOKUPS_PER_TURN a turn: a thousand queued wait a hundred-odd turns, not a thousand', async () => {
+  const turns = new LoopTurns();
+  let done = 0;
+  const lookups = Array.from({ length: 1000 }, () => turns.next('lookup').then(() => done++));
+  let ticks = 0;
+  while (done < 1000) {
+    await new Promise((r) => setImmediate(r));
+    ticks++;
+  }
+  await Promise.all(lookups);
+  assert.ok(ticks <= Math.ceil(1000 / LOOKUPS_PER_TURN) + 2, `${ticks} turns`);
+  assert.ok(ticks >= Math.ceil(1000 / LOOKUPS_PER_TURN) - 2, `${ticks} turns: still spread over turns`);
 });
 
 test('a request that arrives during a burst of steps is read after one or two of them, not after all', async () => {
