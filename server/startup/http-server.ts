@@ -124,10 +124,22 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
   // at once, so theirs are the newest.
   const roomFrom = maxConnections - Math.max(1, Math.floor(maxConnections / 100));
   let open = 0;
+  // A silent one among the oldest few first: one that has begun its request may be a slow client's.
+  const makeRoom = () => {
+    let oldest: Socket | undefined;
+    let looked = 0;
+    for (const socket of unused.keys()) {
+      oldest ??= socket;
+      if (socket.bytesRead === 0 || ++looked >= 16) {
+        (socket.bytesRead === 0 ? socket : oldest).destroy();
+        return;
+      }
+    }
+    oldest?.destroy();
+  };
   server.on('connection', (socket: Socket) => {
     if (++open > roomFrom) {
-      const [oldest] = unused.keys();
-      oldest?.destroy();
+      makeRoom();
     }
     // Silent since it connected; one that has begun a request is Node's to time (headersTimeout).
     const deadline = setTimeout(() => socket.bytesRead === 0 && socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);

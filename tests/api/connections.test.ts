@@ -28,6 +28,9 @@ async function connect(port: number): Promise<net.Socket> {
 /** Whether the socket is closed by the service within `ms`. */
 const closedWithin = (socket: net.Socket, ms: number) =>
   new Promise<boolean>((resolve) => {
+    if (socket.closed) {
+      return resolve(true);
+    }
     const timer = setTimeout(() => resolve(false), ms);
     socket.once('close', () => {
       clearTimeout(timer);
@@ -93,8 +96,11 @@ test('past HTTP_MAX_CONNECTIONS a new connection is closed at once, and the ones
 test('near HTTP_MAX_CONNECTIONS a new connection closes the oldest one not used yet: a client holding idle connections keeps no one out', async () => {
   const svc = await startTestService({ DATABASE_URL: db.url, HTTP_MAX_CONNECTIONS: '8' });
   try {
+    // A client that has begun its request (half its headers) before the hoard: not the one to go.
+    const slow = await connect(svc.port);
+    slow.write('GET /healthz HTTP/1.1\r\n');
     const hoarded: net.Socket[] = [];
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 7; i++) {
       hoarded.push(await connect(svc.port));
     }
     const firstClosed = closedWithin(hoarded[0], 3000);
@@ -102,6 +108,13 @@ test('near HTTP_MAX_CONNECTIONS a new connection closes the oldest one not used 
     const client = await connect(svc.port);
     assert.equal(await health(client), 200, 'a new client is served');
     assert.equal(await firstClosed, true, 'the oldest idle connection made room');
+    assert.equal(slow.destroyed, false, 'not the one that had begun its request');
+    slow.write('Host: localhost\r\n\r\n');
+    assert.equal(
+      await new Promise((r) => slow.once('data', (c: Buffer) => r(c.toString('latin1').split(' ')[1]))),
+      '200'
+    );
+    slow.destroy();
     client.destroy();
     hoarded.forEach((s) => s.destroy());
   } finally {
