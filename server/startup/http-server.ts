@@ -124,6 +124,12 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
   // at once, so theirs are the newest.
   const roomFrom = maxConnections - Math.max(1, Math.floor(maxConnections / 100));
   let open = 0;
+  // Taken out of the list at once: connections accepted in the same turn each close another.
+  const close = (socket: Socket) => {
+    clearTimeout(unused.get(socket));
+    unused.delete(socket);
+    socket.destroy();
+  };
   // A silent one among the oldest few first: one that has begun its request may be a slow client's.
   const makeRoom = () => {
     let oldest: Socket | undefined;
@@ -131,11 +137,13 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
     for (const socket of unused.keys()) {
       oldest ??= socket;
       if (socket.bytesRead === 0 || ++looked >= 16) {
-        (socket.bytesRead === 0 ? socket : oldest).destroy();
+        close(socket.bytesRead === 0 ? socket : oldest);
         return;
       }
     }
-    oldest?.destroy();
+    if (oldest) {
+      close(oldest);
+    }
   };
   server.on('connection', (socket: Socket) => {
     if (++open > roomFrom) {
