@@ -20,7 +20,7 @@ import {
   type VariableValue,
 } from '../contract';
 import { carriesToken, requireRole } from './auth';
-import { stopReading } from './stop-reading';
+import { closeAfterAnswer, stopReading } from './closing';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { CacheUnavailable } from '../cache/store';
@@ -95,11 +95,9 @@ const jsonBody = express.json({
 const requireJson = (req: Request, res: Response, next: NextFunction) => {
   const problem = unsupportedMedia(req.headers);
   if (problem) {
-    // Refused before its body is read: the connection closes after the answer (auth.ts closeAfter).
-    return res
-      .status(415)
-      .set('Connection', 'close')
-      .json({ error: problem } satisfies ErrorResponse);
+    // Refused before its body is read (closing.ts).
+    closeAfterAnswer(res);
+    return res.status(415).json({ error: problem } satisfies ErrorResponse);
   }
   jsonBody(req, res, next);
 };
@@ -429,15 +427,24 @@ export function declaredTooLarge(req: IncomingMessage): boolean {
  * chunked body that never ended was read at about 1 GB/s until then.
  */
 function refuseTooLarge(req: IncomingMessage, res: ServerResponse): void {
+  refuseUnread(req, res, 413, {}, `request body larger than ${BODY_LIMIT}`);
+}
+
+/** Refused with the rest of its body unread: the answer, then the connection closed (at once when an answer was already sent). */
+function refuseUnread(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  error: string
+): void {
+  req.pause();
   if (res.headersSent) {
     req.destroy();
     return;
   }
-  req.pause();
-  res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-  res.end(JSON.stringify({ error: `request body larger than ${BODY_LIMIT}` } satisfies ErrorResponse), () =>
-    req.destroy()
-  );
+  res.writeHead(status, { 'content-type': 'application/json', ...headers, connection: 'close' });
+  res.end(JSON.stringify({ error } satisfies ErrorResponse), () => req.destroy());
 }
 
 /** A request refused before any work (answers waiting for their clients, too many pipelined): 503 busy, its connection closed. */
@@ -452,11 +459,5 @@ const BODIES_BUSY = 'the service is busy (too many request bodies arriving at on
 
 /** A request whose body the budget cannot hold: 503 busy, the rest of its body not read, its connection closed. */
 function refuseBody(req: IncomingMessage, res: ServerResponse): void {
-  req.pause();
-  if (res.headersSent) {
-    req.destroy();
-    return;
-  }
-  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
-  res.end(JSON.stringify({ error: BODIES_BUSY } satisfies ErrorResponse), () => req.destroy());
+  refuseUnread(req, res, 503, { 'retry-after': '1' }, BODIES_BUSY);
 }

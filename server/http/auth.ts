@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { stopReading } from './stop-reading';
+import { closeAfterAnswer } from './closing';
 
 export type Role = 'read' | 'admin';
 
@@ -57,18 +57,8 @@ export function carriesToken(tokens: Tokens): (header: string | undefined) => bo
   return (header) => checks.some((matches) => matches(header));
 }
 
-/**
- * Refused before its body is read: the connection closes after the answer. Kept alive, Node reads
- * the rest of the body first to find the next request, and a chunked body that never ends was
- * read, unauthenticated, at about 1 GB/s until the request timeout (30 s).
- */
-function closeAfter(res: Parameters<RequestHandler>[1]) {
-  res.setHeader('Connection', 'close');
-  stopReading(res.req.socket);
-}
-
 function refuse401(res: Parameters<RequestHandler>[1], header: string | undefined) {
-  closeAfter(res);
+  closeAfterAnswer(res);
   res.setHeader('WWW-Authenticate', 'Bearer realm="ruleperf"');
   res.status(401).json({
     error: bearerToken(header) !== null ? 'invalid API token' : 'missing API token: send Authorization: Bearer <token>',
@@ -86,7 +76,7 @@ export function requireRole(tokens: Tokens, needed: Role): RequestHandler {
     if (granted === null) {
       return refuse401(res, req.headers.authorization);
     }
-    closeAfter(res);
+    closeAfterAnswer(res);
     if (!tokens.admin) {
       // Tokens are in use but there is no admin token: nobody may change state over HTTP.
       return res.status(403).json({

@@ -9,7 +9,7 @@
  *   and a client pumping 500 cached queries a write held other clients' answers 40 ms at p50,
  *   over a second at worst.
  * A refused request is answered 503 busy at once, before any work, nothing more is read from its
- * connection (stop-reading.ts), and the connection is closed after the answers before it. Every
+ * connection (closing.ts), and the connection is closed after the answers before it. Every
  * request its last read still brought is refused the same way (left unanswered, they were read
  * into memory without end: 200,000 behind one slow answer). A client that reads each answer
  * before its next request (browsers, Grafana) never meets either.

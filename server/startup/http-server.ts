@@ -77,6 +77,9 @@ function readLimits(): string {
   }
 }
 
+/** Whether a connection has sent nothing yet (one that has begun a request is Node's to time: headersTimeout). */
+const silent = (socket: Socket) => socket.bytesRead === 0;
+
 /** How long, once the port is closed, a connection opened before has to send its first request. */
 const LAST_REQUEST_MS = 250;
 
@@ -136,8 +139,8 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
     let looked = 0;
     for (const socket of unused.keys()) {
       oldest ??= socket;
-      if (socket.bytesRead === 0 || ++looked >= 16) {
-        close(socket.bytesRead === 0 ? socket : oldest);
+      if (silent(socket) || ++looked >= 16) {
+        close(silent(socket) ? socket : oldest);
         return;
       }
     }
@@ -150,7 +153,7 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       makeRoom();
     }
     // Silent since it connected; one that has begun a request is Node's to time (headersTimeout).
-    const deadline = setTimeout(() => socket.bytesRead === 0 && socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);
+    const deadline = setTimeout(() => silent(socket) && socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);
     deadline.unref();
     unused.set(socket, deadline);
     socket.once('close', () => {
@@ -207,7 +210,7 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
         // finish it, within Node's headersTimeout.
         setTimeout(() => {
           for (const socket of unused.keys()) {
-            if (socket.bytesRead === 0) {
+            if (silent(socket)) {
               socket.destroy();
             }
           }
