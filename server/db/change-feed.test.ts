@@ -208,3 +208,33 @@ test('the database down fails both reads: the pending read is not put off for it
   assert.equal(pendingReads, 1, 'the first poll with the database back reads the pending changes');
   await feed.stop();
 });
+
+test('a poll asked during a read gets a read of its own after it: a change committed meanwhile is not left to the next timer', async () => {
+  const log = fakeLog();
+  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
+  let reads = 0;
+  let release: () => void = () => undefined;
+  const slowDb = {
+    query: async (sql: string, params?: unknown[]) => {
+      const snapshot = await log.db.query(sql, params as unknown[]);
+      if (!sql.includes('to_regclass') && ++reads === 2) {
+        await new Promise<void>((r) => (release = r)); // the read a notification finds under way
+      }
+      return snapshot;
+    },
+  };
+  const feed = new ChangeFeed(slowDb as unknown as Pool, { pollMs: 60_000, keepMs: 60_000, listenUrl: null, logger });
+  await feed.start();
+  const q = Object.freeze({ from: 1000, to: 2000 });
+  const scopeOf = (o: { from: number; to: number }) => scope({ range: o });
+  const first = feed.poll(); // its snapshot is taken before the change commits
+  await new Promise((r) => setImmediate(r));
+  log.rows.push({ id: 7, lo: 1500, hi: 1600, rule_id: null, parser_id: null, at: Date.now() });
+  const second = feed.poll(); // the NOTIFY of that change
+  const third = feed.poll();
+  release();
+  await Promise.all([first, second, third]);
+  assert.equal(reads, 3, 'one more read, shared by the calls made during the first');
+  assert.equal(feed.versionOf(q, scopeOf), '7');
+  await feed.stop();
+});

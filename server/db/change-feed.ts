@@ -13,7 +13,8 @@
  *
  * Rows changed below a watermark and not refreshed yet (pending: a late row, a delete, a
  * back-fill; the refresh writes their change a minute or more later, and never while the
- * scheduler is off) count too, read at every poll (less often while that read fails on its own): an answer overlapping them gets a version
+ * scheduler is off) count too, read at every poll and at the NOTIFY the changing statement sends at
+ * its commit (schema 19; less often while that read fails on its own): an answer overlapping them gets a version
  * of its own, so the first request after the change is a miss computed from the raw rows (as
  * every uncached answer reads pending ranges), not the cached answer from before. Each pending
  * entry is counted, so a second change inside a range already pending moves the version again.
@@ -130,6 +131,9 @@ interface PendingRow {
 /** The longest wait before a failed read of pending changes is tried again. */
 const PENDING_RETRY_MAX_MS = 60_000;
 
+/** The least time between the starts of two reads in a row (see readUntilCurrent). */
+const REREAD_GAP_MS = 20;
+
 /** A change committed this long after it was written is still read (ids are assigned before commit). */
 const LOOKBACK_MS = 15 * 60_000;
 
@@ -140,6 +144,8 @@ export class ChangeFeed {
   private timer: NodeJS.Timeout | null = null;
   private listener: Client | null = null;
   private polling: Promise<void> | null = null;
+  /** A poll was asked for while a read was under way. */
+  private readAgain = false;
   private stopped = false;
   /** False when the database has no change log (a schema before it): versions stay "0". */
   private available = true;
@@ -206,14 +212,35 @@ export class ChangeFeed {
     }
   }
 
-  /** Reads changes not seen yet; concurrent callers share one read. */
+  /**
+   * Reads changes not seen yet. Resolves once a read begun after the call has ended: a call
+   * during a read (a NOTIFY of a change committed after that read's snapshot) gets one more
+   * read after it, shared by every call made meanwhile.
+   */
   poll(): Promise<void> {
-    this.polling ??= this.read()
-      .catch((err) =>
-        this.o.logger.debug({ err: { message: (err as Error).message } }, 'change log read failed; will retry')
-      )
-      .finally(() => (this.polling = null));
+    if (this.polling) {
+      this.readAgain = true;
+      return this.polling;
+    }
+    this.polling = this.readUntilCurrent().finally(() => (this.polling = null));
     return this.polling;
+  }
+
+  private async readUntilCurrent(): Promise<void> {
+    let startedAt = 0;
+    do {
+      // Notifications can come with every statement that writes raw rows (TimescaleDB's flavour
+      // cannot tell late rows from live ones): reads back to back start REREAD_GAP_MS apart.
+      const wait = startedAt + REREAD_GAP_MS - Date.now();
+      if (wait > 0) {
+        await new Promise((r) => setTimeout(r, wait));
+      }
+      this.readAgain = false;
+      startedAt = Date.now();
+      await this.read().catch((err) =>
+        this.o.logger.debug({ err: { message: (err as Error).message } }, 'change log read failed; will retry')
+      );
+    } while (this.readAgain && !this.stopped);
   }
 
   /** Whether a query runs here (TimescaleDB's catalog moves between versions). */

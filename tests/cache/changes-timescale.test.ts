@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import pino from 'pino';
+import { Client } from 'pg';
 import { embeddedTimescale } from '../support/embedded';
 import { refreshRollups } from '../../server/db/refresh';
 import { ChangeFeed, type VersionScope } from '../../server/db/change-feed';
@@ -63,4 +64,24 @@ test('late rows in a settled range: a new version at the next poll, again for a 
   const refreshed = feed.version(overlapping);
   assert.ok(!seen.has(refreshed), `after the refresh: a version not seen before (${refreshed})`);
   assert.equal(feed.version(elsewhere), untouched, 'an answer over another range keeps its version');
+});
+
+test('every statement that writes raw rows announces it (NOTIFY ruleperf_changes), so the listeners of a server read pending changes at once', async () => {
+  // Hypertables take no transition tables: the statement trigger cannot tell late rows from live
+  // ones, and both announce. The embedded build serves one session, so the listener is the writer.
+  const client = new Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    const announced: string[] = [];
+    client.on('notification', (n) => announced.push(`${n.channel}:${n.payload}`));
+    await client.query('LISTEN ruleperf_changes');
+    await client.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES (now(), 'RULE_EXECUTION', 'r2', 'SUCCESS', 5)`
+    );
+    await client.query(`DELETE FROM metrics WHERE rule_id = 'r2' AND time > now() - interval '1 minute'`);
+    await client.query('SELECT 1'); // notifications arrive with the next reply at the latest
+    assert.deepEqual(announced, ['ruleperf_changes:raw', 'ruleperf_changes:raw']);
+  } finally {
+    await client.end();
+  }
 });

@@ -141,3 +141,33 @@ test('a renamed rule reaches cached top-rules answers on every instance; stats a
   assert.equal(statsAfter.meta.cache, 'hit');
   assert.equal(statsAfter.meta.computedAt, statsBefore.meta.computedAt, 'a stats answer shows no names: kept');
 });
+
+test('a change below the watermark reaches a cached answer by NOTIFY, long before the next poll; live rows announce nothing', async () => {
+  const listener = await startTestService({ DATABASE_URL: db.url, CHANGES_POLL_MS: '60000' });
+  const announced: string[] = [];
+  const client = await db.pool.connect();
+  try {
+    client.on('notification', (n) => announced.push(n.payload ?? ''));
+    await client.query('LISTEN ruleperf_changes');
+    const range = { from: hour0 - 30 * HOUR + 7_000, to: hour0 - 26 * HOUR - 5_000 };
+    await ask(listener, range);
+    assert.equal((await ask(listener, range)).meta.cache, 'hit', 'cached before the change');
+    await db.pool.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES (now() + interval '2 seconds', 'RULE_EXECUTION', 'rule-0001', 'SUCCESS', 4)`
+    );
+    await db.pool.query(
+      `DELETE FROM metrics WHERE time >= $1::timestamptz AND time < $1::timestamptz + interval '10 minutes'`,
+      [new Date(range.from + HOUR)]
+    );
+    const truth = await count(range);
+    const deadline = Date.now() + 2000; // the poll is a minute away
+    while ((await ask(listener, range)).values[0][0] !== truth) {
+      assert.ok(Date.now() < deadline, 'the changed answer within 2 s, by NOTIFY');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(announced, ['pending'], 'the delete announced once; the live row not at all');
+  } finally {
+    client.release();
+    await listener.stop();
+  }
+});

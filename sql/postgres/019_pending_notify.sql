@@ -1,0 +1,49 @@
+-- Schema 19, PostgreSQL flavour: a statement that changes raw rows below a rollup's watermark
+-- (a late row, a back-fill, an update or a delete in settled buckets) announces it with
+-- NOTIFY ruleperf_changes, 'pending', delivered at its commit. The query service reads pending
+-- changes at once instead of at its next poll (CHANGES_POLL_MS), so an answer cached from
+-- before the change is not served for that long. Rows at the live edge, after every
+-- watermark, are no change to any cached settled answer: they announce nothing.
+
+CREATE OR REPLACE FUNCTION ruleperf_log_new_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE lo timestamptz; hi timestamptz;
+BEGIN
+  SELECT min(time), max(time) INTO lo, hi FROM new_rows;
+  IF lo IS NULL THEN RETURN NULL; END IF;
+  INSERT INTO ruleperf_invalidations (rollup, lo, hi)
+  SELECT r.name, lo, hi FROM ruleperf_rollups AS r WHERE r.source = 'metrics';
+  PERFORM ruleperf_announce_pending(lo, hi);
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION ruleperf_log_old_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE lo timestamptz; hi timestamptz;
+BEGIN
+  -- Raw-data retention removes rows whose rollups must be kept: it sets this flag.
+  IF current_setting('ruleperf.retention', true) = 'on' THEN RETURN NULL; END IF;
+  SELECT min(time), max(time) INTO lo, hi FROM old_rows;
+  IF lo IS NULL THEN RETURN NULL; END IF;
+  INSERT INTO ruleperf_invalidations (rollup, lo, hi)
+  SELECT r.name, lo, hi FROM ruleperf_rollups AS r WHERE r.source = 'metrics';
+  PERFORM ruleperf_announce_pending(lo, hi);
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION ruleperf_log_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ruleperf_invalidations (rollup, lo, hi)
+  SELECT name, '-infinity', 'infinity' FROM ruleperf_rollups WHERE source = 'metrics';
+  PERFORM ruleperf_announce_pending('-infinity', 'infinity');
+  RETURN NULL;
+END $$;
+
+-- The condition is the one the service reads pending changes by (an entry below a rollup's
+-- watermark, within what it retains). Notifications with the same payload in one transaction
+-- are delivered once.
+CREATE OR REPLACE FUNCTION ruleperf_announce_pending(lo timestamptz, hi timestamptz) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM ruleperf_rollup_state s JOIN ruleperf_rollups r ON r.name = s.rollup
+             WHERE r.source = 'metrics' AND lo < s.watermark AND hi >= s.retained_from) THEN
+    PERFORM pg_notify('ruleperf_changes', 'pending');
+  END IF;
+END $$;
