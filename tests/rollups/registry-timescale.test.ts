@@ -211,6 +211,7 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
       'common/016_non_finite_latency.sql',
       'common/017_summable_values.sql',
       'common/018_summable_counts.sql',
+      'timescale/019_pending_notify.sql',
     ]);
     const { rows: idx } = await old.pool.query(
       `SELECT indexname FROM pg_indexes WHERE tablename = 'metrics' ORDER BY 1`
