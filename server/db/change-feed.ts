@@ -4,8 +4,9 @@
  * raw time range they touched, and renamed rules and parsers. An answer's data version is the
  * newest change it depends on, part of its cache key (server/cache/keys.ts): when a refresh
  * rewrites settled buckets, every cached answer overlapping them becomes a miss, on every
- * instance, as soon as the instance has read the change — immediately on NOTIFY, within one
- * poll interval otherwise (and on the embedded database, which has no LISTEN).
+ * instance, as soon as the instance has read the change — immediately on NOTIFY (on the embedded
+ * database, which no connection can LISTEN to, when its worker passes one on: notifications.ts),
+ * within one poll interval otherwise.
  *
  * Changes are kept in memory for longer than any cache entry lives: once a change is forgotten
  * the version of an overlapping answer can fall back to an older one, and by then every entry
@@ -28,8 +29,7 @@ import { createHash } from 'node:crypto';
 import { Client, type Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { NormalizedQuery } from '../query/normalize';
-
-const CHANGES_CHANNEL = 'ruleperf_changes';
+import { CHANGES_CHANNEL } from './notifications';
 
 export interface Change {
   id: number;

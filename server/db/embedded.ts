@@ -18,6 +18,7 @@ import { dirname, resolve } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { serveWire, type ProtocolDb } from './wire';
 import { lockDataFolder, type DataLock } from './data-lock';
+import { CHANGES_CHANNEL, takeNotifications } from './notifications';
 
 /** Connections with this application_name (refresh, loading, warming) yield the session to all others. */
 export const BACKGROUND_APPLICATION_NAME = 'ruleperf-background';
@@ -26,6 +27,11 @@ export interface EmbeddedDatabase {
   url: string;
   /** The data folder, or null for an in-memory database. */
   dataDir: string | null;
+  /**
+   * Calls `listener` after each statement that committed a NOTIFY on ruleperf_changes (no
+   * connection can LISTEN here: the session is shared; see notifications.ts).
+   */
+  onChange(listener: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -45,6 +51,7 @@ type WorkerMessage =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
   | { type: 'reply'; id: number; reply?: Uint8Array; error?: string }
+  | { type: 'changed' }
   | { type: 'stopped' };
 
 export async function startEmbeddedDatabase(
@@ -69,6 +76,7 @@ export async function startEmbeddedDatabase(
   const stopped = new Promise<void>((resolveStopped) => worker.once('exit', () => resolveStopped()));
 
   const calls = new Map<number, { resolve(reply: Uint8Array): void; reject(err: Error): void }>();
+  const changeListeners = new Set<() => void>();
   let nextId = 0;
   try {
     await new Promise<void>((resolveReady, reject) => {
@@ -78,6 +86,9 @@ export async function startEmbeddedDatabase(
         }
         if (m.type === 'failed') {
           reject(new Error(m.message));
+        }
+        if (m.type === 'changed') {
+          changeListeners.forEach((listener) => listener());
         }
         if (m.type === 'reply') {
           const call = calls.get(m.id);
@@ -144,6 +155,7 @@ export async function startEmbeddedDatabase(
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     dataDir,
+    onChange: (listener) => void changeListeners.add(listener),
     async stop() {
       if (!stopping) {
         stopping = true;
@@ -169,14 +181,18 @@ async function runWorker(request: WorkerRequest): Promise<void> {
     const db = await PGlite.create({ dataDir: request.dataDir ?? undefined, extensions: { timescaledb } });
     await db.exec("LOAD 'timescaledb'");
     await db.exec("SET TIME ZONE 'UTC'");
+    await db.exec(`LISTEN ${CHANGES_CHANNEL}`);
     port.on('message', (m: { type: 'exec'; id: number; messages: Uint8Array[] } | { type: 'stop' }) => {
       if (m.type === 'exec') {
         void (async () => {
           try {
             const replies: Uint8Array[] = [];
+            let changed = 0;
             // Copied at once: each reply is a view of PGlite's receive buffer, which the next message overwrites.
             for (const message of m.messages) {
-              replies.push((await db.execProtocolRaw(message)).slice());
+              const { reply, taken } = takeNotifications((await db.execProtocolRaw(message)).slice(), CHANGES_CHANNEL);
+              replies.push(reply);
+              changed += taken;
             }
             // One buffer of exactly the replies, transferred rather than cloned.
             const reply = new Uint8Array(replies.reduce((n, r) => n + r.length, 0));
@@ -186,6 +202,9 @@ async function runWorker(request: WorkerRequest): Promise<void> {
               at += r.length;
             }
             port.postMessage({ type: 'reply', id: m.id, reply } satisfies WorkerMessage, [reply.buffer]);
+            if (changed) {
+              port.postMessage({ type: 'changed' } satisfies WorkerMessage);
+            }
           } catch (err) {
             port.postMessage({ type: 'reply', id: m.id, error: (err as Error).message } satisfies WorkerMessage);
           }

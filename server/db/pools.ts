@@ -17,7 +17,7 @@ export interface Pools {
   read: Pool;
   /** Warming and other work that must not hold up dashboard queries (the write pool on the embedded database). */
   background: Pool;
-  /** The embedded database: one session shared statement by statement, no LISTEN. */
+  /** The embedded database: one session shared statement by statement, which no connection can LISTEN on. */
   embedded: boolean;
   end(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import { Admission } from '../db/admission';
 import { ChangeFeed, type VersionScope } from '../db/change-feed';
 import { databaseIdentity } from '../db/identity';
 import type { Pools } from '../db/pools';
+import type { EmbeddedDatabase } from '../db/embedded';
 import type { Demo } from '../demo/demo';
 import { DemoNoticeExecutor } from '../demo/notices';
 import type { Metrics } from '../observability/metrics';
@@ -77,7 +78,7 @@ export async function buildQueryStack(
   config: Config,
   log: pino.Logger,
   metrics: Metrics,
-  db: { pools: Pools; url: string; demo: Demo | null }
+  db: { pools: Pools; url: string; demo: Demo | null; embedded: Pick<EmbeddedDatabase, 'onChange'> | null }
 ): Promise<QueryStack> {
   const { pools, demo } = db;
   let rollups = await loadRollupCatalog(pools.write);
@@ -176,6 +177,8 @@ export async function buildQueryStack(
     logger: log,
   });
   await changes.start();
+  // The embedded database cannot be listened to; its worker says when a statement announced a change.
+  db.embedded?.onChange(() => void changes.poll());
   let auditor: CacheAuditor | null = null;
   // The rule and parser ids the service knows (the same lists `known` holds, taken again every
   // 30 s): only they get cache generations of their own (keys.ts generationKeys). Until read, none.

@@ -66,22 +66,58 @@ test('late rows in a settled range: a new version at the next poll, again for a 
   assert.equal(feed.version(elsewhere), untouched, 'an answer over another range keeps its version');
 });
 
-test('every statement that writes raw rows announces it (NOTIFY ruleperf_changes), so the listeners of a server read pending changes at once', async () => {
+test('every statement that writes raw rows announces it, and the feed reads it at once: the embedded worker passes the NOTIFY on, and its clients never see it', async () => {
   // Hypertables take no transition tables: the statement trigger cannot tell late rows from live
-  // ones, and both announce. The embedded build serves one session, so the listener is the writer.
+  // ones, and both announce. No connection can LISTEN on the embedded database (one shared
+  // session): its worker does, and takes the notifications out of the statements' replies.
+  const announced: number[] = [];
+  db.onChange(() => announced.push(Date.now()));
+
+  // A late row reaches the feed's version by that announcement, not by its poll (a minute away).
+  const quick = new ChangeFeed(db.pool, {
+    pollMs: 60_000,
+    keepMs: 600_000,
+    listenUrl: null,
+    logger: pino({ level: 'silent' }),
+  });
+  await quick.start();
+  db.onChange(() => void quick.poll());
+  try {
+    const overlapping = scope(now - 30 * HOUR, now - 20 * HOUR);
+    const before = quick.version(overlapping);
+    await db.pool.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES ($1, 'RULE_EXECUTION', 'r1', 'ERROR', 700)`,
+      [new Date(now - 25 * HOUR + 9_000)]
+    );
+    await waitFor(() => quick.version(overlapping) !== before, 'a new version for the answers over the late row');
+  } finally {
+    await quick.stop();
+  }
+
+  // A client that listens itself (the session is shared, so it listens for everyone) gets none.
   const client = new Client({ connectionString: db.url });
   await client.connect();
+  const listened: string[] = [];
+  announced.length = 0;
   try {
-    const announced: string[] = [];
-    client.on('notification', (n) => announced.push(`${n.channel}:${n.payload}`));
+    client.on('notification', (n) => listened.push(`${n.channel}:${n.payload}`));
     await client.query('LISTEN ruleperf_changes');
     await client.query(
       `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES (now(), 'RULE_EXECUTION', 'r2', 'SUCCESS', 5)`
     );
     await client.query(`DELETE FROM metrics WHERE rule_id = 'r2' AND time > now() - interval '1 minute'`);
-    await client.query('SELECT 1'); // notifications arrive with the next reply at the latest
-    assert.deepEqual(announced, ['ruleperf_changes:raw', 'ruleperf_changes:raw']);
+    await client.query('SELECT 1');
   } finally {
     await client.end();
   }
+  await waitFor(() => announced.length >= 2, 'a live insert and a delete announced');
+  assert.deepEqual(listened, [], 'the worker’s own notifications are not passed to clients');
 });
+
+async function waitFor(check: () => boolean, what: string) {
+  const deadline = Date.now() + 3000;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `${what} within 3 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

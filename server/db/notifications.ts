@@ -1,0 +1,61 @@
+/**
+ * NOTIFY on the embedded database. PGlite has one session, shared by every connection of its
+ * wire server, so no connection can LISTEN for the others' changes. The worker that runs PGlite
+ * listens on its session instead: PostgreSQL then puts a NotificationResponse before the
+ * ReadyForQuery of whichever statement committed the change, and the worker takes it out of
+ * that reply (the client never asked for it) and tells the main thread.
+ */
+
+/** The channel the change log and the statements that change raw rows announce on (schemas 6 and 19). */
+export const CHANGES_CHANNEL = 'ruleperf_changes';
+
+/** NotificationResponse: 'A', int32 length, int32 process id, channel\0, payload\0. */
+const NOTIFICATION = 0x41;
+
+/**
+ * `reply` without the NotificationResponses on `channel`, and how many there were. The reply is
+ * returned as it is (no copy) when it holds none; other channels' notifications are left in.
+ */
+export function takeNotifications(reply: Uint8Array, channel: string): { reply: Uint8Array; taken: number } {
+  const wanted = Buffer.from(`${channel}\0`);
+  const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+  const kept: Array<[number, number]> = [];
+  let keptFrom = 0;
+  let taken = 0;
+  let at = 0;
+  while (at + 5 <= reply.length) {
+    const end = at + 1 + view.getInt32(at + 1);
+    if (end > reply.length || end < at + 5) {
+      break; // not whole messages: leave the rest as it is
+    }
+    if (reply[at] === NOTIFICATION && startsWith(reply, at + 9, wanted)) {
+      kept.push([keptFrom, at]);
+      keptFrom = end;
+      taken++;
+    }
+    at = end;
+  }
+  if (!taken) {
+    return { reply, taken };
+  }
+  kept.push([keptFrom, reply.length]);
+  const out = new Uint8Array(kept.reduce((n, [from, to]) => n + to - from, 0));
+  let written = 0;
+  for (const [from, to] of kept) {
+    out.set(reply.subarray(from, to), written);
+    written += to - from;
+  }
+  return { reply: out, taken };
+}
+
+function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  if (at + prefix.length > bytes.length) {
+    return false;
+  }
+  for (let i = 0; i < prefix.length; i++) {
+    if (bytes[at + i] !== prefix[i]) {
+      return false;
+    }
+  }
+  return true;
+}
