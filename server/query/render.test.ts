@@ -72,7 +72,7 @@ test('a notice names the covered range when it differs from the asked one, by as
   assert.equal(custom.computedAt, 200_000);
 });
 
-test('points wider than asked because the rollups give whole multiples say that each point counts its width', () => {
+test('points wider than asked because they keep to the grid of the widest rollup not wider say so, and that each point counts its width', () => {
   const totals = {
     ...q({ from: 60_000, to: 180_000 }, 15 * 60_000),
     bucketMs: 20 * 60_000,
@@ -81,7 +81,7 @@ test('points wider than asked because the rollups give whole multiples say that 
   const [notice] = withMeta(answer, totals, 'hit', 'A')[0].schema.meta!.notices!;
   assert.equal(
     notice.text,
-    "Points are 20 minutes apart, not the 15 minutes asked: the rollups give widths in whole multiples of theirs, and each point's counts are totals over its 20 minutes (the first and last point's, over the part of it in the range)."
+    "Points are 20 minutes apart, not the 15 minutes asked: points are on the grid of the widest rollup at or under the width asked (a whole multiple of its width, and no more points than asked), and each point's counts are totals over its 20 minutes (the first and last point's, over the part of it in the range)."
   );
   const minute = { ...totals, bucketMs: 60_000, coarserThanAskedMs: 1000, coarserBecause: 'minute' as const };
   assert.equal(

@@ -100,7 +100,7 @@ export function coarserBucketNotice(
     because === 'minute'
       ? `a minute is the finest width points have, and ${totals}`
       : because === 'totals'
-        ? `the rollups give widths in whole multiples of theirs, and ${totals}`
+        ? `points are on the grid of the widest rollup at or under the width asked (a whole multiple of its width, and no more points than asked), and ${totals}`
         : `no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`;
   return { severity: 'info', text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: ${why}.` };
 }
