@@ -38,7 +38,10 @@ export interface EmbeddedDatabase {
 export interface EmbeddedOptions {
   /** Called if the database stops without stop() (the WASM instance failed). */
   onFailure?: (err: Error) => void;
-  /** A statement waiting longer than this for the session is refused (see wire.ts); default none. */
+  /**
+   * A statement waiting longer than this for the session is refused, and a transaction left idle
+   * for half of it while others wait is rolled back (see wire.ts); default none.
+   */
   maxWaitMs?: number;
 }
 
@@ -146,6 +149,8 @@ export async function startEmbeddedDatabase(
   const server = await serveWire(db, {
     priorityOf: (p) => (p.application_name === BACKGROUND_APPLICATION_NAME ? 1 : 0),
     maxWaitMs: options.maxWaitMs,
+    // A transaction left idle (psql at BEGIN) ends before the statements waiting behind it would be refused.
+    idleInTransactionMs: options.maxWaitMs ? options.maxWaitMs / 2 : undefined,
     busyMessage: (waited) =>
       `the embedded database was busy: this statement waited ${waited} ms for its one session, which serves one statement at a time ` +
       `(raise DB_STATEMENT_TIMEOUT_MS to wait longer, or set DATABASE_URL to a PostgreSQL or TimescaleDB server)`,

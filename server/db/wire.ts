@@ -146,6 +146,13 @@ export interface WireOptions {
   maxWaitMs?: number;
   /** The text of that error. */
   busyMessage?: (waitedMs: number) => string;
+  /**
+   * A connection that leaves a transaction open and sends nothing for longer than this while
+   * other connections wait for the session is ended and its transaction rolled back (SQLSTATE
+   * 25P03, as PostgreSQL's idle_in_transaction_session_timeout): a psql left at BEGIN must not
+   * hold every dashboard query. Default: off.
+   */
+  idleInTransactionMs?: number;
 }
 
 interface Connection {
@@ -156,6 +163,8 @@ interface Connection {
   priority: number;
   started: boolean;
   gone: boolean;
+  /** When its last reply left it owning the session in a transaction. */
+  idleSince: number;
 }
 
 /** The end of the unit that starts the queue: a simple Query, or extended-protocol messages through their Sync. */
@@ -234,6 +243,28 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     }
   };
 
+  /** Ends the owner of the session if it sits idle in a transaction while others wait (see idleInTransactionMs). */
+  const endIdleOwner = () => {
+    const c = owner;
+    const limit = options.idleInTransactionMs;
+    if (!c || !limit || c === running || c.pending.length || Date.now() - c.idleSince <= limit) {
+      return;
+    }
+    if (![...connections].some((other) => other !== c && other.pending.length)) {
+      return;
+    }
+    const seconds = Math.round(limit / 100) / 10;
+    const fields = Buffer.concat([
+      Buffer.from(
+        `SFATAL\0VFATAL\0C25P03\0Mterminating connection: its transaction was idle for over ${seconds} s while other statements waited for the embedded database's one shared session; it was rolled back (use a PostgreSQL server, DATABASE_URL, for long interactive transactions)\0`
+      ),
+      Buffer.from([0]),
+    ]);
+    c.gone = true;
+    c.socket.end(typed('E', fields), () => c.socket.destroy());
+    void pump(); // rolls the transaction back and serves those waiting
+  };
+
   const pump = async () => {
     if (pumping) {
       return;
@@ -273,6 +304,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
           c.socket.write(reply);
         }
         owner = readyStatus(reply) === 'I' ? null : c;
+        c.idleSince = Date.now();
       }
     } finally {
       pumping = false;
@@ -315,6 +347,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       priority: 0,
       started: false,
       gone: false,
+      idleSince: 0,
     };
     connections.add(c);
     socket.on('data', (chunk) => {
@@ -334,7 +367,16 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
   });
   // Waits are also checked while a statement runs: a refresh of several seconds must not keep a
   // query waiting past the limit before it hears it was refused.
-  const sweep = options.maxWaitMs ? setInterval(expireAll, Math.min(250, options.maxWaitMs)) : null;
+  const sweep =
+    options.maxWaitMs || options.idleInTransactionMs
+      ? setInterval(
+          () => {
+            expireAll();
+            endIdleOwner();
+          },
+          Math.min(250, options.maxWaitMs ?? Infinity, options.idleInTransactionMs ?? Infinity)
+        )
+      : null;
   sweep?.unref();
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   return {

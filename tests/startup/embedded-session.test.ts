@@ -74,6 +74,30 @@ test('a transaction keeps the session until it ends; others neither wait forever
   }
 });
 
+test('a transaction left idle while others wait is ended and rolled back, its client told why; with nobody waiting it is left alone', async () => {
+  const a = await client();
+  const b = await client();
+  const told: Array<Error & { code?: string }> = [];
+  a.on('error', (err) => told.push(err));
+  try {
+    await a.query('BEGIN');
+    await a.query('INSERT INTO t VALUES (3)');
+    await new Promise((r) => setTimeout(r, 1600)); // past the idle limit (1.25 s), nobody waiting
+    assert.equal((await a.query('SELECT count(*)::int AS n FROM t')).rows[0].n, 1, 'still in its transaction');
+    const asked = Date.now();
+    const { rows } = await b.query('SELECT count(*)::int AS n FROM t');
+    const waited = Date.now() - asked;
+    assert.equal(rows[0].n, 0, 'the idle transaction was rolled back');
+    assert.ok(waited < 2500, `answered after ${waited} ms, before its own wait limit (2.5 s)`);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(told[0]?.code, '25P03', 'the idle client hears why its connection ended');
+    assert.match(told[0].message, /idle for over 1\.3 s while other statements waited/);
+    await assert.rejects(a.query('SELECT 1'), 'its connection is gone');
+  } finally {
+    await Promise.all([a.end().catch(() => undefined), b.end()]);
+  }
+});
+
 test('a client that goes away mid-transaction is rolled back and frees the session', async () => {
   const a = await client();
   const b = await client();
