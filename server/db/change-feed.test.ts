@@ -214,10 +214,13 @@ test('a poll asked during a read gets a read of its own after it: a change commi
   const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
   let reads = 0;
   let release: () => void = () => undefined;
+  let begun: () => void = () => undefined;
+  const secondReadBegun = new Promise<void>((r) => (begun = r));
   const slowDb = {
     query: async (sql: string, params?: unknown[]) => {
       const snapshot = await log.db.query(sql, params as unknown[]);
       if (!sql.includes('to_regclass') && ++reads === 2) {
+        begun();
         await new Promise<void>((r) => (release = r)); // the read a notification finds under way
       }
       return snapshot;
@@ -228,7 +231,7 @@ test('a poll asked during a read gets a read of its own after it: a change commi
   const q = Object.freeze({ from: 1000, to: 2000 });
   const scopeOf = (o: { from: number; to: number }) => scope({ range: o });
   const first = feed.poll(); // its snapshot is taken before the change commits
-  await new Promise((r) => setImmediate(r));
+  await secondReadBegun;
   log.rows.push({ id: 7, lo: 1500, hi: 1600, rule_id: null, parser_id: null, at: Date.now() });
   const second = feed.poll(); // the NOTIFY of that change
   const third = feed.poll();
@@ -237,4 +240,44 @@ test('a poll asked during a read gets a read of its own after it: a change commi
   assert.equal(reads, 3, 'one more read, shared by the calls made during the first');
   assert.equal(feed.versionOf(q, scopeOf), '7');
   await feed.stop();
+});
+
+test('a poll resolves after the read that follows it, even while notifications keep coming; after stop, polls read nothing', async () => {
+  const log = fakeLog();
+  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
+  let reads = 0;
+  const countingDb = {
+    query: async (sql: string, params?: unknown[]) => {
+      if (!sql.includes('to_regclass')) {
+        reads++;
+      }
+      return log.db.query(sql, params as unknown[]);
+    },
+  };
+  const feed = new ChangeFeed(countingDb as unknown as Pool, {
+    pollMs: 60_000,
+    keepMs: 60_000,
+    listenUrl: null,
+    logger,
+  });
+  await feed.start();
+  const before = reads;
+  const stream = setInterval(() => void feed.poll(), 5); // a notification every 5 ms
+  const streamEnds = Date.now() + 1500;
+  try {
+    await feed.poll();
+    assert.ok(Date.now() < streamEnds, 'answered while the notifications still came');
+    assert.ok(reads - before <= 3, `${reads - before} reads before it was answered`);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(
+      reads - before <= 2 + 300 / 50 + 1,
+      `${reads - before} reads: spaced 50 ms apart, not one per notification`
+    );
+  } finally {
+    clearInterval(stream);
+  }
+  await feed.stop();
+  const stopped = reads;
+  await feed.poll();
+  assert.equal(reads, stopped, 'no read after stop');
 });

@@ -131,8 +131,8 @@ interface PendingRow {
 /** The longest wait before a failed read of pending changes is tried again. */
 const PENDING_RETRY_MAX_MS = 60_000;
 
-/** The least time between the starts of two reads in a row (see readUntilCurrent). */
-const REREAD_GAP_MS = 20;
+/** The least time between the starts of two reads in a row (see readLoop). */
+const REREAD_GAP_MS = 50;
 
 /** A change committed this long after it was written is still read (ids are assigned before commit). */
 const LOOKBACK_MS = 15 * 60_000;
@@ -143,9 +143,15 @@ export class ChangeFeed {
   private maxSeen = 0;
   private timer: NodeJS.Timeout | null = null;
   private listener: Client | null = null;
-  private polling: Promise<void> | null = null;
-  /** A poll was asked for while a read was under way. */
+  /** The reads going on, back to back, while polls ask for them; `looping` until the last has ended. */
+  private reading: Promise<void> = Promise.resolve();
+  private looping = false;
+  /** A poll asked for a read not begun yet. */
   private readAgain = false;
+  /** Reads begun so far; each poll waits for one numbered above the count at its call. */
+  private readsBegun = 0;
+  private lastReadAt = 0;
+  private waiting: Array<{ after: number; resolve: () => void }> = [];
   private stopped = false;
   /** False when the database has no change log (a schema before it): versions stay "0". */
   private available = true;
@@ -215,32 +221,43 @@ export class ChangeFeed {
   /**
    * Reads changes not seen yet. Resolves once a read begun after the call has ended: a call
    * during a read (a NOTIFY of a change committed after that read's snapshot) gets one more
-   * read after it, shared by every call made meanwhile.
+   * read after it, shared by every call made meanwhile. Nothing once stopped.
    */
   poll(): Promise<void> {
-    if (this.polling) {
-      this.readAgain = true;
-      return this.polling;
+    if (this.stopped) {
+      return Promise.resolve();
     }
-    this.polling = this.readUntilCurrent().finally(() => (this.polling = null));
-    return this.polling;
+    const done = new Promise<void>((resolve) => this.waiting.push({ after: this.readsBegun, resolve }));
+    this.readAgain = true;
+    if (!this.looping) {
+      this.looping = true;
+      this.reading = this.readLoop();
+    }
+    return done;
   }
 
-  private async readUntilCurrent(): Promise<void> {
-    let startedAt = 0;
-    do {
-      // Notifications can come with every statement that writes raw rows (TimescaleDB's flavour
-      // cannot tell late rows from live ones): reads back to back start REREAD_GAP_MS apart.
-      const wait = startedAt + REREAD_GAP_MS - Date.now();
+  private async readLoop(): Promise<void> {
+    while (this.readAgain && !this.stopped) {
+      // Notifications can come with many statements in a row (a back-fill, the embedded
+      // database's inserts): reads back to back start REREAD_GAP_MS apart.
+      const wait = this.lastReadAt + REREAD_GAP_MS - Date.now();
       if (wait > 0) {
         await new Promise((r) => setTimeout(r, wait));
+        if (this.stopped) {
+          break;
+        }
       }
       this.readAgain = false;
-      startedAt = Date.now();
+      const number = ++this.readsBegun;
+      this.lastReadAt = Date.now();
       await this.read().catch((err) =>
         this.o.logger.debug({ err: { message: (err as Error).message } }, 'change log read failed; will retry')
       );
-    } while (this.readAgain && !this.stopped);
+      this.waiting = this.waiting.filter((w) => (w.after < number ? void w.resolve() : true));
+    }
+    // Stopped: nobody waits for a read that will not come.
+    this.waiting.splice(0).forEach((w) => w.resolve());
+    this.looping = false;
   }
 
   /** Whether a query runs here (TimescaleDB's catalog moves between versions). */
@@ -399,7 +416,7 @@ export class ChangeFeed {
     if (this.timer) {
       clearInterval(this.timer);
     }
-    await this.polling;
+    await this.reading;
     await this.listener?.end().catch(() => undefined);
   }
 }

@@ -18,7 +18,7 @@ import { dirname, resolve } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { serveWire, type ProtocolDb } from './wire';
 import { lockDataFolder, type DataLock } from './data-lock';
-import { CHANGES_CHANNEL, takeNotifications } from './notifications';
+import { CHANGES_CHANNEL, endsIdle, takeNotifications } from './notifications';
 
 /** Connections with this application_name (refresh, loading, warming) yield the session to all others. */
 export const BACKGROUND_APPLICATION_NAME = 'ruleperf-background';
@@ -28,10 +28,11 @@ export interface EmbeddedDatabase {
   /** The data folder, or null for an in-memory database. */
   dataDir: string | null;
   /**
-   * Calls `listener` after each statement that committed a NOTIFY on ruleperf_changes (no
-   * connection can LISTEN here: the session is shared; see notifications.ts).
+   * Calls `listener` after each statement that committed a NOTIFY on ruleperf_changes (a
+   * connection's LISTEN would be the shared session's; see notifications.ts). Returns the
+   * unsubscribe.
    */
-  onChange(listener: () => void): void;
+  onChange(listener: () => void): () => void;
   stop(): Promise<void>;
 }
 
@@ -160,7 +161,10 @@ export async function startEmbeddedDatabase(
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     dataDir,
-    onChange: (listener) => void changeListeners.add(listener),
+    onChange: (listener) => {
+      changeListeners.add(listener);
+      return () => changeListeners.delete(listener);
+    },
     async stop() {
       if (!stopping) {
         stopping = true;
@@ -186,7 +190,20 @@ async function runWorker(request: WorkerRequest): Promise<void> {
     const db = await PGlite.create({ dataDir: request.dataDir ?? undefined, extensions: { timescaledb } });
     await db.exec("LOAD 'timescaledb'");
     await db.exec("SET TIME ZONE 'UTC'");
-    await db.exec(`LISTEN ${CHANGES_CHANNEL}`);
+    // The session every connection shares: its settings as now (PGlite's own search_path
+    // included: after a RESET ALL it is pg_catalog, and no ruleperf table is found), and the
+    // change notifications taken here (inserts too: with one session, the lock a notifying
+    // commit takes costs nothing; see schema 19).
+    const { rows } = await db.query<{ settings: string | null }>(
+      `SELECT string_agg(format('SELECT set_config(%L, %L, false)', name, setting), '; ') AS settings
+       FROM pg_settings WHERE source = 'session'`
+    );
+    const setUp = [rows[0].settings, 'SET ruleperf.announce_inserts = on', `LISTEN ${CHANGES_CHANNEL}`]
+      .filter(Boolean)
+      .join('; ');
+    await db.exec(setUp);
+    /** A client undid the set-up (DISCARD ALL, RESET, UNLISTEN): done again once the session is idle. */
+    let setUpLost = false;
     port.on('message', (m: { type: 'exec'; id: number; messages: Uint8Array[] } | { type: 'stop' }) => {
       if (m.type === 'exec') {
         void (async () => {
@@ -195,9 +212,17 @@ async function runWorker(request: WorkerRequest): Promise<void> {
             let changed = 0;
             // Copied at once: each reply is a view of PGlite's receive buffer, which the next message overwrites.
             for (const message of m.messages) {
-              const { reply, taken } = takeNotifications((await db.execProtocolRaw(message)).slice(), CHANGES_CHANNEL);
+              const { reply, taken, resetsSession } = takeNotifications(
+                (await db.execProtocolRaw(message)).slice(),
+                CHANGES_CHANNEL
+              );
               replies.push(reply);
               changed += taken;
+              setUpLost ||= resetsSession;
+              if (setUpLost && endsIdle(reply)) {
+                await db.exec(setUp);
+                setUpLost = false;
+              }
             }
             // One buffer of exactly the replies, transferred rather than cloned.
             const reply = new Uint8Array(replies.reduce((n, r) => n + r.length, 0));

@@ -1,7 +1,7 @@
 /** Taking the embedded worker's own notifications out of a statement's reply. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { takeNotifications } from './notifications';
+import { endsIdle, takeNotifications } from './notifications';
 
 const message = (type: string, body: Buffer) => {
   const m = Buffer.alloc(5 + body.length);
@@ -43,4 +43,15 @@ test('a reply ending in a partial message is left whole past it', () => {
   const { reply: out, taken } = takeNotifications(partial, 'ruleperf_changes');
   assert.equal(taken, 1);
   assert.deepEqual(Buffer.from(out), ready.subarray(0, 3));
+});
+
+test('a statement that undoes the session set-up is seen (UNLISTEN, DISCARD, RESET), others not; an idle end is told from a transaction’s', () => {
+  for (const tag of ['UNLISTEN', 'DISCARD ALL', 'RESET']) {
+    const reply = Buffer.concat([message('C', Buffer.from(`${tag}\0`)), ready]);
+    assert.equal(takeNotifications(reply, 'ruleperf_changes').resetsSession, true, tag);
+  }
+  assert.equal(takeNotifications(Buffer.concat([commandComplete, ready]), 'ruleperf_changes').resetsSession, false);
+  assert.equal(endsIdle(ready), true);
+  assert.equal(endsIdle(Buffer.concat([commandComplete, message('Z', Buffer.from('T'))])), false);
+  assert.equal(endsIdle(commandComplete), false);
 });

@@ -11,17 +11,27 @@ export const CHANGES_CHANNEL = 'ruleperf_changes';
 
 /** NotificationResponse: 'A', int32 length, int32 process id, channel\0, payload\0. */
 const NOTIFICATION = 0x41;
+/** CommandComplete: 'C', int32 length, tag\0. */
+const COMMAND_COMPLETE = 0x43;
+/** Statements that undo what the worker set up on the shared session (its LISTEN, its settings). */
+const RESETTING_TAGS = ['UNLISTEN', 'DISCARD', 'RESET'].map((tag) => Buffer.from(tag));
 
 /**
  * `reply` without the NotificationResponses on `channel`, and how many there were. The reply is
  * returned as it is (no copy) when it holds none; other channels' notifications are left in.
+ * `resetsSession`: a statement in it was UNLISTEN, DISCARD or RESET, which a client of the
+ * shared session may send (a pool's DISCARD ALL), undoing the worker's LISTEN and settings.
  */
-export function takeNotifications(reply: Uint8Array, channel: string): { reply: Uint8Array; taken: number } {
+export function takeNotifications(
+  reply: Uint8Array,
+  channel: string
+): { reply: Uint8Array; taken: number; resetsSession: boolean } {
   const wanted = Buffer.from(`${channel}\0`);
   const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
   const kept: Array<[number, number]> = [];
   let keptFrom = 0;
   let taken = 0;
+  let resetsSession = false;
   let at = 0;
   while (at + 5 <= reply.length) {
     const end = at + 1 + view.getInt32(at + 1);
@@ -32,11 +42,13 @@ export function takeNotifications(reply: Uint8Array, channel: string): { reply: 
       kept.push([keptFrom, at]);
       keptFrom = end;
       taken++;
+    } else if (reply[at] === COMMAND_COMPLETE && RESETTING_TAGS.some((tag) => startsWith(reply, at + 5, tag))) {
+      resetsSession = true;
     }
     at = end;
   }
   if (!taken) {
-    return { reply, taken };
+    return { reply, taken, resetsSession };
   }
   kept.push([keptFrom, reply.length]);
   const out = new Uint8Array(kept.reduce((n, [from, to]) => n + to - from, 0));
@@ -45,7 +57,13 @@ export function takeNotifications(reply: Uint8Array, channel: string): { reply: 
     out.set(reply.subarray(from, to), written);
     written += to - from;
   }
-  return { reply: out, taken };
+  return { reply: out, taken, resetsSession };
+}
+
+/** Whether a reply ends in ReadyForQuery with the session idle (no transaction open). */
+export function endsIdle(reply: Uint8Array): boolean {
+  const n = reply.length;
+  return n >= 6 && reply[n - 6] === 0x5a /* Z */ && reply[n - 2] === 5 && reply[n - 1] === 0x49; /* I */
 }
 
 function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {

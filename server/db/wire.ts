@@ -195,7 +195,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     let best: Connection | null = null;
     let bestRank = Infinity;
     for (const c of connections) {
-      if (!c.pending.length) {
+      if (!c.pending.length || c.gone) {
         continue;
       }
       const since = c.pending[0].at;
@@ -253,14 +253,16 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     if (![...connections].some((other) => other !== c && other.pending.length)) {
       return;
     }
-    const seconds = Math.round(limit / 100) / 10;
+    const seconds = +(limit / 1000).toFixed(2);
     const fields = Buffer.concat([
       Buffer.from(
         `SFATAL\0VFATAL\0C25P03\0Mterminating connection: its transaction was idle for over ${seconds} s while other statements waited for the embedded database's one shared session; it was rolled back (use a PostgreSQL server, DATABASE_URL, for long interactive transactions)\0`
       ),
       Buffer.from([0]),
     ]);
+    // Nothing more of it runs: a statement it sends now would run outside the transaction rolled back.
     c.gone = true;
+    c.pending.length = 0;
     c.socket.end(typed('E', fields), () => c.socket.destroy());
     void pump(); // rolls the transaction back and serves those waiting
   };
@@ -325,6 +327,9 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       c.started = true;
       c.priority = options.priorityOf?.(startupParams(message)) ?? 0;
       c.socket.write(greeting);
+      return;
+    }
+    if (c.gone) {
       return;
     }
     if (message[0] === 0x58 /* X: Terminate */) {

@@ -173,7 +173,8 @@ export async function buildQueryStack(
   const changes = new ChangeFeed(pools.read, {
     pollMs: config.CHANGES_POLL_MS,
     keepMs: 2 * entryLifetimeMs(cacheSettings) + 60_000,
-    listenUrl: pools.embedded ? null : (config.DATABASE_READ_URL ?? db.url),
+    // On the primary, where the changes are made: a standby (DATABASE_READ_URL) cannot LISTEN.
+    listenUrl: pools.embedded ? null : db.url,
     logger: log,
   });
   await changes.start();

@@ -39,8 +39,11 @@ END $$;
 
 -- The condition is the one the service reads pending changes by (an entry below a rollup's
 -- watermark, within what it retains). Notifications with the same payload in one transaction
--- are delivered once.
-CREATE OR REPLACE FUNCTION ruleperf_announce_pending(lo timestamptz, hi timestamptz) RETURNS void LANGUAGE plpgsql AS $$
+-- are delivered once. A transaction that notifies takes a lock held to its commit, one such
+-- commit at a time across the server: rows at the live edge, the steady stream, never do.
+-- SECURITY DEFINER: a role that writes raw rows needs no grant on the rollups' state for it.
+CREATE OR REPLACE FUNCTION ruleperf_announce_pending(lo timestamptz, hi timestamptz) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
   IF EXISTS (SELECT 1 FROM ruleperf_rollup_state s JOIN ruleperf_rollups r ON r.name = s.rollup
              WHERE r.source = 'metrics' AND lo < s.watermark AND hi >= s.retained_from) THEN

@@ -71,7 +71,7 @@ test('every statement that writes raw rows announces it, and the feed reads it a
   // ones, and both announce. No connection can LISTEN on the embedded database (one shared
   // session): its worker does, and takes the notifications out of the statements' replies.
   const announced: number[] = [];
-  db.onChange(() => announced.push(Date.now()));
+  const stopAnnouncing = db.onChange(() => announced.push(Date.now()));
 
   // A late row reaches the feed's version by that announcement, not by its poll (a minute away).
   const quick = new ChangeFeed(db.pool, {
@@ -81,7 +81,7 @@ test('every statement that writes raw rows announces it, and the feed reads it a
     logger: pino({ level: 'silent' }),
   });
   await quick.start();
-  db.onChange(() => void quick.poll());
+  const stopPolling = db.onChange(() => void quick.poll());
   try {
     const overlapping = scope(now - 30 * HOUR, now - 20 * HOUR);
     const before = quick.version(overlapping);
@@ -91,6 +91,7 @@ test('every statement that writes raw rows announces it, and the feed reads it a
     );
     await waitFor(() => quick.version(overlapping) !== before, 'a new version for the answers over the late row');
   } finally {
+    stopPolling();
     await quick.stop();
   }
 
@@ -112,6 +113,37 @@ test('every statement that writes raw rows announces it, and the feed reads it a
   }
   await waitFor(() => announced.length >= 2, 'a live insert and a delete announced');
   assert.deepEqual(listened, [], 'the worker’s own notifications are not passed to clients');
+  stopAnnouncing();
+});
+
+test('on a TimescaleDB server inserts do not announce (a notifying commit takes a server-wide lock); updates and deletes do, and a client resetting the shared session neither silences nor breaks the embedded one', async () => {
+  let announced = 0;
+  const stopCounting = db.onChange(() => announced++);
+  const client = new Client({ connectionString: db.url });
+  await client.connect();
+  const insert = `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES (now(), 'RULE_EXECUTION', 'r3', 'SUCCESS', 5)`;
+  try {
+    await client.query('SET ruleperf.announce_inserts = off'); // as on a server, where nothing sets it
+    await client.query(insert);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(announced, 0, 'an insert on a server announces nothing');
+    await client.query(`UPDATE metrics SET execution_time_ms = 6 WHERE rule_id = 'r3'`);
+    await waitFor(() => announced === 1, 'an update announced');
+    // A pool's DISCARD ALL resets the shared session (its LISTEN, its settings): set up again.
+    await client.query('DISCARD ALL');
+    const { rows } = await client.query(
+      `SELECT current_setting('TimeZone') AS tz, current_setting('search_path') AS path`
+    );
+    assert.deepEqual(rows[0], { tz: 'UTC', path: 'public' }, 'the settings every connection relies on, back');
+    await client.query(insert); // finds metrics again (after RESET ALL, PGlite's search_path is pg_catalog)
+    await waitFor(() => announced === 2, 'the embedded database announces inserts again after DISCARD ALL');
+    await client.query('UNLISTEN *');
+    await client.query(`DELETE FROM metrics WHERE rule_id = 'r3'`);
+    await waitFor(() => announced === 3, 'and still listens after UNLISTEN *');
+  } finally {
+    stopCounting();
+    await client.end();
+  }
 });
 
 async function waitFor(check: () => boolean, what: string) {

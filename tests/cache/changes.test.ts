@@ -143,7 +143,20 @@ test('a renamed rule reaches cached top-rules answers on every instance; stats a
 });
 
 test('a change below the watermark reaches a cached answer by NOTIFY, long before the next poll; live rows announce nothing', async () => {
+  const listening = async () =>
+    (
+      await db.pool.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'ruleperf-changes' AND query = 'LISTEN ruleperf_changes'`
+      )
+    ).rows[0].n as number;
+  const others = await listening();
   const listener = await startTestService({ DATABASE_URL: db.url, CHANGES_POLL_MS: '60000' });
+  // It starts listening in the background: the change must come after.
+  for (const deadline = Date.now() + 5000; (await listening()) <= others;) {
+    assert.ok(Date.now() < deadline, 'the new instance listens within 5 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const announced: string[] = [];
   const client = await db.pool.connect();
   try {

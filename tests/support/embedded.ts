@@ -6,7 +6,7 @@ import { migrate } from '../../server/db/migrate';
 export async function embeddedTimescale(): Promise<{
   pool: Pool;
   url: string;
-  onChange(listener: () => void): void;
+  onChange(listener: () => void): () => void;
   stop(): Promise<void>;
 }> {
   const db = await startEmbeddedDatabase(null);
