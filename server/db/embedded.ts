@@ -198,11 +198,14 @@ async function runWorker(request: WorkerRequest): Promise<void> {
       `SELECT string_agg(format('SELECT set_config(%L, %L, false)', name, setting), '; ') AS settings
        FROM pg_settings WHERE source = 'session'`
     );
-    const setUp = [rows[0].settings, 'SET ruleperf.announce_inserts = on', `LISTEN ${CHANGES_CHANNEL}`]
+    const setUp = ['RESET ALL', rows[0].settings, 'SET ruleperf.announce_inserts = on', `LISTEN ${CHANGES_CHANNEL}`]
       .filter(Boolean)
       .join('; ');
     await db.exec(setUp);
-    /** A client undid the set-up (DISCARD ALL, RESET, UNLISTEN): done again once the session is idle. */
+    /**
+     * A client changed the shared session (SET, RESET, DISCARD, UNLISTEN): set up again once it is
+     * idle, so a setting lasts to the end of its transaction, never into other connections' statements.
+     */
     let setUpLost = false;
     port.on('message', (m: { type: 'exec'; id: number; messages: Uint8Array[] } | { type: 'stop' }) => {
       if (m.type === 'exec') {
@@ -212,13 +215,13 @@ async function runWorker(request: WorkerRequest): Promise<void> {
             let changed = 0;
             // Copied at once: each reply is a view of PGlite's receive buffer, which the next message overwrites.
             for (const message of m.messages) {
-              const { reply, taken, resetsSession } = takeNotifications(
+              const { reply, taken, changesSession } = takeNotifications(
                 (await db.execProtocolRaw(message)).slice(),
                 CHANGES_CHANNEL
               );
               replies.push(reply);
               changed += taken;
-              setUpLost ||= resetsSession;
+              setUpLost ||= changesSession;
               if (setUpLost && endsIdle(reply)) {
                 await db.exec(setUp);
                 setUpLost = false;

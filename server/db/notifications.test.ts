@@ -45,12 +45,12 @@ test('a reply ending in a partial message is left whole past it', () => {
   assert.deepEqual(Buffer.from(out), ready.subarray(0, 3));
 });
 
-test('a statement that undoes the session set-up is seen (UNLISTEN, DISCARD, RESET), others not; an idle end is told from a transaction’s', () => {
-  for (const tag of ['UNLISTEN', 'DISCARD ALL', 'RESET']) {
+test('a statement that changes the shared session is seen (SET, RESET, DISCARD, UNLISTEN), others not; an idle end is told from a transaction’s', () => {
+  for (const tag of ['UNLISTEN', 'DISCARD ALL', 'RESET', 'SET']) {
     const reply = Buffer.concat([message('C', Buffer.from(`${tag}\0`)), ready]);
-    assert.equal(takeNotifications(reply, 'ruleperf_changes').resetsSession, true, tag);
+    assert.equal(takeNotifications(reply, 'ruleperf_changes').changesSession, true, tag);
   }
-  assert.equal(takeNotifications(Buffer.concat([commandComplete, ready]), 'ruleperf_changes').resetsSession, false);
+  assert.equal(takeNotifications(Buffer.concat([commandComplete, ready]), 'ruleperf_changes').changesSession, false);
   assert.equal(endsIdle(ready), true);
   assert.equal(endsIdle(Buffer.concat([commandComplete, message('Z', Buffer.from('T'))])), false);
   assert.equal(endsIdle(commandComplete), false);

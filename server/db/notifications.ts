@@ -13,25 +13,27 @@ export const CHANGES_CHANNEL = 'ruleperf_changes';
 const NOTIFICATION = 0x41;
 /** CommandComplete: 'C', int32 length, tag\0. */
 const COMMAND_COMPLETE = 0x43;
-/** Statements that undo what the worker set up on the shared session (its LISTEN, its settings). */
-const RESETTING_TAGS = ['UNLISTEN', 'DISCARD', 'RESET'].map((tag) => Buffer.from(tag));
+/** Statements that change the shared session's state: settings every connection relies on, the worker's LISTEN. */
+const SESSION_TAGS = ['SET', 'RESET', 'DISCARD', 'UNLISTEN'].map((tag) => Buffer.from(tag));
 
 /**
  * `reply` without the NotificationResponses on `channel`, and how many there were. The reply is
  * returned as it is (no copy) when it holds none; other channels' notifications are left in.
- * `resetsSession`: a statement in it was UNLISTEN, DISCARD or RESET, which a client of the
- * shared session may send (a pool's DISCARD ALL), undoing the worker's LISTEN and settings.
+ * `changesSession`: a statement in it was SET, RESET, DISCARD or UNLISTEN, by which a client of
+ * the shared session changes it for every other one (`SET extra_float_digits = -15` rounded
+ * every number the service read; a pool's DISCARD ALL left no ruleperf table on the search
+ * path and undid the worker's LISTEN).
  */
 export function takeNotifications(
   reply: Uint8Array,
   channel: string
-): { reply: Uint8Array; taken: number; resetsSession: boolean } {
+): { reply: Uint8Array; taken: number; changesSession: boolean } {
   const wanted = Buffer.from(`${channel}\0`);
   const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
   const kept: Array<[number, number]> = [];
   let keptFrom = 0;
   let taken = 0;
-  let resetsSession = false;
+  let changesSession = false;
   let at = 0;
   while (at + 5 <= reply.length) {
     const end = at + 1 + view.getInt32(at + 1);
@@ -42,13 +44,13 @@ export function takeNotifications(
       kept.push([keptFrom, at]);
       keptFrom = end;
       taken++;
-    } else if (reply[at] === COMMAND_COMPLETE && RESETTING_TAGS.some((tag) => startsWith(reply, at + 5, tag))) {
-      resetsSession = true;
+    } else if (reply[at] === COMMAND_COMPLETE && SESSION_TAGS.some((tag) => startsWith(reply, at + 5, tag))) {
+      changesSession = true;
     }
     at = end;
   }
   if (!taken) {
-    return { reply, taken, resetsSession };
+    return { reply, taken, changesSession };
   }
   kept.push([keptFrom, reply.length]);
   const out = new Uint8Array(kept.reduce((n, [from, to]) => n + to - from, 0));
@@ -57,7 +59,7 @@ export function takeNotifications(
     out.set(reply.subarray(from, to), written);
     written += to - from;
   }
-  return { reply: out, taken, resetsSession };
+  return { reply: out, taken, changesSession };
 }
 
 /** Whether a reply ends in ReadyForQuery with the session idle (no transaction open). */

@@ -28,33 +28,85 @@ const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
 
-/** Splits a byte stream into complete messages; the first one (startup) has no type byte. */
+/** The largest startup message taken (PostgreSQL's own limit is 10,000 bytes). */
+const STARTUP_MAX_BYTES = 10_000;
+/** The largest message taken (a batch INSERT the demo loader sends is a few MB; PostgreSQL allows 1 GB). */
+export const MESSAGE_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Connections held at most by default: more than the service's pools open (DB_POOL_MAX is at
+ * most 200) plus a few psql, and a bound on the file descriptors the port can take from the
+ * process (two clients holding 9,900 each left none for HTTP).
+ */
+export const WIRE_MAX_CONNECTIONS = 256;
+/** How long a new connection has to send its startup message. */
+const STARTUP_TIMEOUT_MS = 10_000;
+
+/** A stream that is not the PostgreSQL protocol (a length out of bounds): its connection is closed. */
+export class BadFrame extends Error {}
+
+/**
+ * Splits a byte stream into complete messages; the first one (startup) has no type byte.
+ * Chunks are kept as they come and joined once per message, not copied again with every chunk
+ * (a 48 MB statement arriving in 64 KB chunks took 16 s of the event loop), and a length
+ * outside the protocol's bounds is refused (stray bytes on the port: a zero length looped
+ * forever, a short one threw out of the socket's handler and ended the process).
+ */
 export class MessageFramer {
-  private buffer: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   private started = false;
 
   push(chunk: Buffer): Buffer[] {
-    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
     const messages: Buffer[] = [];
     for (;;) {
       const header = this.started ? 5 : 4;
-      if (this.buffer.length < header) {
+      if (this.buffered < header) {
         break;
       }
-      const length = this.started ? 1 + this.buffer.readInt32BE(1) : this.buffer.readInt32BE(0);
-      if (this.buffer.length < length) {
+      const head = this.peek(header);
+      const length = this.started ? 1 + head.readInt32BE(1) : head.readInt32BE(0);
+      const [least, most] = this.started ? [5, MESSAGE_MAX_BYTES] : [8, STARTUP_MAX_BYTES];
+      if (length < least || length > most) {
+        throw new BadFrame(`a message length of ${length} bytes: not the PostgreSQL protocol`);
+      }
+      if (this.buffered < length) {
         break;
       }
-      const message = this.buffer.subarray(0, length);
+      const message = this.take(length);
       // SSLRequest / GSSENCRequest precede the real startup message.
       const code = this.started ? 0 : message.readInt32BE(4);
       if (!this.started && code !== SSL_REQUEST && code !== GSSENC_REQUEST) {
         this.started = true;
       }
-      messages.push(Buffer.from(message));
-      this.buffer = this.buffer.subarray(length);
+      messages.push(message);
     }
     return messages;
+  }
+
+  /** The first `n` buffered bytes (n ≤ 5), without taking them. */
+  private peek(n: number): Buffer {
+    return this.chunks[0].length >= n ? this.chunks[0] : Buffer.concat(this.chunks, n);
+  }
+
+  /**
+   * The first `n` buffered bytes, taken: a copy of their own (a chunk may be a view of a larger
+   * slab). Only the chunks they span are joined; the rest stays a view.
+   */
+  private take(n: number): Buffer {
+    let spanned = 0;
+    let count = 0;
+    while (spanned < n) {
+      spanned += this.chunks[count++].length;
+    }
+    const joined = count === 1 ? this.chunks[0] : Buffer.concat(this.chunks.slice(0, count), spanned);
+    const message = Buffer.from(joined.subarray(0, n));
+    const rest = joined.subarray(n);
+    this.chunks = rest.length ? [rest, ...this.chunks.slice(count)] : this.chunks.slice(count);
+    this.buffered -= n;
+    return message;
   }
 }
 
@@ -146,6 +198,8 @@ export interface WireOptions {
   maxWaitMs?: number;
   /** The text of that error. */
   busyMessage?: (waitedMs: number) => string;
+  /** Connections held at most (past it new ones are closed at once); default WIRE_MAX_CONNECTIONS. */
+  maxConnections?: number;
   /**
    * A connection that leaves a transaction open and sends nothing for longer than this while
    * other connections wait for the session is ended and its transaction rolled back (SQLSTATE
@@ -355,12 +409,25 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       idleSince: 0,
     };
     connections.add(c);
+    // A connection that has not sent its startup message in time is closed (a port scanner, a stray client).
+    const startup = setTimeout(() => {
+      if (!c.started) {
+        socket.destroy();
+      }
+    }, STARTUP_TIMEOUT_MS);
+    startup.unref();
     socket.on('data', (chunk) => {
-      for (const message of c.framer.push(chunk)) {
-        onMessage(c, message);
+      try {
+        for (const message of c.framer.push(chunk)) {
+          onMessage(c, message);
+        }
+      } catch {
+        // Not the PostgreSQL protocol (BadFrame): this connection ends, nobody else notices.
+        socket.destroy();
       }
     });
     socket.once('close', () => {
+      clearTimeout(startup);
       c.gone = true;
       connections.delete(c);
       c.pending.length = 0;
@@ -383,6 +450,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
         )
       : null;
   sweep?.unref();
+  server.maxConnections = options.maxConnections ?? WIRE_MAX_CONNECTIONS;
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,

@@ -123,13 +123,26 @@ test('on a TimescaleDB server inserts do not announce (a notifying commit takes 
   await client.connect();
   const insert = `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms) VALUES (now(), 'RULE_EXECUTION', 'r3', 'SUCCESS', 5)`;
   try {
-    await client.query('SET ruleperf.announce_inserts = off'); // as on a server, where nothing sets it
+    // As on a server, where nothing sets it (SET LOCAL: a session-wide SET lasts only to the end of
+    // its statement or transaction on the shared session).
+    await client.query('BEGIN');
+    await client.query('SET LOCAL ruleperf.announce_inserts = off');
     await client.query(insert);
+    await client.query('COMMIT');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(announced, 0, 'an insert on a server announces nothing');
     await client.query(`UPDATE metrics SET execution_time_ms = 6 WHERE rule_id = 'r3'`);
     await waitFor(() => announced === 1, 'an update announced');
-    // A pool's DISCARD ALL resets the shared session (its LISTEN, its settings): set up again.
+    // A setting one client changes for the session does not reach another's statements.
+    await client.query('SET extra_float_digits = -15');
+    const other = new Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      const { rows: floats } = await other.query('SELECT 40.97371234567::float8 AS v');
+      assert.equal(floats[0].v, 40.97371234567, 'full precision for the other connection');
+    } finally {
+      await other.end();
+    }
     await client.query('DISCARD ALL');
     const { rows } = await client.query(
       `SELECT current_setting('TimeZone') AS tz, current_setting('search_path') AS path`

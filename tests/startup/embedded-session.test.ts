@@ -6,11 +6,12 @@
  * service's pools wait for their turn instead of failing on the connect timeout.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { test, before, after } from 'node:test';
 import { Client, Pool } from 'pg';
 import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDatabase } from '../../server/db/embedded';
 import { createPools } from '../../server/db/pools';
-import { SESSION_BUSY_CODE } from '../../server/db/wire';
+import { SESSION_BUSY_CODE, WIRE_MAX_CONNECTIONS } from '../../server/db/wire';
 import { loadConfig } from '../../server/config';
 import { checkpointEvery } from '../../server/startup/database';
 
@@ -176,6 +177,39 @@ test("the service's pools wait for the session rather than fail on the connect t
     assert.equal(pools.background, pools.write, 'background work shares the low-priority pool');
   } finally {
     await pools.end();
+  }
+});
+
+test('stray bytes on the port end only their own connection; past the connection limit new ones are closed at once', async () => {
+  const port = Number(new URL(db.url).port);
+  const closedBy = (bytes: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve());
+      setTimeout(() => reject(new Error(`still open: ${bytes.toString('hex')}`)), 3000).unref();
+    });
+  await closedBy(Buffer.alloc(8)); // a startup length of 0: it ended the process
+  const startupMessage = Buffer.from('\0\0\0\x17\0\x03\0\0user\0postgres\0\0', 'latin1');
+  await closedBy(Buffer.concat([startupMessage, Buffer.from([0x51, 0xff, 0xff, 0xff, 0xff])])); // it looped forever
+  const c = await client();
+  assert.equal((await c.query('SELECT 3 AS v')).rows[0].v, 3, 'the database still answers');
+
+  const held: net.Socket[] = [];
+  try {
+    while (held.length < WIRE_MAX_CONNECTIONS - 1) {
+      // The client above holds one; these fill the rest.
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await new Promise((r) => socket.once('connect', r));
+      held.push(socket);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    await closedBy(startupMessage);
+    assert.equal((await c.query('SELECT 4 AS v')).rows[0].v, 4, 'the connections it had are served');
+  } finally {
+    held.forEach((socket) => socket.destroy());
+    await c.end();
   }
 });
 
