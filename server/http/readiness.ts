@@ -18,7 +18,18 @@ export interface ReadinessOptions {
   warmed?: () => boolean;
   /** How long after start-up readiness waits for it at most. */
   warmingGraceMs?: number;
+  /** A database that has not answered within this is reported not ready (default READINESS_ANSWER_MS). */
+  answerWithinMs?: number;
 }
+
+/**
+ * A look at the database that takes longer than this is reported as not ready at once (the
+ * look goes on, and the next check shares it): probes give up after a second or a few, and the
+ * embedded database's one session, held by a long statement, kept /readyz from answering at all.
+ */
+export const READINESS_ANSWER_MS = 2000;
+
+class NoAnswer extends Error {}
 
 /**
  * How long one successful look at the database serves every readiness check: each check ran
@@ -47,8 +58,14 @@ export function readiness(o: ReadinessOptions): () => Promise<ReadyResponse> {
     const warmed = o.warmed?.();
     const cache = { state: o.cacheState(), ...(warmed === undefined ? {} : { warmed }) };
     const warming = warmed === false && Date.now() < waitUntil;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const info = await schema();
+      const info = await Promise.race([
+        schema(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new NoAnswer()), o.answerWithinMs ?? READINESS_ANSWER_MS);
+        }),
+      ]);
       const current = !!info && info.version === latestVersion(info.flavour);
       return {
         status: current && !warming ? 'ready' : 'not_ready',
@@ -60,15 +77,18 @@ export function readiness(o: ReadinessOptions): () => Promise<ReadyResponse> {
         },
         cache,
       };
-    } catch {
+    } catch (err) {
+      const error =
+        err instanceof NoAnswer
+          ? `the database did not answer within ${o.answerWithinMs ?? READINESS_ANSWER_MS} ms (busy, or unreachable)`
+          : 'database unreachable';
       return {
         status: 'not_ready',
-        database: {
-          ok: false,
-          error: o.unreachableHint ? `database unreachable: ${o.unreachableHint}` : 'database unreachable',
-        },
+        database: { ok: false, error: o.unreachableHint ? `${error}: ${o.unreachableHint}` : error },
         cache,
       };
+    } finally {
+      clearTimeout(timer);
     }
   };
 }
