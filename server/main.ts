@@ -252,17 +252,20 @@ export async function main(): Promise<void> {
   if (stopping) {
     return;
   }
-  process.stdout.write(
-    readyBanner(
-      {
-        url: running.url,
-        startedInSeconds: running.timings.total,
-        cacheState: running.cache ? running.cache.state() : 'disabled',
-      },
-      config
-    )
-  );
+  const cache = running.cache;
+  const cacheState = !cache
+    ? 'disabled'
+    : cache.state() === 'up' && (await cache.answersWithin(BANNER_PING_MS))
+      ? 'up'
+      : 'degraded';
+  if (cacheState === 'degraded') {
+    log.warn('the Redis of REDIS_URL is not answering: every answer comes from the database until it does');
+  }
+  process.stdout.write(readyBanner({ url: running.url, startedInSeconds: running.timings.total, cacheState }, config));
 }
+
+/** How long the start-up banner waits for Redis to answer before saying it is not answering. */
+const BANNER_PING_MS = 1000;
 
 if (require.main === module) {
   main().catch((err) => {

@@ -131,6 +131,25 @@ export class QueryCache implements CacheLayer {
     return this.guard.state();
   }
 
+  /**
+   * Whether Redis answers a PING within `ms`: the start-up banner asks it, since the circuit
+   * says "up" until a call has failed (an unreachable Redis was announced as the cache).
+   */
+  async answersWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.redis.ping().then(
+          () => true,
+          () => false
+        ),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private ttlMs(answer: Answer): number {
     if (!answer.touchesLiveEdge && !answer.shortLived) {
       return this.settings.settledTtlSeconds * 1000;
