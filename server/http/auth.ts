@@ -61,7 +61,12 @@ function refuse401(res: Parameters<RequestHandler>[1], header: string | undefine
   closeAfterAnswer(res);
   res.setHeader('WWW-Authenticate', 'Bearer realm="ruleperf"');
   res.status(401).json({
-    error: bearerToken(header) !== null ? 'invalid API token' : 'missing API token: send Authorization: Bearer <token>',
+    error:
+      bearerToken(header) !== null
+        ? 'invalid API token'
+        : header
+          ? 'the Authorization header is not a bearer token: send Authorization: Bearer <token>'
+          : 'missing API token: send Authorization: Bearer <token>',
   });
 }
 

@@ -101,9 +101,11 @@ export async function unknownValueNotices(filters: NormalizedQuery['filters'], k
     }
     for (const value of unlisted.filter((v) => !held.has(v))) {
       const same = [...list, NONE_GROUP].find((k) => fold(k) === fold(value));
+      // Said for what differs: spaces around it, or the case of its letters.
+      const why = same === undefined ? '' : same === value.trim() ? 'spaces count' : 'values are case-sensitive';
       notices.push({
         severity: 'warning',
-        text: `Nothing matched ${field} ${JSON.stringify(value)}: it is no ${checked.noun} the service knows${same ? ` (values are case-sensitive: did you mean ${JSON.stringify(same)}?)` : ''}.`,
+        text: `Nothing matched ${field} ${JSON.stringify(value)}: it is no ${checked.noun} the service knows${same ? ` (${why}: did you mean ${JSON.stringify(same)}?)` : ''}.`,
       });
     }
   }

@@ -84,6 +84,21 @@ test('a wrong method on a known path is a 405 with Allow; OPTIONS lists the meth
   assert.equal((await fetch(`${svc.url}/nope`, { method: 'DELETE' })).status, 404);
 });
 
+test('a 401 says what was wrong with the token: none, not a bearer token, or not the token', async () => {
+  const token = auth.authorization.replace(/^Bearer /, '');
+  const errorFor = async (headers: Record<string, string>) => {
+    const res = await fetch(`${svc.url}/api/v1/variables/rules`, { headers });
+    assert.equal(res.status, 401);
+    return (await res.json()).error as string;
+  };
+  assert.match(await errorFor({}), /^missing API token: send Authorization: Bearer <token>/);
+  assert.match(
+    await errorFor({ authorization: token }),
+    /^the Authorization header is not a bearer token: send Authorization: Bearer <token>/
+  );
+  assert.match(await errorFor({ authorization: 'Bearer nope' }), /^invalid API token/);
+});
+
 test('compressed bodies and charsets other than UTF-8 get a 415 that names the header', async () => {
   const body = JSON.stringify(query({ from: 'now-1h', to: 'now' }));
   const cases: Array<[Record<string, string>, Buffer | string, RegExp]> = [

@@ -265,7 +265,7 @@ test('a filter value the service does not know, in an answer that matched nothin
     'Nothing matched metricType "rule_execution": it is no metric type the service knows (values are case-sensitive: did you mean "RULE_EXECUTION"?).',
   ]);
   assert.deepEqual(await notices({ ruleId: ['rule-9999', ' rule-0001'] }), [
-    'Nothing matched ruleId " rule-0001": it is no rule the service knows (values are case-sensitive: did you mean "rule-0001"?).',
+    'Nothing matched ruleId " rule-0001": it is no rule the service knows (spaces count: did you mean "rule-0001"?).',
     'Nothing matched ruleId "rule-9999": it is no rule the service knows.',
   ]);
   // Known values that matched nothing together, and answers that matched something: no such notice.
