@@ -52,6 +52,13 @@ export function coveredRangeNotice(
   inWholeHours = false,
   stepMs: number = MINUTE_MS
 ): Notice | null {
+  if (computedAt <= covered.from) {
+    // Wholly after the answer was computed: nothing can be stored for it yet, said plainly.
+    return {
+      severity: 'info',
+      text: `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: the whole range is after ${utc(secondOf(computedAt))} UTC, when this answer was computed, so no rows are stored for it yet.`,
+    };
+  }
   const rows = computedAt < covered.to ? rowsUpTo(computedAt) : live ? rowsWrittenBy(computedAt) : '';
   if (!differs && !rows) {
     return null;
