@@ -16,9 +16,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { serveWire, type ProtocolDb } from './wire';
+import { readyStatus, serveWire, type ProtocolDb } from './wire';
 import { lockDataFolder, type DataLock } from './data-lock';
-import { CHANGES_CHANNEL, endsIdle, takeNotifications } from './notifications';
+import { CHANGES_CHANNEL, takeNotifications } from './notifications';
 
 /** Connections with this application_name (refresh, loading, warming) yield the session to all others. */
 export const BACKGROUND_APPLICATION_NAME = 'ruleperf-background';
@@ -222,7 +222,7 @@ async function runWorker(request: WorkerRequest): Promise<void> {
               replies.push(reply);
               changed += taken;
               setUpLost ||= changesSession;
-              if (setUpLost && endsIdle(reply)) {
+              if (setUpLost && readyStatus(reply) === 'I') {
                 await db.exec(setUp);
                 setUpLost = false;
               }

@@ -62,12 +62,6 @@ export function takeNotifications(
   return { reply: out, taken, changesSession };
 }
 
-/** Whether a reply ends in ReadyForQuery with the session idle (no transaction open). */
-export function endsIdle(reply: Uint8Array): boolean {
-  const n = reply.length;
-  return n >= 6 && reply[n - 6] === 0x5a /* Z */ && reply[n - 2] === 5 && reply[n - 1] === 0x49; /* I */
-}
-
 function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
   if (at + prefix.length > bytes.length) {
     return false;

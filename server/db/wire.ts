@@ -145,7 +145,7 @@ function typed(type: string, body: Buffer): Buffer {
 }
 
 /** The transaction status of a reply that ends in ReadyForQuery ('I', 'T' or 'E'), else null. */
-function readyStatus(reply: Uint8Array): string | null {
+export function readyStatus(reply: Uint8Array): string | null {
   const n = reply.length;
   if (
     n < 6 ||
@@ -217,7 +217,7 @@ interface Connection {
   priority: number;
   started: boolean;
   gone: boolean;
-  /** When its last reply left it owning the session in a transaction. */
+  /** When its last reply was sent (how long an owner of the session has been idle). */
   idleSince: number;
 }
 
