@@ -355,6 +355,40 @@ const floorTo = (t: number, width: number) => Math.floor(t / width) * width;
 const ceilTo = (t: number, width: number) => Math.ceil(t / width) * width;
 const overlaps = (r: TimeRange, before: number) => (r.from?.getTime() ?? -Infinity) < before;
 
+/** At most this many changed ranges are refreshed one by one; more are refreshed in one go. */
+const CHANGED_WINDOWS_MAX = 8;
+
+/**
+ * The buckets of `width` the changed ranges touch within [from, to) (below the rollup's
+ * watermark), merged where they meet; ranges open at an end are left out, and none are given
+ * when there would be more than CHANGED_WINDOWS_MAX.
+ */
+export function changedWindows(
+  changed: TimeRange[],
+  width: number,
+  from: number,
+  to: number
+): Array<{ from: number; to: number }> {
+  const windows: Array<{ from: number; to: number }> = [];
+  for (const r of [...changed].sort((a, b) => (a.from?.getTime() ?? -Infinity) - (b.from?.getTime() ?? -Infinity))) {
+    if (!r.from || !r.to) {
+      continue; // open at an end: left to the refresh of the whole window
+    }
+    const lo = Math.max(floorTo(r.from.getTime(), width), from);
+    const hi = Math.min(floorTo(r.to.getTime(), width) + width, to);
+    if (hi <= lo) {
+      continue;
+    }
+    const last = windows[windows.length - 1];
+    if (last && lo <= last.to) {
+      last.to = Math.max(last.to, hi);
+    } else {
+      windows.push({ from: lo, to: hi });
+    }
+  }
+  return windows.length > CHANGED_WINDOWS_MAX ? [] : windows;
+}
+
 async function recordChanges(client: PoolClient, changes: TimeRange[]): Promise<void> {
   if (changes.length === 0) {
     return;
@@ -410,10 +444,18 @@ async function refreshTimescale(
       const from = rollup.source === 'metrics' && rawEdge !== null ? Math.max(start, ceilTo(rawEdge, width)) : start;
       if (end > -Infinity && end - from >= width) {
         // CALL cannot run in a transaction block; the name comes from the registry, the times are ISO literals.
-        const startSql = Number.isFinite(from) ? `'${new Date(from).toISOString()}'` : 'NULL';
-        await client.query(
-          `CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', ${startSql}, '${new Date(end).toISOString()}')`
-        );
+        const refresh = (lo: number, hi: number) =>
+          client.query(
+            `CALL refresh_continuous_aggregate('${rollup.rollup.replace(/'/g, "''")}', ${Number.isFinite(lo) ? `'${new Date(lo).toISOString()}'` : 'NULL'}, '${new Date(hi).toISOString()}')`
+          );
+        // The changed ranges first, each on its own: TimescaleDB logs what one refresh rewrote as a
+        // single range on the rollups built from this one, so a late row days back refreshed
+        // together with the live edge made them rebuild (and every cached answer drop) everything
+        // from that row to now. Then the whole window: the new buckets, and anything left.
+        for (const w of changedWindows(pending, width, from, Math.min(end, rollup.watermark?.getTime() ?? -Infinity))) {
+          await refresh(w.from, w.to);
+        }
+        await refresh(from, end);
       }
       if (Number.isFinite(start)) {
         await client.query('SELECT drop_chunks($1::regclass, older_than => $2::timestamptz)', [
