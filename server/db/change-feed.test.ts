@@ -60,6 +60,25 @@ function fakeLog() {
   return { rows, db: db as unknown as Pool };
 }
 
+/** A feed on a log held in memory, with the SQL of every query it sends. */
+function recordedFeed(log: ReturnType<typeof fakeLog>) {
+  const asked: string[] = [];
+  const recording = {
+    query: async (sql: string, params?: unknown[]) => {
+      asked.push(sql);
+      return log.db.query(sql, params as unknown[]);
+    },
+  };
+  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
+  const feed = new ChangeFeed(recording as unknown as Pool, {
+    pollMs: 60_000,
+    keepMs: 60_000,
+    listenUrl: null,
+    logger,
+  });
+  return { feed, asked };
+}
+
 test('versionOf: remembered per frozen query, and worked out again once a change arrives or is forgotten', async () => {
   const log = fakeLog();
   const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
@@ -244,61 +263,33 @@ test('a poll asked during a read gets a read of its own after it: a change commi
 });
 
 test('a poll resolves after the read that follows it, even while notifications keep coming; after stop, polls read nothing', async () => {
-  const log = fakeLog();
-  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
-  let reads = 0;
-  const countingDb = {
-    query: async (sql: string, params?: unknown[]) => {
-      if (!sql.includes('to_regclass')) {
-        reads++;
-      }
-      return log.db.query(sql, params as unknown[]);
-    },
-  };
-  const feed = new ChangeFeed(countingDb as unknown as Pool, {
-    pollMs: 60_000,
-    keepMs: 60_000,
-    listenUrl: null,
-    logger,
-  });
+  const { feed, asked } = recordedFeed(fakeLog());
+  const reads = () => asked.filter((sql) => !sql.includes('to_regclass')).length;
   await feed.start();
-  const before = reads;
+  const before = reads();
   const stream = setInterval(() => void feed.poll(), 5); // a notification every 5 ms
   const streamEnds = Date.now() + 1500;
   try {
     await feed.poll();
     assert.ok(Date.now() < streamEnds, 'answered while the notifications still came');
-    assert.ok(reads - before <= 3, `${reads - before} reads before it was answered`);
+    assert.ok(reads() - before <= 3, `${reads() - before} reads before it was answered`);
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(
-      reads - before <= 2 + 300 / 50 + 1,
-      `${reads - before} reads: spaced 50 ms apart, not one per notification`
+      reads() - before <= 2 + 300 / 50 + 1,
+      `${reads() - before} reads: spaced 50 ms apart, not one per notification`
     );
   } finally {
     clearInterval(stream);
   }
   await feed.stop();
-  const stopped = reads;
+  const stopped = reads();
   await feed.poll();
-  assert.equal(reads, stopped, 'no read after stop');
+  assert.equal(reads(), stopped, 'no read after stop');
 });
 
 test('a change committed after one with a higher id is still read, by its id; later reads ask for what is new and skipped, not the window again', async () => {
   const log = fakeLog();
-  const logger = { warn: () => undefined, debug: () => undefined } as unknown as Logger;
-  const asked: string[] = [];
-  const recording = {
-    query: async (sql: string, params?: unknown[]) => {
-      asked.push(sql);
-      return log.db.query(sql, params as unknown[]);
-    },
-  };
-  const feed = new ChangeFeed(recording as unknown as Pool, {
-    pollMs: 60_000,
-    keepMs: 60_000,
-    listenUrl: null,
-    logger,
-  });
+  const { feed, asked } = recordedFeed(log);
   const at = Date.now();
   log.rows.push({ id: 1, lo: 0, hi: 10, rule_id: null, parser_id: null, at });
   log.rows.push({ id: 3, lo: 0, hi: 10, rule_id: null, parser_id: null, at }); // 2 is still being written

@@ -5,35 +5,32 @@
 -- before the change is not served for that long. Rows at the live edge, after every
 -- watermark, are no change to any cached settled answer: they announce nothing.
 
-CREATE OR REPLACE FUNCTION ruleperf_log_new_rows() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE lo timestamptz; hi timestamptz;
+-- The time range a statement touched: logged for every rollup built from raw rows, and announced.
+CREATE OR REPLACE FUNCTION ruleperf_log_range(lo timestamptz, hi timestamptz) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  SELECT min(time), max(time) INTO lo, hi FROM new_rows;
-  IF lo IS NULL THEN RETURN NULL; END IF;
+  IF lo IS NULL THEN RETURN; END IF;
   INSERT INTO ruleperf_invalidations (rollup, lo, hi)
   SELECT r.name, lo, hi FROM ruleperf_rollups AS r WHERE r.source = 'metrics';
   PERFORM ruleperf_announce_pending(lo, hi);
+END $$;
+
+CREATE OR REPLACE FUNCTION ruleperf_log_new_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM ruleperf_log_range(min(time), max(time)) FROM new_rows;
   RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION ruleperf_log_old_rows() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE lo timestamptz; hi timestamptz;
 BEGIN
   -- Raw-data retention removes rows whose rollups must be kept: it sets this flag.
   IF current_setting('ruleperf.retention', true) = 'on' THEN RETURN NULL; END IF;
-  SELECT min(time), max(time) INTO lo, hi FROM old_rows;
-  IF lo IS NULL THEN RETURN NULL; END IF;
-  INSERT INTO ruleperf_invalidations (rollup, lo, hi)
-  SELECT r.name, lo, hi FROM ruleperf_rollups AS r WHERE r.source = 'metrics';
-  PERFORM ruleperf_announce_pending(lo, hi);
+  PERFORM ruleperf_log_range(min(time), max(time)) FROM old_rows;
   RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION ruleperf_log_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO ruleperf_invalidations (rollup, lo, hi)
-  SELECT name, '-infinity', 'infinity' FROM ruleperf_rollups WHERE source = 'metrics';
-  PERFORM ruleperf_announce_pending('-infinity', 'infinity');
+  PERFORM ruleperf_log_range('-infinity', 'infinity');
   RETURN NULL;
 END $$;
 
