@@ -198,12 +198,21 @@ async function runWorker(request: WorkerRequest): Promise<void> {
       `SELECT string_agg(format('SELECT set_config(%L, %L, false)', name, setting), '; ') AS settings
        FROM pg_settings WHERE source = 'session'`
     );
-    const setUp = ['RESET ALL', rows[0].settings, 'SET ruleperf.announce_inserts = on', `LISTEN ${CHANGES_CHANNEL}`]
+    const setUp = [
+      // RESET ALL leaves the role and the session user as they are; temporary objects go too.
+      'SET SESSION AUTHORIZATION DEFAULT',
+      'RESET ROLE',
+      'RESET ALL',
+      'DISCARD TEMP',
+      rows[0].settings,
+      'SET ruleperf.announce_inserts = on',
+      `LISTEN ${CHANGES_CHANNEL}`,
+    ]
       .filter(Boolean)
       .join('; ');
     await db.exec(setUp);
     /**
-     * A client changed the shared session (SET, RESET, DISCARD, UNLISTEN): set up again once it is
+     * A client changed the shared session (SET, RESET, DISCARD, UNLISTEN, DO, CREATE): set up again once it is
      * idle, so a setting lasts to the end of its transaction, never into other connections' statements.
      */
     let setUpLost = false;

@@ -13,14 +13,18 @@ export const CHANGES_CHANNEL = 'ruleperf_changes';
 const NOTIFICATION = 0x41;
 /** CommandComplete: 'C', int32 length, tag\0. */
 const COMMAND_COMPLETE = 0x43;
-/** Statements that change the shared session's state: settings every connection relies on, the worker's LISTEN. */
-const SESSION_TAGS = ['SET', 'RESET', 'DISCARD', 'UNLISTEN'].map((tag) => Buffer.from(tag));
+/**
+ * Statements that change the shared session's state: settings every connection relies on (also
+ * from a DO block), its role, the worker's LISTEN, and temporary objects (first on the search
+ * path: a temporary view named as a rollup answered 0 for it).
+ */
+const SESSION_TAGS = ['SET', 'RESET', 'DISCARD', 'UNLISTEN', 'DO', 'CREATE'].map((tag) => Buffer.from(tag));
 
 /**
  * `reply` without the NotificationResponses on `channel`, and how many there were. The reply is
  * returned as it is (no copy) when it holds none; other channels' notifications are left in.
- * `changesSession`: a statement in it was SET, RESET, DISCARD or UNLISTEN, by which a client of
- * the shared session changes it for every other one (`SET extra_float_digits = -15` rounded
+ * `changesSession`: a statement in it was SET, RESET, DISCARD, UNLISTEN, DO or CREATE, by which a
+ * client of the shared session may change it for every other one (`SET extra_float_digits = -15` rounded
  * every number the service read; a pool's DISCARD ALL left no ruleperf table on the search
  * path and undid the worker's LISTEN).
  */

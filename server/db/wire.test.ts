@@ -53,4 +53,9 @@ test('lengths outside the protocol are refused, not looped on or thrown out of t
   huge.write('Q', 0, 'latin1');
   huge.writeInt32BE(MESSAGE_MAX_BYTES + 1, 1);
   assert.throws(() => started().push(huge), BadFrame, 'over the largest message taken');
+  assert.throws(
+    () => started().push(Buffer.from([0, 0, 0, 0, 4])),
+    BadFrame,
+    'a type no client sends (0: PGlite took it for a startup)'
+  );
 });

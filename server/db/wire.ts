@@ -46,6 +46,13 @@ const STARTUP_TIMEOUT_MS = 10_000;
 export class BadFrame extends Error {}
 
 /**
+ * The message types a client sends after its startup (PostgreSQL's frontend protocol). Any other
+ * byte is refused: PGlite read a message starting with 0 as a new startup, asked for a password,
+ * and left the shared session unusable until a restart.
+ */
+const FRONTEND_TYPES = new Set([...'QPBEDCHSXFdcfp'].map((c) => c.charCodeAt(0)));
+
+/**
  * Splits a byte stream into complete messages; the first one (startup) has no type byte.
  * Chunks are kept as they come and joined once per message, not copied again with every chunk
  * (a 48 MB statement arriving in 64 KB chunks took 16 s of the event loop), and a length
@@ -67,6 +74,9 @@ export class MessageFramer {
         break;
       }
       const head = this.peek(header);
+      if (this.started && !FRONTEND_TYPES.has(head[0])) {
+        throw new BadFrame(`a message of type ${head[0]}: not the PostgreSQL protocol`);
+      }
       const length = this.started ? 1 + head.readInt32BE(1) : head.readInt32BE(0);
       const [least, most] = this.started ? [5, MESSAGE_MAX_BYTES] : [8, STARTUP_MAX_BYTES];
       if (length < least || length > most) {

@@ -213,6 +213,25 @@ test('stray bytes on the port end only their own connection; past the connection
   }
 });
 
+test('a role, settings changed in a DO block and temporary objects last only to the end of their statement on the shared session', async () => {
+  const a = await client();
+  const b = await client();
+  try {
+    await a.query('CREATE ROLE wire_test_nobody');
+    await a.query('SET ROLE wire_test_nobody');
+    await a.query(`DO $$ BEGIN SET extra_float_digits = -15; END $$`);
+    await a.query('CREATE TEMP TABLE t (v int)'); // would hide the real t
+    const { rows } = await b.query(
+      `SELECT current_user AS who, 40.97371234567::float8 AS v,
+              (SELECT count(*)::int FROM pg_class WHERE relpersistence = 't') AS temporary`
+    );
+    assert.deepEqual(rows[0], { who: 'postgres', v: 40.97371234567, temporary: 0 });
+  } finally {
+    await a.query('DROP ROLE IF EXISTS wire_test_nobody').catch(() => undefined);
+    await Promise.all([a.end(), b.end()]);
+  }
+});
+
 test('many connections at once all get their answers, in any mix of simple and extended queries', async () => {
   const pool = new Pool({ connectionString: db.url, max: 12 });
   try {
