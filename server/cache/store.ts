@@ -17,7 +17,7 @@ import type { Metrics } from '../observability/metrics';
 import { encode, encodeJson } from './codec';
 import { RecentlyDecoded } from './decoded';
 import { answerBytes } from './weight';
-import { RedisGuard } from './guard';
+import { answeredWithin, RedisGuard } from './guard';
 import { Invalidator } from './invalidation';
 import { fingerprint, generationKeys, keyspace, type Keyspace, type NamedGenerations } from './keys';
 import { NearCache } from './near';
@@ -135,19 +135,11 @@ export class QueryCache implements CacheLayer {
    * Whether Redis answers a PING within `ms`: the start-up banner asks it, since the circuit
    * says "up" until a call has failed (an unreachable Redis was announced as the cache).
    */
-  async answersWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        this.redis.ping().then(
-          () => true,
-          () => false
-        ),
-        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  answersWithin(ms: number): Promise<boolean> {
+    return answeredWithin(this.redis.ping(), ms).then(
+      () => true,
+      () => false
+    );
   }
 
   private ttlMs(answer: Answer): number {

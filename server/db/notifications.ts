@@ -33,22 +33,23 @@ export function takeNotifications(
   channel: string
 ): { reply: Uint8Array; taken: number; changesSession: boolean } {
   const wanted = Buffer.from(`${channel}\0`);
-  const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+  const bytes = Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength);
+  const startsWith = (at: number, prefix: Buffer) => bytes.subarray(at, at + prefix.length).equals(prefix);
   const kept: Array<[number, number]> = [];
   let keptFrom = 0;
   let taken = 0;
   let changesSession = false;
   let at = 0;
   while (at + 5 <= reply.length) {
-    const end = at + 1 + view.getInt32(at + 1);
+    const end = at + 1 + bytes.readInt32BE(at + 1);
     if (end > reply.length || end < at + 5) {
       break; // not whole messages: leave the rest as it is
     }
-    if (reply[at] === NOTIFICATION && startsWith(reply, at + 9, wanted)) {
+    if (reply[at] === NOTIFICATION && startsWith(at + 9, wanted)) {
       kept.push([keptFrom, at]);
       keptFrom = end;
       taken++;
-    } else if (reply[at] === COMMAND_COMPLETE && SESSION_TAGS.some((tag) => startsWith(reply, at + 5, tag))) {
+    } else if (reply[at] === COMMAND_COMPLETE && SESSION_TAGS.some((tag) => startsWith(at + 5, tag))) {
       changesSession = true;
     }
     at = end;
@@ -64,16 +65,4 @@ export function takeNotifications(
     written += to - from;
   }
   return { reply: out, taken, changesSession };
-}
-
-function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
-  if (at + prefix.length > bytes.length) {
-    return false;
-  }
-  for (let i = 0; i < prefix.length; i++) {
-    if (bytes[at + i] !== prefix[i]) {
-      return false;
-    }
-  }
-  return true;
 }

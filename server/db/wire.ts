@@ -143,8 +143,15 @@ function startupMessage(params: Record<string, string>): Buffer {
 
 /** ErrorResponse + ReadyForQuery(idle): what a statement refused before it ran gets. */
 function refusal(code: string, message: string): Buffer {
-  const fields = Buffer.concat([Buffer.from(`SERROR\0VERROR\0C${code}\0M${message}\0`), Buffer.from([0])]);
-  return Buffer.concat([typed('E', fields), typed('Z', Buffer.from('I'))]);
+  return Buffer.concat([errorResponse('ERROR', code, message), typed('Z', Buffer.from('I'))]);
+}
+
+/** ErrorResponse: severity, SQLSTATE and message. */
+function errorResponse(severity: 'ERROR' | 'FATAL', code: string, message: string): Buffer {
+  return typed(
+    'E',
+    Buffer.concat([Buffer.from(`S${severity}\0V${severity}\0C${code}\0M${message}\0`), Buffer.from([0])])
+  );
 }
 
 function typed(type: string, body: Buffer): Buffer {
@@ -318,16 +325,15 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       return;
     }
     const seconds = +(limit / 1000).toFixed(2);
-    const fields = Buffer.concat([
-      Buffer.from(
-        `SFATAL\0VFATAL\0C25P03\0Mterminating connection: its transaction was idle for over ${seconds} s while other statements waited for the embedded database's one shared session; it was rolled back (use a PostgreSQL server, DATABASE_URL, for long interactive transactions)\0`
-      ),
-      Buffer.from([0]),
-    ]);
+    const fatal = errorResponse(
+      'FATAL',
+      '25P03',
+      `terminating connection: its transaction was idle for over ${seconds} s while other statements waited for the embedded database's one shared session; it was rolled back (use a PostgreSQL server, DATABASE_URL, for long interactive transactions)`
+    );
     // Nothing more of it runs: a statement it sends now would run outside the transaction rolled back.
     c.gone = true;
     c.pending.length = 0;
-    c.socket.end(typed('E', fields), () => c.socket.destroy());
+    c.socket.end(fatal, () => c.socket.destroy());
     void pump(); // rolls the transaction back and serves those waiting
   };
 
