@@ -154,6 +154,18 @@ export class Demo {
       state = { ...state, historyFrom: now - settings.days * DAY_MS, loadedFrom: now, loadedTo: now, builtFrom: now };
       await writeDemoState(pool, state);
     }
+    const wantedFrom = now - settings.days * DAY_MS;
+    if (state.historyFrom - wantedFrom > HOUR_MS) {
+      // DEMO_DAYS raised since this folder was made: the generator is a function of time, so
+      // the earlier days are back-filled like the rest of the history (a lower DEMO_DAYS keeps
+      // the rows the folder has).
+      log.info(
+        { days: settings.days, from: iso(wantedFrom), before: iso(state.historyFrom) },
+        'demo data: DEMO_DAYS reaches further back than this data folder; back-filling the earlier days too'
+      );
+      state = { ...state, historyFrom: wantedFrom };
+      await writeDemoState(pool, state);
+    }
     return new Demo(pool, flavour, generator, state, settings, log);
   }
 
