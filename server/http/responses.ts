@@ -22,6 +22,9 @@ export function requestIdFrom(header: string | string[] | undefined): string {
 }
 
 /** Counts the request and logs its line: id, duration, cache status and tier, never headers (tokens). */
+/** A request line keeps this much of the path. */
+export const LOGGED_PATH_CHARS = 200;
+
 export function recordRequest(
   deps: Pick<AppDeps, 'metrics' | 'logger'>,
   r: {
@@ -45,7 +48,9 @@ export function recordRequest(
     {
       reqId: r.reqId,
       method: r.method,
-      path: r.path,
+      // Cut: a client with no token could otherwise write 15 KB of log per request it sends.
+      path:
+        r.path.length > LOGGED_PATH_CHARS ? `${r.path.slice(0, LOGGED_PATH_CHARS)}… (${r.path.length} chars)` : r.path,
       status: r.status,
       durationMs: Math.round((performance.now() - r.started) * 100) / 100,
       cache: r.cache,

@@ -418,6 +418,54 @@ test('/metrics needs no token, so a flood of scrapes shares renderings (at most 
   assert.ok(flood.every((t) => t.includes('ruleperf_http_requests_total')));
 });
 
+test('the cache stats need the read token every Grafana viewer sends, so a flood of them shares renderings: Redis gets at most 10 sets of INFO calls a second', async (t) => {
+  if (!hasRedisServer) {
+    return t.skip('redis-server is not installed: no private Redis whose INFO calls can be counted alone');
+  }
+  const redis = await startPrivateRedis();
+  try {
+    const svc = await serve({ REDIS_URL: redis.url, API_TOKEN: 'stats-flood-token' });
+    const infoCalls = async () => {
+      const res = spawnSync('redis-cli', ['-u', redis.url, 'INFO', 'commandstats'], { encoding: 'utf8' });
+      return Number(/cmdstat_info:calls=(\d+)/.exec(res.stdout)?.[1] ?? 0);
+    };
+    const ask = () =>
+      fetch(`${svc.url}/api/v1/cache/stats`, { headers: { authorization: 'Bearer stats-flood-token' } }).then((r) =>
+        r.json()
+      );
+    const one = (await ask()) as { state: string };
+    assert.equal(one.state, 'up');
+    const before = await infoCalls();
+    const started = performance.now();
+    const flood = await Promise.all(Array.from({ length: 200 }, ask));
+    const seconds = Math.ceil((performance.now() - started) / 1000) + 1;
+    const calls = (await infoCalls()) - before - 1; // less this count's own INFO
+    assert.ok(flood.every((s) => (s as { state: string }).state === 'up'));
+    // Three INFO calls a rendering, and the service's own memory read (every 15 s) at most once.
+    assert.ok(
+      calls <= 3 * SCRAPES_RENDERED_PER_SECOND * seconds + 3,
+      `${calls} INFO calls for 200 requests in under ${seconds} s`
+    );
+  } finally {
+    await Promise.all(running.splice(-1).map((s) => s.stop()));
+    await redis.stop();
+  }
+});
+
+test('a request line keeps the first 200 characters of the path: a client without a token cannot write 15 KB of log a request', async () => {
+  const log: Array<Record<string, unknown>> = [];
+  const svc = await serve({ API_TOKEN: 'path-token' }, log);
+  const res = await fetch(`${svc.url}/api/${'a'.repeat(15_000)}`);
+  assert.equal(res.status, 401);
+  let line: Record<string, unknown> | undefined;
+  for (let i = 0; i < 50 && !line; i++) {
+    line = log.find((l) => l.msg === 'request' && l.status === 401);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(line, 'the request is logged');
+  assert.equal(line.path, `/api/${'a'.repeat(195)}… (15005 chars)`);
+});
+
 test('/healthz and /readyz are answered before Express: no log line each (load balancers ask every few seconds), HEAD without a body, a query string ignored, counted in /metrics', async () => {
   const log: Array<Record<string, unknown>> = [];
   const svc = await serve({ API_TOKEN: 'probe-token' }, log);
