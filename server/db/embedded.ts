@@ -12,8 +12,14 @@
  * A data folder has one owner (a lock file beside it), and every session starts with
  * `LOAD 'timescaledb'`: the WASM build has no shared_preload_libraries, and without it a
  * reopened folder answers refresh_continuous_aggregate with a "timescale license" error.
+ *
+ * The port asks for a password made at each start, written with the URL to `<folder>.url`
+ * (readable by the folder's owner only): another user of the machine could otherwise hold
+ * the one session (`SELECT pg_sleep(…)`, which nothing can cancel) or grow the service's
+ * memory by gigabytes with one huge result.
  */
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { readyStatus, serveWire, type ProtocolDb } from './wire';
@@ -24,7 +30,12 @@ import { CHANGES_CHANNEL, takeNotifications } from './notifications';
 export const BACKGROUND_APPLICATION_NAME = 'ruleperf-background';
 
 export interface EmbeddedDatabase {
+  /** The URL with its password (a secret: log `publicUrl`). */
   url: string;
+  /** The URL without the password. */
+  publicUrl: string;
+  /** Where the URL with its password is written (mode 0600), or null for an in-memory database. */
+  urlFile: string | null;
   /** The data folder, or null for an in-memory database. */
   dataDir: string | null;
   /**
@@ -147,7 +158,9 @@ export async function startEmbeddedDatabase(
         );
       }),
   };
+  const password = randomBytes(18).toString('base64url');
   const server = await serveWire(db, {
+    password,
     priorityOf: (p) => (p.application_name === BACKGROUND_APPLICATION_NAME ? 1 : 0),
     maxWaitMs: options.maxWaitMs,
     // A transaction left idle (psql at BEGIN) ends before the statements waiting behind it would be refused.
@@ -157,9 +170,18 @@ export async function startEmbeddedDatabase(
       `(raise DB_STATEMENT_TIMEOUT_MS to wait longer, or set DATABASE_URL to a PostgreSQL or TimescaleDB server)`,
   });
   const port = server.port;
+  const publicUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  const urlFile = dataDir ? `${dataDir}.url` : null;
+  if (urlFile) {
+    rmSync(urlFile, { force: true }); // a file left by another user's start keeps its mode: made anew
+    writeFileSync(urlFile, `${url}\n`, { mode: 0o600 });
+  }
 
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url,
+    publicUrl,
+    urlFile,
     dataDir,
     onChange: (listener) => {
       changeListeners.add(listener);
@@ -174,6 +196,9 @@ export async function startEmbeddedDatabase(
         const timer = setTimeout(() => void worker.terminate(), 15_000);
         await stopped;
         clearTimeout(timer);
+        if (urlFile) {
+          rmSync(urlFile, { force: true });
+        }
         lock?.release();
       }
       await stopped;

@@ -17,6 +17,7 @@
  * run on another thread (embedded.ts): this server keeps reading sockets meanwhile, so
  * arrival order and waiting times are exact.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 
 /** Runs protocol messages in order on the one session; resolves with their replies, concatenated. */
@@ -191,6 +192,14 @@ async function handshake(db: ProtocolDb): Promise<Buffer> {
 }
 
 const ROLLBACK = typed('Q', Buffer.from('ROLLBACK\0'));
+/** AuthenticationCleartextPassword. */
+const ASK_PASSWORD = typed('R', Buffer.from([0, 0, 0, 3]));
+
+/** Compared in constant time, whatever the lengths (as digests). */
+function sameSecret(sent: Buffer, secret: string): boolean {
+  const digest = (b: Buffer | string) => createHash('sha256').update(b).digest();
+  return timingSafeEqual(digest(sent), digest(secret));
+}
 
 /**
  * The SQLSTATE of a statement refused for waiting too long for the session (class 53,
@@ -224,6 +233,11 @@ export interface WireOptions {
    * hold every dashboard query. Default: off.
    */
   idleInTransactionMs?: number;
+  /**
+   * The password every connection must send after its startup message (cleartext, as loopback
+   * needs no more); a wrong one ends the connection (28P01). Default: none asked.
+   */
+  password?: string;
 }
 
 interface Connection {
@@ -233,6 +247,8 @@ interface Connection {
   pending: Array<{ message: Buffer; at: number }>;
   priority: number;
   started: boolean;
+  /** Its password was right (or none is asked): only then do its messages reach the session. */
+  authenticated: boolean;
   gone: boolean;
   /** When its last reply was sent (how long an owner of the session has been idle). */
   idleSince: number;
@@ -249,6 +265,7 @@ export interface WireServer {
 
 export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Promise<WireServer> {
   const greeting = await handshake(db);
+  const password = options.password;
   const connections = new Set<Connection>();
   /** The connection in the middle of a statement or transaction: the session is its alone. */
   let owner: Connection | null = null;
@@ -396,10 +413,32 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       }
       c.started = true;
       c.priority = options.priorityOf?.(startupParams(message)) ?? 0;
-      c.socket.write(greeting);
+      if (password) {
+        c.socket.write(ASK_PASSWORD);
+      } else {
+        c.authenticated = true;
+        c.socket.write(greeting);
+      }
       return;
     }
     if (c.gone) {
+      return;
+    }
+    if (!c.authenticated) {
+      // Only a PasswordMessage may come now; anything else ends the connection as a wrong one does.
+      if (message[0] === 0x70 /* p */ && password && sameSecret(message.subarray(5, message.length - 1), password)) {
+        c.authenticated = true;
+        c.socket.write(greeting);
+      } else {
+        c.socket.end(
+          errorResponse(
+            'FATAL',
+            '28P01',
+            'password authentication failed: use the URL with its password that the service wrote beside its data folder (pglite.url)'
+          )
+        );
+        c.gone = true;
+      }
       return;
     }
     if (message[0] === 0x58 /* X: Terminate */) {
@@ -421,13 +460,14 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       pending: [],
       priority: 0,
       started: false,
+      authenticated: false,
       gone: false,
       idleSince: 0,
     };
     connections.add(c);
-    // A connection that has not sent its startup message in time is closed (a port scanner, a stray client).
+    // A connection that has not sent its startup message (and password) in time is closed (a port scanner, a stray client).
     const startup = setTimeout(() => {
-      if (!c.started) {
+      if (!c.authenticated) {
         socket.destroy();
       }
     }, STARTUP_TIMEOUT_MS);

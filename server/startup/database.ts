@@ -61,7 +61,10 @@ export async function openDatabase(
     phase?.stop();
     timings.database = seconds(t);
     url = embedded.url;
-    log.info({ url }, 'the embedded database listens on loopback while the service runs (psql works)');
+    log.info(
+      { url: embedded.publicUrl, urlFile: embedded.urlFile },
+      `the embedded database listens on loopback while the service runs; its URL with the password this start made is in ${embedded.urlFile} (psql "$(cat ${embedded.urlFile})")`
+    );
   }
   const pools = createPools(
     config,

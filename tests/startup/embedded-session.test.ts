@@ -213,6 +213,36 @@ test('stray bytes on the port end only their own connection; past the connection
   }
 });
 
+test('the port asks for the password of this start: without it, or with another, a client is refused and nothing it sent runs', async () => {
+  assert.notEqual(db.publicUrl, db.url, 'the URL the service uses carries a password');
+  for (const url of [db.publicUrl, db.url.replace(/:[^:@/]+@/, ':wrong@')]) {
+    const c = new Client({ connectionString: url });
+    c.on('error', () => undefined);
+    await assert.rejects(c.connect(), (err: { code?: string }) => err.code === '28P01', url.replace(db.url, '(right)'));
+  }
+  // A raw client that skips the password and sends a statement right after its startup.
+  const port = Number(new URL(db.url).port);
+  const startup = Buffer.from('\0\0\0\x17\0\x03\0\0user\0postgres\0\0', 'latin1');
+  const sql = Buffer.from('INSERT INTO t VALUES (4242)\0');
+  const query = Buffer.concat([Buffer.from('Q'), Buffer.alloc(4), sql]);
+  query.writeInt32BE(4 + sql.length, 1);
+  const reply = await new Promise<string>((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.concat([startup, query])));
+    socket.on('data', (d) => chunks.push(d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+  assert.match(reply, /28P01/, 'refused as a wrong password');
+  const c = await client();
+  try {
+    const { rows } = await c.query('SELECT count(*)::int AS n FROM t WHERE v = 4242');
+    assert.equal(rows[0].n, 0, 'the statement sent without a password did not run');
+  } finally {
+    await c.end();
+  }
+});
+
 test('a role, settings changed in a DO block and temporary objects last only to the end of their statement on the shared session', async () => {
   const a = await client();
   const b = await client();

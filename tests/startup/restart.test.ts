@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, after } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -42,9 +42,19 @@ async function start(lines: string[]) {
 test('a data folder is created, stopped, reopened, and its rollups refresh in the new session', async () => {
   const first: string[] = [];
   const a = await start(first);
+  // The port's URL with this start's password, for psql: the owner's alone, and never in the log.
+  const urlFile = join(dataDir, 'pglite.url');
+  const password = new URL(readFileSync(urlFile, 'utf8').trim()).password;
+  assert.ok(password.length >= 20, 'a password made for this start');
+  assert.equal(statSync(urlFile).mode & 0o777, 0o600);
+  assert.ok(
+    first.some((l) => l.includes('pglite.url')) && !first.some((l) => l.includes(password)),
+    'the log names the file, not the password'
+  );
   const { rows: created } = await a.pools.read.query('SELECT count(*)::int AS n FROM metrics');
   assert.ok(created[0].n > 5000, `the demo day was loaded (${created[0].n} rows)`);
   await a.stop();
+  assert.ok(!existsSync(urlFile), 'the file goes with the service');
 
   const second: string[] = [];
   const b = await start(second);
