@@ -167,7 +167,7 @@ function createExpressApp(deps: AppDeps) {
       return res.status(400).json(parsed.refusal);
     }
     try {
-      const answer = await deps.service.answer(parsed.request);
+      const answer = await deps.service.answer(parsed.request, parsed.refused);
       const { status, body, cache, tiers } = answer;
       res.locals.cache = cache;
       res.locals.tier = tiers?.join('+');

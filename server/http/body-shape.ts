@@ -5,7 +5,9 @@
  * length: 250,000 of them took 1.3 s and 270 MB, ten such bodies at once froze the service for
  * 15 s). The contract's limits still apply after; these only bound what reaching them costs.
  */
+import { z } from 'zod/v4';
 import {
+  DEFAULTS,
   GRAFANA_QUERY_FIELDS,
   LIMITS,
   QUERY_FIELDS,
@@ -112,13 +114,72 @@ export function arrayTooLong(value: unknown, max = MAX_ARRAY_ITEMS): ErrorRespon
 }
 
 /** A query request from a parsed body, as both HTTP paths read it: its shape first, then the schema. */
-export function parseQueryRequest(body: unknown): { request: QueryRequest } | { refusal: ErrorResponse } {
+/** A query of a request refused on its own (its panel shows why; the request's other queries are answered). */
+export interface RefusedQuery {
+  refId: string;
+  error: string;
+}
+
+const NONE_REFUSED: readonly RefusedQuery[] = Object.freeze([]);
+
+export function parseQueryRequest(
+  body: unknown
+): { request: QueryRequest; refused: readonly RefusedQuery[] } | { refusal: ErrorResponse } {
   const tooLong = arrayTooLong(body);
   if (tooLong) {
     return { refusal: tooLong };
   }
   const parsed = queryRequestSchema.safeParse(body);
-  return parsed.success ? { request: parsed.data } : { refusal: invalidRequest(parsed.error) };
+  if (parsed.success) {
+    return { request: parsed.data, refused: NONE_REFUSED };
+  }
+  return withoutRefusedQueries(body, parsed.error) ?? { refusal: invalidRequest(parsed.error) };
+}
+
+/**
+ * When only some queries are wrong (a dashboard variable giving one query a value it cannot use),
+ * the others are answered and each wrong one gets its own error, as Grafana shows per query:
+ * refusing the request blanked every query of the panel. Only when each wrong query has a refId of
+ * its own to report under, and the rest pass on their own; otherwise the request is refused whole.
+ */
+function withoutRefusedQueries(
+  body: unknown,
+  error: z.ZodError
+): { request: QueryRequest; refused: readonly RefusedQuery[] } | null {
+  const queries = (body as { queries?: unknown }).queries;
+  if (!Array.isArray(queries)) {
+    return null;
+  }
+  const issuesOf = new Map<number, z.ZodError['issues']>();
+  for (const issue of error.issues) {
+    const [field, index] = issue.path;
+    if (field !== 'queries' || typeof index !== 'number' || issue.path.length < 3) {
+      return null; // the request itself is wrong, or a whole query is not an object
+    }
+    issuesOf.set(index, [...(issuesOf.get(index) ?? []), issue]);
+  }
+  const refIds = queries.map((q) => (q as { refId?: unknown }).refId ?? DEFAULTS.refId);
+  const ownRefId = (i: number) =>
+    typeof refIds[i] === 'string' &&
+    refIds[i].length > 0 &&
+    refIds[i].length <= LIMITS.maxRefIdLength &&
+    !issuesOf.get(i)!.some((issue) => issue.path[2] === 'refId') &&
+    refIds.indexOf(refIds[i]) === refIds.lastIndexOf(refIds[i]);
+  const wrong = [...issuesOf.keys()];
+  if (wrong.length >= queries.length || !wrong.every(ownRefId)) {
+    return null;
+  }
+  const rest = queryRequestSchema.safeParse({
+    ...(body as object),
+    queries: queries.filter((_, i) => !issuesOf.has(i)),
+  });
+  if (!rest.success) {
+    return null;
+  }
+  const refused = wrong
+    .sort((a, b) => a - b)
+    .map((i) => ({ refId: refIds[i] as string, error: invalidRequest(new z.ZodError(issuesOf.get(i)!)).error }));
+  return { request: rest.data, refused };
 }
 
 /** An invalidation from a parsed body: its shape first, then the schema, as for a query request. */

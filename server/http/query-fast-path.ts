@@ -8,7 +8,7 @@
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
 import { BODY_LIMIT_BYTES } from './body-budget';
-import { parseQueryRequest, shapeRefusal } from './body-shape';
+import { parseQueryRequest, shapeRefusal, type RefusedQuery } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
 import type { ServiceAnswer } from '../query/service';
@@ -94,6 +94,7 @@ class Exchange {
     this.handlerStarted = performance.now();
     // A body seen before but for its range is not parsed again (request-memo.ts).
     let request = this.requests.recall(text);
+    let refused: readonly RefusedQuery[] = [];
     if (!request) {
       let body: unknown = {};
       if (text.length > 0) {
@@ -117,12 +118,15 @@ class Exchange {
         return this.reply(400, jsonBytes(parsed.refusal));
       }
       request = parsed.request;
-      this.requests.remember(text, request);
+      refused = parsed.refused;
+      if (!refused.length) {
+        this.requests.remember(text, request);
+      }
     }
     // Held in this process (most refreshes): answered without a promise in the way.
     let now: ServiceAnswer | undefined;
     try {
-      now = this.deps.service.answerNow(request);
+      now = refused.length ? undefined : this.deps.service.answerNow(request);
     } catch (err) {
       return this.failed(err as Error);
     }
@@ -130,7 +134,7 @@ class Exchange {
       return this.answered(now);
     }
     this.deps.service
-      .answer(request)
+      .answer(request, refused)
       .then(
         (answer) => this.answered(answer),
         (err: Error) => this.failed(err)

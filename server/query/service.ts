@@ -25,6 +25,7 @@ import { joinResults, renderInTurns, renderResponse, resultMember, withMeta } fr
 import { EarlierRanges, servedInstead, type InsteadBecause } from './earlier-ranges';
 import { SlowerThanUsual } from './work';
 import { MOVING_WITHIN_MS } from './range';
+import type { RefusedQuery } from '../http/body-shape';
 
 export interface CacheLayer {
   /** The answer for `q`, from the cache or from `compute` (coalesced); never fails because of the cache itself. */
@@ -81,6 +82,15 @@ interface Part {
   failure?: Failure;
   cache?: CacheStatus;
   tiers?: string[];
+}
+
+function failedPart(refId: string, failure: Failure): Part {
+  return {
+    member: Buffer.from(
+      `${JSON.stringify(refId)}:${JSON.stringify({ frames: [], error: failure.error, status: failure.status })}`
+    ),
+    failure,
+  };
 }
 
 /** A read that gave up on a database that did not answer in time (pools.ts, isReadDeadline). */
@@ -287,12 +297,7 @@ export class QueryService {
     this.recordQuery(request, query);
     const r = await this.resolve(q, 'user');
     if ('frames' in r) {
-      return {
-        member: Buffer.from(
-          `${JSON.stringify(refId)}:${JSON.stringify({ frames: [], error: r.error, status: r.status })}`
-        ),
-        failure: r,
-      };
+      return failedPart(refId, r);
     }
     const compactTime = request.compactTime === true;
     if (valueCount(r.answer) > MANY_VALUES) {
@@ -305,7 +310,8 @@ export class QueryService {
   }
 
   /** The whole response (`{"results": {refId: result}}`) and its HTTP status. */
-  async answer(request: QueryRequest): Promise<ServiceAnswer> {
+  /** `refused`: queries of the request already refused on their own (body-shape.ts), answered with their error beside the others. */
+  async answer(request: QueryRequest, refused: readonly RefusedQuery[] = []): Promise<ServiceAnswer> {
     // Not held in this process: everything from here (keys, Redis, the database) takes its
     // turn, so a burst of such requests never holds the loop in front of one that is (turns.ts).
     await loopTurns.next('lookup');
@@ -321,9 +327,12 @@ export class QueryService {
     }
     // refIds are unique (the request schema refuses repeats), so each is one key.
     const parts =
-      normalized.length === 1
+      normalized.length === 1 && !refused.length
         ? [await this.part(request, normalized[0].refId, normalized[0].query, normalized[0].q)]
-        : await Promise.all(normalized.map(({ refId, query, q }) => this.part(request, refId, query, q)));
+        : [
+            ...(await Promise.all(normalized.map(({ refId, query, q }) => this.part(request, refId, query, q)))),
+            ...refused.map(({ refId, error }) => failedPart(refId, { frames: [], error, status: 400 })),
+          ];
     const failures = parts.flatMap((r) => (r.failure ? [r.failure] : []));
     // Every query refused for one kind of reason → the request as a whole is, with that status:
     // 503 when transient (busy before unavailable, retry after the longest wait), 400 when the

@@ -154,6 +154,53 @@ test('the fast path and Express answer alike: data, validation errors, bad JSON,
   }
 });
 
+test('a wrong query is refused on its own: the other queries of the request are answered (by either path), a request of only wrong queries is 400', async () => {
+  const to = Math.floor(Date.now() / HOUR) * HOUR - 30 * 60_000;
+  const range = { from: to - 6 * HOUR, to };
+  const good = { refId: 'A', kind: 'stats' };
+  const alone = await send(JSON.stringify({ range, queries: [good] }), false);
+  assert.equal(alone.status, 200);
+  const count = (body: any) => body.results.A.frames[0].data.values[0][0];
+  assert.ok(count(alone.body) > 0);
+  for (const chunked of [false, true]) {
+    const mixed = await send(
+      JSON.stringify({
+        range,
+        queries: [good, { refId: 'B', kind: 'stats', status: 'FAILED' }, { refId: 'C', kind: 'topRules', limit: 0 }],
+      }),
+      chunked
+    );
+    assert.equal(mixed.status, 200, `chunked ${chunked}`);
+    assert.equal(count(mixed.body), count(alone.body), 'A is answered as when sent alone');
+    assert.deepEqual(mixed.body.results.B.frames, []);
+    assert.equal(mixed.body.results.B.status, 400);
+    assert.match(
+      mixed.body.results.B.error,
+      /^invalid request: queries\.1\.status: must be one of SUCCESS, ERROR, TIMEOUT/
+    );
+    assert.equal(mixed.body.results.C.status, 400);
+    assert.match(mixed.body.results.C.error, /^invalid request: queries\.2\.limit: /);
+  }
+  // Nothing to answer, or no refId of its own to report under: the request is refused whole.
+  const allWrong = await send(
+    JSON.stringify({ range, queries: [{ refId: 'B', kind: 'stats', status: 'FAILED' }] }),
+    false
+  );
+  assert.equal(allWrong.status, 400);
+  assert.match(allWrong.body.error, /queries\.0\.status/);
+  const sameRefId = await send(
+    JSON.stringify({ range, queries: [good, { refId: 'A', kind: 'stats', status: 'FAILED' }] }),
+    false
+  );
+  assert.equal(sameRefId.status, 400, "a wrong query whose refId is another query's");
+  const badRange = await send(
+    JSON.stringify({ range: { from: to, to: to - HOUR }, queries: [good, { refId: 'B', status: 'FAILED' }] }),
+    false
+  );
+  assert.equal(badRange.status, 400, 'the request itself is wrong');
+  assert.equal(badRange.body.results, undefined);
+});
+
 test('compressed bodies and other charsets: the same 415 whether or not the length is declared', async () => {
   const body = JSON.stringify({ range: { from: 'now-1h', to: 'now' }, queries: [{ refId: 'A' }] });
   const cases: Array<Record<string, string>> = [
