@@ -212,6 +212,7 @@ export class QueryExecutor implements Executor {
       notices: [
         ...overdueNotices(state, used, computedAt),
         ...(read.rows.some(hasUnreadableLatency) ? [UNREADABLE_LATENCY_NOTICE] : []),
+        ...(spec.notices?.(q, read.rows) ?? []),
       ],
       computedAt,
     };

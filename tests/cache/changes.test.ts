@@ -142,6 +142,44 @@ test('a renamed rule reaches cached top-rules answers on every instance; stats a
   assert.equal(statsAfter.meta.computedAt, statsBefore.meta.computedAt, 'a stats answer shows no names: kept');
 });
 
+test('a rule moved to another category: top rules filtered by the category its executions recorded still list it, shown as it is now, with a notice saying why', async () => {
+  const range = { from: hour0 - 8 * HOUR, to: hour0 - 5 * HOUR };
+  const { rows } = await db.pool.query(
+    `SELECT rule_id, rule_category FROM metrics WHERE rule_category IS NOT NULL AND time >= $1 AND time < $2 LIMIT 1`,
+    [new Date(range.from), new Date(range.to)]
+  );
+  const [{ rule_id: ruleId, rule_category: recorded }] = rows;
+  const svc = services[0];
+  const top = async () => {
+    const r = await postJson(`${svc.url}/api/v1/query`, {
+      range,
+      queries: [{ refId: 'A', kind: 'topRules', limit: 1000, ruleCategory: recorded }],
+    });
+    const frame = r.body.results.A.frames[0];
+    const at = (frame.data.values[0] as string[]).indexOf(ruleId);
+    return {
+      category: at < 0 ? undefined : frame.data.values[2][at],
+      notices: ((frame.schema.meta.notices ?? []) as Array<{ text: string }>).map((n) => n.text),
+    };
+  };
+  const before = await top();
+  assert.equal(before.category, recorded);
+  assert.ok(!before.notices.some((t) => /filter keeps the executions recorded/.test(t)), 'no notice while they agree');
+  await db.pool.query(`UPDATE rules SET rule_category = 'moved-elsewhere' WHERE rule_id = $1`, [ruleId]);
+  try {
+    let after = await top();
+    for (let i = 0; i < 100 && after.category !== 'moved-elsewhere'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await top();
+    }
+    assert.equal(after.category, 'moved-elsewhere', 'still listed (its executions say so), under its category now');
+    const notice = after.notices.find((t) => /filter keeps the executions recorded/.test(t));
+    assert.ok(notice?.includes(`${ruleId} (now "moved-elsewhere")`), String(notice));
+  } finally {
+    await db.pool.query(`UPDATE rules SET rule_category = $2 WHERE rule_id = $1`, [ruleId, recorded]);
+  }
+});
+
 test('a change below the watermark reaches a cached answer by NOTIFY, long before the next poll; live rows announce nothing', async () => {
   const listening = async () =>
     (

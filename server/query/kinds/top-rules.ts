@@ -41,7 +41,7 @@
  * Phase two merges the fine sketches of the candidates (split over two connections when
  * there are several, so both cores work), and the service ranks them exactly.
  */
-import type { TopRulesSort } from '../../contract';
+import { NONE_GROUP, type TopRulesSort } from '../../contract';
 import { measures, numberField, rankValue, type MeasureName, type Row } from '../measures';
 import type { NormalizedQuery } from '../normalize';
 import type { Piece, Plan } from '../plan';
@@ -476,6 +476,30 @@ export const topRules: KindSpec = {
       rows: rankTopRules(two.rows, q, (q.range.to - q.range.from) / 1000),
       statements: [...phaseOne.statements, ...phaseTwo(exact, groups, two.sideBySide)],
     };
+  },
+  notices(q, rows) {
+    // Rows are filtered by the category each execution recorded; the label is the rule's
+    // category now (the rules table, as its name). A rule moved since shows the new one.
+    const wanted = q.filters.ruleCategory;
+    if (!wanted) {
+      return [];
+    }
+    const moved = rows.filter((r) => !wanted.includes(r.category == null ? NONE_GROUP : String(r.category)));
+    if (!moved.length) {
+      return [];
+    }
+    const listed = moved
+      .slice(0, 5)
+      .map((r) => `${String(r.grp)} (now ${r.category == null ? 'without one' : JSON.stringify(r.category)})`)
+      .join(', ');
+    return [
+      {
+        severity: 'info',
+        text:
+          `The ruleCategory filter keeps the executions recorded under ${wanted.map((c) => JSON.stringify(c)).join(' or ')}; ` +
+          `${moved.length === 1 ? 'a rule listed is' : `${moved.length} rules listed are`} in another category now, shown as it is now: ${listed}${moved.length > 5 ? ', …' : ''}.`,
+      },
+    ];
   },
   frames(q, rows) {
     const ms = rows.map((r) => measures(r, (q.range.to - q.range.from) / 1000));

@@ -7,6 +7,7 @@
  */
 import type {
   DataFrameJSON,
+  Notice,
   FilterField,
   GroupByField,
   RuleperfQuery,
@@ -74,6 +75,8 @@ export interface KindSpec {
    * the executor takes loop turns between them when they are many).
    */
   frames(q: NormalizedQuery, rows: Row[], computedAt: number): Iterable<DataFrameJSON>;
+  /** Notices the rows call for, beside the ones every answer may carry. */
+  notices?(q: NormalizedQuery, rows: Row[]): Notice[];
 }
 
 /** Series in a grouped answer: the groups the filters allow, at most `limit`, plus "other". */
