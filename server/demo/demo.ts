@@ -191,7 +191,19 @@ export class Demo {
 
   /** A notice for a panel over [from, to) when part of it is not loaded yet, else null. */
   notice(from: number, to: number): string | null {
-    const now = Date.now();
+    const missing = this.missing(Date.now());
+    const overlapping = missing.filter(([a, b]) => a < to && b > from);
+    if (!overlapping.length) {
+      return null;
+    }
+    return (
+      `Demo data is still being generated (${this.percentLoaded()} % of ${this.spanName()} loaded): ${overlapping.map(([a, b]) => `${iso(a)}–${iso(b)}`).join(' and ')} UTC ` +
+      `is not loaded yet, so this panel shows less than it will. It fills in within a few minutes.`
+    );
+  }
+
+  /** The spans of the demo's history not in the rollups yet. */
+  private missing(now: number): Array<[number, number]> {
     const missing: Array<[number, number]> = [];
     if (this.state.builtFrom > this.state.historyFrom) {
       missing.push([this.state.historyFrom, this.state.builtFrom]);
@@ -199,17 +211,19 @@ export class Demo {
     if (this.settings.live && this.state.loadedTo < now - LIVE_SLACK_MS) {
       missing.push([this.state.loadedTo, now]);
     }
-    const overlapping = missing.filter(([a, b]) => a < to && b > from);
-    if (!overlapping.length) {
-      return null;
-    }
+    return missing;
+  }
+
+  /** The share of the demo's history (its first day to now) loaded and built, 0–99 while any is missing. */
+  private percentLoaded(): number {
+    const now = Date.now();
     const span = now - this.state.historyFrom;
-    const absent = missing.reduce((sum, [a, b]) => sum + (b - a), 0);
-    const done = Math.max(0, Math.min(99, Math.floor((100 * (span - absent)) / span)));
-    return (
-      `Demo data is still being generated (${done} % of the week loaded): ${overlapping.map(([a, b]) => `${iso(a)}–${iso(b)}`).join(' and ')} UTC ` +
-      `is not loaded yet, so this panel shows less than it will. It fills in within a few minutes.`
-    );
+    const absent = this.missing(now).reduce((sum, [a, b]) => sum + (b - a), 0);
+    return Math.max(0, Math.min(absent > 0 ? 99 : 100, Math.floor((100 * (span - absent)) / span)));
+  }
+
+  private spanName(): string {
+    return this.settings.days === 7 ? 'the week' : `the ${this.settings.days} days`;
   }
 
   async stop(): Promise<void> {
@@ -267,6 +281,8 @@ export class Demo {
         await this.sleep(5000);
         continue;
       }
+      // This run's share of what it had to do gives the rate; the percent is of the whole demo
+      // (a restart carries on from where the last run stopped, not from 0 %).
       const done = total > 0 ? (total - (this.state.loadedFrom - this.state.historyFrom)) / total : 1;
       if (Date.now() - lastLog > 5000 || done >= 1) {
         lastLog = Date.now();
@@ -274,10 +290,10 @@ export class Demo {
         this.log.info(
           {
             loadedFrom: iso(this.state.loadedFrom),
-            percent: Math.round(done * 100),
+            percent: this.percentLoaded(),
             etaSeconds: done > 0 ? Math.round((elapsed * (1 - done)) / done) : null,
           },
-          'demo data: back-fill progress (percent of the older days loaded; panels show the share of the week)'
+          `demo data: back-fill progress (percent of ${this.spanName()} loaded and built)`
         );
       }
     }

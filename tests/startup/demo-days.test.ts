@@ -29,8 +29,8 @@ test('a later start with a larger DEMO_DAYS back-fills the days before the first
   const twoDaysBack = Date.now() - 2 * DAY_MS;
   assert.match(
     second.notice(twoDaysBack - 3_600_000, twoDaysBack) ?? '',
-    /not loaded yet/,
-    'a panel over the days still to load says so'
+    /\(3[23] % of the 3 days loaded\).* is not loaded yet/,
+    'a panel over the days still to load says so, and how much of the demo (one day of three) is in'
   );
   let timer: NodeJS.Timeout | undefined;
   const loaded = await Promise.race([
