@@ -45,14 +45,20 @@ export function createPools(config: Config, url: string, options: PoolOptions = 
     applicationName: string,
     reads?: { parallelWorkers: number; randomPageCost: number }
   ) => {
+    const background = embedded?.backgroundApplicationName === applicationName;
     const pool = new Pool({
       connectionString,
       max,
       // On the embedded database a connection is free to open; what can take a while is the
-      // session's turn, which the wire server bounds.
-      connectionTimeoutMillis: embedded
-        ? config.DB_STATEMENT_TIMEOUT_MS + config.DB_CONNECT_TIMEOUT_MS
-        : config.DB_CONNECT_TIMEOUT_MS,
+      // session's turn, which the wire server bounds for queries. Background work (refreshes,
+      // demo loading, warming: three connections for all of it) waits its turn for a connection
+      // as for the session: a refresh tick that gave up after the timeout logged a failure and
+      // retried while the first start back-filled.
+      connectionTimeoutMillis: background
+        ? 0
+        : embedded
+          ? config.DB_STATEMENT_TIMEOUT_MS + config.DB_CONNECT_TIMEOUT_MS
+          : config.DB_CONNECT_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
       // The statement timeout is the server's: a database that stops answering (a network

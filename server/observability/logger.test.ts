@@ -100,3 +100,14 @@ test('request lines share the destination and its order; other loggers log their
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an err given as { message } is logged as it is; an Error with its type and stack', async () => {
+  const { lines } = await child(
+    `log.warn({ err: { message: 'timeout exceeded' } }, 'tick failed'); log.error({ err: new RangeError('bad') }, 'crashed');`
+  );
+  assert.deepEqual(lines[0].err, { message: 'timeout exceeded' });
+  const err = lines[1].err as { type: string; message: string; stack: string };
+  assert.equal(err.type, 'RangeError');
+  assert.equal(err.message, 'bad');
+  assert.match(err.stack, /RangeError: bad\n\s+at /);
+});

@@ -33,7 +33,16 @@ export function createLogger(o: LoggerOptions): pino.Logger {
       // A closed stdout has nobody left to read it.
     }
   });
-  const logger = pino({ level: o.level, redact: ['*.authorization', '*.API_TOKEN', '*.password'] }, destination);
+  const logger = pino(
+    {
+      level: o.level,
+      redact: ['*.authorization', '*.API_TOKEN', '*.password'],
+      // The service logs `err: { message }` (no stack for an expected failure); pino's serializer
+      // made that `{"type":"Object","message":…,"stack":""}`. Errors themselves are serialized as usual.
+      serializers: { err: (e: unknown) => (e instanceof Error ? pino.stdSerializers.err(e) : e) },
+    },
+    destination
+  );
   requestLoggers.set(logger, pino({ level: 'info' }, destination));
   return logger;
 }

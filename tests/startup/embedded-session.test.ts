@@ -178,6 +178,19 @@ test("the service's pools wait for the session rather than fail on the connect t
   } finally {
     await pools.end();
   }
+  // Background work beyond its connections waits for one, however long they are held (here
+  // three statements of 0.5 s in turn, past a statement and connect timeout of 0.5 s in all).
+  const short = createPools(loadConfig({ DB_CONNECT_TIMEOUT_MS: '200', DB_STATEMENT_TIMEOUT_MS: '300' }), db.url, {
+    embedded: { backgroundApplicationName: BACKGROUND_APPLICATION_NAME },
+  });
+  try {
+    const held = Array.from({ length: short.write.options.max ?? 0 }, () => short.write.query('SELECT pg_sleep(0.5)'));
+    const waiting = short.write.query('SELECT 7 AS v');
+    assert.equal((await waiting).rows[0].v, 7);
+    await Promise.all(held);
+  } finally {
+    await short.end();
+  }
 });
 
 test('stray bytes on the port end only their own connection; past the connection limit new ones are closed at once', async () => {
