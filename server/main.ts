@@ -244,7 +244,9 @@ export async function main(): Promise<void> {
       return;
     } // a signal cut the start-up short: shutdown() reports and exits
     if (err instanceof StartupError) {
+      // In the log, and as a plain line like a configuration error's, for whoever reads the terminal.
       log.fatal(err.message);
+      process.stderr.write(`error: ${err.message}\n`);
       process.exit(1);
     }
     throw err;

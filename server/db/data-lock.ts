@@ -53,12 +53,15 @@ function alive(record: LockRecord): boolean {
 
 export interface DataLock {
   path: string;
+  /** The pid of a process that died holding the lock, taken over from it; else null. */
+  takenOverFrom: number | null;
   release(): void;
 }
 
 /** Takes the lock at `path` for this process, or throws DataFolderLocked naming the owner. */
 export function lockDataFolder(folder: string, path = `${folder}.lock`): DataLock {
   const record: LockRecord = { pid: process.pid, host: hostname(), started: processStart(process.pid) };
+  let takenOverFrom: number | null = null;
   for (let attempt = 0; attempt < 5; attempt++) {
     let fd: number;
     try {
@@ -88,6 +91,7 @@ export function lockDataFolder(folder: string, path = `${folder}.lock`): DataLoc
         // Remove the stale lock only if it is still the one judged stale.
         if (readFileSync(path, 'utf8') === text) {
           unlinkSync(path);
+          takenOverFrom = existing?.pid ?? null;
         }
       } catch {
         /* another process removed it first; try again */
@@ -113,7 +117,7 @@ export function lockDataFolder(folder: string, path = `${folder}.lock`): DataLoc
       }
     };
     process.on('exit', release);
-    return { path, release };
+    return { path, takenOverFrom, release };
   }
   throw new Error(`could not lock ${folder}: ${path} keeps changing`);
 }

@@ -38,6 +38,8 @@ export interface EmbeddedDatabase {
   urlFile: string | null;
   /** The data folder, or null for an in-memory database. */
   dataDir: string | null;
+  /** The pid of a process that died holding the folder's lock (this start took it over), else null. */
+  takenOverFrom: number | null;
   /**
    * Calls `listener` after each statement that committed a NOTIFY on ruleperf_changes (a
    * connection's LISTEN would be the shared session's; see notifications.ts). Returns the
@@ -183,6 +185,7 @@ export async function startEmbeddedDatabase(
     publicUrl,
     urlFile,
     dataDir,
+    takenOverFrom: lock?.takenOverFrom ?? null,
     onChange: (listener) => {
       changeListeners.add(listener);
       return () => changeListeners.delete(listener);

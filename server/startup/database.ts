@@ -61,6 +61,12 @@ export async function openDatabase(
     phase?.stop();
     timings.database = seconds(t);
     url = embedded.url;
+    if (embedded.takenOverFrom !== null) {
+      log.warn(
+        { pid: embedded.takenOverFrom },
+        `the data folder was locked by pid ${embedded.takenOverFrom}, which is no longer running (it was killed or crashed): taken over; the database recovers to its last commit, and the demo resumes from there`
+      );
+    }
     log.info(
       { url: embedded.publicUrl, urlFile: embedded.urlFile },
       `the embedded database listens on loopback while the service runs; its URL with the password this start made is in ${embedded.urlFile} (psql "$(cat ${embedded.urlFile})")`

@@ -27,7 +27,10 @@ test('the same folder opened twice in one process: the second refuses, naming th
 test("this process's pid with another start time (a pid reused after a crash, as pid 1 in a container) is stale", () => {
   writeFileSync(lockFile, JSON.stringify({ pid: process.pid, host: hostname(), started: '1' }));
   const lock = lockDataFolder(folder);
+  assert.equal(lock.takenOverFrom, process.pid, 'it says whose lock it took over');
   lock.release();
+  assert.equal(lockDataFolder(folder).takenOverFrom, null, 'a free folder: nobody');
+  rmSync(lockFile);
 });
 
 test("another machine's lock is respected (its process cannot be checked from here)", () => {

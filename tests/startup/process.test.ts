@@ -87,6 +87,11 @@ test('a second process on the same data folder refuses within 5 s, naming the fo
     said,
     new RegExp(`${join(dataDir, 'pglite').replace(/[/\\]/g, '.')}.*in use by another ruleperf \\(pid ${ownerPid}\\)`)
   );
+  assert.match(
+    second.stderr,
+    /^error: .*in use by another ruleperf/m,
+    'a plain line on stderr, as a configuration error'
+  );
   assert.doesNotMatch(said, /\n\s+at /, 'no stack trace');
   const health = await fetch(`${first.url}/healthz`);
   assert.equal(health.status, 200);
@@ -129,6 +134,7 @@ test('a lock left by a process that died does not block the next start', async (
       servicePid(svc.output()),
       'the new process took the lock over'
     );
+    assert.match(svc.output(), new RegExp(`locked by pid ${dead.pid}, which is no longer running`), 'and says so');
     const r = await postJson(`${svc.url}/api/v1/query`, {
       range: { from: Date.now() - 86_400_000, to: Date.now() },
       queries: [{ refId: 'A', kind: 'stats' }],
