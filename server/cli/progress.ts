@@ -1,7 +1,9 @@
 /** A rows progress bar with rows/s and ETA; plain periodic lines when not on a terminal. */
 import { SingleBar } from 'cli-progress';
+import { flushLogs } from '../observability/logger';
 
 export function rowsProgress(label: string, total: number) {
+  flushLogs();
   const started = Date.now();
   const bar = new SingleBar({
     format: `${label} [{bar}] {percentage}% | {value}/{total} rows | {speed} rows/s | ETA {eta_formatted}`,
@@ -35,6 +37,7 @@ export function rowsProgress(label: string, total: number) {
 
 /** A bar over named steps (e.g. the rollups being built), with elapsed time. */
 export function stepsProgress(label: string, total: number, firstStep = '') {
+  flushLogs();
   const started = Date.now();
   const bar = new SingleBar({
     format: `${label} [{bar}] {value}/{total} {step} | {duration_formatted}`,
@@ -86,6 +89,7 @@ export function rollupsProgress(label = 'building rollups') {
  * tick on a terminal every second; elsewhere one line when it starts and one when it ends.
  */
 export function phaseProgress(label: string) {
+  flushLogs();
   const started = Date.now();
   const tty = process.stderr.isTTY;
   const line = () => `${label} … ${Math.round((Date.now() - started) / 1000)} s`;

@@ -111,3 +111,21 @@ test('an err given as { message } is logged as it is; an Error with its type and
   assert.equal(err.message, 'bad');
   assert.match(err.stack, /RangeError: bad\n\s+at /);
 });
+
+test('flushLogs writes the lines waiting in a batch at once: a progress line written after them comes after them', async () => {
+  const script = `const { createLogger, flushLogs } = require(${JSON.stringify(LOGGER)});
+    const log = createLogger({ level: 'info', fd: 2 });
+    log.info('migrated'); flushLogs(); process.stderr.write('progress bar\\n'); log.info('after');`;
+  const err = await new Promise<string>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let text = '';
+    p.stderr.on('data', (c) => (text += c));
+    p.on('error', reject);
+    p.on('close', () => resolve(text));
+  });
+  const order = err
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (l.startsWith('{') ? JSON.parse(l).msg : l));
+  assert.deepEqual(order, ['migrated', 'progress bar', 'after']);
+});

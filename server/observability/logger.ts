@@ -19,6 +19,23 @@ export interface LoggerOptions {
   fd?: number;
 }
 
+/** Every batching destination made here, for flushLogs. */
+const destinations = new Set<ReturnType<typeof pino.destination>>();
+
+/**
+ * Writes the log lines waiting in a batch now: before a progress line on stderr, so the
+ * terminal shows them in the order they happened (migration lines came after the next phase's bar).
+ */
+export function flushLogs(): void {
+  for (const destination of destinations) {
+    try {
+      destination.flushSync();
+    } catch {
+      // Not open yet, or stdout closed: nothing to put in order.
+    }
+  }
+}
+
 export function createLogger(o: LoggerOptions): pino.Logger {
   const destination = pino.destination({
     dest: o.fd ?? 1,
@@ -26,6 +43,7 @@ export function createLogger(o: LoggerOptions): pino.Logger {
     minLength: BATCH_BYTES,
     periodicFlush: FLUSH_MS,
   });
+  destinations.add(destination);
   process.on('exit', () => {
     try {
       destination.flushSync();
