@@ -31,3 +31,14 @@ test('a switch that is not one of the accepted words lists them', () => {
   );
   assert.equal(loadConfig({ MIGRATE_ON_START: 'off' }).MIGRATE_ON_START, false);
 });
+
+test('a cache prefix with other characters says which are allowed, not the pattern; a database URL that is none shows one', () => {
+  assert.equal(
+    refusal({ DATABASE_URL: 'localhost:5432/ruleperf' }),
+    'invalid configuration: DATABASE_URL: must be a URL such as postgres://user:password@host:5432/database'
+  );
+  assert.equal(
+    refusal({ CACHE_PREFIX: 'my prefix!' }),
+    'invalid configuration: CACHE_PREFIX: must be 1 to 32 letters, digits, ":", "_" or "-" (it begins every Redis key)'
+  );
+});

@@ -25,11 +25,14 @@ const token = () =>
     )
     .optional();
 
+const POSTGRES_URL = /^postgres(ql)?:\/\/\S*$/i;
+const POSTGRES_URL_FORM = 'must be a URL such as postgres://user:password@host:5432/database';
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
-  DATABASE_URL: z.string().url().optional(),
-  DATABASE_READ_URL: z.string().url().optional(),
+  // A host:port/db without the scheme is a URL too (of scheme "localhost:"), which pg misreads.
+  DATABASE_URL: z.string().regex(POSTGRES_URL, POSTGRES_URL_FORM).optional(),
+  DATABASE_READ_URL: z.string().regex(POSTGRES_URL, POSTGRES_URL_FORM).optional(),
   DATA_DIR: z.string().default('.data'),
   // Uncached queries that run at once: one per core by default. More only queue up on the
   // database's CPUs, and on a machine shared with it they starve cached answers of CPU.
@@ -84,7 +87,7 @@ const schema = z.object({
   CACHE_ENABLED: bool.default(true),
   CACHE_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9:_-]{1,32}$/)
+    .regex(/^[A-Za-z0-9:_-]{1,32}$/, 'must be 1 to 32 letters, digits, ":", "_" or "-" (it begins every Redis key)')
     .default('ruleperf'),
   CACHE_TTL_SECONDS: int(1, 86_400).default(60),
   CACHE_JITTER_SECONDS: int(0, 3600).default(10),

@@ -1,11 +1,18 @@
 /** Small helpers shared by the command-line tools: flag parsing and the database URL. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { closest } from '../closest-name';
 
 export function parseFlags<T extends ParseArgsConfig['options']>(options: T, usage: string) {
   try {
     return parseArgs({ options, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    fail(`${(err as Error).message}\n\n${usage}`);
+    const unknown = /^Unknown option '(--?[^']+)'/.exec((err as Error).message)?.[1];
+    const hint = unknown ? closest(unknown, Object.keys(options ?? {})) : undefined;
+    fail(
+      unknown
+        ? `unknown option ${unknown}${hint ? ` (did you mean --${hint}?)` : ''}\n\n${usage}`
+        : `${(err as Error).message}\n\n${usage}`
+    );
   }
 }
 
@@ -31,8 +38,33 @@ export function run(main: () => Promise<void>): void {
   main().then(
     () => process.exit(0),
     (err: Error) => {
-      process.stderr.write(`error: ${err.message}\n`);
+      process.stderr.write(`error: ${err.message}${databaseHint(err)}\n`);
       process.exit(1);
     }
   );
+}
+
+/** What to do about the database errors a first try meets (server not running, database not created, wrong password). */
+function databaseHint(err: Error & { code?: string }): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(process.env.DATABASE_URL ?? '');
+  } catch {
+    return '';
+  }
+  const host = url.hostname || 'localhost';
+  const port = url.port || '5432';
+  const user = decodeURIComponent(url.username) || 'postgres';
+  const name = decodeURIComponent(url.pathname.slice(1));
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return `\nNo PostgreSQL answers at ${host}:${port}: start it, or fix the host and port in DATABASE_URL.`;
+    case '3D000':
+      return `\nCreate it first: createdb -h ${host} -p ${port} -U ${user} ${name} (or CREATE DATABASE "${name}" in psql).`;
+    case '28P01':
+    case '28000':
+      return `\nCheck the user and password in DATABASE_URL (user ${user}).`;
+    default:
+      return '';
+  }
 }

@@ -31,7 +31,7 @@ function fromNumber(value: number): InstantResult {
   }
   if (!Number.isInteger(value)) {
     // A range is read in whole milliseconds: cut silently, the rows of the cut fraction were
-    // counted or not with nothing to say so (a digit string with a fraction was refused already).
+    // counted or not with nothing to say so.
     return {
       error: `${value} is not whole milliseconds: send ${Math.floor(value)} or ${Math.ceil(value)} (times are whole epoch milliseconds)`,
     };
@@ -183,7 +183,8 @@ export function parseInstant(value: number | string, bound: 'from' | 'to', now: 
   if (typeof value === 'number') {
     return fromNumber(value);
   }
-  if (/^\d+$/.test(value)) {
+  // Digits, as a number would be sent (a fraction gets the number's "not whole milliseconds").
+  if (/^\d+(\.\d+)?$/.test(value)) {
     return fromNumber(Number(value));
   }
   if (value.startsWith('now')) {

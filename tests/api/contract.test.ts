@@ -11,7 +11,8 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { dateMath, dateTime } from '@grafana/data';
 import * as contract from '../../server/contract';
-import { closest, invalidateSchema, queryRequestSchema, querySchema } from '../../server/http/validation';
+import { invalidateSchema, queryRequestSchema, querySchema } from '../../server/http/validation';
+import { closest } from '../../server/closest-name';
 import { parseInstant } from '../../server/http/instant';
 import { invalidRequest } from '../../server/http/responses';
 
@@ -131,6 +132,11 @@ test('epoch seconds are refused with the milliseconds to send; dates outside 197
   );
   e = errorOf(request({}, { from: String(s - 3600), to: NOW }));
   assert.match(e.error, /is epoch seconds/);
+  e = errorOf(request({}, { from: `${NOW - 3600_000}.5`, to: NOW }));
+  assert.match(
+    e.error,
+    new RegExp(`range\\.from: ${NOW - 3600_000}\\.5 is not whole milliseconds: send ${NOW - 3600_000} or`)
+  );
   e = errorOf(request({}, { from: NOW - 1000, to: 8.64e15 }));
   assert.equal(e.details!.length, 1);
   assert.match(e.error, /range\.to: must not be after 9999-12-31T23:59:59\.999Z/);

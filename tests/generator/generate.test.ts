@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { freshDatabase } from '../support/services';
+import { freshDatabase, PG_HOST, PG_PORT } from '../support/services';
 import { buildModel, hourRows, METRIC_TYPES, loadFactor } from '../../server/generator/model';
 
 const ROOT = join(__dirname, '..', '..');
@@ -19,7 +19,8 @@ test('bad flags get a clear message and exit code 2', () => {
     [['--days', 'x'], /--days must be a number/],
     [['--rows-per-hour', '0'], /--rows-per-hour must be at least 1/],
     [['--method', 'ftp'], /--method must be copy, insert or sql/],
-    [['--bogus'], /Unknown option '--bogus'/],
+    [['--bogus'], /unknown option --bogus\n/],
+    [['--day', '1'], /unknown option --day \(did you mean --days\?\)/],
   ] as const) {
     const r = generate([...args], { DATABASE_URL: 'postgres://unused@127.0.0.1:1/x' });
     assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}, stderr ${r.stderr}`);
@@ -29,6 +30,23 @@ test('bad flags get a clear message and exit code 2', () => {
   const noUrl = generate(['--days', '1'], { DATABASE_URL: '' });
   assert.equal(noUrl.status, 2);
   assert.match(noUrl.stderr, /DATABASE_URL is not set/);
+});
+
+test('a database that does not answer, or does not exist, is named with what to do', () => {
+  const refused = generate(['--days', '1'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/x' });
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /No PostgreSQL answers at 127\.0\.0\.1:1: start it, or fix the host and port/);
+  const missing = generate(['--days', '1'], {
+    DATABASE_URL: `postgres://postgres@${PG_HOST}:${PG_PORT}/ruleperf_no_such_database`,
+  });
+  assert.equal(missing.status, 1);
+  assert.match(
+    missing.stderr,
+    new RegExp(
+      `Create it first: createdb -h ${PG_HOST.replace(/\./g, '\\.')} -p ${PG_PORT} -U postgres ruleperf_no_such_database`
+    )
+  );
+  assert.doesNotMatch(missing.stderr + refused.stderr, /\n\s+at /, 'no stack trace');
 });
 
 test('npm run refresh: an unknown rollup is named with the known ones (exit 2); otherwise each rollup is refreshed behind a progress bar and listed', async () => {
