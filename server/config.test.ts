@@ -37,6 +37,13 @@ test('a cache prefix with other characters says which are allowed, not the patte
     refusal({ DATABASE_URL: 'localhost:5432/ruleperf' }),
     'invalid configuration: DATABASE_URL: must be a URL such as postgres://user:password@host:5432/database'
   );
+  for (const url of [
+    'postgresql://u:p w@db/x',
+    'POSTGRES:///x?host=/var/run/postgresql',
+    'socket:/var/run/postgresql?db=x',
+  ]) {
+    assert.equal(loadConfig({ DATABASE_URL: url }).DATABASE_URL, url, 'the forms pg reads are taken');
+  }
   assert.equal(
     refusal({ CACHE_PREFIX: 'my prefix!' }),
     'invalid configuration: CACHE_PREFIX: must be 1 to 32 letters, digits, ":", "_" or "-" (it begins every Redis key)'

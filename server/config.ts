@@ -25,7 +25,7 @@ const token = () =>
     )
     .optional();
 
-const POSTGRES_URL = /^postgres(ql)?:\/\/\S*$/i;
+const POSTGRES_URL = /^\s*(postgres(ql)?:\/\/|socket:)/i;
 const POSTGRES_URL_FORM = 'must be a URL such as postgres://user:password@host:5432/database';
 const schema = z.object({
   PORT: int(0, 65535).default(8080),

@@ -53,11 +53,13 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Readiness has a connection of its own: a pool busy with queries must not read as a database down. */
-function healthPool(config: Config, pools: Pools, url: string): Pool {
-  if (pools.embedded) {
-    return pools.write;
-  }
+/**
+ * Readiness has a connection of its own: a pool busy with queries must not read as a database
+ * down. On the embedded database too, where it was the background pool's: readiness waited
+ * behind a back-fill's three connections, and since background work waits for a connection as
+ * long as it takes, every check queued one more waiter until the back-fill gave them back.
+ */
+export function healthPool(config: Config, url: string): Pool {
   const pool = new Pool({
     connectionString: config.DATABASE_READ_URL ?? url,
     max: 1,
@@ -88,7 +90,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   const { pools, flavour, demo, embedded } = db;
   const { cache } = stack;
   const cacheState = () => (cache ? cache.state() : 'disabled');
-  const health = healthPool(config, pools, db.url);
+  const health = healthPool(config, db.url);
 
   const warming = startWarming(
     {
@@ -165,9 +167,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
       // In-flight requests complete first.
       await server.close();
       await Promise.all([warming.stop(), demo?.stop(), scheduler.stop(), stack.stop()]);
-      if (health !== pools.write) {
-        await health.end();
-      }
+      await health.end();
       db.stopCheckpoints();
       await pools.end();
       await embedded?.stop();

@@ -46,16 +46,16 @@ export function run(main: () => Promise<void>): void {
 
 /** What to do about the database errors a first try meets (server not running, database not created, wrong password). */
 function databaseHint(err: Error & { code?: string }): string {
-  let url: URL | null = null;
+  let host: string, port: string, user: string, name: string;
   try {
-    url = new URL(process.env.DATABASE_URL ?? '');
+    const url = new URL(process.env.DATABASE_URL ?? '');
+    host = url.hostname || 'localhost';
+    port = url.port || '5432';
+    user = decodeURIComponent(url.username) || 'postgres';
+    name = decodeURIComponent(url.pathname.slice(1)) || '<name>';
   } catch {
-    return '';
+    return ''; // not a URL the hints can read (a socket form): the error alone
   }
-  const host = url.hostname || 'localhost';
-  const port = url.port || '5432';
-  const user = decodeURIComponent(url.username) || 'postgres';
-  const name = decodeURIComponent(url.pathname.slice(1));
   switch (err.code) {
     case 'ECONNREFUSED':
       return `\nNo PostgreSQL answers at ${host}:${port}: start it, or fix the host and port in DATABASE_URL.`;

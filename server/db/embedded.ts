@@ -176,8 +176,16 @@ export async function startEmbeddedDatabase(
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   const urlFile = dataDir ? `${dataDir}.url` : null;
   if (urlFile) {
-    rmSync(urlFile, { force: true }); // a file left by another user's start keeps its mode: made anew
-    writeFileSync(urlFile, `${url}\n`, { mode: 0o600 });
+    try {
+      // Made anew (a file left behind keeps its mode), never through a link put in its place.
+      rmSync(urlFile, { force: true });
+      writeFileSync(urlFile, `${url}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      await server.close();
+      await worker.terminate();
+      lock?.release();
+      throw err;
+    }
   }
 
   return {

@@ -223,7 +223,8 @@ export class Demo {
   }
 
   private spanName(): string {
-    return this.settings.days === 7 ? 'the week' : `the ${this.settings.days} days`;
+    const days = this.settings.days;
+    return days === 7 ? 'the week' : days === 1 ? 'the day' : `the ${days} days`;
   }
 
   async stop(): Promise<void> {

@@ -150,15 +150,18 @@ function withoutRefusedQueries(
   if (!Array.isArray(queries)) {
     return null;
   }
+  const isQueryObject = (q: unknown): q is Record<string, unknown> =>
+    q !== null && typeof q === 'object' && !Array.isArray(q);
   const issuesOf = new Map<number, z.ZodError['issues']>();
   for (const issue of error.issues) {
     const [field, index] = issue.path;
-    if (field !== 'queries' || typeof index !== 'number' || issue.path.length < 3) {
+    // (A query's own path: its fields, or the query when several of its fields are unknown.)
+    if (field !== 'queries' || typeof index !== 'number' || !isQueryObject(queries[index])) {
       return null; // the request itself is wrong, or a whole query is not an object
     }
     issuesOf.set(index, [...(issuesOf.get(index) ?? []), issue]);
   }
-  const refIds = queries.map((q) => (q as { refId?: unknown }).refId ?? DEFAULTS.refId);
+  const refIds = queries.map((q) => (isQueryObject(q) ? (q.refId ?? DEFAULTS.refId) : undefined));
   const ownRefId = (i: number) =>
     typeof refIds[i] === 'string' &&
     refIds[i].length > 0 &&
@@ -176,7 +179,9 @@ function withoutRefusedQueries(
   if (!rest.success) {
     return null;
   }
+  // A hidden query gets no result, wrong or not (as Grafana's own data sources leave it out).
   const refused = wrong
+    .filter((i) => (queries[i] as { hide?: unknown }).hide !== true)
     .sort((a, b) => a - b)
     .map((i) => ({ refId: refIds[i] as string, error: invalidRequest(new z.ZodError(issuesOf.get(i)!)).error }));
   return { request: rest.data, refused };

@@ -29,6 +29,13 @@ function fromNumber(value: number): InstantResult {
   if (!Number.isFinite(value)) {
     return { error: `must be ${INSTANT_FORMS}` };
   }
+  // 10- and 11-digit numbers are 1970-01-12..1973-03-03 as milliseconds, but 2001..5138 as
+  // seconds: no rule ran in 1972, so the client sent seconds and would get an empty answer.
+  // (Seconds with a fraction too: first, as "send the whole milliseconds" would send seconds.)
+  if (value >= 1e9 && value < 1e11) {
+    const ms = Math.round(value * 1000);
+    return { error: `${value} is epoch seconds (${iso(ms)}), but times are epoch milliseconds: send ${ms}` };
+  }
   if (!Number.isInteger(value)) {
     // A range is read in whole milliseconds: cut silently, the rows of the cut fraction were
     // counted or not with nothing to say so.
@@ -36,16 +43,10 @@ function fromNumber(value: number): InstantResult {
       error: `${value} is not whole milliseconds: send ${Math.floor(value)} or ${Math.ceil(value)} (times are whole epoch milliseconds)`,
     };
   }
-  const ms = value;
-  if (ms < 0) {
+  if (value < 0) {
     return { error: 'must not be before 1970-01-01T00:00:00Z (epoch 0)' };
   }
-  // 10- and 11-digit numbers are 1970-01-12..1973-03-03 as milliseconds, but 2001..5138 as
-  // seconds: no rule ran in 1972, so the client sent seconds and would get an empty answer.
-  if (ms >= 1e9 && ms < 1e11) {
-    return { error: `${ms} is epoch seconds (${iso(ms * 1000)}), but times are epoch milliseconds: send ${ms * 1000}` };
-  }
-  return withinLimits(ms);
+  return withinLimits(value);
 }
 
 function withinLimits(ms: number): InstantResult {

@@ -100,9 +100,9 @@ class Exchange {
       if (text.length > 0) {
         // As body-parser's strict mode: only an object or array is a JSON body.
         const first = text.trimStart()[0];
-        const refused = shapeRefusal(text);
-        if (refused) {
-          return this.reply(400, jsonBytes(refused));
+        const shapeProblem = shapeRefusal(text);
+        if (shapeProblem) {
+          return this.reply(400, jsonBytes(shapeProblem));
         }
         try {
           if (first !== '{' && first !== '[') {

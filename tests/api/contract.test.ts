@@ -132,6 +132,8 @@ test('epoch seconds are refused with the milliseconds to send; dates outside 197
   );
   e = errorOf(request({}, { from: String(s - 3600), to: NOW }));
   assert.match(e.error, /is epoch seconds/);
+  e = errorOf(request({}, { from: `${s - 3600}.5`, to: NOW }));
+  assert.match(e.error, new RegExp(`${s - 3600}\\.5 is epoch seconds .* send ${(s - 3600) * 1000 + 500}$`));
   e = errorOf(request({}, { from: `${NOW - 3600_000}.5`, to: NOW }));
   assert.match(
     e.error,

@@ -181,6 +181,21 @@ test('a wrong query is refused on its own: the other queries of the request are 
     assert.equal(mixed.body.results.C.status, 400);
     assert.match(mixed.body.results.C.error, /^invalid request: queries\.2\.limit: /);
   }
+  const unknownFields = await send(
+    JSON.stringify({
+      range,
+      queries: [
+        good,
+        { refId: 'B', kind: 'stats', rule: 'x', parser: 'y' },
+        { refId: 'C', status: 'FAILED', hide: true },
+      ],
+    }),
+    false
+  );
+  assert.equal(unknownFields.status, 200, 'a query with two unknown fields fails on its own too');
+  assert.equal(count(unknownFields.body), count(alone.body));
+  assert.match(unknownFields.body.results.B.error, /unknown fields "rule" \(did you mean "ruleId"\?\), "parser"/);
+  assert.equal(unknownFields.body.results.C, undefined, 'a hidden query has no result, wrong or not');
   // Nothing to answer, or no refId of its own to report under: the request is refused whole.
   const allWrong = await send(
     JSON.stringify({ range, queries: [{ refId: 'B', kind: 'stats', status: 'FAILED' }] }),

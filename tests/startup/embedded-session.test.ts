@@ -14,6 +14,7 @@ import { createPools } from '../../server/db/pools';
 import { SESSION_BUSY_CODE, WIRE_MAX_CONNECTIONS } from '../../server/db/wire';
 import { loadConfig } from '../../server/config';
 import { checkpointEvery } from '../../server/startup/database';
+import { healthPool } from '../../server/main';
 
 let db: EmbeddedDatabase;
 before(async () => {
@@ -190,6 +191,29 @@ test("the service's pools wait for the session rather than fail on the connect t
     await Promise.all(held);
   } finally {
     await short.end();
+  }
+});
+
+test('readiness has a connection of its own: it answers after the statement in progress, not after every background statement holding the pool', async () => {
+  const config = loadConfig({});
+  const pools = createPools(config, db.url, { embedded: { backgroundApplicationName: BACKGROUND_APPLICATION_NAME } });
+  const health = healthPool(config, db.url);
+  const finished: string[] = [];
+  try {
+    const held = Array.from({ length: pools.write.options.max ?? 0 }, (_, i) =>
+      pools.write.query('SELECT pg_sleep(0.4)').then(() => finished.push(`background ${i}`))
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    await health.query('SELECT 1').then(() => finished.push('readiness'));
+    await Promise.all(held);
+    assert.ok(
+      finished.indexOf('readiness') < finished.length - 1,
+      `readiness answered before the background statements were all done: ${finished.join(', ')}`
+    );
+    assert.equal(pools.write.waitingCount, 0);
+  } finally {
+    await health.end();
+    await pools.end();
   }
 });
 

@@ -484,13 +484,14 @@ export const topRules: KindSpec = {
     if (!wanted) {
       return [];
     }
-    const moved = rows.filter((r) => !wanted.includes(r.category == null ? NONE_GROUP : String(r.category)));
+    // (A rule the rules table does not hold has no category now: nothing to explain.)
+    const moved = rows.filter((r) => r.category != null && !wanted.includes(String(r.category)));
     if (!moved.length) {
       return [];
     }
     const listed = moved
       .slice(0, 5)
-      .map((r) => `${String(r.grp)} (now ${r.category == null ? 'without one' : JSON.stringify(r.category)})`)
+      .map((r) => `${String(r.grp)} (now ${JSON.stringify(r.category)})`)
       .join(', ');
     return [
       {
