@@ -37,6 +37,8 @@ test('a cache prefix with other characters says which are allowed, not the patte
     refusal({ DATABASE_URL: 'localhost:5432/ruleperf' }),
     'invalid configuration: DATABASE_URL: must be a URL such as postgres://user:password@host:5432/database'
   );
+  assert.match(refusal({ DATABASE_URL: 'postgres://postgres:pw-Qx1@[broken/x' }), /must be a URL such as/);
+  assert.doesNotMatch(refusal({ DATABASE_URL: 'postgres://postgres:pw-Qx1@[broken/x' }), /pw-Qx1/);
   for (const url of [
     'postgresql://u:p w@db/x',
     'POSTGRES:///x?host=/var/run/postgresql',

@@ -25,14 +25,20 @@ const token = () =>
     )
     .optional();
 
-const POSTGRES_URL = /^\s*(postgres(ql)?:\/\/|socket:)/i;
 const POSTGRES_URL_FORM = 'must be a URL such as postgres://user:password@host:5432/database';
+/** The forms pg reads: a postgres:// URL that parses, or its socket: form. The message never repeats the value (a password). */
+const postgresUrl = z
+  .string()
+  .refine(
+    (v) => /^\s*socket:/i.test(v) || (/^\s*postgres(ql)?:\/\//i.test(v) && URL.canParse(v.trim())),
+    POSTGRES_URL_FORM
+  );
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
   // A host:port/db without the scheme is a URL too (of scheme "localhost:"), which pg misreads.
-  DATABASE_URL: z.string().regex(POSTGRES_URL, POSTGRES_URL_FORM).optional(),
-  DATABASE_READ_URL: z.string().regex(POSTGRES_URL, POSTGRES_URL_FORM).optional(),
+  DATABASE_URL: postgresUrl.optional(),
+  DATABASE_READ_URL: postgresUrl.optional(),
   DATA_DIR: z.string().default('.data'),
   // Uncached queries that run at once: one per core by default. More only queue up on the
   // database's CPUs, and on a machine shared with it they starve cached answers of CPU.

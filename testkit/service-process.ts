@@ -2,6 +2,7 @@
  * Runs the real service as a child process (its own CPU budget and signals, like
  * production) for the start-up tests and the benchmarks.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -71,8 +72,10 @@ export async function startServiceProcess(
     readySeconds,
     // Read when asked: stdout (the log) and stderr ("ready") are two pipes, and the log line
     // naming the URL may arrive after "ready" has been read.
+    // The URL with this start's password is in the file the log line names (the log has no password).
     get databaseUrl() {
-      return /"url":"(postgres:\/\/[^"]+)"/.exec(output)?.[1] ?? null;
+      const file = /"urlFile":"([^"]+)"/.exec(output)?.[1];
+      return file && existsSync(file) ? readFileSync(file, 'utf8').trim() : null;
     },
     exited,
     stop: async () => {
