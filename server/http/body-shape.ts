@@ -16,6 +16,7 @@ import {
   type QueryRequest,
 } from '../contract';
 import { invalidRequest, zodDetails } from './responses';
+import type { RefusedQuery } from '../query/service';
 import { invalidateSchema, invalidateTarget, invalidateTargets, queryRequestSchema } from './validation';
 
 /** Levels of nesting a body may have: a query request needs four (body, queries, query, filter list). */
@@ -113,15 +114,12 @@ export function arrayTooLong(value: unknown, max = MAX_ARRAY_ITEMS): ErrorRespon
   return walk(value, '');
 }
 
-/** A query request from a parsed body, as both HTTP paths read it: its shape first, then the schema. */
-/** A query of a request refused on its own (its panel shows why; the request's other queries are answered). */
-export interface RefusedQuery {
-  refId: string;
-  error: string;
-}
-
 const NONE_REFUSED: readonly RefusedQuery[] = Object.freeze([]);
 
+/**
+ * A query request from a parsed body, as both HTTP paths read it: its shape first, then the
+ * schema; queries wrong on their own are taken out of it and `refused` (withoutRefusedQueries).
+ */
 export function parseQueryRequest(
   body: unknown
 ): { request: QueryRequest; refused: readonly RefusedQuery[] } | { refusal: ErrorResponse } {

@@ -8,10 +8,10 @@
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
 import { BODY_LIMIT_BYTES } from './body-budget';
-import { parseQueryRequest, shapeRefusal, type RefusedQuery } from './body-shape';
+import { parseQueryRequest, shapeRefusal } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
-import type { ServiceAnswer } from '../query/service';
+import type { RefusedQuery, ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
 import { acceptsGzip, forClientLater, forClientNow, type ClientBody } from './compression';

@@ -25,7 +25,6 @@ import { joinResults, renderInTurns, renderResponse, resultMember, withMeta } fr
 import { EarlierRanges, servedInstead, type InsteadBecause } from './earlier-ranges';
 import { SlowerThanUsual } from './work';
 import { MOVING_WITHIN_MS } from './range';
-import type { RefusedQuery } from '../http/body-shape';
 
 export interface CacheLayer {
   /** The answer for `q`, from the cache or from `compute` (coalesced); never fails because of the cache itself. */
@@ -57,6 +56,12 @@ export const UNAVAILABLE = 'the database is unavailable; try again shortly';
 interface Failure extends QueryResult {
   status: number;
   retryAfter?: number;
+}
+
+/** A query of a request refused on its own (its panel shows why; the request's other queries are answered). */
+export interface RefusedQuery {
+  refId: string;
+  error: string;
 }
 
 export interface ServiceAnswer {
