@@ -95,6 +95,20 @@ test('deep nesting, huge arrays and prototype keys are refused or ignored, not f
     `{"range":{"from":1,"to":2},"queries":[{"refId":"A","ruleId":${JSON.stringify(Array.from({ length: 100_000 }, () => 'x'))}}]}`
   );
   assert.ok([400, 413].includes(r.status));
+  // Each list within its limit, but 125,000 values in all (50 queries of five full filters).
+  const full = Array.from({ length: 500 }, (_, i) => `v${i}`);
+  const dense = (queries: number, filters: string[]) => ({
+    range: { from: 1, to: 2 },
+    queries: Array.from({ length: queries }, (_, i) => ({
+      refId: `q${i}`,
+      ...Object.fromEntries(filters.map((f) => [f, full])),
+    })),
+  });
+  r = await postJson(url, dense(50, ['metricType', 'ruleId', 'parserId', 'ruleCategory', 'sourceType']));
+  assert.equal(r.status, 400);
+  assert.match(r.body.error, /lists hold more than 10,000 values in all .*send the queries over several requests/);
+  r = await postJson(url, dense(19, ['ruleId']));
+  assert.doesNotMatch(String(r.body.error), /values in all/, '9,500 values pass the count');
   r = await postJson(`${svc.url}/api/v1/invalidate`, '{"__proto__": {"all": true}}');
   assert.equal(r.status, 400, 'a prototype key is not an invalidation');
   assertClean(r.status, r.body, 'invalidate proto');
