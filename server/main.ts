@@ -111,7 +111,16 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     metrics,
     logger: log,
     security: securitySettings(config),
-    sending: { maxUnsentBytes: config.HTTP_UNSENT_MAX_BYTES, timeoutMs: config.HTTP_SEND_TIMEOUT_MS },
+    sending: {
+      maxUnsentBytes: config.HTTP_UNSENT_MAX_BYTES,
+      timeoutMs: config.HTTP_SEND_TIMEOUT_MS,
+      onShed: everyTenSeconds((closed, bytes) =>
+        log.warn(
+          { closed, megabytes: Math.round(bytes / 1e6) },
+          'closed the connections holding the most unread answers: answers waiting for their clients were over HTTP_UNSENT_MAX_BYTES'
+        )
+      ),
+    },
     ready: readiness({
       pool: health,
       cacheState,
@@ -264,6 +273,21 @@ export async function main(): Promise<void> {
     log.warn('the Redis of REDIS_URL is not answering: every answer comes from the database until it does');
   }
   process.stdout.write(readyBanner({ url: running.url, startedInSeconds: running.timings.total, cacheState }, config));
+}
+
+/** `report` with the sums of what happened, at most once every ten seconds (a flood is one line, not one a sweep). */
+function everyTenSeconds(report: (count: number, bytes: number) => void): (count: number, bytes: number) => void {
+  let last = 0;
+  let count = 0;
+  let bytes = 0;
+  return (n, b) => {
+    count += n;
+    bytes += b;
+    if (Date.now() - last >= 10_000) {
+      report(count, bytes);
+      [last, count, bytes] = [Date.now(), 0, 0];
+    }
+  };
 }
 
 /** How long the start-up banner waits for Redis to answer before saying it is not answering. */

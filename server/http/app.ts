@@ -369,10 +369,14 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const unsent = new UnsentAnswers(deps.sending);
   deps.metrics.watchUnsent(() => unsent.held);
   const pipelines = new PipelineLimit();
+  // Requests refused before routing count in ruleperf_http_requests_total too (they were missing there).
+  const refused = (req: IncomingMessage, status: number) =>
+    deps.metrics.hot.httpRequest(routeOf(req.url), status).inc();
   return (req, res) => {
     unsent.watch(req.socket);
     if (!pipelines.admit(req, res)) {
       refuseBusy(req, res, PIPELINED_BUSY);
+      refused(req, 503);
       return;
     }
     // Queued behind another answer on its connection (pipelining): Node gives it no socket yet.
@@ -381,29 +385,53 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     }
     if (declaredTooLarge(req)) {
       refuseTooLarge(req, res);
+      refused(req, 413);
       return;
     }
-    if (unsent.full && req.url?.startsWith('/api/')) {
+    if (req.url?.startsWith('/api/') && unsent.full()) {
       refuseBusy(
         req,
         res,
         `the service is busy (${(unsent.held / (1024 * 1024)).toFixed(1)} MB of answers are waiting for their clients to read them); retry in 1 s`
       );
+      refused(req, 503);
       return;
     }
     if (probe(req, res)) {
       return;
     }
+    // (Express counts what it answers, these refusals too, once it has the request.)
+    let viaExpress = false;
     if (req.method === 'POST') {
       bodies.count(req, res, {
-        busy: () => refuseBody(req, res),
-        tooLarge: () => refuseTooLarge(req, res),
+        busy: () => {
+          refuseBody(req, res);
+          if (!viaExpress) {
+            refused(req, 503);
+          }
+        },
+        tooLarge: () => {
+          refuseTooLarge(req, res);
+          if (!viaExpress) {
+            refused(req, 413);
+          }
+        },
       });
     }
     if (!fastPath(req, res)) {
+      viaExpress = true;
       app(req, res);
     }
   };
+}
+
+/** The route a request's URL names (a label of bounded cardinality): one of ROUTES, or "unmatched". */
+function routeOf(url: string | undefined): string {
+  const path = (url ?? '').split('?', 1)[0];
+  if (Object.hasOwn(ROUTES, path)) {
+    return path;
+  }
+  return path.startsWith('/api/v1/variables/') ? '/api/v1/variables/:name' : 'unmatched';
 }
 
 /** Whether the request declares a body longer than the limit (Content-Length). */

@@ -32,7 +32,7 @@ test('answers read by their client: nothing held after, and no listener left on 
     }
     unsent.sweep();
     assert.equal(unsent.held, 0);
-    assert.equal(unsent.full, false);
+    assert.equal(unsent.full(), false);
     assert.ok(socket!.listenerCount('close') < 10, `${socket!.listenerCount('close')} close listeners`);
   } finally {
     agent.destroy();
@@ -40,8 +40,8 @@ test('answers read by their client: nothing held after, and no listener left on 
   }
 });
 
-test('an answer its client does not read: counted, over the limit the service is full, and past the send timeout the connection is closed', async () => {
-  const unsent = new UnsentAnswers({ maxUnsentBytes: 1024 * 1024, timeoutMs: 600 });
+test('an answer its client does not read: counted, and past the send timeout the connection is closed', async () => {
+  const unsent = new UnsentAnswers({ maxUnsentBytes: 100 * 1024 * 1024, timeoutMs: 600 });
   const big = Buffer.alloc(40 * 1024 * 1024, 120); // more than the kernel's socket buffers take
   const server = http.createServer((req, res) => {
     unsent.watch(req.socket);
@@ -57,15 +57,52 @@ test('an answer its client does not read: counted, over the limit the service is
     await new Promise((r) => setTimeout(r, 400));
     unsent.sweep();
     assert.ok(unsent.held > 1024 * 1024, `${unsent.held} bytes held`);
-    assert.equal(unsent.full, true);
+    assert.equal(unsent.full(), false, 'under the limit');
     await new Promise((r) => setTimeout(r, 900));
     unsent.sweep(); // past the timeout: the connection is destroyed
     await new Promise((r) => setTimeout(r, 50));
     unsent.sweep();
     assert.equal(unsent.held, 0);
-    assert.equal(unsent.full, false);
   } finally {
     client.destroy();
+    server.close();
+  }
+});
+
+test('over the limit, the connections holding the most are closed until the rest fit: the others keep theirs', async () => {
+  const shed: Array<[number, number]> = [];
+  const unsent = new UnsentAnswers({
+    maxUnsentBytes: 20 * 1024 * 1024,
+    timeoutMs: 60_000,
+    onShed: (closed, bytes) => shed.push([closed, bytes]),
+  });
+  const served = new Map<string, Socket>();
+  const server = http.createServer((req, res) => {
+    unsent.watch(req.socket);
+    served.set(req.url!, req.socket);
+    res.end(Buffer.alloc(Number(req.url!.slice(1)) * 1024 * 1024, 120));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const clients = [40, 8].map((megabytes) => {
+    const client = net.connect(port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.pause(); // reads nothing
+    client.write(`GET /${megabytes} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    return client;
+  });
+  try {
+    await new Promise((r) => setTimeout(r, 400));
+    unsent.sweep();
+    assert.equal(shed.length, 1);
+    assert.equal(shed[0][0], 1, 'one connection closed');
+    assert.ok(shed[0][1] > 20 * 1024 * 1024, `the one holding the most (${shed[0][1]} bytes)`);
+    assert.equal(served.get('/40')!.destroyed, true);
+    assert.equal(served.get('/8')!.destroyed, false, 'the smaller holder keeps its connection');
+    assert.ok(unsent.held > 0 && unsent.held <= 20 * 1024 * 1024, `the rest fit: ${unsent.held} bytes`);
+    assert.equal(unsent.full(), false);
+  } finally {
+    clients.forEach((c) => c.destroy());
     server.close();
   }
 });

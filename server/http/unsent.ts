@@ -5,10 +5,13 @@
  * reading nothing held 830 MB for as long as they stayed open. The connections that carried a
  * request are looked at a few times a second (nothing is done per answer: the cached path stays
  * as cheap as it was): their buffered bytes are summed, a connection whose buffer has not moved
- * for the send timeout is destroyed (which frees it), and while the sum is over the limit API
- * requests are answered 503 busy at once, before any work. An answer queued behind another on a
- * pipelining connection waits in its response, not yet in the socket: it counts from its end()
- * until its turn comes (watchQueued; rare, and bounded in number by pipelining.ts).
+ * for the send timeout is destroyed (which frees it), and when the sum is over the limit the
+ * connections holding the most are destroyed until the rest fit. Refusing every API request
+ * instead (503 until the send timeout freed them) let four connections that pipelined requests for
+ * a 5 MB answer and read nothing shut everyone out for as long as they kept coming back. An answer
+ * queued behind another on a pipelining connection waits in its response, not yet in the socket:
+ * it counts from its end() until its turn comes (watchQueued; rare, and bounded in number by
+ * pipelining.ts); while those alone keep the sum over the limit, API requests are answered 503 busy.
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -19,10 +22,14 @@ export interface SendLimits {
   maxUnsentBytes: number;
   /** How long a connection's buffer may hold answers without a write completing before the connection is closed (a client reading one large answer slower than that too). */
   timeoutMs: number;
+  /** Told when connections holding the most were closed to bring the sum under the limit. */
+  onShed?: (closed: number, bytes: number) => void;
 }
 
 /** How often the connections are looked at. */
 const SWEEP_MS = 250;
+/** Sooner when a request finds the answers waiting over the limit, but not more often than this. */
+const EARLY_SWEEP_MS = 10;
 
 interface Watched {
   /** socket.bytesWritten when its buffer was last seen to move (or empty). */
@@ -37,7 +44,10 @@ export class UnsentAnswers {
   private bytes = 0;
   /** Bytes of ended answers still queued behind another answer on their connection. */
   private queued = 0;
+  /** The same, by connection. */
+  private readonly queuedOn = new Map<Socket, number>();
   private timer: NodeJS.Timeout | null = null;
+  private sweptAt = 0;
 
   constructor(private readonly limits: SendLimits) {}
 
@@ -46,8 +56,16 @@ export class UnsentAnswers {
     return this.bytes + this.queued;
   }
 
-  /** Whether new API requests are refused now (the answers waiting are over the limit). */
-  get full(): boolean {
+  /**
+   * Whether new API requests are refused now: the answers waiting are over the limit even after
+   * a look at the connections (at most one every EARLY_SWEEP_MS), which closes the ones holding
+   * the most. Answers queued on a connection count from their end(), before the next timed look:
+   * refused until it, requests met 200 ms of 503s whenever a few clients piled up answers.
+   */
+  full(now = Date.now()): boolean {
+    if (this.held > this.limits.maxUnsentBytes && now - this.sweptAt >= EARLY_SWEEP_MS) {
+      this.sweep(now);
+    }
     return this.held > this.limits.maxUnsentBytes;
   }
 
@@ -60,13 +78,20 @@ export class UnsentAnswers {
       const bytes =
         typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.length : 0;
       if (bytes > 0 && !res.destroyed && !res.req.socket.destroyed) {
-        this.queued += bytes;
         const socket = res.req.socket;
+        this.queued += bytes;
+        this.queuedOn.set(socket, (this.queuedOn.get(socket) ?? 0) + bytes);
         let released = false;
         const release = () => {
           if (!released) {
             released = true;
             this.queued -= bytes;
+            const left = this.queuedOn.get(socket)! - bytes;
+            if (left > 0) {
+              this.queuedOn.set(socket, left);
+            } else {
+              this.queuedOn.delete(socket);
+            }
             socket.off('close', release);
           }
         };
@@ -94,8 +119,33 @@ export class UnsentAnswers {
     }
   }
 
+  /**
+   * Destroys the connections holding the most (in their buffers and queued behind them) until the
+   * rest fit under the limit; returns the bytes their buffers held (the queued ones are given
+   * back as each closes).
+   */
+  private shed(total: number): number {
+    const holding = (socket: Socket) => socket.writableLength + (this.queuedOn.get(socket) ?? 0);
+    const holders = [...this.sockets.keys()].sort((a, b) => holding(b) - holding(a));
+    let freed = 0;
+    let buffered = 0;
+    let closed = 0;
+    for (const socket of holders) {
+      if (total - freed <= this.limits.maxUnsentBytes) {
+        break;
+      }
+      freed += holding(socket);
+      buffered += socket.writableLength;
+      closed++;
+      socket.destroy(); // its 'close' forgets it and gives its queued answers back
+    }
+    this.limits.onShed?.(closed, freed);
+    return buffered;
+  }
+
   /** Sums what the connections hold and closes the ones whose client has not read for the send timeout. */
   sweep(now = Date.now()): void {
+    this.sweptAt = now;
     let total = 0;
     for (const [socket, w] of this.sockets) {
       const pending = socket.writableLength;
@@ -107,6 +157,9 @@ export class UnsentAnswers {
         continue;
       }
       total += pending;
+    }
+    if (total + this.queued > this.limits.maxUnsentBytes) {
+      total -= this.shed(total + this.queued);
     }
     this.bytes = total;
     if (this.sockets.size === 0 && this.timer) {

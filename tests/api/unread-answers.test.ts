@@ -1,7 +1,7 @@
 /**
- * Answers a client never reads are bounded: past HTTP_UNSENT_MAX_BYTES of them waiting, API
- * requests are answered busy at once (health checks still answer), and a connection whose
- * answer waits past HTTP_SEND_TIMEOUT_MS is closed, which frees it. Before, 8 connections each
+ * Answers a client never reads are bounded: past HTTP_UNSENT_MAX_BYTES of them waiting, the
+ * connections holding the most are closed until the rest fit (API requests answered busy only in
+ * the moment before), and a connection whose answer waits past HTTP_SEND_TIMEOUT_MS is closed. Before, 8 connections each
  * asking for a large answer and reading nothing held 830 MB for as long as they stayed open.
  */
 import assert from 'node:assert/strict';
@@ -62,7 +62,7 @@ const unsentBytes = async () => {
   return Number(/^ruleperf_http_unsent_bytes (\S+)$/m.exec(text)?.[1]);
 };
 
-test('answers left unread: past the limit API requests are busy at once, then the connection is closed and they answer again', async () => {
+test('answers left unread: past the limit the connections holding the most are closed, and API requests keep being answered', async () => {
   const one = await postJson(`${svc.url}/api/v1/query`, LARGE);
   assert.equal(one.status, 200);
   const size = Buffer.byteLength(JSON.stringify(one.body));
@@ -78,23 +78,20 @@ test('answers left unread: past the limit API requests are busy at once, then th
     return { reader, closed: new Promise<void>((resolve) => reader.once('close', () => resolve())) };
   });
 
-  let refused: { status: number; body: any } | null = null;
-  for (let i = 0; i < 50 && !refused; i++) {
-    await new Promise((r) => setTimeout(r, 20));
+  // Meanwhile others are answered: at most a request or two refused busy in the moment between
+  // the answers piling up and the next look at the connections (a quarter of a second).
+  const statuses: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 25));
     const r = await postJson(`${svc.url}/api/v1/query`, {
       range: { from: hour - HOUR, to: hour },
       queries: [{ refId: 'A', kind: 'stats' }],
     });
-    if (r.status === 503) {
-      refused = r;
-    }
+    statuses.push(r.status);
   }
-  assert.ok(refused, 'an API request is refused while the unread answers are over the limit');
-  assert.match(refused.body.error, /MB of answers are waiting for their clients to read them/);
-  assert.ok((await unsentBytes()) > 256 * 1024, 'the metric shows them');
+  assert.ok(statuses.filter((s) => s === 200).length >= 36, `answered meanwhile: ${statuses.join(' ')}`);
   assert.equal((await fetch(`${svc.url}/healthz`)).status, 200, 'health checks still answer');
 
-  // The send timeout closes the connection that does not read; what it held is given back.
   for (let i = 0; i < 100 && (await unsentBytes()) > 0; i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
