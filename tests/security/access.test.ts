@@ -452,6 +452,32 @@ test('the cache stats need the read token every Grafana viewer sends, so a flood
   }
 });
 
+test('requests refused before routing (a body declared over the limit) count in ruleperf_http_requests_total', async () => {
+  const svc = await serve({});
+  const tooLarge = (text: string) =>
+    Number(/ruleperf_http_requests_total\{route="\/api\/v1\/query",status="413"\} (\d+)/.exec(text)?.[1] ?? 0);
+  const before = tooLarge(await (await fetch(`${svc.url}/metrics`)).text());
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(`${svc.url}/api/v1/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': String(2 * 1024 * 1024) },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', reject);
+    req.write('{');
+  });
+  assert.equal(status, 413);
+  let after = before;
+  for (let i = 0; i < 20 && after === before; i++) {
+    await new Promise((r) => setTimeout(r, 150)); // /metrics renders at most 10 times a second
+    after = tooLarge(await (await fetch(`${svc.url}/metrics`)).text());
+  }
+  assert.equal(after, before + 1);
+});
+
 test('a request line keeps the first 200 characters of the path: a client without a token cannot write 15 KB of log a request', async () => {
   const log: Array<Record<string, unknown>> = [];
   const svc = await serve({ API_TOKEN: 'path-token' }, log);
