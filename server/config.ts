@@ -128,7 +128,7 @@ const schema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
   /** How long an answer may wait for its client to read it before the connection is closed (http/unsent.ts). */
   HTTP_SEND_TIMEOUT_MS: int(100, 600_000).default(30_000),
-  /** Bytes of answers waiting for their clients to read them, across connections, past which API requests are answered busy. */
+  /** Bytes of answers waiting for their clients to read them, across connections, past which the connections holding the most are closed (server/http/unsent.ts). */
   HTTP_UNSENT_MAX_BYTES: int(64 * 1024, 64 * 1024 ** 3).default(256 * 1024 * 1024),
 });
 

@@ -275,17 +275,29 @@ export async function main(): Promise<void> {
   process.stdout.write(readyBanner({ url: running.url, startedInSeconds: running.timings.total, cacheState }, config));
 }
 
-/** `report` with the sums of what happened, at most once every ten seconds (a flood is one line, not one a sweep). */
+/** `report` with the sums of what happened, at most once every ten seconds (a flood is one line, not one a sweep); none lost. */
 function everyTenSeconds(report: (count: number, bytes: number) => void): (count: number, bytes: number) => void {
   let last = 0;
   let count = 0;
   let bytes = 0;
+  let later: NodeJS.Timeout | null = null;
+  const flush = () => {
+    if (later) {
+      clearTimeout(later);
+      later = null;
+    }
+    report(count, bytes);
+    [last, count, bytes] = [Date.now(), 0, 0];
+  };
   return (n, b) => {
     count += n;
     bytes += b;
-    if (Date.now() - last >= 10_000) {
-      report(count, bytes);
-      [last, count, bytes] = [Date.now(), 0, 0];
+    const since = Date.now() - last;
+    if (since >= 10_000) {
+      flush();
+    } else if (!later) {
+      later = setTimeout(flush, 10_000 - since);
+      later.unref();
     }
   };
 }

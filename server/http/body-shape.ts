@@ -57,7 +57,7 @@ export const TOO_DEEP: ErrorResponse = {
 
 const TOO_MANY_VALUES: ErrorResponse = {
   error: `invalid request: the body's lists hold more than ${MAX_LIST_VALUES.toLocaleString('en-US')} values in all (a filter takes at most ${LIMITS.maxFilterValues}): send the queries over several requests`,
-  details: [{ path: '(body)', message: `more than ${MAX_LIST_VALUES} list values` }],
+  details: [{ path: '(body)', message: `more than ${MAX_LIST_VALUES} list items` }],
 };
 
 const TOO_MANY_MEMBERS: ErrorResponse = {
@@ -77,8 +77,9 @@ export function shapeRefusal(text: string | Uint8Array): ErrorResponse | null {
   let depth = 0;
   let members = 0;
   let values = 0;
-  /** Whether the container at each depth is a list. */
+  /** Whether the container at each depth is a list, and whether its first item was counted. */
   const inList: boolean[] = [];
+  const counted: boolean[] = [];
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = at(i);
@@ -88,18 +89,28 @@ export function shapeRefusal(text: string | Uint8Array): ErrorResponse | null {
       } else if (c === QUOTE) {
         inString = false;
       }
-    } else if (c === QUOTE) {
+      continue;
+    }
+    // A list's first item (any text but a space or its end), then one more after each comma.
+    if (inList[depth] && !counted[depth] && c > 0x20 && c !== CLOSE_BRACKET) {
+      counted[depth] = true;
+      if (++values > MAX_LIST_VALUES) {
+        return TOO_MANY_VALUES;
+      }
+    }
+    if (c === QUOTE) {
       inString = true;
     } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
       if (++depth > MAX_NESTING) {
         return TOO_DEEP;
       }
       inList[depth] = c === OPEN_BRACKET;
+      counted[depth] = false;
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
       depth--;
     } else if (c === COLON && ++members > MAX_BODY_MEMBERS) {
       return TOO_MANY_MEMBERS;
-    } else if (c === COMMA && inList[depth] && ++values >= MAX_LIST_VALUES) {
+    } else if (c === COMMA && inList[depth] && ++values > MAX_LIST_VALUES) {
       return TOO_MANY_VALUES;
     }
   }

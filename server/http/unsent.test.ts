@@ -106,3 +106,37 @@ test('over the limit, the connections holding the most are closed until the rest
     server.close();
   }
 });
+
+test('over the limit, the connection stalled longest goes first: a client that has just begun reading a larger answer keeps its connection', async () => {
+  const unsent = new UnsentAnswers({ maxUnsentBytes: 20 * 1024 * 1024, timeoutMs: 60_000 });
+  const served = new Map<string, Socket>();
+  const server = http.createServer((req, res) => {
+    unsent.watch(req.socket);
+    served.set(req.url!, req.socket);
+    res.end(Buffer.alloc(Number(req.url!.slice(1)) * 1024 * 1024, 120));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const ask = (megabytes: number) => {
+    const client = net.connect(port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.pause();
+    client.write(`GET /${megabytes} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    return client;
+  };
+  const clients = [ask(15)]; // asks and never reads
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    unsent.sweep(); // under the limit: nothing closed
+    await new Promise((r) => setTimeout(r, 300));
+    clients.push(ask(17)); // larger, but just asked
+    await new Promise((r) => setTimeout(r, 200));
+    unsent.sweep();
+    assert.equal(served.get('/15')!.destroyed, true, 'the one stalled longest is closed');
+    assert.equal(served.get('/17')!.destroyed, false, 'the new one keeps its connection');
+    assert.ok(unsent.held >= 0 && unsent.held <= 20 * 1024 * 1024, `${unsent.held} bytes held`);
+  } finally {
+    clients.forEach((c) => c.destroy());
+    server.close();
+  }
+});

@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import { PIPELINED_MAX } from './pipelining';
 
 export interface SendLimits {
-  /** Bytes of answers not yet taken by their clients, across connections, past which API requests are refused. */
+  /** Bytes of answers not yet taken by their clients, across connections, past which connections holding them are closed. */
   maxUnsentBytes: number;
   /** How long a connection's buffer may hold answers without a write completing before the connection is closed (a client reading one large answer slower than that too). */
   timeoutMs: number;
@@ -44,8 +44,8 @@ export class UnsentAnswers {
   private bytes = 0;
   /** Bytes of ended answers still queued behind another answer on their connection. */
   private queued = 0;
-  /** The same, by connection. */
-  private readonly queuedOn = new Map<Socket, number>();
+  /** The same by connection: the bytes, and how to give each answer's back (when it goes out, or is dropped). */
+  private readonly queuedOn = new Map<Socket, { bytes: number; releases: Set<() => void> }>();
   private timer: NodeJS.Timeout | null = null;
   private sweptAt = 0;
 
@@ -79,22 +79,28 @@ export class UnsentAnswers {
         typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.length : 0;
       if (bytes > 0 && !res.destroyed && !res.req.socket.destroyed) {
         const socket = res.req.socket;
+        let on = this.queuedOn.get(socket);
+        if (!on) {
+          on = { bytes: 0, releases: new Set() };
+          this.queuedOn.set(socket, on);
+        }
+        const queue = on;
         this.queued += bytes;
-        this.queuedOn.set(socket, (this.queuedOn.get(socket) ?? 0) + bytes);
+        queue.bytes += bytes;
         let released = false;
         const release = () => {
           if (!released) {
             released = true;
             this.queued -= bytes;
-            const left = this.queuedOn.get(socket)! - bytes;
-            if (left > 0) {
-              this.queuedOn.set(socket, left);
-            } else {
+            queue.bytes -= bytes;
+            queue.releases.delete(release);
+            if (queue.releases.size === 0) {
               this.queuedOn.delete(socket);
             }
             socket.off('close', release);
           }
         };
+        queue.releases.add(release);
         // From its turn on, its bytes are in the socket's buffer, which the sweep counts.
         res.once('socket', release);
         res.once('close', release);
@@ -120,27 +126,42 @@ export class UnsentAnswers {
   }
 
   /**
-   * Destroys the connections holding the most (in their buffers and queued behind them) until the
-   * rest fit under the limit; returns the bytes their buffers held (the queued ones are given
-   * back as each closes).
+   * Destroys connections holding answers (in their buffers and queued behind them) until the
+   * rest fit under the limit: the one whose buffer has not moved for longest first, then the
+   * one holding most. Size alone closed a client reading a 30 MB answer (one write, whose
+   * buffer counts whole until it completes) while clients that read nothing kept theirs.
+   * Returns the bytes their buffers held; what was queued on them is given back at once.
    */
-  private shed(total: number): number {
-    const holding = (socket: Socket) => socket.writableLength + (this.queuedOn.get(socket) ?? 0);
-    const holders = [...this.sockets.keys()].sort((a, b) => holding(b) - holding(a));
+  private shed(total: number, now: number): number {
+    const holders: Array<{ socket: Socket; stalled: number; buffered: number; holding: number }> = [];
+    for (const [socket, w] of this.sockets) {
+      const buffered = socket.destroyed ? 0 : socket.writableLength;
+      const holding = buffered + (this.queuedOn.get(socket)?.bytes ?? 0);
+      if (holding > 0 && !socket.destroyed) {
+        holders.push({ socket, stalled: now - w.at, buffered, holding });
+      }
+    }
+    holders.sort((a, b) => b.stalled - a.stalled || b.holding - a.holding);
     let freed = 0;
     let buffered = 0;
     let closed = 0;
-    for (const socket of holders) {
+    for (const h of holders) {
       if (total - freed <= this.limits.maxUnsentBytes) {
         break;
       }
-      freed += holding(socket);
-      buffered += socket.writableLength;
+      freed += h.holding;
+      buffered += h.buffered;
       closed++;
-      socket.destroy(); // its 'close' forgets it and gives its queued answers back
+      this.close(h.socket);
     }
     this.limits.onShed?.(closed, freed);
     return buffered;
+  }
+
+  /** Destroys a connection, and forgets at once the answers queued on it (its 'close' forgets the rest). */
+  private close(socket: Socket): void {
+    [...(this.queuedOn.get(socket)?.releases ?? [])].forEach((release) => release());
+    socket.destroy();
   }
 
   /** Sums what the connections hold and closes the ones whose client has not read for the send timeout. */
@@ -148,18 +169,21 @@ export class UnsentAnswers {
     this.sweptAt = now;
     let total = 0;
     for (const [socket, w] of this.sockets) {
+      if (socket.destroyed) {
+        continue; // closed already: forgotten at its 'close'
+      }
       const pending = socket.writableLength;
       if (pending === 0 || socket.bytesWritten !== w.written) {
         w.written = socket.bytesWritten;
         w.at = now;
       } else if (now - w.at >= this.limits.timeoutMs) {
-        socket.destroy(); // its 'close' forgets it
+        this.close(socket);
         continue;
       }
       total += pending;
     }
     if (total + this.queued > this.limits.maxUnsentBytes) {
-      total -= this.shed(total + this.queued);
+      total -= this.shed(total + this.queued, now);
     }
     this.bytes = total;
     if (this.sockets.size === 0 && this.timer) {
