@@ -77,9 +77,15 @@ export function shapeRefusal(text: string | Uint8Array): ErrorResponse | null {
   let depth = 0;
   let members = 0;
   let values = 0;
-  /** Whether the container at each depth is a list, and whether its first item was counted. */
+  /** Whether the container at each depth is a list, and its items counted so far. */
   const inList: boolean[] = [];
-  const counted: boolean[] = [];
+  const items: number[] = [];
+  // One list longer than any may be is refused after parsing instead, by arrayTooLong, which names it.
+  let oneTooLong = false;
+  const item = (): boolean => {
+    oneTooLong ||= ++items[depth] > MAX_ARRAY_ITEMS;
+    return ++values > MAX_LIST_VALUES && !oneTooLong;
+  };
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = at(i);
@@ -92,11 +98,8 @@ export function shapeRefusal(text: string | Uint8Array): ErrorResponse | null {
       continue;
     }
     // A list's first item (any text but a space or its end), then one more after each comma.
-    if (inList[depth] && !counted[depth] && c > 0x20 && c !== CLOSE_BRACKET) {
-      counted[depth] = true;
-      if (++values > MAX_LIST_VALUES) {
-        return TOO_MANY_VALUES;
-      }
+    if (inList[depth] && items[depth] === 0 && c > 0x20 && c !== CLOSE_BRACKET && item()) {
+      return TOO_MANY_VALUES;
     }
     if (c === QUOTE) {
       inString = true;
@@ -105,12 +108,12 @@ export function shapeRefusal(text: string | Uint8Array): ErrorResponse | null {
         return TOO_DEEP;
       }
       inList[depth] = c === OPEN_BRACKET;
-      counted[depth] = false;
+      items[depth] = 0;
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
       depth--;
     } else if (c === COLON && ++members > MAX_BODY_MEMBERS) {
       return TOO_MANY_MEMBERS;
-    } else if (c === COMMA && inList[depth] && ++values > MAX_LIST_VALUES) {
+    } else if (c === COMMA && inList[depth] && item()) {
       return TOO_MANY_VALUES;
     }
   }
