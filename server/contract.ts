@@ -80,6 +80,8 @@ export const LIMITS = {
   maxRefIdLength: 64,
   maxTopRulesLimit: 1000,
   maxDataPoints: 10_000,
+  /** Items a request's lists may hold in all (its queries, and every value of their lists): the plugin splits a panel's queries to keep under it. */
+  maxListItems: 10_000,
   maxIntervalMs: 366 * 86_400_000,
   maxRangeDays: 400,
   /** Instants must lie in [0, maxInstantMs]: 1970-01-01 to 9999-12-31 (UTC), four-digit years. */

@@ -11,7 +11,7 @@ import { lastValueFrom, Observable, of, throwError } from 'rxjs';
 
 import { fakeTemplateSrv, FakeVariable } from './__fixtures__/templateSrv';
 import { COMPACT_TIME_RETRY_MS, DataSource, describeReadiness } from './datasource';
-import type { QueryRequestInput, QueryResponse, ReadyResponse } from './contract';
+import { LIMITS, type QueryRequestInput, type QueryResponse, type ReadyResponse } from './contract';
 import { TOKEN_REJECTED_MESSAGE } from './errors';
 import type { RuleperfOptions, RuleperfQuery } from './types';
 
@@ -387,6 +387,45 @@ describe('query', () => {
     expect(frame.meta.custom.cache).toBe('miss');
     expect(response.state).toBe(LoadingState.Error);
     expect(response.errors).toEqual([{ refId: 'B', message: 'ruleId: unknown rule "r-404"', status: 400 }]);
+  });
+
+  it('splits a panel whose lists hold more items than one request may into several requests, each with its own id, answered together', async () => {
+    const values = Array.from({ length: 500 }, (_, i) => `r-${i}`);
+    const variables: FakeVariable[] = [{ name: 'many', value: values, options: values }];
+    const requests = mockBackend({
+      '/api/v1/query': (req) => {
+        const body = req.data as QueryRequestInput;
+        const results = Object.fromEntries(
+          body.queries.map((q) => [
+            q.refId,
+            q.refId === 'Q7'
+              ? { frames: [], error: 'busy', status: 503 }
+              : {
+                  frames: [
+                    { schema: { refId: q.refId, fields: [{ name: 'n', type: 'number' }] }, data: { values: [[1]] } },
+                  ],
+                },
+          ])
+        );
+        return ok({ results });
+      },
+    });
+    const ds = new DataSource(settings(), fakeTemplateSrv(variables));
+    const targets = Array.from({ length: 21 }, (_, i) => ({ refId: `Q${i}`, kind: 'stats' as const, ruleId: '$many' }));
+    const response = await lastValueFrom(ds.query(request(targets)));
+    expect(requests).toHaveLength(2);
+    expect(requests.map((r) => r.requestId)).toEqual(['Q1', 'Q1-1']);
+    const sent = requests.map((r) => (r.data as QueryRequestInput).queries);
+    expect(sent.flat().map((q) => q.refId)).toEqual(targets.map((t) => t.refId));
+    for (const queries of sent) {
+      const items = queries.reduce((n, q) => n + 1 + (Array.isArray(q.ruleId) ? q.ruleId.length : 0), 0);
+      expect(items).toBeLessThanOrEqual(LIMITS.maxListItems);
+    }
+    expect(response.data.map((f: { refId: string }) => f.refId)).toEqual(
+      targets.map((t) => t.refId).filter((r) => r !== 'Q7')
+    );
+    expect(response.errors).toEqual([{ refId: 'Q7', message: 'busy', status: 503 }]);
+    expect(response.state).toBe(LoadingState.Error);
   });
 
   it('reports a rejected request on every query with the service error and its details', async () => {

@@ -19,7 +19,7 @@ import {
   TemplateSrv,
   toDataQueryResponse,
 } from '@grafana/runtime';
-import { catchError, lastValueFrom, map, Observable, of } from 'rxjs';
+import { catchError, forkJoin, lastValueFrom, map, Observable, of } from 'rxjs';
 
 import {
   FILTER_FIELDS,
@@ -32,7 +32,7 @@ import {
 import { describeRequestError, refusesCompactTime, requestErrorResponse } from './errors';
 import { interpolateFilter } from './interpolation';
 import { keepEveryNotice } from './notices';
-import { buildQueryRequest } from './request';
+import { buildQueryRequest, listItems, requestGroups, toContractQuery } from './request';
 import { expandTimeColumnsIn } from './timeColumns';
 import { DEFAULT_QUERY, type RuleperfOptions, type RuleperfQuery } from './types';
 
@@ -116,34 +116,53 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
     if (queries.length === 0) {
       return of({ data: local, state: LoadingState.Done });
     }
-    const refIds = queries.map((q) => q.refId);
-    const ask = (compactTime: boolean): Observable<DataQueryResponse> =>
+    const ask = (group: RuleperfQuery[], requestId: string, compactTime: boolean): Observable<DataQueryResponse> =>
       getBackendSrv()
         .fetch<BackendDataSourceResponse>({
           url: `${this.proxyUrl}/api/v1/query`,
           method: 'POST',
-          data: buildQueryRequest(queries, request, compactTime),
-          requestId: request.requestId,
+          data: buildQueryRequest(group, request, compactTime),
+          requestId,
           // Errors belong to the panel, not to a toast over the whole dashboard.
           showErrorAlert: false,
         })
         .pipe(
           // Per-query errors (`results[refId].error`) become DataQueryErrors here, frames keep their meta.
           map((response: FetchResponse<BackendDataSourceResponse>) => {
-            const answer = toDataQueryResponse({ ...response, data: expandTimeColumnsIn(response.data) }, queries);
-            return { ...answer, data: [...keepEveryNotice(answer.data), ...local] };
+            const answer = toDataQueryResponse({ ...response, data: expandTimeColumnsIn(response.data) }, group);
+            return { ...answer, data: keepEveryNotice(answer.data) };
           }),
           catchError((err: unknown) => {
             if (compactTime && refusesCompactTime(err)) {
               // A service older than this plugin: ask as it understands for a while (it may be upgraded meanwhile).
               this.compactTimeRefusedAt = Date.now();
-              return ask(false);
+              return ask(group, requestId, false);
             }
-            const failed = requestErrorResponse(err, refIds);
-            return of({ ...failed, data: [...failed.data, ...local] });
+            return of(
+              requestErrorResponse(
+                err,
+                group.map((q) => q.refId)
+              )
+            );
           })
         );
-    return ask(Date.now() - this.compactTimeRefusedAt >= COMPACT_TIME_RETRY_MS);
+    const compactTime = Date.now() - this.compactTimeRefusedAt >= COMPACT_TIME_RETRY_MS;
+    // More list items than one request may hold: several requests, each with its own id (Grafana
+    // cancels a request when another with the same id is sent), answered together.
+    const groups = requestGroups(queries, (q) => listItems(toContractQuery(q)));
+    const answers = groups.map((group, i) =>
+      ask(group, i === 0 ? request.requestId : `${request.requestId}-${i}`, compactTime)
+    );
+    return (answers.length === 1 ? answers[0].pipe(map((a) => [a])) : forkJoin(answers)).pipe(
+      map((parts) => {
+        const errors = parts.flatMap((a) => a.errors ?? (a.error ? [a.error] : []));
+        return {
+          ...parts[0],
+          data: [...parts.flatMap((a) => a.data), ...local],
+          ...(errors.length ? { error: errors[0], errors, state: LoadingState.Error } : {}),
+        };
+      })
+    );
   }
 
   /**

@@ -37,6 +37,36 @@ export function buildQueryRequest(
   return body;
 }
 
+/** Items a query adds to a request's lists: itself (an item of `queries`) and each value of its lists. */
+export function listItems(query: RuleperfQueryInput): number {
+  return 1 + Object.values(query).reduce((n: number, v) => n + (Array.isArray(v) ? v.length : 0), 0);
+}
+
+/**
+ * The queries in order, in as few requests as keep each within the service's list items in all
+ * (LIMITS.maxListItems): a panel of 21 queries on one variable with 500 values ticked is two
+ * requests, not one refused whole. A query over the limit on its own goes alone (the service
+ * names what is wrong with it).
+ */
+export function requestGroups<T>(queries: T[], items: (query: T) => number, max: number = LIMITS.maxListItems): T[][] {
+  const groups: T[][] = [];
+  let current: T[] = [];
+  let held = 0;
+  for (const query of queries) {
+    const n = items(query);
+    if (current.length > 0 && held + n > max) {
+      groups.push(current);
+      [current, held] = [[], 0];
+    }
+    current.push(query);
+    held += n;
+  }
+  if (current.length > 0) {
+    groups.push(current);
+  }
+  return groups;
+}
+
 /** One query as the contract wants it: filters that are set, and only the options its kind uses. */
 export function toContractQuery(query: RuleperfQuery): RuleperfQueryInput {
   const kind = query.kind ?? QUERY_DEFAULTS.kind;

@@ -48,7 +48,7 @@ export const MAX_BODY_MEMBERS = 2000;
  * and parse and 56 ms to validate, and held 13 MB each: 60 such requests at once stopped every
  * answer, /healthz too, for 9 s. A panel sends one list a variable, repeated by its few queries.
  */
-export const MAX_LIST_VALUES = 10_000;
+export const MAX_LIST_VALUES = LIMITS.maxListItems;
 
 export const TOO_DEEP: ErrorResponse = {
   error: `invalid request: the body nests deeper than ${MAX_NESTING} levels (a query request has four)`,

@@ -41,7 +41,7 @@
  * Phase two merges the fine sketches of the candidates (split over two connections when
  * there are several, so both cores work), and the service ranks them exactly.
  */
-import { NONE_GROUP, type TopRulesSort } from '../../contract';
+import type { TopRulesSort } from '../../contract';
 import { measures, numberField, rankValue, type MeasureName, type Row } from '../measures';
 import type { NormalizedQuery } from '../normalize';
 import type { Piece, Plan } from '../plan';
