@@ -155,11 +155,12 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
     );
     return (answers.length === 1 ? answers[0].pipe(map((a) => [a])) : forkJoin(answers)).pipe(
       map((parts) => {
-        const errors = parts.flatMap((a) => a.errors ?? (a.error ? [a.error] : []));
+        // (toDataQueryResponse and requestErrorResponse both list every error in `errors`.)
+        const errors = parts.flatMap((a) => a.errors ?? []);
         return {
           ...parts[0],
           data: [...parts.flatMap((a) => a.data), ...local],
-          ...(errors.length ? { error: errors[0], errors, state: LoadingState.Error } : {}),
+          ...(errors.length ? { errors, state: LoadingState.Error } : {}),
         };
       })
     );
