@@ -153,7 +153,7 @@ export class DataSource extends DataSourceApi<RuleperfQuery, RuleperfOptions> {
     const answers = groups.map((group, i) =>
       ask(group, i === 0 ? request.requestId : `${request.requestId}-${i}`, compactTime)
     );
-    return (answers.length === 1 ? answers[0].pipe(map((a) => [a])) : forkJoin(answers)).pipe(
+    return forkJoin(answers).pipe(
       map((parts) => {
         // (toDataQueryResponse and requestErrorResponse both list every error in `errors`.)
         const errors = parts.flatMap((a) => a.errors ?? []);

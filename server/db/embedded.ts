@@ -172,8 +172,9 @@ export async function startEmbeddedDatabase(
       `(raise DB_STATEMENT_TIMEOUT_MS to wait longer, or set DATABASE_URL to a PostgreSQL or TimescaleDB server)`,
   });
   const port = server.port;
-  const publicUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  const urlAs = (user: string) => `postgres://${user}@127.0.0.1:${port}/postgres`;
+  const publicUrl = urlAs('postgres');
+  const url = urlAs(`postgres:${password}`);
   const urlFile = dataDir ? `${dataDir}.url` : null;
   if (urlFile) {
     try {

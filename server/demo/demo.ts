@@ -191,13 +191,14 @@ export class Demo {
 
   /** A notice for a panel over [from, to) when part of it is not loaded yet, else null. */
   notice(from: number, to: number): string | null {
-    const missing = this.missing(Date.now());
+    const now = Date.now();
+    const missing = this.missing(now);
     const overlapping = missing.filter(([a, b]) => a < to && b > from);
     if (!overlapping.length) {
       return null;
     }
     return (
-      `Demo data is still being generated (${this.percentLoaded()} % of ${this.spanName()} loaded): ${overlapping.map(([a, b]) => `${iso(a)}–${iso(b)}`).join(' and ')} UTC ` +
+      `Demo data is still being generated (${this.percentLoaded(now, missing)} % of ${this.spanName()} loaded): ${overlapping.map(([a, b]) => `${iso(a)}–${iso(b)}`).join(' and ')} UTC ` +
       `is not loaded yet, so this panel shows less than it will. It fills in within a few minutes.`
     );
   }
@@ -215,10 +216,9 @@ export class Demo {
   }
 
   /** The share of the demo's history (its first day to now) loaded and built, 0–99 while any is missing. */
-  private percentLoaded(): number {
-    const now = Date.now();
+  private percentLoaded(now = Date.now(), missing = this.missing(now)): number {
     const span = now - this.state.historyFrom;
-    const absent = this.missing(now).reduce((sum, [a, b]) => sum + (b - a), 0);
+    const absent = missing.reduce((sum, [a, b]) => sum + (b - a), 0);
     return Math.max(0, Math.min(absent > 0 ? 99 : 100, Math.floor((100 * (span - absent)) / span)));
   }
 

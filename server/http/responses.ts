@@ -21,10 +21,10 @@ export function requestIdFrom(header: string | string[] | undefined): string {
   return typeof header === 'string' && /^[\w-]{1,64}$/.test(header) ? header : randomUUID();
 }
 
-/** Counts the request and logs its line: id, duration, cache status and tier, never headers (tokens). */
 /** A request line keeps this much of the path. */
 export const LOGGED_PATH_CHARS = 200;
 
+/** Counts the request and logs its line: id, duration, cache status and tier, never headers (tokens). */
 export function recordRequest(
   deps: Pick<AppDeps, 'metrics' | 'logger'>,
   r: {

@@ -135,7 +135,7 @@ export class UnsentAnswers {
   private shed(total: number, now: number): number {
     const holders: Array<{ socket: Socket; stalled: number; buffered: number; holding: number }> = [];
     for (const [socket, w] of this.sockets) {
-      const buffered = socket.destroyed ? 0 : socket.writableLength;
+      const buffered = socket.writableLength;
       const holding = buffered + (this.queuedOn.get(socket)?.bytes ?? 0);
       if (holding > 0 && !socket.destroyed) {
         holders.push({ socket, stalled: now - w.at, buffered, holding });

@@ -19,8 +19,9 @@ export interface LoggerOptions {
   fd?: number;
 }
 
-/** Every batching destination made here, for flushLogs. */
+/** Every batching destination made here, for flushLogs (and flushed at exit, however the process exits). */
 const destinations = new Set<ReturnType<typeof pino.destination>>();
+process.on('exit', () => flushLogs());
 
 /**
  * Writes the log lines waiting in a batch now: before a progress line on stderr, so the
@@ -31,7 +32,7 @@ export function flushLogs(): void {
     try {
       destination.flushSync();
     } catch {
-      // Not open yet, or stdout closed: nothing to put in order.
+      // Not open yet, or stdout closed: nobody left to read it.
     }
   }
 }
@@ -44,13 +45,6 @@ export function createLogger(o: LoggerOptions): pino.Logger {
     periodicFlush: FLUSH_MS,
   });
   destinations.add(destination);
-  process.on('exit', () => {
-    try {
-      destination.flushSync();
-    } catch {
-      // A closed stdout has nobody left to read it.
-    }
-  });
   const logger = pino(
     {
       level: o.level,

@@ -314,8 +314,10 @@ export class QueryService {
     return { member: resultMember(response), response, cache: r.cache, tiers: r.answer.tiers };
   }
 
-  /** The whole response (`{"results": {refId: result}}`) and its HTTP status. */
-  /** `refused`: queries of the request already refused on their own (body-shape.ts), answered with their error beside the others. */
+  /**
+   * The whole response (`{"results": {refId: result}}`) and its HTTP status. `refused`: queries
+   * of the request already refused on their own (body-shape.ts), answered with their error beside the others.
+   */
   async answer(request: QueryRequest, refused: readonly RefusedQuery[] = []): Promise<ServiceAnswer> {
     // Not held in this process: everything from here (keys, Redis, the database) takes its
     // turn, so a burst of such requests never holds the loop in front of one that is (turns.ts).
