@@ -4,10 +4,11 @@
  * A range that ended more than a minute ago is answered exactly as asked, to the
  * millisecond: whole days, hours and minutes from rollups, the seconds at either end from
  * raw rows, and the same range asked again (an absolute range, a zoomed graph) is the same
- * cache entry. A range ending "now" moves with every request: both ends are moved forward to
+ * cache entry. A range ending "now" moves with every request: each end is moved forward to
  * the next whole minute, so "last 24 hours" sent a few seconds later is the same cache entry
- * — never more than 59.999 s from what was asked, the span kept, and the newest rows still
- * in it. Under an hour, to a step of at most a sixtieth of the span (30, 15, 10, 5 s, and
+ * — never more than 59.999 s from what was asked, and the newest rows still in it. Grafana's
+ * relative ends share their second of the minute, so the span is kept; an end already whole
+ * (`now/d`, a future `to`) stays, and the span gains or loses up to a minute (the notice says so). Under an hour, to a step of at most a sixtieth of the span (30, 15, 10, 5 s, and
  * whole seconds under five minutes): a minute moved half of a 70-second range away from the
  * one asked. Whole seconds at least, so that viewers asking the same range share answers. The answer says what it covered (meta.custom.coveredRange) and carries a notice
  * whenever that differs from the asked range.
