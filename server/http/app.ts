@@ -133,7 +133,8 @@ function createExpressApp(deps: AppDeps) {
     const path = req.path;
     res.on('finish', () =>
       recordRequest(deps, {
-        route: req.route?.path ? `${req.baseUrl}${req.route.path as string}` : 'unmatched',
+        // Express matches paths in any case: the label is the route's own spelling, not the client's.
+        route: req.route?.path ? `${req.baseUrl.toLowerCase()}${req.route.path as string}` : 'unmatched',
         reqId: id,
         method: req.method,
         path,
@@ -373,6 +374,11 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const refused = (req: IncomingMessage, status: number) =>
     deps.metrics.hot.httpRequest(routeOf(req.url), status).inc();
   return (req, res) => {
+    // `GET http://host/healthz` (the absolute form HTTP/1.1 servers must take) routed as `GET /healthz`:
+    // it was a 405 for GET on /healthz, and a query sent so went past the fast path and its limits.
+    if (req.url && req.url[0] !== '/' && req.url !== '*') {
+      req.url = originForm(req.url);
+    }
     unsent.watch(req.socket);
     if (!pipelines.admit(req, res)) {
       refuseBusy(req, res, PIPELINED_BUSY);
@@ -387,6 +393,11 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       refuseTooLarge(req, res);
       refused(req, 413);
       return;
+    }
+    if (sendsBody(req) && !readsBody(req)) {
+      // Answered without reading it (closing.ts): unauthenticated `GET /nope` with a chunked body
+      // that never ended was read at about 1 GB/s until the request timeout, and held a stop.
+      closeAfterAnswer(res);
     }
     if (req.url?.startsWith('/api/') && unsent.full()) {
       refuseBusy(
@@ -432,6 +443,33 @@ function routeOf(url: string | undefined): string {
     return path;
   }
   return path.startsWith('/api/v1/variables/') ? '/api/v1/variables/:name' : 'unmatched';
+}
+
+/** An absolute-form request target's path and query (`http://host/a?b` → `/a?b`), or it as it is when it is no URL. */
+export function originForm(target: string): string {
+  try {
+    const url = new URL(target);
+    return url.pathname + url.search;
+  } catch {
+    return target;
+  }
+}
+
+/** The routes that read a request body. */
+const BODY_ROUTES = new Set(['/api/v1/query', '/api/v1/invalidate']);
+
+/** Whether a route reads this request's body: a POST to a BODY_ROUTES path, as Express matches it (any case, a trailing slash). */
+function readsBody(req: IncomingMessage): boolean {
+  if (req.method !== 'POST') {
+    return false;
+  }
+  const path = (req.url ?? '').split('?', 1)[0].toLowerCase();
+  return BODY_ROUTES.has(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
+}
+
+/** Whether the request comes with a body (chunked, or a length above 0). */
+function sendsBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
 }
 
 /** Whether the request declares a body longer than the limit (Content-Length). */

@@ -478,6 +478,22 @@ test('requests refused before routing (a body declared over the limit) count in 
   assert.equal(after, before + 1);
 });
 
+test('a route is counted under its own spelling, whatever case the client wrote it in', async () => {
+  // Express matches paths in any case: the label took the client's (`/API`, `/Api`, …).
+  const svc = await serve({});
+  for (const path of ['/API/v1/cache/stats', '/Api/v1/cache/stats', '/api/v1/cache/stats']) {
+    assert.equal((await fetch(`${svc.url}${path}`)).status, 200, path);
+  }
+  let text = '';
+  for (let i = 0; i < 20 && !/cache\/stats",status="200"\} 3\n/.test(text); i++) {
+    await new Promise((r) => setTimeout(r, 150)); // /metrics renders at most 10 times a second
+    text = await (await fetch(`${svc.url}/metrics`)).text();
+  }
+  const routes = [...text.matchAll(/ruleperf_http_requests_total\{route="([^"]*cache\/stats)"/gi)].map((m) => m[1]);
+  assert.deepEqual(routes, ['/api/v1/cache/stats']);
+  assert.match(text, /route="\/api\/v1\/cache\/stats",status="200"\} 3\n/);
+});
+
 test('a request line keeps the first 200 characters of the path: a client without a token cannot write 15 KB of log a request', async () => {
   const log: Array<Record<string, unknown>> = [];
   const svc = await serve({ API_TOKEN: 'path-token' }, log);
