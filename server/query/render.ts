@@ -181,8 +181,12 @@ const VARIANTS_KEPT = 4;
 const REF_IDS_KEPT = 4;
 
 interface Variant {
-  /** Each frame's JSON after `{"schema":{"refId":<refId>,`. */
-  pieces: string[];
+  /**
+   * Each frame's JSON after `{"schema":{"refId":<refId>,`, as UTF-8: a body for another refId is
+   * these bytes copied between its own (a 2.4 MB answer asked with a new refId each time was
+   * encoded again each time, holding every other request for milliseconds).
+   */
+  pieces: Buffer[];
   /** refId → the whole one-query response body. */
   bodies: Map<string, Buffer>;
 }
@@ -286,7 +290,7 @@ function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus, compa
   const key = variantKey(q, cache, compactTime);
   let variant = byVariant.get(key);
   if (!variant) {
-    const pieces = withMeta(answer, q, cache, '').map((frame) => framePiece(frame, compactTime));
+    const pieces = withMeta(answer, q, cache, '').map((frame) => Buffer.from(framePiece(frame, compactTime)));
     keepVariant(answer, key, (variant = { pieces, bodies: new Map() }));
   }
   return variant;
@@ -302,26 +306,16 @@ async function renderVariantInTurns(
 ): Promise<void> {
   const byVariant = variantsOf(answer);
   const key = variantKey(q, cache, compactTime);
-  const ref = JSON.stringify(refId);
-  const rendered = await mapInTurns(
+  const pieces = await mapInTurns(
     withMeta(answer, q, cache, ''),
-    (frame) => {
-      const piece = framePiece(frame, compactTime);
-      return { piece, bytes: Buffer.from(frameOpen(ref) + piece) };
-    },
+    (frame) => Buffer.from(framePiece(frame, compactTime)),
     frameValues
   );
   if (byVariant.has(key)) {
     return; // rendered meanwhile in one piece (renderResponse)
   }
   // renderResponse's body, its frames' UTF-8 made a frame at a time above.
-  const parts = [Buffer.from(responseOpen(ref))];
-  rendered.forEach(({ bytes }, i) => parts.push(...(i ? [COMMA, bytes] : [bytes])));
-  parts.push(Buffer.from(RESPONSE_CLOSE));
-  keepVariant(answer, key, {
-    pieces: rendered.map(({ piece }) => piece),
-    bodies: new Map([[refId, Buffer.concat(parts)]]),
-  });
+  keepVariant(answer, key, { pieces, bodies: new Map([[refId, responseBody(pieces, JSON.stringify(refId))]]) });
 }
 
 /** Renderings in progress per answer and variant: requests sharing an answer wait for one. */
@@ -365,7 +359,16 @@ const RESPONSE_CLOSE = `]}${RESULTS_CLOSE}`;
 
 /** The frames of a variant for `ref`, comma-separated. */
 function framesList(variant: Variant, ref: string): string {
-  return variant.pieces.map((rest) => frameOpen(ref) + rest).join(',');
+  return variant.pieces.map((rest) => frameOpen(ref) + rest.toString()).join(',');
+}
+
+/** The one-query response body for `ref` (a refId as JSON) from a variant's pieces: bytes copied, nothing encoded again. */
+function responseBody(pieces: readonly Buffer[], ref: string): Buffer {
+  const open = Buffer.from(frameOpen(ref));
+  const parts: Buffer[] = [Buffer.from(responseOpen(ref))];
+  pieces.forEach((piece, i) => parts.push(...(i ? [COMMA, open, piece] : [open, piece])));
+  parts.push(Buffer.from(RESPONSE_CLOSE));
+  return Buffer.concat(parts);
 }
 
 /** The JSON text of `{"frames": [...]}` for this answer, identical to JSON.stringify of withMeta's frames but for key order. */
@@ -384,8 +387,7 @@ export function renderResponse(
   const variant = variantOf(answer, q, cache, compactTime);
   let body = variant.bodies.get(refId);
   if (!body) {
-    const ref = JSON.stringify(refId);
-    body = Buffer.from(responseOpen(ref) + framesList(variant, ref) + RESPONSE_CLOSE);
+    body = responseBody(variant.pieces, JSON.stringify(refId));
     keepBody(answer, variant, refId, body);
   }
   return body;
