@@ -153,7 +153,9 @@ export async function buildQueryStack(
   metrics.watchQueues(admissions, loopTurns);
 
   const redis = config.CACHE_ENABLED ? createRedis(config) : null;
-  redis?.on('error', () => undefined); // reported through the circuit breaker, not as crashes
+  if (redis) {
+    reportRedisErrors(redis, log);
+  }
   if (redis) {
     await waitForRedis(redis);
   }
@@ -305,4 +307,20 @@ export async function buildQueryStack(
       redis?.disconnect();
     },
   };
+}
+
+/**
+ * Redis errors are answered by the circuit breaker (the cache bypassed), not thrown; each new
+ * cause is logged once, until Redis is ready again, so a refusal is named (`WRONGPASS`, a
+ * certificate) and not only seen as "not answering". ioredis's messages hold no password.
+ */
+function reportRedisErrors(redis: NonNullable<ReturnType<typeof createRedis>>, log: pino.Logger): void {
+  let last: string | null = null;
+  redis.on('error', (err: Error) => {
+    if (err.message !== last) {
+      last = err.message;
+      log.warn({ err: { message: err.message } }, `the cache's Redis: ${err.message}`);
+    }
+  });
+  redis.on('ready', () => (last = null));
 }

@@ -138,9 +138,17 @@ test('Redis refusals (unknown CA, wrong password, no TLS) leave the cache bypass
     { REDIS_URL: redisUrl('wrong-password'), REDIS_TLS_CA_FILE: (certs as Certificates).ca },
     { REDIS_URL: redisUrl(REDIS_PASSWORD, 'redis') }, // plain text to a TLS port
   ];
-  for (const env of refusals) {
-    const svc = await serve({ DATABASE_URL: db.url, ...env });
+  // Each named in the log by its cause (a wrong password was logged as "not answering" alone).
+  const causes = [/certificate/i, /WRONGPASS|invalid username-password/, /./];
+  for (const [i, env] of refusals.entries()) {
+    const log: string[] = [];
+    const svc = await serve({ DATABASE_URL: db.url, ...env }, log);
     assert.equal(await ask(svc), 'bypass', JSON.stringify(Object.keys(env)));
+    const said = log.filter((line) => line.includes("the cache's Redis:"));
+    assert.ok(
+      said.some((line) => causes[i].test(line)),
+      `refusal ${i}: ${said.join('') || log.filter((l) => /redis/i.test(l)).join('')}`
+    );
   }
   assert.throws(
     () => loadConfig({ REDIS_URL: redisUrl(REDIS_PASSWORD, 'redis'), REDIS_TLS_CA_FILE: (certs as Certificates).ca }),
