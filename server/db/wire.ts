@@ -19,6 +19,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
+import { copiesFromClient, statementText } from './copy-in';
 
 /** Runs protocol messages in order on the one session; resolves with their replies, concatenated. */
 export interface ProtocolDb {
@@ -192,6 +193,8 @@ async function handshake(db: ProtocolDb): Promise<Buffer> {
 }
 
 const ROLLBACK = typed('Q', Buffer.from('ROLLBACK\0'));
+const COPY_FROM_CLIENT =
+  'COPY ... FROM STDIN is not supported by the embedded database (PGlite cannot take a copy from its client): load rows with INSERT (npm run generate -- --method insert), or use a PostgreSQL server (DATABASE_URL)';
 /** AuthenticationCleartextPassword. */
 const ASK_PASSWORD = typed('R', Buffer.from([0, 0, 0, 3]));
 
@@ -400,6 +403,23 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     }
   };
 
+  /**
+   * A COPY from the client would end PGlite (copy-in.ts): refused before it reaches the session. A
+   * simple query with nothing ahead of it, outside a transaction, gets an error and the
+   * connection goes on; otherwise (replies owed first, a transaction to roll back, an extended
+   * query before its Sync) the connection is ended, as a wrong client's is.
+   */
+  const refuseCopyIn = (c: Connection, simpleQuery: boolean) => {
+    if (simpleQuery && !c.pending.length && c !== owner && c !== running) {
+      c.socket.write(refusal('0A000', COPY_FROM_CLIENT));
+      return;
+    }
+    c.gone = true;
+    c.pending.length = 0;
+    c.socket.end(errorResponse('FATAL', '0A000', COPY_FROM_CLIENT), () => c.socket.destroy());
+    void pump(); // rolls back a transaction it held and serves those waiting
+  };
+
   const onMessage = (c: Connection, message: Buffer) => {
     if (!c.started) {
       const code = message.readInt32BE(4);
@@ -443,6 +463,11 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     }
     if (message[0] === 0x58 /* X: Terminate */) {
       c.socket.end();
+      return;
+    }
+    const text = statementText(message);
+    if (text !== null && copiesFromClient(text)) {
+      refuseCopyIn(c, message[0] === 0x51 /* Q */);
       return;
     }
     c.pending.push({ message, at: Date.now() });

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test, before, after } from 'node:test';
 import { Client, Pool } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDatabase } from '../../server/db/embedded';
 import { createPools } from '../../server/db/pools';
 import { SESSION_BUSY_CODE, WIRE_MAX_CONNECTIONS } from '../../server/db/wire';
@@ -114,6 +115,37 @@ test('a client that goes away mid-transaction is rolled back and frees the sessi
     const { rows: state } = await b.query('SELECT now() = statement_timestamp() AS fresh');
     assert.equal(state[0].fresh, true, 'b is not inside a leftover transaction');
   } finally {
+    await b.end();
+  }
+});
+
+test('a COPY from the client is refused (PGlite would trap and be gone): alone, with an error and the connection goes on; in a transaction, the connection ended and the transaction rolled back', async () => {
+  // psql's \\copy … from stdin, or npm run generate's default COPY, over pglite.url's URL.
+  const a = await client();
+  const b = await client();
+  try {
+    const copied = new Promise<void>((resolve, reject) => {
+      const stream = a.query(copyFrom('COPY t (v) FROM STDIN'));
+      stream.on('error', reject);
+      stream.on('finish', resolve);
+      stream.end('7\n');
+    });
+    await assert.rejects(copied, (err: Error & { code?: string }) => {
+      assert.equal(err.code, '0A000');
+      assert.match(err.message, /COPY \.\.\. FROM STDIN is not supported by the embedded database.*--method insert/);
+      return true;
+    });
+    assert.equal((await a.query('SELECT 1 AS one')).rows[0].one, 1, 'the connection goes on');
+
+    await a.query('BEGIN');
+    await a.query('INSERT INTO t VALUES (3)');
+    a.on('error', () => undefined);
+    await assert.rejects(a.query('SELECT 1; COPY t FROM STDIN'), /not supported by the embedded database/);
+    const { rows } = await b.query('SELECT count(*)::int AS n FROM t WHERE v IN (3, 7)');
+    assert.equal(rows[0].n, 0, 'nothing copied, the transaction rolled back');
+    assert.equal((await b.query('SELECT 2 AS two')).rows[0].two, 2, 'the database is still there');
+  } finally {
+    await a.end().catch(() => undefined);
     await b.end();
   }
 });
