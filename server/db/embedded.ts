@@ -69,6 +69,7 @@ type WorkerMessage =
   | { type: 'failed'; message: string }
   | { type: 'reply'; id: number; reply?: Uint8Array; error?: string }
   | { type: 'changed' }
+  | { type: 'broken'; message: string }
   | { type: 'stopped' };
 
 export async function startEmbeddedDatabase(
@@ -107,6 +108,9 @@ export async function startEmbeddedDatabase(
         if (m.type === 'changed') {
           changeListeners.forEach((listener) => listener());
         }
+        if (m.type === 'broken') {
+          broken(m.message);
+        }
         if (m.type === 'reply') {
           const call = calls.get(m.id);
           calls.delete(m.id);
@@ -128,6 +132,19 @@ export async function startEmbeddedDatabase(
     throw err;
   }
   ready = true;
+  /**
+   * PGlite trapped (a WASM "unreachable") and answers nothing more: the service is told, as when
+   * the worker dies, rather than left answering "busy" from a database that is gone.
+   */
+  function broken(message: string) {
+    const err = new Error(
+      `the embedded database failed (${message}) and cannot go on: start the service again (its data in DATA_DIR is kept)`
+    );
+    failed(err);
+    if (!stopping) {
+      options.onFailure?.(err);
+    }
+  }
   const failed = (err: Error) => {
     for (const call of calls.values()) {
       call.reject(err);
@@ -285,7 +302,17 @@ async function runWorker(request: WorkerRequest): Promise<void> {
               port.postMessage({ type: 'changed' } satisfies WorkerMessage);
             }
           } catch (err) {
-            port.postMessage({ type: 'reply', id: m.id, error: (err as Error).message } satisfies WorkerMessage);
+            const message = (err as Error).message;
+            port.postMessage({ type: 'reply', id: m.id, error: message } satisfies WorkerMessage);
+            // SQL errors come back as protocol replies: a throw is PGlite itself failing. Still alive?
+            if (
+              !(await db.query('SELECT 1').then(
+                () => true,
+                () => false
+              ))
+            ) {
+              port.postMessage({ type: 'broken', message } satisfies WorkerMessage);
+            }
           }
         })();
         return;
