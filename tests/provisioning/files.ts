@@ -165,6 +165,8 @@ export function relativeMs(from: string): number {
 export interface PromExpr {
   where: string;
   expr: string;
+  /** The panel's unit (fieldConfig.defaults.unit), when it sets one. */
+  unit?: string;
 }
 
 /** Every Prometheus target expression in a dashboard. */
@@ -172,6 +174,7 @@ export function dashboardPromQL(d: Dashboard): PromExpr[] {
   return panelTargets(d, 'prometheus').map(({ panel, target }) => ({
     where: `${d.title} / ${panel.title} / ${target.refId}`,
     expr: String(target.expr),
+    unit: (panel as { fieldConfig?: { defaults?: { unit?: string } } }).fieldConfig?.defaults?.unit,
   }));
 }
 
