@@ -13,6 +13,16 @@ const int = (min: number, max: number) => {
   const error = `must be a whole number from ${min} to ${max}`;
   return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 };
+/** A number (fractions allowed) within bounds, told like int's. */
+const decimal = (min: number, max: number) => {
+  const error = `must be a number from ${min} to ${max}`;
+  return z.coerce.number({ error }).min(min, { error }).max(max, { error });
+};
+/** A whole number of either sign, no bounds but a safe integer's (a seed), told like int's. */
+const wholeNumber = () => {
+  const error = 'must be a whole number';
+  return z.coerce.number({ error }).int({ error });
+};
 
 /** A token: no client sends one with spaces around it (a shell's trailing space made every request 401). */
 const token = () =>
@@ -26,13 +36,18 @@ const token = () =>
     .optional();
 
 const POSTGRES_URL_FORM = 'must be a URL such as postgres://user:password@host:5432/database';
-/** The forms pg reads: a postgres:// URL that parses, or its socket: form. The message never repeats the value (a password). */
-const postgresUrl = z
-  .string()
-  .refine(
-    (v) => /^\s*socket:/i.test(v) || (/^\s*postgres(ql)?:\/\//i.test(v) && URL.canParse(v.trim())),
-    POSTGRES_URL_FORM
-  );
+/** The forms pg reads: a postgres:// URL that parses, or its socket: form. */
+const isPostgresUrl = (v: string) =>
+  /^\s*socket:/i.test(v) || (/^\s*postgres(ql)?:\/\//i.test(v) && URL.canParse(v.trim()));
+/**
+ * What is wrong with a database URL's form (null: none), as the service says it of
+ * DATABASE_URL; for the command-line tools, which read DATABASE_URL alone. The message never
+ * repeats the value (it may hold a password).
+ */
+export function postgresUrlProblem(value: string): string | null {
+  return isPostgresUrl(value) ? null : POSTGRES_URL_FORM;
+}
+const postgresUrl = z.string().refine(isPostgresUrl, POSTGRES_URL_FORM);
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
@@ -56,9 +71,10 @@ const schema = z.object({
   // random_page_cost, 4 by default, priced for disks that seek). The rollups a dashboard reads
   // are small and hot, in memory: at 4 the planner scanned the whole daily rollup by rule for
   // six of its thirty days (8.3 ms) where its bucket index reads them in 2.2.
-  DB_RANDOM_PAGE_COST: z.coerce.number().min(0.1).max(100).default(1.1),
+  DB_RANDOM_PAGE_COST: decimal(0.1, 100).default(1.1),
   MIGRATE_ON_START: bool.default(true),
-  REFRESH_SCHEDULER: z.enum(['on', 'off']).default('on'),
+  // on/off, like every switch: true/false (and 1/0, yes/no) too.
+  REFRESH_SCHEDULER: bool.default(true),
   WATERMARK_CACHE_MS: int(0, 60_000).default(2000),
   // Percentile answers merging more latency-histogram values than this are refused (400) before
   // they run; less for grouped answers, the more series they name (query/work.ts). At the
@@ -111,7 +127,7 @@ const schema = z.object({
   WARM_AHEAD_SECONDS: int(0, 59).default(10),
   DEMO_DAYS: int(0, 90).default(7),
   DEMO_ROWS_PER_HOUR: int(1, 1_000_000).default(6000),
-  DEMO_SEED: z.coerce.number().int().default(42),
+  DEMO_SEED: wholeNumber().default(42),
   DEMO_LIVE: bool.default(true),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),

@@ -142,7 +142,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     flavour,
     metrics,
     logger: log,
-    refresh: config.REFRESH_SCHEDULER === 'on',
+    refresh: config.REFRESH_SCHEDULER,
     onRefreshed: () => stack.refreshed(),
   });
   scheduler.start();

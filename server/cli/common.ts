@@ -1,6 +1,8 @@
 /** Small helpers shared by the command-line tools: flag parsing and the database URL. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closest } from '../closest-name';
+import { postgresUrlProblem } from '../config';
+import { withConnectHint } from '../db/connect-hints';
 
 export function parseFlags<T extends ParseArgsConfig['options']>(options: T, usage: string) {
   try {
@@ -30,6 +32,12 @@ export function databaseUrl(): string {
         '(the embedded database of `npm start` lives inside that process and migrates, loads and refreshes itself).'
     );
   }
+  // Checked as the service checks it: a host:port/db without the scheme was read by pg as
+  // something else ("getaddrinfo ENOTFOUND base", "no PostgreSQL user name specified").
+  const problem = postgresUrlProblem(url);
+  if (problem) {
+    fail(`DATABASE_URL: ${problem}`);
+  }
   return url;
 }
 
@@ -38,33 +46,8 @@ export function run(main: () => Promise<void>): void {
   main().then(
     () => process.exit(0),
     (err: Error) => {
-      process.stderr.write(`error: ${err.message}${databaseHint(err)}\n`);
+      process.stderr.write(`error: ${withConnectHint(err, process.env.DATABASE_URL)}\n`);
       process.exit(1);
     }
   );
-}
-
-/** What to do about the database errors a first try meets (server not running, database not created, wrong password). */
-function databaseHint(err: Error & { code?: string }): string {
-  let host: string, port: string, user: string, name: string;
-  try {
-    const url = new URL(process.env.DATABASE_URL ?? '');
-    host = url.hostname || 'localhost';
-    port = url.port || '5432';
-    user = decodeURIComponent(url.username) || 'postgres';
-    name = decodeURIComponent(url.pathname.slice(1)) || '<name>';
-  } catch {
-    return ''; // not a URL the hints can read (a socket form): the error alone
-  }
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return `\nNo PostgreSQL answers at ${host}:${port}: start it, or fix the host and port in DATABASE_URL.`;
-    case '3D000':
-      return `\nCreate it first: createdb -h ${host} -p ${port} -U ${user} ${name} (or CREATE DATABASE "${name}" in psql).`;
-    case '28P01':
-    case '28000':
-      return `\nCheck the user and password in DATABASE_URL (user ${user}).`;
-    default:
-      return '';
-  }
 }

@@ -8,6 +8,7 @@ import type pino from 'pino';
 import type { Pool } from 'pg';
 import type { Config } from '../config';
 import { phaseProgress } from '../cli/progress';
+import { withConnectHint } from '../db/connect-hints';
 import { DataFolderLocked } from '../db/data-lock';
 import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDatabase } from '../db/embedded';
 import { migrate, MigrationRefused, schemaInfo, type Flavour } from '../db/migrate';
@@ -80,10 +81,12 @@ export async function openDatabase(
   const fail = async (err: unknown): Promise<never> => {
     await pools.end().catch(() => undefined);
     await embedded?.stop();
+    if (!embedded) {
+      // DATABASE_URL's server refused, unknown or without the database: what to do, as the CLI says it.
+      throw new StartupError(withConnectHint(err, config.DATABASE_URL));
+    }
     const message = (err as Error).message;
-    throw new StartupError(
-      embedded && !(err instanceof MigrationRefused) ? `${message} (${embeddedHint(config)})` : message
-    );
+    throw new StartupError(err instanceof MigrationRefused ? message : `${message} (${embeddedHint(config)})`);
   };
 
   let flavour: Flavour;
