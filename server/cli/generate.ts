@@ -22,6 +22,8 @@ Loads reproducible rule and parser executions into DATABASE_URL: the same seed a
 give the same rows. --follow then keeps inserting live rows (rows-per-hour spread over each
 second) until Ctrl-C. The rollups are refreshed after loading unless --no-refresh.
 --if-empty skips the history when metrics already holds rows (restarts keep one copy).
+Without it, rows already in the span are kept and the new ones added beside them (the
+same seed gives the same rows again: duplicates), after a warning.
 --method sql generates the rows inside the database (INSERT … SELECT generate_series): the
 same model, far faster over a slow link, but other rows than copy/insert give for a seed.
 The table is ANALYZEd after loading.`;
@@ -45,6 +47,17 @@ const schema = z.object({
     .refine((v) => v === undefined || Number.isFinite(Date.parse(v)), '--end must be an ISO-8601 time'),
   method: z.enum(['copy', 'insert', 'sql'], { error: '--method must be copy, insert or sql' }).default('copy'),
 });
+
+/** Rows of `metrics` in [startMs, endMs). */
+async function rowsBetween(pool: Pool, startMs: number, endMs: number): Promise<number> {
+  const { rows } = await pool.query('SELECT count(*) AS n FROM metrics WHERE time >= $1 AND time < $2', [
+    new Date(startMs),
+    new Date(endMs),
+  ]);
+  return Number(rows[0].n);
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
 run(async () => {
   const flags = parseFlags(
@@ -92,9 +105,19 @@ run(async () => {
     if (skip) {
       console.log('metrics already holds rows: history not loaded again (--if-empty)');
     } else {
+      const { start, end } = historyHours(options);
+      const existing = await rowsBetween(pool, start, end);
+      if (existing > 0) {
+        // Appending is legitimate (another seed, a bench), but a second run of the same
+        // command silently doubled every row: say so before loading.
+        process.stderr.write(
+          `warning: metrics already holds ${existing.toLocaleString('en')} rows from ${iso(start)} to ${iso(end)}, the span being generated: ` +
+            'the generated rows are added beside them, not in their place (the same seed gives the same rows again: duplicates). ' +
+            'To load only into an empty table use --if-empty; to replace them, delete those rows first.\n'
+        );
+      }
       const progress = rowsProgress('loading', plannedRows(options));
       if (p.method === 'sql') {
-        const { start, end } = historyHours(options);
         await new SqlGenerator(options).load(pool, start, end, (n) => progress.add(n));
       } else {
         await generateHistory(pool, options, (n) => progress.add(n));

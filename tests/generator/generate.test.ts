@@ -47,6 +47,42 @@ test('a database that does not answer, or does not exist, is named with what to 
     )
   );
   assert.doesNotMatch(missing.stderr + refused.stderr, /\n\s+at /, 'no stack trace');
+  const unknown = generate(['--days', '1'], { DATABASE_URL: 'postgres://postgres:pw-Qx1@nosuchhost.invalid/x' });
+  assert.equal(unknown.status, 1);
+  assert.match(
+    unknown.stderr,
+    /^error: getaddrinfo (ENOTFOUND|EAI_AGAIN) nosuchhost\.invalid\n(No host named nosuchhost\.invalid is known|The name nosuchhost\.invalid could not be looked up)/
+  );
+  assert.doesNotMatch(unknown.stderr, /pw-Qx1/);
+});
+
+test('generating into a span that already holds rows warns first, saying how many and how to avoid duplicates; the rows are still added', async () => {
+  const db = await freshDatabase();
+  try {
+    const args = ['--days', '1', '--rows-per-hour', '100', '--rules', '20', '--parsers', '3', '--seed', '7'];
+    const first = generate([...args, '--end', '2026-03-02T00:00:00Z', '--no-refresh'], { DATABASE_URL: db.url });
+    assert.equal(first.status, 0, first.stderr);
+    assert.doesNotMatch(first.stderr, /warning/, 'an empty span: no warning');
+    const count = async () => (await db.pool.query('SELECT count(*)::int AS n FROM metrics')).rows[0].n;
+    const once = await count();
+    const again = generate([...args, '--end', '2026-03-02T00:00:00Z', '--no-refresh'], { DATABASE_URL: db.url });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(
+      again.stderr,
+      new RegExp(
+        `^warning: metrics already holds ${once.toLocaleString('en')} rows from 2026-03-01T00:00:00Z to 2026-03-02T00:00:00Z, the span being generated: ` +
+          'the generated rows are added beside them, not in their place \\(the same seed gives the same rows again: duplicates\\)\\. ' +
+          'To load only into an empty table use --if-empty; to replace them, delete those rows first\\.\n'
+      ),
+      'before the progress bar'
+    );
+    assert.equal(await count(), 2 * once, 'appending is kept: the rows are added');
+    const elsewhere = generate([...args, '--end', '2026-03-03T00:00:00Z', '--no-refresh'], { DATABASE_URL: db.url });
+    assert.equal(elsewhere.status, 0, elsewhere.stderr);
+    assert.doesNotMatch(elsewhere.stderr, /warning/, 'rows outside the span: no warning');
+  } finally {
+    await db.drop();
+  }
 });
 
 test('npm run refresh: an unknown rollup is named with the known ones (exit 2); otherwise each rollup is refreshed behind a progress bar and listed', async () => {
