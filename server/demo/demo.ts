@@ -29,7 +29,8 @@ const DAY_MS = 24 * HOUR_MS;
 const READY_SPAN_MS = DAY_MS;
 /** Rows per statement in the background: about a second of the session each. */
 const BACKGROUND_CHUNK_ROWS = 30_000;
-const LIVE_TICK_MS = 5000;
+/** Each second's rows a second later: fed every 5 s, a panel's newest point counted up to 5 s with no rows yet. */
+const LIVE_TICK_MS = 1000;
 /** The live feed trails the clock by up to a tick; only more than this counts as missing. */
 const LIVE_SLACK_MS = 60_000;
 
@@ -222,8 +223,9 @@ export class Demo {
     return Math.max(0, Math.min(absent > 0 ? 99 : 100, Math.floor((100 * (span - absent)) / span)));
   }
 
+  /** The span the percentage is of: the folder's, which a later start with a smaller DEMO_DAYS keeps. */
   private spanName(): string {
-    const days = this.settings.days;
+    const days = Math.max(1, Math.round((Date.now() - this.state.historyFrom) / DAY_MS));
     return days === 7 ? 'the week' : days === 1 ? 'the day' : `the ${days} days`;
   }
 

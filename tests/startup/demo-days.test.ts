@@ -56,3 +56,23 @@ test('a later start with a larger DEMO_DAYS back-fills the days before the first
   assert.equal(rows[0].rolled, rows[0].raw, 'the back-filled rows are in the rollups');
   assert.equal(second.notice(twoDaysBack - 3_600_000, twoDaysBack), null, 'no notice once they are loaded');
 });
+
+test('a later start with a smaller DEMO_DAYS keeps the folder’s span, and its notice names that span', async () => {
+  const own = await freshDatabase();
+  try {
+    const first = await Demo.prepare(own.pool, 'postgres', { ...settings, days: 3 }, log, false);
+    assert.ok(first);
+    await first.stop(); // before its back-fill: two of the three days still to load
+    const second = await Demo.prepare(own.pool, 'postgres', settings, log, false);
+    assert.ok(second);
+    const twoDaysBack = Date.now() - 2 * DAY_MS;
+    assert.match(
+      second.notice(twoDaysBack - 3_600_000, twoDaysBack) ?? '',
+      /\(3[23] % of the 3 days loaded\)/,
+      'the span still to load is of the three days, not of DEMO_DAYS=1'
+    );
+    await second.stop();
+  } finally {
+    await own.drop();
+  }
+});
