@@ -29,7 +29,8 @@ export function databaseUrl(): string {
     fail(
       'DATABASE_URL is not set. The command-line tools work on a running PostgreSQL or TimescaleDB, for example\n' +
         '  DATABASE_URL=postgres://postgres@127.0.0.1:5432/ruleperf npm run migrate\n' +
-        '(the embedded database of `npm start` lives inside that process and migrates, loads and refreshes itself).'
+        '(the embedded database of `npm start` migrates, loads and refreshes itself; while it runs, its URL is in\n' +
+        ' DATA_DIR/pglite.url: DATABASE_URL="$(cat .data/pglite.url)" npm run refresh, and generate with --method insert).'
     );
   }
   // Checked as the service checks it: a host:port/db without the scheme was read by pg as

@@ -18,6 +18,15 @@ test('a Redis used by default is named, host and port only', () => {
   assert.doesNotMatch(text, /s3cret|user/);
 });
 
+test('the embedded database without demo data: the banner says the example answers 0 and how to load rows', () => {
+  const text = readyBanner({ ...at, cacheState: 'up' }, loadConfig({ DEMO_DAYS: '0', DATA_DIR: '/srv/rp' }));
+  assert.match(text, /DEMO_DAYS=0: the embedded database holds no demo data/);
+  assert.match(text, /DATABASE_URL="\$\(cat \/srv\/rp\/pglite\.url\)" npm run generate -- --days 1 --method insert/);
+  for (const env of [{}, { DEMO_DAYS: '0', DATABASE_URL: 'postgres://p@db:5432/x' }]) {
+    assert.doesNotMatch(readyBanner({ ...at, cacheState: 'up' }, loadConfig(env)), /DEMO_DAYS=0/, JSON.stringify(env));
+  }
+});
+
 test('off, unreachable, Sentinel and Cluster are said as such', () => {
   assert.match(
     readyBanner({ ...at, cacheState: 'disabled' }, loadConfig({ CACHE_ENABLED: 'false' })),
