@@ -237,8 +237,8 @@ export function* hourRows(model: Model, seed: number, hourStartMs: number, count
   const parserById = new Map(model.parsers.map((p) => [p.parserId, p]));
   const { parserIndex, from: burstFrom, to: burstTo } = drawBurst(model, rand);
   const burstParser = parserIndex === null ? null : model.parsers[parserIndex].parserId;
-  // Arrival times in order, as a live feed writes them (so the BRIN index on time narrows a
-  // window to its own pages, not to every page of its hour): the next of `count` sorted
+  // Arrival times in order, as a live feed writes them (a window's rows then sit on its own
+  // pages, not spread over every page of its hour): the next of `count` sorted
   // uniform draws, one draw each — the least of the remaining ones lies above the previous at
   // 1 − (1 − previous)·V^(1/remaining) for a uniform V.
   let place = 0;

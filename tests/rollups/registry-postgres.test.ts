@@ -380,6 +380,7 @@ test('upgrading a schema-5 database with data: rollups stay exact, watermarks mo
       'common/017_summable_values.sql',
       'common/018_summable_counts.sql',
       'postgres/019_pending_notify.sql',
+      'postgres/020_time_btree.sql',
     ]);
     const status = new Map((await rollupStatus(old.pool)).map((s) => [s.rollup, s]));
     assert.equal(status.get('metrics_hourly')!.watermark!.getTime(), T0 + DAY + HOUR, 'aligned down to its bucket');
