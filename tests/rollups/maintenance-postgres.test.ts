@@ -143,7 +143,11 @@ test('the refresh gives the planner statistics on raw rows loaded without them, 
       `EXPLAIN (FORMAT JSON) SELECT count(*) FROM metrics WHERE time >= $1 AND time < $2`,
       [new Date(T0 + 86_400_000), new Date(T0 + 86_400_000 + 3_600_000)]
     );
-    assert.match(JSON.stringify(plan.rows[0]), /"Index Name":"metrics_time"/, 'an hour is read through the index on time');
+    assert.match(
+      JSON.stringify(plan.rows[0]),
+      /"Index Name":"metrics_time"/,
+      'an hour is read through the index on time'
+    );
 
     await load(T0 + 2 * 86_400_000, 1_000);
     await refreshOwn();
