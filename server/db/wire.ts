@@ -43,6 +43,13 @@ export const MESSAGE_MAX_BYTES = 64 * 1024 * 1024;
 export const WIRE_MAX_CONNECTIONS = 256;
 /** How long a new connection has to send its startup message. */
 const STARTUP_TIMEOUT_MS = 10_000;
+/**
+ * Connections held at most before their password is right: past it the oldest of them is
+ * closed. Without it, anyone on the machine could hold every connection slot with sockets that
+ * never authenticate (each for STARTUP_TIMEOUT_MS, again and again), and the service's pools
+ * could open no new connection.
+ */
+export const WIRE_MAX_STRANGERS = 16;
 
 /** A stream that is not the PostgreSQL protocol (a length out of bounds): its connection is closed. */
 export class BadFrame extends Error {}
@@ -270,6 +277,8 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
   const greeting = await handshake(db);
   const password = options.password;
   const connections = new Set<Connection>();
+  /** Connections whose password has not been checked yet, oldest first (WIRE_MAX_STRANGERS). */
+  const strangers = new Set<Connection>();
   /** The connection in the middle of a statement or transaction: the session is its alone. */
   let owner: Connection | null = null;
   /** The connection whose messages PGlite is running now: its replies come first, in order. */
@@ -437,6 +446,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
         c.socket.write(ASK_PASSWORD);
       } else {
         c.authenticated = true;
+        strangers.delete(c);
         c.socket.write(greeting);
       }
       return;
@@ -448,6 +458,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       // Only a PasswordMessage may come now; anything else ends the connection as a wrong one does.
       if (message[0] === 0x70 /* p */ && password && sameSecret(message.subarray(5, message.length - 1), password)) {
         c.authenticated = true;
+        strangers.delete(c);
         c.socket.write(greeting);
       } else {
         c.socket.end(
@@ -490,6 +501,12 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       idleSince: 0,
     };
     connections.add(c);
+    strangers.add(c);
+    if (strangers.size > WIRE_MAX_STRANGERS) {
+      const oldest = strangers.values().next().value!;
+      strangers.delete(oldest); // at once: its close event comes later, after more may arrive
+      oldest.socket.destroy();
+    }
     // A connection that has not sent its startup message (and password) in time is closed (a port scanner, a stray client).
     const startup = setTimeout(() => {
       if (!c.authenticated) {
@@ -511,6 +528,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       clearTimeout(startup);
       c.gone = true;
       connections.delete(c);
+      strangers.delete(c);
       c.pending.length = 0;
       if (owner === c) {
         void pump();

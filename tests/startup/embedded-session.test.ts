@@ -12,7 +12,7 @@ import { Client, Pool } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { BACKGROUND_APPLICATION_NAME, startEmbeddedDatabase, type EmbeddedDatabase } from '../../server/db/embedded';
 import { createPools } from '../../server/db/pools';
-import { SESSION_BUSY_CODE, WIRE_MAX_CONNECTIONS } from '../../server/db/wire';
+import { SESSION_BUSY_CODE, WIRE_MAX_CONNECTIONS, WIRE_MAX_STRANGERS } from '../../server/db/wire';
 import { loadConfig } from '../../server/config';
 import { checkpointEvery } from '../../server/startup/database';
 import { healthPool } from '../../server/main';
@@ -264,21 +264,43 @@ test('stray bytes on the port end only their own connection; past the connection
   const c = await client();
   assert.equal((await c.query('SELECT 3 AS v')).rows[0].v, 3, 'the database still answers');
 
-  const held: net.Socket[] = [];
+  const held: Client[] = [];
   try {
     while (held.length < WIRE_MAX_CONNECTIONS - 1) {
       // The client above holds one; these fill the rest.
-      const socket = net.connect(port, '127.0.0.1');
-      socket.on('error', () => undefined);
-      await new Promise((r) => socket.once('connect', r));
-      held.push(socket);
+      held.push(await client());
     }
-    await new Promise((r) => setTimeout(r, 100));
     await closedBy(startupMessage);
     assert.equal((await c.query('SELECT 4 AS v')).rows[0].v, 4, 'the connections it had are served');
   } finally {
-    held.forEach((socket) => socket.destroy());
+    await Promise.all(held.map((h) => h.end()));
     await c.end();
+  }
+});
+
+test('connections that never give the password hold a few slots at most: the oldest go, and a client with it still connects', async () => {
+  // Anyone on the machine could fill every slot with sockets that never authenticate, again
+  // each time the start-up timeout closed them, and the service's pools could connect no more.
+  const port = Number(new URL(db.url).port);
+  const strangers: Array<{ socket: net.Socket; closed: boolean }> = [];
+  try {
+    for (let i = 0; i < WIRE_MAX_CONNECTIONS; i++) {
+      const socket = net.connect(port, '127.0.0.1');
+      const s = { socket, closed: false };
+      socket.on('error', () => undefined);
+      socket.on('close', () => (s.closed = true));
+      await new Promise((r) => socket.once('connect', r));
+      strangers.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const open = strangers.filter((s) => !s.closed);
+    assert.equal(open.length, WIRE_MAX_STRANGERS, 'a few are kept');
+    assert.deepEqual(open, strangers.slice(-WIRE_MAX_STRANGERS), 'the newest ones');
+    const c = await client();
+    assert.equal((await c.query('SELECT 5 AS v')).rows[0].v, 5, 'a client with the password connects');
+    await c.end();
+  } finally {
+    strangers.forEach((s) => s.socket.destroy());
   }
 });
 
