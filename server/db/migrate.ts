@@ -162,6 +162,10 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
     const sql = m.sql.replaceAll('{{COMPRESS_AFTER}}', compressAfter).replaceAll('{{RAW_RETENTION}}', rawRetention);
     await db.query('BEGIN');
     try {
+      // As long as it takes: at start the migrations run on a pool whose statements stop at
+      // DB_STATEMENT_TIMEOUT_MS, and building an index over a large raw table takes longer (the
+      // service failed to start, and failed again at each restart).
+      await db.query('SET LOCAL statement_timeout = 0');
       await db.query(sql);
       await db.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name, flavour) VALUES ($1, $2, $3)`, [
         m.version,

@@ -561,3 +561,35 @@ test("upgrading a filled schema-13 database: rollups with rules get the rule in 
     await old.drop();
   }
 });
+
+test('upgrading to schema 20 with rows: the index on time becomes a B-tree, built past the statement timeout of the pool that migrates', async () => {
+  // At start the service migrates on its write pool, whose statements stop at
+  // DB_STATEMENT_TIMEOUT_MS: building the index over a large raw table stopped there, and the
+  // start failed again at every restart.
+  const old = await freshDatabase({ migrate: false });
+  try {
+    await migrate(old.pool, { flavour: 'postgres', toVersion: 19 });
+    await old.pool.query(
+      `INSERT INTO metrics (time, metric_type, rule_id, status, execution_time_ms)
+       SELECT $1::timestamptz + i * interval '1 second', 'RULE_EXECUTION', 'r' || (i % 9), 'SUCCESS', 1 + i % 97
+       FROM generate_series(0, 399999) AS i`,
+      [new Date(T0)]
+    );
+    const timed = new Client({ connectionString: old.url, statement_timeout: 20 });
+    await timed.connect();
+    try {
+      const result = await migrate(timed, { flavour: 'postgres' });
+      assert.deepEqual(result.applied, ['postgres/020_time_btree.sql']);
+    } finally {
+      await timed.end();
+    }
+    const { rows } = await old.pool.query(
+      `SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'metrics_time'`
+    );
+    assert.deepEqual(rows, [{ amname: 'btree' }]);
+    await refreshRollups(old.pool, 'postgres', { until: new Date(T0 + 5 * DAY) });
+    await assertAllRollupsExact(old.pool);
+  } finally {
+    await old.drop();
+  }
+});
