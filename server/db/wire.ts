@@ -201,7 +201,7 @@ async function handshake(db: ProtocolDb): Promise<Buffer> {
 
 const ROLLBACK = typed('Q', Buffer.from('ROLLBACK\0'));
 const COPY_FROM_CLIENT =
-  'COPY ... FROM STDIN is not supported by the embedded database (PGlite cannot take a copy from its client): load rows with INSERT (npm run generate -- --method insert), or use a PostgreSQL server (DATABASE_URL)';
+  'COPY ... FROM STDIN is not supported by the embedded database (PGlite cannot take a copy from its client): load rows with INSERT (npm run generate -- --method insert), or use a PostgreSQL server (DATABASE_URL); any statement naming both COPY and STDIN is refused, in a string or a comment too';
 /** AuthenticationCleartextPassword. */
 const ASK_PASSWORD = typed('R', Buffer.from([0, 0, 0, 3]));
 
