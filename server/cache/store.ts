@@ -233,7 +233,7 @@ export class QueryCache implements CacheLayer {
     if (!found) {
       // Bypassed: still coalesce identical concurrent queries in this process.
       const { promise, joined } = this.flights.run(`bypass:${base}`, () => loopTurns.next('miss').then(compute));
-      if (joined) {
+      if (joined && !background) {
         this.metrics.coalesced.inc();
       }
       counts.bypass.inc();
@@ -273,7 +273,7 @@ export class QueryCache implements CacheLayer {
     const { promise, joined } = this.flights.run(key, () =>
       loopTurns.next('miss').then(() => this.computeOnce(key, compute, refusal, background))
     );
-    if (joined) {
+    if (joined && !background) {
       this.metrics.coalesced.inc();
     }
     return { answer: await promise, status: 'miss' };
@@ -321,7 +321,6 @@ export class QueryCache implements CacheLayer {
     const got = await this.guard.run('lock', () => this.redis.set(lockKey, '1', 'PX', this.settings.lockMs, 'NX'));
     if (got === null) {
       // Someone else holds the lock: poll for their answer until it appears or the lock goes.
-      this.metrics.coalesced.inc();
       const deadline = Date.now() + this.settings.lockMs;
       for (let wait = 5; Date.now() < deadline; wait = Math.min(wait * 2, 50)) {
         await new Promise((r) => setTimeout(r, wait));
@@ -330,6 +329,9 @@ export class QueryCache implements CacheLayer {
         )) ?? [null, 0];
         const entry = value ? this.decoded.decode(key, value) : null;
         if (entry) {
+          if (!background) {
+            this.metrics.coalesced.inc(); // answered by the other's query, not one of its own
+          }
           return entry.a;
         }
         if (!locked) {
@@ -448,7 +450,7 @@ export class NoCache implements CacheLayer {
     options: FetchOptions = {}
   ): Promise<{ answer: Answer; status: CacheStatus }> {
     const { promise, joined } = this.flights.run(fingerprint(q), () => loopTurns.next('miss').then(compute));
-    if (joined) {
+    if (joined && !options.background) {
       this.metrics.coalesced.inc();
     }
     this.metrics.hot.lookupResult(options.background ?? false).bypass.inc();

@@ -89,7 +89,7 @@ export function createMetrics() {
     }),
     coalesced: new Counter({
       name: 'ruleperf_coalesced_requests_total',
-      help: 'Requests that waited for an identical in-flight query instead of querying',
+      help: 'Dashboard requests answered by an identical query in flight instead of one of their own (a subset of ruleperf_cache_requests_total misses and bypasses; cache warming is not counted)',
       registers: [registry],
     }),
     cacheSkipped: new Counter({

@@ -166,3 +166,42 @@ test(
     }
   }
 );
+
+test('coalesced requests are dashboard requests answered by another query in flight: warming that joins one is not counted', async () => {
+  // Cache Health's share of queries answered without the database adds them to hits: counting
+  // warming's (not in ruleperf_cache_requests_total) put it above all.
+  const metrics = createMetrics();
+  const cache = new QueryCache(
+    redis,
+    { prefix, ttlSeconds: 60, jitterSeconds: 0, settledTtlSeconds: 3600, maxValueBytes: 1 << 20, lockMs: 2000 },
+    metrics,
+    { database: 'test-db' }
+  );
+  const now = Date.now();
+  const q = new NormalizeMemo().normalize(
+    { range: { from: now - 3 * H, to: now - 2 * H } },
+    { refId: 'A', kind: 'stats', granularity: 'auto' } as RuleperfQuery,
+    ROLLUPS,
+    now
+  );
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let computed = 0;
+  const compute = async () => {
+    computed++;
+    await gate;
+    return answer(5);
+  };
+  const asked = [true, true, true, false, false].map((background) => cache.fetch(q, compute, { background }));
+  await new Promise((r) => setTimeout(r, 50));
+  release();
+  await Promise.all(asked);
+  assert.equal(computed, 1, 'one query for all five');
+  const users = (await metrics.cacheRequests.get()).values.reduce((n, v) => n + v.value, 0);
+  assert.equal(users, 2, 'two dashboard lookups');
+  assert.equal(
+    (await metrics.coalesced.get()).values[0].value,
+    2,
+    'both answered by the query in flight, warming not counted'
+  );
+});
