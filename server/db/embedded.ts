@@ -132,11 +132,16 @@ export async function startEmbeddedDatabase(
     throw err;
   }
   ready = true;
+  let brokenSaid = false;
   /**
    * PGlite trapped (a WASM "unreachable") and answers nothing more: the service is told, as when
    * the worker dies, rather than left answering "busy" from a database that is gone.
    */
   function broken(message: string) {
+    if (brokenSaid) {
+      return; // each statement after the trap fails too: said once
+    }
+    brokenSaid = true;
     const err = new Error(
       `the embedded database failed (${message}) and cannot go on: start the service again (its data in DATA_DIR is kept)`
     );
@@ -303,14 +308,14 @@ async function runWorker(request: WorkerRequest): Promise<void> {
             }
           } catch (err) {
             const message = (err as Error).message;
+            // SQL errors come back as protocol replies: a throw is PGlite itself failing. Still
+            // alive? Asked before the reply, so that no other statement is sent in between.
+            const alive = await db.query('SELECT 1').then(
+              () => true,
+              () => false
+            );
             port.postMessage({ type: 'reply', id: m.id, error: message } satisfies WorkerMessage);
-            // SQL errors come back as protocol replies: a throw is PGlite itself failing. Still alive?
-            if (
-              !(await db.query('SELECT 1').then(
-                () => true,
-                () => false
-              ))
-            ) {
+            if (!alive) {
               port.postMessage({ type: 'broken', message } satisfies WorkerMessage);
             }
           }
