@@ -4,7 +4,9 @@
  * ioredis. Commands fail fast when disconnected or slow, so the circuit can open instead
  * of requests waiting on the cache.
  */
+import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import type pino from 'pino';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import type { Config } from '../config';
 
@@ -111,3 +113,25 @@ export async function redisInfo(client: RedisClient): Promise<RedisInfo> {
     evicts: each.every((i) => i.maxMemory > 0 && i.policy !== 'noeviction'),
   };
 }
+
+/**
+ * Redis errors are answered by the circuit breaker (the cache bypassed), not thrown; each new
+ * cause is logged once, until Redis is ready again, so a refusal is named (`WRONGPASS`, a
+ * certificate) and not only seen as "not answering". ioredis's messages hold no password.
+ */
+export function reportRedisErrors(redis: Pick<EventEmitter, 'on'>, log: Pick<pino.Logger, 'warn'>): void {
+  // Causes told apart without their numbers ("Retrying from scratch after 20 ms", 30, 40, …),
+  // and at most a few of them an outage: alternating causes are not logged at each retry.
+  const said = new Set<string>();
+  redis.on('error', (err: Error) => {
+    const cause = err.message.replace(/\d+/g, 'N');
+    if (!said.has(cause) && said.size < REDIS_CAUSES_LOGGED) {
+      said.add(cause);
+      log.warn({ err: { message: err.message } }, `the cache's Redis: ${err.message}`);
+    }
+  });
+  redis.on('ready', () => said.clear());
+}
+
+/** Distinct Redis error causes logged between two times Redis was ready. */
+const REDIS_CAUSES_LOGGED = 5;

@@ -7,7 +7,7 @@ import type pino from 'pino';
 import type { Pool } from 'pg';
 import type { Config } from '../config';
 import { CacheAuditor } from '../cache/audit';
-import { createRedis, redisInfo } from '../cache/redis';
+import { createRedis, redisInfo, reportRedisErrors } from '../cache/redis';
 import { MemoryPressure } from '../cache/pressure';
 import { entryLifetimeMs, NoCache, QueryCache } from '../cache/store';
 import { Admission } from '../db/admission';
@@ -307,20 +307,4 @@ export async function buildQueryStack(
       redis?.disconnect();
     },
   };
-}
-
-/**
- * Redis errors are answered by the circuit breaker (the cache bypassed), not thrown; each new
- * cause is logged once, until Redis is ready again, so a refusal is named (`WRONGPASS`, a
- * certificate) and not only seen as "not answering". ioredis's messages hold no password.
- */
-function reportRedisErrors(redis: NonNullable<ReturnType<typeof createRedis>>, log: pino.Logger): void {
-  let last: string | null = null;
-  redis.on('error', (err: Error) => {
-    if (err.message !== last) {
-      last = err.message;
-      log.warn({ err: { message: err.message } }, `the cache's Redis: ${err.message}`);
-    }
-  });
-  redis.on('ready', () => (last = null));
 }
