@@ -126,6 +126,8 @@ test('a one-query response body is the JSON of {results: {refId: {frames}}} in U
     undefined,
     'no notice in the other variant'
   );
+  // A kept body is memory of its own: on the 8 KB slab small Buffers share, it held it all alive.
+  assert.equal(settled.buffer.byteLength, settled.length, 'not a view of a shared slab');
   // Any number of refIds is answered right, though only a few are kept per variant.
   for (let i = 0; i < 20; i++) {
     assert.equal(

@@ -290,7 +290,7 @@ function variantOf(answer: Answer, q: NormalizedQuery, cache: CacheStatus, compa
   const key = variantKey(q, cache, compactTime);
   let variant = byVariant.get(key);
   if (!variant) {
-    const pieces = withMeta(answer, q, cache, '').map((frame) => Buffer.from(framePiece(frame, compactTime)));
+    const pieces = withMeta(answer, q, cache, '').map((frame) => ownBytes(framePiece(frame, compactTime)));
     keepVariant(answer, key, (variant = { pieces, bodies: new Map() }));
   }
   return variant;
@@ -308,7 +308,7 @@ async function renderVariantInTurns(
   const key = variantKey(q, cache, compactTime);
   const pieces = await mapInTurns(
     withMeta(answer, q, cache, ''),
-    (frame) => Buffer.from(framePiece(frame, compactTime)),
+    (frame) => ownBytes(framePiece(frame, compactTime)),
     frameValues
   );
   if (byVariant.has(key)) {
@@ -368,7 +368,23 @@ function responseBody(pieces: readonly Buffer[], ref: string): Buffer {
   const parts: Buffer[] = [Buffer.from(responseOpen(ref))];
   pieces.forEach((piece, i) => parts.push(...(i ? [COMMA, open, piece] : [open, piece])));
   parts.push(Buffer.from(RESPONSE_CLOSE));
-  return Buffer.concat(parts);
+  const body = Buffer.allocUnsafeSlow(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    at += part.copy(body, at);
+  }
+  return body;
+}
+
+/**
+ * A string's UTF-8 in memory of its own. Buffer.from and Buffer.concat take what is under 4 KB
+ * from a shared 8 KB slab, which a kept piece holds alive whole: a cached answer of small frames
+ * weighed less than it held.
+ */
+function ownBytes(text: string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  bytes.write(text);
+  return bytes;
 }
 
 /** The JSON text of `{"frames": [...]}` for this answer, identical to JSON.stringify of withMeta's frames but for key order. */
