@@ -20,8 +20,11 @@ test('a Redis used by default is named, host and port only', () => {
 
 test('the embedded database without demo data: the banner says the example answers 0 and how to load rows', () => {
   const text = readyBanner({ ...at, cacheState: 'up' }, loadConfig({ DEMO_DAYS: '0', DATA_DIR: '/srv/rp' }));
-  assert.match(text, /DEMO_DAYS=0: the embedded database holds no demo data/);
-  assert.match(text, /DATABASE_URL="\$\(cat \/srv\/rp\/pglite\.url\)" npm run generate -- --days 1 --method insert/);
+  assert.match(text, /DEMO_DAYS=0: no demo data is generated; an embedded database without rows answers 0/);
+  assert.match(text, /DATABASE_URL="\$\(cat '\/srv\/rp\/pglite\.url'\)" npm run generate -- --days 1 --method insert/);
+  // A folder with spaces or quotes in its name is one word to the shell.
+  const odd = readyBanner({ ...at, cacheState: 'up' }, loadConfig({ DEMO_DAYS: '0', DATA_DIR: "/srv/it's here" }));
+  assert.ok(odd.includes(`$(cat '/srv/it'\\''s here/pglite.url')`), odd);
   for (const env of [{}, { DEMO_DAYS: '0', DATABASE_URL: 'postgres://p@db:5432/x' }]) {
     assert.doesNotMatch(readyBanner({ ...at, cacheState: 'up' }, loadConfig(env)), /DEMO_DAYS=0/, JSON.stringify(env));
   }

@@ -41,8 +41,8 @@ export function readyBanner(
   // The embedded database without demo data holds no rows: the example would answer 0 executions, unexplained.
   const empty =
     !config.DATABASE_URL && config.DEMO_DAYS === 0
-      ? `\nDEMO_DAYS=0: the embedded database holds no demo data, so this answers 0 executions until rows are loaded, e.g.\n` +
-        `  DATABASE_URL="$(cat ${config.DATA_DIR}/pglite.url)" npm run generate -- --days 1 --method insert\n`
+      ? `\nDEMO_DAYS=0: no demo data is generated; an embedded database without rows answers 0 executions until some are loaded, e.g.\n` +
+        `  DATABASE_URL="$(cat '${config.DATA_DIR.replaceAll("'", "'\\''")}/pglite.url')" npm run generate -- --days 1 --method insert\n`
       : '';
   return `\nruleperf is ready at ${o.url} (started in ${o.startedInSeconds.toFixed(1)} s)\n${cache}\n\nTry (stats for the last 24 hours):\n${exampleCurl(o.url, config)}\n${empty}\n`;
 }
