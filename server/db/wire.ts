@@ -47,9 +47,10 @@ const STARTUP_TIMEOUT_MS = 10_000;
  * Connections held at most before their password is right: past it the oldest of them is
  * closed. Without it, anyone on the machine could hold every connection slot with sockets that
  * never authenticate (each for STARTUP_TIMEOUT_MS, again and again), and the service's pools
- * could open no new connection.
+ * could open no new connection. Enough that a burst of new connections, the service's among them,
+ * is not cut short during its handshake.
  */
-export const WIRE_MAX_STRANGERS = 16;
+export const WIRE_MAX_STRANGERS = 32;
 
 /** A stream that is not the PostgreSQL protocol (a length out of bounds): its connection is closed. */
 export class BadFrame extends Error {}
