@@ -430,6 +430,13 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     void pump(); // rolls back a transaction it held and serves those waiting
   };
 
+  /** Its password is right (or none is asked): it is told the session's parameters, and no longer a stranger. */
+  const admit = (c: Connection) => {
+    c.authenticated = true;
+    strangers.delete(c);
+    c.socket.write(greeting);
+  };
+
   const onMessage = (c: Connection, message: Buffer) => {
     if (!c.started) {
       const code = message.readInt32BE(4);
@@ -446,9 +453,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
       if (password) {
         c.socket.write(ASK_PASSWORD);
       } else {
-        c.authenticated = true;
-        strangers.delete(c);
-        c.socket.write(greeting);
+        admit(c);
       }
       return;
     }
@@ -458,9 +463,7 @@ export async function serveWire(db: ProtocolDb, options: WireOptions = {}): Prom
     if (!c.authenticated) {
       // Only a PasswordMessage may come now; anything else ends the connection as a wrong one does.
       if (message[0] === 0x70 /* p */ && password && sameSecret(message.subarray(5, message.length - 1), password)) {
-        c.authenticated = true;
-        strangers.delete(c);
-        c.socket.write(greeting);
+        admit(c);
       } else {
         c.socket.end(
           errorResponse(

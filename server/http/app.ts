@@ -446,7 +446,7 @@ function routeOf(url: string | undefined): string {
 }
 
 /** An absolute-form request target's path and query (`http://host/a?b` → `/a?b`), or it as it is when it is no URL. */
-export function originForm(target: string): string {
+function originForm(target: string): string {
   try {
     const url = new URL(target);
     return url.pathname + url.search;
@@ -455,8 +455,8 @@ export function originForm(target: string): string {
   }
 }
 
-/** The routes that read a request body. */
-const BODY_ROUTES = new Set(['/api/v1/query', '/api/v1/invalidate']);
+/** The routes that read a request body: those answering POST. */
+const BODY_ROUTES = new Set(Object.keys(ROUTES).filter((path) => ROUTES[path].includes('POST')));
 
 /** Whether a route reads this request's body: a POST to a BODY_ROUTES path, as Express matches it (any case, a trailing slash). */
 function readsBody(req: IncomingMessage): boolean {
