@@ -8,7 +8,7 @@
 -- 10.1 (16.9) -> 5.0 (8.9), a rule's 24-hour series 9.9 (15.7) -> 4.2 (7.3). Rows arrive in time
 -- order, so new keys go to the index's right edge: loading costs about 15 % (COPY of 1.44M rows:
 -- 336,000-355,000 rows/s -> 298,000-301,000), where the TimescaleDB flavour's three B-trees
--- (two keyed by rule and parser) cost it two thirds. The index is about 21 bytes a row.
+-- (two keyed by rule and parser) cost it two thirds. The index is about 22 bytes a row.
 --
 -- Building it reads the table once; inserts wait meanwhile (this file runs in one transaction),
 -- reads go on: the BRIN index is dropped after the build, which holds the table against reads
