@@ -264,6 +264,9 @@ async function runWorker(request: WorkerRequest): Promise<void> {
       'RESET ALL',
       'DISCARD TEMP',
       rows[0].settings,
+      // PGlite starts with debug3 on its command line: every client was sent DEBUG lines (psql
+      // printed "hypertable log for hypertable 1 added entry" at each INSERT into metrics).
+      'SET client_min_messages = notice',
       'SET ruleperf.announce_inserts = on',
       `LISTEN ${CHANGES_CHANNEL}`,
     ]

@@ -150,6 +150,22 @@ test('a COPY from the client is refused (PGlite would trap and be gone): alone, 
   }
 });
 
+test('clients are sent notices and warnings, not the DEBUG lines PGlite starts with', async () => {
+  const c = await client();
+  try {
+    assert.equal((await c.query('SHOW client_min_messages')).rows[0].client_min_messages, 'notice');
+    await c.query('RESET ALL'); // a client resetting the shared session gets it back as set up
+    const other = await client();
+    try {
+      assert.equal((await other.query('SHOW client_min_messages')).rows[0].client_min_messages, 'notice');
+    } finally {
+      await other.end();
+    }
+  } finally {
+    await c.end();
+  }
+});
+
 test('a statement that waited longer than the limit is refused, saying it is the embedded database and what to change', async () => {
   const holder = await client(BACKGROUND_APPLICATION_NAME);
   const user = await client();
