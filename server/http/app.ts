@@ -394,10 +394,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       refused(req, 413);
       return;
     }
-    if (sendsBody(req) && !readsBody(req)) {
-      // Answered without reading it (closing.ts): unauthenticated `GET /nope` with a chunked body
-      // that never ended was read at about 1 GB/s until the request timeout, and held a stop.
-      closeAfterAnswer(res);
+    if (sendsBody(req)) {
+      closeIfBodyUnread(req, res);
     }
     if (req.url?.startsWith('/api/') && unsent.full()) {
       refuseBusy(
@@ -455,16 +453,23 @@ function originForm(target: string): string {
   }
 }
 
-/** The routes that read a request body: those answering POST. */
-const BODY_ROUTES = new Set(Object.keys(ROUTES).filter((path) => ROUTES[path].includes('POST')));
-
-/** Whether a route reads this request's body: a POST to a BODY_ROUTES path, as Express matches it (any case, a trailing slash). */
-function readsBody(req: IncomingMessage): boolean {
-  if (req.method !== 'POST') {
-    return false;
-  }
-  const path = (req.url ?? '').split('?', 1)[0].toLowerCase();
-  return BODY_ROUTES.has(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
+/**
+ * An answer begun while the request's body is still arriving and nobody reads it (a 404, a 405,
+ * a GET, `POST /healthz`) is the connection's last, and nothing more is read (closing.ts): kept
+ * alive, Node read the rest to find the next request (unauthenticated, a chunked body that never
+ * ended was read at about 1 GB/s until the request timeout, and held a stop). Decided when the
+ * answer's head is written, by whether anything reads the body, not by the path: a list of the
+ * paths that read one missed some Express routes there (`/api//v1/query`), whose body was then
+ * never read.
+ */
+function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
+    if (!req.complete && req.readableFlowing !== true && !this.headersSent) {
+      closeAfterAnswer(this);
+    }
+    return writeHead.apply(this, args);
+  } as ServerResponse['writeHead'];
 }
 
 /** Whether the request comes with a body (chunked, or a length above 0). */
