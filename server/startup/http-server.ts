@@ -89,6 +89,8 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
   // requests begun (headersTimeout), so a client opening connections and sending nothing held
   // them for good (20,000 of them took every file descriptor the process had).
   const unused = new Map<Socket, NodeJS.Timeout>();
+  /** Every open connection, with the answer it holds now (when a request has come on it). */
+  const answering = new Map<Socket, http.ServerResponse | null>();
   const checkHost = !config.API_TOKEN && isLoopbackHost(config.HOST);
   // Timeouts are checked every second (Node's default interval is 30 s).
   const server = http.createServer(
@@ -98,6 +100,7 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
     },
     (req, res) => {
+      answering.set(req.socket, res);
       const deadline = unused.get(req.socket);
       if (deadline) {
         clearTimeout(deadline);
@@ -156,7 +159,9 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
     const deadline = setTimeout(() => silent(socket) && socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);
     deadline.unref();
     unused.set(socket, deadline);
+    answering.set(socket, null);
     socket.once('close', () => {
+      answering.delete(socket);
       open--;
       clearTimeout(deadline);
       unused.delete(socket);
@@ -215,6 +220,20 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
             }
           }
         }, LAST_REQUEST_MS).unref();
+        // Half the grace on, a request still arriving (its head, or its body, trickling in) is not
+        // worked on and will not be: its connection closes, so that the stop ends in time. Left to
+        // Node's timeouts (headers 10 s, request 30 s), one such client made every stop outlast
+        // SHUTDOWN_GRACE_MS and exit with an error. Answers under way are left to finish.
+        setTimeout(
+          () => {
+            for (const [socket, res] of answering) {
+              if (!res || res.writableFinished || !res.req.complete) {
+                socket.destroy();
+              }
+            }
+          },
+          Math.max(LAST_REQUEST_MS, config.SHUTDOWN_GRACE_MS / 2)
+        ).unref();
       });
     },
   };

@@ -113,3 +113,30 @@ test('a request begun before the stop (its headers half sent) and finished after
   assert.match(received, /^HTTP\/1\.1 200 /, `answered: ${JSON.stringify(received.slice(0, 40))}`);
   socket.destroy();
 });
+
+test('requests still arriving when the stop is half its grace old (a head or a body trickling in) are closed, so the stop ends in time', async () => {
+  // Left to Node's timeouts (headers 10 s, request 30 s), one such client made every stop
+  // outlast SHUTDOWN_GRACE_MS and exit with an error.
+  const svc = await startTestService({ DATABASE_URL: db.url, SHUTDOWN_DRAIN_MS: '200', SHUTDOWN_GRACE_MS: '3000' });
+  const head = await connect(svc.port);
+  head.write('GET /heal');
+  const body = await connect(svc.port);
+  body.write(
+    'POST /api/v1/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 900000\r\n\r\n{'
+  );
+  const trickle = setInterval(() => body.write(' '), 100);
+  const closed = [head, body].map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
+  [head, body].forEach((s) => s.on('error', () => undefined));
+  const started = Date.now();
+  const stopped = svc.stop().then(() => Date.now() - started);
+  const hung = new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 2.7 s'), 2700).unref());
+  try {
+    const took = await Promise.race([stopped, hung]);
+    assert.equal(typeof took, 'number', String(took));
+    await Promise.all(closed);
+  } finally {
+    clearInterval(trickle);
+    head.destroy();
+    body.destroy();
+  }
+});
