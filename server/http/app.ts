@@ -20,7 +20,7 @@ import {
   type VariableValue,
 } from '../contract';
 import { carriesToken, requireRole } from './auth';
-import { closeAfterAnswer, stopReading } from './closing';
+import { closeAfterAnswer, closeIfBodyUnread, sendsBody, stopReading } from './closing';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { CacheUnavailable } from '../cache/store';
@@ -453,30 +453,6 @@ function originForm(target: string): string {
   } catch {
     return target;
   }
-}
-
-/**
- * An answer begun while the request's body is still arriving and nobody reads it (a 404, a 405,
- * a GET, `POST /healthz`) is the connection's last, and nothing more is read (closing.ts): kept
- * alive, Node read the rest to find the next request (unauthenticated, a chunked body that never
- * ended was read at about 1 GB/s until the request timeout, and held a stop). Decided when the
- * answer's head is written, by whether anything reads the body, not by the path: a list of the
- * paths that read one missed some Express routes there (`/api//v1/query`), whose body was then
- * never read.
- */
-function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): void {
-  const writeHead = res.writeHead;
-  res.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
-    if (!req.complete && req.readableFlowing !== true && !this.headersSent) {
-      closeAfterAnswer(this);
-    }
-    return writeHead.apply(this, args);
-  } as ServerResponse['writeHead'];
-}
-
-/** Whether the request comes with a body (chunked, or a length above 0). */
-function sendsBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
 }
 
 /** Whether the request declares a body longer than the limit (Content-Length). */
