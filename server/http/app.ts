@@ -20,7 +20,7 @@ import {
   type VariableValue,
 } from '../contract';
 import { carriesToken, requireRole } from './auth';
-import { closeAfterAnswer, closeIfBodyUnread, sendsBody, stopReading } from './closing';
+import { closeAfterAnswer, closeIfBodyUnread, lingerAfterLastAnswer, sendsBody } from './closing';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { CacheUnavailable } from '../cache/store';
@@ -470,7 +470,7 @@ function refuseTooLarge(req: IncomingMessage, res: ServerResponse): void {
   refuseUnread(req, res, 413, {}, `request body larger than ${BODY_LIMIT}`);
 }
 
-/** Refused with the rest of its body unread: the answer, then the connection closed (at once when an answer was already sent). */
+/** Refused with the rest of its body unread: the answer, then the connection closed (lingering, closing.ts; at once when an answer was already sent). */
 function refuseUnread(
   req: IncomingMessage,
   res: ServerResponse,
@@ -478,18 +478,23 @@ function refuseUnread(
   headers: Record<string, string>,
   error: string
 ): void {
+  // Refused: whatever reads the body (the query fast path, body-parser) must not act on its end,
+  // which a lingering close may still read (it would answer a second time).
+  req.removeAllListeners('data');
+  req.removeAllListeners('end');
   req.pause();
   if (res.headersSent) {
     req.destroy();
     return;
   }
+  lingerAfterLastAnswer(req);
   res.writeHead(status, { 'content-type': 'application/json', ...headers, connection: 'close' });
-  res.end(JSON.stringify({ error } satisfies ErrorResponse), () => req.destroy());
+  res.end(JSON.stringify({ error } satisfies ErrorResponse));
 }
 
 /** A request refused before any work (answers waiting for their clients, too many pipelined): 503 busy, its connection closed. */
 function refuseBusy(req: IncomingMessage, res: ServerResponse, error: string): void {
-  stopReading(req.socket);
+  lingerAfterLastAnswer(req);
   req.resume(); // its body, if any, is read and dropped
   res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
   res.end(JSON.stringify({ error } satisfies ErrorResponse));
