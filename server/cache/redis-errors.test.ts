@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import { reportRedisErrors } from './redis';
+import { CALL_CAUSE_EVERY_MS, cacheCallErrorReporter, reportRedisErrors } from './redis';
 
 test('each Redis error cause is logged once an outage, told apart without its numbers, a few at most', () => {
   const redis = new EventEmitter();
@@ -24,4 +24,25 @@ test('each Redis error cause is logged once an outage, told apart without its nu
   redis.emit('ready');
   redis.emit('error', new Error('Connection is closed.'));
   assert.equal(lines.at(-1), "the cache's Redis: Connection is closed.", 'said again after Redis was back');
+});
+
+test('a cause of failed cache calls is logged once every ten minutes, timeouts and lost connections not', () => {
+  let now = 0;
+  const lines: string[] = [];
+  const report = cacheCallErrorReporter({ warn: (_o: unknown, msg: string) => lines.push(msg) } as never, () => now);
+  for (let i = 0; i < 50; i++) {
+    report(new Error("OOM command not allowed when used memory > 'maxmemory'."));
+    report(new Error(`Command timed out: Redis gave no answer within ${i} ms`));
+    report(new Error('Connection is closed.'));
+  }
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /^cache calls fail, Redis answers: OOM .*Redis is full and evicts nothing/);
+  report(new Error('NOSCRIPT No matching script. Please use EVAL.'));
+  assert.equal(lines.length, 2, 'another cause is said');
+  now += CALL_CAUSE_EVERY_MS - 1;
+  report(new Error("OOM command not allowed when used memory > 'maxmemory'."));
+  assert.equal(lines.length, 2);
+  now += 1;
+  report(new Error("OOM command not allowed when used memory > 'maxmemory'."));
+  assert.equal(lines.length, 3, 'said again ten minutes on');
 });

@@ -135,3 +135,38 @@ export function reportRedisErrors(redis: Pick<EventEmitter, 'on'>, log: Pick<pin
 
 /** Distinct Redis error causes logged between two times Redis was ready. */
 const REDIS_CAUSES_LOGGED = 5;
+
+/** A cause of failed cache calls is logged again at most this often. */
+export const CALL_CAUSE_EVERY_MS = 10 * 60_000;
+
+/**
+ * Logs why cache calls fail when Redis itself refuses them (an error in its reply, the
+ * connection fine: reportRedisErrors hears nothing): a full Redis that evicts nothing answers
+ * every write "OOM", the lookup script writes, so the circuit opened and every answer went to
+ * the database with no line in the log. Each cause (told apart without its numbers) at most
+ * once every CALL_CAUSE_EVERY_MS; timeouts and lost connections are said elsewhere.
+ */
+export function cacheCallErrorReporter(
+  log: Pick<pino.Logger, 'warn'>,
+  now: () => number = Date.now
+): (err: Error) => void {
+  const saidAt = new Map<string, number>();
+  return (err) => {
+    if (/^Command timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET/.test(err.message)) {
+      return;
+    }
+    const cause = err.message.replace(/\d+/g, 'N').slice(0, 200);
+    const last = saidAt.get(cause);
+    if (last !== undefined && now() - last < CALL_CAUSE_EVERY_MS) {
+      return;
+    }
+    if (saidAt.size >= 100) {
+      saidAt.clear();
+    }
+    saidAt.set(cause, now());
+    const full = /^OOM\b/.test(err.message)
+      ? ': Redis is full and evicts nothing (maxmemory reached, maxmemory-policy noeviction), so the cache is bypassed and every answer is read from the database; give it maxmemory-policy allkeys-lru (as docker-compose.yml does) or more maxmemory'
+      : '';
+    log.warn({ err: { message: err.message } }, `cache calls fail, Redis answers: ${err.message}${full}`);
+  };
+}

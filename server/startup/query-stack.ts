@@ -7,7 +7,7 @@ import type pino from 'pino';
 import type { Pool } from 'pg';
 import type { Config } from '../config';
 import { CacheAuditor } from '../cache/audit';
-import { createRedis, redisInfo, reportRedisErrors } from '../cache/redis';
+import { cacheCallErrorReporter, createRedis, redisInfo, reportRedisErrors } from '../cache/redis';
 import { MemoryPressure } from '../cache/pressure';
 import { entryLifetimeMs, NoCache, QueryCache } from '../cache/store';
 import { Admission } from '../db/admission';
@@ -207,7 +207,7 @@ export async function buildQueryStack(
         pressure: new MemoryPressure(() => redisInfo(redis).catch(() => null)),
         dataVersion: (q) => changes.versionOf(q, versionScope),
         onSettledHit: (q, key) => auditor?.record(q, key),
-        onError: (err) => log.debug({ err: { message: err.message } }, 'cache call failed'),
+        onError: cacheCallErrorReporter(log),
       })
     : null;
   if (cache) {

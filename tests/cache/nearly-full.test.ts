@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import Redis from 'ioredis';
+import pino from 'pino';
 import { postJson, startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY, HOUR } from '../support/fixture';
 import { hasRedisServer, startPrivateRedis, type PrivateRedis } from '../support/private-redis';
@@ -86,5 +87,38 @@ test('nearly full: an answer, settled or ending now, is stored when asked the se
     assert.deepEqual([await cacheOf(roomy), await cacheOf(roomy)], ['miss', 'hit']);
   } finally {
     client.disconnect();
+  }
+});
+
+test('full, evicting nothing: the log says why every answer bypasses the cache', async (t) => {
+  if (!hasRedisServer) {
+    return t.skip('redis-server is not installed: no private Redis to fill');
+  }
+  // Redis refuses every write "OOM"; the lookup script writes, so the circuit opened and every
+  // answer went to the database, with nothing in the log (connection errors only were logged).
+  const full = await startPrivateRedis(['--maxmemory', '1mb', '--maxmemory-policy', 'noeviction']);
+  const client = new Redis(full.url);
+  const lines: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+  let svcFull: RunningService | undefined;
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        await client.set(`other:data:${i}`, 'x'.repeat(64 * 1024));
+      } catch {
+        break; // full
+      }
+    }
+    svcFull = await startTestService({ DATABASE_URL: db.url, REDIS_URL: full.url, CACHE_PREFIX: 'full' }, log);
+    const body = past(5);
+    const caches = [await cacheOf(body, svcFull), await cacheOf(body, svcFull), await cacheOf(body, svcFull)];
+    assert.ok(!caches.includes('hit'), `nothing can be stored: ${caches.join(', ')}`);
+    const said = lines.map((l) => JSON.parse(l).msg as string).filter((m) => /OOM/.test(m));
+    assert.equal(said.length, 1, `said once: ${JSON.stringify(lines.map((l) => JSON.parse(l).msg))}`);
+    assert.match(said[0], /Redis is full and evicts nothing .*maxmemory-policy allkeys-lru/);
+  } finally {
+    client.disconnect();
+    await svcFull?.stop();
+    await full.stop();
   }
 });

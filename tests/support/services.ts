@@ -54,7 +54,8 @@ export async function freshDatabase(
 }
 
 /** Starts the real service in this process with test-friendly settings. */
-export async function startTestService(env: Record<string, string>): Promise<RunningService> {
+/** The service in this process, silent unless given a `logger` (a test reading what it logs). */
+export async function startTestService(env: Record<string, string>, logger?: pino.Logger): Promise<RunningService> {
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -71,7 +72,7 @@ export async function startTestService(env: Record<string, string>): Promise<Run
     SHUTDOWN_DRAIN_MS: '0',
     ...env,
   });
-  return startService(config, pino({ level: config.LOG_LEVEL }));
+  return startService(config, logger ?? pino({ level: config.LOG_LEVEL }));
 }
 
 export async function postJson(
