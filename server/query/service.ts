@@ -4,7 +4,7 @@
  * coalescing) or the executor → frames with meta, rendered as JSON text. Each query is
  * answered independently; one failing does not fail the others.
  */
-import type { CacheStatus, QueryRequest, QueryResult, RuleperfQuery } from '../contract';
+import { FILTER_FIELDS, type CacheStatus, type QueryRequest, type QueryResult, type RuleperfQuery } from '../contract';
 import { Busy, type Priority } from '../db/admission';
 import {
   isDataException,
@@ -321,9 +321,17 @@ export class QueryService {
   async answer(request: QueryRequest, refused: readonly RefusedQuery[] = []): Promise<ServiceAnswer> {
     // Not held in this process: everything from here (keys, Redis, the database) takes its
     // turn, so a burst of such requests never holds the loop in front of one that is (turns.ts).
-    await loopTurns.next('lookup');
+    // Each query's normalizing, then its key and lookup, in a turn of its own, weighed by its
+    // lists: a request of many queries is many steps.
     const visible = request.queries.filter((q) => !q.hide);
-    const normalized = visible.map((query) => ({ refId: query.refId, query, q: this.normalize(request, query) }));
+    if (!visible.length) {
+      await loopTurns.next('lookup');
+    }
+    const normalized: Array<{ refId: string; query: RuleperfQuery; q: NormalizedQuery }> = [];
+    for (const query of visible) {
+      await loopTurns.next('lookup', lookupWeight(query));
+      normalized.push({ refId: query.refId, query, q: this.normalize(request, query) });
+    }
     try {
       checkBudget(normalized, schemaCardinality);
     } catch (err) {
@@ -337,7 +345,11 @@ export class QueryService {
       normalized.length === 1 && !refused.length
         ? [await this.part(request, normalized[0].refId, normalized[0].query, normalized[0].q)]
         : [
-            ...(await Promise.all(normalized.map(({ refId, query, q }) => this.part(request, refId, query, q)))),
+            ...(await Promise.all(
+              normalized.map(({ refId, query, q }) =>
+                loopTurns.next('lookup', lookupWeight(query)).then(() => this.part(request, refId, query, q))
+              )
+            )),
             ...refused.map(({ refId, error }) => failedPart(refId, { frames: [], error, status: 400 })),
           ];
     const failures = parts.flatMap((r) => (r.failure ? [r.failure] : []));
@@ -362,4 +374,14 @@ export class QueryService {
     const body = parts.length === 1 && parts[0].response ? parts[0].response : joinResults(parts.map((p) => p.member));
     return serviceAnswer(200, body, { cache: parts[0]?.cache, tiers: parts[0]?.tiers });
   }
+}
+
+/** A query's step in ordinary lookups: one, and one more for every 32 filter values it lists. */
+export function lookupWeight(query: RuleperfQuery): number {
+  let values = 0;
+  for (const field of FILTER_FIELDS) {
+    const v = query[field];
+    values += Array.isArray(v) ? v.length : 0;
+  }
+  return 1 + Math.floor(values / 32);
 }

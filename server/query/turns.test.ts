@@ -53,6 +53,37 @@ test('lookups go LOOKUPS_PER_TURN a turn: a thousand queued wait a hundred-odd t
   assert.ok(ticks >= Math.ceil(1000 / LOOKUPS_PER_TURN) - 2, `${ticks} turns: still spread over turns`);
 });
 
+test('a lookup weighs its work: heavy ones go one or two a turn, light ones fill the turn around them', async () => {
+  const turns = new LoopTurns();
+  const turnOf: number[] = [];
+  let tick = 0;
+  // 16: a query listing 500 filter values (lookupWeight); 40: a body of 40 KB.
+  const weights = [16, 16, 16, 40, 1, 1, 16, ...Array.from({ length: 40 }, () => 1)];
+  const steps = weights.map((w, i) => turns.next('lookup', w).then(() => (turnOf[i] = tick)));
+  let all = false;
+  void Promise.all(steps).then(() => (all = true));
+  while (!all) {
+    await new Promise((r) => setImmediate(r));
+    tick++;
+  }
+  // Turn by turn, the weights let go never pass LOOKUPS_PER_TURN but for a single heavy one.
+  const perTurn = new Map<number, number>();
+  weights.forEach((w, i) => perTurn.set(turnOf[i], (perTurn.get(turnOf[i]) ?? 0) + w));
+  for (const [turn, weight] of perTurn) {
+    assert.ok(
+      weight <= LOOKUPS_PER_TURN || weights.filter((_, i) => turnOf[i] === turn).length === 1,
+      `turn ${turn}: ${weight}`
+    );
+  }
+  assert.ok(turnOf[2] > turnOf[0], 'three heavy lookups do not share a turn');
+  assert.ok(turnOf[3] > turnOf[2] && turnOf[4] > turnOf[3], 'the heaviest has a turn of its own');
+  assert.deepEqual(
+    [...turnOf].sort((a, b) => a - b),
+    turnOf,
+    'in order'
+  );
+});
+
 test('a request that arrives during a burst of steps is read after one or two of them, not after all', async () => {
   const turns = new LoopTurns();
   const log: string[] = [];
