@@ -167,11 +167,17 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
       unused.delete(socket);
     });
   });
-  // Expect: 100-continue: the client waits for a go-ahead before sending its body; a body
-  // declared too large gets none, only its 413 (app.ts), so nothing of it is sent.
+  // Expect: 100-continue: the client waits for a go-ahead before sending its body. It is given
+  // when something starts reading the body, so a body nobody reads (a 404, a 405, a 401, one
+  // declared too large: 413, app.ts) is answered without one, and nothing of it is sent (a
+  // go-ahead at once had the client send a body only to have its connection closed on it).
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (!declaredTooLarge(req)) {
-      res.writeContinue();
+      req.once('resume', () => {
+        if (!res.headersSent) {
+          res.writeContinue();
+        }
+      });
     }
     server.emit('request', req, res);
   });

@@ -452,3 +452,43 @@ test('a client still sending its body when answered gets the answer, not a reset
     await own.stop();
   }
 });
+
+test('Expect: 100-continue gets its go-ahead where the body is read, and only there', async () => {
+  const exchange = (url: string, head: string) =>
+    new Promise<string>((resolve) => {
+      const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+      let received = '';
+      const timer = setTimeout(() => socket.destroy(), 3000);
+      socket.on('data', (c) => {
+        received += c.toString('latin1');
+        if (/^HTTP\/1\.1 100 Continue\r\n\r\n$/.test(received)) {
+          socket.write('{}'); // the body, as a client does on the go-ahead
+        }
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(received);
+      });
+      socket.write(head);
+    });
+  const head = (line: string, extra = '') =>
+    `${line} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n${extra}\r\n`;
+  // No route reads these bodies: the answer comes without a go-ahead (the body was sent for nothing).
+  for (const line of ['GET /nope', 'POST /healthz', 'PUT /api/v1/query']) {
+    const got = await exchange(svc.url, head(line));
+    assert.match(got, /^HTTP\/1\.1 (404|405) /, `${line}: ${got.slice(0, 60)}`);
+  }
+  // A query's body is read: go-ahead, then the answer (400: "{}" is no query).
+  const query = await exchange(svc.url, head('POST /api/v1/query'));
+  assert.match(query, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 /, query.slice(0, 60));
+  const guarded = await startTestService({ DATABASE_URL: db.url, API_TOKEN: 'continue-token' });
+  try {
+    const stranger = await exchange(guarded.url, head('POST /api/v1/query'));
+    assert.match(stranger, /^HTTP\/1\.1 401 /, `without a token, no go-ahead: ${stranger.slice(0, 60)}`);
+    const known = await exchange(guarded.url, head('POST /api/v1/query', 'Authorization: Bearer continue-token\r\n'));
+    assert.match(known, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 /, known.slice(0, 60));
+  } finally {
+    await guarded.stop();
+  }
+});
