@@ -278,10 +278,10 @@ test('an answer read from raw rows still arriving says which rows it holds: up t
   assert.deepEqual(text(answer, 200_000), []);
 });
 
-test('a range wholly after the answer was computed says that no rows are stored for it yet, not how a range ending now is read', () => {
+test('a range wholly after the answer was computed says it holds only rows dated ahead, not how a range ending now is read', () => {
   const notice = coveredRangeNotice({ from: 7_200_000, to: 10_800_000 }, true, 3_600_500);
   assert.equal(
     notice?.text,
-    'Covered 1970-01-01 02:00:00 – 1970-01-01 03:00:00 UTC: the whole range is after 1970-01-01 01:00:00 UTC, when this answer was computed, so no rows are stored for it yet.'
+    'Covered 1970-01-01 02:00:00 – 1970-01-01 03:00:00 UTC: the whole range is after 1970-01-01 01:00:00 UTC, when this answer was computed, so it holds only rows stored by then with times ahead of it; rows stored since are counted when it is next computed.'
   );
 });

@@ -53,10 +53,12 @@ export function coveredRangeNotice(
   stepMs: number = MINUTE_MS
 ): Notice | null {
   if (computedAt <= covered.from) {
-    // Wholly after the answer was computed: nothing can be stored for it yet, said plainly.
+    // Wholly after the answer was computed: only rows dated ahead (a producer's clock running
+    // fast) can be stored for it, said plainly ("no rows are stored for it yet" was said over
+    // such rows, counted beside it).
     return {
       severity: 'info',
-      text: `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: the whole range is after ${utc(secondOf(computedAt))} UTC, when this answer was computed, so no rows are stored for it yet.`,
+      text: `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: the whole range is after ${utc(secondOf(computedAt))} UTC, when this answer was computed, so it holds only rows stored by then with times ahead of it; rows stored since are counted when it is next computed.`,
     };
   }
   const rows = computedAt < covered.to ? rowsUpTo(computedAt) : live ? rowsWrittenBy(computedAt) : '';

@@ -57,6 +57,15 @@ test('timeseries: a point per bucket; partial buckets at the ends and at the liv
   const [later] = KINDS.timeseries.frames({ ...q, range: { from: 1.5 * M, to: 8 * M } }, rows, 5 * M);
   assert.deepEqual(later.data.values[1], [30, 120, 60, null], 'a bucket in the future has no count (not 0) yet');
   assert.deepEqual(later.data.values[2], [1, 1, 1, null], 'a bucket in the future has no throughput yet');
+  // Rows dated ahead of when the answer was computed (a fast clock): counted, and their
+  // throughput over the bucket's span (it was null beside a count).
+  const [ahead] = KINDS.timeseries.frames(
+    { ...q, range: { from: 1.5 * M, to: 8 * M } },
+    [...rows, { bucket: new Date(6 * M), grp: '', ...row(240) }],
+    5 * M
+  );
+  assert.deepEqual(ahead.data.values[1], [30, 120, 60, 240]);
+  assert.deepEqual(ahead.data.values[2], [1, 1, 1, 2], '240 rows over its 120 s');
   // A bucket without rows that has begun (here 00:04–00:06, computed at 00:05) counts 0.
   const [empty] = KINDS.timeseries.frames(q, rows.slice(0, 2), 5 * M);
   assert.deepEqual(empty.data.values[1], [30, 120, 0]);

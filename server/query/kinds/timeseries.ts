@@ -100,10 +100,13 @@ export const timeseries: KindSpec = {
     for (let t = floorTo(q.range.from, bucketMs); t < q.range.to; t += bucketMs) {
       times.push(t);
     }
-    // The seconds each bucket covers: partial at the range's ends and at the live edge.
+    // The seconds each bucket covers: partial at the range's ends and at the live edge; none for
+    // one that begins after the answer was computed, unless it holds rows (dated ahead: a
+    // producer's clock running fast), whose rates are then over its span in the range.
     const seconds = times.map(
       (t) => Math.max(0, Math.min(t + bucketMs, q.range.to, Math.max(computedAt, t)) - Math.max(t, q.range.from)) / 1000
     );
+    const ahead = (t: number) => (Math.min(t + bucketMs, q.range.to) - Math.max(t, q.range.from)) / 1000;
     for (const group of ordered) {
       const byTime = groups.get(group)!;
       const labels = q.groupBy ? { [q.groupBy]: group } : undefined;
@@ -114,7 +117,11 @@ export const timeseries: KindSpec = {
           // A bucket with no row: counts are 0 for the seconds it covers; one covering none (it
           // begins after the answer was computed: the future) has nothing, not zeros.
           perBucket.map((row, i) =>
-            row ? measure(row, seconds[i], metric) : COUNT_LIKE.has(metric) && seconds[i] > 0 ? 0 : null
+            row
+              ? measure(row, times[i] >= computedAt ? ahead(times[i]) : seconds[i], metric)
+              : COUNT_LIKE.has(metric) && seconds[i] > 0
+                ? 0
+                : null
           )
         );
       }
