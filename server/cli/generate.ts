@@ -1,5 +1,8 @@
 /** npm run generate -- --days N --rows-per-hour N --rules 500 --parsers 30 --seed S [--method copy|insert|sql] [--follow] */
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { Pool } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod/v4';
 import {
   followLive,
@@ -116,6 +119,12 @@ run(async () => {
             'To load only into an empty table use --if-empty; to replace them, delete those rows first.\n'
         );
       }
+      if (options.method === 'copy' && !(await takesCopyFromClient(pool))) {
+        // The embedded database (pglite.url) refuses COPY … FROM STDIN: the load ended in that
+        // error after its warning and progress bar, as if something had gone wrong.
+        console.log('the embedded database takes no COPY from its client: loading with INSERT (--method insert)');
+        options.method = 'insert';
+      }
       const progress = rowsProgress('loading', plannedRows(options));
       if (p.method === 'sql') {
         await new SqlGenerator(options).load(pool, start, end, (n) => progress.add(n));
@@ -158,3 +167,19 @@ run(async () => {
     await pool.end();
   }
 });
+
+/** Whether the server takes COPY … FROM STDIN (an empty one: no row added), not the embedded database's refusal. */
+async function takesCopyFromClient(pool: Pool): Promise<boolean> {
+  const client = await pool.connect();
+  try {
+    await pipeline(Readable.from([]), client.query(copyFrom('COPY metrics (time) FROM STDIN')));
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === '0A000') {
+      return false;
+    }
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -7,6 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { test, before, after } from 'node:test';
 import { Client, Pool } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -16,6 +19,9 @@ import { SESSION_BUSY_CODE, WIRE_MAX_CONNECTIONS, WIRE_MAX_STRANGERS } from '../
 import { loadConfig } from '../../server/config';
 import { checkpointEvery } from '../../server/startup/database';
 import { healthPool } from '../../server/main';
+
+const ROOT = join(__dirname, '..', '..');
+const execFileAsync = promisify(execFile);
 
 let db: EmbeddedDatabase;
 before(async () => {
@@ -147,6 +153,29 @@ test('a COPY from the client is refused (PGlite would trap and be gone): alone, 
   } finally {
     await a.end().catch(() => undefined);
     await b.end();
+  }
+});
+
+test('npm run generate over pglite.url loads with INSERT, saying so, where its default COPY would be refused', async () => {
+  // It ended in the refusal, after its warning and progress bar, as if the load had failed.
+  // Not spawnSync: the wire server answering the CLI runs on this thread.
+  const cli = (script: string, args: string[]) =>
+    execFileAsync(process.execPath, ['--import', 'tsx', join('server', 'cli', `${script}.ts`), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: db.url },
+      encoding: 'utf8',
+      timeout: 240_000,
+    });
+  await cli('migrate', []);
+  const loaded = await cli('generate', ['--days', '1', '--rows-per-hour', '100', '--rules', '20', '--no-refresh']);
+  assert.match(loaded.stdout, /the embedded database takes no COPY from its client: loading with INSERT/);
+  assert.match(loaded.stdout, /loaded 2,4\d\d rows/);
+  const c = await client();
+  try {
+    const { rows } = await c.query('SELECT count(*)::int AS n FROM metrics');
+    assert.ok(rows[0].n >= 2400, `${rows[0].n} rows stored`);
+  } finally {
+    await c.end();
   }
 });
 
