@@ -30,19 +30,21 @@ test('a cause of failed cache calls is logged once every ten minutes, timeouts a
   let now = 0;
   const lines: string[] = [];
   const report = cacheCallErrorReporter({ warn: (_o: unknown, msg: string) => lines.push(msg) } as never, () => now);
+  const replyError = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
   for (let i = 0; i < 50; i++) {
-    report(new Error("OOM command not allowed when used memory > 'maxmemory'."));
+    report(replyError("OOM command not allowed when used memory > 'maxmemory'."));
     report(new Error(`Command timed out: Redis gave no answer within ${i} ms`));
     report(new Error('Connection is closed.'));
   }
   assert.equal(lines.length, 1);
   assert.match(lines[0], /^cache calls fail, Redis answers: OOM .*Redis is full and evicts nothing/);
-  report(new Error('NOSCRIPT No matching script. Please use EVAL.'));
+  report(new Error('Cannot read properties of undefined'));
   assert.equal(lines.length, 2, 'another cause is said');
+  assert.equal(lines[1], 'a cache call failed: Cannot read properties of undefined', "not said to be Redis's answer");
   now += CALL_CAUSE_EVERY_MS - 1;
-  report(new Error("OOM command not allowed when used memory > 'maxmemory'."));
+  report(replyError("OOM command not allowed when used memory > 'maxmemory'."));
   assert.equal(lines.length, 2);
   now += 1;
-  report(new Error("OOM command not allowed when used memory > 'maxmemory'."));
+  report(replyError("OOM command not allowed when used memory > 'maxmemory'."));
   assert.equal(lines.length, 3, 'said again ten minutes on');
 });

@@ -167,6 +167,8 @@ export function cacheCallErrorReporter(
     const full = /^OOM\b/.test(err.message)
       ? ': Redis is full and evicts nothing (maxmemory reached, maxmemory-policy noeviction), so the cache is bypassed and every answer is read from the database; give it maxmemory-policy allkeys-lru (as docker-compose.yml does) or more maxmemory'
       : '';
-    log.warn({ err: { message: err.message } }, `cache calls fail, Redis answers: ${err.message}${full}`);
+    // Redis's own refusals are ReplyErrors; anything else failed on this side of the wire.
+    const what = err.name === 'ReplyError' ? 'cache calls fail, Redis answers' : 'a cache call failed';
+    log.warn({ err: { message: err.message } }, `${what}: ${err.message}${full}`);
   };
 }

@@ -12,9 +12,6 @@ import type { Socket } from 'node:net';
 export const LINGER_MS = 1000;
 /** … and at most this much (counted from when the answer was decided), then the connection is closed. */
 export const LINGER_BYTES = 1024 ** 2;
-/** How often a lingering connection's bytes are counted (it reads about 400 MB/s at most: a few MB past the cap). */
-const LINGER_CHECK_MS = 10;
-
 const LINGERING = Symbol('lingering');
 
 /**
@@ -47,19 +44,26 @@ export function lingerAfterLastAnswer(req: IncomingMessage): void {
     if (this.writable) {
       this.end();
     }
-    // Dropped, not buffered (a refused body's request was paused); the connection is closed
-    // when the client closes its side (net does, once both sides are ended) or at a cap.
-    req.removeAllListeners('data');
-    req.resume();
-    resumeReading(this);
-    const until = Date.now() + LINGER_MS;
-    const check = setInterval(() => {
-      if (Date.now() >= until || this.bytesRead - firstByte > LINGER_BYTES) {
+    if (this.destroyed) {
+      return;
+    }
+    // What still comes is counted and dropped, never parsed: with Node's parser still reading,
+    // requests pipelined behind the body ran (queries on the database, answers thrown away).
+    // Node's own listener goes, and adding one takes the socket from the parser. The connection
+    // is closed when the client closes its side (net does, both sides ended) or at a cap.
+    this.removeAllListeners('data');
+    let received = this.bytesRead - firstByte;
+    this.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > LINGER_BYTES) {
         this.destroy();
       }
-    }, LINGER_CHECK_MS);
-    check.unref();
-    this.once('close', () => clearInterval(check));
+    });
+    const deadline = setTimeout(() => this.destroy(), LINGER_MS);
+    deadline.unref();
+    this.once('close', () => clearTimeout(deadline));
+    this.resume();
+    resumeReading(this);
   };
 }
 

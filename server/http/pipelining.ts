@@ -8,8 +8,8 @@
  * - the requests one connection brought in this loop turn: answers from memory need not queue,
  *   and a client pumping 500 cached queries a write held other clients' answers 40 ms at p50,
  *   over a second at worst.
- * A refused request is answered 503 busy at once, before any work, nothing more is read from its
- * connection (closing.ts), and the connection is closed after the answers before it. Every
+ * A refused request is answered 503 busy at once, before any work, and the connection is closed
+ * after the answers before it (what still comes is dropped unparsed for a moment: closing.ts). Every
  * request its last read still brought is refused the same way (left unanswered, they were read
  * into memory without end: 200,000 behind one slow answer). A client that reads each answer
  * before its next request (browsers, Grafana) never meets either.

@@ -96,7 +96,7 @@ class Exchange {
     }
     const text = bytes.toString('utf8');
     this.handlerStarted = performance.now();
-    if (text.length > PARSE_IN_TURN_CHARS && !this.requests.recall(text)) {
+    if (text.length > PARSE_IN_TURN_CHARS) {
       // Parsed and checked in a turn of its own, weighed by its size (about 6 ms for 180 KB):
       // bodies arriving together were parsed back to back in front of every cached answer.
       loopTurns

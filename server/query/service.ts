@@ -327,11 +327,14 @@ export class QueryService {
     if (!visible.length) {
       await loopTurns.next('lookup');
     }
-    const normalized: Array<{ refId: string; query: RuleperfQuery; q: NormalizedQuery }> = [];
-    for (const query of visible) {
-      await loopTurns.next('lookup', lookupWeight(query));
-      normalized.push({ refId: query.refId, query, q: this.normalize(request, query) });
-    }
+    // (All asked at once: one after the other, each would wait for the whole queue again.)
+    const normalized = await Promise.all(
+      visible.map((query) =>
+        loopTurns
+          .next('lookup', lookupWeight(query))
+          .then(() => ({ refId: query.refId, query, q: this.normalize(request, query) }))
+      )
+    );
     try {
       checkBudget(normalized, schemaCardinality);
     } catch (err) {

@@ -8,6 +8,7 @@ import net from 'node:net';
 import fc from 'fast-check';
 import { postJson, REDIS_URL, startTestService, uniqueName, type TestDatabase } from '../support/services';
 import { startServiceProcess } from '../../testkit/service-process';
+import { LINGER_MS } from '../../server/http/closing';
 import { historyDatabase } from '../support/fixture';
 import type { RunningService } from '../../server/main';
 
@@ -490,5 +491,58 @@ test('Expect: 100-continue gets its go-ahead where the body is read, and only th
     assert.match(known, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 /, known.slice(0, 60));
   } finally {
     await guarded.stop();
+  }
+});
+
+test('after an answer that closes the connection, what the client still sends is dropped, not parsed: requests pipelined behind it do not run', async () => {
+  // Read on to spare the client a reset, the bytes went to Node's parser: each request behind the
+  // unread body ran (queries on the database), its answer thrown away.
+  const healthChecks = async () => {
+    const text = await (await fetch(`${svc.url}/metrics`)).text();
+    return Number(/ruleperf_http_requests_total\{route="\/healthz",status="200"\} (\d+)/.exec(text)?.[1] ?? 0);
+  };
+  const before = await healthChecks();
+  const received = await new Promise<string>((resolve) => {
+    const socket = net.connect({ port: Number(new URL(svc.url).port), host: '127.0.0.1', allowHalfOpen: true });
+    let got = '';
+    socket.on('data', (c) => (got += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(got));
+    socket.write('GET /nope HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n');
+    setTimeout(() => {
+      socket.write(`hello${'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(20)}`);
+      socket.end();
+    }, 200);
+  });
+  assert.match(received, /^HTTP\/1\.1 404 /);
+  assert.equal(received.match(/HTTP\/1\.1 /g)?.length, 1, 'one answer');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal((await healthChecks()) - before, 0, 'none of the pipelined health checks ran');
+});
+
+test('a connection lingering after its last answer is closed after LINGER_MS when its client neither sends nor closes', async () => {
+  const patient = await startTestService({ DATABASE_URL: db.url });
+  try {
+    const outcome = await new Promise<string>((resolve) => {
+      const socket = net.connect({ port: Number(new URL(patient.url).port), host: '127.0.0.1', allowHalfOpen: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve('still open 5 s after the answer');
+      }, LINGER_MS + 4000);
+      socket.on('error', (e: NodeJS.ErrnoException) => resolve(`closed by the service (${e.code})`));
+      socket.on('data', () => undefined);
+      socket.on('close', () => clearTimeout(timer));
+      // A body announced and never sent: answered 404 and a FIN, then nothing from the client;
+      // bytes sent after the linger find the connection closed (the kernel resets it, and the
+      // next write fails).
+      socket.write('GET /nope HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n');
+      setTimeout(() => {
+        const poke = setInterval(() => (socket.destroyed ? clearInterval(poke) : socket.write('x')), 100);
+      }, LINGER_MS + 1000);
+    });
+    // Without the cap, it would be held until the request timeout (30 s by default).
+    assert.match(outcome, /^closed by the service \((ECONNRESET|EPIPE)\)$/);
+  } finally {
+    await patient.stop();
   }
 });

@@ -66,6 +66,17 @@ test('timeseries: a point per bucket; partial buckets at the ends and at the liv
   );
   assert.deepEqual(ahead.data.values[1], [30, 120, 60, 240]);
   assert.deepEqual(ahead.data.values[2], [1, 1, 1, 2], '240 rows over its 120 s');
+  // A first bucket begun before the answer was computed, its part in the range after it.
+  const [straddling] = KINDS.timeseries.frames(
+    { ...q, range: { from: 3 * M, to: 8 * M } },
+    [
+      { bucket: new Date(2 * M), grp: '', ...row(60) },
+      { bucket: new Date(4 * M), grp: '', ...row(120) },
+    ],
+    2.5 * M
+  );
+  assert.deepEqual(straddling.data.values[1], [60, 120, null]);
+  assert.deepEqual(straddling.data.values[2], [1, 1, null], '60 rows over its 60 s in the range, 120 over 120 s');
   // A bucket without rows that has begun (here 00:04–00:06, computed at 00:05) counts 0.
   const [empty] = KINDS.timeseries.frames(q, rows.slice(0, 2), 5 * M);
   assert.deepEqual(empty.data.values[1], [30, 120, 0]);

@@ -101,8 +101,8 @@ export const timeseries: KindSpec = {
       times.push(t);
     }
     // The seconds each bucket covers: partial at the range's ends and at the live edge; none for
-    // one that begins after the answer was computed, unless it holds rows (dated ahead: a
-    // producer's clock running fast), whose rates are then over its span in the range.
+    // one whose part in the range begins after the answer was computed, unless it holds rows
+    // (dated ahead: a producer's clock running fast), whose rates are then over that part.
     const seconds = times.map(
       (t) => Math.max(0, Math.min(t + bucketMs, q.range.to, Math.max(computedAt, t)) - Math.max(t, q.range.from)) / 1000
     );
@@ -118,7 +118,7 @@ export const timeseries: KindSpec = {
           // begins after the answer was computed: the future) has nothing, not zeros.
           perBucket.map((row, i) =>
             row
-              ? measure(row, times[i] >= computedAt ? ahead(times[i]) : seconds[i], metric)
+              ? measure(row, seconds[i] > 0 ? seconds[i] : ahead(times[i]), metric)
               : COUNT_LIKE.has(metric) && seconds[i] > 0
                 ? 0
                 : null
