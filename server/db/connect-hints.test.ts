@@ -1,6 +1,8 @@
 /** What the service's start-up and the command-line tools add to a database error they cannot get past. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import net from 'node:net';
+import { Client } from 'pg';
 import { connectHint, withConnectHint } from './connect-hints';
 
 const error = (code: string, message = 'x') => Object.assign(new Error(message), { code });
@@ -34,4 +36,27 @@ test('each error a first try meets gets what to do, read from the URL, never wit
     { code: 'ECONNREFUSED' }
   );
   assert.equal(withConnectHint(both, URL_WITH_PASSWORD), `connect ECONNREFUSED ::1:6543\n${hints.ECONNREFUSED}`);
+});
+
+test('a server that closes the connection at once (something else listening there) gets a hint too', async () => {
+  // node-pg's bare "Connection terminated unexpectedly" was the one start-up error without one.
+  const closer = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
+  const port = (closer.address() as net.AddressInfo).port;
+  const url = `postgres://ops:pw-Qx1@127.0.0.1:${port}/metrics`;
+  try {
+    const client = new Client({ connectionString: url });
+    const err = await client.connect().then(
+      () => null,
+      (e: unknown) => e
+    );
+    assert.match(
+      withConnectHint(err, url),
+      new RegExp(
+        `^Connection terminated unexpectedly\\n127\\.0\\.0\\.1:${port} closed the connection without a word: check that PostgreSQL listens there`
+      )
+    );
+  } finally {
+    closer.close();
+  }
 });

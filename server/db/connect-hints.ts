@@ -30,7 +30,11 @@ export function connectHint(err: unknown, databaseUrl: string | undefined): stri
     case '28000':
       return `Check the user and password in DATABASE_URL (user ${user}).`;
     default:
-      return '';
+      // node-pg's words when the server closed the connection before any reply: something
+      // else listens there (a proxy, another service), or the server refused this client.
+      return err instanceof Error && /^Connection terminated unexpectedly$/.test(err.message)
+        ? `${host}:${port} closed the connection without a word: check that PostgreSQL listens there (not a proxy or another service) and accepts this client (its pg_hba.conf and log say why it did not).`
+        : '';
   }
 }
 

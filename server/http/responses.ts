@@ -139,11 +139,19 @@ function flatten(
           .filter(Boolean)
       ),
     ];
+    const kinds = expected.map((e) => (e === 'array' ? 'a list' : e === 'object' ? 'a JSON object' : `a ${e}`));
+    // Missing altogether: "is required", as for a member of one type ("must be a number or a
+    // string" read as if a value of another type had been sent).
+    const missing = i.errors
+      .flat()
+      .some((b) => b.code === 'invalid_type' && b.path.length === 0 && /received undefined$/.test(b.message));
     return [
       {
         path,
         message: expected.length
-          ? `must be ${expected.map((e) => (e === 'array' ? 'a list' : e === 'object' ? 'a JSON object' : `a ${e}`)).join(' or ')}`
+          ? missing
+            ? `is required (${kinds.join(' or ')})`
+            : `must be ${kinds.join(' or ')}`
           : i.message,
       },
     ];

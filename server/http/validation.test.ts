@@ -20,6 +20,17 @@ test('a missing or mistyped field says what it must be, not "Invalid input: expe
     refusal({ range, queries: [{ refId: 'A', kind: 'topRules', limit: '5' }] }),
     'invalid request: queries.0.limit: must be a number, not a string'
   );
+  // Members of two types: missing is "is required" too ("must be a number or a string" read as
+  // if a value of another type had been sent).
+  const queries = [{ refId: 'A', kind: 'stats' }];
+  assert.equal(
+    refusal({ range: { from: 'now-1h' }, queries }),
+    'invalid request: range.to: is required (a number or a string)'
+  );
+  assert.equal(
+    refusal({ range: { from: 'now-1h', to: true }, queries }),
+    'invalid request: range.to: must be a number or a string'
+  );
 });
 
 test('a misspelled value is pointed to the nearest one, beside the case-only hint', () => {

@@ -591,4 +591,11 @@ test('a settled range whose ends lie before the oldest raw rows is covered in wh
   const across = { from: kept - 20 * M, to: kept + D + 10 * M };
   assert.deepEqual(coverRange(across, NOW, kept), { from: Math.floor(across.from / H) * H, to: across.to });
   assert.deepEqual(coverRange(asked, NOW, null), asked, 'raw rows kept whole: as asked');
+  // "Last 90 days" asked an instant before the oldest raw row (computed a moment later): its
+  // start moves to the next whole minute, past that row, not to an hour.
+  const ninety = { from: NOW - 90 * D - 30_000, to: NOW };
+  const keptNow = NOW - 90 * D - 29_990;
+  const moved = coverRange(ninety, NOW, keptNow);
+  assert.deepEqual(moved, { from: Math.ceil(ninety.from / M) * M, to: Math.ceil(NOW / M) * M });
+  assert.equal(coveredInHours(moved, ninety, keptNow), false, 'read in whole minutes, not hours');
 });

@@ -71,8 +71,11 @@ export function coveredInHours(covered: TimeRange, asked: TimeRange, rawKeptFrom
   if (rawKeptFrom === null) {
     return false;
   }
+  // A start moved to its hour lies before rawKeptFrom; asked.from may too, and yet be moved
+  // past it to the minute only (Grafana's "Last 90 days": asked a few milliseconds before the
+  // oldest raw row, read from the next whole minute, said to be read in whole hours).
   return (
-    (covered.from !== asked.from && asked.from < rawKeptFrom) || (covered.to !== asked.to && asked.to < rawKeptFrom)
+    (covered.from !== asked.from && covered.from < rawKeptFrom) || (covered.to !== asked.to && asked.to < rawKeptFrom)
   );
 }
 
