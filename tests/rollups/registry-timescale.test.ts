@@ -103,7 +103,7 @@ test('every rollup, minute tier included, equals raw rows group by group; the ro
   // TimescaleDB's watermark is the end of the last materialized bucket holding rows: the last
   // row is at 00:00:00.9 (the refresh went up to 00:29).
   assert.equal(byName.get('metrics_minute_total')!.newWatermark!.getTime(), T0 + 2 * DAY + MIN);
-  assert.equal(byName.get('metrics_minute_by_rule')!.retainedFrom!.getTime(), T0 + 2 * DAY + 30 * MIN - 7 * DAY);
+  assert.equal(byName.get('metrics_minute_by_rule')!.retainedFrom!.getTime(), T0 + 2 * DAY + 30 * MIN - 7 * DAY - HOUR);
   await assertAllRollupsExact(db.pool);
   // Live rows within the lateness allowance, then a refresh: nothing logged as changed.
   await insertSpread(T0 + 2 * DAY + 30 * MIN + 20_000, 9 * MIN, 200, 1);
@@ -212,6 +212,7 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
       'common/017_summable_values.sql',
       'common/018_summable_counts.sql',
       'timescale/019_pending_notify.sql',
+      'common/021_week_and_an_hour.sql',
     ]);
     const { rows: idx } = await old.pool.query(
       `SELECT indexname FROM pg_indexes WHERE tablename = 'metrics' ORDER BY 1`
