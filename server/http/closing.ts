@@ -73,7 +73,7 @@ function resumeReading(socket: Socket): void {
 
 /**
  * An answer begun while the request's body is still arriving and nobody reads it (a 404, a 405,
- * a GET, `POST /healthz`) is the connection's last, and nothing more is read (closeAfterAnswer): kept
+ * a GET, `POST /healthz`) is the connection's last, closing as closeAfterAnswer says: kept
  * alive, Node read the rest to find the next request (unauthenticated, a chunked body that never
  * ended was read at about 1 GB/s until the request timeout, and held a stop). Decided when the
  * answer's head is written, by whether anything reads the body, not by the path: a list of the

@@ -117,7 +117,7 @@ export function levels(
  * read, more dimensions count as denser; with one of the two unmeasured, or the finer one
  * measured empty (a quiet spell), the wider one is kept. A rollup with no more dimensions than
  * the finer level is always kept, and so is one the finer level could not replace for lack of
- * retention (hours are never given up for a minute tier kept 7 days), so no measurement can
+ * retention (hours are never given up for a minute tier kept a week), so no measurement can
  * send a question to raw rows or make it read days as hours within one family of rollups.
  */
 function worthReading(byWidth: RollupInfo[], rowsPerBucket?: RowsPerBucket): RollupInfo[] {
