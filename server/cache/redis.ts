@@ -124,7 +124,7 @@ export function reportRedisErrors(redis: Pick<EventEmitter, 'on'>, log: Pick<pin
   // and at most a few of them an outage: alternating causes are not logged at each retry.
   const said = new Set<string>();
   redis.on('error', (err: Error) => {
-    const cause = err.message.replace(/\d+/g, 'N');
+    const cause = causeOf(err.message);
     if (!said.has(cause) && said.size < REDIS_CAUSES_LOGGED) {
       said.add(cause);
       log.warn({ err: { message: err.message } }, `the cache's Redis: ${err.message}`);
@@ -132,6 +132,9 @@ export function reportRedisErrors(redis: Pick<EventEmitter, 'on'>, log: Pick<pin
   });
   redis.on('ready', () => said.clear());
 }
+
+/** An error's cause, told apart without its numbers ("Retrying from scratch after 20 ms", 30, 40, …). */
+const causeOf = (message: string) => message.replace(/\d+/g, 'N');
 
 /** Distinct Redis error causes logged between two times Redis was ready. */
 const REDIS_CAUSES_LOGGED = 5;
@@ -155,7 +158,7 @@ export function cacheCallErrorReporter(
     if (/^Command timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET/.test(err.message)) {
       return;
     }
-    const cause = err.message.replace(/\d+/g, 'N').slice(0, 200);
+    const cause = causeOf(err.message).slice(0, 200);
     const last = saidAt.get(cause);
     if (last !== undefined && now() - last < CALL_CAUSE_EVERY_MS) {
       return;

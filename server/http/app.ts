@@ -20,7 +20,7 @@ import {
   type VariableValue,
 } from '../contract';
 import { carriesToken, requireRole } from './auth';
-import { closeAfterAnswer, closeIfBodyUnread, lingerAfterLastAnswer, sendsBody } from './closing';
+import { closeAfterAnswer, closeIfBodyUnread, sendsBody } from './closing';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { CacheUnavailable } from '../cache/store';
@@ -487,16 +487,16 @@ function refuseUnread(
     req.destroy();
     return;
   }
-  lingerAfterLastAnswer(req);
-  res.writeHead(status, { 'content-type': 'application/json', ...headers, connection: 'close' });
+  closeAfterAnswer(res);
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify({ error } satisfies ErrorResponse));
 }
 
 /** A request refused before any work (answers waiting for their clients, too many pipelined): 503 busy, its connection closed. */
 function refuseBusy(req: IncomingMessage, res: ServerResponse, error: string): void {
-  lingerAfterLastAnswer(req);
+  closeAfterAnswer(res);
   req.resume(); // its body, if any, is read and dropped
-  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
+  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
   res.end(JSON.stringify({ error } satisfies ErrorResponse));
 }
 

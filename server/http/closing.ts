@@ -31,8 +31,7 @@ export function closeAfterAnswer(res: ServerResponse): void {
   lingerAfterLastAnswer(res.req);
 }
 
-/** The lingering close of `closeAfterAnswer`, for an answer whose head says `Connection: close`. */
-export function lingerAfterLastAnswer(req: IncomingMessage): void {
+function lingerAfterLastAnswer(req: IncomingMessage): void {
   const socket = req.socket as Socket & { [LINGERING]?: true };
   if (socket[LINGERING]) {
     return;

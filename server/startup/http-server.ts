@@ -89,7 +89,7 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
   // requests begun (headersTimeout), so a client opening connections and sending nothing held
   // them for good (20,000 of them took every file descriptor the process had).
   const unused = new Map<Socket, NodeJS.Timeout>();
-  /** Every open connection, with the answer it holds now (when a request has come on it). */
+  /** Every open connection (their count decides when to make room), with the answer it holds now (when a request has come on it). */
   const answering = new Map<Socket, http.ServerResponse | null>();
   const checkHost = !config.API_TOKEN && isLoopbackHost(config.HOST);
   // Timeouts are checked every second (Node's default interval is 30 s).
@@ -129,7 +129,6 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
   // keep-alive connections are renewed, and health checks'), while clients send their request
   // at once, so theirs are the newest.
   const roomFrom = maxConnections - Math.max(1, Math.floor(maxConnections / 100));
-  let open = 0;
   // Taken out of the list at once: connections accepted in the same turn each close another.
   const close = (socket: Socket) => {
     clearTimeout(unused.get(socket));
@@ -152,17 +151,16 @@ export async function listen(handler: http.RequestListener, config: Config): Pro
     }
   };
   server.on('connection', (socket: Socket) => {
-    if (++open > roomFrom) {
+    answering.set(socket, null);
+    if (answering.size > roomFrom) {
       makeRoom();
     }
     // Silent since it connected; one that has begun a request is Node's to time (headersTimeout).
     const deadline = setTimeout(() => silent(socket) && socket.destroy(), config.HTTP_HEADERS_TIMEOUT_MS);
     deadline.unref();
     unused.set(socket, deadline);
-    answering.set(socket, null);
     socket.once('close', () => {
       answering.delete(socket);
-      open--;
       clearTimeout(deadline);
       unused.delete(socket);
     });
