@@ -24,6 +24,8 @@ export interface SuiteResult {
   skipped: number;
   /** Skip reason → how many tests (or whole suites) it skipped. */
   skipReasons: Map<string, number>;
+  /** The tests that failed, each with the first line of its error (parents of failed subtests left out). */
+  failures: string[];
   /** The suite itself did not run to a report (crashed, or a step before it failed). */
   error?: string;
   seconds: number;
@@ -37,7 +39,7 @@ function run(command: string, args: string[], env: Record<string, string> = {}):
 }
 
 /** Counts from a TAP stream of node's test runner: its totals, and each `# SKIP reason`. */
-export function parseTap(tap: string): Pick<SuiteResult, 'passed' | 'failed' | 'skipped' | 'skipReasons'> {
+export function parseTap(tap: string): Pick<SuiteResult, 'passed' | 'failed' | 'skipped' | 'skipReasons' | 'failures'> {
   const total = (name: string) => {
     const all = [...tap.matchAll(new RegExp(`^# ${name} (\\d+)$`, 'gm'))];
     return all.length ? Number(all[all.length - 1][1]) : 0;
@@ -55,7 +57,79 @@ export function parseTap(tap: string): Pick<SuiteResult, 'passed' | 'failed' | '
     failed: total('fail') + total('cancelled'),
     skipped: Math.max(total('skipped'), skippedLines),
     skipReasons,
+    failures: tapFailures(tap),
   };
+}
+
+/**
+ * The failed tests of a TAP stream, named by their file and title, each with its error's first
+ * line: the summary at the end of a long log then says what failed (CI shows only its tail).
+ */
+export function tapFailures(tap: string): string[] {
+  const lines = tap.split('\n');
+  const failures: string[] = [];
+  const titles: string[] = []; // the titles of the subtests being reported, outermost first
+  lines.forEach((line, i) => {
+    const subtest = /^(\s*)# Subtest: (.*)$/.exec(line);
+    if (subtest) {
+      titles.length = subtest[1].length / 4;
+      titles.push(subtest[2]);
+    }
+    const failed = /^(\s*)not ok \d+ - (.*?)(?: # .*)?$/.exec(line);
+    if (!failed) {
+      return;
+    }
+    // Its YAML block: failureType says whether it failed itself or through its subtests.
+    const block: string[] = [];
+    for (let j = i + 1; j < lines.length && lines[j].trim() !== '...'; j++) {
+      block.push(lines[j].trim());
+    }
+    if (block.some((b) => b === "failureType: 'subtestsFailed'")) {
+      return;
+    }
+    const at = block.findIndex((b) => b.startsWith('error:'));
+    let error = at < 0 ? '' : block[at].slice('error:'.length).trim();
+    if (/^[|>]-?$/.test(error)) {
+      error = block[at + 1] ?? '';
+    }
+    error = error.replace(/^'(.*)'$/, '$1');
+    const file = /^location: '(.*?):\d+:\d+'$/.exec(block.find((b) => b.startsWith('location:')) ?? '')?.[1];
+    const where = [file && relative(ROOT, file), ...titles.slice(0, failed[1].length / 4), failed[2]]
+      .filter(Boolean)
+      .join(' › ');
+    failures.push(error ? `${where}: ${error.slice(0, 200)}` : where);
+  });
+  return failures;
+}
+
+interface JestReport {
+  testResults?: Array<{
+    name: string;
+    message?: string;
+    assertionResults?: Array<{ status: string; fullName: string; failureMessages?: string[] }>;
+  }>;
+}
+
+/** The failed tests of a jest --json report, as `tapFailures` names them (a suite that did not run, by its message). */
+export function jestFailures(report: JestReport): string[] {
+  const firstLine = (text = '') =>
+    text
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim()
+      .slice(0, 200) ?? '';
+  const failures: string[] = [];
+  for (const file of report.testResults ?? []) {
+    const where = relative(ROOT, file.name);
+    const failed = (file.assertionResults ?? []).filter((a) => a.status === 'failed');
+    for (const a of failed) {
+      failures.push(`${where} › ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
+    }
+    if (!failed.length && file.message) {
+      failures.push(`${where}: ${firstLine(file.message)}`);
+    }
+  }
+  return failures;
 }
 
 /** The unit tests beside the service's modules (no database, no Redis). */
@@ -116,6 +190,7 @@ async function nodeTests(
       failed: 0,
       skipped: 0,
       skipReasons: new Map(),
+      failures: [],
       error: `exited with code ${code} before reporting`,
     };
   }
@@ -129,7 +204,7 @@ async function runSuite(suite: SuiteName, work: string): Promise<SuiteResult> {
     ...r,
     seconds: (performance.now() - started) / 1000,
   });
-  const empty = { passed: 0, failed: 0, skipped: 0, skipReasons: new Map<string, number>() };
+  const empty = { passed: 0, failed: 0, skipped: 0, skipReasons: new Map<string, number>(), failures: [] };
   process.stdout.write(`\n=== ${suite} ===\n`);
   switch (suite) {
     case 'typecheck':
@@ -155,6 +230,7 @@ async function runSuite(suite: SuiteName, work: string): Promise<SuiteResult> {
           failed: j.numFailedTests + failedSuites,
           skipped: j.numPendingTests + j.numTodoTests,
           skipReasons,
+          failures: jestFailures(j),
           ...(code !== 0 && j.numFailedTests + failedSuites === 0 ? { error: `jest exited with code ${code}` } : {}),
         });
       } catch {
@@ -185,6 +261,12 @@ export function summary(results: SuiteResult[]): string {
       `${r.suite.padEnd(10)} ${String(r.passed).padStart(5)} passed ${String(r.failed).padStart(4)} failed ${String(r.skipped).padStart(4)} skipped` +
         `  (${r.seconds.toFixed(0)} s)${r.error ? `  ERROR: ${r.error}` : ''}${reasons ? `\n${' '.repeat(11)}skipped: ${reasons}` : ''}`
     );
+    for (const failure of r.failures.slice(0, 10)) {
+      lines.push(`${' '.repeat(11)}✖ ${failure}`);
+    }
+    if (r.failures.length > 10) {
+      lines.push(`${' '.repeat(11)}… and ${r.failures.length - 10} more failed`);
+    }
   }
   const sum = (k: 'passed' | 'failed' | 'skipped') => results.reduce((n, r) => n + r[k], 0);
   const broken = results.filter((r) => r.error).length;

@@ -1,0 +1,80 @@
+/**
+ * The summary at the end of `npm test` names what failed: CI shows only the end of a long log.
+ * The TAP comes from node's own test runner on a small file of passing, failing and nested tests.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { jestFailures, parseTap, summary } from './test-all';
+
+test("the summary names each failed test with its file and its error's first line, and leaves out passed tests and parents", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ruleperf-tap-'));
+  try {
+    const file = join(dir, 'sample.test.js');
+    writeFileSync(
+      file,
+      `const { test, describe } = require('node:test');
+const assert = require('node:assert/strict');
+test('passes', () => {});
+test('compares', () => assert.equal(1, 2, 'one is not two'));
+describe('a group', () => {
+  test('throws', () => { throw new Error('broken\\nsecond line'); });
+  test('also passes', () => {});
+});
+test.skip('skipped', () => {});
+`
+    );
+    let tap = '';
+    try {
+      execFileSync(process.execPath, ['--test', '--test-reporter=tap', file], {
+        encoding: 'utf8',
+        cwd: dir,
+        env: { ...process.env, NODE_TEST_CONTEXT: undefined }, // else it reports to this runner, not as TAP
+      });
+    } catch (e) {
+      tap = (e as { stdout: string }).stdout; // it exits 1: two tests fail
+    }
+    const counts = parseTap(tap);
+    assert.equal(counts.failed, 2);
+    assert.equal(counts.passed, 2);
+    assert.equal(counts.failures.length, 2, counts.failures.join('\n'));
+    assert.match(counts.failures[0], /sample\.test\.js › compares: one is not two$/);
+    assert.match(counts.failures[1], /sample\.test\.js › a group › throws: broken$/);
+    const text = summary([{ suite: 'server', ...counts, seconds: 1 }]);
+    assert.match(text, /✖ .*sample\.test\.js › compares: one is not two/);
+    assert.doesNotMatch(text, /passes/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a jest report's failed tests are named the same way, and a suite that did not run by its message", () => {
+  const failures = jestFailures({
+    testResults: [
+      {
+        name: join(process.cwd(), 'src/a.test.ts'),
+        assertionResults: [
+          { status: 'passed', fullName: 'fine' },
+          {
+            status: 'failed',
+            fullName: 'Editor sends the limit',
+            failureMessages: ['\nexpect(received).toBe(expected)\n…'],
+          },
+        ],
+      },
+      { name: join(process.cwd(), 'src/b.test.ts'), message: 'Cannot find module x', assertionResults: [] },
+      {
+        name: join(process.cwd(), 'src/c.test.ts'),
+        message: '',
+        assertionResults: [{ status: 'passed', fullName: 'ok' }],
+      },
+    ],
+  });
+  assert.deepEqual(failures, [
+    'src/a.test.ts › Editor sends the limit: expect(received).toBe(expected)',
+    'src/b.test.ts: Cannot find module x',
+  ]);
+});
