@@ -11,7 +11,7 @@ import { NO_NATIVE, type NativeFunctions } from '../db/native';
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
 import type { Reader } from './kinds/types';
-import { hasUnreadableLatency, UNREADABLE_LATENCY_NOTICE } from './measures';
+import { hasInexactInteger, hasUnreadableLatency, INEXACT_INTEGER_NOTICE, UNREADABLE_LATENCY_NOTICE } from './measures';
 import type { NormalizedQuery } from './normalize';
 import { plan, tiersOf, type Plan, type RollupState, type RowsPerBucket } from './plan';
 import { RuleSplitSource } from './rule-split';
@@ -212,6 +212,7 @@ export class QueryExecutor implements Executor {
       notices: [
         ...overdueNotices(state, used, computedAt),
         ...(read.rows.some(hasUnreadableLatency) ? [UNREADABLE_LATENCY_NOTICE] : []),
+        ...(read.rows.some(hasInexactInteger) ? [INEXACT_INTEGER_NOTICE] : []),
         ...(spec.notices?.(q, read.rows) ?? []),
       ],
       computedAt,

@@ -71,6 +71,30 @@ export const UNREADABLE_LATENCY_NOTICE = {
   text: 'Some executions in this range have a latency that is not a number a panel can show (Infinity or NaN, or more than about 2.3e17 ms): percentiles that reach them are left empty, as are averages and maxima over Infinity or NaN, and top rules ranks them slowest.',
 } as const;
 
+/** The integer sums of a row; past 2^53 a JSON number no longer carries each digit. */
+const INTEGER_SUMS = [
+  'execution_count',
+  'records_processed',
+  'records_failed',
+  'error_count',
+  'success_count',
+  'timeout_count',
+];
+
+/** Whether a row holds a count or a sum above Number.MAX_SAFE_INTEGER (the database's bigint holds up to 9.2e18). */
+export function hasInexactInteger(row: Row): boolean {
+  return INTEGER_SUMS.some((column) => {
+    const v = row[column];
+    return v !== null && v !== undefined && Math.abs(Number(v)) > Number.MAX_SAFE_INTEGER;
+  });
+}
+
+/** The notice of an answer holding such a figure. */
+export const INEXACT_INTEGER_NOTICE = {
+  severity: 'warning',
+  text: 'Some counts or sums in this range are larger than 9,007,199,254,740,991 (2^53), past which a JSON number cannot carry every digit: they are shown to about 16 significant digits, their last digits rounded.',
+} as const;
+
 /**
  * What a ranking sorts by: the figure, except a percentile that reaches the sketch's top key
  * and a NaN rank above every number (Infinity), as percentile_cont and ORDER BY over the raw
