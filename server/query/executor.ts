@@ -213,6 +213,7 @@ export class QueryExecutor implements Executor {
         ...overdueNotices(state, used, computedAt),
         ...(read.rows.some(hasUnreadableLatency) ? [UNREADABLE_LATENCY_NOTICE] : []),
         ...(read.rows.some(hasInexactInteger) ? [INEXACT_INTEGER_NOTICE] : []),
+        ...(read.notices ?? []),
         ...(spec.notices?.(q, read.rows) ?? []),
       ],
       computedAt,

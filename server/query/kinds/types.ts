@@ -43,6 +43,8 @@ export interface KindRead {
   rows: Row[];
   /** What was run, for the query inspector (one text run with several sets of values as a RepeatedStatement, shown once). */
   statements: Array<{ title?: string; statement: Statement | RepeatedStatement }>;
+  /** Notices only the read can tell (from rows it read beside those it returns). */
+  notices?: Notice[];
 }
 
 /** Distinct values of each dimension (upper bounds, for budgets). */
