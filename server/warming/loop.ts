@@ -10,7 +10,7 @@ import { VARIABLE_NAMES, type QueryRequest, type RuleperfQuery, type VariableNam
 import { variableValues } from '../http/variables';
 import type { RollupInfo } from '../query/catalog';
 import { MINUTE_MS, movingStep } from '../query/range';
-import { dashboardWarmItems, warm, WARM_VARIABLE_MAX_VALUES, type RecentQueries } from './warmer';
+import { dashboardWarmItems, warm, WARM_VARIABLE_MAX_VALUES, type RecentQueries, type WarmBounds } from './warmer';
 
 export interface WarmingOptions {
   /** Answers one query through the cache (a QueryService on the background pool). */
@@ -44,6 +44,15 @@ export function nextTurn(now: number, aheadSeconds: number): number {
   return next - aheadSeconds * 1000 <= now ? next + 60_000 : next;
 }
 
+/**
+ * Recently asked queries are anybody's: replaying them must not cost more than a little of one
+ * database slot. One at a time, none begun WARM_RECENT_MS after the pass began. Before, 100
+ * heavy now-relative queries one client sent (answered or not) were replayed two at a time
+ * every minute for ten minutes, holding both slots of a 2-core machine 30-37 s a minute.
+ */
+export const WARM_RECENT_MS = 10_000;
+const recentBounds = (start: number): WarmBounds => ({ workers: 1, until: start + WARM_RECENT_MS });
+
 export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
   let running: Promise<void> | null = null;
   let stopped = false;
@@ -62,12 +71,16 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
       VariableName,
       string[]
     >;
-    const items = [...dashboardWarmItems(o.dashboardsDir, values), ...o.recent.top(50)];
-    const result = await warm(items, o.answer, Date.now(), abort.signal);
+    const now = Date.now();
+    const dashboards = await warm(dashboardWarmItems(o.dashboardsDir, values), o.answer, now, abort.signal);
+    const recent = await warm(o.recent.top(50), o.answer, now, abort.signal, recentBounds(Date.now()));
     if (abort.signal.aborted) {
       return;
     }
-    o.logger.info(result, 'cache warmed');
+    o.logger.info(
+      { warmed: dashboards.warmed + recent.warmed, failed: dashboards.failed + recent.failed },
+      'cache warmed'
+    );
   };
   const warmAll = async (): Promise<void> => {
     while (running) {
@@ -101,7 +114,8 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
       o.recent.top(100).filter((item) => movingStep(item.spanMs) === MINUTE_MS),
       o.answer,
       minute + 1,
-      abort.signal
+      abort.signal,
+      recentBounds(Math.min(Date.now(), minute - WARM_RECENT_MS))
     );
   const scheduleAhead = () => {
     if (stopped || !o.aheadSeconds) {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { QueryRequest, RuleperfQuery } from '../contract';
-import { RecentQueries } from './warmer';
+import { RecentQueries, warm, type WarmItem } from './warmer';
 
 const NOW = Date.parse('2026-06-10T12:00:00Z');
 const HOUR = 3_600_000;
@@ -88,4 +88,26 @@ test('asks of one shared query differing in one field only, one right after the 
       field
     );
   }
+});
+
+test('a warming pass answers at most `workers` at once and begins none after `until`', async () => {
+  const items: WarmItem[] = Array.from({ length: 12 }, (_, i) => ({
+    query: { refId: 'A', kind: 'stats', ruleId: `rule-${i}` } as RuleperfQuery,
+    spanMs: HOUR,
+  }));
+  let inFlight = 0;
+  let most = 0;
+  const answer = async () => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((r) => setTimeout(r, 20));
+    inFlight--;
+  };
+  assert.deepEqual(await warm(items, answer, NOW), { warmed: 12, failed: 0 });
+  assert.equal(most, 2, 'two at a time by default');
+  most = 0;
+  const started = Date.now();
+  const bounded = await warm(items, answer, NOW, undefined, { workers: 1, until: started + 70 });
+  assert.equal(most, 1);
+  // 20 ms each, one at a time: begun at about 0, 20, 40 and 60 ms, then the deadline.
+  assert.ok(bounded.warmed >= 2 && bounded.warmed <= 5, JSON.stringify(bounded));
 });

@@ -209,18 +209,25 @@ export class RecentQueries {
 }
 
 /** Answers each item (two at a time); stops taking items once `signal` aborts (shutdown). */
+/** How a warming pass runs: answers at once (`workers`), and no new one begun after `until` (epoch ms). */
+export interface WarmBounds {
+  workers?: number;
+  until?: number;
+}
+
 export async function warm(
   items: WarmItem[],
   answer: (request: QueryRequest, query: RuleperfQuery) => Promise<unknown>,
   now = Date.now(),
-  signal?: AbortSignal
+  signal?: AbortSignal,
+  { workers = 2, until = Infinity }: WarmBounds = {}
 ): Promise<{ warmed: number; failed: number }> {
   let warmed = 0;
   let failed = 0;
   // A few at a time: warming must not crowd out dashboard traffic.
   const queue = [...items];
   const worker = async () => {
-    for (let item = queue.shift(); item && !signal?.aborted; item = queue.shift()) {
+    for (let item = queue.shift(); item && !signal?.aborted && Date.now() < until; item = queue.shift()) {
       const request: QueryRequest = {
         range: { from: now - item.spanMs, to: now },
         intervalMs: item.intervalMs,
@@ -235,6 +242,6 @@ export async function warm(
       }
     }
   };
-  await Promise.all([worker(), worker()]);
+  await Promise.all(Array.from({ length: workers }, worker));
   return { warmed, failed };
 }

@@ -131,6 +131,32 @@ test('warming ahead: the answers the next minute will ask for are cached before 
   assert.deepEqual(meta.coveredRange, { from: next + 60_000 - span, to: next + 60_000 });
 });
 
+test('warming ahead replays the recent queries that were answered, not those refused busy', async () => {
+  // One database slot and no queue: of queries sent at once, those that find the slot taken are
+  // refused (503). Each a distinct now-relative question (its span), uncached.
+  const svc = await start({
+    CACHE_PREFIX: uniqueName('refused').replace(/_/g, '-'),
+    DB_POOL_MAX: '1',
+    DB_QUEUE_MAX: '0',
+  });
+  const now = Date.now();
+  const statuses = await Promise.all(
+    Array.from({ length: 8 }, async (_, i) => {
+      const r = await postJson(`${svc.url}/api/v1/query`, {
+        range: { from: now - (i + 2) * HOUR, to: now },
+        queries: [{ refId: 'A', kind: 'timeseries', metrics: ['p95ExecutionTimeMs'], groupBy: 'ruleId' }],
+      });
+      return r.status;
+    })
+  );
+  const answered = statuses.filter((s) => s === 200).length;
+  assert.ok(answered >= 1 && answered < 8, `some answered, some refused busy: ${statuses.join(' ')}`);
+  assert.deepEqual([...new Set(statuses)].sort(), [200, 503]);
+  const next = Math.floor(Date.now() / 60_000) * 60_000 + 60_000;
+  const result = await svc.warmAhead(next);
+  assert.equal(result.warmed + result.failed, answered, `replayed ${JSON.stringify(result)} of ${answered} answered`);
+});
+
 test('warming fills the dashboard\'s keys, for "All" and for each category, before the first request', async () => {
   const svc = await start({ WARM_ON_START: 'false' });
   const panels = dashboardWarmItems(join(__dirname, '..', '..', 'provisioning', 'dashboards'));
