@@ -15,7 +15,7 @@ import {
   type InvalidateRequest,
   type QueryRequest,
 } from '../contract';
-import { invalidRequest, zodDetails } from './responses';
+import { invalidRequest, notJsonObject, zodDetails } from './responses';
 import type { RefusedQuery } from '../query/service';
 import { invalidateSchema, invalidateTarget, invalidateTargets, queryRequestSchema } from './validation';
 
@@ -234,4 +234,28 @@ export function parseInvalidateRequest(body: unknown): { target: InvalidateReque
     body
   );
   return parsed.success ? { target: parsed.data } : { refusal: { error, details: zodDetails(parsed.error) } };
+}
+
+/**
+ * A request body's text as JSON, as body-parser's strict mode reads one: empty is `{}`, and only
+ * an object or an array is a JSON body; nested too deep or too wide is refused unparsed
+ * (shapeRefusal). The text is UTF-8 already (responses.ts notUtf8).
+ */
+export function jsonBodyOf(text: string): { body: unknown } | { refusal: ErrorResponse } {
+  if (text.length === 0) {
+    return { body: {} };
+  }
+  const shapeProblem = shapeRefusal(text);
+  if (shapeProblem) {
+    return { refusal: shapeProblem };
+  }
+  const first = text.trimStart()[0];
+  if (first === '{' || first === '[') {
+    try {
+      return { body: JSON.parse(text) };
+    } catch {
+      // (said below)
+    }
+  }
+  return { refusal: notJsonObject(text) };
 }

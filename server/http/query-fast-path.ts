@@ -8,7 +8,7 @@
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
 import { BODY_LIMIT_BYTES } from './body-budget';
-import { parseQueryRequest, shapeRefusal } from './body-shape';
+import { jsonBodyOf, parseQueryRequest } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
 import type { RefusedQuery, ServiceAnswer } from '../query/service';
@@ -45,8 +45,13 @@ export function isOrdinary(req: IncomingMessage, authorized: (header: string | u
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-/** A body longer than this waits for a turn of the loop before it is parsed (turns.ts). */
-const PARSE_IN_TURN_CHARS = 16 * 1024;
+/** A body longer than this waits for a turn of the loop before it is parsed (turns.ts), weighing one a KB. */
+export const PARSE_IN_TURN_CHARS = 16 * 1024;
+
+/** The loop turn a body of `length` waits for before it is parsed; none for a short one. */
+export function turnToParse(length: number): Promise<void> | null {
+  return length > PARSE_IN_TURN_CHARS ? loopTurns.next('lookup', Math.ceil(length / 1024)) : null;
+}
 
 /** Writes the whole answer at once: headers as a flat list (no header object to build and walk), the body as bytes. */
 function send(res: ServerResponse, status: number, body: Buffer, reqId: string, more: string[] = []) {
@@ -96,13 +101,11 @@ class Exchange {
     }
     const text = bytes.toString('utf8');
     this.handlerStarted = performance.now();
-    if (text.length > PARSE_IN_TURN_CHARS) {
-      // Parsed and checked in a turn of its own, weighed by its size (about 6 ms for 180 KB):
-      // bodies arriving together were parsed back to back in front of every cached answer.
-      loopTurns
-        .next('lookup', Math.ceil(text.length / 1024))
-        .then(() => this.answerText(text))
-        .catch((err: Error) => this.failed(err));
+    // Parsed and checked in a turn of its own, weighed by its size (about 6 ms for 180 KB):
+    // bodies arriving together were parsed back to back in front of every cached answer.
+    const turn = turnToParse(text.length);
+    if (turn) {
+      turn.then(() => this.answerText(text)).catch((err: Error) => this.failed(err));
       return;
     }
     this.answerText(text);
@@ -113,24 +116,11 @@ class Exchange {
     let request = this.requests.recall(text);
     let refused: readonly RefusedQuery[] = [];
     if (!request) {
-      let body: unknown = {};
-      if (text.length > 0) {
-        // As body-parser's strict mode: only an object or array is a JSON body.
-        const first = text.trimStart()[0];
-        const shapeProblem = shapeRefusal(text);
-        if (shapeProblem) {
-          return this.reply(400, jsonBytes(shapeProblem));
-        }
-        try {
-          if (first !== '{' && first !== '[') {
-            throw new SyntaxError('not an object');
-          }
-          body = JSON.parse(text);
-        } catch {
-          return this.reply(400, jsonBytes(notJsonObject(text)));
-        }
+      const json = jsonBodyOf(text);
+      if ('refusal' in json) {
+        return this.reply(400, jsonBytes(json.refusal));
       }
-      const parsed = parseQueryRequest(body);
+      const parsed = parseQueryRequest(json.body);
       if ('refusal' in parsed) {
         return this.reply(400, jsonBytes(parsed.refusal));
       }
