@@ -7,7 +7,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import type { Queryable } from './types';
-import { applyNativeChoice, type NativeChoice, type NativeResult } from './native';
+import {
+  applyNativeChoice,
+  rememberedNativeChoice,
+  rememberNativeChoice,
+  type NativeChoice,
+  type NativeResult,
+} from './native';
 
 export type Flavour = 'timescale' | 'postgres';
 
@@ -29,7 +35,8 @@ export interface MigrateOptions {
   toVersion?: number;
   /**
    * The C sketch functions (server/db/native.ts): 'auto' uses them when the ruleperf_native
-   * extension is installed, 'off' puts PL/pgSQL back. By default 'auto', and untouched when
+   * extension is installed, 'off' puts PL/pgSQL back; either is kept in the database. By
+   * default the choice last made by name ('auto' when none was), and untouched when
    * `toVersion` stops at an older schema.
    */
   native?: NativeChoice;
@@ -180,13 +187,23 @@ export async function migrate(db: Queryable, options: MigrateOptions = {}): Prom
     applied.push(m.name);
   }
   const version = Math.min(latestVersion(flavour), options.toVersion ?? Infinity);
-  const nativeChoice = options.native ?? (options.toVersion === undefined ? 'auto' : undefined);
+  if (options.native) {
+    await rememberNativeChoice(db, options.native);
+  }
+  const nativeChoice =
+    options.native ?? (options.toVersion === undefined ? await rememberedNativeChoice(db) : undefined);
   if (!nativeChoice) {
     return { flavour, applied, version };
   }
   const native = await applyNativeChoice(db, nativeChoice);
+  const kept =
+    !options.native && nativeChoice === 'off'
+      ? ' by `npm run migrate -- --native off`; `--native auto` turns them on'
+      : '';
   log(
-    native.enabled ? 'sketch functions: native (ruleperf_native, C)' : `sketch functions: PL/pgSQL (${native.reason})`
+    native.enabled
+      ? 'sketch functions: native (ruleperf_native, C)'
+      : `sketch functions: PL/pgSQL (${native.reason}${kept})`
   );
   return { flavour, applied, version, native };
 }

@@ -58,6 +58,32 @@ export interface NativeResult {
   reason?: string;
 }
 
+/**
+ * The choice `npm run migrate -- --native auto|off` made last, kept in the database: a migration
+ * that names none (the service's own at start, `npm start`) keeps it. Before, the service's
+ * start-up migration turned the C functions back on after an operator's `--native off`.
+ */
+const CHOICE_TABLE = `CREATE TABLE IF NOT EXISTS ruleperf_native_choice (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), choice text NOT NULL CHECK (choice IN ('auto', 'off')))`;
+
+export async function rememberNativeChoice(db: Queryable, choice: NativeChoice): Promise<void> {
+  await db.query(CHOICE_TABLE);
+  await db.query(
+    `INSERT INTO ruleperf_native_choice (choice) VALUES ($1) ON CONFLICT (only_row) DO UPDATE SET choice = EXCLUDED.choice`,
+    [choice]
+  );
+}
+
+/** The choice last made by name ('auto' when none was). */
+export async function rememberedNativeChoice(db: Queryable): Promise<NativeChoice> {
+  const { rows } = await db.query(`SELECT to_regclass('ruleperf_native_choice') IS NOT NULL AS present`);
+  if (!rows[0].present) {
+    return 'auto';
+  }
+  const chosen = await db.query('SELECT choice FROM ruleperf_native_choice');
+  return chosen.rows[0]?.choice === 'off' ? 'off' : 'auto';
+}
+
 async function extensionAvailable(db: Queryable): Promise<boolean> {
   try {
     const { rows } = await db.query('SELECT 1 FROM pg_available_extensions WHERE name = $1', [NATIVE_EXTENSION]);

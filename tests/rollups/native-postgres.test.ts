@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test, before, after } from 'node:test';
-import { freshDatabase, nativeExtensionInstalled, type TestDatabase } from '../support/services';
+import { freshDatabase, nativeExtensionInstalled, startTestService, type TestDatabase } from '../support/services';
 import { migrate } from '../../server/db/migrate';
 import { NATIVE_EXTENSION, nativeEnabled, nativeFunctions, nativeQueries } from '../../server/db/native';
 import { refreshRollups } from '../../server/db/refresh';
@@ -88,6 +88,28 @@ describe('ruleperf_native in the PostgreSQL flavour', async () => {
       ['plpgsql']
     );
   });
+
+  test(
+    "an operator's --native off is kept by migrations that name no choice (the service's own at start)",
+    { skip },
+    async () => {
+      await migrate(db.pool, { native: 'off' });
+      const lines: string[] = [];
+      await migrate(db.pool, { log: (l) => lines.push(l) });
+      assert.equal(await nativeEnabled(db.pool), false, 'still PL/pgSQL');
+      assert.ok(
+        lines.some((l) => /sketch functions: PL\/pgSQL \(turned off by `npm run migrate -- --native off`/.test(l)),
+        lines.join('\n')
+      );
+      const svc = await startTestService({ DATABASE_URL: db.url, CACHE_ENABLED: 'false' });
+      await svc.stop();
+      assert.equal(await nativeEnabled(db.pool), false, "the service's start-up migration keeps it");
+      await migrate(db.pool, { native: 'auto' });
+      assert.equal(await nativeEnabled(db.pool), true);
+      await migrate(db.pool);
+      assert.equal(await nativeEnabled(db.pool), true, 'and auto is kept as well');
+    }
+  );
 
   test('a database whose extension is an older version is brought up to date by migrate', { skip }, async () => {
     const other = await freshDatabase({ flavour: 'postgres', native: 'off' });
