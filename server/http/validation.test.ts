@@ -108,4 +108,7 @@ test("Grafana's per-query intervalMs and maxDataPoints count when the request ha
   const disagree = request({ queries: [target, { ...target, refId: 'B', intervalMs: 60_000, maxDataPoints: 'x' }] });
   assert.deepEqual([disagree.intervalMs, disagree.maxDataPoints], [undefined, undefined]);
   assert.equal(request({ queries: [{ ...target, maxDataPoints: 1e9 }] }).maxDataPoints, LIMITS.maxDataPoints);
+  // A query that says none (stats beside a series) does not disagree.
+  const beside = request({ queries: [target, { refId: 'B', kind: 'stats' }] });
+  assert.deepEqual([beside.intervalMs, beside.maxDataPoints], [3_600_000, 24]);
 });

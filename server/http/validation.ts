@@ -310,7 +310,7 @@ const requestObject = z
 /**
  * Grafana's per-query interval and point count (where /api/ds/query and a target copied from a
  * dashboard carry them) count when the request has neither of its own and every query says the
- * same: ignored, a one-day panel asking hourly points got 1,440 one-minute ones. Values the
+ * same (those that say one): ignored, a one-day panel asking hourly points got 1,440 one-minute ones. Values the
  * request's own fields would refuse are left where they were (ignored), not refused under a field
  * the client never sent; points above the most the service draws are capped, as the plugin does.
  */
@@ -318,9 +318,13 @@ function withQueriesInterval(body: Record<string, unknown>, queries: readonly un
   if (body.intervalMs !== undefined || body.maxDataPoints !== undefined) {
     return body;
   }
+  // Among the queries that say one: a stats query beside a series carries no interval (a series
+  // asking hourly points beside one got one-minute points, unmarked).
   const agreed = (field: 'intervalMs' | 'maxDataPoints') => {
     const values = new Set(
-      queries.map((q) => (q !== null && typeof q === 'object' ? (q as Record<string, unknown>)[field] : undefined))
+      queries
+        .map((q) => (q !== null && typeof q === 'object' ? (q as Record<string, unknown>)[field] : undefined))
+        .filter((v) => v !== undefined)
     );
     const [value] = values;
     return values.size === 1 && typeof value === 'number' && Number.isFinite(value) && value >= 1
