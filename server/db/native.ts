@@ -67,7 +67,12 @@ const CHOICE_TABLE = `CREATE TABLE IF NOT EXISTS ruleperf_native_choice (
   only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), choice text NOT NULL CHECK (choice IN ('auto', 'off')))`;
 
 export async function rememberNativeChoice(db: Queryable, choice: NativeChoice): Promise<void> {
-  await db.query(CHOICE_TABLE);
+  // Two migrations creating it at once: one fails on the catalog's unique index; it is there then.
+  await db.query(CHOICE_TABLE).catch((err: { code?: string }) => {
+    if (err.code !== '23505' && err.code !== '42P07') {
+      throw err;
+    }
+  });
   await db.query(
     `INSERT INTO ruleperf_native_choice (choice) VALUES ($1) ON CONFLICT (only_row) DO UPDATE SET choice = EXCLUDED.choice`,
     [choice]

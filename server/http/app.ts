@@ -96,7 +96,7 @@ const jsonBody = express.json({
 /**
  * A query's body as bytes, parsed in the handler: a large one in a turn of the loop, as on the
  * fast path. Parsed by body-parser as it ends, 40 bodies of 234 KB at once held the loop 250 ms
- * (a query string on the URL, a chunked or compressed body: anything the fast path hands on).
+ * (a query string on the URL, a chunked body: anything the fast path hands on).
  */
 const queryBytes = express.raw({ limit: BODY_LIMIT, type: () => true });
 

@@ -7,12 +7,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
 
 /** After a connection's last answer, its client has this long to read it before the connection is closed… */
 export const LINGER_MS = 1000;
 /** … while what it still sends is read and dropped up to this much (counted from when the answer was decided), then no longer read. */
 export const LINGER_BYTES = 1024 ** 2;
 const LINGERING = Symbol('lingering');
+const UV_EALREADY = osConstants.errno.EALREADY * -1; // libuv's errors are negated errno values
 
 /**
  * The answer about to be written is the connection's last; until it is written, the request's
@@ -51,7 +53,8 @@ function lingerAfterLastAnswer(req: IncomingMessage): void {
     // What still comes is counted and dropped, never parsed: with Node's parser still reading,
     // requests pipelined behind the body ran (queries on the database, answers thrown away).
     // Node's own listener goes, and adding one takes the socket from the parser. The connection
-    // is closed when the client closes its side (net does, both sides ended) or at LINGER_MS.
+    // is closed when the client closes its side (net does, both sides ended) or at LINGER_MS;
+    // past LINGER_BYTES, no longer read, its close is not seen either: it is held till LINGER_MS.
     this.removeAllListeners('data');
     let received = this.bytesRead - firstByte;
     this.on('data', (chunk: Buffer) => {
@@ -79,8 +82,12 @@ function lingerAfterLastAnswer(req: IncomingMessage): void {
 function resumeReading(socket: Socket): void {
   const handle = (socket as Socket & { _handle?: { reading?: boolean; readStart?: () => number } })._handle;
   if (handle?.readStart) {
-    handle.readStart(); // EALREADY when it was reading: as wanted
-    handle.reading = true;
+    const error = handle.readStart(); // EALREADY when it was reading: as wanted
+    if (error === 0 || error === UV_EALREADY) {
+      handle.reading = true;
+    } else {
+      socket.destroy();
+    }
   }
 }
 

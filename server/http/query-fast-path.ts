@@ -16,15 +16,7 @@ import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
 import { loopTurns } from '../query/turns';
 import { acceptsGzip, forClientLater, forClientNow, type ClientBody } from './compression';
-import {
-  errorResponse,
-  notJsonObject,
-  notUtf8,
-  queryHeaderList,
-  recordRequest,
-  requestIdFrom,
-  unsupportedMedia,
-} from './responses';
+import { errorResponse, notUtf8, queryHeaderList, recordRequest, requestIdFrom, unsupportedMedia } from './responses';
 
 export const QUERY_PATH = '/api/v1/query';
 

@@ -73,7 +73,7 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
     >;
     const now = Date.now();
     const dashboards = await warm(dashboardWarmItems(o.dashboardsDir, values), o.answer, now, abort.signal);
-    const recent = await warm(o.recent.top(50), o.answer, now, abort.signal, recentBounds(Date.now()));
+    const recent = await warm(o.recent.top(50), o.answer, Date.now(), abort.signal, recentBounds(Date.now()));
     if (abort.signal.aborted) {
       return;
     }

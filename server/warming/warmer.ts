@@ -208,13 +208,16 @@ export class RecentQueries {
   }
 }
 
-/** Answers each item (two at a time); stops taking items once `signal` aborts (shutdown). */
 /** How a warming pass runs: answers at once (`workers`), and no new one begun after `until` (epoch ms). */
 export interface WarmBounds {
   workers?: number;
   until?: number;
 }
 
+/**
+ * Answers each item, `workers` at a time (two by default), none begun after `until` (none at
+ * all when it has passed); stops taking items once `signal` aborts (shutdown).
+ */
 export async function warm(
   items: WarmItem[],
   answer: (request: QueryRequest, query: RuleperfQuery) => Promise<unknown>,

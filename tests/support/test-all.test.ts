@@ -25,11 +25,15 @@ describe('a group', () => {
   test('also passes', () => {});
 });
 test.skip('skipped', () => {});
+test.todo('not yet', () => { throw new Error('todo'); });
+test('quotes', () => { throw new Error("it's \\"quoted\\""); });
 `
     );
+    const broken = join(dir, 'broken.test.js');
+    writeFileSync(broken, `throw new TypeError('cannot load');\n`);
     let tap = '';
     try {
-      execFileSync(process.execPath, ['--test', '--test-reporter=tap', file], {
+      execFileSync(process.execPath, ['--test', '--test-reporter=tap', file, broken], {
         encoding: 'utf8',
         cwd: dir,
         env: { ...process.env, NODE_TEST_CONTEXT: undefined }, // else it reports to this runner, not as TAP
@@ -38,11 +42,15 @@ test.skip('skipped', () => {});
       tap = (e as { stdout: string }).stdout; // it exits 1: two tests fail
     }
     const counts = parseTap(tap);
-    assert.equal(counts.failed, 2);
+    assert.equal(counts.failed, 4, tap);
     assert.equal(counts.passed, 2);
-    assert.equal(counts.failures.length, 2, counts.failures.join('\n'));
-    assert.match(counts.failures[0], /sample\.test\.js › compares: one is not two$/);
-    assert.match(counts.failures[1], /sample\.test\.js › a group › throws: broken$/);
+    assert.equal(counts.failures.length, 4, counts.failures.join('\n'));
+    const [broke, ...others] = [...counts.failures].sort((a) => (a.includes('broken.test.js') ? -1 : 1));
+    assert.match(broke, /broken\.test\.js: TypeError: cannot load$/);
+    assert.doesNotMatch(broke, /broken\.test\.js › /, 'the path once');
+    assert.match(others[0], /sample\.test\.js › compares: one is not two$/);
+    assert.match(others[1], /sample\.test\.js › a group › throws: broken$/);
+    assert.match(others[2], /sample\.test\.js › quotes: it's "quoted"$/);
     const text = summary([{ suite: 'server', ...counts, seconds: 1 }]);
     assert.match(text, /✖ .*sample\.test\.js › compares: one is not two/);
     assert.doesNotMatch(text, /passes/);

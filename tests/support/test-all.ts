@@ -75,9 +75,9 @@ export function tapFailures(tap: string): string[] {
       titles.length = subtest[1].length / 4;
       titles.push(subtest[2]);
     }
-    const failed = /^(\s*)not ok \d+ - (.*?)(?: # .*)?$/.exec(line);
-    if (!failed) {
-      return;
+    const failed = /^(\s*)not ok \d+ - (.*?)(?: # (\w+).*)?$/.exec(line);
+    if (!failed || failed[3] === 'TODO') {
+      return; // a failing TODO test fails nothing (not counted either)
     }
     // Its YAML block: failureType says whether it failed itself or through its subtests.
     const block: string[] = [];
@@ -92,9 +92,22 @@ export function tapFailures(tap: string): string[] {
     if (/^[|>]-?$/.test(error)) {
       error = block[at + 1] ?? '';
     }
-    error = error.replace(/^'(.*)'$/, '$1');
+    // Quoted as util.inspect quotes: '…', or "…" or `…` around a text holding quotes.
+    error = error.replace(/^(['"`])(.*)\1$/, (_, _q, inner: string) => inner.replace(/\\(.)/g, '$1'));
+    let title = failed[2].replace(/\\([#\\])/g, '$1');
+    if (title.startsWith('/')) {
+      // A file that failed to load: named by its path, its error in the comments before it.
+      title = relative(ROOT, title);
+      const above = lines[i - 1]?.startsWith('# Subtest:') ? i - 2 : i - 1;
+      for (let j = above; j >= 0 && lines[j].startsWith('#') && !lines[j].startsWith('# Subtest:'); j--) {
+        if (/^#\s*[\w.]*Error\b[^:]*:/.test(lines[j])) {
+          error = lines[j].slice(1).trim();
+        }
+      }
+    }
     const file = /^location: '(.*?):\d+:\d+'$/.exec(block.find((b) => b.startsWith('location:')) ?? '')?.[1];
-    const where = [file && relative(ROOT, file), ...titles.slice(0, failed[1].length / 4), failed[2]]
+    const fileName = file && relative(ROOT, file);
+    const where = [fileName !== title && fileName, ...titles.slice(0, failed[1].length / 4), title]
       .filter(Boolean)
       .join(' › ');
     failures.push(error ? `${where}: ${error.slice(0, 200)}` : where);
