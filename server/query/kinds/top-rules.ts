@@ -468,7 +468,8 @@ export function nearTieAtCut(rows: Row[], q: NormalizedQuery, seconds: number): 
   }
   const [last, next] = rankTopRules(rows, q, seconds, q.limit + 1).slice(q.limit - 1);
   const [a, b] = [last, next].map((r) => rankValue(r, seconds, q.sortBy!));
-  if (a === null || b === null || a >= b * GAMMA) {
+  // (1e-5 more: both figures are rounded to six digits.)
+  if (a === null || b === null || a >= b * GAMMA * (1 + 1e-5)) {
     return null;
   }
   const p = `p${Math.round(level * 100)}`;
