@@ -59,7 +59,11 @@ function rollupStates(state: DatabaseState): Map<string, RollupState> {
   );
 }
 
-/** Notices about the rollups an answer used: a refresh long overdue means late rows may be missing. */
+/**
+ * Notices about the rollups an answer used: a refresh long overdue. Nothing is missing then (rows
+ * a refresh has not taken in are read raw, pending changes too), but answers are slower, and it
+ * says something is wrong with the refreshes (the numbers probe found "may be missing" untrue).
+ */
 function overdueNotices(state: DatabaseState, used: readonly string[], now: number): Notice[] {
   const notices: Notice[] = [];
   for (const s of state.status.filter((x) => used.includes(x.rollup))) {
@@ -70,7 +74,7 @@ function overdueNotices(state: DatabaseState, used: readonly string[], now: numb
     notices.push({
       severity: 'warning',
       text: s.lastRefreshAt
-        ? `Rollup ${s.rollup} was last refreshed ${Math.round((now - s.lastRefreshAt.getTime()) / 60000)} min ago (expected every ${Math.round(s.refreshEveryMs / 60000)} min): rows that arrived late for older buckets may be missing.`
+        ? `Rollup ${s.rollup} was last refreshed ${Math.round((now - s.lastRefreshAt.getTime()) / 60000)} min ago (expected every ${Math.round(s.refreshEveryMs / 60000)} min): the rows it has not taken in are read from the raw table, so answers stay exact but are slower; the service log says why refreshes stopped.`
         : `Rollup ${s.rollup} has never been refreshed; its range is read from raw rows.`,
     });
   }

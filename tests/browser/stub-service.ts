@@ -63,7 +63,7 @@ export interface StubService {
 export const STALE_NOTICE =
   'Served from cache past its freshness: the database could not be reached or is being re-queried.';
 export const OVERDUE_NOTICE =
-  'Rollup metrics_hourly was last refreshed 31 min ago (expected every 5 min): rows that arrived late for older buckets may be missing.';
+  'Rollup metrics_hourly was last refreshed 31 min ago (expected every 5 min): the rows it has not taken in are read from the raw table, so answers stay exact but are slower; the service log says why refreshes stopped.';
 export const widenedNotice = (from: number, to: number, req: QueryRequest) =>
   `The answer covers ${new Date(from).toISOString()} to ${new Date(to).toISOString()} (whole hours), ` +
   `not ${new Date(req.range.from).toISOString()} to ${new Date(req.range.to).toISOString()} as asked.`;
