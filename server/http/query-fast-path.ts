@@ -38,7 +38,7 @@ export function isOrdinary(req: IncomingMessage, authorized: (header: string | u
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** A body longer than this waits for a turn of the loop before it is parsed (turns.ts), weighing one a KB. */
-export const PARSE_IN_TURN_CHARS = 16 * 1024;
+const PARSE_IN_TURN_CHARS = 16 * 1024;
 
 /** The loop turn a body of `length` waits for before it is parsed; none for a short one. */
 export function turnToParse(length: number): Promise<void> | null {
