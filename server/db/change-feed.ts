@@ -171,6 +171,8 @@ export class ChangeFeed {
   /** Bumped whenever the remembered changes differ: a version remembered at an older revision is worked out again. */
   private revision = 0;
   private readonly versions = new WeakMap<object, { revision: number; version: string }>();
+  /** The read a change's announcement asked for, until it has ended (announcedRead). */
+  private announced: Promise<void> | null = null;
 
   constructor(
     private readonly db: Pool,
@@ -210,7 +212,7 @@ export class ChangeFeed {
   private async listen(url: string): Promise<void> {
     const client = new Client({ connectionString: url, application_name: 'ruleperf-changes' });
     client.on('error', () => undefined);
-    client.on('notification', () => void this.poll());
+    client.on('notification', () => this.announce());
     client.on('end', () => {
       this.listener = null;
       if (!this.stopped) {
@@ -224,6 +226,30 @@ export class ChangeFeed {
     } catch {
       client.end().catch(() => undefined);
     }
+  }
+
+  /**
+   * A statement announced a change to past rows at its commit (NOTIFY, or the embedded
+   * database's worker): read it now, and until that read has ended, say so (announcedRead).
+   */
+  announce(): void {
+    const read = this.poll();
+    this.announced = read;
+    void read.finally(() => {
+      if (this.announced === read) {
+        this.announced = null;
+      }
+    });
+  }
+
+  /**
+   * The read of a change just announced, while it runs: the versions do not hold it yet. A cache
+   * hit in that time served the answer from before the change (the next request after a late
+   * row, 5-20 ms after its commit: 6 of 13 on PostgreSQL, 12 of 12 embedded); lookups wait for
+   * it instead (cache/store.ts, at most CATCH_UP_WAIT_MS).
+   */
+  announcedRead(): Promise<void> | null {
+    return this.announced;
   }
 
   /**

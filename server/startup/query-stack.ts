@@ -181,7 +181,7 @@ export async function buildQueryStack(
   });
   await changes.start();
   // The embedded database cannot be listened to; its worker says when a statement announced a change.
-  db.embedded?.onChange(() => void changes.poll());
+  db.embedded?.onChange(() => changes.announce());
   let auditor: CacheAuditor | null = null;
   // The rule and parser ids the service knows (the same lists `known` holds, taken again every
   // 30 s): only they get cache generations of their own (keys.ts generationKeys). Until read, none.
@@ -206,6 +206,7 @@ export async function buildQueryStack(
         namedGenerations: (field, id) => knownIds?.[field].has(id) ?? false,
         pressure: new MemoryPressure(() => redisInfo(redis).catch(() => null)),
         dataVersion: (q) => changes.versionOf(q, versionScope),
+        catchingUp: () => changes.announcedRead(),
         onSettledHit: (q, key) => auditor?.record(q, key),
         onError: cacheCallErrorReporter(log),
       })
