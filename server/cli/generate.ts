@@ -22,7 +22,9 @@ const USAGE = `usage: npm run generate -- [--days 7] [--rows-per-hour 5000] [--r
                             [--end 2026-01-31T00:00:00Z] [--method copy|insert|sql] [--no-refresh] [--if-empty] [--follow]
 
 Loads reproducible rule and parser executions into DATABASE_URL: the same seed and --end
-give the same rows. --follow then keeps inserting live rows (rows-per-hour spread over each
+give the same rows. The history covers whole hours up to --end, by default the start of the
+current hour (so "last hour" holds no rows until --follow or your own rows fill it).
+--follow then keeps inserting live rows (rows-per-hour spread over each
 second) until Ctrl-C. The rollups are refreshed after loading unless --no-refresh.
 --if-empty skips the history when metrics already holds rows (restarts keep one copy).
 Without it, rows already in the span are kept and the new ones added beside them (the

@@ -108,7 +108,7 @@ function issueWords(message: string): string {
 function flatten(
   issues: readonly ZodIssue[],
   prefix: PropertyKey[] = []
-): Array<{ path: PropertyKey[]; message: string }> {
+): Array<{ path: PropertyKey[]; message: string; code: string }> {
   return issues.flatMap((i) => {
     const path = [...prefix, ...i.path];
     if (i.code !== 'invalid_union' || !('errors' in i) || i.errors.length === 0) {
@@ -116,6 +116,7 @@ function flatten(
         {
           path: i.code === 'unrecognized_keys' && i.keys.length === 1 ? [...path, i.keys[0]] : path,
           message: issueWords(i.message),
+          code: i.code,
         },
       ];
     }
@@ -153,6 +154,7 @@ function flatten(
             ? `is required (${kinds.join(' or ')})`
             : `must be ${kinds.join(' or ')}`
           : i.message,
+        code: expected.length ? 'invalid_type' : i.code,
       },
     ];
   });
@@ -167,7 +169,14 @@ const segment = (key: PropertyKey) => {
 export function zodDetails(err: ZodError): NonNullable<ErrorResponse['details']> {
   // Two of zod's issues can read the same once in these words (an integer past both safe bounds): said once.
   const said = new Map<string, { path: string; message: string }>();
-  for (const i of flatten(err.issues)) {
+  const issues = flatten(err.issues);
+  // A value of the wrong type is said once: zod also checks its size ("metrics": "executionCount"
+  // got "must have at most 12 characters" after "must be a list, not a string").
+  const wrongType = new Set(issues.filter((i) => i.code === 'invalid_type').map((i) => i.path.join('\u0000')));
+  for (const i of issues) {
+    if ((i.code === 'too_big' || i.code === 'too_small') && wrongType.has(i.path.join('\u0000'))) {
+      continue;
+    }
     const detail = { path: i.path.map(segment).join('.') || '(body)', message: i.message };
     said.set(`${detail.path}\u0000${detail.message}`, detail);
   }
@@ -200,7 +209,7 @@ export function unsupportedMedia(headers: IncomingHttpHeaders): string | null {
   }
   const [type, ...params] = (headers['content-type'] ?? '').split(';');
   if (type.trim().toLowerCase() !== 'application/json') {
-    return 'send the body as application/json';
+    return 'send the body as application/json (the header Content-Type: application/json)';
   }
   const charset = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='));
   if (charset && !/^charset="?utf-8"?$/.test(charset)) {

@@ -16,6 +16,11 @@ function refusal(body: unknown): string {
 test('a missing or mistyped field says what it must be, not "Invalid input: expected array, received undefined"', () => {
   assert.equal(refusal({ range }), 'invalid request: queries: is required (a list)');
   assert.equal(refusal({ range, queries: 'A' }), 'invalid request: queries: must be a list, not a string');
+  // Said once: not also "must have at most 12 characters" (zod checks a string's length against a list's size).
+  const parsed = parseQueryRequest({ range, queries: [{ refId: 'A', kind: 'timeseries', metrics: 'executionCount' }] });
+  assert.deepEqual('refusal' in parsed && parsed.refusal.details, [
+    { path: 'queries.0.metrics', message: 'must be a list, not a string' },
+  ]);
   assert.equal(
     refusal({ range, queries: [{ refId: 'A', kind: 'topRules', limit: '5' }] }),
     'invalid request: queries.0.limit: must be a number, not a string'
