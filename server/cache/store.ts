@@ -66,7 +66,7 @@ export interface CacheContext {
   database: string;
   /** The data version an answer depends on (the change log's newest relevant change). */
   dataVersion?: (q: NormalizedQuery) => string;
-  /** While a change just announced is read (db/change-feed.ts announcedRead): the versions do not hold it yet. */
+  /** While a change just announced is read (db/change-feed.ts announcedRead, bounded in time): the versions do not hold it yet. */
   catchingUp?: () => Promise<void> | null;
   /** Told of every hit of a settled answer (the consistency auditor samples them). */
   onSettledHit?: (q: NormalizedQuery, key: string) => void;
@@ -76,14 +76,6 @@ export interface CacheContext {
   pressure?: MemoryPressure;
   onError?: (err: Error) => void;
 }
-
-/**
- * The longest a lookup waits for the read of a change just announced: a few ms on PostgreSQL,
- * after up to 50 ms when reads come back to back (change-feed.ts REREAD_GAP_MS); the embedded
- * database's one session may hold it behind a refresh for seconds. Past it, the answer is looked
- * up under the versions as they are.
- */
-export const CATCH_UP_WAIT_MS = 100;
 
 /** How long the lease record outlives the last lookup: longer than any lease (≤ 60 s). */
 const LEASE_RECORD_MS = 120_000;
@@ -238,9 +230,7 @@ export class QueryCache implements CacheLayer {
     const counts = this.metrics.hot.lookupResult(background);
     const announced = this.context.catchingUp?.();
     if (announced) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([announced, new Promise((r) => (timer = setTimeout(r, CATCH_UP_WAIT_MS)))]);
-      clearTimeout(timer);
+      await announced; // at most ANNOUNCED_READ_WAIT_MS after the announcement
     }
     const base = this.baseKey(q);
     const near = this.nearHitAt(base, q, background);

@@ -133,6 +133,13 @@ const PENDING_RETRY_MAX_MS = 60_000;
 
 /** The least time between the starts of two reads in a row (see readLoop). */
 const REREAD_GAP_MS = 50;
+/**
+ * How long after a change's announcement lookups wait for its read: a few ms on PostgreSQL,
+ * after up to REREAD_GAP_MS when reads come back to back. The embedded database's one session
+ * may hold the read behind a refresh for seconds (a first start's back-fill announces a change
+ * every chunk): past this, answers are looked up under the versions as they are.
+ */
+export const ANNOUNCED_READ_WAIT_MS = 100;
 
 /**
  * Ids are taken before commit, so a change can commit after one with a higher id, already
@@ -233,20 +240,25 @@ export class ChangeFeed {
    * database's worker): read it now, and until that read has ended, say so (announcedRead).
    */
   announce(): void {
-    const read = this.poll();
-    this.announced = read;
-    void read.finally(() => {
-      if (this.announced === read) {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = Promise.race([
+      this.poll(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, ANNOUNCED_READ_WAIT_MS))),
+    ]);
+    this.announced = waited;
+    void waited.then(() => {
+      clearTimeout(timer);
+      if (this.announced === waited) {
         this.announced = null;
       }
     });
   }
 
   /**
-   * The read of a change just announced, while it runs: the versions do not hold it yet. A cache
-   * hit in that time served the answer from before the change (the next request after a late
-   * row, 5-20 ms after its commit: 6 of 13 on PostgreSQL, 12 of 12 embedded); lookups wait for
-   * it instead (cache/store.ts, at most CATCH_UP_WAIT_MS).
+   * The read of a change just announced, while it runs and for at most ANNOUNCED_READ_WAIT_MS
+   * after the announcement: the versions do not hold the change yet. A cache hit in that time
+   * served the answer from before it (the request 10 ms after a late row's commit: 4-5 of 20);
+   * lookups wait for it instead (cache/store.ts).
    */
   announcedRead(): Promise<void> | null {
     return this.announced;
