@@ -28,7 +28,7 @@ export interface ServiceProcessOptions {
   timeoutMs?: number;
 }
 
-/** Starts the service and waits for "ruleperf is ready at …"; rejects with its output if it exits or times out first. */
+/** Starts the service and waits for "ruleperf answers at …"; rejects with its output if it exits or times out first. */
 export async function startServiceProcess(
   env: Record<string, string>,
   options: ServiceProcessOptions = {}
@@ -51,7 +51,7 @@ export async function startServiceProcess(
     );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      const m = /ruleperf is ready at (http:\/\/\S+)/.exec(output);
+      const m = /ruleperf answers at (http:\/\/\S+)/.exec(output);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);

@@ -9,7 +9,7 @@ const at = { url: 'http://127.0.0.1:8080', startedInSeconds: 2.04 };
 test('a Redis used by default is named, host and port only', () => {
   const config = loadConfig({ REDIS_URL: 'redis://user:s3cret-pass@cache.internal:6380/2' });
   const text = readyBanner({ ...at, cacheState: 'up' }, config);
-  assert.match(text, /ruleperf is ready at http:\/\/127\.0\.0\.1:8080 \(started in 2\.0 s\)/);
+  assert.match(text, /ruleperf answers at http:\/\/127\.0\.0\.1:8080 \(started in 2\.0 s\)/);
   assert.match(
     text,
     /Cache: the Redis at cache\.internal:6380 \(database 2\), keys under "ruleperf" \(CACHE_ENABLED=false turns it off\)/

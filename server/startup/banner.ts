@@ -44,5 +44,5 @@ export function readyBanner(
       ? `\nDEMO_DAYS=0: no demo data is generated; an embedded database without rows answers 0 executions until some are loaded, e.g.\n` +
         `  DATABASE_URL="$(cat '${config.DATA_DIR.replaceAll("'", "'\\''")}/pglite.url')" npm run generate -- --days 1 --method insert\n`
       : '';
-  return `\nruleperf is ready at ${o.url} (started in ${o.startedInSeconds.toFixed(1)} s)\n${cache}\n\nTry (stats for the last 24 hours):\n${exampleCurl(o.url, config)}\n${empty}\n`;
+  return `\nruleperf answers at ${o.url} (started in ${o.startedInSeconds.toFixed(1)} s)\n${cache}\n\nTry (stats for the last 24 hours):\n${exampleCurl(o.url, config)}\n${empty}\n`;
 }

@@ -205,7 +205,7 @@ function startProcess(env: Record<string, string>) {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<string | null>((resolve) => {
     const timer = setInterval(() => {
-      const m = /ruleperf is ready at (http:\/\/\S+)/.exec(output);
+      const m = /ruleperf answers at (http:\/\/\S+)/.exec(output);
       if (m || child.exitCode !== null) {
         clearInterval(timer);
         resolve(m ? m[1] : null);
