@@ -6,7 +6,7 @@
 import { BODY_LIMIT_BYTES, BodyBudget } from './body-budget';
 import { UnsentAnswers, type SendLimits } from './unsent';
 import { PIPELINED_BUSY, PipelineLimit } from './pipelining';
-import { jsonBodyOf, parseInvalidateRequest, parseQueryRequest, shapeRefusal } from './body-shape';
+import { jsonBodyOf, parseInvalidateRequest, parseQueryRequest, shapeRefusal, turnToParse } from './body-shape';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -24,7 +24,7 @@ import { closeAfterAnswer, closeIfBodyUnread, sendsBody } from './closing';
 import type { QueryService } from '../query/service';
 import type { Metrics } from '../observability/metrics';
 import { CacheUnavailable } from '../cache/store';
-import { createQueryFastPath, QUERY_PATH, turnToParse } from './query-fast-path';
+import { createQueryFastPath, QUERY_PATH } from './query-fast-path';
 import { renderedAtMost } from './rendered-at-most';
 import { acceptsGzip, forClientLater, forClientNow } from './compression';
 import {

@@ -16,6 +16,7 @@ import {
   type QueryRequest,
 } from '../contract';
 import { invalidRequest, notJsonObject, zodDetails } from './responses';
+import { loopTurns } from '../query/turns';
 import type { RefusedQuery } from '../query/service';
 import { invalidateSchema, invalidateTarget, invalidateTargets, queryRequestSchema } from './validation';
 
@@ -234,6 +235,14 @@ export function parseInvalidateRequest(body: unknown): { target: InvalidateReque
     body
   );
   return parsed.success ? { target: parsed.data } : { refusal: { error, details: zodDetails(parsed.error) } };
+}
+
+/** A body longer than this waits for a turn of the loop before it is parsed (turns.ts), weighing one a KB. */
+const PARSE_IN_TURN_CHARS = 16 * 1024;
+
+/** The loop turn a body of `length` waits for before it is parsed (on either path: fast or Express); none for a short one. */
+export function turnToParse(length: number): Promise<void> | null {
+  return length > PARSE_IN_TURN_CHARS ? loopTurns.next('lookup', Math.ceil(length / 1024)) : null;
 }
 
 /**

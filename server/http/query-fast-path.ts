@@ -8,13 +8,12 @@
  * halves the CPU a cache hit costs, which is what bounds burst latency and throughput.
  */
 import { BODY_LIMIT_BYTES } from './body-budget';
-import { jsonBodyOf, parseQueryRequest } from './body-shape';
+import { jsonBodyOf, parseQueryRequest, turnToParse } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './app';
 import type { RefusedQuery, ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
 import { RequestMemo } from './request-memo';
-import { loopTurns } from '../query/turns';
 import { acceptsGzip, forClientLater, forClientNow, type ClientBody } from './compression';
 import { errorResponse, notUtf8, queryHeaderList, recordRequest, requestIdFrom, unsupportedMedia } from './responses';
 
@@ -36,14 +35,6 @@ export function isOrdinary(req: IncomingMessage, authorized: (header: string | u
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
-
-/** A body longer than this waits for a turn of the loop before it is parsed (turns.ts), weighing one a KB. */
-const PARSE_IN_TURN_CHARS = 16 * 1024;
-
-/** The loop turn a body of `length` waits for before it is parsed; none for a short one. */
-export function turnToParse(length: number): Promise<void> | null {
-  return length > PARSE_IN_TURN_CHARS ? loopTurns.next('lookup', Math.ceil(length / 1024)) : null;
-}
 
 /** Writes the whole answer at once: headers as a flat list (no header object to build and walk), the body as bytes. */
 function send(res: ServerResponse, status: number, body: Buffer, reqId: string, more: string[] = []) {

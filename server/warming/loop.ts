@@ -71,9 +71,9 @@ export function startWarming(o: WarmingOptions, onStart: boolean): Warming {
       VariableName,
       string[]
     >;
-    const now = Date.now();
-    const dashboards = await warm(dashboardWarmItems(o.dashboardsDir, values), o.answer, now, abort.signal);
-    const recent = await warm(o.recent.top(50), o.answer, Date.now(), abort.signal, recentBounds(Date.now()));
+    const dashboards = await warm(dashboardWarmItems(o.dashboardsDir, values), o.answer, Date.now(), abort.signal);
+    const recentFrom = Date.now(); // after the dashboards' pass, however long it took
+    const recent = await warm(o.recent.top(50), o.answer, recentFrom, abort.signal, recentBounds(recentFrom));
     if (abort.signal.aborted) {
       return;
     }
