@@ -223,10 +223,10 @@ export class QueryCache implements CacheLayer {
 
   async fetch(
     q: NormalizedQuery,
-    compute: () => Promise<Answer>,
+    compute: (abandoned?: AbortSignal) => Promise<Answer>,
     options: FetchOptions = {}
   ): Promise<{ answer: Answer; status: CacheStatus }> {
-    const { refusal, background = false } = options;
+    const { refusal, background = false, asker } = options;
     const counts = this.metrics.hot.lookupResult(background);
     const announced = this.context.catchingUp?.();
     if (announced) {
@@ -241,7 +241,11 @@ export class QueryCache implements CacheLayer {
     const found = await this.lookup(base, q);
     if (!found) {
       // Bypassed: still coalesce identical concurrent queries in this process.
-      const { promise, joined } = this.flights.run(`bypass:${base}`, () => loopTurns.next('miss').then(compute));
+      const { promise, joined } = this.flights.run(
+        `bypass:${base}`,
+        (abandoned) => loopTurns.next('miss').then(() => compute(abandoned)),
+        asker
+      );
       if (joined && !background) {
         this.metrics.coalesced.inc();
       }
@@ -279,8 +283,11 @@ export class QueryCache implements CacheLayer {
     }
     counts.miss.inc();
     // The flight is joined at once (identical misses share it), its work waits for a turn.
-    const { promise, joined } = this.flights.run(key, () =>
-      loopTurns.next('miss').then(() => this.computeOnce(key, compute, refusal, background))
+    const { promise, joined } = this.flights.run(
+      key,
+      (abandoned) =>
+        loopTurns.next('miss').then(() => this.computeOnce(key, () => compute(abandoned), refusal, background)),
+      asker
     );
     if (joined && !background) {
       this.metrics.coalesced.inc();
@@ -455,10 +462,14 @@ export class NoCache implements CacheLayer {
   constructor(private readonly metrics: Metrics) {}
   async fetch(
     q: NormalizedQuery,
-    compute: () => Promise<Answer>,
+    compute: (abandoned?: AbortSignal) => Promise<Answer>,
     options: FetchOptions = {}
   ): Promise<{ answer: Answer; status: CacheStatus }> {
-    const { promise, joined } = this.flights.run(fingerprint(q), () => loopTurns.next('miss').then(compute));
+    const { promise, joined } = this.flights.run(
+      fingerprint(q),
+      (abandoned) => loopTurns.next('miss').then(() => compute(abandoned)),
+      options.asker
+    );
     if (joined && !options.background) {
       this.metrics.coalesced.inc();
     }

@@ -1,7 +1,7 @@
 /** Admission control: bounded concurrency and queue, user work first, busy when it cannot start in time. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Admission, Busy } from './admission';
+import { Abandoned, Admission, Busy } from './admission';
 
 const gate = () => {
   let open!: () => void;
@@ -126,4 +126,39 @@ test('a busy answer says what the database is when told (the embedded one serves
   );
   hold.open();
   await running;
+});
+
+test('work whose asker has gone leaves the queue at once and never runs; work already running runs on', async () => {
+  const a = new Admission({ concurrency: 1, maxQueue: 10, maxWaitMs: 5000 });
+  const ran: string[] = [];
+  const first = gate();
+  const firstAsker = new AbortController();
+  const running = a.run(
+    async () => {
+      ran.push('first');
+      await first.opened;
+    },
+    'user',
+    firstAsker.signal
+  );
+  const gone = new AbortController();
+  const queued = a.run(async () => void ran.push('gone'), 'user', gone.signal);
+  const next = a.run(async () => void ran.push('next'));
+  assert.equal(a.waiting, 2);
+  gone.abort();
+  await assert.rejects(queued, Abandoned);
+  assert.equal(a.waiting, 1, 'left the queue while the slot is held');
+  firstAsker.abort(); // too late to matter: it started
+  first.open();
+  await Promise.all([running, next]);
+  assert.deepEqual(ran, ['first', 'next']);
+  assert.equal(a.active, 0);
+  const already = new AbortController();
+  already.abort();
+  await assert.rejects(
+    a.run(async () => void ran.push('never'), 'user', already.signal),
+    Abandoned
+  );
+  assert.deepEqual(ran, ['first', 'next']);
+  assert.equal(a.active, 0);
 });

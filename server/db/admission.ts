@@ -25,6 +25,17 @@ export class Busy extends Error {
   }
 }
 
+/**
+ * Work whose every asker has gone (the client closed its connection: Grafana cancels a panel's
+ * request when the range changes) before it reached a slot: dropped from the queue rather than
+ * run for nobody in front of the questions still wanted.
+ */
+export class Abandoned extends Error {
+  constructor() {
+    super('the client closed its connection before its query reached the database');
+  }
+}
+
 export type Priority = 'user' | 'background';
 
 interface Waiter {
@@ -103,12 +114,18 @@ export class Admission {
     return this.running < this.o.concurrency && this.waiting === 0;
   }
 
-  /** Runs `work` on a slot, waiting for one in its priority's queue. */
-  async run<T>(work: () => Promise<T>, priority: Priority = 'user'): Promise<T> {
+  /**
+   * Runs `work` on a slot, waiting for one in its priority's queue; given up (`Abandoned`) when
+   * `abandoned` aborts before it starts. Work that started runs on (its answer is cached).
+   */
+  async run<T>(work: () => Promise<T>, priority: Priority = 'user', abandoned?: AbortSignal): Promise<T> {
+    if (abandoned?.aborted) {
+      throw new Abandoned();
+    }
     if (this.startsAtOnce) {
       this.running++;
     } else {
-      await this.wait(priority);
+      await this.wait(priority, abandoned);
     }
     const started = this.now();
     try {
@@ -169,32 +186,42 @@ export class Admission {
     return this.o.busyHint ? `${reason}: ${this.o.busyHint}` : reason;
   }
 
-  private wait(priority: Priority): Promise<void> {
+  private wait(priority: Priority, abandoned?: AbortSignal): Promise<void> {
     const refused = this.refusal(priority);
     if (refused) {
       return Promise.reject(refused);
     }
     return new Promise<void>((resolve, reject) => {
       const queue = this.queues[priority];
-      const waiter: Waiter = {
-        start: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        fail: reject,
-      };
-      const timer = setTimeout(() => {
+      const leave = (err: Error) => {
+        clearTimeout(timer);
+        abandoned?.removeEventListener('abort', onAbandoned);
         const i = queue.indexOf(waiter);
         if (i >= 0) {
           queue.splice(i, 1);
         }
-        reject(
-          new Busy(
-            Math.max(1, Math.ceil(this.o.maxWaitMs / 1000)),
-            this.why(`no database connection free within ${this.o.maxWaitMs} ms`)
-          )
-        );
-      }, this.o.maxWaitMs);
+        reject(err);
+      };
+      const onAbandoned = () => leave(new Abandoned());
+      const waiter: Waiter = {
+        start: () => {
+          clearTimeout(timer);
+          abandoned?.removeEventListener('abort', onAbandoned);
+          resolve();
+        },
+        fail: reject,
+      };
+      const timer = setTimeout(
+        () =>
+          leave(
+            new Busy(
+              Math.max(1, Math.ceil(this.o.maxWaitMs / 1000)),
+              this.why(`no database connection free within ${this.o.maxWaitMs} ms`)
+            )
+          ),
+        this.o.maxWaitMs
+      );
+      abandoned?.addEventListener('abort', onAbandoned, { once: true });
       queue.push(waiter);
     });
   }

@@ -17,8 +17,8 @@ export class DemoNoticeExecutor implements Executor {
     private readonly demo: NoticeSource
   ) {}
 
-  async run(q: NormalizedQuery, priority?: Priority): Promise<Answer> {
-    const answer = await this.inner.run(q, priority);
+  async run(q: NormalizedQuery, priority?: Priority, abandoned?: AbortSignal): Promise<Answer> {
+    const answer = await this.inner.run(q, priority, abandoned);
     const text = this.demo.notice(q.range.from, q.range.to);
     return text ? { ...answer, notices: [...answer.notices, { severity: 'info', text }] } : answer;
   }

@@ -27,6 +27,7 @@ import { CacheUnavailable } from '../cache/store';
 import { createQueryFastPath, QUERY_PATH } from './query-fast-path';
 import { renderedAtMost } from './rendered-at-most';
 import { acceptsGzip, forClientLater, forClientNow } from './compression';
+import { clientGone } from './client-gone';
 import {
   errorResponse,
   NOT_JSON,
@@ -189,7 +190,7 @@ function createExpressApp(deps: AppDeps) {
       if ('refusal' in parsed) {
         return res.status(400).json(parsed.refusal);
       }
-      const answer = await deps.service.answer(parsed.request, parsed.refused);
+      const answer = await deps.service.answer(parsed.request, parsed.refused, clientGone(req, res));
       const { status, body, cache, tiers } = answer;
       res.locals.cache = cache;
       res.locals.tier = tiers?.join('+');

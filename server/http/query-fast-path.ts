@@ -10,6 +10,7 @@
 import { BODY_LIMIT_BYTES } from './body-budget';
 import { jsonBodyOf, parseQueryRequest, turnToParse } from './body-shape';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientGone } from './client-gone';
 import type { AppDeps } from './app';
 import type { RefusedQuery, ServiceAnswer } from '../query/service';
 import { roleOf, type Tokens } from './auth';
@@ -123,8 +124,9 @@ class Exchange {
     if (now) {
       return this.answered(now);
     }
+    // Not held here: work that may queue, given up if the client goes first.
     this.deps.service
-      .answer(request, refused)
+      .answer(request, refused, clientGone(this.res.req, this.res))
       .then(
         (answer) => this.answered(answer),
         (err: Error) => this.failed(err)

@@ -40,7 +40,8 @@ export interface Answer {
 
 /** What answers a normalized query from the database (QueryExecutor, or a decorator of it). */
 export interface Executor {
-  run(q: NormalizedQuery, priority?: Priority): Promise<Answer>;
+  /** `abandoned`: aborts when nobody waits for the answer any more (dropped if not begun). */
+  run(q: NormalizedQuery, priority?: Priority, abandoned?: AbortSignal): Promise<Answer>;
   /** Why `run` would be refused at once if called now (the database is too busy), or null. */
   refusal?(priority: Priority): Busy | null;
 }
@@ -137,8 +138,8 @@ export class QueryExecutor implements Executor {
    * One admission slot for the whole answer: the state read, then its statements — on that
    * slot one at a time, or beside it on a slot that happens to be free (top rules' groups).
    */
-  run(q: NormalizedQuery, priority: Priority = 'user'): Promise<Answer> {
-    return this.admission.run(() => this.answer(q), priority);
+  run(q: NormalizedQuery, priority: Priority = 'user', abandoned?: AbortSignal): Promise<Answer> {
+    return this.admission.run(() => this.answer(q), priority, abandoned);
   }
 
   refusal(priority: Priority): Busy | null {

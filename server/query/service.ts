@@ -5,7 +5,7 @@
  * answered independently; one failing does not fail the others.
  */
 import { FILTER_FIELDS, type CacheStatus, type QueryRequest, type QueryResult, type RuleperfQuery } from '../contract';
-import { Busy, type Priority } from '../db/admission';
+import { Abandoned, Busy, type Priority } from '../db/admission';
 import {
   isDataException,
   isReadDeadline,
@@ -30,7 +30,7 @@ export interface CacheLayer {
   /** The answer for `q`, from the cache or from `compute` (coalesced); never fails because of the cache itself. */
   fetch(
     q: NormalizedQuery,
-    compute: () => Promise<Answer>,
+    compute: (abandoned?: AbortSignal) => Promise<Answer>,
     options?: FetchOptions
   ): Promise<{ answer: Answer; status: CacheStatus }>;
   /** The answer this process holds for `q` right now, counted as a hit; undefined when it must be fetched. */
@@ -44,6 +44,11 @@ export interface FetchOptions {
   refusal?: () => Error | null;
   /** Cache warming's lookup: counted apart from what users asked (the hit rate is theirs). */
   background?: boolean;
+  /**
+   * Aborts when the asker has gone (its client closed the connection). A computation every
+   * asker of which has gone is given up if it has not reached the database yet (admission.ts).
+   */
+  asker?: AbortSignal;
 }
 
 export interface QueryObserver {
@@ -137,6 +142,10 @@ function failure(err: unknown): Failure {
   if (err instanceof Busy) {
     return { frames: [], error: err.message, status: 503, retryAfter: err.retryAfterSeconds };
   }
+  if (err instanceof Abandoned) {
+    // Nobody reads it: nginx's "client closed request", for the request log.
+    return { frames: [], error: err.message, status: 499 };
+  }
   const refused = databaseRefusal(err);
   if (refused) {
     return { frames: [], status: 503, ...refused };
@@ -191,13 +200,14 @@ export class QueryService {
   }
 
   /** The answer to one normalized query, or the failure a client should see. */
-  private async resolve(q: NormalizedQuery, priority: Priority): Promise<Resolved | Failure> {
+  private async resolve(q: NormalizedQuery, priority: Priority, asker?: AbortSignal): Promise<Resolved | Failure> {
     const started = performance.now();
     try {
       const background = priority === 'background';
-      const { answer, status } = await this.cache.fetch(q, () => this.executor.run(q, priority), {
+      const { answer, status } = await this.cache.fetch(q, (abandoned) => this.executor.run(q, priority, abandoned), {
         refusal: () => this.executor.refusal?.(priority) ?? null,
         background,
+        asker,
       });
       // Query latency is what users wait for; warming's computations are not theirs.
       if (!background) {
@@ -298,8 +308,14 @@ export class QueryService {
   }
 
   /** One query's part of the response. */
-  private async part(request: QueryRequest, refId: string, query: RuleperfQuery, q: NormalizedQuery): Promise<Part> {
-    const r = await this.resolve(q, 'user');
+  private async part(
+    request: QueryRequest,
+    refId: string,
+    query: RuleperfQuery,
+    q: NormalizedQuery,
+    asker?: AbortSignal
+  ): Promise<Part> {
+    const r = await this.resolve(q, 'user', asker);
     if ('frames' in r) {
       return failedPart(refId, r);
     }
@@ -319,8 +335,13 @@ export class QueryService {
   /**
    * The whole response (`{"results": {refId: result}}`) and its HTTP status. `refused`: queries
    * of the request already refused on their own (body-shape.ts), answered with their error beside the others.
+   * `asker` aborts when the client has gone: its queries not begun yet are given up.
    */
-  async answer(request: QueryRequest, refused: readonly RefusedQuery[] = []): Promise<ServiceAnswer> {
+  async answer(
+    request: QueryRequest,
+    refused: readonly RefusedQuery[] = [],
+    asker?: AbortSignal
+  ): Promise<ServiceAnswer> {
     // Not held in this process: everything from here (keys, Redis, the database) takes its
     // turn, so a burst of such requests never holds the loop in front of one that is (turns.ts).
     // Each query's normalizing, then its key and lookup, in a turn of its own, weighed by its
@@ -348,11 +369,11 @@ export class QueryService {
     // refIds are unique (the request schema refuses repeats), so each is one key.
     const parts =
       normalized.length === 1 && !refused.length
-        ? [await this.part(request, normalized[0].refId, normalized[0].query, normalized[0].q)]
+        ? [await this.part(request, normalized[0].refId, normalized[0].query, normalized[0].q, asker)]
         : [
             ...(await Promise.all(
               normalized.map(({ refId, query, q }) =>
-                loopTurns.next('lookup', lookupWeight(query)).then(() => this.part(request, refId, query, q))
+                loopTurns.next('lookup', lookupWeight(query)).then(() => this.part(request, refId, query, q, asker))
               )
             )),
             ...refused.map(({ refId, error }) => failedPart(refId, { frames: [], error, status: 400 })),

@@ -128,8 +128,8 @@ export class UnknownValueExecutor implements Executor {
     private readonly known: KnownValues
   ) {}
 
-  async run(q: NormalizedQuery, priority?: Priority): Promise<Answer> {
-    const answer = await this.inner.run(q, priority);
+  async run(q: NormalizedQuery, priority?: Priority, abandoned?: AbortSignal): Promise<Answer> {
+    const answer = await this.inner.run(q, priority, abandoned);
     if (Object.keys(q.filters).length === 0 || !matchedNothing(answer)) {
       return answer;
     }

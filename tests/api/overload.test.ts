@@ -3,9 +3,11 @@
  * - requests that could return more than the budget are refused before any work, with a 400
  *   naming the limit, the estimate and how to narrow it; the instance stays healthy;
  * - a saturated pool answers "busy" (503 + Retry-After), never "unavailable"; cached answers,
- *   /healthz and /readyz do not wait behind the uncached work.
+ *   /healthz and /readyz do not wait behind the uncached work;
+ * - work queued for a client that has gone (Grafana cancelling a panel's request) is given up.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { test, before, after } from 'node:test';
 import { Client } from 'pg';
 import Redis from 'ioredis';
@@ -248,6 +250,87 @@ test('work the database could not take is refused before any cache lock is taken
     await locker.end();
     monitor.disconnect();
     client.disconnect();
+  }
+});
+
+/** A figure of the service's /metrics: the sum of every series of `name`. */
+async function metricSum(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
+    sum += Number(m[1]);
+  }
+  return sum;
+}
+
+async function until(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await check());) {
+    assert.ok(Date.now() < deadline, `not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('requests whose clients went while they waited for the database are given up: they leave the queue at once and never run', async () => {
+  const svc = await start({
+    DB_POOL_MAX: '1',
+    DB_QUEUE_WAIT_MS: '20000',
+    DB_STATEMENT_TIMEOUT_MS: '30000',
+    WARM_ON_START: 'false',
+  });
+  const body = (ruleId: string) => ({
+    range: { from: Date.now() - 2 * HOUR, to: Date.now() },
+    queries: [{ refId: 'A', kind: 'stats', ruleId }],
+  });
+  const waiting = () => metricSum(svc.url, 'ruleperf_db_admission_waiting');
+  const locker = new Client({ connectionString: db.url });
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE');
+  let released = false;
+  try {
+    const running = postJson(`${svc.url}/api/v1/query`, body('rule-0001'));
+    await until(
+      async () => (await metricSum(svc.url, 'ruleperf_db_admission_active')) === 1,
+      'the first holds the slot'
+    );
+    // As Grafana's data proxy does when a panel's range changes: the connection closed, unanswered.
+    // Half through Express (a query string on the URL), half on the fast path.
+    const gone = Array.from({ length: 10 }, (_, i) => {
+      const req = request(`${svc.url}/api/v1/query${i % 2 ? '?via=express' : ''}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        agent: false,
+      });
+      req.on('error', () => undefined);
+      req.end(JSON.stringify(body(`rule-001${i}`)));
+      return req;
+    });
+    await until(async () => (await waiting()) === 10, 'ten requests wait for the slot');
+    const statements = await metricSum(svc.url, 'ruleperf_db_queries_total');
+    for (const req of gone) {
+      req.destroy();
+    }
+    await until(async () => (await waiting()) === 0, 'the ten left the queue while the slot was still held');
+    const live = postJson(`${svc.url}/api/v1/query`, body('rule-0002'));
+    await until(async () => (await waiting()) === 1, 'the next request waits first in line');
+    await locker.query('ROLLBACK');
+    released = true;
+    assert.equal((await running).status, 200);
+    const answered = await live;
+    assert.equal(answered.status, 200);
+    assert.equal(answered.body.results.A.frames[0].schema.meta.custom.cache, 'miss');
+    // Two answers of one statement each; the ten would have added ten more.
+    const ran = (await metricSum(svc.url, 'ruleperf_db_queries_total')) - statements;
+    assert.ok(ran <= 4, `${ran} statements after the ten went`);
+    // Nothing of them was left behind (a lock, a failure): asked again, answered.
+    const again = await postJson(`${svc.url}/api/v1/query`, body('rule-0003'));
+    assert.equal(again.status, 200);
+    assert.equal(again.body.results.A.frames[0].schema.meta.custom.cache, 'miss');
+  } finally {
+    if (!released) {
+      await locker.query('ROLLBACK').catch(() => undefined);
+    }
+    await locker.end();
   }
 });
 
