@@ -3,7 +3,7 @@
  * 400/401/403/404/405/413/415/429 with {error, details?}; never a stack trace, never a 500
  * for what a client sent.
  */
-import { BODY_LIMIT_BYTES, BodyBudget } from './body-budget';
+import { BODY_LIMIT_BYTES, BODY_PIECES_MAX, BodyBudget } from './body-budget';
 import { UnsentAnswers, type SendLimits } from './unsent';
 import { PIPELINED_BUSY, PipelineLimit } from './pipelining';
 import { jsonBodyOf, parseInvalidateRequest, parseQueryRequest, shapeRefusal, turnToParse } from './body-shape';
@@ -443,8 +443,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
             refused(req, 503);
           }
         },
-        tooLarge: () => {
-          refuseTooLarge(req, res);
+        tooLarge: (why) => {
+          refuseTooLarge(req, res, why);
           if (!viaExpress) {
             refused(req, 413);
           }
@@ -488,8 +488,16 @@ export function declaredTooLarge(req: IncomingMessage): boolean {
  * declaring 2 MB and sending a few bytes waited for the request timeout (30 s, then 408), and a
  * chunked body that never ended was read at about 1 GB/s until then.
  */
-function refuseTooLarge(req: IncomingMessage, res: ServerResponse): void {
-  refuseUnread(req, res, 413, {}, `request body larger than ${BODY_LIMIT}`);
+function refuseTooLarge(req: IncomingMessage, res: ServerResponse, why: 'bytes' | 'pieces' = 'bytes'): void {
+  refuseUnread(
+    req,
+    res,
+    413,
+    {},
+    why === 'bytes'
+      ? `request body larger than ${BODY_LIMIT}`
+      : `request body sent in more than ${BODY_PIECES_MAX} pieces (chunks or reads); send it in fewer, larger ones`
+  );
 }
 
 /** Refused with the rest of its body unread: the answer, then the connection closed (lingering, closing.ts; at once when an answer was already sent). */
