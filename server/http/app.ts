@@ -383,6 +383,9 @@ function probeAnswers(deps: AppDeps): (req: IncomingMessage, res: ServerResponse
   };
 }
 
+/** Header fields a request may carry: browsers send about 20, Grafana's data proxy a few more. */
+export const HEADER_FIELDS_MAX = 200;
+
 /** The request handler: health and readiness, the query fast path for ordinary dashboard queries, Express for everything else. */
 export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const app = createExpressApp(deps);
@@ -402,6 +405,13 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       req.url = originForm(req.url);
     }
     unsent.watch(req.socket);
+    if (req.rawHeaders.length > 2 * HEADER_FIELDS_MAX) {
+      // Node keeps the first thousand or so and drops the rest unsaid: a Content-Length past them
+      // left a valid body unread and answered as a query without a range.
+      refuseUnread(req, res, 431, {}, `more than ${HEADER_FIELDS_MAX} header fields`);
+      refused(req, 431);
+      return;
+    }
     if (!pipelines.admit(req, res)) {
       refuseBusy(req, res, PIPELINED_BUSY);
       refused(req, 503);
