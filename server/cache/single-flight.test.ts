@@ -1,6 +1,7 @@
 /** One computation per key at a time; it is told to give up only once every caller has gone. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { getEventListeners } from 'node:events';
 import { SingleFlight } from './single-flight';
 
 /** A computation that waits until released, recording the signal it was given. */
@@ -59,4 +60,17 @@ test('a caller already gone when it asks starts nothing that is wanted', () => {
   gone.abort();
   flights.run('k', p.compute, gone.signal);
   assert.equal(p.signals[0].aborted, true);
+});
+
+test('a finished computation lets go of its askers signals (one may outlive it: a connection carries many requests)', async () => {
+  const flights = new SingleFlight<string>();
+  const asker = new AbortController();
+  for (let i = 0; i < 20; i++) {
+    const p = pending();
+    const { promise } = flights.run(`k${i}`, p.compute, asker.signal);
+    assert.equal(getEventListeners(asker.signal, 'abort').length, 1);
+    p.release('done');
+    await promise;
+  }
+  assert.equal(getEventListeners(asker.signal, 'abort').length, 0);
 });

@@ -20,6 +20,7 @@ export class SingleFlight<T> {
     const flight = new Flight<T>();
     flight.join(asker);
     flight.promise = compute(flight.abandoned.signal).finally(() => {
+      flight.settled();
       if (this.inflight.get(key) === flight) {
         this.inflight.delete(key);
       }
@@ -34,6 +35,8 @@ class Flight<T> {
   readonly abandoned = new AbortController();
   /** Callers still waiting with a signal; Infinity once one joined without (always wanted). */
   private askers = 0;
+  /** What was added to the askers' signals, taken off when the flight is over (a signal may outlive it). */
+  private readonly listening: Array<{ asker: AbortSignal; left: () => void }> = [];
 
   join(asker?: AbortSignal): void {
     if (!asker) {
@@ -48,14 +51,19 @@ class Flight<T> {
       return;
     }
     this.askers++;
-    asker.addEventListener(
-      'abort',
-      () => {
-        if (--this.askers === 0) {
-          this.abandoned.abort();
-        }
-      },
-      { once: true }
-    );
+    const left = () => {
+      if (--this.askers === 0) {
+        this.abandoned.abort();
+      }
+    };
+    asker.addEventListener('abort', left, { once: true });
+    this.listening.push({ asker, left });
+  }
+
+  settled(): void {
+    for (const { asker, left } of this.listening) {
+      asker.removeEventListener('abort', left);
+    }
+    this.listening.length = 0;
   }
 }

@@ -7,19 +7,35 @@
  * embedded database).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { setMaxListeners } from 'node:events';
+
+/** Per connection, the signals of its requests still unanswered: one 'close' listener each, however many it pipelines. */
+const unanswered = new WeakMap<Socket, Set<AbortController>>();
 
 export function clientGone(req: IncomingMessage, res: ServerResponse): AbortSignal {
   const gone = new AbortController();
+  // A listener per query it asks (at most LIMITS.maxQueries), each removed or let go with it.
+  setMaxListeners(0, gone.signal);
   const socket = req.socket;
   if (socket.destroyed) {
     gone.abort();
     return gone.signal;
   }
-  const abort = () => gone.abort();
-  // The socket's close, not the response's: that one also comes after an answer is sent, and a
-  // pipelined request's response has no socket yet. Kept until the answer is sent (a kept-alive
-  // connection carries many requests).
-  socket.once('close', abort);
-  res.once('finish', () => socket.off('close', abort));
+  let waiting = unanswered.get(socket);
+  if (!waiting) {
+    const set = (waiting = new Set());
+    unanswered.set(socket, set);
+    // The socket's close, not the response's: that one also comes after an answer is sent, and
+    // a pipelined request's response has no socket yet.
+    socket.once('close', () => {
+      for (const asker of set) {
+        asker.abort();
+      }
+      set.clear();
+    });
+  }
+  waiting.add(gone);
+  res.once('finish', () => waiting.delete(gone));
   return gone.signal;
 }
