@@ -294,7 +294,8 @@ export class Demo {
           {
             loadedFrom: iso(this.state.loadedFrom),
             percent: this.percentLoaded(),
-            etaSeconds: done > 0 ? Math.round((elapsed * (1 - done)) / done) : null,
+            // Left out until this run has loaded something to take a rate from (after a restart).
+            ...(done > 0 ? { etaSeconds: Math.round((elapsed * (1 - done)) / done) } : {}),
           },
           `demo data: back-fill progress (percent of ${this.spanName()} loaded and built)`
         );
