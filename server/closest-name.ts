@@ -2,7 +2,12 @@
 
 /** The closest known name to a mistyped one (`rule` → `ruleId`, `rule_id` → `ruleId`), if any is close. */
 export function closest(name: string, known: readonly string[]): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, '');
+  // Case, punctuation and the zeros padding a number do not count (`rule-1` is `rule-0001`).
+  const norm = (s: string) =>
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, '')
+      .replace(/(?<!\d)0+(?=\d)/g, '');
   const n = norm(name);
   if (!n) {
     return undefined;

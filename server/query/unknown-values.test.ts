@@ -73,6 +73,20 @@ test('at most five unknown values are named, "(none)" and statuses are never che
   assert.match((await unknownValueNotices({ ruleId: ['(None)'] }, known))[0].text, /did you mean "\(none\)"/);
 });
 
+test('an unknown value close to a known one (zeros of padding left out, a slip) names it; one close to none names nothing', async () => {
+  const known = new KnownValues(
+    async () => ['rule-0001', 'rule-0010', 'rule-1000', 'sql-injection'],
+    async () => new Set()
+  );
+  const hint = async (value: string) =>
+    /did you mean "([^"]+)"/.exec((await unknownValueNotices({ ruleId: [value] }, known))[0].text)?.[1];
+  assert.equal(await hint('rule-1'), 'rule-0001');
+  assert.equal(await hint('rule-10'), 'rule-0010');
+  assert.equal(await hint('rule_1000'), 'rule-1000');
+  assert.equal(await hint('sql-injectoin'), 'sql-injection');
+  assert.equal(await hint('something-else'), undefined);
+});
+
 const frame = (fields: Array<[string, string]>, values: unknown[][]) => ({
   schema: { fields: fields.map(([name, type]) => ({ name, type })) },
   data: { values },

@@ -2,12 +2,14 @@
  * A filter value that is no value the service knows — the wrong case ("rule_execution"), a
  * stray space, a typo — gives the same empty answer as a quiet range, and a panel cannot tell
  * "no such rule" from "no executions". An answer in which nothing matched says so when one of
- * its filter values is unknown, with the known spelling where only case or spaces differ.
+ * its filter values is unknown, with the known spelling where only case or spaces differ, or
+ * else the closest known value (`rule-1` → `rule-0001`) when one is close.
  * Known values are the variables endpoint's lists (read at most once a minute each, and only
  * for answers that matched nothing), and what the rollups hold: a value in the data but in no
  * list (the schema has no foreign keys) is known too. Statuses are checked by the request
  * schema itself.
  */
+import { closest } from '../closest-name';
 import type { Pool } from 'pg';
 import { NONE_GROUP, type FilterField, type Notice, type VariableName } from '../contract';
 import type { Priority } from '../db/admission';
@@ -103,9 +105,16 @@ export async function unknownValueNotices(filters: NormalizedQuery['filters'], k
       const same = [...list, NONE_GROUP].find((k) => fold(k) === fold(value));
       // Said for what differs: spaces around it, or the case of its letters.
       const why = same === undefined ? '' : same === value.trim() ? 'spaces count' : 'values are case-sensitive';
+      // Otherwise the closest known one (`rule-1` → `rule-0001`), if one is close.
+      const near = same === undefined ? closest(value.slice(0, 64), [...list]) : undefined;
+      const hint = same
+        ? ` (${why}: did you mean ${JSON.stringify(same)}?)`
+        : near
+          ? ` (did you mean ${JSON.stringify(near)}?)`
+          : '';
       notices.push({
         severity: 'warning',
-        text: `Nothing matched ${field} ${JSON.stringify(value)}: it is no ${checked.noun} the service knows${same ? ` (${why}: did you mean ${JSON.stringify(same)}?)` : ''}.`,
+        text: `Nothing matched ${field} ${JSON.stringify(value)}: it is no ${checked.noun} the service knows${hint}.`,
       });
     }
   }
