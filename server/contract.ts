@@ -204,7 +204,11 @@ export interface QueryRequestInput {
 
 /** A validated request: instants resolved to epoch milliseconds. */
 export interface QueryRequest {
-  range: { from: number; to: number };
+  /**
+   * `movesWithNow`: its `to` was given relative to now (`now-5m`, not rounded with `/`): the
+   * range moves with every request, as one ending now does, and is covered in whole steps too.
+   */
+  range: { from: number; to: number; movesWithNow?: boolean };
   intervalMs?: number;
   maxDataPoints?: number;
   compactTime?: boolean;

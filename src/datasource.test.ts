@@ -313,6 +313,30 @@ describe('query', () => {
     expect((requests[1].data as QueryRequestInput).range.to).toBe(yesterday.valueOf());
   });
 
+  it('sends an end relative to now as written ("to: now-5m"), so the service reads the range as moving; other ends as milliseconds', async () => {
+    const requests = mockBackend({ '/api/v1/query': () => ok({ results: {} }) });
+    const ds = new DataSource(settings(), fakeTemplateSrv([]));
+    const from = dateTime(Date.UTC(2025, 0, 1, 0, 0));
+    const to = dateTime(Date.UTC(2025, 0, 2, 0, 0));
+    const sent = async (raw: { from: unknown; to: unknown }) => {
+      await lastValueFrom(
+        ds.query(request([{ refId: 'A', kind: 'stats' }], { range: { from, to, raw } as DataQueryRequest['range'] }))
+      );
+      return (requests[requests.length - 1].data as QueryRequestInput).range;
+    };
+    expect(await sent({ from: 'now-24h', to: 'now-5m' })).toEqual({ from: 'now-24h', to: 'now-5m' });
+    expect(await sent({ from: 'now-1d/d', to: 'now-1h' })).toEqual({ from: from.valueOf(), to: 'now-1h' });
+    // Ending now (known to move), rounded, absolute, or math the service might not read: milliseconds.
+    for (const raw of [
+      { from: 'now-24h', to: 'now' },
+      { from: 'now-7d', to: 'now-1d/d' },
+      { from, to },
+      { from: 'now-24h', to: 'now-$offset' },
+    ]) {
+      expect(typeof (await sent(raw)).to).toBe('number');
+    }
+  });
+
   it('caps maxDataPoints at the contract limit', async () => {
     const requests = mockBackend({ '/api/v1/query': () => ok({ results: {} }) });
     const ds = new DataSource(settings(), fakeTemplateSrv());

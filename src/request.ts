@@ -17,13 +17,26 @@ export function exclusiveEnd(range: Pick<TimeRange, 'to' | 'raw'>): number {
   return rounded && to % 1000 === 999 ? to + 1 : to;
 }
 
+/**
+ * An end Grafana holds as time relative to now, unrounded (`now-5m`), sent as written: the
+ * service then knows the range moves with time and reads it in whole minutes, as it does a
+ * range ending now, so the next refresh is the same cached answer (sent as milliseconds, a
+ * dashboard's "to: now-5m" was an absolute range each time, never a cache hit). The service
+ * resolves it with its own clock. `now` itself needs nothing: a range ending now is known.
+ */
+const RELATIVE = /^now([+-]\d+[smhdwMy])+$/;
+
+function relativeEnd(raw: unknown): string | undefined {
+  return typeof raw === 'string' && RELATIVE.test(raw) ? raw : undefined;
+}
+
 export function buildQueryRequest(
   queries: RuleperfQuery[],
   request: Pick<DataQueryRequest<RuleperfQuery>, 'range' | 'intervalMs' | 'maxDataPoints'>,
   compactTime = true
 ): QueryRequestInput {
   const body: QueryRequestInput = {
-    range: { from: request.range.from.valueOf(), to: exclusiveEnd(request.range) },
+    range: relativeRange(request.range) ?? { from: request.range.from.valueOf(), to: exclusiveEnd(request.range) },
     // Time columns as start + step (timeColumns.ts expands them): a third of a dashboard's bytes.
     ...(compactTime ? { compactTime } : {}),
     queries: queries.map(toContractQuery),
@@ -35,6 +48,12 @@ export function buildQueryRequest(
     body.maxDataPoints = Math.min(LIMITS.maxDataPoints, Math.max(1, Math.round(request.maxDataPoints)));
   }
   return body;
+}
+
+/** Both ends as written when the end is relative to now (the start too when it is, so the span is exact), else undefined. */
+function relativeRange(range: Pick<TimeRange, 'from' | 'raw'>): QueryRequestInput['range'] | undefined {
+  const to = relativeEnd(range.raw?.to);
+  return to ? { from: relativeEnd(range.raw?.from) ?? range.from.valueOf(), to } : undefined;
 }
 
 /** Items a query adds to a request's lists: itself (an item of `queries`) and each value of its lists. */

@@ -117,3 +117,16 @@ test("Grafana's per-query intervalMs and maxDataPoints count when the request ha
   const beside = request({ queries: [target, { refId: 'B', kind: 'stats' }] });
   assert.deepEqual([beside.intervalMs, beside.maxDataPoints], [3_600_000, 24]);
 });
+
+test('a range whose end is given relative to now (not rounded) is marked as moving with now; other ends are not', () => {
+  const moves = (range: Record<string, unknown>) => {
+    const parsed = parseQueryRequest({ range, queries: [{ refId: 'A', kind: 'stats' }] });
+    assert.ok('request' in parsed, JSON.stringify(parsed));
+    return parsed.request.range.movesWithNow === true;
+  };
+  assert.equal(moves({ from: 'now-24h', to: 'now-5m' }), true);
+  assert.equal(moves({ from: Date.now() - 86_400_000, to: 'now' }), true);
+  assert.equal(moves({ from: 'now-2d/d', to: 'now-1d/d' }), false, 'a rounded end stays put for its unit');
+  assert.equal(moves({ from: Date.now() - 86_400_000, to: Date.now() - 300_000 }), false, 'epoch milliseconds');
+  assert.equal(moves({ from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z' }), false);
+});

@@ -258,7 +258,10 @@ export function checkRange(
   if (to.ms - from.ms > LIMITS.maxRangeDays * 86_400_000) {
     return { issues: [{ path: [], message: `must not span more than ${LIMITS.maxRangeDays} days` }] };
   }
-  return { range: { from: from.ms, to: to.ms } };
+  // An end given relative to now moves with every request (a dashboard's "to: now-5m"): read
+  // in whole steps as one ending now is, or each request was a range of its own, never a hit.
+  const movesWithNow = typeof toValue === 'string' && toValue.startsWith('now') && !toValue.includes('/');
+  return { range: movesWithNow ? { from: from.ms, to: to.ms, movesWithNow } : { from: from.ms, to: to.ms } };
 }
 
 const REQUEST_FIELDS = ['range', 'intervalMs', 'maxDataPoints', 'compactTime', 'queries'] as const;

@@ -70,6 +70,19 @@ test('seconds later, "last 24 hours" is the same covered range for as long as th
   assert.deepEqual(a, b);
 });
 
+test('a range given relative to now ("to: now-5m") moves like one ending now: whole minutes, the same for the minute', () => {
+  const asked = (at: number) => ({ from: at - D - 5 * M, to: at - 5 * M, movesWithNow: true });
+  const a = coverRange(asked(NOW), NOW);
+  assert.equal(a.to % M, 0);
+  assert.equal(a.to - a.from, D);
+  assert.ok(a.to >= NOW - 5 * M && a.to < NOW - 4 * M, 'moved forward less than a minute');
+  const later = NOW - (NOW % M) + M - 1; // the minute's last millisecond
+  assert.deepEqual(coverRange(asked(later), later), a);
+  // The same instants sent as numbers: covered as asked (an absolute range, a zoomed graph).
+  const { movesWithNow: _, ...absolute } = asked(NOW);
+  assert.deepEqual(coverRange(absolute, NOW), absolute);
+});
+
 test('a range that ended over a minute ago is covered exactly as asked, to the millisecond', () => {
   const asked = { from: NOW - 3 * H - 1234, to: NOW - H + 999 };
   assert.deepEqual(coverRange(asked, NOW), asked);

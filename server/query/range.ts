@@ -4,7 +4,8 @@
  * A range that ended more than a minute ago is answered exactly as asked, to the
  * millisecond: whole days, hours and minutes from rollups, the seconds at either end from
  * raw rows, and the same range asked again (an absolute range, a zoomed graph) is the same
- * cache entry. A range ending "now" moves with every request: each end is moved forward to
+ * cache entry. A range ending "now" (or given relative to now: `to: now-5m`) moves with every
+ * request: each end is moved forward to
  * the next whole minute, so "last 24 hours" sent a few seconds later is the same cache entry
  * — never more than 59.999 s from what was asked, and the newest rows still in it. Grafana's
  * relative ends share their second of the minute, so the span is kept; an end already whole
@@ -22,6 +23,8 @@ export const DAY_MS = 24 * HOUR_MS;
 export interface TimeRange {
   from: number;
   to: number;
+  /** Given relative to now (validation.ts checkRange): it moves like a range ending now. */
+  movesWithNow?: boolean;
 }
 
 export const ceilTo = (t: number, width: number) => Math.ceil(t / width) * width;
@@ -38,8 +41,9 @@ export function movingStep(spanMs: number): number {
   return MOVING_STEPS.find((step) => step * 60 <= spanMs) ?? 1000;
 }
 
-/** Whether `asked` ends now, or later: then it moves with every request. */
-export const isMoving = (asked: TimeRange, now: number) => asked.to > now - MOVING_WITHIN_MS;
+/** Whether `asked` ends now, or later, or was given relative to now: then it moves with every request. */
+export const isMoving = (asked: TimeRange, now: number) =>
+  asked.to > now - MOVING_WITHIN_MS || asked.movesWithNow === true;
 
 export function coverRange(asked: TimeRange, now = Date.now(), rawKeptFrom: number | null = null): TimeRange {
   if (!isMoving(asked, now)) {

@@ -191,7 +191,7 @@ test('an answer computed before its covered range ends says up to when its rows 
   const [both] = notices({ from: 30_001, to: 150_001 });
   assert.match(
     both,
-    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: a range ending now or later is read in whole minutes\. Rows as stored at 1970-01-01 00:02:30 UTC/
+    /^Covered 1970-01-01 00:01:00 – 1970-01-01 00:03:00 UTC: a range ending now or later, or given relative to now, is read in whole minutes\. Rows as stored at 1970-01-01 00:02:30 UTC/
   );
   // Under an hour, the step the covered ends were moved to (range.ts movingStep), read off them.
   const step = (stepMs: number) =>
@@ -199,8 +199,8 @@ test('an answer computed before its covered range ends says up to when its rows 
       /^Covered .* UTC: /,
       ''
     );
-  assert.equal(step(15_000), 'a range ending now or later is read in steps of 15 seconds.');
-  assert.equal(step(1000), 'a range ending now or later is read in whole seconds.');
+  assert.equal(step(15_000), 'a range ending now or later, or given relative to now, is read in steps of 15 seconds.');
+  assert.equal(step(1000), 'a range ending now or later, or given relative to now, is read in whole seconds.');
   // The rendered text says the same.
   const text = renderFrames(early, q({ from: 60_000, to: 180_000 }), 'hit', 'A');
   assert.match(text, /Rows as stored at 1970-01-01 00:02:30 UTC/);

@@ -69,7 +69,7 @@ export function coveredRangeNotice(
     ? `Covered ${utc(covered.from)} – ${utc(covered.to)} UTC: ${
         inWholeHours
           ? 'raw rows this old are no longer kept, so its ends are read in whole hours from the rollups.'
-          : `a range ending now or later is read ${stepWords(stepMs)}.`
+          : `a range ending now or later, or given relative to now, is read ${stepWords(stepMs)}.`
       }`
     : '';
   return { severity: 'info', text: [range, rows].filter(Boolean).join(' ') };

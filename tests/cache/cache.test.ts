@@ -110,6 +110,30 @@ test('"last 24 hours" asked again seconds later is a hit; a different filter is 
   assert.ok(stats.entries > 0 && stats.memoryBytes > 0);
 });
 
+test('"to: now-5m" asked again seconds later is a hit, read in whole minutes and saying so (sent as milliseconds, each refresh was a range of its own)', async () => {
+  const svc = await start();
+  await startOfMinute();
+  const askRelative = async () => {
+    const r = await postJson(`${svc.url}/api/v1/query`, {
+      range: { from: 'now-24h', to: 'now-5m' },
+      queries: [{ refId: 'A', kind: 'stats', ruleCategory: 'auth' }],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body.results.A.frames[0].schema.meta;
+  };
+  const first = await askRelative();
+  assert.equal(first.custom.cache, 'miss');
+  assert.equal(first.custom.coveredRange.to % 60_000, 0, 'whole minutes');
+  assert.match(
+    first.notices.map((n: { text: string }) => n.text).join(' '),
+    /given relative to now, is read in whole minutes/
+  );
+  await new Promise((r) => setTimeout(r, 1500));
+  const again = await askRelative();
+  assert.equal(again.custom.cache, 'hit');
+  assert.deepEqual(again.custom.coveredRange, first.custom.coveredRange);
+});
+
 test('warming ahead: the answers the next minute will ask for are cached before it begins', async () => {
   const svc = await start({ CACHE_PREFIX: uniqueName('ahead').replace(/_/g, '-') });
   const span = DAY;
