@@ -40,7 +40,6 @@ export type Priority = 'user' | 'background';
 
 interface Waiter {
   start: () => void;
-  fail: (err: Error) => void;
 }
 
 export interface AdmissionOptions {
@@ -209,7 +208,6 @@ export class Admission {
           abandoned?.removeEventListener('abort', onAbandoned);
           resolve();
         },
-        fail: reject,
       };
       const timer = setTimeout(
         () =>
