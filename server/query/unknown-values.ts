@@ -83,6 +83,17 @@ export class KnownValues {
 
 const fold = (v: string) => v.trim().toLowerCase();
 
+/** A list's values as an array, made once per list read (closest-name.ts keeps its work per array). */
+const asArray = new WeakMap<ReadonlySet<string>, readonly string[]>();
+
+function listed(list: ReadonlySet<string>): readonly string[] {
+  let values = asArray.get(list);
+  if (!values) {
+    asArray.set(list, (values = [...list]));
+  }
+  return values;
+}
+
 /** A notice for each filter value (up to NAMED) that is no known value of its field. */
 export async function unknownValueNotices(filters: NormalizedQuery['filters'], known: KnownValues): Promise<Notice[]> {
   const notices: Notice[] = [];
@@ -106,7 +117,7 @@ export async function unknownValueNotices(filters: NormalizedQuery['filters'], k
       // Said for what differs: spaces around it, or the case of its letters.
       const why = same === undefined ? '' : same === value.trim() ? 'spaces count' : 'values are case-sensitive';
       // Otherwise the closest known one (`rule-1` → `rule-0001`), if one is close.
-      const near = same === undefined ? closest(value.slice(0, 64), [...list]) : undefined;
+      const near = same === undefined ? closest(value.slice(0, 64), listed(list)) : undefined;
       const hint = same
         ? ` (${why}: did you mean ${JSON.stringify(same)}?)`
         : near
