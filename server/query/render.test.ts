@@ -7,6 +7,7 @@ import { differsFromAsked } from './range';
 import {
   coveredRangeNotice,
   joinResults,
+  offPanelPointNotice,
   renderedBytes,
   renderFrames,
   renderInTurns,
@@ -101,9 +102,28 @@ test('a notice says when points are further apart than asked, and the answer sha
       severity: 'info',
       text: 'Points are 1 hour apart, not the 10 minutes asked: no finer rollup holds parserId; over 6 hours or less, raw rows are read by the minute.',
     },
+    {
+      // This fixture's hour is wider than its two minutes of range, and starts before them.
+      severity: 'warning',
+      text: 'Points are 1 hour apart, wider than the range: a point sits at the start of its 1 hour, so the first, at 1970-01-01 00:00:00 UTC, is before the range starts, off a panel showing the range. Its counts are over the part of its 1 hour inside the range; a narrower interval shows it.',
+    },
   ]);
   assert.match(notices(90_000)[0].text, /not the 90 seconds asked/);
   assert.deepEqual(notices(null), [], 'the other variant again: no notice');
+});
+
+test('points wider than the range are said to lie off the panel only when the first starts before the range', () => {
+  const H = 3_600_000;
+  assert.equal(offPanelPointNotice({ from: 10 * H, to: 12 * H }, H), null, 'narrower than the range');
+  assert.equal(offPanelPointNotice({ from: 10 * H, to: 12 * H }, null), null, 'no points');
+  assert.equal(offPanelPointNotice({ from: 24 * H, to: 30 * H }, 24 * H), null, 'wider, but starting with the range');
+  assert.equal(offPanelPointNotice({ from: 10 * H, to: 12 * H }, 2 * H), null, 'as wide as the range');
+  const said = offPanelPointNotice({ from: 30 * H, to: 32 * H }, 24 * H);
+  assert.equal(said?.severity, 'warning');
+  assert.match(
+    said!.text,
+    /^Points are 1 day apart, wider than the range: .* the first, at 1970-01-02 00:00:00 UTC, is before/
+  );
 });
 
 test('a one-query response body is the JSON of {results: {refId: {frames}}} in UTF-8, rendered once per variant and refId', () => {

@@ -7,7 +7,7 @@
 import { compactTimeColumns, type CacheStatus, type DataFrameJSON, type Notice } from '../contract';
 import { frameValues, type Answer } from './executor';
 import type { NormalizedQuery } from './normalize';
-import { MINUTE_MS, RAW_MINUTES_MAX_SPAN, type TimeRange } from './range';
+import { floorTo, MINUTE_MS, RAW_MINUTES_MAX_SPAN, type TimeRange } from './range';
 import { mapInTurns } from './turns';
 
 /** An instant as notices write it: `2026-01-01 10:00:00`, UTC, milliseconds only when there are any. */
@@ -114,6 +114,26 @@ export function coarserBucketNotice(
   return { severity: 'info', text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: ${why}.` };
 }
 
+/**
+ * The notice a timeseries shows when its points are wider than the range and the first starts
+ * before it: a point sits where its bucket starts, so that one lies off the panel's left edge,
+ * and a panel of a month with 365-day points showed nothing at all, with nothing to say why.
+ * Null when every point starts inside the range.
+ */
+export function offPanelPointNotice(range: TimeRange, bucketMs: number | null): Notice | null {
+  if (bucketMs === null || bucketMs <= range.to - range.from) {
+    return null;
+  }
+  const first = floorTo(range.from, bucketMs);
+  if (first >= range.from) {
+    return null;
+  }
+  return {
+    severity: 'warning',
+    text: `Points are ${width(bucketMs)} apart, wider than the range: a point sits at the start of its ${width(bucketMs)}, so the first, at ${utc(first)} UTC, is before the range starts, off a panel showing the range. Its counts are over the part of its ${width(bucketMs)} inside the range; a narrower interval shows it.`,
+  };
+}
+
 const CACHE_NOTICES: Partial<Record<CacheStatus, Notice>> = {
   stale: {
     severity: 'warning',
@@ -135,6 +155,7 @@ export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus,
     q.inWholeHours,
     q.movingStepMs ?? MINUTE_MS
   );
+  const offPanel = offPanelPointNotice(q.range, q.bucketMs);
   const notices = [
     ...answer.notices,
     ...(CACHE_NOTICES[cache] ? [CACHE_NOTICES[cache]!] : []),
@@ -142,6 +163,7 @@ export function withMeta(answer: Answer, q: NormalizedQuery, cache: CacheStatus,
     ...(q.coarserThanAskedMs !== null && q.bucketMs !== null
       ? [coarserBucketNotice(q.bucketMs, q.coarserThanAskedMs, q.fields, q.coarserBecause ?? 'rollups')]
       : []),
+    ...(offPanel ? [offPanel] : []),
   ];
   // The statement on the query's first frame only: Grafana's query inspector shows the first
   // frame's of each refId, and a grouped answer of 300 series repeating it (with every filter

@@ -320,6 +320,52 @@ test("a target copied from a dashboard, Grafana's intervalMs and maxDataPoints i
   );
 });
 
+test("points wider than the range, the first starting before it, are said to lie off the panel; their counts are the range's", async () => {
+  // A "min interval" of a year on a panel of two days: one point, placed where its 365 days begin,
+  // months before the panel's left edge: the panel showed nothing, and no notice said why.
+  const YEAR = 365 * DAY;
+  const to = Math.floor(Date.now() / DAY) * DAY - 3 * 3_600_000;
+  const from = to - 2 * DAY;
+  const r = await postJson(
+    `${svc.url}/api/v1/query`,
+    query({ from, to }, { kind: 'timeseries', intervalMs: YEAR, maxDataPoints: 100, metrics: ['executionCount'] }),
+    auth
+  );
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const frame = r.body.results.A.frames[0];
+  const [times, counts] = frame.data.values as number[][];
+  const first = Math.floor(from / YEAR) * YEAR;
+  assert.ok(first < from, 'the fixture: the year containing the range starts before it');
+  assert.equal(times[0], first);
+  const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM metrics WHERE time >= $1 AND time < $2', [
+    new Date(from),
+    new Date(to),
+  ]);
+  assert.equal(
+    counts.reduce((a, b) => a + b, 0),
+    rows[0].n,
+    "the points' counts are the range's"
+  );
+  const texts = (frame.schema.meta.notices ?? []).map((n: { text: string }) => n.text).join(' | ');
+  assert.match(texts, /Points are 365 days apart, wider than the range/, texts);
+  assert.ok(texts.includes(new Date(first).toISOString().slice(0, 10)), `names where the first point is: ${texts}`);
+
+  // Points within the range, or starting where it starts, need no such word.
+  const aligned = Math.floor(from / (4 * DAY)) * 4 * DAY;
+  for (const [f, t, interval] of [
+    [from, to, 3_600_000],
+    [aligned, aligned + 2 * DAY, 4 * DAY],
+  ] as const) {
+    const ok = await postJson(
+      `${svc.url}/api/v1/query`,
+      query({ from: f, to: t }, { kind: 'timeseries', intervalMs: interval, maxDataPoints: 1000 }),
+      auth
+    );
+    const said = (ok.body.results.A.frames[0].schema.meta.notices ?? []).map((n: { text: string }) => n.text);
+    assert.ok(!said.some((t: string) => /wider than the range/.test(t)), said.join(' | '));
+  }
+});
+
 test('with the cache turned off, its stats say so and give no hit rate (it was 0, as if every answer missed)', async () => {
   assert.equal((await postJson(`${svc.url}/api/v1/query`, query({ from: 'now-1h', to: 'now' }), auth)).status, 200);
   const stats = await (await fetch(`${svc.url}/api/v1/cache/stats`, { headers: auth })).json();
