@@ -14,7 +14,7 @@ import { Busy } from '../db/admission';
 import { isDataException, isLockTimeout, isStatementTimeout } from '../db/pools';
 import { databaseRefusal } from '../query/service';
 import type { AppDeps } from './app';
-import { requestLogger } from '../observability/logger';
+import { logRequest } from '../observability/logger';
 
 /** The client's X-Request-Id when it is a plain token, a fresh one otherwise. */
 export function requestIdFrom(header: string | string[] | undefined): string {
@@ -43,21 +43,17 @@ export function recordRequest(
   if (r.log === false || !deps.logger.isLevelEnabled('info')) {
     return;
   }
-  // Flat fields only: see requestLogger.
-  requestLogger(deps.logger).info(
-    {
-      reqId: r.reqId,
-      method: r.method,
-      // Cut: a client with no token could otherwise write 15 KB of log per request it sends.
-      path:
-        r.path.length > LOGGED_PATH_CHARS ? `${r.path.slice(0, LOGGED_PATH_CHARS)}… (${r.path.length} chars)` : r.path,
-      status: r.status,
-      durationMs: Math.round((performance.now() - r.started) * 100) / 100,
-      cache: r.cache,
-      tier: r.tier,
-    },
-    'request'
-  );
+  logRequest(deps.logger, {
+    reqId: r.reqId,
+    method: r.method,
+    // Cut: a client with no token could otherwise write 15 KB of log per request it sends.
+    path:
+      r.path.length > LOGGED_PATH_CHARS ? `${r.path.slice(0, LOGGED_PATH_CHARS)}… (${r.path.length} chars)` : r.path,
+    status: r.status,
+    durationMs: Math.round((performance.now() - r.started) * 100) / 100,
+    cache: r.cache,
+    tier: r.tier,
+  });
 }
 
 const TYPE_NOUNS: Record<string, string> = {

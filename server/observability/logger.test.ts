@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
-import { createLogger, FLUSH_MS, requestLogger } from './logger';
+import { createLogger, FLUSH_MS, logRequest, type RequestLine } from './logger';
 
 const LOGGER = join(__dirname, 'logger.ts');
 
@@ -81,7 +81,7 @@ test('request lines share the destination and its order; other loggers log their
   try {
     const log = createLogger({ level: 'info', fd: openSync(file, 'a') });
     log.info({ step: 1 }, 'before');
-    requestLogger(log).info({ reqId: 'r2', method: 'POST', path: '/api/v1/query', status: 200 }, 'request');
+    logRequest(log, { reqId: 'r2', method: 'POST', path: '/api/v1/query', status: 200, durationMs: 0.5 });
     log.info({ step: 3, config: { password: 'hunter2' } }, 'after');
     await new Promise((r) => setTimeout(r, FLUSH_MS * 3));
     const lines = readFileSync(file, 'utf8')
@@ -94,8 +94,36 @@ test('request lines share the destination and its order; other loggers log their
     );
     assert.equal(lines[1].reqId, 'r2');
     assert.equal(lines[2].config.password, '[Redacted]', 'the service logger still redacts');
-    const plain = pino({ level: 'silent' });
-    assert.equal(requestLogger(plain), plain);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a request line is the line pino writes for the same fields, byte for byte but the time; another logger's goes through its info", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ruleperf-log-'));
+  try {
+    const ours = join(dir, 'ours');
+    const theirs = join(dir, 'theirs');
+    const log = createLogger({ level: 'info', fd: openSync(ours, 'a') });
+    const reference = pino({ level: 'info' }, pino.destination({ dest: openSync(theirs, 'a'), sync: true }));
+    const lines: RequestLine[] = [
+      { reqId: 'r1', method: 'POST', path: '/api/v1/query', status: 200, durationMs: 0.07, cache: 'hit', tier: 'a+b' },
+      { reqId: 'r2', method: 'GET', path: '/x?"\\\u0000é€\u2028', status: 404, durationMs: 12 },
+      { reqId: 'r3', method: 'POST', path: '/api/v1/query', status: 503, durationMs: 1e-7, tier: 'raw' },
+    ];
+    for (const line of lines) {
+      logRequest(log, line);
+      reference.info(line, 'request');
+    }
+    await new Promise((r) => setTimeout(r, FLUSH_MS * 3));
+    const withoutTime = (file: string) => readFileSync(file, 'utf8').replace(/"time":\d+,/g, '');
+    assert.equal(withoutTime(ours), withoutTime(theirs));
+    assert.equal(withoutTime(ours).split('\n').length, 4);
+
+    const seen: unknown[] = [];
+    const plain = pino({ level: 'info' }, { write: (l: string) => seen.push(JSON.parse(l)) });
+    logRequest(plain, lines[0]);
+    assert.equal((seen[0] as RequestLine).reqId, 'r1');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -55,18 +55,51 @@ export function createLogger(o: LoggerOptions): pino.Logger {
     },
     destination
   );
-  requestLoggers.set(logger, pino({ level: 'info' }, destination));
+  requestWriters.set(
+    logger,
+    requestLineWriter(destination, (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym])
+  );
   return logger;
 }
 
-const requestLoggers = new WeakMap<pino.Logger, pino.Logger>();
+/** What a request line says: flat values only. */
+export interface RequestLine {
+  reqId: string;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  cache?: string;
+  tier?: string;
+}
+
+const requestWriters = new WeakMap<pino.Logger, (line: RequestLine) => void>();
 
 /**
- * Where request lines go: the same destination, without the redaction. A request line's
- * fields are flat values, which no redaction path (`*.authorization`: a key one level down)
- * can match, and trying costs about as much as writing the line. Callers check that the
- * service logs info lines first; a logger not made here is used as it is.
+ * A request line as pino writes one at info level (the same keys in the same order, an unset
+ * value left out), formatted here and handed to the batching destination. It is written for
+ * every request, cached hits included: through pino's log call it cost about 10 µs of CPU per
+ * request in the service (a quarter of a cached answer), as a template about 1. The fields are
+ * flat values no redaction path can match (`*.authorization` is a key one level down).
  */
-export function requestLogger(logger: pino.Logger): pino.Logger {
-  return requestLoggers.get(logger) ?? logger;
+function requestLineWriter(destination: { write(line: string): unknown }, bindings: string) {
+  const str = JSON.stringify;
+  return (l: RequestLine) => {
+    destination.write(
+      `{"level":30,"time":${Date.now()}${bindings},"reqId":${str(l.reqId)},"method":${str(l.method)},"path":${str(l.path)},"status":${l.status},"durationMs":${l.durationMs}${l.cache === undefined ? '' : `,"cache":${str(l.cache)}`}${l.tier === undefined ? '' : `,"tier":${str(l.tier)}`},"msg":"request"}\n`
+    );
+  };
+}
+
+/**
+ * Logs a request line. Callers check that the service logs info lines first; a logger not made
+ * here (a test's) logs it with its own info call.
+ */
+export function logRequest(logger: pino.Logger, line: RequestLine): void {
+  const write = requestWriters.get(logger);
+  if (write) {
+    write(line);
+  } else {
+    logger.info(line, 'request');
+  }
 }
