@@ -107,7 +107,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   );
   const app = createApp({
     service: stack.service,
-    variables: (name) => stack.variables.get(name),
+    variables: (name) => stack.variables.list(name),
     metrics,
     logger: log,
     security: securitySettings(config),

@@ -17,8 +17,8 @@ import {
   type InvalidateRequest,
   type ReadyResponse,
   type VariableName,
-  type VariableValue,
 } from '../contract';
+import type { HeldList } from './variables';
 import { carriesToken, requireRole } from './auth';
 import { closeAfterAnswer, closeIfBodyUnread, sendsBody } from './closing';
 import type { QueryService } from '../query/service';
@@ -51,7 +51,7 @@ export interface AppDeps {
   service: QueryService;
   cache: CacheControl;
   /** A dashboard variable's values (variables.ts VariableLists). */
-  variables: (name: VariableName) => Promise<VariableValue[]>;
+  variables: (name: VariableName) => Promise<HeldList>;
   /** Readiness; the app adds the security warnings. */
   ready: () => Promise<ReadyResponse>;
   metrics: Metrics;
@@ -217,7 +217,13 @@ function createExpressApp(deps: AppDeps) {
       return res.status(404).json({ error: `unknown variable; use one of: ${VARIABLE_NAMES.join(', ')}` });
     }
     try {
-      res.json({ values: await deps.variables(name.data) });
+      const list = await deps.variables(name.data);
+      // A list read before, served while the database cannot give one: said, with when it was read.
+      res.json(
+        list.staleSince === undefined
+          ? { values: list.values }
+          : { values: list.values, stale: true, listedAt: new Date(list.staleSince).toISOString() }
+      );
     } catch (err) {
       next(err);
     }

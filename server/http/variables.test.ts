@@ -28,7 +28,39 @@ test('asks share one read while it runs and for maxAgeMs after; then, or after a
   assert.equal(reads, 2, 'each list its own read');
   now = 10_001;
   fail = true;
-  await assert.rejects(lists.get('rules'));
+  await assert.rejects(lists.get('categories'), 'no list read before: the failure is the answer');
   fail = false;
-  assert.equal((await lists.get('rules'))[0].value, 'rules-4', 'the failure was not kept');
+  assert.equal((await lists.get('categories'))[0].value, 'categories-4', 'the failure was not kept');
+});
+
+test('a failed read serves the list read before, marked stale with when it was read, until staleMaxMs; then the failure', async () => {
+  let now = 0;
+  let reads = 0;
+  let fail = false;
+  const lists = new VariableLists(
+    async () => {
+      reads++;
+      if (fail) {
+        throw new Error('database is unavailable');
+      }
+      return [{ value: `r-${reads}`, text: '' }] as VariableValue[];
+    },
+    10_000,
+    () => now,
+    60_000
+  );
+  assert.deepEqual(await lists.list('rules'), { values: [{ value: 'r-1', text: '' }] });
+  fail = true;
+  now = 10_001;
+  assert.deepEqual(await lists.list('rules'), { values: [{ value: 'r-1', text: '' }], staleSince: 0 });
+  assert.equal(reads, 2);
+  now = 15_000;
+  assert.equal((await lists.list('rules')).staleSince, 0, 'the fallback is held for maxAgeMs: no read per ask');
+  assert.equal(reads, 2);
+  fail = false;
+  now = 20_002;
+  assert.deepEqual(await lists.list('rules'), { values: [{ value: 'r-3', text: '' }] }, 'read again, fresh');
+  fail = true;
+  now = 20_002 + 60_001;
+  await assert.rejects(lists.list('rules'), /unavailable/, 'older than staleMaxMs: not served');
 });

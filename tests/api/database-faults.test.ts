@@ -8,6 +8,7 @@ import { TcpProxy } from '../support/tcp-proxy';
 import type { RunningService } from '../../server/main';
 import { createPools, isReadDeadline, READ_DEADLINE_MARGIN_MS } from '../../server/db/pools';
 import { loadConfig } from '../../server/config';
+import { VARIABLES_MAX_AGE_MS } from '../../server/http/variables';
 
 let db: TestDatabase;
 let proxy: TcpProxy;
@@ -61,6 +62,32 @@ test('database down: 503 JSON within 1 s, readyz says so, and it recovers withou
   }
   assert.equal(status, 200, 'recovered');
   assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);
+});
+
+test('a variable list read before is served, marked stale, while the database cannot give one; a list never read is a 503', async () => {
+  const fresh = await fetch(`${svc.url}/api/v1/variables/parsers`);
+  assert.equal(fresh.status, 200);
+  const listed = await fresh.json();
+  assert.ok(listed.values.length > 0);
+  assert.equal(listed.stale, undefined, 'a fresh list is not marked');
+  const readAt = Date.now();
+  await proxy.stop();
+  try {
+    // Past the lists' age limit (VARIABLES_MAX_AGE_MS): the list is read again, and that read fails.
+    await new Promise((r) => setTimeout(r, Math.max(0, readAt + VARIABLES_MAX_AGE_MS + 200 - Date.now())));
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`${svc.url}/api/v1/variables/parsers`);
+      assert.equal(r.status, 200);
+      const stale = await r.json();
+      assert.deepEqual(stale.values, listed.values);
+      assert.equal(stale.stale, true);
+      assert.ok(Math.abs(Date.parse(stale.listedAt) - readAt) < 2000, stale.listedAt);
+    }
+    const never = await fetch(`${svc.url}/api/v1/variables/sourceTypes`);
+    assert.equal(never.status, 503, 'nothing to fall back on');
+  } finally {
+    await proxy.start();
+  }
 });
 
 test('a query kept waiting for a lock is cancelled before its statement timeout, saying so (503 with Retry-After, not a hang, not "narrow the range")', async () => {
