@@ -7,7 +7,7 @@ import { normalizeQuery } from './normalize';
 import { NormalizeMemo } from './normalize-memo';
 import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
 import { fingerprint } from '../cache/keys';
-import { NOW, query as statsQuery, SMALL_CATALOG } from './testing';
+import { NOW, query as statsQuery, rollup, SMALL_CATALOG } from './testing';
 
 const ROLLUPS = SMALL_CATALOG;
 /** A timeseries unless overridden. */
@@ -97,4 +97,21 @@ test('memoized values equal normalizing afresh (random ranges, intervals, kinds,
     ),
     { numRuns: 2000, seed: 18 }
   );
+});
+
+test('a remembered settled range is normalized again once a rollup kept for a while no longer keeps its start', () => {
+  const catalog = [
+    ...ROLLUPS,
+    { ...rollup('metrics_minute_by_rule', M, ['rule_id', 'rule_category', 'metric_type']), retentionMs: 7 * D + H },
+  ];
+  const memo = new NormalizeMemo();
+  const ts = query({ ruleId: 'rule-0001', metrics: ['executionCount'] });
+  // Three days ending 4 days back: on the minute grid today; its start leaves the retention in ~2 days.
+  const asked = { range: { from: NOW - 7 * D, to: NOW - 4 * D }, maxDataPoints: 500 };
+  const today = memo.normalize(asked, ts, catalog, NOW);
+  assert.equal(today.bucketMs, 9 * M);
+  assert.equal(memo.normalize(asked, ts, catalog, NOW + H), today, 'remembered meanwhile');
+  const later = memo.normalize(asked, ts, catalog, NOW + 2 * D);
+  assert.deepEqual([later.bucketMs, later.coarserBecause], [H, 'retention']);
+  assert.deepEqual(later, normalizeQuery(asked, ts, catalog, NOW + 2 * D));
 });

@@ -12,7 +12,7 @@
  */
 import type { RuleperfQuery } from '../contract';
 import type { RollupInfo } from './catalog';
-import { coverage, normalizeCovered, type NormalizedQuery, type RequestRange } from './normalize';
+import { coverage, normalizeCovered, widthsChangeAt, type NormalizedQuery, type RequestRange } from './normalize';
 import { deepFreeze } from './frozen';
 
 /** Coverages kept per query: the minute covered now and the one before, and a few settled ranges. */
@@ -26,6 +26,8 @@ interface Known {
   movingStepMs: number | null;
   intervalMs: number | undefined;
   maxDataPoints: number | undefined;
+  /** When a rollup's retention passes the range's start, which may change its bucket width (normalize.ts widthsChangeAt). */
+  until: number;
   q: NormalizedQuery;
 }
 
@@ -56,7 +58,8 @@ export class NormalizeMemo {
           k.inWholeHours === c.inWholeHours &&
           k.movingStepMs === c.movingStepMs &&
           k.intervalMs === c.intervalMs &&
-          k.maxDataPoints === c.maxDataPoints
+          k.maxDataPoints === c.maxDataPoints &&
+          now < k.until
         ) {
           return k.q;
         }
@@ -64,7 +67,7 @@ export class NormalizeMemo {
     } else {
       this.byQuery.set(query, (known = []));
     }
-    const q = deepFreeze(normalizeCovered(query, c, rollups));
+    const q = deepFreeze(normalizeCovered(query, c, rollups, now));
     known.push({
       from: c.range.from,
       to: c.range.to,
@@ -73,6 +76,7 @@ export class NormalizeMemo {
       movingStepMs: c.movingStepMs,
       intervalMs: c.intervalMs,
       maxDataPoints: c.maxDataPoints,
+      until: widthsChangeAt(rollups, c.range.from, now),
       q,
     });
     if (known.length > PER_QUERY) {

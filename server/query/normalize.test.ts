@@ -5,7 +5,7 @@ import { normalizeQuery } from './normalize';
 import { coarserBucketNotice } from './render';
 import { BudgetExceeded, BUDGET, checkBudget, schemaCardinality } from './budget';
 import { DAY_MS as D, HOUR_MS as H, MINUTE_MS as M } from './range';
-import { NOW, query, rollup, SMALL_CATALOG } from './testing';
+import { FULL_DIMS, NOW, query, rollup, SMALL_CATALOG } from './testing';
 import type { SeriesMetric } from '../contract';
 
 const ROLLUPS = SMALL_CATALOG;
@@ -192,4 +192,40 @@ test('the asked range counts only through the covered range and whether the two 
   );
   assert.equal(settled.movingStepMs, null, 'and moves by no step');
   assert.equal('asked' in moving, false, 'nothing per request is kept, so a normalized query can be shared');
+});
+
+test('a range the minute rollups no longer keep takes the widths of the rollups that keep it, and says why', () => {
+  // The minute tier per rule, kept 7 days and an hour; hourly kept as long as raw rows.
+  const catalog = [
+    rollup('metrics_hourly', H, FULL_DIMS),
+    { ...rollup('metrics_minute_by_rule', M, ['rule_id', 'rule_category', 'metric_type']), retentionMs: 7 * D + H },
+  ];
+  const ask = (from: number, to: number) =>
+    normalizeQuery(
+      { range: { from, to }, maxDataPoints: 500 },
+      query({ kind: 'timeseries', ruleId: 'rule-0001', metrics: ['executionCount'] }),
+      catalog,
+      NOW
+    );
+  // Three days, three weeks back: 9-minute points on the minute grid read three days of raw rows.
+  const old = ask(NOW - 23 * D, NOW - 20 * D);
+  assert.equal(old.bucketMs, H);
+  assert.equal(old.coarserBecause, 'retention');
+  assert.match(
+    coarserBucketNotice(old.bucketMs!, old.coarserThanAskedMs!, old.fields, old.coarserBecause!).text,
+    /^Points are 1 hour apart, not the 519 seconds asked: the rollups as fine as that keep only the most recent days/
+  );
+  // The same span inside the retention: the minute grid (9 minutes for 519 s: counts per point said as such).
+  const recent = ask(NOW - 3 * D, NOW);
+  assert.deepEqual([recent.bucketMs, recent.coarserBecause], [9 * M, 'totals']);
+  // Starting up to RAW_MINUTES_MAX_SPAN (6 h) before the edge: the rest read by the minute, as a short range is.
+  const edge = NOW - 7 * D - H + 10 * M;
+  assert.equal(ask(edge - 5 * H, edge - 5 * H + 3 * D).bucketMs, 9 * M);
+  assert.equal(ask(edge - 7 * H, edge - 7 * H + 3 * D).bucketMs, H);
+  // A short range that old is still read by the minute from raw rows.
+  assert.deepEqual(
+    [ask(NOW - 20 * D, NOW - 20 * D + 2 * H).bucketMs, ask(NOW - 20 * D, NOW - 20 * D + 2 * H).coarserBecause],
+    [M, 'minute'],
+    'by the minute, the finest width (14.4 s asked)'
+  );
 });

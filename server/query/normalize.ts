@@ -21,7 +21,7 @@ import {
 } from '../contract';
 import type { RollupInfo } from './catalog';
 import { KINDS } from './kinds';
-import { levels } from './plan';
+import { levels, RETENTION_MARGIN_MS } from './plan';
 import {
   chooseBucket,
   coverRange,
@@ -30,6 +30,7 @@ import {
   isMoving,
   MINUTE_MS,
   movingStep,
+  RAW_MINUTES_MAX_SPAN,
   type TimeRange,
 } from './range';
 
@@ -65,9 +66,10 @@ export interface NormalizedQuery {
    * width ('totals': a count per point reads 33 % more than the interval the panel shows). Rates,
    * averages and percentiles mean the same at either width: no notice for them then. Asked finer
    * than a minute, the finest width ('minute': 1-second points on a "last 5 minutes" panel of
-   * counts came a minute apart, each count a minute's, with nothing to say so).
+   * counts came a minute apart, each count a minute's, with nothing to say so). The rollups
+   * as fine as asked keep fewer days than the range reaches back ('retention').
    */
-  coarserBecause: 'rollups' | 'totals' | 'minute' | null;
+  coarserBecause: 'rollups' | 'retention' | 'totals' | 'minute' | null;
   /** Every dimension the answer reads: filters, grouping, and the kind's own. */
   fields: FilterField[];
 }
@@ -113,8 +115,36 @@ function asList(value: string | string[] | undefined): string[] | undefined {
   return [...new Set(Array.isArray(value) ? value : [value])].sort();
 }
 
-/** The normalized query for a coverage (see `coverage`). */
-export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: readonly RollupInfo[]): NormalizedQuery {
+/**
+ * Where a rollup kept for a while (the minute tier: 7 days and an hour) stops offering its width
+ * for a range starting at `from`: once it keeps less of the range than raw minutes may be read for
+ * (RAW_MINUTES_MAX_SPAN). A 3-day range three weeks back was bucketed by 9 minutes, the minute
+ * rollups' grid, and read three days of raw rows (all of them at that width); such a range takes
+ * the widths of the rollups that keep it. Null for a rollup kept as long as the raw rows.
+ */
+function widthKeptUntil(r: RollupInfo, from: number): number | null {
+  return r.retentionMs ? from + r.retentionMs - RETENTION_MARGIN_MS + RAW_MINUTES_MAX_SPAN : null;
+}
+
+/** When the widths a range starting at `from` may take next change (normalize-memo.ts: a remembered query is good until then). */
+export function widthsChangeAt(rollups: readonly RollupInfo[], from: number, now: number): number {
+  let at = Infinity;
+  for (const r of rollups) {
+    const until = widthKeptUntil(r, from);
+    if (until !== null && until > now) {
+      at = Math.min(at, until);
+    }
+  }
+  return at;
+}
+
+/** The normalized query for a coverage (see `coverage`) at `now`. */
+export function normalizeCovered(
+  query: RuleperfQuery,
+  c: Coverage,
+  rollups: readonly RollupInfo[],
+  now = Date.now()
+): NormalizedQuery {
   const spec = KINDS[query.kind];
   const filters: Partial<Record<FilterField, string[]>> = {};
   for (const field of FILTER_FIELDS) {
@@ -132,20 +162,35 @@ export function normalizeCovered(query: RuleperfQuery, c: Coverage, rollups: rea
     ]),
   ].sort();
   const range = { from: c.range.from, to: c.range.to };
+  const holding = spec.bucketed ? levels(rollups, fields) : [];
+  const keeping = holding.filter((r) => (widthKeptUntil(r, range.from) ?? Infinity) > now);
+  const bucketOptions = { intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, granularity: query.granularity };
   const bucket = spec.bucketed
     ? chooseBucket(
         range,
-        { intervalMs: c.intervalMs, maxDataPoints: c.maxDataPoints, granularity: query.granularity },
-        levels(rollups, fields).map((r) => r.bucketMs)
+        bucketOptions,
+        keeping.map((r) => r.bucketMs)
       )
     : null;
+  // Coarser only because the finer rollups no longer keep the range: said so, not "no finer rollup holds it".
+  const forRetention =
+    bucket !== null &&
+    bucket.coarser &&
+    keeping.length < holding.length &&
+    !chooseBucket(
+      range,
+      bucketOptions,
+      holding.map((r) => r.bucketMs)
+    ).coarser;
   const askedWholeSeconds = bucket ? Math.ceil(bucket.askedMs / 1000) * 1000 : 0;
   // Nothing asked (no interval, no maxDataPoints, granularity auto): the width is the service's choice, said nowhere.
   const coarserBecause =
     !bucket || bucket.askedMs === 0
       ? null
       : bucket.coarser
-        ? ('rollups' as const)
+        ? forRetention
+          ? ('retention' as const)
+          : ('rollups' as const)
         : bucket.bucketMs > askedWholeSeconds && params.metrics.some((m) => PER_POINT_TOTALS.has(m))
           ? bucket.askedMs < MINUTE_MS
             ? ('minute' as const)
@@ -181,5 +226,5 @@ export function normalizeQuery(
   now = Date.now(),
   rawKeptFrom: number | null = null
 ): NormalizedQuery {
-  return normalizeCovered(query, coverage(request, now, rawKeptFrom), rollups);
+  return normalizeCovered(query, coverage(request, now, rawKeptFrom), rollups, now);
 }

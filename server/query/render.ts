@@ -102,15 +102,17 @@ export function coarserBucketNotice(
   bucketMs: number,
   askedMs: number,
   fields: readonly string[],
-  because: 'rollups' | 'totals' | 'minute' = 'rollups'
+  because: 'rollups' | 'retention' | 'totals' | 'minute' = 'rollups'
 ): Notice {
   const totals = `each point's counts are totals over its ${width(bucketMs)} (the first and last point's, over the part of it in the range)`;
   const why =
     because === 'minute'
       ? `a minute is the finest width points have, and ${totals}`
-      : because === 'totals'
-        ? `points are on the grid of the widest rollup at or under the width asked (a whole multiple of its width, and no more points than asked), and ${totals}`
-        : `no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`;
+      : because === 'retention'
+        ? `the rollups as fine as that keep only the most recent days, not this range; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`
+        : because === 'totals'
+          ? `points are on the grid of the widest rollup at or under the width asked (a whole multiple of its width, and no more points than asked), and ${totals}`
+          : `no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`;
   return { severity: 'info', text: `Points are ${width(bucketMs)} apart, not the ${width(askedMs)} asked: ${why}.` };
 }
 

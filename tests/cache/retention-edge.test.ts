@@ -56,3 +56,34 @@ test('minutes dropped at the retention edge after the state was read are not ans
   const after = await stats(range);
   assert.equal(after.count, raw, `after the refresh elsewhere (tiers ${after.tiers.join(', ')})`);
 });
+
+test('a timeseries older than the minute rollups keep is read in hourly points from the rollups that keep it, not from days of raw rows, and says so', async () => {
+  const HOUR = 60 * MINUTE;
+  // 20 hours ending a day before the minute tiers' edge: 3-minute points (500 at most) were on the
+  // minute grid, which no rollup keeps that far back, so every one of them came from raw rows.
+  const from = Math.ceil((Date.now() - 8 * 24 * HOUR) / HOUR) * HOUR + HOUR;
+  const range = { from, to: from + 20 * HOUR };
+  const r = await postJson(`${svc.url}/api/v1/query`, {
+    range,
+    maxDataPoints: 500,
+    queries: [{ refId: 'A', kind: 'timeseries', ruleId: 'rule-0003', metrics: ['executionCount'] }],
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+  const frame = r.body.results.A.frames[0];
+  const meta = frame.schema.meta;
+  assert.equal(meta.custom.bucketMs, HOUR);
+  assert.ok(!meta.custom.tiers.includes('raw'), `tiers ${meta.custom.tiers.join(', ')}`);
+  const texts = (meta.notices ?? []).map((n: { text: string }) => n.text).join(' | ');
+  assert.match(texts, /Points are 1 hour apart, not the 144 seconds asked: the rollups as fine as that keep only/);
+  const { rows } = await db.pool.query(
+    `SELECT (extract(epoch FROM date_trunc('hour', time)) * 1000)::bigint AS t, count(*)::int AS n FROM metrics
+     WHERE rule_id = 'rule-0003' AND time >= $1 AND time < $2 GROUP BY 1 ORDER BY 1`,
+    [new Date(range.from), new Date(range.to)]
+  );
+  assert.ok(rows.length > 10, 'the fixture has rows for the rule there');
+  const [times, counts] = frame.data.values as number[][];
+  const answered = new Map(times.map((t, i) => [t, counts[i]]));
+  for (const row of rows) {
+    assert.equal(answered.get(Number(row.t)), row.n, `the hour at ${new Date(Number(row.t)).toISOString()}`);
+  }
+});
