@@ -21,10 +21,10 @@ export const utc = (ms: number) =>
 /**
  * What an answer computed before its covered range ends holds: the rows as they were then (a
  * range ending now). Rows deleted or rewritten since are still counted in it, as rows added since
- * are not, until its key moves on (range.ts movingStep: at least every minute).
+ * are not, until it is computed again: its key moves on each step (range.ts movingStep), and the cache keeps it at most CACHE_TTL_SECONDS plus up to CACHE_JITTER_SECONDS, so an answer warmed a few seconds before its minute begins is served through that minute.
  */
 function rowsUpTo(computedAt: number): string {
-  return `Rows as stored at ${utc(secondOf(computedAt))} UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, at least every minute for answers reaching the last minutes.`;
+  return `Rows as stored at ${utc(secondOf(computedAt))} UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, about once a minute for answers reaching the last minutes (kept 60 to 70 s by default).`;
 }
 
 /**
