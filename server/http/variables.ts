@@ -1,25 +1,84 @@
 /** Values for Grafana dashboard variables: rules, parsers, categories, metric types, source types, statuses. */
 import type { Pool } from 'pg';
-import { STATUSES, type VariableName, type VariableValue } from '../contract';
+import { STATUSES, type FilterField, type VariableName, type VariableValue } from '../contract';
+import { COLUMN_OF } from '../query/columns';
 import type { RollupInfo } from '../query/catalog';
 import { levels } from '../query/plan';
+import { HOUR_MS } from '../query/range';
 import { ident } from '../query/sql';
 
-const SQL: Record<Exclude<VariableName, 'statuses' | 'metricTypes'>, string> = {
-  rules: `SELECT rule_id AS value, rule_name || ' (' || rule_id || ')' AS text FROM rules ORDER BY rule_id`,
-  parsers: `SELECT parser_id AS value, parser_name || ' (' || parser_id || ')' AS text FROM parsers ORDER BY parser_id`,
-  categories: `SELECT DISTINCT rule_category AS value, rule_category AS text FROM rules ORDER BY 1`,
-  sourceTypes: `SELECT DISTINCT source_type AS value, source_type AS text FROM parsers ORDER BY 1`,
-};
+/**
+ * The lists from the rules and parsers tables, and the values the rollups hold beside them: a
+ * rule deleted from `rules` (its executions kept) or one whose rows came before its entry (the
+ * schema has no foreign keys) was in every panel yet offered by no dashboard variable. Those come
+ * with their id as text.
+ */
+function listSql(name: Exclude<VariableName, 'statuses' | 'metricTypes'>, rollups: readonly RollupInfo[]): string {
+  switch (name) {
+    case 'rules':
+      return `SELECT rule_id AS value, rule_name || ' (' || rule_id || ')' AS text FROM rules${heldBeside('ruleId', rollups, 'rules', 'rule_id')} ORDER BY 1`;
+    case 'parsers':
+      return `SELECT parser_id AS value, parser_name || ' (' || parser_id || ')' AS text FROM parsers${heldBeside('parserId', rollups, 'parsers', 'parser_id')} ORDER BY 1`;
+    case 'categories':
+      return `SELECT DISTINCT rule_category AS value, rule_category AS text FROM rules${heldBeside('ruleCategory', rollups)} ORDER BY 1`;
+    case 'sourceTypes':
+      return `SELECT DISTINCT source_type AS value, source_type AS text FROM parsers${heldBeside('sourceType', rollups)} ORDER BY 1`;
+  }
+}
+
+/** ` UNION …`: the values of `field` the rollups hold and the table does not (`table.key`; no table: UNION drops repeats). */
+function heldBeside(field: FilterField, rollups: readonly RollupInfo[], table?: string, key?: string): string {
+  const held = heldValuesSql(field, rollups);
+  if (!held) {
+    return '';
+  }
+  return table
+    ? ` UNION ALL SELECT h.v, h.v FROM (${held}) h(v) WHERE h.v IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${table} t WHERE t.${key} = h.v)`
+    : ` UNION SELECT h.v, h.v FROM (${held}) h(v) WHERE h.v IS NOT NULL`;
+}
 
 /**
- * Metric types: those of the rules, and those of rows of any kind — read from the smallest
- * rollup of each width that holds the metric type (from the registry), not from raw rows.
+ * The distinct values of `field` in the rollups, as unknown-values.ts looks for one: the coarsest
+ * rollup holding it (all history, a few rows a day), the widest of an hour or less for the last
+ * two days (days the coarsest has not yet), and for rules and parsers the finest for the last two
+ * hours. Rule and parser ids are indexed: the coarsest is read one id at a time down its index
+ * (thousands of rules, a few ms), not all its rows.
  */
+/** Fields the rollups index as (field, bucket): read down the index. */
+const INDEXED: ReadonlySet<FilterField> = new Set(['ruleId', 'parserId']);
+
+function heldValuesSql(field: FilterField, rollups: readonly RollupInfo[]): string | null {
+  const having = levels(rollups, [field]).sort((a, b) => a.bucketMs - b.bucketMs);
+  if (having.length === 0) {
+    return null;
+  }
+  const column = ident(COLUMN_OF[field]);
+  const coarsest = having[having.length - 1];
+  const reads = [
+    { r: coarsest, since: null },
+    ...having
+      .filter((r) => r.bucketMs <= HOUR_MS)
+      .slice(-1)
+      .map((r) => ({ r, since: '2 days' })),
+    ...(INDEXED.has(field) ? [{ r: having[0], since: '2 hours' }] : []),
+  ].filter((read, i) => i === 0 || read.r !== coarsest);
+  return reads
+    .map(({ r, since }) => {
+      const recent = since ? ` AND bucket >= now() - interval '${since}'` : '';
+      if (!INDEXED.has(field)) {
+        return `SELECT ${column} FROM ${ident(r.name)} WHERE true${recent}`;
+      }
+      // Down the (id, bucket) index, one id at a time.
+      const next = (after: string) =>
+        `SELECT ${column} FROM ${ident(r.name)} WHERE ${column} ${after}${recent} ORDER BY 1 LIMIT 1`;
+      return `(WITH RECURSIVE ids(v) AS ((${next('IS NOT NULL')}) UNION ALL SELECT (${next('> ids.v')}) FROM ids WHERE ids.v IS NOT NULL) SELECT v FROM ids)`;
+    })
+    .join(' UNION ');
+}
+
+/** Metric types: those of the rules, and those of rows of any kind, which the rollups hold (from the registry). */
 function metricTypesSql(rollups: readonly RollupInfo[]): string {
-  const sources = levels(rollups, ['metricType']).map((r) => `SELECT metric_type FROM ${ident(r.name)}`);
-  return `SELECT metric_type AS value, metric_type AS text FROM
-            (${['SELECT metric_type FROM rules', ...sources].join(' UNION ')}) t ORDER BY 1`;
+  return `SELECT metric_type AS value, metric_type AS text FROM rules${heldBeside('metricType', rollups)} ORDER BY 1`;
 }
 
 /** A variable's values in order; `limit` keeps the first ones (warming only needs to know whether a list is short). */
@@ -32,7 +91,7 @@ export async function variableValues(
   if (name === 'statuses') {
     return STATUSES.map((s) => ({ value: s, text: s })).slice(0, limit);
   }
-  const sql = name === 'metricTypes' ? metricTypesSql(rollups) : SQL[name];
+  const sql = name === 'metricTypes' ? metricTypesSql(rollups) : listSql(name, rollups);
   if (limit === undefined) {
     return (await db.query(sql)).rows;
   }

@@ -12,6 +12,7 @@ import type { RunningService } from '../../server/main';
 import { variableValues } from '../../server/http/variables';
 import { loadRollupCatalog } from '../../server/query/catalog';
 import { VARIABLE_NAMES } from '../../server/contract';
+import { refreshRollups } from '../../server/db/refresh';
 
 const TOKEN = 's3cret-token-for-tests';
 let db: TestDatabase;
@@ -374,4 +375,35 @@ test('text that is not valid Unicode, numbers read as Infinity and dates that do
   });
   assert.equal(expect.status, 417);
   assert.match(JSON.parse(expect.body).error, /Expect header is not supported/);
+});
+
+test('variables also list the values only the data holds: a rule deleted from `rules`, ids and names whose rows came first', async () => {
+  await db.pool.query(`DELETE FROM rules WHERE rule_id = 'rule-0040'`);
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, parser_id, rule_category, source_type, status, execution_time_ms, records_processed, records_failed)
+     SELECT now() - interval '3 hours' + g * interval '1 second', 'NEWTYPE', 'rule-9999', 'parser-999', 'ransomware', 's3', 'SUCCESS', 5, 1, 0
+     FROM generate_series(1, 3) g`
+  );
+  await refreshRollups(db.pool, 'postgres');
+  const rollups = await loadRollupCatalog(db.pool);
+  const list = async (name: (typeof VARIABLE_NAMES)[number]) => {
+    const values = await variableValues(db.pool, name, rollups);
+    assert.equal(new Set(values.map((v) => v.value)).size, values.length, `${name}: each value once`);
+    return values;
+  };
+  const rules = await list('rules');
+  assert.equal(rules.length, 41);
+  assert.deepEqual(
+    rules.filter((r) => r.value === 'rule-0040' || r.value === 'rule-9999'),
+    [
+      { value: 'rule-0040', text: 'rule-0040' },
+      { value: 'rule-9999', text: 'rule-9999' },
+    ],
+    'by id, having no name'
+  );
+  assert.ok(rules.find((r) => r.value === 'rule-0001')!.text.endsWith('(rule-0001)'), 'the others keep their names');
+  assert.ok((await list('parsers')).some((p) => p.value === 'parser-999' && p.text === 'parser-999'));
+  assert.ok((await list('categories')).some((c) => c.value === 'ransomware'));
+  assert.ok((await list('sourceTypes')).some((c) => c.value === 's3'));
+  assert.ok((await list('metricTypes')).some((c) => c.value === 'NEWTYPE'));
 });

@@ -13,6 +13,8 @@ import { migrate } from '../../server/db/migrate';
 import { loadRawExtent, pendingChanges, rawKeptFrom, refreshRollups, rollupStatus } from '../../server/db/refresh';
 import { databaseIdentity } from '../../server/db/identity';
 import { loadRollupCatalog } from '../../server/query/catalog';
+import { variableValues } from '../../server/http/variables';
+import type { VariableName } from '../../server/contract';
 import { assertAllRollupsExact, rollupDifferences } from './reference';
 
 const MIN = 60_000;
@@ -228,4 +230,16 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
   } finally {
     await old.stop();
   }
+});
+
+test("the variables' lists read the values the continuous aggregates hold beside the rules and parsers tables", async () => {
+  const rollups = await loadRollupCatalog(db.pool);
+  const values = async (name: VariableName) => (await variableValues(db.pool, name, rollups)).map((v) => v.value);
+  const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM rules`);
+  assert.equal(rows[0].n, 0, 'the fixture: no rule registered');
+  assert.deepEqual(await values('rules'), ['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6']);
+  assert.deepEqual(await values('parsers'), ['p0', 'p1', 'p2']);
+  assert.deepEqual(await values('categories'), ['auth', 'net']);
+  assert.deepEqual(await values('sourceTypes'), ['dns', 'syslog']);
+  assert.deepEqual(await values('metricTypes'), ['ENRICHMENT', 'PARSER_EXECUTION', 'RULE_EXECUTION']);
 });
