@@ -37,16 +37,16 @@ function heldBeside(field: FilterField, rollups: readonly RollupInfo[], table?: 
     : ` UNION SELECT h.v, h.v FROM (${held}) h(v) WHERE h.v IS NOT NULL`;
 }
 
-/**
- * The distinct values of `field` in the rollups, as unknown-values.ts looks for one: the coarsest
- * rollup holding it (all history, a few rows a day), the widest of an hour or less for the last
- * two days (days the coarsest has not yet), and for rules and parsers the finest for the last two
- * hours. Rule and parser ids are indexed: the coarsest is read one id at a time down its index
- * (thousands of rules, a few ms), not all its rows.
- */
 /** Fields the rollups index as (field, bucket): read down the index. */
 const INDEXED: ReadonlySet<FilterField> = new Set(['ruleId', 'parserId']);
 
+/**
+ * The distinct values of `field` in the rollups, as unknown-values.ts looks for one: the coarsest
+ * rollup holding it (all history, a few rows a day), the widest of an hour or less for the last
+ * two days (days the coarsest has not yet), and the finest for the last two hours (those the
+ * hourly rollups have not yet). Rule and parser ids are indexed: the coarsest is read one id at a time down its index
+ * (thousands of rules, a few ms), not all its rows.
+ */
 function heldValuesSql(field: FilterField, rollups: readonly RollupInfo[]): string | null {
   const having = levels(rollups, [field]).sort((a, b) => a.bucketMs - b.bucketMs);
   if (having.length === 0) {
@@ -60,8 +60,8 @@ function heldValuesSql(field: FilterField, rollups: readonly RollupInfo[]): stri
       .filter((r) => r.bucketMs <= HOUR_MS)
       .slice(-1)
       .map((r) => ({ r, since: '2 days' })),
-    ...(INDEXED.has(field) ? [{ r: having[0], since: '2 hours' }] : []),
-  ].filter((read, i) => i === 0 || read.r !== coarsest);
+    { r: having[0], since: '2 hours' },
+  ].filter((read, i, all) => all.findIndex((earlier) => earlier.r === read.r) === i);
   return reads
     .map(({ r, since }) => {
       const recent = since ? ` AND bucket >= now() - interval '${since}'` : '';

@@ -233,6 +233,7 @@ test('upgrading a schema-5 TimescaleDB database with data keeps every aggregate 
 });
 
 test("the variables' lists read the values the continuous aggregates hold beside the rules and parsers tables", async () => {
+  // The rows the tests above inserted (insertSpread) and refreshed, of rules and parsers never registered.
   const rollups = await loadRollupCatalog(db.pool);
   const values = async (name: VariableName) => (await variableValues(db.pool, name, rollups)).map((v) => v.value);
   const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM rules`);
