@@ -164,10 +164,13 @@ export class UnknownValueExecutor implements Executor {
 }
 
 /**
- * Which of `values` of `field` the rollups hold: the coarsest one with the dimension (a few rows
- * a day, all history), the widest of an hour or less (today's hours, which the coarsest has not
- * yet), and for rules and parsers (indexed there) the finest, which holds the last minutes.
- * With no rollup to look in, every value counts as held.
+ * Which of `values` of `field` the data holds: in the rollups, the coarsest one with the dimension
+ * (a few rows a day, all history), the widest of an hour or less (today's hours, which the
+ * coarsest has not yet), and the finest, which holds the last minutes (for rules and parsers,
+ * indexed there, all of it; for the others its last two hours); and in the raw rows no rollup
+ * holds yet, above the finest one's watermark and in ranges changed but not refreshed (a late row
+ * of a new category was "no category the service knows" until the next refresh). With no rollup
+ * to look in, every value counts as held.
  */
 export function valuesInData(
   db: Pick<Pool, 'query'>,
@@ -179,14 +182,19 @@ export function valuesInData(
       return new Set(values);
     }
     const indexed = field === 'ruleId' || field === 'parserId';
-    const sources = new Set([
-      having[having.length - 1],
-      ...having.filter((r) => r.bucketMs <= HOUR_MS).slice(-1),
-      ...(indexed ? having.slice(0, 1) : []),
-    ]);
+    const finest = having[0];
+    const sources = new Set([having[having.length - 1], ...having.filter((r) => r.bucketMs <= HOUR_MS).slice(-1)]);
     const column = ident(COLUMN_OF[field]);
-    const held = [...sources].map((r) => `EXISTS (SELECT 1 FROM ${ident(r.name)} WHERE ${column} = v)`).join(' OR ');
-    const { rows } = await db.query<{ v: string }>(`SELECT v FROM unnest($1::text[]) v WHERE ${held}`, [values]);
+    const held = [
+      ...[...sources].map((r) => `EXISTS (SELECT 1 FROM ${ident(r.name)} WHERE ${column} = v)`),
+      `EXISTS (SELECT 1 FROM ${ident(finest.name)} WHERE ${column} = v${indexed ? '' : ` AND bucket >= now() - interval '2 hours'`})`,
+      `EXISTS (SELECT 1 FROM metrics WHERE ${column} = v AND time >= coalesce((SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $2), '-infinity'))`,
+      `EXISTS (SELECT 1 FROM ruleperf_pending_changes p JOIN metrics m ON m.time >= p.lo AND m.time <= p.hi WHERE m.${column} = v)`,
+    ].join(' OR ');
+    const { rows } = await db.query<{ v: string }>(`SELECT v FROM unnest($1::text[]) v WHERE ${held}`, [
+      values,
+      finest.name,
+    ]);
     return new Set(rows.map((r) => r.v));
   };
 }

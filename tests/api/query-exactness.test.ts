@@ -279,6 +279,35 @@ test('a filter value the service does not know, in an answer that matched nothin
   assert.match(JSON.stringify(series.frames[0].schema.meta.notices), /no source type the service knows/);
 });
 
+test('a value only raw rows hold yet (a late row not refreshed, or the last minutes) is known: no "unknown" notice', async () => {
+  // Both rows after the rollups' last refresh: one two days back (a late row, pending), one a minute ago.
+  await db.pool.query(
+    `INSERT INTO metrics (time, metric_type, rule_id, parser_id, rule_category, source_type, status, execution_time_ms, records_processed, records_failed)
+     VALUES (now() - interval '2 days', 'RULE_EXECUTION', 'rule-0001', 'parser-001', 'ransomware', 'syslog', 'SUCCESS', 5, 1, 0),
+            (now() - interval '1 minute', 'RULE_EXECUTION', 'rule-0001', 'parser-001', 'network', 's3', 'SUCCESS', 5, 1, 0)`
+  );
+  try {
+    // A range holding neither row: nothing matched, and each value is one the data holds.
+    const range = { name: 'old', from: now - 8 * DAY, to: now - 7 * DAY };
+    for (const filter of [{ ruleCategory: 'ransomware' }, { sourceType: 's3' }]) {
+      const { frames } = await ask(range, { kind: 'stats', ...filter });
+      assert.equal(frames[0].data.values[0][0], 0, 'the fixture: nothing in that range');
+      const warnings = (frames[0].schema.meta.notices ?? []).filter(
+        (n: { severity: string }) => n.severity === 'warning'
+      );
+      assert.deepEqual(warnings, [], JSON.stringify(filter));
+    }
+    const { frames } = await ask(range, { kind: 'stats', ruleCategory: 'ransomwares' });
+    assert.match(
+      JSON.stringify(frames[0].schema.meta.notices),
+      /it is no category the service knows/,
+      'a value nowhere still is'
+    );
+  } finally {
+    await db.pool.query(`DELETE FROM metrics WHERE rule_category = 'ransomware' OR source_type = 's3'`);
+  }
+});
+
 test('topRules: the slowest rules by p95, with names and categories, each exact', async () => {
   for (const range of [RANGES[1], RANGES[2]]) {
     const { frames, meta } = await ask(range, { kind: 'topRules', limit: 10 });
