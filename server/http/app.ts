@@ -3,7 +3,7 @@
  * 400/401/403/404/405/413/415/429 with {error, details?}; never a stack trace, never a 500
  * for what a client sent.
  */
-import { BODY_LIMIT_BYTES, BODY_PIECES_MAX, BodyBudget } from './body-budget';
+import { BODY_LIMIT_BYTES, BODY_PIECES_MAX, BodyBudget, SLOW_BODY_MS } from './body-budget';
 import { UnsentAnswers, type SendLimits } from './unsent';
 import { PIPELINED_BUSY, PipelineLimit } from './pipelining';
 import { jsonBodyOf, parseInvalidateRequest, parseQueryRequest, shapeRefusal, turnToParse } from './body-shape';
@@ -459,6 +459,12 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
             refused(req, 503);
           }
         },
+        slow: () => {
+          refuseSlowBody(req, res);
+          if (!viaExpress) {
+            refused(req, 408);
+          }
+        },
         tooLarge: (why) => {
           refuseTooLarge(req, res, why);
           if (!viaExpress) {
@@ -547,8 +553,14 @@ function refuseBusy(req: IncomingMessage, res: ServerResponse, error: string): v
 }
 
 const BODIES_BUSY = 'the service is busy (too many request bodies arriving at once); retry in 1 s';
+const SLOW_BODY = `request body still arriving after ${SLOW_BODY_MS / 1000} s while others waited for room: send it faster, or retry`;
 
 /** A request whose body the budget cannot hold: 503 busy, the rest of its body not read, its connection closed. */
 function refuseBody(req: IncomingMessage, res: ServerResponse): void {
   refuseUnread(req, res, 503, { 'retry-after': '1' }, BODIES_BUSY);
+}
+
+/** A body still arriving after SLOW_BODY_MS, refused to make room for others' (body-budget.ts). */
+function refuseSlowBody(req: IncomingMessage, res: ServerResponse): void {
+  refuseUnread(req, res, 408, {}, SLOW_BODY);
 }

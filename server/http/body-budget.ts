@@ -1,11 +1,14 @@
 /**
  * Request bodies held in memory at once, across connections. A request's body bytes are counted
- * as they arrive and given back when its response is over; the request whose bytes the budget
- * cannot hold is answered 503 busy at once and its connection closed. Without it, 250
- * connections each sending 1 MB less a byte and then waiting grew the process by 240 MB until
- * their request timeout. Counted as they arrive, not reserved by the declared length: 64
- * connections declaring 1 MB (or chunked) and sending a byte each held the whole budget, and
- * every other request with a body was refused for 30 s.
+ * as they arrive and given back when its response is over. When a chunk would overfill the
+ * budget, room is made by refusing the bodies that have been arriving longest (408: over
+ * SLOW_BODY_MS, far longer than any client takes to send a dashboard's body); the request whose
+ * bytes the budget still cannot hold is answered 503 busy at once and its connection closed.
+ * Without a budget, 250 connections each sending 1 MB less a byte and then waiting grew the
+ * process by 240 MB until their request timeout. Counted as they arrive, not reserved by the
+ * declared length: 64 connections declaring 1 MB (or chunked) and sending a byte each held the
+ * whole budget. And refusing only the newcomer let 70 such stalled bodies hold it: every query
+ * (a cached one too, 200 bytes of body) was 503 for 30 s at a time, until their request timeout.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -24,15 +27,40 @@ export const BODIES_IN_FLIGHT_MAX_BYTES = 64 * 1024 * 1024;
  */
 export const BODY_PIECES_MAX = 4096;
 
+/** A body still arriving this long may be refused (408) to make room for others when the budget is full. */
+export const SLOW_BODY_MS = 1000;
+
+interface Arriving {
+  started: number;
+  /** Refuses it (408), giving back what it held. */
+  drop: () => void;
+}
+
 export class BodyBudget {
   private inFlight = 0;
+  /** Bodies still arriving that hold bytes, longest arriving first (insertion order). */
+  private readonly arriving = new Set<Arriving>();
 
-  constructor(private readonly maxBytes = BODIES_IN_FLIGHT_MAX_BYTES) {}
+  constructor(
+    private readonly maxBytes = BODIES_IN_FLIGHT_MAX_BYTES,
+    private readonly now: () => number = Date.now
+  ) {}
 
-  /** Takes `bytes`; false (nothing taken) when the budget cannot hold them now. */
-  take(bytes: number): boolean {
+  /** Takes `bytes`, refusing bodies arriving longer than SLOW_BODY_MS (not `self`) to make room; false (nothing taken) when there is none. */
+  take(bytes: number, self?: Arriving): boolean {
     if (this.inFlight + bytes > this.maxBytes) {
-      return false;
+      const slowBefore = this.now() - SLOW_BODY_MS;
+      for (const body of this.arriving) {
+        if (this.inFlight + bytes <= this.maxBytes || body.started > slowBefore) {
+          break;
+        }
+        if (body !== self) {
+          body.drop();
+        }
+      }
+      if (this.inFlight + bytes > this.maxBytes) {
+        return false;
+      }
     }
     this.inFlight += bytes;
     return true;
@@ -42,32 +70,49 @@ export class BodyBudget {
     this.inFlight -= bytes;
   }
 
+  /** Bytes held now (tests, metrics). */
+  get heldBytes(): number {
+    return this.inFlight;
+  }
+
   /**
-   * Counts `req`'s body against the budget as it is read, until the first of the response being
-   * over and the request being gone (a pipelined request's response queued behind another may
-   * never emit 'close' itself); `refuse` is called once, with what it held given back, when a
-   * chunk would overfill the budget. Call before anything reads the body: the count starts when
-   * the body starts flowing (its 'resume'), so it adds no reader of its own. A request counts at
-   * most the body limit: past it, its bytes are read to be thrown away (body-parser's 413), not
-   * held, and one connection sending 64 MB must not hold the whole budget. A body in more than
+   * Counts `req`'s body against the budget as it is read, until the first of its last byte, the
+   * response being over and the request being gone (a pipelined request's response queued behind
+   * another may never emit 'close' itself); `refuse` is called once, with what it held given back:
+   * `busy` when a chunk would overfill the budget, `slow` when it is refused to make room for
+   * others. Call before anything reads the body: the count starts when the body starts flowing
+   * (its 'resume'), so it adds no reader of its own. A request counts at most the body limit:
+   * past it, its bytes are read to be thrown away (body-parser's 413), not held, and one
+   * connection sending 64 MB must not hold the whole budget. A body in more than
    * BODY_PIECES_MAX pieces is refused as too large as well (`tooLarge('pieces')`).
    */
   count(
     req: IncomingMessage,
     res: ServerResponse,
-    refuse: { busy: () => void; tooLarge: (why: 'bytes' | 'pieces') => void }
+    refuse: { busy: () => void; slow: () => void; tooLarge: (why: 'bytes' | 'pieces') => void }
   ): void {
     let held = 0;
     let received = 0;
     let pieces = 0;
     let counting = true;
+    const self: Arriving = {
+      started: 0,
+      drop: () => {
+        req.off('data', arrived);
+        stop();
+        refuse.slow();
+      },
+    };
     const stop = () => {
+      this.arriving.delete(self);
       if (counting) {
         counting = false;
         this.give(held);
         held = 0;
       }
     };
+    // Arrived whole: its bytes stay counted until the answer is over, but it is no longer arriving.
+    const ended = () => this.arriving.delete(self);
     const arrived = (chunk: Buffer) => {
       received += chunk.length;
       pieces++;
@@ -82,14 +127,22 @@ export class BodyBudget {
       if (!counting || bytes <= 0) {
         return;
       }
-      if (!this.take(bytes)) {
+      if (!this.take(bytes, self)) {
+        req.off('data', arrived);
         stop();
         refuse.busy();
         return;
       }
       held += bytes;
     };
-    req.once('resume', () => req.on('data', arrived));
+    req.once('resume', () => {
+      self.started = this.now();
+      if (!req.complete) {
+        this.arriving.add(self);
+      }
+      req.on('data', arrived);
+      req.once('end', ended);
+    });
     res.once('close', stop);
     req.once('close', stop);
   }
