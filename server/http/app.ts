@@ -217,13 +217,15 @@ function createExpressApp(deps: AppDeps) {
       return res.status(404).json({ error: `unknown variable; use one of: ${VARIABLE_NAMES.join(', ')}` });
     }
     try {
-      const list = await deps.variables(name.data);
-      // A list read before, served while the database cannot give one: said, with when it was read.
-      res.json(
-        list.staleSince === undefined
-          ? { values: list.values }
-          : { values: list.values, stale: true, listedAt: new Date(list.staleSince).toISOString() }
-      );
+      // Rendered once per read of the list (a list read before, served while the database cannot
+      // give one, says so, with when it was read), gzipped once for clients that take it.
+      const { body } = await deps.variables(name.data);
+      const gzip = acceptsGzip(req.headers['accept-encoding']);
+      const sent = forClientNow(200, body, gzip) ?? (await forClientLater(200, body, gzip));
+      for (let i = 0; i < sent.headers.length; i += 2) {
+        res.setHeader(sent.headers[i], sent.headers[i + 1]);
+      }
+      res.status(200).type('application/json; charset=utf-8').send(sent.body);
     } catch (err) {
       next(err);
     }

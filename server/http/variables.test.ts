@@ -49,17 +49,32 @@ test('a failed read serves the list read before, marked stale with when it was r
     () => now,
     60_000
   );
-  assert.deepEqual(await lists.list('rules'), { values: [{ value: 'r-1', text: '' }] });
+  // What the endpoint sends: the body rendered once per read.
+  const sent = async () => {
+    const l = await lists.list('rules');
+    assert.deepEqual(JSON.parse(l.body.toString()).values, l.values);
+    return { values: l.values, staleSince: l.staleSince, body: JSON.parse(l.body.toString()) };
+  };
+  assert.deepEqual(await sent(), {
+    values: [{ value: 'r-1', text: '' }],
+    staleSince: undefined,
+    body: { values: [{ value: 'r-1', text: '' }] },
+  });
+  assert.equal((await lists.list('rules')).body, (await lists.list('rules')).body, 'one body for every ask');
   fail = true;
   now = 10_001;
-  assert.deepEqual(await lists.list('rules'), { values: [{ value: 'r-1', text: '' }], staleSince: 0 });
+  assert.deepEqual(await sent(), {
+    values: [{ value: 'r-1', text: '' }],
+    staleSince: 0,
+    body: { values: [{ value: 'r-1', text: '' }], stale: true, listedAt: '1970-01-01T00:00:00.000Z' },
+  });
   assert.equal(reads, 2);
   now = 15_000;
   assert.equal((await lists.list('rules')).staleSince, 0, 'the fallback is held for maxAgeMs: no read per ask');
   assert.equal(reads, 2);
   fail = false;
   now = 20_002;
-  assert.deepEqual(await lists.list('rules'), { values: [{ value: 'r-3', text: '' }] }, 'read again, fresh');
+  assert.deepEqual((await sent()).body, { values: [{ value: 'r-3', text: '' }] }, 'read again, fresh');
   fail = true;
   now = 20_002 + 60_001;
   await assert.rejects(lists.list('rules'), /unavailable/, 'older than staleMaxMs: not served');

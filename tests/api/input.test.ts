@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import fc from 'fast-check';
 import http from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { postJson, startTestService, type TestDatabase } from '../support/services';
 import { historyDatabase, DAY } from '../support/fixture';
 import type { RunningService } from '../../server/main';
@@ -323,6 +324,30 @@ test('variables: names from a fixed list; anything else, including path traversa
     assert.equal(res.status, 404, name);
     assert.match((await res.json()).error, /unknown variable|not found/);
   }
+});
+
+test('a variable list is one body for every request until read again, gzipped for clients that take it', async () => {
+  const raw = (encoding?: string) =>
+    new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const req = http.get(
+        `${svc.url}/api/v1/variables/rules`,
+        { headers: { ...auth, ...(encoding ? { 'accept-encoding': encoding } : {}) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+        }
+      );
+      req.on('error', reject);
+    });
+  const plain = await raw();
+  assert.equal(plain.headers['content-type'], 'application/json; charset=utf-8');
+  assert.equal(plain.headers['content-encoding'], undefined);
+  const zipped = await raw('gzip, deflate, br');
+  assert.equal(zipped.headers['content-encoding'], 'gzip');
+  assert.ok(zipped.body.length < plain.body.length / 2, `${zipped.body.length} of ${plain.body.length} bytes`);
+  assert.deepEqual(gunzipSync(zipped.body), plain.body, 'the same list');
+  assert.equal(JSON.parse(plain.body.toString()).values.length > 0, true);
 });
 
 test('text that is not valid Unicode, numbers read as Infinity and dates that do not exist: 400 saying which', async () => {
