@@ -22,6 +22,7 @@ interface ComposeService {
   volumes?: string[];
   ports?: string[];
   restart?: string;
+  logging?: { driver?: string; options?: Record<string, string> };
 }
 
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
@@ -155,6 +156,14 @@ test('Redis is a bounded, non-persistent LRU cache', () => {
   assert.equal(arg('--save'), '');
   assert.equal(arg('--appendonly'), 'no');
   assert.match(compose().services.redis.image!, /^redis:7\./);
+});
+
+test("every container's logs are bounded: the service logs a line per request", () => {
+  for (const [name, service] of Object.entries(compose().services)) {
+    assert.equal(service.logging?.driver, 'json-file', name);
+    assert.match(String(service.logging?.options?.['max-size']), /^\d+m$/, name);
+    assert.ok(Number(service.logging?.options?.['max-file']) >= 1, name);
+  }
 });
 
 test('the generator loads history and then follows live; migrate runs the migrator', () => {
