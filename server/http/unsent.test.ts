@@ -5,6 +5,14 @@ import http from 'node:http';
 import net, { type Socket } from 'node:net';
 import { UnsentAnswers } from './unsent';
 
+/** Waits for `condition`, up to 10 s. */
+async function until(condition: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !condition() && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(condition(), 'within 10 s');
+}
+
 test('answers read by their client: nothing held after, and no listener left on a kept-alive connection', async () => {
   const unsent = new UnsentAnswers({ maxUnsentBytes: 1024, timeoutMs: 5000 });
   let socket: Socket | null = null;
@@ -92,7 +100,9 @@ test('over the limit, the connections holding the most are closed until the rest
     return client;
   });
   try {
-    await new Promise((r) => setTimeout(r, 400));
+    // Both asked and answered (on a loaded machine, later than a fixed wait: the suite ran beside a demo's start).
+    await until(() => served.size === 2);
+    await new Promise((r) => setTimeout(r, 100));
     unsent.sweep();
     assert.equal(shed.length, 1);
     assert.equal(shed[0][0], 1, 'one connection closed');
@@ -126,11 +136,13 @@ test('over the limit, the connection stalled longest goes first: a client that h
   };
   const clients = [ask(15)]; // asks and never reads
   try {
+    await until(() => served.has('/15'));
     await new Promise((r) => setTimeout(r, 300));
     unsent.sweep(); // under the limit: nothing closed
     await new Promise((r) => setTimeout(r, 300));
     clients.push(ask(17)); // larger, but just asked
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => served.has('/17'));
+    await new Promise((r) => setTimeout(r, 100));
     unsent.sweep();
     assert.equal(served.get('/15')!.destroyed, true, 'the one stalled longest is closed');
     assert.equal(served.get('/17')!.destroyed, false, 'the new one keeps its connection');
