@@ -24,7 +24,10 @@ export type InstantResult = { ms: number } | { error: string };
 
 const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
-/** Epoch milliseconds, checked: whole, not before 1970, not past 9999, not evidently seconds. */
+/** 2001-01-01 and 2101-01-01 in epoch ms: a number too large for milliseconds that is a time of this century in a finer unit was sent in it. */
+const THIS_CENTURY_MS = [Date.UTC(2001, 0, 1), Date.UTC(2101, 0, 1)] as const;
+
+/** Epoch milliseconds, checked: whole, not before 1970, not past 9999, not evidently seconds or a finer unit. */
 function fromNumber(value: number): InstantResult {
   if (!Number.isFinite(value)) {
     return { error: `must be ${INSTANT_FORMS}` };
@@ -45,6 +48,16 @@ function fromNumber(value: number): InstantResult {
   }
   if (value < 0) {
     return { error: 'must not be before 1970-01-01T00:00:00Z (epoch 0)' };
+  }
+  // Past 9999 as milliseconds, but this century as micro- or nanoseconds (another clock's unit).
+  for (const [unit, per] of [
+    ['microseconds', 1e3],
+    ['nanoseconds', 1e6],
+  ] as const) {
+    const ms = Math.floor(value / per);
+    if (value > LIMITS.maxInstantMs && ms >= THIS_CENTURY_MS[0] && ms < THIS_CENTURY_MS[1]) {
+      return { error: `${value} is epoch ${unit} (${iso(ms)}), but times are epoch milliseconds: send ${ms}` };
+    }
   }
   return withinLimits(value);
 }

@@ -139,6 +139,16 @@ test('epoch seconds are refused with the milliseconds to send; dates outside 197
     e.error,
     new RegExp(`range\\.from: ${NOW - 3600_000}\\.5 is not whole milliseconds: send ${NOW - 3600_000} or`)
   );
+  // Micro- and nanoseconds (other clocks' units) are told the milliseconds to send too.
+  e = errorOf(request({}, { from: (NOW - 3600_000) * 1000, to: NOW }));
+  assert.match(
+    e.error,
+    new RegExp(
+      `range\\.from: ${(NOW - 3600_000) * 1000} is epoch microseconds \\(.*\\), but times are epoch milliseconds: send ${NOW - 3600_000}$`
+    )
+  );
+  e = errorOf(request({}, { from: NOW - 3600_000, to: String(BigInt(NOW) * 1000000n) }));
+  assert.match(e.error, /range\.to: \d+ is epoch nanoseconds .* send \d+$/);
   e = errorOf(request({}, { from: NOW - 1000, to: 8.64e15 }));
   assert.equal(e.details!.length, 1);
   assert.match(e.error, /range\.to: must not be after 9999-12-31T23:59:59\.999Z/);
