@@ -87,6 +87,27 @@ test('an unknown value close to a known one (zeros of padding left out, a slip) 
   assert.equal(await hint('something-else'), undefined);
 });
 
+test("a rule's or parser's name where its id goes names the id (any case, spaces around)", async () => {
+  const known = new KnownValues(
+    async (name) =>
+      name === 'rules'
+        ? [
+            { value: 'rule-0381', text: 'Alert on bot scraping #381 (rule-0381)' },
+            { value: 'rule-0007', text: 'rule-0007' }, // in the data only: no name
+          ]
+        : [{ value: 'parser-002', text: 'syslog parser 2 (parser-002)' }],
+    async () => new Set()
+  );
+  const said = async (filters: Record<string, string[]>) =>
+    (await unknownValueNotices(filters, known)).map((n) => n.text);
+  assert.deepEqual(await said({ ruleId: ['Alert on bot scraping #381'] }), [
+    'Nothing matched ruleId "Alert on bot scraping #381": it is no rule the service knows (it is the name of rule "rule-0381": filters take ids, as the variables list them).',
+  ]);
+  assert.match((await said({ ruleId: [' alert ON bot scraping #381'] }))[0], /name of rule "rule-0381"/);
+  assert.match((await said({ parserId: ['Syslog Parser 2'] }))[0], /name of parser "parser-002"/);
+  assert.doesNotMatch((await said({ ruleId: ['rule-0007x'] }))[0] ?? '', /name of/);
+});
+
 const frame = (fields: Array<[string, string]>, values: unknown[][]) => ({
   schema: { fields: fields.map(([name, type]) => ({ name, type })) },
   data: { values },

@@ -11,7 +11,7 @@
  */
 import { closest } from '../closest-name';
 import type { Pool } from 'pg';
-import { NONE_GROUP, type FilterField, type Notice, type VariableName } from '../contract';
+import { NONE_GROUP, type FilterField, type Notice, type VariableName, type VariableValue } from '../contract';
 import type { Priority } from '../db/admission';
 import type { Answer, Executor } from './executor';
 import type { NormalizedQuery } from './normalize';
@@ -36,13 +36,38 @@ const NAMED = 5;
  * The variables' values, each list read again once it is older than `maxAgeMs`, and the values
  * the data holds; a failed read names nothing.
  */
+/** A list's values, and its entries' names (a rule's, a parser's) to the value each names. */
+interface KnownList {
+  values: ReadonlySet<string>;
+  byName: ReadonlyMap<string, string>;
+}
+
+/**
+ * Values as the reader gives them: a value, or a variable entry whose text is `name (value)`
+ * (rules and parsers), which names it.
+ */
+function knownList(entries: ReadonlyArray<string | VariableValue>): KnownList {
+  const values = new Set<string>();
+  const byName = new Map<string, string>();
+  for (const entry of entries) {
+    const value = typeof entry === 'string' ? entry : entry.value;
+    values.add(value);
+    const text = typeof entry === 'string' ? null : entry.text;
+    const suffix = ` (${value})`;
+    if (text && text.endsWith(suffix) && text.length > suffix.length) {
+      byName.set(fold(text.slice(0, -suffix.length)), value);
+    }
+  }
+  return { values, byName };
+}
+
 export class KnownValues {
-  private readonly lists = new Map<VariableName, { at: number; values: Promise<ReadonlySet<string> | null> }>();
+  private readonly lists = new Map<VariableName, { at: number; list: Promise<KnownList | null> }>();
   /** One look into the data at a time: an answer that cannot have its turn names nothing. */
   private looking = false;
 
   constructor(
-    private readonly read: (name: VariableName) => Promise<string[]>,
+    private readonly read: (name: VariableName) => Promise<ReadonlyArray<string | VariableValue>>,
     /** Which of `values` of `field` the data holds (valuesInData). */
     private readonly inData: (field: FilterField, values: string[]) => Promise<ReadonlySet<string>>,
     private readonly maxAgeMs = 60_000,
@@ -64,20 +89,26 @@ export class KnownValues {
     }
   }
 
-  values(name: VariableName): Promise<ReadonlySet<string> | null> {
+  async values(name: VariableName): Promise<ReadonlySet<string> | null> {
+    return (await this.list(name))?.values ?? null;
+  }
+
+  /** The value a rule's or parser's name (any case) names, if one does. */
+  async named(name: VariableName, text: string): Promise<string | undefined> {
+    return (await this.list(name))?.byName.get(fold(text));
+  }
+
+  private list(name: VariableName): Promise<KnownList | null> {
     const held = this.lists.get(name);
     if (held && this.now() - held.at <= this.maxAgeMs) {
-      return held.values;
+      return held.list;
     }
-    const values = this.read(name).then(
-      (list) => new Set(list),
-      () => {
-        this.lists.delete(name);
-        return null;
-      }
-    );
-    this.lists.set(name, { at: this.now(), values });
-    return values;
+    const list = this.read(name).then(knownList, () => {
+      this.lists.delete(name);
+      return null;
+    });
+    this.lists.set(name, { at: this.now(), list });
+    return list;
   }
 }
 
@@ -116,13 +147,17 @@ export async function unknownValueNotices(filters: NormalizedQuery['filters'], k
       const same = [...list, NONE_GROUP].find((k) => fold(k) === fold(value));
       // Said for what differs: spaces around it, or the case of its letters.
       const why = same === undefined ? '' : same === value.trim() ? 'spaces count' : 'values are case-sensitive';
+      // A rule's or parser's name where its id goes: the id it names.
+      const named = same === undefined ? await known.named(checked.list, value) : undefined;
       // Otherwise the closest known one (`rule-1` → `rule-0001`), if one is close.
-      const near = same === undefined ? closest(value.slice(0, 64), listed(list)) : undefined;
+      const near = same === undefined && named === undefined ? closest(value.slice(0, 64), listed(list)) : undefined;
       const hint = same
         ? ` (${why}: did you mean ${JSON.stringify(same)}?)`
-        : near
-          ? ` (did you mean ${JSON.stringify(near)}?)`
-          : '';
+        : named
+          ? ` (it is the name of ${checked.noun} ${JSON.stringify(named)}: filters take ids, as the variables list them)`
+          : near
+            ? ` (did you mean ${JSON.stringify(near)}?)`
+            : '';
       notices.push({
         severity: 'warning',
         text: `Nothing matched ${field} ${JSON.stringify(value)}: it is no ${checked.noun} the service knows${hint}.`,

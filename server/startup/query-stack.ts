@@ -125,7 +125,7 @@ export async function buildQueryStack(
   );
   // As fresh as the endpoint's lists (10 s): a rule just added was still "unknown" for a minute.
   const known = new KnownValues(
-    async (name) => (await variables.get(name)).map((v) => v.value),
+    (name) => variables.get(name),
     valuesInData(pools.read, () => rollups),
     VARIABLES_MAX_AGE_MS
   );

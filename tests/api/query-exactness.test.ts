@@ -268,6 +268,11 @@ test('a filter value the service does not know, in an answer that matched nothin
     'Nothing matched ruleId " rule-0001": it is no rule the service knows (spaces count: did you mean "rule-0001"?).',
     'Nothing matched ruleId "rule-9999": it is no rule the service knows.',
   ]);
+  // A rule's name where its id goes: the id it names.
+  const { rows } = await db.pool.query(`SELECT rule_name FROM rules WHERE rule_id = 'rule-0003'`);
+  assert.deepEqual(await notices({ ruleId: rows[0].rule_name }), [
+    `Nothing matched ruleId ${JSON.stringify(rows[0].rule_name)}: it is no rule the service knows (it is the name of rule "rule-0003": filters take ids, as the variables list them).`,
+  ]);
   // Known values that matched nothing together, and answers that matched something: no such notice.
   assert.deepEqual(await notices({ ruleId: 'rule-0001', parserId: 'parser-002', metricType: 'ENRICHMENT' }), []);
   assert.deepEqual(await notices({ ruleId: 'rule-0001' }), []);
