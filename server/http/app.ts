@@ -75,6 +75,11 @@ export const ROUTES: Record<string, readonly string[]> = {
   '/api/v1/cache/stats': ['GET', 'HEAD'],
 };
 
+const NOT_FOUND = {
+  error: 'not found',
+  routes: Object.entries(ROUTES).map(([path, methods]) => `${methods[0]} ${path}`),
+};
+
 /** /metrics and the cache stats render at most this many times a second; more requests share the last rendering. */
 export const SCRAPES_RENDERED_PER_SECOND = 10;
 
@@ -281,7 +286,8 @@ function createExpressApp(deps: AppDeps) {
 
   app.use('/api', api);
 
-  app.use((_req, res) => res.status(404).json({ error: 'not found' }));
+  // With the routes there are: someone opening the port in a browser, or asking /api/query, sees where to go.
+  app.use((_req, res) => res.status(404).json(NOT_FOUND));
 
   // Last resort: body-parser's client errors keep their status, with a message about what was wrong; anything else is ours.
 

@@ -82,6 +82,11 @@ test('a wrong method on a known path is a 405 with Allow; OPTIONS lists the meth
   assert.equal((await fetch(`${svc.url}/api/v1/query`)).status, 401, 'without the token, the API says nothing more');
   assert.equal((await fetch(`${svc.url}/api/v1/nope`, { headers: auth })).status, 404);
   assert.equal((await fetch(`${svc.url}/nope`, { method: 'DELETE' })).status, 404);
+  // The port opened in a browser, or a path guessed: the routes there are.
+  const root = await fetch(`${svc.url}/`);
+  assert.equal(root.status, 404);
+  const { routes } = await root.json();
+  assert.ok(routes.includes('POST /api/v1/query') && routes.includes('GET /healthz'), routes.join(', '));
 });
 
 test('a 401 says what was wrong with the token: none, not a bearer token, or not the token', async () => {
