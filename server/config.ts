@@ -142,6 +142,8 @@ const schema = z.object({
   // descriptors the process may open, less 512, at most 10,000 (http-server.ts).
   HTTP_MAX_CONNECTIONS: int(1, 1_000_000).optional(),
   HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  /** /healthz and /readyz on a port of their own, answered by a worker thread (startup/probe-port.ts); unset: none. */
+  PROBE_PORT: int(0, 65_535).optional(),
   /** How long an answer may wait for its client to read it before the connection is closed (http/unsent.ts). */
   HTTP_SEND_TIMEOUT_MS: int(100, 600_000).default(30_000),
   /** Bytes of answers waiting for their clients to read them, across connections, past which the connections holding the most are closed (server/http/unsent.ts). */

@@ -20,19 +20,23 @@ import type { QueryCache } from './cache/store';
 import type { ChangeFeed } from './db/change-feed';
 import { startWarming } from './warming/loop';
 import { RefreshScheduler } from './maintenance/scheduler';
-import { createApp } from './http/app';
+import { createApp, readyBody } from './http/app';
 import { readiness } from './http/readiness';
-import { securitySettings } from './http/security';
+import { securitySettings, type SecuritySettings } from './http/security';
 import { readyBanner } from './startup/banner';
 import { embeddedHint, openDatabase, seconds, StartupError, type StartHooks } from './startup/database';
 import { listen, startingHandler } from './startup/http-server';
 import { buildQueryStack } from './startup/query-stack';
+import { startProbePort, type ProbePort } from './startup/probe-port';
+import type { ReadyResponse } from './contract';
 
 export { StartupError, type StartHooks } from './startup/database';
 
 export interface RunningService {
   url: string;
   port: number;
+  /** Where PROBE_PORT's /healthz and /readyz answer (null without it). */
+  probeUrl: string | null;
   flavour: Flavour;
   metrics: ReturnType<typeof createMetrics>;
   cache: QueryCache | null;
@@ -77,6 +81,13 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   // The port first: answered "starting" until the service is ready (a port in use fails at once).
   let serve: RequestListener = startingHandler(started);
   const server = await listen((req, res) => serve(req, res), config);
+  let probes: ProbePort | null = null;
+  try {
+    probes = config.PROBE_PORT === undefined ? null : await startProbePort(config.HOST, config.PROBE_PORT);
+  } catch (err) {
+    await server.close();
+    throw new StartupError((err as Error).message);
+  }
   const metrics = createMetrics();
   let db: Awaited<ReturnType<typeof openDatabase>>;
   let stack: Awaited<ReturnType<typeof buildQueryStack>>;
@@ -84,6 +95,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     db = await openDatabase(config, log, log.isLevelEnabled('info'), timings, hooks);
     stack = await buildQueryStack(config, log, metrics, db);
   } catch (err) {
+    await probes?.stop();
     await server.close();
     throw err;
   }
@@ -105,12 +117,20 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
     },
     config.WARM_ON_START
   );
+  const ready = readiness({
+    pool: health,
+    cacheState,
+    unreachableHint: embedded ? embeddedHint(config) : undefined,
+    warmed: warming.warmedOnce,
+    warmingGraceMs: config.READY_WAITS_FOR_WARMING_SECONDS * 1000,
+  });
+  const security = securitySettings(config);
   const app = createApp({
     service: stack.service,
     variables: (name) => stack.variables.list(name),
     metrics,
     logger: log,
-    security: securitySettings(config),
+    security,
     sending: {
       maxUnsentBytes: config.HTTP_UNSENT_MAX_BYTES,
       timeoutMs: config.HTTP_SEND_TIMEOUT_MS,
@@ -121,13 +141,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
         )
       ),
     },
-    ready: readiness({
-      pool: health,
-      cacheState,
-      unreachableHint: embedded ? embeddedHint(config) : undefined,
-      warmed: warming.warmedOnce,
-      warmingGraceMs: config.READY_WAITS_FOR_WARMING_SECONDS * 1000,
-    }),
+    ready,
     cache: {
       state: cacheState,
       async invalidate(target) {
@@ -167,12 +181,18 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   });
 
   serve = app;
+  // The probe port answers the readiness computed here each second (as a caller without the token reads it).
+  const publishing = probes ? publishReadiness(probes, ready, security) : null;
   timings.total = seconds(started);
   log.info({ url: server.url, flavour, embedded: embedded !== null, startup: timings }, 'ruleperf is listening');
 
   let stopped: Promise<void> | null = null;
   const stop = () =>
     (stopped ??= (async () => {
+      if (publishing) {
+        clearInterval(publishing);
+        probes!.publish(503, JSON.stringify({ status: 'stopping' }));
+      }
       // In-flight requests complete first.
       await server.close();
       await Promise.all([warming.stop(), demo?.stop(), scheduler.stop(), stack.stop()]);
@@ -180,11 +200,13 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
       db.stopCheckpoints();
       await pools.end();
       await embedded?.stop();
+      await probes?.stop();
     })());
 
   return {
     url: server.url,
     port: server.port,
+    probeUrl: probes ? `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${probes.port}` : null,
     flavour,
     metrics,
     cache,
@@ -310,4 +332,29 @@ if (require.main === module) {
     process.stderr.write(`fatal: ${(err as Error).message}\n`);
     process.exit(1);
   });
+}
+
+/** Computes readiness each second for the probe port (one at a time); returns the timer. */
+function publishReadiness(
+  probes: ProbePort,
+  ready: () => Promise<ReadyResponse>,
+  security: SecuritySettings
+): NodeJS.Timeout {
+  let looking = false;
+  const look = () => {
+    if (looking) {
+      return;
+    }
+    looking = true;
+    ready()
+      .then(
+        (r) => probes.publish(r.status === 'ready' ? 200 : 503, JSON.stringify(readyBody(security, r, false))),
+        (err: Error) => probes.publish(503, JSON.stringify({ status: 'not ready', reason: err.message }))
+      )
+      .finally(() => (looking = false));
+  };
+  look();
+  const timer = setInterval(look, 1000);
+  timer.unref();
+  return timer;
 }

@@ -381,10 +381,7 @@ function probeAnswers(deps: AppDeps): (req: IncomingMessage, res: ServerResponse
     }
     void deps.ready().then(
       (ready) => {
-        const own = deps.security.warnings;
-        // A warning may say a token is the published default: only token holders read it (or anyone, when there is no token to protect).
-        const shown = own.length === 0 || open || tokenHolder(req.headers.authorization) ? own : [WITHHELD_WARNINGS];
-        const body: ReadyResponse = { ...ready, warnings: [...(ready.warnings ?? []), ...shown] };
+        const body = readyBody(deps.security, ready, open || tokenHolder(req.headers.authorization));
         // Not ready (warming, the database out of reach): 503 with when to ask again, as while starting.
         send(req, res, '/readyz', ready.status === 'ready' ? 200 : 503, Buffer.from(JSON.stringify(body)), started);
       },
@@ -395,6 +392,17 @@ function probeAnswers(deps: AppDeps): (req: IncomingMessage, res: ServerResponse
     );
     return true;
   };
+}
+
+/**
+ * The /readyz body with the service's security warnings: in full to token holders (or anyone,
+ * when there is no token to protect), one line saying there are some to others, as a warning may
+ * say a token is the published default.
+ */
+export function readyBody(security: SecuritySettings, ready: ReadyResponse, mayReadWarnings: boolean): ReadyResponse {
+  const own = security.warnings;
+  const shown = own.length === 0 || mayReadWarnings ? own : [WITHHELD_WARNINGS];
+  return { ...ready, warnings: [...(ready.warnings ?? []), ...shown] };
 }
 
 /** Header fields a request may carry: browsers send about 20, Grafana's data proxy a few more. */

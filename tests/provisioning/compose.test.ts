@@ -104,10 +104,12 @@ test('ports, healthcheck, scrape target and Grafana data source agree on the ser
     services[SERVICE].ports?.some((p) => p.endsWith(`:${port}`)),
     'the service port is published'
   );
+  const probePort = services[SERVICE].environment!.PROBE_PORT;
+  assert.ok(probePort && probePort !== port, 'a probe port of its own');
   assert.match(
     JSON.stringify(services[SERVICE].healthcheck?.test),
-    new RegExp(`127\\.0\\.0\\.1:${port}/readyz`),
-    'healthcheck asks /readyz on PORT'
+    new RegExp(`127\\.0\\.0\\.1:${probePort}/readyz`),
+    'healthcheck asks /readyz on PROBE_PORT'
   );
   const scrape = readYaml(join(ROOT, 'prometheus', 'prometheus.yml'));
   const job = scrape.scrape_configs.find((j: { job_name: string }) => j.job_name === 'ruleperf');

@@ -1,0 +1,74 @@
+/** The probe port answers from its own thread: at once while the service's loop is busy, "stalled" once it is stuck. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startProbePort } from './probe-port';
+
+test('health and readiness as published; 503 starting before the first readiness; 404 and 405 otherwise', async () => {
+  const probes = await startProbePort('127.0.0.1', 0);
+  const url = `http://127.0.0.1:${probes.port}`;
+  try {
+    const health = await fetch(`${url}/healthz`);
+    assert.deepEqual([health.status, await health.json()], [200, { status: 'ok' }]);
+    const starting = await fetch(`${url}/readyz`);
+    assert.equal(starting.status, 503);
+    assert.equal(starting.headers.get('retry-after'), '5');
+    assert.equal((await starting.json()).status, 'starting');
+    probes.publish(200, JSON.stringify({ status: 'ready', warnings: [] }));
+    let ready = await fetch(`${url}/readyz`);
+    for (let i = 0; i < 50 && ready.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      ready = await fetch(`${url}/readyz`);
+    }
+    assert.deepEqual([ready.status, await ready.json()], [200, { status: 'ready', warnings: [] }]);
+    assert.equal((await fetch(`${url}/readyz`, { method: 'HEAD' })).status, 200);
+    assert.equal((await fetch(`${url}/readyz`, { method: 'POST' })).status, 405);
+    assert.equal((await fetch(`${url}/api/v1/query`)).status, 404);
+  } finally {
+    await probes.stop();
+  }
+  await assert.rejects(fetch(`${url}/healthz`), 'closed once stopped');
+});
+
+test("a probe is answered while the service's thread is busy, and says stalled once it has been for the limit", async () => {
+  // A process whose main thread, after starting the probe port, spins for 5 s without turning its loop.
+  const script = `
+    const { startProbePort } = require(${JSON.stringify(join(__dirname, 'probe-port.ts'))});
+    startProbePort('127.0.0.1', 0, 1000).then((p) => {
+      p.publish(200, '{"status":"ready"}');
+      setTimeout(() => {
+        process.stdout.write(p.port + '\\n');
+        const until = Date.now() + 5000;
+        while (Date.now() < until) {}
+        setTimeout(() => p.stop(), 2000);
+      }, 100);
+    });`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+      child.once('exit', () => reject(new Error('exited before listening')));
+    });
+    const spinning = performance.now();
+    const url = `http://127.0.0.1:${port}`;
+    // Answered while the thread spins (on its port, the service's own could not even accept).
+    const early = await fetch(`${url}/healthz`);
+    assert.ok(
+      performance.now() - spinning < 2500,
+      `answered ${(performance.now() - spinning).toFixed(0)} ms into the spin`
+    );
+    assert.ok([200, 503].includes(early.status));
+    // Past the stall limit, still spinning: stalled, for liveness and readiness.
+    await new Promise((r) => setTimeout(r, Math.max(0, spinning + 2500 - performance.now())));
+    const stuck = await fetch(`${url}/healthz`);
+    assert.equal(stuck.status, 503);
+    assert.match((await stuck.json()).reason, /has not turned its event loop for \d+ s/);
+    assert.equal((await fetch(`${url}/readyz`)).status, 503, 'not ready either');
+    // The thread turns again: alive.
+    await new Promise((r) => setTimeout(r, Math.max(0, spinning + 6000 - performance.now())));
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+  } finally {
+    child.kill();
+  }
+});
