@@ -32,16 +32,16 @@ test('a full budget refuses bodies arriving over SLOW_BODY_MS, longest first, to
   const budget = new BodyBudget(1000, () => now);
   const first = exchange(budget);
   first.send(400);
-  now = 100;
+  now = SLOW_BODY_MS / 4;
   const second = exchange(budget);
   second.send(400);
-  now = 200;
+  now = SLOW_BODY_MS / 2;
   const young = exchange(budget);
   young.send(300);
   assert.deepEqual(young.refused, ['busy'], 'nobody has been arriving long: the newcomer is refused');
   assert.equal(budget.heldBytes, 800);
 
-  now = 100 + SLOW_BODY_MS; // the first has been arriving over SLOW_BODY_MS, the second not yet
+  now = SLOW_BODY_MS + SLOW_BODY_MS / 8; // the first has been arriving over SLOW_BODY_MS, the second not yet
   const next = exchange(budget);
   next.send(300);
   assert.deepEqual([first.refused, second.refused, next.refused], [['slow'], [], []]);
