@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { VariableName } from '../contract';
 import type { Answer } from './executor';
-import { KnownValues, matchedNothing, UnknownValueExecutor, unknownValueNotices } from './unknown-values';
+import {
+  KnownValues,
+  LOOK_MS,
+  matchedNothing,
+  UnknownValueExecutor,
+  unknownValueNotices,
+  valuesInData,
+} from './unknown-values';
+import { SMALL_CATALOG } from './testing';
 import type { NormalizedQuery } from './normalize';
 
 test('each list is read once while fresh, again once old, and a failed read names nothing and is tried again', async () => {
@@ -159,4 +167,52 @@ test('an answer given an unknown-value notice is short-lived (a rule added a mom
   assert.equal(unknown.shortLived, true);
   const listed = await checked.run(q('rule-0001'));
   assert.deepEqual([listed.notices.length, listed.shortLived], [0, undefined]);
+});
+
+test('an answer whose values could not all be looked up (another look running, a look failed) is short-lived too, without a notice', async () => {
+  let release = () => undefined as void;
+  let fail = false;
+  const known = new KnownValues(
+    async () => ['rule-0001'],
+    async () => {
+      if (fail) {
+        throw new Error('canceling statement due to statement timeout');
+      }
+      await new Promise<void>((r) => (release = r));
+      return new Set<string>();
+    }
+  );
+  const empty = { ...answer(frame([['executionCount', 'number']], [[0]])), notices: [] };
+  const checked = new UnknownValueExecutor({ run: async () => empty }, known);
+  const q = (ruleId: string) => ({ filters: { ruleId: [ruleId] } }) as unknown as NormalizedQuery;
+  const looking = checked.run(q('rule-9999'));
+  await new Promise((r) => setImmediate(r));
+  const meanwhile = await checked.run(q('rule-9998'));
+  assert.deepEqual([meanwhile.notices.length, meanwhile.shortLived], [0, true], 'a look in progress');
+  release();
+  assert.equal((await looking).notices.length, 1);
+  fail = true;
+  const failed = await checked.run(q('rule-9997'));
+  assert.deepEqual([failed.notices.length, failed.shortLived], [0, true], 'the look failed');
+});
+
+test('a look into the data runs under a statement timeout of LOOK_MS, in a transaction of its own, and gives its connection back', async () => {
+  const sent: string[] = [];
+  let released = 0;
+  const client = {
+    query: async (text: string) => {
+      sent.push(text.startsWith('SET') ? text : text.split(' ').slice(0, 4).join(' '));
+      return { rows: text.startsWith('SELECT v') ? [{ v: 'held' }] : [] };
+    },
+    release: () => released++,
+  };
+  const look = valuesInData({ connect: async () => client } as never, () => SMALL_CATALOG);
+  assert.deepEqual([...(await look('ruleId', ['held', 'other']))], ['held']);
+  assert.deepEqual(sent, [
+    'BEGIN',
+    `SET LOCAL statement_timeout = ${LOOK_MS}`,
+    'SELECT v FROM unnest($1::text[])',
+    'COMMIT',
+  ]);
+  assert.equal(released, 1);
 });

@@ -29,6 +29,9 @@ const CHECKED: Partial<Record<FilterField, { list: VariableName; noun: string }>
   sourceType: { list: 'sourceTypes', noun: 'source type' },
 };
 
+/** How long one look into the data may take (ms). */
+export const LOOK_MS = 300;
+
 /** At most this many unknown values named in one answer's notices. */
 const NAMED = 5;
 
@@ -126,7 +129,12 @@ function listed(list: ReadonlySet<string>): readonly string[] {
 }
 
 /** A notice for each filter value (up to NAMED) that is no known value of its field. */
-export async function unknownValueNotices(filters: NormalizedQuery['filters'], known: KnownValues): Promise<Notice[]> {
+export async function unknownValueNotices(
+  filters: NormalizedQuery['filters'],
+  known: KnownValues,
+  /** Set `unsure` when a list or a look into the data could not be had: an unknown value may go unnamed. */
+  report: { unsure: boolean } = { unsure: false }
+): Promise<Notice[]> {
   const notices: Notice[] = [];
   for (const [field, values] of Object.entries(filters) as Array<[FilterField, string[]]>) {
     const checked = CHECKED[field];
@@ -136,11 +144,13 @@ export async function unknownValueNotices(filters: NormalizedQuery['filters'], k
     }
     const list = await known.values(checked.list);
     if (!list) {
+      report.unsure = true;
       continue;
     }
     const unlisted = candidates.filter((v) => !list.has(v)).slice(0, NAMED - notices.length);
     const held = unlisted.length > 0 ? await known.held(field, unlisted) : null;
     if (!held) {
+      report.unsure ||= unlisted.length > 0;
       continue;
     }
     for (const value of unlisted.filter((v) => !held.has(v))) {
@@ -188,9 +198,14 @@ export class UnknownValueExecutor implements Executor {
     if (Object.keys(q.filters).length === 0 || !matchedNothing(answer)) {
       return answer;
     }
-    const notices = await unknownValueNotices(q.filters, this.known);
-    // A rule added a moment later makes the notice untrue with no row changed: kept briefly.
-    return notices.length ? { ...answer, notices: [...answer.notices, ...notices], shortLived: true } : answer;
+    const report = { unsure: false };
+    const notices = await unknownValueNotices(q.filters, this.known, report);
+    // A rule added a moment later makes the notice untrue with no row changed: kept briefly. So is
+    // an answer whose values could not all be looked up (another look running, the database slow):
+    // kept for hours, a typo's 0 went without its notice all that time.
+    return notices.length || report.unsure
+      ? { ...answer, notices: [...answer.notices, ...notices], shortLived: true }
+      : answer;
   }
 
   refusal(priority: Priority) {
@@ -208,7 +223,7 @@ export class UnknownValueExecutor implements Executor {
  * to look in, every value counts as held.
  */
 export function valuesInData(
-  db: Pick<Pool, 'query'>,
+  db: Pick<Pool, 'connect'>,
   rollups: () => readonly RollupInfo[]
 ): (field: FilterField, values: string[]) => Promise<ReadonlySet<string>> {
   return async (field, values) => {
@@ -226,10 +241,24 @@ export function valuesInData(
       `EXISTS (SELECT 1 FROM metrics WHERE ${column} = v AND time >= coalesce((SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $2), '-infinity'))`,
       `EXISTS (SELECT 1 FROM ruleperf_pending_changes p JOIN metrics m ON m.time >= p.lo AND m.time <= p.hi WHERE m.${column} = v)`,
     ].join(' OR ');
-    const { rows } = await db.query<{ v: string }>(`SELECT v FROM unnest($1::text[]) v WHERE ${held}`, [
-      values,
-      finest.name,
-    ]);
-    return new Set(rows.map((r) => r.v));
+    // Bounded: raw rows in a wide range pending refresh (a late batch 11 days back) were read
+    // whole, 1-3 s at 2.9M rows for five made-up values. Past it, nothing is named (and the
+    // answer is kept briefly: UnknownValueExecutor).
+    const client = await db.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL statement_timeout = ${LOOK_MS}`);
+      const { rows } = await client.query<{ v: string }>(`SELECT v FROM unnest($1::text[]) v WHERE ${held}`, [
+        values,
+        finest.name,
+      ]);
+      await client.query('COMMIT');
+      return new Set(rows.map((r) => r.v));
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
   };
 }
