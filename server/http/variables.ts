@@ -44,8 +44,9 @@ const INDEXED: ReadonlySet<FilterField> = new Set(['ruleId', 'parserId']);
  * The distinct values of `field` in the rollups, as unknown-values.ts looks for one: the coarsest
  * rollup holding it (all history, a few rows a day), the widest of an hour or less for the last
  * two days (days the coarsest has not yet), and the finest for the last two hours (those the
- * hourly rollups have not yet). Rule and parser ids are indexed: the coarsest is read one id at a time down its index
- * (thousands of rules, a few ms), not all its rows.
+ * hourly rollups have not yet). Rule and parser ids are indexed: the coarsest is read one id at a
+ * time down its index (thousands of rules, a few ms), not all its rows; the recent reads go down
+ * the bucket index.
  */
 function heldValuesSql(field: FilterField, rollups: readonly RollupInfo[]): string | null {
   const having = levels(rollups, [field]).sort((a, b) => a.bucketMs - b.bucketMs);
@@ -64,13 +65,17 @@ function heldValuesSql(field: FilterField, rollups: readonly RollupInfo[]): stri
   ].filter((read, i, all) => all.findIndex((earlier) => earlier.r === read.r) === i);
   return reads
     .map(({ r, since }) => {
-      const recent = since ? ` AND bucket >= now() - interval '${since}'` : '';
+      if (since) {
+        // Down the bucket index: the recent rows only (down the id index, with no recent row it
+        // walked every entry: 207 ms for 1M minute rows once the data had stopped two hours).
+        return `SELECT ${column} FROM ${ident(r.name)} WHERE bucket >= now() - interval '${since}'`;
+      }
       if (!INDEXED.has(field)) {
-        return `SELECT ${column} FROM ${ident(r.name)} WHERE true${recent}`;
+        return `SELECT ${column} FROM ${ident(r.name)}`;
       }
       // Down the (id, bucket) index, one id at a time.
       const next = (after: string) =>
-        `SELECT ${column} FROM ${ident(r.name)} WHERE ${column} ${after}${recent} ORDER BY 1 LIMIT 1`;
+        `SELECT ${column} FROM ${ident(r.name)} WHERE ${column} ${after} ORDER BY 1 LIMIT 1`;
       return `(WITH RECURSIVE ids(v) AS ((${next('IS NOT NULL')}) UNION ALL SELECT (${next('> ids.v')}) FROM ids WHERE ids.v IS NOT NULL) SELECT v FROM ids)`;
     })
     .join(' UNION ');

@@ -109,7 +109,7 @@ export function coarserBucketNotice(
     because === 'minute'
       ? `a minute is the finest width points have, and ${totals}`
       : because === 'retention'
-        ? `the rollups as fine as that keep only the most recent days, not this range; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`
+        ? `the rollups as fine as that keep only the most recent days, not all of this range; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`
         : because === 'totals'
           ? `points are on the grid of the widest rollup at or under the width asked (a whole multiple of its width, and no more points than asked), and ${totals}`
           : `no finer rollup holds ${fields.length ? fields.join(', ') : 'these figures'}; over ${width(RAW_MINUTES_MAX_SPAN)} or less, raw rows are read by the minute`;
