@@ -22,13 +22,12 @@ import { startWarming } from './warming/loop';
 import { RefreshScheduler } from './maintenance/scheduler';
 import { createApp, readyBody } from './http/app';
 import { readiness } from './http/readiness';
-import { securitySettings, type SecuritySettings } from './http/security';
+import { securitySettings } from './http/security';
 import { readyBanner } from './startup/banner';
 import { embeddedHint, openDatabase, seconds, StartupError, type StartHooks } from './startup/database';
 import { listen, startingHandler } from './startup/http-server';
 import { buildQueryStack } from './startup/query-stack';
-import { startProbePort, type ProbePort } from './startup/probe-port';
-import type { ReadyResponse } from './contract';
+import { publishReadiness, startProbePort, type ProbePort } from './startup/probe-port';
 
 export { StartupError, type StartHooks } from './startup/database';
 
@@ -83,7 +82,7 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
   const server = await listen((req, res) => serve(req, res), config);
   let probes: ProbePort | null = null;
   try {
-    probes = config.PROBE_PORT === undefined ? null : await startProbePort(config.HOST, config.PROBE_PORT);
+    probes = config.PROBE_PORT === undefined ? null : await startProbePort(config.HOST, config.PROBE_PORT, log);
   } catch (err) {
     await server.close();
     throw new StartupError((err as Error).message);
@@ -182,25 +181,26 @@ export async function startService(config: Config, log: pino.Logger, hooks: Star
 
   serve = app;
   // The probe port answers the readiness computed here each second (as a caller without the token reads it).
-  const publishing = probes ? publishReadiness(probes, ready, security) : null;
+  const open = !security.tokens.read && !security.tokens.admin;
+  const publishing = probes ? publishReadiness(probes, ready, (r) => readyBody(security, r, open)) : null;
   timings.total = seconds(started);
   log.info({ url: server.url, flavour, embedded: embedded !== null, startup: timings }, 'ruleperf is listening');
 
   let stopped: Promise<void> | null = null;
   const stop = () =>
     (stopped ??= (async () => {
-      if (publishing) {
-        clearInterval(publishing);
-        probes!.publish(503, JSON.stringify({ status: 'stopping' }));
+      publishing?.stop();
+      try {
+        // In-flight requests complete first.
+        await server.close();
+        await Promise.all([warming.stop(), demo?.stop(), scheduler.stop(), stack.stop()]);
+        await health.end();
+        db.stopCheckpoints();
+        await pools.end();
+        await embedded?.stop();
+      } finally {
+        await probes?.stop();
       }
-      // In-flight requests complete first.
-      await server.close();
-      await Promise.all([warming.stop(), demo?.stop(), scheduler.stop(), stack.stop()]);
-      await health.end();
-      db.stopCheckpoints();
-      await pools.end();
-      await embedded?.stop();
-      await probes?.stop();
     })());
 
   return {
@@ -332,29 +332,4 @@ if (require.main === module) {
     process.stderr.write(`fatal: ${(err as Error).message}\n`);
     process.exit(1);
   });
-}
-
-/** Computes readiness each second for the probe port (one at a time); returns the timer. */
-function publishReadiness(
-  probes: ProbePort,
-  ready: () => Promise<ReadyResponse>,
-  security: SecuritySettings
-): NodeJS.Timeout {
-  let looking = false;
-  const look = () => {
-    if (looking) {
-      return;
-    }
-    looking = true;
-    ready()
-      .then(
-        (r) => probes.publish(r.status === 'ready' ? 200 : 503, JSON.stringify(readyBody(security, r, false))),
-        (err: Error) => probes.publish(503, JSON.stringify({ status: 'not ready', reason: err.message }))
-      )
-      .finally(() => (looking = false));
-  };
-  look();
-  const timer = setInterval(look, 1000);
-  timer.unref();
-  return timer;
 }

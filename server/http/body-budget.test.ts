@@ -60,6 +60,18 @@ test('a full budget refuses bodies arriving over SLOW_BODY_MS, longest first, to
   assert.equal(budget.heldBytes, 400, 'given back when its answer is over');
 });
 
+test('a body arriving long that holds no bytes yet is not refused: it would free nothing', () => {
+  let now = 0;
+  const budget = new BodyBudget(1000, () => now);
+  const nothingYet = exchange(budget);
+  const full = exchange(budget);
+  full.send(900);
+  now = 5 * SLOW_BODY_MS;
+  const next = exchange(budget);
+  next.send(200);
+  assert.deepEqual([nothingYet.refused, full.refused, next.refused], [[], ['slow'], []]);
+});
+
 test('a body is not refused as slow to make room for its own next bytes', () => {
   let now = 0;
   const budget = new BodyBudget(1000, () => now);

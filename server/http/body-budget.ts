@@ -37,13 +37,15 @@ export const SLOW_BODY_MS = 200;
 
 interface Arriving {
   started: number;
+  /** Bytes it holds now: one holding none frees nothing, and is not refused to make room. */
+  held: number;
   /** Refuses it (408), giving back what it held. */
   drop: () => void;
 }
 
 export class BodyBudget {
   private inFlight = 0;
-  /** Bodies still arriving that hold bytes, longest arriving first (insertion order). */
+  /** Bodies still arriving, longest arriving first (insertion order). */
   private readonly arriving = new Set<Arriving>();
 
   constructor(
@@ -59,7 +61,7 @@ export class BodyBudget {
         if (this.inFlight + bytes <= this.maxBytes || body.started > slowBefore) {
           break;
         }
-        if (body !== self) {
+        if (body !== self && body.held > 0) {
           body.drop();
         }
       }
@@ -102,6 +104,7 @@ export class BodyBudget {
     let counting = true;
     const self: Arriving = {
       started: 0,
+      held: 0,
       drop: () => {
         req.off('data', arrived);
         stop();
@@ -114,6 +117,7 @@ export class BodyBudget {
         counting = false;
         this.give(held);
         held = 0;
+        self.held = 0;
       }
     };
     // Arrived whole: its bytes stay counted until the answer is over, but it is no longer arriving.
@@ -139,6 +143,7 @@ export class BodyBudget {
         return;
       }
       held += bytes;
+      self.held = held;
     };
     req.once('resume', () => {
       self.started = this.now();

@@ -54,7 +54,9 @@ function fromNumber(value: number): InstantResult {
     ['microseconds', 1e3],
     ['nanoseconds', 1e6],
   ] as const) {
-    const ms = Math.floor(value / per);
+    // Nanoseconds of this century are past 2^53: a double holds them to 256 ns, so the nearest
+    // millisecond (flooring one read a hair low gave the millisecond before, 1 time in 8).
+    const ms = per === 1e6 ? Math.round(value / per) : Math.floor(value / per);
     if (value > LIMITS.maxInstantMs && ms >= THIS_CENTURY_MS[0] && ms < THIS_CENTURY_MS[1]) {
       return { error: `${value} is epoch ${unit} (${iso(ms)}), but times are epoch milliseconds: send ${ms}` };
     }

@@ -41,7 +41,8 @@ function heldBeside(field: FilterField, rollups: readonly RollupInfo[], table?: 
 const INDEXED: ReadonlySet<FilterField> = new Set(['ruleId', 'parserId']);
 
 /**
- * The distinct values of `field` in the rollups, as unknown-values.ts looks for one: the coarsest
+ * The distinct values of `field` in the rollups (what a list can read every 10 s; unknown-values.ts
+ * looks further for one value, into raw rows not in the rollups yet): the coarsest
  * rollup holding it (all history, a few rows a day), the widest of an hour or less for the last
  * two days (days the coarsest has not yet), and the finest for the last two hours (those the
  * hourly rollups have not yet). Rule and parser ids are indexed: the coarsest is read one id at a

@@ -206,7 +206,7 @@ test('an answer computed before its covered range ends says up to when its rows 
   const notices = (asked: { from: number; to: number }) =>
     withMeta(early, q(asked), 'hit', 'A')[0].schema.meta?.notices?.map((n) => n.text) ?? [];
   assert.deepEqual(notices({ from: 60_000, to: 180_000 }), [
-    'Rows as stored at 1970-01-01 00:02:30 UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, about once a minute for answers reaching the last minutes (kept 60 to 70 s by default).',
+    'Rows as stored at 1970-01-01 00:02:30 UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, about once a minute for answers reaching the last minutes.',
   ]);
   const [both] = notices({ from: 30_001, to: 150_001 });
   assert.match(
@@ -288,7 +288,7 @@ test('an answer read from raw rows still arriving says which rows it holds: up t
     );
   // Computed before the range ends (a range ending now): its counts stop then.
   assert.deepEqual(text(live, 170_500), [
-    'Rows as stored at 1970-01-01 00:02:50 UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, about once a minute for answers reaching the last minutes (kept 60 to 70 s by default).',
+    'Rows as stored at 1970-01-01 00:02:50 UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, about once a minute for answers reaching the last minutes.',
   ]);
   // Computed after it ended, its last minutes read from raw rows: rows arriving later are not in it.
   assert.deepEqual(text(live, 200_000), [

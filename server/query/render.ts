@@ -24,7 +24,7 @@ export const utc = (ms: number) =>
  * are not, until it is computed again: its key moves on each step (range.ts movingStep), and the cache keeps it at most CACHE_TTL_SECONDS plus up to CACHE_JITTER_SECONDS, so an answer warmed a few seconds before its minute begins is served through that minute.
  */
 function rowsUpTo(computedAt: number): string {
-  return `Rows as stored at ${utc(secondOf(computedAt))} UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, about once a minute for answers reaching the last minutes (kept 60 to 70 s by default).`;
+  return `Rows as stored at ${utc(secondOf(computedAt))} UTC, when this answer was computed: rows added, changed or deleted since are not reflected until it is computed again, about once a minute for answers reaching the last minutes.`;
 }
 
 /**

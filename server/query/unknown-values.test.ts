@@ -216,3 +216,44 @@ test('a look into the data runs under a statement timeout of LOOK_MS, in a trans
   ]);
   assert.equal(released, 1);
 });
+
+test('on the embedded database (no statement timeout there) a look reads no raw rows; a failure other than the time limit is told', async () => {
+  const texts: string[] = [];
+  const params: unknown[][] = [];
+  let failWith: { code: string; message: string } | null = null;
+  const released: unknown[] = [];
+  const client = {
+    query: async (text: string, values?: unknown[]) => {
+      texts.push(text);
+      if (text.startsWith('SELECT v')) {
+        params.push(values ?? []);
+        if (failWith) {
+          throw Object.assign(new Error(failWith.message), { code: failWith.code });
+        }
+      }
+      return { rows: [] };
+    },
+    release: (err?: unknown) => released.push(err),
+  };
+  const failures: string[] = [];
+  const look = (rawRows: boolean) =>
+    valuesInData(
+      { connect: async () => client } as never,
+      () => SMALL_CATALOG,
+      rawRows,
+      (e) => failures.push(e.message)
+    );
+  await look(false)('ruleId', ['x']);
+  const select = texts.find((t) => t.startsWith('SELECT v'))!;
+  assert.doesNotMatch(select, /FROM metrics|pending/, 'rollups only');
+  assert.deepEqual(params[0], [['x']], 'one parameter');
+  await look(true)('ruleId', ['x']);
+  assert.match(texts.filter((t) => t.startsWith('SELECT v'))[1], /FROM metrics WHERE[\s\S]*ruleperf_pending_changes/);
+  failWith = { code: '57014', message: 'canceling statement due to statement timeout' };
+  await assert.rejects(look(true)('ruleId', ['x']));
+  assert.deepEqual([failures, released.at(-1)], [[], undefined], 'a timed-out look: expected, its connection kept');
+  failWith = { code: '42P01', message: 'relation does not exist' };
+  await assert.rejects(look(true)('ruleId', ['x']));
+  assert.deepEqual(failures, ['relation does not exist']);
+  assert.ok(released.at(-1) instanceof Error, 'its connection not given back');
+});

@@ -4,10 +4,10 @@
  * "no such rule" from "no executions". An answer in which nothing matched says so when one of
  * its filter values is unknown, with the known spelling where only case or spaces differ, or
  * else the closest known value (`rule-1` → `rule-0001`) when one is close.
- * Known values are the variables endpoint's lists (read at most once a minute each, and only
- * for answers that matched nothing), and what the rollups hold: a value in the data but in no
- * list (the schema has no foreign keys) is known too. Statuses are checked by the request
- * schema itself.
+ * Known values are the variables endpoint's lists (as fresh as the endpoint's, 10 s, and read
+ * only for answers that matched nothing; they hold what the rules and parsers tables list and
+ * what the rollups hold), and what a look into the data finds: the rollups, and raw rows not in
+ * them yet (a late row, the last minutes). Statuses are checked by the request schema itself.
  */
 import { closest } from '../closest-name';
 import type { Pool } from 'pg';
@@ -35,10 +35,6 @@ export const LOOK_MS = 300;
 /** At most this many unknown values named in one answer's notices. */
 const NAMED = 5;
 
-/**
- * The variables' values, each list read again once it is older than `maxAgeMs`, and the values
- * the data holds; a failed read names nothing.
- */
 /** A list's values, and its entries' names (a rule's, a parser's) to the value each names. */
 interface KnownList {
   values: ReadonlySet<string>;
@@ -64,6 +60,10 @@ function knownList(entries: ReadonlyArray<string | VariableValue>): KnownList {
   return { values, byName };
 }
 
+/**
+ * The variables' values, each list read again once it is older than `maxAgeMs`, and the values
+ * the data holds; a failed read names nothing.
+ */
 export class KnownValues {
   private readonly lists = new Map<VariableName, { at: number; list: Promise<KnownList | null> }>();
   /** One look into the data at a time: an answer that cannot have its turn names nothing. */
@@ -224,7 +224,15 @@ export class UnknownValueExecutor implements Executor {
  */
 export function valuesInData(
   db: Pick<Pool, 'connect'>,
-  rollups: () => readonly RollupInfo[]
+  rollups: () => readonly RollupInfo[],
+  /**
+   * Whether raw rows are looked into too. Not on the embedded database: PGlite does not enforce
+   * a statement timeout (a 1.5 s pg_sleep under a 300 ms one ran to its end), and the look would
+   * hold its one session for as long as the pending ranges take to read.
+   */
+  rawRows = true,
+  /** Told of a look that failed for another reason than its time limit. */
+  onFailure: (err: Error) => void = () => undefined
 ): (field: FilterField, values: string[]) => Promise<ReadonlySet<string>> {
   return async (field, values) => {
     const having = levels(rollups(), [field]).sort((a, b) => a.bucketMs - b.bucketMs);
@@ -238,8 +246,12 @@ export function valuesInData(
     const held = [
       ...[...sources].map((r) => `EXISTS (SELECT 1 FROM ${ident(r.name)} WHERE ${column} = v)`),
       `EXISTS (SELECT 1 FROM ${ident(finest.name)} WHERE ${column} = v${indexed ? '' : ` AND bucket >= now() - interval '2 hours'`})`,
-      `EXISTS (SELECT 1 FROM metrics WHERE ${column} = v AND time >= coalesce((SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $2), '-infinity'))`,
-      `EXISTS (SELECT 1 FROM ruleperf_pending_changes p JOIN metrics m ON m.time >= p.lo AND m.time <= p.hi WHERE m.${column} = v)`,
+      ...(rawRows
+        ? [
+            `EXISTS (SELECT 1 FROM metrics WHERE ${column} = v AND time >= coalesce((SELECT watermark FROM ruleperf_rollup_status WHERE rollup = $2), '-infinity'))`,
+            `EXISTS (SELECT 1 FROM ruleperf_pending_changes p JOIN metrics m ON m.time >= p.lo AND m.time <= p.hi WHERE m.${column} = v)`,
+          ]
+        : []),
     ].join(' OR ');
     // Bounded: raw rows in a wide range pending refresh (a late batch 11 days back) were read
     // whole, 1-3 s at 2.9M rows for five made-up values. Past it, nothing is named (and the
@@ -248,17 +260,22 @@ export function valuesInData(
     try {
       await client.query('BEGIN');
       await client.query(`SET LOCAL statement_timeout = ${LOOK_MS}`);
-      const { rows } = await client.query<{ v: string }>(`SELECT v FROM unnest($1::text[]) v WHERE ${held}`, [
-        values,
-        finest.name,
-      ]);
+      const { rows } = await client.query<{ v: string }>(
+        `SELECT v FROM unnest($1::text[]) v WHERE ${held}`,
+        rawRows ? [values, finest.name] : [values]
+      );
       await client.query('COMMIT');
+      client.release();
       return new Set(rows.map((r) => r.v));
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
+      // A timed-out look is expected; after any other failure the connection is not given back.
+      const timedOut = (err as { code?: string }).code === '57014';
+      client.release(timedOut ? undefined : (err as Error));
+      if (!timedOut) {
+        onFailure(err as Error);
+      }
       throw err;
-    } finally {
-      client.release();
     }
   };
 }

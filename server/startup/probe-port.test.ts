@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startProbePort } from './probe-port';
+import { publishReadiness, startProbePort } from './probe-port';
+
+const silent = { error: () => undefined };
 
 test('health and readiness as published; 503 starting before the first readiness; 404 and 405 otherwise', async () => {
-  const probes = await startProbePort('127.0.0.1', 0);
+  const probes = await startProbePort('127.0.0.1', 0, silent);
   const url = `http://127.0.0.1:${probes.port}`;
   try {
     const health = await fetch(`${url}/healthz`);
@@ -35,16 +37,17 @@ test("a probe is answered while the service's thread is busy, and says stalled o
   // A process whose main thread, after starting the probe port, spins for 5 s without turning its loop.
   const script = `
     const { startProbePort } = require(${JSON.stringify(join(__dirname, 'probe-port.ts'))});
-    startProbePort('127.0.0.1', 0, 1000).then((p) => {
+    startProbePort('127.0.0.1', 0, { error: () => undefined }, 1000).then((p) => {
       p.publish(200, '{"status":"ready"}');
+      // Stopped when the test closes stdin (which keeps this process alive until then).
+      process.stdin.on('data', () => undefined).on('end', () => p.stop());
       setTimeout(() => {
         process.stdout.write(p.port + '\\n');
         const until = Date.now() + 5000;
         while (Date.now() < until) {}
-        setTimeout(() => p.stop(), 2000);
       }, 100);
     });`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
@@ -69,6 +72,21 @@ test("a probe is answered while the service's thread is busy, and says stalled o
     await new Promise((r) => setTimeout(r, Math.max(0, spinning + 6000 - performance.now())));
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
   } finally {
+    child.stdin.end();
     child.kill();
   }
+});
+
+test('a readiness look still running when publishing stops publishes nothing: the port says stopping', async () => {
+  const published: Array<[number, string]> = [];
+  let answer = (_: unknown) => undefined as void;
+  const publishing = publishReadiness(
+    { publish: (status, body) => published.push([status, body]) },
+    () => new Promise((resolve) => (answer = resolve as (_: unknown) => void)),
+    (r) => r
+  );
+  publishing.stop();
+  answer({ status: 'ready', database: { ok: true } });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(published, [[503, '{"status":"stopping"}']]);
 });

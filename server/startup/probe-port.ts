@@ -15,6 +15,8 @@
  * Expose the port to the orchestrator only: nothing on it needs a token.
  */
 import { Worker } from 'node:worker_threads';
+import type pino from 'pino';
+import type { ReadyResponse } from '../contract';
 
 /** A heartbeat older than this is a stalled event loop. */
 export const STALL_MS = 10_000;
@@ -69,6 +71,8 @@ const server = http.createServer((req, res) => {
 server.headersTimeout = 5000;
 server.requestTimeout = 5000;
 server.keepAliveTimeout = 5000;
+// Its connections are the process's file descriptors too: a flood here must not take the service's.
+server.maxConnections = 64;
 parentPort.on('message', (m) => {
   if (m.type === 'ready') {
     ready = m;
@@ -81,7 +85,12 @@ server.on('error', (err) => parentPort.postMessage({ type: 'error', message: err
 server.listen(workerData.port, workerData.host, () => parentPort.postMessage({ type: 'listening', port: server.address().port }));
 `;
 
-export async function startProbePort(host: string, port: number, stallMs = STALL_MS): Promise<ProbePort> {
+export async function startProbePort(
+  host: string,
+  port: number,
+  log: Pick<pino.Logger, 'error'>,
+  stallMs = STALL_MS
+): Promise<ProbePort> {
   const heartbeat = new SharedArrayBuffer(8);
   const beat = new BigInt64Array(heartbeat);
   const tick = () => Atomics.store(beat, 0, BigInt(Date.now()));
@@ -108,10 +117,25 @@ export async function startProbePort(host: string, port: number, stallMs = STALL
     });
     // Listening: the worker alone does not keep the process alive (the service's stop ends it).
     worker.unref();
+    let stopping = false;
+    // Past its start, a failure of the worker or its server is said (the port would be silent else).
+    worker.removeAllListeners('error');
+    worker.on('error', (err) => log.error({ err: { message: err.message } }, 'the probe port stopped answering'));
+    worker.on('message', (m: { type: string; message?: string }) => {
+      if (m.type === 'error') {
+        log.error({ err: { message: m.message } }, 'the probe port failed');
+      }
+    });
+    worker.once('exit', (code) => {
+      if (!stopping) {
+        log.error({ code }, 'the probe port stopped answering: its thread ended');
+      }
+    });
     return {
       port: listening,
       publish: (status, body) => worker.postMessage({ type: 'ready', status, body }),
       stop: async () => {
+        stopping = true;
         clearInterval(ticking);
         worker.ref();
         const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
@@ -126,4 +150,46 @@ export async function startProbePort(host: string, port: number, stallMs = STALL
     await worker.terminate();
     throw err;
   }
+}
+
+/**
+ * Publishes the service's readiness to the probe port each second, one look at a time, as a
+ * caller without the token reads it (or anyone, where there is no token: `mayReadWarnings`).
+ * `stop` publishes "stopping"; a look still running then publishes nothing (it said "ready" to a
+ * health check while the service drained).
+ */
+export function publishReadiness(
+  probes: Pick<ProbePort, 'publish'>,
+  ready: () => Promise<ReadyResponse>,
+  body: (ready: ReadyResponse) => ReadyResponse
+): { stop(): void } {
+  let looking = false;
+  let stopped = false;
+  const publish = (status: number, value: unknown) => {
+    if (!stopped) {
+      probes.publish(status, JSON.stringify(value));
+    }
+  };
+  const look = () => {
+    if (looking) {
+      return;
+    }
+    looking = true;
+    ready()
+      .then(
+        (r) => publish(r.status === 'ready' ? 200 : 503, body(r)),
+        (err: Error) => publish(503, { status: 'not ready', reason: err.message })
+      )
+      .finally(() => (looking = false));
+  };
+  look();
+  const timer = setInterval(look, 1000);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      probes.publish(503, JSON.stringify({ status: 'stopping' }));
+      stopped = true;
+    },
+  };
 }

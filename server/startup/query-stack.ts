@@ -51,6 +51,17 @@ export interface QueryStack {
 
 /** Give Redis a moment at start; if it is not there, the circuit opens and we serve without it. */
 /** What a query's data version depends on besides its range (change-feed.ts). */
+/** `report`, at most once in ten minutes (the calls between are dropped). */
+function onceInTenMinutes<T>(report: (value: T) => void): (value: T) => void {
+  let last = -Infinity;
+  return (value) => {
+    if (Date.now() - last >= 600_000) {
+      last = Date.now();
+      report(value);
+    }
+  };
+}
+
 /** Why uncached answers queue on the embedded database, in its busy answers. */
 const EMBEDDED_BUSY_HINT =
   'the embedded database serves one statement at a time (set DATABASE_URL to a PostgreSQL or TimescaleDB server for parallel queries)';
@@ -126,7 +137,14 @@ export async function buildQueryStack(
   // As fresh as the endpoint's lists (10 s): a rule just added was still "unknown" for a minute.
   const known = new KnownValues(
     (name) => variables.get(name),
-    valuesInData(pools.read, () => rollups),
+    valuesInData(
+      pools.read,
+      () => rollups,
+      db.embedded === null,
+      onceInTenMinutes((err) =>
+        log.warn({ err: { message: err.message } }, 'looking for an unknown filter value in the data failed')
+      )
+    ),
     VARIABLES_MAX_AGE_MS
   );
   const executorOn = (pool: Pool, admission: Admission): Executor => {

@@ -83,6 +83,7 @@ test('a variable list read before is served, marked stale, while the database ca
       assert.equal(stale.stale, true);
       assert.ok(Math.abs(Date.parse(stale.listedAt) - readAt) < 2000, stale.listedAt);
     }
+    // No test of this file reads the source types' list (nor answers one with an unknown value).
     const never = await fetch(`${svc.url}/api/v1/variables/sourceTypes`);
     assert.equal(never.status, 503, 'nothing to fall back on');
   } finally {

@@ -403,6 +403,7 @@ test('text that is not valid Unicode, numbers read as Infinity and dates that do
 });
 
 test('variables also list the values only the data holds: a rule deleted from `rules`, ids and names whose rows came first', async () => {
+  // Changes this file's database (a rule deleted, rows added): kept last in the file.
   await db.pool.query(`DELETE FROM rules WHERE rule_id = 'rule-0040'`);
   await db.pool.query(
     `INSERT INTO metrics (time, metric_type, rule_id, parser_id, rule_category, source_type, status, execution_time_ms, records_processed, records_failed)
