@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test } from 'node:test';
-import { BodyBudget, SLOW_BODY_MS } from './body-budget';
+import { BodyBudget, PIECE_HEAP_BYTES, SLOW_BODY_MS } from './body-budget';
 
 /** A request and response as count() sees them: events, and whether the body has all arrived. */
 function exchange(budget: BodyBudget) {
@@ -81,4 +81,17 @@ test('a body is not refused as slow to make room for its own next bytes', () => 
   alone.send(600);
   assert.deepEqual(alone.refused, ['busy']);
   assert.equal(budget.heldBytes, 0);
+});
+
+test('each piece is charged what it holds of the heap at least: many 1-byte chunks fill the budget as their Buffers fill memory', () => {
+  const budget = new BodyBudget(10 * PIECE_HEAP_BYTES, () => 0);
+  const tiny = exchange(budget);
+  for (let i = 0; i < 10; i++) {
+    tiny.send(1);
+  }
+  assert.equal(budget.heldBytes, 10 * PIECE_HEAP_BYTES);
+  assert.deepEqual(tiny.refused, []);
+  const next = exchange(budget);
+  next.send(1);
+  assert.deepEqual(next.refused, ['busy']);
 });

@@ -1,6 +1,7 @@
 /** The probe port answers from its own thread: at once while the service's loop is busy, "stalled" once it is stuck. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { publishReadiness, startProbePort } from './probe-port';
@@ -74,6 +75,33 @@ test("a probe is answered while the service's thread is busy, and says stalled o
   } finally {
     child.stdin.end();
     child.kill();
+  }
+});
+
+test('idle connections cannot keep a probe out: past 64, a new one closes the oldest; the absolute form is read', async () => {
+  const probes = await startProbePort('127.0.0.1', 0, silent);
+  const idle: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 70; i++) {
+      const socket = net.connect(probes.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await new Promise((r) => socket.once('connect', r));
+      idle.push(socket);
+    }
+    const health = await fetch(`http://127.0.0.1:${probes.port}/healthz`);
+    assert.equal(health.status, 200, 'answered with 70 idle connections held');
+    const absolute = await new Promise<string>((resolve) => {
+      const socket = net.connect(probes.port, '127.0.0.1', () =>
+        socket.write(`GET http://127.0.0.1:${probes.port}/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+      );
+      let text = '';
+      socket.on('data', (d) => (text += d));
+      socket.on('end', () => resolve(text));
+    });
+    assert.match(absolute, /^HTTP\/1\.1 200/);
+  } finally {
+    idle.forEach((s) => s.destroy());
+    await probes.stop();
   }
 });
 

@@ -47,8 +47,17 @@ const send = (req, res, status, value) => {
   });
   res.end(req.method === 'HEAD' ? undefined : body);
 };
-const server = http.createServer((req, res) => {
-  const path = (req.url || '').split('?', 1)[0];
+const server = http.createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
+  // The absolute form (GET http://host/healthz) names the same path.
+  const target = req.url || '';
+  let path = target.split('?', 1)[0];
+  if (!target.startsWith('/')) {
+    try {
+      path = new URL(target).pathname;
+    } catch {
+      path = '';
+    }
+  }
   if (path !== '/healthz' && path !== '/readyz') {
     return send(req, res, 404, { error: 'not found', routes: ['GET /healthz', 'GET /readyz'] });
   }
@@ -68,11 +77,22 @@ const server = http.createServer((req, res) => {
   }
   send(req, res, ready.status, ready.body);
 });
-server.headersTimeout = 5000;
-server.requestTimeout = 5000;
-server.keepAliveTimeout = 5000;
-// Its connections are the process's file descriptors too: a flood here must not take the service's.
-server.maxConnections = 64;
+server.headersTimeout = 2000;
+server.requestTimeout = 2000;
+server.keepAliveTimeout = 2000;
+// Its connections are the process's file descriptors too: at most 64, and past that a new one
+// closes the oldest (refusing the new one let 64 idle sockets keep every probe out until their
+// headers timed out, 30 s: the orchestrator would restart a healthy instance).
+const open = new Set();
+server.on('connection', (socket) => {
+  open.add(socket);
+  socket.once('close', () => open.delete(socket));
+  if (open.size > 64) {
+    const oldest = open.values().next().value;
+    open.delete(oldest);
+    oldest.destroy();
+  }
+});
 parentPort.on('message', (m) => {
   if (m.type === 'ready') {
     ready = m;
