@@ -105,7 +105,6 @@ export class BodyBudget {
     res: ServerResponse,
     refuse: { busy: () => void; slow: () => void; tooLarge: (why: 'bytes' | 'pieces') => void }
   ): void {
-    let held = 0;
     let received = 0;
     let pieces = 0;
     let counting = true;
@@ -122,8 +121,7 @@ export class BodyBudget {
       this.arriving.delete(self);
       if (counting) {
         counting = false;
-        this.give(held);
-        held = 0;
+        this.give(self.held);
         self.held = 0;
       }
     };
@@ -139,7 +137,7 @@ export class BodyBudget {
         refuse.tooLarge(received > BODY_LIMIT_BYTES ? 'bytes' : 'pieces');
         return;
       }
-      const bytes = Math.min(Math.max(chunk.length, PIECE_HEAP_BYTES), BODY_LIMIT_BYTES - held);
+      const bytes = Math.min(Math.max(chunk.length, PIECE_HEAP_BYTES), BODY_LIMIT_BYTES - self.held);
       if (!counting || bytes <= 0) {
         return;
       }
@@ -149,8 +147,7 @@ export class BodyBudget {
         refuse.busy();
         return;
       }
-      held += bytes;
-      self.held = held;
+      self.held += bytes;
     };
     req.once('resume', () => {
       self.started = this.now();

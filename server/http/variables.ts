@@ -3,8 +3,7 @@ import type { Pool } from 'pg';
 import { STATUSES, type FilterField, type VariableName, type VariableValue } from '../contract';
 import { COLUMN_OF } from '../query/columns';
 import type { RollupInfo } from '../query/catalog';
-import { levels } from '../query/plan';
-import { HOUR_MS } from '../query/range';
+import { valueSources } from '../query/plan';
 import { ident } from '../query/sql';
 
 /**
@@ -37,32 +36,25 @@ function heldBeside(field: FilterField, rollups: readonly RollupInfo[], table?: 
     : ` UNION SELECT h.v, h.v FROM (${held}) h(v) WHERE h.v IS NOT NULL`;
 }
 
-/** Fields the rollups index as (field, bucket): read down the index. */
-const INDEXED: ReadonlySet<FilterField> = new Set(['ruleId', 'parserId']);
-
 /**
  * The distinct values of `field` in the rollups (what a list can read every 10 s; unknown-values.ts
- * looks further for one value, into raw rows not in the rollups yet): the coarsest
- * rollup holding it (all history, a few rows a day), the widest of an hour or less for the last
- * two days (days the coarsest has not yet), and the finest for the last two hours (those the
- * hourly rollups have not yet). Rule and parser ids are indexed: the coarsest is read one id at a
- * time down its index (thousands of rules, a few ms), not all its rows; the recent reads go down
- * the bucket index.
+ * looks further for one value, into raw rows not in the rollups yet): the coarsest rollup holding
+ * it (all history, a few rows a day), the widest of an hour or less for the last two days (days
+ * the coarsest has not yet), and the finest for the last two hours (those the hourly rollups have
+ * not yet). Rule and parser ids are indexed: the coarsest is read one id at a time down its index
+ * (thousands of rules, a few ms), not all its rows; the recent reads go down the bucket index.
  */
 function heldValuesSql(field: FilterField, rollups: readonly RollupInfo[]): string | null {
-  const having = levels(rollups, [field]).sort((a, b) => a.bucketMs - b.bucketMs);
-  if (having.length === 0) {
+  const sources = valueSources(rollups, field);
+  if (!sources) {
     return null;
   }
   const column = ident(COLUMN_OF[field]);
-  const coarsest = having[having.length - 1];
+  const { coarsest, hourly, finest, indexed } = sources;
   const reads = [
     { r: coarsest, since: null },
-    ...having
-      .filter((r) => r.bucketMs <= HOUR_MS)
-      .slice(-1)
-      .map((r) => ({ r, since: '2 days' })),
-    { r: having[0], since: '2 hours' },
+    ...(hourly ? [{ r: hourly, since: '2 days' }] : []),
+    { r: finest, since: '2 hours' },
   ].filter((read, i, all) => all.findIndex((earlier) => earlier.r === read.r) === i);
   return reads
     .map(({ r, since }) => {
@@ -71,7 +63,7 @@ function heldValuesSql(field: FilterField, rollups: readonly RollupInfo[]): stri
         // walked every entry: 207 ms for 1M minute rows once the data had stopped two hours).
         return `SELECT ${column} FROM ${ident(r.name)} WHERE bucket >= now() - interval '${since}'`;
       }
-      if (!INDEXED.has(field)) {
+      if (!indexed) {
         return `SELECT ${column} FROM ${ident(r.name)}`;
       }
       // Down the (id, bucket) index, one id at a time.

@@ -12,7 +12,7 @@
 import type { FilterField } from '../contract';
 import { RAW_TIER, type RollupInfo } from './catalog';
 import { fieldsOfColumns } from './columns';
-import { ceilTo, DAY_MS, floorTo, type TimeRange } from './range';
+import { ceilTo, DAY_MS, floorTo, HOUR_MS, type TimeRange } from './range';
 
 /** A rollup's state as the database reports it (epoch ms; null when nothing is materialized or kept). */
 export interface RollupState {
@@ -55,6 +55,32 @@ export type RowsPerBucket = (rollup: string) => number | undefined;
 
 /** A rollup measured this much smaller than the one with fewer dimensions is read instead. */
 const CLEARLY_SMALLER = 0.8;
+
+/** Where the values of a field are found, for the variables' lists and the unknown-value look. */
+export interface ValueSources {
+  /** The coarsest rollup holding the field: all its history, a few rows a day. */
+  coarsest: RollupInfo;
+  /** The widest of an hour or less: the hours the coarsest has not yet (absent: none that fine). */
+  hourly?: RollupInfo;
+  /** The finest: the last minutes. */
+  finest: RollupInfo;
+  /** Whether the rollups index the field as (field, bucket): rule and parser ids. */
+  indexed: boolean;
+}
+
+/** The rollups to read the values of `field` from; null when none holds it. */
+export function valueSources(rollups: readonly RollupInfo[], field: FilterField): ValueSources | null {
+  const having = levels(rollups, [field]).sort((a, b) => a.bucketMs - b.bucketMs);
+  if (having.length === 0) {
+    return null;
+  }
+  return {
+    coarsest: having[having.length - 1],
+    hourly: having.filter((r) => r.bucketMs <= HOUR_MS).pop(),
+    finest: having[0],
+    indexed: field === 'ruleId' || field === 'parserId',
+  };
+}
 
 /**
  * The smallest rollup of each width holding `fields`, widest first: the one with the fewest

@@ -17,8 +17,7 @@ import type { Answer, Executor } from './executor';
 import type { NormalizedQuery } from './normalize';
 import type { RollupInfo } from './catalog';
 import { COLUMN_OF } from './columns';
-import { levels } from './plan';
-import { HOUR_MS } from './range';
+import { valueSources } from './plan';
 import { ident } from './sql';
 
 const CHECKED: Partial<Record<FilterField, { list: VariableName; noun: string }>> = {
@@ -235,13 +234,12 @@ export function valuesInData(
   onFailure: (err: Error) => void = () => undefined
 ): (field: FilterField, values: string[]) => Promise<ReadonlySet<string>> {
   return async (field, values) => {
-    const having = levels(rollups(), [field]).sort((a, b) => a.bucketMs - b.bucketMs);
-    if (having.length === 0) {
+    const found = valueSources(rollups(), field);
+    if (!found) {
       return new Set(values);
     }
-    const indexed = field === 'ruleId' || field === 'parserId';
-    const finest = having[0];
-    const sources = new Set([having[having.length - 1], ...having.filter((r) => r.bucketMs <= HOUR_MS).slice(-1)]);
+    const { indexed, finest } = found;
+    const sources = new Set([found.coarsest, ...(found.hourly ? [found.hourly] : [])]);
     const column = ident(COLUMN_OF[field]);
     const held = [
       ...[...sources].map((r) => `EXISTS (SELECT 1 FROM ${ident(r.name)} WHERE ${column} = v)`),
